@@ -1,0 +1,199 @@
+//! Account normalization, following the rules HIBP's own extractor applies to
+//! addresses, so that the same person found in two dumps gets the same key.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccountKind {
+    Email,
+    Username,
+    Phone,
+}
+
+/// A normalized account: the only form in which accounts are compared or keyed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account {
+    pub kind: AccountKind,
+    pub value: String,
+}
+
+impl Account {
+    /// Builds an email account from raw text, normalizing it.
+    pub fn email(raw: &str) -> Result<Account, EmailError> {
+        Ok(Account { kind: AccountKind::Email, value: normalize_email(raw)? })
+    }
+
+    /// For an email account: `(alias, domain)`, split at the last `@`.
+    pub fn email_parts(&self) -> Option<(&str, &str)> {
+        match self.kind {
+            AccountKind::Email => self.value.rsplit_once('@'),
+            _ => None,
+        }
+    }
+}
+
+/// Why a string is not an address HIBP would extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailError {
+    NoAt,
+    BadLocalPart,
+    BadDomain,
+    TooLong,
+}
+
+impl EmailError {
+    /// A short, stable reason used in rejection counts.
+    pub fn reason(self) -> &'static str {
+        match self {
+            EmailError::NoAt => "no @ in address",
+            EmailError::BadLocalPart => "invalid local part",
+            EmailError::BadDomain => "invalid domain",
+            EmailError::TooLong => "address too long",
+        }
+    }
+}
+
+impl fmt::Display for EmailError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for EmailError {}
+
+/// Normalizes an email address: strips wrapping (`<>`, quotes, `mailto:`, escaped
+/// `\n`/`\t` prefixes, trailing `.,;`), lower-cases it, converts the domain to its
+/// IDNA A-label and checks the shape. Plus-tags and dots are kept as they are.
+pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
+    let mut s = raw.trim();
+    loop {
+        let before = s.len();
+        s = s.trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'));
+        for prefix in ["mailto:", "MAILTO:", "\\n", "\\t", "\\r"] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                s = rest;
+            }
+        }
+        s = s.trim_end_matches(['.', ',', ';']);
+        if s.len() == before {
+            break;
+        }
+    }
+    if s.len() > 320 {
+        return Err(EmailError::TooLong);
+    }
+    let (local, domain) = s.rsplit_once('@').ok_or(EmailError::NoAt)?;
+    let local = local.to_lowercase();
+    if !valid_local(&local) {
+        return Err(EmailError::BadLocalPart);
+    }
+    let domain = normalize_domain(domain).ok_or(EmailError::BadDomain)?;
+    Ok(format!("{local}@{domain}"))
+}
+
+fn valid_local(local: &str) -> bool {
+    let bytes = local.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && !local.contains("..")
+}
+
+/// Normalizes a domain to lower-case ASCII (IDNA UTS-46 A-labels); `None` when it
+/// is not a plausible public host name (no dot, an IP literal, bad labels).
+pub fn normalize_domain(raw: &str) -> Option<String> {
+    let raw = raw.trim().trim_end_matches('.');
+    if raw.is_empty() || raw.len() > 253 || raw.starts_with('[') {
+        return None;
+    }
+    let ascii = if raw.is_ascii() { raw.to_ascii_lowercase() } else { idna::domain_to_ascii(raw).ok()? };
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return None;
+    }
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !labels.iter().all(label_ok) {
+        return None;
+    }
+    // An all-numeric last label is an IPv4 literal, not a domain.
+    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    Some(ascii)
+}
+
+/// Normalizes a user name: trimmed, case-folded (forums compare names without case),
+/// at most 255 bytes and free of control characters.
+pub fn normalize_username(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) {
+        return None;
+    }
+    Some(s.to_lowercase())
+}
+
+/// Normalizes a phone number to `+` and digits when it has 7 to 15 digits
+/// (E.164's bounds) and nothing but digits and the usual punctuation.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    if !s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b' ' | b'(' | b')' | b'.')) {
+        return None;
+    }
+    if s.bytes().skip(1).any(|b| b == b'+') {
+        return None;
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    (7..=15).contains(&digits.len()).then(|| format!("+{digits}"))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn ok(raw: &str, want: &str) {
+        assert_eq!(normalize_email(raw).as_deref(), Ok(want), "input {raw:?}");
+    }
+
+    #[track_caller]
+    fn bad(raw: &str, want: EmailError) {
+        assert_eq!(normalize_email(raw), Err(want), "input {raw:?}");
+    }
+
+    #[test]
+    fn email_normalization_follows_hibp_rules() {
+        ok("  Alice.Smith@Example.COM ", "alice.smith@example.com");
+        ok("<bob+news@example.org>", "bob+news@example.org");
+        ok("mailto:carol@example.net;", "carol@example.net");
+        ok("\"dave@example.co.uk\",", "dave@example.co.uk");
+        ok("\\nerin@example.com", "erin@example.com");
+        ok("josé@bücher.de".replace('é', "e").as_str(), "jose@xn--bcher-kva.de");
+        ok("user@EXAMPLE.com.", "user@example.com");
+        bad("no-at-sign", EmailError::NoAt);
+        bad(".dot@example.com", EmailError::BadLocalPart);
+        bad("a..b@example.com", EmailError::BadLocalPart);
+        bad("a@localhost", EmailError::BadDomain);
+        bad("a@[127.0.0.1]", EmailError::BadDomain);
+        bad("a@10.0.0.1", EmailError::BadDomain);
+        bad("a@-bad.com", EmailError::BadDomain);
+        bad(&format!("{}@example.com", "a".repeat(65)), EmailError::BadLocalPart);
+    }
+
+    #[test]
+    fn usernames_and_phones() {
+        assert_eq!(normalize_username("  DarkLord99 ").as_deref(), Some("darklord99"));
+        assert_eq!(normalize_username("bad\u{0}name"), None);
+        assert_eq!(normalize_phone("+1 (555) 010-4477").as_deref(), Some("+15550104477"));
+        assert_eq!(normalize_phone("12"), None);
+        assert_eq!(normalize_phone("5+5"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Password digests and the keyed hashes that turn accounts into index keys.
+
+use crate::account::{Account, AccountKind};
+use md4::Md4;
+use sha1::{Digest, Sha1};
+
+/// A 128-bit index key: a keyed hash of an account or a domain.
+pub type Key16 = [u8; 16];
+
+/// SHA-1 of raw password bytes, the Pwned Passwords key.
+pub fn sha1(password: &[u8]) -> [u8; 20] {
+    Sha1::digest(password).into()
+}
+
+/// NTLM (MD4 of the UTF-16LE text) of a password.
+///
+/// Windows hashes text, not bytes, so bytes that are not UTF-8 are read as
+/// Windows-1252, the legacy encoding such passwords most often came from.
+pub fn ntlm(password: &[u8]) -> [u8; 16] {
+    let mut md4 = Md4::new();
+    let mut feed = |text: &str| {
+        let mut buf = [0u8; 128];
+        let mut n = 0;
+        for unit in text.encode_utf16() {
+            buf[n..n + 2].copy_from_slice(&unit.to_le_bytes());
+            n += 2;
+            if n == buf.len() {
+                md4.update(&buf);
+                n = 0;
+            }
+        }
+        md4.update(&buf[..n]);
+    };
+    match std::str::from_utf8(password) {
+        Ok(text) => feed(text),
+        Err(_) => feed(&encoding_rs::WINDOWS_1252.decode_without_bom_handling(password).0),
+    }
+    md4.finalize().into()
+}
+
+/// Both digests of one plaintext password: all the store ever keeps of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PasswordHashes {
+    pub sha1: [u8; 20],
+    pub ntlm: [u8; 16],
+}
+
+impl PasswordHashes {
+    pub fn of(password: &[u8]) -> Self {
+        PasswordHashes { sha1: sha1(password), ntlm: ntlm(password) }
+    }
+}
+
+/// What a dump revealed of an account's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordMaterial {
+    /// A plaintext, hashed on the spot; the plaintext itself is gone.
+    Plain(PasswordHashes),
+    /// A hash as found in the dump, with its detected type.
+    Hash { kind: HashKind, value: Box<str> },
+}
+
+impl PasswordMaterial {
+    /// The unsalted SHA-1 this material contributes to the Pwned Passwords corpus.
+    pub fn sha1(&self) -> Option<[u8; 20]> {
+        match self {
+            PasswordMaterial::Plain(h) => Some(h.sha1),
+            PasswordMaterial::Hash { kind: HashKind::Sha1, value } => {
+                crate::decode_hex::<20>(value.as_bytes())
+            }
+            PasswordMaterial::Hash { .. } => None,
+        }
+    }
+
+    /// The NTLM hash this material contributes to the NTLM corpus.
+    pub fn ntlm(&self) -> Option<[u8; 16]> {
+        match self {
+            PasswordMaterial::Plain(h) => Some(h.ntlm),
+            PasswordMaterial::Hash { kind: HashKind::Ntlm, value } => {
+                crate::decode_hex::<16>(value.as_bytes())
+            }
+            PasswordMaterial::Hash { .. } => None,
+        }
+    }
+}
+
+/// Password-hash schemes, named by what they are (hashcat mode in the comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum HashKind {
+    /// MD5, 0.
+    Md5,
+    /// SHA-1, 100.
+    Sha1,
+    /// NTLM, 1000.
+    Ntlm,
+    /// SHA-256, 1400.
+    Sha256,
+    /// SHA-512, 1700.
+    Sha512,
+    /// bcrypt, 3200.
+    Bcrypt,
+    /// phpass (`$P$`, `$H$`), 400.
+    Phpass,
+    /// md5crypt (`$1$`), 500.
+    Md5Crypt,
+    /// sha256crypt (`$5$`), 7400.
+    Sha256Crypt,
+    /// sha512crypt (`$6$`), 1800.
+    Sha512Crypt,
+    /// Argon2 (`$argon2id$`...), 34000.
+    Argon2,
+    /// Django PBKDF2-SHA256, 10000.
+    DjangoPbkdf2,
+    /// MySQL 4.1 (`*` + 40 hex), 300.
+    MySql41,
+    /// A salted MD5 (`hex32:salt`), one of 10/20/2611/2711/2811.
+    SaltedMd5,
+    /// Recognizably a hash, of no known scheme.
+    Unknown,
+}
+
+/// Turns accounts and domains into keyed 128-bit index keys, so that the index
+/// can be looked up without storing the clear value next to it.
+#[derive(Clone)]
+pub struct Blinder {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Blinder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Blinder(..)")
+    }
+}
+
+impl Blinder {
+    pub fn new(key: [u8; 32]) -> Self {
+        Blinder { key }
+    }
+
+    /// The index key of a normalized account. The kind is part of the input so
+    /// the user name `bob` and a phone number never share a key.
+    pub fn account_key(&self, account: &Account) -> Key16 {
+        self.keyed(account.kind.tag(), account.value.as_bytes())
+    }
+
+    /// The index key of a normalized (A-label, lower-case) domain.
+    pub fn domain_key(&self, domain: &str) -> Key16 {
+        self.keyed(b'd', domain.as_bytes())
+    }
+
+    /// A 64-bit key for an (account, breach) pair: enough to tell apart the few
+    /// accounts that share one password hash, which is all it is used for.
+    pub fn pair_key(&self, account: &Key16, breach: u32) -> u64 {
+        let mut input = [0u8; 20];
+        input[..16].copy_from_slice(account);
+        input[16..].copy_from_slice(&breach.to_le_bytes());
+        let full = self.keyed(b'p', &input);
+        u64::from_le_bytes(full[..8].try_into().expect("8 bytes"))
+    }
+
+    fn keyed(&self, tag: u8, value: &[u8]) -> Key16 {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(&[tag]);
+        hasher.update(value);
+        let mut out = [0u8; 16];
+        hasher.finalize_xof().fill(&mut out);
+        out
+    }
+}
+
+impl AccountKind {
+    fn tag(self) -> u8 {
+        match self {
+            AccountKind::Email => b'e',
+            AccountKind::Username => b'u',
+            AccountKind::Phone => b't',
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode_hex_upper;
+
+    #[test]
+    fn digests_match_published_values() {
+        // Pwned Passwords' own example: "password" -> 5BAA6...
+        assert_eq!(encode_hex_upper(&sha1(b"password")), "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8");
+        assert_eq!(encode_hex_upper(&ntlm(b"password")), "8846F7EAEE8FB117AD06BDD830B7586C");
+        assert_eq!(encode_hex_upper(&ntlm(b"")), "31D6CFE0D16AE931B73C59D7E0C089C0");
+    }
+
+    #[test]
+    fn ntlm_reads_non_utf8_as_windows_1252() {
+        // 0xE9 is 'é' in Windows-1252.
+        assert_eq!(ntlm(b"caf\xe9"), ntlm("café".as_bytes()));
+    }
+
+    #[test]
+    fn keys_depend_on_kind_and_key() {
+        let a = Blinder::new([1; 32]);
+        let b = Blinder::new([2; 32]);
+        let email = Account { kind: AccountKind::Email, value: "bob@example.com".into() };
+        let user = Account { kind: AccountKind::Username, value: "bob@example.com".into() };
+        assert_ne!(a.account_key(&email), a.account_key(&user));
+        assert_ne!(a.account_key(&email), b.account_key(&email));
+        assert_eq!(a.account_key(&email), a.account_key(&email.clone()));
+    }
+}

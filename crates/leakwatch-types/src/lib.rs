@@ -1,0 +1,27 @@
+//! The vocabulary shared by every leakwatch crate: what a leaked record is once it
+//! has been parsed (an account plus optional password material), how accounts are
+//! normalized, and how passwords and accounts become fixed-width keys.
+//!
+//! **Architecture Invariant:** nothing here knows about files, formats or storage.
+//! A [`Record`] never holds a plaintext password: the parser hashes it while the
+//! bytes are still in its buffer, and only digests cross into the store.
+
+mod account;
+mod breach;
+mod hash;
+mod hex;
+
+pub use account::{
+    normalize_domain, normalize_email, normalize_phone, normalize_username, Account, AccountKind,
+    EmailError,
+};
+pub use breach::{validate_breach_name, DataClass};
+pub use hash::{ntlm, sha1, Blinder, HashKind, Key16, PasswordHashes, PasswordMaterial};
+pub use hex::{decode_hex, encode_hex_upper};
+
+/// One leaked credential or account as it crosses from ingest to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub account: Account,
+    pub password: Option<PasswordMaterial>,
+}
