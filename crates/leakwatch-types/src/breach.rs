@@ -16,11 +16,16 @@ pub fn validate_breach_name(name: &str) -> Result<(), String> {
 
 /// The data classes leakwatch can infer from a record, spelled as HIBP spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum DataClass {
     EmailAddresses,
     Usernames,
     PhoneNumbers,
     Passwords,
+    Names,
+    IpAddresses,
+    DatesOfBirth,
+    PhysicalAddresses,
 }
 
 impl DataClass {
@@ -30,6 +35,10 @@ impl DataClass {
             DataClass::Usernames => "Usernames",
             DataClass::PhoneNumbers => "Phone numbers",
             DataClass::Passwords => "Passwords",
+            DataClass::Names => "Names",
+            DataClass::IpAddresses => "IP addresses",
+            DataClass::DatesOfBirth => "Dates of birth",
+            DataClass::PhysicalAddresses => "Physical addresses",
         }
     }
 }
