@@ -1,14 +1,20 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Immutable, sorted segment files: the on-disk unit of the leakwatch index.
+//!
+//! A segment holds fixed-width entries sorted by key, a prefix table that maps the
+//! top `p` bits of a key to its run of entries, an overflow table for values too
+//! large for an entry, a heap for variable-length payloads, and checksums. It is
+//! written once by [`SegmentWriter`] and read straight off an mmap by [`Segment`].
+//! The byte layout is specified in `docs/format.md`.
+//!
+//! **Architecture Invariant:** a segment never changes after `finish` returns; the
+//! store publishes it by naming it in a manifest, never by editing it.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod error;
+mod format;
+mod reader;
+mod writer;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::SegmentError;
+pub use format::{Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
+pub use reader::Segment;
+pub use writer::{SegmentWriter, Written};

@@ -33,7 +33,11 @@ pub fn ntlm(password: &[u8]) -> [u8; 16] {
     };
     match std::str::from_utf8(password) {
         Ok(text) => feed(text),
-        Err(_) => feed(&encoding_rs::WINDOWS_1252.decode_without_bom_handling(password).0),
+        Err(_) => feed(
+            &encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(password)
+                .0,
+        ),
     }
     md4.finalize().into()
 }
@@ -47,7 +51,10 @@ pub struct PasswordHashes {
 
 impl PasswordHashes {
     pub fn of(password: &[u8]) -> Self {
-        PasswordHashes { sha1: sha1(password), ntlm: ntlm(password) }
+        PasswordHashes {
+            sha1: sha1(password),
+            ntlm: ntlm(password),
+        }
     }
 }
 
@@ -65,9 +72,10 @@ impl PasswordMaterial {
     pub fn sha1(&self) -> Option<[u8; 20]> {
         match self {
             PasswordMaterial::Plain(h) => Some(h.sha1),
-            PasswordMaterial::Hash { kind: HashKind::Sha1, value } => {
-                crate::decode_hex::<20>(value.as_bytes())
-            }
+            PasswordMaterial::Hash {
+                kind: HashKind::Sha1,
+                value,
+            } => crate::decode_hex::<20>(value.as_bytes()),
             PasswordMaterial::Hash { .. } => None,
         }
     }
@@ -76,9 +84,10 @@ impl PasswordMaterial {
     pub fn ntlm(&self) -> Option<[u8; 16]> {
         match self {
             PasswordMaterial::Plain(h) => Some(h.ntlm),
-            PasswordMaterial::Hash { kind: HashKind::Ntlm, value } => {
-                crate::decode_hex::<16>(value.as_bytes())
-            }
+            PasswordMaterial::Hash {
+                kind: HashKind::Ntlm,
+                value,
+            } => crate::decode_hex::<16>(value.as_bytes()),
             PasswordMaterial::Hash { .. } => None,
         }
     }
@@ -187,9 +196,18 @@ mod tests {
     #[test]
     fn digests_match_published_values() {
         // Pwned Passwords' own example: "password" -> 5BAA6...
-        assert_eq!(encode_hex_upper(&sha1(b"password")), "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8");
-        assert_eq!(encode_hex_upper(&ntlm(b"password")), "8846F7EAEE8FB117AD06BDD830B7586C");
-        assert_eq!(encode_hex_upper(&ntlm(b"")), "31D6CFE0D16AE931B73C59D7E0C089C0");
+        assert_eq!(
+            encode_hex_upper(&sha1(b"password")),
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8"
+        );
+        assert_eq!(
+            encode_hex_upper(&ntlm(b"password")),
+            "8846F7EAEE8FB117AD06BDD830B7586C"
+        );
+        assert_eq!(
+            encode_hex_upper(&ntlm(b"")),
+            "31D6CFE0D16AE931B73C59D7E0C089C0"
+        );
     }
 
     #[test]
@@ -202,8 +220,14 @@ mod tests {
     fn keys_depend_on_kind_and_key() {
         let a = Blinder::new([1; 32]);
         let b = Blinder::new([2; 32]);
-        let email = Account { kind: AccountKind::Email, value: "bob@example.com".into() };
-        let user = Account { kind: AccountKind::Username, value: "bob@example.com".into() };
+        let email = Account {
+            kind: AccountKind::Email,
+            value: "bob@example.com".into(),
+        };
+        let user = Account {
+            kind: AccountKind::Username,
+            value: "bob@example.com".into(),
+        };
         assert_ne!(a.account_key(&email), a.account_key(&user));
         assert_ne!(a.account_key(&email), b.account_key(&email));
         assert_eq!(a.account_key(&email), a.account_key(&email.clone()));

@@ -1,0 +1,176 @@
+//! A segment written from any sorted input reads back exactly, whatever prefix
+//! width its size picks; damage is reported as corruption with an offset.
+
+use std::collections::BTreeMap;
+
+use leakwatch_segment::{Kind, Segment, SegmentError, SegmentWriter};
+use proptest::prelude::*;
+
+fn write_counts(dir: &std::path::Path, kind: Kind, entries: &BTreeMap<Vec<u8>, u64>) -> Segment {
+    let path = dir.join(format!("{}.seg", kind.name()));
+    let mut w = SegmentWriter::create(&path, kind, entries.len() as u64).unwrap();
+    for (k, c) in entries {
+        w.push_count(k, *c).unwrap();
+    }
+    w.finish().unwrap();
+    Segment::open(&path).unwrap()
+}
+
+fn check_counts(seg: &Segment, entries: &BTreeMap<Vec<u8>, u64>) {
+    let key_len = seg.kind().key_len();
+    for (k, c) in entries {
+        let r = seg.find(k).unwrap();
+        assert_eq!(r.len(), 1, "key {k:02x?}");
+        assert_eq!(seg.count(r.start).unwrap(), *c);
+        assert_eq!(&seg.key(r.start)[..key_len], &k[..]);
+    }
+    let all: Vec<_> = seg.iter().map(|r| r.unwrap()).collect();
+    assert_eq!(all.len(), entries.len());
+    for ((key, i), (k, c)) in all.iter().zip(entries) {
+        assert_eq!(&key[..key_len], &k[..]);
+        assert_eq!(seg.count(*i).unwrap(), *c);
+    }
+    // Every range holds exactly the keys with that 20-bit prefix, in order.
+    let mut by_prefix: BTreeMap<u32, Vec<&Vec<u8>>> = BTreeMap::new();
+    for k in entries.keys() {
+        let p = u32::from_be_bytes([0, k[0], k[1], k[2]]) >> 4;
+        by_prefix.entry(p).or_default().push(k);
+    }
+    for (p, keys) in &by_prefix {
+        let r = seg.range20(*p).unwrap();
+        let got: Vec<_> = r.map(|i| seg.key(i)[..key_len].to_vec()).collect();
+        let want: Vec<_> = keys.iter().map(|k| k.to_vec()).collect();
+        assert_eq!(got, want, "prefix {p:05X}");
+        if *p > 0 && !by_prefix.contains_key(&(p - 1)) {
+            assert!(seg.range20(p - 1).unwrap().is_empty());
+        }
+    }
+    let mut absent = entries.keys().next().cloned().unwrap_or(vec![0; key_len]);
+    absent[key_len - 1] ^= 0x55;
+    if !entries.contains_key(&absent) {
+        assert!(seg.find(&absent).unwrap().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn counts_round_trip(
+        keys in prop::collection::btree_map(prop::collection::vec(any::<u8>(), 20), 1u64..100_000, 0..3000),
+        clustered in any::<bool>(),
+    ) {
+        // Clustered keys share their first bytes, so ranges and buckets hold many.
+        let keys: BTreeMap<Vec<u8>, u64> = keys.into_iter().map(|(mut k, c)| {
+            if clustered { k[0] = 0xAB; k[1] &= 0x0F; }
+            let c = if c % 3 == 0 { c } else { c % 20 + 1 };
+            (k, c)
+        }).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let seg = write_counts(dir.path(), Kind::Sha1Counts, &keys);
+        check_counts(&seg, &keys);
+        seg.verify().unwrap();
+    }
+}
+
+#[test]
+fn large_segment_uses_wide_prefix_and_reads_back() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut keys = BTreeMap::new();
+    for i in 0..300_000u64 {
+        let mut k = vec![0u8; 16];
+        k[..8].copy_from_slice(&next().to_be_bytes());
+        k[8..].copy_from_slice(&next().to_be_bytes());
+        keys.insert(k, if i % 1000 == 0 { 10_000_000 } else { i % 5 + 1 });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seg = write_counts(dir.path(), Kind::NtlmCounts, &keys);
+    assert!(seg.layout().prefix_bits >= 12, "{:?}", seg.layout());
+    check_counts(&seg, &keys);
+}
+
+#[test]
+fn accounts_keep_one_entry_per_breach_and_domains_their_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.seg");
+    let mut w = SegmentWriter::create(&path, Kind::Accounts, 3).unwrap();
+    w.push_value(&[1; 16], &7u32.to_le_bytes()).unwrap();
+    w.push_value(&[1; 16], &9u32.to_le_bytes()).unwrap();
+    w.push_value(&[2; 16], &7u32.to_le_bytes()).unwrap();
+    w.finish().unwrap();
+    let seg = Segment::open(&path).unwrap();
+    let r = seg.find(&[1; 16]).unwrap();
+    let breaches: Vec<_> = r.map(|i| seg.value(i).to_vec()).collect();
+    assert_eq!(
+        breaches,
+        vec![7u32.to_le_bytes().to_vec(), 9u32.to_le_bytes().to_vec()]
+    );
+
+    let path = dir.path().join("d.seg");
+    let mut w = SegmentWriter::create(&path, Kind::Domains, 2).unwrap();
+    w.push_payload(&[3; 16], 1, b"alice").unwrap();
+    w.push_payload(&[3; 16], 2, b"bob.smith").unwrap();
+    w.finish().unwrap();
+    let seg = Segment::open(&path).unwrap();
+    let got: Vec<_> = seg
+        .find(&[3; 16])
+        .unwrap()
+        .map(|i| seg.payload(i).unwrap())
+        .map(|(b, p)| (b, p.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, b"alice".to_vec()), (2, b"bob.smith".to_vec())]
+    );
+}
+
+#[test]
+fn writer_refuses_unsorted_and_repeated_counted_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SegmentWriter::create(&dir.path().join("x"), Kind::Sha1Counts, 2).unwrap();
+    w.push_count(&[5; 20], 1).unwrap();
+    assert!(w.push_count(&[5; 20], 1).is_err());
+    assert!(w.push_count(&[4; 20], 1).is_err());
+}
+
+#[test]
+fn damage_is_reported_with_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: BTreeMap<Vec<u8>, u64> = (0..5000u32)
+        .map(|i| {
+            let mut k = vec![0u8; 20];
+            k[..4].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_be_bytes());
+            (k, 1)
+        })
+        .collect();
+    let seg = write_counts(dir.path(), Kind::Sha1Counts, &keys);
+    let path = seg.path().to_owned();
+    drop(seg);
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[70_000] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let seg = Segment::open(&path).unwrap();
+    match seg.verify() {
+        Err(SegmentError::DataCorruption { offset, .. }) => assert_eq!(offset, 128 + 65_536),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+
+    bytes[3] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        Segment::open(&path),
+        Err(SegmentError::DataCorruption { .. })
+    ));
+
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    assert!(matches!(
+        Segment::open(&path),
+        Err(SegmentError::DataCorruption { .. })
+    ));
+}
