@@ -106,26 +106,13 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(kind: Kind, prefix_bits: u8) -> Layout {
-        assert!(
-            prefix_bits <= MAX_PREFIX_BITS,
-            "prefix width {prefix_bits} out of range"
-        );
+        assert!(prefix_bits <= MAX_PREFIX_BITS, "prefix width {prefix_bits} out of range");
         let skip = usize::from(prefix_bits / 8);
         let free = prefix_bits % 8;
-        let small_bits = if kind.has_count() && free >= 3 {
-            free
-        } else {
-            0
-        };
+        let small_bits = if kind.has_count() && free >= 3 { free } else { 0 };
         let count_byte = usize::from(kind.has_count() && small_bits == 0);
         let entry_len = kind.key_len() - skip + count_byte + kind.value_len();
-        Layout {
-            kind,
-            prefix_bits,
-            skip,
-            small_bits,
-            entry_len,
-        }
+        Layout { kind, prefix_bits, skip, small_bits, entry_len }
     }
 
     /// Picks the prefix width that makes a segment of about `entries` entries
@@ -223,14 +210,10 @@ impl Header {
     /// Decodes and checks a header; the error string says what is wrong.
     pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
         if b.len() < HEADER_LEN {
-            return Err(HeaderError::Corrupt(
-                "file shorter than a segment header".into(),
-            ));
+            return Err(HeaderError::Corrupt("file shorter than a segment header".into()));
         }
         if b[0..8] != MAGIC {
-            return Err(HeaderError::Corrupt(
-                "not a leakwatch segment (bad magic)".into(),
-            ));
+            return Err(HeaderError::Corrupt("not a leakwatch segment (bad magic)".into()));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
         if version != FORMAT_VERSION {
@@ -244,21 +227,16 @@ impl Header {
             .ok_or_else(|| HeaderError::Corrupt("unknown segment kind".into()))?;
         let prefix_bits = b[14];
         if prefix_bits > MAX_PREFIX_BITS {
-            return Err(HeaderError::Corrupt(format!(
-                "prefix width {prefix_bits} out of range"
-            )));
+            return Err(HeaderError::Corrupt(format!("prefix width {prefix_bits} out of range")));
         }
         let layout = Layout::new(kind, prefix_bits);
         if usize::from(b[12]) != kind.key_len()
             || usize::from(b[13]) != layout.entry_len
             || b[15] != layout.small_bits
         {
-            return Err(HeaderError::Corrupt(
-                "entry layout does not match the segment kind".into(),
-            ));
+            return Err(HeaderError::Corrupt("entry layout does not match the segment kind".into()));
         }
-        let field =
-            |i: usize| u64::from_le_bytes(b[16 + 8 * i..24 + 8 * i].try_into().expect("8 bytes"));
+        let field = |i: usize| u64::from_le_bytes(b[16 + 8 * i..24 + 8 * i].try_into().expect("8 bytes"));
         Ok(Header {
             version,
             kind,
@@ -333,9 +311,6 @@ mod tests {
         let mut bytes = h.encode();
         assert_eq!(Header::decode(&bytes).unwrap(), h);
         bytes[20] ^= 1;
-        assert!(matches!(
-            Header::decode(&bytes),
-            Err(HeaderError::Corrupt(_))
-        ));
+        assert!(matches!(Header::decode(&bytes), Err(HeaderError::Corrupt(_))));
     }
 }

@@ -23,10 +23,7 @@ pub struct Segment {
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segment")
-            .field("path", &self.path)
-            .field("header", &self.header)
-            .finish()
+        f.debug_struct("Segment").field("path", &self.path).field("header", &self.header).finish()
     }
 }
 
@@ -39,19 +36,12 @@ impl Segment {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| SegmentError::io(path, e))?;
         let header = Header::decode(&map).map_err(|e| match e {
             HeaderError::Corrupt(detail) => SegmentError::corrupt(path, 0, detail),
-            HeaderError::Version(found) => SegmentError::UnsupportedVersion {
-                path: path.to_owned(),
-                found,
-                supported: FORMAT_VERSION,
-            },
+            HeaderError::Version(found) => {
+                SegmentError::UnsupportedVersion { path: path.to_owned(), found, supported: FORMAT_VERSION }
+            }
         })?;
         let layout = Layout::new(header.kind, header.prefix_bits);
-        let segment = Segment {
-            path: path.to_owned(),
-            map,
-            header,
-            layout,
-        };
+        let segment = Segment { path: path.to_owned(), map, header, layout };
         segment.check_sections()?;
         Ok(segment)
     }
@@ -61,41 +51,18 @@ impl Segment {
         let h = &self.header;
         let n = h.entry_count;
         let table_len = 4 * ((1u64 << h.prefix_bits) + 1);
-        let chunks =
-            (h.checksums_offset.saturating_sub(HEADER_LEN as u64)).div_ceil(CHECKSUM_CHUNK as u64);
+        let chunks = (h.checksums_offset.saturating_sub(HEADER_LEN as u64)).div_ceil(CHECKSUM_CHUNK as u64);
         let expected = [
             ("entries", h.entries_offset, HEADER_LEN as u64),
             (
                 "prefix table",
                 h.table_offset,
-                h.entries_offset
-                    .checked_add(
-                        n.checked_mul(self.layout.entry_len as u64)
-                            .unwrap_or(u64::MAX),
-                    )
-                    .unwrap_or(u64::MAX),
+                h.entries_offset.saturating_add(n.saturating_mul(self.layout.entry_len as u64)),
             ),
-            (
-                "overflow table",
-                h.overflow_offset,
-                h.table_offset.saturating_add(table_len),
-            ),
-            (
-                "heap",
-                h.heap_offset,
-                h.overflow_offset
-                    .saturating_add(h.overflow_count.saturating_mul(12)),
-            ),
-            (
-                "checksums",
-                h.checksums_offset,
-                h.heap_offset.saturating_add(h.heap_len),
-            ),
-            (
-                "end of file",
-                h.file_len,
-                h.checksums_offset.saturating_add(chunks * 4 + 4),
-            ),
+            ("overflow table", h.overflow_offset, h.table_offset.saturating_add(table_len)),
+            ("heap", h.heap_offset, h.overflow_offset.saturating_add(h.overflow_count.saturating_mul(12))),
+            ("checksums", h.checksums_offset, h.heap_offset.saturating_add(h.heap_len)),
+            ("end of file", h.file_len, h.checksums_offset.saturating_add(chunks * 4 + 4)),
             ("file length", self.map.len() as u64, h.file_len),
         ];
         for (what, found, want) in expected {
@@ -108,11 +75,7 @@ impl Segment {
             }
         }
         if n > u64::from(u32::MAX) {
-            return Err(SegmentError::corrupt(
-                &self.path,
-                0,
-                "entry count beyond 2^32",
-            ));
+            return Err(SegmentError::corrupt(&self.path, 0, "entry count beyond 2^32"));
         }
         Ok(())
     }
@@ -154,18 +117,10 @@ impl Segment {
                 "checksum table damaged",
             ));
         }
-        for (i, (chunk, crc)) in body
-            .chunks(CHECKSUM_CHUNK)
-            .zip(crcs.chunks_exact(4))
-            .enumerate()
-        {
+        for (i, (chunk, crc)) in body.chunks(CHECKSUM_CHUNK).zip(crcs.chunks_exact(4)).enumerate() {
             if crc32fast::hash(chunk).to_le_bytes() != crc {
                 let offset = (HEADER_LEN + i * CHECKSUM_CHUNK) as u64;
-                return Err(SegmentError::corrupt(
-                    &self.path,
-                    offset,
-                    "block checksum mismatch",
-                ));
+                return Err(SegmentError::corrupt(&self.path, offset, "block checksum mismatch"));
             }
         }
         Ok(())
@@ -181,11 +136,7 @@ impl Segment {
         let (start, end) = (self.table(bucket) as usize, self.table(bucket + 1) as usize);
         if start > end || end as u64 > self.header.entry_count {
             let at = self.header.table_offset + 4 * bucket as u64;
-            return Err(SegmentError::corrupt(
-                &self.path,
-                at,
-                "prefix table out of order",
-            ));
+            return Err(SegmentError::corrupt(&self.path, at, "prefix table out of order"));
         }
         Ok(start..end)
     }
@@ -204,9 +155,7 @@ impl Segment {
         let stored = &entry[..l.kind.key_len() - l.skip];
         let target = &key[l.skip..];
         let mask = 0xFFu8 >> (l.prefix_bits % 8);
-        (stored[0] & mask)
-            .cmp(&(target[0] & mask))
-            .then_with(|| stored[1..].cmp(&target[1..]))
+        (stored[0] & mask).cmp(&(target[0] & mask)).then_with(|| stored[1..].cmp(&target[1..]))
     }
 
     /// The entries whose key equals `key` (several for accounts and domains).
@@ -249,15 +198,12 @@ impl Segment {
         let mut hi_key = [0u8; MAX_KEY_LEN];
         hi_key[..3].copy_from_slice(&(next << 4).to_be_bytes()[1..]);
         let key_len = self.header.kind.key_len();
-        let lo = bucket.start
-            + self.partition(bucket.clone(), |i| {
-                self.cmp_stored(i, &lo_key[..key_len]).is_lt()
-            });
+        let lo =
+            bucket.start + self.partition(bucket.clone(), |i| self.cmp_stored(i, &lo_key[..key_len]).is_lt());
         let hi = if next >> (20 - p) != prefix >> (20 - p) {
             bucket.end
         } else {
-            bucket.start
-                + self.partition(bucket, |i| self.cmp_stored(i, &hi_key[..key_len]).is_lt())
+            bucket.start + self.partition(bucket, |i| self.cmp_stored(i, &hi_key[..key_len]).is_lt())
         };
         Ok(lo..hi.max(lo))
     }
@@ -288,11 +234,7 @@ impl Segment {
         let key_len = l.kind.key_len();
         let mut key = [0u8; MAX_KEY_LEN];
         let p = u32::from(l.prefix_bits);
-        let top = if p == 0 {
-            [0; 4]
-        } else {
-            ((bucket as u32) << (32 - p)).to_be_bytes()
-        };
+        let top = if p == 0 { [0; 4] } else { ((bucket as u32) << (32 - p)).to_be_bytes() };
         key[..l.skip].copy_from_slice(&top[..l.skip]);
         key[l.skip..key_len].copy_from_slice(&self.entry(index)[..key_len - l.skip]);
         let free = l.prefix_bits % 8;
@@ -366,9 +308,7 @@ impl Segment {
     }
 
     /// Every entry in key order, as (full key, entry index).
-    pub fn iter(
-        &self,
-    ) -> impl Iterator<Item = Result<([u8; MAX_KEY_LEN], usize), SegmentError>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Result<([u8; MAX_KEY_LEN], usize), SegmentError>> + '_ {
         let slots = 1usize << self.layout.prefix_bits;
         (0..slots).flat_map(move |bucket| {
             let range = self.bucket(bucket);
@@ -376,9 +316,7 @@ impl Segment {
                 Ok(r) => (r, None),
                 Err(e) => (0..0, Some(e)),
             };
-            err.into_iter()
-                .map(Err)
-                .chain(range.map(move |i| Ok((self.key_in_bucket(bucket, i), i))))
+            err.into_iter().map(Err).chain(range.map(move |i| Ok((self.key_in_bucket(bucket, i), i))))
         })
     }
 }

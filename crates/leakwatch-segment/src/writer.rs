@@ -5,9 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::format::{
-    Header, Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN,
-};
+use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN};
 use crate::SegmentError;
 
 /// Builds one segment file. Entries must be pushed in non-decreasing key order;
@@ -39,8 +37,7 @@ impl SegmentWriter {
         let layout = Layout::choose(kind, expected_entries);
         let file = File::create(path).map_err(|e| SegmentError::io(path, e))?;
         let mut out = ChecksummedWriter::new(file);
-        out.write_raw(&[0u8; HEADER_LEN])
-            .map_err(|e| SegmentError::io(path, e))?;
+        out.write_raw(&[0u8; HEADER_LEN]).map_err(|e| SegmentError::io(path, e))?;
         let heap = if kind == Kind::Domains {
             let heap_path = path.with_extension("heap-tmp");
             let file = File::create(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
@@ -76,12 +73,7 @@ impl SegmentWriter {
     }
 
     /// Adds a `Domains` entry: the breach id and a payload kept in the heap.
-    pub fn push_payload(
-        &mut self,
-        key: &[u8],
-        breach: u32,
-        payload: &[u8],
-    ) -> Result<(), SegmentError> {
+    pub fn push_payload(&mut self, key: &[u8], breach: u32, payload: &[u8]) -> Result<(), SegmentError> {
         let path = self.path.clone();
         let Some((heap_path, heap, heap_len)) = self.heap.as_mut() else {
             return Err(self.usage("payloads belong to domain segments"));
@@ -94,8 +86,7 @@ impl SegmentWriter {
             path: path.clone(),
             detail: "payload longer than 255 bytes".into(),
         })?;
-        heap.write_all(payload)
-            .map_err(|e| SegmentError::io(heap_path, e))?;
+        heap.write_all(payload).map_err(|e| SegmentError::io(heap_path, e))?;
         *heap_len += payload.len() as u64;
         let mut value = [0u8; 9];
         value[..4].copy_from_slice(&breach.to_le_bytes());
@@ -105,10 +96,7 @@ impl SegmentWriter {
     }
 
     fn usage(&self, detail: &str) -> SegmentError {
-        SegmentError::Usage {
-            path: self.path.clone(),
-            detail: detail.into(),
-        }
+        SegmentError::Usage { path: self.path.clone(), detail: detail.into() }
     }
 
     fn push(&mut self, key: &[u8], count: u64, value: &[u8]) -> Result<(), SegmentError> {
@@ -126,8 +114,7 @@ impl SegmentWriter {
                 _ => {}
             }
         }
-        let index =
-            u32::try_from(self.entries).map_err(|_| self.usage("more than 2^32 entries"))?;
+        let index = u32::try_from(self.entries).map_err(|_| self.usage("more than 2^32 entries"))?;
         let mut last = [0u8; MAX_KEY_LEN];
         last[..key.len()].copy_from_slice(key);
         self.last_key = Some((last, key.len()));
@@ -150,9 +137,7 @@ impl SegmentWriter {
         }
         self.entry_buf.extend_from_slice(value);
         debug_assert_eq!(self.entry_buf.len(), layout.entry_len);
-        self.out
-            .write_all(&self.entry_buf)
-            .map_err(|e| SegmentError::io(&self.path, e))?;
+        self.out.write_all(&self.entry_buf).map_err(|e| SegmentError::io(&self.path, e))?;
         self.bucket_counts[layout.bucket_of(key)] += 1;
         self.entries += 1;
         Ok(())
@@ -179,13 +164,10 @@ impl SegmentWriter {
         let heap_offset = self.out.position;
         let mut heap_len = 0;
         if let Some((heap_path, heap, len)) = self.heap.take() {
-            let file = heap
-                .into_inner()
-                .map_err(|e| SegmentError::io(&heap_path, e.into_error()))?;
+            let file = heap.into_inner().map_err(|e| SegmentError::io(&heap_path, e.into_error()))?;
             drop(file);
             let mut reader = File::open(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
-            std::io::copy(&mut reader, &mut self.out)
-                .map_err(|e| SegmentError::io(&heap_path, e))?;
+            std::io::copy(&mut reader, &mut self.out).map_err(|e| SegmentError::io(&heap_path, e))?;
             std::fs::remove_file(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
             heap_len = len;
         }
@@ -218,11 +200,7 @@ impl SegmentWriter {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header.encode()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(Written {
-            path: self.path,
-            entries: self.entries,
-            bytes: file_len,
-        })
+        Ok(Written { path: self.path, entries: self.entries, bytes: file_len })
     }
 }
 

@@ -106,10 +106,7 @@ fn accounts_keep_one_entry_per_breach_and_domains_their_payload() {
     let seg = Segment::open(&path).unwrap();
     let r = seg.find(&[1; 16]).unwrap();
     let breaches: Vec<_> = r.map(|i| seg.value(i).to_vec()).collect();
-    assert_eq!(
-        breaches,
-        vec![7u32.to_le_bytes().to_vec(), 9u32.to_le_bytes().to_vec()]
-    );
+    assert_eq!(breaches, vec![7u32.to_le_bytes().to_vec(), 9u32.to_le_bytes().to_vec()]);
 
     let path = dir.path().join("d.seg");
     let mut w = SegmentWriter::create(&path, Kind::Domains, 2).unwrap();
@@ -117,16 +114,9 @@ fn accounts_keep_one_entry_per_breach_and_domains_their_payload() {
     w.push_payload(&[3; 16], 2, b"bob.smith").unwrap();
     w.finish().unwrap();
     let seg = Segment::open(&path).unwrap();
-    let got: Vec<_> = seg
-        .find(&[3; 16])
-        .unwrap()
-        .map(|i| seg.payload(i).unwrap())
-        .map(|(b, p)| (b, p.to_vec()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![(1, b"alice".to_vec()), (2, b"bob.smith".to_vec())]
-    );
+    let got: Vec<_> =
+        seg.find(&[3; 16]).unwrap().map(|i| seg.payload(i).unwrap()).map(|(b, p)| (b, p.to_vec())).collect();
+    assert_eq!(got, vec![(1, b"alice".to_vec()), (2, b"bob.smith".to_vec())]);
 }
 
 #[test]
@@ -163,14 +153,8 @@ fn damage_is_reported_with_an_offset() {
 
     bytes[3] = b'X';
     std::fs::write(&path, &bytes).unwrap();
-    assert!(matches!(
-        Segment::open(&path),
-        Err(SegmentError::DataCorruption { .. })
-    ));
+    assert!(matches!(Segment::open(&path), Err(SegmentError::DataCorruption { .. })));
 
     std::fs::write(&path, &bytes[..100]).unwrap();
-    assert!(matches!(
-        Segment::open(&path),
-        Err(SegmentError::DataCorruption { .. })
-    ));
+    assert!(matches!(Segment::open(&path), Err(SegmentError::DataCorruption { .. })));
 }

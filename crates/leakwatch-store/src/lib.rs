@@ -1,14 +1,22 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The leakwatch store: a data directory of immutable segments published by an
+//! atomically replaced manifest, the ingest pipeline that writes them within a
+//! memory budget, and the read-side lookups the surfaces call.
+//!
+//! **Architecture Invariant:** nothing outside this crate opens a segment file or
+//! the manifest; the CLI and the server go through [`Store`] and [`ingest()`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod compact;
+mod dir;
+mod error;
+mod hibp;
+mod ingest;
+mod manifest;
+mod reader;
+mod runs;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use dir::DataDir;
+pub use error::{Result, StoreError};
+pub use hibp::HibpBreach;
+pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
+pub use manifest::{Breach, Manifest, SegmentRef};
+pub use reader::{KindStats, Stats, Store};

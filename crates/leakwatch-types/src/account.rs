@@ -20,10 +20,7 @@ pub struct Account {
 impl Account {
     /// Builds an email account from raw text, normalizing it.
     pub fn email(raw: &str) -> Result<Account, EmailError> {
-        Ok(Account {
-            kind: AccountKind::Email,
-            value: normalize_email(raw)?,
-        })
+        Ok(Account { kind: AccountKind::Email, value: normalize_email(raw)? })
     }
 
     /// For an email account: `(alias, domain)`, split at the last `@`.
@@ -71,8 +68,7 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
     let mut s = raw.trim();
     loop {
         let before = s.len();
-        s = s
-            .trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'));
+        s = s.trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'));
         for prefix in ["mailto:", "MAILTO:", "\\n", "\\t", "\\r"] {
             if let Some(rest) = s.strip_prefix(prefix) {
                 s = rest;
@@ -99,9 +95,7 @@ fn valid_local(local: &str) -> bool {
     let bytes = local.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 64
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
         && !local.contains("..")
@@ -114,11 +108,7 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.len() > 253 || raw.starts_with('[') {
         return None;
     }
-    let ascii = if raw.is_ascii() {
-        raw.to_ascii_lowercase()
-    } else {
-        idna::domain_to_ascii(raw).ok()?
-    };
+    let ascii = if raw.is_ascii() { raw.to_ascii_lowercase() } else { idna::domain_to_ascii(raw).ok()? };
     let labels: Vec<&str> = ascii.split('.').collect();
     if labels.len() < 2 {
         return None;
@@ -126,8 +116,7 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
     let label_ok = |l: &&str| {
         !l.is_empty()
             && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
@@ -135,10 +124,7 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
         return None;
     }
     // An all-numeric last label is an IPv4 literal, not a domain.
-    if labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
     Some(ascii)
@@ -158,19 +144,14 @@ pub fn normalize_username(raw: &str) -> Option<String> {
 /// (E.164's bounds) and nothing but digits and the usual punctuation.
 pub fn normalize_phone(raw: &str) -> Option<String> {
     let s = raw.trim();
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b' ' | b'(' | b')' | b'.'))
-    {
+    if !s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b' ' | b'(' | b')' | b'.')) {
         return None;
     }
     if s.bytes().skip(1).any(|b| b == b'+') {
         return None;
     }
     let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    (7..=15)
-        .contains(&digits.len())
-        .then(|| format!("+{digits}"))
+    (7..=15).contains(&digits.len()).then(|| format!("+{digits}"))
 }
 
 #[cfg(test)]
@@ -194,10 +175,7 @@ mod tests {
         ok("mailto:carol@example.net;", "carol@example.net");
         ok("\"dave@example.co.uk\",", "dave@example.co.uk");
         ok("\\nerin@example.com", "erin@example.com");
-        ok(
-            "josé@bücher.de".replace('é', "e").as_str(),
-            "jose@xn--bcher-kva.de",
-        );
+        ok("josé@bücher.de".replace('é', "e").as_str(), "jose@xn--bcher-kva.de");
         ok("user@EXAMPLE.com.", "user@example.com");
         bad("no-at-sign", EmailError::NoAt);
         bad(".dot@example.com", EmailError::BadLocalPart);
@@ -206,23 +184,14 @@ mod tests {
         bad("a@[127.0.0.1]", EmailError::BadDomain);
         bad("a@10.0.0.1", EmailError::BadDomain);
         bad("a@-bad.com", EmailError::BadDomain);
-        bad(
-            &format!("{}@example.com", "a".repeat(65)),
-            EmailError::BadLocalPart,
-        );
+        bad(&format!("{}@example.com", "a".repeat(65)), EmailError::BadLocalPart);
     }
 
     #[test]
     fn usernames_and_phones() {
-        assert_eq!(
-            normalize_username("  DarkLord99 ").as_deref(),
-            Some("darklord99")
-        );
+        assert_eq!(normalize_username("  DarkLord99 ").as_deref(), Some("darklord99"));
         assert_eq!(normalize_username("bad\u{0}name"), None);
-        assert_eq!(
-            normalize_phone("+1 (555) 010-4477").as_deref(),
-            Some("+15550104477")
-        );
+        assert_eq!(normalize_phone("+1 (555) 010-4477").as_deref(), Some("+15550104477"));
         assert_eq!(normalize_phone("12"), None);
         assert_eq!(normalize_phone("5+5"), None);
     }

@@ -7,9 +7,7 @@ pub fn validate_breach_name(name: &str) -> Result<(), String> {
         return Err(format!("breach name {name:?} must be 1 to 64 characters"));
     }
     if let Some(c) = name.chars().find(|c| !c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "breach name {name:?} may hold only ASCII letters and digits (found {c:?})"
-        ));
+        return Err(format!("breach name {name:?} may hold only ASCII letters and digits (found {c:?})"));
     }
     Ok(())
 }

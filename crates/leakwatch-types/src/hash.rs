@@ -25,7 +25,7 @@ pub fn ntlm(password: &[u8]) -> [u8; 16] {
             buf[n..n + 2].copy_from_slice(&unit.to_le_bytes());
             n += 2;
             if n == buf.len() {
-                md4.update(&buf);
+                md4.update(buf);
                 n = 0;
             }
         }
@@ -33,11 +33,7 @@ pub fn ntlm(password: &[u8]) -> [u8; 16] {
     };
     match std::str::from_utf8(password) {
         Ok(text) => feed(text),
-        Err(_) => feed(
-            &encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(password)
-                .0,
-        ),
+        Err(_) => feed(&encoding_rs::WINDOWS_1252.decode_without_bom_handling(password).0),
     }
     md4.finalize().into()
 }
@@ -51,10 +47,7 @@ pub struct PasswordHashes {
 
 impl PasswordHashes {
     pub fn of(password: &[u8]) -> Self {
-        PasswordHashes {
-            sha1: sha1(password),
-            ntlm: ntlm(password),
-        }
+        PasswordHashes { sha1: sha1(password), ntlm: ntlm(password) }
     }
 }
 
@@ -72,10 +65,9 @@ impl PasswordMaterial {
     pub fn sha1(&self) -> Option<[u8; 20]> {
         match self {
             PasswordMaterial::Plain(h) => Some(h.sha1),
-            PasswordMaterial::Hash {
-                kind: HashKind::Sha1,
-                value,
-            } => crate::decode_hex::<20>(value.as_bytes()),
+            PasswordMaterial::Hash { kind: HashKind::Sha1, value } => {
+                crate::decode_hex::<20>(value.as_bytes())
+            }
             PasswordMaterial::Hash { .. } => None,
         }
     }
@@ -84,10 +76,9 @@ impl PasswordMaterial {
     pub fn ntlm(&self) -> Option<[u8; 16]> {
         match self {
             PasswordMaterial::Plain(h) => Some(h.ntlm),
-            PasswordMaterial::Hash {
-                kind: HashKind::Ntlm,
-                value,
-            } => crate::decode_hex::<16>(value.as_bytes()),
+            PasswordMaterial::Hash { kind: HashKind::Ntlm, value } => {
+                crate::decode_hex::<16>(value.as_bytes())
+            }
             PasswordMaterial::Hash { .. } => None,
         }
     }
@@ -196,18 +187,9 @@ mod tests {
     #[test]
     fn digests_match_published_values() {
         // Pwned Passwords' own example: "password" -> 5BAA6...
-        assert_eq!(
-            encode_hex_upper(&sha1(b"password")),
-            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8"
-        );
-        assert_eq!(
-            encode_hex_upper(&ntlm(b"password")),
-            "8846F7EAEE8FB117AD06BDD830B7586C"
-        );
-        assert_eq!(
-            encode_hex_upper(&ntlm(b"")),
-            "31D6CFE0D16AE931B73C59D7E0C089C0"
-        );
+        assert_eq!(encode_hex_upper(&sha1(b"password")), "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8");
+        assert_eq!(encode_hex_upper(&ntlm(b"password")), "8846F7EAEE8FB117AD06BDD830B7586C");
+        assert_eq!(encode_hex_upper(&ntlm(b"")), "31D6CFE0D16AE931B73C59D7E0C089C0");
     }
 
     #[test]
@@ -220,14 +202,8 @@ mod tests {
     fn keys_depend_on_kind_and_key() {
         let a = Blinder::new([1; 32]);
         let b = Blinder::new([2; 32]);
-        let email = Account {
-            kind: AccountKind::Email,
-            value: "bob@example.com".into(),
-        };
-        let user = Account {
-            kind: AccountKind::Username,
-            value: "bob@example.com".into(),
-        };
+        let email = Account { kind: AccountKind::Email, value: "bob@example.com".into() };
+        let user = Account { kind: AccountKind::Username, value: "bob@example.com".into() };
         assert_ne!(a.account_key(&email), a.account_key(&user));
         assert_ne!(a.account_key(&email), b.account_key(&email));
         assert_eq!(a.account_key(&email), a.account_key(&email.clone()));

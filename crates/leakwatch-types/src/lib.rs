@@ -12,8 +12,7 @@ mod hash;
 mod hex;
 
 pub use account::{
-    normalize_domain, normalize_email, normalize_phone, normalize_username, Account, AccountKind,
-    EmailError,
+    normalize_domain, normalize_email, normalize_phone, normalize_username, Account, AccountKind, EmailError,
 };
 pub use breach::{validate_breach_name, DataClass};
 pub use hash::{ntlm, sha1, Blinder, HashKind, Key16, PasswordHashes, PasswordMaterial};

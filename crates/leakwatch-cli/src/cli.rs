@@ -1,0 +1,186 @@
+//! The command-line contract (DESIGN.md §4). Names, flags and output shapes here
+//! are relied on by users' scripts: extend, never change.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Self-hosted breach exposure: ingest leaked dumps, find who and which passwords are exposed.
+#[derive(Debug, Parser)]
+#[command(name = "leakwatch", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    after_help = "Start with `leakwatch demo`, then try `leakwatch --data leakwatch-demo/data search domain example-corp.com`."
+)]
+pub struct Cli {
+    /// Data directory (the index). Default: $XDG_DATA_HOME/leakwatch or ~/.local/share/leakwatch.
+    #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest dump files into a breach (created on first use).
+    ///
+    /// Formats are detected from content: combo lists (email:password,
+    /// username:password; separators : ; | TAB), CSV/TSV with a header, NDJSON.
+    /// Gzip and zstd files are read transparently; `-` reads stdin. Plaintext
+    /// passwords are hashed in memory (SHA-1 and NTLM) and never written.
+    /// Re-ingesting the same records into the same breach changes nothing.
+    Ingest(IngestArgs),
+    /// Look up email addresses, a domain, or passwords.
+    #[command(subcommand)]
+    Search(SearchCommand),
+    /// List the breach catalog.
+    Breaches {
+        /// Print HIBP-style JSON (an array of breach objects).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the index holds and how compactly.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every segment's checksums; reports corruption by file and offset.
+    Verify,
+    /// Generate a realistic sample leak, ingest it and show who is exposed.
+    ///
+    /// Writes generated dumps and a data directory under DIR (default
+    /// ./leakwatch-demo); nothing else is needed. All data is synthetic.
+    Demo {
+        /// Where to put the generated dumps and the demo data directory.
+        #[arg(long, default_value = "leakwatch-demo", value_name = "DIR")]
+        dir: PathBuf,
+        /// Seed of the generator: the same seed gives the same leak.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Breach name: ASCII letters and digits, as HIBP names breaches.
+    #[arg(long, value_name = "NAME")]
+    pub breach: String,
+    /// Human-readable title (default: the name).
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Domain of the breached site.
+    #[arg(long, value_name = "D")]
+    pub domain: Option<String>,
+    /// When the breach happened (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub breach_date: Option<String>,
+    /// Description shown in the catalog (HTML allowed, as in HIBP).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Input format; `auto` detects it from the content of each file.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// Memory for sort buffers; beyond it sorted runs spill to disk (e.g. 64MiB, 1GiB).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: u64,
+    /// Also write the ingest report (per-file counts, rejections with sample lines) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Files to read (`-` for stdin); plain, .gz or .zst.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Combo,
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Which breaches each address appears in. Exit 0 if any was found, 1 if none.
+    Email {
+        /// One JSON object per input: {"account": ..., "breaches": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Addresses, or `-` to read one per line from stdin.
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+    },
+    /// Every exposed alias of a domain and its breaches (HIBP's breacheddomain shape).
+    Domain {
+        #[arg(long)]
+        json: bool,
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+    },
+    /// How often passwords appear (distinct breach/account/password records).
+    ///
+    /// Without --hash, values are plaintext passwords, hashed in memory and never
+    /// stored. With --hash, values are hex hashes of either case.
+    Password {
+        /// Values are hashes of this kind instead of plaintexts.
+        #[arg(long, value_enum)]
+        hash: Option<HashArg>,
+        /// One JSON object per value: {"hash": "UPPERHEX", "count": N}.
+        #[arg(long)]
+        json: bool,
+        /// Passwords or hashes, or `-` to read one per line from stdin.
+        #[arg(required = true, value_name = "VALUE")]
+        values: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HashArg {
+    Sha1,
+    Ntlm,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize =
+        s.trim().parse().map_err(|e| format!("{s:?} is not a size like 64MiB or 1GiB: {e}"))?;
+    Ok(size.as_u64())
+}
+
+fn parse_date(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let month: u32 = s.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(0);
+    let day: u32 = s.get(8..10).and_then(|d| d.parse().ok()).unwrap_or(0);
+    if ok && (1..=12).contains(&month) && (1..=31).contains(&day) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a date like 2026-03-04"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_date("2026-03-04").is_ok());
+        assert!(parse_date("2026-13-04").is_err());
+        assert!(parse_date("04/03/2026").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,95 @@
+//! `breaches`, `stats` and `verify`: what the index holds.
+
+use std::io::Write;
+
+use anyhow::Result;
+use leakwatch_store::{DataDir, HibpBreach, Store};
+
+use crate::output::{stdout, thousands};
+use crate::Outcome;
+
+pub fn breaches(dir: &DataDir, json: bool) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let mut out = stdout();
+    let breaches = store.breaches();
+    if json {
+        let all: Vec<HibpBreach> = breaches.iter().map(|b| HibpBreach::from(*b)).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+    } else if breaches.is_empty() {
+        writeln!(out, "no breaches yet: `leakwatch ingest --breach NAME FILE` adds one")?;
+    } else {
+        writeln!(out, "{:<24} {:<10} {:>12}  DATA CLASSES", "NAME", "DATE", "ACCOUNTS")?;
+        for b in &breaches {
+            writeln!(
+                out,
+                "{:<24} {:<10} {:>12}  {}",
+                b.name,
+                b.breach_date,
+                thousands(b.pwn_count),
+                b.data_classes.join(", ")
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+pub fn stats(dir: &DataDir, json: bool) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let stats = store.stats()?;
+    let mut out = stdout();
+    if json {
+        let corpus = &stats.kinds["sha1"];
+        let mut value = serde_json::to_value(&stats)?;
+        value["corpus_bytes"] = corpus.bytes.into();
+        value["bytes_per_sha1"] = per_entry(corpus.bytes, corpus.entries).into();
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "breaches              {}", thousands(stats.breaches as u64))?;
+        writeln!(out, "records               {}  (breach, account) pairs", thousands(stats.records))?;
+        writeln!(
+            out,
+            "credentials           {}  (breach, account, password) triples",
+            thousands(stats.credentials)
+        )?;
+        writeln!(out, "unique accounts       {}", thousands(stats.unique_accounts))?;
+        writeln!(out, "unique password SHA-1 {}", thousands(stats.unique_sha1))?;
+        writeln!(out, "unique password NTLM  {}", thousands(stats.unique_ntlm))?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<12} {:>8} {:>14} {:>14} {:>10}",
+            "INDEX", "SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"
+        )?;
+        for (name, k) in &stats.kinds {
+            writeln!(
+                out,
+                "{:<12} {:>8} {:>14} {:>14} {:>10.2}",
+                name,
+                k.segments,
+                thousands(k.entries),
+                thousands(k.bytes),
+                per_entry(k.bytes, k.entries)
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn per_entry(bytes: u64, entries: u64) -> f64 {
+    if entries == 0 {
+        0.0
+    } else {
+        bytes as f64 / entries as f64
+    }
+}
+
+pub fn verify(dir: &DataDir) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let checked = store.verify()?;
+    let mut out = stdout();
+    writeln!(out, "ok: {checked} segments, every checksum matches (generation {})", store.generation())?;
+    out.flush()?;
+    Ok(Outcome::Found)
+}

@@ -1,0 +1,129 @@
+//! `leakwatch ingest`: read dumps into a breach, then say what was accepted,
+//! what was rejected and why (with sample line numbers to go and look at).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use leakwatch_ingest::{Format, Input, Report};
+use leakwatch_store::{BreachInfo, DataDir, HibpBreach, IngestOptions, IngestSummary, Phase, Progress};
+use serde_json::json;
+
+use crate::cli::{FormatArg, IngestArgs};
+use crate::output::{stdout, thousands};
+use crate::progress::Bar;
+use crate::Outcome;
+
+pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
+    let format = match args.format {
+        FormatArg::Auto => None,
+        FormatArg::Combo => Some(Format::Combo),
+        FormatArg::Csv => Some(Format::Csv),
+        FormatArg::Ndjson => Some(Format::Ndjson),
+    };
+    if args.files.iter().filter(|f| *f == "-").count() > 1 {
+        anyhow::bail!("stdin (`-`) can be read only once");
+    }
+    let inputs = args.files.iter().map(|f| Input::open(f)).collect::<Result<Vec<_>, _>>()?;
+    let options = IngestOptions {
+        breach: BreachInfo {
+            name: args.breach.clone(),
+            title: args.title,
+            domain: args.domain,
+            breach_date: args.breach_date,
+            description: args.description,
+        },
+        format,
+        memory_budget: args.memory_budget,
+    };
+    let progress = Arc::new(Progress::default());
+    let summary = {
+        let bar = Bar::start(progress.clone());
+        leakwatch_store::ingest(dir, &options, inputs, &progress, &mut |phase| match phase {
+            Phase::Reading { name, raw_len } => bar.reading(name, raw_len),
+            Phase::Writing => bar.writing(),
+        })
+        .with_context(|| format!("ingest into breach {:?}", args.breach))?
+    };
+
+    let report = report_json(&summary);
+    if let Some(path) = &args.report_json {
+        let text = serde_json::to_string_pretty(&report).expect("serializes");
+        std::fs::write(path, text).with_context(|| format!("{}: cannot write the report", path.display()))?;
+    }
+    let mut out = stdout();
+    if args.json {
+        writeln!(out, "{report}")?;
+    } else {
+        print_summary(&mut out, &summary)?;
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn report_json(summary: &IngestSummary) -> serde_json::Value {
+    let files: Vec<_> = summary
+        .files
+        .iter()
+        .map(|(path, r)| {
+            let rejected: serde_json::Map<_, _> = r
+                .rejected
+                .iter()
+                .map(|(reason, rej)| {
+                    (reason.to_string(), json!({"count": rej.count, "sample_lines": rej.sample_lines}))
+                })
+                .collect();
+            json!({
+                "path": path,
+                "format": r.format.name(),
+                "lines": r.lines,
+                "accepted": r.accepted,
+                "rejected": rejected,
+            })
+        })
+        .collect();
+    json!({
+        "files": files,
+        "breach": HibpBreach::from(&summary.breach),
+        "new_breach": summary.new_breach,
+        "new_accounts": summary.new_accounts,
+        "new_credentials": summary.new_credentials,
+        "segments_written": summary.segments_written,
+    })
+}
+
+fn print_summary(out: &mut impl Write, s: &IngestSummary) -> std::io::Result<()> {
+    for (path, r) in &s.files {
+        print_file(out, path, r)?;
+    }
+    let b = &s.breach;
+    writeln!(
+        out,
+        "breach {} ({}): {} new accounts, {} new credentials; now {} accounts [{}]",
+        b.name,
+        if s.new_breach { "new" } else { "updated" },
+        thousands(s.new_accounts),
+        thousands(s.new_credentials),
+        thousands(b.pwn_count),
+        b.data_classes.join(", "),
+    )
+}
+
+fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<()> {
+    let rejected: u64 = r.rejected.values().map(|x| x.count).sum();
+    writeln!(
+        out,
+        "{path}: {} ({} lines): {} accepted, {} rejected",
+        r.format.name(),
+        thousands(r.lines),
+        thousands(r.accepted),
+        thousands(rejected)
+    )?;
+    let mut reasons: Vec<_> = r.rejected.iter().collect();
+    reasons.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    for (reason, rej) in reasons {
+        let lines: Vec<String> = rej.sample_lines.iter().map(u64::to_string).collect();
+        writeln!(out, "  {:>10}  {reason} (e.g. line {})", thousands(rej.count), lines.join(", "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! One module per command; `run` dispatches and resolves the data directory.
+
+mod catalog;
+mod demo;
+mod ingest;
+mod search;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use leakwatch_store::DataDir;
+
+use crate::cli::{Cli, Command, SearchCommand};
+use crate::Outcome;
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let data = || data_dir(cli.data.clone());
+    match cli.command {
+        Command::Ingest(args) => ingest::run(&data()?, args),
+        Command::Search(SearchCommand::Email { json, addresses }) => {
+            search::email(&data()?, json, &addresses)
+        }
+        Command::Search(SearchCommand::Domain { json, domain }) => search::domain(&data()?, json, &domain),
+        Command::Search(SearchCommand::Password { hash, json, values }) => {
+            search::password(&data()?, hash, json, &values)
+        }
+        Command::Breaches { json } => catalog::breaches(&data()?, json),
+        Command::Stats { json } => catalog::stats(&data()?, json),
+        Command::Verify => catalog::verify(&data()?),
+        Command::Demo { dir, seed } => demo::run(&dir, seed),
+    }
+}
+
+fn data_dir(explicit: Option<PathBuf>) -> Result<DataDir> {
+    if let Some(dir) = explicit {
+        return Ok(DataDir::new(dir));
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| anyhow::anyhow!("no data directory: pass --data DIR or set LEAKWATCH_DATA"))?;
+    Ok(DataDir::new(base.join("leakwatch")))
+}

@@ -1,0 +1,108 @@
+//! The manifest: the one mutable file of a data directory. It names the segments
+//! of the current generation and holds the breach catalog, so that a breach and
+//! the records it added appear together or not at all.
+//!
+//! It is replaced, never edited: written to `MANIFEST.tmp`, synced, renamed over
+//! `MANIFEST`, and the directory synced.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+
+pub const MANIFEST: &str = "MANIFEST";
+pub const MANIFEST_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: u32,
+    pub generation: u64,
+    pub next_breach_id: u32,
+    pub breaches: Vec<Breach>,
+    pub segments: Vec<SegmentRef>,
+}
+
+/// A segment file of the current generation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SegmentRef {
+    pub kind: String,
+    pub file: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// A breach in the catalog, with HIBP's fields (serialized by the surfaces).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Breach {
+    pub id: u32,
+    pub name: String,
+    pub title: String,
+    pub domain: String,
+    /// `YYYY-MM-DD`.
+    pub breach_date: String,
+    /// RFC 3339, seconds, `Z`.
+    pub added_date: String,
+    pub modified_date: String,
+    pub pwn_count: u64,
+    pub description: String,
+    /// HIBP data-class names, sorted.
+    pub data_classes: Vec<String>,
+    pub is_verified: bool,
+    pub is_fabricated: bool,
+    pub is_sensitive: bool,
+    pub is_retired: bool,
+    pub is_spam_list: bool,
+    pub is_malware: bool,
+    pub is_stealer_log: bool,
+}
+
+impl Manifest {
+    pub fn new() -> Manifest {
+        Manifest { format: MANIFEST_FORMAT, generation: 0, next_breach_id: 1, ..Manifest::default() }
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::DataCorruption { path: path.clone(), detail: e.to_string() })?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(StoreError::DataCorruption {
+                path,
+                detail: format!(
+                    "manifest format {} is not {MANIFEST_FORMAT}, which this build reads",
+                    manifest.format
+                ),
+            });
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Publishes this manifest atomically: after this returns, every reader that
+    /// opens the directory sees it; before, none does.
+    pub fn store(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join("MANIFEST.tmp");
+        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let mut file = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        file.write_all(&bytes).map_err(|e| StoreError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+        let path = dir.join(MANIFEST);
+        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+        sync_dir(dir)
+    }
+
+    pub fn breach(&self, name: &str) -> Option<&Breach> {
+        self.breaches.iter().find(|b| b.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+}

@@ -1,0 +1,240 @@
+//! A read-only view of one manifest generation: the catalog plus every live
+//! segment, mmapped. Lookups fan out over the segments of a kind and combine.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
+use leakwatch_types::{Account, Blinder};
+
+use crate::dir::DataDir;
+use crate::error::{Result, StoreError};
+use crate::manifest::{Breach, Manifest};
+
+/// One generation of a data directory, open for lookups.
+pub struct Store {
+    manifest: Manifest,
+    blinder: Option<Blinder>,
+    segments: HashMap<Kind, Vec<Segment>>,
+    breach_by_id: HashMap<u32, usize>,
+}
+
+const KINDS: [Kind; 5] =
+    [Kind::Sha1Counts, Kind::NtlmCounts, Kind::Accounts, Kind::Domains, Kind::Credentials];
+
+impl Store {
+    /// Opens the current generation. A directory with no manifest yet is an
+    /// empty store: every search finds nothing.
+    pub fn open(dir: &DataDir) -> Result<Store> {
+        // A compaction may delete a file between our reading the manifest and
+        // opening it; the manifest that replaced ours names its successor.
+        let mut attempts = 0;
+        loop {
+            match Store::open_once(dir) {
+                Err(StoreError::Segment(leakwatch_segment::SegmentError::Io { source, .. }))
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &DataDir) -> Result<Store> {
+        if dir.root().exists() && !dir.root().is_dir() {
+            return Err(StoreError::Invalid(format!("{}: not a directory", dir.root().display())));
+        }
+        let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+        let blinder = dir.blinder(false)?;
+        if blinder.is_none() && !manifest.segments.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "{}: the index key is missing; without it the index cannot be read",
+                dir.root().join("index.key").display()
+            )));
+        }
+        let mut segments: HashMap<Kind, Vec<Segment>> = HashMap::new();
+        for s in &manifest.segments {
+            let kind =
+                KINDS.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
+                    path: dir.root().join(crate::manifest::MANIFEST),
+                    detail: format!("unknown segment kind {:?}", s.kind),
+                })?;
+            let seg = Segment::open(&dir.segments().join(&s.file))?;
+            if seg.kind() != kind {
+                return Err(StoreError::DataCorruption {
+                    path: seg.path().to_owned(),
+                    detail: format!("holds {} entries, the manifest says {}", seg.kind().name(), kind.name()),
+                });
+            }
+            segments.entry(kind).or_default().push(seg);
+        }
+        let breach_by_id = manifest.breaches.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
+        Ok(Store { manifest, blinder, segments, breach_by_id })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
+    /// The catalog, sorted by name.
+    pub fn breaches(&self) -> Vec<&Breach> {
+        let mut all: Vec<&Breach> = self.manifest.breaches.iter().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn kind(&self, kind: Kind) -> &[Segment] {
+        self.segments.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    fn breach(&self, id: u32) -> Option<&Breach> {
+        self.breach_by_id.get(&id).map(|&i| &self.manifest.breaches[i])
+    }
+
+    /// The breaches an account appears in, sorted by name.
+    pub fn account_breaches(&self, account: &Account) -> Result<Vec<&Breach>> {
+        let Some(blinder) = &self.blinder else { return Ok(Vec::new()) };
+        let key = blinder.account_key(account);
+        let mut ids = BTreeSet::new();
+        for seg in self.kind(Kind::Accounts) {
+            for i in seg.find(&key)? {
+                ids.insert(u32::from_le_bytes(seg.value(i).try_into().expect("4-byte breach id")));
+            }
+        }
+        let mut found: Vec<&Breach> = ids.into_iter().filter_map(|id| self.breach(id)).collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    /// Every alias of `domain` (normalized) with the names of its breaches, sorted:
+    /// HIBP's breacheddomain shape.
+    pub fn domain(&self, domain: &str) -> Result<BTreeMap<String, Vec<String>>> {
+        let Some(blinder) = &self.blinder else { return Ok(BTreeMap::new()) };
+        let key = blinder.domain_key(domain);
+        let mut out: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        for seg in self.kind(Kind::Domains) {
+            for i in seg.find(&key)? {
+                let (id, alias) = seg.payload(i)?;
+                if let Some(b) = self.breach(id) {
+                    out.entry(String::from_utf8_lossy(alias).into_owned()).or_default().insert(&b.name);
+                }
+            }
+        }
+        Ok(out.into_iter().map(|(a, names)| (a, names.into_iter().map(str::to_owned).collect())).collect())
+    }
+
+    /// How many (breach, account, password) triples carry this SHA-1.
+    pub fn sha1_count(&self, hash: &[u8; 20]) -> Result<u64> {
+        self.count(Kind::Sha1Counts, hash)
+    }
+
+    /// How many (breach, account, password) triples carry this NTLM hash.
+    pub fn ntlm_count(&self, hash: &[u8; 16]) -> Result<u64> {
+        self.count(Kind::NtlmCounts, hash)
+    }
+
+    fn count(&self, kind: Kind, key: &[u8]) -> Result<u64> {
+        let mut total = 0;
+        for seg in self.kind(kind) {
+            for i in seg.find(key)? {
+                total += seg.count(i)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Every hash with the 20-bit `prefix` and its count, sorted and combined
+    /// across segments: one Pwned Passwords range.
+    pub fn range(&self, ntlm: bool, prefix: u32) -> Result<Vec<([u8; MAX_KEY_LEN], u64)>> {
+        let kind = if ntlm { Kind::NtlmCounts } else { Kind::Sha1Counts };
+        let mut all: BTreeMap<[u8; MAX_KEY_LEN], u64> = BTreeMap::new();
+        for seg in self.kind(kind) {
+            for i in seg.range20(prefix)? {
+                *all.entry(seg.key(i)).or_default() += seg.count(i)?;
+            }
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// Counts and sizes, for `leakwatch stats`.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut kinds = BTreeMap::new();
+        for kind in KINDS {
+            let segs = self.kind(kind);
+            kinds.insert(
+                kind.name(),
+                KindStats {
+                    segments: segs.len(),
+                    entries: segs.iter().map(Segment::len).sum(),
+                    bytes: segs.iter().map(Segment::file_len).sum(),
+                    distinct_keys: distinct_keys(segs)?,
+                },
+            );
+        }
+        Ok(Stats {
+            generation: self.manifest.generation,
+            breaches: self.manifest.breaches.len(),
+            records: kinds["accounts"].entries,
+            credentials: kinds["credentials"].entries,
+            unique_accounts: kinds["accounts"].distinct_keys,
+            unique_sha1: kinds["sha1"].distinct_keys,
+            unique_ntlm: kinds["ntlm"].distinct_keys,
+            kinds,
+        })
+    }
+
+    /// Checks every block checksum of every live segment.
+    pub fn verify(&self) -> Result<usize> {
+        let mut checked = 0;
+        for segs in self.segments.values() {
+            for seg in segs {
+                seg.verify()?;
+                checked += 1;
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// Distinct keys across sorted segments, by a k-way walk of their iterators.
+fn distinct_keys(segments: &[Segment]) -> Result<u64> {
+    let mut iters: Vec<_> = segments.iter().map(|s| s.iter()).collect();
+    let mut heads: Vec<Option<[u8; MAX_KEY_LEN]>> = Vec::with_capacity(iters.len());
+    for it in &mut iters {
+        heads.push(it.next().transpose()?.map(|(k, _)| k));
+    }
+    let mut distinct = 0;
+    let mut last: Option<[u8; MAX_KEY_LEN]> = None;
+    while let Some((i, key)) =
+        heads.iter().enumerate().filter_map(|(i, h)| h.map(|k| (i, k))).min_by_key(|(_, k)| *k)
+    {
+        if last != Some(key) {
+            distinct += 1;
+            last = Some(key);
+        }
+        heads[i] = iters[i].next().transpose()?.map(|(k, _)| k);
+    }
+    Ok(distinct)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KindStats {
+    pub segments: usize,
+    pub entries: u64,
+    pub bytes: u64,
+    pub distinct_keys: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub generation: u64,
+    pub breaches: usize,
+    /// (breach, account) pairs.
+    pub records: u64,
+    /// (breach, account, password) triples.
+    pub credentials: u64,
+    pub unique_accounts: u64,
+    pub unique_sha1: u64,
+    pub unique_ntlm: u64,
+    pub kinds: BTreeMap<&'static str, KindStats>,
+}
