@@ -8,10 +8,27 @@
 //!
 //! The rules are written down in `docs/ingest-rules.md`.
 
+mod chunk;
+mod columns;
+mod combo;
+mod csv;
+mod detect;
+mod hash_shape;
+mod input;
+mod ndjson;
+mod pipeline;
+mod reader;
+mod report;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::sync::atomic::AtomicU64;
 
 use leakwatch_types::{DataClass, Record};
+
+pub use hash_shape::{detect_hash, normalize_hash_value};
 
 /// A dump format this crate can parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,24 +86,36 @@ pub struct Report {
 
 /// An opened input: a file or stdin, decompressed when it is gzip or zstd.
 pub struct Input {
-    // Filled in by the implementation.
+    raw: input::RawInput,
 }
 
 impl Input {
     /// Opens `path` (`-` is stdin), detecting compression by magic bytes.
-    pub fn open(_path: &str) -> Result<Input, IngestError> {
-        todo!()
+    pub fn open(path: &str) -> Result<Input, IngestError> {
+        Ok(Input { raw: input::RawInput::open(path)? })
+    }
+
+    /// Wraps a stream that is already open (an upload, a test's bytes), named
+    /// `name` in messages. Compression is detected as for files.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl Read + Send + 'static,
+    ) -> Result<Input, IngestError> {
+        let name = name.into();
+        let raw = input::RawInput::from_reader(name.clone(), None, Box::new(reader))
+            .map_err(|source| IngestError::Open { path: name, source })?;
+        Ok(Input { raw })
     }
 
     /// The name used in messages: the path, or `<stdin>`.
     pub fn name(&self) -> &str {
-        todo!()
+        &self.raw.name
     }
 
     /// The size of the raw (possibly compressed) input, when known: the total
     /// against which progress is reported.
     pub fn raw_len(&self) -> Option<u64> {
-        todo!()
+        self.raw.len
     }
 }
 
@@ -96,17 +125,20 @@ impl Input {
 /// (compressed) bytes consumed, for a progress bar. Records are parsed in
 /// batches on all cores; each batch goes through `map` (in parallel, so put
 /// per-record work such as hashing there) and then, in input order, to `sink`.
+///
+/// When the rayon pool has a single thread, or `read` is itself called from a
+/// pool thread, batches are parsed on the calling thread instead.
 pub fn read<T, M, S>(
-    _input: Input,
-    _format: Option<Format>,
-    _progress: &AtomicU64,
-    _map: M,
-    _sink: S,
+    input: Input,
+    format: Option<Format>,
+    progress: &AtomicU64,
+    map: M,
+    sink: S,
 ) -> Result<Report, IngestError>
 where
     T: Send,
     M: Fn(Vec<Record>) -> T + Sync,
     S: FnMut(T) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 {
-    todo!()
+    reader::read_chunked(input.raw, format, progress, reader::CHUNK_SIZE, map, sink)
 }

@@ -1,0 +1,232 @@
+//! Combo lists: one `identity<sep>password` per line, the most traded dump shape
+//! and the ingest hot loop.
+//!
+//! Per line the work is a few byte scans over a slice of the chunk, one
+//! normalization of the identity (the account's `String` is the only
+//! allocation) and the two password digests; the plaintext never leaves the
+//! chunk buffer.
+
+use leakwatch_types::{
+    normalize_email, normalize_phone, normalize_username, Account, AccountKind, PasswordHashes,
+    PasswordMaterial, Record,
+};
+
+use crate::chunk::{content_len, lines, MAX_LINE};
+use crate::report::{Reason, Tallies};
+
+/// Whether identities without `@` are user names or mistakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Most identities are addresses: one without `@` is rejected.
+    Email,
+    /// Identities are user names (or phone numbers).
+    Username,
+}
+
+/// Lines sampled to choose the mode.
+pub(crate) const SAMPLE_SIZE: usize = 1000;
+
+/// Counts the sample that chooses the [`Mode`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sample {
+    /// Lines in the sample so far.
+    pub(crate) lines: usize,
+    with_separator: usize,
+    with_at: usize,
+}
+
+impl Sample {
+    /// Adds a line (without its LF) if it belongs in the sample: one that is not
+    /// blank, not too long and free of control characters.
+    pub(crate) fn add(&mut self, line: &[u8]) {
+        if self.lines >= SAMPLE_SIZE || content_len(line) > MAX_LINE {
+            return;
+        }
+        let line = line.trim_ascii();
+        if line.is_empty() || has_control(line) {
+            return;
+        }
+        self.lines += 1;
+        if let Some(sep) = find_separator(line) {
+            self.with_separator += 1;
+            self.with_at += usize::from(line[..sep].contains(&b'@'));
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.lines >= SAMPLE_SIZE
+    }
+
+    /// Email when at least half of the sampled lines with a separator have an
+    /// `@` in their identity (an empty sample counts as email).
+    pub(crate) fn mode(&self) -> Mode {
+        if self.with_at * 2 >= self.with_separator {
+            Mode::Email
+        } else {
+            Mode::Username
+        }
+    }
+}
+
+/// What one line became.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Blank,
+    Rejected(Reason),
+    Accepted(Record),
+}
+
+/// Parses the lines of a chunk.
+pub(crate) fn parse_chunk(
+    bytes: &[u8],
+    mode: Mode,
+    first_line: u64,
+    out: &mut Vec<Record>,
+    tallies: &mut Tallies,
+) {
+    let mut line_no = first_line;
+    let mut scratch = Vec::new();
+    for line in lines(bytes) {
+        match parse_line(line, mode, &mut scratch) {
+            Outcome::Blank => tallies.blank += 1,
+            Outcome::Rejected(reason) => tallies.reject(reason, line_no),
+            Outcome::Accepted(record) => {
+                tallies.accept(&record);
+                out.push(record);
+            }
+        }
+        line_no += 1;
+    }
+    tallies.lines += line_no - first_line;
+}
+
+/// Applies the combo rules to one line (without its LF; a trailing CR is
+/// trimmed here with the other whitespace). `scratch` holds decoded `$HEX[...]`.
+pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outcome {
+    if content_len(line) > MAX_LINE {
+        return Outcome::Rejected(Reason::LineTooLong);
+    }
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Outcome::Blank;
+    }
+    if has_control(line) {
+        return Outcome::Rejected(Reason::ControlCharacters);
+    }
+    let Some(sep) = find_separator(line) else {
+        return Outcome::Rejected(Reason::NoSeparator);
+    };
+    let password = &line[sep + 1..];
+    let account = match account(line[..sep].trim_ascii(), mode) {
+        Ok(account) => account,
+        Err(reason) => return Outcome::Rejected(reason),
+    };
+    let password = if password.is_empty() {
+        None
+    } else {
+        let bytes = match decode_hex_form(password, scratch) {
+            true => &scratch[..],
+            false => password,
+        };
+        Some(PasswordMaterial::Plain(PasswordHashes::of(bytes)))
+    };
+    Outcome::Accepted(Record { account, password })
+}
+
+fn account(identity: &[u8], mode: Mode) -> Result<Account, Reason> {
+    let identity = std::str::from_utf8(identity).map_err(|_| Reason::IdentityNotUtf8)?;
+    if identity.contains('@') {
+        let value = normalize_email(identity).map_err(|_| Reason::InvalidEmail)?;
+        return Ok(Account { kind: AccountKind::Email, value });
+    }
+    if mode == Mode::Email {
+        return Err(Reason::NotAnEmailAddress);
+    }
+    if identity.starts_with('+') {
+        if let Some(value) = normalize_phone(identity) {
+            return Ok(Account { kind: AccountKind::Phone, value });
+        }
+    }
+    if identity.len() > 64 || identity.chars().any(char::is_whitespace) {
+        return Err(Reason::InvalidUsername);
+    }
+    let value = normalize_username(identity).ok_or(Reason::InvalidUsername)?;
+    Ok(Account { kind: AccountKind::Username, value })
+}
+
+/// The first separator that ends the identity.
+fn find_separator(line: &[u8]) -> Option<usize> {
+    line.iter().position(|&b| matches!(b, b':' | b';' | b'|' | b'\t'))
+}
+
+/// Whether a line holds a C0 control character other than TAB. Written without
+/// an early exit so the compiler can check many bytes per instruction.
+fn has_control(line: &[u8]) -> bool {
+    line.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t')))
+}
+
+/// Decodes hashcat's `$HEX[...]` form (one or more pairs of hex digits, either
+/// case) into `scratch`; false when `password` is not in that form.
+fn decode_hex_form(password: &[u8], scratch: &mut Vec<u8>) -> bool {
+    let Some(hex) = password.strip_prefix(b"$HEX[").and_then(|p| p.strip_suffix(b"]")) else {
+        return false;
+    };
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return false;
+    }
+    scratch.clear();
+    for pair in hex.chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => scratch.push(hi << 4 | lo),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_form_needs_whole_pairs_of_hex_digits() {
+        let mut s = Vec::new();
+        assert!(decode_hex_form(b"$HEX[6869]", &mut s));
+        assert_eq!(s, b"hi");
+        assert!(decode_hex_form(b"$HEX[C3a9]", &mut s));
+        assert_eq!(s, "é".as_bytes());
+        for bad in [&b"$HEX[]"[..], b"$HEX[686]", b"$HEX[zz]", b"$HEX[6869", b"$hex[6869]", b"x$HEX[68]"] {
+            assert!(!decode_hex_form(bad, &mut s), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn control_characters_other_than_tab() {
+        assert!(!has_control(b"a\tb"));
+        assert!(has_control(b"a\0b"));
+        assert!(has_control(b"a\x1fb"));
+        assert!(!has_control("caf\u{e9}\x7f".as_bytes()));
+    }
+
+    #[test]
+    fn sample_votes_by_half() {
+        let mut s = Sample::default();
+        assert_eq!(s.mode(), Mode::Email, "empty sample");
+        for line in [&b"a@b.co:1"[..], b"bob:2", b"", b"x\0:3", b"noseparator"] {
+            s.add(line);
+        }
+        assert_eq!(s.lines, 3);
+        assert_eq!(s.mode(), Mode::Email, "one of two");
+        s.add(b"carol:3");
+        assert_eq!(s.mode(), Mode::Username, "one of three");
+    }
+}

@@ -1,0 +1,183 @@
+//! Reading one input from start to end: the serial prelude (leading blank
+//! lines, format detection, the combo mode sample, the CSV header), then the
+//! parallel pipeline over the rest.
+//!
+//! Everything decided in the prelude is decided once, before any chunk is
+//! parsed, so every chunk is parsed under the same rules whatever its size.
+
+use std::io::{self, Read};
+use std::sync::atomic::AtomicU64;
+
+use leakwatch_types::Record;
+use memchr::memchr;
+
+use crate::chunk::{Chunk, Lines, Scan, Source};
+use crate::combo::{self, Mode, Sample};
+use crate::csv::{pick_delimiter, CsvSplitter, Header};
+use crate::detect::detect_format;
+use crate::input::RawInput;
+use crate::pipeline::{self, BoxError, Stop};
+use crate::report::{Reason, Tallies};
+use crate::{ndjson, Format, IngestError, Report};
+
+/// Target chunk size: big enough that per-chunk costs vanish, small enough
+/// that a few chunks per core stay a few MiB.
+pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+
+/// The combo mode sample only looks at lines that end within this many bytes
+/// of the decompressed input, so choosing the mode holds a bounded amount.
+pub(crate) const SAMPLE_WINDOW: usize = 16 << 20;
+
+/// How a chunk is parsed once the prelude has settled everything.
+enum Plan {
+    Combo(Mode),
+    Csv(Header),
+    Ndjson,
+}
+
+/// [`crate::read`] with the chunk size as a parameter, so tests can prove that
+/// chunk boundaries change nothing.
+pub(crate) fn read_chunked<T, M, S>(
+    raw: RawInput,
+    format: Option<Format>,
+    progress: &AtomicU64,
+    chunk_size: usize,
+    map: M,
+    sink: S,
+) -> Result<Report, IngestError>
+where
+    T: Send,
+    M: Fn(Vec<Record>) -> T + Sync,
+    S: FnMut(T) -> Result<(), BoxError>,
+{
+    let name = raw.name.clone();
+    let read_error = |line, source| IngestError::Read { path: name.clone(), line, source };
+    let decoded = raw.decoded(progress).map_err(|e| read_error(1, e))?;
+    let mut source = Source::new(decoded, chunk_size);
+    let mut tallies = Tallies::default();
+
+    let prelude = (|| -> io::Result<(Format, Plan)> {
+        skip_leading_lines(&mut source, &mut tallies)?;
+        let format = format.unwrap_or_else(|| detect_format(first_line(source.buffered())));
+        let plan = match format {
+            Format::Combo => Plan::Combo(sample_mode(&mut source)?),
+            Format::Ndjson => Plan::Ndjson,
+            Format::Csv => Plan::Csv(read_header(&mut source, &mut tallies)?),
+        };
+        Ok((format, plan))
+    })();
+    let (format, plan) = prelude.map_err(|e| read_error(tallies.lines + 1, e))?;
+
+    let parse = |chunk: &Chunk, out: &mut Vec<Record>, t: &mut Tallies| match &plan {
+        Plan::Combo(mode) => combo::parse_chunk(chunk.bytes(), *mode, 1, out, t),
+        Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
+        Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
+    };
+    let result = match &plan {
+        Plan::Csv(header) => {
+            let splitter = CsvSplitter { delimiter: header.delimiter };
+            pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
+        }
+        _ => pipeline::run(|spare| source.next_chunk(&Lines, spare), parse, map, sink, &mut tallies),
+    };
+    match result {
+        Ok(()) => Ok(tallies.into_report(format)),
+        Err(Stop::Read(e)) => Err(read_error(tallies.lines + 1, e)),
+        Err(Stop::Sink(e)) => Err(IngestError::Sink(e)),
+    }
+}
+
+/// Consumes the blank and too-long lines before the first line with content:
+/// they mean the same in every format, and detection looks past them.
+fn skip_leading_lines<R: Read>(source: &mut Source<R>, tallies: &mut Tallies) -> io::Result<()> {
+    source.start()?;
+    loop {
+        match source.scan_first(&Lines)? {
+            Scan::Record(0) | Scan::NeedMore => return Ok(()),
+            Scan::Record(n) => {
+                if !source.buffered()[..n].trim_ascii().is_empty() {
+                    return Ok(());
+                }
+                tallies.lines += 1;
+                tallies.blank += 1;
+                source.consume(n);
+            }
+            Scan::TooLong => {
+                tallies.lines += 1;
+                tallies.reject(Reason::LineTooLong, tallies.lines);
+                source.skip_line()?;
+            }
+        }
+    }
+}
+
+/// The first line of `bytes`, without its line ending; `None` when empty.
+fn first_line(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let line = &bytes[..memchr(b'\n', bytes).unwrap_or(bytes.len())];
+    Some(line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// Chooses the combo mode from the first lines, reading ahead without
+/// consuming anything.
+fn sample_mode<R: Read>(source: &mut Source<R>) -> io::Result<Mode> {
+    let mut sample = Sample::default();
+    // Offsets are relative to the unconsumed bytes; the window is counted from
+    // the start of the input.
+    let window = SAMPLE_WINDOW.saturating_sub(source.consumed() as usize);
+    let mut scanned = 0;
+    loop {
+        let bytes = source.buffered();
+        while !sample.is_full() {
+            let rest = &bytes[scanned..];
+            let Some(i) = memchr(b'\n', rest) else { break };
+            if scanned + i + 1 > window {
+                return Ok(sample.mode());
+            }
+            sample.add(&rest[..i]);
+            scanned += i + 1;
+        }
+        if sample.is_full() {
+            return Ok(sample.mode());
+        }
+        if source.at_eof() || bytes.len() >= window {
+            if source.at_eof() && bytes.len() <= window && scanned < bytes.len() {
+                sample.add(&bytes[scanned..]);
+            }
+            return Ok(sample.mode());
+        }
+        source.fill(CHUNK_SIZE)?;
+    }
+}
+
+/// Consumes the header record: the first record that is neither blank nor too
+/// long. The delimiter is chosen from its first physical line.
+fn read_header<R: Read>(source: &mut Source<R>, tallies: &mut Tallies) -> io::Result<Header> {
+    loop {
+        let delimiter = pick_delimiter(first_line(source.buffered()).unwrap_or_default());
+        let splitter = CsvSplitter { delimiter };
+        match source.scan_first(&splitter)? {
+            Scan::Record(0) | Scan::NeedMore => return Ok(Header::parse(b"", delimiter)),
+            Scan::Record(n) => {
+                let record = &source.buffered()[..n];
+                let lines = memchr::memchr_iter(b'\n', record).count() as u64;
+                let lines = lines + u64::from(record.last() != Some(&b'\n'));
+                let blank = record.trim_ascii().is_empty();
+                let header = (!blank).then(|| Header::parse(record, delimiter));
+                tallies.lines += lines;
+                source.consume(n);
+                match header {
+                    Some(header) => return Ok(header),
+                    None => tallies.blank += 1,
+                }
+            }
+            Scan::TooLong => {
+                tallies.lines += 1;
+                tallies.reject(Reason::LineTooLong, tallies.lines);
+                source.skip_line()?;
+            }
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The rules of `docs/ingest-rules.md`, one table per section, each case run
+//! through the whole reader: once with the real chunk size and again with
+//! chunks of a few bytes, which must change nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::AtomicU64;
+
+use leakwatch_types::{Account, AccountKind, DataClass, HashKind, PasswordHashes, PasswordMaterial, Record};
+
+use crate::chunk::MAX_LINE;
+use crate::input::RawInput;
+use crate::reader::{read_chunked, CHUNK_SIZE};
+use crate::{Format, Report};
+
+/// Chunk sizes every case is run with: the real one, then ones small enough
+/// that chunks end inside most lines and quoted fields.
+const CHUNK_SIZES: [usize; 6] = [CHUNK_SIZE, 1, 2, 3, 7, 64];
+
+/// Reads `input` with one chunk size, collecting records in delivery order.
+fn read_with(input: &[u8], format: Option<Format>, chunk_size: usize) -> (Report, Vec<Record>) {
+    let raw = RawInput::from_reader("test".into(), None, Box::new(std::io::Cursor::new(input.to_vec())))
+        .expect("in-memory input");
+    let progress = AtomicU64::new(0);
+    let mut records = Vec::new();
+    let report = read_chunked(
+        raw,
+        format,
+        &progress,
+        chunk_size,
+        |batch| batch,
+        |batch| {
+            records.extend(batch);
+            Ok(())
+        },
+    )
+    .expect("in-memory read");
+    (report, records)
+}
+
+/// Reads `input` with every chunk size and checks they agree.
+fn read_all_ways(input: &[u8], format: Option<Format>) -> (Report, Vec<Record>) {
+    let whole = read_with(input, format, CHUNK_SIZE);
+    for size in &CHUNK_SIZES[1..] {
+        let chunked = read_with(input, format, *size);
+        assert_eq!(chunked, whole, "chunk size {size} changes the result for {:?}", show(input));
+    }
+    whole
+}
+
+fn show(input: &[u8]) -> String {
+    if input.len() > 200 {
+        format!("{}... ({} bytes)", String::from_utf8_lossy(&input[..200]), input.len())
+    } else {
+        String::from_utf8_lossy(input).into_owned()
+    }
+}
+
+fn account(kind: AccountKind, value: &str) -> Account {
+    Account { kind, value: value.into() }
+}
+
+/// An email record with a plaintext password (`None`: account only).
+fn e(value: &str, password: Option<&[u8]>) -> Record {
+    Record {
+        account: account(AccountKind::Email, value),
+        password: password.map(|p| PasswordMaterial::Plain(PasswordHashes::of(p))),
+    }
+}
+
+fn u(value: &str, password: Option<&[u8]>) -> Record {
+    Record { account: account(AccountKind::Username, value), ..e("", password) }
+}
+
+fn ph(value: &str, password: Option<&[u8]>) -> Record {
+    Record { account: account(AccountKind::Phone, value), ..e("", password) }
+}
+
+fn hashed(mut record: Record, kind: HashKind, value: &str) -> Record {
+    record.password = Some(PasswordMaterial::Hash { kind, value: value.into() });
+    record
+}
+
+/// A case: input, expected records, expected rejections `(reason, lines)`.
+struct Case<'a> {
+    input: &'a [u8],
+    records: Vec<Record>,
+    rejected: &'a [(&'a str, &'a [u64])],
+}
+
+#[track_caller]
+fn check(format: Option<Format>, want_format: Format, cases: Vec<Case<'_>>) {
+    for case in cases {
+        let (report, records) = read_all_ways(case.input, format);
+        let input = show(case.input);
+        assert_eq!(report.format, want_format, "format of {input:?}");
+        assert_eq!(records, case.records, "records of {input:?}");
+        let rejected: BTreeMap<&str, Vec<u64>> =
+            report.rejected.iter().map(|(r, rej)| (*r, rej.sample_lines.clone())).collect();
+        let want: BTreeMap<&str, Vec<u64>> = case.rejected.iter().map(|(r, l)| (*r, l.to_vec())).collect();
+        assert_eq!(rejected, want, "rejections of {input:?}");
+        for (reason, rej) in &report.rejected {
+            if rej.count <= crate::SAMPLE_LINES as u64 {
+                assert_eq!(rej.count as usize, rej.sample_lines.len(), "{reason} count of {input:?}");
+            }
+        }
+        assert_eq!(report.accepted, records.len() as u64);
+    }
+}
+
+fn long_line(prefix: &[u8], content_len: usize) -> Vec<u8> {
+    let mut line = prefix.to_vec();
+    line.resize(content_len, b'x');
+    line
+}
+
+#[test]
+fn reading_rules() {
+    let exact = [long_line(b"a@b.co:", MAX_LINE), b"\n".to_vec()].concat();
+    let exact_crlf = [long_line(b"a@b.co:", MAX_LINE), b"\r\n".to_vec()].concat();
+    let over = [long_line(b"a@b.co:", MAX_LINE + 1), b"\nc@d.co:2\n".to_vec()].concat();
+    let huge = [b"c@d.co:1\n".to_vec(), long_line(b"a@b.co:", 1 << 20), b"\nc@d.co:2".to_vec()].concat();
+    let huge_last = [b"c@d.co:1\n".to_vec(), long_line(b"a@b.co:", 3 * MAX_LINE)].concat();
+    let big_pw = long_line(b"", MAX_LINE - 7);
+    check(
+        None,
+        Format::Combo,
+        vec![
+            // A BOM at the very start is skipped; elsewhere it is data.
+            Case {
+                input: b"\xef\xbb\xbfa@b.co:pw\n",
+                records: vec![e("a@b.co", Some(b"pw"))],
+                rejected: &[],
+            },
+            Case {
+                input: b"a@b.co:pw\n\xef\xbb\xbfc@d.co:pw\n",
+                records: vec![e("a@b.co", Some(b"pw"))],
+                rejected: &[("invalid email", &[2])],
+            },
+            // LF and CRLF end lines; only one CR is dropped; a lone CR ends nothing.
+            Case {
+                input: b"a@b.co:1\r\nc@d.co:2\n\ne@f.co:3",
+                records: vec![e("a@b.co", Some(b"1")), e("c@d.co", Some(b"2")), e("e@f.co", Some(b"3"))],
+                rejected: &[],
+            },
+            Case {
+                input: b"a@b.co:1\rc@d.co:2\n",
+                records: vec![],
+                rejected: &[("control characters", &[1])],
+            },
+            // Blank lines count as lines but are neither accepted nor rejected.
+            Case {
+                input: b"\n  \n\t\r\n\na@b.co:1\n \nx\n",
+                records: vec![e("a@b.co", Some(b"1"))],
+                rejected: &[("no separator", &[7])],
+            },
+            // 64 KiB of content is fine, one byte more is not, the line ending aside.
+            Case { input: &exact, records: vec![e("a@b.co", Some(&exact[7..MAX_LINE]))], rejected: &[] },
+            Case { input: &exact_crlf, records: vec![e("a@b.co", Some(&exact[7..MAX_LINE]))], rejected: &[] },
+            Case {
+                input: &over,
+                records: vec![e("c@d.co", Some(b"2"))],
+                rejected: &[("line too long", &[1])],
+            },
+            Case {
+                input: &huge,
+                records: vec![e("c@d.co", Some(b"1")), e("c@d.co", Some(b"2"))],
+                rejected: &[("line too long", &[2])],
+            },
+            Case {
+                input: &huge_last,
+                records: vec![e("c@d.co", Some(b"1"))],
+                rejected: &[("line too long", &[2])],
+            },
+            Case {
+                input: &[b"a@b.co:".as_slice(), &big_pw].concat(),
+                records: vec![e("a@b.co", Some(&big_pw))],
+                rejected: &[],
+            },
+        ],
+    );
+    let (report, _) = read_all_ways(&huge, None);
+    assert_eq!(report.lines, 3);
+}
+
+#[test]
+fn combo_rules() {
+    check(
+        None,
+        Format::Combo,
+        vec![
+            // Separators `:` `;` `|` TAB; the first one ends the identity and the
+            // password keeps every byte after it.
+            Case {
+                input: b"Alice@Example.COM:hunter2\nb@c.co;p:w\nd@e.co|x;y\nf@g.co\tp w\nh@i.co:a:b:c\n",
+                records: vec![
+                    e("alice@example.com", Some(b"hunter2")),
+                    e("b@c.co", Some(b"p:w")),
+                    e("d@e.co", Some(b"x;y")),
+                    e("f@g.co", Some(b"p w")),
+                    e("h@i.co", Some(b"a:b:c")),
+                ],
+                rejected: &[],
+            },
+            // Space and comma are not separators.
+            Case {
+                input: b"a@b.co pw\na@b.co,pw\n",
+                records: vec![],
+                rejected: &[("no separator", &[1, 2])],
+            },
+            // Surrounding whitespace goes, of the line and of the identity.
+            Case { input: b"  a@b.co : pw  \r\n", records: vec![e("a@b.co", Some(b" pw"))], rejected: &[] },
+            // Control characters other than TAB reject the line.
+            Case {
+                input: b"a@b.co:p\0w\na@b.co:p\x1bw\na@b.co:p\tw\na@b.co:p\x7fw\n",
+                records: vec![e("a@b.co", Some(b"p\tw")), e("a@b.co", Some(b"p\x7fw"))],
+                rejected: &[("control characters", &[1, 2])],
+            },
+            // Emails are normalized; bad ones rejected.
+            Case {
+                input: b"<Bob@Example.org>:1\na..b@example.com:2\nc@localhost:3\n@x.co:4\n",
+                records: vec![e("bob@example.org", Some(b"1"))],
+                rejected: &[("invalid email", &[2, 3, 4])],
+            },
+            // In an email combo an identity without `@` is a mistake.
+            Case {
+                input: b"a@b.co:1\nc@d.co:2\nbob:3\n+15550104477:4\n",
+                records: vec![e("a@b.co", Some(b"1")), e("c@d.co", Some(b"2"))],
+                rejected: &[("not an email address", &[3, 4])],
+            },
+            // Identities that are not UTF-8 are rejected before anything else.
+            Case {
+                input: b"a@b.co:1\n\xff@b.co:2\nb\xe9b:3\n",
+                records: vec![e("a@b.co", Some(b"1"))],
+                rejected: &[("identity not UTF-8", &[2, 3])],
+            },
+            // Passwords are raw bytes; `$HEX[...]` is decoded, a malformed one kept.
+            Case {
+                input: b"a@b.co:caf\xe9\na@b.co:$HEX[6869]\na@b.co:$HEX[zz]\na@b.co:$HEX[]\n",
+                records: vec![
+                    e("a@b.co", Some(b"caf\xe9")),
+                    e("a@b.co", Some(b"hi")),
+                    e("a@b.co", Some(b"$HEX[zz]")),
+                    e("a@b.co", Some(b"$HEX[]")),
+                ],
+                rejected: &[],
+            },
+            // An empty password still exposes the account.
+            Case {
+                input: b"a@b.co:\na@b.co:   \n",
+                records: vec![e("a@b.co", None), e("a@b.co", None)],
+                rejected: &[],
+            },
+            // Only the smallest five line numbers are kept as samples.
+            Case {
+                input: b"x\nx\nx\nx\nx\nx\nx\n",
+                records: vec![],
+                rejected: &[("no separator", &[1, 2, 3, 4, 5])],
+            },
+        ],
+    );
+}
+
+#[test]
+fn username_combo_rules() {
+    let long_name = [b"a".repeat(65), b":pw\n".to_vec()].concat();
+    check(
+        None,
+        Format::Combo,
+        vec![
+            Case {
+                input: b"Bob:1\ncarol:2\n+1 (555) 010-4477:3\n5550104477:4\nd@e.co:5\n",
+                records: vec![
+                    u("bob", Some(b"1")),
+                    u("carol", Some(b"2")),
+                    ph("+15550104477", Some(b"3")),
+                    u("5550104477", Some(b"4")),
+                    e("d@e.co", Some(b"5")),
+                ],
+                rejected: &[],
+            },
+            Case {
+                input: b"bob:1\nbad name:2\n+12:3\nbad@:4\n:5\n",
+                records: vec![u("bob", Some(b"1")), u("+12", Some(b"3"))],
+                rejected: &[("invalid email", &[4]), ("invalid username", &[2, 5])],
+            },
+            Case {
+                input: &[b"bob:1\ncarol:2\n".to_vec(), long_name].concat(),
+                records: vec![u("bob", Some(b"1")), u("carol", Some(b"2"))],
+                rejected: &[("invalid username", &[3])],
+            },
+        ],
+    );
+}
+
+#[test]
+fn the_mode_sample_is_the_first_thousand_clean_lines() {
+    // 1,000 user names, then addresses and names: the sample sees only names.
+    let mut names_first = Vec::new();
+    for i in 0..1000 {
+        writeln!(names_first, "user{i}:pw").expect("vec");
+    }
+    names_first.extend(b"a@b.co:pw\nlater:pw\n");
+    let (report, records) = read_all_ways(&names_first, None);
+    assert_eq!(report.accepted, 1002);
+    assert_eq!(records[1000], e("a@b.co", Some(b"pw")));
+    assert_eq!(records[1001], u("later", Some(b"pw")));
+
+    // 999 names and 1,001 addresses: the sample (first 1,000 clean lines) holds
+    // 999 names and one address, so this is a username combo.
+    let mut mixed = Vec::new();
+    for i in 0..999 {
+        writeln!(mixed, "user{i}:pw").expect("vec");
+    }
+    for i in 0..1001 {
+        writeln!(mixed, "user{i}@example.com:pw").expect("vec");
+    }
+    assert_eq!(read_all_ways(&mixed, None).0.accepted, 2000);
+
+    // Lines without a separator are in the sample but do not vote; lines with
+    // control characters or blank are not in it.
+    let mut votes = b"\n\nx\0:1\nnosep\nnosep\nbob:1\na@b.co:2\n".to_vec();
+    votes.extend(b"carol:3\n");
+    let (report, records) = read_all_ways(&votes, None);
+    assert_eq!(records, vec![u("bob", Some(b"1")), e("a@b.co", Some(b"2")), u("carol", Some(b"3"))]);
+    assert_eq!(report.rejected["control characters"].sample_lines, vec![3]);
+
+    // A tie is an email combo.
+    let (_, records) = read_all_ways(b"bob:1\na@b.co:2\n", None);
+    assert_eq!(records, vec![e("a@b.co", Some(b"2"))]);
+}
+
+#[test]
+fn csv_rules() {
+    let md5 = "5F4DCC3B5AA765D61D8327DEB882CF99";
+    let sha1 = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
+    let unterminated = [
+        b"email,password\n\"a@b.co,pw\nc@d.co,2\n".to_vec(),
+        vec![b'x'; MAX_LINE + 1],
+        b"\ne@f.co,3\n".to_vec(),
+    ]
+    .concat();
+    check(None, Format::Csv, vec![
+        Case {
+            input: b"Email,Password\nAlice@Example.com,hunter2\n",
+            records: vec![e("alice@example.com", Some(b"hunter2"))],
+            rejected: &[],
+        },
+        // The delimiter is the most frequent of `,` `;` TAB `|` in the header.
+        Case {
+            input: b"id;e-mail;pass;note\n1;a@b.co;p,w;x,y\n",
+            records: vec![e("a@b.co", Some(b"p,w"))],
+            rejected: &[],
+        },
+        Case { input: b"user\tpwd\nBob\tp w\n", records: vec![u("bob", Some(b"p w"))], rejected: &[] },
+        Case { input: b"login|passwd\nBob|x\n", records: vec![u("bob", Some(b"x"))], rejected: &[] },
+        // Quoted fields: delimiters, doubled quotes and newlines inside; rows
+        // are numbered by the line they start on.
+        Case {
+            input: b"email,password,name\r\n\"a@b.co\",\"p,\"\"w\"\"\",\"Ann\r\nSmith\"\r\nnope,x,y\r\n",
+            records: vec![e("a@b.co", Some(b"p,\"w\""))],
+            rejected: &[("invalid email", &[4])],
+        },
+        // Header names are trimmed and compared without case; the first column
+        // of each role is the one used.
+        Case {
+            input: b" E-Mail ;MAIL;PASS\nb@c.co;x@y.co;1\n;x@y.co;2\n",
+            records: vec![e("b@c.co", Some(b"1"))],
+            rejected: &[("no account", &[3])],
+        },
+        // Account: email, else username, else phone; an invalid one is not
+        // replaced by the next.
+        Case {
+            input: b"email,username,phone,password\n\
+                a@b.co,bob,+1 555 010 4477,1\n\
+                ,Bob,,2\n\
+                ,,555.010.4477,3\n\
+                nope,bob,,4\n\
+                ,bad\x01name,,5\n\
+                ,,12,6\n\
+                ,,,7\n\
+                \" \",,,8\n",
+            records: vec![
+                e("a@b.co", Some(b"1")),
+                u("bob", Some(b"2")),
+                ph("+5550104477", Some(b"3")),
+            ],
+            rejected: &[
+                ("invalid email", &[5]),
+                ("invalid phone", &[7]),
+                ("invalid username", &[6]),
+                ("no account", &[8, 9]),
+            ],
+        },
+        // CSV user names may hold spaces and be long: only normalize_username applies.
+        Case {
+            input: b"username,password\nJohn Smith,pw\n",
+            records: vec![u("john smith", Some(b"pw"))],
+            rejected: &[],
+        },
+        // Password material: plaintext first (as is), else the hash, by shape.
+        Case {
+            input: format!(
+                "email,password,hash\na@b.co,pw,{md5}\na@b.co,,{}\na@b.co,, {sha1} \na@b.co,,$2y$10$abc\na@b.co,,\na@b.co, ,\n",
+                md5.to_lowercase()
+            )
+            .as_bytes(),
+            records: vec![
+                e("a@b.co", Some(b"pw")),
+                hashed(e("a@b.co", None), HashKind::Md5, md5),
+                hashed(e("a@b.co", None), HashKind::Sha1, sha1),
+                hashed(e("a@b.co", None), HashKind::Bcrypt, "$2y$10$abc"),
+                e("a@b.co", None),
+                e("a@b.co", Some(b" ")),
+            ],
+            rejected: &[],
+        },
+        Case {
+            input: format!("email,ntlm\na@b.co,{md5}\n").as_bytes(),
+            records: vec![hashed(e("a@b.co", None), HashKind::Ntlm, md5)],
+            rejected: &[],
+        },
+        // Field counts must match the header.
+        Case {
+            input: b"email,password\na@b.co\na@b.co,1,2\nc@d.co,3\n",
+            records: vec![e("c@d.co", Some(b"3"))],
+            rejected: &[("wrong field count", &[2, 3])],
+        },
+        // Blank lines, before the header too, are skipped.
+        Case {
+            input: b"\n\nemail,password\n\n  \na@b.co,1\n\n",
+            records: vec![e("a@b.co", Some(b"1"))],
+            rejected: &[],
+        },
+        // A record that has not ended within 64 KiB (here an unclosed quote) is
+        // rejected at its first line, and reading resumes on the next line.
+        Case {
+            input: &unterminated,
+            records: vec![e("c@d.co", Some(b"2")), e("e@f.co", Some(b"3"))],
+            rejected: &[("line too long", &[2, 4])],
+        },
+        // An unclosed quote at the end of the input runs to the end.
+        Case {
+            input: b"email,password\na@b.co,\"p\nw",
+            records: vec![e("a@b.co", Some(b"p\nw"))],
+            rejected: &[],
+        },
+    ]);
+}
+
+#[test]
+fn csv_lines_are_counted_across_quoted_newlines() {
+    let (report, _) = read_all_ways(b"email,password\na@b.co,\"1\n2\n3\"\nc@d.co,x\nbad\n", None);
+    assert_eq!(report.lines, 6);
+    assert_eq!(report.rejected["wrong field count"].sample_lines, vec![6]);
+}
+
+#[test]
+fn ndjson_rules() {
+    check(None, Format::Ndjson, vec![
+        Case {
+            input: b"{\"email\": \"A@B.co\", \"password\": \"pw\"}\n{\"Login\": \"Bob\"}\n\n{\"phone\": \"+1 555 010 4477\"}\n",
+            records: vec![e("a@b.co", Some(b"pw")), u("bob", None), ph("+15550104477", None)],
+            rejected: &[],
+        },
+        // Depth first, in document order; non-string values are skipped.
+        Case {
+            input: b"{\"user\": {\"email\": \"x@y.co\", \"pass\": \"1\"}, \"email\": \"z@y.co\", \"password\": 5}\n",
+            records: vec![e("x@y.co", Some(b"1"))],
+            rejected: &[],
+        },
+        Case {
+            input: b"{\"email\": \"a@b.co\", \"sha1\": \"5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8\"}\n",
+            records: vec![hashed(e("a@b.co", None), HashKind::Sha1, "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8")],
+            rejected: &[],
+        },
+        Case {
+            input: b"{\"email\": \"a@b.co\"}\n{oops\n[1,2]\n{\"email\": \"bad\"}\n{}\n{\"email\": \"a@b.co\"} trailing\n",
+            records: vec![e("a@b.co", None)],
+            rejected: &[("invalid JSON", &[2, 3, 6]), ("invalid email", &[4]), ("no account", &[5])],
+        },
+    ]);
+}
+
+#[test]
+fn data_classes_come_from_records_and_columns() {
+    let classes = |input: &[u8]| read_all_ways(input, None).0.data_classes.into_iter().collect::<Vec<_>>();
+    assert_eq!(classes(b"a@b.co:\n"), vec![DataClass::EmailAddresses]);
+    assert_eq!(classes(b"a@b.co:pw\n"), vec![DataClass::EmailAddresses, DataClass::Passwords]);
+    assert_eq!(
+        classes(b"bob:pw\n+15550104477:\n"),
+        vec![DataClass::Usernames, DataClass::PhoneNumbers, DataClass::Passwords]
+    );
+    // Extra columns count only with a non-empty value in an accepted row.
+    assert_eq!(
+        classes(b"email,name,ip,dob,city\na@b.co,Ann,,1990-01-01,\nbad,,1.2.3.4,,Paris\n"),
+        vec![DataClass::EmailAddresses, DataClass::Names, DataClass::DatesOfBirth]
+    );
+    assert_eq!(
+        classes(b"{\"email\": \"a@b.co\", \"address\": {\"street\": \"1 Main St\"}, \"ip_address\": \"\"}\n"),
+        vec![DataClass::EmailAddresses, DataClass::PhysicalAddresses]
+    );
+}
+
+#[test]
+fn detection_and_forced_formats() {
+    let detect = |input: &[u8]| read_all_ways(input, None).0.format;
+    assert_eq!(detect(b""), Format::Combo);
+    assert_eq!(detect(b"\n\n"), Format::Combo);
+    assert_eq!(detect(b"\n  {\"email\": \"a@b.co\"}\n"), Format::Ndjson);
+    assert_eq!(detect(b"\xef\xbb\xbfemail;password\n"), Format::Csv);
+    assert_eq!(detect(b"email:password\na@b.co:1\n"), Format::Combo);
+    // A too-long first line is skipped by detection (and rejected).
+    let mut input = vec![b'{'; MAX_LINE + 10];
+    input.extend(b"\nemail,password\na@b.co,1\n");
+    let (report, records) = read_all_ways(&input, None);
+    assert_eq!((report.format, records.len()), (Format::Csv, 1));
+    assert_eq!(report.rejected["line too long"].sample_lines, vec![1]);
+
+    // Forcing a format skips detection: a CSV read as a combo list.
+    let (report, records) = read_all_ways(b"email;password\na@b.co;1\n", Some(Format::Combo));
+    assert_eq!(report.format, Format::Combo);
+    assert_eq!(records, vec![e("a@b.co", Some(b"1"))]);
+    assert_eq!(report.rejected["not an email address"].sample_lines, vec![1]);
+    // A forced CSV whose header names nothing known has no accounts.
+    let (report, _) = read_all_ways(b"a,b\n1,2\n", Some(Format::Csv));
+    assert_eq!(report.rejected["no account"].count, 1);
+}
+
+#[test]
+fn many_rejections_keep_exact_counts_across_chunks() {
+    let mut input = Vec::new();
+    for i in 0..5000 {
+        if i % 3 == 0 {
+            writeln!(input, "broken line {i}").expect("vec");
+        } else {
+            writeln!(input, "user{i}@example.com:pw{i}").expect("vec");
+        }
+    }
+    let (report, records) = read_all_ways(&input, None);
+    assert_eq!(report.lines, 5000);
+    assert_eq!(report.rejected["no separator"].count, 1667);
+    assert_eq!(report.rejected["no separator"].sample_lines, vec![1, 4, 7, 10, 13]);
+    assert_eq!(records.len(), 3333);
+    assert_eq!(records[0], e("user1@example.com", Some(b"pw1")));
+}
+
+#[test]
+fn gzip_and_zstd_inputs_read_like_plain_ones() {
+    let plain = b"a@b.co:1\nbroken\nc@d.co:2\n".repeat(1000);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let zst = zstd::encode_all(&plain[..], 3).expect("zstd");
+    let want = read_with(&plain, None, CHUNK_SIZE);
+    for compressed in [gz, zst] {
+        for size in [CHUNK_SIZE, 5] {
+            assert_eq!(read_with(&compressed, None, size), want);
+        }
+    }
+}
