@@ -1,0 +1,239 @@
+//! The store's promises, end to end through real files: answers are exact,
+//! ingest is idempotent and order-independent, spilling changes nothing,
+//! compaction changes nothing, and leftovers of a killed ingest are ignored
+//! and then removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use leakwatch_ingest::Input;
+use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Progress, Store};
+use leakwatch_types::{sha1, Account};
+
+/// A deterministic combo list: `n` lines over `people` addresses and a small
+/// password vocabulary, so that accounts and passwords repeat.
+fn combo(seed: u64, n: usize, people: usize) -> Vec<(String, String)> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let domains = ["example-corp.com", "gmail.com", "mail.ru", "web.de"];
+    (0..n)
+        .map(|_| {
+            let person = next() as usize % people;
+            let email = format!("User{person}@{}", domains[person % domains.len()]);
+            let password = format!("pass{}", next() % 50);
+            (email, password)
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, lines: &[(String, String)]) -> PathBuf {
+    let path = dir.join(name);
+    let text: String = lines.iter().map(|(e, p)| format!("{e}:{p}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(data: &DataDir, breach: &str, files: &[PathBuf], budget: u64) {
+    let options = IngestOptions {
+        breach: BreachInfo { name: breach.into(), ..BreachInfo::default() },
+        format: None,
+        memory_budget: budget,
+    };
+    let inputs = files.iter().map(|f| Input::open(f.to_str().unwrap()).unwrap()).collect();
+    ingest(data, &options, inputs, &Progress::default(), &mut |_| {}).unwrap();
+}
+
+/// What the store should answer, computed from the lines by the definition.
+#[derive(Default)]
+struct Model {
+    accounts: BTreeMap<String, BTreeSet<String>>,
+    triples: BTreeSet<(String, String, String)>,
+}
+
+impl Model {
+    fn add(&mut self, breach: &str, lines: &[(String, String)]) {
+        for (e, p) in lines {
+            let e = e.to_lowercase();
+            self.accounts.entry(e.clone()).or_default().insert(breach.to_owned());
+            self.triples.insert((breach.to_owned(), e, p.clone()));
+        }
+    }
+
+    fn check(&self, data: &DataDir) {
+        let store = Store::open(data).unwrap();
+        for (email, breaches) in &self.accounts {
+            let got: BTreeSet<String> = store
+                .account_breaches(&Account::email(email).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|b| b.name.clone())
+                .collect();
+            assert_eq!(&got, breaches, "{email}");
+        }
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, _, p) in &self.triples {
+            *counts.entry(p).or_default() += 1;
+        }
+        for (p, n) in counts {
+            assert_eq!(store.sha1_count(&sha1(p.as_bytes())).unwrap(), n, "password {p}");
+            assert_eq!(store.ntlm_count(&leakwatch_types::ntlm(p.as_bytes())).unwrap(), n, "ntlm {p}");
+        }
+        assert_eq!(store.sha1_count(&sha1(b"never used")).unwrap(), 0);
+        let mut pwn: BTreeMap<&str, u64> = BTreeMap::new();
+        for breaches in self.accounts.values() {
+            for b in breaches {
+                *pwn.entry(b).or_default() += 1;
+            }
+        }
+        for b in store.breaches() {
+            assert_eq!(pwn[b.name.as_str()], b.pwn_count, "PwnCount of {}", b.name);
+        }
+        let corp = store.domain("example-corp.com").unwrap();
+        let want: BTreeMap<String, Vec<String>> = self
+            .accounts
+            .iter()
+            .filter_map(|(e, b)| {
+                let (alias, domain) = e.split_once('@')?;
+                (domain == "example-corp.com").then(|| (alias.to_owned(), b.iter().cloned().collect()))
+            })
+            .collect();
+        assert_eq!(corp, want);
+        assert!(store.verify().unwrap() > 0);
+    }
+}
+
+#[test]
+fn answers_are_exact_and_reingest_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let a = combo(1, 3000, 700);
+    let b = combo(2, 2000, 900);
+    let fa = write(tmp.path(), "a.txt", &a);
+    let fb = write(tmp.path(), "b.txt", &b);
+    let mut model = Model::default();
+    model.add("Alpha", &a);
+    model.add("Beta", &b);
+
+    run(&data, "Alpha", &[fa.clone()], 1 << 30);
+    run(&data, "Beta", &[fb.clone()], 1 << 30);
+    model.check(&data);
+
+    let before = Store::open(&data).unwrap().stats().unwrap();
+    run(&data, "Alpha", &[fa], 1 << 30);
+    run(&data, "Beta", &[fb], 1 << 30);
+    model.check(&data);
+    let after = Store::open(&data).unwrap().stats().unwrap();
+    assert_eq!(before.credentials, after.credentials);
+    assert_eq!(before.records, after.records);
+}
+
+#[test]
+fn spilling_split_ingests_and_order_give_the_same_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = combo(7, 40_000, 9000);
+    let (first, second) = lines.split_at(17_000);
+    let whole = write(tmp.path(), "whole.txt", &lines);
+    let f1 = write(tmp.path(), "one.txt", first);
+    let f2 = write(tmp.path(), "two.txt", second);
+    let mut model = Model::default();
+    model.add("Gamma", &lines);
+
+    // One ingest, in memory.
+    let d1 = DataDir::new(tmp.path().join("d1"));
+    run(&d1, "Gamma", &[whole.clone()], 1 << 30);
+    model.check(&d1);
+    // One ingest with the smallest budget: many spilled runs, merged.
+    let d2 = DataDir::new(tmp.path().join("d2"));
+    run(&d2, "Gamma", &[whole], 1);
+    model.check(&d2);
+    // Two ingests into the same breach, in the other order.
+    let d3 = DataDir::new(tmp.path().join("d3"));
+    run(&d3, "Gamma", &[f2], 1 << 30);
+    run(&d3, "Gamma", &[f1], 1 << 30);
+    model.check(&d3);
+}
+
+#[test]
+fn many_small_ingests_are_compacted_without_changing_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let mut model = Model::default();
+    for i in 0..12u64 {
+        let lines = combo(100 + i, 300, 400);
+        let breach = format!("Small{}", i % 4);
+        model.add(&breach, &lines);
+        let f = write(tmp.path(), &format!("s{i}.txt"), &lines);
+        run(&data, &breach, &[f], 1 << 30);
+    }
+    model.check(&data);
+    let stats = Store::open(&data).unwrap().stats().unwrap();
+    for (kind, k) in &stats.kinds {
+        assert!(k.segments <= 8, "{kind} has {} segments", k.segments);
+    }
+    // Compaction deleted what it merged: the directory holds only live files.
+    let live = std::fs::read_dir(data.segments()).unwrap().count();
+    let named: usize = stats.kinds.values().map(|k| k.segments).sum();
+    assert_eq!(live, named);
+}
+
+#[test]
+fn leftovers_of_a_killed_ingest_are_invisible_then_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let lines = combo(3, 1000, 300);
+    let f = write(tmp.path(), "a.txt", &lines);
+    run(&data, "Alpha", &[f.clone()], 1 << 30);
+    let mut model = Model::default();
+    model.add("Alpha", &lines);
+
+    // What a writer killed mid-way leaves: a half-built segment, a finished but
+    // unpublished one, scratch runs, and a manifest draft.
+    std::fs::write(data.segments().join("sha1-999-1.building"), b"half").unwrap();
+    std::fs::write(data.segments().join("accounts-0123456789abcdef0123456789abcdef.seg"), b"junk").unwrap();
+    std::fs::create_dir_all(data.tmp().join("ingest-999")).unwrap();
+    std::fs::write(data.tmp().join("ingest-999/credentials-0000.run"), b"junk").unwrap();
+    std::fs::write(data.root().join("MANIFEST.tmp"), b"{not json").unwrap();
+    model.check(&data);
+
+    let other = combo(4, 500, 200);
+    model.add("Beta", &other);
+    let g = write(tmp.path(), "b.txt", &other);
+    run(&data, "Beta", &[g], 1 << 30);
+    model.check(&data);
+    assert!(!data.segments().join("sha1-999-1.building").exists());
+    assert!(!data.segments().join("accounts-0123456789abcdef0123456789abcdef.seg").exists());
+    assert!(!data.tmp().join("ingest-999").exists());
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    data.create().unwrap();
+    let _held = data.lock().unwrap();
+    let err = data.lock().err().expect("second lock must fail");
+    assert!(err.to_string().contains("another leakwatch process"), "{err}");
+}
+
+#[test]
+fn range_is_the_sorted_union_of_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let a = combo(11, 2000, 500);
+    let b = combo(12, 2000, 500);
+    run(&data, "Alpha", &[write(tmp.path(), "a.txt", &a)], 1 << 30);
+    run(&data, "Beta", &[write(tmp.path(), "b.txt", &b)], 1 << 30);
+    let store = Store::open(&data).unwrap();
+    let h = sha1(b"pass7");
+    let prefix = u32::from_be_bytes([0, h[0], h[1], h[2]]) >> 4;
+    let range = store.range(false, prefix).unwrap();
+    let hit = range.iter().find(|(k, _)| k[..20] == h).expect("pass7 in its range");
+    assert_eq!(hit.1, store.sha1_count(&h).unwrap());
+    assert!(range.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(range.iter().all(|(k, _)| (u32::from_be_bytes([0, k[0], k[1], k[2]]) >> 4) == prefix));
+}
