@@ -1,0 +1,123 @@
+//! The pieces of `docs/ingest-rules.md` the generator needs to state expected
+//! answers: the stable rejection reasons, the column vocabulary, and format
+//! detection, which the writers use only as a guard (a combo whose first line
+//! would be detected as CSV is rearranged, never mislabelled).
+
+/// Rejection reasons, spelled exactly as the rules spell them.
+pub mod reason {
+    pub const LINE_TOO_LONG: &str = "line too long";
+    pub const CONTROL_CHARACTERS: &str = "control characters";
+    pub const NO_SEPARATOR: &str = "no separator";
+    pub const INVALID_EMAIL: &str = "invalid email";
+    pub const NOT_AN_EMAIL: &str = "not an email address";
+    pub const INVALID_USERNAME: &str = "invalid username";
+    pub const IDENTITY_NOT_UTF8: &str = "identity not UTF-8";
+    pub const NO_ACCOUNT: &str = "no account";
+    pub const WRONG_FIELD_COUNT: &str = "wrong field count";
+    pub const INVALID_JSON: &str = "invalid JSON";
+}
+
+/// Every known column name (all categories), lower-case.
+pub const KNOWN_COLUMNS: &[&str] = &[
+    "email",
+    "e-mail",
+    "mail",
+    "email_address",
+    "emailaddress",
+    "user_email",
+    "username",
+    "user",
+    "login",
+    "user_login",
+    "user_name",
+    "nickname",
+    "password",
+    "pass",
+    "passwd",
+    "pwd",
+    "plaintext",
+    "password_plain",
+    "hash",
+    "password_hash",
+    "passhash",
+    "pw_hash",
+    "sha1",
+    "md5",
+    "ntlm",
+    "phone",
+    "phone_number",
+    "mobile",
+    "telephone",
+    "name",
+    "first_name",
+    "last_name",
+    "full_name",
+    "ip",
+    "ip_address",
+    "last_ip",
+    "reg_ip",
+    "dob",
+    "birthday",
+    "date_of_birth",
+    "address",
+    "street",
+    "city",
+];
+
+/// The format names reports use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Combo,
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Combo => "combo",
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Detection as `--format auto` does it, from the first non-blank line.
+pub fn detect(first_line: &[u8]) -> Format {
+    if first_line.first() == Some(&b'{') {
+        return Format::Ndjson;
+    }
+    let delims = [b',', b';', b'\t', b'|'];
+    let counts = delims.map(|d| first_line.iter().filter(|&&b| b == d).count());
+    let (best, &n) = counts.iter().enumerate().max_by_key(|&(_, n)| n).expect("four delimiters");
+    if n == 0 {
+        return Format::Combo;
+    }
+    let known = first_line.split(|&b| b == delims[best]).any(|field| {
+        std::str::from_utf8(field)
+            .map(|f| KNOWN_COLUMNS.contains(&f.trim().to_ascii_lowercase().as_str()))
+            .unwrap_or(false)
+    });
+    if known {
+        Format::Csv
+    } else {
+        Format::Combo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_follows_the_rules() {
+        assert_eq!(detect(b"{\"email\":1}"), Format::Ndjson);
+        assert_eq!(detect(b"id,Email,password"), Format::Csv);
+        assert_eq!(detect(b"user\tpass"), Format::Csv);
+        assert_eq!(detect(b"bob@example.com:secret"), Format::Combo);
+        assert_eq!(detect(b"bob@example.com;hunter2"), Format::Combo);
+        // The hazard the writers guard against: a combo whose password is a column name.
+        assert_eq!(detect(b"bob@example.com;password"), Format::Csv);
+    }
+}
