@@ -559,3 +559,80 @@ fn gzip_and_zstd_inputs_read_like_plain_ones() {
         }
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes biased toward what the parsers branch on: separators, quotes,
+    /// braces, line ends, `@`, BOM bytes, control and non-UTF-8 bytes.
+    fn dump_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let interesting = prop::sample::select(
+            b":;|\t,\"{}[]@. \r\n\n\n\0\x01\xef\xbb\xbf\xff\xe9$HEX[]aZ09+-_=\\".to_vec(),
+        );
+        prop::collection::vec(prop_oneof![3 => interesting, 1 => any::<u8>()], 0..400)
+    }
+
+    /// Lines that mostly look like records of every format, so the deeper
+    /// paths run, not only the rejections.
+    fn dump_lines() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            Just(b"email,password,name".to_vec()),
+            Just(b"user;pass".to_vec()),
+            Just(b"{\"email\": \"a@b.co\", \"p\": {\"password\": \"x\"}}".to_vec()),
+            "[a-z]{1,8}@[a-z]{1,5}\\.(com|co)[:;|\t][ -~]{0,12}".prop_map(String::into_bytes),
+            "[a-z]{1,8}[:;|][ -~]{0,12}".prop_map(String::into_bytes),
+            "\"[a-z@.,\n]{0,10}\",[a-z\"]{0,5}".prop_map(String::into_bytes),
+            dump_bytes(),
+        ];
+        prop::collection::vec(line, 0..30).prop_map(|lines| lines.join(&b"\n"[..]))
+    }
+
+    /// Lines as the rules count them, and how many of them are blank.
+    fn physical_lines(input: &[u8]) -> (u64, u64) {
+        let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
+        if input.is_empty() {
+            return (0, 0);
+        }
+        let body = input.strip_suffix(b"\n").unwrap_or(input);
+        let mut lines = 0;
+        let mut blank = 0;
+        for line in body.split(|&b| b == b'\n') {
+            lines += 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            blank += u64::from(line.trim_ascii().is_empty());
+        }
+        (lines, blank)
+    }
+
+    fn every_format_agrees_across_chunk_sizes(input: &[u8]) {
+        for format in [None, Some(Format::Combo), Some(Format::Csv), Some(Format::Ndjson)] {
+            let (report, records) = read_with(input, format, CHUNK_SIZE);
+            for size in [1, 3, 13] {
+                assert_eq!(read_with(input, format, size), (report.clone(), records.clone()), "size {size}");
+            }
+            let (lines, blank) = physical_lines(input);
+            assert_eq!(report.lines, lines, "{format:?}");
+            let rejected: u64 = report.rejected.values().map(|r| r.count).sum();
+            if matches!(report.format, Format::Combo | Format::Ndjson) {
+                assert_eq!(report.accepted + rejected + blank, lines, "{format:?}");
+            } else {
+                assert!(report.accepted + rejected + blank <= lines, "{format:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_every_line_is_accounted_for(input in dump_bytes()) {
+            every_format_agrees_across_chunk_sizes(&input);
+        }
+
+        #[test]
+        fn record_like_lines_never_panic_and_every_line_is_accounted_for(input in dump_lines()) {
+            every_format_agrees_across_chunk_sizes(&input);
+        }
+    }
+}
