@@ -67,17 +67,13 @@ impl Layout {
     }
 
     fn join(&self, rng: &mut Rng, fields: &[String]) -> Vec<u8> {
-        self.join_quoting(rng, fields, self.quote_all)
-    }
-
-    fn join_quoting(&self, rng: &mut Rng, fields: &[String], quote_all: bool) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {
                 out.push(self.delimiter);
             }
             let needs = field.bytes().any(|b| b == self.delimiter || b == b'"' || b == b'\n' || b == b'\r');
-            if needs || (quote_all && rng.chance(0.97)) {
+            if needs || (self.quote_all && rng.chance(0.97)) {
                 out.push(b'"');
                 out.extend_from_slice(field.replace('"', "\"\"").as_bytes());
                 out.push(b'"');
@@ -192,9 +188,7 @@ pub(crate) fn build(
     noise: Noise,
 ) -> Vec<Entry> {
     let header: Vec<String> = layout.columns.iter().map(|(name, _)| name.to_string()).collect();
-    // Format detection splits the header line without honouring quotes, so even
-    // exporters that quote every value are given a bare header here.
-    let mut entries = vec![Entry::new(layout.join_quoting(rng, &header, false), Outcome::Silent)];
+    let mut entries = vec![Entry::new(layout.join(rng, &header), Outcome::Silent)];
     for (id, row) in rows.iter().enumerate() {
         let (fields, material) = cells(rng, pop, layout, row, id);
         let password = row.password.clone().unwrap_or_default();

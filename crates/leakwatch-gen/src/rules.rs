@@ -83,18 +83,24 @@ impl Format {
     }
 }
 
-/// Detection as `--format auto` does it, from the first non-blank line.
+/// Detection as `--format auto` does it, from the first line that is neither
+/// blank nor too long.
 pub fn detect(first_line: &[u8]) -> Format {
-    if first_line.first() == Some(&b'{') {
+    let line = first_line.trim_ascii();
+    if line.first() == Some(&b'{') {
         return Format::Ndjson;
     }
     let delims = [b',', b';', b'\t', b'|'];
-    let counts = delims.map(|d| first_line.iter().filter(|&&b| b == d).count());
-    let (best, &n) = counts.iter().enumerate().max_by_key(|&(_, n)| n).expect("four delimiters");
+    let counts = delims.map(|d| line.iter().filter(|&&b| b == d).count());
+    // The most frequent delimiter; a tie goes to the one listed first.
+    let (best, n) =
+        counts.iter().enumerate().fold((0, 0), |acc, (i, &n)| if n > acc.1 { (i, n) } else { acc });
     if n == 0 {
         return Format::Combo;
     }
-    let known = first_line.split(|&b| b == delims[best]).any(|field| {
+    let known = line.split(|&b| b == delims[best]).any(|field| {
+        let field = field.trim_ascii();
+        let field = field.strip_prefix(b"\"").and_then(|f| f.strip_suffix(b"\"")).unwrap_or(field);
         std::str::from_utf8(field)
             .map(|f| KNOWN_COLUMNS.contains(&f.trim().to_ascii_lowercase().as_str()))
             .unwrap_or(false)
@@ -114,6 +120,7 @@ mod tests {
     fn detection_follows_the_rules() {
         assert_eq!(detect(b"{\"email\":1}"), Format::Ndjson);
         assert_eq!(detect(b"id,Email,password"), Format::Csv);
+        assert_eq!(detect(b"\"uid\";\"E-Mail\""), Format::Csv);
         assert_eq!(detect(b"user\tpass"), Format::Csv);
         assert_eq!(detect(b"bob@example.com:secret"), Format::Combo);
         assert_eq!(detect(b"bob@example.com;hunter2"), Format::Combo);

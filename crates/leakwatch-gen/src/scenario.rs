@@ -559,7 +559,10 @@ fn build_file(
             plan.name
         );
     }
-    let first = entries.iter().find(|e| !e.text.trim_ascii().is_empty()).expect("files are not empty");
+    let first = entries
+        .iter()
+        .find(|e| !e.text.trim_ascii().is_empty() && e.text.len() <= 64 * 1024)
+        .expect("files are not empty");
     assert_eq!(
         detect(first_line(first)),
         format,
@@ -575,16 +578,19 @@ fn build_file(
     file
 }
 
-/// The first line of a trimmed entry, as format detection sees it.
+/// The first line of an entry, as format detection sees it.
 fn first_line(entry: &Entry) -> &[u8] {
-    let text = entry.text.trim_ascii();
-    text.split(|&b| b == b'\n').next().unwrap_or_default()
+    entry.text.split(|&b| b == b'\n').next().unwrap_or_default()
 }
 
 /// Makes sure `--format auto` reads a combo as a combo: a line like
 /// `bob@example.com;password` would otherwise make it a CSV with a header.
 fn guard_detection(entries: &mut [Entry]) {
-    let Some(first) = entries.iter().position(|e| !e.text.trim_ascii().is_empty()) else { return };
+    let Some(first) =
+        entries.iter().position(|e| !e.text.trim_ascii().is_empty() && e.text.len() <= 64 * 1024)
+    else {
+        return;
+    };
     if detect(first_line(&entries[first])) == Format::Combo {
         return;
     }
@@ -597,10 +603,15 @@ fn guard_detection(entries: &mut [Entry]) {
     entries.swap(first, swap);
 }
 
-/// The mode the rules give a combo: from the first 1,000 non-blank lines.
+/// The mode the rules give a combo: from the first 1,000 lines that are not
+/// blank, not too long and free of control characters.
 fn combo_mode(entries: &[Entry]) -> ComboMode {
     let (mut with_sep, mut with_at) = (0usize, 0usize);
-    for entry in entries.iter().filter(|e| !e.text.trim_ascii().is_empty()).take(1000) {
+    let sampled = entries.iter().filter(|e| {
+        let line = e.text.trim_ascii();
+        !line.is_empty() && e.text.len() <= 64 * 1024 && !line.iter().any(|&b| b < 0x20 && b != b'\t')
+    });
+    for entry in sampled.take(1000) {
         let line = entry.text.trim_ascii();
         if let Some(end) = line.iter().position(|b| b":;|\t".contains(b)) {
             with_sep += 1;

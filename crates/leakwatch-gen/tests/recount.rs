@@ -85,6 +85,7 @@ fn blank(line: &[u8]) -> bool {
 }
 
 fn detect(first: &[u8]) -> Format {
+    let first = first.trim_ascii();
     if first.starts_with(b"{") {
         return Format::Ndjson;
     }
@@ -92,8 +93,12 @@ fn detect(first: &[u8]) -> Format {
         .into_iter()
         .map(|d| (d, first.iter().filter(|&&b| b == d).count()))
         .fold((b',', 0), |best, c| if c.1 > best.1 { c } else { best });
-    let known =
-        n > 0 && first.split(|&b| b == d).any(|f| column(std::str::from_utf8(f).unwrap_or("")).is_some());
+    let unquote = |f: &[u8]| {
+        let f = f.trim_ascii();
+        f.strip_prefix(b"\"").and_then(|f| f.strip_suffix(b"\"")).unwrap_or(f).to_vec()
+    };
+    let known = n > 0
+        && first.split(|&b| b == d).any(|f| column(std::str::from_utf8(&unquote(f)).unwrap_or("")).is_some());
     if known {
         Format::Csv
     } else {
@@ -139,7 +144,12 @@ fn unhex(password: &[u8]) -> Vec<u8> {
 }
 
 fn combo(out: &mut FileResult, lines: &[(u64, Option<&[u8]>)]) {
-    let sample: Vec<&[u8]> = lines.iter().filter_map(|(_, l)| *l).filter(|l| !blank(l)).take(1000).collect();
+    let sample: Vec<&[u8]> = lines
+        .iter()
+        .filter_map(|(_, l)| *l)
+        .filter(|l| !blank(l) && !l.trim_ascii().iter().any(|&b| b < 0x20 && b != b'\t'))
+        .take(1000)
+        .collect();
     let with_sep: Vec<&[u8]> = sample
         .iter()
         .filter_map(|l| {
