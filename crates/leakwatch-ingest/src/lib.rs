@@ -13,6 +13,9 @@ mod columns;
 mod combo;
 mod csv;
 mod detect;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash_shape;
 mod input;
 mod ndjson;

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::AtomicU64;
 
 use leakwatch_types::{Account, AccountKind, DataClass, HashKind, PasswordHashes, PasswordMaterial, Record};
 
 use crate::chunk::MAX_LINE;
-use crate::input::RawInput;
-use crate::reader::{read_chunked, CHUNK_SIZE};
+use crate::reader::CHUNK_SIZE;
 use crate::{Format, Report};
 
 /// Chunk sizes every case is run with: the real one, then ones small enough
@@ -19,23 +17,7 @@ const CHUNK_SIZES: [usize; 6] = [CHUNK_SIZE, 1, 2, 3, 7, 64];
 
 /// Reads `input` with one chunk size, collecting records in delivery order.
 fn read_with(input: &[u8], format: Option<Format>, chunk_size: usize) -> (Report, Vec<Record>) {
-    let raw = RawInput::from_reader("test".into(), None, Box::new(std::io::Cursor::new(input.to_vec())))
-        .expect("in-memory input");
-    let progress = AtomicU64::new(0);
-    let mut records = Vec::new();
-    let report = read_chunked(
-        raw,
-        format,
-        &progress,
-        chunk_size,
-        |batch| batch,
-        |batch| {
-            records.extend(batch);
-            Ok(())
-        },
-    )
-    .expect("in-memory read");
-    (report, records)
+    crate::fuzzing::read_bytes(input, format, chunk_size).expect("in-memory read")
 }
 
 /// Reads `input` with every chunk size and checks they agree.

@@ -1,0 +1,51 @@
+//! Entry points for the fuzz targets in `fuzz/` (behind the `fuzzing` feature)
+//! and for this crate's own tests: read bytes with a chosen chunk size, and
+//! check that chunking changes nothing.
+
+use std::sync::atomic::AtomicU64;
+
+use leakwatch_types::Record;
+
+use crate::input::RawInput;
+use crate::reader::{read_chunked, CHUNK_SIZE};
+use crate::{Format, IngestError, Report};
+
+/// Reads `data` as a whole input, cutting chunks of about `chunk_size` bytes.
+/// Fails only where the bytes are gzip or zstd that does not decompress.
+pub fn read_bytes(
+    data: &[u8],
+    format: Option<Format>,
+    chunk_size: usize,
+) -> Result<(Report, Vec<Record>), IngestError> {
+    let raw = RawInput::from_reader("fuzz".into(), None, Box::new(std::io::Cursor::new(data.to_vec())))
+        .map_err(|source| IngestError::Open { path: "fuzz".into(), source })?;
+    let mut records = Vec::new();
+    let progress = AtomicU64::new(0);
+    let report = read_chunked(
+        raw,
+        format,
+        &progress,
+        chunk_size,
+        |batch| batch,
+        |batch| {
+            records.extend(batch);
+            Ok(())
+        },
+    )?;
+    Ok((report, records))
+}
+
+/// Panics unless reading `data` gives the same report and records with the
+/// real chunk size and with tiny ones, and the report counts add up.
+pub fn check(data: &[u8], format: Option<Format>) {
+    let outcome = |size| read_bytes(data, format, size).map_err(|e| e.to_string());
+    let whole = outcome(CHUNK_SIZE);
+    for size in [1, 7, 64] {
+        assert!(outcome(size) == whole, "chunk size {size} changes the result");
+    }
+    // Broken compressed input is an error, the same at every chunk size.
+    let Ok(whole) = whole else { return };
+    let rejected: u64 = whole.0.rejected.values().map(|r| r.count).sum();
+    assert!(whole.0.accepted + rejected <= whole.0.lines, "more outcomes than lines");
+    assert_eq!(whole.0.accepted, whole.1.len() as u64);
+}
