@@ -11,12 +11,15 @@ mod error;
 mod hibp;
 mod ingest;
 mod manifest;
+mod range;
 mod reader;
 mod runs;
+mod stealer;
 
 pub use dir::DataDir;
 pub use error::{Result, StoreError};
 pub use hibp::HibpBreach;
 pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
 pub use manifest::{Breach, Manifest, SegmentRef};
+pub use range::{RangeIndex, RangeKind};
 pub use reader::{KindStats, Stats, Store};

@@ -1,0 +1,324 @@
+//! Pwned Passwords ranges formatted straight off the mmapped password segments.
+//!
+//! [`Store::range`](crate::Store::range) collects a range into a map, which is
+//! right for the CLI but too slow for an HTTP server answering tens of thousands
+//! of ranges a second. [`RangeIndex`] holds the SHA-1 and NTLM segments of one
+//! manifest generation and writes a range's body (`SUFFIX:COUNT` lines, upper-case,
+//! sorted, CRLF between lines and none after the last, exactly as HIBP answers)
+//! into a caller's buffer: no allocation per request, one contiguous read of each
+//! segment, and a k-way merge when several segments hold the same prefix.
+
+use leakwatch_segment::{Kind, Segment, SegmentError, MAX_KEY_LEN};
+
+use crate::dir::DataDir;
+use crate::error::{Result, StoreError};
+use crate::manifest::{Manifest, MANIFEST};
+
+/// Which password corpus a range is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RangeKind {
+    Sha1,
+    Ntlm,
+}
+
+impl RangeKind {
+    /// Bytes of a full hash.
+    pub fn key_len(self) -> usize {
+        match self {
+            RangeKind::Sha1 => 20,
+            RangeKind::Ntlm => 16,
+        }
+    }
+
+    /// Hex digits of a suffix: the hash less its five-digit prefix.
+    pub fn suffix_len(self) -> usize {
+        2 * self.key_len() - 5
+    }
+
+    fn segment_kind(self) -> Kind {
+        match self {
+            RangeKind::Sha1 => Kind::Sha1Counts,
+            RangeKind::Ntlm => Kind::NtlmCounts,
+        }
+    }
+}
+
+/// The password segments of one generation, open for range reads.
+pub struct RangeIndex {
+    generation: u64,
+    sha1: Vec<Segment>,
+    ntlm: Vec<Segment>,
+}
+
+impl RangeIndex {
+    /// Opens the password segments of the current generation (an empty index when
+    /// the directory has no manifest yet).
+    pub fn open(dir: &DataDir) -> Result<RangeIndex> {
+        // As in `Store::open`: a compaction may delete a file between our reading
+        // the manifest and opening it; the manifest that replaced ours names its
+        // successor, so reading again converges.
+        let mut attempts = 0;
+        loop {
+            match RangeIndex::open_once(dir) {
+                Err(StoreError::Segment(SegmentError::Io { source, .. }))
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &DataDir) -> Result<RangeIndex> {
+        let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+        let mut index = RangeIndex { generation: manifest.generation, sha1: Vec::new(), ntlm: Vec::new() };
+        for s in &manifest.segments {
+            let Some(range_kind) =
+                [RangeKind::Sha1, RangeKind::Ntlm].into_iter().find(|k| k.segment_kind().name() == s.kind)
+            else {
+                continue;
+            };
+            let kind = range_kind.segment_kind();
+            let list = match range_kind {
+                RangeKind::Sha1 => &mut index.sha1,
+                RangeKind::Ntlm => &mut index.ntlm,
+            };
+            let seg = Segment::open(&dir.segments().join(&s.file))?;
+            if seg.kind() != kind {
+                return Err(StoreError::DataCorruption {
+                    path: dir.root().join(MANIFEST),
+                    detail: format!(
+                        "{} holds {} entries, the manifest says {}",
+                        s.file,
+                        seg.kind().name(),
+                        s.kind
+                    ),
+                });
+            }
+            list.push(seg);
+        }
+        Ok(index)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn segments(&self, kind: RangeKind) -> &[Segment] {
+        match kind {
+            RangeKind::Sha1 => &self.sha1,
+            RangeKind::Ntlm => &self.ntlm,
+        }
+    }
+
+    /// Appends the body of the range `prefix` (20 bits) to `out` and returns how
+    /// many lines it wrote.
+    ///
+    /// `padding` holds random keys for HIBP's `Add-Padding`: their top 20 bits are
+    /// replaced by `prefix`, and each is written as `SUFFIX:0` in sorted position
+    /// among the real lines, so neither the order nor the shape of the body tells
+    /// padding from data. A padding key equal to a real hash adds nothing.
+    pub fn write_range(
+        &self,
+        kind: RangeKind,
+        prefix: u32,
+        padding: &mut [[u8; MAX_KEY_LEN]],
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        let prefix = prefix & 0xF_FFFF;
+        let key_len = kind.key_len();
+        for key in padding.iter_mut() {
+            key[0] = (prefix >> 12) as u8;
+            key[1] = (prefix >> 4) as u8;
+            key[2] = ((prefix as u8 & 0x0F) << 4) | (key[2] & 0x0F);
+            key[key_len..].fill(0);
+        }
+        padding.sort_unstable();
+
+        let segments = self.segments(kind);
+        let mut cursors = Vec::with_capacity(segments.len());
+        for seg in segments {
+            let run = seg.range20(prefix)?;
+            if !run.is_empty() {
+                cursors.push(Cursor { seg, next: run.start, end: run.end, head: seg.key(run.start) });
+            }
+        }
+        let mut pad = 0;
+        let mut lines = 0;
+        loop {
+            // The smallest head among the segments and the padding; segments are
+            // few (compaction keeps them so), so a linear scan beats a heap.
+            let mut min: Option<[u8; MAX_KEY_LEN]> = padding.get(pad).copied();
+            for c in &cursors {
+                if min.is_none_or(|m| c.head < m) {
+                    min = Some(c.head);
+                }
+            }
+            let Some(key) = min else { break };
+            let mut count = 0u64;
+            let mut i = 0;
+            while i < cursors.len() {
+                let c = &mut cursors[i];
+                if c.head == key {
+                    count += c.seg.count(c.next)?;
+                    c.next += 1;
+                    if c.next == c.end {
+                        cursors.swap_remove(i);
+                        continue;
+                    }
+                    c.head = c.seg.key(c.next);
+                }
+                i += 1;
+            }
+            while padding.get(pad) == Some(&key) {
+                pad += 1;
+            }
+            if lines > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            write_line(out, &key[..key_len], count);
+            lines += 1;
+        }
+        Ok(lines)
+    }
+}
+
+/// The unread part of one segment's run of a range.
+struct Cursor<'a> {
+    seg: &'a Segment,
+    next: usize,
+    end: usize,
+    head: [u8; MAX_KEY_LEN],
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Writes `SUFFIX:COUNT` for a full key: the hex digits after the fifth, then the
+/// count in decimal.
+fn write_line(out: &mut Vec<u8>, key: &[u8], count: u64) {
+    out.push(HEX[usize::from(key[2] & 0x0F)]);
+    for &b in &key[3..] {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0x0F)]);
+    }
+    out.push(b':');
+    let mut digits = [0u8; 20];
+    let mut n = count;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_upper_case_suffixes_and_decimal_counts() {
+        let key = leakwatch_types::sha1(b"password");
+        let mut out = Vec::new();
+        write_line(&mut out, &key, 10_434_004);
+        assert_eq!(out, b"1E4C9B93F3F0682250B6CF8331B7EE68FD8:10434004");
+        out.clear();
+        write_line(&mut out, &[0xAB, 0xCD, 0xE0, 0x01], 0);
+        assert_eq!(out, b"001:0");
+        out.clear();
+        write_line(&mut out, &[0, 0, 0x0F, 0xFF], u64::MAX);
+        assert_eq!(out, format!("FFF:{}", u64::MAX).as_bytes());
+    }
+
+    #[test]
+    fn an_empty_directory_has_empty_ranges_and_padding_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = RangeIndex::open(&DataDir::new(tmp.path())).unwrap();
+        assert_eq!(index.generation(), 0);
+        let mut out = Vec::new();
+        assert_eq!(index.write_range(RangeKind::Sha1, 0x5BAA6, &mut [], &mut out).unwrap(), 0);
+        assert!(out.is_empty());
+
+        let mut padding = [[0xFFu8; MAX_KEY_LEN], [0x11u8; MAX_KEY_LEN]];
+        assert_eq!(index.write_range(RangeKind::Ntlm, 0x5BAA6, &mut padding, &mut out).unwrap(), 2);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines, [format!("{}:0", "1".repeat(27)), format!("{}:0", "F".repeat(27))]);
+    }
+
+    /// Ingests `lines` of `email:password` into breach `name`.
+    fn ingest_lines(data: &DataDir, name: &str, lines: &str) {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), lines).unwrap();
+        let options = crate::IngestOptions {
+            breach: crate::BreachInfo { name: name.into(), ..crate::BreachInfo::default() },
+            format: None,
+            memory_budget: 1 << 30,
+        };
+        let input = leakwatch_ingest::Input::open(tmp.path().to_str().unwrap()).unwrap();
+        crate::ingest(data, &options, vec![input], &crate::Progress::default(), &mut |_| {}).unwrap();
+    }
+
+    #[test]
+    fn ranges_equal_the_store_union_across_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        let combo = |breach: u32| -> String {
+            (0..3000).map(|i| format!("user{i}@example.com:pw{}\n", (i * breach) % 700)).collect()
+        };
+        ingest_lines(&data, "Alpha", &combo(3));
+        ingest_lines(&data, "Beta", &combo(7));
+        let store = crate::Store::open(&data).unwrap();
+        let index = RangeIndex::open(&data).unwrap();
+        assert_eq!(index.generation(), store.generation());
+        assert!(index.segments(RangeKind::Sha1).len() >= 2, "two ingests give two segments");
+
+        let mut out = Vec::new();
+        for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+            for pw in 0..700 {
+                let password = format!("pw{pw}");
+                let hash = match kind {
+                    RangeKind::Sha1 => leakwatch_types::sha1(password.as_bytes()).to_vec(),
+                    RangeKind::Ntlm => leakwatch_types::ntlm(password.as_bytes()).to_vec(),
+                };
+                let prefix = u32::from_be_bytes([0, hash[0], hash[1], hash[2]]) >> 4;
+                let want: Vec<String> = store
+                    .range(kind == RangeKind::Ntlm, prefix)
+                    .unwrap()
+                    .iter()
+                    .map(|(k, c)| {
+                        let mut line = Vec::new();
+                        write_line(&mut line, &k[..kind.key_len()], *c);
+                        String::from_utf8(line).unwrap()
+                    })
+                    .collect();
+                out.clear();
+                let lines = index.write_range(kind, prefix, &mut [], &mut out).unwrap();
+                assert_eq!(lines, want.len());
+                assert_eq!(String::from_utf8(out.clone()).unwrap(), want.join("\r\n"));
+
+                // Padding lands in sorted position and never changes a real line.
+                let mut padding = vec![[0u8; MAX_KEY_LEN]; 12];
+                for (i, p) in padding.iter_mut().enumerate() {
+                    p.fill(i as u8 * 21);
+                }
+                out.clear();
+                let padded = index.write_range(kind, prefix, &mut padding, &mut out).unwrap();
+                let text = String::from_utf8(out.clone()).unwrap();
+                let got: Vec<&str> = text.split("\r\n").collect();
+                assert_eq!(got.len(), padded);
+                assert!(got.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+                assert!(want.iter().all(|line| got.contains(&line.as_str())));
+                assert!(got.iter().filter(|l| !want.iter().any(|w| w == *l)).all(|l| l.ends_with(":0")));
+                assert!(got
+                    .iter()
+                    .all(|l| l.len() > kind.suffix_len() && l.as_bytes()[kind.suffix_len()] == b':'));
+            }
+        }
+    }
+}
