@@ -1,0 +1,460 @@
+//! End to end: the real `leakwatch` binary, driven only through its command-line
+//! contract (DESIGN.md §4), over a generated scenario whose exact answers the
+//! generator computed while writing it (`leakwatch-gen`, `docs/ingest-rules.md`).
+//!
+//! Every breach is ingested (some files through stdin, gzip and zstd among them,
+//! one breach with a tiny memory budget so sorted runs spill), then every answer
+//! is compared: each address (in one batch on stdin) and a sample of absent ones,
+//! each domain, each SHA-1 and NTLM count, each breach's PwnCount and data classes,
+//! and each file's accepted and rejected counts. Then the properties: re-ingesting
+//! changes no answer; another ingest order gives the same answers; exit codes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use leakwatch_gen::{BreachFiles, Expected, Scenario};
+use leakwatch_types::encode_hex_upper;
+use serde_json::{json, Value};
+
+const SEED: u64 = 20260501;
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn leakwatch(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.arg("--data").arg(data).args(args);
+    run(cmd, stdin)
+}
+
+fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the leakwatch binary runs");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        // Written from a thread so a large input cannot deadlock against a full stdout.
+        let bytes = bytes.to_vec();
+        let writer = std::thread::spawn(move || pipe.write_all(&bytes));
+        let out = child.wait_with_output().expect("waits");
+        writer.join().expect("writer thread").expect("stdin accepted");
+        return Run::from(out);
+    }
+    Run::from(child.wait_with_output().expect("waits"))
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self, what: &str) -> Run {
+        assert_eq!(self.code, 0, "{what}: exit {}\nstderr: {}", self.code, self.stderr);
+        self
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    }
+}
+
+/// How one breach is fed to `leakwatch ingest`.
+#[derive(Clone, Copy)]
+struct Feed {
+    /// Which file (by index) goes through stdin, if any.
+    stdin_file: Option<usize>,
+    memory_budget: Option<&'static str>,
+    reverse_files: bool,
+}
+
+impl Feed {
+    fn for_breach(name: &str) -> Feed {
+        let plain = Feed { stdin_file: None, memory_budget: None, reverse_files: false };
+        match name {
+            // A plain username combo through stdin.
+            "GamerHub2017" => Feed { stdin_file: Some(0), ..plain },
+            // A gzip file through stdin: compression is detected by magic bytes, not names.
+            "Combolist2023" => Feed { stdin_file: Some(1), ..plain },
+            "PhotoVault2015" => Feed { memory_budget: Some("1MiB"), ..plain },
+            _ => plain,
+        }
+    }
+}
+
+/// Ingests one breach; returns the per-file part of the report, in argument order.
+fn ingest(data: &Path, breach: &BreachFiles, feed: Feed, report: &Path) -> Vec<Value> {
+    let mut order: Vec<usize> = (0..breach.files.len()).collect();
+    if feed.reverse_files {
+        order.reverse();
+    }
+    let mut args: Vec<String> = vec!["ingest".into(), "--breach".into(), breach.name.clone()];
+    args.extend(["--title".into(), breach.title.clone(), "--breach-date".into(), breach.breach_date.clone()]);
+    if !breach.domain.is_empty() {
+        args.extend(["--domain".into(), breach.domain.clone()]);
+    }
+    if let Some(budget) = feed.memory_budget {
+        args.extend(["--memory-budget".into(), budget.into()]);
+    }
+    args.extend(["--report-json".into(), report.display().to_string()]);
+    let mut stdin = None;
+    for &i in &order {
+        if feed.stdin_file == Some(i) {
+            stdin = Some(std::fs::read(&breach.files[i]).expect("generated file"));
+            args.push("-".into());
+        } else {
+            args.push(breach.files[i].display().to_string());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    leakwatch(data, &args, stdin.as_deref()).ok(&format!("ingest {}", breach.name));
+    let report: Value = serde_json::from_slice(&std::fs::read(report).expect("--report-json was written"))
+        .expect("the report is JSON");
+    let files = report["files"].as_array().expect("report.files").clone();
+    assert_eq!(files.len(), order.len());
+    // Back to the breach's own file order, so reports compare with the expected ones.
+    let mut by_index: Vec<(usize, Value)> = order.into_iter().zip(files).collect();
+    by_index.sort_by_key(|(i, _)| *i);
+    by_index.into_iter().map(|(_, v)| v).collect()
+}
+
+fn ingest_all(data: &Path, breaches: &[BreachFiles], reverse: bool, report: &Path) -> Vec<Vec<Value>> {
+    let mut reports: Vec<(usize, Vec<Value>)> = Vec::new();
+    let mut order: Vec<usize> = (0..breaches.len()).collect();
+    if reverse {
+        order.reverse();
+    }
+    for i in order {
+        let mut feed = Feed::for_breach(&breaches[i].name);
+        feed.reverse_files = reverse;
+        reports.push((i, ingest(data, &breaches[i], feed, report)));
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Every answer the store gives about the scenario, as the binary prints it.
+#[derive(Debug, PartialEq)]
+struct Answers {
+    emails: Vec<Value>,
+    domains: BTreeMap<String, Value>,
+    sha1: Vec<Value>,
+    ntlm: Vec<Value>,
+    breaches: Vec<Value>,
+}
+
+/// Addresses to look up: every exposed one (some shouted, as users type them) and
+/// the absent ones; with what the answer must be.
+fn email_queries(exp: &Expected) -> (String, Vec<Value>) {
+    let mut input = String::new();
+    let mut want = Vec::new();
+    for (i, (email, breaches)) in exp.emails.iter().enumerate() {
+        let shown = if i % 5 == 0 { email.to_uppercase() } else { email.clone() };
+        input.push_str(&shown);
+        input.push('\n');
+        want.push(json!({"account": email, "breaches": breaches}));
+    }
+    for email in &exp.absent_emails {
+        input.push_str(email);
+        input.push('\n');
+        want.push(json!({"account": email, "breaches": []}));
+    }
+    (input, want)
+}
+
+/// Hashes to look up: every expected one (some in lower case) and absent ones.
+fn hash_queries(counts: &BTreeMap<String, u64>, absent: &[String]) -> (String, Vec<Value>) {
+    let mut input = String::new();
+    let mut want = Vec::new();
+    for (i, (hash, count)) in counts.iter().enumerate() {
+        input.push_str(&if i % 3 == 0 { hash.to_lowercase() } else { hash.clone() });
+        input.push('\n');
+        want.push(json!({"hash": hash, "count": count}));
+    }
+    for hash in absent {
+        input.push_str(hash);
+        input.push('\n');
+        want.push(json!({"hash": hash, "count": 0}));
+    }
+    (input, want)
+}
+
+fn absent_hashes(len: usize) -> Vec<String> {
+    (0..20)
+        .map(|i| {
+            let digest = leakwatch_types::sha1(format!("leakwatch e2e: never a password {i}").as_bytes());
+            encode_hex_upper(&digest[..len])
+        })
+        .collect()
+}
+
+/// The fields of a breach object that ingest determines.
+fn breach_facts(b: &Value) -> Value {
+    json!({
+        "Name": b["Name"],
+        "Title": b["Title"],
+        "Domain": b["Domain"],
+        "BreachDate": b["BreachDate"],
+        "PwnCount": b["PwnCount"],
+        "DataClasses": b["DataClasses"],
+    })
+}
+
+fn answers(data: &Path, exp: &Expected) -> Answers {
+    let (input, _) = email_queries(exp);
+    let emails =
+        leakwatch(data, &["search", "email", "--json", "-"], Some(input.as_bytes())).ok("search email");
+    let mut domains = BTreeMap::new();
+    for domain in exp.domains.keys() {
+        let out = leakwatch(data, &["search", "domain", "--json", domain], None).ok("search domain");
+        domains.insert(domain.clone(), serde_json::from_str(out.stdout.trim()).expect("domain JSON"));
+    }
+    let (input, _) = hash_queries(&exp.sha1, &absent_hashes(20));
+    let sha1 =
+        leakwatch(data, &["search", "password", "--hash", "sha1", "--json", "-"], Some(input.as_bytes()))
+            .ok("search sha1");
+    let (input, _) = hash_queries(&exp.ntlm, &absent_hashes(16));
+    let ntlm =
+        leakwatch(data, &["search", "password", "--hash", "ntlm", "--json", "-"], Some(input.as_bytes()))
+            .ok("search ntlm");
+    let catalog = leakwatch(data, &["breaches", "--json"], None).ok("breaches");
+    let catalog: Value = serde_json::from_str(&catalog.stdout).expect("breaches JSON");
+    let mut breaches: Vec<Value> =
+        catalog.as_array().expect("an array of breaches").iter().map(breach_facts).collect();
+    breaches.sort_by_key(|b| b["Name"].as_str().unwrap_or_default().to_string());
+    Answers {
+        emails: emails.json_lines(),
+        domains,
+        sha1: sha1.json_lines(),
+        ntlm: ntlm.json_lines(),
+        breaches,
+    }
+}
+
+#[track_caller]
+fn assert_lines_eq(got: &[Value], want: &[Value], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: one output line per input line");
+    let wrong: Vec<String> = got
+        .iter()
+        .zip(want)
+        .filter(|(g, w)| g != w)
+        .take(5)
+        .map(|(g, w)| format!("got {g}, want {w}"))
+        .collect();
+    assert!(wrong.is_empty(), "{what}: {} answers differ, e.g.\n{}", wrong.len(), wrong.join("\n"));
+}
+
+fn check_answers(got: &Answers, exp: &Expected) {
+    assert_lines_eq(&got.emails, &email_queries(exp).1, "search email");
+    for (domain, aliases) in &exp.domains {
+        assert_eq!(got.domains[domain], json!(aliases), "search domain {domain}");
+    }
+    assert_lines_eq(&got.sha1, &hash_queries(&exp.sha1, &absent_hashes(20)).1, "search password --hash sha1");
+    assert_lines_eq(&got.ntlm, &hash_queries(&exp.ntlm, &absent_hashes(16)).1, "search password --hash ntlm");
+    let mut want: Vec<Value> = exp
+        .breaches
+        .iter()
+        .map(|b| {
+            json!({
+                "Name": b.name,
+                "Title": b.title,
+                "Domain": b.domain,
+                "BreachDate": b.breach_date,
+                "PwnCount": b.pwn_count,
+                "DataClasses": b.data_classes,
+            })
+        })
+        .collect();
+    want.sort_by_key(|b| b["Name"].as_str().unwrap_or_default().to_string());
+    assert_eq!(got.breaches, want, "breaches --json");
+}
+
+fn check_reports(reports: &[Vec<Value>], exp: &Expected) {
+    for (files, breach) in reports.iter().zip(&exp.breaches) {
+        for (got, want) in files.iter().zip(&breach.files) {
+            let rejected: BTreeMap<&String, Value> = want
+                .rejected
+                .iter()
+                .map(|(reason, r)| (reason, json!({"count": r.count, "sample_lines": r.sample_lines})))
+                .collect();
+            let want = json!({
+                "format": want.format,
+                "lines": want.lines,
+                "accepted": want.accepted,
+                "rejected": rejected,
+            });
+            let got = json!({
+                "format": got["format"],
+                "lines": got["lines"],
+                "accepted": got["accepted"],
+                "rejected": got["rejected"],
+            });
+            assert_eq!(got, want, "ingest report of {}", breach.name);
+        }
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    breaches: Vec<BreachFiles>,
+    exp: Expected,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let root = tmp.path().to_path_buf();
+    let scenario = Scenario::small(SEED);
+    let breaches = scenario.write_all(&root.join("dumps")).expect("dumps written");
+    Setup { _tmp: tmp, root, breaches, exp: scenario.expected() }
+}
+
+#[test]
+fn scenario_answers_are_exact_idempotent_and_order_independent() {
+    let s = setup();
+    let report = s.root.join("report.json");
+
+    let data = s.root.join("data");
+    let reports = ingest_all(&data, &s.breaches, false, &report);
+    check_reports(&reports, &s.exp);
+    let first = answers(&data, &s.exp);
+    check_answers(&first, &s.exp);
+
+    // Plaintext lookups hash like the corpus does.
+    for password in ["123456", "password"] {
+        let digest = encode_hex_upper(&leakwatch_types::sha1(password.as_bytes()));
+        let out = leakwatch(&data, &["search", "password", "--json", password], None).ok("search password");
+        let want = json!({"hash": digest, "count": s.exp.sha1.get(&digest).copied().unwrap_or(0)});
+        assert_eq!(out.json_lines(), vec![want]);
+    }
+    let stats = leakwatch(&data, &["stats", "--json"], None).ok("stats");
+    serde_json::from_str::<Value>(&stats.stdout).expect("stats --json is JSON");
+
+    // Re-ingesting the same files into the same breaches changes no answer, and
+    // the files read the same way again.
+    let again = ingest_all(&data, &s.breaches, false, &report);
+    check_reports(&again, &s.exp);
+    assert_eq!(answers(&data, &s.exp), first, "answers after re-ingest");
+
+    // Breaches in the opposite order, and files in the opposite order within each.
+    let other = s.root.join("data-reversed");
+    let reports = ingest_all(&other, &s.breaches, true, &report);
+    check_reports(&reports, &s.exp);
+    assert_eq!(answers(&other, &s.exp), first, "answers after ingest in another order");
+}
+
+/// A combo big enough that a 1 MiB budget spills sorted runs to disk several
+/// times must give the same answers as an ingest that never spills.
+#[test]
+fn spilling_changes_no_answer() {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let combo = tmp.path().join("combo.txt");
+    let lines = 30_000;
+    let mut bytes = Vec::new();
+    leakwatch_gen::bench::write_combo(&mut bytes, lines, 7).expect("in memory");
+    std::fs::write(&combo, &bytes).expect("combo written");
+
+    // The truth, from the clean combo: distinct addresses, and per SHA-1 the
+    // number of distinct (address, password) pairs carrying it.
+    let mut accounts = BTreeSet::new();
+    let mut pairs = BTreeSet::new();
+    for line in std::str::from_utf8(&bytes).expect("ASCII").lines() {
+        let (email, password) = line.split_once(':').expect("email:password");
+        accounts.insert(email.to_ascii_lowercase());
+        pairs.insert((email.to_ascii_lowercase(), password.to_string()));
+    }
+    let mut sha1: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, password) in &pairs {
+        *sha1.entry(encode_hex_upper(&leakwatch_types::sha1(password.as_bytes()))).or_default() += 1;
+    }
+
+    let lookups: Vec<(String, bool)> = leakwatch_gen::bench::lookup_addresses(7, lines, 2_000).collect();
+    let email_input: String = lookups.iter().map(|(a, _)| format!("{a}\n")).collect();
+    let sha1_input: String = sha1.keys().map(|h| format!("{h}\n")).collect();
+    let mut results = Vec::new();
+    for budget in ["1MiB", "1GiB"] {
+        let data = tmp.path().join(format!("data-{budget}"));
+        let path = combo.display().to_string();
+        leakwatch(&data, &["ingest", "--breach", "Spill", "--memory-budget", budget, &path], None)
+            .ok("ingest");
+        let found =
+            leakwatch(&data, &["search", "email", "--json", "-"], Some(email_input.as_bytes())).ok("email");
+        let counts = leakwatch(
+            &data,
+            &["search", "password", "--hash", "sha1", "--json", "-"],
+            Some(sha1_input.as_bytes()),
+        )
+        .ok("password");
+        let catalog: Value =
+            serde_json::from_str(&leakwatch(&data, &["breaches", "--json"], None).ok("breaches").stdout)
+                .expect("JSON");
+        assert_eq!(catalog[0]["PwnCount"], json!(accounts.len()), "PwnCount with budget {budget}");
+        for ((address, present), answer) in lookups.iter().zip(found.json_lines()) {
+            let want: Vec<&str> = if *present { vec!["Spill"] } else { vec![] };
+            assert_eq!(answer["breaches"], json!(want), "{address} with budget {budget}");
+        }
+        for ((hash, count), answer) in sha1.iter().zip(counts.json_lines()) {
+            assert_eq!(answer, json!({"hash": hash, "count": count}), "budget {budget}");
+        }
+        results.push((found.stdout, counts.stdout));
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let s = setup();
+    let data = s.root.join("data");
+    let shop = s.breaches.iter().find(|b| b.name == "ShopNova2019").expect("a CSV breach");
+    ingest(&data, shop, Feed::for_breach(&shop.name), &s.root.join("report.json"));
+    let present = s.exp.emails.iter().find(|(_, b)| b.contains(&shop.name)).expect("someone").0.clone();
+    let absent = "nobody.at.all@example.org";
+
+    // Found: 0. Searched and found nothing: 1.
+    assert_eq!(leakwatch(&data, &["search", "email", &present], None).code, 0);
+    assert_eq!(leakwatch(&data, &["search", "email", &present, absent], None).code, 0);
+    assert_eq!(leakwatch(&data, &["search", "email", absent], None).code, 1);
+    let out = leakwatch(&data, &["search", "email", "--json", absent], None);
+    assert_eq!((out.code, out.json_lines()), (1, vec![json!({"account": absent, "breaches": []})]));
+    let out = leakwatch(&data, &["search", "domain", "--json", "no-such-domain.example"], None);
+    assert_eq!((out.code, out.stdout.trim()), (1, "{}"));
+    let unknown = &absent_hashes(20)[0];
+    assert_eq!(leakwatch(&data, &["search", "password", "--hash", "sha1", unknown], None).code, 1);
+
+    // The data directory also comes from LEAKWATCH_DATA.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.env("LEAKWATCH_DATA", &data).args(["search", "email", "--json", &present]);
+    let out = run(cmd, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json_lines()[0]["account"], json!(present));
+
+    // Errors: 2, with one line on stderr.
+    let one_line = |run: &Run, mentions: &str| {
+        assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "one stderr line: {:?}", run.stderr);
+        assert!(run.stderr.contains(mentions), "{:?} should name {mentions}", run.stderr);
+    };
+    let missing = s.root.join("no-such-dump.txt");
+    let missing = missing.display().to_string();
+    one_line(&leakwatch(&data, &["ingest", "--breach", "Missing", &missing], None), &missing);
+    let not_a_dir = s.root.join("report.json");
+    let run_bad_data = leakwatch(&not_a_dir, &["search", "email", &present], None);
+    one_line(&run_bad_data, "");
+    one_line(&leakwatch(&data, &["ingest", "--breach", "Not Valid", &missing], None), "");
+    one_line(&leakwatch(&data, &["search", "password", "--hash", "sha1", "not-hex"], None), "");
+    // A failed ingest leaves the answers as they were.
+    assert_eq!(leakwatch(&data, &["search", "email", &present], None).code, 0);
+}
