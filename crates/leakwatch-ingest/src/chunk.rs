@@ -125,6 +125,9 @@ pub(crate) struct Source<R> {
     bom_checked: bool,
     /// Decompressed bytes consumed so far, the BOM included.
     consumed: u64,
+    /// A read error, held back until the whole records read before it are
+    /// handed over (`eof` is set with it, so no loop waits for more bytes).
+    error: Option<io::Error>,
 }
 
 impl<R: Read> Source<R> {
@@ -137,6 +140,7 @@ impl<R: Read> Source<R> {
             chunk_size: chunk_size.max(1),
             bom_checked: false,
             consumed: 0,
+            error: None,
         }
     }
 
@@ -145,12 +149,24 @@ impl<R: Read> Source<R> {
         &self.buf[self.pos..]
     }
 
-    pub(crate) fn at_eof(&self) -> bool {
+    /// Whether the input really ended (not merely failed): only then is a last
+    /// record without LF complete.
+    pub(crate) fn at_end(&self) -> bool {
+        self.eof && self.error.is_none()
+    }
+
+    /// Whether no more bytes will come, because the input ended or failed.
+    pub(crate) fn exhausted(&self) -> bool {
         self.eof
     }
 
+    /// The held-back read error, if reading failed.
+    fn take_error(&mut self) -> io::Result<()> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
     /// Reads at least `want` more bytes unless the input ends first. Returns
-    /// whether any byte was added.
+    /// whether any byte was added. A read error is held back (see `error`).
     pub(crate) fn fill(&mut self, want: usize) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
@@ -177,7 +193,9 @@ impl<R: Read> Source<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(len),
                 Err(e) => {
                     self.buf.truncate(len);
-                    return Err(e);
+                    self.error = Some(e);
+                    self.eof = true;
+                    break;
                 }
             }
         }
@@ -213,8 +231,12 @@ impl<R: Read> Source<R> {
     /// answer is never [`Scan::NeedMore`] unless the input is empty.
     pub(crate) fn scan_first(&mut self, splitter: &impl Splitter) -> io::Result<Scan> {
         loop {
-            let scan = splitter.scan(self.buffered(), self.eof);
-            if scan != Scan::NeedMore || self.eof {
+            let scan = splitter.scan(self.buffered(), self.at_end());
+            if scan != Scan::NeedMore {
+                return Ok(scan);
+            }
+            if self.eof {
+                self.take_error()?;
                 return Ok(scan);
             }
             self.fill(READ_SIZE)?;
@@ -259,10 +281,11 @@ impl<R: Read> Source<R> {
         self.ensure(self.chunk_size)?;
         let avail = self.buffered().len();
         if avail == 0 {
+            self.take_error()?;
             return Ok(None);
         }
         let region_len = avail.min(self.chunk_size);
-        if self.eof && avail <= self.chunk_size {
+        if self.at_end() && avail <= self.chunk_size {
             return Ok(Some(self.cut(avail, spare, true)));
         }
 
@@ -276,7 +299,7 @@ impl<R: Read> Source<R> {
         let mut at = 0;
         loop {
             let rest = &self.buf[self.pos + at..];
-            match splitter.scan(rest, self.eof) {
+            match splitter.scan(rest, self.at_end()) {
                 Scan::Record(n) => {
                     at += n;
                     if at >= self.chunk_size || at == self.buffered().len() {
@@ -301,13 +324,18 @@ impl<R: Read> Source<R> {
                     None => return Ok(Some(self.emit_truncated(spare)?)),
                 },
                 Scan::NeedMore if at > 0 => break,
+                // Reading failed inside this record: it is not handed over.
+                Scan::NeedMore if self.eof => {
+                    self.take_error()?;
+                    return Ok(None);
+                }
                 Scan::NeedMore => {
                     // The first record is longer than the chunk size: read on.
                     self.fill(READ_SIZE)?;
                 }
             }
         }
-        let last = self.eof && at == self.buffered().len();
+        let last = self.at_end() && at == self.buffered().len();
         Ok(Some(self.cut(at, spare, last)))
     }
 

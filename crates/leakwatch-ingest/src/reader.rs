@@ -142,8 +142,8 @@ fn sample_mode<R: Read>(source: &mut Source<R>) -> io::Result<Mode> {
         if sample.is_full() {
             return Ok(sample.mode());
         }
-        if source.at_eof() || bytes.len() >= window {
-            if source.at_eof() && bytes.len() <= window && scanned < bytes.len() {
+        if source.exhausted() || bytes.len() >= window {
+            if source.at_end() && bytes.len() <= window && scanned < bytes.len() {
                 sample.add(&bytes[scanned..]);
             }
             return Ok(sample.mode());

@@ -8,7 +8,8 @@ use std::io::Write;
 use leakwatch_types::{Account, AccountKind, DataClass, HashKind, PasswordHashes, PasswordMaterial, Record};
 
 use crate::chunk::MAX_LINE;
-use crate::reader::CHUNK_SIZE;
+use crate::input::RawInput;
+use crate::reader::{read_chunked, CHUNK_SIZE};
 use crate::{Format, Report};
 
 /// Chunk sizes every case is run with: the real one, then ones small enough
@@ -616,5 +617,64 @@ mod properties {
         fn record_like_lines_never_panic_and_every_line_is_accounted_for(input in dump_lines()) {
             every_format_agrees_across_chunk_sizes(&input);
         }
+    }
+}
+
+/// Yields its bytes, then fails.
+struct FailsAfter(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for FailsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("disk on fire")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[test]
+fn a_read_error_comes_after_every_whole_record_read_before_it() {
+    for (input, format, records, line) in [
+        (&b"a@b.co:1\nc@d.co:2\ne@f.co:3"[..], None, 2, 3),
+        (b"email,password\na@b.co,1\nc@d.co,\"2\n", None, 1, 3),
+        (b"{\"email\": \"a@b.co\"}\n", None, 1, 2),
+    ] {
+        for size in CHUNK_SIZES {
+            let raw = RawInput::from_reader(
+                "broken".into(),
+                None,
+                Box::new(FailsAfter(std::io::Cursor::new(input.to_vec()))),
+            )
+            .expect("open");
+            let mut delivered = 0;
+            let progress = std::sync::atomic::AtomicU64::new(0);
+            let err = read_chunked(
+                raw,
+                format,
+                &progress,
+                size,
+                |b| b.len(),
+                |n| {
+                    delivered += n;
+                    Ok(())
+                },
+            )
+            .expect_err("the reader fails");
+            assert_eq!(delivered, records, "size {size}: {}", show(input));
+            assert_eq!(err.to_string(), format!("broken: line {line}: disk on fire"), "size {size}");
+        }
+    }
+}
+
+/// Inputs the fuzz targets found; each must pass the fuzz check.
+#[test]
+fn fuzz_regressions() {
+    // A zstd frame that fails mid-way: an error at every chunk size.
+    let corrupt_zstd = [
+        0x28, 0xb5, 0x2f, 0xfd, 0x0, 0x9, 0x0, 0x8, 0x0, 0x0, 0x9, 0x0, 0x8, 0x0, 0x0, 0x5b, 0x1d, 0x0, 0x0,
+        0xa, 0x0, 0x0, 0x0, 0x0, 0x5b, 0x1d, 0x0, 0x0, 0xa, 0x0, 0x0, 0x0, 0x0, 0xa7,
+    ];
+    for format in [None, Some(Format::Csv)] {
+        crate::fuzzing::check(&corrupt_zstd, format);
     }
 }
