@@ -28,6 +28,9 @@ pub struct Written {
     pub path: PathBuf,
     pub entries: u64,
     pub bytes: u64,
+    /// BLAKE3 of the header followed by the BLAKE3 of everything after it:
+    /// a name for the content, computed as the bytes pass, without a reread.
+    pub content_hash: [u8; 32],
 }
 
 impl SegmentWriter {
@@ -106,7 +109,9 @@ impl SegmentWriter {
             return Err(self.usage("key or value of the wrong width for this segment kind"));
         }
         if let Some((last, len)) = &self.last_key {
-            match last[..*len].cmp(key) {
+            // Integer compare of the first 16 bytes settles almost every pair.
+            let head = |k: &[u8]| u128::from_be_bytes(k[..16].try_into().expect("keys are >= 16 bytes"));
+            match head(&last[..*len]).cmp(&head(key)).then_with(|| last[16..*len].cmp(&key[16..])) {
                 std::cmp::Ordering::Greater => return Err(self.usage("keys pushed out of order")),
                 std::cmp::Ordering::Equal if kind.has_count() => {
                     return Err(self.usage("a counted key pushed twice"))
@@ -173,7 +178,7 @@ impl SegmentWriter {
         }
 
         let checksums_offset = self.out.position;
-        let (mut file, crcs) = self.out.finish().map_err(io)?;
+        let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
         let mut tail = Vec::with_capacity(crcs.len() * 4 + 4);
         for crc in &crcs {
             tail.extend_from_slice(&crc.to_le_bytes());
@@ -181,6 +186,7 @@ impl SegmentWriter {
         let tail_crc = crc32fast::hash(&tail);
         tail.extend_from_slice(&tail_crc.to_le_bytes());
         file.write_all(&tail).map_err(io)?;
+        body_hash.update(&tail);
         let file_len = checksums_offset + tail.len() as u64;
 
         let header = Header {
@@ -197,47 +203,66 @@ impl SegmentWriter {
             checksums_offset,
             file_len,
         };
+        let header = header.encode();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header.encode()).map_err(io)?;
+        file.write_all(&header).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(Written { path: self.path, entries: self.entries, bytes: file_len })
+        let mut content = blake3::Hasher::new();
+        content.update(&header);
+        content.update(body_hash.finalize().as_bytes());
+        Ok(Written {
+            path: self.path,
+            entries: self.entries,
+            bytes: file_len,
+            content_hash: content.finalize().into(),
+        })
     }
 }
 
 /// A buffered writer that keeps a CRC-32 of every [`CHECKSUM_CHUNK`] bytes after
-/// the header as they pass, so checksums cost no second read.
+/// the header, and a BLAKE3 of all of them, as they pass: no second read. It
+/// buffers whole chunks so both checksums run over large blocks, not over each
+/// small entry.
 struct ChecksummedWriter {
-    inner: BufWriter<File>,
+    file: File,
+    buf: Vec<u8>,
     position: u64,
-    hasher: crc32fast::Hasher,
-    in_chunk: usize,
+    body: blake3::Hasher,
     crcs: Vec<u32>,
 }
 
 impl ChecksummedWriter {
     fn new(file: File) -> Self {
         ChecksummedWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            file,
+            buf: Vec::with_capacity(CHECKSUM_CHUNK),
             position: 0,
-            hasher: crc32fast::Hasher::new(),
-            in_chunk: 0,
+            body: blake3::Hasher::new(),
             crcs: Vec::new(),
         }
     }
 
     /// Writes bytes that the chunk checksums do not cover (the header placeholder).
     fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.inner.write_all(bytes)?;
+        self.file.write_all(bytes)?;
         self.position += bytes.len() as u64;
         Ok(())
     }
 
-    fn finish(mut self) -> std::io::Result<(File, Vec<u32>)> {
-        if self.in_chunk > 0 {
-            self.crcs.push(self.hasher.clone().finalize());
+    fn flush_chunk(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        let file = self.inner.into_inner().map_err(|e| e.into_error())?;
-        Ok((file, self.crcs))
+        self.crcs.push(crc32fast::hash(&self.buf));
+        self.body.update(&self.buf);
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<(File, Vec<u32>, blake3::Hasher)> {
+        self.flush_chunk()?;
+        Ok((self.file, self.crcs, self.body))
     }
 }
 
@@ -245,14 +270,10 @@ impl Write for ChecksummedWriter {
     fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
-            let take = buf.len().min(CHECKSUM_CHUNK - self.in_chunk);
-            self.inner.write_all(&buf[..take])?;
-            self.hasher.update(&buf[..take]);
-            self.in_chunk += take;
-            if self.in_chunk == CHECKSUM_CHUNK {
-                let done = std::mem::take(&mut self.hasher);
-                self.crcs.push(done.finalize());
-                self.in_chunk = 0;
+            let take = buf.len().min(CHECKSUM_CHUNK - self.buf.len());
+            self.buf.extend_from_slice(&buf[..take]);
+            if self.buf.len() == CHECKSUM_CHUNK {
+                self.flush_chunk()?;
             }
             buf = &buf[take..];
         }
@@ -261,6 +282,6 @@ impl Write for ChecksummedWriter {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }

@@ -6,23 +6,19 @@
 //! stay "distinct triples". An ingest killed at any point leaves the previous
 //! manifest in force; its files are orphans that the next writer removes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use leakwatch_ingest::{Format, Input, Report};
 use leakwatch_segment::{Kind, Segment, SegmentWriter};
-use leakwatch_types::{Blinder, DataClass, Record};
+use leakwatch_types::{Blinder, DataClass, Key16, Record};
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use crate::runs::Runs;
+use crate::runs::{Bucketed, Runs};
 
-/// An account key, alone: the breach is the same for the whole ingest.
-type AccountRec = [u8; 16];
-/// Domain key, account key, alias length, alias (at most 64 bytes, HIBP's limit).
-type DomainRec = [u8; 97];
 /// Password id (SHA-1, or `FFFFFFFF` + NTLM when only NTLM is known), pair key
 /// of (account, breach), NTLM, and flags (bit 0: has SHA-1, bit 1: has NTLM).
 type CredRec = [u8; 45];
@@ -77,35 +73,44 @@ pub enum Phase<'a> {
     Writing,
 }
 
+/// The index records of one parsed chunk.
 struct Batch {
-    accounts: Vec<AccountRec>,
-    domains: Vec<DomainRec>,
-    creds: Vec<CredRec>,
+    records: u64,
+    /// Account keys alone: the breach is the same for the whole ingest.
+    accounts: Bucketed<16>,
+    /// Domain key, account key, alias length, alias (at most 64 bytes, HIBP's limit).
+    domains: Bucketed<97>,
+    creds: Bucketed<45>,
 }
 
+/// Turns parsed records into index records. Runs on the parallel side of the
+/// pipeline, so the keyed hashing and the bucketing cost no serial time.
 fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
-    let mut batch = Batch {
-        accounts: Vec::with_capacity(records.len()),
-        domains: Vec::with_capacity(records.len()),
-        creds: Vec::with_capacity(records.len()),
-    };
-    for record in records {
+    let n = records.len();
+    let mut accounts = Vec::with_capacity(n);
+    let mut domains = Vec::with_capacity(n);
+    let mut creds = Vec::with_capacity(n);
+    // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
+    // one keyed hash per distinct domain in a batch is enough.
+    let mut domain_keys: HashMap<String, Key16> = HashMap::new();
+    for record in &records {
         let account = blinder.account_key(&record.account);
-        batch.accounts.push(account);
+        accounts.push(account);
         if let Some((alias, domain)) = record.account.email_parts() {
+            let key = match domain_keys.get(domain) {
+                Some(k) => *k,
+                None => *domain_keys.entry(domain.to_owned()).or_insert_with(|| blinder.domain_key(domain)),
+            };
             let mut rec = [0u8; 97];
-            rec[..16].copy_from_slice(&blinder.domain_key(domain));
+            rec[..16].copy_from_slice(&key);
             rec[16..32].copy_from_slice(&account);
             let alias = &alias.as_bytes()[..alias.len().min(64)];
             rec[32] = alias.len() as u8;
             rec[33..33 + alias.len()].copy_from_slice(alias);
-            batch.domains.push(rec);
+            domains.push(rec);
         }
         let Some(material) = &record.password else { continue };
         let (sha1, ntlm) = (material.sha1(), material.ntlm());
-        if sha1.is_none() && ntlm.is_none() {
-            continue;
-        }
         let mut rec = [0u8; 45];
         match (sha1, ntlm) {
             (Some(s), _) => rec[..20].copy_from_slice(&s),
@@ -113,16 +118,21 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
                 rec[..4].copy_from_slice(&[0xFF; 4]);
                 rec[4..20].copy_from_slice(&n);
             }
-            (None, None) => unreachable!("checked above"),
+            (None, None) => continue,
         }
         rec[20..28].copy_from_slice(&blinder.pair_key(&account, breach).to_le_bytes());
         if let Some(n) = ntlm {
             rec[28..44].copy_from_slice(&n);
         }
         rec[44] = (u8::from(sha1.is_some()) * HAS_SHA1) | (u8::from(ntlm.is_some()) * HAS_NTLM);
-        batch.creds.push(rec);
+        creds.push(rec);
     }
-    batch
+    Batch {
+        records: n as u64,
+        accounts: Bucketed::new(accounts),
+        domains: Bucketed::new(domains),
+        creds: Bucketed::new(creds),
+    }
 }
 
 /// Ingests `inputs` into one breach and publishes the result as a new generation.
@@ -144,9 +154,11 @@ pub fn ingest(
     let breach_id = existing.as_ref().map_or(manifest.next_breach_id, |b| b.id);
     let scratch = tempdir_in(&dir.tmp())?;
 
-    let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", true);
-    let mut domains = Runs::<97>::new(scratch.clone(), "domains", true);
-    let mut creds = Runs::<45>::new(scratch.clone(), "credentials", true);
+    // Keys: the account; domain then account (the alias follows from the
+    // account); password id then pair (NTLM and flags follow from the id).
+    let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", 16, true);
+    let mut domains = Runs::<97>::new(scratch.clone(), "domains", 32, true);
+    let mut creds = Runs::<45>::new(scratch.clone(), "credentials", 28, true);
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
     let mut classes = BTreeSet::new();
@@ -159,10 +171,10 @@ pub fn ingest(
             &progress.bytes,
             |records| to_batch(records, &blinder, breach_id),
             |batch: Batch| {
-                progress.records.fetch_add(batch.accounts.len() as u64, Ordering::Relaxed);
-                accounts.extend(&batch.accounts);
-                domains.extend(&batch.domains);
-                creds.extend(&batch.creds);
+                progress.records.fetch_add(batch.records, Ordering::Relaxed);
+                accounts.push(&batch.accounts);
+                domains.push(&batch.domains);
+                creds.push(&batch.creds);
                 // Half the budget for run buffers; the rest covers the parser's
                 // chunks in flight and the merge's read buffers.
                 if accounts.mem_bytes() + domains.mem_bytes() + creds.mem_bytes() > budget / 2 {
@@ -178,99 +190,23 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    let snapshot = if existing.is_some() {
-        Some(open_kinds(dir, &manifest, &[Kind::Accounts, Kind::Credentials])?)
-    } else {
-        None
+    let snapshot = match existing {
+        Some(_) => Some(open_kinds(dir, &manifest, &[Kind::Accounts, Kind::Credentials])?),
+        None => None,
     };
-    let mut out = SegmentSet::new(dir.segments());
-
-    // Credentials, and from the new ones the password counts. Sorted by password
-    // id, so the SHA-1 counts come out in key order with no second sort.
-    let upper = creds.pushed();
-    let mut cred_w = out.writer(Kind::Credentials, upper)?;
-    let mut sha1_w = out.writer(Kind::Sha1Counts, upper)?;
-    let mut ntlm_runs = Runs::<24>::new(scratch.clone(), "ntlm", false);
-    let mut group: Option<(CredRec, u64)> = None;
-    let mut last_key = [0u8; 28];
-    let mut new_credentials = 0u64;
-    for rec in creds.finish()? {
-        let rec = rec?;
-        let key = &rec[..28];
-        if new_credentials > 0 && key == last_key {
-            continue;
-        }
-        if let Some(snap) = &snapshot {
-            if any_found(&snap.1, key)? {
-                continue;
-            }
-        }
-        last_key.copy_from_slice(key);
-        new_credentials += 1;
-        cred_w.push_value(key, &[])?;
-        match &mut group {
-            Some((first, n)) if first[..20] == rec[..20] => *n += 1,
-            _ => {
-                if let Some((first, n)) = group.take() {
-                    emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
-                }
-                group = Some((rec, 1));
-            }
-        }
-    }
-    if let Some((first, n)) = group.take() {
-        emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
-    }
-    out.finish(cred_w)?;
-    out.finish(sha1_w)?;
-
-    let mut ntlm_w = out.writer(Kind::NtlmCounts, ntlm_runs.pushed())?;
-    let mut pending: Option<([u8; 16], u64)> = None;
-    for rec in ntlm_runs.finish()? {
-        let rec = rec?;
-        let key: [u8; 16] = rec[..16].try_into().expect("16 bytes");
-        let n = u64::from_be_bytes(rec[16..].try_into().expect("8 bytes"));
-        match &mut pending {
-            Some((k, total)) if *k == key => *total += n,
-            _ => {
-                if let Some((k, total)) = pending.replace((key, n)) {
-                    ntlm_w.push_count(&k, total)?;
-                }
-            }
-        }
-    }
-    if let Some((k, total)) = pending {
-        ntlm_w.push_count(&k, total)?;
-    }
-    out.finish(ntlm_w)?;
-
-    let breach_bytes = breach_id.to_le_bytes();
-    let mut acc_w = out.writer(Kind::Accounts, accounts.pushed())?;
-    let mut new_accounts = 0u64;
-    for key in accounts.finish()? {
-        let key = key?;
-        if let Some(snap) = &snapshot {
-            if in_breach(&snap.0, &key, breach_id)? {
-                continue;
-            }
-        }
-        acc_w.push_value(&key, &breach_bytes)?;
-        new_accounts += 1;
-    }
-    out.finish(acc_w)?;
-
-    let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
-    for rec in domains.finish()? {
-        let rec = rec?;
-        if let Some(snap) = &snapshot {
-            if in_breach(&snap.0, &rec[16..32], breach_id)? {
-                continue;
-            }
-        }
-        let len = usize::from(rec[32]);
-        dom_w.push_payload(&rec[..16], breach_id, &rec[33..33 + len])?;
-    }
-    out.finish(dom_w)?;
+    let (stored_accounts, stored_creds) = match &snapshot {
+        Some((a, c)) => (Some(a.as_slice()), Some(c.as_slice())),
+        None => (None, None),
+    };
+    // The password chain and the account chain share nothing: write them on
+    // two threads.
+    let (passwords, accounts) = rayon::join(
+        || write_passwords(dir, creds, stored_creds, &scratch, budget),
+        || write_accounts(dir, accounts, domains, stored_accounts, breach_id),
+    );
+    let (mut out, new_credentials) = passwords?;
+    let (account_out, new_accounts) = accounts?;
+    out.absorb(account_out);
     drop(snapshot);
 
     let new_segments = out.done(dir)?;
@@ -335,6 +271,108 @@ pub fn ingest(
     Ok(IngestSummary { files, breach, new_breach, new_accounts, new_credentials, segments_written })
 }
 
+/// Credentials and, from the new ones, the SHA-1 and NTLM counts. Sorted by
+/// password id, the SHA-1 counts come out in key order with no second sort.
+fn write_passwords(
+    dir: &DataDir,
+    creds: Runs<45>,
+    stored: Option<&[Segment]>,
+    scratch: &Path,
+    budget: usize,
+) -> Result<(SegmentSet, u64)> {
+    let mut out = SegmentSet::new(dir.segments());
+    let upper = creds.pushed();
+    let mut cred_w = out.writer(Kind::Credentials, upper)?;
+    let mut sha1_w = out.writer(Kind::Sha1Counts, upper)?;
+    let mut ntlm_runs = Runs::<24>::new(scratch.to_owned(), "ntlm", 16, false);
+    let mut group: Option<(CredRec, u64)> = None;
+    let mut new_credentials = 0u64;
+    for rec in creds.finish()? {
+        let rec = rec?;
+        let key = &rec[..28];
+        if let Some(stored) = stored {
+            if any_found(stored, key)? {
+                continue;
+            }
+        }
+        new_credentials += 1;
+        cred_w.push_value(key, &[])?;
+        match &mut group {
+            Some((first, n)) if first[..20] == rec[..20] => *n += 1,
+            _ => {
+                if let Some((first, n)) = group.replace((rec, 1)) {
+                    emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
+                }
+            }
+        }
+    }
+    if let Some((first, n)) = group.take() {
+        emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
+    }
+    out.finish(cred_w)?;
+    out.finish(sha1_w)?;
+
+    let mut ntlm_w = out.writer(Kind::NtlmCounts, ntlm_runs.pushed())?;
+    let mut pending: Option<([u8; 16], u64)> = None;
+    for rec in ntlm_runs.finish()? {
+        let rec = rec?;
+        let key: [u8; 16] = rec[..16].try_into().expect("16 bytes");
+        let n = u64::from_be_bytes(rec[16..].try_into().expect("8 bytes"));
+        match &mut pending {
+            Some((k, total)) if *k == key => *total += n,
+            _ => {
+                if let Some((k, total)) = pending.replace((key, n)) {
+                    ntlm_w.push_count(&k, total)?;
+                }
+            }
+        }
+    }
+    if let Some((k, total)) = pending {
+        ntlm_w.push_count(&k, total)?;
+    }
+    out.finish(ntlm_w)?;
+    Ok((out, new_credentials))
+}
+
+/// The accounts new to this breach, and their aliases under each domain.
+fn write_accounts(
+    dir: &DataDir,
+    accounts: Runs<16>,
+    domains: Runs<97>,
+    stored: Option<&[Segment]>,
+    breach_id: u32,
+) -> Result<(SegmentSet, u64)> {
+    let mut out = SegmentSet::new(dir.segments());
+    let breach_bytes = breach_id.to_le_bytes();
+    let mut acc_w = out.writer(Kind::Accounts, accounts.pushed())?;
+    let mut new_accounts = 0u64;
+    for key in accounts.finish()? {
+        let key = key?;
+        if let Some(stored) = stored {
+            if in_breach(stored, &key, breach_id)? {
+                continue;
+            }
+        }
+        acc_w.push_value(&key, &breach_bytes)?;
+        new_accounts += 1;
+    }
+    out.finish(acc_w)?;
+
+    let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
+    for rec in domains.finish()? {
+        let rec = rec?;
+        if let Some(stored) = stored {
+            if in_breach(stored, &rec[16..32], breach_id)? {
+                continue;
+            }
+        }
+        let len = usize::from(rec[32]);
+        dom_w.push_payload(&rec[..16], breach_id, &rec[33..33 + len])?;
+    }
+    out.finish(dom_w)?;
+    Ok((out, new_accounts))
+}
+
 fn emit_counts(
     first: &CredRec,
     n: u64,
@@ -349,7 +387,7 @@ fn emit_counts(
         let mut rec: NtlmRec = [0u8; 24];
         rec[..16].copy_from_slice(&first[28..44]);
         rec[16..].copy_from_slice(&n.to_be_bytes());
-        ntlm_runs.extend(&[rec]);
+        ntlm_runs.push_one(rec);
         if ntlm_runs.mem_bytes() > budget / 4 {
             ntlm_runs.spill()?;
         }
@@ -425,6 +463,7 @@ impl SegmentSet {
 
     pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<SegmentWriter> {
         self.serial += 1;
+        // Kind and serial make the name unique within one writer process.
         let path = self.dir.join(format!("{}-{}-{}.building", kind.name(), std::process::id(), self.serial));
         Ok(SegmentWriter::create(&path, kind, upper_bound)?)
     }
@@ -436,7 +475,7 @@ impl SegmentSet {
             std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
             return Ok(());
         }
-        let hash = hash_file(&written.path)?;
+        let hash = blake3::Hash::from(written.content_hash).to_hex();
         let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
         let target = self.dir.join(&file);
         std::fs::rename(&written.path, &target).map_err(|e| StoreError::io(&target, e))?;
@@ -449,17 +488,15 @@ impl SegmentSet {
         Ok(())
     }
 
+    pub(crate) fn absorb(&mut self, other: SegmentSet) {
+        self.written.extend(other.written);
+    }
+
     /// Makes the renames durable before a manifest may name the files.
     pub(crate) fn done(self, dir: &DataDir) -> Result<Vec<SegmentRef>> {
         sync_dir(&dir.segments())?;
         Ok(self.written)
     }
-}
-
-fn hash_file(path: &Path) -> Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap(path).map_err(|e| StoreError::io(path, e))?;
-    Ok(hasher.finalize().to_hex().to_string())
 }
 
 fn tempdir_in(tmp: &Path) -> Result<PathBuf> {

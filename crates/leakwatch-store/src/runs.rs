@@ -1,37 +1,98 @@
-//! External sort for fixed-width records: buffer in memory, sort and spill runs
-//! to scratch files when the buffer outgrows its share of the memory budget,
-//! then stream the union back in order with a k-way merge.
+//! External sort for fixed-width records whose keys are (mostly) uniform hashes.
+//!
+//! Records are kept in 256 buckets by their first byte. Callers bucket each batch
+//! on the parallel side of the pipeline ([`Bucketed::new`]), so the serial sink only
+//! appends slices; sorting is then 256 small, cache-friendly sorts run on all cores
+//! instead of one large memcmp-bound sort. When the buckets outgrow their share of
+//! the memory budget they are sorted and spilled as one run; the runs are streamed
+//! back in order with a k-way merge.
+//!
+//! Order and equality look only at the first `cmp_len` bytes (the key); the rest
+//! of a record rides along. With `dedupe`, records with equal keys collapse to the
+//! first one (set semantics); without, all survive (the caller sums them).
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 
 use crate::error::{Result, StoreError};
 
-/// Records of `N` bytes, sorted by their bytes. With `dedupe`, identical records
-/// collapse into one (set semantics); without, every record survives (the
-/// caller sums counts of equal keys).
+/// A batch of records grouped by first byte (a counting sort, O(n)).
+pub struct Bucketed<const N: usize> {
+    records: Vec<[u8; N]>,
+    starts: Box<[u32; 257]>,
+}
+
+impl<const N: usize> Bucketed<N> {
+    pub fn new(records: Vec<[u8; N]>) -> Self {
+        let mut starts = Box::new([0u32; 257]);
+        for r in &records {
+            starts[usize::from(r[0]) + 1] += 1;
+        }
+        for b in 1..257 {
+            starts[b] += starts[b - 1];
+        }
+        let mut next: Vec<u32> = starts[..256].to_vec();
+        let mut out = vec![[0u8; N]; records.len()];
+        for r in records {
+            let slot = &mut next[usize::from(r[0])];
+            out[*slot as usize] = r;
+            *slot += 1;
+        }
+        Bucketed { records: out, starts }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn bucket(&self, b: usize) -> &[[u8; N]] {
+        &self.records[self.starts[b] as usize..self.starts[b + 1] as usize]
+    }
+}
+
 pub struct Runs<const N: usize> {
     dir: PathBuf,
     name: &'static str,
+    cmp_len: usize,
     dedupe: bool,
-    buf: Vec<[u8; N]>,
+    buckets: Vec<Vec<[u8; N]>>,
+    held: usize,
     files: Vec<PathBuf>,
     pushed: u64,
 }
 
 impl<const N: usize> Runs<N> {
-    pub fn new(dir: PathBuf, name: &'static str, dedupe: bool) -> Self {
-        Runs { dir, name, dedupe, buf: Vec::new(), files: Vec::new(), pushed: 0 }
+    pub fn new(dir: PathBuf, name: &'static str, cmp_len: usize, dedupe: bool) -> Self {
+        assert!(cmp_len <= N && cmp_len > 0);
+        Runs {
+            dir,
+            name,
+            cmp_len,
+            dedupe,
+            buckets: vec![Vec::new(); 256],
+            held: 0,
+            files: Vec::new(),
+            pushed: 0,
+        }
     }
 
-    pub fn extend(&mut self, records: &[[u8; N]]) {
-        self.buf.extend_from_slice(records);
-        self.pushed += records.len() as u64;
+    pub fn push(&mut self, batch: &Bucketed<N>) {
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            bucket.extend_from_slice(batch.bucket(b));
+        }
+        self.held += batch.len();
+        self.pushed += batch.len() as u64;
+    }
+
+    pub fn push_one(&mut self, record: [u8; N]) {
+        self.buckets[usize::from(record[0])].push(record);
+        self.held += 1;
+        self.pushed += 1;
     }
 
     /// Records pushed so far, duplicates included: an upper bound on the output.
@@ -39,44 +100,48 @@ impl<const N: usize> Runs<N> {
         self.pushed
     }
 
-    /// Bytes held in memory.
+    /// Bytes of records held in memory (what the budget is charged).
     pub fn mem_bytes(&self) -> usize {
-        self.buf.capacity() * N
+        self.held * N
     }
 
-    fn sort_buffer(&mut self) {
-        self.buf.par_sort_unstable();
-        if self.dedupe {
-            self.buf.dedup();
-        }
+    fn sort_buckets(&mut self) {
+        let (cmp_len, dedupe) = (self.cmp_len, self.dedupe);
+        self.buckets.par_iter_mut().for_each(|bucket| {
+            bucket.sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
+            if dedupe {
+                bucket.dedup_by(|a, b| cmp_key(a, b, cmp_len) == Ordering::Equal);
+            }
+        });
     }
 
-    /// Sorts the buffer and writes it out as one run, freeing its memory.
+    /// Sorts what is held and writes it out as one run, freeing its memory.
     pub fn spill(&mut self) -> Result<()> {
-        if self.buf.is_empty() {
+        if self.held == 0 {
             return Ok(());
         }
-        self.sort_buffer();
+        self.sort_buckets();
         let path = self.dir.join(format!("{}-{:04}.run", self.name, self.files.len()));
         let file = File::create(&path).map_err(|e| StoreError::io(&path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(self.buf.as_flattened())
-            .and_then(|_| out.flush())
-            .map_err(|e| StoreError::io(&path, e))?;
+        for bucket in &mut self.buckets {
+            out.write_all(bucket.as_flattened()).map_err(|e| StoreError::io(&path, e))?;
+            *bucket = Vec::new();
+        }
+        out.flush().map_err(|e| StoreError::io(&path, e))?;
         self.files.push(path);
-        self.buf = Vec::new();
+        self.held = 0;
         Ok(())
     }
 
-    /// Everything pushed, in order (deduplicated if asked).
+    /// Everything pushed, in key order (deduplicated if asked).
     pub fn finish(mut self) -> Result<Sorted<N>> {
+        let (cmp_len, dedupe) = (self.cmp_len, self.dedupe);
         if self.files.is_empty() {
-            self.sort_buffer();
-            return Ok(Sorted {
-                inner: Inner::Memory(self.buf.into_iter()),
-                dedupe: self.dedupe,
-                last: None,
-            });
+            self.sort_buckets();
+            let mut buckets = std::mem::take(&mut self.buckets).into_iter();
+            let current = buckets.next().unwrap_or_default().into_iter();
+            return Ok(Sorted { inner: Inner::Memory { buckets, current }, cmp_len, dedupe, last: None });
         }
         self.spill()?;
         let mut readers = Vec::with_capacity(self.files.len());
@@ -85,11 +150,50 @@ impl<const N: usize> Runs<N> {
             let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
             let mut reader = RunReader { path: path.clone(), inner: BufReader::with_capacity(1 << 16, file) };
             if let Some(rec) = reader.next_record()? {
-                heap.push(Reverse((rec, i)));
+                heap.push(Reverse(Head { rec, run: i, cmp_len }));
             }
             readers.push(reader);
         }
-        Ok(Sorted { inner: Inner::Merge { heap, readers }, dedupe: self.dedupe, last: None })
+        Ok(Sorted { inner: Inner::Merge { heap, readers }, cmp_len, dedupe, last: None })
+    }
+}
+
+/// Key order, compared 16 bytes at a time as integers: far cheaper than memcmp
+/// for keys that are hashes, and domain records tie on their first 16 bytes.
+fn cmp_key<const N: usize>(a: &[u8; N], b: &[u8; N], cmp_len: usize) -> Ordering {
+    let mut at = 0;
+    while at + 16 <= cmp_len {
+        let x = u128::from_be_bytes(a[at..at + 16].try_into().expect("16 bytes"));
+        let y = u128::from_be_bytes(b[at..at + 16].try_into().expect("16 bytes"));
+        match x.cmp(&y) {
+            Ordering::Equal => at += 16,
+            other => return other,
+        }
+    }
+    a[at..cmp_len].cmp(&b[at..cmp_len])
+}
+
+struct Head<const N: usize> {
+    rec: [u8; N],
+    run: usize,
+    cmp_len: usize,
+}
+
+impl<const N: usize> PartialEq for Head<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<const N: usize> Eq for Head<N> {}
+impl<const N: usize> PartialOrd for Head<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<const N: usize> Ord for Head<N> {
+    // Ties broken by run number, so that the first-pushed record of a key wins.
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_key(&self.rec, &other.rec, self.cmp_len).then(self.run.cmp(&other.run))
     }
 }
 
@@ -110,13 +214,14 @@ impl RunReader {
 }
 
 enum Inner<const N: usize> {
-    Memory(std::vec::IntoIter<[u8; N]>),
-    Merge { heap: BinaryHeap<Reverse<([u8; N], usize)>>, readers: Vec<RunReader> },
+    Memory { buckets: std::vec::IntoIter<Vec<[u8; N]>>, current: std::vec::IntoIter<[u8; N]> },
+    Merge { heap: BinaryHeap<Reverse<Head<N>>>, readers: Vec<RunReader> },
 }
 
 /// The sorted output of [`Runs`].
 pub struct Sorted<const N: usize> {
     inner: Inner<N>,
+    cmp_len: usize,
     dedupe: bool,
     last: Option<[u8; N]>,
 }
@@ -124,13 +229,21 @@ pub struct Sorted<const N: usize> {
 impl<const N: usize> Sorted<N> {
     fn next_raw(&mut self) -> Result<Option<[u8; N]>> {
         match &mut self.inner {
-            Inner::Memory(it) => Ok(it.next()),
-            Inner::Merge { heap, readers } => {
-                let Some(Reverse((rec, i))) = heap.pop() else { return Ok(None) };
-                if let Some(next) = readers[i].next_record()? {
-                    heap.push(Reverse((next, i)));
+            Inner::Memory { buckets, current } => loop {
+                if let Some(rec) = current.next() {
+                    return Ok(Some(rec));
                 }
-                Ok(Some(rec))
+                match buckets.next() {
+                    Some(b) => *current = b.into_iter(),
+                    None => return Ok(None),
+                }
+            },
+            Inner::Merge { heap, readers } => {
+                let Some(Reverse(head)) = heap.pop() else { return Ok(None) };
+                if let Some(next) = readers[head.run].next_record()? {
+                    heap.push(Reverse(Head { rec: next, run: head.run, cmp_len: head.cmp_len }));
+                }
+                Ok(Some(head.rec))
             }
         }
     }
@@ -143,7 +256,9 @@ impl<const N: usize> Iterator for Sorted<N> {
         loop {
             match self.next_raw() {
                 Ok(Some(rec)) => {
-                    if self.dedupe && self.last == Some(rec) {
+                    if self.dedupe
+                        && self.last.is_some_and(|l| cmp_key(&l, &rec, self.cmp_len) == Ordering::Equal)
+                    {
                         continue;
                     }
                     self.last = Some(rec);
@@ -160,37 +275,59 @@ impl<const N: usize> Iterator for Sorted<N> {
 mod tests {
     use super::*;
 
+    fn input() -> Vec<[u8; 20]> {
+        (0..20_000u32)
+            .map(|i| {
+                let v = i.wrapping_mul(2_654_435_761) % 3000;
+                let mut r = [0u8; 20];
+                r[..4].copy_from_slice(&(v.wrapping_mul(0x9E37_79B9)).to_be_bytes());
+                r[16..].copy_from_slice(&i.to_be_bytes());
+                r
+            })
+            .collect()
+    }
+
     #[test]
     fn spilled_and_in_memory_runs_agree() {
         let dir = tempfile::tempdir().unwrap();
-        let input: Vec<[u8; 3]> = (0..10_000u32)
-            .map(|i| {
-                let v = i.wrapping_mul(2_654_435_761) % 3000;
-                [(v >> 16) as u8, (v >> 8) as u8, v as u8]
-            })
-            .collect();
-        let mut want = input.clone();
+        let input = input();
+        let mut want: Vec<[u8; 4]> = input.iter().map(|r| r[..4].try_into().unwrap()).collect();
         want.sort();
         want.dedup();
+        let keys =
+            |s: Sorted<20>| -> Vec<[u8; 4]> { s.map(|r| r.unwrap()[..4].try_into().unwrap()).collect() };
 
-        let mut memory = Runs::<3>::new(dir.path().to_owned(), "m", true);
-        memory.extend(&input);
-        let got: Vec<_> = memory.finish().unwrap().map(Result::unwrap).collect();
-        assert_eq!(got, want);
+        let mut memory = Runs::<20>::new(dir.path().to_owned(), "m", 4, true);
+        memory.push(&Bucketed::new(input.clone()));
+        assert_eq!(keys(memory.finish().unwrap()), want);
 
-        let mut spilled = Runs::<3>::new(dir.path().to_owned(), "s", true);
+        let mut spilled = Runs::<20>::new(dir.path().to_owned(), "s", 4, true);
         for chunk in input.chunks(777) {
-            spilled.extend(chunk);
+            spilled.push(&Bucketed::new(chunk.to_vec()));
             spilled.spill().unwrap();
         }
-        let got: Vec<_> = spilled.finish().unwrap().map(Result::unwrap).collect();
-        assert_eq!(got, want);
+        assert_eq!(keys(spilled.finish().unwrap()), want);
 
-        let mut all = Runs::<3>::new(dir.path().to_owned(), "a", false);
+        let mut all = Runs::<20>::new(dir.path().to_owned(), "a", 4, false);
         for chunk in input.chunks(999) {
-            all.extend(chunk);
+            for r in chunk {
+                all.push_one(*r);
+            }
             all.spill().unwrap();
         }
-        assert_eq!(all.finish().unwrap().count(), input.len());
+        let out: Vec<_> = all.finish().unwrap().map(Result::unwrap).collect();
+        assert_eq!(out.len(), input.len());
+        assert!(out.windows(2).all(|w| w[0][..4] <= w[1][..4]));
+    }
+
+    #[test]
+    fn first_pushed_record_of_a_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Runs::<2>::new(dir.path().to_owned(), "f", 1, true);
+        runs.push_one([7, 1]);
+        runs.spill().unwrap();
+        runs.push_one([7, 2]);
+        let out: Vec<_> = runs.finish().unwrap().map(Result::unwrap).collect();
+        assert_eq!(out, vec![[7, 1]]);
     }
 }
