@@ -119,8 +119,8 @@ fn answers_are_exact_and_reingest_changes_nothing() {
     model.add("Alpha", &a);
     model.add("Beta", &b);
 
-    run(&data, "Alpha", &[fa.clone()], 1 << 30);
-    run(&data, "Beta", &[fb.clone()], 1 << 30);
+    run(&data, "Alpha", std::slice::from_ref(&fa), 1 << 30);
+    run(&data, "Beta", std::slice::from_ref(&fb), 1 << 30);
     model.check(&data);
 
     let before = Store::open(&data).unwrap().stats().unwrap();
@@ -145,7 +145,7 @@ fn spilling_split_ingests_and_order_give_the_same_answers() {
 
     // One ingest, in memory.
     let d1 = DataDir::new(tmp.path().join("d1"));
-    run(&d1, "Gamma", &[whole.clone()], 1 << 30);
+    run(&d1, "Gamma", std::slice::from_ref(&whole), 1 << 30);
     model.check(&d1);
     // One ingest with the smallest budget: many spilled runs, merged.
     let d2 = DataDir::new(tmp.path().join("d2"));
@@ -187,7 +187,7 @@ fn leftovers_of_a_killed_ingest_are_invisible_then_removed() {
     let data = DataDir::new(tmp.path().join("data"));
     let lines = combo(3, 1000, 300);
     let f = write(tmp.path(), "a.txt", &lines);
-    run(&data, "Alpha", &[f.clone()], 1 << 30);
+    run(&data, "Alpha", std::slice::from_ref(&f), 1 << 30);
     let mut model = Model::default();
     model.add("Alpha", &lines);
 
