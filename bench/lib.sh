@@ -38,9 +38,10 @@ median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-# ratio A B: A / B with two decimals.
+# ratio A B: A / B with three decimals (verdicts are taken on this value, so
+# print enough digits that 0.504 is not shown as a passing 0.50).
 ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'
 }
 
 # verdict VALUE OP LIMIT: "ok" or "MISSED" for a target such as `<= 1.0`.

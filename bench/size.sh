@@ -38,7 +38,7 @@ fi
 
 OURS=$(awk -v b="$CORPUS" -v n="$UNIQUE" 'BEGIN { printf "%.2f\n", b / n }')
 HIBP=$(awk -v b="$TEXT" -v n="$HASHES" 'BEGIN { printf "%.2f\n", b / n }')
-RATIO=$(ratio "$OURS" "$HIBP")
+RATIO=$(awk -v c="$CORPUS" -v u="$UNIQUE" -v t="$TEXT" -v h="$HASHES" 'BEGIN { printf "%.3f\n", (c / u) / (t / h) }')
 
 echo
 echo "size benchmark: $HASHES distinct SHA-1 hashes with exact counts, from a $LINES-line combo"
