@@ -1,0 +1,317 @@
+//! The audit log: one row per authenticated search, appended and never changed.
+//!
+//! A row says when, which key, which endpoint, what was searched and how many
+//! results came back. What was searched is recorded as a keyed BLAKE3 hash under
+//! a key generated once per catalog, so the log proves *that* an address was
+//! searched (an auditor holding the address can find its rows) without holding
+//! the address. Domains are also kept in clear: they name organizations, not
+//! people, and an auditor needs to read them.
+
+use rand::TryRngCore;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{CatalogError, Result};
+use crate::Catalog;
+
+/// What kind of value a search was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectKind {
+    /// An email address, user name or phone number.
+    Account,
+    /// A domain whose addresses were searched.
+    Domain,
+    /// A website domain (stealer logs).
+    WebsiteDomain,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Account => "account",
+            SubjectKind::Domain => "domain",
+            SubjectKind::WebsiteDomain => "website-domain",
+        }
+    }
+
+    fn parse(s: &str) -> Option<SubjectKind> {
+        Some(match s {
+            "account" => SubjectKind::Account,
+            "domain" => SubjectKind::Domain,
+            "website-domain" => SubjectKind::WebsiteDomain,
+            _ => return None,
+        })
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            SubjectKind::Account => b'a',
+            SubjectKind::Domain => b'd',
+            SubjectKind::WebsiteDomain => b'w',
+        }
+    }
+}
+
+/// A searched value as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    /// The value in clear: domains only, never an account.
+    pub clear: Option<String>,
+    /// Keyed BLAKE3 of the normalized value, 32 hex digits.
+    pub hash: String,
+}
+
+/// Hashes searched values with the catalog's audit key.
+#[derive(Clone)]
+pub struct AuditHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for AuditHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditHasher(..)")
+    }
+}
+
+impl AuditHasher {
+    /// The subject of a search for `value`, which the caller has normalized
+    /// (lower-case address, A-label domain) so that equal searches hash equally.
+    pub fn subject(&self, kind: SubjectKind, value: &str) -> Subject {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(&[kind.tag()]);
+        hasher.update(value.as_bytes());
+        let mut out = [0u8; 16];
+        hasher.finalize_xof().fill(&mut out);
+        let hash = out.iter().map(|b| format!("{b:02x}")).collect();
+        let clear = (kind != SubjectKind::Account).then(|| value.to_owned());
+        Subject { kind, clear, hash }
+    }
+}
+
+/// One search, as the server hands it to the audit writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// RFC 3339 UTC with milliseconds ([`crate::now`]).
+    pub at: String,
+    pub key_id: i64,
+    pub key_name: String,
+    /// The endpoint, e.g. `breachedaccount`.
+    pub endpoint: String,
+    pub subject: Subject,
+    /// Results returned: breaches, aliases or websites.
+    pub results: u64,
+    /// The HTTP status answered (200, 404, 403, ...).
+    pub status: u16,
+}
+
+/// A stored row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// Which rows `audit-log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub key_name: Option<String>,
+    /// Only searches for this subject hash ([`AuditHasher::subject`]).
+    pub subject_hash: Option<String>,
+    /// Only the last this many rows.
+    pub last: Option<u64>,
+}
+
+impl Catalog {
+    /// The catalog's audit hasher; its key is generated on first use and kept in
+    /// the catalog.
+    pub fn audit_hasher(&mut self) -> Result<AuditHasher> {
+        let path = self.path.clone();
+        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut fresh)
+            .map_err(|e| CatalogError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('audit_key', ?1)", [fresh.as_slice()])
+            .map_err(sql)?;
+        let key: Vec<u8> =
+            tx.query_row("SELECT value FROM meta WHERE name = 'audit_key'", [], |r| r.get(0)).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        let key = key.try_into().map_err(|_| CatalogError::DataCorruption {
+            path: self.path.clone(),
+            detail: "the audit key is not 32 bytes".into(),
+        })?;
+        Ok(AuditHasher { key })
+    }
+
+    /// Appends entries in one transaction: the server batches them, so that an
+    /// audited search costs a fraction of a commit.
+    pub fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<()> {
+        let path = self.path.clone();
+        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO audit_log
+                     (at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(sql)?;
+            for e in entries {
+                insert
+                    .execute(params![
+                        e.at,
+                        e.key_id,
+                        e.key_name,
+                        e.endpoint,
+                        e.subject.kind.as_str(),
+                        e.subject.clear,
+                        e.subject.hash,
+                        e.results as i64,
+                        e.status
+                    ])
+                    .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Stored rows, oldest first.
+    pub fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let sql = |e| self.sql(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT * FROM (
+                     SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status
+                     FROM audit_log
+                     WHERE (?1 IS NULL OR key_name = ?1) AND (?2 IS NULL OR subject_hash = ?2)
+                     ORDER BY id DESC LIMIT ?3)
+                 ORDER BY id",
+            )
+            .map_err(sql)?;
+        let limit = filter.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        let rows = stmt
+            .query_map(params![filter.key_name, filter.subject_hash, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    AuditEntry {
+                        at: r.get(1)?,
+                        key_id: r.get(2)?,
+                        key_name: r.get(3)?,
+                        endpoint: r.get(4)?,
+                        subject: Subject { kind: SubjectKind::Account, clear: r.get(6)?, hash: r.get(7)? },
+                        results: r.get::<_, i64>(8)?.max(0) as u64,
+                        status: r.get(9)?,
+                    },
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, mut entry, kind) = row.map_err(sql)?;
+            entry.subject.kind = SubjectKind::parse(&kind).ok_or_else(|| CatalogError::DataCorruption {
+                path: self.path.clone(),
+                detail: format!("audit row {id} has unknown subject kind {kind:?}"),
+            })?;
+            out.push(AuditRecord { id, entry });
+        }
+        Ok(out)
+    }
+
+    /// How many rows the audit log holds.
+    pub fn audit_len(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|n| n.unwrap_or(0).max(0) as u64)
+            .map_err(|e| self.sql(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(hasher: &AuditHasher, key: &str, kind: SubjectKind, value: &str, results: u64) -> AuditEntry {
+        AuditEntry {
+            at: crate::now(),
+            key_id: 1,
+            key_name: key.into(),
+            endpoint: "breachedaccount".into(),
+            subject: hasher.subject(kind, value),
+            results,
+            status: if results > 0 { 200 } else { 404 },
+        }
+    }
+
+    #[test]
+    fn entries_are_appended_read_back_and_filtered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        let hasher = catalog.audit_hasher().unwrap();
+        let entries = [
+            entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 2),
+            entry(&hasher, "b", SubjectKind::Domain, "example.com", 7),
+            entry(&hasher, "a", SubjectKind::Account, "eve@example.com", 0),
+            entry(&hasher, "b", SubjectKind::Account, "bob@example.com", 2),
+        ];
+        catalog.append_audit(&entries[..2]).unwrap();
+        catalog.append_audit(&entries[2..]).unwrap();
+        assert_eq!(catalog.audit_len().unwrap(), 4);
+
+        let all = catalog.audit_entries(&AuditFilter::default()).unwrap();
+        assert_eq!(all.iter().map(|r| &r.entry).collect::<Vec<_>>(), entries.iter().collect::<Vec<_>>());
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+
+        let by_key = AuditFilter { key_name: Some("a".into()), ..AuditFilter::default() };
+        assert_eq!(catalog.audit_entries(&by_key).unwrap().len(), 2);
+        let bob = hasher.subject(SubjectKind::Account, "bob@example.com").hash;
+        let by_subject = AuditFilter { subject_hash: Some(bob), ..AuditFilter::default() };
+        let rows = catalog.audit_entries(&by_subject).unwrap();
+        assert_eq!(rows.iter().map(|r| r.entry.key_name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let last = AuditFilter { last: Some(1), ..AuditFilter::default() };
+        assert_eq!(catalog.audit_entries(&last).unwrap()[0].entry, entries[3]);
+    }
+
+    #[test]
+    fn addresses_are_hashed_with_a_key_that_persists_and_domains_stay_readable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        let hasher = catalog.audit_hasher().unwrap();
+        let account = hasher.subject(SubjectKind::Account, "bob@example.com");
+        assert_eq!(account.clear, None);
+        assert_eq!(account.hash.len(), 32);
+        assert_ne!(account.hash, hasher.subject(SubjectKind::Domain, "bob@example.com").hash);
+        assert_eq!(hasher.subject(SubjectKind::Domain, "example.com").clear.as_deref(), Some("example.com"));
+        catalog.append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)]).unwrap();
+        drop(catalog);
+
+        for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
+            let bytes = std::fs::read(tmp.path().join(file)).unwrap_or_default();
+            assert!(!bytes.windows(15).any(|w| w == b"bob@example.com"), "address in clear in {file}");
+        }
+        let mut again = Catalog::open_in(tmp.path()).unwrap();
+        assert_eq!(again.audit_hasher().unwrap().subject(SubjectKind::Account, "bob@example.com"), account);
+        let other = Catalog::open_in(&tmp.path().join("other")).unwrap().audit_hasher().unwrap();
+        assert_ne!(other.subject(SubjectKind::Account, "bob@example.com"), account);
+    }
+
+    #[test]
+    fn the_log_refuses_updates_and_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        let hasher = catalog.audit_hasher().unwrap();
+        catalog.append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)]).unwrap();
+        for statement in ["UPDATE audit_log SET results = 0", "DELETE FROM audit_log"] {
+            let err = catalog.conn.execute(statement, []).unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{statement}: {err}");
+        }
+        assert_eq!(catalog.audit_len().unwrap(), 1);
+    }
+}

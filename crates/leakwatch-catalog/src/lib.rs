@@ -1,0 +1,129 @@
+//! The catalog: leakwatch's small mutable state, in one embedded SQLite file
+//! beside the immutable index (`DATA/catalog.sqlite`).
+//!
+//! It holds API keys (as hashes, never the keys themselves), their roles, domains
+//! and rate limits, and the audit log of authenticated searches. The index
+//! segments stay immutable and memory-mapped; everything that changes by the
+//! minute lives here, behind SQL transactions, so that the CLI can add or revoke a
+//! key while a server is running and the server sees it within a poll interval.
+//!
+//! **Architecture Invariant:** the audit log is append-only. This crate has no
+//! update or delete path for it, and the schema refuses both with triggers, so a
+//! bug elsewhere cannot rewrite history through this connection either.
+//!
+//! **Architecture Invariant:** a searched address never enters the catalog in
+//! clear; the audit log holds a keyed hash of it ([`AuditHasher`]).
+
+mod audit;
+mod error;
+mod keys;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use audit::{AuditEntry, AuditFilter, AuditHasher, AuditRecord, Subject, SubjectKind};
+pub use error::{CatalogError, Result};
+pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
+
+/// The catalog's file name inside a data directory.
+pub const CATALOG_FILE: &str = "catalog.sqlite";
+
+/// An open catalog: one SQLite connection. Open one per thread that needs it;
+/// SQLite's WAL mode lets readers and the one writer proceed together.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("path", &self.path).finish()
+    }
+}
+
+impl Catalog {
+    /// Opens the catalog of the data directory `root`, creating it (and the
+    /// directory) on first use.
+    pub fn open_in(root: &Path) -> Result<Catalog> {
+        std::fs::create_dir_all(root).map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
+        Catalog::open(&root.join(CATALOG_FILE))
+    }
+
+    /// Opens (or creates) the catalog file at `path` and brings its schema up to
+    /// date.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        create_private(path)?;
+        let conn =
+            Connection::open(path).map_err(|e| CatalogError::Sql { path: path.to_owned(), source: e })?;
+        let mut catalog = Catalog { conn, path: path.to_owned() };
+        // Another process (the CLI beside a running server) may hold the write
+        // lock for a moment; waiting briefly beats failing a key creation.
+        catalog.conn.busy_timeout(Duration::from_secs(10)).map_err(|e| catalog.sql(e))?;
+        catalog
+            .conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| catalog.sql(e))?;
+        schema::migrate(&mut catalog)?;
+        Ok(catalog)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn sql(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError::Sql { path: self.path.clone(), source }
+    }
+}
+
+/// Creates the catalog file readable by its owner only, before SQLite opens it:
+/// it holds key hashes and the audit log. SQLite gives its `-wal` and `-shm`
+/// files the same permissions as the database.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CatalogError::Io { path: path.to_owned(), source: e }),
+    }
+}
+
+/// Now, as the catalog writes times: RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+fn format_time(t: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC).format(FORMAT).expect("a UTC time always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        let t = time::macros::datetime!(2026-03-04 05:06:07.891234 +02:00);
+        assert_eq!(format_time(t), "2026-03-04T03:06:07.891Z");
+        assert_eq!(now().len(), "2026-03-04T03:06:07.891Z".len());
+    }
+
+    #[test]
+    fn the_catalog_file_is_private_and_reopens() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        drop(Catalog::open_in(&root).unwrap());
+        let meta = std::fs::metadata(root.join(CATALOG_FILE)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        Catalog::open_in(&root).unwrap();
+    }
+}
