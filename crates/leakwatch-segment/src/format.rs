@@ -26,11 +26,24 @@ pub enum Kind {
     /// Keyed hash of a domain -> breach id and the alias, in the heap.
     Domains,
     /// Password SHA-1 and a keyed (account, breach) hash: the set of triples
-    /// already counted, which makes ingest idempotent.
+    /// already counted in the SHA-1 corpus, which makes ingest idempotent.
     Credentials,
+    /// Password NTLM and the same pair hash: the set of triples already counted
+    /// in the NTLM corpus (a triple may be known by one digest only).
+    NtlmCredentials,
 }
 
 impl Kind {
+    /// Every kind, in code order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Sha1Counts,
+        Kind::NtlmCounts,
+        Kind::Accounts,
+        Kind::Domains,
+        Kind::Credentials,
+        Kind::NtlmCredentials,
+    ];
+
     pub fn code(self) -> u16 {
         match self {
             Kind::Sha1Counts => 1,
@@ -38,6 +51,7 @@ impl Kind {
             Kind::Accounts => 3,
             Kind::Domains => 4,
             Kind::Credentials => 5,
+            Kind::NtlmCredentials => 6,
         }
     }
 
@@ -48,6 +62,7 @@ impl Kind {
             3 => Kind::Accounts,
             4 => Kind::Domains,
             5 => Kind::Credentials,
+            6 => Kind::NtlmCredentials,
             _ => return None,
         })
     }
@@ -60,6 +75,7 @@ impl Kind {
             Kind::Accounts => "accounts",
             Kind::Domains => "domains",
             Kind::Credentials => "credentials",
+            Kind::NtlmCredentials => "ntlm-credentials",
         }
     }
 
@@ -69,13 +85,14 @@ impl Kind {
             Kind::NtlmCounts => 16,
             Kind::Accounts | Kind::Domains => 16,
             Kind::Credentials => 28,
+            Kind::NtlmCredentials => 24,
         }
     }
 
     /// Fixed value bytes per entry, besides an inline count.
     pub fn value_len(self) -> usize {
         match self {
-            Kind::Sha1Counts | Kind::NtlmCounts | Kind::Credentials => 0,
+            Kind::Sha1Counts | Kind::NtlmCounts | Kind::Credentials | Kind::NtlmCredentials => 0,
             // Breach id.
             Kind::Accounts => 4,
             // Breach id, heap offset (u32), payload length (u8).

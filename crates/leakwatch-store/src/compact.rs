@@ -18,9 +18,6 @@ use crate::manifest::Manifest;
 /// Above this many segments of one kind, they are merged.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
 
-const KINDS: [Kind; 5] =
-    [Kind::Sha1Counts, Kind::NtlmCounts, Kind::Accounts, Kind::Domains, Kind::Credentials];
-
 /// Merges every kind with more than `threshold` segments; returns how many
 /// segments were merged away. The caller holds the writer lock.
 pub fn compact(
@@ -31,7 +28,7 @@ pub fn compact(
 ) -> Result<usize> {
     let mut merged_away = Vec::new();
     let mut out = SegmentSet::new(dir.segments());
-    for kind in KINDS {
+    for kind in Kind::ALL {
         let files: Vec<String> =
             manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
         if files.len() <= threshold.max(1) {
@@ -105,7 +102,7 @@ fn flush(
             }
             writer.push_count(key, total)?;
         }
-        Kind::Credentials => writer.push_value(key, &[])?,
+        Kind::Credentials | Kind::NtlmCredentials => writer.push_value(key, &[])?,
         Kind::Accounts => {
             let mut values: Vec<&[u8]> = group.iter().map(|&(s, i)| segments[s].value(i)).collect();
             values.sort_unstable();

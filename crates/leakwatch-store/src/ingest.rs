@@ -19,14 +19,8 @@ use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
 use crate::runs::{Bucketed, Runs};
 
-/// Password id (SHA-1, or `FFFFFFFF` + NTLM when only NTLM is known), pair key
-/// of (account, breach), NTLM, and flags (bit 0: has SHA-1, bit 1: has NTLM).
-type CredRec = [u8; 45];
-/// NTLM and a big-endian count.
-type NtlmRec = [u8; 24];
-
-const HAS_SHA1: u8 = 1;
-const HAS_NTLM: u8 = 2;
+/// The pair key's width: a keyed hash of (account, breach).
+const PAIR: usize = 8;
 
 /// The breach an ingest adds to, as the user described it.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +74,11 @@ struct Batch {
     accounts: Bucketed<16>,
     /// Domain key, account key, alias length, alias (at most 64 bytes, HIBP's limit).
     domains: Bucketed<97>,
-    creds: Bucketed<45>,
+    /// Password SHA-1 and pair key: one (breach, account, password) triple.
+    sha1_creds: Bucketed<{ 20 + PAIR }>,
+    /// Password NTLM and pair key. A triple may be known by one digest only
+    /// (a hash column), so each corpus counts its own set of triples.
+    ntlm_creds: Bucketed<{ 16 + PAIR }>,
 }
 
 /// Turns parsed records into index records. Runs on the parallel side of the
@@ -89,7 +87,8 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
     let n = records.len();
     let mut accounts = Vec::with_capacity(n);
     let mut domains = Vec::with_capacity(n);
-    let mut creds = Vec::with_capacity(n);
+    let mut sha1_creds = Vec::with_capacity(n);
+    let mut ntlm_creds = Vec::with_capacity(n);
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
     // one keyed hash per distinct domain in a batch is enough.
     let mut domain_keys: HashMap<String, Key16> = HashMap::new();
@@ -110,28 +109,26 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
             domains.push(rec);
         }
         let Some(material) = &record.password else { continue };
-        let (sha1, ntlm) = (material.sha1(), material.ntlm());
-        let mut rec = [0u8; 45];
-        match (sha1, ntlm) {
-            (Some(s), _) => rec[..20].copy_from_slice(&s),
-            (None, Some(n)) => {
-                rec[..4].copy_from_slice(&[0xFF; 4]);
-                rec[4..20].copy_from_slice(&n);
-            }
-            (None, None) => continue,
+        let pair = blinder.pair_key(&account, breach).to_le_bytes();
+        if let Some(sha1) = material.sha1() {
+            let mut rec = [0u8; 20 + PAIR];
+            rec[..20].copy_from_slice(&sha1);
+            rec[20..].copy_from_slice(&pair);
+            sha1_creds.push(rec);
         }
-        rec[20..28].copy_from_slice(&blinder.pair_key(&account, breach).to_le_bytes());
-        if let Some(n) = ntlm {
-            rec[28..44].copy_from_slice(&n);
+        if let Some(ntlm) = material.ntlm() {
+            let mut rec = [0u8; 16 + PAIR];
+            rec[..16].copy_from_slice(&ntlm);
+            rec[16..].copy_from_slice(&pair);
+            ntlm_creds.push(rec);
         }
-        rec[44] = (u8::from(sha1.is_some()) * HAS_SHA1) | (u8::from(ntlm.is_some()) * HAS_NTLM);
-        creds.push(rec);
     }
     Batch {
         records: n as u64,
         accounts: Bucketed::new(accounts),
         domains: Bucketed::new(domains),
-        creds: Bucketed::new(creds),
+        sha1_creds: Bucketed::new(sha1_creds),
+        ntlm_creds: Bucketed::new(ntlm_creds),
     }
 }
 
@@ -155,10 +152,11 @@ pub fn ingest(
     let scratch = tempdir_in(&dir.tmp())?;
 
     // Keys: the account; domain then account (the alias follows from the
-    // account); password id then pair (NTLM and flags follow from the id).
+    // account); a digest then the pair.
     let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", 16, true);
     let mut domains = Runs::<97>::new(scratch.clone(), "domains", 32, true);
-    let mut creds = Runs::<45>::new(scratch.clone(), "credentials", 28, true);
+    let mut sha1_creds = Runs::<{ 20 + PAIR }>::new(scratch.clone(), "credentials", 20 + PAIR, true);
+    let mut ntlm_creds = Runs::<{ 16 + PAIR }>::new(scratch.clone(), "ntlm-credentials", 16 + PAIR, true);
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
     let mut classes = BTreeSet::new();
@@ -174,13 +172,19 @@ pub fn ingest(
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 accounts.push(&batch.accounts);
                 domains.push(&batch.domains);
-                creds.push(&batch.creds);
+                sha1_creds.push(&batch.sha1_creds);
+                ntlm_creds.push(&batch.ntlm_creds);
                 // Half the budget for run buffers; the rest covers the parser's
                 // chunks in flight and the merge's read buffers.
-                if accounts.mem_bytes() + domains.mem_bytes() + creds.mem_bytes() > budget / 2 {
+                let held = accounts.mem_bytes()
+                    + domains.mem_bytes()
+                    + sha1_creds.mem_bytes()
+                    + ntlm_creds.mem_bytes();
+                if held > budget / 2 {
                     accounts.spill()?;
                     domains.spill()?;
-                    creds.spill()?;
+                    sha1_creds.spill()?;
+                    ntlm_creds.spill()?;
                 }
                 Ok(())
             },
@@ -190,24 +194,41 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    let snapshot = match existing {
-        Some(_) => Some(open_kinds(dir, &manifest, &[Kind::Accounts, Kind::Credentials])?),
+    let stored = match existing {
+        Some(_) => Some(Stored {
+            accounts: open_kind(dir, &manifest, Kind::Accounts)?,
+            sha1_creds: open_kind(dir, &manifest, Kind::Credentials)?,
+            ntlm_creds: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
+        }),
         None => None,
     };
-    let (stored_accounts, stored_creds) = match &snapshot {
-        Some((a, c)) => (Some(a.as_slice()), Some(c.as_slice())),
-        None => (None, None),
-    };
-    // The password chain and the account chain share nothing: write them on
-    // two threads.
-    let (passwords, accounts) = rayon::join(
-        || write_passwords(dir, creds, stored_creds, &scratch, budget),
-        || write_accounts(dir, accounts, domains, stored_accounts, breach_id),
+    let stored = stored.as_ref();
+    // The three chains share nothing but the directory: run them side by side.
+    let (sha1, (ntlm, accounts)) = rayon::join(
+        || {
+            write_counted(
+                dir,
+                sha1_creds,
+                stored.map(|s| s.sha1_creds.as_slice()),
+                Kind::Credentials,
+                Kind::Sha1Counts,
+            )
+        },
+        || {
+            rayon::join(
+                || {
+                    let stored = stored.map(|s| s.ntlm_creds.as_slice());
+                    write_counted(dir, ntlm_creds, stored, Kind::NtlmCredentials, Kind::NtlmCounts)
+                },
+                || write_accounts(dir, accounts, domains, stored.map(|s| s.accounts.as_slice()), breach_id),
+            )
+        },
     );
-    let (mut out, new_credentials) = passwords?;
+    let (mut out, new_credentials) = sha1?;
+    let (ntlm_out, _) = ntlm?;
     let (account_out, new_accounts) = accounts?;
+    out.absorb(ntlm_out);
     out.absorb(account_out);
-    drop(snapshot);
 
     let new_segments = out.done(dir)?;
     let segments_written = new_segments.len();
@@ -271,69 +292,6 @@ pub fn ingest(
     Ok(IngestSummary { files, breach, new_breach, new_accounts, new_credentials, segments_written })
 }
 
-/// Credentials and, from the new ones, the SHA-1 and NTLM counts. Sorted by
-/// password id, the SHA-1 counts come out in key order with no second sort.
-fn write_passwords(
-    dir: &DataDir,
-    creds: Runs<45>,
-    stored: Option<&[Segment]>,
-    scratch: &Path,
-    budget: usize,
-) -> Result<(SegmentSet, u64)> {
-    let mut out = SegmentSet::new(dir.segments());
-    let upper = creds.pushed();
-    let mut cred_w = out.writer(Kind::Credentials, upper)?;
-    let mut sha1_w = out.writer(Kind::Sha1Counts, upper)?;
-    let mut ntlm_runs = Runs::<24>::new(scratch.to_owned(), "ntlm", 16, false);
-    let mut group: Option<(CredRec, u64)> = None;
-    let mut new_credentials = 0u64;
-    for rec in creds.finish()? {
-        let rec = rec?;
-        let key = &rec[..28];
-        if let Some(stored) = stored {
-            if any_found(stored, key)? {
-                continue;
-            }
-        }
-        new_credentials += 1;
-        cred_w.push_value(key, &[])?;
-        match &mut group {
-            Some((first, n)) if first[..20] == rec[..20] => *n += 1,
-            _ => {
-                if let Some((first, n)) = group.replace((rec, 1)) {
-                    emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
-                }
-            }
-        }
-    }
-    if let Some((first, n)) = group.take() {
-        emit_counts(&first, n, &mut sha1_w, &mut ntlm_runs, budget)?;
-    }
-    out.finish(cred_w)?;
-    out.finish(sha1_w)?;
-
-    let mut ntlm_w = out.writer(Kind::NtlmCounts, ntlm_runs.pushed())?;
-    let mut pending: Option<([u8; 16], u64)> = None;
-    for rec in ntlm_runs.finish()? {
-        let rec = rec?;
-        let key: [u8; 16] = rec[..16].try_into().expect("16 bytes");
-        let n = u64::from_be_bytes(rec[16..].try_into().expect("8 bytes"));
-        match &mut pending {
-            Some((k, total)) if *k == key => *total += n,
-            _ => {
-                if let Some((k, total)) = pending.replace((key, n)) {
-                    ntlm_w.push_count(&k, total)?;
-                }
-            }
-        }
-    }
-    if let Some((k, total)) = pending {
-        ntlm_w.push_count(&k, total)?;
-    }
-    out.finish(ntlm_w)?;
-    Ok((out, new_credentials))
-}
-
 /// The accounts new to this breach, and their aliases under each domain.
 fn write_accounts(
     dir: &DataDir,
@@ -373,26 +331,54 @@ fn write_accounts(
     Ok((out, new_accounts))
 }
 
-fn emit_counts(
-    first: &CredRec,
-    n: u64,
-    sha1_w: &mut SegmentWriter,
-    ntlm_runs: &mut Runs<24>,
-    budget: usize,
-) -> Result<()> {
-    if first[44] & HAS_SHA1 != 0 {
-        sha1_w.push_count(&first[..20], n)?;
-    }
-    if first[44] & HAS_NTLM != 0 {
-        let mut rec: NtlmRec = [0u8; 24];
-        rec[..16].copy_from_slice(&first[28..44]);
-        rec[16..].copy_from_slice(&n.to_be_bytes());
-        ntlm_runs.push_one(rec);
-        if ntlm_runs.mem_bytes() > budget / 4 {
-            ntlm_runs.spill()?;
+/// The stored segments an ingest into an existing breach checks against.
+struct Stored {
+    accounts: Vec<Segment>,
+    sha1_creds: Vec<Segment>,
+    ntlm_creds: Vec<Segment>,
+}
+
+/// Writes the new triples of one digest and, grouped by digest (they come
+/// sorted by it), that digest's counts: the triples are keyed digest first, so
+/// the counts need no second sort.
+fn write_counted<const N: usize>(
+    dir: &DataDir,
+    creds: Runs<N>,
+    stored: Option<&[Segment]>,
+    creds_kind: Kind,
+    counts_kind: Kind,
+) -> Result<(SegmentSet, u64)> {
+    let digest_len = N - PAIR;
+    let mut out = SegmentSet::new(dir.segments());
+    let upper = creds.pushed();
+    let mut creds_w = out.writer(creds_kind, upper)?;
+    let mut counts_w = out.writer(counts_kind, upper)?;
+    let mut group: Option<([u8; N], u64)> = None;
+    let mut new_triples = 0u64;
+    for rec in creds.finish()? {
+        let rec = rec?;
+        if let Some(stored) = stored {
+            if any_found(stored, &rec)? {
+                continue;
+            }
+        }
+        new_triples += 1;
+        creds_w.push_value(&rec, &[])?;
+        match &mut group {
+            Some((first, n)) if first[..digest_len] == rec[..digest_len] => *n += 1,
+            _ => {
+                if let Some((first, n)) = group.replace((rec, 1)) {
+                    counts_w.push_count(&first[..digest_len], n)?;
+                }
+            }
         }
     }
-    Ok(())
+    if let Some((first, n)) = group {
+        counts_w.push_count(&first[..digest_len], n)?;
+    }
+    out.finish(creds_w)?;
+    out.finish(counts_w)?;
+    Ok((out, new_triples))
 }
 
 fn apply_info(b: &mut Breach, info: &BreachInfo) {
@@ -435,17 +421,14 @@ fn in_breach(segments: &[Segment], key: &[u8], breach: u32) -> Result<bool> {
     Ok(false)
 }
 
-/// The live segments of the given kinds, in `kinds` order.
-fn open_kinds(dir: &DataDir, manifest: &Manifest, kinds: &[Kind; 2]) -> Result<(Vec<Segment>, Vec<Segment>)> {
-    let open = |kind: Kind| -> Result<Vec<Segment>> {
-        manifest
-            .segments
-            .iter()
-            .filter(|s| s.kind == kind.name())
-            .map(|s| Segment::open(&dir.segments().join(&s.file)).map_err(StoreError::from))
-            .collect()
-    };
-    Ok((open(kinds[0])?, open(kinds[1])?))
+/// The live segments of one kind.
+fn open_kind(dir: &DataDir, manifest: &Manifest, kind: Kind) -> Result<Vec<Segment>> {
+    manifest
+        .segments
+        .iter()
+        .filter(|s| s.kind == kind.name())
+        .map(|s| Segment::open(&dir.segments().join(&s.file)).map_err(StoreError::from))
+        .collect()
 }
 
 /// Segments written by one ingest: built under temporary names, renamed to their

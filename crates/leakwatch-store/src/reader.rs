@@ -18,9 +18,6 @@ pub struct Store {
     breach_by_id: HashMap<u32, usize>,
 }
 
-const KINDS: [Kind; 5] =
-    [Kind::Sha1Counts, Kind::NtlmCounts, Kind::Accounts, Kind::Domains, Kind::Credentials];
-
 impl Store {
     /// Opens the current generation. A directory with no manifest yet is an
     /// empty store: every search finds nothing.
@@ -54,11 +51,12 @@ impl Store {
         }
         let mut segments: HashMap<Kind, Vec<Segment>> = HashMap::new();
         for s in &manifest.segments {
-            let kind =
-                KINDS.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
+            let kind = Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| {
+                StoreError::DataCorruption {
                     path: dir.root().join(crate::manifest::MANIFEST),
                     detail: format!("unknown segment kind {:?}", s.kind),
-                })?;
+                }
+            })?;
             let seg = Segment::open(&dir.segments().join(&s.file))?;
             if seg.kind() != kind {
                 return Err(StoreError::DataCorruption {
@@ -159,7 +157,7 @@ impl Store {
     /// Counts and sizes, for `leakwatch stats`.
     pub fn stats(&self) -> Result<Stats> {
         let mut kinds = BTreeMap::new();
-        for kind in KINDS {
+        for kind in Kind::ALL {
             let segs = self.kind(kind);
             kinds.insert(
                 kind.name(),

@@ -8,8 +8,8 @@
 //! back in order with a k-way merge.
 //!
 //! Order and equality look only at the first `cmp_len` bytes (the key); the rest
-//! of a record rides along. With `dedupe`, records with equal keys collapse to the
-//! first one (set semantics); without, all survive (the caller sums them).
+//! of a record rides along. With `dedupe`, records with equal keys collapse into
+//! one (set semantics); without, all survive.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -87,12 +87,6 @@ impl<const N: usize> Runs<N> {
         }
         self.held += batch.len();
         self.pushed += batch.len() as u64;
-    }
-
-    pub fn push_one(&mut self, record: [u8; N]) {
-        self.buckets[usize::from(record[0])].push(record);
-        self.held += 1;
-        self.pushed += 1;
     }
 
     /// Records pushed so far, duplicates included: an upper bound on the output.
@@ -191,7 +185,7 @@ impl<const N: usize> PartialOrd for Head<N> {
     }
 }
 impl<const N: usize> Ord for Head<N> {
-    // Ties broken by run number, so that the first-pushed record of a key wins.
+    // Ties broken by run number, so that merging is deterministic.
     fn cmp(&self, other: &Self) -> Ordering {
         cmp_key(&self.rec, &other.rec, self.cmp_len).then(self.run.cmp(&other.run))
     }
@@ -310,24 +304,11 @@ mod tests {
 
         let mut all = Runs::<20>::new(dir.path().to_owned(), "a", 4, false);
         for chunk in input.chunks(999) {
-            for r in chunk {
-                all.push_one(*r);
-            }
+            all.push(&Bucketed::new(chunk.to_vec()));
             all.spill().unwrap();
         }
         let out: Vec<_> = all.finish().unwrap().map(Result::unwrap).collect();
         assert_eq!(out.len(), input.len());
         assert!(out.windows(2).all(|w| w[0][..4] <= w[1][..4]));
-    }
-
-    #[test]
-    fn first_pushed_record_of_a_key_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut runs = Runs::<2>::new(dir.path().to_owned(), "f", 1, true);
-        runs.push_one([7, 1]);
-        runs.spill().unwrap();
-        runs.push_one([7, 2]);
-        let out: Vec<_> = runs.finish().unwrap().map(Result::unwrap).collect();
-        assert_eq!(out, vec![[7, 1]]);
     }
 }

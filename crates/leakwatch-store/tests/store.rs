@@ -237,3 +237,32 @@ fn range_is_the_sorted_union_of_segments() {
     assert!(range.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(range.iter().all(|(k, _)| (u32::from_be_bytes([0, k[0], k[1], k[2]]) >> 4) == prefix));
 }
+
+/// Regression: a triple known once as a plaintext and once as a bare hash column
+/// counts once in each corpus, and a hash-only row counts only in its own corpus.
+#[test]
+fn a_triple_seen_as_plaintext_and_as_a_hash_counts_once_per_corpus() {
+    use leakwatch_types::{encode_hex_upper, ntlm};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let sha = encode_hex_upper(&sha1(b"password"));
+    let nt = encode_hex_upper(&ntlm(b"password"));
+    let csv = tmp.path().join("a.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "email,password,sha1\nb@x.com,,{sha}\na@x.com,password,{sha}\na@x.com,,{sha}\n\
+             c@x.com,,{}\n",
+            sha.to_lowercase()
+        ),
+    )
+    .unwrap();
+    let ntlm_csv = tmp.path().join("b.csv");
+    std::fs::write(&ntlm_csv, format!("email,ntlm\na@x.com,{nt}\nd@x.com,{nt}\n")).unwrap();
+    run(&data, "Mixed", &[csv, ntlm_csv], 1 << 30);
+    let store = Store::open(&data).unwrap();
+    // SHA-1: a (plaintext and hash, one triple), b, c.
+    assert_eq!(store.sha1_count(&sha1(b"password")).unwrap(), 3);
+    // NTLM: a (plaintext and NTLM column, one triple), d.
+    assert_eq!(store.ntlm_count(&ntlm(b"password")).unwrap(), 2);
+}
