@@ -266,3 +266,32 @@ fn a_triple_seen_as_plaintext_and_as_a_hash_counts_once_per_corpus() {
     // NTLM: a (plaintext and NTLM column, one triple), d.
     assert_eq!(store.ntlm_count(&ntlm(b"password")).unwrap(), 2);
 }
+
+/// No plaintext password reaches any file of the data directory, whatever was
+/// spilled on the way (the runs hold digests only).
+#[test]
+fn no_plaintext_password_reaches_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    let lines: Vec<(String, String)> = (0..20_000)
+        .map(|i| (format!("user{i}@example-corp.com"), format!("Plaintext-Canary-{i:05}")))
+        .collect();
+    let f = write(tmp.path(), "a.txt", &lines);
+    run(&data, "Canary", &[f], 1);
+    let mut files = vec![data.root().to_owned()];
+    let mut scanned = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(b"Plaintext-Canary".len()).any(|w| w == b"Plaintext-Canary"),
+            "a plaintext password is in {}",
+            path.display()
+        );
+        scanned += 1;
+    }
+    assert!(scanned >= 6, "scanned only {scanned} files");
+}
