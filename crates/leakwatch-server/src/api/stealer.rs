@@ -1,0 +1,85 @@
+//! Stealer-log searches: `stealerlogsbyemail/{email}` (website domains, sorted),
+//! `stealerlogsbywebsitedomain/{domain}` (email addresses, sorted) and
+//! `stealerlogsbyemaildomain/{domain}` (`{"alias": ["site", ...]}`).
+//!
+//! They answer from whatever stealer-log data the store holds, through the
+//! store's `stealer_*` lookups; with none, every search is HIBP's not-found.
+//! A domain key may search addresses on its domains, its email domains and
+//! website domains it owns.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use leakwatch_catalog::SubjectKind;
+use leakwatch_types::{normalize_domain, Account};
+
+use super::{audited, json};
+use crate::auth::KeyHolder;
+use crate::error::AppError;
+use crate::state::AppState;
+
+const NOT_YOURS: &str = "This key may only search its own verified domains.";
+
+/// `GET /api/v3/stealerlogsbyemail/{email}`.
+pub async fn by_email(
+    State(state): State<AppState>,
+    KeyHolder(key): KeyHolder,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let email = Account::email(&raw)
+        .map_err(|_| AppError::BadRequest("The email address is not in a valid format."))?;
+    let subject = state.shared().hasher.subject(SubjectKind::Account, &email.value);
+    let outcome = (|| {
+        let (_, domain) = email.email_parts().expect("an email account has a domain");
+        if !key.allows_domain(domain) {
+            return Err(AppError::Forbidden(NOT_YOURS));
+        }
+        let sites = state.snapshot().store.stealer_websites_by_email(&email)?;
+        if sites.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        Ok((json(&sites), sites.len() as u64))
+    })();
+    audited(&state, &key, "stealerlogsbyemail", subject, outcome).await
+}
+
+/// `GET /api/v3/stealerlogsbywebsitedomain/{domain}`.
+pub async fn by_website_domain(
+    State(state): State<AppState>,
+    KeyHolder(key): KeyHolder,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
+    let subject = state.shared().hasher.subject(SubjectKind::WebsiteDomain, &domain);
+    let outcome = (|| {
+        if !key.allows_domain(&domain) {
+            return Err(AppError::Forbidden(NOT_YOURS));
+        }
+        let emails = state.snapshot().store.stealer_emails_by_website(&domain)?;
+        if emails.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        Ok((json(&emails), emails.len() as u64))
+    })();
+    audited(&state, &key, "stealerlogsbywebsitedomain", subject, outcome).await
+}
+
+/// `GET /api/v3/stealerlogsbyemaildomain/{domain}`.
+pub async fn by_email_domain(
+    State(state): State<AppState>,
+    KeyHolder(key): KeyHolder,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
+    let subject = state.shared().hasher.subject(SubjectKind::Domain, &domain);
+    let outcome = (|| {
+        if !key.allows_domain(&domain) {
+            return Err(AppError::Forbidden(NOT_YOURS));
+        }
+        let aliases = state.snapshot().store.stealer_websites_by_email_domain(&domain)?;
+        if aliases.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        Ok((json(&aliases), aliases.len() as u64))
+    })();
+    audited(&state, &key, "stealerlogsbyemaildomain", subject, outcome).await
+}

@@ -1,0 +1,206 @@
+//! What every handler shares: the current snapshot of the index, the key table,
+//! the rate limiter and the audit sink, and how the first two follow changes on
+//! disk while the server runs.
+//!
+//! A snapshot is one manifest generation, opened once and swapped in whole
+//! (`ArcSwap`): a request loads the pointer once and answers from that
+//! generation to the end, even if an ingest publishes the next one meanwhile, so
+//! no request ever mixes two generations or fails while they switch. Segments a
+//! compaction deletes stay readable through the old snapshot's mmaps until its
+//! last request drops it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
+use leakwatch_catalog::{ApiKey, AuditHasher, Catalog, CatalogError, KeyHash};
+use leakwatch_store::{DataDir, RangeIndex, Store, StoreError};
+
+use crate::audit::{AuditSink, AuditWriter};
+use crate::limiter::Limiter;
+
+/// Rate limits, in requests per minute; 0 means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// For keys created without a limit of their own.
+    pub key_per_minute: u32,
+    /// For anonymous callers, per client address (the Pwned Passwords range is
+    /// not limited, as at HIBP).
+    pub anonymous_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { key_per_minute: 600, anonymous_per_minute: 600 }
+    }
+}
+
+/// One generation of the index, open for every kind of lookup.
+pub struct Snapshot {
+    pub store: Store,
+    pub ranges: RangeIndex,
+    /// `Last-Modified` of every range: when this generation was published.
+    pub last_modified: HeaderValue,
+}
+
+impl Snapshot {
+    /// Opens the current generation. The store and the range index each read
+    /// the manifest; if an ingest published between the two reads, read again.
+    pub fn open(dir: &DataDir) -> Result<Snapshot, StoreError> {
+        for _ in 0..10 {
+            let published = manifest_stamp(dir).map_or(UNIX_EPOCH, |s| s.modified);
+            let ranges = RangeIndex::open(dir)?;
+            let store = Store::open(dir)?;
+            if store.generation() == ranges.generation() {
+                let last_modified = HeaderValue::try_from(httpdate::fmt_http_date(published))
+                    .expect("an HTTP date is a valid header value");
+                return Ok(Snapshot { store, ranges, last_modified });
+            }
+        }
+        Err(StoreError::Invalid(format!(
+            "{}: the index changed ten times while being opened; try again",
+            dir.root().display()
+        )))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
+    }
+}
+
+/// What identifies one version of the manifest file: it is replaced by rename,
+/// so a new version has a new inode, and usually a new time and length too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: SystemTime,
+}
+
+fn manifest_stamp(dir: &DataDir) -> Option<FileStamp> {
+    let meta = std::fs::metadata(dir.root().join("MANIFEST")).ok()?;
+    Some(FileStamp { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok()? })
+}
+
+/// The active API keys by hash.
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    version: i64,
+    by_hash: HashMap<KeyHash, Arc<ApiKey>>,
+}
+
+impl KeyTable {
+    /// The key whose hash is `hash`; the final comparison is constant-time.
+    pub fn find(&self, hash: &KeyHash) -> Option<&Arc<ApiKey>> {
+        self.by_hash.get(hash).filter(|k| k.matches(hash))
+    }
+}
+
+/// The state handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    data: DataDir,
+    snapshot: ArcSwap<Snapshot>,
+    stamp: Mutex<Option<FileStamp>>,
+    keys: ArcSwap<KeyTable>,
+    catalog: Mutex<Catalog>,
+    pub(crate) limiter: Limiter,
+    pub(crate) audit: AuditSink,
+    pub(crate) hasher: AuditHasher,
+    pub(crate) limits: Limits,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl AppState {
+    /// Opens the index and the catalog of `data` and starts the audit writer.
+    pub fn open(data: DataDir, limits: Limits) -> Result<(AppState, AuditWriter), StartError> {
+        let stamp = manifest_stamp(&data);
+        let snapshot = Snapshot::open(&data)?;
+        let mut catalog = Catalog::open_in(data.root())?;
+        let hasher = catalog.audit_hasher()?;
+        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?)
+            .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        let shared = Shared {
+            data,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            stamp: Mutex::new(stamp),
+            keys: ArcSwap::from_pointee(KeyTable { version: -1, by_hash: HashMap::new() }),
+            catalog: Mutex::new(catalog),
+            limiter: Limiter::default(),
+            audit,
+            hasher,
+            limits,
+        };
+        let state = AppState { inner: Arc::new(shared) };
+        state.reload_keys()?;
+        Ok((state, writer))
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner
+    }
+
+    /// The snapshot a request answers from, to the end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeyTable>> {
+        self.inner.keys.load()
+    }
+
+    /// Opens the newest generation if the manifest changed since the last look,
+    /// and swaps it in. Blocking: call it off the request path. Returns whether
+    /// the generation changed.
+    pub fn reload_store(&self) -> Result<bool, StoreError> {
+        let stamp = manifest_stamp(&self.inner.data);
+        let mut last = self.inner.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == stamp {
+            return Ok(false);
+        }
+        let snapshot = Snapshot::open(&self.inner.data)?;
+        *last = stamp;
+        if snapshot.generation() == self.snapshot().generation() {
+            return Ok(false);
+        }
+        tracing::info!(generation = snapshot.generation(), "serving a new generation");
+        self.inner.snapshot.store(Arc::new(snapshot));
+        Ok(true)
+    }
+
+    /// Reloads the key table if a key was created or revoked since the last
+    /// look. Blocking. Returns whether it changed.
+    pub fn reload_keys(&self) -> Result<bool, CatalogError> {
+        let catalog = self.inner.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        let version = catalog.keys_version()?;
+        if version == self.keys().version {
+            return Ok(false);
+        }
+        let by_hash = catalog.active_keys()?.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
+        self.inner.keys.store(Arc::new(KeyTable { version, by_hash }));
+        Ok(true)
+    }
+
+    /// Waits until every audit entry recorded so far is written.
+    pub async fn flush_audit(&self) -> bool {
+        self.inner.audit.flush().await
+    }
+}

@@ -1,0 +1,927 @@
+//! The HTTP API's contract, driven as a client sees it: every endpoint, role and
+//! status code of DESIGN.md §4 and issue 6. Most cases go through the router
+//! without a socket (`oneshot`); the `socket` module runs a real server on an
+//! ephemeral loopback port with a real HTTP client, including an ingest
+//! published while requests are in flight.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use leakwatch_catalog::{AuditFilter, Catalog, NewKey, Role, SubjectKind};
+use leakwatch_server::{app, AppState, AuditWriter, Limits};
+use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Manifest, Progress};
+use leakwatch_types::{encode_hex_upper, ntlm, sha1};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Ingests `lines` (`identity:password`) into breach `name` of `data`.
+fn ingest_lines(data: &DataDir, name: &str, domain: &str, lines: &[&str]) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), lines.join("\n") + "\n").unwrap();
+    let options = IngestOptions {
+        breach: BreachInfo {
+            name: name.into(),
+            title: Some(format!("{name} title")),
+            domain: Some(domain.into()),
+            ..BreachInfo::default()
+        },
+        format: None,
+        memory_budget: 64 << 20,
+    };
+    let input = leakwatch_ingest::Input::open(tmp.path().to_str().unwrap()).unwrap();
+    ingest(data, &options, vec![input], &Progress::default(), &mut |_| {}).unwrap();
+}
+
+/// Sets catalog flags the way a curator would, and publishes them as a new
+/// generation through the store's own manifest API.
+fn flag(data: &DataDir, name: &str, edit: impl Fn(&mut leakwatch_store::Breach)) {
+    let mut manifest = Manifest::load(data.root()).unwrap().unwrap();
+    let breach = manifest.breaches.iter_mut().find(|b| b.name == name).unwrap();
+    edit(breach);
+    manifest.generation += 1;
+    manifest.store(data.root()).unwrap();
+}
+
+/// Secrets of the keys every test uses.
+struct Keys {
+    admin: String,
+    analyst: String,
+    domain: String,
+    limited: String,
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: DataDir,
+    state: AppState,
+    router: Router,
+    keys: Keys,
+    _writer: AuditWriter,
+}
+
+/// Five breaches over a small population:
+/// - `Adobe` (adobe.com): alice and bob at example-corp.com, carol at gmail.com,
+///   the user name `DarkLord99` and the phone number +61412345678;
+/// - `Secret` (sensitive), `Gone` (retired), `Rumour` (unverified): alice;
+/// - `Spammy` (a spam list, its title sorting first): bob.
+fn fixture_with(limits: Limits) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    ingest_lines(
+        &data,
+        "Adobe",
+        "adobe.com",
+        &["alice@example-corp.com:password", "bob@example-corp.com:hunter2", "carol@gmail.com:password"],
+    );
+    // A combo file is read as emails or as user names, by its majority: the
+    // user name and the phone number come in a file of their own.
+    ingest_lines(&data, "Adobe", "adobe.com", &["DarkLord99:letmein", "+61412345678:qwerty"]);
+    ingest_lines(&data, "Secret", "secret.example", &["alice@example-corp.com:password"]);
+    ingest_lines(&data, "Gone", "gone.example", &["alice@example-corp.com:password1"]);
+    ingest_lines(&data, "Rumour", "rumour.example", &["alice@example-corp.com:password2"]);
+    ingest_lines(&data, "Spammy", "spam.example", &["bob@example-corp.com:password3"]);
+    flag(&data, "Secret", |b| b.is_sensitive = true);
+    flag(&data, "Gone", |b| b.is_retired = true);
+    flag(&data, "Rumour", |b| b.is_verified = false);
+    flag(&data, "Spammy", |b| {
+        b.is_spam_list = true;
+        b.title = "AAA spam list".into();
+    });
+
+    let mut catalog = Catalog::open_in(data.root()).unwrap();
+    let mut create = |name: &str, role: Role, domains: &[&str], limit: Option<u32>| {
+        let key = NewKey {
+            name: name.into(),
+            role,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            rate_limit_per_minute: limit,
+        };
+        catalog.create_key(&key).unwrap().secret
+    };
+    let keys = Keys {
+        admin: create("admin", Role::Admin, &[], Some(0)),
+        analyst: create("analyst", Role::Analyst, &[], Some(0)),
+        domain: create("corp", Role::Domain, &["example-corp.com"], Some(0)),
+        limited: create("limited", Role::Analyst, &[], Some(2)),
+    };
+    let (state, writer) = AppState::open(data.clone(), limits).unwrap();
+    let router = app(state.clone(), Duration::from_secs(10));
+    Fixture { _tmp: tmp, data, state, router, keys, _writer: writer }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(Limits { key_per_minute: 0, anonymous_per_minute: 0 })
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+async fn send(router: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
+}
+
+/// A GET as an HIBP client sends it: with a user agent, and a key if given.
+async fn get(router: &Router, uri: &str, key: Option<&str>) -> Answer {
+    match key {
+        Some(key) => {
+            send(router, "GET", uri, &[("user-agent", "leakwatch-tests"), ("hibp-api-key", key)]).await
+        }
+        None => send(router, "GET", uri, &[("user-agent", "leakwatch-tests")]).await,
+    }
+}
+
+fn prefix_of(hash: &[u8]) -> String {
+    encode_hex_upper(hash)[..5].to_owned()
+}
+
+fn names(value: &Value) -> Vec<&str> {
+    value.as_array().unwrap().iter().map(|b| b["Name"].as_str().unwrap()).collect()
+}
+
+mod range {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_range_is_hibp_text_with_cache_headers() {
+        let f = fixture();
+        let hash = sha1(b"password");
+        let a = get(&f.router, &format!("/range/{}", prefix_of(&hash)), None).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), "text/plain");
+        assert_eq!(a.header("cache-control"), "public, max-age=2678400");
+        assert_eq!(a.header("access-control-allow-origin"), "*");
+        assert!(a.header("etag").starts_with('"'), "{}", a.header("etag"));
+        assert!(httpdate::parse_http_date(a.header("last-modified")).is_ok());
+        // "password" is in Adobe twice (alice, carol) and in Secret once.
+        let line = format!("{}:3", &encode_hex_upper(&hash)[5..]);
+        let lines: Vec<&str> = a.body.split("\r\n").collect();
+        assert!(lines.contains(&line.as_str()), "{:?}", a.body);
+        assert!(!a.body.ends_with("\r\n") && !a.body.contains("\n\n"));
+        assert!(lines.windows(2).all(|w| w[0] < w[1]));
+        assert!(lines.iter().all(|l| l.len() > 36 && l.as_bytes()[35] == b':'));
+        assert_eq!(a.body, a.body.to_uppercase());
+
+        let lower = get(&f.router, &format!("/range/{}", prefix_of(&hash).to_lowercase()), None).await;
+        assert_eq!((lower.status, &lower.body), (StatusCode::OK, &a.body));
+        assert_eq!(lower.header("etag"), a.header("etag"));
+        let sha1_mode = get(&f.router, &format!("/range/{}?mode=SHA1", prefix_of(&hash)), None).await;
+        assert_eq!(sha1_mode.body, a.body);
+        let trailing = get(&f.router, &format!("/range/{}?", prefix_of(&hash)), None).await;
+        assert_eq!(trailing.body, a.body);
+    }
+
+    #[tokio::test]
+    async fn ntlm_mode_reads_the_ntlm_corpus() {
+        let f = fixture();
+        let hash = ntlm(b"letmein");
+        let a = get(&f.router, &format!("/range/{}?Mode=ntlm", prefix_of(&hash)), None).await;
+        assert_eq!(a.status, 200);
+        let line = format!("{}:1", &encode_hex_upper(&hash)[5..]);
+        assert!(a.body.split("\r\n").any(|l| l == line), "{:?}", a.body);
+        assert!(a.body.split("\r\n").all(|l| l.len() > 28 && l.as_bytes()[27] == b':'));
+        let sha1 = get(&f.router, &format!("/range/{}", prefix_of(&hash)), None).await;
+        assert_ne!(sha1.header("etag"), a.header("etag"));
+    }
+
+    #[tokio::test]
+    async fn every_valid_prefix_answers_and_bad_ones_are_400_in_plain_text() {
+        let f = fixture();
+        let empty = get(&f.router, "/range/00000", None).await;
+        assert_eq!((empty.status, empty.body.as_str()), (StatusCode::OK, ""));
+        for bad in ["/range/5BAA", "/range/5BAA61", "/range/XYZ12", "/range/%20BAA6"] {
+            let a = get(&f.router, bad, None).await;
+            assert_eq!(a.status, 400, "{bad}");
+            assert_eq!(a.body, "The hash prefix was not in a valid format", "{bad}");
+            assert!(a.header("content-type").starts_with("text/plain"));
+        }
+        assert_eq!(get(&f.router, "/range/5BAA6?mode=md5", None).await.status, 400);
+    }
+
+    #[tokio::test]
+    async fn padding_mixes_zero_count_lines_into_sorted_order() {
+        let f = fixture();
+        let hash = sha1(b"password");
+        let uri = format!("/range/{}", prefix_of(&hash));
+        let plain = get(&f.router, &uri, None).await;
+        let a = send(&f.router, "GET", &uri, &[("Add-Padding", "TRUE")]).await;
+        assert_eq!(a.status, 200);
+        let lines: Vec<&str> = a.body.split("\r\n").collect();
+        assert!((810..=1009).contains(&lines.len()), "{} lines", lines.len());
+        assert!(lines.windows(2).all(|w| w[0] < w[1]), "sorted");
+        for real in plain.body.split("\r\n") {
+            assert!(lines.contains(&real));
+        }
+        let padding = lines.iter().filter(|l| l.ends_with(":0")).count();
+        assert_eq!(padding + plain.body.split("\r\n").count(), lines.len());
+        assert!(lines.iter().all(|l| l.len() > 36 && l.as_bytes()[35] == b':'));
+        assert_eq!(a.header("etag"), format!("W/{}", plain.header("etag")));
+        let again = send(&f.router, "GET", &uri, &[("add-padding", "true")]).await;
+        assert_ne!(again.body, a.body, "padding is random");
+    }
+
+    #[tokio::test]
+    async fn if_none_match_revalidates_without_a_body() {
+        let f = fixture();
+        let first = get(&f.router, "/range/5BAA6", None).await;
+        let tag = first.header("etag").to_owned();
+        let a = send(&f.router, "GET", "/range/5BAA6", &[("if-none-match", &tag)]).await;
+        assert_eq!(a.status, 304);
+        assert_eq!(a.body, "");
+        assert_eq!(a.header("etag"), tag);
+        assert_eq!(a.header("cache-control"), "public, max-age=2678400");
+        let stale = send(&f.router, "GET", "/range/5BAA6", &[("if-none-match", "\"0-s5BAA6\"")]).await;
+        assert_eq!(stale.status, 200);
+    }
+
+    #[tokio::test]
+    async fn head_and_the_cors_preflight() {
+        let f = fixture();
+        let head = send(&f.router, "HEAD", "/range/5BAA6", &[]).await;
+        assert_eq!((head.status, head.body.as_str()), (StatusCode::OK, ""));
+        assert_eq!(head.header("content-type"), "text/plain");
+        let pre =
+            send(&f.router, "OPTIONS", "/range/5BAA6", &[("access-control-request-headers", "add-padding")])
+                .await;
+        assert_eq!(pre.status, 204);
+        assert_eq!(pre.header("access-control-allow-origin"), "*");
+        assert!(pre.header("access-control-allow-headers").eq_ignore_ascii_case("add-padding"));
+    }
+
+    #[tokio::test]
+    async fn ranges_need_no_key_and_no_user_agent_and_are_not_rate_limited() {
+        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 1 });
+        for _ in 0..5 {
+            assert_eq!(send(&f.router, "GET", "/range/5BAA6", &[]).await.status, 200);
+        }
+    }
+}
+
+mod catalog {
+    use super::*;
+
+    #[tokio::test]
+    async fn breaches_are_sorted_by_title_without_sensitive_ones_for_anonymous_callers() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/breaches", None).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), "application/json; charset=utf-8");
+        assert_eq!(a.header("access-control-allow-origin"), "*");
+        assert_eq!(names(&a.json()), ["Spammy", "Adobe", "Gone", "Rumour"]);
+        let admin = get(&f.router, "/api/v3/breaches", Some(&f.keys.admin)).await;
+        assert_eq!(names(&admin.json()), ["Spammy", "Adobe", "Gone", "Rumour", "Secret"]);
+        let domain_key = get(&f.router, "/api/v3/breaches", Some(&f.keys.domain)).await;
+        assert_eq!(names(&domain_key.json()), ["Spammy", "Adobe", "Gone", "Rumour"]);
+    }
+
+    #[tokio::test]
+    async fn a_breach_object_has_every_hibp_field_with_its_type() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/breach/adobe", None).await;
+        assert_eq!(a.status, 200);
+        let b = a.json();
+        assert_eq!(b["Name"], "Adobe");
+        assert_eq!(b["Title"], "Adobe title");
+        assert_eq!(b["Domain"], "adobe.com");
+        assert_eq!(b["PwnCount"], 5);
+        assert_eq!(b["DataClasses"], json!(["Email addresses", "Passwords", "Phone numbers", "Usernames"]));
+        assert!(b["Attribution"].is_null());
+        assert_eq!(b["BreachDate"].as_str().unwrap().len(), 10);
+        for date in ["AddedDate", "ModifiedDate"] {
+            let d = b[date].as_str().unwrap();
+            assert!(d.len() == 20 && d.ends_with('Z') && &d[10..11] == "T", "{date}: {d}");
+        }
+        for field in [
+            "IsVerified",
+            "IsFabricated",
+            "IsSensitive",
+            "IsRetired",
+            "IsSpamList",
+            "IsMalware",
+            "IsSubscriptionFree",
+            "IsStealerLog",
+        ] {
+            assert!(b[field].is_boolean(), "{field}");
+        }
+        for field in ["Description", "LogoPath"] {
+            assert!(b[field].is_string(), "{field}");
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_match_parameter_names_in_any_case() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/breaches?Domain=ADOBE.com", None).await;
+        assert_eq!(names(&a.json()), ["Adobe"]);
+        let spam = get(&f.router, "/api/v3/breaches?isSpamList=true", None).await;
+        assert_eq!(names(&spam.json()), ["Spammy"]);
+        let not_spam = get(&f.router, "/api/v3/breaches?ISSPAMLIST=False", None).await;
+        assert_eq!(names(&not_spam.json()), ["Adobe", "Gone", "Rumour"]);
+        let none = get(&f.router, "/api/v3/breaches?domain=nowhere.example", None).await;
+        assert_eq!((none.status, none.json()), (StatusCode::OK, json!([])));
+        assert_eq!(get(&f.router, "/api/v3/breaches?isSpamList=perhaps", None).await.status, 400);
+    }
+
+    #[tokio::test]
+    async fn sensitive_breaches_are_hidden_from_anonymous_and_domain_callers() {
+        let f = fixture();
+        let anonymous = get(&f.router, "/api/v3/breach/Secret", None).await;
+        assert_eq!((anonymous.status, anonymous.body.as_str()), (StatusCode::NOT_FOUND, ""));
+        assert_eq!(get(&f.router, "/api/v3/breach/Secret", Some(&f.keys.domain)).await.status, 404);
+        let analyst = get(&f.router, "/api/v3/breach/secret", Some(&f.keys.analyst)).await;
+        assert_eq!(analyst.status, 200);
+        assert_eq!(analyst.json()["IsSensitive"], true);
+        assert_eq!(get(&f.router, "/api/v3/breach/NoSuchBreach", None).await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn the_latest_breach_and_the_data_classes() {
+        let f = fixture();
+        // Every breach was added within the same second or so; the latest by
+        // AddedDate is one of those the caller may see.
+        let latest = get(&f.router, "/api/v3/latestbreach", None).await;
+        assert_eq!(latest.status, 200);
+        assert_ne!(latest.json()["Name"], "Secret");
+        let classes = get(&f.router, "/api/v3/dataclasses", None).await;
+        assert_eq!(classes.json(), json!(["Email addresses", "Passwords", "Phone numbers", "Usernames"]));
+    }
+
+    #[tokio::test]
+    async fn the_catalog_wants_a_user_agent_and_refuses_a_wrong_key() {
+        let f = fixture();
+        let a = send(&f.router, "GET", "/api/v3/breaches", &[]).await;
+        assert_eq!(a.status, 403);
+        let wrong = get(&f.router, "/api/v3/breaches", Some("lw_0000")).await;
+        assert_eq!(wrong.status, 401);
+        assert_eq!(wrong.body, "Access denied due to invalid hibp-api-key.");
+    }
+}
+
+mod account {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_is_required() {
+        let f = fixture();
+        let missing = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", None).await;
+        assert_eq!(missing.status, 401);
+        assert_eq!(missing.body, "Access denied due to missing hibp-api-key.");
+        assert!(missing.header("content-type").starts_with("text/plain"));
+        let wrong = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some("lw_nope")).await;
+        assert_eq!(wrong.status, 401);
+        assert_eq!(wrong.body, "Access denied due to invalid hibp-api-key.");
+        let no_agent = send(
+            &f.router,
+            "GET",
+            "/api/v3/breachedaccount/alice@example-corp.com",
+            &[("hibp-api-key", &f.keys.analyst)],
+        )
+        .await;
+        assert_eq!(no_agent.status, 403);
+    }
+
+    #[tokio::test]
+    async fn truncated_by_default_without_sensitive_or_retired_breaches() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.admin)).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), "application/json; charset=utf-8");
+        assert_eq!(a.json(), json!([{"Name": "Adobe"}, {"Name": "Rumour"}]));
+        let full = get(
+            &f.router,
+            "/api/v3/breachedaccount/alice@example-corp.com?truncateResponse=false",
+            Some(&f.keys.analyst),
+        )
+        .await;
+        assert_eq!(names(&full.json()), ["Adobe", "Rumour"]);
+        assert_eq!(full.json()[0]["Domain"], "adobe.com");
+    }
+
+    #[tokio::test]
+    async fn filters_by_domain_and_verification() {
+        let f = fixture();
+        let key = Some(f.keys.analyst.as_str());
+        let verified =
+            get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com?IncludeUnverified=false", key)
+                .await;
+        assert_eq!(verified.json(), json!([{"Name": "Adobe"}]));
+        let domain =
+            get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com?domain=rumour.example", key).await;
+        assert_eq!(domain.json(), json!([{"Name": "Rumour"}]));
+        let none =
+            get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com?domain=nowhere.example", key)
+                .await;
+        assert_eq!((none.status, none.body.as_str()), (StatusCode::NOT_FOUND, ""));
+    }
+
+    #[tokio::test]
+    async fn the_path_is_decoded_trimmed_and_case_insensitive() {
+        let f = fixture();
+        let key = Some(f.keys.analyst.as_str());
+        for path in ["%20Alice%40Example-Corp.COM%20", "ALICE@EXAMPLE-CORP.COM", "alice%40example-corp.com?"]
+        {
+            let a = get(&f.router, &format!("/api/v3/breachedaccount/{path}"), key).await;
+            assert_eq!(a.json(), json!([{"Name": "Adobe"}, {"Name": "Rumour"}]), "{path}");
+        }
+        let user = get(&f.router, "/api/v3/breachedaccount/darklord99", key).await;
+        assert_eq!(user.json(), json!([{"Name": "Adobe"}]));
+        for phone in ["61412345678", "%2B61412345678"] {
+            let a = get(&f.router, &format!("/api/v3/breachedaccount/{phone}"), key).await;
+            assert_eq!(a.json(), json!([{"Name": "Adobe"}]), "{phone}");
+        }
+    }
+
+    #[tokio::test]
+    async fn not_found_is_an_empty_404_and_bad_input_a_json_400() {
+        let f = fixture();
+        let key = Some(f.keys.analyst.as_str());
+        let a = get(&f.router, "/api/v3/breachedaccount/nobody@example-corp.com", key).await;
+        assert_eq!((a.status, a.body.as_str()), (StatusCode::NOT_FOUND, ""));
+        let bad = get(&f.router, "/api/v3/breachedaccount/a..b@example.com", key).await;
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.json()["statusCode"], 400);
+        assert!(!bad.body.contains("a..b"), "input is not echoed: {}", bad.body);
+        assert_eq!(
+            get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com?truncateResponse=x", key)
+                .await
+                .status,
+            400
+        );
+    }
+
+    #[tokio::test]
+    async fn a_domain_key_searches_only_addresses_on_its_domains() {
+        let f = fixture();
+        let key = Some(f.keys.domain.as_str());
+        let own = get(&f.router, "/api/v3/breachedaccount/bob@example-corp.com", key).await;
+        assert_eq!(own.json(), json!([{"Name": "Adobe"}, {"Name": "Spammy"}]));
+        let other = get(&f.router, "/api/v3/breachedaccount/carol@gmail.com", key).await;
+        assert_eq!(other.status, 403);
+        assert_eq!(other.json()["statusCode"], 403);
+        assert_eq!(get(&f.router, "/api/v3/breachedaccount/darklord99", key).await.status, 403);
+    }
+}
+
+mod domain {
+    use super::*;
+
+    #[tokio::test]
+    async fn aliases_and_their_breaches_sensitive_ones_for_analysts_only() {
+        let f = fixture();
+        let corp = get(&f.router, "/api/v3/breacheddomain/example-corp.com", Some(&f.keys.domain)).await;
+        assert_eq!(corp.status, 200);
+        assert_eq!(corp.json(), json!({"alice": ["Adobe", "Rumour"], "bob": ["Adobe", "Spammy"]}));
+        let analyst = get(&f.router, "/api/v3/breacheddomain/EXAMPLE-CORP.COM", Some(&f.keys.analyst)).await;
+        assert_eq!(
+            analyst.json(),
+            json!({"alice": ["Adobe", "Rumour", "Secret"], "bob": ["Adobe", "Spammy"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn status_codes() {
+        let f = fixture();
+        assert_eq!(get(&f.router, "/api/v3/breacheddomain/example-corp.com", None).await.status, 401);
+        assert_eq!(
+            get(&f.router, "/api/v3/breacheddomain/gmail.com", Some(&f.keys.domain)).await.status,
+            403
+        );
+        assert_eq!(
+            get(&f.router, "/api/v3/breacheddomain/not_a_domain", Some(&f.keys.admin)).await.status,
+            400
+        );
+        let none = get(&f.router, "/api/v3/breacheddomain/nowhere.example", Some(&f.keys.admin)).await;
+        assert_eq!((none.status, none.body.as_str()), (StatusCode::NOT_FOUND, ""));
+        assert_eq!(
+            get(&f.router, "/api/v3/breacheddomain/gmail.com", Some(&f.keys.admin)).await.json(),
+            json!({"carol": ["Adobe"]})
+        );
+    }
+}
+
+mod subscription {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribed_domains_count_breached_addresses() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/subscribeddomains", Some(&f.keys.domain)).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            a.json(),
+            json!([{
+                "DomainName": "example-corp.com",
+                "PwnCount": 2,
+                "PwnCountExcludingSpamLists": 2,
+                "PwnCountExcludingSpamListsAtLastSubscriptionRenewal": null,
+                "NextSubscriptionRenewal": null
+            }])
+        );
+        assert_eq!(
+            get(&f.router, "/api/v3/subscribeddomains", Some(&f.keys.analyst)).await.json(),
+            json!([])
+        );
+        assert_eq!(get(&f.router, "/api/v3/subscribeddomains", None).await.status, 401);
+    }
+
+    #[tokio::test]
+    async fn status_describes_the_key() {
+        let f = fixture();
+        let a = get(&f.router, "/api/v3/subscription/status", Some(&f.keys.limited)).await;
+        assert_eq!(a.status, 200);
+        let s = a.json();
+        assert_eq!(s["SubscriptionName"], "leakwatch analyst");
+        assert_eq!(s["Rpm"], 2);
+        assert_eq!(s["IncludesStealerLogs"], true);
+        assert!(s["SubscribedUntil"].is_null());
+        let unlimited = get(&f.router, "/api/v3/subscription/status", Some(&f.keys.admin)).await;
+        assert!(unlimited.json()["Rpm"].is_null());
+        assert_eq!(get(&f.router, "/api/v3/subscription/status", None).await.status, 401);
+    }
+}
+
+mod stealer {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_stealer_log_data_every_search_is_not_found() {
+        let f = fixture();
+        for path in [
+            "stealerlogsbyemail/alice@example-corp.com",
+            "stealerlogsbywebsitedomain/example-corp.com",
+            "stealerlogsbyemaildomain/example-corp.com",
+        ] {
+            for key in [&f.keys.analyst, &f.keys.domain] {
+                let a = get(&f.router, &format!("/api/v3/{path}"), Some(key)).await;
+                assert_eq!((a.status, a.body.as_str()), (StatusCode::NOT_FOUND, ""), "{path}");
+            }
+            assert_eq!(get(&f.router, &format!("/api/v3/{path}"), None).await.status, 401, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_input_and_foreign_domains() {
+        let f = fixture();
+        let key = Some(f.keys.domain.as_str());
+        for path in [
+            "stealerlogsbyemail/not-an-address",
+            "stealerlogsbywebsitedomain/-x-",
+            "stealerlogsbyemaildomain/x",
+        ] {
+            assert_eq!(get(&f.router, &format!("/api/v3/{path}"), key).await.status, 400, "{path}");
+        }
+        for path in [
+            "stealerlogsbyemail/carol@gmail.com",
+            "stealerlogsbywebsitedomain/netflix.com",
+            "stealerlogsbyemaildomain/gmail.com",
+        ] {
+            assert_eq!(get(&f.router, &format!("/api/v3/{path}"), key).await.status, 403, "{path}");
+        }
+    }
+}
+
+mod limits {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_over_its_limit_gets_429_with_retry_after() {
+        let f = fixture();
+        let key = Some(f.keys.limited.as_str());
+        for _ in 0..2 {
+            assert_eq!(get(&f.router, "/api/v3/breachedaccount/bob@example-corp.com", key).await.status, 200);
+        }
+        let a = get(&f.router, "/api/v3/breachedaccount/bob@example-corp.com", key).await;
+        assert_eq!(a.status, 429);
+        assert_eq!(a.header("retry-after"), "30");
+        assert_eq!(
+            a.json(),
+            json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 30 seconds."})
+        );
+        // Other keys have their own buckets.
+        assert_eq!(
+            get(&f.router, "/api/v3/breachedaccount/bob@example-corp.com", Some(&f.keys.admin)).await.status,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn the_server_default_applies_to_keys_without_their_own_and_to_anonymous_callers() {
+        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 2 });
+        let mut catalog = Catalog::open_in(f.data.root()).unwrap();
+        let key = NewKey {
+            name: "plain".into(),
+            role: Role::Analyst,
+            domains: vec![],
+            rate_limit_per_minute: None,
+        };
+        let secret = catalog.create_key(&key).unwrap().secret;
+        assert!(f.state.reload_keys().unwrap());
+        assert_eq!(get(&f.router, "/api/v3/dataclasses", Some(&secret)).await.status, 200);
+        assert_eq!(get(&f.router, "/api/v3/dataclasses", Some(&secret)).await.status, 429);
+        assert_eq!(get(&f.router, "/api/v3/dataclasses", None).await.status, 200);
+        assert_eq!(get(&f.router, "/api/v3/dataclasses", None).await.status, 200);
+        let a = get(&f.router, "/api/v3/dataclasses", None).await;
+        assert_eq!((a.status, a.header("retry-after")), (StatusCode::TOO_MANY_REQUESTS, "30"));
+    }
+}
+
+mod audit {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_keyed_search_is_recorded_with_addresses_hashed() {
+        let f = fixture();
+        get(&f.router, "/api/v3/breachedaccount/Alice@Example-Corp.com", Some(&f.keys.analyst)).await;
+        get(&f.router, "/api/v3/breachedaccount/nobody@example-corp.com", Some(&f.keys.analyst)).await;
+        get(&f.router, "/api/v3/breachedaccount/carol@gmail.com", Some(&f.keys.domain)).await;
+        get(&f.router, "/api/v3/breacheddomain/example-corp.com", Some(&f.keys.domain)).await;
+        get(&f.router, "/api/v3/stealerlogsbyemaildomain/example-corp.com", Some(&f.keys.domain)).await;
+        // Not searches: the catalog, ranges, and requests refused before a key was known.
+        get(&f.router, "/api/v3/breaches", Some(&f.keys.analyst)).await;
+        get(&f.router, "/range/5BAA6", None).await;
+        get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some("lw_wrong")).await;
+        assert!(f.state.flush_audit().await);
+
+        let mut catalog = Catalog::open_in(f.data.root()).unwrap();
+        let rows = catalog.audit_entries(&AuditFilter::default()).unwrap();
+        let summary: Vec<(&str, &str, Option<&str>, u64, u16)> = rows
+            .iter()
+            .map(|r| {
+                let e = &r.entry;
+                (e.key_name.as_str(), e.endpoint.as_str(), e.subject.clear.as_deref(), e.results, e.status)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("analyst", "breachedaccount", None, 2, 200),
+                ("analyst", "breachedaccount", None, 0, 404),
+                ("corp", "breachedaccount", None, 0, 403),
+                ("corp", "breacheddomain", Some("example-corp.com"), 2, 200),
+                ("corp", "stealerlogsbyemaildomain", Some("example-corp.com"), 0, 404),
+            ]
+        );
+        let hasher = catalog.audit_hasher().unwrap();
+        assert_eq!(rows[0].entry.subject, hasher.subject(SubjectKind::Account, "alice@example-corp.com"));
+        for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
+            let bytes = std::fs::read(f.data.root().join(file)).unwrap_or_default();
+            for address in ["alice@example-corp.com", "carol@gmail.com", "nobody@example-corp.com"] {
+                assert!(
+                    !bytes.windows(address.len()).any(|w| w == address.as_bytes()),
+                    "{address} in {file}"
+                );
+            }
+        }
+    }
+}
+
+mod following_the_data_directory {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_ingest_is_served_after_a_reload_while_old_snapshots_keep_answering() {
+        let f = fixture();
+        let before = f.state.snapshot();
+        let key = Some(f.keys.analyst.as_str());
+        assert_eq!(get(&f.router, "/api/v3/breachedaccount/dave@example-corp.com", key).await.status, 404);
+        ingest_lines(&f.data, "Newcomer", "new.example", &["dave@example-corp.com:password"]);
+        assert!(f.state.reload_store().unwrap());
+        assert!(!f.state.reload_store().unwrap(), "nothing changed since");
+        let a = get(&f.router, "/api/v3/breachedaccount/dave@example-corp.com", key).await;
+        assert_eq!(a.json(), json!([{"Name": "Newcomer"}]));
+        assert!(f.state.snapshot().generation() > before.generation());
+        // A request that began on the old snapshot still answers from it.
+        let dave = leakwatch_types::Account::email("dave@example-corp.com").unwrap();
+        assert!(before.store.account_breaches(&dave).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn revoked_and_new_keys_take_effect_after_a_reload() {
+        let f = fixture();
+        assert_eq!(get(&f.router, "/api/v3/subscription/status", Some(&f.keys.analyst)).await.status, 200);
+        Catalog::open_in(f.data.root()).unwrap().revoke_key("analyst").unwrap();
+        assert!(f.state.reload_keys().unwrap());
+        assert_eq!(get(&f.router, "/api/v3/subscription/status", Some(&f.keys.analyst)).await.status, 401);
+        assert_eq!(get(&f.router, "/api/v3/subscription/status", Some(&f.keys.admin)).await.status, 200);
+    }
+}
+
+mod routing {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_paths_are_empty_404s_and_wrong_methods_405s() {
+        let f = fixture();
+        for path in ["/", "/api/v2/breaches", "/api/v3/nothing", "/range"] {
+            let a = get(&f.router, path, None).await;
+            assert_eq!((a.status, a.body.as_str()), (StatusCode::NOT_FOUND, ""), "{path}");
+        }
+        assert_eq!(send(&f.router, "POST", "/range/5BAA6", &[]).await.status, 405);
+        assert_eq!(send(&f.router, "DELETE", "/api/v3/breaches", &[("user-agent", "t")]).await.status, 405);
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_the_limit_are_refused() {
+        let f = fixture();
+        let request = Request::builder()
+            .method("GET")
+            .uri("/range/5BAA6")
+            .header("content-length", "1000000")
+            .body(Body::from(vec![b'x'; 1_000_000]))
+            .unwrap();
+        let response = f.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 413);
+    }
+}
+
+/// Tests through a real socket and a real HTTP client.
+mod socket {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use leakwatch_server::{serve, ServeOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    struct Running {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        done: tokio::task::JoinHandle<std::io::Result<()>>,
+    }
+
+    async fn start(f: &Fixture, options: ServeOptions) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(serve(listener, f.state.clone(), options, async {
+            let _ = stopped.await;
+        }));
+        Running { addr, stop: Some(stop), done }
+    }
+
+    impl Running {
+        async fn stop(mut self) {
+            self.stop.take().unwrap().send(()).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), self.done).await.unwrap().unwrap().unwrap();
+        }
+    }
+
+    fn client() -> &'static reqwest::Client {
+        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+        CLIENT.get_or_init(|| reqwest::Client::builder().user_agent("leakwatch-tests").build().unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_real_client_gets_ranges_and_searches() {
+        let f = fixture();
+        let server = start(&f, ServeOptions::default()).await;
+        let base = format!("http://{}", server.addr);
+        let r = client().get(format!("{base}/range/5baa6")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("1E4C9B93F3F0682250B6CF8331B7EE68FD8:3"), "{body}");
+
+        let r = client()
+            .get(format!("{base}/api/v3/breachedaccount/alice%40example-corp.com?truncateResponse=false"))
+            .header("hibp-api-key", &f.keys.analyst)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let breaches: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(names(&breaches), ["Adobe", "Rumour"]);
+
+        let r = client()
+            .get(format!("{base}/api/v3/breachedaccount/alice%40example-corp.com"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_ingest_is_picked_up_with_no_failed_or_torn_request() {
+        let f = fixture();
+        let options = ServeOptions { reload_interval: Duration::from_millis(20), ..ServeOptions::default() };
+        let server = start(&f, options).await;
+        let hash = sha1(b"password");
+        let url = format!("http://{}/range/{}", server.addr, prefix_of(&hash));
+        let line_start = format!("{}:", &encode_hex_upper(&hash)[5..]);
+        let first_generation = f.state.snapshot().generation();
+
+        // Clients hammer the range while an ingest adds one more "password";
+        // each answer must be whole and agree with the generation its ETag names.
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let (url, line_start, stop, served) =
+                (url.clone(), line_start.clone(), stop.clone(), served.clone());
+            clients.push(tokio::spawn(async move {
+                let mut seen = std::collections::BTreeMap::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client().get(&url).send().await.expect("no failed request");
+                    assert_eq!(r.status(), 200);
+                    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+                    let generation: u64 = tag.trim_matches('"').split('-').next().unwrap().parse().unwrap();
+                    let body = r.text().await.unwrap();
+                    let count: u64 = body
+                        .split("\r\n")
+                        .find_map(|l| l.strip_prefix(line_start.as_str()))
+                        .expect("the line is there")
+                        .parse()
+                        .unwrap();
+                    assert_eq!(*seen.entry(generation).or_insert(count), count, "one generation, one answer");
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                seen
+            }));
+        }
+        let data = f.data.clone();
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            ingest_lines(&data, "Later", "later.example", &["erin@example-corp.com:password"]);
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while f.state.snapshot().generation() == first_generation {
+            assert!(std::time::Instant::now() < deadline, "the new generation was never served");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut counts = std::collections::BTreeMap::new();
+        for c in clients {
+            counts.extend(c.await.unwrap());
+        }
+        assert_eq!(counts.get(&first_generation), Some(&3));
+        assert_eq!(counts.values().last(), Some(&4), "{counts:?}");
+        assert!(served.load(Ordering::Relaxed) > 20);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_headers_are_cut_off_and_shutdown_is_graceful() {
+        let f = fixture();
+        let options = ServeOptions { header_timeout: Duration::from_millis(200), ..ServeOptions::default() };
+        let server = start(&f, options).await;
+        let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        slow.write_all(b"GET /range/5BAA6 HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server closed the slow connection");
+
+        // A keep-alive connection that is idle does not hold shutdown up.
+        let addr = server.addr;
+        let idle = client().get(format!("http://{addr}/range/5BAA6")).send().await.unwrap();
+        assert_eq!(idle.status(), 200);
+        server.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_headers_are_refused() {
+        let f = fixture();
+        let server = start(&f, ServeOptions::default()).await;
+        let r = client()
+            .get(format!("http://{}/range/5BAA6", server.addr))
+            .header("x-filler", "a".repeat(100 * 1024))
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status(), 431),
+            Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+        }
+        server.stop().await;
+    }
+}
