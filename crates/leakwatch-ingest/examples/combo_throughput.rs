@@ -3,10 +3,12 @@
 //! second for parsing, normalization and both password digests.
 //!
 //! ```text
-//! cargo run --release -p leakwatch-ingest --example combo_throughput [LINES] [--write PATH]
+//! cargo run --release -p leakwatch-ingest --example combo_throughput [LINES] [--csv] [--write PATH]
 //! ```
 //!
 //! `--write PATH` also saves the list, to time `LC_ALL=C sort -u PATH` against.
+//! `--csv` writes the same records as a CSV with a header (`email,password`), to
+//! measure the CSV reader, whose record splitting runs on the reading thread.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -32,9 +34,13 @@ impl Rng {
     }
 }
 
-fn generate(lines: usize) -> Vec<u8> {
+fn generate(lines: usize, csv: bool) -> Vec<u8> {
     let mut rng = Rng(42);
     let mut out = Vec::with_capacity(lines * 40);
+    if csv {
+        out.extend_from_slice(b"email,password\n");
+    }
+    let separator = if csv { b',' } else { b':' };
     for _ in 0..lines {
         let n = rng.next() % 10_000;
         out.extend_from_slice(rng.pick(FIRST).as_bytes());
@@ -43,7 +49,7 @@ fn generate(lines: usize) -> Vec<u8> {
         out.extend_from_slice(n.to_string().as_bytes());
         out.push(b'@');
         out.extend_from_slice(rng.pick(DOMAINS).as_bytes());
-        out.push(b':');
+        out.push(separator);
         let len = 6 + rng.next() % 7;
         for _ in 0..len {
             out.push(b"abcdefghijklmnopqrstuvwxyz0123456789!"[(rng.next() % 37) as usize]);
@@ -57,13 +63,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut lines = 3_000_000;
     let mut write = None;
+    let mut csv = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--write" => write = args.next(),
+            "--csv" => csv = true,
             n => lines = n.parse()?,
         }
     }
-    let data = generate(lines);
+    let data = generate(lines, csv);
     if let Some(path) = write {
         std::fs::write(&path, &data)?;
     }
