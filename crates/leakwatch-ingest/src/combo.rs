@@ -100,10 +100,11 @@ pub(crate) fn parse_chunk(
     tallies.lines += line_no - first_line;
 }
 
-/// Applies the combo rules to one line (without its LF; a trailing CR is
-/// trimmed here with the other whitespace). `scratch` holds decoded `$HEX[...]`.
+/// Applies the combo rules to one line, without its LF or CRLF ending.
+/// `scratch` holds decoded `$HEX[...]`.
 pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outcome {
-    if content_len(line) > MAX_LINE {
+    // `line` has lost its line ending already (see `chunk::lines`).
+    if line.len() > MAX_LINE {
         return Outcome::Rejected(Reason::LineTooLong);
     }
     let line = line.trim_ascii();

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::chunk::{content_len, lines, MAX_LINE};
+use crate::chunk::{lines, MAX_LINE};
 use crate::columns::{role_of, Role, Row};
 use crate::report::{Classes, Reason, Tallies};
 use leakwatch_types::Record;
@@ -197,7 +197,8 @@ pub(crate) fn parse_chunk(bytes: &[u8], first_line: u64, out: &mut Vec<Record>, 
 
 /// One line: `None` when blank; the record and the extra classes its keys show.
 fn parse_line(line: &[u8]) -> Result<Option<(Record, Classes)>, Reason> {
-    if content_len(line) > MAX_LINE {
+    // `line` has lost its line ending already (see `chunk::lines`).
+    if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
     let line = line.trim_ascii();

@@ -105,6 +105,10 @@ fn reading_rules() {
     let huge = [b"c@d.co:1\n".to_vec(), long_line(b"a@b.co:", 1 << 20), b"\nc@d.co:2".to_vec()].concat();
     let huge_last = [b"c@d.co:1\n".to_vec(), long_line(b"a@b.co:", 3 * MAX_LINE)].concat();
     let big_pw = long_line(b"", MAX_LINE - 7);
+    // Only one CR belongs to the line ending; a second one is content.
+    let two_crs =
+        [b"c@d.co:1\n".to_vec(), long_line(b"a@b.co:", MAX_LINE), b"\r\r\nc@d.co:2\n".to_vec()].concat();
+    let two_crs_first = two_crs[9..].to_vec();
     check(
         None,
         Format::Combo,
@@ -154,6 +158,16 @@ fn reading_rules() {
                 input: &huge_last,
                 records: vec![e("c@d.co", Some(b"1"))],
                 rejected: &[("line too long", &[2])],
+            },
+            Case {
+                input: &two_crs,
+                records: vec![e("c@d.co", Some(b"1")), e("c@d.co", Some(b"2"))],
+                rejected: &[("line too long", &[2])],
+            },
+            Case {
+                input: &two_crs_first,
+                records: vec![e("c@d.co", Some(b"2"))],
+                rejected: &[("line too long", &[1])],
             },
             Case {
                 input: &[b"a@b.co:".as_slice(), &big_pw].concat(),
