@@ -44,7 +44,7 @@ type TaskResult<T> = Result<Parsed<T>, Box<dyn Any + Send>>;
 
 /// Chunks in flight per pool thread: enough to keep every core busy while the
 /// reader and the sink take their turns, few enough to bound memory.
-const IN_FLIGHT_PER_THREAD: usize = 2;
+const IN_FLIGHT_PER_THREAD: usize = 4;
 
 /// Runs every chunk `next` yields through `parse` and `map` and delivers the
 /// results to `sink` in order, adding each chunk's tallies (whose line numbers

@@ -149,7 +149,17 @@ impl SegmentWriter {
     }
 
     /// Writes the tables, checksums and header, and syncs the file to disk.
-    pub fn finish(mut self) -> Result<Written, SegmentError> {
+    pub fn finish(self) -> Result<Written, SegmentError> {
+        let written = self.finish_unsynced()?;
+        File::open(&written.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| SegmentError::io(&written.path, e))?;
+        Ok(written)
+    }
+
+    /// Like [`finish`](Self::finish) without the sync, for a caller that syncs
+    /// many segments together before publishing any of them.
+    pub fn finish_unsynced(mut self) -> Result<Written, SegmentError> {
         let path = self.path.clone();
         let io = |e| SegmentError::io(&path, e);
         let table_offset = self.out.position;
@@ -206,7 +216,6 @@ impl SegmentWriter {
         let header = header.encode();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header).map_err(io)?;
-        file.sync_all().map_err(io)?;
         let mut content = blake3::Hasher::new();
         content.update(&header);
         content.update(body_hash.finalize().as_bytes());

@@ -17,6 +17,8 @@ use leakwatch_types::{Blinder, DataClass, Key16, Record};
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
+use rayon::prelude::*;
+
 use crate::runs::{Bucketed, Runs};
 
 /// The pair key's width: a keyed hash of (account, breach).
@@ -343,16 +345,16 @@ struct Stored {
 /// the counts need no second sort.
 fn write_counted<const N: usize>(
     dir: &DataDir,
-    creds: Runs<N>,
+    mut creds: Runs<N>,
     stored: Option<&[Segment]>,
     creds_kind: Kind,
     counts_kind: Kind,
 ) -> Result<(SegmentSet, u64)> {
     let digest_len = N - PAIR;
     let mut out = SegmentSet::new(dir.segments());
-    let upper = creds.pushed();
-    let mut creds_w = out.writer(creds_kind, upper)?;
-    let mut counts_w = out.writer(counts_kind, upper)?;
+    let digests = creds.distinct_prefixes(digest_len);
+    let mut creds_w = out.writer(creds_kind, creds.pushed())?;
+    let mut counts_w = out.writer(counts_kind, digests)?;
     let mut group: Option<([u8; N], u64)> = None;
     let mut new_triples = 0u64;
     for rec in creds.finish()? {
@@ -453,7 +455,9 @@ impl SegmentSet {
 
     pub(crate) fn finish(&mut self, writer: SegmentWriter) -> Result<()> {
         let kind = writer.layout().kind;
-        let written = writer.finish()?;
+        // Synced in `done`, all together: a crash before then leaves files that
+        // no manifest names, which the next writer removes.
+        let written = writer.finish_unsynced()?;
         if written.entries == 0 {
             std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
             return Ok(());
@@ -475,8 +479,12 @@ impl SegmentSet {
         self.written.extend(other.written);
     }
 
-    /// Makes the renames durable before a manifest may name the files.
+    /// Makes the files and their names durable before a manifest may name them.
     pub(crate) fn done(self, dir: &DataDir) -> Result<Vec<SegmentRef>> {
+        self.written.par_iter().try_for_each(|s| {
+            let path = self.dir.join(&s.file);
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&path, e))
+        })?;
         sync_dir(&dir.segments())?;
         Ok(self.written)
     }

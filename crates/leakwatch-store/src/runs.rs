@@ -61,8 +61,12 @@ pub struct Runs<const N: usize> {
     cmp_len: usize,
     dedupe: bool,
     buckets: Vec<Vec<[u8; N]>>,
+    /// Whether every bucket is sorted (and deduplicated) as it stands.
+    sorted: bool,
     held: usize,
     files: Vec<PathBuf>,
+    /// Records written to runs, after deduplication within each run.
+    spilled: u64,
     pushed: u64,
 }
 
@@ -75,8 +79,10 @@ impl<const N: usize> Runs<N> {
             cmp_len,
             dedupe,
             buckets: vec![Vec::new(); 256],
+            sorted: true,
             held: 0,
             files: Vec::new(),
+            spilled: 0,
             pushed: 0,
         }
     }
@@ -87,6 +93,7 @@ impl<const N: usize> Runs<N> {
         }
         self.held += batch.len();
         self.pushed += batch.len() as u64;
+        self.sorted = batch.len() == 0 && self.sorted;
     }
 
     /// Records pushed so far, duplicates included: an upper bound on the output.
@@ -99,7 +106,25 @@ impl<const N: usize> Runs<N> {
         self.held * N
     }
 
+    /// An upper bound on the distinct `len`-byte prefixes of the output (exact
+    /// when nothing was spilled): what a writer needs to size its prefix table.
+    pub fn distinct_prefixes(&mut self, len: usize) -> u64 {
+        self.sort_buckets();
+        let in_memory: u64 = self
+            .buckets
+            .par_iter()
+            .map(|b| {
+                b.windows(2).filter(|w| w[0][..len] != w[1][..len]).count() as u64 + u64::from(!b.is_empty())
+            })
+            .sum();
+        in_memory + self.spilled
+    }
+
     fn sort_buckets(&mut self) {
+        if self.sorted {
+            return;
+        }
+        self.sorted = true;
         let (cmp_len, dedupe) = (self.cmp_len, self.dedupe);
         self.buckets.par_iter_mut().for_each(|bucket| {
             bucket.sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
@@ -120,6 +145,7 @@ impl<const N: usize> Runs<N> {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         for bucket in &mut self.buckets {
             out.write_all(bucket.as_flattened()).map_err(|e| StoreError::io(&path, e))?;
+            self.spilled += bucket.len() as u64;
             *bucket = Vec::new();
         }
         out.flush().map_err(|e| StoreError::io(&path, e))?;

@@ -83,12 +83,27 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
         return Err(EmailError::TooLong);
     }
     let (local, domain) = s.rsplit_once('@').ok_or(EmailError::NoAt)?;
-    let local = local.to_lowercase();
-    if !valid_local(&local) {
+    // The common case, all ASCII, builds the result in one allocation.
+    let mut out = String::with_capacity(s.len());
+    if local.is_ascii() {
+        out.extend(local.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&local.to_lowercase());
+    }
+    if !valid_local(&out) {
         return Err(EmailError::BadLocalPart);
     }
-    let domain = normalize_domain(domain).ok_or(EmailError::BadDomain)?;
-    Ok(format!("{local}@{domain}"))
+    out.push('@');
+    if domain.is_ascii() {
+        let start = out.len();
+        out.extend(domain.trim().trim_end_matches('.').bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        if !valid_ascii_domain(&out[start..]) {
+            return Err(EmailError::BadDomain);
+        }
+    } else {
+        out.push_str(&normalize_domain(domain).ok_or(EmailError::BadDomain)?);
+    }
+    Ok(out)
 }
 
 fn valid_local(local: &str) -> bool {
@@ -109,25 +124,31 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
         return None;
     }
     let ascii = if raw.is_ascii() { raw.to_ascii_lowercase() } else { idna::domain_to_ascii(raw).ok()? };
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
-        return None;
+    valid_ascii_domain(&ascii).then_some(ascii)
+}
+
+/// Checks a lower-case ASCII host name: at least two labels of `[a-z0-9-]`, none
+/// starting or ending with `-`, and not an IPv4 literal (all-numeric last label).
+fn valid_ascii_domain(domain: &str) -> bool {
+    if domain.is_empty() || domain.len() > 253 || domain.starts_with('[') {
+        return false;
     }
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if !labels.iter().all(label_ok) {
-        return None;
+    let mut labels = 0;
+    let mut last_numeric = false;
+    for label in domain.split('.') {
+        let b = label.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 63
+            && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-';
+        if !ok {
+            return false;
+        }
+        labels += 1;
+        last_numeric = b.iter().all(u8::is_ascii_digit);
     }
-    // An all-numeric last label is an IPv4 literal, not a domain.
-    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    Some(ascii)
+    labels >= 2 && !last_numeric
 }
 
 /// Normalizes a user name: trimmed, case-folded (forums compare names without case),
