@@ -172,26 +172,7 @@ fn decode_hex_form(password: &[u8], scratch: &mut Vec<u8>) -> bool {
     let Some(hex) = password.strip_prefix(b"$HEX[").and_then(|p| p.strip_suffix(b"]")) else {
         return false;
     };
-    if hex.is_empty() || hex.len() % 2 != 0 {
-        return false;
-    }
-    scratch.clear();
-    for pair in hex.chunks_exact(2) {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(hi), Some(lo)) => scratch.push(hi << 4 | lo),
-            _ => return false,
-        }
-    }
-    true
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    !hex.is_empty() && leakwatch_types::decode_hex_into(hex, scratch)
 }
 
 #[cfg(test)]

@@ -23,6 +23,22 @@ pub fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Decodes hex of either case and any even length into `out` (cleared first);
+/// false, with `out` unspecified, on an odd length or a non-hex digit.
+pub fn decode_hex_into(text: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if !text.len().is_multiple_of(2) {
+        return false;
+    }
+    for pair in text.chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => out.push((hi << 4) | lo),
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -43,5 +59,10 @@ mod tests {
         assert_eq!(decode_hex::<4>(b"00abFF10"), Some(bytes));
         assert_eq!(decode_hex::<4>(b"00abFF1"), None);
         assert_eq!(decode_hex::<4>(b"00abFF1g"), None);
+        let mut out = Vec::new();
+        assert!(decode_hex_into(b"6869", &mut out));
+        assert_eq!(out, b"hi");
+        assert!(!decode_hex_into(b"686", &mut out));
+        assert!(!decode_hex_into(b"68zz", &mut out));
     }
 }
