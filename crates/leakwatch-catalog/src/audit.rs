@@ -84,7 +84,11 @@ impl AuditHasher {
         hasher.update(value.as_bytes());
         let mut out = [0u8; 16];
         hasher.finalize_xof().fill(&mut out);
-        let hash = out.iter().map(|b| format!("{b:02x}")).collect();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hash = out
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char])
+            .collect();
         let clear = (kind != SubjectKind::Account).then(|| value.to_owned());
         Subject { kind, clear, hash }
     }
@@ -120,6 +124,8 @@ pub struct AuditFilter {
     pub key_name: Option<String>,
     /// Only searches for this subject hash ([`AuditHasher::subject`]).
     pub subject_hash: Option<String>,
+    /// Only searches for this subject in clear (a domain).
+    pub subject: Option<String>,
     /// Only the last this many rows.
     pub last: Option<u64>,
 }
@@ -190,13 +196,14 @@ impl Catalog {
                      SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status
                      FROM audit_log
                      WHERE (?1 IS NULL OR key_name = ?1) AND (?2 IS NULL OR subject_hash = ?2)
+                         AND (?4 IS NULL OR subject = ?4)
                      ORDER BY id DESC LIMIT ?3)
                  ORDER BY id",
             )
             .map_err(sql)?;
         let limit = filter.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
         let rows = stmt
-            .query_map(params![filter.key_name, filter.subject_hash, limit], |r| {
+            .query_map(params![filter.key_name, filter.subject_hash, limit, filter.subject], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     AuditEntry {
@@ -275,6 +282,8 @@ mod tests {
         let by_subject = AuditFilter { subject_hash: Some(bob), ..AuditFilter::default() };
         let rows = catalog.audit_entries(&by_subject).unwrap();
         assert_eq!(rows.iter().map(|r| r.entry.key_name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let domain = AuditFilter { subject: Some("example.com".into()), ..AuditFilter::default() };
+        assert_eq!(catalog.audit_entries(&domain).unwrap()[0].entry, entries[1]);
         let last = AuditFilter { last: Some(1), ..AuditFilter::default() };
         assert_eq!(catalog.audit_entries(&last).unwrap()[0].entry, entries[3]);
     }

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use leakwatch_catalog::{AuditEntry, Catalog};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +21,8 @@ use crate::error::AppError;
 const QUEUE: usize = 16 * 1024;
 /// Entries written in one transaction at most.
 const BATCH: usize = 4096;
+/// How long the writer gathers entries before a commit.
+const COLLECT: Duration = Duration::from_millis(20);
 
 enum Message {
     Entry(AuditEntry),
@@ -88,15 +90,26 @@ fn write_loop(mut catalog: Catalog, mut rx: mpsc::Receiver<Message>, failed: &At
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        // Collect for a moment before committing: under load a commit per
+        // wake-up would be a commit per handful of entries, and the commit, not
+        // the row, is what costs. A flush cuts the wait short.
+        let deadline = Instant::now() + COLLECT;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Entry(entry) => batch.push(entry),
-                Message::Flush(reply) => flushes.push(reply),
+        loop {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Entry(entry) => batch.push(entry),
+                    Message::Flush(reply) => flushes.push(reply),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() >= BATCH || !flushes.is_empty() || Instant::now() >= deadline {
+                break;
             }
+            std::thread::sleep(COLLECT / 10);
+            next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
             let ok = append_with_retries(&mut catalog, &batch);
