@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -62,12 +62,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/subscription/status", get(api::subscription::status))
         .route("/stealerlogsbyemail/{email}", get(api::stealer::by_email))
         .route("/stealerlogsbywebsitedomain/{domain}", get(api::stealer::by_website_domain))
-        .route("/stealerlogsbyemaildomain/{domain}", get(api::stealer::by_email_domain))
-        // Only these handlers ever wait (for the audit log); `/range` formats its
-        // answer without yielding, so a timer there would cost and never fire.
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            time_limit(request, next, request_timeout)
-        }));
+        .route("/stealerlogsbyemaildomain/{domain}", get(api::stealer::by_email_domain));
+    // Only these handlers ever wait (for the audit log); `/range` formats its
+    // answer without yielding, so a timer there would cost and never fire.
+    let v3 = with_time_limit(v3, request_timeout);
     Router::new()
         .route("/range/{prefix}", get(range::range).options(range::preflight))
         .nest("/api/v3", v3)
@@ -85,6 +83,31 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// Answers 503 for a request that takes longer than `limit`.
-async fn time_limit(request: Request, next: Next, limit: Duration) -> Response {
-    tokio::time::timeout(limit, next.run(request)).await.unwrap_or_else(|_| AppError::Timeout.into_response())
+fn with_time_limit<S: Clone + Send + Sync + 'static>(router: Router<S>, limit: Duration) -> Router<S> {
+    router.layer(middleware::from_fn(move |request: Request, next: Next| async move {
+        tokio::time::timeout(limit, next.run(request))
+            .await
+            .unwrap_or_else(|_| AppError::Timeout.into_response())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn slow_requests_are_answered_503() {
+        use tower::ServiceExt;
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let router = with_time_limit(slow, Duration::from_millis(50));
+        let request = axum::http::Request::builder().uri("/slow").body(axum::body::Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 503);
+    }
 }
