@@ -17,8 +17,6 @@ use leakwatch_types::{Blinder, DataClass, Key16, Record};
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use rayon::prelude::*;
-
 use crate::runs::{Bucketed, Runs};
 
 /// The pair key's width: a keyed hash of (account, breach).
@@ -205,32 +203,33 @@ pub fn ingest(
         None => None,
     };
     let stored = stored.as_ref();
-    // The three chains share nothing but the directory: run them side by side.
-    let (sha1, (ntlm, accounts)) = rayon::join(
-        || {
-            write_counted(
-                dir,
-                sha1_creds,
-                stored.map(|s| s.sha1_creds.as_slice()),
-                Kind::Credentials,
-                Kind::Sha1Counts,
-            )
-        },
+    // The four chains share nothing but the directory: let the pool balance them.
+    let stored_accounts = stored.map(|s| s.accounts.as_slice());
+    let ((sha1, ntlm), (accounts, domains)) = rayon::join(
         || {
             rayon::join(
+                || {
+                    let stored = stored.map(|s| s.sha1_creds.as_slice());
+                    write_counted(dir, sha1_creds, stored, Kind::Credentials, Kind::Sha1Counts)
+                },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
                     write_counted(dir, ntlm_creds, stored, Kind::NtlmCredentials, Kind::NtlmCounts)
                 },
-                || write_accounts(dir, accounts, domains, stored.map(|s| s.accounts.as_slice()), breach_id),
+            )
+        },
+        || {
+            rayon::join(
+                || write_accounts(dir, accounts, stored_accounts, breach_id),
+                || write_domains(dir, domains, stored_accounts, breach_id),
             )
         },
     );
     let (mut out, new_credentials) = sha1?;
-    let (ntlm_out, _) = ntlm?;
     let (account_out, new_accounts) = accounts?;
-    out.absorb(ntlm_out);
+    out.absorb(ntlm?.0);
     out.absorb(account_out);
+    out.absorb(domains?);
 
     let new_segments = out.done(dir)?;
     let segments_written = new_segments.len();
@@ -294,11 +293,10 @@ pub fn ingest(
     Ok(IngestSummary { files, breach, new_breach, new_accounts, new_credentials, segments_written })
 }
 
-/// The accounts new to this breach, and their aliases under each domain.
+/// The accounts new to this breach.
 fn write_accounts(
     dir: &DataDir,
     accounts: Runs<16>,
-    domains: Runs<97>,
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<(SegmentSet, u64)> {
@@ -317,7 +315,17 @@ fn write_accounts(
         new_accounts += 1;
     }
     out.finish(acc_w)?;
+    Ok((out, new_accounts))
+}
 
+/// The aliases, under each domain, of the email accounts new to this breach.
+fn write_domains(
+    dir: &DataDir,
+    domains: Runs<97>,
+    stored: Option<&[Segment]>,
+    breach_id: u32,
+) -> Result<SegmentSet> {
+    let mut out = SegmentSet::new(dir.segments());
     let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
     for rec in domains.finish()? {
         let rec = rec?;
@@ -330,7 +338,7 @@ fn write_accounts(
         dom_w.push_payload(&rec[..16], breach_id, &rec[33..33 + len])?;
     }
     out.finish(dom_w)?;
-    Ok((out, new_accounts))
+    Ok(out)
 }
 
 /// The stored segments an ingest into an existing breach checks against.
@@ -438,12 +446,15 @@ fn open_kind(dir: &DataDir, manifest: &Manifest, kind: Kind) -> Result<Vec<Segme
 pub(crate) struct SegmentSet {
     dir: PathBuf,
     written: Vec<SegmentRef>,
+    /// One thread per finished segment, syncing it to disk while the CPU goes
+    /// on with the next: the I/O overlaps the work instead of following it.
+    syncs: Vec<std::thread::JoinHandle<Result<()>>>,
     serial: usize,
 }
 
 impl SegmentSet {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        SegmentSet { dir, written: Vec::new(), serial: 0 }
+        SegmentSet { dir, written: Vec::new(), syncs: Vec::new(), serial: 0 }
     }
 
     pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<SegmentWriter> {
@@ -455,8 +466,8 @@ impl SegmentSet {
 
     pub(crate) fn finish(&mut self, writer: SegmentWriter) -> Result<()> {
         let kind = writer.layout().kind;
-        // Synced in `done`, all together: a crash before then leaves files that
-        // no manifest names, which the next writer removes.
+        // Synced in the background and awaited in `done`: a crash before then
+        // leaves files that no manifest names, which the next writer removes.
         let written = writer.finish_unsynced()?;
         if written.entries == 0 {
             std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
@@ -466,6 +477,9 @@ impl SegmentSet {
         let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
         let target = self.dir.join(&file);
         std::fs::rename(&written.path, &target).map_err(|e| StoreError::io(&target, e))?;
+        self.syncs.push(std::thread::spawn(move || {
+            std::fs::File::open(&target).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&target, e))
+        }));
         self.written.push(SegmentRef {
             kind: kind.name().to_owned(),
             file,
@@ -477,14 +491,14 @@ impl SegmentSet {
 
     pub(crate) fn absorb(&mut self, other: SegmentSet) {
         self.written.extend(other.written);
+        self.syncs.extend(other.syncs);
     }
 
     /// Makes the files and their names durable before a manifest may name them.
     pub(crate) fn done(self, dir: &DataDir) -> Result<Vec<SegmentRef>> {
-        self.written.par_iter().try_for_each(|s| {
-            let path = self.dir.join(&s.file);
-            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&path, e))
-        })?;
+        for sync in self.syncs {
+            sync.join().map_err(|_| StoreError::Invalid("a segment sync thread panicked".into()))??;
+        }
         sync_dir(&dir.segments())?;
         Ok(self.written)
     }
