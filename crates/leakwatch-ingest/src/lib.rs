@@ -120,6 +120,12 @@ impl Input {
     pub fn raw_len(&self) -> Option<u64> {
         self.raw.len
     }
+
+    /// The decompressed bytes, for readers of formats that are not dumps (such as
+    /// Pwned Passwords downloads). `progress` advances by raw bytes consumed.
+    pub fn into_reader(self, progress: &AtomicU64) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        self.raw.decoded(progress)
+    }
 }
 
 /// Reads every record of `input`.

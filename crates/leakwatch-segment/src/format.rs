@@ -31,17 +31,24 @@ pub enum Kind {
     /// Password NTLM and the same pair hash: the set of triples already counted
     /// in the NTLM corpus (a triple may be known by one digest only).
     NtlmCredentials,
+    /// SHA-1 -> count, as imported from Have I Been Pwned's Pwned Passwords: kept
+    /// apart from the organization's own counts and replaced by a newer import.
+    HibpSha1Counts,
+    /// NTLM -> count from Pwned Passwords' NTLM download.
+    HibpNtlmCounts,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Sha1Counts,
         Kind::NtlmCounts,
         Kind::Accounts,
         Kind::Domains,
         Kind::Credentials,
         Kind::NtlmCredentials,
+        Kind::HibpSha1Counts,
+        Kind::HibpNtlmCounts,
     ];
 
     pub fn code(self) -> u16 {
@@ -52,6 +59,8 @@ impl Kind {
             Kind::Domains => 4,
             Kind::Credentials => 5,
             Kind::NtlmCredentials => 6,
+            Kind::HibpSha1Counts => 7,
+            Kind::HibpNtlmCounts => 8,
         }
     }
 
@@ -63,6 +72,8 @@ impl Kind {
             4 => Kind::Domains,
             5 => Kind::Credentials,
             6 => Kind::NtlmCredentials,
+            7 => Kind::HibpSha1Counts,
+            8 => Kind::HibpNtlmCounts,
             _ => return None,
         })
     }
@@ -76,13 +87,15 @@ impl Kind {
             Kind::Domains => "domains",
             Kind::Credentials => "credentials",
             Kind::NtlmCredentials => "ntlm-credentials",
+            Kind::HibpSha1Counts => "hibp-sha1",
+            Kind::HibpNtlmCounts => "hibp-ntlm",
         }
     }
 
     pub fn key_len(self) -> usize {
         match self {
-            Kind::Sha1Counts => 20,
-            Kind::NtlmCounts => 16,
+            Kind::Sha1Counts | Kind::HibpSha1Counts => 20,
+            Kind::NtlmCounts | Kind::HibpNtlmCounts => 16,
             Kind::Accounts | Kind::Domains => 16,
             Kind::Credentials => 28,
             Kind::NtlmCredentials => 24,
@@ -92,7 +105,12 @@ impl Kind {
     /// Fixed value bytes per entry, besides an inline count.
     pub fn value_len(self) -> usize {
         match self {
-            Kind::Sha1Counts | Kind::NtlmCounts | Kind::Credentials | Kind::NtlmCredentials => 0,
+            Kind::Sha1Counts
+            | Kind::NtlmCounts
+            | Kind::Credentials
+            | Kind::NtlmCredentials
+            | Kind::HibpSha1Counts
+            | Kind::HibpNtlmCounts => 0,
             // Breach id.
             Kind::Accounts => 4,
             // Breach id, heap offset (u32), payload length (u8).
@@ -102,7 +120,17 @@ impl Kind {
 
     /// Whether entries carry a count (inline, with an overflow table).
     pub fn has_count(self) -> bool {
-        matches!(self, Kind::Sha1Counts | Kind::NtlmCounts)
+        matches!(self, Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
+    }
+
+    /// The counted kinds of one corpus (SHA-1 or NTLM): the organization's own
+    /// counts and Pwned Passwords', summed at query time.
+    pub fn password_counts(ntlm: bool) -> [Kind; 2] {
+        if ntlm {
+            [Kind::NtlmCounts, Kind::HibpNtlmCounts]
+        } else {
+            [Kind::Sha1Counts, Kind::HibpSha1Counts]
+        }
     }
 }
 

@@ -95,7 +95,7 @@ fn flush(
     writer: &mut leakwatch_segment::SegmentWriter,
 ) -> Result<()> {
     match kind {
-        Kind::Sha1Counts | Kind::NtlmCounts => {
+        Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts => {
             let mut total = 0u64;
             for &(s, i) in group.iter() {
                 total += segments[s].count(i)?;

@@ -22,6 +22,9 @@ pub struct Manifest {
     pub next_breach_id: u32,
     pub breaches: Vec<Breach>,
     pub segments: Vec<SegmentRef>,
+    /// The current Pwned Passwords import of each corpus (`sha1`, `ntlm`).
+    #[serde(default)]
+    pub pwned_passwords: std::collections::BTreeMap<String, crate::import::PwnedImport>,
 }
 
 /// A segment file of the current generation.

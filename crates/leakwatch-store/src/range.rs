@@ -35,11 +35,10 @@ impl RangeKind {
         2 * self.key_len() - 5
     }
 
-    fn segment_kind(self) -> Kind {
-        match self {
-            RangeKind::Sha1 => Kind::Sha1Counts,
-            RangeKind::Ntlm => Kind::NtlmCounts,
-        }
+    /// The counted kinds a range of this corpus merges: the organization's own
+    /// counts and the imported Pwned Passwords, summed.
+    fn segment_kinds(self) -> [Kind; 2] {
+        Kind::password_counts(self == RangeKind::Ntlm)
     }
 }
 
@@ -74,12 +73,13 @@ impl RangeIndex {
         let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
         let mut index = RangeIndex { generation: manifest.generation, sha1: Vec::new(), ntlm: Vec::new() };
         for s in &manifest.segments {
-            let Some(range_kind) =
-                [RangeKind::Sha1, RangeKind::Ntlm].into_iter().find(|k| k.segment_kind().name() == s.kind)
+            let Some((range_kind, kind)) = [RangeKind::Sha1, RangeKind::Ntlm]
+                .into_iter()
+                .flat_map(|r| r.segment_kinds().map(|k| (r, k)))
+                .find(|(_, k)| k.name() == s.kind)
             else {
                 continue;
             };
-            let kind = range_kind.segment_kind();
             let list = match range_kind {
                 RangeKind::Sha1 => &mut index.sha1,
                 RangeKind::Ntlm => &mut index.ntlm,

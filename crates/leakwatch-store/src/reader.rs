@@ -43,7 +43,8 @@ impl Store {
         }
         let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
         let blinder = dir.blinder(false)?;
-        if blinder.is_none() && !manifest.segments.is_empty() {
+        let blinded = [Kind::Accounts, Kind::Domains].map(Kind::name);
+        if blinder.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
             return Err(StoreError::Invalid(format!(
                 "{}: the index key is missing; without it the index cannot be read",
                 dir.root().join("index.key").display()
@@ -121,7 +122,8 @@ impl Store {
         Ok(out.into_iter().map(|(a, names)| (a, names.into_iter().map(str::to_owned).collect())).collect())
     }
 
-    /// How many (breach, account, password) triples carry this SHA-1.
+    /// How many (breach, account, password) triples of the organization's own
+    /// dumps carry this SHA-1.
     pub fn sha1_count(&self, hash: &[u8; 20]) -> Result<u64> {
         self.count(Kind::Sha1Counts, hash)
     }
@@ -129,6 +131,18 @@ impl Store {
     /// How many (breach, account, password) triples carry this NTLM hash.
     pub fn ntlm_count(&self, hash: &[u8; 16]) -> Result<u64> {
         self.count(Kind::NtlmCounts, hash)
+    }
+
+    /// A password hash's counts in both corpora: the organization's own dumps and
+    /// the imported Pwned Passwords. `hash` is a SHA-1, or with `ntlm` an NTLM hash.
+    pub fn password_counts(&self, ntlm: bool, hash: &[u8]) -> Result<PasswordCounts> {
+        let [own, hibp] = Kind::password_counts(ntlm);
+        Ok(PasswordCounts { own: self.count(own, hash)?, hibp: self.count(hibp, hash)? })
+    }
+
+    /// What the manifest records of the current Pwned Passwords imports.
+    pub fn pwned_passwords(&self) -> &std::collections::BTreeMap<String, crate::import::PwnedImport> {
+        &self.manifest.pwned_passwords
     }
 
     fn count(&self, kind: Kind, key: &[u8]) -> Result<u64> {
@@ -144,9 +158,9 @@ impl Store {
     /// Every hash with the 20-bit `prefix` and its count, sorted and combined
     /// across segments: one Pwned Passwords range.
     pub fn range(&self, ntlm: bool, prefix: u32) -> Result<Vec<([u8; MAX_KEY_LEN], u64)>> {
-        let kind = if ntlm { Kind::NtlmCounts } else { Kind::Sha1Counts };
         let mut all: BTreeMap<[u8; MAX_KEY_LEN], u64> = BTreeMap::new();
-        for seg in self.kind(kind) {
+        let [own, hibp] = Kind::password_counts(ntlm);
+        for seg in self.kind(own).iter().chain(self.kind(hibp)) {
             for i in seg.range20(prefix)? {
                 *all.entry(seg.key(i)).or_default() += seg.count(i)?;
             }
@@ -213,6 +227,22 @@ fn distinct_keys(segments: &[Segment]) -> Result<u64> {
         heads[i] = iters[i].next().transpose()?.map(|(k, _)| k);
     }
     Ok(distinct)
+}
+
+/// A password's counts, by where they come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PasswordCounts {
+    /// Distinct (breach, account, password) triples in the organization's dumps.
+    pub own: u64,
+    /// Pwned Passwords' count, from the current import.
+    pub hibp: u64,
+}
+
+impl PasswordCounts {
+    /// What the range API answers: the sum.
+    pub fn total(&self) -> u64 {
+        self.own.saturating_add(self.hibp)
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
