@@ -161,7 +161,7 @@ impl<R: Read> Source<R> {
     }
 
     /// The held-back read error, if reading failed.
-    fn take_error(&mut self) -> io::Result<()> {
+    pub(crate) fn take_error(&mut self) -> io::Result<()> {
         self.error.take().map_or(Ok(()), Err)
     }
 

@@ -125,7 +125,7 @@ impl<'a> Row<'a> {
             (_, Some((value, column))) => hash_material(value, column),
             _ => None,
         };
-        Ok(Record { account, password })
+        Ok(Record { account, password, website: None })
     }
 
     fn account(&self) -> Result<Account, Reason> {

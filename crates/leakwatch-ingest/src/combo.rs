@@ -131,7 +131,7 @@ pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outc
         };
         Some(PasswordMaterial::Plain(PasswordHashes::of(bytes)))
     };
-    Outcome::Accepted(Record { account, password })
+    Outcome::Accepted(Record { account, password, website: None })
 }
 
 fn account(identity: &[u8], mode: Mode) -> Result<Account, Reason> {

@@ -14,6 +14,9 @@ pub(crate) fn detect_format(line: Option<&[u8]>) -> Format {
     if line.starts_with(b"{") {
         return Format::Ndjson;
     }
+    if crate::sql::looks_like_sql(line) {
+        return Format::Sql;
+    }
     // A plain split, not a CSV parse: column names are never quoted with the
     // delimiter inside them, and a header is what we are looking for.
     let delimiter = pick_delimiter(line);
@@ -52,6 +55,13 @@ mod tests {
             (b"email:password", Format::Combo),
             (b"a,b,c", Format::Combo),
             (b"", Format::Combo),
+            (b"-- MySQL dump 10.13  Distrib 8.0.36", Format::Sql),
+            (b"/*M!999999\\- enable the sandbox mode */ ", Format::Sql),
+            (b"--", Format::Sql),
+            (b"\\restrict abc", Format::Sql),
+            (b"insert into t values (1,'a@b.co')", Format::Sql),
+            (b"COPY public.users (id) FROM stdin;", Format::Sql),
+            (b"--user@example.com:pw", Format::Combo),
         ];
         for (line, want) in cases {
             assert_eq!(detect_format(Some(line)), *want, "{}", String::from_utf8_lossy(line));

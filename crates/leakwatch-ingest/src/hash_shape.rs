@@ -52,12 +52,12 @@ pub fn detect_hash(value: &str, column_hint: Option<&str>) -> Option<HashKind> {
         ("$argon2i$", HashKind::Argon2),
         ("$argon2d$", HashKind::Argon2),
         ("pbkdf2_sha256$", HashKind::DjangoPbkdf2),
-        // Recognizably hashes, of schemes HashKind does not name (yet).
-        ("$S$", HashKind::Unknown),
-        ("{SSHA}", HashKind::Unknown),
+        ("$S$", HashKind::Drupal7),
+        ("{SSHA}", HashKind::LdapSsha),
+        ("SCRAM-SHA-256$", HashKind::ScramSha256),
+        ("$wp$", HashKind::WordPressBcrypt),
+        // Recognizably a hash, of a scheme HashKind does not name.
         ("{SHA}", HashKind::Unknown),
-        ("SCRAM-SHA-256$", HashKind::Unknown),
-        ("$wp$", HashKind::Unknown),
     ];
     PREFIXES
         .iter()
@@ -116,8 +116,11 @@ mod tests {
             ("pbkdf2_sha256$600000$salt$hash=", None, Some(HashKind::DjangoPbkdf2)),
             (&format!("{md5}:sa1t"), None, Some(HashKind::SaltedMd5)),
             (&format!("{md5}:"), None, None),
-            ("$S$Dabc", None, Some(HashKind::Unknown)),
-            ("{SSHA}abc==", None, Some(HashKind::Unknown)),
+            ("$S$Dabc", None, Some(HashKind::Drupal7)),
+            ("{SSHA}abc==", None, Some(HashKind::LdapSsha)),
+            ("$wp$2y$10$abc", None, Some(HashKind::WordPressBcrypt)),
+            ("SCRAM-SHA-256$4096:c2FsdA==$a:b", None, Some(HashKind::ScramSha256)),
+            ("{SHA}abc=", None, Some(HashKind::Unknown)),
             ("$1$", None, None),
             ("hunter2", None, None),
             ("", None, None),

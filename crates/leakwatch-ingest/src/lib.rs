@@ -22,6 +22,10 @@ mod ndjson;
 mod pipeline;
 mod reader;
 mod report;
+mod schema;
+mod sql;
+mod sql_lex;
+mod sql_value;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +43,8 @@ pub enum Format {
     Combo,
     Csv,
     Ndjson,
+    /// A SQL dump: mysqldump / MariaDB `INSERT`s or pg_dump `COPY` blocks.
+    Sql,
 }
 
 impl Format {
@@ -47,6 +53,7 @@ impl Format {
             Format::Combo => "combo",
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
+            Format::Sql => "sql",
         }
     }
 }

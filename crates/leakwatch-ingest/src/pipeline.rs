@@ -33,6 +33,25 @@ pub(crate) enum Stop {
     Sink(BoxError),
 }
 
+/// A unit of work for the pipeline: a [`Chunk`] of lines or CSV records, or
+/// a chunk of SQL rows.
+pub(crate) trait Piece: Send {
+    /// Its size in bytes, to size the record vector.
+    fn byte_len(&self) -> usize;
+    /// Its buffer, for reuse by a later piece.
+    fn into_buffer(self) -> Vec<u8>;
+}
+
+impl Piece for Chunk {
+    fn byte_len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        Chunk::into_buffer(self)
+    }
+}
+
 /// A parsed chunk on its way to the sink.
 struct Parsed<T> {
     value: T,
@@ -49,7 +68,7 @@ const IN_FLIGHT_PER_THREAD: usize = 4;
 /// Runs every chunk `next` yields through `parse` and `map` and delivers the
 /// results to `sink` in order, adding each chunk's tallies (whose line numbers
 /// count from 1) to `tallies`.
-pub(crate) fn run<T, N, P, M, S>(
+pub(crate) fn run<T, C, N, P, M, S>(
     mut next: N,
     parse: P,
     map: M,
@@ -58,14 +77,15 @@ pub(crate) fn run<T, N, P, M, S>(
 ) -> Result<(), Stop>
 where
     T: Send,
-    N: FnMut(Vec<u8>) -> io::Result<Option<Chunk>>,
-    P: Fn(&Chunk, &mut Vec<Record>, &mut Tallies) + Sync,
+    C: Piece,
+    N: FnMut(Vec<u8>) -> io::Result<Option<C>>,
+    P: Fn(&C, &mut Vec<Record>, &mut Tallies) + Sync,
     M: Fn(Vec<Record>) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
-    let work = |chunk: Chunk| -> Parsed<T> {
+    let work = |chunk: C| -> Parsed<T> {
         // A record takes at least a few dozen bytes of input.
-        let mut records = Vec::with_capacity(chunk.bytes().len() / 32 + 1);
+        let mut records = Vec::with_capacity(chunk.byte_len() / 32 + 1);
         let mut chunk_tallies = Tallies::default();
         parse(&chunk, &mut records, &mut chunk_tallies);
         Parsed { value: map(records), tallies: chunk_tallies, buffer: chunk.into_buffer() }

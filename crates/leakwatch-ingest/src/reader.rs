@@ -18,6 +18,7 @@ use crate::detect::detect_format;
 use crate::input::RawInput;
 use crate::pipeline::{self, BoxError, Stop};
 use crate::report::{Reason, Tallies};
+use crate::sql::{self, SqlReader};
 use crate::{ndjson, Format, IngestError, Report};
 
 /// Target chunk size: big enough that per-chunk costs vanish, small enough
@@ -33,6 +34,7 @@ enum Plan {
     Combo(Mode),
     Csv(Header),
     Ndjson,
+    Sql,
 }
 
 /// [`crate::read`] with the chunk size as a parameter, so tests can prove that
@@ -62,6 +64,7 @@ where
         let plan = match format {
             Format::Combo => Plan::Combo(sample_mode(&mut source)?),
             Format::Ndjson => Plan::Ndjson,
+            Format::Sql => Plan::Sql,
             Format::Csv => Plan::Csv(read_header(&mut source, &mut tallies)?),
         };
         Ok((format, plan))
@@ -72,8 +75,20 @@ where
         Plan::Combo(mode) => combo::parse_chunk(chunk.bytes(), *mode, 1, out, t),
         Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
         Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
+        // SQL chunks are another type, parsed by `sql::parse_chunk` below.
+        Plan::Sql => {}
     };
     let result = match &plan {
+        Plan::Sql => {
+            let mut reader = SqlReader::new(chunk_size);
+            pipeline::run(
+                |spare| reader.next_chunk(&mut source, spare),
+                sql::parse_chunk,
+                map,
+                sink,
+                &mut tallies,
+            )
+        }
         Plan::Csv(header) => {
             let splitter = CsvSplitter { delimiter: header.delimiter };
             pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)

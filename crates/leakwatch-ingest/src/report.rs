@@ -26,10 +26,13 @@ pub(crate) enum Reason {
     NoAccount,
     WrongFieldCount,
     InvalidJson,
+    RecordTooLong,
+    MalformedRow,
+    TruncatedRow,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 11] = [
+    pub(crate) const ALL: [Reason; 14] = [
         Reason::LineTooLong,
         Reason::ControlCharacters,
         Reason::NoSeparator,
@@ -41,6 +44,9 @@ impl Reason {
         Reason::NoAccount,
         Reason::WrongFieldCount,
         Reason::InvalidJson,
+        Reason::RecordTooLong,
+        Reason::MalformedRow,
+        Reason::TruncatedRow,
     ];
 
     /// The stable string of the rules (`docs/ingest-rules.md`).
@@ -57,6 +63,9 @@ impl Reason {
             Reason::NoAccount => "no account",
             Reason::WrongFieldCount => "wrong field count",
             Reason::InvalidJson => "invalid JSON",
+            Reason::RecordTooLong => "record too long",
+            Reason::MalformedRow => "malformed row",
+            Reason::TruncatedRow => "truncated row",
         }
     }
 }
@@ -65,7 +74,7 @@ impl Reason {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Classes(u16);
 
-const CLASS_BITS: [DataClass; 8] = [
+const CLASS_BITS: [DataClass; 10] = [
     DataClass::EmailAddresses,
     DataClass::Usernames,
     DataClass::PhoneNumbers,
@@ -74,6 +83,8 @@ const CLASS_BITS: [DataClass; 8] = [
     DataClass::IpAddresses,
     DataClass::DatesOfBirth,
     DataClass::PhysicalAddresses,
+    DataClass::Urls,
+    DataClass::PasswordHints,
 ];
 
 impl Classes {

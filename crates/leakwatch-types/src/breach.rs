@@ -24,6 +24,10 @@ pub enum DataClass {
     IpAddresses,
     DatesOfBirth,
     PhysicalAddresses,
+    /// Stealer logs: the websites whose logins were captured.
+    Urls,
+    /// A hint column with a value (forum and site databases).
+    PasswordHints,
 }
 
 impl DataClass {
@@ -37,6 +41,8 @@ impl DataClass {
             DataClass::IpAddresses => "IP addresses",
             DataClass::DatesOfBirth => "Dates of birth",
             DataClass::PhysicalAddresses => "Physical addresses",
+            DataClass::Urls => "URLs",
+            DataClass::PasswordHints => "Password hints",
         }
     }
 }

@@ -114,8 +114,26 @@ pub enum HashKind {
     DjangoPbkdf2,
     /// MySQL 4.1 (`*` + 40 hex), 300.
     MySql41,
-    /// A salted MD5 (`hex32:salt`), one of 10/20/2611/2711/2811.
+    /// A salted MD5 (`hex32:salt`) of unknown construction, one of 10/20/2611/2711/2811.
     SaltedMd5,
+    /// vBulletin 3-5 `md5(md5(p).salt)`, 2611/2711; kept as `hex32:salt`.
+    VBulletin,
+    /// MyBB and IPB 3 `md5(md5(salt).md5(p))`, 2811; kept as `hex32:salt`.
+    MyBb,
+    /// SMF `sha1(lower(username).p)`, 121; kept as `hex40:lower(username)`.
+    SmfSha1,
+    /// XenForo 1 `XF:Core` `sha256(sha256(p).salt)`, 20710; kept as `hex64:salt`.
+    XenForoSha256,
+    /// Discourse PBKDF2-HMAC-SHA256, 10900; kept as `hex64 hash:hex salt` as stored.
+    DiscoursePbkdf2,
+    /// Drupal 7 (`$S$`), 7900.
+    Drupal7,
+    /// LDAP `{SSHA}`, 111.
+    LdapSsha,
+    /// PostgreSQL `SCRAM-SHA-256$`, 28600.
+    ScramSha256,
+    /// WordPress 6.8+ `$wp$2y$`: bcrypt of an HMAC-SHA384 of the password.
+    WordPressBcrypt,
     /// Recognizably a hash, of no known scheme.
     Unknown,
 }

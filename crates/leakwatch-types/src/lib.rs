@@ -23,4 +23,7 @@ pub use hex::{decode_hex, decode_hex_into, encode_hex_upper};
 pub struct Record {
     pub account: Account,
     pub password: Option<PasswordMaterial>,
+    /// For a stealer log: the normalized domain of the website whose login was
+    /// captured together with this account. `None` for every other dump.
+    pub website: Option<String>,
 }
