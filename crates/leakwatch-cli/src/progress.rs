@@ -34,9 +34,9 @@ impl Bar {
                     let records = progress.records.load(Ordering::Relaxed);
                     let rate = records as f64 / started.elapsed().as_secs_f64().max(0.001);
                     bar.set_message(format!(
-                        "{} records, {:.0} records/s",
+                        "{} records, {} records/s",
                         crate::output::thousands(records),
-                        rate
+                        crate::output::thousands(rate as u64)
                     ));
                     std::thread::sleep(Duration::from_millis(100));
                 }
