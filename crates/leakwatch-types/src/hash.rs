@@ -177,12 +177,20 @@ impl Blinder {
     }
 
     fn keyed(&self, tag: u8, value: &[u8]) -> Key16 {
-        let mut hasher = blake3::Hasher::new_keyed(&self.key);
-        hasher.update(&[tag]);
-        hasher.update(value);
-        let mut out = [0u8; 16];
-        hasher.finalize_xof().fill(&mut out);
-        out
+        // One-shot hashing of a stack buffer is cheaper than the incremental
+        // hasher for the short values accounts are; both give the same key.
+        let mut buf = [0u8; 256];
+        let digest = if value.len() < buf.len() {
+            buf[0] = tag;
+            buf[1..=value.len()].copy_from_slice(value);
+            blake3::keyed_hash(&self.key, &buf[..=value.len()])
+        } else {
+            let mut hasher = blake3::Hasher::new_keyed(&self.key);
+            hasher.update(&[tag]);
+            hasher.update(value);
+            hasher.finalize()
+        };
+        digest.as_bytes()[..16].try_into().expect("16 bytes")
     }
 }
 
@@ -213,6 +221,22 @@ mod tests {
     fn ntlm_reads_non_utf8_as_windows_1252() {
         // 0xE9 is 'é' in Windows-1252.
         assert_eq!(ntlm(b"caf\xe9"), ntlm("café".as_bytes()));
+    }
+
+    #[test]
+    fn short_and_long_values_hash_the_same_way() {
+        // Keys are stable across the one-shot and incremental paths: a key
+        // written by one build must be found by the next.
+        let b = Blinder::new([7; 32]);
+        for len in [0, 1, 254, 255, 256, 1000] {
+            let value = vec![b'x'; len];
+            let mut hasher = blake3::Hasher::new_keyed(&[7; 32]);
+            hasher.update(b"d");
+            hasher.update(&value);
+            let mut want = [0u8; 16];
+            hasher.finalize_xof().fill(&mut want);
+            assert_eq!(b.keyed(b'd', &value), want, "length {len}");
+        }
     }
 
     #[test]
