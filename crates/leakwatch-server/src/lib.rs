@@ -41,7 +41,7 @@ pub use api::{parse_account, SearchedAccount};
 pub use audit::AuditWriter;
 pub use auth::KEY_HEADER;
 pub use error::AppError;
-pub use serve::{serve, ServeOptions};
+pub use serve::{serve, serve_threads, ServeOptions};
 pub use state::{AppState, Limits, Snapshot, StartError};
 
 /// Requests carry no body worth having (every endpoint is a GET); anything

@@ -909,6 +909,35 @@ mod socket {
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
     }
 
+    #[test]
+    fn several_threads_share_the_port_and_stop_together() {
+        let f = fixture();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = f.state.clone();
+        let server = std::thread::spawn(move || {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let listening = move |addr| addr_tx.send(addr).unwrap();
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            leakwatch_server::serve_threads(addr, 3, state, ServeOptions::default(), listening, shutdown)
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            // Separate connections, so that more than one thread answers.
+            for _ in 0..12 {
+                let c = reqwest::Client::builder().user_agent("t").build().unwrap();
+                let r = c.get(format!("http://{addr}/api/v3/dataclasses")).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        });
+        stop.send(()).unwrap();
+        server.join().unwrap().unwrap();
+        assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn oversized_headers_are_refused() {
         let f = fixture();
