@@ -8,6 +8,8 @@
 //!   [`Scenario::expected`] answers computed from what was written, following
 //!   `docs/ingest-rules.md` to the letter.
 //! - [`bench`]: a fast, streaming combo writer and the matching lookup lists.
+//! - [`sqldump`]: SQL dumps of the forum and site packages with the records
+//!   each must give, and a streaming mysqldump writer for the benchmark.
 //!
 //! **Architecture Invariant:** expected answers are never obtained by parsing the
 //! generated files: each writer records the outcome of every line it writes.
@@ -25,6 +27,7 @@ mod population;
 mod rng;
 mod rules;
 mod scenario;
+pub mod sqldump;
 
 pub use expected::{ExpBreach, ExpFile, ExpRejections, Expected, SAMPLE_LINES};
 pub use file::{Compression, RenderedFile};

@@ -1,6 +1,7 @@
 //! `leakwatch-gen`: writes synthetic leaks for tests, demos and benchmarks.
 //!
 //! - `combo --lines N --seed S [--out FILE]`: a realistic `email:password` combo.
+//! - `sql --rows N --seed S [--out FILE]`: a WordPress mysqldump (benchmarks).
 //! - `scenario --seed S --out DIR`: a multi-breach scenario and its `expected.json`.
 //! - `emails --count N --seed S --lines L`: addresses to look up against the combo
 //!   of the same seed and line count; the even-numbered ones (0, 2, ...) are in it.
@@ -26,6 +27,16 @@ enum Command {
     Combo {
         #[arg(long)]
         lines: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a WordPress-style mysqldump of N users (extended INSERTs).
+    Sql {
+        #[arg(long)]
+        rows: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Output file; standard output when absent.
@@ -88,6 +99,9 @@ fn output(path: Option<&PathBuf>) -> io::Result<Box<dyn Write>> {
 fn run(cli: Cli) -> io::Result<()> {
     match cli.command {
         Command::Combo { lines, seed, out } => bench::write_combo(output(out.as_ref())?, lines, seed),
+        Command::Sql { rows, seed, out } => {
+            leakwatch_gen::sqldump::write_mysqldump(output(out.as_ref())?, rows, seed)
+        }
         Command::Scenario { seed, out, people, org_domain, clean } => {
             let noise = if clean { Noise::none() } else { Noise::all() };
             let config = ScenarioConfig { people, org_domain, noise, ..ScenarioConfig::default() };
