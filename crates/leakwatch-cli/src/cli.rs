@@ -100,6 +100,8 @@ pub enum FormatArg {
     Combo,
     Csv,
     Ndjson,
+    /// A SQL dump (mysqldump / MariaDB INSERTs, pg_dump COPY).
+    Sql,
 }
 
 #[derive(Debug, Subcommand)]

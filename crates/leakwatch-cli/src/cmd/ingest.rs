@@ -20,6 +20,7 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         FormatArg::Combo => Some(Format::Combo),
         FormatArg::Csv => Some(Format::Csv),
         FormatArg::Ndjson => Some(Format::Ndjson),
+        FormatArg::Sql => Some(Format::Sql),
     };
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         anyhow::bail!("stdin (`-`) can be read only once");
