@@ -102,6 +102,8 @@ pub enum FormatArg {
     Ndjson,
     /// A SQL dump (mysqldump / MariaDB INSERTs, pg_dump COPY).
     Sql,
+    /// Infostealer `URL:login:password` lines.
+    Stealer,
 }
 
 #[derive(Debug, Subcommand)]

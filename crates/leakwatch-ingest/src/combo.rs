@@ -162,7 +162,7 @@ fn find_separator(line: &[u8]) -> Option<usize> {
 
 /// Whether a line holds a C0 control character other than TAB. Written without
 /// an early exit so the compiler can check many bytes per instruction.
-fn has_control(line: &[u8]) -> bool {
+pub(crate) fn has_control(line: &[u8]) -> bool {
     line.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t')))
 }
 

@@ -26,6 +26,7 @@ mod schema;
 mod sql;
 mod sql_lex;
 mod sql_value;
+mod stealer;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,9 @@ pub enum Format {
     Ndjson,
     /// A SQL dump: mysqldump / MariaDB `INSERT`s or pg_dump `COPY` blocks.
     Sql,
+    /// An infostealer log's `URL:login:password` lines: records carry the
+    /// website, and the store flags the breach `IsStealerLog`.
+    Stealer,
 }
 
 impl Format {
@@ -54,6 +58,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
             Format::Sql => "sql",
+            Format::Stealer => "stealer",
         }
     }
 }

@@ -35,6 +35,7 @@ enum Plan {
     Csv(Header),
     Ndjson,
     Sql,
+    Stealer,
 }
 
 /// [`crate::read`] with the chunk size as a parameter, so tests can prove that
@@ -65,6 +66,7 @@ where
             Format::Combo => Plan::Combo(sample_mode(&mut source)?),
             Format::Ndjson => Plan::Ndjson,
             Format::Sql => Plan::Sql,
+            Format::Stealer => Plan::Stealer,
             Format::Csv => Plan::Csv(read_header(&mut source, &mut tallies)?),
         };
         Ok((format, plan))
@@ -74,6 +76,7 @@ where
     let parse = |chunk: &Chunk, out: &mut Vec<Record>, t: &mut Tallies| match &plan {
         Plan::Combo(mode) => combo::parse_chunk(chunk.bytes(), *mode, 1, out, t),
         Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
+        Plan::Stealer => crate::stealer::parse_chunk(chunk.bytes(), 1, out, t),
         Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
         // SQL chunks are another type, parsed by `sql::parse_chunk` below.
         Plan::Sql => {}

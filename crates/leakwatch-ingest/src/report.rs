@@ -29,10 +29,11 @@ pub(crate) enum Reason {
     RecordTooLong,
     MalformedRow,
     TruncatedRow,
+    InvalidWebsite,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 14] = [
+    pub(crate) const ALL: [Reason; 15] = [
         Reason::LineTooLong,
         Reason::ControlCharacters,
         Reason::NoSeparator,
@@ -47,6 +48,7 @@ impl Reason {
         Reason::RecordTooLong,
         Reason::MalformedRow,
         Reason::TruncatedRow,
+        Reason::InvalidWebsite,
     ];
 
     /// The stable string of the rules (`docs/ingest-rules.md`).
@@ -66,6 +68,7 @@ impl Reason {
             Reason::RecordTooLong => "record too long",
             Reason::MalformedRow => "malformed row",
             Reason::TruncatedRow => "truncated row",
+            Reason::InvalidWebsite => "invalid website",
         }
     }
 }

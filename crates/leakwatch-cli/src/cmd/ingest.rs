@@ -21,6 +21,7 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         FormatArg::Csv => Some(Format::Csv),
         FormatArg::Ndjson => Some(Format::Ndjson),
         FormatArg::Sql => Some(Format::Sql),
+        FormatArg::Stealer => Some(Format::Stealer),
     };
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         anyhow::bail!("stdin (`-`) can be read only once");
