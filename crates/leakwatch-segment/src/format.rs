@@ -36,11 +36,14 @@ pub enum Kind {
     HibpSha1Counts,
     /// NTLM -> count from Pwned Passwords' NTLM download.
     HibpNtlmCounts,
+    /// Stealer-log pairs, in three key spaces of keyed hashes: email -> website,
+    /// website -> email, email domain -> "alias\nwebsite"; payloads in the heap.
+    Stealer,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Sha1Counts,
         Kind::NtlmCounts,
         Kind::Accounts,
@@ -49,6 +52,7 @@ impl Kind {
         Kind::NtlmCredentials,
         Kind::HibpSha1Counts,
         Kind::HibpNtlmCounts,
+        Kind::Stealer,
     ];
 
     pub fn code(self) -> u16 {
@@ -61,6 +65,7 @@ impl Kind {
             Kind::NtlmCredentials => 6,
             Kind::HibpSha1Counts => 7,
             Kind::HibpNtlmCounts => 8,
+            Kind::Stealer => 9,
         }
     }
 
@@ -74,6 +79,7 @@ impl Kind {
             6 => Kind::NtlmCredentials,
             7 => Kind::HibpSha1Counts,
             8 => Kind::HibpNtlmCounts,
+            9 => Kind::Stealer,
             _ => return None,
         })
     }
@@ -89,6 +95,7 @@ impl Kind {
             Kind::NtlmCredentials => "ntlm-credentials",
             Kind::HibpSha1Counts => "hibp-sha1",
             Kind::HibpNtlmCounts => "hibp-ntlm",
+            Kind::Stealer => "stealer",
         }
     }
 
@@ -96,7 +103,7 @@ impl Kind {
         match self {
             Kind::Sha1Counts | Kind::HibpSha1Counts => 20,
             Kind::NtlmCounts | Kind::HibpNtlmCounts => 16,
-            Kind::Accounts | Kind::Domains => 16,
+            Kind::Accounts | Kind::Domains | Kind::Stealer => 16,
             Kind::Credentials => 28,
             Kind::NtlmCredentials => 24,
         }
@@ -114,13 +121,18 @@ impl Kind {
             // Breach id.
             Kind::Accounts => 4,
             // Breach id, heap offset (u32), payload length (u8).
-            Kind::Domains => 9,
+            Kind::Domains | Kind::Stealer => 9,
         }
     }
 
     /// Whether entries carry a count (inline, with an overflow table).
     pub fn has_count(self) -> bool {
         matches!(self, Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
+    }
+
+    /// Whether entries point into a heap of payloads.
+    pub fn has_payload(self) -> bool {
+        matches!(self, Kind::Domains | Kind::Stealer)
     }
 
     /// The counted kinds of one corpus (SHA-1 or NTLM): the organization's own

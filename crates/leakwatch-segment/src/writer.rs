@@ -41,7 +41,7 @@ impl SegmentWriter {
         let file = File::create(path).map_err(|e| SegmentError::io(path, e))?;
         let mut out = ChecksummedWriter::new(file);
         out.write_raw(&[0u8; HEADER_LEN]).map_err(|e| SegmentError::io(path, e))?;
-        let heap = if kind == Kind::Domains {
+        let heap = if kind.has_payload() {
             let heap_path = path.with_extension("heap-tmp");
             let file = File::create(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
             Some((heap_path, BufWriter::with_capacity(1 << 16, file), 0))
@@ -75,11 +75,11 @@ impl SegmentWriter {
         self.push(key, 0, value)
     }
 
-    /// Adds a `Domains` entry: the breach id and a payload kept in the heap.
+    /// Adds a `Domains` or `Stealer` entry: the breach id and a payload kept in the heap.
     pub fn push_payload(&mut self, key: &[u8], breach: u32, payload: &[u8]) -> Result<(), SegmentError> {
         let path = self.path.clone();
         let Some((heap_path, heap, heap_len)) = self.heap.as_mut() else {
-            return Err(self.usage("payloads belong to domain segments"));
+            return Err(self.usage("payloads belong to domain and stealer segments"));
         };
         let offset = u32::try_from(*heap_len).map_err(|_| SegmentError::Usage {
             path: path.clone(),

@@ -111,7 +111,7 @@ fn flush(
                 writer.push_value(key, v)?;
             }
         }
-        Kind::Domains => {
+        Kind::Domains | Kind::Stealer => {
             let mut values =
                 group.iter().map(|&(s, i)| segments[s].payload(i)).collect::<Result<Vec<_>, _>>()?;
             values.sort_unstable();

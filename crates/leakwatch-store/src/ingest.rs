@@ -21,6 +21,8 @@ use crate::runs::{Bucketed, Runs};
 
 /// The pair key's width: a keyed hash of (account, breach).
 const PAIR: usize = 8;
+/// A stealer-log entry: key, payload length, payload (at most 255 bytes).
+const STEALER: usize = 16 + 1 + 255;
 
 /// The breach an ingest adds to, as the user described it.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +81,8 @@ struct Batch {
     /// Password NTLM and pair key. A triple may be known by one digest only
     /// (a hash column), so each corpus counts its own set of triples.
     ntlm_creds: Bucketed<{ 16 + PAIR }>,
+    /// Stealer-log pairs, three entries each: by email, by website, by email domain.
+    stealer: Bucketed<STEALER>,
 }
 
 /// Turns parsed records into index records. Runs on the parallel side of the
@@ -89,6 +93,7 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
     let mut domains = Vec::with_capacity(n);
     let mut sha1_creds = Vec::with_capacity(n);
     let mut ntlm_creds = Vec::with_capacity(n);
+    let mut stealer = Vec::new();
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
     // one keyed hash per distinct domain in a batch is enough.
     let mut domain_keys: HashMap<String, Key16> = HashMap::new();
@@ -103,10 +108,23 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
             let mut rec = [0u8; 97];
             rec[..16].copy_from_slice(&key);
             rec[16..32].copy_from_slice(&account);
-            let alias = &alias.as_bytes()[..alias.len().min(64)];
-            rec[32] = alias.len() as u8;
-            rec[33..33 + alias.len()].copy_from_slice(alias);
+            let alias_bytes = &alias.as_bytes()[..alias.len().min(64)];
+            rec[32] = alias_bytes.len() as u8;
+            rec[33..33 + alias_bytes.len()].copy_from_slice(alias_bytes);
             domains.push(rec);
+            if let Some(site) = &record.website {
+                let email = &record.account.value;
+                let by_domain = format!("{alias}\n{site}");
+                for (k, payload) in [
+                    (account, site.as_str()),
+                    (blinder.website_key(site), email.as_str()),
+                    (key, by_domain.as_str()),
+                ] {
+                    if let Some(rec) = stealer_rec(&k, payload.as_bytes()) {
+                        stealer.push(rec);
+                    }
+                }
+            }
         }
         let Some(material) = &record.password else { continue };
         let pair = blinder.pair_key(&account, breach).to_le_bytes();
@@ -129,7 +147,19 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
         domains: Bucketed::new(domains),
         sha1_creds: Bucketed::new(sha1_creds),
         ntlm_creds: Bucketed::new(ntlm_creds),
+        stealer: Bucketed::new(stealer),
     }
+}
+
+/// A stealer-log entry, or `None` for a payload over 255 bytes (an address or
+/// site that long is not a real one).
+fn stealer_rec(key: &Key16, payload: &[u8]) -> Option<[u8; STEALER]> {
+    let len = u8::try_from(payload.len()).ok()?;
+    let mut rec = [0u8; STEALER];
+    rec[..16].copy_from_slice(key);
+    rec[16] = len;
+    rec[17..17 + payload.len()].copy_from_slice(payload);
+    Some(rec)
 }
 
 /// Ingests `inputs` into one breach and publishes the result as a new generation.
@@ -157,6 +187,7 @@ pub fn ingest(
     let mut domains = Runs::<97>::new(scratch.clone(), "domains", 32, true);
     let mut sha1_creds = Runs::<{ 20 + PAIR }>::new(scratch.clone(), "credentials", 20 + PAIR, true);
     let mut ntlm_creds = Runs::<{ 16 + PAIR }>::new(scratch.clone(), "ntlm-credentials", 16 + PAIR, true);
+    let mut stealer = Runs::<STEALER>::new(scratch.clone(), "stealer", STEALER, true);
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
     let mut classes = BTreeSet::new();
@@ -174,6 +205,7 @@ pub fn ingest(
                 domains.push(&batch.domains);
                 sha1_creds.push(&batch.sha1_creds);
                 ntlm_creds.push(&batch.ntlm_creds);
+                stealer.push(&batch.stealer);
                 // Half the budget for run buffers; the rest covers the parser's
                 // chunks in flight and the merge's read buffers.
                 let held = accounts.mem_bytes()
@@ -185,6 +217,7 @@ pub fn ingest(
                     domains.spill()?;
                     sha1_creds.spill()?;
                     ntlm_creds.spill()?;
+                    stealer.spill()?;
                 }
                 Ok(())
             },
@@ -221,7 +254,10 @@ pub fn ingest(
         || {
             rayon::join(
                 || write_accounts(dir, accounts, stored_accounts, breach_id),
-                || write_domains(dir, domains, stored_accounts, breach_id),
+                || {
+                    let domains = write_domains(dir, domains, stored_accounts, breach_id)?;
+                    Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
+                },
             )
         },
     );
@@ -229,17 +265,21 @@ pub fn ingest(
     let (account_out, new_accounts) = accounts?;
     out.absorb(ntlm?.0);
     out.absorb(account_out);
-    out.absorb(domains?);
+    let (domain_out, stealer_out) = domains?;
+    out.absorb(domain_out);
+    out.absorb(stealer_out);
 
     let new_segments = out.done(dir)?;
     let segments_written = new_segments.len();
     let has_accounts = files.iter().any(|(_, r)| r.accepted > 0);
+    let stealer_log = files.iter().any(|(_, r)| r.format == Format::Stealer);
     let now = now_rfc3339();
     let breach = match existing {
         Some(mut b) => {
             b.pwn_count += new_accounts;
             b.data_classes = merge_classes(&b.data_classes, &classes);
             b.modified_date = now;
+            b.is_stealer_log |= stealer_log;
             apply_info(&mut b, &options.breach);
             b
         }
@@ -261,7 +301,7 @@ pub fn ingest(
                 is_retired: false,
                 is_spam_list: false,
                 is_malware: false,
-                is_stealer_log: false,
+                is_stealer_log: stealer_log,
             };
             apply_info(&mut b, &options.breach);
             b
@@ -338,6 +378,19 @@ fn write_domains(
         dom_w.push_payload(&rec[..16], breach_id, &rec[33..33 + len])?;
     }
     out.finish(dom_w)?;
+    Ok(out)
+}
+
+/// Stealer-log pairs. Repeats within an ingest collapse here; across ingests,
+/// lookups and compaction deduplicate them.
+fn write_stealer(dir: &DataDir, stealer: Runs<STEALER>, breach_id: u32) -> Result<SegmentSet> {
+    let mut out = SegmentSet::new(dir.segments());
+    let mut w = out.writer(Kind::Stealer, stealer.pushed())?;
+    for rec in stealer.finish()? {
+        let rec = rec?;
+        w.push_payload(&rec[..16], breach_id, &rec[17..17 + usize::from(rec[16])])?;
+    }
+    out.finish(w)?;
     Ok(out)
 }
 

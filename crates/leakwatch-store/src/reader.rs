@@ -43,7 +43,7 @@ impl Store {
         }
         let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
         let blinder = dir.blinder(false)?;
-        let blinded = [Kind::Accounts, Kind::Domains].map(Kind::name);
+        let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer].map(Kind::name);
         if blinder.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
             return Err(StoreError::Invalid(format!(
                 "{}: the index key is missing; without it the index cannot be read",
@@ -82,7 +82,11 @@ impl Store {
         all
     }
 
-    fn kind(&self, kind: Kind) -> &[Segment] {
+    pub(crate) fn blinder(&self) -> Option<&Blinder> {
+        self.blinder.as_ref()
+    }
+
+    pub(crate) fn kind(&self, kind: Kind) -> &[Segment] {
         self.segments.get(&kind).map_or(&[], Vec::as_slice)
     }
 

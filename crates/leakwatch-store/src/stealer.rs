@@ -2,39 +2,83 @@
 //! `stealerlogsbywebsitedomain` and `stealerlogsbyemaildomain` endpoints.
 //!
 //! HIBP keeps from a stealer log the pairs (email address, website domain the
-//! credential was for). This store does not index such pairs yet: the stealer-log
-//! ingest adds a segment kind for them. Until it does, every lookup here answers
-//! "nothing known", which is the truth about the data this store holds, and the
-//! HTTP API turns it into HIBP's not-found answer. The signatures are the contract
-//! that ingest will fill in, so the surfaces need no change when data arrives.
+//! credential was for). Ingest stores each pair three times in `stealer`
+//! segments, under keyed hashes of the email, of the website and of the email's
+//! domain, so each endpoint is one lookup. As HIBP does, an address whose only
+//! website is its own email domain is left out: that is the victim logging in to
+//! their own mail, not an exposure of another site.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use leakwatch_types::Account;
+use leakwatch_segment::Kind;
+use leakwatch_types::{Account, Key16};
 
 use crate::error::Result;
 use crate::reader::Store;
 
 impl Store {
     /// Website domains a stealer log captured credentials for, for one email
-    /// address; sorted. Empty while the store holds no stealer-log data.
-    pub fn stealer_websites_by_email(&self, _email: &Account) -> Result<Vec<String>> {
-        Ok(Vec::new())
+    /// address; sorted.
+    pub fn stealer_websites_by_email(&self, email: &Account) -> Result<Vec<String>> {
+        let Some(blinder) = self.blinder() else { return Ok(Vec::new()) };
+        let sites = self.stealer_payloads(&blinder.account_key(email))?;
+        let own = email.email_parts().map(|(_, d)| d);
+        Ok(if sites.len() == 1 && sites.iter().next().map(String::as_str) == own {
+            Vec::new()
+        } else {
+            sites.into_iter().collect()
+        })
     }
 
     /// Email addresses a stealer log captured for one website domain; sorted.
-    /// Empty while the store holds no stealer-log data.
-    pub fn stealer_emails_by_website(&self, _website_domain: &str) -> Result<Vec<String>> {
-        Ok(Vec::new())
+    pub fn stealer_emails_by_website(&self, website_domain: &str) -> Result<Vec<String>> {
+        let Some(blinder) = self.blinder() else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for email in self.stealer_payloads(&blinder.website_key(website_domain))? {
+            // Only an address on the site's own domain can be a self-login.
+            let on_site = email.rsplit_once('@').is_some_and(|(_, d)| d == website_domain);
+            if !on_site
+                || !self.stealer_websites_by_email(&Account::email(&email).map_err(invalid)?)?.is_empty()
+            {
+                out.push(email);
+            }
+        }
+        Ok(out)
     }
 
     /// For every alias of an email domain that a stealer log captured: the
-    /// website domains, sorted (HIBP's `{"alias": ["site", ...]}` shape). Empty
-    /// while the store holds no stealer-log data.
+    /// website domains, sorted (HIBP's `{"alias": ["site", ...]}` shape).
     pub fn stealer_websites_by_email_domain(
         &self,
-        _email_domain: &str,
+        email_domain: &str,
     ) -> Result<BTreeMap<String, Vec<String>>> {
-        Ok(BTreeMap::new())
+        let Some(blinder) = self.blinder() else { return Ok(BTreeMap::new()) };
+        let mut by_alias: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for pair in self.stealer_payloads(&blinder.domain_key(email_domain))? {
+            if let Some((alias, site)) = pair.split_once('\n') {
+                by_alias.entry(alias.to_owned()).or_default().insert(site.to_owned());
+            }
+        }
+        Ok(by_alias
+            .into_iter()
+            .filter(|(_, sites)| !(sites.len() == 1 && sites.contains(email_domain)))
+            .map(|(alias, sites)| (alias, sites.into_iter().collect()))
+            .collect())
     }
+
+    /// Every distinct payload stored under `key` in the stealer segments.
+    fn stealer_payloads(&self, key: &Key16) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        for seg in self.kind(Kind::Stealer) {
+            for i in seg.find(key)? {
+                let (_, payload) = seg.payload(i)?;
+                out.insert(String::from_utf8_lossy(payload).into_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn invalid(e: leakwatch_types::EmailError) -> crate::StoreError {
+    crate::StoreError::Invalid(format!("stored stealer-log address: {e}"))
 }

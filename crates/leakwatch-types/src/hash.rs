@@ -167,6 +167,12 @@ impl Blinder {
         self.keyed(b'd', domain.as_bytes())
     }
 
+    /// The index key of a normalized website domain, in a key space of its own
+    /// (a site may also be an email domain).
+    pub fn website_key(&self, domain: &str) -> Key16 {
+        self.keyed(b'w', domain.as_bytes())
+    }
+
     /// A 64-bit key for an (account, breach) pair: enough to tell apart the few
     /// accounts that share one password hash, which is all it is used for. It
     /// mixes bits of the account key, already keyed, so it needs no hash of its
