@@ -58,6 +58,41 @@ pub enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Fetch every Pwned Passwords range from a range API and publish them.
+    ///
+    /// All 1,048,576 ranges are fetched in parallel into DATA/sync/, each
+    /// verified (format, order, Content-MD5) before it is kept. An interrupted
+    /// sync resumes where it stopped; a later one revalidates each range with
+    /// its ETag, so unchanged ranges cost a 304. Only once every range is in is
+    /// the corpus published, replacing the previous Pwned Passwords import.
+    PwnedPasswords(SyncPwnedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncPwnedArgs {
+    /// Base URL of the range API (`/range/PREFIX` is appended), e.g.
+    /// https://api.pwnedpasswords.com or http://mirror:8080.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Sync the NTLM corpus (`?mode=ntlm`) instead of SHA-1.
+    #[arg(long)]
+    pub ntlm: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub parallel: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// For testing: sync only the first 2^N prefixes.
+    #[arg(long, hide = true, default_value_t = 20, value_name = "N")]
+    pub prefix_bits: u32,
 }
 
 #[derive(Debug, Args)]

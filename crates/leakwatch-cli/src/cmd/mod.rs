@@ -4,13 +4,14 @@ mod catalog;
 mod demo;
 mod ingest;
 mod search;
+mod sync;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use leakwatch_store::DataDir;
 
-use crate::cli::{Cli, Command, SearchCommand};
+use crate::cli::{Cli, Command, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Stats { json } => catalog::stats(&data()?, json),
         Command::Verify => catalog::verify(&data()?),
         Command::Demo { dir, seed } => demo::run(&dir, seed),
+        Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&data()?, args),
     }
 }
 
