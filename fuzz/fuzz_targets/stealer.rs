@@ -1,5 +1,5 @@
-//! Stealer-log ULP lines forced as `stealer`: any bytes give the same report
-//! and records at every chunk size, and never panic.
+//! Stealer logs (ULP lines and `Passwords.txt` blocks) forced as `stealer`: any
+//! bytes give the same report and records at every chunk size, and never panic.
 #![no_main]
 
 use leakwatch_ingest::{fuzzing, Format};

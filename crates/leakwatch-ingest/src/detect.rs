@@ -17,6 +17,9 @@ pub(crate) fn detect_format(line: Option<&[u8]>) -> Format {
     if crate::sql::looks_like_sql(line) {
         return Format::Sql;
     }
+    if crate::stealer_block::looks_like_blocks(line) {
+        return Format::Stealer;
+    }
     // A plain split, not a CSV parse: column names are never quoted with the
     // delimiter inside them, and a header is what we are looking for.
     let delimiter = pick_delimiter(line);
@@ -62,6 +65,11 @@ mod tests {
             (b"insert into t values (1,'a@b.co')", Format::Sql),
             (b"COPY public.users (id) FROM stdin;", Format::Sql),
             (b"--user@example.com:pw", Format::Combo),
+            (b"URL: https://site.com/login", Format::Stealer),
+            (b"soft: Chrome", Format::Stealer),
+            (b"Host: https://site.com", Format::Stealer),
+            (b"https://site.com:user:pw", Format::Combo),
+            (b"Username: bob", Format::Combo),
         ];
         for (line, want) in cases {
             assert_eq!(detect_format(Some(line)), *want, "{}", String::from_utf8_lossy(line));

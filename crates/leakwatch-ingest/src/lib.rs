@@ -27,6 +27,7 @@ mod sql;
 mod sql_lex;
 mod sql_value;
 mod stealer;
+mod stealer_block;
 #[cfg(test)]
 mod tests;
 
@@ -46,8 +47,9 @@ pub enum Format {
     Ndjson,
     /// A SQL dump: mysqldump / MariaDB `INSERT`s or pg_dump `COPY` blocks.
     Sql,
-    /// An infostealer log's `URL:login:password` lines: records carry the
-    /// website, and the store flags the breach `IsStealerLog`.
+    /// An infostealer log: `URL:login:password` lines or `Passwords.txt`
+    /// blocks; records carry the website, and the store flags the breach
+    /// `IsStealerLog`.
     Stealer,
 }
 

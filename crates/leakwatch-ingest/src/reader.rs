@@ -61,7 +61,9 @@ where
 
     let prelude = (|| -> io::Result<(Format, Plan)> {
         skip_leading_lines(&mut source, &mut tallies)?;
-        let format = format.unwrap_or_else(|| detect_format(first_line(source.buffered())));
+        // Stealer families name their password lists; the name is the surest sign.
+        let by_name = crate::stealer_block::is_password_list_name(&name).then_some(Format::Stealer);
+        let format = format.or(by_name).unwrap_or_else(|| detect_format(first_line(source.buffered())));
         let plan = match format {
             Format::Combo => Plan::Combo(sample_mode(&mut source)?),
             Format::Ndjson => Plan::Ndjson,
@@ -76,7 +78,7 @@ where
     let parse = |chunk: &Chunk, out: &mut Vec<Record>, t: &mut Tallies| match &plan {
         Plan::Combo(mode) => combo::parse_chunk(chunk.bytes(), *mode, 1, out, t),
         Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
-        Plan::Stealer => crate::stealer::parse_chunk(chunk.bytes(), 1, out, t),
+        Plan::Stealer => crate::stealer_block::parse_chunk(chunk.bytes(), 1, out, t),
         Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
         // SQL chunks are another type, parsed by `sql::parse_chunk` below.
         Plan::Sql => {}
@@ -94,6 +96,11 @@ where
         }
         Plan::Csv(header) => {
             let splitter = CsvSplitter { delimiter: header.delimiter };
+            pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
+        }
+        // Stealer blocks span lines: chunks end between blocks.
+        Plan::Stealer => {
+            let splitter = crate::stealer_block::Blocks;
             pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
         }
         _ => pipeline::run(|spare| source.next_chunk(&Lines, spare), parse, map, sink, &mut tallies),

@@ -8,13 +8,13 @@
 //! space) and the password is the rest of the line, never split again.
 
 use leakwatch_types::{
-    normalize_domain, normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordHashes,
+    normalize_domain, normalize_email, normalize_username, Account, AccountKind, PasswordHashes,
     PasswordMaterial, Record,
 };
 
-use crate::chunk::{lines, MAX_LINE};
+use crate::chunk::MAX_LINE;
 use crate::combo::has_control;
-use crate::report::{Reason, Tallies};
+use crate::report::Reason;
 
 fn is_sep(b: u8) -> bool {
     matches!(b, b':' | b'|' | b' ')
@@ -73,25 +73,8 @@ pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
     Ok(Ulp { host, login: &rest[..login_end], password: &rest[login_end + 1..] })
 }
 
-/// Parses the ULP lines of a chunk.
-pub(crate) fn parse_chunk(bytes: &[u8], first_line: u64, out: &mut Vec<Record>, t: &mut Tallies) {
-    let mut line_no = first_line;
-    for line in lines(bytes) {
-        match parse_line(line) {
-            Ok(Some(record)) => {
-                t.accept(&record);
-                t.classes.add(DataClass::Urls);
-                out.push(record);
-            }
-            Ok(None) => t.blank += 1,
-            Err(reason) => t.reject(reason, line_no),
-        }
-        line_no += 1;
-    }
-    t.lines += line_no - first_line;
-}
-
-fn parse_line(line: &[u8]) -> Result<Option<Record>, Reason> {
+/// Parses one ULP line (the lines of a stealer log that are not blocks).
+pub(crate) fn parse_line(line: &[u8]) -> Result<Option<Record>, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
