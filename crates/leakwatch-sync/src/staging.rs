@@ -144,10 +144,11 @@ impl Staging {
         }
         let file = options.open(&path).map_err(|e| SyncError::io(&path, e))?;
         let mut journal = Journal { out: BufWriter::new(file), path, pending: 0 };
-        if !resuming {
-            writeln!(journal.out, "{}", self.header()).map_err(|e| SyncError::io(&journal.path, e))?;
-            journal.flush()?;
-        }
+        // A resumed journal may end in a line torn by the kill: start afresh on
+        // a line of its own (an empty line reads as nothing).
+        let first = if resuming { String::new() } else { self.header() };
+        writeln!(journal.out, "{first}").map_err(|e| SyncError::io(&journal.path, e))?;
+        journal.flush()?;
         Ok(journal)
     }
 
@@ -230,4 +231,61 @@ fn parse_prefix(text: &str) -> Option<u32> {
 /// Whether an ETag can be stored on one journal line and sent back verbatim.
 pub fn storable_etag(etag: &str) -> bool {
     !etag.is_empty() && etag != "-" && etag.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staging(root: &Path, source: &str) -> Staging {
+        Staging::open(&DataDir::new(root), false, source.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_torn_journal_line_is_harmless() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = staging(tmp.path(), "http://up 4");
+        let mut journal = s.journal(false).unwrap();
+        for prefix in 0..4 {
+            s.commit(prefix, b"").unwrap();
+        }
+        journal.record(0, Some("\"a\"")).unwrap();
+        journal.record(1, None).unwrap();
+        journal.flush().unwrap();
+        drop(journal);
+        // A run killed while writing the line of range 2.
+        let path = tmp.path().join("sync/sha1/journal");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"00002 \"b").unwrap();
+
+        let start = s.start(16).unwrap();
+        assert_eq!(&start.done[..4], [true, true, true, false]);
+        assert_eq!(start.etags[0].as_deref(), Some("\"a\""));
+        assert!(!start.published_before);
+        let mut journal = s.journal(true).unwrap();
+        journal.record(3, Some("\"d\"")).unwrap();
+        journal.flush().unwrap();
+        let start = s.start(16).unwrap();
+        assert_eq!(&start.done[..5], [true, true, true, true, false]);
+        assert_eq!(start.etags[3].as_deref(), Some("\"d\""));
+
+        // Published: the journal goes, the ETags stay, for this source only.
+        s.finish(&start.etags).unwrap();
+        assert!(!path.exists());
+        let start = s.start(16).unwrap();
+        assert!(start.published_before && !start.done[0]);
+        assert_eq!(start.etags[3].as_deref(), Some("\"d\""));
+        drop(s);
+        let other = staging(tmp.path(), "http://elsewhere 4");
+        let start = other.start(16).unwrap();
+        assert!(!start.published_before && start.etags.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_second_sync_of_the_same_corpus_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _first = staging(tmp.path(), "http://up 20");
+        let second = Staging::open(&DataDir::new(tmp.path()), false, "http://up 20".into());
+        assert!(matches!(second, Err(SyncError::Locked { .. })));
+    }
 }
