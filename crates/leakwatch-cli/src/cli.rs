@@ -58,6 +58,9 @@ pub enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Import outside data: Have I Been Pwned's Pwned Passwords download.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -93,6 +96,32 @@ pub struct SyncPwnedArgs {
     /// For testing: sync only the first 2^N prefixes.
     #[arg(long, hide = true, default_value_t = 20, value_name = "N")]
     pub prefix_bits: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Load a Pwned Passwords download for an offline mirror.
+    ///
+    /// PATH is the downloader's single file (HASH:COUNT lines, LF or CRLF), a
+    /// directory of PREFIX.txt range files, or either gzip/zstd compressed; `-` is
+    /// stdin. Its counts are kept apart from your own dumps' and summed with them
+    /// in searches and /range; importing a newer download replaces the older one.
+    PwnedPasswords(ImportPwnedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportPwnedArgs {
+    /// The download holds NTLM hashes (the downloader's -n mode).
+    #[arg(long)]
+    pub ntlm: bool,
+    /// Memory for sorting input that does not come sorted (e.g. 64MiB, 1GiB).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: u64,
+    /// Print the import report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(value_name = "PATH")]
+    pub path: String,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +199,10 @@ pub enum SearchCommand {
         /// One JSON object per value: {"hash": "UPPERHEX", "count": N}.
         #[arg(long)]
         json: bool,
+        /// Also show where the count comes from: your own dumps and the imported
+        /// Pwned Passwords (JSON fields "own" and "hibp").
+        #[arg(long)]
+        sources: bool,
         /// Passwords or hashes, or `-` to read one per line from stdin.
         #[arg(required = true, value_name = "VALUE")]
         values: Vec<String>,

@@ -55,3 +55,24 @@ pub fn check(data: &[u8], format: Option<Format>) {
     assert!(whole.0.accepted + rejected <= whole.0.lines, "more outcomes than lines");
     assert_eq!(whole.0.accepted, whole.1.len() as u64);
 }
+
+/// Panics if expanding `data` as an archive file (with small limits) panics, or
+/// if reading any member it yields does; errors are fine.
+pub fn expand_bytes(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join("fuzz.bin");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let limits = crate::ArchiveLimits {
+        max_total: 16 << 20,
+        ratio_floor: 1 << 20,
+        max_entries: 1_000,
+        ..crate::ArchiveLimits::default()
+    };
+    let Ok(inputs) = crate::Input::expand_with(&path.to_string_lossy(), limits) else { return };
+    for input in inputs {
+        let progress = AtomicU64::new(0);
+        let _ = crate::read(input, None, &progress, |batch| batch.len(), |_| Ok(()));
+    }
+}

@@ -8,6 +8,7 @@
 //!
 //! The rules are written down in `docs/ingest-rules.md`.
 
+mod archive;
 mod chunk;
 mod columns;
 mod combo;
@@ -37,6 +38,7 @@ use std::sync::atomic::AtomicU64;
 
 use leakwatch_types::{DataClass, Record};
 
+pub use archive::Limits as ArchiveLimits;
 pub use hash_shape::{detect_hash, normalize_hash_value};
 
 /// A dump format this crate can parse.
@@ -73,6 +75,9 @@ pub enum IngestError {
     Open { path: String, source: std::io::Error },
     #[error("{path}: line {line}: {source}")]
     Read { path: String, line: u64, source: std::io::Error },
+    /// An archive could not be read, or crossed a limit against archive bombs.
+    #[error("{archive}{}: {detail}", if member.is_empty() { String::new() } else { format!("!{member}") })]
+    Archive { archive: String, member: String, detail: String },
     #[error("{0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -110,6 +115,20 @@ impl Input {
     /// Opens `path` (`-` is stdin), detecting compression by magic bytes.
     pub fn open(path: &str) -> Result<Input, IngestError> {
         Ok(Input { raw: input::RawInput::open(path)? })
+    }
+
+    /// The dumps `path` holds: a plain file is itself; a directory gives its
+    /// files (in name order, recursively); a zip, tar, tar.gz or 7z archive gives
+    /// its members, named `archive.zip!path/in/archive.txt`, archives inside it
+    /// included. Members that are not dumps (images, browser databases, a
+    /// stealer log's cookies and system information) are left out. `-` is stdin.
+    pub fn expand(path: &str) -> Result<Vec<Input>, IngestError> {
+        archive::expand(path, ArchiveLimits::default())
+    }
+
+    /// [`Input::expand`] with chosen bounds against archive bombs.
+    pub fn expand_with(path: &str, limits: ArchiveLimits) -> Result<Vec<Input>, IngestError> {
+        archive::expand(path, limits)
     }
 
     /// Wraps a stream that is already open (an upload, a test's bytes), named

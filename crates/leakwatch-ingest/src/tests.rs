@@ -12,6 +12,7 @@ use crate::input::RawInput;
 use crate::reader::{read_chunked, CHUNK_SIZE};
 use crate::{Format, Report};
 
+mod archive;
 mod sql;
 mod stealer;
 

@@ -64,7 +64,7 @@ pub fn stats(dir: &DataDir, json: bool) -> Result<Outcome> {
         for (name, k) in &stats.kinds {
             writeln!(
                 out,
-                "{:<12} {:>8} {:>14} {:>14} {:>10.2}",
+                "{:<18} {:>8} {:>14} {:>14} {:>10.2}",
                 name,
                 k.segments,
                 thousands(k.entries),

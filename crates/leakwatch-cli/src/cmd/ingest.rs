@@ -26,7 +26,12 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         anyhow::bail!("stdin (`-`) can be read only once");
     }
-    let inputs = args.files.iter().map(|f| Input::open(f)).collect::<Result<Vec<_>, _>>()?;
+    // A directory or an archive stands for the dumps inside it, each reported
+    // on its own (`logs.zip!US[1A2B]/Passwords.txt`); a plain file is itself.
+    let mut inputs = Vec::new();
+    for file in &args.files {
+        inputs.extend(Input::expand(file)?);
+    }
     let options = IngestOptions {
         breach: BreachInfo {
             name: args.breach.clone(),

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod demo;
+mod import;
 mod ingest;
 mod search;
 mod sync;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use leakwatch_store::DataDir;
 
-use crate::cli::{Cli, Command, SearchCommand, SyncCommand};
+use crate::cli::{Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -22,13 +23,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             search::email(&data()?, json, &addresses)
         }
         Command::Search(SearchCommand::Domain { json, domain }) => search::domain(&data()?, json, &domain),
-        Command::Search(SearchCommand::Password { hash, json, values }) => {
-            search::password(&data()?, hash, json, &values)
+        Command::Search(SearchCommand::Password { hash, json, sources, values }) => {
+            search::password(&data()?, hash, json, sources, &values)
         }
         Command::Breaches { json } => catalog::breaches(&data()?, json),
         Command::Stats { json } => catalog::stats(&data()?, json),
         Command::Verify => catalog::verify(&data()?),
         Command::Demo { dir, seed } => demo::run(&dir, seed),
+        Command::Import(ImportCommand::PwnedPasswords(a)) => {
+            import::pwned_passwords(&data()?, &a.path, a.ntlm, a.memory_budget, a.json)
+        }
         Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&data()?, args),
     }
 }

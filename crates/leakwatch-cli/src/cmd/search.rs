@@ -116,7 +116,13 @@ pub fn domain(dir: &DataDir, json: bool, domain: &str) -> Result<Outcome> {
     Ok(if aliases.is_empty() { Outcome::NotFound } else { Outcome::Found })
 }
 
-pub fn password(dir: &DataDir, hash: Option<HashArg>, json: bool, values: &[String]) -> Result<Outcome> {
+pub fn password(
+    dir: &DataDir,
+    hash: Option<HashArg>,
+    json: bool,
+    sources: bool,
+    values: &[String],
+) -> Result<Outcome> {
     let store = Store::open(dir)?;
     let mut out = stdout();
     let (mut any, mut failed) = (false, false);
@@ -124,31 +130,37 @@ pub fn password(dir: &DataDir, hash: Option<HashArg>, json: bool, values: &[Stri
         let found = match hash {
             None => {
                 let h = PasswordHashes::of(value);
-                Some((encode_hex_upper(&h.sha1), store.sha1_count(&h.sha1)?))
+                Some((encode_hex_upper(&h.sha1), store.password_counts(false, &h.sha1)?))
             }
             Some(HashArg::Sha1) => match decode_hex::<20>(value.trim_ascii()) {
-                Some(h) => Some((encode_hex_upper(&h), store.sha1_count(&h)?)),
+                Some(h) => Some((encode_hex_upper(&h), store.password_counts(false, &h)?)),
                 None => None,
             },
             Some(HashArg::Ntlm) => match decode_hex::<16>(value.trim_ascii()) {
-                Some(h) => Some((encode_hex_upper(&h), store.ntlm_count(&h)?)),
+                Some(h) => Some((encode_hex_upper(&h), store.password_counts(true, &h)?)),
                 None => None,
             },
         };
-        let Some((hex, count)) = found else {
+        let Some((hex, counts)) = found else {
             failed = true;
             let want =
                 if hash == Some(HashArg::Ntlm) { "a 32-digit hex NTLM hash" } else { "a 40-digit hex SHA-1" };
             eprintln!("leakwatch: error: {}: not {want}", origin());
             return Ok(());
         };
+        let count = counts.total();
         any |= count > 0;
-        let text = if json {
-            format!("{{\"hash\":\"{hex}\",\"count\":{count}}}")
-        } else if count > 0 {
-            format!("{hex}  seen {count} times")
-        } else {
-            format!("{hex}  not found")
+        let text = match (json, sources) {
+            (true, false) => format!("{{\"hash\":\"{hex}\",\"count\":{count}}}"),
+            (true, true) => format!(
+                "{{\"hash\":\"{hex}\",\"count\":{count},\"own\":{},\"hibp\":{}}}",
+                counts.own, counts.hibp
+            ),
+            (false, _) if count == 0 => format!("{hex}  not found"),
+            (false, false) => format!("{hex}  seen {count} times"),
+            (false, true) => {
+                format!("{hex}  seen {count} times ({} in your dumps, {} in Pwned Passwords)", counts.own, counts.hibp)
+            }
         };
         line(&mut out, &text)?;
         Ok(())
