@@ -58,7 +58,7 @@ pub fn stats(dir: &DataDir, json: bool) -> Result<Outcome> {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<12} {:>8} {:>14} {:>14} {:>10}",
+            "{:<18} {:>8} {:>14} {:>14} {:>10}",
             "INDEX", "SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"
         )?;
         for (name, k) in &stats.kinds {
