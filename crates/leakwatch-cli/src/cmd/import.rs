@@ -12,7 +12,13 @@ use crate::output::{stdout, thousands};
 use crate::progress::Bar;
 use crate::Outcome;
 
-pub fn pwned_passwords(dir: &DataDir, path: &str, ntlm: bool, memory_budget: u64, json: bool) -> Result<Outcome> {
+pub fn pwned_passwords(
+    dir: &DataDir,
+    path: &str,
+    ntlm: bool,
+    memory_budget: u64,
+    json: bool,
+) -> Result<Outcome> {
     let progress = Arc::new(Progress::default());
     let summary = {
         let bar = Bar::start(progress.clone());
@@ -58,7 +64,11 @@ fn print(out: &mut impl Write, path: &str, s: &ImportSummary) -> std::io::Result
         thousands(s.lines),
         thousands(s.hashes),
         s.segment_bytes as f64 / s.hashes.max(1) as f64,
-        if s.padding > 0 { format!(", {} padding lines skipped", thousands(s.padding)) } else { String::new() }
+        if s.padding > 0 {
+            format!(", {} padding lines skipped", thousands(s.padding))
+        } else {
+            String::new()
+        }
     )?;
     for (reason, r) in &s.rejected {
         writeln!(out, "  {:>10}  {reason} (e.g. {})", thousands(r.count), r.samples.join(", "))?;

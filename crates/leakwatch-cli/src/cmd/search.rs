@@ -159,7 +159,10 @@ pub fn password(
             (false, _) if count == 0 => format!("{hex}  not found"),
             (false, false) => format!("{hex}  seen {count} times"),
             (false, true) => {
-                format!("{hex}  seen {count} times ({} in your dumps, {} in Pwned Passwords)", counts.own, counts.hibp)
+                format!(
+                    "{hex}  seen {count} times ({} in your dumps, {} in Pwned Passwords)",
+                    counts.own, counts.hibp
+                )
             }
         };
         line(&mut out, &text)?;
