@@ -1,7 +1,7 @@
 //! Combo lists (`identity SEP password`): email combos and username combos, with
 //! hashcat's `$HEX[...]` form for awkward passwords, and their noise lines.
 
-use leakwatch_types::AccountKind;
+use leakwatch_types::{normalize_email, normalize_username, AccountKind};
 
 use crate::expected::{ExpRecord, Material};
 use crate::file::{Entry, Outcome};
@@ -154,17 +154,26 @@ pub(crate) fn noise_lines(
             .collect(),
         NoiseKind::IdentityNotUtf8 => (0..n)
             .map(|i| {
-                // In an email combo the identity carries an `@`; either way it must be decoded first.
-                let identity: &[u8] = match (user_mode, i % 2) {
-                    (false, 0) => b"jos\xe9.garcia@gmail.com",
-                    (false, _) => b"m\xfcller.hans@gmx.de",
-                    (true, 0) => b"\xcf\xe5\xf2\xff",
-                    (true, _) => b"J\xfcrgen77",
+                // Latin-1 identities, as old Windows tools wrote them: read back
+                // as Windows-1252, the input's legacy encoding.
+                let (identity, text): (&[u8], &str) = match (user_mode, i % 2) {
+                    // Local parts are ASCII; internationalized domains are not.
+                    (false, 0) => (b"info@b\xfccherwelt.de", "info@b\u{fc}cherwelt.de"),
+                    (false, _) => (b"Reservas@Caf\xe9-Madrid.es", "Reservas@Caf\u{e9}-Madrid.es"),
+                    (true, 0) => (b"Se\xf1orLobo", "Se\u{f1}orLobo"),
+                    (true, _) => (b"J\xfcrgen77", "J\u{fc}rgen77"),
                 };
-                let mut text = identity.to_vec();
-                text.push(sep);
-                text.extend_from_slice(b"passwort1");
-                Entry::rejected(text, reason::IDENTITY_NOT_UTF8)
+                let account = if user_mode {
+                    (AccountKind::Username, normalize_username(text).expect("a valid user name"))
+                } else {
+                    (AccountKind::Email, normalize_email(text).expect("a valid address"))
+                };
+                let mut line = identity.to_vec();
+                line.push(sep);
+                line.extend_from_slice(b"passwort1");
+                let record =
+                    ExpRecord { account, password: b"passwort1".to_vec(), material: Material::Plain };
+                Entry::new(line, Outcome::Accepted(record))
             })
             .collect(),
         _ => Vec::new(),

@@ -11,7 +11,6 @@ pub mod reason {
     pub const INVALID_EMAIL: &str = "invalid email";
     pub const NOT_AN_EMAIL: &str = "not an email address";
     pub const INVALID_USERNAME: &str = "invalid username";
-    pub const IDENTITY_NOT_UTF8: &str = "identity not UTF-8";
     pub const NO_ACCOUNT: &str = "no account";
     pub const WRONG_FIELD_COUNT: &str = "wrong field count";
     pub const INVALID_JSON: &str = "invalid JSON";

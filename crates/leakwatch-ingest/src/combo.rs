@@ -11,7 +11,10 @@ use leakwatch_types::{
     PasswordMaterial, Record,
 };
 
+use encoding_rs::Encoding;
+
 use crate::chunk::{content_len, lines, MAX_LINE};
+use crate::encoding::identity_text;
 use crate::report::{Reason, Tallies};
 
 /// Whether identities without `@` are user names or mistakes.
@@ -80,6 +83,7 @@ pub(crate) enum Outcome {
 pub(crate) fn parse_chunk(
     bytes: &[u8],
     mode: Mode,
+    legacy: &'static Encoding,
     first_line: u64,
     out: &mut Vec<Record>,
     tallies: &mut Tallies,
@@ -87,7 +91,7 @@ pub(crate) fn parse_chunk(
     let mut line_no = first_line;
     let mut scratch = Vec::new();
     for line in lines(bytes) {
-        match parse_line(line, mode, &mut scratch) {
+        match parse_line(line, mode, legacy, &mut scratch) {
             Outcome::Blank => tallies.blank += 1,
             Outcome::Rejected(reason) => tallies.reject(reason, line_no),
             Outcome::Accepted(record) => {
@@ -101,8 +105,14 @@ pub(crate) fn parse_chunk(
 }
 
 /// Applies the combo rules to one line, without its LF or CRLF ending.
-/// `scratch` holds decoded `$HEX[...]`.
-pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outcome {
+/// `scratch` holds decoded `$HEX[...]`; `legacy` decodes identities that are
+/// not UTF-8.
+pub(crate) fn parse_line(
+    line: &[u8],
+    mode: Mode,
+    legacy: &'static Encoding,
+    scratch: &mut Vec<u8>,
+) -> Outcome {
     // `line` has lost its line ending already (see `chunk::lines`).
     if line.len() > MAX_LINE {
         return Outcome::Rejected(Reason::LineTooLong);
@@ -118,7 +128,7 @@ pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outc
         return Outcome::Rejected(Reason::NoSeparator);
     };
     let password = &line[sep + 1..];
-    let account = match account(line[..sep].trim_ascii(), mode) {
+    let account = match account(line[..sep].trim_ascii(), mode, legacy) {
         Ok(account) => account,
         Err(reason) => return Outcome::Rejected(reason),
     };
@@ -134,8 +144,8 @@ pub(crate) fn parse_line(line: &[u8], mode: Mode, scratch: &mut Vec<u8>) -> Outc
     Outcome::Accepted(Record { account, password, website: None })
 }
 
-fn account(identity: &[u8], mode: Mode) -> Result<Account, Reason> {
-    let identity = std::str::from_utf8(identity).map_err(|_| Reason::IdentityNotUtf8)?;
+fn account(identity: &[u8], mode: Mode, legacy: &'static Encoding) -> Result<Account, Reason> {
+    let identity = &*identity_text(identity, legacy);
     if identity.contains('@') {
         let value = normalize_email(identity).map_err(|_| Reason::InvalidEmail)?;
         return Ok(Account { kind: AccountKind::Email, value });

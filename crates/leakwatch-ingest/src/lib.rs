@@ -14,6 +14,7 @@ mod columns;
 mod combo;
 mod csv;
 mod detect;
+mod encoding;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -20,6 +20,7 @@ use crate::pipeline::{self, BoxError, Stop};
 use crate::report::{Reason, Tallies};
 use crate::sql::{self, SqlReader};
 use crate::{ndjson, Format, IngestError, Report};
+use encoding_rs::Encoding;
 
 /// Target chunk size: big enough that per-chunk costs vanish, small enough
 /// that a few chunks per core stay a few MiB.
@@ -29,13 +30,18 @@ pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// of the decompressed input, so choosing the mode holds a bounded amount.
 pub(crate) const SAMPLE_WINDOW: usize = 16 << 20;
 
+/// The legacy encoding is chosen from the lines in this many bytes ahead of
+/// the first line with content.
+pub(crate) const LEGACY_WINDOW: usize = 1 << 20;
+
 /// How a chunk is parsed once the prelude has settled everything.
 enum Plan {
-    Combo(Mode),
+    /// With the legacy encoding of identities that are not UTF-8.
+    Combo(Mode, &'static Encoding),
     Csv(Header),
     Ndjson,
     Sql,
-    Stealer,
+    Stealer(&'static Encoding),
 }
 
 /// [`crate::read`] with the chunk size as a parameter, so tests can prove that
@@ -55,7 +61,8 @@ where
 {
     let name = raw.name.clone();
     let read_error = |line, source| IngestError::Read { path: name.clone(), line, source };
-    let decoded = raw.decoded(progress).map_err(|e| read_error(1, e))?;
+    let decoded =
+        raw.decoded(progress).and_then(crate::encoding::utf16_to_utf8).map_err(|e| read_error(1, e))?;
     let mut source = Source::new(decoded, chunk_size);
     let mut tallies = Tallies::default();
 
@@ -65,10 +72,10 @@ where
         let by_name = crate::stealer_block::is_password_list_name(&name).then_some(Format::Stealer);
         let format = format.or(by_name).unwrap_or_else(|| detect_format(first_line(source.buffered())));
         let plan = match format {
-            Format::Combo => Plan::Combo(sample_mode(&mut source)?),
+            Format::Combo => Plan::Combo(sample_mode(&mut source)?, legacy_encoding(&mut source)?),
             Format::Ndjson => Plan::Ndjson,
             Format::Sql => Plan::Sql,
-            Format::Stealer => Plan::Stealer,
+            Format::Stealer => Plan::Stealer(legacy_encoding(&mut source)?),
             Format::Csv => Plan::Csv(read_header(&mut source, &mut tallies)?),
         };
         Ok((format, plan))
@@ -76,9 +83,9 @@ where
     let (format, plan) = prelude.map_err(|e| read_error(tallies.lines + 1, e))?;
 
     let parse = |chunk: &Chunk, out: &mut Vec<Record>, t: &mut Tallies| match &plan {
-        Plan::Combo(mode) => combo::parse_chunk(chunk.bytes(), *mode, 1, out, t),
+        Plan::Combo(mode, legacy) => combo::parse_chunk(chunk.bytes(), *mode, legacy, 1, out, t),
         Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
-        Plan::Stealer => crate::stealer_block::parse_chunk(chunk.bytes(), 1, out, t),
+        Plan::Stealer(legacy) => crate::stealer_block::parse_chunk(chunk.bytes(), legacy, 1, out, t),
         Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
         // SQL chunks are another type, parsed by `sql::parse_chunk` below.
         Plan::Sql => {}
@@ -99,7 +106,7 @@ where
             pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
         }
         // Stealer blocks span lines: chunks end between blocks.
-        Plan::Stealer => {
+        Plan::Stealer(_) => {
             let splitter = crate::stealer_block::Blocks;
             pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
         }
@@ -110,6 +117,23 @@ where
         Err(Stop::Read(e)) => Err(read_error(tallies.lines + 1, e)),
         Err(Stop::Sink(e)) => Err(IngestError::Sink(e)),
     }
+}
+
+/// The legacy encoding of the input's identities that are not UTF-8: decided
+/// once from the lines that are not UTF-8 among those ending within the first
+/// [`LEGACY_WINDOW`] bytes ahead (see `encoding::detect_legacy`), reading ahead
+/// without consuming anything.
+fn legacy_encoding<R: Read>(source: &mut Source<R>) -> io::Result<&'static Encoding> {
+    source.ensure(LEGACY_WINDOW)?;
+    let bytes = source.buffered();
+    let window = &bytes[..bytes.len().min(LEGACY_WINDOW)];
+    // Only whole lines: where the window ends must not depend on reads.
+    let whole = if bytes.len() <= LEGACY_WINDOW && source.at_end() {
+        window
+    } else {
+        &window[..memchr::memrchr(b'\n', window).map_or(0, |i| i + 1)]
+    };
+    Ok(crate::encoding::detect_legacy(whole))
 }
 
 /// Consumes the blank and too-long lines before the first line with content:

@@ -18,7 +18,6 @@ pub(crate) enum Reason {
     LineTooLong,
     ControlCharacters,
     NoSeparator,
-    IdentityNotUtf8,
     InvalidEmail,
     NotAnEmailAddress,
     InvalidUsername,
@@ -33,11 +32,10 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 15] = [
+    pub(crate) const ALL: [Reason; 14] = [
         Reason::LineTooLong,
         Reason::ControlCharacters,
         Reason::NoSeparator,
-        Reason::IdentityNotUtf8,
         Reason::InvalidEmail,
         Reason::NotAnEmailAddress,
         Reason::InvalidUsername,
@@ -57,7 +55,6 @@ impl Reason {
             Reason::LineTooLong => "line too long",
             Reason::ControlCharacters => "control characters",
             Reason::NoSeparator => "no separator",
-            Reason::IdentityNotUtf8 => "identity not UTF-8",
             Reason::InvalidEmail => "invalid email",
             Reason::NotAnEmailAddress => "not an email address",
             Reason::InvalidUsername => "invalid username",

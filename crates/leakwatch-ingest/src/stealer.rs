@@ -12,8 +12,11 @@ use leakwatch_types::{
     PasswordMaterial, Record,
 };
 
+use encoding_rs::Encoding;
+
 use crate::chunk::MAX_LINE;
 use crate::combo::has_control;
+use crate::encoding::identity_text;
 use crate::report::Reason;
 
 fn is_sep(b: u8) -> bool {
@@ -74,7 +77,8 @@ pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
 }
 
 /// Parses one ULP line (the lines of a stealer log that are not blocks).
-pub(crate) fn parse_line(line: &[u8]) -> Result<Option<Record>, Reason> {
+/// `legacy` decodes logins that are not UTF-8.
+pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Option<Record>, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
@@ -87,7 +91,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Option<Record>, Reason> {
     }
     let Ulp { host, login, password } = split_ulp(line)?;
     let website = std::str::from_utf8(host).ok().and_then(normalize_domain).ok_or(Reason::InvalidWebsite)?;
-    let login = std::str::from_utf8(login).map_err(|_| Reason::IdentityNotUtf8)?;
+    let login = &*identity_text(login, legacy);
     let account = if login.contains('@') {
         Account { kind: AccountKind::Email, value: normalize_email(login).map_err(|_| Reason::InvalidEmail)? }
     } else {
@@ -103,6 +107,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<Option<Record>, Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use encoding_rs::WINDOWS_1252 as W1252;
 
     type Parts = Result<(&'static str, &'static str, &'static str), Reason>;
 
@@ -129,10 +134,12 @@ mod tests {
 
     #[test]
     fn records_carry_the_website() {
-        let rec = parse_line(b"https://Login.Example.com:443/x:Ann@Mail.co:pw").expect("ok").expect("record");
+        let rec = parse_line(b"https://Login.Example.com:443/x:Ann@Mail.co:pw", W1252)
+            .expect("ok")
+            .expect("record");
         assert_eq!(rec.website.as_deref(), Some("login.example.com"));
         assert_eq!(rec.account.value, "ann@mail.co");
-        assert_eq!(parse_line(b"https://[::1]/:a@b.co:pw"), Err(Reason::InvalidWebsite));
-        assert_eq!(parse_line(b"  "), Ok(None));
+        assert_eq!(parse_line(b"https://[::1]/:a@b.co:pw", W1252), Err(Reason::InvalidWebsite));
+        assert_eq!(parse_line(b"  ", W1252), Ok(None));
     }
 }

@@ -24,6 +24,7 @@
 //! A block is one record of the chunker ([`Blocks`]), so chunk boundaries never
 //! fall inside one and parsing stays independent of the chunk size.
 
+use encoding_rs::Encoding;
 use leakwatch_types::{
     normalize_domain, normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordHashes,
     PasswordMaterial, Record,
@@ -32,6 +33,7 @@ use memchr::memchr;
 
 use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
 use crate::combo::has_control;
+use crate::encoding::identity_text;
 use crate::report::{Reason, Tallies};
 
 /// What a labelled line holds.
@@ -144,7 +146,13 @@ impl Splitter for Blocks {
 
 /// Parses the blocks and ULP lines of a chunk (whose records were cut by
 /// [`Blocks`]).
-pub(crate) fn parse_chunk(bytes: &[u8], first_line: u64, out: &mut Vec<Record>, t: &mut Tallies) {
+pub(crate) fn parse_chunk(
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    first_line: u64,
+    out: &mut Vec<Record>,
+    t: &mut Tallies,
+) {
     let mut line_no = first_line;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -161,11 +169,11 @@ pub(crate) fn parse_chunk(bytes: &[u8], first_line: u64, out: &mut Vec<Record>, 
         let outcome = if too_long {
             Err(Reason::LineTooLong)
         } else if label_line(first).is_some() {
-            parse_block(record)
+            parse_block(record, legacy)
         } else if is_separator(first) {
             Ok(None)
         } else {
-            crate::stealer::parse_line(first)
+            crate::stealer::parse_line(first, legacy)
         };
         match outcome {
             Ok(Some(record)) => {
@@ -183,8 +191,8 @@ pub(crate) fn parse_chunk(bytes: &[u8], first_line: u64, out: &mut Vec<Record>, 
     t.lines += line_no - first_line;
 }
 
-/// The record of one block.
-pub(crate) fn parse_block(block: &[u8]) -> Result<Option<Record>, Reason> {
+/// The record of one block; `legacy` decodes a login that is not UTF-8.
+pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Option<Record>, Reason> {
     let (mut url, mut login, mut password) = (None, None, None);
     for line in lines(block) {
         if has_control(line.trim_ascii()) {
@@ -203,7 +211,7 @@ pub(crate) fn parse_block(block: &[u8]) -> Result<Option<Record>, Reason> {
     if login.is_empty() {
         return Err(Reason::NoAccount);
     }
-    let login = std::str::from_utf8(login).map_err(|_| Reason::IdentityNotUtf8)?;
+    let login = &*identity_text(login, legacy);
     let (account, website) = if login.contains('@') {
         let value = normalize_email(login).map_err(|_| Reason::InvalidEmail)?;
         (Account { kind: AccountKind::Email, value }, Some(website))

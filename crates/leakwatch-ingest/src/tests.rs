@@ -230,11 +230,12 @@ fn combo_rules() {
                 records: vec![e("a@b.co", Some(b"1")), e("c@d.co", Some(b"2"))],
                 rejected: &[("not an email address", &[3, 4])],
             },
-            // Identities that are not UTF-8 are rejected before anything else.
+            // Identities that are not UTF-8 are read in the input's legacy
+            // encoding (Windows-1252 here), then follow the same rules.
             Case {
-                input: b"a@b.co:1\n\xff@b.co:2\nb\xe9b:3\n",
-                records: vec![e("a@b.co", Some(b"1"))],
-                rejected: &[("identity not UTF-8", &[2, 3])],
+                input: b"a@b.co:1\nJo@M\xfcller.de:2\nb\xe9b:3\nJos\xe9@b.co:4\n",
+                records: vec![e("a@b.co", Some(b"1")), e("jo@xn--mller-kva.de", Some(b"2"))],
+                rejected: &[("not an email address", &[3]), ("invalid email", &[4])],
             },
             // Passwords are raw bytes; `$HEX[...]` is decoded, a malformed one kept.
             Case {

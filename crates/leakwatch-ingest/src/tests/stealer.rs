@@ -111,3 +111,19 @@ fn password_lists_are_recognized_by_name() {
         }
     }
 }
+
+#[test]
+fn utf16_password_lists_read_like_utf8_ones() {
+    let text =
+        "URL: https://a.example.com/\r\nUsername: ann@mail.co\r\nPassword: pässwörd\r\n===============\r\n";
+    let mut le = vec![0xff, 0xfe];
+    le.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut be = vec![0xfe, 0xff];
+    be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+    for input in [le, be] {
+        let (report, records) = read_all_ways(&input, None);
+        assert_eq!(report.format, Format::Stealer);
+        assert_eq!(report.lines, 4);
+        assert_eq!(records, vec![ew("ann@mail.co", Some("pässwörd".as_bytes()), "a.example.com")]);
+    }
+}
