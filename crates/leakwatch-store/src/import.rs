@@ -296,14 +296,15 @@ fn read_all(
                 continue;
             }
             hex[prefix.len()..2 * key_len].copy_from_slice(digits);
-            let key = match key_len {
-                20 => decode_hex::<20>(&hex[..40]).map(|k| k.to_vec()),
-                _ => decode_hex::<16>(&hex[..32]).map(|k| k.to_vec()),
+            let mut key = [0u8; 20];
+            let decoded = match key_len {
+                20 => decode_hex::<20>(&hex[..40]).map(|k| key = k).is_some(),
+                _ => decode_hex::<16>(&hex[..32]).map(|k| key[..16].copy_from_slice(&k)).is_some(),
             };
-            let Some(key) = key else {
+            if !decoded {
                 tally.reject("not hexadecimal", &name, number);
                 continue;
-            };
+            }
             let Some(count) = parse_count(count) else {
                 tally.reject("bad count", &name, number);
                 continue;
@@ -313,7 +314,7 @@ fn read_all(
                 continue;
             }
             tally.hashes += 1;
-            if each(&key, count)? == Order::Unsorted {
+            if each(&key[..key_len], count)? == Order::Unsorted {
                 return Ok(Order::Unsorted);
             }
         }
