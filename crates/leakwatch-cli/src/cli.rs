@@ -58,6 +58,17 @@ pub enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Serve the HTTP API: HIBP API v3 and Pwned Passwords, over this data directory.
+    ///
+    /// Existing HIBP clients only change their base URL. Keys (`apikey create`)
+    /// go in the hibp-api-key header; /range and the breach catalog need none.
+    /// A new ingest is served without a restart; SIGTERM stops gracefully.
+    Serve(ServeArgs),
+    /// Create, list and revoke API keys for `serve`.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Show the audit log of the searches made with API keys.
+    AuditLog(AuditLogArgs),
     /// Import outside data: Have I Been Pwned's Pwned Passwords download.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -96,6 +107,84 @@ pub struct SyncPwnedArgs {
     /// For testing: sync only the first 2^N prefixes.
     #[arg(long, hide = true, default_value_t = 20, value_name = "N")]
     pub prefix_bits: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Requests a minute for keys created without a limit of their own (0: no limit).
+    #[arg(long, default_value_t = 600, value_name = "N")]
+    pub rate_limit_per_minute: u32,
+    /// Requests a minute per client address without a key (0: no limit; /range is never limited).
+    #[arg(long, default_value_t = 600, value_name = "N")]
+    pub anonymous_rate_limit_per_minute: u32,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub request_timeout: u64,
+    /// Open connections at once; more are closed on arrival.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_connections: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; it is printed once, alone on the last line of stdout.
+    Create {
+        /// A name for the key, shown in listings and the audit log.
+        #[arg(long, value_name = "N")]
+        name: String,
+        /// admin and analyst search everything; domain only its --domain list.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A verified domain of the key (repeat for several; required for role domain).
+        #[arg(long = "domain", value_name = "D")]
+        domains: Vec<String>,
+        /// Requests a minute for this key (0: no limit; default: the server's).
+        #[arg(long, value_name = "N")]
+        rate_limit: Option<u32>,
+    },
+    /// List every key (never the secrets).
+    List {
+        /// One JSON object per key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; a running server refuses it within a second.
+    Revoke {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Analyst,
+    Domain,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    /// One JSON object per search.
+    #[arg(long)]
+    pub json: bool,
+    /// Only searches made with this key.
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+    /// Only searches for this account (matched by its keyed hash).
+    #[arg(long, value_name = "ADDRESS")]
+    pub account: Option<String>,
+    /// Only searches for this domain.
+    #[arg(long, value_name = "D")]
+    pub domain: Option<String>,
+    /// Only the last N searches.
+    #[arg(long, value_name = "N")]
+    pub last: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

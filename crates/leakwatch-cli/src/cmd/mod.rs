@@ -1,10 +1,13 @@
 //! One module per command; `run` dispatches and resolves the data directory.
 
+mod apikey;
+mod audit;
 mod catalog;
 mod demo;
 mod import;
 mod ingest;
 mod search;
+mod serve;
 mod sync;
 
 use std::path::PathBuf;
@@ -34,6 +37,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             import::pwned_passwords(&data()?, &a.path, a.ntlm, a.memory_budget, a.json)
         }
         Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&data()?, args),
+        Command::Serve(args) => serve::run(&data()?, args),
+        Command::Apikey(command) => apikey::run(&data()?, command),
+        Command::AuditLog(args) => audit::run(&data()?, args),
     }
 }
 

@@ -1,0 +1,87 @@
+//! `leakwatch apikey create|list|revoke`: API keys for the HTTP API. A new key
+//! is printed once, alone on the last line of stdout, so scripts can capture it
+//! with `tail -n 1`; the catalog keeps only its hash.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use leakwatch_catalog::{ApiKey, Catalog, NewKey, Role};
+use leakwatch_store::DataDir;
+
+use crate::cli::{ApikeyCommand, RoleArg};
+use crate::output::stdout;
+use crate::Outcome;
+
+pub fn run(dir: &DataDir, command: ApikeyCommand) -> Result<Outcome> {
+    let mut catalog = Catalog::open_in(dir.root())
+        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let mut out = stdout();
+    match command {
+        ApikeyCommand::Create { name, role, domains, rate_limit } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Analyst => Role::Analyst,
+                RoleArg::Domain => Role::Domain,
+            };
+            let created =
+                catalog.create_key(&NewKey { name, role, domains, rate_limit_per_minute: rate_limit })?;
+            let key = &created.key;
+            writeln!(out, "created API key {:?}: role {}, rate limit {}", key.name, key.role, rate(key))?;
+            if !key.domains.is_empty() {
+                writeln!(out, "verified domains: {}", key.domains.join(", "))?;
+            }
+            writeln!(out, "send it in the hibp-api-key header; it is shown only this once:")?;
+            writeln!(out, "{}", created.secret)?;
+        }
+        ApikeyCommand::List { json } => {
+            let keys = catalog.list_keys()?;
+            if json {
+                for key in &keys {
+                    writeln!(out, "{}", serde_json::to_string(key)?)?;
+                }
+            } else if keys.is_empty() {
+                writeln!(
+                    out,
+                    "no API keys yet: `leakwatch apikey create --name NAME --role analyst` adds one"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<20} {:<8} {:<12} {:<14} {:<24} {:<24} DOMAINS",
+                    "NAME", "ROLE", "KEY", "RATE LIMIT", "CREATED", "REVOKED"
+                )?;
+                for key in &keys {
+                    writeln!(
+                        out,
+                        "{:<20} {:<8} {:<12} {:<14} {:<24} {:<24} {}",
+                        key.name,
+                        key.role,
+                        format!("{}...", key.prefix),
+                        rate(key),
+                        key.created_at,
+                        key.revoked_at.as_deref().unwrap_or("-"),
+                        key.domains.join(",")
+                    )?;
+                }
+            }
+        }
+        ApikeyCommand::Revoke { name } => {
+            let key = catalog.revoke_key(&name)?;
+            writeln!(
+                out,
+                "revoked API key {:?} (a running server stops accepting it within a second)",
+                key.name
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn rate(key: &ApiKey) -> String {
+    match key.rate_limit_per_minute {
+        None => "server default".into(),
+        Some(0) => "none".into(),
+        Some(n) => format!("{n}/min"),
+    }
+}

@@ -1,0 +1,61 @@
+//! `leakwatch audit-log`: the authenticated searches the HTTP API answered. An
+//! address is stored only as a keyed hash; `--account` hashes the one given the
+//! same way to find the searches for it.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use leakwatch_catalog::{AuditFilter, Catalog, SubjectKind};
+use leakwatch_store::DataDir;
+
+use crate::cli::AuditLogArgs;
+use crate::output::stdout;
+use crate::Outcome;
+
+pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
+    let mut catalog = Catalog::open_in(dir.root())
+        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let mut filter = AuditFilter { key_name: args.key, last: args.last, ..AuditFilter::default() };
+    if let Some(raw) = &args.account {
+        let Some(account) = leakwatch_server::parse_account(raw) else {
+            bail!("{raw:?} is not an account the API would search");
+        };
+        let hasher = catalog.audit_hasher()?;
+        filter.subject_hash = Some(hasher.subject(SubjectKind::Account, &account.audit_value).hash);
+    }
+    if let Some(raw) = &args.domain {
+        let Some(domain) = leakwatch_types::normalize_domain(raw) else {
+            bail!("{raw:?} is not a domain name")
+        };
+        filter.subject = Some(domain);
+    }
+    let rows = catalog.audit_entries(&filter)?;
+    let mut out = stdout();
+    if args.json {
+        for row in &rows {
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
+        }
+    } else if rows.is_empty() {
+        writeln!(out, "no audited searches match")?;
+    } else {
+        writeln!(
+            out,
+            "{:<24} {:<20} {:<27} {:<40} {:>7} {:>6}",
+            "AT", "KEY", "ENDPOINT", "SUBJECT", "RESULTS", "STATUS"
+        )?;
+        for row in &rows {
+            let e = &row.entry;
+            let subject = match &e.subject.clear {
+                Some(clear) => clear.clone(),
+                None => format!("{} #{}", e.subject.kind.as_str(), &e.subject.hash[..16]),
+            };
+            writeln!(
+                out,
+                "{:<24} {:<20} {:<27} {:<40} {:>7} {:>6}",
+                e.at, e.key_name, e.endpoint, subject, e.results, e.status
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}

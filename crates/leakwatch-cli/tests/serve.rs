@@ -1,0 +1,127 @@
+//! `leakwatch serve`, `apikey` and `audit-log` through the binary: the key is
+//! printed alone on the last line, a running server follows ingests and
+//! revocations made by other processes, SIGTERM stops it cleanly, and the audit
+//! log shows what was searched without the address.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn leakwatch(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.arg("--data").arg(data).stdin(Stdio::null());
+    cmd
+}
+
+fn run(data: &Path, args: &[&str]) -> String {
+    let out = leakwatch(data).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ingest(data: &Path, breach: &str, lines: &str) {
+    let file = data.with_extension(format!("{breach}.txt"));
+    std::fs::write(&file, lines).unwrap();
+    run(data, &["ingest", "--breach", breach, file.to_str().unwrap()]);
+}
+
+/// A GET over a fresh connection; returns the status and the body.
+fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let key = key.map(|k| format!("hibp-api-key: {k}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\n{key}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Starts `serve` on an ephemeral port and reads the port from its log.
+fn serve(data: &Path) -> (Child, SocketAddr) {
+    let mut child = leakwatch(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").unwrap();
+        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn keys_ingests_revocation_and_sigterm_against_a_running_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, "First", "alice@example.com:password\n");
+
+    let created = run(&data, &["apikey", "create", "--name", "ci", "--role", "analyst"]);
+    let secret = created.lines().last().unwrap().to_owned();
+    assert!(secret.len() == 67 && secret.starts_with("lw_"), "{created}");
+    assert!(secret[3..].bytes().all(|b| b.is_ascii_hexdigit()));
+    let listed = run(&data, &["apikey", "list", "--json"]);
+    assert!(listed.contains("\"name\":\"ci\"") && !listed.contains(&secret[3..]), "{listed}");
+
+    let (mut server, addr) = serve(&data);
+    assert_eq!(
+        get(addr, "/api/v3/breachedaccount/alice@example.com", Some(&secret)),
+        (200, r#"[{"Name":"First"}]"#.into())
+    );
+    assert_eq!(get(addr, "/api/v3/breachedaccount/bob@example.com", Some(&secret)).0, 404);
+    assert_eq!(get(addr, "/range/5BAA6", None).0, 200);
+
+    // Another process ingests; the running server serves it without a restart.
+    ingest(&data, "Second", "bob@example.com:hunter2\n");
+    eventually("the new breach being served", || {
+        get(addr, "/api/v3/breachedaccount/bob@example.com", Some(&secret)).0 == 200
+    });
+
+    run(&data, &["apikey", "revoke", "ci"]);
+    eventually("the revoked key being refused", || {
+        get(addr, "/api/v3/breachedaccount/bob@example.com", Some(&secret)).0 == 401
+    });
+
+    let pid = server.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+
+    let log = run(&data, &["audit-log", "--json"]);
+    let rows: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(rows.len() >= 3, "{log}");
+    assert!(rows.iter().all(|r| r["key_name"] == "ci" && r["endpoint"] == "breachedaccount"));
+    assert!(!log.contains("alice@") && !log.contains("bob@"), "{log}");
+    assert_eq!(rows[0]["status"], 200);
+    let alice = run(&data, &["audit-log", "--json", "--account", "Alice@Example.com"]);
+    assert_eq!(alice.lines().count(), 1, "{alice}");
+}
