@@ -3,21 +3,24 @@
 # very same range bodies as static files, side by side in one run, both on
 # loopback and both hit by `wrk -t2` over the same random prefixes.
 #
-# Usage: bench/http-range.sh [LINES] [PREFIXES] [SECONDS]
-#        (defaults: 2,000,000-line combo, 16,384 prefixes, 10 s per wrk run)
+# Usage: bench/http-range.sh [PREFIXES] [LINES_PER_RANGE] [SECONDS]
+#        (defaults: 4,096 prefixes of 800 lines, 10 s per wrk run)
 # Target: leakwatch requests/s >= nginx requests/s (ratio >= 1.0); p99 of each printed.
 #
-# nginx gets every advantage a static server has: open-file cache, sendfile, no
-# access log, as many workers as leakwatch has threads (one per core). Each side
-# is measured ROUNDS times (default 2), alternating, and its best run kept.
-# Installs wrk and nginx with apt-get when missing. Only 127.0.0.1 is used;
-# every process started here is stopped on exit.
+# The corpus is Pwned Passwords-shaped: LINES_PER_RANGE hashes under each of
+# PREFIXES random 5-hex-digit prefixes (HIBP's own ranges hold 800-1,000 lines,
+# about 30 KB), with heavy-tailed counts, imported with `leakwatch import
+# pwned-passwords`. nginx gets every advantage a static server has: open-file
+# cache, sendfile, no access log, as many workers as leakwatch has threads (one
+# per core). Each side is measured ROUNDS times (default 2), alternating, and its
+# best run kept. Installs wrk and nginx with apt-get when missing. Only 127.0.0.1
+# is used; every process started here is stopped on exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/http-lib.sh"
 
-LINES="${1:-2000000}"
-PREFIXES="${2:-16384}"
+PREFIXES="${1:-4096}"
+PER_RANGE="${2:-800}"
 DURATION="${3:-10}"
 CONNECTIONS=64
 # Alternating runs of each side; the better one is kept (ROUNDS=3 on a noisy machine).
@@ -27,10 +30,22 @@ need wrk nginx curl python3
 
 LOAD_BEFORE=$(cut -d" " -f1 /proc/loadavg)
 build
-FILE="$(combo "$LINES")"
-echo "ingesting $LINES lines..." >&2
-"$LW" --data "$WORK/data" ingest --breach Bench "$FILE" >/dev/null 2>&1
-DISTINCT=$("$LW" --data "$WORK/data" stats --json | json_field unique_sha1)
+echo "generating $PREFIXES ranges of $PER_RANGE hashes..." >&2
+python3 - "$PREFIXES" "$PER_RANGE" "$WORK/pwned.txt" "$WORK/prefixes.txt" <<'EOF'
+import random, sys
+count, per_range, out, listing = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rng = random.Random(1)
+prefixes = sorted(rng.sample(range(1 << 20), count))
+with open(out, "w", newline="") as f:
+    for p in prefixes:
+        suffixes = sorted({rng.getrandbits(140) for _ in range(per_range)})
+        # Heavy-tailed like HIBP's: most hashes seen a few times, some millions.
+        f.write("".join(f"{p:05X}{s:035X}:{max(1, int(rng.paretovariate(0.7)))}\r\n" for s in suffixes))
+with open(listing, "w") as f:
+    f.write("\n".join(f"{p:05X}" for p in prefixes) + "\n")
+EOF
+"$LW" --data "$WORK/data" import pwned-passwords "$WORK/pwned.txt" >/dev/null 2>&1
+DISTINCT=$(wc -l <"$WORK/pwned.txt")
 
 LW_PORT=$(free_port)
 "$LW" --data "$WORK/data" serve --listen "127.0.0.1:$LW_PORT" 2>"$WORK/serve.log" &
@@ -40,12 +55,12 @@ wait_ready "http://127.0.0.1:$LW_PORT/range/00000"
 # The same bodies as static files: fetched from leakwatch once, byte for byte.
 echo "writing $PREFIXES range files for nginx..." >&2
 mkdir -p "$WORK/www/range"
-python3 - "$LW_PORT" "$PREFIXES" "$WORK/www/range" "$WORK/prefixes.txt" <<'EOF'
-import http.client, random, sys
-port, count, out, listing = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-prefixes = [f"{p:05X}" for p in random.Random(1).sample(range(1 << 20), count)]
+python3 - "$LW_PORT" "$WORK/prefixes.txt" "$WORK/www/range" <<'EOF'
+import http.client, sys
+port, listing, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", port)
 lines = 0
+prefixes = open(listing).read().split()
 for prefix in prefixes:
     conn.request("GET", f"/range/{prefix}")
     response = conn.getresponse()
@@ -54,9 +69,7 @@ for prefix in prefixes:
     lines += body.count(b"\r\n") + (1 if body else 0)
     with open(f"{out}/{prefix}", "wb") as f:
         f.write(body)
-with open(listing, "w") as f:
-    f.write("\n".join(prefixes) + "\n")
-print(f"{lines / count:.2f}", file=open(f"{listing}.lines", "w"))
+print(f"{lines / len(prefixes):.0f}", file=open(f"{listing}.lines", "w"))
 EOF
 LINES_PER_RANGE=$(cat "$WORK/prefixes.txt.lines")
 
@@ -132,7 +145,7 @@ RATIO=$(ratio "$LW_RPS" "$NGX_RPS")
 
 echo
 echo "/range benchmark: wrk -t2 -c$CONNECTIONS -d${DURATION}s over $PREFIXES random prefixes, loopback,"
-echo "$LINES-line combo ($DISTINCT distinct SHA-1, $LINES_PER_RANGE lines a range); better of $ROUNDS alternating runs"
+echo "Pwned Passwords-shaped corpus ($DISTINCT SHA-1, $LINES_PER_RANGE lines a range); better of $ROUNDS alternating runs"
 printf '%-44s %12s %10s %10s %8s\n' "what" "requests/s" "p99" "target" "verdict"
 printf '%-44s %12s %7s ms %10s %8s\n' "nginx $(nginx -v 2>&1 | cut -d/ -f2), static files" "$NGX_RPS" "$NGX_P99" "baseline" ""
 printf '%-44s %12s %7s ms %10s %8s\n' "leakwatch serve" "$LW_RPS" "$LW_P99" "" ""

@@ -16,5 +16,5 @@ mod writer;
 
 pub use error::SegmentError;
 pub use format::{Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
-pub use reader::Segment;
+pub use reader::{RangeEntries, Segment};
 pub use writer::{SegmentWriter, Written};

@@ -247,9 +247,22 @@ impl Segment {
 
     /// The count of entry `index` (counted kinds only; 0 otherwise).
     pub fn count(&self, index: usize) -> Result<u64, SegmentError> {
+        match self.inline_count(index) {
+            Some(count) => Ok(count),
+            None => {
+                let n = self.header.overflow_count as usize;
+                let k = self.partition(0..n, |k| self.overflow_at(k).0 < index);
+                self.overflow_count(k, index)
+            }
+        }
+    }
+
+    /// The count stored in entry `index` itself, `None` when it is in the
+    /// overflow table (0 for kinds without counts).
+    fn inline_count(&self, index: usize) -> Option<u64> {
         let l = &self.layout;
         if !l.kind.has_count() {
-            return Ok(0);
+            return Some(0);
         }
         let entry = self.entry(index);
         let inline = if l.small_bits > 0 {
@@ -257,26 +270,40 @@ impl Segment {
         } else {
             u64::from(entry[l.count_byte_offset()])
         };
-        if inline < l.inline_count_max() {
-            return Ok(inline);
-        }
-        let base = self.header.overflow_offset as usize;
-        let n = self.header.overflow_count as usize;
-        let at = |k: usize| {
-            let o = base + 12 * k;
-            let idx = u32::from_le_bytes(self.map[o..o + 4].try_into().expect("4 bytes"));
-            let count = u64::from_le_bytes(self.map[o + 4..o + 12].try_into().expect("8 bytes"));
-            (idx as usize, count)
-        };
-        let k = self.partition(0..n, |k| at(k).0 < index);
-        match (k < n).then(|| at(k)) {
+        (inline < l.inline_count_max()).then_some(inline)
+    }
+
+    /// Overflow table row `k`: (entry index, count). `k` < overflow_count, whose
+    /// rows lie inside the file (checked on open).
+    fn overflow_at(&self, k: usize) -> (usize, u64) {
+        let o = self.header.overflow_offset as usize + 12 * k;
+        let idx = u32::from_le_bytes(self.map[o..o + 4].try_into().expect("4 bytes"));
+        let count = u64::from_le_bytes(self.map[o + 4..o + 12].try_into().expect("8 bytes"));
+        (idx as usize, count)
+    }
+
+    /// The count of entry `index` from overflow row `k`, which must be its row.
+    fn overflow_count(&self, k: usize, index: usize) -> Result<u64, SegmentError> {
+        match (k < self.header.overflow_count as usize).then(|| self.overflow_at(k)) {
             Some((idx, count)) if idx == index => Ok(count),
             _ => Err(SegmentError::corrupt(
                 &self.path,
-                base as u64,
+                self.header.overflow_offset,
                 format!("no overflow count for entry {index}"),
             )),
         }
+    }
+
+    /// The entries of the range `prefix` (the top 20 bits of a key) in key
+    /// order, as (full key, count): the run [`Segment::range20`] finds, walked
+    /// without the per-entry searches of [`Segment::key`] and [`Segment::count`]
+    /// (the bucket is known, and the run's overflow rows are consecutive).
+    pub fn range20_entries(&self, prefix: u32) -> Result<RangeEntries<'_>, SegmentError> {
+        let run = self.range20(prefix)?;
+        let bucket = ((prefix & 0xF_FFFF) >> (20 - u32::from(self.layout.prefix_bits))) as usize;
+        let rows = self.header.overflow_count as usize;
+        let overflow = self.partition(0..rows, |k| self.overflow_at(k).0 < run.start);
+        Ok(RangeEntries { seg: self, bucket, next: run.start, end: run.end, overflow })
     }
 
     /// The fixed value bytes of entry `index`.
@@ -318,5 +345,47 @@ impl Segment {
             };
             err.into_iter().map(Err).chain(range.map(move |i| Ok((self.key_in_bucket(bucket, i), i))))
         })
+    }
+}
+
+/// The entries of one range of a segment; see [`Segment::range20_entries`].
+pub struct RangeEntries<'a> {
+    seg: &'a Segment,
+    bucket: usize,
+    next: usize,
+    end: usize,
+    /// The overflow row of the next entry whose count is not inline.
+    overflow: usize,
+}
+
+impl RangeEntries<'_> {
+    /// Entries left.
+    pub fn len(&self) -> usize {
+        self.end - self.next
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next == self.end
+    }
+}
+
+impl Iterator for RangeEntries<'_> {
+    type Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == self.end {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let key = self.seg.key_in_bucket(self.bucket, index);
+        let count = match self.seg.inline_count(index) {
+            Some(count) => Ok(count),
+            None => {
+                self.overflow += 1;
+                self.seg.overflow_count(self.overflow - 1, index)
+            }
+        };
+        Some(count.map(|count| (key, count)))
     }
 }

@@ -41,6 +41,15 @@ fn check_counts(seg: &Segment, entries: &BTreeMap<Vec<u8>, u64>) {
         let got: Vec<_> = r.map(|i| seg.key(i)[..key_len].to_vec()).collect();
         let want: Vec<_> = keys.iter().map(|k| k.to_vec()).collect();
         assert_eq!(got, want, "prefix {p:05X}");
+        // The range walk gives the same keys with their counts.
+        let walked: Vec<_> = seg
+            .range20_entries(*p)
+            .unwrap()
+            .map(|e| e.map(|(key, count)| (key[..key_len].to_vec(), count)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<_> = keys.iter().map(|k| (k.to_vec(), entries[*k])).collect();
+        assert_eq!(walked, want, "range walk of {p:05X}");
         if *p > 0 && !by_prefix.contains_key(&(p - 1)) {
             assert!(seg.range20(p - 1).unwrap().is_empty());
         }

@@ -8,7 +8,7 @@
 //! into a caller's buffer: no allocation per request, one contiguous read of each
 //! segment, and a k-way merge when several segments hold the same prefix.
 
-use leakwatch_segment::{Kind, Segment, SegmentError, MAX_KEY_LEN};
+use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
@@ -136,14 +136,16 @@ impl RangeIndex {
         }
         padding.sort_unstable();
 
-        let segments = self.segments(kind);
-        let mut cursors = Vec::with_capacity(segments.len());
-        for seg in segments {
-            let run = seg.range20(prefix)?;
-            if !run.is_empty() {
-                cursors.push(Cursor { seg, next: run.start, end: run.end, head: seg.key(run.start) });
+        let mut cursors = Vec::with_capacity(2);
+        let mut entries = 0;
+        for seg in self.segments(kind) {
+            let mut run = seg.range20_entries(prefix)?;
+            entries += run.len();
+            if let Some(head) = run.next() {
+                cursors.push(Cursor { head: head?, run });
             }
         }
+        out.reserve((entries + padding.len()) * (2 * key_len - 5 + 2 + 10));
         let mut pad = 0;
         let mut lines = 0;
         loop {
@@ -151,8 +153,8 @@ impl RangeIndex {
             // few (compaction keeps them so), so a linear scan beats a heap.
             let mut min: Option<[u8; MAX_KEY_LEN]> = padding.get(pad).copied();
             for c in &cursors {
-                if min.is_none_or(|m| c.head < m) {
-                    min = Some(c.head);
+                if min.is_none_or(|m| c.head.0 < m) {
+                    min = Some(c.head.0);
                 }
             }
             let Some(key) = min else { break };
@@ -160,14 +162,15 @@ impl RangeIndex {
             let mut i = 0;
             while i < cursors.len() {
                 let c = &mut cursors[i];
-                if c.head == key {
-                    count += c.seg.count(c.next)?;
-                    c.next += 1;
-                    if c.next == c.end {
-                        cursors.swap_remove(i);
-                        continue;
+                if c.head.0 == key {
+                    count += c.head.1;
+                    match c.run.next() {
+                        Some(head) => c.head = head?,
+                        None => {
+                            cursors.swap_remove(i);
+                            continue;
+                        }
                     }
-                    c.head = c.seg.key(c.next);
                 }
                 i += 1;
             }
@@ -184,37 +187,42 @@ impl RangeIndex {
     }
 }
 
-/// The unread part of one segment's run of a range.
+/// The unread part of one segment's run of a range, and its smallest entry.
 struct Cursor<'a> {
-    seg: &'a Segment,
-    next: usize,
-    end: usize,
-    head: [u8; MAX_KEY_LEN],
+    head: ([u8; MAX_KEY_LEN], u64),
+    run: RangeEntries<'a>,
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Writes `SUFFIX:COUNT` for a full key: the hex digits after the fifth, then the
-/// count in decimal.
+/// count in decimal. Built in a stack buffer and appended once: a range is
+/// hundreds of these, and this is the server's hottest loop.
 fn write_line(out: &mut Vec<u8>, key: &[u8], count: u64) {
-    out.push(HEX[usize::from(key[2] & 0x0F)]);
+    let mut line = [0u8; 2 * MAX_KEY_LEN + 1 + 20];
+    line[0] = HEX[usize::from(key[2] & 0x0F)];
+    let mut at = 1;
     for &b in &key[3..] {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0x0F)]);
+        line[at] = HEX[usize::from(b >> 4)];
+        line[at + 1] = HEX[usize::from(b & 0x0F)];
+        at += 2;
     }
-    out.push(b':');
+    line[at] = b':';
+    at += 1;
     let mut digits = [0u8; 20];
     let mut n = count;
-    let mut at = digits.len();
+    let mut d = digits.len();
     loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
+        d -= 1;
+        digits[d] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    let len = digits.len() - d;
+    line[at..at + len].copy_from_slice(&digits[d..]);
+    out.extend_from_slice(&line[..at + len]);
 }
 
 #[cfg(test)]
