@@ -8,6 +8,7 @@
 //!   [`Scenario::expected`] answers computed from what was written, following
 //!   `docs/ingest-rules.md` to the letter.
 //! - [`bench`]: a fast, streaming combo writer and the matching lookup lists.
+//! - [`pwned`]: Pwned Passwords-shaped files (sorted hashes, heavy-tailed counts).
 //! - [`sqldump`]: SQL dumps of the forum and site packages with the records
 //!   each must give, and a streaming mysqldump writer for the benchmark.
 //!
@@ -24,6 +25,7 @@ mod ndjson;
 mod noise;
 mod passwords;
 mod population;
+pub mod pwned;
 mod rng;
 mod rules;
 mod scenario;

@@ -59,6 +59,23 @@ enum Command {
         #[arg(long)]
         clean: bool,
     },
+    /// Write a Pwned Passwords-shaped file: sorted random upper-case SHA-1 (or
+    /// NTLM) hashes with heavy-tailed counts, `HASH:COUNT` CRLF lines.
+    Pwned {
+        #[arg(long)]
+        lines: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        ntlm: bool,
+        /// Instead of the file, print this many hashes to look up (even-numbered
+        /// ones are in the file of the same --lines and --seed, odd ones are not).
+        #[arg(long)]
+        lookups: Option<u64>,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print addresses for a lookup benchmark: even-numbered lines (0, 2, ...) are
     /// in the combo written with the same --seed and --lines, odd ones are not.
     Emails {
@@ -120,6 +137,16 @@ fn run(cli: Cli) -> io::Result<()> {
                 )?;
             }
             writeln!(stdout, "expected answers: {}", out.join("expected.json").display())
+        }
+        Command::Pwned { lines, seed, ntlm, lookups: None, out } => {
+            leakwatch_gen::pwned::write_pwned(output(out.as_ref())?, lines, seed, ntlm)
+        }
+        Command::Pwned { lines, seed, ntlm, lookups: Some(count), out } => {
+            let mut w = output(out.as_ref())?;
+            for (hash, _) in leakwatch_gen::pwned::lookup_hashes(lines, seed, ntlm, count) {
+                writeln!(w, "{hash}")?;
+            }
+            w.flush()
         }
         Command::Emails { count, seed, lines, annotate } => {
             let mut out = BufWriter::new(io::stdout().lock());

@@ -11,13 +11,13 @@
 //! sort, and stdin, which cannot be read twice, always goes that way.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::{mpsc, Mutex};
 
 use leakwatch_ingest::Input;
 use leakwatch_segment::{Kind, SegmentWriter};
-use leakwatch_types::decode_hex;
 use serde::{Deserialize, Serialize};
 
 use crate::dir::DataDir;
@@ -234,18 +234,41 @@ struct Tally {
     rejected: BTreeMap<&'static str, LineRejections>,
 }
 
-impl Tally {
-    fn reject(&mut self, reason: &'static str, file: &str, line: u64) {
-        let r = self.rejected.entry(reason).or_default();
-        r.count += 1;
-        if r.samples.len() < SAMPLES {
-            r.samples.push(format!("{file}:{line}"));
-        }
-    }
+/// Bytes read per chunk: large enough that handing a chunk to a thread costs
+/// nothing next to parsing it, small enough that a few in flight stay cheap.
+const CHUNK: usize = 1 << 20;
+/// Threads parsing chunks while the calling thread reads and writes the segment.
+const PARSERS: usize = 2;
+/// Chunks read but not yet delivered, at most.
+const IN_FLIGHT: usize = 2 * PARSERS + 2;
+
+/// A chunk of whole lines of one source, for a parser thread.
+struct Job {
+    seq: u64,
+    prefix: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// What a parser thread made of a chunk. Line numbers count from 1 within it.
+struct Parsed {
+    seq: u64,
+    keys: Vec<[u8; 20]>,
+    counts: Vec<u64>,
+    lines: u64,
+    padding: u64,
+    /// Per reason: how many, and the chunk line numbers of the first few.
+    rejected: Vec<(&'static str, u64, Vec<u64>)>,
+    bytes: Vec<u8>,
 }
 
 /// Reads every source, handing each valid (hash, count) to `each` in file order.
 /// Stops early, saying so, when `each` finds the input out of order.
+///
+/// The calling thread reads chunks of whole lines and hands them to
+/// [`PARSERS`] threads; parsed chunks come back and are delivered strictly in
+/// input order, so `each` sees the file's order and rejections keep their exact
+/// line numbers (a chunk's first line number is known once the chunks before it
+/// are delivered).
 fn read_all(
     sources: &[Source],
     key_len: usize,
@@ -253,90 +276,353 @@ fn read_all(
     tally: &mut Tally,
     each: &mut dyn FnMut(&[u8], u64) -> Result<Order>,
 ) -> Result<Order> {
-    let mut hex = [0u8; 40];
-    let mut line = Vec::with_capacity(MAX_LINE);
-    for source in sources {
-        let input = Input::open(&source.path)?;
-        let name = input.name().to_owned();
-        let reader = input.into_reader(progress).map_err(|e| StoreError::io(&source.path, e))?;
-        let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let prefix = source.prefix.as_deref().unwrap_or("").as_bytes();
-        hex[..prefix.len()].copy_from_slice(prefix);
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            let n = std::io::Read::take(&mut reader, MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)
-                .map_err(|e| StoreError::io(&source.path, e))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            tally.lines += 1;
-            if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
-                tally.reject("line too long", &name, number);
-                skip_line(&mut reader).map_err(|e| StoreError::io(&source.path, e))?;
-                continue;
-            }
-            let mut text = line.as_slice();
-            text = text.strip_suffix(b"\n").unwrap_or(text);
-            text = text.strip_suffix(b"\r").unwrap_or(text);
-            // The downloader writes a BOM at the start of each block it appends.
-            text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-            if text.is_empty() {
-                continue;
-            }
-            let Some(colon) = text.iter().position(|&b| b == b':') else {
-                tally.reject("no ':' separator", &name, number);
-                continue;
-            };
-            let (digits, count) = (&text[..colon], &text[colon + 1..]);
-            if digits.len() + prefix.len() != 2 * key_len {
-                tally.reject("hash of the wrong length", &name, number);
-                continue;
-            }
-            hex[prefix.len()..2 * key_len].copy_from_slice(digits);
-            let mut key = [0u8; 20];
-            let decoded = match key_len {
-                20 => decode_hex::<20>(&hex[..40]).map(|k| key = k).is_some(),
-                _ => decode_hex::<16>(&hex[..32]).map(|k| key[..16].copy_from_slice(&k)).is_some(),
-            };
-            if !decoded {
-                tally.reject("not hexadecimal", &name, number);
-                continue;
-            }
-            let Some(count) = parse_count(count) else {
-                tally.reject("bad count", &name, number);
-                continue;
-            };
-            if count == 0 {
-                tally.padding += 1;
-                continue;
-            }
-            tally.hashes += 1;
-            if each(&key[..key_len], count)? == Order::Unsorted {
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Parsed>();
+    std::thread::scope(|scope| {
+        for _ in 0..PARSERS {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || loop {
+                let job = match job_rx.lock().map(|rx| rx.recv()) {
+                    Ok(Ok(job)) => job,
+                    _ => return,
+                };
+                if done_tx.send(parse_chunk(job, key_len)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut feeder = Feeder {
+            job_tx: Some(job_tx),
+            done_rx: &done_rx,
+            next_seq: 0,
+            deliver_seq: 0,
+            waiting: BTreeMap::new(),
+            spare: Vec::new(),
+            tally,
+            each,
+            file: String::new(),
+            file_line: 0,
+            sorted: true,
+            key_len,
+        };
+        let result = feeder.run(sources, progress);
+        // Closing the job channel lets the parsers finish; results still on
+        // their way are dropped with the receiver.
+        feeder.job_tx = None;
+        result
+    })
+}
+
+/// The calling thread's side of [`read_all`]: reads, sends, and delivers in order.
+struct Feeder<'a> {
+    job_tx: Option<mpsc::Sender<Job>>,
+    done_rx: &'a mpsc::Receiver<Parsed>,
+    next_seq: u64,
+    deliver_seq: u64,
+    waiting: BTreeMap<u64, Parsed>,
+    spare: Vec<Vec<u8>>,
+    tally: &'a mut Tally,
+    each: &'a mut dyn FnMut(&[u8], u64) -> Result<Order>,
+    /// The source whose chunks are being delivered, and its lines delivered so far.
+    file: String,
+    file_line: u64,
+    sorted: bool,
+    key_len: usize,
+}
+
+impl Feeder<'_> {
+    fn run(&mut self, sources: &[Source], progress: &AtomicU64) -> Result<Order> {
+        for source in sources {
+            let input = Input::open(&source.path)?;
+            let name = input.name().to_owned();
+            let mut reader = input.into_reader(progress).map_err(|e| StoreError::io(&source.path, e))?;
+            // Every chunk of this source is delivered before the next source's
+            // first, so line numbers restart here.
+            self.drain_all()?;
+            if !self.sorted {
                 return Ok(Order::Unsorted);
             }
+            self.file = name;
+            self.file_line = 0;
+            let prefix = source.prefix.as_deref().unwrap_or("").as_bytes().to_vec();
+            let mut carry: Vec<u8> = Vec::new();
+            let mut skipping = false;
+            loop {
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.reserve(CHUNK + MAX_LINE + 2);
+                buf.extend_from_slice(&carry);
+                carry.clear();
+                let start = buf.len();
+                buf.resize(start + CHUNK, 0);
+                let n =
+                    read_full(&mut reader, &mut buf[start..]).map_err(|e| StoreError::io(&source.path, e))?;
+                buf.truncate(start + n);
+                let eof = n == 0;
+                if skipping {
+                    // The rest of an over-long line: drop it up to its end, which
+                    // then ends the truncated copy kept in the previous chunk.
+                    match buf[start..].iter().position(|&b| b == b'\n') {
+                        Some(i) => {
+                            buf.drain(start..start + i + 1);
+                            skipping = false;
+                        }
+                        None if eof => skipping = false,
+                        None => {
+                            carry.extend_from_slice(&buf[..start]);
+                            self.spare.push(buf);
+                            continue;
+                        }
+                    }
+                }
+                if !eof {
+                    // Keep the last partial line for the next chunk; one longer
+                    // than any valid line is cut to MAX_LINE + 1 bytes, so the
+                    // parser still counts it (as too long), and the rest skipped.
+                    let cut = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    let tail = &buf[cut..];
+                    if tail.len() > MAX_LINE {
+                        carry.extend_from_slice(&tail[..MAX_LINE + 1]);
+                        skipping = true;
+                    } else {
+                        carry.extend_from_slice(tail);
+                    }
+                    buf.truncate(cut);
+                    if skipping {
+                        carry.push(b'\n');
+                    }
+                }
+                if !buf.is_empty() {
+                    self.send(Job { seq: self.next_seq, prefix: prefix.clone(), bytes: buf })?;
+                    if !self.sorted {
+                        return Ok(Order::Unsorted);
+                    }
+                } else {
+                    self.spare.push(buf);
+                }
+                if eof && carry.is_empty() {
+                    break;
+                }
+            }
         }
+        self.drain_all()?;
+        Ok(if self.sorted { Order::Sorted } else { Order::Unsorted })
     }
-    Ok(Order::Sorted)
+
+    fn send(&mut self, job: Job) -> Result<()> {
+        self.next_seq += 1;
+        let tx = self.job_tx.as_ref().expect("open until the end");
+        if tx.send(job).is_err() {
+            return Err(StoreError::Invalid("a parser thread stopped".into()));
+        }
+        while self.next_seq - self.deliver_seq >= IN_FLIGHT as u64 && self.sorted {
+            self.receive()?;
+        }
+        Ok(())
+    }
+
+    fn drain_all(&mut self) -> Result<()> {
+        while self.deliver_seq < self.next_seq && self.sorted {
+            self.receive()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one parsed chunk and delivers every chunk now next in order.
+    fn receive(&mut self) -> Result<()> {
+        let parsed =
+            self.done_rx.recv().map_err(|_| StoreError::Invalid("a parser thread stopped".into()))?;
+        self.waiting.insert(parsed.seq, parsed);
+        while let Some(parsed) = self.waiting.remove(&self.deliver_seq) {
+            self.deliver_seq += 1;
+            self.deliver(parsed)?;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, p: Parsed) -> Result<()> {
+        let tally = &mut *self.tally;
+        tally.lines += p.lines;
+        tally.padding += p.padding;
+        for (reason, count, samples) in p.rejected {
+            let r = tally.rejected.entry(reason).or_default();
+            r.count += count;
+            for line in samples {
+                if r.samples.len() < SAMPLES {
+                    r.samples.push(format!("{}:{}", self.file, self.file_line + line));
+                }
+            }
+        }
+        self.file_line += p.lines;
+        tally.hashes += p.keys.len() as u64;
+        if self.sorted {
+            let key_len = self.key_len;
+            for (key, &count) in p.keys.iter().zip(&p.counts) {
+                if (self.each)(&key[..key_len], count)? == Order::Unsorted {
+                    self.sorted = false;
+                    break;
+                }
+            }
+        }
+        self.spare.push(p.bytes);
+        Ok(())
+    }
 }
 
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(());
+/// Fills `buf` from `reader` unless the input ends first; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            reader.consume(i + 1);
-            return Ok(());
-        }
-        let n = buf.len();
-        reader.consume(n);
     }
+    Ok(filled)
 }
 
+/// The value of each hex digit of either case; 0xFF for every other byte.
+static HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes `2 * out.len()` hex digits; false if any is not one.
+#[inline]
+fn decode_hex_fast(text: &[u8], out: &mut [u8]) -> bool {
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let (hi, lo) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0F);
+    }
+    bad & 0xF0 == 0
+}
+
+/// Parses one chunk of whole lines (the last may lack its end of line).
+fn parse_chunk(job: Job, key_len: usize) -> Parsed {
+    let Job { seq, prefix, bytes } = job;
+    let mut p = Parsed {
+        seq,
+        keys: Vec::with_capacity(bytes.len() / (2 * key_len + 4) + 1),
+        counts: Vec::with_capacity(bytes.len() / (2 * key_len + 4) + 1),
+        lines: 0,
+        padding: 0,
+        rejected: Vec::new(),
+        bytes: Vec::new(),
+    };
+    let data = bytes.as_slice();
+    // Hex digits on a line: the whole hash, or in a range file the suffix.
+    let digits = (2 * key_len).saturating_sub(prefix.len());
+    let mut hex = [0u8; 40];
+    hex[..prefix.len()].copy_from_slice(&prefix);
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        // The fast path: `HASH:COUNT` then CRLF or LF, as HIBP writes them.
+        if prefix.is_empty() && rest.len() > digits && rest[digits] == b':' {
+            let mut key = [0u8; 20];
+            let mut i = digits + 1;
+            let mut count = 0u64;
+            // Up to 19 digits cannot overflow; longer counts take the slow path.
+            while i < rest.len() && i < digits + 20 && rest[i].is_ascii_digit() {
+                count = count * 10 + u64::from(rest[i] - b'0');
+                i += 1;
+            }
+            let line_end = match rest.get(i..i + 2) {
+                _ if i == digits + 1 => None,
+                Some(b"\r\n") => Some(i + 2),
+                _ if rest.get(i) == Some(&b'\n') => Some(i + 1),
+                _ if i == rest.len() => Some(i),
+                _ => None,
+            };
+            if let Some(end) = line_end {
+                if decode_hex_fast(&rest[..digits], &mut key[..key_len]) {
+                    p.lines += 1;
+                    at += end;
+                    if count == 0 {
+                        p.padding += 1;
+                    } else {
+                        p.keys.push(key);
+                        p.counts.push(count);
+                    }
+                    continue;
+                }
+            }
+        }
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        at += end;
+        p.lines += 1;
+        let line = p.lines;
+        let mut text = &rest[..end];
+        text = text.strip_suffix(b"\n").unwrap_or(text);
+        if text.len() > MAX_LINE {
+            reject(&mut p.rejected, "line too long", line);
+            continue;
+        }
+        text = text.strip_suffix(b"\r").unwrap_or(text);
+        // The downloader writes a BOM at the start of each block it appends.
+        text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+        if text.is_empty() {
+            continue;
+        }
+        let Some(colon) = text.iter().position(|&b| b == b':') else {
+            reject(&mut p.rejected, "no ':' separator", line);
+            continue;
+        };
+        let (hash, count) = (&text[..colon], &text[colon + 1..]);
+        if hash.len() != digits {
+            reject(&mut p.rejected, "hash of the wrong length", line);
+            continue;
+        }
+        hex[prefix.len()..2 * key_len].copy_from_slice(hash);
+        let mut key = [0u8; 20];
+        if !decode_hex_fast(&hex[..2 * key_len], &mut key[..key_len]) {
+            reject(&mut p.rejected, "not hexadecimal", line);
+            continue;
+        }
+        let Some(count) = parse_count(count) else {
+            reject(&mut p.rejected, "bad count", line);
+            continue;
+        };
+        if count == 0 {
+            p.padding += 1;
+            continue;
+        }
+        p.keys.push(key);
+        p.counts.push(count);
+    }
+    p.bytes = bytes;
+    p
+}
+
+fn reject(rejected: &mut Vec<(&'static str, u64, Vec<u64>)>, reason: &'static str, line: u64) {
+    match rejected.iter_mut().find(|r| r.0 == reason) {
+        Some(r) => {
+            r.1 += 1;
+            if r.2.len() < SAMPLES {
+                r.2.push(line);
+            }
+        }
+        None => rejected.push((reason, 1, vec![line])),
+    }
+}
 /// A decimal count: digits only (surrounding spaces allowed), no overflow.
 fn parse_count(text: &[u8]) -> Option<u64> {
     let text = text.trim_ascii();
@@ -389,7 +675,89 @@ impl SortedSink<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_count;
+    use super::*;
+
+    /// Reads `text` as one file through the chunked parser.
+    fn read_text(text: &[u8]) -> (Tally, Vec<([u8; 20], u64)>, String) {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), text).unwrap();
+        let name = tmp.path().to_str().unwrap().to_owned();
+        let sources = [Source { path: name.clone(), prefix: None }];
+        let mut tally = Tally::default();
+        let mut got = Vec::new();
+        let order = read_all(&sources, 20, &AtomicU64::new(0), &mut tally, &mut |k, c| {
+            got.push((k.try_into().unwrap(), c));
+            Ok(Order::Sorted)
+        })
+        .unwrap();
+        assert_eq!(order, Order::Sorted);
+        (tally, got, name)
+    }
+
+    #[test]
+    fn lines_across_chunks_keep_their_numbers_and_long_lines_are_cut() {
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        let line = |i: u64| -> ([u8; 20], u64) {
+            let mut k = [0u8; 20];
+            k[..8].copy_from_slice(&(i * 7919).to_be_bytes());
+            (k, i % 13 + 1)
+        };
+        let mut number = 0u64;
+        let mut push = |text: &mut Vec<u8>, s: &[u8]| {
+            text.extend_from_slice(s);
+            number += 1;
+            number
+        };
+        let mut bad = Vec::new();
+        for i in 0..120_000u64 {
+            let (k, c) = line(i);
+            let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+            let eol = if i % 2 == 0 { "\r\n" } else { "\n" };
+            push(&mut text, format!("{hex}:{c}{eol}").as_bytes());
+            want.push((k, c));
+            if i == 30_000 {
+                // Longer than a chunk: cut, counted once, and the next line intact.
+                let n = push(&mut text, &vec![b'F'; 3 * CHUNK]);
+                text.push(b'\n');
+                bad.push(("line too long", n));
+            }
+            if i == 50_000 {
+                let n = push(&mut text, &[b'G'; 300]);
+                text.extend_from_slice(b"\r\n");
+                bad.push(("line too long", n));
+            }
+            if i % 40_000 == 1 {
+                bad.push(("no ':' separator", push(&mut text, b"junk\n")));
+            }
+        }
+        // The last line has no end of line.
+        text.truncate(text.len() - 1);
+        let (tally, got, name) = read_text(&text);
+        assert_eq!(got, want);
+        assert_eq!(tally.lines, number);
+        assert_eq!(tally.hashes, 120_000);
+        for (reason, n) in bad {
+            assert!(tally.rejected[reason].samples.contains(&format!("{name}:{n}")), "{reason} {n}");
+        }
+        assert_eq!(tally.rejected["line too long"].count, 2);
+        assert_eq!(tally.rejected["no ':' separator"].count, 3);
+    }
+
+    #[test]
+    fn padding_spaces_and_a_bom_take_the_slow_path_to_the_same_answer() {
+        let (tally, got, _) = read_text(
+            b"\xEF\xBB\xBF0000000000000000000000000000000000000001:5\r\n\
+              0000000000000000000000000000000000000002: 6 \n\
+              0000000000000000000000000000000000000003:0\r\n\
+              0000000000000000000000000000000000000004:123456789012345678901\n\
+              0000000000000000000000000000000000000005:18446744073709551615",
+        );
+        let keys: Vec<(u8, u64)> = got.iter().map(|(k, c)| (k[19], *c)).collect();
+        assert_eq!(keys, vec![(1, 5), (2, 6), (5, u64::MAX)]);
+        assert_eq!(tally.padding, 1);
+        assert_eq!(tally.rejected["bad count"].count, 1);
+    }
 
     #[test]
     fn counts_are_plain_decimal_without_overflow() {
