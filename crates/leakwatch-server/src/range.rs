@@ -3,8 +3,8 @@
 //!
 //! Every valid prefix answers 200 (possibly with an empty body); `?mode=ntlm`
 //! reads the NTLM corpus; `Add-Padding: true` mixes random `SUFFIX:0` lines in.
-//! The body is formatted straight off the mmapped segments into a per-thread
-//! buffer, and the ETag (generation, corpus and prefix) is known before any of
+//! The body comes from the range index's cache of formatted bodies (padded ones,
+//! different every time, are formatted into a per-thread buffer), and the ETag (generation, corpus and prefix) is known before any of
 //! that, so a revalidation (`If-None-Match`) costs no formatting at all.
 
 use std::cell::RefCell;
@@ -70,11 +70,11 @@ fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
     headers.insert(header::ETAG, HeaderValue::from_str(&tag).expect("an ETag is ASCII"));
     headers.insert(header::CONTENT_TYPE, TEXT_PLAIN);
 
-    let body = BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
-        buf.clear();
-        let lines = snapshot.ranges.write_range(kind, prefix, &mut [], buf)?;
-        if padded {
+    let body = if padded {
+        BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
             let mut rng = rand::rng();
+            let real = snapshot.ranges.body(kind, prefix)?;
+            let lines = real.iter().filter(|&&b| b == b'\n').count() + usize::from(!real.is_empty());
             let count = PAD_TO.saturating_sub(lines) + rng.random_range(PAD_EXTRA);
             let mut padding = vec![[0u8; MAX_KEY_LEN]; count];
             for key in &mut padding {
@@ -82,14 +82,17 @@ fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
             }
             buf.clear();
             snapshot.ranges.write_range(kind, prefix, &mut padding, buf)?;
-        }
-        let body = Bytes::copy_from_slice(buf);
-        if buf.capacity() > 4 << 20 {
-            // One huge range should not pin megabytes per thread for good.
-            *buf = Vec::with_capacity(64 * 1024);
-        }
-        Ok(body)
-    })?;
+            let body = Bytes::copy_from_slice(buf);
+            if buf.capacity() > 4 << 20 {
+                // One huge range should not pin megabytes per thread for good.
+                *buf = Vec::with_capacity(64 * 1024);
+            }
+            Ok(body)
+        })?
+    } else {
+        // Shared with the cache: no copy.
+        Bytes::from_owner(snapshot.ranges.body(kind, prefix)?)
+    };
     let mut response = Response::new(Body::from(body));
     *response.headers_mut() = headers;
     Ok(response)

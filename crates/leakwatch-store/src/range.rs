@@ -7,6 +7,16 @@
 //! sorted, CRLF between lines and none after the last, exactly as HIBP answers)
 //! into a caller's buffer: no allocation per request, one contiguous read of each
 //! segment, and a k-way merge when several segments hold the same prefix.
+//!
+//! [`RangeIndex::body`] keeps the bodies it formatted in a bounded cache, as
+//! HIBP's own ranges are served from a CDN's: real traffic asks for the ranges
+//! of common passwords again and again, and a cached body costs the server no
+//! formatting at all. A generation's cache goes with it, so no stale body is
+//! ever served after an ingest.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};
 
@@ -42,23 +52,34 @@ impl RangeKind {
     }
 }
 
+/// Bytes of range bodies [`RangeIndex::open`] caches: some 8,000 ranges of
+/// HIBP's size (about 30 KB each).
+pub const DEFAULT_RANGE_CACHE: usize = 256 << 20;
+
 /// The password segments of one generation, open for range reads.
 pub struct RangeIndex {
     generation: u64,
     sha1: Vec<Segment>,
     ntlm: Vec<Segment>,
+    cache: BodyCache,
 }
 
 impl RangeIndex {
     /// Opens the password segments of the current generation (an empty index when
     /// the directory has no manifest yet).
     pub fn open(dir: &DataDir) -> Result<RangeIndex> {
+        RangeIndex::open_with_cache(dir, DEFAULT_RANGE_CACHE)
+    }
+
+    /// [`RangeIndex::open`] with a cache of at most `cache_bytes` of bodies (0:
+    /// none).
+    pub fn open_with_cache(dir: &DataDir, cache_bytes: usize) -> Result<RangeIndex> {
         // As in `Store::open`: a compaction may delete a file between our reading
         // the manifest and opening it; the manifest that replaced ours names its
         // successor, so reading again converges.
         let mut attempts = 0;
         loop {
-            match RangeIndex::open_once(dir) {
+            match RangeIndex::open_once(dir, cache_bytes) {
                 Err(StoreError::Segment(SegmentError::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
                 {
@@ -69,9 +90,14 @@ impl RangeIndex {
         }
     }
 
-    fn open_once(dir: &DataDir) -> Result<RangeIndex> {
+    fn open_once(dir: &DataDir, cache_bytes: usize) -> Result<RangeIndex> {
         let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
-        let mut index = RangeIndex { generation: manifest.generation, sha1: Vec::new(), ntlm: Vec::new() };
+        let mut index = RangeIndex {
+            generation: manifest.generation,
+            sha1: Vec::new(),
+            ntlm: Vec::new(),
+            cache: BodyCache::new(cache_bytes),
+        };
         for s in &manifest.segments {
             let Some((range_kind, kind)) = [RangeKind::Sha1, RangeKind::Ntlm]
                 .into_iter()
@@ -110,6 +136,20 @@ impl RangeIndex {
             RangeKind::Sha1 => &self.sha1,
             RangeKind::Ntlm => &self.ntlm,
         }
+    }
+
+    /// The body of the range `prefix` (20 bits), unpadded: from the cache, or
+    /// formatted and then cached.
+    pub fn body(&self, kind: RangeKind, prefix: u32) -> Result<Arc<[u8]>> {
+        let key = (prefix & 0xF_FFFF) | if kind == RangeKind::Ntlm { 1 << 20 } else { 0 };
+        if let Some(body) = self.cache.get(key) {
+            return Ok(body);
+        }
+        let mut out = Vec::new();
+        self.write_range(kind, prefix, &mut [], &mut out)?;
+        let body: Arc<[u8]> = out.into();
+        self.cache.insert(key, &body);
+        Ok(body)
     }
 
     /// Appends the body of the range `prefix` (20 bits) to `out` and returns how
@@ -184,6 +224,53 @@ impl RangeIndex {
             lines += 1;
         }
         Ok(lines)
+    }
+}
+
+/// Range bodies by (corpus bit << 20 | prefix), at most `budget` bytes of them.
+/// Sharded so that server threads rarely wait on each other; when full, an
+/// insert evicts arbitrary entries of its shard (random replacement: no
+/// bookkeeping on the hit path, and close to LRU for skewed traffic).
+struct BodyCache {
+    budget: usize,
+    used: AtomicUsize,
+    shards: [Mutex<HashMap<u32, Arc<[u8]>>>; 16],
+}
+
+impl BodyCache {
+    fn new(budget: usize) -> BodyCache {
+        BodyCache { budget, used: AtomicUsize::new(0), shards: Default::default() }
+    }
+
+    fn shard(&self, key: u32) -> &Mutex<HashMap<u32, Arc<[u8]>>> {
+        // Prefixes are uniform in their low bits; the corpus bit spreads too.
+        &self.shards[((key ^ (key >> 20)) % 16) as usize]
+    }
+
+    fn get(&self, key: u32) -> Option<Arc<[u8]>> {
+        if self.budget == 0 {
+            return None;
+        }
+        self.shard(key).lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
+    }
+
+    fn insert(&self, key: u32, body: &Arc<[u8]>) {
+        // An entry takes its body plus the map's own bookkeeping.
+        let cost = body.len() + 64;
+        if cost > self.budget / self.shards.len() {
+            return;
+        }
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        while self.used.load(Ordering::Relaxed) + cost > self.budget {
+            let Some(&victim) = shard.keys().next() else { return };
+            if let Some(old) = shard.remove(&victim) {
+                self.used.fetch_sub(old.len() + 64, Ordering::Relaxed);
+            }
+        }
+        if let Some(old) = shard.insert(key, body.clone()) {
+            self.used.fetch_sub(old.len() + 64, Ordering::Relaxed);
+        }
+        self.used.fetch_add(cost, Ordering::Relaxed);
     }
 }
 
@@ -326,6 +413,32 @@ mod tests {
                 assert!(got
                     .iter()
                     .all(|l| l.len() > kind.suffix_len() && l.as_bytes()[kind.suffix_len()] == b':'));
+            }
+        }
+    }
+
+    #[test]
+    fn cached_bodies_equal_formatted_ones_and_stay_within_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        let combo: String = (0..5000).map(|i| format!("u{i}@example.com:pw{i}\n")).collect();
+        ingest_lines(&data, "Alpha", &combo);
+        // Room for a handful of bodies only, so inserts must evict.
+        for budget in [0, 16 * 400, DEFAULT_RANGE_CACHE] {
+            let index = RangeIndex::open_with_cache(&data, budget).unwrap();
+            for round in 0..2 {
+                for prefix in (0..1 << 20).step_by(997) {
+                    for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+                        let mut want = Vec::new();
+                        index.write_range(kind, prefix, &mut [], &mut want).unwrap();
+                        assert_eq!(
+                            &*index.body(kind, prefix).unwrap(),
+                            &want[..],
+                            "{prefix:05X} round {round}"
+                        );
+                        assert!(index.cache.used.load(Ordering::Relaxed) <= budget);
+                    }
+                }
             }
         }
     }
