@@ -6,6 +6,12 @@
 //! searched (an auditor holding the address can find its rows) without holding
 //! the address. Domains are also kept in clear: they name organizations, not
 //! people, and an auditor needs to read them.
+//!
+//! The log is tamper-evident: each row stores a keyed BLAKE3 of the previous
+//! row's chain value and its own fields, under a key held outside the data
+//! directory (the data key's audit key), so a row changed, inserted or removed
+//! in the middle breaks the chain, and whoever has only the catalog file cannot
+//! forge a new one. [`Catalog::verify_audit`] walks it.
 
 use rand::TryRngCore;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -76,6 +82,11 @@ impl std::fmt::Debug for AuditHasher {
 }
 
 impl AuditHasher {
+    /// A hasher under `key` (the data key's audit subject key).
+    pub fn new(key: [u8; 32]) -> AuditHasher {
+        AuditHasher { key }
+    }
+
     /// The subject of a search for `value`, which the caller has normalized
     /// (lower-case address, A-label domain) so that equal searches hash equally.
     pub fn subject(&self, kind: SubjectKind, value: &str) -> Subject {
@@ -118,6 +129,43 @@ pub struct AuditRecord {
     pub entry: AuditEntry,
 }
 
+/// What [`Catalog::verify_audit`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditVerification {
+    pub rows: u64,
+    /// Rows whose chain value checked.
+    pub chained: u64,
+    /// Rows at the start written before the log was chained.
+    pub unchained: u64,
+    /// The first row whose chain value does not check.
+    pub broken: Option<i64>,
+}
+
+/// One link: keyed BLAKE3 of the previous link, the row id and every field,
+/// each length-prefixed so that no two rows encode alike.
+fn chain_link(key: &[u8; 32], prev: &[u8; 32], id: i64, e: &AuditEntry) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(prev);
+    h.update(&id.to_le_bytes());
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(e.at.as_bytes());
+    field(&e.key_id.to_le_bytes());
+    field(e.key_name.as_bytes());
+    field(e.endpoint.as_bytes());
+    field(e.subject.kind.as_str().as_bytes());
+    match &e.subject.clear {
+        Some(c) => field(&[&[1u8][..], c.as_bytes()].concat()),
+        None => field(&[0u8]),
+    }
+    field(e.subject.hash.as_bytes());
+    field(&(e.results.min(i64::MAX as u64)).to_le_bytes());
+    field(&e.status.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
 /// Which rows `audit-log` shows.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -154,22 +202,43 @@ impl Catalog {
     }
 
     /// Appends entries in one transaction: the server batches them, so that an
-    /// audited search costs a fraction of a commit.
-    pub fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<()> {
+    /// audited search costs a fraction of a commit. Each row is chained to the
+    /// one before under `chain_key`.
+    pub fn append_audit(&mut self, entries: &[AuditEntry], chain_key: &[u8; 32]) -> Result<()> {
         let path = self.path.clone();
         let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         {
+            // Under the immediate transaction nobody else appends: the next id
+            // and the last chain value are ours to extend.
+            let last: Option<(i64, Option<Vec<u8>>)> = tx
+                .query_row("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(sql)?;
+            let seq: i64 = tx
+                .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'", [], |r| r.get(0))
+                .optional()
+                .map_err(sql)?
+                .unwrap_or(0);
+            let mut id = seq.max(last.as_ref().map_or(0, |l| l.0));
+            let mut prev: [u8; 32] =
+                last.and_then(|l| l.1).and_then(|c| c.try_into().ok()).unwrap_or([0u8; 32]);
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO audit_log
-                     (at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     (id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results,
+                      status, chain)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(sql)?;
             for e in entries {
+                id += 1;
+                prev = chain_link(chain_key, &prev, id, e);
                 insert
                     .execute(params![
+                        id,
                         e.at,
                         e.key_id,
                         e.key_name,
@@ -178,12 +247,72 @@ impl Catalog {
                         e.subject.clear,
                         e.subject.hash,
                         e.results as i64,
-                        e.status
+                        e.status,
+                        prev.as_slice(),
                     ])
                     .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Walks the chain from the first row: where it breaks, the log was changed
+    /// (or is checked with another key).
+    pub fn verify_audit(&self, chain_key: &[u8; 32]) -> Result<AuditVerification> {
+        let sql = |e| self.sql(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results,
+                        status, chain
+                 FROM audit_log ORDER BY id",
+            )
+            .map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        let mut out = AuditVerification::default();
+        let mut prev = [0u8; 32];
+        while let Some(r) = rows.next().map_err(sql)? {
+            let id: i64 = r.get(0).map_err(sql)?;
+            let kind: String = r.get(5).map_err(sql)?;
+            let chain: Option<Vec<u8>> = r.get(10).map_err(sql)?;
+            out.rows += 1;
+            let Some(chain) = chain else {
+                if out.chained == 0 {
+                    // Written before the chain existed.
+                    out.unchained += 1;
+                    continue;
+                }
+                out.broken = Some(id);
+                break;
+            };
+            let entry = AuditEntry {
+                at: r.get(1).map_err(sql)?,
+                key_id: r.get(2).map_err(sql)?,
+                key_name: r.get(3).map_err(sql)?,
+                endpoint: r.get(4).map_err(sql)?,
+                subject: Subject {
+                    kind: SubjectKind::parse(&kind).unwrap_or(SubjectKind::Account),
+                    clear: r.get(6).map_err(sql)?,
+                    hash: r.get(7).map_err(sql)?,
+                },
+                results: r.get::<_, i64>(8).map_err(sql)?.max(0) as u64,
+                status: r.get(9).map_err(sql)?,
+            };
+            // An unknown kind string cannot have been written by us: hash the
+            // stored text so that the row fails unless it is exactly as written.
+            let link = if SubjectKind::parse(&kind).is_some() {
+                chain_link(chain_key, &prev, id, &entry)
+            } else {
+                [0xff; 32]
+            };
+            if chain.as_slice() != link.as_slice() {
+                out.broken = Some(id);
+                break;
+            }
+            prev = link;
+            out.chained += 1;
+        }
+        Ok(out)
     }
 
     /// Stored rows, oldest first.
@@ -268,8 +397,8 @@ mod tests {
             entry(&hasher, "a", SubjectKind::Account, "eve@example.com", 0),
             entry(&hasher, "b", SubjectKind::Account, "bob@example.com", 2),
         ];
-        catalog.append_audit(&entries[..2]).unwrap();
-        catalog.append_audit(&entries[2..]).unwrap();
+        catalog.append_audit(&entries[..2], &[5; 32]).unwrap();
+        catalog.append_audit(&entries[2..], &[5; 32]).unwrap();
         assert_eq!(catalog.audit_len().unwrap(), 4);
 
         let all = catalog.audit_entries(&AuditFilter::default()).unwrap();
@@ -298,7 +427,9 @@ mod tests {
         assert_eq!(account.hash.len(), 32);
         assert_ne!(account.hash, hasher.subject(SubjectKind::Domain, "bob@example.com").hash);
         assert_eq!(hasher.subject(SubjectKind::Domain, "example.com").clear.as_deref(), Some("example.com"));
-        catalog.append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)]).unwrap();
+        catalog
+            .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &[5; 32])
+            .unwrap();
         drop(catalog);
 
         for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
@@ -316,11 +447,39 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open_in(tmp.path()).unwrap();
         let hasher = catalog.audit_hasher().unwrap();
-        catalog.append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)]).unwrap();
+        catalog
+            .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &[5; 32])
+            .unwrap();
         for statement in ["UPDATE audit_log SET results = 0", "DELETE FROM audit_log"] {
             let err = catalog.conn.execute(statement, []).unwrap_err();
             assert!(err.to_string().contains("append-only"), "{statement}: {err}");
         }
         assert_eq!(catalog.audit_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn the_chain_checks_and_pins_the_first_changed_row() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        let hasher = AuditHasher::new([3; 32]);
+        let key = [5u8; 32];
+        for batch in 0..3 {
+            let entries: Vec<_> = (0..4)
+                .map(|i| entry(&hasher, "a", SubjectKind::Account, &format!("u{batch}{i}@example.com"), i))
+                .collect();
+            catalog.append_audit(&entries, &key).unwrap();
+        }
+        let ok = catalog.verify_audit(&key).unwrap();
+        assert_eq!((ok.rows, ok.chained, ok.broken), (12, 12, None));
+        assert_eq!(catalog.verify_audit(&[6; 32]).unwrap().broken, Some(1), "another key");
+        // Someone with the file (not the key) drops the trigger and edits row 7.
+        catalog.conn.execute_batch("DROP TRIGGER audit_log_no_update").unwrap();
+        catalog.conn.execute("UPDATE audit_log SET results = 99 WHERE id = 7", []).unwrap();
+        assert_eq!(catalog.verify_audit(&key).unwrap().broken, Some(7));
+        catalog.conn.execute("UPDATE audit_log SET results = 2 WHERE id = 7", []).unwrap();
+        assert_eq!(catalog.verify_audit(&key).unwrap().broken, None, "restored");
+        catalog.conn.execute_batch("DROP TRIGGER audit_log_no_delete").unwrap();
+        catalog.conn.execute("DELETE FROM audit_log WHERE id = 5", []).unwrap();
+        assert_eq!(catalog.verify_audit(&key).unwrap().broken, Some(6), "a row removed");
     }
 }

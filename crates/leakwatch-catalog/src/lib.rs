@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, AuditFilter, AuditHasher, AuditRecord, Subject, SubjectKind};
+pub use audit::{AuditEntry, AuditFilter, AuditHasher, AuditRecord, AuditVerification, Subject, SubjectKind};
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 

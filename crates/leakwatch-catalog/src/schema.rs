@@ -9,7 +9,8 @@ use crate::error::{CatalogError, Result};
 use crate::Catalog;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
     value ANY NOT NULL
@@ -66,7 +67,14 @@ BEGIN
 END;
 
 INSERT INTO meta (name, value) VALUES ('keys_version', 0);
-"#];
+"#,
+    r#"
+-- The tamper-evident chain: each row's keyed BLAKE3 of the previous row's chain
+-- value and its own fields (`leakwatch audit-log verify`). Rows written before
+-- this migration have none.
+ALTER TABLE audit_log ADD COLUMN chain BLOB CHECK (chain IS NULL OR length(chain) = 32);
+"#,
+];
 
 pub(crate) fn migrate(catalog: &mut Catalog) -> Result<()> {
     let latest = MIGRATIONS.len() as i64;

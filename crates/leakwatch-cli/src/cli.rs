@@ -67,8 +67,26 @@ pub enum Command {
     /// Create, list and revoke API keys for `serve`.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
-    /// Show the audit log of the searches made with API keys.
+    /// Show the audit log of the searches made with API keys; `verify` checks
+    /// its hash chain.
     AuditLog(AuditLogArgs),
+    /// Create the data directory and its data key, held outside it.
+    ///
+    /// The key goes to PATH (recorded in the directory, so later commands find
+    /// it), to $LEAKWATCH_KEY_FILE, or by default to
+    /// $XDG_CONFIG_HOME/leakwatch/keys/<id>.key. Any other command creates the
+    /// key there on first use as well. A directory refuses any other key.
+    Init {
+        /// Where to keep the key ring (mode 0600).
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+    },
+    /// Rotate the data key: every keyed segment is rewritten under a new key,
+    /// published atomically (readers keep answering), then the old key is retired.
+    Rekey {
+        #[arg(long)]
+        json: bool,
+    },
     /// Import outside data: Have I Been Pwned's Pwned Passwords download.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -169,7 +187,10 @@ pub enum RoleArg {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditLogArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditLogCommand>,
     /// One JSON object per search.
     #[arg(long)]
     pub json: bool,
@@ -185,6 +206,16 @@ pub struct AuditLogArgs {
     /// Only the last N searches.
     #[arg(long, value_name = "N")]
     pub last: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditLogCommand {
+    /// Check the log's hash chain: exit 0 if intact, 2 naming the first row
+    /// that was changed, inserted or removed.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

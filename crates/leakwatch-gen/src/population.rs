@@ -39,6 +39,14 @@ pub struct Person {
     pub(crate) passwords: Vec<Vec<u8>>,
 }
 
+impl Person {
+    /// Every plaintext password this person has used: what a test checks never
+    /// reaches the data directory.
+    pub fn passwords(&self) -> &[Vec<u8>] {
+        &self.passwords
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Population {
     pub domains: Vec<Domain>,

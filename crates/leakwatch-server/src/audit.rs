@@ -53,13 +53,14 @@ impl AuditWriter {
 
 impl AuditSink {
     /// Starts the writer on its own catalog connection.
-    pub fn start(catalog: Catalog) -> std::io::Result<(AuditSink, AuditWriter)> {
+    /// Rows are chained under `chain_key` (the data key's audit key).
+    pub fn start(catalog: Catalog, chain_key: [u8; 32]) -> std::io::Result<(AuditSink, AuditWriter)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(catalog, rx, &flag))?;
+            .spawn(move || write_loop(catalog, &chain_key, rx, &flag))?;
         Ok((AuditSink { tx, failed }, AuditWriter { thread }))
     }
 
@@ -86,7 +87,12 @@ impl AuditSink {
     }
 }
 
-fn write_loop(mut catalog: Catalog, mut rx: mpsc::Receiver<Message>, failed: &AtomicBool) {
+fn write_loop(
+    mut catalog: Catalog,
+    chain_key: &[u8; 32],
+    mut rx: mpsc::Receiver<Message>,
+    failed: &AtomicBool,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -112,7 +118,7 @@ fn write_loop(mut catalog: Catalog, mut rx: mpsc::Receiver<Message>, failed: &At
             next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
-            let ok = append_with_retries(&mut catalog, &batch);
+            let ok = append_with_retries(&mut catalog, chain_key, &batch);
             failed.store(!ok, Ordering::Relaxed);
             if !ok {
                 tracing::error!(lost = batch.len(), "audit entries could not be written");
@@ -127,9 +133,9 @@ fn write_loop(mut catalog: Catalog, mut rx: mpsc::Receiver<Message>, failed: &At
 }
 
 /// A busy or briefly failing catalog gets a few chances before entries are lost.
-fn append_with_retries(catalog: &mut Catalog, batch: &[AuditEntry]) -> bool {
+fn append_with_retries(catalog: &mut Catalog, chain_key: &[u8; 32], batch: &[AuditEntry]) -> bool {
     for attempt in 0..5 {
-        match catalog.append_audit(batch) {
+        match catalog.append_audit(batch, chain_key) {
             Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "writing the audit log failed");

@@ -132,11 +132,16 @@ pub enum StartError {
 impl AppState {
     /// Opens the index and the catalog of `data` and starts the audit writer.
     pub fn open(data: DataDir, limits: Limits) -> Result<(AppState, AuditWriter), StartError> {
+        // The audit log's keys come from the key ring, outside the directory:
+        // its catalog file alone neither reveals searched addresses nor lets
+        // anyone rewrite the chain. (A directory without keys gets them now,
+        // one written before key rings is migrated, before the first snapshot.)
+        let data_keys = data.ensure_keys()?;
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data)?;
-        let mut catalog = Catalog::open_in(data.root())?;
-        let hasher = catalog.audit_hasher()?;
-        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?)
+        let catalog = Catalog::open_in(data.root())?;
+        let hasher = AuditHasher::new(data_keys.audit_subject_key());
+        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, data_keys.audit_key())
             .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
         let shared = Shared {
             data,

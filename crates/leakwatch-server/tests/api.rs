@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use leakwatch_catalog::{AuditFilter, Catalog, NewKey, Role, SubjectKind};
+use leakwatch_catalog::{AuditFilter, AuditHasher, Catalog, NewKey, Role, SubjectKind};
 use leakwatch_server::{app, AppState, AuditWriter, Limits};
 use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Manifest, Progress};
 use leakwatch_types::{encode_hex_upper, ntlm, sha1};
@@ -666,7 +666,7 @@ mod audit {
         get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some("lw_wrong")).await;
         assert!(f.state.flush_audit().await);
 
-        let mut catalog = Catalog::open_in(f.data.root()).unwrap();
+        let catalog = Catalog::open_in(f.data.root()).unwrap();
         let rows = catalog.audit_entries(&AuditFilter::default()).unwrap();
         let summary: Vec<(&str, &str, Option<&str>, u64, u16)> = rows
             .iter()
@@ -685,7 +685,8 @@ mod audit {
                 ("corp", "stealerlogsbyemaildomain", Some("example-corp.com"), 0, 404),
             ]
         );
-        let hasher = catalog.audit_hasher().unwrap();
+        // Hashed under the key ring's audit subject key, not a key in the catalog.
+        let hasher = AuditHasher::new(f.data.ensure_keys().unwrap().audit_subject_key());
         assert_eq!(rows[0].entry.subject, hasher.subject(SubjectKind::Account, "alice@example-corp.com"));
         for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
             let bytes = std::fs::read(f.data.root().join(file)).unwrap_or_default();
@@ -696,6 +697,8 @@ mod audit {
                 );
             }
         }
+        let chain = catalog.verify_audit(&f.data.ensure_keys().unwrap().audit_key()).unwrap();
+        assert_eq!((chain.chained, chain.broken), (chain.rows, None), "the log's hash chain checks");
     }
 }
 

@@ -1,27 +1,29 @@
-//! The data directory: where the manifest, segments, index key and scratch space
-//! live, and the lock that admits one writer at a time.
+//! The data directory: where the manifest, segments and scratch space live, the
+//! lock that admits one writer at a time, and how its keys are found (they live
+//! outside it: [`crate::keyring`]).
 //!
 //! ```text
 //! DATA/
 //!   MANIFEST          current generation (JSON), replaced atomically
 //!   segments/         immutable segment files, named by kind and content hash
 //!   tmp/              ingest scratch (sorted runs); emptied by the next writer
-//!   index.key         32 random bytes keying the account and domain index
 //!   LOCK              held (flock) by the one writer
 //! ```
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use leakwatch_types::Blinder;
-use rand::TryRngCore;
+use leakwatch_segment::Kind;
 
+use crate::crypt::Keys;
 use crate::error::{Result, StoreError};
+use crate::keyring;
 use crate::manifest::Manifest;
 
 pub const SEGMENTS: &str = "segments";
 pub const TMP: &str = "tmp";
-const KEY_FILE: &str = "index.key";
+/// Where directories written before key rings kept their index key.
+const LEGACY_KEY_FILE: &str = "index.key";
 
 /// Paths of one data directory.
 #[derive(Debug, Clone)]
@@ -59,29 +61,154 @@ impl DataDir {
         self.root.join(crate::manifest::MANIFEST).is_file()
     }
 
-    /// The key of the blinded index, created on first use. A later step moves it
-    /// outside the data directory; callers only ever see the [`Blinder`].
-    pub fn blinder(&self, create: bool) -> Result<Option<Blinder>> {
-        let path = self.root.join(KEY_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| StoreError::DataCorruption {
-                    path: path.clone(),
-                    detail: format!("index key is {} bytes, expected 32", bytes.len()),
-                })?;
-                Ok(Some(Blinder::new(key)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng
-                    .try_fill_bytes(&mut key)
-                    .map_err(|e| StoreError::io(&path, std::io::Error::other(e)))?;
-                write_private(&path, &key)?;
-                Ok(Some(Blinder::new(key)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io(path, e)),
+    /// The keys to read `manifest`'s generation with: from the key ring (see
+    /// [`crate::keyring`]) for a keyed directory, from `index.key` for one written
+    /// before key rings. `None` when the directory has no key at all yet.
+    pub fn keys(&self, manifest: &Manifest) -> Result<Option<Keys>> {
+        let Some(id) = &manifest.key_id else { return self.legacy_keys() };
+        match keyring::find(&manifest.dir_id, manifest.key_file.as_deref())? {
+            Some((ring, source)) => ring.keys(id).map(Some).ok_or_else(|| {
+                StoreError::Key(format!(
+                    "wrong data key: {} was written with key {id}, but {source} holds {}",
+                    self.root.display(),
+                    ring.ids().join(", ")
+                ))
+            }),
+            None => Err(StoreError::Key(format!(
+                "the data key of {} (key {id}) is missing: looked for {}; set {} or {} to where it is",
+                self.root.display(),
+                keyring::key_file(&manifest.dir_id, manifest.key_file.as_deref())?.display(),
+                keyring::ENV_KEY_FILE,
+                keyring::ENV_KEY,
+            ))),
         }
+    }
+
+    /// The keys a writer writes with. A directory that has none yet gets a data
+    /// key (in the key ring found, or a new key file, named on stderr); one
+    /// written before key rings has its `index.key` moved into the ring and its
+    /// keyed segments rewritten sealed. The manifest is published keyed.
+    pub fn writer_keys(&self, manifest: &mut Manifest, lock: &WriterLock) -> Result<Keys> {
+        if manifest.key_id.is_some() {
+            return Ok(self.keys(manifest)?.expect("a keyed manifest has keys"));
+        }
+        if manifest.dir_id.is_empty() {
+            manifest.dir_id = keyring::new_dir_id()?;
+        }
+        let legacy_path = self.root.join(LEGACY_KEY_FILE);
+        let legacy = self.legacy_keys()?;
+        let blinded =
+            [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::Credentials, Kind::NtlmCredentials]
+                .map(Kind::name);
+        let has_keyed = manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str()));
+        if has_keyed && legacy.is_none() {
+            return Err(StoreError::Key(format!(
+                "{}: the index key is missing; without it the index cannot be read",
+                legacy_path.display()
+            )));
+        }
+        let legacy_index = match &legacy {
+            Some(_) => Some(read_legacy_key(&legacy_path)?),
+            None => None,
+        };
+        let ring = match keyring::find(&manifest.dir_id, manifest.key_file.as_deref())? {
+            Some((ring, source)) => {
+                if legacy_index.is_some() && ring.index_key() != legacy_index {
+                    return Err(StoreError::Key(format!(
+                        "{source}: this key ring was not made for {}, whose index key is {}",
+                        self.root.display(),
+                        legacy_path.display()
+                    )));
+                }
+                ring
+            }
+            None => {
+                let ring = keyring::KeyRing::generate(legacy_index)?;
+                let path = keyring::key_file(&manifest.dir_id, manifest.key_file.as_deref())?;
+                ring.save(&path)?;
+                eprintln!(
+                    "leakwatch: created the data key of {} in {} (keep it safe and out of backups of the \
+                     data directory: without it the index cannot be read)",
+                    self.root.display(),
+                    path.display()
+                );
+                ring
+            }
+        };
+        let keys = ring.keys(ring.newest_id()).expect("the ring's own key");
+        match legacy {
+            Some(old) if has_keyed => {
+                crate::rekey::reseal(self, manifest, &old, &keys, lock)?;
+            }
+            _ => {
+                manifest.format = crate::manifest::MANIFEST_FORMAT;
+                manifest.key_id = keys.id().map(str::to_owned);
+                manifest.store(&self.root)?;
+            }
+        }
+        if legacy_index.is_some() {
+            std::fs::remove_file(&legacy_path).map_err(|e| StoreError::io(&legacy_path, e))?;
+            crate::manifest::sync_dir(&self.root)?;
+            eprintln!(
+                "leakwatch: moved the index key of {} out of it, into its key ring",
+                self.root.display()
+            );
+        }
+        Ok(keys)
+    }
+
+    /// The directory's keys, made (as a writer would) if it has none yet: for
+    /// the audit log, which needs its keys before anything is ingested.
+    pub fn ensure_keys(&self) -> Result<Keys> {
+        let manifest = Manifest::load(&self.root)?;
+        if let Some(m) = &manifest {
+            if m.key_id.is_some() {
+                return Ok(self.keys(m)?.expect("a keyed manifest has keys"));
+            }
+        }
+        self.create()?;
+        let lock = self.lock()?;
+        let mut manifest = Manifest::load(&self.root)?.unwrap_or_else(Manifest::new);
+        self.writer_keys(&mut manifest, &lock)
+    }
+
+    /// `leakwatch init`: creates the directory and its data key (in `key_file`,
+    /// recorded in the manifest, or else where [`crate::keyring`] says), or
+    /// checks the key of a directory that has one. Returns the key id, where the
+    /// key is, and whether it was created now.
+    pub fn init(&self, key_file: Option<&Path>) -> Result<(String, String, bool)> {
+        self.create()?;
+        let lock = self.lock()?;
+        let mut manifest = Manifest::load(&self.root)?.unwrap_or_else(Manifest::new);
+        let created = manifest.key_id.is_none();
+        if created {
+            if let Some(path) = key_file {
+                let path = std::path::absolute(path).map_err(|e| StoreError::io(path, e))?;
+                manifest.key_file = Some(path);
+            }
+        } else if let Some(path) = key_file {
+            if manifest.key_file.as_deref() != Some(path) {
+                return Err(StoreError::Key(format!(
+                    "{} already has its data key (key {}); `leakwatch rekey` rotates it",
+                    self.root.display(),
+                    manifest.key_id.as_deref().unwrap_or("-")
+                )));
+            }
+        }
+        let keys = self.writer_keys(&mut manifest, &lock)?;
+        let source = match keyring::find(&manifest.dir_id, manifest.key_file.as_deref())? {
+            Some((_, source)) => source.to_string(),
+            None => "-".into(),
+        };
+        Ok((keys.id().unwrap_or("-").to_owned(), source, created))
+    }
+
+    fn legacy_keys(&self) -> Result<Option<Keys>> {
+        let path = self.root.join(LEGACY_KEY_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(Keys::legacy(&read_legacy_key(&path)?)))
     }
 
     /// Takes the writer lock, without waiting: a second ingest fails fast with a
@@ -125,15 +252,11 @@ pub struct WriterLock {
     _file: File,
 }
 
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| StoreError::io(path, e))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| StoreError::io(path, e))
+/// Reads the index key a directory written before key rings kept inside it.
+fn read_legacy_key(path: &Path) -> Result<[u8; 32]> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    bytes.as_slice().try_into().map_err(|_| StoreError::DataCorruption {
+        path: path.to_owned(),
+        detail: format!("index key is {} bytes, expected 32", bytes.len()),
+    })
 }

@@ -17,6 +17,9 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("{0}")]
     Invalid(String),
+    /// The data key is missing, wrong or unreadable.
+    #[error("{0}")]
+    Key(String),
 }
 
 impl StoreError {

@@ -12,17 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use leakwatch_ingest::{Format, Input, Report};
 use leakwatch_segment::{Kind, Segment, SegmentWriter};
-use leakwatch_types::{Blinder, DataClass, Key16, Record};
+use leakwatch_types::{DataClass, Key16, Record};
 
+use crate::crypt::{Keys, MAX_SEALED_PLAINTEXT, SEAL_OVERHEAD};
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
 use crate::runs::{Bucketed, Runs};
 
-/// The pair key's width: a keyed hash of (account, breach).
-const PAIR: usize = 8;
-/// A stealer-log entry: key, payload length, payload (at most 255 bytes).
+/// The stored credential keys' widths (the segment kinds' key lengths).
+const SHA1_CRED: usize = 28;
+const NTLM_CRED: usize = 24;
+/// A stealer-log entry: key, sealed payload length, sealed payload (at most 255 bytes).
 const STEALER: usize = 16 + 1 + 255;
+/// A domain entry: domain key, account key, sealed alias length, sealed alias
+/// (at most 64 bytes, HIBP's limit, plus the seal).
+const DOMAIN: usize = 16 + 16 + 1 + 64 + SEAL_OVERHEAD;
 
 /// The breach an ingest adds to, as the user described it.
 #[derive(Debug, Clone, Default)]
@@ -74,20 +79,23 @@ struct Batch {
     records: u64,
     /// Account keys alone: the breach is the same for the whole ingest.
     accounts: Bucketed<16>,
-    /// Domain key, account key, alias length, alias (at most 64 bytes, HIBP's limit).
-    domains: Bucketed<97>,
-    /// Password SHA-1 and pair key: one (breach, account, password) triple.
-    sha1_creds: Bucketed<{ 20 + PAIR }>,
-    /// Password NTLM and pair key. A triple may be known by one digest only
-    /// (a hash column), so each corpus counts its own set of triples.
-    ntlm_creds: Bucketed<{ 16 + PAIR }>,
+    /// Domain key, account key, sealed alias.
+    domains: Bucketed<DOMAIN>,
+    /// Password SHA-1 and the stored key of its (breach, account, password)
+    /// triple: the digest counts, the keyed triple is what is stored.
+    sha1_creds: Bucketed<{ 20 + SHA1_CRED }>,
+    /// Password NTLM and its triple's key. A triple may be known by one digest
+    /// only (a hash column), so each corpus counts its own set of triples.
+    ntlm_creds: Bucketed<{ 16 + NTLM_CRED }>,
     /// Stealer-log pairs, three entries each: by email, by website, by email domain.
     stealer: Bucketed<STEALER>,
 }
 
 /// Turns parsed records into index records. Runs on the parallel side of the
-/// pipeline, so the keyed hashing and the bucketing cost no serial time.
-fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
+/// pipeline, so the keyed hashing, the sealing and the bucketing cost no serial
+/// time, and nothing in clear reaches the sorted runs on disk.
+fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
+    let blinder = keys.blinder();
     let n = records.len();
     let mut accounts = Vec::with_capacity(n);
     let mut domains = Vec::with_capacity(n);
@@ -97,47 +105,49 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
     // one keyed hash per distinct domain in a batch is enough.
     let mut domain_keys: HashMap<String, Key16> = HashMap::new();
+    let mut sealed = Vec::with_capacity(256);
     for record in &records {
-        let account = blinder.account_key(&record.account);
+        let inner = blinder.account_key(&record.account);
+        let account = keys.outer(inner);
         accounts.push(account);
         if let Some((alias, domain)) = record.account.email_parts() {
             let key = match domain_keys.get(domain) {
                 Some(k) => *k,
-                None => *domain_keys.entry(domain.to_owned()).or_insert_with(|| blinder.domain_key(domain)),
+                None => *domain_keys.entry(domain.to_owned()).or_insert_with(|| keys.domain(domain)),
             };
-            let mut rec = [0u8; 97];
+            let mut rec = [0u8; DOMAIN];
             rec[..16].copy_from_slice(&key);
             rec[16..32].copy_from_slice(&account);
-            let alias_bytes = &alias.as_bytes()[..alias.len().min(64)];
-            rec[32] = alias_bytes.len() as u8;
-            rec[33..33 + alias_bytes.len()].copy_from_slice(alias_bytes);
+            keys.seal(&key, breach, &alias.as_bytes()[..alias.len().min(64)], &mut sealed);
+            rec[32] = sealed.len() as u8;
+            rec[33..33 + sealed.len()].copy_from_slice(&sealed);
             domains.push(rec);
             if let Some(site) = &record.website {
                 let email = &record.account.value;
                 let by_domain = format!("{alias}\n{site}");
                 for (k, payload) in [
                     (account, site.as_str()),
-                    (blinder.website_key(site), email.as_str()),
+                    (keys.website(site), email.as_str()),
                     (key, by_domain.as_str()),
                 ] {
-                    if let Some(rec) = stealer_rec(&k, payload.as_bytes()) {
+                    if let Some(rec) = stealer_rec(keys, &k, breach, payload.as_bytes(), &mut sealed) {
                         stealer.push(rec);
                     }
                 }
             }
         }
         let Some(material) = &record.password else { continue };
-        let pair = blinder.pair_key(&account, breach).to_le_bytes();
+        let pair = blinder.pair_key(&inner, breach).to_le_bytes();
         if let Some(sha1) = material.sha1() {
-            let mut rec = [0u8; 20 + PAIR];
+            let mut rec = [0u8; 20 + SHA1_CRED];
             rec[..20].copy_from_slice(&sha1);
-            rec[20..].copy_from_slice(&pair);
+            rec[20..].copy_from_slice(&keys.credential::<SHA1_CRED>(&sha1, &pair));
             sha1_creds.push(rec);
         }
         if let Some(ntlm) = material.ntlm() {
-            let mut rec = [0u8; 16 + PAIR];
+            let mut rec = [0u8; 16 + NTLM_CRED];
             rec[..16].copy_from_slice(&ntlm);
-            rec[16..].copy_from_slice(&pair);
+            rec[16..].copy_from_slice(&keys.credential::<NTLM_CRED>(&ntlm, &pair));
             ntlm_creds.push(rec);
         }
     }
@@ -151,14 +161,23 @@ fn to_batch(records: Vec<Record>, blinder: &Blinder, breach: u32) -> Batch {
     }
 }
 
-/// A stealer-log entry, or `None` for a payload over 255 bytes (an address or
-/// site that long is not a real one).
-fn stealer_rec(key: &Key16, payload: &[u8]) -> Option<[u8; STEALER]> {
-    let len = u8::try_from(payload.len()).ok()?;
+/// A stealer-log entry with its payload sealed, or `None` for a payload over
+/// 239 bytes (an address or site that long is not a real one).
+fn stealer_rec(
+    keys: &Keys,
+    key: &Key16,
+    breach: u32,
+    payload: &[u8],
+    sealed: &mut Vec<u8>,
+) -> Option<[u8; STEALER]> {
+    if payload.len() > MAX_SEALED_PLAINTEXT {
+        return None;
+    }
+    keys.seal(key, breach, payload, sealed);
     let mut rec = [0u8; STEALER];
     rec[..16].copy_from_slice(key);
-    rec[16] = len;
-    rec[17..17 + payload.len()].copy_from_slice(payload);
+    rec[16] = sealed.len() as u8;
+    rec[17..17 + sealed.len()].copy_from_slice(sealed);
     Some(rec)
 }
 
@@ -175,7 +194,7 @@ pub fn ingest(
     let lock = dir.lock()?;
     let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
     dir.remove_orphans(&manifest, &lock)?;
-    let blinder = dir.blinder(true)?.expect("created on demand");
+    let keys = dir.writer_keys(&mut manifest, &lock)?;
 
     let existing = manifest.breach(&options.breach.name).cloned();
     let breach_id = existing.as_ref().map_or(manifest.next_breach_id, |b| b.id);
@@ -184,9 +203,11 @@ pub fn ingest(
     // Keys: the account; domain then account (the alias follows from the
     // account); a digest then the pair.
     let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", 16, true);
-    let mut domains = Runs::<97>::new(scratch.clone(), "domains", 32, true);
-    let mut sha1_creds = Runs::<{ 20 + PAIR }>::new(scratch.clone(), "credentials", 20 + PAIR, true);
-    let mut ntlm_creds = Runs::<{ 16 + PAIR }>::new(scratch.clone(), "ntlm-credentials", 16 + PAIR, true);
+    let mut domains = Runs::<DOMAIN>::new(scratch.clone(), "domains", 32, true);
+    let mut sha1_creds =
+        Runs::<{ 20 + SHA1_CRED }>::new(scratch.clone(), "credentials", 20 + SHA1_CRED, true);
+    let mut ntlm_creds =
+        Runs::<{ 16 + NTLM_CRED }>::new(scratch.clone(), "ntlm-credentials", 16 + NTLM_CRED, true);
     let mut stealer = Runs::<STEALER>::new(scratch.clone(), "stealer", STEALER, true);
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
@@ -198,7 +219,7 @@ pub fn ingest(
             input,
             options.format,
             &progress.bytes,
-            |records| to_batch(records, &blinder, breach_id),
+            |records| to_batch(records, &keys, breach_id),
             |batch: Batch| {
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 accounts.push(&batch.accounts);
@@ -243,11 +264,25 @@ pub fn ingest(
             rayon::join(
                 || {
                     let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted(dir, sha1_creds, stored, Kind::Credentials, Kind::Sha1Counts)
+                    write_counted::<{ 20 + SHA1_CRED }, SHA1_CRED>(
+                        dir,
+                        sha1_creds,
+                        stored,
+                        (Kind::Credentials, Kind::Sha1Counts),
+                        &scratch,
+                        budget,
+                    )
                 },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted(dir, ntlm_creds, stored, Kind::NtlmCredentials, Kind::NtlmCounts)
+                    write_counted::<{ 16 + NTLM_CRED }, NTLM_CRED>(
+                        dir,
+                        ntlm_creds,
+                        stored,
+                        (Kind::NtlmCredentials, Kind::NtlmCounts),
+                        &scratch,
+                        budget,
+                    )
                 },
             )
         },
@@ -361,7 +396,7 @@ fn write_accounts(
 /// The aliases, under each domain, of the email accounts new to this breach.
 fn write_domains(
     dir: &DataDir,
-    domains: Runs<97>,
+    domains: Runs<DOMAIN>,
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<SegmentSet> {
@@ -402,31 +437,44 @@ struct Stored {
 }
 
 /// Writes the new triples of one digest and, grouped by digest (they come
-/// sorted by it), that digest's counts: the triples are keyed digest first, so
-/// the counts need no second sort.
-fn write_counted<const N: usize>(
+/// sorted by it), that digest's counts: records are the digest then the
+/// triple's stored key, so the counts need no second sort. The stored keys of
+/// the new triples are keyed hashes in no digest order: they are sorted on
+/// their own (a small sort: 24 or 28 bytes per new triple).
+fn write_counted<const N: usize, const W: usize>(
     dir: &DataDir,
     mut creds: Runs<N>,
     stored: Option<&[Segment]>,
-    creds_kind: Kind,
-    counts_kind: Kind,
+    (creds_kind, counts_kind): (Kind, Kind),
+    scratch: &Path,
+    budget: usize,
 ) -> Result<(SegmentSet, u64)> {
-    let digest_len = N - PAIR;
+    const BATCH: usize = 1 << 16;
+    let digest_len = N - W;
     let mut out = SegmentSet::new(dir.segments());
     let digests = creds.distinct_prefixes(digest_len);
-    let mut creds_w = out.writer(creds_kind, creds.pushed())?;
     let mut counts_w = out.writer(counts_kind, digests)?;
+    let name = if W == SHA1_CRED { "new-credentials" } else { "new-ntlm-credentials" };
+    let mut new_creds = Runs::<W>::new(scratch.to_owned(), name, W, false);
+    let mut batch: Vec<[u8; W]> = Vec::with_capacity(BATCH);
     let mut group: Option<([u8; N], u64)> = None;
     let mut new_triples = 0u64;
     for rec in creds.finish()? {
         let rec = rec?;
+        let cred: [u8; W] = rec[digest_len..].try_into().expect("W bytes");
         if let Some(stored) = stored {
-            if any_found(stored, &rec)? {
+            if any_found(stored, &cred)? {
                 continue;
             }
         }
         new_triples += 1;
-        creds_w.push_value(&rec, &[])?;
+        batch.push(cred);
+        if batch.len() == BATCH {
+            new_creds.push(&Bucketed::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))));
+            if new_creds.mem_bytes() > budget / 8 {
+                new_creds.spill()?;
+            }
+        }
         match &mut group {
             Some((first, n)) if first[..digest_len] == rec[..digest_len] => *n += 1,
             _ => {
@@ -438,6 +486,11 @@ fn write_counted<const N: usize>(
     }
     if let Some((first, n)) = group {
         counts_w.push_count(&first[..digest_len], n)?;
+    }
+    new_creds.push(&Bucketed::new(batch));
+    let mut creds_w = out.writer(creds_kind, new_creds.pushed())?;
+    for cred in new_creds.finish()? {
+        creds_w.push_value(&cred?, &[])?;
     }
     out.finish(creds_w)?;
     out.finish(counts_w)?;

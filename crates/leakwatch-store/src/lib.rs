@@ -6,17 +6,21 @@
 //! the manifest; the CLI and the server go through [`Store`] and [`ingest()`].
 
 mod compact;
+mod crypt;
 mod dir;
 mod error;
 mod hibp;
 mod import;
 mod ingest;
+pub mod keyring;
 mod manifest;
 mod range;
 mod reader;
+mod rekey;
 mod runs;
 mod stealer;
 
+pub use crypt::Keys;
 pub use dir::DataDir;
 pub use error::{Result, StoreError};
 pub use hibp::HibpBreach;
@@ -25,3 +29,4 @@ pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progre
 pub use manifest::{Breach, Manifest, SegmentRef};
 pub use range::{RangeIndex, RangeKind, DEFAULT_RANGE_CACHE};
 pub use reader::{KindStats, PasswordCounts, Stats, Store};
+pub use rekey::{rekey, RekeySummary};

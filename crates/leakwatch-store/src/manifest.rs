@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, StoreError};
 
 pub const MANIFEST: &str = "MANIFEST";
-pub const MANIFEST_FORMAT: u32 = 1;
+/// Format 2: keys from a key ring outside the directory, payloads sealed and
+/// password material keyed (`docs/security.md`). Format 1 (the index key in
+/// `index.key`, payloads in clear) is still read, and migrated by the next writer.
+pub const MANIFEST_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Manifest {
@@ -25,6 +28,16 @@ pub struct Manifest {
     /// The current Pwned Passwords import of each corpus (`sha1`, `ntlm`).
     #[serde(default)]
     pub pwned_passwords: std::collections::BTreeMap<String, crate::import::PwnedImport>,
+    /// A random id naming this data directory (and its default key file).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dir_id: String,
+    /// The id of the data key the keyed segments are written with; none for a
+    /// directory not keyed yet (or written before key rings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The key file given to `leakwatch init --key-file`, when not the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// A segment file of the current generation.
@@ -75,11 +88,11 @@ impl Manifest {
         };
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::DataCorruption { path: path.clone(), detail: e.to_string() })?;
-        if manifest.format != MANIFEST_FORMAT {
+        if manifest.format != MANIFEST_FORMAT && manifest.format != 1 {
             return Err(StoreError::DataCorruption {
                 path,
                 detail: format!(
-                    "manifest format {} is not {MANIFEST_FORMAT}, which this build reads",
+                    "manifest format {} is not 1 or {MANIFEST_FORMAT}, which this build reads",
                     manifest.format
                 ),
             });

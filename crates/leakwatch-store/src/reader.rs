@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
-use leakwatch_types::{Account, Blinder};
+use leakwatch_types::Account;
 
+use crate::crypt::Keys;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{Breach, Manifest};
@@ -13,7 +14,7 @@ use crate::manifest::{Breach, Manifest};
 /// One generation of a data directory, open for lookups.
 pub struct Store {
     manifest: Manifest,
-    blinder: Option<Blinder>,
+    keys: Option<Keys>,
     segments: HashMap<Kind, Vec<Segment>>,
     breach_by_id: HashMap<u32, usize>,
 }
@@ -32,6 +33,11 @@ impl Store {
                 {
                     attempts += 1;
                 }
+                // A rekey may retire the key of the manifest we read just before
+                // we read the key ring; the new manifest names the new key.
+                Err(StoreError::Key(_)) if attempts < 2 && Store::key_changed(dir) => {
+                    attempts += 1;
+                }
                 other => return other,
             }
         }
@@ -42,9 +48,9 @@ impl Store {
             return Err(StoreError::Invalid(format!("{}: not a directory", dir.root().display())));
         }
         let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
-        let blinder = dir.blinder(false)?;
+        let keys = dir.keys(&manifest)?;
         let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer].map(Kind::name);
-        if blinder.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
+        if keys.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
             return Err(StoreError::Invalid(format!(
                 "{}: the index key is missing; without it the index cannot be read",
                 dir.root().join("index.key").display()
@@ -68,7 +74,16 @@ impl Store {
             segments.entry(kind).or_default().push(seg);
         }
         let breach_by_id = manifest.breaches.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
-        Ok(Store { manifest, blinder, segments, breach_by_id })
+        Ok(Store { manifest, keys, segments, breach_by_id })
+    }
+
+    /// Whether the directory's manifest names another key than the one that
+    /// failed: a reader racing a rekey tries again, a wrong key does not.
+    fn key_changed(dir: &DataDir) -> bool {
+        let before = Manifest::load(dir.root()).ok().flatten().and_then(|m| m.key_id);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = Manifest::load(dir.root()).ok().flatten();
+        now.as_ref().and_then(|m| m.key_id.clone()) != before || now.is_some_and(|m| dir.keys(&m).is_ok())
     }
 
     pub fn generation(&self) -> u64 {
@@ -82,8 +97,22 @@ impl Store {
         all
     }
 
-    pub(crate) fn blinder(&self) -> Option<&Blinder> {
-        self.blinder.as_ref()
+    pub(crate) fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
+    }
+
+    /// Opens a sealed payload of `seg`'s entry `i`; an entry that does not
+    /// authenticate is an error, never a garbage answer.
+    pub(crate) fn open_payload(&self, seg: &Segment, i: usize, out: &mut Vec<u8>) -> Result<u32> {
+        let keys = self.keys.as_ref().expect("payload kinds need keys to be open");
+        let (breach, stored) = seg.payload(i)?;
+        if !keys.open(&seg.key(i)[..16], breach, stored, out) {
+            return Err(StoreError::DataCorruption {
+                path: seg.path().to_owned(),
+                detail: format!("entry {i} does not open with data key {}", keys.id().unwrap_or("-")),
+            });
+        }
+        Ok(breach)
     }
 
     pub(crate) fn kind(&self, kind: Kind) -> &[Segment] {
@@ -96,8 +125,8 @@ impl Store {
 
     /// The breaches an account appears in, sorted by name.
     pub fn account_breaches(&self, account: &Account) -> Result<Vec<&Breach>> {
-        let Some(blinder) = &self.blinder else { return Ok(Vec::new()) };
-        let key = blinder.account_key(account);
+        let Some(keys) = &self.keys else { return Ok(Vec::new()) };
+        let key = keys.account(account);
         let mut ids = BTreeSet::new();
         for seg in self.kind(Kind::Accounts) {
             for i in seg.find(&key)? {
@@ -112,14 +141,15 @@ impl Store {
     /// Every alias of `domain` (normalized) with the names of its breaches, sorted:
     /// HIBP's breacheddomain shape.
     pub fn domain(&self, domain: &str) -> Result<BTreeMap<String, Vec<String>>> {
-        let Some(blinder) = &self.blinder else { return Ok(BTreeMap::new()) };
-        let key = blinder.domain_key(domain);
+        let Some(keys) = &self.keys else { return Ok(BTreeMap::new()) };
+        let key = keys.domain(domain);
         let mut out: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut alias = Vec::with_capacity(80);
         for seg in self.kind(Kind::Domains) {
             for i in seg.find(&key)? {
-                let (id, alias) = seg.payload(i)?;
+                let id = self.open_payload(seg, i, &mut alias)?;
                 if let Some(b) = self.breach(id) {
-                    out.entry(String::from_utf8_lossy(alias).into_owned()).or_default().insert(&b.name);
+                    out.entry(String::from_utf8_lossy(&alias).into_owned()).or_default().insert(&b.name);
                 }
             }
         }

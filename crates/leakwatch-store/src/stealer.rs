@@ -20,8 +20,8 @@ impl Store {
     /// Website domains a stealer log captured credentials for, for one email
     /// address; sorted.
     pub fn stealer_websites_by_email(&self, email: &Account) -> Result<Vec<String>> {
-        let Some(blinder) = self.blinder() else { return Ok(Vec::new()) };
-        let sites = self.stealer_payloads(&blinder.account_key(email))?;
+        let Some(keys) = self.keys() else { return Ok(Vec::new()) };
+        let sites = self.stealer_payloads(&keys.account(email))?;
         let own = email.email_parts().map(|(_, d)| d);
         Ok(if sites.len() == 1 && sites.iter().next().map(String::as_str) == own {
             Vec::new()
@@ -32,9 +32,9 @@ impl Store {
 
     /// Email addresses a stealer log captured for one website domain; sorted.
     pub fn stealer_emails_by_website(&self, website_domain: &str) -> Result<Vec<String>> {
-        let Some(blinder) = self.blinder() else { return Ok(Vec::new()) };
+        let Some(keys) = self.keys() else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        for email in self.stealer_payloads(&blinder.website_key(website_domain))? {
+        for email in self.stealer_payloads(&keys.website(website_domain))? {
             // Only an address on the site's own domain can be a self-login.
             let on_site = email.rsplit_once('@').is_some_and(|(_, d)| d == website_domain);
             if !on_site
@@ -52,9 +52,9 @@ impl Store {
         &self,
         email_domain: &str,
     ) -> Result<BTreeMap<String, Vec<String>>> {
-        let Some(blinder) = self.blinder() else { return Ok(BTreeMap::new()) };
+        let Some(keys) = self.keys() else { return Ok(BTreeMap::new()) };
         let mut by_alias: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for pair in self.stealer_payloads(&blinder.domain_key(email_domain))? {
+        for pair in self.stealer_payloads(&keys.domain(email_domain))? {
             if let Some((alias, site)) = pair.split_once('\n') {
                 by_alias.entry(alias.to_owned()).or_default().insert(site.to_owned());
             }
@@ -69,10 +69,11 @@ impl Store {
     /// Every distinct payload stored under `key` in the stealer segments.
     fn stealer_payloads(&self, key: &Key16) -> Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
+        let mut payload = Vec::with_capacity(256);
         for seg in self.kind(Kind::Stealer) {
             for i in seg.find(key)? {
-                let (_, payload) = seg.payload(i)?;
-                out.insert(String::from_utf8_lossy(payload).into_owned());
+                self.open_payload(seg, i, &mut payload)?;
+                out.insert(String::from_utf8_lossy(&payload).into_owned());
             }
         }
         Ok(out)

@@ -1,26 +1,29 @@
 //! `leakwatch audit-log`: the authenticated searches the HTTP API answered. An
 //! address is stored only as a keyed hash; `--account` hashes the one given the
-//! same way to find the searches for it.
+//! same way to find the searches for it. `verify` walks the log's hash chain.
 
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditFilter, Catalog, SubjectKind};
+use leakwatch_catalog::{AuditFilter, AuditHasher, Catalog, SubjectKind};
 use leakwatch_store::DataDir;
 
-use crate::cli::AuditLogArgs;
+use crate::cli::{AuditLogArgs, AuditLogCommand};
 use crate::output::stdout;
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
-    let mut catalog = Catalog::open_in(dir.root())
+    if let Some(AuditLogCommand::Verify { json }) = args.command {
+        return verify(dir, json);
+    }
+    let catalog = Catalog::open_in(dir.root())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let mut filter = AuditFilter { key_name: args.key, last: args.last, ..AuditFilter::default() };
     if let Some(raw) = &args.account {
         let Some(account) = leakwatch_server::parse_account(raw) else {
             bail!("{raw:?} is not an account the API would search");
         };
-        let hasher = catalog.audit_hasher()?;
+        let hasher = AuditHasher::new(dir.ensure_keys()?.audit_subject_key());
         filter.subject_hash = Some(hasher.subject(SubjectKind::Account, &account.audit_value).hash);
     }
     if let Some(raw) = &args.domain {
@@ -58,4 +61,30 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
     }
     out.flush()?;
     Ok(Outcome::Found)
+}
+
+/// `audit-log verify`: exit 0 when every row checks, 2 at the first that does not.
+fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
+    let keys = dir.ensure_keys()?;
+    let catalog = Catalog::open_in(dir.root())
+        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let check = catalog.verify_audit(&keys.audit_key())?;
+    let mut out = stdout();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&check)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} rows, {} chained, {} from before the chain",
+            check.rows, check.chained, check.unchained
+        )?;
+    }
+    out.flush()?;
+    match check.broken {
+        None => Ok(Outcome::Found),
+        Some(id) => bail!(
+            "the audit log was changed: row {id} does not match the chain (changed, inserted, or a row \
+             before it removed)"
+        ),
+    }
 }

@@ -6,6 +6,7 @@ mod catalog;
 mod demo;
 mod import;
 mod ingest;
+mod keys;
 mod search;
 mod serve;
 mod sync;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Serve(args) => serve::run(&data()?, args),
         Command::Apikey(command) => apikey::run(&data()?, command),
         Command::AuditLog(args) => audit::run(&data()?, args),
+        Command::Init { key_file } => keys::init(&data()?, key_file.as_deref()),
+        Command::Rekey { json } => keys::rekey(&data()?, json),
     }
 }
 
