@@ -296,3 +296,82 @@ fn a_stolen_data_directory_reveals_no_address_and_no_password() {
     let ingest = leakwatch(&data, &stale, &["ingest", "--breach", "More", stealer.to_str().unwrap()], None);
     assert_eq!(ingest.code, 2, "a writer refuses another key too: {}", ingest.stderr);
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("created");
+    for entry in std::fs::read_dir(from).expect("fixture") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copied");
+        }
+    }
+}
+
+/// A frozen data directory written by the build before key rings (MANIFEST
+/// format 1: `index.key` inside, aliases, websites and digests in clear) is read
+/// as it is, then migrated by its next writer: the key moves out, every keyed
+/// segment is rewritten sealed, and every answer stays the same.
+#[test]
+fn a_directory_written_before_key_rings_is_read_then_migrated() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    copy_tree(&fixture, &data);
+    let key = tmp.path().join("keys").join("ring.key");
+    let ask = |data: &Path| {
+        let emails = leakwatch(
+            data,
+            &key,
+            &["search", "email", "--json", "alice@corp.example", "victim@stealmail.example"],
+            None,
+        )
+        .ok("search email");
+        let domain =
+            leakwatch(data, &key, &["search", "domain", "--json", "corp.example"], None).ok("domain");
+        let password =
+            leakwatch(data, &key, &["search", "password", "--json", "hunter2secret"], None).ok("pw");
+        (emails.stdout, domain.stdout, password.stdout)
+    };
+    let before = ask(&data);
+    assert!(before.0.contains(r#""breaches":["Legacy"]"#), "{}", before.0);
+    assert!(before.1.contains(r#""alice":["Legacy"]"#), "{}", before.1);
+    assert!(before.2.contains(r#""count":1"#), "{}", before.2);
+    assert!(data.join("index.key").exists(), "reading does not migrate");
+
+    let more = tmp.path().join("more.txt");
+    std::fs::write(&more, "dave@corp.example:another-secret-99\n").expect("written");
+    let ingest =
+        leakwatch(&data, &key, &["ingest", "--breach", "Later", more.to_str().unwrap()], None).ok("ingest");
+    assert!(ingest.stderr.contains("moved the index key"), "{}", ingest.stderr);
+    assert!(!data.join("index.key").exists(), "the key left the data directory");
+    assert!(key.exists());
+    let manifest: Value = serde_json::from_slice(&std::fs::read(data.join("MANIFEST")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], 2);
+
+    let after = ask(&data);
+    assert_eq!((&after.0, &after.2), (&before.0, &before.2), "answers after migration");
+    assert!(
+        after.1.contains(r#""alice":["Legacy"]"#) && after.1.contains(r#""dave":["Later"]"#),
+        "{}",
+        after.1
+    );
+    let needles: BTreeSet<Vec<u8>> = [
+        "alice@corp.example",
+        "corp.example",
+        "victim@stealmail.example",
+        "stealmail.example",
+        "portal.stealer-site.example",
+        "hunter2secret",
+        "password123",
+        "stealer-secret-1",
+        "another-secret-99",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    assert_nothing_in_clear(&data, &needles);
+}
