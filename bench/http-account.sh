@@ -17,7 +17,7 @@ source "$(dirname "$0")/http-lib.sh"
 
 LINES="${1:-2000000}"
 DURATION="${2:-10}"
-CONNECTIONS=32
+CONNECTIONS="${CONNECTIONS:-32}"
 # Runs; the best one is kept (ROUNDS=3 on a noisy machine).
 ROUNDS="${ROUNDS:-2}"
 ADDRESSES=100000

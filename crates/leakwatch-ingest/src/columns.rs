@@ -9,6 +9,9 @@ use leakwatch_types::{
     PasswordMaterial, Record,
 };
 
+use encoding_rs::Encoding;
+
+use crate::encoding::identity_text;
 use crate::hash_shape::{detect_hash, normalize_hash_value};
 use crate::report::{Classes, Reason};
 
@@ -118,8 +121,9 @@ impl<'a> Row<'a> {
     }
 
     /// The record the rules make of this row (`docs/ingest-rules.md`, CSV).
-    pub(crate) fn into_record(self) -> Result<Record, Reason> {
-        let account = self.account()?;
+    /// `legacy` decodes identities that are not UTF-8.
+    pub(crate) fn into_record(self, legacy: &'static Encoding) -> Result<Record, Reason> {
+        let account = self.account(legacy)?;
         let password = match (self.password, self.hash) {
             (Some(plain), _) if !plain.is_empty() => Some(PasswordMaterial::Plain(PasswordHashes::of(plain))),
             (_, Some((value, column))) => hash_material(value, column),
@@ -128,20 +132,17 @@ impl<'a> Row<'a> {
         Ok(Record { account, password, website: None })
     }
 
-    fn account(&self) -> Result<Account, Reason> {
+    fn account(&self, legacy: &'static Encoding) -> Result<Account, Reason> {
         if let Some(email) = non_empty(self.email) {
-            let text = std::str::from_utf8(email).map_err(|_| Reason::InvalidEmail)?;
-            let value = normalize_email(text).map_err(|_| Reason::InvalidEmail)?;
+            let value = normalize_email(&identity_text(email, legacy)).map_err(|_| Reason::InvalidEmail)?;
             return Ok(Account { kind: AccountKind::Email, value });
         }
         if let Some(user) = non_empty(self.username) {
-            let value =
-                std::str::from_utf8(user).ok().and_then(normalize_username).ok_or(Reason::InvalidUsername)?;
+            let value = normalize_username(&identity_text(user, legacy)).ok_or(Reason::InvalidUsername)?;
             return Ok(Account { kind: AccountKind::Username, value });
         }
         if let Some(phone) = non_empty(self.phone) {
-            let value =
-                std::str::from_utf8(phone).ok().and_then(normalize_phone).ok_or(Reason::InvalidPhone)?;
+            let value = normalize_phone(&identity_text(phone, legacy)).ok_or(Reason::InvalidPhone)?;
             return Ok(Account { kind: AccountKind::Phone, value });
         }
         Err(Reason::NoAccount)
@@ -190,7 +191,7 @@ mod tests {
                 row.offer(role, name.as_bytes(), value.as_bytes());
             }
         }
-        row.into_record()
+        row.into_record(encoding_rs::WINDOWS_1252)
     }
 
     #[test]

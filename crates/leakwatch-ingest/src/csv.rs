@@ -8,6 +8,7 @@
 //! crate is: a quote inside an unquoted field is a literal character, and bytes
 //! after a closing quote are kept as part of the field.
 
+use encoding_rs::Encoding;
 use memchr::{memchr, memchr2, memrchr};
 
 use crate::chunk::{finish, Scan, Splitter, SCAN_WINDOW};
@@ -200,6 +201,7 @@ pub(crate) fn parse_chunk(
     bytes: &[u8],
     last: bool,
     header: &Header,
+    legacy: &'static Encoding,
     first_line: u64,
     out: &mut Vec<Record>,
     tallies: &mut Tallies,
@@ -223,7 +225,7 @@ pub(crate) fn parse_chunk(
                 if record.trim_ascii().is_empty() {
                     tallies.blank += 1;
                 } else {
-                    row(&fields, header, line, out, tallies);
+                    row(&fields, header, legacy, line, out, tallies);
                 }
                 line += lines;
                 at += n;
@@ -244,7 +246,14 @@ fn count_lines(record: &[u8]) -> u64 {
     lfs + u64::from(record.last() != Some(&b'\n'))
 }
 
-fn row(fields: &Fields, header: &Header, line: u64, out: &mut Vec<Record>, tallies: &mut Tallies) {
+fn row(
+    fields: &Fields,
+    header: &Header,
+    legacy: &'static Encoding,
+    line: u64,
+    out: &mut Vec<Record>,
+    tallies: &mut Tallies,
+) {
     if fields.len() != header.width {
         tallies.reject(Reason::WrongFieldCount, line);
         return;
@@ -254,7 +263,7 @@ fn row(fields: &Fields, header: &Header, line: u64, out: &mut Vec<Record>, talli
         row.offer(*role, name, fields.get(*i));
     }
     let classes = row.classes;
-    match row.into_record() {
+    match row.into_record(legacy) {
         Ok(record) => {
             tallies.accept(&record);
             tallies.classes.union(classes);

@@ -64,7 +64,8 @@ impl Found {
             hash: self.hash.as_ref().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
             classes: self.classes,
         };
-        row.into_record().map(|r| (r, self.classes))
+        // JSON text is UTF-8: no identity needs the legacy encoding.
+        row.into_record(encoding_rs::UTF_8).map(|r| (r, self.classes))
     }
 }
 

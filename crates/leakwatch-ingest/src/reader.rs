@@ -38,7 +38,7 @@ pub(crate) const LEGACY_WINDOW: usize = 1 << 20;
 enum Plan {
     /// With the legacy encoding of identities that are not UTF-8.
     Combo(Mode, &'static Encoding),
-    Csv(Header),
+    Csv(Header, &'static Encoding),
     Ndjson,
     Sql,
     Stealer(&'static Encoding),
@@ -76,7 +76,10 @@ where
             Format::Ndjson => Plan::Ndjson,
             Format::Sql => Plan::Sql,
             Format::Stealer => Plan::Stealer(legacy_encoding(&mut source)?),
-            Format::Csv => Plan::Csv(read_header(&mut source, &mut tallies)?),
+            Format::Csv => {
+                let header = read_header(&mut source, &mut tallies)?;
+                Plan::Csv(header, legacy_encoding(&mut source)?)
+            }
         };
         Ok((format, plan))
     })();
@@ -86,7 +89,9 @@ where
         Plan::Combo(mode, legacy) => combo::parse_chunk(chunk.bytes(), *mode, legacy, 1, out, t),
         Plan::Ndjson => ndjson::parse_chunk(chunk.bytes(), 1, out, t),
         Plan::Stealer(legacy) => crate::stealer_block::parse_chunk(chunk.bytes(), legacy, 1, out, t),
-        Plan::Csv(header) => crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, 1, out, t),
+        Plan::Csv(header, legacy) => {
+            crate::csv::parse_chunk(chunk.bytes(), chunk.last, header, legacy, 1, out, t)
+        }
         // SQL chunks are another type, parsed by `sql::parse_chunk` below.
         Plan::Sql => {}
     };
@@ -101,7 +106,7 @@ where
                 &mut tallies,
             )
         }
-        Plan::Csv(header) => {
+        Plan::Csv(header, _) => {
             let splitter = CsvSplitter { delimiter: header.delimiter };
             pipeline::run(|spare| source.next_chunk(&splitter, spare), parse, map, sink, &mut tallies)
         }

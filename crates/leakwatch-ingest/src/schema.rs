@@ -16,7 +16,6 @@
 //! table with the account first in both, so the reader remembers each user id's
 //! account (see [`Join`]) and looks it up when the hashes come.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use leakwatch_types::{
@@ -24,6 +23,9 @@ use leakwatch_types::{
     PasswordMaterial, Record,
 };
 
+use encoding_rs::WINDOWS_1252;
+
+use crate::encoding::identity_text;
 use crate::hash_shape::{detect_hash, normalize_hash_value};
 use crate::report::{Classes, Reason};
 use crate::sql_value::Value;
@@ -283,7 +285,7 @@ impl TablePlan {
             return Ok(Account { kind: AccountKind::Email, value });
         }
         if let Some(user) = self.non_empty(values, Col::Username) {
-            let text = legacy_text(user);
+            let text = identity_text(user, WINDOWS_1252);
             let value = normalize_username(&text).ok_or(Reason::InvalidUsername)?;
             return Ok(Account { kind: AccountKind::Username, value });
         }
@@ -326,7 +328,10 @@ impl TablePlan {
             }
             (Scheme::Smf, _) if is_hex(&text, 40) => {
                 // SMF salts with the lower-cased member name.
-                let name = self.non_empty(values, Col::Username).map(legacy_text).unwrap_or_default();
+                let name = self
+                    .non_empty(values, Col::Username)
+                    .map(|user| identity_text(user, WINDOWS_1252))
+                    .unwrap_or_default();
                 Some(hash_of(HashKind::SmfSha1, format!("{text}:{}", name.to_lowercase())))
             }
             (_, Some(salt)) if is_hex(&text, 32) => {
@@ -341,16 +346,6 @@ impl TablePlan {
                 }
             }
         }
-    }
-}
-
-/// Text of a field that may be in a legacy single-byte encoding: UTF-8 as is,
-/// anything else read as Windows-1252 (the superset of Latin-1 that such
-/// fields most often are).
-pub(crate) fn legacy_text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0,
     }
 }
 

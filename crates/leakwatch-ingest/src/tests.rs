@@ -459,6 +459,32 @@ fn csv_lines_are_counted_across_quoted_newlines() {
 }
 
 #[test]
+fn legacy_encodings_are_detected_per_input_and_decoded() {
+    // An Excel export of a Russian forum: Windows-1251 user names.
+    let names = [
+        "\u{41f}\u{435}\u{442}\u{440}\u{43e}\u{432}\u{438}\u{447}",
+        "\u{41c}\u{430}\u{448}\u{430}_92",
+        "\u{421}\u{435}\u{440}\u{433}\u{435}\u{439}",
+    ];
+    let mut cyrillic = b"username;password\r\n".to_vec();
+    for name in names {
+        cyrillic.extend_from_slice(&encoding_rs::WINDOWS_1251.encode(name).0);
+        cyrillic.extend_from_slice(b";qwerty\r\n");
+    }
+    let (report, records) = read_all_ways(&cyrillic, None);
+    assert_eq!(report.format, Format::Csv);
+    let want: Vec<Record> = names.iter().map(|n| u(&n.to_lowercase(), Some(b"qwerty"))).collect();
+    assert_eq!(records, want);
+
+    // Latin-1 addresses on internationalized domains, in a CSV and in a combo.
+    let latin = b"email,password\nhans@m\xfcller.de,x\nJo@Caf\xe9.fr,y\n";
+    let (_, records) = read_all_ways(latin, None);
+    assert_eq!(records, vec![e("hans@xn--mller-kva.de", Some(b"x")), e("jo@xn--caf-dma.fr", Some(b"y"))]);
+    let (_, records) = read_all_ways(b"hans@m\xfcller.de:x\nJo@Caf\xe9.fr:y\n", None);
+    assert_eq!(records, vec![e("hans@xn--mller-kva.de", Some(b"x")), e("jo@xn--caf-dma.fr", Some(b"y"))]);
+}
+
+#[test]
 fn ndjson_rules() {
     check(None, Format::Ndjson, vec![
         Case {
