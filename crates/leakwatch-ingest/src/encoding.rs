@@ -18,15 +18,7 @@ use encoding_rs::{CoderResult, Decoder, Encoding, UTF_16BE, UTF_16LE, WINDOWS_12
 /// with the bytes looked at put back.
 pub(crate) fn utf16_to_utf8<'a>(mut reader: Box<dyn Read + 'a>) -> io::Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 2];
-    let mut filled = 0;
-    while filled < head.len() {
-        match reader.read(&mut head[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let filled = crate::input::read_head(&mut reader, &mut head)?;
     let encoding = match &head[..filled] {
         [0xff, 0xfe] => UTF_16LE,
         [0xfe, 0xff] => UTF_16BE,

@@ -67,17 +67,7 @@ impl RawInput {
         mut reader: Box<dyn Read + Send>,
     ) -> io::Result<RawInput> {
         let mut prefix = [0u8; 4];
-        let mut filled = 0;
-        // A pipe may deliver fewer bytes than asked for: loop until the magic is
-        // complete or the stream ends.
-        while filled < prefix.len() {
-            match reader.read(&mut prefix[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_head(&mut reader, &mut prefix)?;
         let compression = Compression::sniff(&prefix[..filled]);
         let reader = Box::new(io::Cursor::new(prefix[..filled].to_vec()).chain(reader));
         Ok(RawInput { name, len, compression, reader })
@@ -116,6 +106,22 @@ impl<R: Read> Read for CountingReader<'_, R> {
         self.progress.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+}
+
+/// Fills `head` from `reader` as far as the stream goes and returns how many
+/// bytes it got: a pipe may deliver fewer bytes than asked for, so one `read`
+/// is not enough to see a magic number or a BOM.
+pub(crate) fn read_head(reader: &mut dyn Read, head: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
