@@ -3,8 +3,12 @@
 
 /// Bytes 0..8 of every segment. The CR LF catches text-mode mangling, as PNG's does.
 pub const MAGIC: [u8; 8] = *b"LKWSEG\r\n";
-/// The one format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build writes and reads. Version 1 is the
+/// fixed-width layout, which every kind but the Pwned Passwords counts still
+/// uses; version 2 is the packed layout of those (see `packed.rs`).
+pub const FORMAT_VERSION: u16 = 2;
+/// The version of the packed layout.
+pub const PACKED_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 128;
 /// Every chunk of this many bytes before the checksum table has its own CRC-32,
 /// so that corruption is reported by offset, not just "somewhere in the file".
@@ -130,6 +134,14 @@ impl Kind {
         matches!(self, Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
     }
 
+    /// Whether segments of this kind are written in the packed layout (format
+    /// version 2): the Pwned Passwords counts, the largest corpora by far. The
+    /// organization's own counts keep the fixed layout, which the ingest and
+    /// compaction paths write and read entry by entry.
+    pub fn packed(self) -> bool {
+        matches!(self, Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
+    }
+
     /// Whether entries point into a heap of payloads.
     pub fn has_payload(self) -> bool {
         matches!(self, Kind::Domains | Kind::Stealer)
@@ -223,6 +235,9 @@ pub struct Header {
     pub version: u16,
     pub kind: Kind,
     pub prefix_bits: u8,
+    /// Packed layout only (0 in version 1): high-part and count-field widths.
+    pub upper_bits: u8,
+    pub count_bits: u8,
     pub entry_count: u64,
     pub entries_offset: u64,
     pub table_offset: u64,
@@ -242,9 +257,14 @@ impl Header {
         b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[10..12].copy_from_slice(&self.kind.code().to_le_bytes());
         b[12] = self.kind.key_len() as u8;
-        b[13] = layout.entry_len as u8;
         b[14] = self.prefix_bits;
-        b[15] = layout.small_bits;
+        if self.version == PACKED_VERSION {
+            b[15] = self.count_bits;
+            b[88] = self.upper_bits;
+        } else {
+            b[13] = layout.entry_len as u8;
+            b[15] = layout.small_bits;
+        }
         let fields = [
             self.entry_count,
             self.entries_offset,
@@ -273,7 +293,7 @@ impl Header {
             return Err(HeaderError::Corrupt("not a leakwatch segment (bad magic)".into()));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        if version != 1 && version != PACKED_VERSION {
             return Err(HeaderError::Version(version));
         }
         let crc = u32::from_le_bytes(b[HEADER_LEN - 4..HEADER_LEN].try_into().expect("4 bytes"));
@@ -287,17 +307,33 @@ impl Header {
             return Err(HeaderError::Corrupt(format!("prefix width {prefix_bits} out of range")));
         }
         let layout = Layout::new(kind, prefix_bits);
-        if usize::from(b[12]) != kind.key_len()
-            || usize::from(b[13]) != layout.entry_len
-            || b[15] != layout.small_bits
-        {
-            return Err(HeaderError::Corrupt("entry layout does not match the segment kind".into()));
-        }
+        let (upper_bits, count_bits) = if version == PACKED_VERSION {
+            let params = crate::packed::Params {
+                key_len: kind.key_len(),
+                prefix_bits,
+                upper_bits: b[88],
+                count_bits: b[15],
+            };
+            if !kind.has_count() || usize::from(b[12]) != kind.key_len() || b[13] != 0 || !params.valid() {
+                return Err(HeaderError::Corrupt("packed layout does not match the segment kind".into()));
+            }
+            (b[88], b[15])
+        } else {
+            if usize::from(b[12]) != kind.key_len()
+                || usize::from(b[13]) != layout.entry_len
+                || b[15] != layout.small_bits
+            {
+                return Err(HeaderError::Corrupt("entry layout does not match the segment kind".into()));
+            }
+            (0, 0)
+        };
         let field = |i: usize| u64::from_le_bytes(b[16 + 8 * i..24 + 8 * i].try_into().expect("8 bytes"));
         Ok(Header {
             version,
             kind,
             prefix_bits,
+            upper_bits,
+            count_bits,
             entry_count: field(0),
             entries_offset: field(1),
             table_offset: field(2),
@@ -352,9 +388,11 @@ mod tests {
     #[test]
     fn header_round_trips_and_detects_damage() {
         let h = Header {
-            version: FORMAT_VERSION,
+            version: 1,
             kind: Kind::Domains,
             prefix_bits: 9,
+            upper_bits: 0,
+            count_bits: 0,
             entry_count: 7,
             entries_offset: 128,
             table_offset: 1000,

@@ -4,6 +4,8 @@
 //! top `p` bits of a key to its run of entries, an overflow table for values too
 //! large for an entry, a heap for variable-length payloads, and checksums. It is
 //! written once by [`SegmentWriter`] and read straight off an mmap by [`Segment`].
+//! The Pwned Passwords kinds use a packed layout instead (format version 2): an
+//! Elias-Fano code of the keys per bucket with bit-packed counts (`packed.rs`).
 //! The byte layout is specified in `docs/format.md`.
 //!
 //! **Architecture Invariant:** a segment never changes after `finish` returns; the
@@ -11,6 +13,7 @@
 
 mod error;
 mod format;
+mod packed;
 mod reader;
 mod writer;
 

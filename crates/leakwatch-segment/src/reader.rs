@@ -10,8 +10,13 @@ use memmap2::Mmap;
 
 use crate::format::{
     Header, HeaderError, Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN,
+    PACKED_VERSION,
 };
+use crate::packed::{key_bits, low_chunks, put_key_bits, BitReader, Params};
 use crate::SegmentError;
+
+/// A full key and its entry index, as [`Segment::iter`] yields them.
+pub type KeyAt = ([u8; MAX_KEY_LEN], usize);
 
 /// An open, immutable segment.
 pub struct Segment {
@@ -19,6 +24,8 @@ pub struct Segment {
     map: Mmap,
     header: Header,
     layout: Layout,
+    /// The widths of a packed (version 2) segment.
+    packed: Option<Params>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -41,7 +48,13 @@ impl Segment {
             }
         })?;
         let layout = Layout::new(header.kind, header.prefix_bits);
-        let segment = Segment { path: path.to_owned(), map, header, layout };
+        let packed = (header.version == PACKED_VERSION).then_some(Params {
+            key_len: header.kind.key_len(),
+            prefix_bits: header.prefix_bits,
+            upper_bits: header.upper_bits,
+            count_bits: header.count_bits,
+        });
+        let segment = Segment { path: path.to_owned(), map, header, layout, packed };
         segment.check_sections()?;
         Ok(segment)
     }
@@ -52,6 +65,36 @@ impl Segment {
         let n = h.entry_count;
         let table_len = 4 * ((1u64 << h.prefix_bits) + 1);
         let chunks = (h.checksums_offset.saturating_sub(HEADER_LEN as u64)).div_ceil(CHECKSUM_CHUNK as u64);
+        if self.packed.is_some() {
+            // Data (at least its 8 slack bytes), entry table, bit table, checksums.
+            let offsets_len = 8 * ((1u64 << h.prefix_bits) + 1);
+            let expected = [
+                ("data", h.entries_offset, HEADER_LEN as u64),
+                ("entry table", h.table_offset, h.table_offset.max(HEADER_LEN as u64 + 8)),
+                ("bit table", h.overflow_offset, h.table_offset.saturating_add(table_len)),
+                ("checksums", h.checksums_offset, h.overflow_offset.saturating_add(offsets_len)),
+                (
+                    "heap",
+                    h.heap_offset.saturating_add(h.heap_len).saturating_add(h.overflow_count),
+                    h.checksums_offset,
+                ),
+                ("end of file", h.file_len, h.checksums_offset.saturating_add(chunks * 4 + 4)),
+                ("file length", self.map.len() as u64, h.file_len),
+            ];
+            for (what, found, want) in expected {
+                if found != want {
+                    return Err(SegmentError::corrupt(
+                        &self.path,
+                        0,
+                        format!("{what} at {found}, expected {want}"),
+                    ));
+                }
+            }
+            if n > u64::from(u32::MAX) {
+                return Err(SegmentError::corrupt(&self.path, 0, "entry count beyond 2^32"));
+            }
+            return Ok(());
+        }
         let expected = [
             ("entries", h.entries_offset, HEADER_LEN as u64),
             (
@@ -163,6 +206,12 @@ impl Segment {
         if key.len() != self.header.kind.key_len() {
             return Ok(0..0);
         }
+        if let Some(params) = self.packed {
+            return Ok(match self.packed_find(&params, key)? {
+                Some((index, _)) => index..index + 1,
+                None => 0..0,
+            });
+        }
         let bucket = self.bucket(self.layout.bucket_of(key))?;
         let lo = bucket.start + self.partition(bucket.clone(), |i| self.cmp_stored(i, key).is_lt());
         let hi = bucket.start + self.partition(bucket, |i| self.cmp_stored(i, key).is_le());
@@ -187,6 +236,11 @@ impl Segment {
     /// one contiguous run of the entry section.
     pub fn range20(&self, prefix: u32) -> Result<Range<usize>, SegmentError> {
         let prefix = prefix & 0xF_FFFF;
+        if let Some(params) = self.packed {
+            let (block, skip, len) = self.packed_range(&params, prefix)?;
+            let start = block.start as usize + skip;
+            return Ok(start..start + len);
+        }
         let p = u32::from(self.layout.prefix_bits);
         let bucket = self.bucket((prefix >> (20 - p)) as usize)?;
         if p == 20 {
@@ -225,7 +279,13 @@ impl Segment {
     }
 
     /// The full key of entry `index`, with the implied prefix bits restored.
+    ///
+    /// In a packed segment this decodes the entry's bucket up to it; a damaged
+    /// bucket gives an all-zero key (the range and iteration calls report it).
     pub fn key(&self, index: usize) -> [u8; MAX_KEY_LEN] {
+        if let Some(params) = self.packed {
+            return self.packed_entry(&params, index).map_or([0; MAX_KEY_LEN], |e| e.0);
+        }
         self.key_in_bucket(self.bucket_of_index(index), index)
     }
 
@@ -247,6 +307,9 @@ impl Segment {
 
     /// The count of entry `index` (counted kinds only; 0 otherwise).
     pub fn count(&self, index: usize) -> Result<u64, SegmentError> {
+        if let Some(params) = self.packed {
+            return self.packed_entry(&params, index).map(|e| e.1);
+        }
         match self.inline_count(index) {
             Some(count) => Ok(count),
             None => {
@@ -299,15 +362,29 @@ impl Segment {
     /// without the per-entry searches of [`Segment::key`] and [`Segment::count`]
     /// (the bucket is known, and the run's overflow rows are consecutive).
     pub fn range20_entries(&self, prefix: u32) -> Result<RangeEntries<'_>, SegmentError> {
+        if let Some(params) = self.packed {
+            let (block, skip, len) = self.packed_range(&params, prefix & 0xF_FFFF)?;
+            let mut decoder = self.decoder(params, block);
+            for _ in 0..skip {
+                decoder.next().transpose()?;
+            }
+            return Ok(RangeEntries { inner: Inner::Packed { decoder, left: len } });
+        }
         let run = self.range20(prefix)?;
         let bucket = ((prefix & 0xF_FFFF) >> (20 - u32::from(self.layout.prefix_bits))) as usize;
         let rows = self.header.overflow_count as usize;
         let overflow = self.partition(0..rows, |k| self.overflow_at(k).0 < run.start);
-        Ok(RangeEntries { seg: self, bucket, next: run.start, end: run.end, overflow })
+        Ok(RangeEntries {
+            inner: Inner::Fixed { seg: self, bucket, next: run.start, end: run.end, overflow },
+        })
     }
 
     /// The fixed value bytes of entry `index`.
     pub fn value(&self, index: usize) -> &[u8] {
+        if self.packed.is_some() {
+            // The packed kinds have counts only.
+            return &[];
+        }
         &self.entry(index)[self.layout.value_offset()..]
     }
 
@@ -335,37 +412,216 @@ impl Segment {
     }
 
     /// Every entry in key order, as (full key, entry index).
-    pub fn iter(&self) -> impl Iterator<Item = Result<([u8; MAX_KEY_LEN], usize), SegmentError>> + '_ {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Result<KeyAt, SegmentError>> + '_> {
         let slots = 1usize << self.layout.prefix_bits;
-        (0..slots).flat_map(move |bucket| {
+        if let Some(params) = self.packed {
+            return Box::new((0..slots).flat_map(move |bucket| {
+                let block = self.block(&params, bucket);
+                let (block, err) = match block {
+                    Ok(b) => (Some(b), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let entries = block.into_iter().flat_map(move |block| {
+                    let start = block.start as usize;
+                    self.decoder(params, block)
+                        .enumerate()
+                        .map(move |(j, e)| e.map(|(key, _)| (key, start + j)))
+                });
+                err.into_iter().map(Err).chain(entries)
+            }));
+        }
+        Box::new((0..slots).flat_map(move |bucket| {
             let range = self.bucket(bucket);
             let (range, err) = match range {
                 Ok(r) => (r, None),
                 Err(e) => (0..0, Some(e)),
             };
             err.into_iter().map(Err).chain(range.map(move |i| Ok((self.key_in_bucket(bucket, i), i))))
-        })
+        }))
+    }
+
+    /// The summed count of `key` (0 when absent): one bucket decoded in a packed
+    /// segment, a binary search in a fixed one.
+    pub fn count_of(&self, key: &[u8]) -> Result<u64, SegmentError> {
+        if key.len() != self.header.kind.key_len() {
+            return Ok(0);
+        }
+        if let Some(params) = self.packed {
+            return Ok(self.packed_find(&params, key)?.map_or(0, |(_, count)| count));
+        }
+        let mut total = 0u64;
+        for i in self.find(key)? {
+            total = total.saturating_add(self.count(i)?);
+        }
+        Ok(total)
+    }
+
+    /// Bucket `b` of a packed segment, checked: its entries lie within the
+    /// segment and its bits within the data, enough of them for its entries.
+    fn block(&self, params: &Params, b: usize) -> Result<Block, SegmentError> {
+        let starts = self.header.table_offset as usize + 4 * b;
+        let offsets = self.header.overflow_offset as usize + 8 * b;
+        let u32_at = |at: usize| u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at = |at: usize| u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"));
+        let (start, end) = (u32_at(starts), u32_at(starts + 4));
+        let (lo, hi) = (u64_at(offsets), u64_at(offsets + 8));
+        let data = self.data();
+        let n = u64::from(end.wrapping_sub(start));
+        if start > end || u64::from(end) > self.header.entry_count {
+            return Err(SegmentError::corrupt(&self.path, starts as u64, "entry table out of order"));
+        }
+        if lo > hi || hi > data.limit() || u128::from(hi - lo) < params.min_block_bits(n) {
+            return Err(SegmentError::corrupt(&self.path, offsets as u64, "bit table out of order"));
+        }
+        let upper_end = lo + n + (1u64 << params.upper_bits);
+        let escapes = upper_end + n * params.record_bits() as u64;
+        Ok(Block { bucket: b as u32, start, n, upper: lo, upper_end, records: upper_end, escapes, end: hi })
+    }
+
+    /// The data section of a packed segment, with its slack.
+    fn data(&self) -> BitReader<'_> {
+        BitReader::new(&self.map[HEADER_LEN..self.header.table_offset as usize])
+    }
+
+    fn decoder(&self, params: Params, block: Block) -> Decoder<'_> {
+        Decoder { seg: self, r: self.data(), params, pos: block.upper, j: 0, block }
+    }
+
+    /// The entry equal to `key` in a packed segment: (index, count).
+    fn packed_find(&self, params: &Params, key: &[u8]) -> Result<Option<(usize, u64)>, SegmentError> {
+        let mut k = [0u8; MAX_KEY_LEN];
+        k[..key.len()].copy_from_slice(key);
+        let (p, u) = (usize::from(params.prefix_bits), usize::from(params.upper_bits));
+        let block = self.block(params, key_bits(&k, 0, p) as usize)?;
+        let r = self.data();
+        let high = key_bits(&k, p, u);
+        // Walk the ones of the high parts up to the first entry whose high part
+        // is not below the key's; then compare the low parts of those equal to it.
+        let mut pos = block.upper;
+        let mut j = 0u64;
+        while j < block.n {
+            let Some(one) = r.next_one(pos, block.upper_end) else {
+                return Err(self.damaged(&block));
+            };
+            let h = one - block.upper - j;
+            if h > high {
+                break;
+            }
+            if h == high && self.packed_low_eq(params, &block, j, &k) {
+                let count = self.packed_count(params, &block, j)?;
+                return Ok(Some((block.start as usize + j as usize, count)));
+            }
+            pos = one + 1;
+            j += 1;
+        }
+        Ok(None)
+    }
+
+    fn damaged(&self, block: &Block) -> SegmentError {
+        SegmentError::corrupt(
+            &self.path,
+            HEADER_LEN as u64 + block.upper / 8,
+            format!("bucket {} does not decode", block.bucket),
+        )
+    }
+
+    /// Whether record `j` of a block holds the low part of `key`.
+    fn packed_low_eq(&self, params: &Params, block: &Block, j: u64, key: &[u8; MAX_KEY_LEN]) -> bool {
+        let r = self.data();
+        let mut at = block.records + j * params.record_bits() as u64;
+        let mut start = usize::from(params.prefix_bits) + usize::from(params.upper_bits);
+        for width in low_chunks(params.low_bits()) {
+            if r.get(at, width) != key_bits(key, start, width) {
+                return false;
+            }
+            at += width as u64;
+            start += width;
+        }
+        true
+    }
+
+    /// The count of record `j` of a block: its field, or its escape's code.
+    fn packed_count(&self, params: &Params, block: &Block, j: u64) -> Result<u64, SegmentError> {
+        let r = self.data();
+        let width = usize::from(params.count_bits);
+        let field_at = |i: u64| block.records + (i + 1) * params.record_bits() as u64 - width as u64;
+        let field = r.get(field_at(j), width);
+        if field < params.escape() {
+            return Ok(field);
+        }
+        let before = (0..j).filter(|&i| r.get(field_at(i), width) == params.escape()).count();
+        let mut pos = block.escapes;
+        for _ in 0..before {
+            pos = r.gamma(pos, block.end).ok_or_else(|| self.damaged(block))?.1;
+        }
+        let (x, _) = r.gamma(pos, block.end).ok_or_else(|| self.damaged(block))?;
+        Ok((params.escape() - 1).saturating_add(x))
+    }
+
+    /// Entry `index` of a packed segment: its bucket by a search of the entry
+    /// table, then that bucket decoded up to it.
+    fn packed_entry(&self, params: &Params, index: usize) -> Result<([u8; MAX_KEY_LEN], u64), SegmentError> {
+        if index as u64 >= self.header.entry_count {
+            return Err(SegmentError::Usage { path: self.path.clone(), detail: format!("no entry {index}") });
+        }
+        let block = self.block(params, self.bucket_of_index(index))?;
+        let skip = index.checked_sub(block.start as usize).ok_or_else(|| self.damaged(&block))?;
+        self.decoder(*params, block).nth(skip).unwrap_or_else(|| Err(self.damaged(&block)))
+    }
+
+    /// The block holding the 20-bit `prefix`, the entries before the range in it,
+    /// and the range's length.
+    fn packed_range(&self, params: &Params, prefix: u32) -> Result<(Block, usize, usize), SegmentError> {
+        let p = u32::from(params.prefix_bits);
+        let block = self.block(params, (prefix >> (20 - p)) as usize)?;
+        if p == 20 {
+            return Ok((block, 0, block.n as usize));
+        }
+        let (mut before, mut inside) = (0, 0);
+        for entry in self.decoder(*params, block) {
+            let (key, _) = entry?;
+            let top = u32::from_be_bytes([0, key[0], key[1], key[2]]) >> 4;
+            match top.cmp(&prefix) {
+                std::cmp::Ordering::Less => before += 1,
+                std::cmp::Ordering::Equal => inside += 1,
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Ok((block, before, inside))
     }
 }
 
 /// The entries of one range of a segment; see [`Segment::range20_entries`].
 pub struct RangeEntries<'a> {
-    seg: &'a Segment,
-    bucket: usize,
-    next: usize,
-    end: usize,
-    /// The overflow row of the next entry whose count is not inline.
-    overflow: usize,
+    inner: Inner<'a>,
+}
+
+enum Inner<'a> {
+    Fixed {
+        seg: &'a Segment,
+        bucket: usize,
+        next: usize,
+        end: usize,
+        /// The overflow row of the next entry whose count is not inline.
+        overflow: usize,
+    },
+    Packed {
+        decoder: Decoder<'a>,
+        left: usize,
+    },
 }
 
 impl RangeEntries<'_> {
     /// Entries left.
     pub fn len(&self) -> usize {
-        self.end - self.next
+        match &self.inner {
+            Inner::Fixed { next, end, .. } => end - next,
+            Inner::Packed { left, .. } => *left,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.next == self.end
+        self.len() == 0
     }
 }
 
@@ -373,19 +629,103 @@ impl Iterator for RangeEntries<'_> {
     type Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next == self.end {
+        match &mut self.inner {
+            Inner::Fixed { seg, bucket, next, end, overflow } => {
+                if next == end {
+                    return None;
+                }
+                let index = *next;
+                *next += 1;
+                let key = seg.key_in_bucket(*bucket, index);
+                let count = match seg.inline_count(index) {
+                    Some(count) => Ok(count),
+                    None => {
+                        *overflow += 1;
+                        seg.overflow_count(*overflow - 1, index)
+                    }
+                };
+                Some(count.map(|count| (key, count)))
+            }
+            Inner::Packed { decoder, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                decoder.next()
+            }
+        }
+    }
+}
+
+/// One bucket of a packed segment, its bit positions checked against the data.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    bucket: u32,
+    /// Index of its first entry, and how many it holds.
+    start: u32,
+    n: u64,
+    /// The high parts' bits, the records, the escaped counts, the end.
+    upper: u64,
+    upper_end: u64,
+    records: u64,
+    escapes: u64,
+    end: u64,
+}
+
+/// Decodes a packed bucket's entries in order, as (full key, count).
+struct Decoder<'a> {
+    seg: &'a Segment,
+    r: BitReader<'a>,
+    params: Params,
+    block: Block,
+    /// Where the search for the next high part's one bit resumes.
+    pos: u64,
+    /// Entries decoded so far.
+    j: u64,
+}
+
+impl Iterator for Decoder<'_> {
+    type Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.block;
+        if self.j == b.n {
             return None;
         }
-        let index = self.next;
-        self.next += 1;
-        let key = self.seg.key_in_bucket(self.bucket, index);
-        let count = match self.seg.inline_count(index) {
-            Some(count) => Ok(count),
-            None => {
-                self.overflow += 1;
-                self.seg.overflow_count(self.overflow - 1, index)
-            }
+        let seg = self.seg;
+        let damaged = move || Some(Err(seg.damaged(&b)));
+        let Some(one) = self.r.next_one(self.pos, b.upper_end) else {
+            // Stop here: the rest of the bucket cannot be trusted.
+            self.j = b.n;
+            return damaged();
         };
-        Some(count.map(|count| (key, count)))
+        let high = one - b.upper - self.j;
+        let params = &self.params;
+        let (p, u) = (usize::from(params.prefix_bits), usize::from(params.upper_bits));
+        let mut key = [0u8; MAX_KEY_LEN];
+        put_key_bits(&mut key, 0, p, u64::from(b.bucket));
+        put_key_bits(&mut key, p, u, high);
+        let mut at = b.records + self.j * params.record_bits() as u64;
+        let mut start = p + u;
+        for width in low_chunks(params.low_bits()) {
+            put_key_bits(&mut key, start, width, self.r.get(at, width));
+            at += width as u64;
+            start += width;
+        }
+        let field = self.r.get(at, usize::from(params.count_bits));
+        let count = if field < params.escape() {
+            field
+        } else {
+            let Some((x, next)) = self.r.gamma(b.escapes, b.end) else {
+                // Stop here: the rest of the bucket cannot be trusted.
+                self.j = b.n;
+                return damaged();
+            };
+            self.block.escapes = next;
+            (params.escape() - 1).saturating_add(x)
+        };
+        self.pos = one + 1;
+        self.j += 1;
+        Some(Ok((key, count)))
     }
 }

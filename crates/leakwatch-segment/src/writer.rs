@@ -4,9 +4,14 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
-use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN};
+use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN, PACKED_VERSION};
+use crate::packed::{key_bits, low_chunks, BitWriter, Params};
 use crate::SegmentError;
+
+/// Entries a packed segment buffers before it picks its count width from them.
+const SAMPLE: usize = 1 << 16;
 
 /// Builds one segment file. Entries must be pushed in non-decreasing key order;
 /// kinds with counts take each key once.
@@ -20,6 +25,165 @@ pub struct SegmentWriter {
     overflow: Vec<(u32, u64)>,
     heap: Option<(PathBuf, BufWriter<File>, u64)>,
     entry_buf: Vec<u8>,
+    /// The packed layout's encoder thread, for the kinds written that way.
+    packed: Option<PackedHandle>,
+}
+
+/// Entries handed to the encoder thread at once.
+const BATCH: usize = 8192;
+
+type Batch = Vec<([u8; MAX_KEY_LEN], u64)>;
+
+/// The writer's side of a packed segment: entries are batched and encoded on a
+/// thread of their own, which owns the file until `finish`, so that encoding
+/// and checksumming overlap the caller's parsing.
+struct PackedHandle {
+    batch: Batch,
+    tx: Option<mpsc::SyncSender<Batch>>,
+    back: mpsc::Receiver<Batch>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<(Packed, ChecksummedWriter)>>>,
+}
+
+impl PackedHandle {
+    fn start(packed: Packed, mut out: ChecksummedWriter, key_len: usize) -> PackedHandle {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(4);
+        let (back_tx, back) = mpsc::channel::<Batch>();
+        let thread = std::thread::spawn(move || {
+            let mut packed = packed;
+            for mut batch in rx {
+                for (key, count) in batch.drain(..) {
+                    packed.push(&key[..key_len], count, &mut out)?;
+                }
+                let _ = back_tx.send(batch);
+            }
+            Ok((packed, out))
+        });
+        PackedHandle { batch: Vec::with_capacity(BATCH), tx: Some(tx), back, thread: Some(thread) }
+    }
+
+    /// Queues an entry; false when the encoder thread has stopped (`finish`
+    /// then reports why).
+    fn push(&mut self, key: &[u8], count: u64) -> bool {
+        let mut k = [0u8; MAX_KEY_LEN];
+        k[..key.len()].copy_from_slice(key);
+        self.batch.push((k, count));
+        if self.batch.len() < BATCH {
+            return true;
+        }
+        let next = self.back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let full = std::mem::replace(&mut self.batch, next);
+        self.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok())
+    }
+
+    /// Sends the last batch and takes the encoder's state back.
+    fn finish(mut self) -> std::io::Result<(Packed, ChecksummedWriter)> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(std::mem::take(&mut self.batch));
+        }
+        match self.thread.take().expect("joined once").join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// A packed segment being written: entries wait in `pending` until their bucket
+/// is complete (and, at first, until the sample picks the widths).
+struct Packed {
+    expected: u64,
+    params: Option<Params>,
+    /// The bucket being filled; earlier ones are written.
+    bucket: usize,
+    pending: Vec<([u8; MAX_KEY_LEN], u64)>,
+    bits: BitWriter,
+    /// First entry index and first bit of each written bucket.
+    starts: Vec<u32>,
+    offsets: Vec<u64>,
+    written_entries: u64,
+}
+
+impl Packed {
+    fn push(&mut self, key: &[u8], count: u64, out: &mut ChecksummedWriter) -> std::io::Result<()> {
+        let mut k = [0u8; MAX_KEY_LEN];
+        k[..key.len()].copy_from_slice(key);
+        let Some(params) = self.params else {
+            self.pending.push((k, count));
+            if self.pending.len() == SAMPLE {
+                self.start(key.len(), self.expected, out)?;
+            }
+            return Ok(());
+        };
+        let b = bucket_of(&k, params.prefix_bits);
+        if b != self.bucket {
+            self.advance_to(b, out)?;
+        }
+        self.pending.push((k, count));
+        Ok(())
+    }
+
+    /// Picks the widths from the buffered sample and routes it to its buckets.
+    fn start(&mut self, key_len: usize, entries: u64, out: &mut ChecksummedWriter) -> std::io::Result<()> {
+        let counts: Vec<u64> = self.pending.iter().map(|e| e.1).collect();
+        let params = Params::choose(key_len, entries.max(self.pending.len() as u64), &counts);
+        self.params = Some(params);
+        self.starts.reserve(1 << params.prefix_bits);
+        self.offsets.reserve(1 << params.prefix_bits);
+        let sample = std::mem::take(&mut self.pending);
+        for (k, count) in sample {
+            self.push(&k[..key_len], count, out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every bucket before `b` (the current one and the empty ones after it).
+    fn advance_to(&mut self, b: usize, out: &mut ChecksummedWriter) -> std::io::Result<()> {
+        let params = self.params.expect("widths chosen");
+        while self.bucket < b {
+            self.starts.push(self.written_entries as u32);
+            self.offsets.push(self.bits.bits);
+            encode_bucket(&params, &mut self.bits, &self.pending);
+            self.written_entries += self.pending.len() as u64;
+            self.pending.clear();
+            self.bucket += 1;
+            if self.bits.bytes.len() >= CHECKSUM_CHUNK {
+                out.write_all(&self.bits.bytes)?;
+                self.bits.bytes.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The top `p` bits of a key.
+fn bucket_of(key: &[u8; MAX_KEY_LEN], p: u8) -> usize {
+    key_bits(key, 0, usize::from(p)) as usize
+}
+
+/// Appends one bucket's block: high parts in unary, records, escaped counts.
+fn encode_bucket(params: &Params, bits: &mut BitWriter, entries: &[([u8; MAX_KEY_LEN], u64)]) {
+    let (p, u) = (usize::from(params.prefix_bits), usize::from(params.upper_bits));
+    let mut prev = 0;
+    for (key, _) in entries {
+        let high = key_bits(key, p, u);
+        bits.zeros(high - prev);
+        bits.put(1, 1);
+        prev = high;
+    }
+    bits.zeros((1u64 << u) - prev);
+    let escape = params.escape();
+    for (key, count) in entries {
+        let mut start = p + u;
+        for width in low_chunks(params.low_bits()) {
+            bits.put(key_bits(key, start, width), width);
+            start += width;
+        }
+        bits.put((*count).min(escape), usize::from(params.count_bits));
+    }
+    for &(_, count) in entries {
+        if count >= escape {
+            bits.gamma(count - escape + 1);
+        }
+    }
 }
 
 /// What a finished segment is: enough for a manifest to name it.
@@ -41,6 +205,26 @@ impl SegmentWriter {
         let file = File::create(path).map_err(|e| SegmentError::io(path, e))?;
         let mut out = ChecksummedWriter::new(file);
         out.write_raw(&[0u8; HEADER_LEN]).map_err(|e| SegmentError::io(path, e))?;
+        let packed = if kind.packed() {
+            // The encoder thread writes through its own handle on the file, from
+            // just after the header placeholder.
+            let file = out.file.try_clone().map_err(|e| SegmentError::io(path, e))?;
+            let mut encoder_out = ChecksummedWriter::new(file);
+            encoder_out.position = HEADER_LEN as u64;
+            let state = Packed {
+                expected: expected_entries,
+                params: None,
+                bucket: 0,
+                pending: Vec::with_capacity(SAMPLE),
+                bits: BitWriter::default(),
+                starts: Vec::new(),
+                offsets: Vec::new(),
+                written_entries: 0,
+            };
+            Some(PackedHandle::start(state, encoder_out, kind.key_len()))
+        } else {
+            None
+        };
         let heap = if kind.has_payload() {
             let heap_path = path.with_extension("heap-tmp");
             let file = File::create(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
@@ -58,6 +242,7 @@ impl SegmentWriter {
             overflow: Vec::new(),
             heap,
             entry_buf: Vec::with_capacity(64),
+            packed,
         })
     }
 
@@ -123,6 +308,18 @@ impl SegmentWriter {
         let mut last = [0u8; MAX_KEY_LEN];
         last[..key.len()].copy_from_slice(key);
         self.last_key = Some((last, key.len()));
+        if let Some(packed) = &mut self.packed {
+            if !packed.push(key, count) {
+                // The encoder stopped on an error; finishing reports it.
+                let handle = self.packed.take().expect("checked");
+                return Err(match handle.finish() {
+                    Err(e) => SegmentError::io(&self.path, e),
+                    Ok(_) => self.usage("the encoder thread stopped"),
+                });
+            }
+            self.entries += 1;
+            return Ok(());
+        }
 
         self.entry_buf.clear();
         self.entry_buf.extend_from_slice(&key[layout.skip..]);
@@ -160,6 +357,9 @@ impl SegmentWriter {
     /// Like [`finish`](Self::finish) without the sync, for a caller that syncs
     /// many segments together before publishing any of them.
     pub fn finish_unsynced(mut self) -> Result<Written, SegmentError> {
+        if self.packed.is_some() || self.layout.kind.packed() {
+            return self.finish_packed();
+        }
         let path = self.path.clone();
         let io = |e| SegmentError::io(&path, e);
         let table_offset = self.out.position;
@@ -189,20 +389,14 @@ impl SegmentWriter {
 
         let checksums_offset = self.out.position;
         let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
-        let mut tail = Vec::with_capacity(crcs.len() * 4 + 4);
-        for crc in &crcs {
-            tail.extend_from_slice(&crc.to_le_bytes());
-        }
-        let tail_crc = crc32fast::hash(&tail);
-        tail.extend_from_slice(&tail_crc.to_le_bytes());
-        file.write_all(&tail).map_err(io)?;
-        body_hash.update(&tail);
-        let file_len = checksums_offset + tail.len() as u64;
+        let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
 
         let header = Header {
-            version: FORMAT_VERSION,
+            version: 1,
             kind: self.layout.kind,
             prefix_bits: self.layout.prefix_bits,
+            upper_bits: 0,
+            count_bits: 0,
             entry_count: self.entries,
             entries_offset: HEADER_LEN as u64,
             table_offset,
@@ -213,19 +407,98 @@ impl SegmentWriter {
             checksums_offset,
             file_len,
         };
-        let header = header.encode();
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header).map_err(io)?;
-        let mut content = blake3::Hasher::new();
-        content.update(&header);
-        content.update(body_hash.finalize().as_bytes());
-        Ok(Written {
-            path: self.path,
-            entries: self.entries,
-            bytes: file_len,
-            content_hash: content.finalize().into(),
-        })
+        write_header(self.path, self.entries, header, file, body_hash)
     }
+
+    /// The packed layout's end: the last buckets, the slack, both tables, the
+    /// checksums and the header.
+    fn finish_packed(mut self) -> Result<Written, SegmentError> {
+        let path = self.path.clone();
+        let io = |e| SegmentError::io(&path, e);
+        let handle = self.packed.take().ok_or_else(|| self.usage("the encoder thread stopped"))?;
+        let (mut packed, out) = handle.finish().map_err(io)?;
+        // Everything goes through the encoder's handle from here on.
+        self.out = out;
+        let key_len = self.layout.kind.key_len();
+        if packed.params.is_none() {
+            let exact = packed.pending.len() as u64;
+            packed.start(key_len, exact, &mut self.out).map_err(io)?;
+        }
+        let params = packed.params.expect("widths chosen");
+        packed.advance_to(1 << params.prefix_bits, &mut self.out).map_err(io)?;
+        packed
+            .starts
+            .push(u32::try_from(packed.written_entries).map_err(|_| self.usage("more than 2^32 entries"))?);
+        packed.offsets.push(packed.bits.bits);
+        packed.bits.align();
+        // Slack, so that a field anywhere in the data is one 8-byte load.
+        packed.bits.bytes.extend_from_slice(&[0; 8]);
+        self.out.write_all(&packed.bits.bytes).map_err(io)?;
+        let table_offset = self.out.position;
+        for start in &packed.starts {
+            self.out.write_all(&start.to_le_bytes()).map_err(io)?;
+        }
+        let offsets_offset = self.out.position;
+        for offset in &packed.offsets {
+            self.out.write_all(&offset.to_le_bytes()).map_err(io)?;
+        }
+        let checksums_offset = self.out.position;
+        let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
+        let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
+        let header = Header {
+            version: PACKED_VERSION,
+            kind: self.layout.kind,
+            prefix_bits: params.prefix_bits,
+            upper_bits: params.upper_bits,
+            count_bits: params.count_bits,
+            entry_count: self.entries,
+            entries_offset: HEADER_LEN as u64,
+            table_offset,
+            overflow_offset: offsets_offset,
+            overflow_count: 0,
+            heap_offset: checksums_offset,
+            heap_len: 0,
+            checksums_offset,
+            file_len,
+        };
+        write_header(self.path, self.entries, header, file, body_hash)
+    }
+}
+
+/// Appends the chunk checksums and their own CRC; returns the file length.
+fn write_checksums(
+    file: &mut File,
+    crcs: &[u32],
+    body_hash: &mut blake3::Hasher,
+    checksums_offset: u64,
+) -> std::io::Result<u64> {
+    let mut tail = Vec::with_capacity(crcs.len() * 4 + 4);
+    for crc in crcs {
+        tail.extend_from_slice(&crc.to_le_bytes());
+    }
+    let tail_crc = crc32fast::hash(&tail);
+    tail.extend_from_slice(&tail_crc.to_le_bytes());
+    file.write_all(&tail)?;
+    body_hash.update(&tail);
+    Ok(checksums_offset + tail.len() as u64)
+}
+
+/// Writes the header over its placeholder and names the content.
+fn write_header(
+    path: PathBuf,
+    entries: u64,
+    header: Header,
+    mut file: File,
+    body_hash: blake3::Hasher,
+) -> Result<Written, SegmentError> {
+    let file_len = header.file_len;
+    let header = header.encode();
+    file.seek(SeekFrom::Start(0)).map_err(|e| SegmentError::io(&path, e))?;
+    file.write_all(&header).map_err(|e| SegmentError::io(&path, e))?;
+    let mut content = blake3::Hasher::new();
+    content.update(&header);
+    content.update(body_hash.finalize().as_bytes());
+    Ok(Written { path, entries, bytes: file_len, content_hash: content.finalize().into() })
 }
 
 /// A buffered writer that keeps a CRC-32 of every [`CHECKSUM_CHUNK`] bytes after

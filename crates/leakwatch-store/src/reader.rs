@@ -182,9 +182,7 @@ impl Store {
     fn count(&self, kind: Kind, key: &[u8]) -> Result<u64> {
         let mut total = 0;
         for seg in self.kind(kind) {
-            for i in seg.find(key)? {
-                total += seg.count(i)?;
-            }
+            total += seg.count_of(key)?;
         }
         Ok(total)
     }
@@ -195,8 +193,9 @@ impl Store {
         let mut all: BTreeMap<[u8; MAX_KEY_LEN], u64> = BTreeMap::new();
         let [own, hibp] = Kind::password_counts(ntlm);
         for seg in self.kind(own).iter().chain(self.kind(hibp)) {
-            for i in seg.range20(prefix)? {
-                *all.entry(seg.key(i)).or_default() += seg.count(i)?;
+            for entry in seg.range20_entries(prefix)? {
+                let (key, count) = entry?;
+                *all.entry(key).or_default() += count;
             }
         }
         Ok(all.into_iter().collect())
