@@ -11,6 +11,8 @@
 //! - [`pwned`]: Pwned Passwords-shaped files (sorted hashes, heavy-tailed counts).
 //! - [`sqldump`]: SQL dumps of the forum and site packages with the records
 //!   each must give, and a streaming mysqldump writer for the benchmark.
+//! - [`stealer`]: infostealer log folders (`Passwords.txt` of each family) and
+//!   ULP files, with the records each must give.
 //!
 //! **Architecture Invariant:** expected answers are never obtained by parsing the
 //! generated files: each writer records the outcome of every line it writes.
@@ -30,6 +32,7 @@ mod rng;
 mod rules;
 mod scenario;
 pub mod sqldump;
+pub mod stealer;
 
 pub use expected::{ExpBreach, ExpFile, ExpRejections, Expected, SAMPLE_LINES};
 pub use file::{Compression, RenderedFile};

@@ -17,7 +17,7 @@ pub(crate) fn detect_format(line: Option<&[u8]>) -> Format {
     if crate::sql::looks_like_sql(line) {
         return Format::Sql;
     }
-    if crate::stealer_block::looks_like_blocks(line) {
+    if crate::stealer_block::looks_like_stealer_log(line) {
         return Format::Stealer;
     }
     // A plain split, not a CSV parse: column names are never quoted with the
@@ -68,7 +68,11 @@ mod tests {
             (b"URL: https://site.com/login", Format::Stealer),
             (b"soft: Chrome", Format::Stealer),
             (b"Host: https://site.com", Format::Stealer),
-            (b"https://site.com:user:pw", Format::Combo),
+            // A ULP line: read as a combo, its identity would be the scheme.
+            (b"https://site.com:user:pw", Format::Stealer),
+            (b"android://aGFzaA==@com.app/:user:pw", Format::Stealer),
+            (b"site.com/login:user:pw", Format::Combo),
+            (b"https://t.me/freshcombos", Format::Combo),
             (b"Username: bob", Format::Combo),
         ];
         for (line, want) in cases {

@@ -261,12 +261,26 @@ pub(crate) fn is_password_list_name(name: &str) -> bool {
     )
 }
 
-/// Whether a first line shows a stealer block file: a label line whose label
-/// opens a block in some family (`URL:`, `Host:`, `Soft:`).
-pub(crate) fn looks_like_blocks(line: &[u8]) -> bool {
-    let Some((role, _)) = label_line(line) else { return false };
+/// Whether a first line shows a stealer log: a label line whose label opens a
+/// block in some family (`URL:`, `Host:`, `Soft:`), or a ULP line that starts
+/// with a URL scheme (`https://host/path:login:password`; read as a combo, its
+/// "identity" would be the scheme).
+pub(crate) fn looks_like_stealer_log(line: &[u8]) -> bool {
+    let Some((role, _)) = label_line(line) else { return looks_like_ulp(line) };
     let label = line.trim_ascii_start();
     role == Role::Url || (role == Role::Other && label[..4.min(label.len())].eq_ignore_ascii_case(b"soft"))
+}
+
+/// A line that starts with a URL scheme and `://` (`[A-Za-z][A-Za-z0-9+.-]*`,
+/// at most 32 bytes) and splits into URL, login and password: a ULP line, since
+/// no combo identity looks like that (a lone link, as in a banner, does not split).
+fn looks_like_ulp(line: &[u8]) -> bool {
+    let line = line.trim_ascii_start();
+    let Some(end) = memchr::memmem::find(&line[..line.len().min(35)], b"://") else { return false };
+    let scheme = &line[..end];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+        && crate::stealer::split_ulp(line).is_ok()
 }
 
 #[cfg(test)]
@@ -285,6 +299,7 @@ mod tests {
             ("Password:", Some((Role::Password, ""))),
             ("Application: Google_[Chrome]_Default", Some((Role::Other, "Google_[Chrome]_Default"))),
             ("https://a.com:bob:pw", None),
+            ("android://aGFzaA==@com.app/:bob:pw", None),
             ("Cookie: x", None),
             ("", None),
         ];

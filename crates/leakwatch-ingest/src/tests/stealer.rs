@@ -87,7 +87,8 @@ fn a_block_too_long_is_cut_at_its_last_whole_line() {
 
 #[test]
 fn password_lists_are_recognized_by_name() {
-    let input = b"https://a.example.com:y@z.co:pw\n";
+    // A ULP line with a bare host: only the name tells it from a combo.
+    let input = b"a.example.com/login:y@z.co:pw\n";
     for (name, want) in [("log/Passwords.txt", Format::Stealer), ("combo.txt", Format::Combo)] {
         let raw = RawInput::from_reader(name.into(), None, Box::new(std::io::Cursor::new(input.to_vec())))
             .expect("open");
@@ -125,5 +126,38 @@ fn utf16_password_lists_read_like_utf8_ones() {
         assert_eq!(report.format, Format::Stealer);
         assert_eq!(report.lines, 4);
         assert_eq!(records, vec![ew("ann@mail.co", Some("pässwörd".as_bytes()), "a.example.com")]);
+    }
+}
+
+#[test]
+fn generated_log_folders_and_ulp_files_give_exactly_their_records() {
+    use leakwatch_gen::stealer::stealer_logs;
+    for seed in [1, 2] {
+        for file in stealer_logs(seed, 24) {
+            // `Passwords.txt` is recognized by its name (a RedLine banner line
+            // hides its first label); a ULP file by its first line.
+            let forced = file.path.ends_with("Passwords.txt").then_some(Format::Stealer);
+            let (report, records) = read_all_ways(&file.text, forced);
+            assert_eq!(report.format, Format::Stealer, "{}", file.path);
+            assert_eq!(report.lines, file.lines, "{}", file.path);
+            let want: Vec<Record> = file
+                .records
+                .iter()
+                .map(|r| Record {
+                    account: account(r.account.0, &r.account.1),
+                    password: r.password.as_deref().map(|p| PasswordMaterial::Plain(PasswordHashes::of(p))),
+                    website: r.website.clone(),
+                })
+                .collect();
+            assert_eq!(records, want, "{}", file.path);
+            let rejected: BTreeMap<&str, (u64, Vec<u64>)> =
+                report.rejected.iter().map(|(k, r)| (&k[..], (r.count, r.sample_lines.clone()))).collect();
+            let expected: BTreeMap<&str, (u64, Vec<u64>)> = file
+                .rejected
+                .iter()
+                .map(|(k, lines)| (*k, (lines.len() as u64, lines.iter().take(5).copied().collect())))
+                .collect();
+            assert_eq!(rejected, expected, "{}", file.path);
+        }
     }
 }
