@@ -98,14 +98,21 @@ pub(crate) fn gamma_len(x: u64) -> u64 {
 
 /// `width` (<= 57) bits of `key` from bit `start` (bit 0 the top of byte 0), as
 /// the low bits of the result.
-pub(crate) fn key_bits(key: &[u8; MAX_KEY_LEN], start: usize, width: usize) -> u64 {
+pub(crate) fn key_bits(key: &[u8], start: usize, width: usize) -> u64 {
     if width == 0 {
         return 0;
     }
     let at = start / 8;
-    let mut window = [0u8; 8];
-    let take = (MAX_KEY_LEN - at).min(8);
-    window[..take].copy_from_slice(&key[at..at + take]);
+    let window = match key.get(at..at + 8) {
+        // The usual case: one fixed 8-byte load.
+        Some(w) => w.try_into().expect("8 bytes"),
+        None => {
+            let mut window = [0u8; 8];
+            let take = key.len().saturating_sub(at).min(8);
+            window[..take].copy_from_slice(&key[at..at + take]);
+            window
+        }
+    };
     let w = u64::from_be_bytes(window) << (start % 8);
     w >> (64 - width)
 }

@@ -20,7 +20,9 @@ pub struct SegmentWriter {
     out: ChecksummedWriter,
     layout: Layout,
     bucket_counts: Vec<u32>,
-    last_key: Option<([u8; MAX_KEY_LEN], usize)>,
+    /// The last key pushed (its first `last_len` bytes; none yet when 0).
+    last_key: [u8; MAX_KEY_LEN],
+    last_len: usize,
     entries: u64,
     overflow: Vec<(u32, u64)>,
     heap: Option<(PathBuf, BufWriter<File>, u64)>,
@@ -32,7 +34,8 @@ pub struct SegmentWriter {
 /// Entries handed to the encoder thread at once.
 const BATCH: usize = 8192;
 
-type Batch = Vec<([u8; MAX_KEY_LEN], u64)>;
+/// Keys of the packed kinds are 20 bytes at most (zero-padded here).
+type Batch = Vec<([u8; 20], u64)>;
 
 /// The writer's side of a packed segment: entries are batched and encoded on a
 /// thread of their own, which owns the file until `finish`, so that encoding
@@ -45,14 +48,14 @@ struct PackedHandle {
 }
 
 impl PackedHandle {
-    fn start(packed: Packed, mut out: ChecksummedWriter, key_len: usize) -> PackedHandle {
+    fn start(packed: Packed, mut out: ChecksummedWriter) -> PackedHandle {
         let (tx, rx) = mpsc::sync_channel::<Batch>(4);
         let (back_tx, back) = mpsc::channel::<Batch>();
         let thread = std::thread::spawn(move || {
             let mut packed = packed;
             for mut batch in rx {
                 for (key, count) in batch.drain(..) {
-                    packed.push(&key[..key_len], count, &mut out)?;
+                    packed.push(key, count, &mut out)?;
                 }
                 let _ = back_tx.send(batch);
             }
@@ -64,7 +67,7 @@ impl PackedHandle {
     /// Queues an entry; false when the encoder thread has stopped (`finish`
     /// then reports why).
     fn push(&mut self, key: &[u8], count: u64) -> bool {
-        let mut k = [0u8; MAX_KEY_LEN];
+        let mut k = [0u8; 20];
         k[..key.len()].copy_from_slice(key);
         self.batch.push((k, count));
         if self.batch.len() < BATCH {
@@ -90,11 +93,12 @@ impl PackedHandle {
 /// A packed segment being written: entries wait in `pending` until their bucket
 /// is complete (and, at first, until the sample picks the widths).
 struct Packed {
+    key_len: usize,
     expected: u64,
     params: Option<Params>,
     /// The bucket being filled; earlier ones are written.
     bucket: usize,
-    pending: Vec<([u8; MAX_KEY_LEN], u64)>,
+    pending: Vec<([u8; 20], u64)>,
     bits: BitWriter,
     /// First entry index and first bit of each written bucket.
     starts: Vec<u32>,
@@ -103,13 +107,12 @@ struct Packed {
 }
 
 impl Packed {
-    fn push(&mut self, key: &[u8], count: u64, out: &mut ChecksummedWriter) -> std::io::Result<()> {
-        let mut k = [0u8; MAX_KEY_LEN];
-        k[..key.len()].copy_from_slice(key);
+    /// Adds a key (zero-padded to 20 bytes) and its count.
+    fn push(&mut self, k: [u8; 20], count: u64, out: &mut ChecksummedWriter) -> std::io::Result<()> {
         let Some(params) = self.params else {
             self.pending.push((k, count));
             if self.pending.len() == SAMPLE {
-                self.start(key.len(), self.expected, out)?;
+                self.start(self.key_len, self.expected, out)?;
             }
             return Ok(());
         };
@@ -130,7 +133,7 @@ impl Packed {
         self.offsets.reserve(1 << params.prefix_bits);
         let sample = std::mem::take(&mut self.pending);
         for (k, count) in sample {
-            self.push(&k[..key_len], count, out)?;
+            self.push(k, count, out)?;
         }
         Ok(())
     }
@@ -155,12 +158,12 @@ impl Packed {
 }
 
 /// The top `p` bits of a key.
-fn bucket_of(key: &[u8; MAX_KEY_LEN], p: u8) -> usize {
+fn bucket_of(key: &[u8; 20], p: u8) -> usize {
     key_bits(key, 0, usize::from(p)) as usize
 }
 
 /// Appends one bucket's block: high parts in unary, records, escaped counts.
-fn encode_bucket(params: &Params, bits: &mut BitWriter, entries: &[([u8; MAX_KEY_LEN], u64)]) {
+fn encode_bucket(params: &Params, bits: &mut BitWriter, entries: &[([u8; 20], u64)]) {
     let (p, u) = (usize::from(params.prefix_bits), usize::from(params.upper_bits));
     let mut prev = 0;
     for (key, _) in entries {
@@ -212,6 +215,7 @@ impl SegmentWriter {
             let mut encoder_out = ChecksummedWriter::new(file);
             encoder_out.position = HEADER_LEN as u64;
             let state = Packed {
+                key_len: kind.key_len(),
                 expected: expected_entries,
                 params: None,
                 bucket: 0,
@@ -221,7 +225,7 @@ impl SegmentWriter {
                 offsets: Vec::new(),
                 written_entries: 0,
             };
-            Some(PackedHandle::start(state, encoder_out, kind.key_len()))
+            Some(PackedHandle::start(state, encoder_out))
         } else {
             None
         };
@@ -237,7 +241,8 @@ impl SegmentWriter {
             out,
             layout,
             bucket_counts: vec![0; 1usize << layout.prefix_bits],
-            last_key: None,
+            last_key: [0; MAX_KEY_LEN],
+            last_len: 0,
             entries: 0,
             overflow: Vec::new(),
             heap,
@@ -293,10 +298,11 @@ impl SegmentWriter {
         if key.len() != kind.key_len() || value.len() != kind.value_len() {
             return Err(self.usage("key or value of the wrong width for this segment kind"));
         }
-        if let Some((last, len)) = &self.last_key {
+        if self.last_len > 0 {
+            let last = &self.last_key[..self.last_len];
             // Integer compare of the first 16 bytes settles almost every pair.
             let head = |k: &[u8]| u128::from_be_bytes(k[..16].try_into().expect("keys are >= 16 bytes"));
-            match head(&last[..*len]).cmp(&head(key)).then_with(|| last[16..*len].cmp(&key[16..])) {
+            match head(last).cmp(&head(key)).then_with(|| last[16..].cmp(&key[16..])) {
                 std::cmp::Ordering::Greater => return Err(self.usage("keys pushed out of order")),
                 std::cmp::Ordering::Equal if kind.has_count() => {
                     return Err(self.usage("a counted key pushed twice"))
@@ -305,9 +311,8 @@ impl SegmentWriter {
             }
         }
         let index = u32::try_from(self.entries).map_err(|_| self.usage("more than 2^32 entries"))?;
-        let mut last = [0u8; MAX_KEY_LEN];
-        last[..key.len()].copy_from_slice(key);
-        self.last_key = Some((last, key.len()));
+        self.last_key[..key.len()].copy_from_slice(key);
+        self.last_len = key.len();
         if let Some(packed) = &mut self.packed {
             if !packed.push(key, count) {
                 // The encoder stopped on an error; finishing reports it.

@@ -357,10 +357,7 @@ impl Feeder<'_> {
                 buf.extend_from_slice(&carry);
                 carry.clear();
                 let start = buf.len();
-                buf.resize(start + CHUNK, 0);
-                let n =
-                    read_full(&mut reader, &mut buf[start..]).map_err(|e| StoreError::io(&source.path, e))?;
-                buf.truncate(start + n);
+                let n = read_full(&mut reader, &mut buf).map_err(|e| StoreError::io(&source.path, e))?;
                 let eof = n == 0;
                 if skipping {
                     // The rest of an over-long line: drop it up to its end, which
@@ -472,18 +469,11 @@ impl Feeder<'_> {
     }
 }
 
-/// Fills `buf` from `reader` unless the input ends first; returns the bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+/// Appends up to [`CHUNK`] bytes of `reader` to `buf` (fewer only at the end of
+/// the input); returns how many. `read_to_end` fills the spare capacity without
+/// zeroing it first.
+fn read_full(reader: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    reader.take(CHUNK as u64).read_to_end(buf)
 }
 
 /// The value of each hex digit of either case; 0xFF for every other byte.
@@ -639,16 +629,22 @@ fn parse_count(text: &[u8]) -> Option<u64> {
 }
 
 /// Feeds sorted (hash, count) pairs to a writer, summing repeats of a hash.
+///
+/// Keys are compared as integers (the first 16 bytes, then the last 4 of a
+/// SHA-1): this runs once per line on the thread that also feeds the writer.
 struct SortedSink<'a> {
     writer: &'a mut SegmentWriter,
-    pending: Option<([u8; 20], u64)>,
+    pending: Option<((u128, u32), u64)>,
     key_len: usize,
 }
 
 impl SortedSink<'_> {
     fn push(&mut self, key: &[u8], count: u64) -> Result<Order> {
+        let head = u128::from_be_bytes(key[..16].try_into().expect("keys are >= 16 bytes"));
+        let tail = key.get(16..20).map_or(0, |t| u32::from_be_bytes(t.try_into().expect("4 bytes")));
+        let next = (head, tail);
         if let Some((last, total)) = &mut self.pending {
-            match last[..self.key_len].cmp(key) {
+            match (*last).cmp(&next) {
                 std::cmp::Ordering::Equal => {
                     *total = total.saturating_add(count);
                     return Ok(Order::Sorted);
@@ -657,17 +653,23 @@ impl SortedSink<'_> {
                 std::cmp::Ordering::Less => {}
             }
         }
-        let mut next = [0u8; 20];
-        next[..self.key_len].copy_from_slice(key);
         if let Some((last, total)) = self.pending.replace((next, count)) {
-            self.writer.push_count(&last[..self.key_len], total)?;
+            self.write(last, total)?;
         }
         Ok(Order::Sorted)
     }
 
+    fn write(&mut self, (head, tail): (u128, u32), count: u64) -> Result<()> {
+        let mut key = [0u8; 20];
+        key[..16].copy_from_slice(&head.to_be_bytes());
+        key[16..].copy_from_slice(&tail.to_be_bytes());
+        self.writer.push_count(&key[..self.key_len], count)?;
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         if let Some((last, total)) = self.pending.take() {
-            self.writer.push_count(&last[..self.key_len], total)?;
+            self.write(last, total)?;
         }
         Ok(())
     }
