@@ -125,10 +125,18 @@ pub(crate) fn put_key_bits(key: &mut [u8; MAX_KEY_LEN], start: usize, width: usi
     }
     let at = start / 8;
     let shifted = (value << (64 - width)) >> (start % 8);
-    let bytes = shifted.to_be_bytes();
-    let take = (MAX_KEY_LEN - at).min(8);
-    for (k, b) in key[at..at + take].iter_mut().zip(bytes) {
-        *k |= b;
+    match key.get_mut(at..at + 8) {
+        // The usual case: one fixed 8-byte read-modify-write.
+        Some(window) => {
+            let w = u64::from_be_bytes((&*window).try_into().expect("8 bytes")) | shifted;
+            window.copy_from_slice(&w.to_be_bytes());
+        }
+        None => {
+            let take = MAX_KEY_LEN - at;
+            for (k, b) in key[at..].iter_mut().zip(&shifted.to_be_bytes()[..take]) {
+                *k |= b;
+            }
+        }
     }
 }
 

@@ -365,9 +365,7 @@ impl Segment {
         if let Some(params) = self.packed {
             let (block, skip, len) = self.packed_range(&params, prefix & 0xF_FFFF)?;
             let mut decoder = self.decoder(params, block);
-            for _ in 0..skip {
-                decoder.next().transpose()?;
-            }
+            decoder.pass(skip)?;
             return Ok(RangeEntries { inner: Inner::Packed { decoder, left: len } });
         }
         let run = self.range20(prefix)?;
@@ -577,6 +575,25 @@ impl Segment {
         if p == 20 {
             return Ok((block, 0, block.n as usize));
         }
+        let (rest, u) = (20 - p, u32::from(params.upper_bits));
+        if u >= rest {
+            // The range's bits below the bucket are the top of the high part:
+            // its run is found from the unary part alone.
+            let want = u64::from(prefix & ((1 << rest) - 1));
+            let r = self.data();
+            let (mut before, mut inside, mut pos) = (0, 0, block.upper);
+            for j in 0..block.n {
+                let one = r.next_one(pos, block.upper_end).ok_or_else(|| self.damaged(&block))?;
+                let top = (one - block.upper - j) >> (u - rest);
+                match top.cmp(&want) {
+                    std::cmp::Ordering::Less => before += 1,
+                    std::cmp::Ordering::Equal => inside += 1,
+                    std::cmp::Ordering::Greater => break,
+                }
+                pos = one + 1;
+            }
+            return Ok((block, before, inside));
+        }
         let (mut before, mut inside) = (0, 0);
         for entry in self.decoder(*params, block) {
             let (key, _) = entry?;
@@ -682,6 +699,30 @@ struct Decoder<'a> {
     pos: u64,
     /// Entries decoded so far.
     j: u64,
+}
+
+impl Decoder<'_> {
+    /// Passes over `k` entries without building their keys: their one bits and,
+    /// for escaped counts, their codes.
+    fn pass(&mut self, k: usize) -> Result<(), SegmentError> {
+        let params = self.params;
+        let width = usize::from(params.count_bits);
+        for _ in 0..k {
+            let b = self.block;
+            if self.j == b.n {
+                break;
+            }
+            let one = self.r.next_one(self.pos, b.upper_end).ok_or_else(|| self.seg.damaged(&b))?;
+            let field_at = b.records + (self.j + 1) * params.record_bits() as u64 - width as u64;
+            if self.r.get(field_at, width) == params.escape() {
+                let (_, next) = self.r.gamma(b.escapes, b.end).ok_or_else(|| self.seg.damaged(&b))?;
+                self.block.escapes = next;
+            }
+            self.pos = one + 1;
+            self.j += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Iterator for Decoder<'_> {
