@@ -4,8 +4,10 @@
 //! Every valid prefix answers 200 (possibly with an empty body); `?mode=ntlm`
 //! reads the NTLM corpus; `Add-Padding: true` mixes random `SUFFIX:0` lines in.
 //! The body comes from the range index's cache of formatted bodies (padded ones,
-//! different every time, are formatted into a per-thread buffer), and the ETag (generation, corpus and prefix) is known before any of
-//! that, so a revalidation (`If-None-Match`) costs no formatting at all.
+//! different every time, are formatted into a per-thread buffer). The ETag is
+//! the corpus and the digest of the unpadded body, so it changes only when the
+//! range does: a mirror's incremental sync gets a 304 for every range an ingest
+//! left alone, and a cached revalidation costs no formatting at all.
 
 use std::cell::RefCell;
 
@@ -55,7 +57,8 @@ fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
         request.headers().get("add-padding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
 
     let snapshot = state.snapshot();
-    let tag = etag(snapshot.generation(), kind, prefix);
+    let real = snapshot.ranges.body(kind, prefix)?;
+    let tag = etag(kind, real.digest);
     let mut headers = HeaderMap::with_capacity(6);
     headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
     headers.insert(header::LAST_MODIFIED, snapshot.last_modified.clone());
@@ -73,8 +76,8 @@ fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
     let body = if padded {
         BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
             let mut rng = rand::rng();
-            let real = snapshot.ranges.body(kind, prefix)?;
-            let lines = real.iter().filter(|&&b| b == b'\n').count() + usize::from(!real.is_empty());
+            let lines =
+                real.bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!real.bytes.is_empty());
             let count = PAD_TO.saturating_sub(lines) + rng.random_range(PAD_EXTRA);
             let mut padding = vec![[0u8; MAX_KEY_LEN]; count];
             for key in &mut padding {
@@ -91,7 +94,7 @@ fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
         })?
     } else {
         // Shared with the cache: no copy.
-        Bytes::from_owner(snapshot.ranges.body(kind, prefix)?)
+        Bytes::from_owner(real.bytes)
     };
     let mut response = Response::new(Body::from(body));
     *response.headers_mut() = headers;
@@ -139,13 +142,14 @@ fn parse_mode(query: Option<&str>) -> Result<RangeKind, AppError> {
     Ok(kind)
 }
 
-/// The strong ETag of a range: it changes only when a new generation is served.
-fn etag(generation: u64, kind: RangeKind, prefix: u32) -> String {
+/// The strong ETag of a range: its corpus and the digest of its body, so it
+/// changes exactly when the range's bytes do, whatever else an ingest touched.
+fn etag(kind: RangeKind, digest: u128) -> String {
     let corpus = match kind {
         RangeKind::Sha1 => 's',
         RangeKind::Ntlm => 'n',
     };
-    format!("\"{generation}-{corpus}{prefix:05X}\"")
+    format!("\"{corpus}{digest:032x}\"")
 }
 
 /// Whether `If-None-Match` names this tag (weak comparison, as RFC 9110 asks
@@ -181,11 +185,16 @@ mod tests {
         assert_eq!(parse_mode(Some("mode=sha1&x=1")).unwrap(), RangeKind::Sha1);
         assert!(parse_mode(Some("mode=md5")).is_err());
 
-        let tag = etag(7, RangeKind::Ntlm, 0xABC);
-        assert_eq!(tag, "\"7-n00ABC\"");
+        let tag = etag(RangeKind::Ntlm, 0xABC);
+        assert_eq!(tag, "\"n00000000000000000000000000000abc\"");
         let mut headers = HeaderMap::new();
         assert!(!matches_etag(&headers, &tag));
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"6-n00ABC\", W/\"7-n00ABC\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static(
+                "\"s00000000000000000000000000000abc\", W/\"n00000000000000000000000000000abc\"",
+            ),
+        );
         assert!(matches_etag(&headers, &tag));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(matches_etag(&headers, &tag));

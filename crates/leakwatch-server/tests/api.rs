@@ -254,7 +254,7 @@ mod range {
         assert_eq!(a.body, "");
         assert_eq!(a.header("etag"), tag);
         assert_eq!(a.header("cache-control"), "public, max-age=2678400");
-        let stale = send(&f.router, "GET", "/range/5BAA6", &[("if-none-match", "\"0-s5BAA6\"")]).await;
+        let stale = send(&f.router, "GET", "/range/5BAA6", &[("if-none-match", "\"s0\"")]).await;
         assert_eq!(stale.status, 200);
     }
 
@@ -842,7 +842,7 @@ mod socket {
         let first_generation = f.state.snapshot().generation();
 
         // Clients hammer the range while an ingest adds one more "password";
-        // each answer must be whole and agree with the generation its ETag names.
+        // each answer must be whole and agree with its ETag (a digest of the body).
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let mut clients = Vec::new();
@@ -855,7 +855,6 @@ mod socket {
                     let r = client().get(&url).send().await.expect("no failed request");
                     assert_eq!(r.status(), 200);
                     let tag = r.headers()["etag"].to_str().unwrap().to_owned();
-                    let generation: u64 = tag.trim_matches('"').split('-').next().unwrap().parse().unwrap();
                     let body = r.text().await.unwrap();
                     let count: u64 = body
                         .split("\r\n")
@@ -863,7 +862,7 @@ mod socket {
                         .expect("the line is there")
                         .parse()
                         .unwrap();
-                    assert_eq!(*seen.entry(generation).or_insert(count), count, "one generation, one answer");
+                    assert_eq!(*seen.entry(tag).or_insert(count), count, "one tag, one answer");
                     served.fetch_add(1, Ordering::Relaxed);
                 }
                 seen
@@ -887,8 +886,8 @@ mod socket {
         for c in clients {
             counts.extend(c.await.unwrap());
         }
-        assert_eq!(counts.get(&first_generation), Some(&3));
-        assert_eq!(counts.values().last(), Some(&4), "{counts:?}");
+        let answers: std::collections::BTreeSet<u64> = counts.values().copied().collect();
+        assert_eq!(answers, [3, 4].into(), "the old answer, then the new one: {counts:?}");
         assert!(served.load(Ordering::Relaxed) > 20);
         server.stop().await;
     }

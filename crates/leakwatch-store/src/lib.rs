@@ -27,6 +27,6 @@ pub use hibp::HibpBreach;
 pub use import::{import_pwned_passwords, ImportSummary, LineRejections, PwnedImport};
 pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
 pub use manifest::{Breach, Manifest, SegmentRef};
-pub use range::{RangeIndex, RangeKind, DEFAULT_RANGE_CACHE};
+pub use range::{RangeBody, RangeIndex, RangeKind, DEFAULT_RANGE_CACHE};
 pub use reader::{KindStats, PasswordCounts, Stats, Store};
 pub use rekey::{rekey, RekeySummary};

@@ -52,6 +52,24 @@ impl RangeKind {
     }
 }
 
+/// A formatted range and the digest of its bytes: a strong validator that stays
+/// the same across generations as long as the range does, so a mirror
+/// revalidating with `If-None-Match` re-downloads only the ranges that changed.
+#[derive(Debug, Clone)]
+pub struct RangeBody {
+    pub bytes: Arc<[u8]>,
+    /// The first 128 bits of the BLAKE3 hash of `bytes`.
+    pub digest: u128,
+}
+
+impl RangeBody {
+    fn new(bytes: Vec<u8>) -> RangeBody {
+        let hash = blake3::hash(&bytes);
+        let digest = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
+        RangeBody { bytes: bytes.into(), digest }
+    }
+}
+
 /// Bytes of range bodies [`RangeIndex::open`] caches: some 8,000 ranges of
 /// HIBP's size (about 30 KB each).
 pub const DEFAULT_RANGE_CACHE: usize = 256 << 20;
@@ -138,16 +156,16 @@ impl RangeIndex {
         }
     }
 
-    /// The body of the range `prefix` (20 bits), unpadded: from the cache, or
-    /// formatted and then cached.
-    pub fn body(&self, kind: RangeKind, prefix: u32) -> Result<Arc<[u8]>> {
+    /// The body of the range `prefix` (20 bits), unpadded, with its digest:
+    /// from the cache, or formatted and then cached.
+    pub fn body(&self, kind: RangeKind, prefix: u32) -> Result<RangeBody> {
         let key = (prefix & 0xF_FFFF) | if kind == RangeKind::Ntlm { 1 << 20 } else { 0 };
         if let Some(body) = self.cache.get(key) {
             return Ok(body);
         }
         let mut out = Vec::new();
         self.write_range(kind, prefix, &mut [], &mut out)?;
-        let body: Arc<[u8]> = out.into();
+        let body = RangeBody::new(out);
         self.cache.insert(key, &body);
         Ok(body)
     }
@@ -234,7 +252,7 @@ impl RangeIndex {
 struct BodyCache {
     budget: usize,
     used: AtomicUsize,
-    shards: [Mutex<HashMap<u32, Arc<[u8]>>>; 16],
+    shards: [Mutex<HashMap<u32, RangeBody>>; 16],
 }
 
 impl BodyCache {
@@ -242,21 +260,21 @@ impl BodyCache {
         BodyCache { budget, used: AtomicUsize::new(0), shards: Default::default() }
     }
 
-    fn shard(&self, key: u32) -> &Mutex<HashMap<u32, Arc<[u8]>>> {
+    fn shard(&self, key: u32) -> &Mutex<HashMap<u32, RangeBody>> {
         // Prefixes are uniform in their low bits; the corpus bit spreads too.
         &self.shards[((key ^ (key >> 20)) % 16) as usize]
     }
 
-    fn get(&self, key: u32) -> Option<Arc<[u8]>> {
+    fn get(&self, key: u32) -> Option<RangeBody> {
         if self.budget == 0 {
             return None;
         }
         self.shard(key).lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
     }
 
-    fn insert(&self, key: u32, body: &Arc<[u8]>) {
+    fn insert(&self, key: u32, body: &RangeBody) {
         // An entry takes its body plus the map's own bookkeeping.
-        let cost = body.len() + 64;
+        let cost = body.bytes.len() + 64;
         if cost > self.budget / self.shards.len() {
             return;
         }
@@ -264,11 +282,11 @@ impl BodyCache {
         while self.used.load(Ordering::Relaxed) + cost > self.budget {
             let Some(&victim) = shard.keys().next() else { return };
             if let Some(old) = shard.remove(&victim) {
-                self.used.fetch_sub(old.len() + 64, Ordering::Relaxed);
+                self.used.fetch_sub(old.bytes.len() + 64, Ordering::Relaxed);
             }
         }
         if let Some(old) = shard.insert(key, body.clone()) {
-            self.used.fetch_sub(old.len() + 64, Ordering::Relaxed);
+            self.used.fetch_sub(old.bytes.len() + 64, Ordering::Relaxed);
         }
         self.used.fetch_add(cost, Ordering::Relaxed);
     }
@@ -431,11 +449,9 @@ mod tests {
                     for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
                         let mut want = Vec::new();
                         index.write_range(kind, prefix, &mut [], &mut want).unwrap();
-                        assert_eq!(
-                            &*index.body(kind, prefix).unwrap(),
-                            &want[..],
-                            "{prefix:05X} round {round}"
-                        );
+                        let body = index.body(kind, prefix).unwrap();
+                        assert_eq!(&*body.bytes, &want[..], "{prefix:05X} round {round}");
+                        assert_eq!(body.digest, RangeBody::new(want).digest);
                         assert!(index.cache.used.load(Ordering::Relaxed) <= budget);
                     }
                 }
