@@ -482,7 +482,26 @@ impl Segment {
     }
 
     fn decoder(&self, params: Params, block: Block) -> Decoder<'_> {
-        Decoder { seg: self, r: self.data(), params, pos: block.upper, j: 0, block }
+        let mut base = [0u8; MAX_KEY_LEN];
+        put_key_bits(&mut base, 0, usize::from(params.prefix_bits), u64::from(block.bucket));
+        let mut chunks = [0; 3];
+        let mut chunk_count = 0;
+        // A low part is at most 160 bits: three chunks of 56 bits or fewer.
+        for (slot, width) in chunks.iter_mut().zip(low_chunks(params.low_bits())) {
+            *slot = width;
+            chunk_count += 1;
+        }
+        Decoder {
+            seg: self,
+            r: self.data(),
+            params,
+            pos: block.upper,
+            j: 0,
+            block,
+            base,
+            chunks,
+            chunk_count,
+        }
     }
 
     /// The entry equal to `key` in a packed segment: (index, count).
@@ -699,6 +718,10 @@ struct Decoder<'a> {
     pos: u64,
     /// Entries decoded so far.
     j: u64,
+    /// A key with the bucket's bits set, and the widths of the low part's chunks.
+    base: [u8; MAX_KEY_LEN],
+    chunks: [usize; 3],
+    chunk_count: usize,
 }
 
 impl Decoder<'_> {
@@ -743,12 +766,11 @@ impl Iterator for Decoder<'_> {
         let high = one - b.upper - self.j;
         let params = &self.params;
         let (p, u) = (usize::from(params.prefix_bits), usize::from(params.upper_bits));
-        let mut key = [0u8; MAX_KEY_LEN];
-        put_key_bits(&mut key, 0, p, u64::from(b.bucket));
+        let mut key = self.base;
         put_key_bits(&mut key, p, u, high);
         let mut at = b.records + self.j * params.record_bits() as u64;
         let mut start = p + u;
-        for width in low_chunks(params.low_bits()) {
+        for &width in &self.chunks[..self.chunk_count] {
             put_key_bits(&mut key, start, width, self.r.get(at, width));
             at += width as u64;
             start += width;
