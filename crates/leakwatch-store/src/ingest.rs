@@ -106,10 +106,10 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     // one keyed hash per distinct domain in a batch is enough.
     let mut domain_keys: HashMap<String, Key16> = HashMap::new();
     let mut sealed = Vec::with_capacity(256);
-    for record in &records {
-        let inner = blinder.account_key(&record.account);
-        let account = keys.outer(inner);
-        accounts.push(account);
+    let inners: Vec<Key16> = records.iter().map(|r| blinder.account_key(&r.account)).collect();
+    accounts.extend_from_slice(&inners);
+    keys.outer_many(&mut accounts);
+    for ((record, &inner), &account) in records.iter().zip(&inners).zip(&accounts) {
         if let Some((alias, domain)) = record.account.email_parts() {
             let key = match domain_keys.get(domain) {
                 Some(k) => *k,
@@ -141,16 +141,19 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
         if let Some(sha1) = material.sha1() {
             let mut rec = [0u8; 20 + SHA1_CRED];
             rec[..20].copy_from_slice(&sha1);
-            rec[20..].copy_from_slice(&keys.credential::<SHA1_CRED>(&sha1, &pair));
+            rec[20..28].copy_from_slice(&pair);
             sha1_creds.push(rec);
         }
         if let Some(ntlm) = material.ntlm() {
             let mut rec = [0u8; 16 + NTLM_CRED];
             rec[..16].copy_from_slice(&ntlm);
-            rec[16..].copy_from_slice(&keys.credential::<NTLM_CRED>(&ntlm, &pair));
+            rec[16..24].copy_from_slice(&pair);
             ntlm_creds.push(rec);
         }
     }
+    // The triples' keys in stages over the whole batch (digest, pair -> key).
+    keys.credentials_in_place::<{ 20 + SHA1_CRED }, SHA1_CRED>(&mut sha1_creds);
+    keys.credentials_in_place::<{ 16 + NTLM_CRED }, NTLM_CRED>(&mut ntlm_creds);
     Batch {
         records: n as u64,
         accounts: Bucketed::new(accounts),
