@@ -198,7 +198,7 @@ impl Keys {
         let Some(s) = &self.sealed else {
             for r in recs.iter_mut() {
                 let pair: [u8; 8] = r[d..d + 8].try_into().expect("8 bytes");
-                let cred: [u8; W] = self.credential(&r[..d].to_vec(), &pair);
+                let cred: [u8; W] = self.credential(&r[..d], &pair);
                 r[d..].copy_from_slice(&cred);
             }
             return;
