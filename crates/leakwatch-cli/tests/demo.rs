@@ -3,8 +3,16 @@
 
 use std::process::Command;
 
+/// `leakwatch` with its default key location (`$XDG_CONFIG_HOME/leakwatch/keys`)
+/// in the test's own directory: as on a bare machine, but not in the user's home.
+fn leakwatch(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.env("XDG_CONFIG_HOME", dir.with_extension("config")).env_remove("LEAKWATCH_KEY_FILE");
+    cmd
+}
+
 fn demo(dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_leakwatch")).args(["demo", "--dir"]).arg(dir).output().unwrap()
+    leakwatch(dir).args(["demo", "--dir"]).arg(dir).output().unwrap()
 }
 
 #[test]
@@ -18,7 +26,7 @@ fn demo_runs_checks_itself_and_reruns() {
         assert!(stdout.contains("answers against the generator's expected answers: all exact"), "{stdout}");
         assert!(stdout.contains("Exposed addresses on example-corp.com"), "{stdout}");
     }
-    let search = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+    let search = leakwatch(&dir)
         .arg("--data")
         .arg(dir.join("data"))
         .args(["search", "domain", "--json", "example-corp.com"])

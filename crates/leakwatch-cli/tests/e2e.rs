@@ -30,6 +30,8 @@ struct Run {
 fn leakwatch(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
     cmd.arg("--data").arg(data).args(args);
+    // The data key beside the data directory, not in the user's config directory.
+    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
     run(cmd, stdin)
 }
 
@@ -437,6 +439,7 @@ fn exit_codes_follow_the_contract() {
     // The data directory also comes from LEAKWATCH_DATA.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
     cmd.env("LEAKWATCH_DATA", &data).args(["search", "email", "--json", &present]);
+    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
     let out = run(cmd, None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json_lines()[0]["account"], json!(present));

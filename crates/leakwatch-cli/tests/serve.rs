@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 fn leakwatch(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
     cmd.arg("--data").arg(data).stdin(Stdio::null());
+    // The data key beside the data directory, not in the user's config directory.
+    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
     cmd
 }
 

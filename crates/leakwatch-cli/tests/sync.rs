@@ -54,7 +54,14 @@ fn start_upstream() -> String {
 }
 
 fn leakwatch(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_leakwatch")).arg("--data").arg(data).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        // The data key beside the data directory, not in the user's config directory.
+        .env("LEAKWATCH_KEY_FILE", data.with_extension("key"))
+        .output()
+        .unwrap()
 }
 
 #[test]
