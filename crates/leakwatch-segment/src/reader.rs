@@ -81,19 +81,7 @@ impl Segment {
                 ("end of file", h.file_len, h.checksums_offset.saturating_add(chunks * 4 + 4)),
                 ("file length", self.map.len() as u64, h.file_len),
             ];
-            for (what, found, want) in expected {
-                if found != want {
-                    return Err(SegmentError::corrupt(
-                        &self.path,
-                        0,
-                        format!("{what} at {found}, expected {want}"),
-                    ));
-                }
-            }
-            if n > u64::from(u32::MAX) {
-                return Err(SegmentError::corrupt(&self.path, 0, "entry count beyond 2^32"));
-            }
-            return Ok(());
+            return self.check_tiling(&expected, n);
         }
         let expected = [
             ("entries", h.entries_offset, HEADER_LEN as u64),
@@ -108,7 +96,14 @@ impl Segment {
             ("end of file", h.file_len, h.checksums_offset.saturating_add(chunks * 4 + 4)),
             ("file length", self.map.len() as u64, h.file_len),
         ];
-        for (what, found, want) in expected {
+        self.check_tiling(&expected, n)
+    }
+
+    /// Each section at the offset the one before it ends (`expected` holds
+    /// (section, offset found, offset the layout implies)), and `n` entries
+    /// indexable with 32 bits.
+    fn check_tiling(&self, expected: &[(&str, u64, u64)], n: u64) -> Result<(), SegmentError> {
+        for &(what, found, want) in expected {
             if found != want {
                 return Err(SegmentError::corrupt(
                     &self.path,
