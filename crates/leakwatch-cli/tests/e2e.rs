@@ -10,22 +10,18 @@
 //! changes no answer; another ingest order gives the same answers; exit codes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use leakwatch_gen::{BreachFiles, Expected, Scenario};
 use leakwatch_types::encode_hex_upper;
 use serde_json::{json, Value};
 
-const SEED: u64 = 20260501;
+mod support;
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use support::{run, Run};
+
+const SEED: u64 = 20260501;
 
 fn leakwatch(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
@@ -33,45 +29,6 @@ fn leakwatch(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
     // The data key beside the data directory, not in the user's config directory.
     cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
     run(cmd, stdin)
-}
-
-fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("the leakwatch binary runs");
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        // Written from a thread so a large input cannot deadlock against a full stdout.
-        let bytes = bytes.to_vec();
-        let writer = std::thread::spawn(move || pipe.write_all(&bytes));
-        let out = child.wait_with_output().expect("waits");
-        writer.join().expect("writer thread").expect("stdin accepted");
-        return Run::from(out);
-    }
-    Run::from(child.wait_with_output().expect("waits"))
-}
-
-impl From<std::process::Output> for Run {
-    fn from(out: std::process::Output) -> Run {
-        Run {
-            code: out.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self, what: &str) -> Run {
-        assert_eq!(self.code, 0, "{what}: exit {}\nstderr: {}", self.code, self.stderr);
-        self
-    }
-
-    fn json_lines(&self) -> Vec<Value> {
-        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
-    }
 }
 
 /// How one breach is fed to `leakwatch ingest`.

@@ -12,55 +12,22 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use leakwatch_gen::Scenario;
 use serde_json::{json, Value};
 
+mod support;
+
+use support::{run, Run};
+
 const SEED: u64 = 20261123;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn leakwatch(data: &Path, key_file: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
-    use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
     cmd.arg("--data").arg(data).args(args).env("LEAKWATCH_KEY_FILE", key_file);
     cmd.env_remove("LEAKWATCH_KEY").env_remove("LEAKWATCH_KEY_COMMAND");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("the leakwatch binary runs");
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        let bytes = bytes.to_vec();
-        let writer = std::thread::spawn(move || pipe.write_all(&bytes));
-        let out = child.wait_with_output().expect("waits");
-        writer.join().expect("writer").expect("stdin accepted");
-        return Run::from(out);
-    }
-    Run::from(child.wait_with_output().expect("waits"))
-}
-
-impl From<std::process::Output> for Run {
-    fn from(out: std::process::Output) -> Run {
-        Run {
-            code: out.status.code().expect("exited"),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self, what: &str) -> Run {
-        assert_eq!(self.code, 0, "{what}: exit {}\nstderr: {}", self.code, self.stderr);
-        self
-    }
+    run(cmd, stdin)
 }
 
 /// A stealer log in ULP lines: victims, the sites they logged in to, passwords.

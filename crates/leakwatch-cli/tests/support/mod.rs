@@ -1,0 +1,56 @@
+//! What the integration tests share: running the `leakwatch` binary with bytes on
+//! its standard input and collecting what it did.
+
+#![allow(dead_code)] // Each test binary uses its own part of this.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// What one run of the binary did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end, with `stdin` (or nothing) on its standard input.
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the leakwatch binary runs");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        // Written from a thread so a large input cannot deadlock against a full stdout.
+        let bytes = bytes.to_vec();
+        let writer = std::thread::spawn(move || pipe.write_all(&bytes));
+        let out = child.wait_with_output().expect("waits");
+        writer.join().expect("writer thread").expect("stdin accepted");
+        return Run::from(out);
+    }
+    Run::from(child.wait_with_output().expect("waits"))
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self, what: &str) -> Run {
+        assert_eq!(self.code, 0, "{what}: exit {}\nstderr: {}", self.code, self.stderr);
+        self
+    }
+
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    }
+}
