@@ -235,6 +235,23 @@ impl Keys {
         }
     }
 
+    /// Masks (or, applied again, unmasks) the pair keys of credential records
+    /// laid out as digest (`N - 8` bytes) then pair key: the pair is xored with
+    /// the bytes of `E(digest[0..16])` (the CBC-MAC's first block) it meets in
+    /// the second block. What the sort runs hold is then the digest next to a
+    /// keyed value unlinkable to the account, 20 bytes narrower than the stored
+    /// triple key, and records stay equal exactly when their triples are.
+    pub fn mask_pairs<const N: usize>(&self, recs: &mut [[u8; N]]) {
+        let d = N - 8;
+        let mut b1: Vec<aes::Block> = recs.iter().map(|r| aes::Block::clone_from_slice(&r[..16])).collect();
+        self.credential.encrypt_blocks(&mut b1);
+        for (r, b) in recs.iter_mut().zip(&b1) {
+            for (x, m) in r[d..].iter_mut().zip(&b[d - 16..d - 8]) {
+                *x ^= m;
+            }
+        }
+    }
+
     /// Stored key -> inner key.
     pub fn inner(&self, outer: &[u8]) -> Key16 {
         let mut block: Key16 = outer[..16].try_into().expect("16-byte key");
@@ -502,6 +519,27 @@ mod tests {
                 assert_eq!(many[i as usize], keys.outer([i; 16]));
             }
         }
+    }
+
+    #[test]
+    fn masked_pairs_unmask_and_hide_the_pair() {
+        let keys = Keys::new(&[1; 32], &[2; 32]);
+        let recs: Vec<[u8; 28]> = (0..50u8)
+            .map(|i| {
+                let mut r = [i; 28];
+                r[20..].copy_from_slice(&[7; 8]);
+                r
+            })
+            .collect();
+        let mut masked = recs.clone();
+        keys.mask_pairs(&mut masked);
+        for (m, r) in masked.iter().zip(&recs) {
+            assert_eq!(m[..20], r[..20]);
+            assert_ne!(m[20..], r[20..], "one pair, a different mask per digest");
+        }
+        assert_ne!(masked[0][20..], masked[1][20..]);
+        keys.mask_pairs(&mut masked);
+        assert_eq!(masked, recs);
     }
 
     #[test]

@@ -23,11 +23,18 @@ use crate::runs::{Bucketed, Runs};
 /// The stored credential keys' widths (the segment kinds' key lengths).
 const SHA1_CRED: usize = 28;
 const NTLM_CRED: usize = 24;
+/// A credential record in the sort runs: the digest then the masked pair key
+/// ([`Keys::mask_pairs`]); the triple's stored key is computed when it is written.
+const SHA1_REC: usize = 20 + 8;
+const NTLM_REC: usize = 16 + 8;
 /// A stealer-log entry: key, sealed payload length, sealed payload (at most 255 bytes).
 const STEALER: usize = 16 + 1 + 255;
 /// A domain entry: domain key, account key, sealed alias length, sealed alias
 /// (at most 64 bytes, HIBP's limit, plus the seal).
 const DOMAIN: usize = 16 + 16 + 1 + 64 + SEAL_OVERHEAD;
+/// The same for aliases of up to 16 bytes (most of them): a record 48 bytes
+/// narrower, so that more of a dump sorts within the budget without spilling.
+const DOMAIN_SHORT: usize = 16 + 16 + 1 + 16 + SEAL_OVERHEAD;
 
 /// The breach an ingest adds to, as the user described it.
 #[derive(Debug, Clone, Default)]
@@ -79,14 +86,15 @@ struct Batch {
     records: u64,
     /// Account keys alone: the breach is the same for the whole ingest.
     accounts: Bucketed<16>,
-    /// Domain key, account key, sealed alias.
+    /// Domain key, account key, sealed alias: short aliases, and the others.
+    domains_short: Bucketed<DOMAIN_SHORT>,
     domains: Bucketed<DOMAIN>,
-    /// Password SHA-1 and the stored key of its (breach, account, password)
-    /// triple: the digest counts, the keyed triple is what is stored.
-    sha1_creds: Bucketed<{ 20 + SHA1_CRED }>,
-    /// Password NTLM and its triple's key. A triple may be known by one digest
+    /// Password SHA-1 and the masked pair key of its (breach, account,
+    /// password) triple: the digest counts, the keyed triple is what is stored.
+    sha1_creds: Bucketed<SHA1_REC>,
+    /// Password NTLM and its masked pair key. A triple may be known by one digest
     /// only (a hash column), so each corpus counts its own set of triples.
-    ntlm_creds: Bucketed<{ 16 + NTLM_CRED }>,
+    ntlm_creds: Bucketed<NTLM_REC>,
     /// Stealer-log pairs, three entries each: by email, by website, by email domain.
     stealer: Bucketed<STEALER>,
 }
@@ -98,7 +106,8 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     let blinder = keys.blinder();
     let n = records.len();
     let mut accounts = Vec::with_capacity(n);
-    let mut domains = Vec::with_capacity(n);
+    let mut domains_short = Vec::with_capacity(n);
+    let mut domains = Vec::new();
     let mut sha1_creds = Vec::with_capacity(n);
     let mut ntlm_creds = Vec::with_capacity(n);
     let mut stealer = Vec::new();
@@ -115,13 +124,12 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
                 Some(k) => *k,
                 None => *domain_keys.entry(domain.to_owned()).or_insert_with(|| keys.domain(domain)),
             };
-            let mut rec = [0u8; DOMAIN];
-            rec[..16].copy_from_slice(&key);
-            rec[16..32].copy_from_slice(&account);
             keys.seal(&key, breach, &alias.as_bytes()[..alias.len().min(64)], &mut sealed);
-            rec[32] = sealed.len() as u8;
-            rec[33..33 + sealed.len()].copy_from_slice(&sealed);
-            domains.push(rec);
+            if sealed.len() <= DOMAIN_SHORT - 33 {
+                domains_short.push(domain_rec::<DOMAIN_SHORT>(&key, &account, &sealed));
+            } else {
+                domains.push(domain_rec::<DOMAIN>(&key, &account, &sealed));
+            }
             if let Some(site) = &record.website {
                 let email = &record.account.value;
                 let by_domain = format!("{alias}\n{site}");
@@ -139,29 +147,41 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
         let Some(material) = &record.password else { continue };
         let pair = blinder.pair_key(&inner, breach).to_le_bytes();
         if let Some(sha1) = material.sha1() {
-            let mut rec = [0u8; 20 + SHA1_CRED];
+            let mut rec = [0u8; SHA1_REC];
             rec[..20].copy_from_slice(&sha1);
             rec[20..28].copy_from_slice(&pair);
             sha1_creds.push(rec);
         }
         if let Some(ntlm) = material.ntlm() {
-            let mut rec = [0u8; 16 + NTLM_CRED];
+            let mut rec = [0u8; NTLM_REC];
             rec[..16].copy_from_slice(&ntlm);
             rec[16..24].copy_from_slice(&pair);
             ntlm_creds.push(rec);
         }
     }
-    // The triples' keys in stages over the whole batch (digest, pair -> key).
-    keys.credentials_in_place::<{ 20 + SHA1_CRED }, SHA1_CRED>(&mut sha1_creds);
-    keys.credentials_in_place::<{ 16 + NTLM_CRED }, NTLM_CRED>(&mut ntlm_creds);
+    // No pair key reaches the runs in clear; the triples' keys are computed
+    // after the sort, from the masked pairs (a narrower record to sort).
+    keys.mask_pairs(&mut sha1_creds);
+    keys.mask_pairs(&mut ntlm_creds);
     Batch {
         records: n as u64,
         accounts: Bucketed::new(accounts),
+        domains_short: Bucketed::new(domains_short),
         domains: Bucketed::new(domains),
         sha1_creds: Bucketed::new(sha1_creds),
         ntlm_creds: Bucketed::new(ntlm_creds),
         stealer: Bucketed::new(stealer),
     }
+}
+
+/// A domain record: domain key, account key, sealed alias length, sealed alias.
+fn domain_rec<const N: usize>(key: &Key16, account: &Key16, sealed: &[u8]) -> [u8; N] {
+    let mut rec = [0u8; N];
+    rec[..16].copy_from_slice(key);
+    rec[16..32].copy_from_slice(account);
+    rec[32] = sealed.len() as u8;
+    rec[33..33 + sealed.len()].copy_from_slice(sealed);
+    rec
 }
 
 /// A stealer-log entry with its payload sealed, or `None` for a payload over
@@ -206,11 +226,10 @@ pub fn ingest(
     // Keys: the account; domain then account (the alias follows from the
     // account); a digest then the pair.
     let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", 16, true);
+    let mut domains_short = Runs::<DOMAIN_SHORT>::new(scratch.clone(), "domains-short", 32, true);
     let mut domains = Runs::<DOMAIN>::new(scratch.clone(), "domains", 32, true);
-    let mut sha1_creds =
-        Runs::<{ 20 + SHA1_CRED }>::new(scratch.clone(), "credentials", 20 + SHA1_CRED, true);
-    let mut ntlm_creds =
-        Runs::<{ 16 + NTLM_CRED }>::new(scratch.clone(), "ntlm-credentials", 16 + NTLM_CRED, true);
+    let mut sha1_creds = Runs::<SHA1_REC>::new(scratch.clone(), "credentials", SHA1_REC, true);
+    let mut ntlm_creds = Runs::<NTLM_REC>::new(scratch.clone(), "ntlm-credentials", NTLM_REC, true);
     let mut stealer = Runs::<STEALER>::new(scratch.clone(), "stealer", STEALER, true);
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
@@ -226,6 +245,7 @@ pub fn ingest(
             |batch: Batch| {
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 accounts.push(&batch.accounts);
+                domains_short.push(&batch.domains_short);
                 domains.push(&batch.domains);
                 sha1_creds.push(&batch.sha1_creds);
                 ntlm_creds.push(&batch.ntlm_creds);
@@ -233,11 +253,13 @@ pub fn ingest(
                 // Half the budget for run buffers; the rest covers the parser's
                 // chunks in flight and the merge's read buffers.
                 let held = accounts.mem_bytes()
+                    + domains_short.mem_bytes()
                     + domains.mem_bytes()
                     + sha1_creds.mem_bytes()
                     + ntlm_creds.mem_bytes();
                 if held > budget / 2 {
                     accounts.spill()?;
+                    domains_short.spill()?;
                     domains.spill()?;
                     sha1_creds.spill()?;
                     ntlm_creds.spill()?;
@@ -267,8 +289,9 @@ pub fn ingest(
             rayon::join(
                 || {
                     let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted::<{ 20 + SHA1_CRED }, SHA1_CRED>(
+                    write_counted::<SHA1_REC, { 20 + SHA1_CRED }, SHA1_CRED>(
                         dir,
+                        &keys,
                         sha1_creds,
                         stored,
                         (Kind::Credentials, Kind::Sha1Counts),
@@ -278,8 +301,9 @@ pub fn ingest(
                 },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted::<{ 16 + NTLM_CRED }, NTLM_CRED>(
+                    write_counted::<NTLM_REC, { 16 + NTLM_CRED }, NTLM_CRED>(
                         dir,
+                        &keys,
                         ntlm_creds,
                         stored,
                         (Kind::NtlmCredentials, Kind::NtlmCounts),
@@ -293,7 +317,7 @@ pub fn ingest(
             rayon::join(
                 || write_accounts(dir, accounts, stored_accounts, breach_id),
                 || {
-                    let domains = write_domains(dir, domains, stored_accounts, breach_id)?;
+                    let domains = write_domains(dir, (domains_short, domains), stored_accounts, breach_id)?;
                     Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
                 },
             )
@@ -396,17 +420,37 @@ fn write_accounts(
     Ok((out, new_accounts))
 }
 
-/// The aliases, under each domain, of the email accounts new to this breach.
+/// The aliases, under each domain, of the email accounts new to this breach:
+/// the two record widths merged back into (domain key, account key) order. An
+/// account's alias is always the same, so the same entry never comes in both.
 fn write_domains(
     dir: &DataDir,
-    domains: Runs<DOMAIN>,
+    (short, long): (Runs<DOMAIN_SHORT>, Runs<DOMAIN>),
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
-    let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
-    for rec in domains.finish()? {
-        let rec = rec?;
+    let mut dom_w = out.writer(Kind::Domains, short.pushed() + long.pushed())?;
+    let head = |r: &[u8]| {
+        let at = |i: usize| u128::from_be_bytes(r[i..i + 16].try_into().expect("16 bytes"));
+        (at(0), at(16))
+    };
+    let mut short = short.finish()?.peekable();
+    let mut long = long.finish()?.peekable();
+    loop {
+        let take_short = match (short.peek(), long.peek()) {
+            (None, None) => break,
+            (Some(Ok(a)), Some(Ok(b))) => head(a) <= head(b),
+            (Some(_), _) => true,
+            (None, Some(_)) => false,
+        };
+        let mut rec = [0u8; DOMAIN];
+        if take_short {
+            let r = short.next().expect("peeked")?;
+            rec[..DOMAIN_SHORT].copy_from_slice(&r);
+        } else {
+            rec = long.next().expect("peeked")?;
+        }
         if let Some(stored) = stored {
             if in_breach(stored, &rec[16..32], breach_id)? {
                 continue;
@@ -441,11 +485,13 @@ struct Stored {
 
 /// Writes the new triples of one digest and, grouped by digest (they come
 /// sorted by it), that digest's counts: records are the digest then the
-/// triple's stored key, so the counts need no second sort. The stored keys of
-/// the new triples are keyed hashes in no digest order: they are sorted on
-/// their own (a small sort: 24 or 28 bytes per new triple).
-fn write_counted<const N: usize, const W: usize>(
+/// triple's masked pair key, so the counts need no second sort. The stored keys
+/// of the triples are computed here, in batches of pipelined AES blocks; they
+/// are keyed hashes in no digest order, so the new ones are sorted on their own
+/// (a small sort: 24 or 28 bytes per new triple).
+fn write_counted<const N: usize, const NW: usize, const W: usize>(
     dir: &DataDir,
+    keys: &Keys,
     mut creds: Runs<N>,
     stored: Option<&[Segment]>,
     (creds_kind, counts_kind): (Kind, Kind),
@@ -453,7 +499,9 @@ fn write_counted<const N: usize, const W: usize>(
     budget: usize,
 ) -> Result<(SegmentSet, u64)> {
     const BATCH: usize = 1 << 16;
-    let digest_len = N - W;
+    const STAGE: usize = 1 << 12;
+    let digest_len = N - 8;
+    debug_assert_eq!(NW, digest_len + W);
     let mut out = SegmentSet::new(dir.segments());
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
@@ -462,27 +510,48 @@ fn write_counted<const N: usize, const W: usize>(
     let mut batch: Vec<[u8; W]> = Vec::with_capacity(BATCH);
     let mut group: Option<([u8; N], u64)> = None;
     let mut new_triples = 0u64;
-    for rec in creds.finish()? {
-        let rec = rec?;
-        let cred: [u8; W] = rec[digest_len..].try_into().expect("W bytes");
-        if let Some(stored) = stored {
-            if any_found(stored, &cred)? {
-                continue;
-            }
+    let mut sorted = creds.finish()?;
+    let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
+    let mut wide: Vec<[u8; NW]> = Vec::with_capacity(STAGE);
+    loop {
+        stage.clear();
+        for rec in sorted.by_ref().take(STAGE) {
+            stage.push(rec?);
         }
-        new_triples += 1;
-        batch.push(cred);
-        if batch.len() == BATCH {
-            new_creds.push(&Bucketed::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))));
-            if new_creds.mem_bytes() > budget / 8 {
-                new_creds.spill()?;
-            }
+        if stage.is_empty() {
+            break;
         }
-        match &mut group {
-            Some((first, n)) if first[..digest_len] == rec[..digest_len] => *n += 1,
-            _ => {
-                if let Some((first, n)) = group.replace((rec, 1)) {
-                    counts_w.push_count(&first[..digest_len], n)?;
+        // Digest and pair key -> the triple's stored key, a stage at a time.
+        let mut pairs = stage.clone();
+        keys.mask_pairs(&mut pairs);
+        wide.clear();
+        wide.extend(pairs.iter().map(|p| {
+            let mut w = [0u8; NW];
+            w[..N].copy_from_slice(p);
+            w
+        }));
+        keys.credentials_in_place::<NW, W>(&mut wide);
+        for (rec, w) in stage.iter().zip(&wide) {
+            let cred: [u8; W] = w[digest_len..].try_into().expect("W bytes");
+            if let Some(stored) = stored {
+                if any_found(stored, &cred)? {
+                    continue;
+                }
+            }
+            new_triples += 1;
+            batch.push(cred);
+            if batch.len() == BATCH {
+                new_creds.push(&Bucketed::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))));
+                if new_creds.mem_bytes() > budget / 8 {
+                    new_creds.spill()?;
+                }
+            }
+            match &mut group {
+                Some((first, n)) if first[..digest_len] == rec[..digest_len] => *n += 1,
+                _ => {
+                    if let Some((first, n)) = group.replace((*rec, 1)) {
+                        counts_w.push_count(&first[..digest_len], n)?;
+                    }
                 }
             }
         }

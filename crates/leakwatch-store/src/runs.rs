@@ -21,6 +21,9 @@ use rayon::prelude::*;
 
 use crate::error::{Result, StoreError};
 
+/// Buckets longer than this are sorted in parallel.
+const PARALLEL_SORT: usize = 1 << 16;
+
 /// A batch of records grouped by first byte (a counting sort, O(n)).
 pub struct Bucketed<const N: usize> {
     records: Vec<[u8; N]>,
@@ -127,7 +130,14 @@ impl<const N: usize> Runs<N> {
         self.sorted = true;
         let (cmp_len, dedupe) = (self.cmp_len, self.dedupe);
         self.buckets.par_iter_mut().for_each(|bucket| {
-            bucket.sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
+            // Keys are not always uniform: a domain's records share their first
+            // bytes, and one domain may be a third of a dump. A bucket that big
+            // is sorted on every core rather than holding up the others.
+            if bucket.len() > PARALLEL_SORT {
+                bucket.par_sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
+            } else {
+                bucket.sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
+            }
             if dedupe {
                 bucket.dedup_by(|a, b| cmp_key(a, b, cmp_len) == Ordering::Equal);
             }
@@ -189,6 +199,16 @@ fn cmp_key<const N: usize>(a: &[u8; N], b: &[u8; N], cmp_len: usize) -> Ordering
             Ordering::Equal => at += 16,
             other => return other,
         }
+    }
+    if at == cmp_len {
+        return Ordering::Equal;
+    }
+    if at >= 16 {
+        // The bytes before `at` are equal: the last 16 bytes of the key, read
+        // as one integer, order the tail (no memcmp call for a 4..15-byte rest).
+        let x = u128::from_be_bytes(a[cmp_len - 16..cmp_len].try_into().expect("16 bytes"));
+        let y = u128::from_be_bytes(b[cmp_len - 16..cmp_len].try_into().expect("16 bytes"));
+        return x.cmp(&y);
     }
     a[at..cmp_len].cmp(&b[at..cmp_len])
 }
