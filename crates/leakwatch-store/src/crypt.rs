@@ -204,7 +204,7 @@ impl Keys {
             return;
         };
         // b1 = E(digest[0..16]); b2 = E(b1 ^ (digest[16..] ‖ pair ‖ 0), last ^ W).
-        let mut b2: Vec<aes::Block> = recs.iter().map(|r| aes::Block::clone_from_slice(&r[..16])).collect();
+        let mut b2: Vec<aes::Block> = recs.iter().map(|r| block(&r[..16])).collect();
         self.credential.encrypt_blocks(&mut b2);
         for (x, r) in b2.iter_mut().zip(recs.iter()) {
             for (b, t) in x.iter_mut().zip(&r[16..d + 8]) {
@@ -226,7 +226,7 @@ impl Keys {
             let mut out = [0u8; W];
             out[..16].copy_from_slice(first);
             out[16..].copy_from_slice(&rest[..W - 16]);
-            tail.push(aes::Block::clone_from_slice(&out[W - 16..]));
+            tail.push(block(&out[W - 16..]));
         }
         s.prp.encrypt_blocks(&mut tail);
         for ((r, first), last) in recs.iter_mut().zip(&b2).zip(&tail) {
@@ -243,7 +243,7 @@ impl Keys {
     /// triple key, and records stay equal exactly when their triples are.
     pub fn mask_pairs<const N: usize>(&self, recs: &mut [[u8; N]]) {
         let d = N - 8;
-        let mut b1: Vec<aes::Block> = recs.iter().map(|r| aes::Block::clone_from_slice(&r[..16])).collect();
+        let mut b1: Vec<aes::Block> = recs.iter().map(|r| block(&r[..16])).collect();
         self.credential.encrypt_blocks(&mut b1);
         for (r, b) in recs.iter_mut().zip(&b1) {
             for (x, m) in r[d..].iter_mut().zip(&b[d - 16..d - 8]) {
@@ -283,7 +283,7 @@ impl Keys {
     /// secure PRF for inputs of one fixed length, stretched to `W` bytes by one
     /// more block.
     fn credential_hash<const W: usize>(&self, digest: &[u8], pair: &[u8; 8]) -> [u8; W] {
-        let mut first = aes::Block::clone_from_slice(&digest[..16]);
+        let mut first = block(&digest[..16]);
         self.credential.encrypt_block(&mut first);
         let rest = &digest[16..];
         let mut second = first;
@@ -344,7 +344,7 @@ impl Keys {
         match &self.sealed {
             Some(s) => {
                 let Some(split) = stored.len().checked_sub(SEAL_OVERHEAD) else { return false };
-                let tag = aes::Block::clone_from_slice(&stored[split..]);
+                let tag = block(&stored[split..]);
                 out.extend_from_slice(&stored[..split]);
                 s.ctr(&tag, out);
                 let want = s.tag(&aad(key, breach), out);
@@ -395,6 +395,13 @@ impl Sealed {
     }
 }
 
+/// An AES block from 16 bytes: a plain copy (`clone_from_slice` goes through
+/// an element iterator, a visible cost per key at ingest rates).
+fn block(bytes: &[u8]) -> aes::Block {
+    let arr: [u8; 16] = bytes.try_into().expect("16 bytes");
+    arr.into()
+}
+
 fn credential_cipher(index_key: &[u8; 32]) -> Aes256 {
     Aes256::new(&blake3::derive_key(CREDENTIAL_CONTEXT, index_key).into())
 }
@@ -410,10 +417,10 @@ fn aad(key: &[u8], breach: u32) -> [u8; 20] {
 /// encrypt the first 16 bytes, then the last 16 of the result's tail and the rest.
 fn permute_wide<const W: usize>(prp: &Aes256, inner: &[u8; W]) -> [u8; W] {
     let mut out = *inner;
-    let mut first = aes::Block::clone_from_slice(&out[..16]);
+    let mut first = block(&out[..16]);
     prp.encrypt_block(&mut first);
     out[..16].copy_from_slice(&first);
-    let mut second = aes::Block::clone_from_slice(&out[W - 16..]);
+    let mut second = block(&out[W - 16..]);
     prp.encrypt_block(&mut second);
     out[W - 16..].copy_from_slice(&second);
     out
@@ -421,10 +428,10 @@ fn permute_wide<const W: usize>(prp: &Aes256, inner: &[u8; W]) -> [u8; W] {
 
 fn unpermute_wide<const W: usize>(prp: &Aes256, stored: &[u8; W]) -> [u8; W] {
     let mut out = *stored;
-    let mut second = aes::Block::clone_from_slice(&out[W - 16..]);
+    let mut second = block(&out[W - 16..]);
     prp.decrypt_block(&mut second);
     out[W - 16..].copy_from_slice(&second);
-    let mut first = aes::Block::clone_from_slice(&out[..16]);
+    let mut first = block(&out[..16]);
     prp.decrypt_block(&mut first);
     out[..16].copy_from_slice(&first);
     out
