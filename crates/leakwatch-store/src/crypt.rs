@@ -212,16 +212,61 @@ impl Keys {
             }
             x[15] ^= W as u8;
         }
+        self.credential_tail::<W>(s, &mut b2, |i, cred| recs[i][d..].copy_from_slice(cred));
+    }
+
+    /// [`Keys::credentials_in_place`] for records of digest (`N - 8` bytes) and
+    /// masked pair key ([`Keys::mask_pairs`]), the stored keys pushed to `out`
+    /// in record order. The mask is the first CBC-MAC block's own bytes, so the
+    /// second block's input is that block with the masked pair in place.
+    pub fn credentials_from_masked<const N: usize, const W: usize>(
+        &self,
+        recs: &[[u8; N]],
+        out: &mut Vec<[u8; W]>,
+    ) {
+        let d = N - 8;
+        out.clear();
+        let mut b2: Vec<aes::Block> = recs.iter().map(|r| block(&r[..16])).collect();
         self.credential.encrypt_blocks(&mut b2);
+        let Some(s) = &self.sealed else {
+            for (r, b1) in recs.iter().zip(&b2) {
+                let mut pair = [0u8; 8];
+                for ((p, m), k) in pair.iter_mut().zip(&r[d..]).zip(&b1[d - 16..d - 8]) {
+                    *p = m ^ k;
+                }
+                out.push(self.credential(&r[..d], &pair));
+            }
+            return;
+        };
+        for (x, r) in b2.iter_mut().zip(recs) {
+            for (b, t) in x[..d - 16].iter_mut().zip(&r[16..d]) {
+                *b ^= t;
+            }
+            x[d - 16..d - 8].copy_from_slice(&r[d..]);
+            x[15] ^= W as u8;
+        }
+        out.resize(recs.len(), [0u8; W]);
+        self.credential_tail::<W>(s, &mut b2, |i, cred| out[i] = *cred);
+    }
+
+    /// The rest of the credential hash and its permutation, from the second
+    /// blocks' inputs: `put(i, stored key)` for each.
+    fn credential_tail<const W: usize>(
+        &self,
+        s: &Sealed,
+        b2: &mut [aes::Block],
+        mut put: impl FnMut(usize, &[u8; W]),
+    ) {
+        self.credential.encrypt_blocks(b2);
         // b3 = E(b2 ^ 1); the inner value is b2 ‖ b3[..W - 16].
-        let mut b3 = b2.clone();
+        let mut b3 = b2.to_vec();
         for x in b3.iter_mut() {
             x[0] ^= 1;
         }
         self.credential.encrypt_blocks(&mut b3);
         // W: encrypt bytes 0..16, then bytes W-16..W of the result.
-        s.prp.encrypt_blocks(&mut b2);
-        let mut tail: Vec<aes::Block> = Vec::with_capacity(recs.len());
+        s.prp.encrypt_blocks(b2);
+        let mut tail: Vec<aes::Block> = Vec::with_capacity(b2.len());
         for (first, rest) in b2.iter().zip(&b3) {
             let mut out = [0u8; W];
             out[..16].copy_from_slice(first);
@@ -229,9 +274,11 @@ impl Keys {
             tail.push(block(&out[W - 16..]));
         }
         s.prp.encrypt_blocks(&mut tail);
-        for ((r, first), last) in recs.iter_mut().zip(&b2).zip(&tail) {
-            r[d..d + W - 16].copy_from_slice(&first[..W - 16]);
-            r[d + W - 16..].copy_from_slice(last);
+        for (i, (first, last)) in b2.iter().zip(&tail).enumerate() {
+            let mut cred = [0u8; W];
+            cred[..W - 16].copy_from_slice(&first[..W - 16]);
+            cred[W - 16..].copy_from_slice(last);
+            put(i, &cred);
         }
     }
 
@@ -547,6 +594,25 @@ mod tests {
         assert_ne!(masked[0][20..], masked[1][20..]);
         keys.mask_pairs(&mut masked);
         assert_eq!(masked, recs);
+        for keys in [keys, Keys::legacy(&[1; 32])] {
+            let mut masked = recs.clone();
+            keys.mask_pairs(&mut masked);
+            let mut out: Vec<[u8; 28]> = Vec::new();
+            keys.credentials_from_masked::<28, 28>(&masked, &mut out);
+            for (r, got) in recs.iter().zip(&out) {
+                let want: [u8; 28] = keys.credential(&r[..20], &r[20..].try_into().unwrap());
+                assert_eq!(*got, want);
+            }
+            let ntlm: Vec<[u8; 24]> = recs.iter().map(|r| r[4..].try_into().unwrap()).collect();
+            let mut masked = ntlm.clone();
+            keys.mask_pairs(&mut masked);
+            let mut out: Vec<[u8; 24]> = Vec::new();
+            keys.credentials_from_masked::<24, 24>(&masked, &mut out);
+            for (r, got) in ntlm.iter().zip(&out) {
+                let want: [u8; 24] = keys.credential(&r[..16], &r[16..].try_into().unwrap());
+                assert_eq!(*got, want);
+            }
+        }
     }
 
     #[test]

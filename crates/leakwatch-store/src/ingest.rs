@@ -289,7 +289,7 @@ pub fn ingest(
             rayon::join(
                 || {
                     let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted::<SHA1_REC, { 20 + SHA1_CRED }, SHA1_CRED>(
+                    write_counted::<SHA1_REC, SHA1_CRED>(
                         dir,
                         &keys,
                         sha1_creds,
@@ -301,7 +301,7 @@ pub fn ingest(
                 },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted::<NTLM_REC, { 16 + NTLM_CRED }, NTLM_CRED>(
+                    write_counted::<NTLM_REC, NTLM_CRED>(
                         dir,
                         &keys,
                         ntlm_creds,
@@ -489,7 +489,7 @@ struct Stored {
 /// of the triples are computed here, in batches of pipelined AES blocks; they
 /// are keyed hashes in no digest order, so the new ones are sorted on their own
 /// (a small sort: 24 or 28 bytes per new triple).
-fn write_counted<const N: usize, const NW: usize, const W: usize>(
+fn write_counted<const N: usize, const W: usize>(
     dir: &DataDir,
     keys: &Keys,
     mut creds: Runs<N>,
@@ -501,7 +501,6 @@ fn write_counted<const N: usize, const NW: usize, const W: usize>(
     const BATCH: usize = 1 << 16;
     const STAGE: usize = 1 << 12;
     let digest_len = N - 8;
-    debug_assert_eq!(NW, digest_len + W);
     let mut out = SegmentSet::new(dir.segments());
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
@@ -512,7 +511,7 @@ fn write_counted<const N: usize, const NW: usize, const W: usize>(
     let mut new_triples = 0u64;
     let mut sorted = creds.finish()?;
     let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
-    let mut wide: Vec<[u8; NW]> = Vec::with_capacity(STAGE);
+    let mut stage_creds: Vec<[u8; W]> = Vec::with_capacity(STAGE);
     loop {
         stage.clear();
         for rec in sorted.by_ref().take(STAGE) {
@@ -521,18 +520,9 @@ fn write_counted<const N: usize, const NW: usize, const W: usize>(
         if stage.is_empty() {
             break;
         }
-        // Digest and pair key -> the triple's stored key, a stage at a time.
-        let mut pairs = stage.clone();
-        keys.mask_pairs(&mut pairs);
-        wide.clear();
-        wide.extend(pairs.iter().map(|p| {
-            let mut w = [0u8; NW];
-            w[..N].copy_from_slice(p);
-            w
-        }));
-        keys.credentials_in_place::<NW, W>(&mut wide);
-        for (rec, w) in stage.iter().zip(&wide) {
-            let cred: [u8; W] = w[digest_len..].try_into().expect("W bytes");
+        // Digest and masked pair -> the triple's stored key, a stage at a time.
+        keys.credentials_from_masked(&stage, &mut stage_creds);
+        for (rec, &cred) in stage.iter().zip(&stage_creds) {
             if let Some(stored) = stored {
                 if any_found(stored, &cred)? {
                     continue;
