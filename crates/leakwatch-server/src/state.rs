@@ -17,12 +17,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 use leakwatch_catalog::{ApiKey, AuditHasher, Catalog, CatalogError, KeyHash};
-use leakwatch_store::{DataDir, RangeIndex, Store, StoreError};
+use leakwatch_store::{DataDir, RangeIndex, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
 use crate::limiter::Limiter;
 
-/// Rate limits, in requests per minute; 0 means no limit.
+/// Rate limits, in requests per minute (0 means no limit), and the memory the
+/// range cache may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// For keys created without a limit of their own.
@@ -30,11 +31,13 @@ pub struct Limits {
     /// For anonymous callers, per client address (the Pwned Passwords range is
     /// not limited, as at HIBP).
     pub anonymous_per_minute: u32,
+    /// Bytes of formatted `/range` bodies kept per generation (0: none).
+    pub range_cache_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { key_per_minute: 600, anonymous_per_minute: 600 }
+        Limits { key_per_minute: 600, anonymous_per_minute: 600, range_cache_bytes: DEFAULT_RANGE_CACHE }
     }
 }
 
@@ -49,10 +52,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// Opens the current generation. The store and the range index each read
     /// the manifest; if an ingest published between the two reads, read again.
-    pub fn open(dir: &DataDir) -> Result<Snapshot, StoreError> {
+    /// `range_cache_bytes` bounds the cache of formatted ranges.
+    pub fn open(dir: &DataDir, range_cache_bytes: usize) -> Result<Snapshot, StoreError> {
         for _ in 0..10 {
             let published = manifest_stamp(dir).map_or(UNIX_EPOCH, |s| s.modified);
-            let ranges = RangeIndex::open(dir)?;
+            let ranges = RangeIndex::open_with_cache(dir, range_cache_bytes)?;
             let store = Store::open(dir)?;
             if store.generation() == ranges.generation() {
                 let last_modified = HeaderValue::try_from(httpdate::fmt_http_date(published))
@@ -138,7 +142,7 @@ impl AppState {
         // one written before key rings is migrated, before the first snapshot.)
         let data_keys = data.ensure_keys()?;
         let stamp = manifest_stamp(&data);
-        let snapshot = Snapshot::open(&data)?;
+        let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
         let catalog = Catalog::open_in(data.root())?;
         let hasher = AuditHasher::new(data_keys.audit_subject_key());
         let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, data_keys.audit_key())
@@ -181,7 +185,7 @@ impl AppState {
         if *last == stamp {
             return Ok(false);
         }
-        let snapshot = Snapshot::open(&self.inner.data)?;
+        let snapshot = Snapshot::open(&self.inner.data, self.inner.limits.range_cache_bytes)?;
         *last = stamp;
         if snapshot.generation() == self.snapshot().generation() {
             return Ok(false);

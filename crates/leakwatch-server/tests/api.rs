@@ -114,7 +114,7 @@ fn fixture_with(limits: Limits) -> Fixture {
 }
 
 fn fixture() -> Fixture {
-    fixture_with(Limits { key_per_minute: 0, anonymous_per_minute: 0 })
+    fixture_with(Limits { key_per_minute: 0, anonymous_per_minute: 0, ..Limits::default() })
 }
 
 struct Answer {
@@ -245,6 +245,19 @@ mod range {
     }
 
     #[tokio::test]
+    async fn answers_and_tags_do_not_depend_on_the_range_cache() {
+        let cached = fixture();
+        let uncached = fixture_with(Limits { range_cache_bytes: 0, ..Limits::default() });
+        for prefix in ["5BAA6", "00000", "5baa6", "FFFFF"] {
+            for _ in 0..2 {
+                let a = get(&cached.router, &format!("/range/{prefix}"), None).await;
+                let b = get(&uncached.router, &format!("/range/{prefix}"), None).await;
+                assert_eq!((a.status, &a.body, a.header("etag")), (b.status, &b.body, b.header("etag")));
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn if_none_match_revalidates_without_a_body() {
         let f = fixture();
         let first = get(&f.router, "/range/5BAA6", None).await;
@@ -274,7 +287,7 @@ mod range {
 
     #[tokio::test]
     async fn ranges_need_no_key_and_no_user_agent_and_are_not_rate_limited() {
-        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 1 });
+        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 1, ..Limits::default() });
         for _ in 0..5 {
             assert_eq!(send(&f.router, "GET", "/range/5BAA6", &[]).await.status, 200);
         }
@@ -630,7 +643,7 @@ mod limits {
 
     #[tokio::test]
     async fn the_server_default_applies_to_keys_without_their_own_and_to_anonymous_callers() {
-        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 2 });
+        let f = fixture_with(Limits { key_per_minute: 1, anonymous_per_minute: 2, ..Limits::default() });
         let mut catalog = Catalog::open_in(f.data.root()).unwrap();
         let key = NewKey {
             name: "plain".into(),
