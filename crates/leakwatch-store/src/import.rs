@@ -615,17 +615,7 @@ fn reject(rejected: &mut Vec<(&'static str, u64, Vec<u64>)>, reason: &'static st
 }
 /// A decimal count: digits only (surrounding spaces allowed), no overflow.
 fn parse_count(text: &[u8]) -> Option<u64> {
-    let text = text.trim_ascii();
-    if text.is_empty() || text.len() > 20 {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
+    leakwatch_types::decode_decimal(text.trim_ascii())
 }
 
 /// Feeds sorted (hash, count) pairs to a writer, summing repeats of a hash.

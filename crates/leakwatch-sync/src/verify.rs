@@ -7,6 +7,7 @@
 //! otherwise be published as if the upstream had dropped those passwords.
 
 use base64::Engine;
+use leakwatch_types::decode_decimal;
 use md5::{Digest, Md5};
 
 /// Why a body was refused.
@@ -50,7 +51,7 @@ pub fn verify_body(body: &[u8], suffix_len: usize, content_md5: Option<&[u8]>) -
         let digits = count
             .strip_prefix(b":")
             .ok_or_else(|| Invalid(format!("line {number}: no ':' after the suffix")))?;
-        let count = parse_count(digits).ok_or_else(|| Invalid(format!("line {number}: bad count")))?;
+        let count = decode_decimal(digits).ok_or_else(|| Invalid(format!("line {number}: bad count")))?;
         if last.is_some_and(|prev| prev >= suffix) {
             return Err(Invalid(format!("line {number}: suffixes out of order or repeated")));
         }
@@ -60,20 +61,6 @@ pub fn verify_body(body: &[u8], suffix_len: usize, content_md5: Option<&[u8]>) -
         }
     }
     Ok(hashes)
-}
-
-/// A decimal count: digits only, no overflow.
-fn parse_count(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]

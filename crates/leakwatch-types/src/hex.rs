@@ -48,9 +48,34 @@ fn nibble(c: u8) -> Option<u8> {
     }
 }
 
+/// A count in decimal: ASCII digits only (no sign, no spaces), at most 20 of
+/// them, no overflow; `None` otherwise. Pwned Passwords counts are this.
+pub fn decode_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_counts_are_digits_only_and_never_overflow() {
+        assert_eq!(decode_decimal(b"10434004"), Some(10_434_004));
+        assert_eq!(decode_decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b"18446744073709551616"[..], b"000000000000000000001", b"", b"12a", b"-1", b" 7", b"+7"]
+        {
+            assert_eq!(decode_decimal(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn round_trips_and_accepts_lower_case() {

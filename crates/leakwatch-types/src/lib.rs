@@ -16,7 +16,7 @@ pub use account::{
 };
 pub use breach::{validate_breach_name, DataClass};
 pub use hash::{ntlm, sha1, Blinder, HashKind, Key16, PasswordHashes, PasswordMaterial};
-pub use hex::{decode_hex, decode_hex_into, encode_hex_upper};
+pub use hex::{decode_decimal, decode_hex, decode_hex_into, encode_hex_upper};
 
 /// One leaked credential or account as it crosses from ingest to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
