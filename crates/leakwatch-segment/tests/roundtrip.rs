@@ -6,6 +6,16 @@ use std::collections::BTreeMap;
 use leakwatch_segment::{Kind, Segment, SegmentError, SegmentWriter};
 use proptest::prelude::*;
 
+/// A fast deterministic generator of uniform 64-bit words (xorshift64).
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 fn write_counts(dir: &std::path::Path, kind: Kind, entries: &BTreeMap<Vec<u8>, u64>) -> Segment {
     let path = dir.join(format!("{}.seg", kind.name()));
     let mut w = SegmentWriter::create(&path, kind, entries.len() as u64).unwrap();
@@ -167,13 +177,7 @@ proptest! {
 
 #[test]
 fn packed_segment_at_scale_is_near_the_entropy_bound() {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     let mut keys = BTreeMap::new();
     while keys.len() < 400_000 {
         let mut k = vec![0u8; 20];
@@ -198,13 +202,7 @@ fn packed_segment_at_scale_is_near_the_entropy_bound() {
 
 #[test]
 fn large_segment_uses_wide_prefix_and_reads_back() {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
     let mut keys = BTreeMap::new();
     for i in 0..300_000u64 {
         let mut k = vec![0u8; 16];
