@@ -21,6 +21,7 @@ pub mod api;
 mod audit;
 mod auth;
 mod error;
+mod fast_range;
 mod limiter;
 mod query;
 mod range;

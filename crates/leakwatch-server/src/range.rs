@@ -16,16 +16,16 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leakwatch_segment::MAX_KEY_LEN;
-use leakwatch_store::RangeKind;
+use leakwatch_store::{RangeBody, RangeKind};
 use rand::Rng;
 
 use crate::error::AppError;
 use crate::state::AppState;
 
 /// A range is immutable until the next ingest; HIBP lets caches keep it 31 days.
-const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=2678400");
-const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain");
-const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+const CACHE_CONTROL: &str = "public, max-age=2678400";
+const TEXT_PLAIN: &str = "text/plain";
+const ANY_ORIGIN: &str = "*";
 
 /// Padding fills a response to at least this many lines (HIBP's documented
 /// floor), so that small ranges do not stand out by size...
@@ -42,63 +42,140 @@ thread_local! {
 
 /// `GET /range/{prefix}[?mode=ntlm|sha1]`.
 pub async fn range(State(state): State<AppState>, request: Request) -> Response {
-    match answer(&state, &request) {
-        Ok(response) => response,
+    let headers = request.headers();
+    let padded = headers.get("add-padding").is_some_and(|v| is_true(v.as_bytes()));
+    let tags = headers.get_all(header::IF_NONE_MATCH).iter().map(HeaderValue::as_bytes);
+    match answer(&state, request.uri().path(), request.uri().query(), padded, tags) {
+        Ok(answer) => answer.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn answer(state: &AppState, request: &Request) -> Result<Response, AppError> {
-    let path = request.uri().path();
+/// A range request's answer, before it goes on the wire: through the router,
+/// or written straight to the socket by the connection's fast path
+/// (`fast_range`), which must give the same status, headers and bytes.
+pub(crate) struct RangeAnswer {
+    /// `304 Not Modified` when `If-None-Match` names the current tag.
+    pub not_modified: bool,
+    pub etag: String,
+    pub last_modified: HeaderValue,
+    pub body: RangeBytes,
+}
+
+/// Where an answer's body comes from.
+pub(crate) enum RangeBytes {
+    /// A 304's.
+    Empty,
+    /// The range as cached: shared, and possibly in a file the kernel can send.
+    Cached(RangeBody),
+    /// A padded range, different on every request.
+    Padded(Bytes),
+}
+
+impl RangeBytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            RangeBytes::Empty => &[],
+            RangeBytes::Cached(body) => body.bytes(),
+            RangeBytes::Padded(bytes) => bytes,
+        }
+    }
+}
+
+impl RangeAnswer {
+    /// The answer's headers in the order they are sent; `content-length` and
+    /// `date` are the connection's to add, as hyper does.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (header::HeaderName, &[u8])> + '_ {
+        [
+            (header::CACHE_CONTROL, Some(CACHE_CONTROL.as_bytes())),
+            (header::LAST_MODIFIED, Some(self.last_modified.as_bytes())),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, Some(ANY_ORIGIN.as_bytes())),
+            (header::ETAG, Some(self.etag.as_bytes())),
+            (header::CONTENT_TYPE, (!self.not_modified).then_some(TEXT_PLAIN.as_bytes())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    fn into_response(self) -> Response {
+        let mut headers = HeaderMap::with_capacity(6);
+        for (name, value) in self.headers() {
+            headers.insert(name, HeaderValue::from_bytes(value).expect("valid header values"));
+        }
+        let status = if self.not_modified { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+        let body = match self.body {
+            RangeBytes::Empty => Body::empty(),
+            // Shared with the cache: no copy.
+            RangeBytes::Cached(body) => Body::from(Bytes::from_owner(body)),
+            RangeBytes::Padded(bytes) => Body::from(bytes),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+/// A range request's answer: `path` ends in the prefix, `query` may name the
+/// mode, `padded` is `Add-Padding: true`, `if_none_match` the values of that
+/// header.
+pub(crate) fn answer<'a>(
+    state: &AppState,
+    path: &str,
+    query: Option<&str>,
+    padded: bool,
+    if_none_match: impl Iterator<Item = &'a [u8]>,
+) -> Result<RangeAnswer, AppError> {
     let prefix = parse_prefix(path.rsplit('/').next().unwrap_or(""))
         .ok_or(AppError::BadRange("The hash prefix was not in a valid format"))?;
-    let kind = parse_mode(request.uri().query())?;
-    let padded =
-        request.headers().get("add-padding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let kind = parse_mode(query)?;
 
     let snapshot = state.snapshot();
     let real = snapshot.ranges.body(kind, prefix)?;
     let tag = etag(kind, real.digest);
-    let mut headers = HeaderMap::with_capacity(6);
-    headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
-    headers.insert(header::LAST_MODIFIED, snapshot.last_modified.clone());
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
-    if matches_etag(request.headers(), &tag) {
-        headers.insert(header::ETAG, HeaderValue::from_str(&tag).expect("an ETag is ASCII"));
-        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    let last_modified = snapshot.last_modified.clone();
+    if matches_etag(if_none_match, &tag) {
+        return Ok(RangeAnswer { not_modified: true, etag: tag, last_modified, body: RangeBytes::Empty });
+    }
+    if !padded {
+        return Ok(RangeAnswer {
+            not_modified: false,
+            etag: tag,
+            last_modified,
+            body: RangeBytes::Cached(real),
+        });
     }
     // A padded body differs byte for byte on every request, so its tag is weak:
     // it still revalidates against the unpadded one, and means the same data.
-    let tag = if padded { format!("W/{tag}") } else { tag };
-    headers.insert(header::ETAG, HeaderValue::from_str(&tag).expect("an ETag is ASCII"));
-    headers.insert(header::CONTENT_TYPE, TEXT_PLAIN);
+    let body = BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
+        let mut rng = rand::rng();
+        let bytes = real.bytes();
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!bytes.is_empty());
+        let count = PAD_TO.saturating_sub(lines) + rng.random_range(PAD_EXTRA);
+        let mut padding = vec![[0u8; MAX_KEY_LEN]; count];
+        for key in &mut padding {
+            rng.fill(&mut key[..kind.key_len()]);
+        }
+        buf.clear();
+        snapshot.ranges.write_range(kind, prefix, &mut padding, buf)?;
+        let body = Bytes::copy_from_slice(buf);
+        if buf.capacity() > 4 << 20 {
+            // One huge range should not pin megabytes per thread for good.
+            *buf = Vec::with_capacity(64 * 1024);
+        }
+        Ok(body)
+    })?;
+    Ok(RangeAnswer {
+        not_modified: false,
+        etag: format!("W/{tag}"),
+        last_modified,
+        body: RangeBytes::Padded(body),
+    })
+}
 
-    let body = if padded {
-        BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
-            let mut rng = rand::rng();
-            let lines =
-                real.bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!real.bytes.is_empty());
-            let count = PAD_TO.saturating_sub(lines) + rng.random_range(PAD_EXTRA);
-            let mut padding = vec![[0u8; MAX_KEY_LEN]; count];
-            for key in &mut padding {
-                rng.fill(&mut key[..kind.key_len()]);
-            }
-            buf.clear();
-            snapshot.ranges.write_range(kind, prefix, &mut padding, buf)?;
-            let body = Bytes::copy_from_slice(buf);
-            if buf.capacity() > 4 << 20 {
-                // One huge range should not pin megabytes per thread for good.
-                *buf = Vec::with_capacity(64 * 1024);
-            }
-            Ok(body)
-        })?
-    } else {
-        // Shared with the cache: no copy.
-        Bytes::from_owner(real.bytes)
-    };
-    let mut response = Response::new(Body::from(body));
-    *response.headers_mut() = headers;
-    Ok(response)
+/// `Add-Padding`'s value: `true` in any case.
+pub(crate) fn is_true(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"true")
 }
 
 /// `OPTIONS /range/{prefix}`: the CORS preflight a browser sends before a
@@ -107,7 +184,7 @@ pub async fn preflight() -> Response {
     (
         StatusCode::NO_CONTENT,
         [
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static(ANY_ORIGIN)),
             (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS")),
             (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Add-Padding")),
             (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
@@ -154,8 +231,8 @@ fn etag(kind: RangeKind, digest: u128) -> String {
 
 /// Whether `If-None-Match` names this tag (weak comparison, as RFC 9110 asks
 /// for `If-None-Match`) or is `*`.
-fn matches_etag(headers: &HeaderMap, tag: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+fn matches_etag<'a>(values: impl Iterator<Item = &'a [u8]>, tag: &str) -> bool {
+    values.filter_map(|v| std::str::from_utf8(v).ok()).any(|v| {
         v.split(',')
             .map(str::trim)
             .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == tag)
@@ -187,16 +264,10 @@ mod tests {
 
         let tag = etag(RangeKind::Ntlm, 0xABC);
         assert_eq!(tag, "\"n00000000000000000000000000000abc\"");
-        let mut headers = HeaderMap::new();
-        assert!(!matches_etag(&headers, &tag));
-        headers.insert(
-            header::IF_NONE_MATCH,
-            HeaderValue::from_static(
-                "\"s00000000000000000000000000000abc\", W/\"n00000000000000000000000000000abc\"",
-            ),
-        );
-        assert!(matches_etag(&headers, &tag));
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
-        assert!(matches_etag(&headers, &tag));
+        assert!(!matches_etag(std::iter::empty(), &tag));
+        let both = b"\"s00000000000000000000000000000abc\", W/\"n00000000000000000000000000000abc\"";
+        assert!(matches_etag([&both[..]].into_iter(), &tag));
+        assert!(matches_etag([&b"\"x\""[..], &b"*"[..]].into_iter(), &tag));
+        assert!(!matches_etag([&b"\"s00000000000000000000000000000abc\""[..]].into_iter(), &tag));
     }
 }

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::fast_range::{self, Outcome, Prefixed};
 use crate::state::AppState;
 
 /// Limits and intervals of a running server.
@@ -169,6 +170,9 @@ async fn accept_loop(
         .max_header_size(MAX_HEAD)
         .max_buf_size(MAX_BUF);
 
+    // Tells connections on the range fast path to close between requests.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -193,17 +197,25 @@ async fn accept_loop(
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             request
         });
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        // Held for the connection's life, so that shutdown waits for it.
+        let watcher = graceful.watcher();
+        let (http, state, mut stop) = (http.clone(), state.clone(), stop.clone());
+        let header_timeout = options.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let outcome = fast_range::serve(&stream, &state, header_timeout, MAX_HEAD, &mut stop).await;
+            if let Outcome::Handoff(read) = outcome {
+                let io = TokioIo::new(Prefixed::new(read, stream));
+                let connection = http.serve_connection(io, TowerToHyperService::new(service));
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
             }
             drop(slot);
         });
     }
 
     drop(listener);
+    let _ = stopping.send(true);
     tracing::debug!("stopped accepting; finishing requests in flight");
     if tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period over; closing the remaining connections");

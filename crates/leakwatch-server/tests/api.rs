@@ -968,4 +968,141 @@ mod socket {
         }
         server.stop().await;
     }
+
+    /// One raw HTTP/1.1 exchange on `conn`: the status line, the headers
+    /// (lower-case names, `date` and `connection` left out: they differ by the
+    /// second and by the request) and the body.
+    async fn exchange(
+        conn: &mut tokio::net::TcpStream,
+        request: &str,
+    ) -> (String, Vec<(String, String)>, Vec<u8>) {
+        conn.write_all(request.as_bytes()).await.unwrap();
+        read_answer(conn).await
+    }
+
+    async fn read_answer(conn: &mut tokio::net::TcpStream) -> (String, Vec<(String, String)>, Vec<u8>) {
+        // Byte by byte up to the end of the head, so that nothing of a
+        // pipelined answer after it is taken.
+        let mut buf = Vec::new();
+        while !buf.ends_with(b"\r\n\r\n") {
+            let byte = conn.read_u8().await.unwrap_or_else(|e| panic!("{e} mid-head: {buf:?}"));
+            buf.push(byte);
+        }
+        let head = String::from_utf8(buf[..buf.len() - 4].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| l.split_once(": ").unwrap())
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        let len: usize =
+            headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body).await.unwrap();
+        let headers = headers.into_iter().filter(|(n, _)| n != "date" && n != "connection").collect();
+        (status, headers, body)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_range_fast_path_answers_as_the_router_does() {
+        let f = fixture();
+        let server = start(&f, ServeOptions::default()).await;
+        let sha1_prefix = prefix_of(&sha1(b"password"));
+        let ntlm_prefix = prefix_of(&ntlm(b"password"));
+        let mut fast = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (_, tag_headers, _) =
+            exchange(&mut fast, &format!("GET /range/{sha1_prefix} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+        let tag = tag_headers.iter().find(|(n, _)| n == "etag").unwrap().1.clone();
+        let cases = [
+            format!("/range/{sha1_prefix}"),
+            format!("/range/{}", sha1_prefix.to_lowercase()),
+            format!("/range/{sha1_prefix}?mode=SHA1"),
+            format!("/range/{ntlm_prefix}?Mode=ntlm"),
+            "/range/00000".to_owned(),
+        ];
+        for path in &cases {
+            for extra in ["", &format!("If-None-Match: {tag}\r\n"), "If-None-Match: \"s0\"\r\n"] {
+                // The fast path, on one kept-alive connection; the router, on a
+                // connection the fast path hands over (`Connection: close`).
+                let request = |more: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}{more}\r\n");
+                let answer = exchange(&mut fast, &request("")).await;
+                let mut routed = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+                let want = exchange(&mut routed, &request("Connection: close\r\n")).await;
+                assert_eq!(answer, want, "{path} {extra}");
+                assert!(answer.0 == "HTTP/1.1 200 OK" || answer.0 == "HTTP/1.1 304 Not Modified");
+            }
+        }
+
+        // Padding: a weak tag and at least 800 lines, the real ones among them.
+        let (status, headers, body) = exchange(
+            &mut fast,
+            &format!("GET /range/{sha1_prefix} HTTP/1.1\r\nHost: x\r\nAdd-Padding: TRUE\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(headers.contains(&("etag".into(), format!("W/{tag}"))));
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.split("\r\n").count() >= 800);
+        assert!(body.contains("1E4C9B93F3F0682250B6CF8331B7EE68FD8:3"));
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_connection_mixes_fast_and_routed_requests() {
+        let f = fixture();
+        let server = start(&f, ServeOptions::default()).await;
+        let prefix = prefix_of(&sha1(b"password"));
+        let range = format!("GET /range/{prefix} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+
+        // A head in pieces, then two requests in one write (pipelined).
+        conn.write_all(&range.as_bytes()[..9]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, _, first) = exchange(&mut conn, &range[9..]).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        conn.write_all(format!("{range}{range}").as_bytes()).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(read_answer(&mut conn).await.2, first);
+        }
+
+        // A bad prefix is the router's: 400 in plain text, and the connection
+        // goes on there, for ranges and the API alike.
+        let (status, _, body) = exchange(&mut conn, "GET /range/5BAG6 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status, "HTTP/1.1 400 Bad Request");
+        assert_eq!(body, b"The hash prefix was not in a valid format");
+        let (status, _, body) =
+            exchange(&mut conn, "GET /api/v3/dataclasses HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(String::from_utf8(body).unwrap().contains("Passwords"));
+        assert_eq!(exchange(&mut conn, &range).await.2, first);
+
+        // Other methods and versions are the router's from the first request.
+        let mut head = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        head.write_all(format!("HEAD /range/{prefix} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = head.read(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n"), "{text}");
+        let mut old = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        old.write_all(format!("GET /range/{prefix} HTTP/1.0\r\n\r\n").as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), old.read_to_end(&mut all)).await.unwrap().unwrap();
+        assert!(all.starts_with(b"HTTP/1.0 200 OK\r\n") && all.ends_with(&first), "closed after one answer");
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_fast_path_connection_does_not_hold_up_shutdown() {
+        let f = fixture();
+        let server = start(&f, ServeOptions::default()).await;
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (status, _, _) = exchange(&mut conn, "GET /range/5BAA6 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let started = std::time::Instant::now();
+        server.stop().await;
+        assert!(started.elapsed() < Duration::from_secs(5), "shutdown waited for an idle connection");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0))), "the server closed the connection");
+    }
 }

@@ -11,18 +11,17 @@
 //! [`RangeIndex::body`] keeps the bodies it formatted in a bounded cache, as
 //! HIBP's own ranges are served from a CDN's: real traffic asks for the ranges
 //! of common passwords again and again, and a cached body costs the server no
-//! formatting at all. A generation's cache goes with it, so no stale body is
-//! ever served after an ingest.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+//! formatting at all, and no copy either: it lives in a memory file the kernel
+//! can send from ([`RangeBody::file_span`]; see `range_cache`). A generation's
+//! cache goes with it, so no stale body is ever served after an ingest.
 
 use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, MANIFEST};
+use crate::range_cache::BodyCache;
+pub use crate::range_cache::{FileSpan, RangeBody};
 
 /// Which password corpus a range is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,24 +48,6 @@ impl RangeKind {
     /// counts and the imported Pwned Passwords, summed.
     fn segment_kinds(self) -> [Kind; 2] {
         Kind::password_counts(self == RangeKind::Ntlm)
-    }
-}
-
-/// A formatted range and the digest of its bytes: a strong validator that stays
-/// the same across generations as long as the range does, so a mirror
-/// revalidating with `If-None-Match` re-downloads only the ranges that changed.
-#[derive(Debug, Clone)]
-pub struct RangeBody {
-    pub bytes: Arc<[u8]>,
-    /// The first 128 bits of the BLAKE3 hash of `bytes`.
-    pub digest: u128,
-}
-
-impl RangeBody {
-    fn new(bytes: Vec<u8>) -> RangeBody {
-        let hash = blake3::hash(&bytes);
-        let digest = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
-        RangeBody { bytes: bytes.into(), digest }
     }
 }
 
@@ -114,7 +95,7 @@ impl RangeIndex {
             generation: manifest.generation,
             sha1: Vec::new(),
             ntlm: Vec::new(),
-            cache: BodyCache::new(cache_bytes),
+            cache: BodyCache::new(cache_bytes, cache_dir(dir)),
         };
         for s in &manifest.segments {
             let Some((range_kind, kind)) = [RangeKind::Sha1, RangeKind::Ntlm]
@@ -165,9 +146,7 @@ impl RangeIndex {
         }
         let mut out = Vec::new();
         self.write_range(kind, prefix, &mut [], &mut out)?;
-        let body = RangeBody::new(out);
-        self.cache.insert(key, &body);
-        Ok(body)
+        Ok(self.cache.insert(key, RangeBody::new(out)))
     }
 
     /// Appends the body of the range `prefix` (20 bits) to `out` and returns how
@@ -245,51 +224,11 @@ impl RangeIndex {
     }
 }
 
-/// Range bodies by (corpus bit << 20 | prefix), at most `budget` bytes of them.
-/// Sharded so that server threads rarely wait on each other; when full, an
-/// insert evicts arbitrary entries of its shard (random replacement: no
-/// bookkeeping on the hit path, and close to LRU for skewed traffic).
-struct BodyCache {
-    budget: usize,
-    used: AtomicUsize,
-    shards: [Mutex<HashMap<u32, RangeBody>>; 16],
-}
-
-impl BodyCache {
-    fn new(budget: usize) -> BodyCache {
-        BodyCache { budget, used: AtomicUsize::new(0), shards: Default::default() }
-    }
-
-    fn shard(&self, key: u32) -> &Mutex<HashMap<u32, RangeBody>> {
-        // Prefixes are uniform in their low bits; the corpus bit spreads too.
-        &self.shards[((key ^ (key >> 20)) % 16) as usize]
-    }
-
-    fn get(&self, key: u32) -> Option<RangeBody> {
-        if self.budget == 0 {
-            return None;
-        }
-        self.shard(key).lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
-    }
-
-    fn insert(&self, key: u32, body: &RangeBody) {
-        // An entry takes its body plus the map's own bookkeeping.
-        let cost = body.bytes.len() + 64;
-        if cost > self.budget / self.shards.len() {
-            return;
-        }
-        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        while self.used.load(Ordering::Relaxed) + cost > self.budget {
-            let Some(&victim) = shard.keys().next() else { return };
-            if let Some(old) = shard.remove(&victim) {
-                self.used.fetch_sub(old.bytes.len() + 64, Ordering::Relaxed);
-            }
-        }
-        if let Some(old) = shard.insert(key, body.clone()) {
-            self.used.fetch_sub(old.bytes.len() + 64, Ordering::Relaxed);
-        }
-        self.used.fetch_add(cost, Ordering::Relaxed);
-    }
+/// Where the range cache's files go: the data directory's `tmp/`, when it can
+/// be written (a server may have read access only; the cache then uses memory).
+fn cache_dir(dir: &DataDir) -> Option<std::path::PathBuf> {
+    let tmp = dir.tmp();
+    (dir.root().is_dir() && std::fs::create_dir_all(&tmp).is_ok()).then_some(tmp)
 }
 
 /// The unread part of one segment's run of a range, and its smallest entry.
@@ -450,9 +389,9 @@ mod tests {
                         let mut want = Vec::new();
                         index.write_range(kind, prefix, &mut [], &mut want).unwrap();
                         let body = index.body(kind, prefix).unwrap();
-                        assert_eq!(&*body.bytes, &want[..], "{prefix:05X} round {round}");
+                        assert_eq!(body.bytes(), &want[..], "{prefix:05X} round {round}");
                         assert_eq!(body.digest, RangeBody::new(want).digest);
-                        assert!(index.cache.used.load(Ordering::Relaxed) <= budget);
+                        assert!(index.cache.used() <= budget);
                     }
                 }
             }
