@@ -73,7 +73,30 @@ wrk_run() {
     ' "$WORK/wrk.txt"
 }
 
-# best: of lines "RPS P99 TOTAL", the one with the most requests/s.
+# cpu_ticks PID...: CPU time (user + system, in clock ticks) the processes and
+# their children have used so far: a server's cost, whatever else loads the machine.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# wrk_cpu PIDS SECONDS CONNECTIONS SCRIPT URL [SCRIPT ARGS...]: wrk_run, plus the
+# server's CPU microseconds per request (PIDS: its process ids, space-separated)
+# as a fourth field.
+wrk_cpu() {
+    local pids="$1" before after
+    shift
+    before=$(cpu_ticks $pids)
+    read -r rps p99 total < <(wrk_run "$@")
+    after=$(cpu_ticks $pids)
+    awk -v r="$rps" -v p="$p99" -v t="$total" -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%s %s %s %.2f\n", r, p, t, d * 1e6 / hz / t }'
+}
+
+# best: of lines "RPS P99 TOTAL ...", the one with the most requests/s.
 best() {
     sort -k1,1nr | head -n 1
 }

@@ -5,7 +5,9 @@
 #
 # Usage: bench/http-range.sh [PREFIXES] [LINES_PER_RANGE] [SECONDS]
 #        (defaults: 4,096 prefixes of 800 lines, 10 s per wrk run)
-# Target: leakwatch requests/s >= nginx requests/s (ratio >= 1.0); p99 of each printed.
+# Target: leakwatch requests/s >= nginx requests/s (ratio >= 1.0); p99 of each printed,
+# and each server's CPU time per request (its own cost: steadier than requests/s
+# when other work shares the cores).
 #
 # The corpus is Pwned Passwords-shaped: LINES_PER_RANGE hashes under each of
 # PREFIXES random 5-hex-digit prefixes (HIBP's own ranges hold 800-1,000 lines,
@@ -49,7 +51,8 @@ DISTINCT=$(wc -l <"$WORK/pwned.txt")
 
 LW_PORT=$(free_port)
 "$LW" --data "$WORK/data" serve --listen "127.0.0.1:$LW_PORT" 2>"$WORK/serve.log" &
-PIDS+=($!)
+LW_PID=$!
+PIDS+=("$LW_PID")
 wait_ready "http://127.0.0.1:$LW_PORT/range/00000"
 
 # The same bodies as static files: fetched from leakwatch once, byte for byte.
@@ -102,7 +105,8 @@ http {
 }
 EOF
 nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+NGX_PID=$!
+PIDS+=("$NGX_PID")
 wait_ready "http://127.0.0.1:$NGINX_PORT/range/$(head -n 1 "$WORK/prefixes.txt")"
 
 # Both must serve the same bytes, or the comparison means nothing.
@@ -126,28 +130,28 @@ request = function()
 end
 EOF
 
-# measure PORT: one wrk run over random prefixes.
+# measure PORT PID: one wrk run over random prefixes, with the server's CPU cost.
 measure() {
-    wrk_run "$DURATION" "$CONNECTIONS" "$WORK/range.lua" "http://127.0.0.1:$1" "$WORK/prefixes.txt"
+    wrk_cpu "$2" "$DURATION" "$CONNECTIONS" "$WORK/range.lua" "http://127.0.0.1:$1" "$WORK/prefixes.txt"
 }
 
 LW_RUNS=()
 NGX_RUNS=()
 for round in $(seq "$ROUNDS"); do
-    NGX_RUNS+=("$(measure "$NGINX_PORT")")
+    NGX_RUNS+=("$(measure "$NGINX_PORT" "$NGX_PID")")
     echo "round $round: nginx ${NGX_RUNS[-1]}" >&2
-    LW_RUNS+=("$(measure "$LW_PORT")")
+    LW_RUNS+=("$(measure "$LW_PORT" "$LW_PID")")
     echo "round $round: leakwatch ${LW_RUNS[-1]}" >&2
 done
-read -r NGX_RPS NGX_P99 _ < <(printf '%s\n' "${NGX_RUNS[@]}" | best)
-read -r LW_RPS LW_P99 _ < <(printf '%s\n' "${LW_RUNS[@]}" | best)
+read -r NGX_RPS NGX_P99 _ NGX_CPU < <(printf '%s\n' "${NGX_RUNS[@]}" | best)
+read -r LW_RPS LW_P99 _ LW_CPU < <(printf '%s\n' "${LW_RUNS[@]}" | best)
 RATIO=$(ratio "$LW_RPS" "$NGX_RPS")
 
 echo
 echo "/range benchmark: wrk -t2 -c$CONNECTIONS -d${DURATION}s over $PREFIXES random prefixes, loopback,"
 echo "Pwned Passwords-shaped corpus ($DISTINCT SHA-1, $LINES_PER_RANGE lines a range); better of $ROUNDS alternating runs"
-printf '%-44s %12s %10s %10s %8s\n' "what" "requests/s" "p99" "target" "verdict"
-printf '%-44s %12s %7s ms %10s %8s\n' "nginx $(nginx -v 2>&1 | cut -d/ -f2), static files" "$NGX_RPS" "$NGX_P99" "baseline" ""
-printf '%-44s %12s %7s ms %10s %8s\n' "leakwatch serve" "$LW_RPS" "$LW_P99" "" ""
-printf '%-44s %12s %10s %10s %8s\n' "ratio leakwatch / nginx" "$RATIO" "" ">= 1.0" "$(verdict "$RATIO" ">=" 1.0)"
+printf '%-44s %12s %10s %13s %10s %8s\n' "what" "requests/s" "p99" "CPU/request" "target" "verdict"
+printf '%-44s %12s %7s ms %10s us %10s %8s\n' "nginx $(nginx -v 2>&1 | cut -d/ -f2), static files" "$NGX_RPS" "$NGX_P99" "$NGX_CPU" "baseline" ""
+printf '%-44s %12s %7s ms %10s us %10s %8s\n' "leakwatch serve" "$LW_RPS" "$LW_P99" "$LW_CPU" "" ""
+printf '%-44s %12s %10s %13s %10s %8s\n' "ratio leakwatch / nginx" "$RATIO" "" "" ">= 1.0" "$(verdict "$RATIO" ">=" 1.0)"
 echo "machine load average (1 min) before / after: $LOAD_BEFORE / $(cut -d" " -f1 /proc/loadavg) on $(nproc) cores"
