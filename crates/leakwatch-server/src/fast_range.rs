@@ -54,6 +54,9 @@ pub(crate) async fn serve(
 ) -> Outcome {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut head = Vec::with_capacity(512);
+    // When the head being read must be complete: one deadline for the whole
+    // head, however it trickles in.
+    let mut deadline = None;
     loop {
         let request = match parse(&buf) {
             Parsed::Complete(request) => request,
@@ -63,7 +66,8 @@ pub(crate) async fn serve(
                 if *stop.borrow() {
                     return Outcome::Closed;
                 }
-                match read_more(stream, &mut buf, header_timeout, stop).await {
+                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+                match read_more(stream, &mut buf, deadline, stop).await {
                     Ok(true) => continue,
                     Ok(false) | Err(_) => return Outcome::Closed,
                 }
@@ -81,6 +85,7 @@ pub(crate) async fn serve(
             return Outcome::Handoff(buf);
         };
         let consumed = request.len;
+        deadline = None;
         if send(stream, &answer, &mut head).await.is_err() {
             return Outcome::Closed;
         }
@@ -162,14 +167,14 @@ fn parse(buf: &[u8]) -> Parsed {
 }
 
 /// Reads more of the connection into `buf`: `Ok(false)` when the client closed
-/// or shutdown came first, an error when the head took too long.
+/// or shutdown came first, an error when the head is not in by `deadline`.
 async fn read_more(
     stream: &TcpStream,
     buf: &mut Vec<u8>,
-    header_timeout: Duration,
+    deadline: tokio::time::Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<bool> {
-    let deadline = tokio::time::sleep(header_timeout);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
     loop {
         tokio::select! {

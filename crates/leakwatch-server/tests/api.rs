@@ -1092,6 +1092,29 @@ mod socket {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_head_that_trickles_in_is_cut_off_at_the_header_timeout() {
+        let f = fixture();
+        let options = ServeOptions { header_timeout: Duration::from_millis(300), ..ServeOptions::default() };
+        let server = start(&f, options).await;
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let started = std::time::Instant::now();
+        // A byte every 50 ms: each read is prompt, the head as a whole is not.
+        for byte in b"GET /range/5BAA6 HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if conn.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "closed at the deadline, not at the end of the head"
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_fast_path_connection_does_not_hold_up_shutdown() {
         let f = fixture();
         let server = start(&f, ServeOptions::default()).await;
