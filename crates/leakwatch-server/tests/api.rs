@@ -1115,6 +1115,39 @@ mod socket {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_on_the_wire_never_brings_the_server_down() {
+        let f = fixture();
+        let options = ServeOptions { header_timeout: Duration::from_millis(200), ..ServeOptions::default() };
+        let server = start(&f, options).await;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let starts: [&[u8]; 5] =
+            [b"", b"GET /range/", b"GET /range/5BAA6 HTTP/1.1\r\n", b"GET /range/5BAA6?mode=", b"\r\n\r\n"];
+        for i in 0..200 {
+            let mut bytes = starts[i % starts.len()].to_vec();
+            let len = (next() % 300) as usize;
+            // Mostly header-like text, some raw bytes.
+            let alphabet: &[u8] = b"GET /range5BAa6:?=&\r\n HTTP/1.1 Content-Length: 0 Add-Padding true";
+            for _ in 0..len {
+                let r = next();
+                bytes.push(if r % 4 == 0 { r as u8 } else { alphabet[(r >> 8) as usize % alphabet.len()] });
+            }
+            let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+            let _ = conn.write_all(&bytes).await;
+            let mut sink = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut sink)).await;
+        }
+        let r = client().get(format!("http://{}/range/5BAA6", server.addr)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_fast_path_connection_does_not_hold_up_shutdown() {
         let f = fixture();
         let server = start(&f, ServeOptions::default()).await;
