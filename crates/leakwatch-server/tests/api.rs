@@ -71,6 +71,8 @@ struct Fixture {
 fn fixture_with(limits: Limits) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    // Its key beside it, in the temporary directory, not in ~/.config.
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     ingest_lines(
         &data,
         "Adobe",

@@ -320,6 +320,8 @@ mod tests {
     fn ranges_equal_the_store_union_across_segments() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::new(tmp.path().join("data"));
+        // Its key beside it, in the temporary directory, not in ~/.config.
+        data.init(Some(&tmp.path().join("data.key"))).unwrap();
         let combo = |breach: u32| -> String {
             (0..3000).map(|i| format!("user{i}@example.com:pw{}\n", (i * breach) % 700)).collect()
         };
@@ -378,6 +380,7 @@ mod tests {
     fn cached_bodies_equal_formatted_ones_and_stay_within_budget() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::new(tmp.path().join("data"));
+        data.init(Some(&tmp.path().join("data.key"))).unwrap();
         let combo: String = (0..5000).map(|i| format!("u{i}@example.com:pw{i}\n")).collect();
         ingest_lines(&data, "Alpha", &combo);
         // Room for a handful of bodies only, so inserts must evict.

@@ -52,6 +52,8 @@ fn single_file_plain_crlf_and_gzip_give_the_same_corpus() {
     let plain = tmp.path().join("pwned-passwords-sha1-ordered-by-hash.txt");
     single_file(&plain, &rows, true);
     let data = DataDir::new(tmp.path().join("d1"));
+    // Its key beside it, in the temporary directory, not in ~/.config.
+    data.init(Some(&tmp.path().join("d1.key"))).unwrap();
     let s = import(&data, &plain, false);
     assert_eq!((s.lines, s.hashes, s.streamed), (5000, 5000, true));
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
@@ -62,6 +64,7 @@ fn single_file_plain_crlf_and_gzip_give_the_same_corpus() {
     enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
     let data = DataDir::new(tmp.path().join("d2"));
+    data.init(Some(&tmp.path().join("d2.key"))).unwrap();
     import(&data, &gz, false);
     check(&data, &rows);
 }
@@ -85,6 +88,7 @@ fn a_directory_of_range_files_with_padding_reads_the_same() {
     }
     std::fs::write(ranges.join("README.md"), "not a range").unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let s = import(&data, &ranges, false);
     assert_eq!(s.hashes, 3000);
     assert!(s.padding > 0);
@@ -105,6 +109,7 @@ fn unsorted_input_and_repeats_go_through_the_sort() {
     bytes.extend_from_slice(extra.as_bytes());
     std::fs::write(&f, bytes).unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let s = import(&data, &f, false);
     assert!(!s.streamed);
     assert_eq!(s.hashes, 2001);
@@ -116,6 +121,7 @@ fn unsorted_input_and_repeats_go_through_the_sort() {
 fn a_newer_import_replaces_the_older_and_own_counts_stay_apart() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     // The organization's own dump carries "pw-x-1" once.
     let combo = tmp.path().join("own.txt");
     std::fs::write(&combo, "alice@example-corp.com:pw-x-1\n").unwrap();
@@ -162,6 +168,7 @@ fn bad_lines_are_counted_with_their_place_and_ntlm_has_its_own_corpus() {
     );
     std::fs::write(&f, text).unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let s = import(&data, &f, true);
     assert_eq!(s.hashes, 1);
     let reasons: Vec<(&str, u64)> = s.rejected.iter().map(|(r, x)| (*r, x.count)).collect();

@@ -22,6 +22,8 @@ fn stealer_pairs_answer_all_three_lookups() {
     )
     .unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    // Its key beside it, in the temporary directory, not in ~/.config.
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let options = IngestOptions {
         breach: BreachInfo { name: "Stealer1".into(), ..BreachInfo::default() },
         format: Some(Format::Stealer),

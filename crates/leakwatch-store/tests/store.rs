@@ -111,6 +111,8 @@ impl Model {
 fn answers_are_exact_and_reingest_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    // Its key beside it, in the temporary directory, not in ~/.config.
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let a = combo(1, 3000, 700);
     let b = combo(2, 2000, 900);
     let fa = write(tmp.path(), "a.txt", &a);
@@ -145,14 +147,17 @@ fn spilling_split_ingests_and_order_give_the_same_answers() {
 
     // One ingest, in memory.
     let d1 = DataDir::new(tmp.path().join("d1"));
+    d1.init(Some(&tmp.path().join("d1.key"))).unwrap();
     run(&d1, "Gamma", std::slice::from_ref(&whole), 1 << 30);
     model.check(&d1);
     // One ingest with the smallest budget: many spilled runs, merged.
     let d2 = DataDir::new(tmp.path().join("d2"));
+    d2.init(Some(&tmp.path().join("d2.key"))).unwrap();
     run(&d2, "Gamma", &[whole], 1);
     model.check(&d2);
     // Two ingests into the same breach, in the other order.
     let d3 = DataDir::new(tmp.path().join("d3"));
+    d3.init(Some(&tmp.path().join("d3.key"))).unwrap();
     run(&d3, "Gamma", &[f2], 1 << 30);
     run(&d3, "Gamma", &[f1], 1 << 30);
     model.check(&d3);
@@ -162,6 +167,7 @@ fn spilling_split_ingests_and_order_give_the_same_answers() {
 fn many_small_ingests_are_compacted_without_changing_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let mut model = Model::default();
     for i in 0..12u64 {
         let lines = combo(100 + i, 300, 400);
@@ -185,6 +191,7 @@ fn many_small_ingests_are_compacted_without_changing_answers() {
 fn leftovers_of_a_killed_ingest_are_invisible_then_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let lines = combo(3, 1000, 300);
     let f = write(tmp.path(), "a.txt", &lines);
     run(&data, "Alpha", std::slice::from_ref(&f), 1 << 30);
@@ -214,6 +221,7 @@ fn leftovers_of_a_killed_ingest_are_invisible_then_removed() {
 fn a_second_writer_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     data.create().unwrap();
     let _held = data.lock().unwrap();
     let err = data.lock().err().expect("second lock must fail");
@@ -224,6 +232,7 @@ fn a_second_writer_is_refused() {
 fn range_is_the_sorted_union_of_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let a = combo(11, 2000, 500);
     let b = combo(12, 2000, 500);
     run(&data, "Alpha", &[write(tmp.path(), "a.txt", &a)], 1 << 30);
@@ -245,6 +254,7 @@ fn a_triple_seen_as_plaintext_and_as_a_hash_counts_once_per_corpus() {
     use leakwatch_types::{encode_hex_upper, ntlm};
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let sha = encode_hex_upper(&sha1(b"password"));
     let nt = encode_hex_upper(&ntlm(b"password"));
     let csv = tmp.path().join("a.csv");
@@ -273,6 +283,7 @@ fn a_triple_seen_as_plaintext_and_as_a_hash_counts_once_per_corpus() {
 fn no_plaintext_password_reaches_the_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let lines: Vec<(String, String)> = (0..20_000)
         .map(|i| (format!("user{i}@example-corp.com"), format!("Plaintext-Canary-{i:05}")))
         .collect();

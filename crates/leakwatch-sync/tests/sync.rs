@@ -117,6 +117,9 @@ fn sync_mirrors_a_leakwatch_upstream_then_follows_its_changes() {
     const BITS: u32 = 12;
     let tmp = tempfile::tempdir().unwrap();
     let (up, down) = (DataDir::new(tmp.path().join("up")), DataDir::new(tmp.path().join("down")));
+    // Their keys beside them, in the temporary directory, not in ~/.config.
+    up.init(Some(&tmp.path().join("up.key"))).unwrap();
+    down.init(Some(&tmp.path().join("down.key"))).unwrap();
     ingest_passwords(&up, "First", &passwords("a", BITS, 2000));
     let upstream = Upstream::start(&up);
 
@@ -245,6 +248,7 @@ fn transient_faults_are_retried_and_persistent_ones_publish_nothing_until_a_reru
     const BITS: u32 = 8;
     let tmp = tempfile::tempdir().unwrap();
     let down = DataDir::new(tmp.path().join("down"));
+    down.init(Some(&tmp.path().join("down.key"))).unwrap();
     let pws = passwords("f", BITS, 600);
     let up = Arc::new(Faulty { bodies: bodies(&pws), ..Faulty::default() });
     // Two lines at least in the prefixes whose bodies get reordered.
@@ -308,6 +312,8 @@ fn transient_faults_are_retried_and_persistent_ones_publish_nothing_until_a_reru
 fn full_prefix_space() {
     let tmp = tempfile::tempdir().unwrap();
     let (up, down) = (DataDir::new(tmp.path().join("up")), DataDir::new(tmp.path().join("down")));
+    up.init(Some(&tmp.path().join("up.key"))).unwrap();
+    down.init(Some(&tmp.path().join("down.key"))).unwrap();
     ingest_passwords(&up, "Full", &passwords("full", 20, 20_000));
     let upstream = Upstream::start(&up);
     let started = Instant::now();
