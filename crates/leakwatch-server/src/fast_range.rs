@@ -17,7 +17,7 @@
 //! router answers exactly as it always has. What the fast path does answer is
 //! built by the same [`range::answer`] as the router's, so the two cannot drift.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -209,9 +209,7 @@ async fn send(stream: &TcpStream, answer: &RangeAnswer, head: &mut Vec<u8>) -> i
     }
     let body = answer.body.as_slice();
     if !answer.not_modified {
-        head.extend_from_slice(b"content-length: ");
-        head.extend_from_slice(itoa(body.len(), &mut [0u8; 20]));
-        head.extend_from_slice(b"\r\n");
+        let _ = write!(head, "content-length: {}\r\n", body.len());
     }
     head.extend_from_slice(b"date: ");
     DATE.with_borrow_mut(|date| head.extend_from_slice(date.now()));
@@ -284,18 +282,6 @@ async fn send_file(stream: &TcpStream, span: leakwatch_store::FileSpan<'_>) -> i
         }
     }
     Ok(())
-}
-
-fn itoa(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[at..];
-        }
-    }
 }
 
 thread_local! {
