@@ -187,16 +187,18 @@ impl<const N: usize> Runs<N> {
 /// record's 32-bit index.
 const PASS: usize = 12;
 
-/// Sorts one bucket (whose records share their first byte) by key.
+/// Groups of keys at most this long are sorted by insertion (in registers and
+/// L1); longer ones by a counting pass.
+const INSERTION_MAX: usize = 24;
+
+/// Sorts one bucket by key.
 ///
-/// Moving 24- to 272-byte records through a comparison sort costs more than the
-/// comparisons: instead the keys' next 12 bytes and each record's index are
-/// sorted as plain integers, and the records are then moved once, to their
-/// places. A counting pass on the second byte splits uniform keys into groups
-/// of a few dozen, each sorted in cache; records tied on their 12 bytes (a
-/// domain's, a common password's, repeats) are ordered by the next 12, and so
-/// on to the key's end.
-fn sort_bucket<const N: usize>(bucket: &mut [[u8; N]], cmp_len: usize, scratch: &mut Scratch<N>) {
+/// Moving 16- to 272-byte records through a comparison sort costs more than the
+/// comparisons: instead 12 key bytes over each record's index are sorted as
+/// integers (see [`radix_sort`]), and the records are then gathered once, in
+/// order. Records tied on those bytes (a domain's, a common password's,
+/// repeats) are ordered by the next 12, and so on to the key's end.
+fn sort_bucket<const N: usize>(bucket: &mut Vec<[u8; N]>, cmp_len: usize, scratch: &mut Scratch<N>) {
     if bucket.len() < 2 || cmp_len < 2 {
         return;
     }
@@ -205,44 +207,18 @@ fn sort_bucket<const N: usize>(bucket: &mut [[u8; N]], cmp_len: usize, scratch: 
         bucket.par_sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
         return;
     }
-    let mut starts = [0usize; 257];
-    for rec in bucket.iter() {
-        starts[usize::from(rec[1]) + 1] += 1;
-    }
-    for b in 1..257 {
-        starts[b] += starts[b - 1];
-    }
-    let mut next = starts;
+    // The first byte is the bucket's own: the keys start at the second.
     let order = &mut scratch.order;
     order.clear();
-    order.resize(bucket.len(), 0);
-    for (i, rec) in bucket.iter().enumerate() {
-        let slot = &mut next[usize::from(rec[1])];
-        order[*slot] = key_bytes(rec, 1, cmp_len) | i as u128;
-        *slot += 1;
-    }
-    for b in 0..256 {
-        sort_pass(bucket, &mut order[starts[b]..starts[b + 1]], 1, cmp_len);
-    }
+    order.extend(bucket.iter().enumerate().map(|(i, rec)| key_bytes(rec, 1, cmp_len) | i as u128));
+    sort_pass(bucket, order, &mut scratch.spare, 1, cmp_len);
     // Gathered rather than permuted in place: the loads are independent, so
-    // their cache misses overlap instead of forming a chain.
+    // their cache misses overlap instead of forming a chain. The bucket's old
+    // vector becomes the next bucket's gather buffer.
     let sorted = &mut scratch.records;
     sorted.clear();
     sorted.extend(order.iter().map(|&k| bucket[k as u32 as usize]));
-    bucket.copy_from_slice(sorted);
-}
-
-/// A sorting thread's buffers, reused from bucket to bucket so that sorting
-/// allocates (and faults in) them once, not once per bucket.
-struct Scratch<const N: usize> {
-    order: Vec<u128>,
-    records: Vec<[u8; N]>,
-}
-
-impl<const N: usize> Default for Scratch<N> {
-    fn default() -> Self {
-        Scratch { order: Vec::new(), records: Vec::new() }
-    }
+    std::mem::swap(bucket, sorted);
 }
 
 /// Bytes `at..at + 12` of a record's key (zero past the key's end), in the top
@@ -262,15 +238,14 @@ fn key_bytes<const N: usize>(rec: &[u8; N], at: usize, cmp_len: usize) -> u128 {
 
 /// Sorts `order` (key bytes from `at` over record indices), then each run tied on
 /// those bytes by the bytes after them.
-fn sort_pass<const N: usize>(records: &[[u8; N]], order: &mut [u128], at: usize, cmp_len: usize) {
-    // A domain's records tie on their first 16 bytes, and one domain may be a
-    // third of a dump: a run that big is sorted on every core rather than
-    // holding up the others.
-    if order.len() > PARALLEL_SORT {
-        order.par_sort_unstable();
-    } else if order.len() > 1 {
-        order.sort_unstable();
-    }
+fn sort_pass<const N: usize>(
+    records: &[[u8; N]],
+    order: &mut [u128],
+    spare: &mut Vec<u128>,
+    at: usize,
+    cmp_len: usize,
+) {
+    radix_sort(order, spare);
     let next = at + PASS;
     if next >= cmp_len {
         return;
@@ -281,13 +256,102 @@ fn sort_pass<const N: usize>(records: &[[u8; N]], order: &mut [u128], at: usize,
         let end = start + order[start..].iter().take_while(|&&k| k >> 32 == head).count();
         if end - start > 1 {
             let run = &mut order[start..end];
-            for k in run.iter_mut() {
+            let refill = |k: &mut u128| {
                 let i = *k as u32 as usize;
                 *k = key_bytes(&records[i], next, cmp_len) | i as u128;
+            };
+            // A domain's records are one run: a third of a dump, perhaps.
+            if run.len() > PARALLEL_SORT {
+                run.par_iter_mut().for_each(refill);
+            } else {
+                run.iter_mut().for_each(refill);
             }
-            sort_pass(records, run, next, cmp_len);
+            sort_pass(records, run, spare, next, cmp_len);
         }
         start = end;
+    }
+}
+
+/// Orders keys over indices by their key bits (the top 96): a counting pass on
+/// the bits below the highest one in which they differ, as many bits as leave a
+/// few keys per group, then the same within each group, down to groups small
+/// enough for an insertion sort. Keys that are hashes are settled by one pass;
+/// a common prefix (a domain's key) costs a scan to find.
+fn radix_sort(order: &mut [u128], spare: &mut Vec<u128>) {
+    if order.len() <= INSERTION_MAX {
+        insertion_sort(order);
+        return;
+    }
+    let first = order[0] >> 32;
+    let differ = order.iter().fold(0, |d, &k| d | ((k >> 32) ^ first));
+    if differ == 0 {
+        return;
+    }
+    let top = 128 - differ.leading_zeros();
+    let bits = (order.len().ilog2() - 1).clamp(4, 12).min(top);
+    let shift = 32 + top - bits;
+    let mask = (1usize << bits) - 1;
+    let digit = |k: u128| (k >> shift) as usize & mask;
+    let mut starts = vec![0u32; mask + 2];
+    for &k in order.iter() {
+        starts[digit(k) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut next = starts.clone();
+    spare.clear();
+    spare.resize(order.len(), 0);
+    for &k in order.iter() {
+        let slot = &mut next[digit(k)];
+        spare[*slot as usize] = k;
+        *slot += 1;
+    }
+    order.copy_from_slice(spare);
+    if order.len() > PARALLEL_SORT {
+        let mut groups = Vec::with_capacity(mask + 1);
+        let mut rest = order;
+        for w in starts.windows(2) {
+            let (group, tail) = rest.split_at_mut((w[1] - w[0]) as usize);
+            groups.push(group);
+            rest = tail;
+        }
+        groups.into_par_iter().for_each_init(Vec::new, |spare, group| radix_sort(group, spare));
+    } else {
+        for w in starts.windows(2) {
+            let group = &mut order[w[0] as usize..w[1] as usize];
+            if group.len() <= INSERTION_MAX {
+                insertion_sort(group);
+            } else {
+                radix_sort(group, spare);
+            }
+        }
+    }
+}
+
+fn insertion_sort(v: &mut [u128]) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+/// A sorting thread's buffers, reused from bucket to bucket so that sorting
+/// allocates (and faults in) them once, not once per bucket.
+struct Scratch<const N: usize> {
+    order: Vec<u128>,
+    spare: Vec<u128>,
+    records: Vec<[u8; N]>,
+}
+
+impl<const N: usize> Default for Scratch<N> {
+    fn default() -> Self {
+        Scratch { order: Vec::new(), spare: Vec::new(), records: Vec::new() }
     }
 }
 
