@@ -384,6 +384,61 @@ impl Keys {
         }
     }
 
+    /// The place `key` and `breach` name for [`Keys::seal_many`]: the POLYVAL
+    /// pass over that associated data, done once for every payload sealed there
+    /// (an ingest seals a domain's aliases under the same place).
+    pub fn seal_place(&self, key: &[u8], breach: u32) -> SealPlace {
+        SealPlace {
+            auth: self.sealed.as_ref().map(|s| {
+                let mut polyval = s.seal_auth.clone();
+                polyval.update_padded(&aad(key, breach));
+                polyval
+            }),
+        }
+    }
+
+    /// [`Keys::seal`] of many payloads, each at its place (from this `Keys`'s
+    /// [`Keys::seal_place`]): the sealed payloads one after another in `out`,
+    /// each ending where `ends` says. The tags' and the key streams' AES blocks
+    /// are each encrypted as one pipelined batch, not one call at a time.
+    pub fn seal_many(&self, items: &[(&SealPlace, &[u8])], out: &mut Vec<u8>, ends: &mut Vec<usize>) {
+        out.clear();
+        ends.clear();
+        let Some(s) = &self.sealed else {
+            for (_, payload) in items {
+                out.extend_from_slice(payload);
+                ends.push(out.len());
+            }
+            return;
+        };
+        let mut tags: Vec<aes::Block> = items
+            .iter()
+            .map(|(place, payload)| {
+                let polyval = place.auth.clone().expect("a place from sealing keys");
+                tag_input(polyval, AAD_LEN, payload)
+            })
+            .collect();
+        s.seal_enc.encrypt_blocks(&mut tags);
+        let mut stream = Vec::with_capacity(items.len());
+        for ((_, payload), tag) in items.iter().zip(&tags) {
+            let (mut counter, n) = counter_start(tag);
+            for i in 0..payload.len().div_ceil(16) {
+                counter[..4].copy_from_slice(&n.wrapping_add(i as u32).to_le_bytes());
+                stream.push(counter);
+            }
+        }
+        s.seal_enc.encrypt_blocks(&mut stream);
+        let mut stream = stream.iter();
+        for ((_, payload), tag) in items.iter().zip(&tags) {
+            for chunk in payload.chunks(16) {
+                let key = stream.next().expect("a key stream block per chunk");
+                out.extend(chunk.iter().zip(key.iter()).map(|(d, k)| d ^ k));
+            }
+            out.extend_from_slice(tag);
+            ends.push(out.len());
+        }
+    }
+
     /// Opens a sealed payload; false if it does not authenticate (a wrong key or
     /// damaged data: never a garbage answer).
     pub fn open(&self, key: &[u8], breach: u32, stored: &[u8], out: &mut Vec<u8>) -> bool {
@@ -413,13 +468,7 @@ impl Sealed {
     fn tag(&self, aad: &[u8], plaintext: &[u8]) -> aes::Block {
         let mut polyval = self.seal_auth.clone();
         polyval.update_padded(aad);
-        polyval.update_padded(plaintext);
-        let mut lengths = aes::Block::default();
-        lengths[..8].copy_from_slice(&(aad.len() as u64 * 8).to_le_bytes());
-        lengths[8..].copy_from_slice(&(plaintext.len() as u64 * 8).to_le_bytes());
-        polyval.update(&[lengths]);
-        let mut tag = polyval.finalize();
-        tag[15] &= 0x7f;
+        let mut tag = tag_input(polyval, aad.len(), plaintext);
         self.seal_enc.encrypt_block(&mut tag);
         tag
     }
@@ -427,9 +476,7 @@ impl Sealed {
     /// RFC 8452's CTR mode: the counter block is the tag with its top bit set,
     /// its first four bytes a little-endian counter.
     fn ctr(&self, tag: &aes::Block, data: &mut [u8]) {
-        let mut counter = *tag;
-        counter[15] |= 0x80;
-        let mut n = u32::from_le_bytes(counter[..4].try_into().expect("4 bytes"));
+        let (counter, mut n) = counter_start(tag);
         for chunk in data.chunks_mut(16) {
             let mut block = counter;
             block[..4].copy_from_slice(&n.to_le_bytes());
@@ -440,6 +487,38 @@ impl Sealed {
             n = n.wrapping_add(1);
         }
     }
+}
+
+/// Where a payload is sealed, for [`Keys::seal_many`].
+#[derive(Clone)]
+pub struct SealPlace {
+    /// POLYVAL after the associated data; `None` for a format-1 directory.
+    auth: Option<Polyval>,
+}
+
+/// The associated data's length: an entry's key and a breach id.
+const AAD_LEN: usize = 20;
+
+/// The tag before its encryption, from POLYVAL after the `aad_len` bytes of
+/// associated data: the padded plaintext and the bit lengths added, xored with
+/// the (zero) nonce, top bit cleared.
+fn tag_input(mut polyval: Polyval, aad_len: usize, plaintext: &[u8]) -> aes::Block {
+    polyval.update_padded(plaintext);
+    let mut lengths = aes::Block::default();
+    lengths[..8].copy_from_slice(&(aad_len as u64 * 8).to_le_bytes());
+    lengths[8..].copy_from_slice(&(plaintext.len() as u64 * 8).to_le_bytes());
+    polyval.update(&[lengths]);
+    let mut tag = polyval.finalize();
+    tag[15] &= 0x7f;
+    tag
+}
+
+/// CTR's first counter block for a tag, and its counter.
+fn counter_start(tag: &aes::Block) -> (aes::Block, u32) {
+    let mut counter = *tag;
+    counter[15] |= 0x80;
+    let n = u32::from_le_bytes(counter[..4].try_into().expect("4 bytes"));
+    (counter, n)
 }
 
 /// An AES block from 16 bytes: a plain copy (`clone_from_slice` goes through
@@ -453,8 +532,8 @@ fn credential_cipher(index_key: &[u8; 32]) -> Aes256 {
     Aes256::new(&blake3::derive_key(CREDENTIAL_CONTEXT, index_key).into())
 }
 
-fn aad(key: &[u8], breach: u32) -> [u8; 20] {
-    let mut aad = [0u8; 20];
+fn aad(key: &[u8], breach: u32) -> [u8; AAD_LEN] {
+    let mut aad = [0u8; AAD_LEN];
     aad[..16].copy_from_slice(&key[..16]);
     aad[16..].copy_from_slice(&breach.to_le_bytes());
     aad
@@ -542,6 +621,34 @@ mod tests {
             }
         }
         assert!(!keys.open(&key, 42, &[1, 2, 3], &mut opened), "shorter than a tag");
+    }
+
+    #[test]
+    fn sealing_many_equals_one_at_a_time() {
+        for keys in [Keys::new(&[1; 32], &[2; 32]), Keys::legacy(&[1; 32])] {
+            let places: Vec<_> = ["example.com", "example.org"]
+                .iter()
+                .map(|d| {
+                    let key = keys.domain(d);
+                    (key, keys.seal_place(&key, 42))
+                })
+                .collect();
+            let payloads: Vec<Vec<u8>> = [0usize, 1, 15, 16, 17, 33, 64, 239]
+                .iter()
+                .map(|&len| (0..len).map(|i| (i * 3 + len) as u8).collect())
+                .collect();
+            let items: Vec<(&SealPlace, &[u8])> =
+                payloads.iter().enumerate().map(|(i, p)| (&places[i % 2].1, &p[..])).collect();
+            let (mut out, mut ends, mut one) = (Vec::new(), Vec::new(), Vec::new());
+            keys.seal_many(&items, &mut out, &mut ends);
+            assert_eq!(ends.len(), payloads.len());
+            let mut start = 0;
+            for (i, (p, &end)) in payloads.iter().zip(&ends).enumerate() {
+                keys.seal(&places[i % 2].0, 42, p, &mut one);
+                assert_eq!(&out[start..end], &one[..], "payload {i}");
+                start = end;
+            }
+        }
     }
 
     #[test]

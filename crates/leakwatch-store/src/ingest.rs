@@ -14,7 +14,7 @@ use leakwatch_ingest::{Format, Input, Report};
 use leakwatch_segment::{Kind, Segment, SegmentWriter};
 use leakwatch_types::{DataClass, Key16, Record};
 
-use crate::crypt::{Keys, MAX_SEALED_PLAINTEXT, SEAL_OVERHEAD};
+use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT, SEAL_OVERHEAD};
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
@@ -112,24 +112,25 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     let mut ntlm_creds = Vec::with_capacity(n);
     let mut stealer = Vec::new();
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
-    // one keyed hash per distinct domain in a batch is enough.
-    let mut domain_keys: HashMap<String, Key16> = HashMap::new();
+    // one keyed hash and one seal place per distinct domain in a batch is enough.
+    let mut domain_places: HashMap<&str, usize> = HashMap::new();
+    let mut places: Vec<(Key16, SealPlace)> = Vec::new();
+    // Each alias with its domain's place and its account key, sealed together
+    // after the loop.
+    let mut aliases: Vec<(usize, Key16, &[u8])> = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = records.iter().map(|r| blinder.account_key(&r.account)).collect();
     accounts.extend_from_slice(&inners);
     keys.outer_many(&mut accounts);
     for ((record, &inner), &account) in records.iter().zip(&inners).zip(&accounts) {
         if let Some((alias, domain)) = record.account.email_parts() {
-            let key = match domain_keys.get(domain) {
-                Some(k) => *k,
-                None => *domain_keys.entry(domain.to_owned()).or_insert_with(|| keys.domain(domain)),
-            };
-            keys.seal(&key, breach, &alias.as_bytes()[..alias.len().min(64)], &mut sealed);
-            if sealed.len() <= DOMAIN_SHORT - 33 {
-                domains_short.push(domain_rec::<DOMAIN_SHORT>(&key, &account, &sealed));
-            } else {
-                domains.push(domain_rec::<DOMAIN>(&key, &account, &sealed));
-            }
+            let place = *domain_places.entry(domain).or_insert_with(|| {
+                let key = keys.domain(domain);
+                places.push((key, keys.seal_place(&key, breach)));
+                places.len() - 1
+            });
+            let key = places[place].0;
+            aliases.push((place, account, &alias.as_bytes()[..alias.len().min(64)]));
             if let Some(site) = &record.website {
                 let email = &record.account.value;
                 let by_domain = format!("{alias}\n{site}");
@@ -157,6 +158,20 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
             rec[..16].copy_from_slice(&ntlm);
             rec[16..24].copy_from_slice(&pair);
             ntlm_creds.push(rec);
+        }
+    }
+    let items: Vec<(&SealPlace, &[u8])> =
+        aliases.iter().map(|&(p, _, alias)| (&places[p].1, alias)).collect();
+    let mut ends = Vec::with_capacity(items.len());
+    keys.seal_many(&items, &mut sealed, &mut ends);
+    let mut start = 0;
+    for (&(place, account, _), &end) in aliases.iter().zip(&ends) {
+        let (key, alias) = (&places[place].0, &sealed[start..end]);
+        start = end;
+        if alias.len() <= DOMAIN_SHORT - 33 {
+            domains_short.push(domain_rec::<DOMAIN_SHORT>(key, &account, alias));
+        } else {
+            domains.push(domain_rec::<DOMAIN>(key, &account, alias));
         }
     }
     // No pair key reaches the runs in clear; the triples' keys are computed
