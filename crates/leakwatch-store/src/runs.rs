@@ -166,6 +166,9 @@ impl<const N: usize> Runs<N> {
             self.sort_buckets();
             let mut buckets = std::mem::take(&mut self.buckets).into_iter();
             let current = buckets.next().unwrap_or_default().into_iter();
+            // Each bucket is deduplicated by its sort, and buckets share no key:
+            // nothing is left for the iterator to skip.
+            let dedupe = false;
             return Ok(Sorted { inner: Inner::Memory { buckets, current }, cmp_len, dedupe, last: None });
         }
         self.spill()?;
