@@ -302,7 +302,9 @@ impl SegmentWriter {
             let last = &self.last_key[..self.last_len];
             // Integer compare of the first 16 bytes settles almost every pair.
             let head = |k: &[u8]| u128::from_be_bytes(k[..16].try_into().expect("keys are >= 16 bytes"));
-            match head(last).cmp(&head(key)).then_with(|| last[16..].cmp(&key[16..])) {
+            // (A 16-byte key has no tail: no memcmp call for the empty rest.)
+            let tail = || if key.len() > 16 { last[16..].cmp(&key[16..]) } else { std::cmp::Ordering::Equal };
+            match head(last).cmp(&head(key)).then_with(tail) {
                 std::cmp::Ordering::Greater => return Err(self.usage("keys pushed out of order")),
                 std::cmp::Ordering::Equal if kind.has_count() => {
                     return Err(self.usage("a counted key pushed twice"))

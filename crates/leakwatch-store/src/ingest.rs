@@ -18,7 +18,7 @@ use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT, SEAL_OVERHEAD};
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use crate::runs::{Bucketed, Runs};
+use crate::runs::{same_key, Bucketed, Runs};
 
 /// The stored credential keys' widths (the segment kinds' key lengths).
 const SHA1_CRED: usize = 28;
@@ -552,7 +552,7 @@ fn write_counted<const N: usize, const W: usize>(
                 }
             }
             match &mut group {
-                Some((first, n)) if first[..digest_len] == rec[..digest_len] => *n += 1,
+                Some((first, n)) if same_key(first, rec, digest_len) => *n += 1,
                 _ => {
                     if let Some((first, n)) = group.replace((*rec, 1)) {
                         counts_w.push_count(&first[..digest_len], n)?;

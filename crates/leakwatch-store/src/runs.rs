@@ -118,7 +118,8 @@ impl<const N: usize> Runs<N> {
             .buckets
             .par_iter()
             .map(|b| {
-                b.windows(2).filter(|w| w[0][..len] != w[1][..len]).count() as u64 + u64::from(!b.is_empty())
+                b.windows(2).filter(|w| !same_key(&w[0], &w[1], len)).count() as u64
+                    + u64::from(!b.is_empty())
             })
             .sum();
         in_memory + self.spilled
@@ -381,6 +382,12 @@ fn cmp_key<const N: usize>(a: &[u8; N], b: &[u8; N], cmp_len: usize) -> Ordering
         return x.cmp(&y);
     }
     a[at..cmp_len].cmp(&b[at..cmp_len])
+}
+
+/// Whether two records agree in their first `len` bytes: [`cmp_key`]'s integer
+/// compares, not a memcmp call per record.
+pub(crate) fn same_key<const N: usize>(a: &[u8; N], b: &[u8; N], len: usize) -> bool {
+    cmp_key(a, b, len) == Ordering::Equal
 }
 
 struct Head<const N: usize> {
