@@ -432,7 +432,11 @@ impl Keys {
         for ((_, payload), tag) in items.iter().zip(&tags) {
             for chunk in payload.chunks(16) {
                 let key = stream.next().expect("a key stream block per chunk");
-                out.extend(chunk.iter().zip(key.iter()).map(|(d, k)| d ^ k));
+                // A block's xor as one integer, not byte by byte.
+                let mut data = [0u8; 16];
+                data[..chunk.len()].copy_from_slice(chunk);
+                let xored = u128::from_ne_bytes(data) ^ u128::from_ne_bytes((*key).into());
+                out.extend_from_slice(&xored.to_ne_bytes()[..chunk.len()]);
             }
             out.extend_from_slice(tag);
             ends.push(out.len());
