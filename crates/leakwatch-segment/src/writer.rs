@@ -346,7 +346,7 @@ impl SegmentWriter {
         }
         self.entry_buf.extend_from_slice(value);
         debug_assert_eq!(self.entry_buf.len(), layout.entry_len);
-        self.out.write_all(&self.entry_buf).map_err(|e| SegmentError::io(&self.path, e))?;
+        self.out.put(&self.entry_buf).map_err(|e| SegmentError::io(&self.path, e))?;
         self.bucket_counts[layout.bucket_of(key)] += 1;
         self.entries += 1;
         Ok(())
@@ -547,6 +547,18 @@ impl ChecksummedWriter {
         self.file.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
+    }
+
+    /// `write_all` for an entry: appended in place when it fits the chunk, as
+    /// nearly every one does, without the `Write` loop around each.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.buf.len() + bytes.len() < CHECKSUM_CHUNK {
+            self.buf.extend_from_slice(bytes);
+            self.position += bytes.len() as u64;
+            return Ok(());
+        }
+        self.write_all(bytes)
     }
 
     fn finish(mut self) -> std::io::Result<(File, Vec<u32>, blake3::Hasher)> {
