@@ -232,6 +232,10 @@ fn key_bytes<const N: usize>(rec: &[u8; N], at: usize, cmp_len: usize) -> u128 {
     let mask = u128::MAX << (8 * (16 - (end - at)));
     let word = if at + 16 <= N {
         u128::from_be_bytes(rec[at..at + 16].try_into().expect("16 bytes"))
+    } else if N >= 16 {
+        // Near the record's end: its last 16 bytes, shifted up to start at
+        // `at` (a variable-length copy here was a memcpy call per key).
+        u128::from_be_bytes(rec[N - 16..].try_into().expect("16 bytes")) << (8 * (at + 16 - N))
     } else {
         let mut buf = [0u8; 16];
         buf[..end - at].copy_from_slice(&rec[at..end]);
