@@ -119,7 +119,7 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     // after the loop.
     let mut aliases: Vec<(usize, Key16, &[u8])> = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(256);
-    let inners: Vec<Key16> = records.iter().map(|r| blinder.account_key(&r.account)).collect();
+    let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
     accounts.extend_from_slice(&inners);
     keys.outer_many(&mut accounts);
     for ((record, &inner), &account) in records.iter().zip(&inners).zip(&accounts) {

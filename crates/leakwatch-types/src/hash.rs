@@ -1,6 +1,7 @@
 //! Password digests and the keyed hashes that turn accounts into index keys.
 
 use crate::account::{Account, AccountKind};
+use crate::blake3_lanes::{self, LANES, MAX_LEN};
 use md4::Md4;
 use sha1::{Digest, Sha1};
 
@@ -189,6 +190,33 @@ impl Blinder {
         self.keyed(account.kind.tag(), account.value.as_bytes())
     }
 
+    /// [`Blinder::account_key`] of each account, in order: short ones (nearly
+    /// all) eight at a time ([`crate::blake3_lanes`]), the same keys faster.
+    pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = &'a Account>) -> Vec<Key16> {
+        let mut out = Vec::with_capacity(accounts.size_hint().0);
+        let mut group =
+            Group { blocks: [[0u8; MAX_LEN]; LANES], lens: [0; LANES], slots: [0; LANES], filled: 0 };
+        for account in accounts {
+            let value = account.value.as_bytes();
+            if value.len() >= MAX_LEN {
+                out.push(self.account_key(account));
+                continue;
+            }
+            let lane = group.filled;
+            group.blocks[lane][0] = account.kind.tag();
+            group.blocks[lane][1..=value.len()].copy_from_slice(value);
+            group.lens[lane] = value.len() + 1;
+            group.slots[lane] = out.len();
+            out.push([0; 16]);
+            group.filled += 1;
+            if group.filled == LANES {
+                group.hash_into(&self.key, &mut out);
+            }
+        }
+        group.hash_into(&self.key, &mut out);
+        out
+    }
+
     /// The index key of a normalized (A-label, lower-case) domain.
     pub fn domain_key(&self, domain: &str) -> Key16 {
         self.keyed(b'd', domain.as_bytes())
@@ -224,6 +252,28 @@ impl Blinder {
             hasher.finalize()
         };
         digest.as_bytes()[..16].try_into().expect("16 bytes")
+    }
+}
+
+/// Up to [`LANES`] tagged accounts waiting for their keys, and where those go.
+struct Group {
+    blocks: [[u8; MAX_LEN]; LANES],
+    lens: [usize; LANES],
+    slots: [usize; LANES],
+    filled: usize,
+}
+
+impl Group {
+    fn hash_into(&mut self, key: &[u8; 32], out: &mut [Key16]) {
+        if self.filled == 0 {
+            return;
+        }
+        let inputs: [&[u8]; LANES] = std::array::from_fn(|i| &self.blocks[i][..self.lens[i]]);
+        let keys = blake3_lanes::keyed16(key, &inputs);
+        for (&slot, key) in self.slots[..self.filled].iter().zip(keys) {
+            out[slot] = key;
+        }
+        self.filled = 0;
     }
 }
 
@@ -280,6 +330,23 @@ mod tests {
             let mut want = [0u8; 16];
             hasher.finalize_xof().fill(&mut want);
             assert_eq!(b.keyed(b'd', &value), want, "length {len}");
+        }
+    }
+
+    #[test]
+    fn account_keys_in_bulk_equal_one_at_a_time() {
+        let b = Blinder::new([9; 32]);
+        // Every length around the one-block limit, all three kinds, and counts
+        // that leave the last group of eight part-filled.
+        let accounts: Vec<Account> = (0..70)
+            .flat_map(|len| {
+                [AccountKind::Email, AccountKind::Username, AccountKind::Phone]
+                    .map(|kind| Account { kind, value: "x".repeat(len) + &len.to_string() })
+            })
+            .collect();
+        for n in [0, 1, 7, 8, 9, accounts.len()] {
+            let want: Vec<Key16> = accounts[..n].iter().map(|a| b.account_key(a)).collect();
+            assert_eq!(b.account_keys(accounts[..n].iter()), want, "{n} accounts");
         }
     }
 

@@ -7,6 +7,7 @@
 //! bytes are still in its buffer, and only digests cross into the store.
 
 mod account;
+mod blake3_lanes;
 mod breach;
 mod hash;
 mod hex;
