@@ -147,8 +147,10 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Memory for formatted /range answers, reused until the next ingest (0: none).
-    /// Popular prefixes are asked again and again; a cached one costs no formatting.
+    /// Space for formatted /range answers, reused until the next ingest (0: none).
+    /// Popular prefixes are asked again and again; a cached one costs no formatting
+    /// and is sent from the kernel's page cache (sendfile). Held in an unnamed file
+    /// in the data directory's tmp/ (in memory if that is not writable).
     #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_size)]
     pub range_cache: u64,
 }
