@@ -85,6 +85,8 @@ impl AsRef<[u8]> for RangeBody {
     }
 }
 
+const PAGE: usize = 4096;
+
 /// Append-only space for bodies: a memory file and its read-only mapping, or,
 /// without memory files, nothing (bodies stay on the heap and only the space
 /// they take is counted).
@@ -105,12 +107,17 @@ impl Arena {
     }
 
     /// Reserves `len` bytes, or `None` when the arena is full.
+    /// Reserves `len` bytes starting on a page boundary, or `None` when the
+    /// arena is full. Page-aligned, a body spans no more pages than it must, and
+    /// `sendfile` looks each page up: a page fewer per answer, as for a file.
     fn reserve(&self, len: usize) -> Option<usize> {
+        let start = |used: usize| used.next_multiple_of(PAGE);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used + len <= self.capacity).then_some(used + len)
+                (start(used) + len <= self.capacity).then_some(start(used) + len)
             })
             .ok()
+            .map(start)
     }
 
     fn slice(&self, offset: usize, len: usize) -> &[u8] {
@@ -262,27 +269,30 @@ mod tests {
     fn cached_bodies_are_in_files_and_outlive_their_eviction() {
         let tmp = tempfile::tempdir().unwrap();
         for dir in [Some(tmp.path().to_owned()), None] {
-            // Two arenas of 2,000 bytes: two bodies of 700 bytes each.
-            let cache = BodyCache::new(4000, dir);
-            let first = cache.insert(0, body(0, 700));
-            assert_eq!(first.bytes(), body(0, 700).bytes());
+            // Two arenas of four pages: two bodies of a page and a half each
+            // (each starting on a page).
+            let (budget, len) = (8 * PAGE, PAGE * 3 / 2);
+            let cache = BodyCache::new(budget, dir);
+            let first = cache.insert(0, body(0, len));
+            assert_eq!(first.bytes(), body(0, len).bytes());
             assert_eq!(from_file(&first), first.bytes());
             for i in 1..20 {
-                let cached = cache.insert(i, body(i, 700));
-                assert_eq!(from_file(&cached), body(i, 700).bytes());
-                assert!(cache.used() <= 4000);
+                let cached = cache.insert(i, body(i, len));
+                assert_eq!(cached.file_span().unwrap().offset % PAGE as u64, 0);
+                assert_eq!(from_file(&cached), body(i, len).bytes());
+                assert!(cache.used() <= budget);
                 // The newest bodies are cached, the oldest are not.
-                assert_eq!(cache.get(i).unwrap().bytes(), body(i, 700).bytes());
+                assert_eq!(cache.get(i).unwrap().bytes(), body(i, len).bytes());
                 if i >= 4 {
                     assert!(cache.get(i - 4).is_none(), "{i}");
                 }
             }
             // Evicted long ago, a body a request still holds is intact.
             assert!(cache.get(0).is_none());
-            assert_eq!(first.bytes(), body(0, 700).bytes());
-            assert_eq!(from_file(&first), body(0, 700).bytes());
+            assert_eq!(first.bytes(), body(0, len).bytes());
+            assert_eq!(from_file(&first), body(0, len).bytes());
             // Too large for an arena: served, not cached.
-            let big = cache.insert(99, body(99, 2001));
+            let big = cache.insert(99, body(99, budget / 2 + 1));
             assert!(big.file_span().is_none() && cache.get(99).is_none());
         }
     }
