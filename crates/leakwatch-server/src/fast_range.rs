@@ -4,7 +4,7 @@
 //! A range is about 30 KB. Through hyper each answer is copied from the cache
 //! into the socket, which measured as a fifth of the server's time; nginx
 //! serving the same bodies as files sends them with `sendfile`, from pages the
-//! kernel already holds. Here a cached body lives in a memory file
+//! kernel already holds. Here a cached body lives in the range cache's file
 //! ([`leakwatch_store::RangeBody::file_span`]), so the fast path sends the head
 //! (`MSG_MORE`, so head and body leave together) and then the body with
 //! `sendfile`: no copy, no per-request allocation beyond the head.
@@ -192,7 +192,7 @@ async fn read_more(
     }
 }
 
-/// Writes the answer: the head, then the body from its memory file when it has
+/// Writes the answer: the head, then the body from its cache file when it has
 /// one, or from memory.
 async fn send(stream: &TcpStream, answer: &RangeAnswer, head: &mut Vec<u8>) -> io::Result<()> {
     head.clear();
@@ -242,19 +242,14 @@ async fn send_bytes(stream: &TcpStream, mut bytes: &[u8], more: bool) -> io::Res
     while !bytes.is_empty() {
         let sent = stream.async_io(Interest::WRITABLE, || {
             // SAFETY: a valid socket and a live buffer of `bytes.len()` bytes.
-            let n = unsafe { libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            checked(unsafe { libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) })
         });
         bytes = &bytes[sent.await?..];
     }
     Ok(())
 }
 
-/// `sendfile(2)` of a body's span of its memory file.
+/// `sendfile(2)` of a body's span of its cache file.
 async fn send_file(stream: &TcpStream, span: leakwatch_store::FileSpan<'_>) -> io::Result<()> {
     let mut offset = span.offset as libc::off_t;
     let end = offset + span.len as libc::off_t;
@@ -262,19 +257,14 @@ async fn send_file(stream: &TcpStream, span: leakwatch_store::FileSpan<'_>) -> i
         let sent = stream
             .async_io(Interest::WRITABLE, || {
                 // SAFETY: valid descriptors; `offset` is a live local the kernel advances.
-                let n = unsafe {
+                checked(unsafe {
                     libc::sendfile(
                         stream.as_raw_fd(),
                         span.fd.as_raw_fd(),
                         &mut offset,
                         (end - offset) as usize,
                     )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                })
             })
             .await?;
         if sent == 0 {
@@ -282,6 +272,11 @@ async fn send_file(stream: &TcpStream, span: leakwatch_store::FileSpan<'_>) -> i
         }
     }
     Ok(())
+}
+
+/// A byte count from a system call, or the error it reported.
+fn checked(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 thread_local! {

@@ -11,8 +11,8 @@
 //! [`RangeIndex::body`] keeps the bodies it formatted in a bounded cache, as
 //! HIBP's own ranges are served from a CDN's: real traffic asks for the ranges
 //! of common passwords again and again, and a cached body costs the server no
-//! formatting at all, and no copy either: it lives in a memory file the kernel
-//! can send from ([`RangeBody::file_span`]; see `range_cache`). A generation's
+//! formatting at all, and no copy either: it lives in a file the kernel can
+//! send from ([`RangeBody::file_span`]; see `range_cache`). A generation's
 //! cache goes with it, so no stale body is ever served after an ingest.
 
 use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};

@@ -66,7 +66,7 @@ impl RangeBody {
         }
     }
 
-    /// The body's bytes in a memory file, when it is cached in one: for
+    /// The body's bytes in the cache's file, when it is cached in one: for
     /// `sendfile`. The span is never written again while this body lives.
     pub fn file_span(&self) -> Option<FileSpan<'_>> {
         match &self.stored {
@@ -85,11 +85,12 @@ impl AsRef<[u8]> for RangeBody {
     }
 }
 
+/// Where bodies start in an arena's file: on page boundaries.
 const PAGE: usize = 4096;
 
-/// Append-only space for bodies: a memory file and its read-only mapping, or,
-/// without memory files, nothing (bodies stay on the heap and only the space
-/// they take is counted).
+/// Append-only space for bodies: a file (unnamed, or in memory) and its
+/// read-only mapping, or, where neither can be made, nothing (bodies stay on
+/// the heap and only the space they take is counted).
 #[derive(Debug)]
 struct Arena {
     /// Tells the cache's entries in this arena from those in the other.
