@@ -4,11 +4,13 @@
 //! Per line the work is a few byte scans over a slice of the chunk, one
 //! normalization of the identity (the account's `String` is the only
 //! allocation) and the two password digests; the plaintext never leaves the
-//! chunk buffer.
+//! chunk buffer, but for short ASCII passwords' copies in the NTLM lanes, a
+//! local of [`parse_chunk`] that fills in those records' NTLM eight at a time
+//! before it returns.
 
 use leakwatch_types::{
-    normalize_email, normalize_phone, normalize_username, Account, AccountKind, PasswordHashes,
-    PasswordMaterial, Record,
+    normalize_email, normalize_phone, normalize_username, ntlm, sha1, Account, AccountKind, NtlmLanes,
+    PasswordHashes, PasswordMaterial, Record,
 };
 
 use encoding_rs::Encoding;
@@ -90,28 +92,44 @@ pub(crate) fn parse_chunk(
 ) {
     let mut line_no = first_line;
     let mut scratch = Vec::new();
+    let mut lanes = NtlmLanes::new();
     for line in lines(bytes) {
-        match parse_line(line, mode, legacy, &mut scratch) {
+        match parse_line(line, mode, legacy, &mut scratch, &mut lanes, out.len()) {
             Outcome::Blank => tallies.blank += 1,
             Outcome::Rejected(reason) => tallies.reject(reason, line_no),
             Outcome::Accepted(record) => {
                 tallies.accept(&record);
                 out.push(record);
+                if lanes.is_full() {
+                    lanes.drain(|slot, digest| set_ntlm(&mut out[slot], digest));
+                }
             }
         }
         line_no += 1;
     }
+    lanes.drain(|slot, digest| set_ntlm(&mut out[slot], digest));
     tallies.lines += line_no - first_line;
+}
+
+/// Fills in the NTLM digest a record was accepted without.
+fn set_ntlm(record: &mut Record, digest: [u8; 16]) {
+    match &mut record.password {
+        Some(PasswordMaterial::Plain(hashes)) => hashes.ntlm = digest,
+        _ => unreachable!("only plaintext passwords are queued for NTLM"),
+    }
 }
 
 /// Applies the combo rules to one line, without its LF or CRLF ending.
 /// `scratch` holds decoded `$HEX[...]`; `legacy` decodes identities that are
-/// not UTF-8.
+/// not UTF-8. A short ASCII password's NTLM is left zero and its copy queued
+/// in `lanes` for `slot`, where the caller puts an accepted record.
 pub(crate) fn parse_line(
     line: &[u8],
     mode: Mode,
     legacy: &'static Encoding,
     scratch: &mut Vec<u8>,
+    lanes: &mut NtlmLanes,
+    slot: usize,
 ) -> Outcome {
     // `line` has lost its line ending already (see `chunk::lines`).
     if line.len() > MAX_LINE {
@@ -139,7 +157,9 @@ pub(crate) fn parse_line(
             true => &scratch[..],
             false => password,
         };
-        Some(PasswordMaterial::Plain(PasswordHashes::of(bytes)))
+        // A queued copy leaves `scratch` free for the next line.
+        let ntlm = if lanes.push(slot, bytes) { [0; 16] } else { ntlm(bytes) };
+        Some(PasswordMaterial::Plain(PasswordHashes { sha1: sha1(bytes), ntlm }))
     };
     Outcome::Accepted(Record { account, password, website: None })
 }
@@ -243,6 +263,28 @@ mod tests {
             }
         }
         assert_eq!(find_separator(b"alice@example.com:pw;x"), Some(17));
+    }
+
+    #[test]
+    fn queued_digests_land_in_their_records_after_earlier_ones() {
+        // Records already in `out` shift every slot.
+        let mut out = vec![Record {
+            account: Account { kind: AccountKind::Email, value: "first@example.com".into() },
+            password: None,
+            website: None,
+        }];
+        let passwords: Vec<String> = (0..19).map(|i| "p".repeat(i + 1)).collect();
+        let chunk: String = passwords.iter().map(|p| format!("a@b.co:{p}\nbad line\n")).collect();
+        let mut tallies = Tallies::default();
+        parse_chunk(chunk.as_bytes(), Mode::Email, encoding_rs::WINDOWS_1252, 1, &mut out, &mut tallies);
+        assert_eq!(out.len(), 1 + passwords.len());
+        for (record, p) in out[1..].iter().zip(&passwords) {
+            assert_eq!(
+                record.password,
+                Some(PasswordMaterial::Plain(PasswordHashes::of(p.as_bytes()))),
+                "{p}"
+            );
+        }
     }
 
     #[test]

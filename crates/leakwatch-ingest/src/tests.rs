@@ -265,6 +265,53 @@ fn combo_rules() {
 }
 
 #[test]
+fn combo_password_digests_are_each_passwords_own_whatever_the_shape() {
+    // NTLM of short ASCII passwords is computed eight at a time after their
+    // records are made; every other shape at once. Shapes interleaved, with
+    // rejected, blank and password-less lines between, so groups fill and
+    // flush across all of them and end part-filled.
+    let shapes: [fn(usize) -> Vec<u8>; 9] = [
+        |i| format!("pw{i}").into_bytes(),
+        |i| vec![b'a' + (i % 26) as u8; 1 + i % 27],
+        |i| vec![b'!' + (i % 90) as u8; 27 + i % 3],
+        |i| format!("{i}-a-password-much-longer-than-one-block-of-md4-can-hold").into_bytes(),
+        |i| format!("pässwörd{i}").into_bytes(),
+        |i| format!("caf\u{e9}{i}").into_bytes(),
+        |i| [b"caf\xe9".as_slice(), i.to_string().as_bytes()].concat(),
+        |i| vec![b'~'; 1 + i % 40],
+        |i| [b"x".as_slice(), &vec![b'\t'; i % 3], b"y"].concat(),
+    ];
+    let hex = |p: &[u8]| format!("$HEX[{}]", leakwatch_types::encode_hex_upper(p)).into_bytes();
+    let mut input = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..150 {
+        let account = format!("user{i}@example.com");
+        let password = shapes[i % shapes.len()](i);
+        let written = if i % 4 == 3 { hex(&password) } else { password.clone() };
+        input.extend_from_slice(account.as_bytes());
+        input.push(b':');
+        input.extend_from_slice(&written);
+        input.push(b'\n');
+        want.push(e(&account, Some(&password)));
+        match i % 7 {
+            0 => input.extend_from_slice(b"no separator here\n"),
+            1 => input.extend_from_slice(b"\n"),
+            2 => {
+                input.extend_from_slice(format!("bare{i}@example.com:\n").as_bytes());
+                want.push(e(&format!("bare{i}@example.com"), None));
+            }
+            _ => {}
+        }
+    }
+    let (report, records) = read_all_ways(&input, Some(Format::Combo));
+    assert_eq!(report.accepted, want.len() as u64);
+    for (got, want) in records.iter().zip(&want) {
+        assert_eq!(got, want, "record of {}", want.account.value);
+    }
+    assert_eq!(records.len(), want.len());
+}
+
+#[test]
 fn username_combo_rules() {
     let long_name = [b"a".repeat(65), b":pw\n".to_vec()].concat();
     check(

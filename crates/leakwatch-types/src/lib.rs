@@ -11,12 +11,15 @@ mod blake3_lanes;
 mod breach;
 mod hash;
 mod hex;
+mod md4_lanes;
 
 pub use account::{
     normalize_domain, normalize_email, normalize_phone, normalize_username, Account, AccountKind, EmailError,
 };
 pub use breach::{validate_breach_name, DataClass};
-pub use hash::{ntlm, sha1, Blinder, HashKind, Key16, PasswordHashes, PasswordMaterial};
+pub use hash::{
+    ntlm, ntlm_many, sha1, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
+};
 pub use hex::{decode_decimal, decode_hex, decode_hex_into, encode_hex_upper};
 
 /// One leaked credential or account as it crosses from ingest to the store.
