@@ -20,12 +20,13 @@ pub struct SegmentWriter {
     out: ChecksummedWriter,
     layout: Layout,
     bucket_counts: Vec<u32>,
-    /// The last key pushed (its first `last_len` bytes; none yet when 0).
-    last_key: [u8; MAX_KEY_LEN],
+    /// The last key pushed (its first `last_len` bytes; none yet when 0),
+    /// zero-padded so that fixed-size copies out of it stay in bounds.
+    last_key: [u8; 2 * MAX_KEY_LEN],
     last_len: usize,
     entries: u64,
     overflow: Vec<(u32, u64)>,
-    heap: Option<(PathBuf, BufWriter<File>, u64)>,
+    heap: Option<Heap>,
     entry_buf: Vec<u8>,
     /// The packed layout's encoder thread, for the kinds written that way.
     packed: Option<PackedHandle>,
@@ -189,6 +190,61 @@ fn encode_bucket(params: &Params, bits: &mut BitWriter, entries: &[([u8; 20], u6
     }
 }
 
+/// Copies a key into `to` with a fixed-size move for each kind's width (a
+/// run-time length would be a memcpy call per entry).
+fn copy_key(to: &mut [u8; 2 * MAX_KEY_LEN], key: &[u8]) {
+    match key.len() {
+        16 => to[..16].copy_from_slice(&key[..16]),
+        20 => to[..20].copy_from_slice(&key[..20]),
+        24 => to[..24].copy_from_slice(&key[..24]),
+        28 => to[..28].copy_from_slice(&key[..28]),
+        n => to[..n].copy_from_slice(key),
+    }
+}
+
+/// Payload bytes a writer holds in memory unless told otherwise.
+const HEAP_MEMORY: usize = 16 << 20;
+
+/// The payloads of a domain or stealer segment, which the format puts after
+/// the entries: held in memory up to `limit`, beyond it in a file beside the
+/// segment, and copied in at the end.
+struct Heap {
+    path: PathBuf,
+    memory: Vec<u8>,
+    limit: usize,
+    file: Option<BufWriter<File>>,
+    len: u64,
+}
+
+impl Heap {
+    fn write(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        self.len += payload.len() as u64;
+        if self.file.is_none() {
+            if self.memory.len() + payload.len() <= self.limit {
+                self.memory.extend_from_slice(payload);
+                return Ok(());
+            }
+            let mut file = BufWriter::with_capacity(1 << 16, File::create(&self.path)?);
+            file.write_all(&std::mem::take(&mut self.memory))?;
+            self.file = Some(file);
+        }
+        self.file.as_mut().expect("just made").write_all(payload)
+    }
+
+    /// Appends the payloads to `out`; returns their length.
+    fn copy_into(self, out: &mut ChecksummedWriter) -> std::io::Result<u64> {
+        match self.file {
+            None => out.write_all(&self.memory)?,
+            Some(file) => {
+                drop(file.into_inner().map_err(|e| e.into_error())?);
+                std::io::copy(&mut File::open(&self.path)?, out)?;
+                std::fs::remove_file(&self.path)?;
+            }
+        }
+        Ok(self.len)
+    }
+}
+
 /// What a finished segment is: enough for a manifest to name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -229,19 +285,19 @@ impl SegmentWriter {
         } else {
             None
         };
-        let heap = if kind.has_payload() {
-            let heap_path = path.with_extension("heap-tmp");
-            let file = File::create(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
-            Some((heap_path, BufWriter::with_capacity(1 << 16, file), 0))
-        } else {
-            None
-        };
+        let heap = kind.has_payload().then(|| Heap {
+            path: path.with_extension("heap-tmp"),
+            memory: Vec::new(),
+            limit: HEAP_MEMORY,
+            file: None,
+            len: 0,
+        });
         Ok(SegmentWriter {
             path: path.to_owned(),
             out,
             layout,
             bucket_counts: vec![0; 1usize << layout.prefix_bits],
-            last_key: [0; MAX_KEY_LEN],
+            last_key: [0; 2 * MAX_KEY_LEN],
             last_len: 0,
             entries: 0,
             overflow: Vec::new(),
@@ -249,6 +305,15 @@ impl SegmentWriter {
             entry_buf: Vec::with_capacity(64),
             packed,
         })
+    }
+
+    /// Payload bytes held in memory before they go to a file beside the
+    /// segment (and are copied from it at the end): a writer that knows its
+    /// memory allowance saves the round trip for larger heaps.
+    pub fn set_heap_memory(&mut self, bytes: usize) {
+        if let Some(heap) = &mut self.heap {
+            heap.limit = bytes;
+        }
     }
 
     pub fn layout(&self) -> Layout {
@@ -268,10 +333,10 @@ impl SegmentWriter {
     /// Adds a `Domains` or `Stealer` entry: the breach id and a payload kept in the heap.
     pub fn push_payload(&mut self, key: &[u8], breach: u32, payload: &[u8]) -> Result<(), SegmentError> {
         let path = self.path.clone();
-        let Some((heap_path, heap, heap_len)) = self.heap.as_mut() else {
+        let Some(heap) = self.heap.as_mut() else {
             return Err(self.usage("payloads belong to domain and stealer segments"));
         };
-        let offset = u32::try_from(*heap_len).map_err(|_| SegmentError::Usage {
+        let offset = u32::try_from(heap.len).map_err(|_| SegmentError::Usage {
             path: path.clone(),
             detail: "heap larger than 4 GiB".into(),
         })?;
@@ -279,8 +344,7 @@ impl SegmentWriter {
             path: path.clone(),
             detail: "payload longer than 255 bytes".into(),
         })?;
-        heap.write_all(payload).map_err(|e| SegmentError::io(heap_path, e))?;
-        *heap_len += payload.len() as u64;
+        heap.write(payload).map_err(|e| SegmentError::io(&heap.path, e))?;
         let mut value = [0u8; 9];
         value[..4].copy_from_slice(&breach.to_le_bytes());
         value[4..8].copy_from_slice(&offset.to_le_bytes());
@@ -313,7 +377,7 @@ impl SegmentWriter {
             }
         }
         let index = u32::try_from(self.entries).map_err(|_| self.usage("more than 2^32 entries"))?;
-        self.last_key[..key.len()].copy_from_slice(key);
+        copy_key(&mut self.last_key, key);
         self.last_len = key.len();
         if let Some(packed) = &mut self.packed {
             if !packed.push(key, count) {
@@ -328,6 +392,29 @@ impl SegmentWriter {
             return Ok(());
         }
 
+        let buf = &mut self.out.buf;
+        if !kind.has_count() && buf.len() + 2 * MAX_KEY_LEN < CHECKSUM_CHUNK {
+            // The entry straight into the chunk buffer, by fixed-size copies
+            // cut back to length: copies of a run-time length are a memcpy call
+            // each, four per entry on the general path below.
+            let at = buf.len();
+            let skip = layout.skip;
+            buf.extend_from_slice(&self.last_key[skip..skip + MAX_KEY_LEN]);
+            buf.truncate(at + key.len() - skip);
+            let mut padded = [0u8; 16];
+            match value.len() {
+                0 => {}
+                4 => padded[..4].copy_from_slice(&value[..4]),
+                9 => padded[..9].copy_from_slice(&value[..9]),
+                n => padded[..n].copy_from_slice(value),
+            }
+            buf.extend_from_slice(&padded);
+            buf.truncate(at + layout.entry_len);
+            self.out.position += layout.entry_len as u64;
+            self.bucket_counts[layout.bucket_of(key)] += 1;
+            self.entries += 1;
+            return Ok(());
+        }
         self.entry_buf.clear();
         self.entry_buf.extend_from_slice(&key[layout.skip..]);
         if kind.has_count() {
@@ -385,13 +472,9 @@ impl SegmentWriter {
 
         let heap_offset = self.out.position;
         let mut heap_len = 0;
-        if let Some((heap_path, heap, len)) = self.heap.take() {
-            let file = heap.into_inner().map_err(|e| SegmentError::io(&heap_path, e.into_error()))?;
-            drop(file);
-            let mut reader = File::open(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
-            std::io::copy(&mut reader, &mut self.out).map_err(|e| SegmentError::io(&heap_path, e))?;
-            std::fs::remove_file(&heap_path).map_err(|e| SegmentError::io(&heap_path, e))?;
-            heap_len = len;
+        if let Some(heap) = self.heap.take() {
+            let path = heap.path.clone();
+            heap_len = heap.copy_into(&mut self.out).map_err(|e| SegmentError::io(&path, e))?;
         }
 
         let checksums_offset = self.out.position;

@@ -242,6 +242,43 @@ fn accounts_keep_one_entry_per_breach_and_domains_their_payload() {
 }
 
 #[test]
+fn payloads_held_in_memory_or_in_a_file_make_the_same_segment() {
+    // Enough entries and payload bytes to cross checksum chunks, with the heap
+    // kept in memory, moved to a file part-way, and in a file almost at once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = xorshift(5);
+    let mut entries: Vec<([u8; 16], u32, Vec<u8>)> = (0..40_000)
+        .map(|i| {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&next().to_be_bytes());
+            let payload = vec![(i % 251) as u8; 1 + (next() % 60) as usize];
+            (key, (i % 3) as u32, payload)
+        })
+        .collect();
+    entries.sort();
+    let mut files = Vec::new();
+    for (n, limit) in [usize::MAX, 600_000, 10].into_iter().enumerate() {
+        let path = dir.path().join(format!("d{n}.seg"));
+        let mut w = SegmentWriter::create(&path, Kind::Domains, entries.len() as u64).unwrap();
+        w.set_heap_memory(limit);
+        for (key, breach, payload) in &entries {
+            w.push_payload(key, *breach, payload).unwrap();
+        }
+        let written = w.finish().unwrap();
+        let seg = Segment::open(&path).unwrap();
+        for (key, breach, payload) in entries.iter().step_by(97) {
+            let found: Vec<_> = seg.find(key).unwrap().map(|i| seg.payload(i).unwrap()).collect();
+            assert!(found.contains(&(*breach, &payload[..])), "limit {limit}");
+        }
+        files.push((written.content_hash, std::fs::read(&path).unwrap()));
+    }
+    assert!(files.windows(2).all(|w| w[0] == w[1]));
+    // No scratch file is left beside the segments.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
 fn writer_refuses_unsorted_and_repeated_counted_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = SegmentWriter::create(&dir.path().join("x"), Kind::Sha1Counts, 2).unwrap();

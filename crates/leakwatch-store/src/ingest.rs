@@ -14,11 +14,14 @@ use leakwatch_ingest::{Format, Input, Report};
 use leakwatch_segment::{Kind, Segment, SegmentWriter};
 use leakwatch_types::{DataClass, Key16, Record};
 
-use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT, SEAL_OVERHEAD};
+use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::dir::DataDir;
+use crate::domains::{DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
 use crate::runs::{same_key, Bucketed, Runs};
+
+use rayon::prelude::*;
 
 /// The stored credential keys' widths (the segment kinds' key lengths).
 const SHA1_CRED: usize = 28;
@@ -29,12 +32,11 @@ const SHA1_REC: usize = 20 + 8;
 const NTLM_REC: usize = 16 + 8;
 /// A stealer-log entry: key, sealed payload length, sealed payload (at most 255 bytes).
 const STEALER: usize = 16 + 1 + 255;
-/// A domain entry: domain key, account key, sealed alias length, sealed alias
-/// (at most 64 bytes, HIBP's limit, plus the seal).
-const DOMAIN: usize = 16 + 16 + 1 + 64 + SEAL_OVERHEAD;
-/// The same for aliases of up to 16 bytes (most of them): a record 48 bytes
-/// narrower, so that more of a dump sorts within the budget without spilling.
-const DOMAIN_SHORT: usize = 16 + 16 + 1 + 16 + SEAL_OVERHEAD;
+
+/// Input read before the run buffers are sized for the rest of the file...
+const RESERVE_AFTER: u64 = 24 << 20;
+/// ...less what may still be in flight in the parser's chunks.
+const IN_FLIGHT_BYTES: u64 = 10 << 20;
 
 /// The breach an ingest adds to, as the user described it.
 #[derive(Debug, Clone, Default)]
@@ -86,9 +88,8 @@ struct Batch {
     records: u64,
     /// Account keys alone: the breach is the same for the whole ingest.
     accounts: Bucketed<16>,
-    /// Domain key, account key, sealed alias: short aliases, and the others.
-    domains_short: Bucketed<DOMAIN_SHORT>,
-    domains: Bucketed<DOMAIN>,
+    /// Account key and sealed alias, grouped by domain.
+    domains: DomainBatch,
     /// Password SHA-1 and the masked pair key of its (breach, account,
     /// password) triple: the digest counts, the keyed triple is what is stored.
     sha1_creds: Bucketed<SHA1_REC>,
@@ -106,8 +107,6 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     let blinder = keys.blinder();
     let n = records.len();
     let mut accounts = Vec::with_capacity(n);
-    let mut domains_short = Vec::with_capacity(n);
-    let mut domains = Vec::new();
     let mut sha1_creds = Vec::with_capacity(n);
     let mut ntlm_creds = Vec::with_capacity(n);
     let mut stealer = Vec::new();
@@ -162,18 +161,14 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     }
     let items: Vec<(&SealPlace, &[u8])> =
         aliases.iter().map(|&(p, _, alias)| (&places[p].1, alias)).collect();
-    let mut ends = Vec::with_capacity(items.len());
+    let mut ends = Vec::with_capacity(items.len() + 1);
     keys.seal_many(&items, &mut sealed, &mut ends);
-    let mut start = 0;
-    for (&(place, account, _), &end) in aliases.iter().zip(&ends) {
-        let (key, alias) = (&places[place].0, &sealed[start..end]);
-        start = end;
-        if alias.len() <= DOMAIN_SHORT - 33 {
-            domains_short.push(domain_rec::<DOMAIN_SHORT>(key, &account, alias));
-        } else {
-            domains.push(domain_rec::<DOMAIN>(key, &account, alias));
-        }
-    }
+    ends.insert(0, 0);
+    let entries = aliases
+        .iter()
+        .zip(ends.windows(2))
+        .map(|(&(place, ref account, _), w)| (place, account, &sealed[w[0]..w[1]]));
+    let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
@@ -181,22 +176,11 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     Batch {
         records: n as u64,
         accounts: Bucketed::new(accounts),
-        domains_short: Bucketed::new(domains_short),
-        domains: Bucketed::new(domains),
+        domains,
         sha1_creds: Bucketed::new(sha1_creds),
         ntlm_creds: Bucketed::new(ntlm_creds),
         stealer: Bucketed::new(stealer),
     }
-}
-
-/// A domain record: domain key, account key, sealed alias length, sealed alias.
-fn domain_rec<const N: usize>(key: &Key16, account: &Key16, sealed: &[u8]) -> [u8; N] {
-    let mut rec = [0u8; N];
-    rec[..16].copy_from_slice(key);
-    rec[16..32].copy_from_slice(account);
-    rec[32] = sealed.len() as u8;
-    rec[33..33 + sealed.len()].copy_from_slice(sealed);
-    rec
 }
 
 /// A stealer-log entry with its payload sealed, or `None` for a payload over
@@ -241,8 +225,7 @@ pub fn ingest(
     // Keys: the account; domain then account (the alias follows from the
     // account); a digest then the pair.
     let mut accounts = Runs::<16>::new(scratch.clone(), "accounts", 16, true);
-    let mut domains_short = Runs::<DOMAIN_SHORT>::new(scratch.clone(), "domains-short", 32, true);
-    let mut domains = Runs::<DOMAIN>::new(scratch.clone(), "domains", 32, true);
+    let mut domains = DomainRuns::new(scratch.clone());
     let mut sha1_creds = Runs::<SHA1_REC>::new(scratch.clone(), "credentials", SHA1_REC, true);
     let mut ntlm_creds = Runs::<NTLM_REC>::new(scratch.clone(), "ntlm-credentials", NTLM_REC, true);
     let mut stealer = Runs::<STEALER>::new(scratch.clone(), "stealer", STEALER, true);
@@ -252,6 +235,7 @@ pub fn ingest(
     for input in inputs {
         let name = input.name().to_owned();
         on_phase(Phase::Reading { name: &name, raw_len: input.raw_len() });
+        let mut reserve = input.raw_len().map(|len| (len, progress.bytes.load(Ordering::Relaxed)));
         let report = leakwatch_ingest::read(
             input,
             options.format,
@@ -260,7 +244,6 @@ pub fn ingest(
             |batch: Batch| {
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 accounts.push(&batch.accounts);
-                domains_short.push(&batch.domains_short);
                 domains.push(&batch.domains);
                 sha1_creds.push(&batch.sha1_creds);
                 ntlm_creds.push(&batch.ntlm_creds);
@@ -268,13 +251,30 @@ pub fn ingest(
                 // Half the budget for run buffers; the rest covers the parser's
                 // chunks in flight and the merge's read buffers.
                 let held = accounts.mem_bytes()
-                    + domains_short.mem_bytes()
                     + domains.mem_bytes()
                     + sha1_creds.mem_bytes()
                     + ntlm_creds.mem_bytes();
+                if let Some((len, start)) = reserve {
+                    let read = progress.bytes.load(Ordering::Relaxed) - start;
+                    if read >= RESERVE_AFTER {
+                        reserve = None;
+                        // Bytes read run ahead of those delivered by the chunks
+                        // still in flight: counting them out overestimates what
+                        // is to come, and room reserved but never filled costs
+                        // address space, not memory.
+                        let delivered = (read - IN_FLIGHT_BYTES) as f64;
+                        let to_spill = (budget / 2) as f64 / held.max(1) as f64;
+                        let growth = (len as f64 / delivered).min(to_spill) * 1.1;
+                        if growth > 1.5 {
+                            accounts.reserve(growth);
+                            domains.reserve(growth);
+                            sha1_creds.reserve(growth);
+                            ntlm_creds.reserve(growth);
+                        }
+                    }
+                }
                 if held > budget / 2 {
                     accounts.spill()?;
-                    domains_short.spill()?;
                     domains.spill()?;
                     sha1_creds.spill()?;
                     ntlm_creds.spill()?;
@@ -332,7 +332,7 @@ pub fn ingest(
             rayon::join(
                 || write_accounts(dir, accounts, stored_accounts, breach_id),
                 || {
-                    let domains = write_domains(dir, (domains_short, domains), stored_accounts, breach_id)?;
+                    let domains = write_domains(dir, domains, stored_accounts, breach_id, budget)?;
                     Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
                 },
             )
@@ -435,45 +435,27 @@ fn write_accounts(
     Ok((out, new_accounts))
 }
 
-/// The aliases, under each domain, of the email accounts new to this breach:
-/// the two record widths merged back into (domain key, account key) order. An
-/// account's alias is always the same, so the same entry never comes in both.
+/// The aliases, under each domain, of the email accounts new to this breach.
 fn write_domains(
     dir: &DataDir,
-    (short, long): (Runs<DOMAIN_SHORT>, Runs<DOMAIN>),
+    domains: DomainRuns,
     stored: Option<&[Segment]>,
     breach_id: u32,
+    budget: usize,
 ) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
-    let mut dom_w = out.writer(Kind::Domains, short.pushed() + long.pushed())?;
-    let head = |r: &[u8]| {
-        let at = |i: usize| u128::from_be_bytes(r[i..i + 16].try_into().expect("16 bytes"));
-        (at(0), at(16))
-    };
-    let mut short = short.finish()?.peekable();
-    let mut long = long.finish()?.peekable();
-    loop {
-        let take_short = match (short.peek(), long.peek()) {
-            (None, None) => break,
-            (Some(Ok(a)), Some(Ok(b))) => head(a) <= head(b),
-            (Some(_), _) => true,
-            (None, Some(_)) => false,
-        };
-        let mut rec = [0u8; DOMAIN];
-        if take_short {
-            let r = short.next().expect("peeked")?;
-            rec[..DOMAIN_SHORT].copy_from_slice(&r);
-        } else {
-            rec = long.next().expect("peeked")?;
-        }
+    let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
+    // The sealed aliases follow the entries in the file: held in memory, they
+    // are written once instead of through a scratch file and back.
+    dom_w.set_heap_memory(budget / 8);
+    domains.for_each(|domain, account, alias| {
         if let Some(stored) = stored {
-            if in_breach(stored, &rec[16..32], breach_id)? {
-                continue;
+            if in_breach(stored, account, breach_id)? {
+                return Ok(());
             }
         }
-        let len = usize::from(rec[32]);
-        dom_w.push_payload(&rec[..16], breach_id, &rec[33..33 + len])?;
-    }
+        Ok(dom_w.push_payload(domain, breach_id, alias)?)
+    })?;
     out.finish(dom_w)?;
     Ok(out)
 }
@@ -513,7 +495,7 @@ fn write_counted<const N: usize, const W: usize>(
     scratch: &Path,
     budget: usize,
 ) -> Result<(SegmentSet, u64)> {
-    const BATCH: usize = 1 << 16;
+    const CHECK_EVERY: u64 = 1 << 16;
     const STAGE: usize = 1 << 12;
     let digest_len = N - 8;
     let mut out = SegmentSet::new(dir.segments());
@@ -521,50 +503,70 @@ fn write_counted<const N: usize, const W: usize>(
     let mut counts_w = out.writer(counts_kind, digests)?;
     let name = if W == SHA1_CRED { "new-credentials" } else { "new-ntlm-credentials" };
     let mut new_creds = Runs::<W>::new(scratch.to_owned(), name, W, false);
-    let mut batch: Vec<[u8; W]> = Vec::with_capacity(BATCH);
-    let mut group: Option<([u8; N], u64)> = None;
+    new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / W));
     let mut new_triples = 0u64;
-    let mut sorted = creds.finish()?;
-    let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
-    let mut stage_creds: Vec<[u8; W]> = Vec::with_capacity(STAGE);
-    loop {
-        stage.clear();
-        for rec in sorted.by_ref().take(STAGE) {
-            stage.push(rec?);
-        }
-        if stage.is_empty() {
-            break;
-        }
-        // Digest and masked pair -> the triple's stored key, a stage at a time.
-        keys.credentials_from_masked(&stage, &mut stage_creds);
-        for (rec, &cred) in stage.iter().zip(&stage_creds) {
-            if let Some(stored) = stored {
-                if any_found(stored, &cred)? {
-                    continue;
+    let mut tally = Tally::<N, W>::new(digest_len);
+    match creds.take_memory() {
+        Some(buckets) => {
+            // Buckets share no digest: each is counted and keyed on its own, on
+            // all cores, and the writers take the results in bucket order.
+            let tallied: Vec<Result<Tallied<N, W>>> = buckets
+                .into_par_iter()
+                .map(|bucket| {
+                    let mut tally = Tally::<N, W>::new(digest_len);
+                    let (mut counts, mut fresh) = (Vec::new(), Vec::with_capacity(bucket.len()));
+                    let mut count = |rec: &[u8; N], n| {
+                        counts.push((*rec, n));
+                        Ok(())
+                    };
+                    let mut new = |cred| {
+                        fresh.push(cred);
+                        Ok(())
+                    };
+                    for stage in bucket.chunks(STAGE) {
+                        tally.add(keys, stored, stage, &mut count, &mut new)?;
+                    }
+                    tally.finish(&mut count)?;
+                    Ok((counts, Bucketed::new(fresh)))
+                })
+                .collect();
+            for result in tallied {
+                let (counts, fresh) = result?;
+                for (rec, n) in counts {
+                    counts_w.push_count(&rec[..digest_len], n)?;
                 }
-            }
-            new_triples += 1;
-            batch.push(cred);
-            if batch.len() == BATCH {
-                new_creds.push(&Bucketed::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))));
+                new_triples += fresh.len() as u64;
+                new_creds.push(&fresh);
                 if new_creds.mem_bytes() > budget / 8 {
                     new_creds.spill()?;
                 }
             }
-            match &mut group {
-                Some((first, n)) if same_key(first, rec, digest_len) => *n += 1,
-                _ => {
-                    if let Some((first, n)) = group.replace((*rec, 1)) {
-                        counts_w.push_count(&first[..digest_len], n)?;
-                    }
+        }
+        None => {
+            let mut sorted = creds.finish()?;
+            let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
+            let mut count = |rec: &[u8; N], n| Ok(counts_w.push_count(&rec[..digest_len], n)?);
+            let mut new = |cred| {
+                new_triples += 1;
+                new_creds.push_record(cred);
+                if new_triples.is_multiple_of(CHECK_EVERY) && new_creds.mem_bytes() > budget / 8 {
+                    new_creds.spill()?;
                 }
+                Ok(())
+            };
+            loop {
+                stage.clear();
+                for rec in sorted.by_ref().take(STAGE) {
+                    stage.push(rec?);
+                }
+                if stage.is_empty() {
+                    break;
+                }
+                tally.add(keys, stored, &stage, &mut count, &mut new)?;
             }
+            tally.finish(&mut count)?;
         }
     }
-    if let Some((first, n)) = group {
-        counts_w.push_count(&first[..digest_len], n)?;
-    }
-    new_creds.push(&Bucketed::new(batch));
     let mut creds_w = out.writer(creds_kind, new_creds.pushed())?;
     for cred in new_creds.finish()? {
         creds_w.push_value(&cred?, &[])?;
@@ -572,6 +574,63 @@ fn write_counted<const N: usize, const W: usize>(
     out.finish(creds_w)?;
     out.finish(counts_w)?;
     Ok((out, new_triples))
+}
+
+/// One bucket's digest counts (with each digest's first record) and its new
+/// triples' stored keys.
+type Tallied<const N: usize, const W: usize> = (Vec<([u8; N], u64)>, Bucketed<W>);
+
+/// Counts the new triples of each digest and keys them for storage, a stage
+/// of digest-sorted records at a time (a digest's records may span stages).
+struct Tally<const N: usize, const W: usize> {
+    digest_len: usize,
+    /// The digest being counted: its first record and its new triples so far.
+    group: Option<([u8; N], u64)>,
+    creds: Vec<[u8; W]>,
+}
+
+impl<const N: usize, const W: usize> Tally<N, W> {
+    fn new(digest_len: usize) -> Self {
+        Tally { digest_len, group: None, creds: Vec::new() }
+    }
+
+    /// Hands each new triple's stored key to `new`, and each digest's count,
+    /// once its records are over, to `count` (with its first record).
+    fn add(
+        &mut self,
+        keys: &Keys,
+        stored: Option<&[Segment]>,
+        stage: &[[u8; N]],
+        count: &mut impl FnMut(&[u8; N], u64) -> Result<()>,
+        new: &mut impl FnMut([u8; W]) -> Result<()>,
+    ) -> Result<()> {
+        // Digest and masked pair -> the triple's stored key, a stage at a time.
+        keys.credentials_from_masked(stage, &mut self.creds);
+        for (rec, &cred) in stage.iter().zip(&self.creds) {
+            if let Some(stored) = stored {
+                if any_found(stored, &cred)? {
+                    continue;
+                }
+            }
+            new(cred)?;
+            match &mut self.group {
+                Some((first, n)) if same_key(first, rec, self.digest_len) => *n += 1,
+                _ => {
+                    if let Some((first, n)) = self.group.replace((*rec, 1)) {
+                        count(&first, n)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, count: &mut impl FnMut(&[u8; N], u64) -> Result<()>) -> Result<()> {
+        match self.group {
+            Some((first, n)) => count(&first, n),
+            None => Ok(()),
+        }
+    }
 }
 
 fn apply_info(b: &mut Breach, info: &BreachInfo) {

@@ -8,6 +8,7 @@
 mod compact;
 mod crypt;
 mod dir;
+mod domains;
 mod error;
 mod hibp;
 mod import;

@@ -41,7 +41,7 @@ impl<const N: usize> Bucketed<N> {
             starts[b] += starts[b - 1];
         }
         let mut next: Vec<u32> = starts[..256].to_vec();
-        let mut out = vec![[0u8; N]; records.len()];
+        let mut out = zeroed(records.len());
         for r in records {
             let slot = &mut next[usize::from(r[0])];
             out[*slot as usize] = r;
@@ -57,6 +57,15 @@ impl<const N: usize> Bucketed<N> {
     fn bucket(&self, b: usize) -> &[[u8; N]] {
         &self.records[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
+}
+
+/// `n` zeroed records, in memory that malloc recycles. `vec![[0; N]; n]`
+/// asks for calloc, which serves a large size with fresh pages: faulted in
+/// anew for every batch, then unmapped.
+pub(crate) fn zeroed<const N: usize>(n: usize) -> Vec<[u8; N]> {
+    let mut records = Vec::with_capacity(n);
+    records.resize(n, [0u8; N]);
+    records
 }
 
 pub struct Runs<const N: usize> {
@@ -98,6 +107,34 @@ impl<const N: usize> Runs<N> {
         self.held += batch.len();
         self.pushed += batch.len() as u64;
         self.sorted = batch.len() == 0 && self.sorted;
+    }
+
+    /// Adds one record: for a caller that makes records one at a time, without
+    /// a [`Bucketed`] batch's extra copy.
+    pub fn push_record(&mut self, rec: [u8; N]) {
+        self.buckets[usize::from(rec[0])].push(rec);
+        self.held += 1;
+        self.pushed += 1;
+        self.sorted = false;
+    }
+
+    /// Makes room for `growth` times the records held, spread as they are.
+    /// Buckets that double as they fill copy themselves into fresh memory at
+    /// every step, and those pages are faulted in again: a quarter of an
+    /// ingest's page faults before this.
+    pub fn reserve(&mut self, growth: f64) {
+        for bucket in &mut self.buckets {
+            bucket.reserve((bucket.len() as f64 * (growth - 1.0)) as usize);
+        }
+    }
+
+    /// Makes room for `records` more, for keys spread evenly over the buckets
+    /// (hashes): see [`Runs::reserve`].
+    pub fn reserve_spread(&mut self, records: usize) {
+        let each = records / 256 + records / 2048 + 64;
+        for bucket in &mut self.buckets {
+            bucket.reserve(each);
+        }
     }
 
     /// Records pushed so far, duplicates included: an upper bound on the output.
@@ -160,6 +197,44 @@ impl<const N: usize> Runs<N> {
         Ok(())
     }
 
+    /// Writes records that the caller sorted by key as one more run, for a
+    /// caller that keeps its records in memory its own way and spills them here
+    /// to share the merge. Nothing is written for no records.
+    pub(crate) fn spill_sorted(&mut self, records: impl IntoIterator<Item = [u8; N]>) -> Result<()> {
+        let mut records = records.into_iter().peekable();
+        if records.peek().is_none() {
+            return Ok(());
+        }
+        let path = self.dir.join(format!("{}-{:04}.run", self.name, self.files.len()));
+        let file = File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        for rec in records {
+            out.write_all(&rec).map_err(|e| StoreError::io(&path, e))?;
+            self.spilled += 1;
+            self.pushed += 1;
+        }
+        out.flush().map_err(|e| StoreError::io(&path, e))?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    /// Whether any run was written to disk.
+    pub(crate) fn has_runs(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// The buckets, each sorted (and deduplicated if asked), when nothing was
+    /// spilled: a caller may then work on them in parallel. `None`, and the runs
+    /// left as they are for [`Runs::finish`], otherwise.
+    pub(crate) fn take_memory(&mut self) -> Option<Vec<Vec<[u8; N]>>> {
+        if !self.files.is_empty() {
+            return None;
+        }
+        self.sort_buckets();
+        self.held = 0;
+        Some(std::mem::replace(&mut self.buckets, vec![Vec::new(); 256]))
+    }
+
     /// Everything pushed, in key order (deduplicated if asked).
     pub fn finish(mut self) -> Result<Sorted<N>> {
         let (cmp_len, dedupe) = (self.cmp_len, self.dedupe);
@@ -195,34 +270,45 @@ const PASS: usize = 12;
 /// L1); longer ones by a counting pass.
 const INSERTION_MAX: usize = 24;
 
-/// Sorts one bucket by key.
+/// Sorts one bucket by key. The first byte is the bucket's own: the keys
+/// start at the second.
+fn sort_bucket<const N: usize>(bucket: &mut Vec<[u8; N]>, cmp_len: usize, scratch: &mut Scratch<N>) {
+    sort_records(bucket, 1, cmp_len, scratch);
+}
+
+/// Sorts records by bytes `from..cmp_len` (the bytes before `from` are the
+/// same in every record).
 ///
 /// Moving 16- to 272-byte records through a comparison sort costs more than the
 /// comparisons: instead 12 key bytes over each record's index are sorted as
 /// integers (see [`radix_sort`]), and the records are then gathered once, in
 /// order. Records tied on those bytes (a domain's, a common password's,
 /// repeats) are ordered by the next 12, and so on to the key's end.
-fn sort_bucket<const N: usize>(bucket: &mut Vec<[u8; N]>, cmp_len: usize, scratch: &mut Scratch<N>) {
-    if bucket.len() < 2 || cmp_len < 2 {
+pub(crate) fn sort_records<const N: usize>(
+    records: &mut Vec<[u8; N]>,
+    from: usize,
+    cmp_len: usize,
+    scratch: &mut Scratch<N>,
+) {
+    if records.len() < 2 || cmp_len <= from {
         return;
     }
-    if u32::try_from(bucket.len()).is_err() {
+    if u32::try_from(records.len()).is_err() {
         // Beyond what an index can address: sort the records themselves.
-        bucket.par_sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
+        records.par_sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
         return;
     }
-    // The first byte is the bucket's own: the keys start at the second.
     let order = &mut scratch.order;
     order.clear();
-    order.extend(bucket.iter().enumerate().map(|(i, rec)| key_bytes(rec, 1, cmp_len) | i as u128));
-    sort_pass(bucket, order, &mut scratch.spare, 1, cmp_len);
+    order.extend(records.iter().enumerate().map(|(i, rec)| key_bytes(rec, from, cmp_len) | i as u128));
+    sort_pass(records, order, &mut scratch.spare, from, cmp_len);
     // Gathered rather than permuted in place: the loads are independent, so
-    // their cache misses overlap instead of forming a chain. The bucket's old
-    // vector becomes the next bucket's gather buffer.
+    // their cache misses overlap instead of forming a chain. The old vector
+    // becomes the next sort's gather buffer.
     let sorted = &mut scratch.records;
     sorted.clear();
-    sorted.extend(order.iter().map(|&k| bucket[k as u32 as usize]));
-    std::mem::swap(bucket, sorted);
+    sorted.extend(order.iter().map(|&k| records[k as u32 as usize]));
+    std::mem::swap(records, sorted);
 }
 
 /// Bytes `at..at + 12` of a record's key (zero past the key's end), in the top
@@ -351,7 +437,7 @@ fn insertion_sort(v: &mut [u128]) {
 
 /// A sorting thread's buffers, reused from bucket to bucket so that sorting
 /// allocates (and faults in) them once, not once per bucket.
-struct Scratch<const N: usize> {
+pub(crate) struct Scratch<const N: usize> {
     order: Vec<u128>,
     spare: Vec<u128>,
     records: Vec<[u8; N]>,
@@ -365,7 +451,7 @@ impl<const N: usize> Default for Scratch<N> {
 
 /// Key order, compared 16 bytes at a time as integers: far cheaper than memcmp
 /// for keys that are hashes, and domain records tie on their first 16 bytes.
-fn cmp_key<const N: usize>(a: &[u8; N], b: &[u8; N], cmp_len: usize) -> Ordering {
+pub(crate) fn cmp_key<const N: usize>(a: &[u8; N], b: &[u8; N], cmp_len: usize) -> Ordering {
     let mut at = 0;
     while at + 16 <= cmp_len {
         let x = u128::from_be_bytes(a[at..at + 16].try_into().expect("16 bytes"));

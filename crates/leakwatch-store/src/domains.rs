@@ -1,0 +1,330 @@
+//! The domain index's entries between the parsers and their segment: grouped
+//! by domain in memory, each group sorted by account key.
+//!
+//! A dump names a few domains over and over (a third of a combo list is
+//! gmail.com). Sorted as (domain key, account key) records, every record of a
+//! domain ties on the first key bytes and costs a second pass; grouped by
+//! domain first, what is left to sort is uniform account keys, in entries 16
+//! bytes narrower. Over the memory budget the groups are sorted and written
+//! out as runs of whole (domain key, entry) records, which [`Runs`] merges like
+//! any other kind's. Either way the output is in (domain key, account key)
+//! order, each account once.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use leakwatch_types::Key16;
+
+use crate::crypt::SEAL_OVERHEAD;
+use crate::error::Result;
+use crate::runs::{cmp_key, sort_records, zeroed, Runs, Scratch};
+
+/// An entry: account key, sealed alias length, sealed alias of up to 16
+/// bytes of alias (most of them)...
+pub(crate) const SHORT: usize = 16 + 1 + 16 + SEAL_OVERHEAD;
+/// ...or of up to 64 (HIBP's limit; longer aliases are cut there).
+pub(crate) const LONG: usize = 16 + 1 + 64 + SEAL_OVERHEAD;
+/// The spilled runs' records: the domain key, then the entry.
+const WIDE_SHORT: usize = 16 + SHORT;
+const WIDE_LONG: usize = 16 + LONG;
+
+/// What a group costs besides its entries (map slot, vector headers), charged
+/// to the memory budget so that a dump of a million distinct domains spills.
+const GROUP_OVERHEAD: usize = 96;
+
+/// One batch's entries grouped by domain: `keys[d]`'s entries are
+/// `short[short_starts[d]..short_starts[d + 1]]`, and the same in `long`.
+pub(crate) struct DomainBatch {
+    keys: Vec<Key16>,
+    short: Vec<[u8; SHORT]>,
+    short_starts: Vec<u32>,
+    long: Vec<[u8; LONG]>,
+    long_starts: Vec<u32>,
+}
+
+impl DomainBatch {
+    /// Groups `entries` (the index of their domain in `keys`, the account key,
+    /// the sealed alias) by domain, in two passes: count, then place.
+    pub(crate) fn new<'a>(
+        keys: Vec<Key16>,
+        entries: impl Iterator<Item = (usize, &'a Key16, &'a [u8])> + Clone,
+    ) -> Self {
+        let mut short_starts = vec![0u32; keys.len() + 1];
+        let mut long_starts = vec![0u32; keys.len() + 1];
+        for (domain, _, sealed) in entries.clone() {
+            let starts = if is_short(sealed) { &mut short_starts } else { &mut long_starts };
+            starts[domain + 1] += 1;
+        }
+        for d in 1..=keys.len() {
+            short_starts[d] += short_starts[d - 1];
+            long_starts[d] += long_starts[d - 1];
+        }
+        let mut short = zeroed(short_starts[keys.len()] as usize);
+        let mut long = zeroed(long_starts[keys.len()] as usize);
+        let (mut next_short, mut next_long) = (short_starts.clone(), long_starts.clone());
+        for (domain, account, sealed) in entries {
+            if is_short(sealed) {
+                short[next_short[domain] as usize] = entry(account, sealed);
+                next_short[domain] += 1;
+            } else {
+                long[next_long[domain] as usize] = entry(account, sealed);
+                next_long[domain] += 1;
+            }
+        }
+        DomainBatch { keys, short, short_starts, long, long_starts }
+    }
+}
+
+fn is_short(sealed: &[u8]) -> bool {
+    sealed.len() <= SHORT - 17
+}
+
+fn entry<const N: usize>(account: &Key16, sealed: &[u8]) -> [u8; N] {
+    let mut rec = [0u8; N];
+    rec[..16].copy_from_slice(account);
+    rec[16] = sealed.len() as u8;
+    rec[17..17 + sealed.len()].copy_from_slice(sealed);
+    rec
+}
+
+/// The entries of one domain.
+#[derive(Default)]
+struct Group {
+    short: Vec<[u8; SHORT]>,
+    long: Vec<[u8; LONG]>,
+}
+
+/// Domain keys are keyed hashes: their low bits are already uniform, and
+/// nobody without the key can choose them to collide.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
+/// The domain entries of one ingest.
+pub(crate) struct DomainRuns {
+    groups: HashMap<u128, Group, BuildHasherDefault<KeyHasher>>,
+    held: usize,
+    pushed: u64,
+    short: Runs<WIDE_SHORT>,
+    long: Runs<WIDE_LONG>,
+}
+
+impl DomainRuns {
+    pub(crate) fn new(scratch: PathBuf) -> Self {
+        DomainRuns {
+            groups: HashMap::default(),
+            held: 0,
+            pushed: 0,
+            short: Runs::new(scratch.clone(), "domains-short", 32, true),
+            long: Runs::new(scratch, "domains", 32, true),
+        }
+    }
+
+    pub(crate) fn push(&mut self, batch: &DomainBatch) {
+        for (d, key) in batch.keys.iter().enumerate() {
+            let short = &batch.short[batch.short_starts[d] as usize..batch.short_starts[d + 1] as usize];
+            let long = &batch.long[batch.long_starts[d] as usize..batch.long_starts[d + 1] as usize];
+            if short.is_empty() && long.is_empty() {
+                continue;
+            }
+            let group = self.groups.entry(u128::from_be_bytes(*key)).or_insert_with(|| {
+                self.held += GROUP_OVERHEAD;
+                Group::default()
+            });
+            group.short.extend_from_slice(short);
+            group.long.extend_from_slice(long);
+            self.held += short.len() * SHORT + long.len() * LONG;
+            self.pushed += (short.len() + long.len()) as u64;
+        }
+    }
+
+    /// [`Runs::reserve`] for the groups.
+    pub(crate) fn reserve(&mut self, growth: f64) {
+        for group in self.groups.values_mut() {
+            group.short.reserve((group.short.len() as f64 * (growth - 1.0)) as usize);
+            group.long.reserve((group.long.len() as f64 * (growth - 1.0)) as usize);
+        }
+    }
+
+    /// Bytes held in memory (what the budget is charged).
+    pub(crate) fn mem_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Entries pushed, repeats included: an upper bound on the output.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Takes the groups, in domain key order, each sorted by account key
+    /// without repeats (an account's alias is always the same).
+    fn take_sorted(&mut self) -> Vec<(u128, Group)> {
+        let mut groups: Vec<(u128, Group)> = std::mem::take(&mut self.groups).into_iter().collect();
+        self.held = 0;
+        groups.sort_unstable_by_key(|&(key, _)| key);
+        groups.par_iter_mut().for_each_init(
+            || (Scratch::default(), Scratch::default()),
+            |(short, long), (_, group)| {
+                sort_entries(&mut group.short, short);
+                sort_entries(&mut group.long, long);
+            },
+        );
+        groups
+    }
+
+    /// Sorts what is held and writes it out as runs, freeing its memory.
+    pub(crate) fn spill(&mut self) -> Result<()> {
+        if self.groups.is_empty() {
+            return Ok(());
+        }
+        let groups = self.take_sorted();
+        self.short.spill_sorted(groups.iter().flat_map(|(key, g)| g.short.iter().map(|e| widen(*key, e))))?;
+        self.long.spill_sorted(groups.iter().flat_map(|(key, g)| g.long.iter().map(|e| widen(*key, e))))?;
+        Ok(())
+    }
+
+    /// Calls `f(domain key, account key, sealed alias)` for every entry, once,
+    /// in (domain key, account key) order.
+    pub(crate) fn for_each(mut self, mut f: impl FnMut(&[u8], &[u8], &[u8]) -> Result<()>) -> Result<()> {
+        if !self.short.has_runs() && !self.long.has_runs() {
+            for (key, group) in self.take_sorted() {
+                let key = key.to_be_bytes();
+                merge_by_account(&group.short, &group.long, |e| f(&key, &e[..16], sealed(&e[16..])))?;
+            }
+            return Ok(());
+        }
+        self.spill()?;
+        let head = |r: &[u8]| {
+            let at = |i: usize| u128::from_be_bytes(r[i..i + 16].try_into().expect("16 bytes"));
+            (at(0), at(16))
+        };
+        let mut short = self.short.finish()?.peekable();
+        let mut long = self.long.finish()?.peekable();
+        loop {
+            let take_short = match (short.peek(), long.peek()) {
+                (None, None) => return Ok(()),
+                (Some(Ok(a)), Some(Ok(b))) => head(a) <= head(b),
+                (Some(_), _) => true,
+                (None, Some(_)) => false,
+            };
+            if take_short {
+                let r = short.next().expect("peeked")?;
+                f(&r[..16], &r[16..32], sealed(&r[32..]))?;
+            } else {
+                let r = long.next().expect("peeked")?;
+                f(&r[..16], &r[16..32], sealed(&r[32..]))?;
+            }
+        }
+    }
+}
+
+/// The sealed alias of an entry's tail (length byte, then the alias).
+fn sealed(tail: &[u8]) -> &[u8] {
+    &tail[1..1 + usize::from(tail[0])]
+}
+
+fn widen<const N: usize, const W: usize>(key: u128, entry: &[u8; N]) -> [u8; W] {
+    let mut rec = [0u8; W];
+    rec[..16].copy_from_slice(&key.to_be_bytes());
+    rec[16..].copy_from_slice(entry);
+    rec
+}
+
+fn sort_entries<const N: usize>(entries: &mut Vec<[u8; N]>, scratch: &mut Scratch<N>) {
+    sort_records(entries, 0, 16, scratch);
+    entries.dedup_by(|a, b| cmp_key(a, b, 16) == Ordering::Equal);
+}
+
+/// Visits two lists sorted by account key in account key order.
+fn merge_by_account(
+    short: &[[u8; SHORT]],
+    long: &[[u8; LONG]],
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let (mut i, mut j) = (0, 0);
+    while i < short.len() || j < long.len() {
+        if j == long.len() || (i < short.len() && short[i][..16] <= long[j][..16]) {
+            f(&short[i])?;
+            i += 1;
+        } else {
+            f(&long[j])?;
+            j += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries of a few domains, accounts repeated, some aliases long; pushed in
+    /// batches, with and without spilling: the same (domain, account) order, each
+    /// account once, as a plain sort of the wide records.
+    #[test]
+    fn grouped_spilled_and_sorted_agree() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let domains: Vec<Key16> = (0..7u8).map(|d| [d.wrapping_mul(37); 16]).collect();
+        let accounts: Vec<(usize, Key16, Vec<u8>)> = (0..5_000)
+            .map(|i| {
+                let mut account = [0u8; 16];
+                account[..8].copy_from_slice(&next().to_le_bytes());
+                account[8..].copy_from_slice(&next().to_le_bytes());
+                // Skewed: most accounts under the first domain.
+                let domain = (next() % 7).min(next() % 7) as usize;
+                let len = if i % 13 == 0 { 40 } else { 3 + i % 20 };
+                (domain, account, vec![i as u8; len])
+            })
+            .collect();
+        let mut input: Vec<&(usize, Key16, Vec<u8>)> = accounts.iter().chain(&accounts[..1_000]).collect();
+        input.sort_by_key(|a| a.1[3] ^ a.1[9]);
+        let mut want: Vec<Vec<u8>> =
+            accounts.iter().map(|(d, a, s)| [&domains[*d][..], &a[..], &s[..]].concat()).collect();
+        want.sort_by(|a, b| a[..32].cmp(&b[..32]));
+
+        for spill_every in [None, Some(3), Some(1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut runs = DomainRuns::new(dir.path().to_owned());
+            for (n, batch) in input.chunks(600).enumerate() {
+                let entries = batch.iter().map(|(d, a, s)| (*d, a, &s[..]));
+                runs.push(&DomainBatch::new(domains.clone(), entries));
+                if spill_every.is_some_and(|k| n % k == 0) {
+                    runs.spill().unwrap();
+                }
+            }
+            assert_eq!(runs.pushed(), input.len() as u64);
+            let mut got = Vec::new();
+            runs.for_each(|d, a, s| {
+                got.push([d, a, s].concat());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, want, "spill every {spill_every:?}");
+        }
+    }
+}
