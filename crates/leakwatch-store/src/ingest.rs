@@ -506,80 +506,105 @@ fn write_counted<const N: usize, const W: usize>(
     let mut new_creds = Runs::<W>::new(scratch.to_owned(), name, W, false);
     new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / W));
     let mut new_triples = 0u64;
-    let mut tally = Tally::<N, W>::new(digest_len);
-    match creds.take_memory() {
-        Some(buckets) => {
-            // Buckets share no digest: each is counted and keyed on its own, on
-            // all cores, and the writers take the results in bucket order.
-            let tallied: Vec<Result<Tallied<N, W>>> = buckets
-                .into_par_iter()
-                .map(|bucket| {
-                    let mut tally = Tally::<N, W>::new(digest_len);
-                    let (mut counts, mut fresh) = (Vec::new(), Vec::with_capacity(bucket.len()));
-                    let mut count = |rec: &[u8; N], n| {
-                        counts.push((*rec, n));
-                        Ok(())
-                    };
-                    let mut new = |cred| {
-                        fresh.push(cred);
-                        Ok(())
-                    };
-                    for stage in bucket.chunks(STAGE) {
-                        tally.add(keys, stored, stage, &mut count, &mut new)?;
-                    }
-                    tally.finish(&mut count)?;
-                    Ok((counts, Bucketed::new(fresh)))
-                })
-                .collect();
-            for result in tallied {
-                let (counts, fresh) = result?;
-                for (rec, n) in counts {
+    if let Some(buckets) = creds.take_memory() {
+        // Buckets share no digest: each is counted and keyed on its own, on
+        // all cores, and the writers take the results in bucket order.
+        let tallied: Vec<Result<Tallied<N, W>>> = buckets
+            .into_par_iter()
+            .map(|bucket| {
+                let mut tally = Tally::<N, W>::new(digest_len);
+                let (mut counts, mut fresh) = (Vec::new(), Vec::with_capacity(bucket.len()));
+                let mut count = |rec: &[u8; N], n| {
+                    counts.push((*rec, n));
+                    Ok(())
+                };
+                let mut new = |cred| {
+                    fresh.push(cred);
+                    Ok(())
+                };
+                for stage in bucket.chunks(STAGE) {
+                    tally.add(keys, stored, stage, &mut count, &mut new)?;
+                }
+                tally.finish(&mut count)?;
+                Ok((counts, fresh))
+            })
+            .collect();
+        let (mut counts, mut fresh) = (Vec::with_capacity(256), Vec::with_capacity(256));
+        for result in tallied {
+            let (c, f) = result?;
+            new_triples += f.len() as u64;
+            counts.push(c);
+            fresh.push(f);
+        }
+        // The counts and the triples' keys go to files of their own: written
+        // side by side.
+        let mut creds_out = SegmentSet::new(dir.segments());
+        let (counted, keyed) = rayon::join(
+            || {
+                for (rec, n) in counts.into_iter().flatten() {
                     counts_w.push_count(&rec[..digest_len], n)?;
                 }
-                new_triples += fresh.len() as u64;
-                new_creds.push(&fresh);
-                if new_creds.mem_bytes() > budget / 8 {
-                    new_creds.spill()?;
+                out.finish(counts_w)
+            },
+            || {
+                // Record by record into buckets sized for them: bucketing each
+                // part first would be one more copy of every key.
+                for f in fresh {
+                    for cred in f {
+                        new_creds.push_record(cred);
+                    }
+                    if new_creds.mem_bytes() > budget / 8 {
+                        new_creds.spill()?;
+                    }
                 }
-            }
-        }
-        None => {
-            let mut sorted = creds.finish()?;
-            let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
-            let mut count = |rec: &[u8; N], n| Ok(counts_w.push_count(&rec[..digest_len], n)?);
-            let mut new = |cred| {
-                new_triples += 1;
-                new_creds.push_record(cred);
-                if new_triples.is_multiple_of(CHECK_EVERY) && new_creds.mem_bytes() > budget / 8 {
-                    new_creds.spill()?;
-                }
-                Ok(())
-            };
-            loop {
-                stage.clear();
-                for rec in sorted.by_ref().take(STAGE) {
-                    stage.push(rec?);
-                }
-                if stage.is_empty() {
-                    break;
-                }
-                tally.add(keys, stored, &stage, &mut count, &mut new)?;
-            }
-            tally.finish(&mut count)?;
-        }
+                write_creds(&mut creds_out, new_creds, creds_kind)
+            },
+        );
+        counted?;
+        keyed?;
+        out.absorb(creds_out);
+        return Ok((out, new_triples));
     }
-    let mut creds_w = out.writer(creds_kind, new_creds.pushed())?;
-    for cred in new_creds.finish()? {
-        creds_w.push_value(&cred?, &[])?;
+    let mut tally = Tally::<N, W>::new(digest_len);
+    let mut sorted = creds.finish()?;
+    let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
+    let mut count = |rec: &[u8; N], n| Ok(counts_w.push_count(&rec[..digest_len], n)?);
+    let mut new = |cred| {
+        new_triples += 1;
+        new_creds.push_record(cred);
+        if new_triples.is_multiple_of(CHECK_EVERY) && new_creds.mem_bytes() > budget / 8 {
+            new_creds.spill()?;
+        }
+        Ok(())
+    };
+    loop {
+        stage.clear();
+        for rec in sorted.by_ref().take(STAGE) {
+            stage.push(rec?);
+        }
+        if stage.is_empty() {
+            break;
+        }
+        tally.add(keys, stored, &stage, &mut count, &mut new)?;
     }
-    out.finish(creds_w)?;
+    tally.finish(&mut count)?;
+    write_creds(&mut out, new_creds, creds_kind)?;
     out.finish(counts_w)?;
     Ok((out, new_triples))
 }
 
+/// The new triples' stored keys, sorted, as a segment of `kind`.
+fn write_creds<const W: usize>(out: &mut SegmentSet, new_creds: Runs<W>, kind: Kind) -> Result<()> {
+    let mut creds_w = out.writer(kind, new_creds.pushed())?;
+    for cred in new_creds.finish()? {
+        creds_w.push_value(&cred?, &[])?;
+    }
+    out.finish(creds_w)
+}
+
 /// One bucket's digest counts (with each digest's first record) and its new
 /// triples' stored keys.
-type Tallied<const N: usize, const W: usize> = (Vec<([u8; N], u64)>, Bucketed<W>);
+type Tallied<const N: usize, const W: usize> = (Vec<([u8; N], u64)>, Vec<[u8; W]>);
 
 /// Counts the new triples of each digest and keys them for storage, a stage
 /// of digest-sorted records at a time (a digest's records may span stages).
