@@ -4,13 +4,13 @@
 //! Per line the work is a few byte scans over a slice of the chunk, one
 //! normalization of the identity (the account's `String` is the only
 //! allocation) and the two password digests; the plaintext never leaves the
-//! chunk buffer, but for short ASCII passwords' copies in the NTLM lanes, a
-//! local of [`parse_chunk`] that fills in those records' NTLM eight at a time
-//! before it returns.
+//! chunk buffer, but for short passwords' copies in the SHA-1 and NTLM lanes,
+//! locals of [`parse_chunk`] that fill in those records' digests sixteen
+//! (SHA-1) or eight (NTLM, ASCII only) at a time before it returns.
 
 use leakwatch_types::{
     normalize_email, normalize_phone, normalize_username, ntlm, sha1, Account, AccountKind, NtlmLanes,
-    PasswordHashes, PasswordMaterial, Record,
+    PasswordHashes, PasswordMaterial, Record, Sha1Lanes,
 };
 
 use encoding_rs::Encoding;
@@ -92,7 +92,7 @@ pub(crate) fn parse_chunk(
 ) {
     let mut line_no = first_line;
     let mut scratch = Vec::new();
-    let mut lanes = NtlmLanes::new();
+    let mut lanes = Lanes::default();
     for line in lines(bytes) {
         match parse_line(line, mode, legacy, &mut scratch, &mut lanes, out.len()) {
             Outcome::Blank => tallies.blank += 1,
@@ -100,35 +100,48 @@ pub(crate) fn parse_chunk(
             Outcome::Accepted(record) => {
                 tallies.accept(&record);
                 out.push(record);
-                if lanes.is_full() {
-                    lanes.drain(|slot, digest| set_ntlm(&mut out[slot], digest));
+                if lanes.ntlm.is_full() {
+                    lanes.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
+                }
+                if lanes.sha1.is_full() {
+                    lanes.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
                 }
             }
         }
         line_no += 1;
     }
-    lanes.drain(|slot, digest| set_ntlm(&mut out[slot], digest));
+    lanes.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
+    lanes.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
     tallies.lines += line_no - first_line;
 }
 
-/// Fills in the NTLM digest a record was accepted without.
-fn set_ntlm(record: &mut Record, digest: [u8; 16]) {
+/// Passwords queued for their digests, each lane group filling and draining
+/// on its own: SHA-1 takes any short password, NTLM only short ASCII ones.
+#[derive(Debug, Default)]
+pub(crate) struct Lanes {
+    sha1: Sha1Lanes,
+    ntlm: NtlmLanes,
+}
+
+/// The digests of a record accepted with some of them still queued.
+fn plain(record: &mut Record) -> &mut PasswordHashes {
     match &mut record.password {
-        Some(PasswordMaterial::Plain(hashes)) => hashes.ntlm = digest,
-        _ => unreachable!("only plaintext passwords are queued for NTLM"),
+        Some(PasswordMaterial::Plain(hashes)) => hashes,
+        _ => unreachable!("only plaintext passwords are queued"),
     }
 }
 
 /// Applies the combo rules to one line, without its LF or CRLF ending.
 /// `scratch` holds decoded `$HEX[...]`; `legacy` decodes identities that are
-/// not UTF-8. A short ASCII password's NTLM is left zero and its copy queued
-/// in `lanes` for `slot`, where the caller puts an accepted record.
+/// not UTF-8. A short password's SHA-1, and a short ASCII one's NTLM, are
+/// left zero and its copies queued in `lanes` for `slot`, where the caller
+/// puts an accepted record.
 pub(crate) fn parse_line(
     line: &[u8],
     mode: Mode,
     legacy: &'static Encoding,
     scratch: &mut Vec<u8>,
-    lanes: &mut NtlmLanes,
+    lanes: &mut Lanes,
     slot: usize,
 ) -> Outcome {
     // `line` has lost its line ending already (see `chunk::lines`).
@@ -158,8 +171,9 @@ pub(crate) fn parse_line(
             false => password,
         };
         // A queued copy leaves `scratch` free for the next line.
-        let ntlm = if lanes.push(slot, bytes) { [0; 16] } else { ntlm(bytes) };
-        Some(PasswordMaterial::Plain(PasswordHashes { sha1: sha1(bytes), ntlm }))
+        let sha1 = if lanes.sha1.push(slot, bytes) { [0; 20] } else { sha1(bytes) };
+        let ntlm = if lanes.ntlm.push(slot, bytes) { [0; 16] } else { ntlm(bytes) };
+        Some(PasswordMaterial::Plain(PasswordHashes { sha1, ntlm }))
     };
     Outcome::Accepted(Record { account, password, website: None })
 }

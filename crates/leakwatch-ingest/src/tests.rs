@@ -266,11 +266,12 @@ fn combo_rules() {
 
 #[test]
 fn combo_password_digests_are_each_passwords_own_whatever_the_shape() {
-    // NTLM of short ASCII passwords is computed eight at a time after their
-    // records are made; every other shape at once. Shapes interleaved, with
-    // rejected, blank and password-less lines between, so groups fill and
-    // flush across all of them and end part-filled.
-    let shapes: [fn(usize) -> Vec<u8>; 9] = [
+    // SHA-1 of passwords of up to 55 bytes is computed sixteen at a time, NTLM
+    // of short ASCII ones eight at a time, after their records are made; every
+    // other shape at once. Shapes interleaved, with rejected, blank and
+    // password-less lines between, so both kinds of group fill and flush
+    // across all of them, out of step, and end part-filled.
+    let shapes: [fn(usize) -> Vec<u8>; 11] = [
         |i| format!("pw{i}").into_bytes(),
         |i| vec![b'a' + (i % 26) as u8; 1 + i % 27],
         |i| vec![b'!' + (i % 90) as u8; 27 + i % 3],
@@ -280,14 +281,20 @@ fn combo_password_digests_are_each_passwords_own_whatever_the_shape() {
         |i| [b"caf\xe9".as_slice(), i.to_string().as_bytes()].concat(),
         |i| vec![b'~'; 1 + i % 40],
         |i| [b"x".as_slice(), &vec![b'\t'; i % 3], b"y"].concat(),
+        // Either side of SHA-1's one-block limit, 55 bytes.
+        |i| vec![b'#' + (i % 80) as u8; 53 + i % 5],
+        // Any bytes at all, control characters and NUL included (written as
+        // `$HEX[...]`, the only way such a password reaches a record).
+        |i| (0..1 + i % 60).map(|j| (j * 97 + i * 13) as u8).collect(),
     ];
     let hex = |p: &[u8]| format!("$HEX[{}]", leakwatch_types::encode_hex_upper(p)).into_bytes();
     let mut input = Vec::new();
     let mut want = Vec::new();
-    for i in 0..150 {
+    for i in 0..400 {
         let account = format!("user{i}@example.com");
         let password = shapes[i % shapes.len()](i);
-        let written = if i % 4 == 3 { hex(&password) } else { password.clone() };
+        let any_bytes = i % shapes.len() == shapes.len() - 1;
+        let written = if i % 4 == 3 || any_bytes { hex(&password) } else { password.clone() };
         input.extend_from_slice(account.as_bytes());
         input.push(b':');
         input.extend_from_slice(&written);

@@ -3,6 +3,7 @@
 use crate::account::{Account, AccountKind};
 use crate::blake3_lanes::{self, LANES, MAX_LEN};
 use crate::md4_lanes;
+use crate::sha1_lanes;
 use md4::Md4;
 use sha1::{Digest, Sha1};
 
@@ -164,6 +165,107 @@ impl NtlmLanes {
             return;
         }
         let digests = md4_lanes::digests(&self.block);
+        for (&slot, digest) in self.slots[..self.filled].iter().zip(digests) {
+            deliver(slot, digest);
+        }
+        self.filled = 0;
+    }
+}
+
+/// [`sha1`] of each password, in order: those of up to 55 bytes (nearly all)
+/// sixteen at a time ([`Sha1Lanes`]), the same digests faster.
+pub fn sha1_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 20]> {
+    let mut out = Vec::new();
+    let mut lanes = Sha1Lanes::new();
+    for password in passwords {
+        if !lanes.push(out.len(), password) {
+            out.push(sha1(password));
+            continue;
+        }
+        out.push([0; 20]);
+        if lanes.is_full() {
+            lanes.drain(|slot, digest| out[slot] = digest);
+        }
+    }
+    lanes.drain(|slot, digest| out[slot] = digest);
+    out
+}
+
+/// Up to sixteen passwords waiting for their SHA-1 digests, computed together
+/// in [`sha1_lanes`], each with the caller's slot for where its digest goes.
+///
+/// A password is copied in, padded, so the caller may reuse its buffer at
+/// once; the copy lives as long as this value, which a parser keeps on its
+/// stack for one chunk.
+pub struct Sha1Lanes {
+    block: sha1_lanes::Block,
+    slots: [usize; sha1_lanes::LANES],
+    filled: usize,
+}
+
+impl Default for Sha1Lanes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Sha1Lanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sha1Lanes({} queued)", self.filled)
+    }
+}
+
+impl Sha1Lanes {
+    /// The longest password a lane takes: 55 bytes and SHA-1's padding fill
+    /// one block.
+    pub const MAX_LEN: usize = sha1_lanes::MAX_LEN;
+    /// Passwords hashed together.
+    pub const LANES: usize = sha1_lanes::LANES;
+
+    pub const fn new() -> Self {
+        Sha1Lanes { block: [[0; sha1_lanes::LANES]; 16], slots: [0; sha1_lanes::LANES], filled: 0 }
+    }
+
+    /// Whether a lane computes `sha1(password)`: any bytes, up to
+    /// [`Sha1Lanes::MAX_LEN`] of them. Longer ones go to [`sha1`].
+    #[inline]
+    pub fn fits(password: &[u8]) -> bool {
+        password.len() <= Self::MAX_LEN
+    }
+
+    /// Whether every lane is taken: [`Sha1Lanes::drain`] must come before the
+    /// next push.
+    pub fn is_full(&self) -> bool {
+        self.filled == sha1_lanes::LANES
+    }
+
+    /// Queues `password` for `slot` if it [fits](Sha1Lanes::fits); false
+    /// (nothing queued) if it does not, its digest then the caller's to compute.
+    pub fn push(&mut self, slot: usize, password: &[u8]) -> bool {
+        if !Self::fits(password) {
+            return false;
+        }
+        assert!(!self.is_full(), "drain a full group first");
+        let lane = self.filled;
+        let mut bytes = [0u8; 64];
+        bytes[..password.len()].copy_from_slice(password);
+        bytes[password.len()] = 0x80;
+        bytes[56..].copy_from_slice(&(password.len() as u64 * 8).to_be_bytes());
+        for (w, word) in bytes.chunks_exact(4).enumerate() {
+            self.block[w][lane] = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+        }
+        self.slots[lane] = slot;
+        self.filled += 1;
+        true
+    }
+
+    /// Hashes the queued passwords, hands each digest to `deliver` with its
+    /// slot, in the order queued, and empties the lanes.
+    pub fn drain(&mut self, mut deliver: impl FnMut(usize, [u8; 20])) {
+        if self.filled == 0 {
+            return;
+        }
+        let digests = sha1_lanes::digests(&self.block, self.filled);
         for (&slot, digest) in self.slots[..self.filled].iter().zip(digests) {
             deliver(slot, digest);
         }
@@ -487,6 +589,83 @@ mod tests {
             lanes.drain(|slot, digest| got.push((slot, digest)));
             let want: Vec<(usize, [u8; 16])> =
                 passwords.iter().enumerate().map(|(i, p)| (100 - i, ntlm(p.as_bytes()))).collect();
+            assert_eq!(got, want, "{filled} lanes");
+            lanes.drain(|_, _| panic!("drained twice"));
+        }
+    }
+
+    #[test]
+    fn sha1_lanes_equal_sha1_at_every_length() {
+        for len in 0..=Sha1Lanes::MAX_LEN {
+            // A group of passwords of this length (and neighbours), all
+            // different, over all 256 byte values.
+            let passwords: Vec<Vec<u8>> = (0..Sha1Lanes::LANES)
+                .map(|l| {
+                    let len = if l % 2 == 0 { len } else { (len + l) % (Sha1Lanes::MAX_LEN + 1) };
+                    (0..len).map(|i| ((i * 151 + l * 29 + len * 7) % 256) as u8).collect()
+                })
+                .collect();
+            let want: Vec<[u8; 20]> = passwords.iter().map(|p| <[u8; 20]>::from(Sha1::digest(p))).collect();
+            assert_eq!(sha1_many(passwords.iter().map(Vec::as_slice)), want, "length {len}");
+            assert_eq!(
+                passwords.iter().map(|p| sha1(p)).collect::<Vec<_>>(),
+                want,
+                "one by one, length {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn sha1_many_equals_sha1_for_random_and_mixed_passwords() {
+        // A fixed xorshift stream: any bytes (ASCII, UTF-8, not UTF-8),
+        // lengths either side of the one-block limit, in counts that leave
+        // every size of last group.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut passwords: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..2000 {
+            let len = (next() % 80) as usize;
+            let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if next() % 4 == 0 {
+                p.extend("pässwörd".as_bytes());
+            }
+            passwords.push(p);
+        }
+        for n in (0..=33).chain([passwords.len()]) {
+            let want: Vec<[u8; 20]> =
+                passwords[..n].iter().map(|p| <[u8; 20]>::from(Sha1::digest(p))).collect();
+            assert_eq!(sha1_many(passwords[..n].iter().map(Vec::as_slice)), want, "{n} passwords");
+        }
+        assert!(passwords.iter().filter(|p| Sha1Lanes::fits(p)).count() > 500, "lanes exercised");
+        assert!(passwords.iter().filter(|p| !Sha1Lanes::fits(p)).count() > 500, "fallback exercised");
+    }
+
+    #[test]
+    fn sha1_lanes_take_up_to_55_bytes_and_deliver_in_order() {
+        assert!(Sha1Lanes::fits(b""));
+        assert!(Sha1Lanes::fits(&[0xff; 55]));
+        assert!(!Sha1Lanes::fits(&[b'a'; 56]));
+        assert!(Sha1Lanes::fits("café".as_bytes()));
+        assert!(Sha1Lanes::fits(b"caf\xe9"));
+        assert!(!Sha1Lanes::new().push(0, &[b'a'; 56]), "nothing queued");
+        // Partial groups: 1 to 15 lanes, slots not in lane order.
+        for filled in 1..Sha1Lanes::LANES {
+            let passwords: Vec<Vec<u8>> =
+                (0..filled).map(|i| [b"pw\xe9".as_slice(), &[i as u8]].concat()).collect();
+            let mut lanes = Sha1Lanes::new();
+            for (i, p) in passwords.iter().enumerate() {
+                assert!(lanes.push(100 - i, p));
+                assert!(!lanes.is_full());
+            }
+            let mut got = Vec::new();
+            lanes.drain(|slot, digest| got.push((slot, digest)));
+            let want: Vec<(usize, [u8; 20])> =
+                passwords.iter().enumerate().map(|(i, p)| (100 - i, sha1(p))).collect();
             assert_eq!(got, want, "{filled} lanes");
             lanes.drain(|_, _| panic!("drained twice"));
         }

@@ -12,13 +12,15 @@ mod breach;
 mod hash;
 mod hex;
 mod md4_lanes;
+mod sha1_lanes;
 
 pub use account::{
     normalize_domain, normalize_email, normalize_phone, normalize_username, Account, AccountKind, EmailError,
 };
 pub use breach::{validate_breach_name, DataClass};
 pub use hash::{
-    ntlm, ntlm_many, sha1, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
+    ntlm, ntlm_many, sha1, sha1_many, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
+    Sha1Lanes,
 };
 pub use hex::{decode_decimal, decode_hex, decode_hex_into, encode_hex_upper};
 
