@@ -33,6 +33,18 @@ seconds() {
     awk -v ns=$((end - start)) 'BEGIN { printf "%.3f\n", ns / 1e9 }'
 }
 
+# cpu_seconds CMD...: like `seconds`, but prints "WALL CPU": the wall time and
+# the user+system CPU time of CMD and its children. On a shared machine the CPU
+# time says what a run cost when its wall time was stretched by other work.
+cpu_seconds() {
+    if ! /usr/bin/time -f '%e %U %S' -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/last.err"; then
+        echo "failed: $*" >&2
+        cat "$WORK/last.err" >&2
+        exit 1
+    fi
+    awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$WORK/time.out"
+}
+
 # median A B C: the middle value of three numbers.
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'

@@ -202,6 +202,21 @@ fn copy_key(to: &mut [u8; 2 * MAX_KEY_LEN], key: &[u8]) {
     }
 }
 
+/// Starts writing the file's dirty pages to disk without waiting for them (a
+/// hint: durability still comes from the sync before publishing).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor `file` keeps open; offset 0 and
+    // length 0 mean the whole file.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File) {}
+
 /// Payload bytes a writer holds in memory unless told otherwise.
 const HEAP_MEMORY: usize = 16 << 20;
 
@@ -601,7 +616,14 @@ struct ChecksummedWriter {
     position: u64,
     body: blake3::Hasher,
     crcs: Vec<u32>,
+    /// Bytes written since writeback was last started.
+    unflushed: usize,
 }
+
+/// Bytes after which the writer has the kernel start writing them to disk:
+/// the sync before a segment is published then finds little left to do, and
+/// the disk works while the CPU goes on instead of after it.
+const WRITEBACK_STEP: usize = 8 << 20;
 
 impl ChecksummedWriter {
     fn new(file: File) -> Self {
@@ -611,6 +633,7 @@ impl ChecksummedWriter {
             position: 0,
             body: blake3::Hasher::new(),
             crcs: Vec::new(),
+            unflushed: 0,
         }
     }
 
@@ -628,6 +651,11 @@ impl ChecksummedWriter {
         self.crcs.push(crc32fast::hash(&self.buf));
         self.body.update(&self.buf);
         self.file.write_all(&self.buf)?;
+        self.unflushed += self.buf.len();
+        if self.unflushed >= WRITEBACK_STEP {
+            self.unflushed = 0;
+            start_writeback(&self.file);
+        }
         self.buf.clear();
         Ok(())
     }
