@@ -15,6 +15,7 @@ mod import;
 mod ingest;
 pub mod keyring;
 mod manifest;
+mod polyval_clmul;
 mod range;
 mod range_cache;
 mod reader;
