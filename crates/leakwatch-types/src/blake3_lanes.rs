@@ -1,13 +1,15 @@
-//! Keyed BLAKE3 of eight short inputs at once.
+//! Keyed BLAKE3 of sixteen short inputs at once.
 //!
 //! Ingest computes one keyed hash per record (its account's index key), and an
 //! account is short: with its kind tag, almost always one 64-byte block, which
 //! BLAKE3 hashes with a single call of its compression function. The `blake3`
 //! crate runs that one call with SIMD across the rows of a single state (its
 //! multi-input `hash_many` wants whole blocks of one length); here the same
-//! function runs on eight states side by side, one per lane, each with its own
-//! block length: one AVX2 register holds a state word of all eight (the
-//! portable path, one lane after the other, is the fallback and the reference). The output is BLAKE3's, bit for bit: the tests compare it with
+//! function runs on sixteen states side by side, one per 32-bit lane, each
+//! with its own block length: one AVX-512 register holds a state word of all
+//! sixteen, or two AVX2 registers where there is no AVX-512 (the portable
+//! path, one lane after the other, is the fallback and the reference). The
+//! output is BLAKE3's, bit for bit: the tests compare it with
 //! `blake3::keyed_hash` at every length.
 
 /// BLAKE3's IV (the SHA-256 IV).
@@ -29,24 +31,42 @@ const ROOT: u32 = 8;
 const KEYED_HASH: u32 = 16;
 
 /// Inputs hashed together.
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 /// The longest input one block holds.
 pub const MAX_LEN: usize = 64;
 
 type Lanes = [u32; LANES];
 
-/// The first 16 bytes of `blake3::keyed_hash(key, input)` for each of up to
-/// [`LANES`] inputs of at most [`MAX_LEN`] bytes (unused lanes: empty slices,
-/// their outputs meaningless).
-pub fn keyed16(key: &[u8; 32], inputs: &[&[u8]; LANES]) -> [[u8; 16]; LANES] {
+/// The first 16 bytes of `blake3::keyed_hash(key, input)` for each of the
+/// first `used` of [`LANES`] inputs of at most [`MAX_LEN`] bytes (the rest
+/// are hashed or not, their outputs meaningless; empty slices will do).
+pub fn keyed16(key: &[u8; 32], inputs: &[&[u8]; LANES], used: usize) -> [[u8; 16]; LANES] {
+    let (key, msg, block_len) = load(key, inputs);
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return store(unsafe { avx512::words(&key, &msg, &block_len) });
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { avx2::keyed16(key, inputs) };
+            return store(words_avx2(&key, &msg, &block_len, used));
         }
     }
-    keyed16_portable(key, inputs)
+    let _ = used;
+    store(words_portable(&key, &msg, &block_len))
+}
+
+/// Words 0..4 of `v[i] ^ v[i + 8]` of (at least) the first `used` lanes,
+/// eight at a time, skipping a second eight that no lane of uses.
+#[cfg(target_arch = "x86_64")]
+fn words_avx2(key: &[u32; 8], msg: &[Lanes; 16], block_len: &Lanes, used: usize) -> [Lanes; 4] {
+    assert!(std::arch::is_x86_feature_detected!("avx2"));
+    let mut words = [[0u32; LANES]; 4];
+    for half in 0..used.div_ceil(8) {
+        // SAFETY: the CPU has AVX2, asserted just above.
+        unsafe { avx2::words(key, msg, block_len, half, &mut words) };
+    }
+    words
 }
 
 /// The key as words, the transposed message (word `w` of every lane's
@@ -79,12 +99,11 @@ fn store(words: [Lanes; 4]) -> [[u8; 16]; LANES] {
 }
 
 /// The reference: BLAKE3's compression, one lane at a time.
-fn keyed16_portable(key: &[u8; 32], inputs: &[&[u8]; LANES]) -> [[u8; 16]; LANES] {
-    let (key, msg, block_len) = load(key, inputs);
+fn words_portable(key: &[u32; 8], msg: &[Lanes; 16], block_len: &Lanes) -> [Lanes; 4] {
     let mut words = [[0u32; LANES]; 4];
     for lane in 0..LANES {
         let mut v = [0u32; 16];
-        v[..8].copy_from_slice(&key);
+        v[..8].copy_from_slice(key);
         v[8..12].copy_from_slice(&IV[..4]);
         // Counter 0 (words 12 and 13 stay zero), then the block length and flags.
         v[14] = block_len[lane];
@@ -107,7 +126,7 @@ fn keyed16_portable(key: &[u8; 32], inputs: &[&[u8]; LANES]) -> [[u8; 16]; LANES
             word[lane] = v[i] ^ v[i + 8];
         }
     }
-    store(words)
+    words
 }
 
 /// The state words each quarter-round of a round mixes: columns, then diagonals.
@@ -122,18 +141,72 @@ const QUARTERS: [[usize; 4]; 8] = [
     [3, 4, 9, 14],
 ];
 
-/// The eight lanes in AVX2 registers: one state word of every lane per register.
+/// All seven rounds in the calling module's vector operations (`add`, `xor`,
+/// `rotr`), written out so every state and message index is a constant and
+/// both stay in registers (a function per quarter-round taking the state by
+/// reference was not inlined, the state then living in memory).
+macro_rules! rounds {
+    ($v:ident, $m:ident) => {
+        round!($v, $m, 0);
+        round!($v, $m, 1);
+        round!($v, $m, 2);
+        round!($v, $m, 3);
+        round!($v, $m, 4);
+        round!($v, $m, 5);
+        round!($v, $m, 6);
+    };
+}
+
+/// Round `$r`: the columns, then the diagonals.
+macro_rules! round {
+    ($v:ident, $m:ident, $r:literal) => {
+        g!($v, $m, $r, 0, [0, 4, 8, 12]);
+        g!($v, $m, $r, 1, [1, 5, 9, 13]);
+        g!($v, $m, $r, 2, [2, 6, 10, 14]);
+        g!($v, $m, $r, 3, [3, 7, 11, 15]);
+        g!($v, $m, $r, 4, [0, 5, 10, 15]);
+        g!($v, $m, $r, 5, [1, 6, 11, 12]);
+        g!($v, $m, $r, 6, [2, 7, 8, 13]);
+        g!($v, $m, $r, 7, [3, 4, 9, 14]);
+    };
+}
+
+/// Quarter-round `$i` of round `$r` on state words `$a`-`$d`.
+macro_rules! g {
+    ($v:ident, $m:ident, $r:literal, $i:literal, [$a:literal, $b:literal, $c:literal, $d:literal]) => {
+        $v[$a] = add(add($v[$a], $v[$b]), $m[SCHEDULE[$r][2 * $i]]);
+        $v[$d] = rotr::<16, 16>(xor($v[$d], $v[$a]));
+        $v[$c] = add($v[$c], $v[$d]);
+        $v[$b] = rotr::<12, 20>(xor($v[$b], $v[$c]));
+        $v[$a] = add(add($v[$a], $v[$b]), $m[SCHEDULE[$r][2 * $i + 1]]);
+        $v[$d] = rotr::<8, 24>(xor($v[$d], $v[$a]));
+        $v[$c] = add($v[$c], $v[$d]);
+        $v[$b] = rotr::<7, 25>(xor($v[$b], $v[$c]));
+    };
+}
+
+/// Eight lanes per AVX2 register: one state word of half the lanes each.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
     use super::*;
 
+    /// Words 0..4 of `v[i] ^ v[i + 8]` of lanes `8 * half..8 * half + 8`,
+    /// into `words`.
     #[target_feature(enable = "avx2")]
-    pub(super) fn keyed16(key: &[u8; 32], inputs: &[&[u8]; LANES]) -> [[u8; 16]; LANES] {
-        let (key, msg, block_len) = load(key, inputs);
-        // SAFETY (loads and stores): each is of one `[u32; 8]`, 32 bytes.
-        let m: [__m256i; 16] = std::array::from_fn(|w| unsafe { _mm256_loadu_si256(msg[w].as_ptr().cast()) });
+    pub(super) fn words(
+        key: &[u32; 8],
+        msg: &[Lanes; 16],
+        block_len: &Lanes,
+        half: usize,
+        words: &mut [Lanes; 4],
+    ) {
+        let lanes = 8 * half..8 * half + 8;
+        // SAFETY (loads and stores): each is of eight `u32`s, 32 bytes, within
+        // one `Lanes` (`half` is 0 or 1).
+        let m: [__m256i; 16] =
+            std::array::from_fn(|w| unsafe { _mm256_loadu_si256(msg[w][lanes.clone()].as_ptr().cast()) });
         let mut v = [_mm256_setzero_si256(); 16];
         for i in 0..8 {
             v[i] = _mm256_set1_epi32(key[i] as i32);
@@ -141,36 +214,83 @@ mod avx2 {
         for i in 0..4 {
             v[8 + i] = _mm256_set1_epi32(IV[i] as i32);
         }
-        v[14] = unsafe { _mm256_loadu_si256(block_len.as_ptr().cast()) };
+        // Counter 0 (words 12 and 13 stay zero), then the block length and flags.
+        v[14] = unsafe { _mm256_loadu_si256(block_len[lanes.clone()].as_ptr().cast()) };
         v[15] = _mm256_set1_epi32((CHUNK_START | CHUNK_END | ROOT | KEYED_HASH) as i32);
-        for round in &SCHEDULE {
-            for (i, q) in QUARTERS.into_iter().enumerate() {
-                g(&mut v, q, m[round[2 * i]], m[round[2 * i + 1]]);
-            }
-        }
-        let mut words = [[0u32; LANES]; 4];
+        rounds!(v, m);
         for (i, word) in words.iter_mut().enumerate() {
-            unsafe { _mm256_storeu_si256(word.as_mut_ptr().cast(), _mm256_xor_si256(v[i], v[i + 8])) };
+            unsafe {
+                _mm256_storeu_si256(word[lanes.clone()].as_mut_ptr().cast(), _mm256_xor_si256(v[i], v[i + 8]))
+            };
         }
-        store(words)
     }
 
     #[target_feature(enable = "avx2")]
-    fn g(v: &mut [__m256i; 16], [a, b, c, d]: [usize; 4], x: __m256i, y: __m256i) {
-        v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), x);
-        v[d] = rotr::<16, 16>(_mm256_xor_si256(v[d], v[a]));
-        v[c] = _mm256_add_epi32(v[c], v[d]);
-        v[b] = rotr::<12, 20>(_mm256_xor_si256(v[b], v[c]));
-        v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), y);
-        v[d] = rotr::<8, 24>(_mm256_xor_si256(v[d], v[a]));
-        v[c] = _mm256_add_epi32(v[c], v[d]);
-        v[b] = rotr::<7, 25>(_mm256_xor_si256(v[b], v[c]));
+    #[inline]
+    fn add(x: __m256i, y: __m256i) -> __m256i {
+        _mm256_add_epi32(x, y)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn xor(x: __m256i, y: __m256i) -> __m256i {
+        _mm256_xor_si256(x, y)
     }
 
     /// Rotates every 32-bit lane right by `R` (`L` is `32 - R`).
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn rotr<const R: i32, const L: i32>(x: __m256i) -> __m256i {
         _mm256_or_si256(_mm256_srli_epi32::<R>(x), _mm256_slli_epi32::<L>(x))
+    }
+}
+
+/// All sixteen lanes per AVX-512 register, where a rotation is one instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn words(key: &[u32; 8], msg: &[Lanes; 16], block_len: &Lanes) -> [Lanes; 4] {
+        // SAFETY (loads and stores): each is of one `Lanes`, 64 bytes.
+        let m: [__m512i; 16] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(msg[w].as_ptr().cast()) });
+        let mut v = [_mm512_setzero_si512(); 16];
+        for i in 0..8 {
+            v[i] = _mm512_set1_epi32(key[i] as i32);
+        }
+        for i in 0..4 {
+            v[8 + i] = _mm512_set1_epi32(IV[i] as i32);
+        }
+        // Counter 0 (words 12 and 13 stay zero), then the block length and flags.
+        v[14] = unsafe { _mm512_loadu_si512(block_len.as_ptr().cast()) };
+        v[15] = _mm512_set1_epi32((CHUNK_START | CHUNK_END | ROOT | KEYED_HASH) as i32);
+        rounds!(v, m);
+        let mut words = [[0u32; LANES]; 4];
+        for (i, word) in words.iter_mut().enumerate() {
+            unsafe { _mm512_storeu_si512(word.as_mut_ptr().cast(), _mm512_xor_si512(v[i], v[i + 8])) };
+        }
+        words
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn add(x: __m512i, y: __m512i) -> __m512i {
+        _mm512_add_epi32(x, y)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn xor(x: __m512i, y: __m512i) -> __m512i {
+        _mm512_xor_si512(x, y)
+    }
+
+    /// Right rotation by `R` (`L`, `32 - R`, is for the AVX2 spelling only).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn rotr<const R: i32, const L: i32>(x: __m512i) -> __m512i {
+        _mm512_ror_epi32::<R>(x)
     }
 }
 
@@ -185,18 +305,91 @@ mod tests {
     #[test]
     fn equals_blake3_at_every_length() {
         let key: [u8; 32] = std::array::from_fn(|i| (i * 7 + 3) as u8);
-        let data: Vec<u8> = (0..MAX_LEN * LANES).map(|i| (i * 31 % 251) as u8).collect();
+        // All 256 byte values, not UTF-8 as often as not.
+        let data: Vec<u8> = (0..MAX_LEN * LANES).map(|i| (i * 31 % 256) as u8).collect();
         for len in 0..=MAX_LEN {
             // Each lane a different input, and lanes of different lengths.
             let inputs: [&[u8]; LANES] = std::array::from_fn(|l| {
                 let len = if l % 2 == 0 { len } else { (len + l) % (MAX_LEN + 1) };
                 &data[l * MAX_LEN..l * MAX_LEN + len]
             });
-            let out = keyed16(&key, &inputs);
+            let out = keyed16(&key, &inputs, LANES);
             for (lane, input) in inputs.iter().enumerate() {
                 assert_eq!(out[lane], reference(&key, input), "length {} lane {lane}", input.len());
             }
-            assert_eq!(keyed16_portable(&key, &inputs), out, "the vector path agrees");
+            let (k, msg, block_len) = load(&key, &inputs);
+            assert_eq!(store(words_portable(&k, &msg, &block_len)), out, "the vector path agrees");
+            for used in 1..=LANES {
+                assert_eq!(keyed16(&key, &inputs, used)[..used], out[..used], "{used} lanes");
+            }
+            // Whichever path `keyed16` took, the AVX-512 and AVX2 ones too, the
+            // latter for every count of lanes used (a partial group skips a half).
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    let got = store(unsafe { avx512::words(&k, &msg, &block_len) });
+                    assert_eq!(got, out, "the AVX-512 path agrees");
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    for used in 1..=LANES {
+                        let got = store(words_avx2(&k, &msg, &block_len, used));
+                        assert_eq!(got[..used], out[..used], "the AVX2 path agrees, {used} lanes");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-input cost of the lanes against one-by-one `blake3::keyed_hash`:
+    /// `cargo test --release -p leakwatch-types -- --ignored --nocapture
+    /// blake3_lanes_against_one_by_one`.
+    #[test]
+    #[ignore = "timing"]
+    fn blake3_lanes_against_one_by_one() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let key = [7u8; 32];
+        let accounts: Vec<Vec<u8>> =
+            (0..LANES * 1024).map(|i| format!("euser{}@example.com", i * 7919).into_bytes()).collect();
+        let inputs: [&[u8]; LANES] = std::array::from_fn(|l| accounts[l].as_slice());
+        for round in 0..3 {
+            let start = Instant::now();
+            let mut x = 0u8;
+            for a in &accounts {
+                x ^= blake3::keyed_hash(&key, black_box(a)).as_bytes()[0];
+            }
+            let one = start.elapsed().as_nanos() as f64 / accounts.len() as f64;
+            let groups = accounts.len() / LANES;
+            let mut per = Vec::new();
+            #[allow(clippy::type_complexity)]
+            let paths: Vec<(&str, fn(&[u8; 32], &[&[u8]; LANES]) -> [[u8; 16]; LANES])> = vec![
+                ("portable", |k, i| {
+                    let (k, msg, block_len) = load(k, i);
+                    store(words_portable(&k, &msg, &block_len))
+                }),
+                ("dispatch", |k, i| keyed16(k, i, LANES)),
+                #[cfg(target_arch = "x86_64")]
+                ("avx2", |k, i| {
+                    let (k, msg, block_len) = load(k, i);
+                    store(words_avx2(&k, &msg, &block_len, LANES))
+                }),
+                ("load+store only", |k, i| {
+                    let (_, msg, _) = load(k, i);
+                    store([msg[0], msg[1], msg[2], msg[3]])
+                }),
+            ];
+            for (name, f) in paths {
+                let start = Instant::now();
+                for _ in 0..groups {
+                    x ^= f(black_box(&key), black_box(&inputs))[0][0];
+                }
+                per.push(format!(
+                    "{name} {:.1} ns",
+                    start.elapsed().as_nanos() as f64 / accounts.len() as f64
+                ));
+            }
+            println!("round {round}: one by one {one:.1} ns/input; lanes {} ({x})", per.join(", "));
         }
     }
 }

@@ -68,8 +68,8 @@ pub fn ntlm(password: &[u8]) -> [u8; 16] {
     md4.finalize().into()
 }
 
-/// [`ntlm`] of each password, in order: short ASCII ones (nearly all) eight at a
-/// time ([`NtlmLanes`]), the same digests faster.
+/// [`ntlm`] of each password, in order: short ASCII ones (nearly all) sixteen
+/// at a time ([`NtlmLanes`]), the same digests faster.
 pub fn ntlm_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 16]> {
     let mut out = Vec::new();
     let mut lanes = NtlmLanes::new();
@@ -87,7 +87,7 @@ pub fn ntlm_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 
     out
 }
 
-/// Up to eight passwords waiting for their NTLM digests, computed together in
+/// Up to sixteen passwords waiting for their NTLM digests, computed together in
 /// [`md4_lanes`], each with the caller's slot for where its digest goes.
 ///
 /// A password is copied in, widened to UTF-16LE, so the caller may reuse its
@@ -115,6 +115,8 @@ impl NtlmLanes {
     /// The longest password a lane takes: 27 UTF-16 units and MD4's padding
     /// fill one block.
     pub const MAX_LEN: usize = (md4_lanes::MAX_LEN - 1) / 2;
+    /// Passwords hashed together.
+    pub const LANES: usize = md4_lanes::LANES;
 
     pub const fn new() -> Self {
         NtlmLanes { block: [[0; md4_lanes::LANES]; 16], slots: [0; md4_lanes::LANES], filled: 0 }
@@ -164,7 +166,7 @@ impl NtlmLanes {
         if self.filled == 0 {
             return;
         }
-        let digests = md4_lanes::digests(&self.block);
+        let digests = md4_lanes::digests(&self.block, self.filled);
         for (&slot, digest) in self.slots[..self.filled].iter().zip(digests) {
             deliver(slot, digest);
         }
@@ -398,7 +400,7 @@ impl Blinder {
     }
 
     /// [`Blinder::account_key`] of each account, in order: short ones (nearly
-    /// all) eight at a time ([`crate::blake3_lanes`]), the same keys faster.
+    /// all) sixteen at a time ([`crate::blake3_lanes`]), the same keys faster.
     pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = &'a Account>) -> Vec<Key16> {
         let mut out = Vec::with_capacity(accounts.size_hint().0);
         let mut group =
@@ -476,7 +478,7 @@ impl Group {
             return;
         }
         let inputs: [&[u8]; LANES] = std::array::from_fn(|i| &self.blocks[i][..self.lens[i]]);
-        let keys = blake3_lanes::keyed16(key, &inputs);
+        let keys = blake3_lanes::keyed16(key, &inputs, self.filled);
         for (&slot, key) in self.slots[..self.filled].iter().zip(keys) {
             out[slot] = key;
         }
@@ -521,9 +523,9 @@ mod tests {
     #[test]
     fn ntlm_lanes_equal_ntlm_at_every_length() {
         for len in 0..=NtlmLanes::MAX_LEN {
-            // Eight passwords of this length (and a neighbour), all different,
-            // over the whole ASCII range, NUL and DEL included.
-            let passwords: Vec<Vec<u8>> = (0..8)
+            // A group of passwords of this length (and neighbours), all
+            // different, over the whole ASCII range, NUL and DEL included.
+            let passwords: Vec<Vec<u8>> = (0..NtlmLanes::LANES)
                 .map(|l| {
                     let len = if l % 2 == 0 { len } else { (len + l) % (NtlmLanes::MAX_LEN + 1) };
                     (0..len).map(|i| ((i * 37 + l * 11 + len) % 128) as u8).collect()
@@ -561,7 +563,7 @@ mod tests {
             }
             passwords.push(p);
         }
-        for n in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, passwords.len()] {
+        for n in (0..=33).chain([passwords.len()]) {
             let want: Vec<[u8; 16]> = passwords[..n].iter().map(|p| ntlm(p)).collect();
             assert_eq!(ntlm_many(passwords[..n].iter().map(Vec::as_slice)), want, "{n} passwords");
         }
@@ -577,8 +579,8 @@ mod tests {
         assert!(!NtlmLanes::fits("café".as_bytes()));
         assert!(!NtlmLanes::fits(b"caf\xe9"));
         assert!(!NtlmLanes::new().push(0, &[b'a'; 28]), "nothing queued");
-        // Partial groups: 1 to 7 lanes, slots not in lane order.
-        for filled in 1..8 {
+        // Partial groups: 1 to 15 lanes, slots not in lane order.
+        for filled in 1..NtlmLanes::LANES {
             let passwords: Vec<String> = (0..filled).map(|i| format!("pw{i}")).collect();
             let mut lanes = NtlmLanes::new();
             for (i, p) in passwords.iter().enumerate() {
@@ -697,14 +699,14 @@ mod tests {
     fn account_keys_in_bulk_equal_one_at_a_time() {
         let b = Blinder::new([9; 32]);
         // Every length around the one-block limit, all three kinds, and counts
-        // that leave the last group of eight part-filled.
+        // that leave the last group part-filled by every count.
         let accounts: Vec<Account> = (0..70)
             .flat_map(|len| {
                 [AccountKind::Email, AccountKind::Username, AccountKind::Phone]
                     .map(|kind| Account { kind, value: "x".repeat(len) + &len.to_string() })
             })
             .collect();
-        for n in [0, 1, 7, 8, 9, accounts.len()] {
+        for n in (0..=2 * LANES + 1).chain([accounts.len()]) {
             let want: Vec<Key16> = accounts[..n].iter().map(|a| b.account_key(a)).collect();
             assert_eq!(b.account_keys(accounts[..n].iter()), want, "{n} accounts");
         }
