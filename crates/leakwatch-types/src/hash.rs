@@ -71,79 +71,53 @@ pub fn ntlm(password: &[u8]) -> [u8; 16] {
 /// [`ntlm`] of each password, in order: short ASCII ones (nearly all) sixteen
 /// at a time ([`NtlmLanes`]), the same digests faster.
 pub fn ntlm_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 16]> {
-    let mut out = Vec::new();
-    let mut lanes = NtlmLanes::new();
-    for password in passwords {
-        if !lanes.push(out.len(), password) {
-            out.push(ntlm(password));
-            continue;
-        }
-        out.push([0; 16]);
-        if lanes.is_full() {
-            lanes.drain(|slot, digest| out[slot] = digest);
-        }
-    }
-    lanes.drain(|slot, digest| out[slot] = digest);
-    out
+    NtlmLanes::hash_all(passwords)
 }
 
-/// Up to sixteen passwords waiting for their NTLM digests, computed together in
-/// [`md4_lanes`], each with the caller's slot for where its digest goes.
-///
-/// A password is copied in, widened to UTF-16LE, so the caller may reuse its
-/// buffer at once; the copy lives as long as this value, which a parser keeps
-/// on its stack for one chunk.
-pub struct NtlmLanes {
-    block: md4_lanes::Block,
-    slots: [usize; md4_lanes::LANES],
-    filled: usize,
+/// [`sha1`] of each password, in order: those of up to 55 bytes (nearly all)
+/// sixteen at a time ([`Sha1Lanes`]), the same digests faster.
+pub fn sha1_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 20]> {
+    Sha1Lanes::hash_all(passwords)
 }
 
-impl Default for NtlmLanes {
-    fn default() -> Self {
-        Self::new()
-    }
+/// A password digest that SIMD lanes compute sixteen one-block messages at a
+/// time: what [`Lanes`] needs to know of it.
+pub trait LaneDigest {
+    type Digest: Copy + Default;
+    /// The longest password a lane takes.
+    const MAX_LEN: usize;
+    /// Whether a lane computes the digest of `password` (no longer than
+    /// `MAX_LEN`, and whatever else the digest asks); others go to `one`.
+    fn fits(password: &[u8]) -> bool;
+    /// Writes `password`, as the digest's one padded block, into `lane`.
+    fn load(block: &mut LaneBlock, lane: usize, password: &[u8]);
+    /// The digests of the first `used` lanes (at least).
+    fn digests(block: &LaneBlock, used: usize) -> [Self::Digest; LANE_COUNT];
+    /// The digest of one password, whatever it is.
+    fn one(password: &[u8]) -> Self::Digest;
 }
 
-impl std::fmt::Debug for NtlmLanes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NtlmLanes({} queued)", self.filled)
-    }
-}
+/// Messages hashed together.
+pub const LANE_COUNT: usize = 16;
+/// Sixteen one-block messages, word by word: `block[w][lane]`.
+pub type LaneBlock = [[u32; LANE_COUNT]; 16];
 
-impl NtlmLanes {
-    /// The longest password a lane takes: 27 UTF-16 units and MD4's padding
-    /// fill one block.
-    pub const MAX_LEN: usize = (md4_lanes::MAX_LEN - 1) / 2;
-    /// Passwords hashed together.
-    pub const LANES: usize = md4_lanes::LANES;
+/// NTLM: MD4 of the password's UTF-16LE, for ASCII of up to 27 bytes.
+#[derive(Debug)]
+pub struct Ntlm;
 
-    pub const fn new() -> Self {
-        NtlmLanes { block: [[0; md4_lanes::LANES]; 16], slots: [0; md4_lanes::LANES], filled: 0 }
-    }
+impl LaneDigest for Ntlm {
+    type Digest = [u8; 16];
+    /// 27 UTF-16 units and MD4's padding fill one block.
+    const MAX_LEN: usize = (md4_lanes::MAX_LEN - 1) / 2;
 
-    /// Whether a lane computes `ntlm(password)`: ASCII, whose UTF-16 is its
-    /// bytes widened, of at most [`NtlmLanes::MAX_LEN`] bytes. Others go to
-    /// [`ntlm`].
     #[inline]
-    pub fn fits(password: &[u8]) -> bool {
+    fn fits(password: &[u8]) -> bool {
+        // ASCII: its UTF-16 is its bytes widened.
         password.len() <= Self::MAX_LEN && password.is_ascii()
     }
 
-    /// Whether every lane is taken: [`NtlmLanes::drain`] must come before the
-    /// next push.
-    pub fn is_full(&self) -> bool {
-        self.filled == md4_lanes::LANES
-    }
-
-    /// Queues `password` for `slot` if it [fits](NtlmLanes::fits); false
-    /// (nothing queued) if it does not, its digest then the caller's to compute.
-    pub fn push(&mut self, slot: usize, password: &[u8]) -> bool {
-        if !Self::fits(password) {
-            return false;
-        }
-        assert!(!self.is_full(), "drain a full group first");
-        let lane = self.filled;
+    fn load(block: &mut LaneBlock, lane: usize, password: &[u8]) {
         // Units widened from bytes, MD4's 0x80 landing where the next unit's
         // low byte would, so a word is two units and the padding needs no case
         // of its own.
@@ -151,127 +125,154 @@ impl NtlmLanes {
         units[..password.len()].copy_from_slice(password);
         units[password.len()] = 0x80;
         for (w, pair) in units.chunks_exact(2).enumerate() {
-            self.block[w][lane] = u32::from(pair[0]) | u32::from(pair[1]) << 16;
+            block[w][lane] = u32::from(pair[0]) | u32::from(pair[1]) << 16;
         }
-        self.block[14][lane] = password.len() as u32 * 16;
-        self.block[15][lane] = 0;
-        self.slots[lane] = slot;
-        self.filled += 1;
-        true
+        block[14][lane] = password.len() as u32 * 16;
+        block[15][lane] = 0;
     }
 
-    /// Hashes the queued passwords, hands each digest to `deliver` with its
-    /// slot, in the order queued, and empties the lanes.
-    pub fn drain(&mut self, mut deliver: impl FnMut(usize, [u8; 16])) {
-        if self.filled == 0 {
-            return;
-        }
-        let digests = md4_lanes::digests(&self.block, self.filled);
-        for (&slot, digest) in self.slots[..self.filled].iter().zip(digests) {
-            deliver(slot, digest);
-        }
-        self.filled = 0;
+    fn digests(block: &LaneBlock, used: usize) -> [[u8; 16]; LANE_COUNT] {
+        md4_lanes::digests(block, used)
+    }
+
+    fn one(password: &[u8]) -> [u8; 16] {
+        ntlm(password)
     }
 }
 
-/// [`sha1`] of each password, in order: those of up to 55 bytes (nearly all)
-/// sixteen at a time ([`Sha1Lanes`]), the same digests faster.
-pub fn sha1_many<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<[u8; 20]> {
-    let mut out = Vec::new();
-    let mut lanes = Sha1Lanes::new();
-    for password in passwords {
-        if !lanes.push(out.len(), password) {
-            out.push(sha1(password));
-            continue;
-        }
-        out.push([0; 20]);
-        if lanes.is_full() {
-            lanes.drain(|slot, digest| out[slot] = digest);
-        }
-    }
-    lanes.drain(|slot, digest| out[slot] = digest);
-    out
-}
+/// SHA-1 of the password's bytes, any bytes up to 55 of them.
+#[derive(Debug)]
+pub struct Sha1Bytes;
 
-/// Up to sixteen passwords waiting for their SHA-1 digests, computed together
-/// in [`sha1_lanes`], each with the caller's slot for where its digest goes.
-///
-/// A password is copied in, padded, so the caller may reuse its buffer at
-/// once; the copy lives as long as this value, which a parser keeps on its
-/// stack for one chunk.
-pub struct Sha1Lanes {
-    block: sha1_lanes::Block,
-    slots: [usize; sha1_lanes::LANES],
-    filled: usize,
-}
+impl LaneDigest for Sha1Bytes {
+    type Digest = [u8; 20];
+    /// 55 bytes and SHA-1's padding fill one block.
+    const MAX_LEN: usize = sha1_lanes::MAX_LEN;
 
-impl Default for Sha1Lanes {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for Sha1Lanes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sha1Lanes({} queued)", self.filled)
-    }
-}
-
-impl Sha1Lanes {
-    /// The longest password a lane takes: 55 bytes and SHA-1's padding fill
-    /// one block.
-    pub const MAX_LEN: usize = sha1_lanes::MAX_LEN;
-    /// Passwords hashed together.
-    pub const LANES: usize = sha1_lanes::LANES;
-
-    pub const fn new() -> Self {
-        Sha1Lanes { block: [[0; sha1_lanes::LANES]; 16], slots: [0; sha1_lanes::LANES], filled: 0 }
-    }
-
-    /// Whether a lane computes `sha1(password)`: any bytes, up to
-    /// [`Sha1Lanes::MAX_LEN`] of them. Longer ones go to [`sha1`].
     #[inline]
-    pub fn fits(password: &[u8]) -> bool {
+    fn fits(password: &[u8]) -> bool {
         password.len() <= Self::MAX_LEN
     }
 
-    /// Whether every lane is taken: [`Sha1Lanes::drain`] must come before the
-    /// next push.
-    pub fn is_full(&self) -> bool {
-        self.filled == sha1_lanes::LANES
-    }
-
-    /// Queues `password` for `slot` if it [fits](Sha1Lanes::fits); false
-    /// (nothing queued) if it does not, its digest then the caller's to compute.
-    pub fn push(&mut self, slot: usize, password: &[u8]) -> bool {
-        if !Self::fits(password) {
-            return false;
-        }
-        assert!(!self.is_full(), "drain a full group first");
-        let lane = self.filled;
+    fn load(block: &mut LaneBlock, lane: usize, password: &[u8]) {
         let mut bytes = [0u8; 64];
         bytes[..password.len()].copy_from_slice(password);
         bytes[password.len()] = 0x80;
         bytes[56..].copy_from_slice(&(password.len() as u64 * 8).to_be_bytes());
         for (w, word) in bytes.chunks_exact(4).enumerate() {
-            self.block[w][lane] = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+            block[w][lane] = u32::from_le_bytes(word.try_into().expect("4 bytes"));
         }
-        self.slots[lane] = slot;
+    }
+
+    fn digests(block: &LaneBlock, used: usize) -> [[u8; 20]; LANE_COUNT] {
+        sha1_lanes::digests(block, used)
+    }
+
+    fn one(password: &[u8]) -> [u8; 20] {
+        sha1(password)
+    }
+}
+
+/// Up to sixteen passwords waiting for their NTLM digests ([`md4_lanes`]).
+pub type NtlmLanes = Lanes<Ntlm>;
+/// Up to sixteen passwords waiting for their SHA-1 digests ([`sha1_lanes`]).
+pub type Sha1Lanes = Lanes<Sha1Bytes>;
+
+/// Up to sixteen passwords waiting for their digests, computed together, each
+/// with the caller's slot for where its digest goes.
+///
+/// A password is copied in, padded, so the caller may reuse its buffer at
+/// once; the copy lives as long as this value, which a parser keeps on its
+/// stack for one chunk.
+pub struct Lanes<D: LaneDigest> {
+    block: LaneBlock,
+    slots: [usize; LANE_COUNT],
+    filled: usize,
+    digest: std::marker::PhantomData<D>,
+}
+
+impl<D: LaneDigest> Default for Lanes<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<D: LaneDigest> std::fmt::Debug for Lanes<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lanes<{}>({} queued)", std::any::type_name::<D>(), self.filled)
+    }
+}
+
+impl<D: LaneDigest> Lanes<D> {
+    /// The longest password a lane takes.
+    pub const MAX_LEN: usize = D::MAX_LEN;
+    /// Passwords hashed together.
+    pub const LANES: usize = LANE_COUNT;
+
+    pub const fn new() -> Self {
+        Lanes {
+            block: [[0; LANE_COUNT]; 16],
+            slots: [0; LANE_COUNT],
+            filled: 0,
+            digest: std::marker::PhantomData,
+        }
+    }
+
+    /// Whether a lane takes `password`; others are the caller's to hash.
+    #[inline]
+    pub fn fits(password: &[u8]) -> bool {
+        D::fits(password)
+    }
+
+    /// Whether every lane is taken: [`Lanes::drain`] must come before the
+    /// next push.
+    pub fn is_full(&self) -> bool {
+        self.filled == LANE_COUNT
+    }
+
+    /// Queues `password` for `slot` if it [fits](Lanes::fits); false (nothing
+    /// queued) if it does not, its digest then the caller's to compute.
+    pub fn push(&mut self, slot: usize, password: &[u8]) -> bool {
+        if !D::fits(password) {
+            return false;
+        }
+        assert!(!self.is_full(), "drain a full group first");
+        D::load(&mut self.block, self.filled, password);
+        self.slots[self.filled] = slot;
         self.filled += 1;
         true
     }
 
     /// Hashes the queued passwords, hands each digest to `deliver` with its
     /// slot, in the order queued, and empties the lanes.
-    pub fn drain(&mut self, mut deliver: impl FnMut(usize, [u8; 20])) {
+    pub fn drain(&mut self, mut deliver: impl FnMut(usize, D::Digest)) {
         if self.filled == 0 {
             return;
         }
-        let digests = sha1_lanes::digests(&self.block, self.filled);
+        let digests = D::digests(&self.block, self.filled);
         for (&slot, digest) in self.slots[..self.filled].iter().zip(digests) {
             deliver(slot, digest);
         }
         self.filled = 0;
+    }
+
+    /// The digest of each password, in order: those that fit sixteen at a
+    /// time, the others one by one.
+    pub fn hash_all<'a>(passwords: impl IntoIterator<Item = &'a [u8]>) -> Vec<D::Digest> {
+        let mut out = Vec::new();
+        let mut lanes = Self::new();
+        for password in passwords {
+            if !lanes.push(out.len(), password) {
+                out.push(D::one(password));
+                continue;
+            }
+            out.push(D::Digest::default());
+            if lanes.is_full() {
+                lanes.drain(|slot, digest| out[slot] = digest);
+            }
+        }
+        lanes.drain(|slot, digest| out[slot] = digest);
+        out
     }
 }
 
