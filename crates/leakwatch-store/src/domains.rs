@@ -282,13 +282,7 @@ mod tests {
     /// account once, as a plain sort of the wide records.
     #[test]
     fn grouped_spilled_and_sorted_agree() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::runs::tests::xorshift(0x2545_F491_4F6C_DD1D);
         let domains: Vec<Key16> = (0..7u8).map(|d| [d.wrapping_mul(37); 16]).collect();
         let accounts: Vec<(usize, Key16, Vec<u8>)> = (0..5_000)
             .map(|i| {

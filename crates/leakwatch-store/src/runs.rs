@@ -579,7 +579,7 @@ impl<const N: usize> Iterator for Sorted<N> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn input() -> Vec<[u8; 20]> {
@@ -626,7 +626,7 @@ mod tests {
     }
 
     /// A xorshift stream: test records without a random number crate.
-    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
         let mut x = seed;
         move || {
             x ^= x << 13;
