@@ -30,12 +30,11 @@ const CHUNK_END: u32 = 2;
 const ROOT: u32 = 8;
 const KEYED_HASH: u32 = 16;
 
-/// Inputs hashed together.
-pub const LANES: usize = 16;
+pub use crate::lanes::LANES;
+use crate::lanes::{digests_of, Lanes};
+
 /// The longest input one block holds.
 pub const MAX_LEN: usize = 64;
-
-type Lanes = [u32; LANES];
 
 /// The first 16 bytes of `blake3::keyed_hash(key, input)` for each of the
 /// first `used` of [`LANES`] inputs of at most [`MAX_LEN`] bytes (the rest
@@ -61,12 +60,8 @@ pub fn keyed16(key: &[u8; 32], inputs: &[&[u8]; LANES], used: usize) -> [[u8; 16
 #[cfg(target_arch = "x86_64")]
 fn words_avx2(key: &[u32; 8], msg: &[Lanes; 16], block_len: &Lanes, used: usize) -> [Lanes; 4] {
     assert!(std::arch::is_x86_feature_detected!("avx2"));
-    let mut words = [[0u32; LANES]; 4];
-    for half in 0..used.div_ceil(8) {
-        // SAFETY: the CPU has AVX2, asserted just above.
-        unsafe { avx2::words(key, msg, block_len, half, &mut words) };
-    }
-    words
+    // SAFETY: the CPU has AVX2, asserted just above.
+    crate::lanes::by_halves(used, |half, words| unsafe { avx2::words(key, msg, block_len, half, words) })
 }
 
 /// The key as words, the transposed message (word `w` of every lane's
@@ -87,15 +82,9 @@ fn load(key: &[u8; 32], inputs: &[&[u8]; LANES]) -> ([u32; 8], [Lanes; 16], Lane
     (key, msg, block_len)
 }
 
-/// Each lane's hash from its words 0..4 of `v[i] ^ v[i + 8]`.
+/// Each lane's hash from its words 0..4 of `v[i] ^ v[i + 8]`, little-endian.
 fn store(words: [Lanes; 4]) -> [[u8; 16]; LANES] {
-    std::array::from_fn(|lane| {
-        let mut hash = [0u8; 16];
-        for (i, word) in words.iter().enumerate() {
-            hash[4 * i..4 * i + 4].copy_from_slice(&word[lane].to_le_bytes());
-        }
-        hash
-    })
+    digests_of(words, u32::to_le_bytes)
 }
 
 /// The reference: BLAKE3's compression, one lane at a time.
@@ -141,8 +130,8 @@ const QUARTERS: [[usize; 4]; 8] = [
     [3, 4, 9, 14],
 ];
 
-/// All seven rounds in the calling module's vector operations (`add`, `xor`,
-/// `rotr`), written out so every state and message index is a constant and
+/// All seven rounds in the calling module's vector operations ([`crate::lanes`]'
+/// `add`, `xor`, `rotr`), written out so every state and message index is a constant and
 /// both stay in registers (a function per quarter-round taking the state by
 /// reference was not inlined, the state then living in memory).
 macro_rules! rounds {
@@ -185,10 +174,27 @@ macro_rules! g {
     };
 }
 
+/// The initial state in the calling module's `splat`: the key, IV[..4],
+/// counter 0 (words 12 and 13), then the block length and flags.
+macro_rules! state {
+    ($key:ident, $block_len:expr) => {{
+        let mut v = [splat(0); 16];
+        for i in 0..8 {
+            v[i] = splat($key[i]);
+        }
+        for i in 0..4 {
+            v[8 + i] = splat(IV[i]);
+        }
+        v[14] = $block_len;
+        v[15] = splat(CHUNK_START | CHUNK_END | ROOT | KEYED_HASH);
+        v
+    }};
+}
+
 /// Eight lanes per AVX2 register: one state word of half the lanes each.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use std::arch::x86_64::*;
+    use crate::lanes::avx2::*;
 
     use super::*;
 
@@ -202,143 +208,65 @@ mod avx2 {
         half: usize,
         words: &mut [Lanes; 4],
     ) {
-        let lanes = 8 * half..8 * half + 8;
-        // SAFETY (loads and stores): each is of eight `u32`s, 32 bytes, within
-        // one `Lanes` (`half` is 0 or 1).
-        let m: [__m256i; 16] =
-            std::array::from_fn(|w| unsafe { _mm256_loadu_si256(msg[w][lanes.clone()].as_ptr().cast()) });
-        let mut v = [_mm256_setzero_si256(); 16];
-        for i in 0..8 {
-            v[i] = _mm256_set1_epi32(key[i] as i32);
-        }
-        for i in 0..4 {
-            v[8 + i] = _mm256_set1_epi32(IV[i] as i32);
-        }
-        // Counter 0 (words 12 and 13 stay zero), then the block length and flags.
-        v[14] = unsafe { _mm256_loadu_si256(block_len[lanes.clone()].as_ptr().cast()) };
-        v[15] = _mm256_set1_epi32((CHUNK_START | CHUNK_END | ROOT | KEYED_HASH) as i32);
+        let m: [_; 16] = std::array::from_fn(|w| load_lanes(&msg[w], half));
+        let mut v = state!(key, load_lanes(block_len, half));
         rounds!(v, m);
         for (i, word) in words.iter_mut().enumerate() {
-            unsafe {
-                _mm256_storeu_si256(word[lanes.clone()].as_mut_ptr().cast(), _mm256_xor_si256(v[i], v[i + 8]))
-            };
+            store_lanes(word, half, xor(v[i], v[i + 8]));
         }
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn add(x: __m256i, y: __m256i) -> __m256i {
-        _mm256_add_epi32(x, y)
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn xor(x: __m256i, y: __m256i) -> __m256i {
-        _mm256_xor_si256(x, y)
-    }
-
-    /// Rotates every 32-bit lane right by `R` (`L` is `32 - R`).
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn rotr<const R: i32, const L: i32>(x: __m256i) -> __m256i {
-        _mm256_or_si256(_mm256_srli_epi32::<R>(x), _mm256_slli_epi32::<L>(x))
     }
 }
 
 /// All sixteen lanes per AVX-512 register, where a rotation is one instruction.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use std::arch::x86_64::*;
+    use crate::lanes::avx512::*;
 
     use super::*;
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn words(key: &[u32; 8], msg: &[Lanes; 16], block_len: &Lanes) -> [Lanes; 4] {
-        // SAFETY (loads and stores): each is of one `Lanes`, 64 bytes.
-        let m: [__m512i; 16] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(msg[w].as_ptr().cast()) });
-        let mut v = [_mm512_setzero_si512(); 16];
-        for i in 0..8 {
-            v[i] = _mm512_set1_epi32(key[i] as i32);
-        }
-        for i in 0..4 {
-            v[8 + i] = _mm512_set1_epi32(IV[i] as i32);
-        }
-        // Counter 0 (words 12 and 13 stay zero), then the block length and flags.
-        v[14] = unsafe { _mm512_loadu_si512(block_len.as_ptr().cast()) };
-        v[15] = _mm512_set1_epi32((CHUNK_START | CHUNK_END | ROOT | KEYED_HASH) as i32);
+        let m: [_; 16] = std::array::from_fn(|w| load_lanes(&msg[w]));
+        let mut v = state!(key, load_lanes(block_len));
         rounds!(v, m);
         let mut words = [[0u32; LANES]; 4];
         for (i, word) in words.iter_mut().enumerate() {
-            unsafe { _mm512_storeu_si512(word.as_mut_ptr().cast(), _mm512_xor_si512(v[i], v[i + 8])) };
+            store_lanes(word, xor(v[i], v[i + 8]));
         }
         words
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn add(x: __m512i, y: __m512i) -> __m512i {
-        _mm512_add_epi32(x, y)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn xor(x: __m512i, y: __m512i) -> __m512i {
-        _mm512_xor_si512(x, y)
-    }
-
-    /// Right rotation by `R` (`L`, `32 - R`, is for the AVX2 spelling only).
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn rotr<const R: i32, const L: i32>(x: __m512i) -> __m512i {
-        _mm512_ror_epi32::<R>(x)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lanes::tests::{check_every_length, time_against_one_by_one, Path};
 
-    fn reference(key: &[u8; 32], input: &[u8]) -> [u8; 16] {
-        blake3::keyed_hash(key, input).as_bytes()[..16].try_into().unwrap()
+    fn path(path: Path, key: &[u8; 32], inputs: &[&[u8]; LANES], used: usize) -> Option<[[u8; 16]; LANES]> {
+        if path == Path::Dispatch {
+            return Some(keyed16(key, inputs, used));
+        }
+        let (k, msg, block_len) = load(key, inputs);
+        match path {
+            Path::Portable => Some(store(words_portable(&k, &msg, &block_len))),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                Some(store(unsafe { avx512::words(&k, &msg, &block_len) }))
+            }
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 if std::arch::is_x86_feature_detected!("avx2") => {
+                Some(store(words_avx2(&k, &msg, &block_len, used)))
+            }
+            _ => None,
+        }
     }
 
     #[test]
     fn equals_blake3_at_every_length() {
         let key: [u8; 32] = std::array::from_fn(|i| (i * 7 + 3) as u8);
-        // All 256 byte values, not UTF-8 as often as not.
-        let data: Vec<u8> = (0..MAX_LEN * LANES).map(|i| (i * 31 % 256) as u8).collect();
-        for len in 0..=MAX_LEN {
-            // Each lane a different input, and lanes of different lengths.
-            let inputs: [&[u8]; LANES] = std::array::from_fn(|l| {
-                let len = if l % 2 == 0 { len } else { (len + l) % (MAX_LEN + 1) };
-                &data[l * MAX_LEN..l * MAX_LEN + len]
-            });
-            let out = keyed16(&key, &inputs, LANES);
-            for (lane, input) in inputs.iter().enumerate() {
-                assert_eq!(out[lane], reference(&key, input), "length {} lane {lane}", input.len());
-            }
-            let (k, msg, block_len) = load(&key, &inputs);
-            assert_eq!(store(words_portable(&k, &msg, &block_len)), out, "the vector path agrees");
-            for used in 1..=LANES {
-                assert_eq!(keyed16(&key, &inputs, used)[..used], out[..used], "{used} lanes");
-            }
-            // Whichever path `keyed16` took, the AVX-512 and AVX2 ones too, the
-            // latter for every count of lanes used (a partial group skips a half).
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    let got = store(unsafe { avx512::words(&k, &msg, &block_len) });
-                    assert_eq!(got, out, "the AVX-512 path agrees");
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    for used in 1..=LANES {
-                        let got = store(words_avx2(&k, &msg, &block_len, used));
-                        assert_eq!(got[..used], out[..used], "the AVX2 path agrees, {used} lanes");
-                    }
-                }
-            }
-        }
+        let reference = |input: &[u8]| blake3::keyed_hash(&key, input).as_bytes()[..16].try_into().unwrap();
+        check_every_length(MAX_LEN, 31, reference, |p, inputs, used| path(p, &key, inputs, used));
     }
 
     /// Per-input cost of the lanes against one-by-one `blake3::keyed_hash`:
@@ -348,48 +276,31 @@ mod tests {
     #[ignore = "timing"]
     fn blake3_lanes_against_one_by_one() {
         use std::hint::black_box;
-        use std::time::Instant;
         let key = [7u8; 32];
         let accounts: Vec<Vec<u8>> =
             (0..LANES * 1024).map(|i| format!("euser{}@example.com", i * 7919).into_bytes()).collect();
         let inputs: [&[u8]; LANES] = std::array::from_fn(|l| accounts[l].as_slice());
-        for round in 0..3 {
-            let start = Instant::now();
-            let mut x = 0u8;
-            for a in &accounts {
-                x ^= blake3::keyed_hash(&key, black_box(a)).as_bytes()[0];
-            }
-            let one = start.elapsed().as_nanos() as f64 / accounts.len() as f64;
-            let groups = accounts.len() / LANES;
-            let mut per = Vec::new();
-            #[allow(clippy::type_complexity)]
-            let paths: Vec<(&str, fn(&[u8; 32], &[&[u8]; LANES]) -> [[u8; 16]; LANES])> = vec![
-                ("portable", |k, i| {
+        time_against_one_by_one(
+            "input",
+            accounts.len(),
+            |i| blake3::keyed_hash(&key, black_box(&accounts[i])).as_bytes()[0],
+            &(key, inputs),
+            &[
+                ("portable", |(k, i)| {
                     let (k, msg, block_len) = load(k, i);
-                    store(words_portable(&k, &msg, &block_len))
+                    store(words_portable(&k, &msg, &block_len))[0][0]
                 }),
-                ("dispatch", |k, i| keyed16(k, i, LANES)),
+                ("dispatch", |(k, i)| keyed16(k, i, LANES)[0][0]),
                 #[cfg(target_arch = "x86_64")]
-                ("avx2", |k, i| {
+                ("avx2", |(k, i)| {
                     let (k, msg, block_len) = load(k, i);
-                    store(words_avx2(&k, &msg, &block_len, LANES))
+                    store(words_avx2(&k, &msg, &block_len, LANES))[0][0]
                 }),
-                ("load+store only", |k, i| {
+                ("load+store only", |(k, i)| {
                     let (_, msg, _) = load(k, i);
-                    store([msg[0], msg[1], msg[2], msg[3]])
+                    store([msg[0], msg[1], msg[2], msg[3]])[0][0]
                 }),
-            ];
-            for (name, f) in paths {
-                let start = Instant::now();
-                for _ in 0..groups {
-                    x ^= f(black_box(&key), black_box(&inputs))[0][0];
-                }
-                per.push(format!(
-                    "{name} {:.1} ns",
-                    start.elapsed().as_nanos() as f64 / accounts.len() as f64
-                ));
-            }
-            println!("round {round}: one by one {one:.1} ns/input; lanes {} ({x})", per.join(", "));
-        }
+            ],
+        );
     }
 }

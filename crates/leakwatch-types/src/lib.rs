@@ -11,6 +11,7 @@ mod blake3_lanes;
 mod breach;
 mod hash;
 mod hex;
+mod lanes;
 mod md4_lanes;
 mod sha1_lanes;
 

@@ -15,17 +15,16 @@ const INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3
 /// The additive constant of each group of 20 steps.
 const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
 
-/// Messages hashed together.
-pub const LANES: usize = 16;
+use crate::lanes::digests_of;
+pub use crate::lanes::{Lanes, LANES};
+
 /// The longest message one block holds with its padding.
 pub const MAX_LEN: usize = 55;
-
-pub type Lanes = [u32; LANES];
 
 /// Word `w` of every lane's padded block, its four bytes in message order
 /// read as a little-endian `u32`: a plain copy of the bytes, which SHA-1
 /// reads big-endian (the hashing swaps them, sixteen lanes per instruction).
-pub type Block = [Lanes; 16];
+pub type Block = crate::lanes::Block;
 
 /// SHA-1 of the padded block of each of the first `used` lanes (the rest are
 /// hashed or not, their output meaningless).
@@ -49,23 +48,13 @@ pub fn digests(block: &Block, used: usize) -> [[u8; 20]; LANES] {
 #[cfg(target_arch = "x86_64")]
 fn words_avx2(block: &Block, used: usize) -> [Lanes; 5] {
     assert!(std::arch::is_x86_feature_detected!("avx2"));
-    let mut words = [[0u32; LANES]; 5];
-    for half in 0..used.div_ceil(8) {
-        // SAFETY: the CPU has AVX2, asserted just above.
-        unsafe { avx2::words(block, half, &mut words) };
-    }
-    words
+    // SAFETY: the CPU has AVX2, asserted just above.
+    crate::lanes::by_halves(used, |half, words| unsafe { avx2::words(block, half, words) })
 }
 
-/// Each lane's digest from its final state words.
+/// Each lane's digest from its final state words, SHA-1's big-endian.
 fn store(words: [Lanes; 5]) -> [[u8; 20]; LANES] {
-    std::array::from_fn(|lane| {
-        let mut digest = [0u8; 20];
-        for (i, word) in words.iter().enumerate() {
-            digest[4 * i..4 * i + 4].copy_from_slice(&word[lane].to_be_bytes());
-        }
-        digest
-    })
+    digests_of(words, u32::to_be_bytes)
 }
 
 /// The reference: SHA-1's compression, one lane at a time.
@@ -158,72 +147,21 @@ macro_rules! rounds {
 /// Eight lanes per AVX2 register: one state word of half the lanes each.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use std::arch::x86_64::*;
+    use crate::lanes::avx2::*;
 
     use super::*;
 
     /// The final state words of lanes `8 * half..8 * half + 8`, into `words`.
     #[target_feature(enable = "avx2")]
     pub(super) fn words(block: &Block, half: usize, words: &mut [Lanes; 5]) {
-        let swap = _mm256_setr_epi8(
-            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15,
-            14, 13, 12,
-        );
-        let lanes = 8 * half..8 * half + 8;
-        // SAFETY (loads and stores): each is of eight `u32`s, 32 bytes, within
-        // one `Lanes` (`half` is 0 or 1).
-        let mut w: [__m256i; 16] = std::array::from_fn(|i| {
-            _mm256_shuffle_epi8(unsafe { _mm256_loadu_si256(block[i][lanes.clone()].as_ptr().cast()) }, swap)
-        });
-        let init = INIT.map(|x| _mm256_set1_epi32(x as i32));
-        let k = K.map(|x| _mm256_set1_epi32(x as i32));
+        let mut w: [_; 16] = std::array::from_fn(|i| bswap(load_lanes(&block[i], half)));
+        let init = INIT.map(|x| splat(x));
+        let k = K.map(|x| splat(x));
         let [mut a, mut b, mut c, mut d, mut e] = init;
         rounds!(w, k, a, b, c, d, e);
         for (word, (v, init)) in words.iter_mut().zip([a, b, c, d, e].into_iter().zip(init)) {
-            unsafe {
-                _mm256_storeu_si256(word[lanes.clone()].as_mut_ptr().cast(), _mm256_add_epi32(v, init))
-            };
+            store_lanes(word, half, add(v, init));
         }
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn add(x: __m256i, y: __m256i) -> __m256i {
-        _mm256_add_epi32(x, y)
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn xor4(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
-        _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d))
-    }
-
-    /// Left rotation by `L` (`R` is `32 - L`).
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
-        _mm256_or_si256(_mm256_slli_epi32::<L>(x), _mm256_srli_epi32::<R>(x))
-    }
-
-    /// Steps 0-19's choice, as `z ^ (x & (y ^ z))`: one operation fewer than
-    /// `(x & y) | (!x & z)`, the same bits.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn ch(x: __m256i, y: __m256i, z: __m256i) -> __m256i {
-        _mm256_xor_si256(z, _mm256_and_si256(x, _mm256_xor_si256(y, z)))
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn parity(x: __m256i, y: __m256i, z: __m256i) -> __m256i {
-        _mm256_xor_si256(_mm256_xor_si256(x, y), z)
-    }
-
-    /// Steps 40-59's majority, as `(x & y) | (z & (x | y))`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn maj(x: __m256i, y: __m256i, z: __m256i) -> __m256i {
-        _mm256_or_si256(_mm256_and_si256(x, y), _mm256_and_si256(z, _mm256_or_si256(x, y)))
     }
 }
 
@@ -231,119 +169,55 @@ mod avx2 {
 /// functions are one instruction each.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use std::arch::x86_64::*;
+    use crate::lanes::avx512::*;
 
     use super::*;
 
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn words(block: &Block) -> [Lanes; 5] {
-        let swap =
-            _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
-        // SAFETY (loads and stores): each is of one `Lanes`, 64 bytes.
-        let mut w: [__m512i; 16] = std::array::from_fn(|i| {
-            _mm512_shuffle_epi8(unsafe { _mm512_loadu_si512(block[i].as_ptr().cast()) }, swap)
-        });
-        let init = INIT.map(|x| _mm512_set1_epi32(x as i32));
-        let k = K.map(|x| _mm512_set1_epi32(x as i32));
+        let mut w: [_; 16] = std::array::from_fn(|i| bswap(load_lanes(&block[i])));
+        let init = INIT.map(|x| splat(x));
+        let k = K.map(|x| splat(x));
         let [mut a, mut b, mut c, mut d, mut e] = init;
         rounds!(w, k, a, b, c, d, e);
         let mut words = [[0u32; LANES]; 5];
         for (word, (v, init)) in words.iter_mut().zip([a, b, c, d, e].into_iter().zip(init)) {
-            unsafe { _mm512_storeu_si512(word.as_mut_ptr().cast(), _mm512_add_epi32(v, init)) };
+            store_lanes(word, add(v, init));
         }
         words
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn add(x: __m512i, y: __m512i) -> __m512i {
-        _mm512_add_epi32(x, y)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn xor4(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m512i {
-        _mm512_xor_si512(_mm512_ternarylogic_epi32::<0x96>(a, b, c), d)
-    }
-
-    /// Left rotation by `L` (`R`, `32 - L`, is for the AVX2 spelling only).
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn rotl<const L: i32, const R: i32>(x: __m512i) -> __m512i {
-        _mm512_rol_epi32::<L>(x)
-    }
-
-    /// `x ? y : z` bit by bit (truth table 0xCA).
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn ch(x: __m512i, y: __m512i, z: __m512i) -> __m512i {
-        _mm512_ternarylogic_epi32::<0xCA>(x, y, z)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn parity(x: __m512i, y: __m512i, z: __m512i) -> __m512i {
-        _mm512_ternarylogic_epi32::<0x96>(x, y, z)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn maj(x: __m512i, y: __m512i, z: __m512i) -> __m512i {
-        _mm512_ternarylogic_epi32::<0xE8>(x, y, z)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lanes::tests::{check_every_length, padded, time_against_one_by_one, Path};
     use sha1::{Digest, Sha1};
 
-    /// Writes `message` (at most [`MAX_LEN`] bytes), padded as SHA-1 pads a
-    /// whole message, into `lane` of `block`.
-    fn pad_into(block: &mut Block, lane: usize, message: &[u8]) {
-        assert!(message.len() <= MAX_LEN, "one block at most");
-        let mut bytes = [0u8; 64];
-        bytes[..message.len()].copy_from_slice(message);
-        bytes[message.len()] = 0x80;
-        bytes[56..].copy_from_slice(&(message.len() as u64 * 8).to_be_bytes());
-        for (w, word) in bytes.chunks_exact(4).enumerate() {
-            block[w][lane] = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+    fn path(path: Path, block: &Block, used: usize) -> Option<[[u8; 20]; LANES]> {
+        match path {
+            Path::Dispatch => Some(digests(block, used)),
+            Path::Portable => Some(store(words_portable(block))),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw") =>
+            {
+                // SAFETY: the CPU has AVX-512F and BW, checked just above.
+                Some(store(unsafe { avx512::words(block) }))
+            }
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 if std::arch::is_x86_feature_detected!("avx2") => Some(store(words_avx2(block, used))),
+            _ => None,
         }
-    }
-
-    fn reference(message: &[u8]) -> [u8; 20] {
-        Sha1::digest(message).into()
     }
 
     #[test]
     fn equals_sha1_at_every_length() {
-        // All 256 byte values, not UTF-8 as often as not.
-        let data: Vec<u8> = (0..MAX_LEN * LANES).map(|i| (i * 131 % 256) as u8).collect();
-        for len in 0..=MAX_LEN {
-            // Each lane a different message, and lanes of different lengths.
-            let inputs: [&[u8]; LANES] = std::array::from_fn(|l| {
-                let len = if l % 2 == 0 { len } else { (len + l) % (MAX_LEN + 1) };
-                &data[l * MAX_LEN..l * MAX_LEN + len]
-            });
-            let mut block = [[0u32; LANES]; 16];
-            for (lane, input) in inputs.iter().enumerate() {
-                pad_into(&mut block, lane, input);
-            }
-            let out = digests(&block, LANES);
-            for (lane, input) in inputs.iter().enumerate() {
-                assert_eq!(out[lane], reference(input), "length {} lane {lane}", input.len());
-            }
-            assert_eq!(store(words_portable(&block)), out, "the vector path agrees");
-            // Whichever path `digests` took, the AVX2 one too, for every
-            // count of lanes used (a partial group skips a half).
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                for used in 1..=LANES {
-                    let got = store(words_avx2(&block, used));
-                    assert_eq!(got[..used], out[..used], "the AVX2 path agrees, {used} lanes");
-                }
-            }
-        }
+        let reference = |message: &[u8]| Sha1::digest(message).into();
+        check_every_length(MAX_LEN, 131, reference, |p, inputs, used| {
+            path(p, &padded(inputs, u64::to_be_bytes), used)
+        });
     }
 
     /// Per-password cost of the lanes against one-by-one SHA-1 (SHA-NI where
@@ -353,37 +227,20 @@ mod tests {
     #[ignore = "timing"]
     fn lanes_against_one_by_one() {
         use std::hint::black_box;
-        use std::time::Instant;
         let passwords: Vec<Vec<u8>> =
             (0..LANES * 1024).map(|i| format!("password{}", i * 7919).into_bytes()).collect();
-        let mut block = [[0u32; LANES]; 16];
-        for (lane, p) in passwords[..LANES].iter().enumerate() {
-            pad_into(&mut block, lane, p);
-        }
-        for round in 0..3 {
-            let start = Instant::now();
-            let mut x = 0u8;
-            for p in &passwords {
-                x ^= crate::hash::sha1(black_box(p))[0];
-            }
-            let one = start.elapsed().as_nanos() as f64 / passwords.len() as f64;
-            let groups = passwords.len() / LANES;
-            let mut per = Vec::new();
-            for (name, f) in [
-                ("portable", (|b: &Block| store(words_portable(b))) as fn(&Block) -> [[u8; 20]; LANES]),
-                ("dispatch", |b: &Block| digests(b, LANES)),
-                ("avx2", |b: &Block| store(words_avx2(b, LANES))),
-            ] {
-                let start = Instant::now();
-                for _ in 0..groups {
-                    x ^= f(black_box(&block))[0][0];
-                }
-                per.push(format!(
-                    "{name} {:.1} ns",
-                    start.elapsed().as_nanos() as f64 / passwords.len() as f64
-                ));
-            }
-            println!("round {round}: one by one {one:.1} ns/password; lanes {} ({x})", per.join(", "));
-        }
+        let block = padded(&passwords[..LANES], u64::to_be_bytes);
+        time_against_one_by_one(
+            "password",
+            passwords.len(),
+            |i| crate::hash::sha1(black_box(&passwords[i]))[0],
+            &block,
+            &[
+                ("portable", |b| store(words_portable(b))[0][0]),
+                ("dispatch", |b| digests(b, LANES)[0][0]),
+                #[cfg(target_arch = "x86_64")]
+                ("avx2", |b| store(words_avx2(b, LANES))[0][0]),
+            ],
+        );
     }
 }
