@@ -546,13 +546,7 @@ mod tests {
         // A fixed xorshift stream: printable and non-printable ASCII, UTF-8,
         // bytes that are not UTF-8, lengths either side of the lane limit, in
         // counts that leave every size of last group.
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         let mut passwords: Vec<Vec<u8>> = Vec::new();
         for _ in 0..2000 {
             let len = (next() % 40) as usize;
@@ -564,12 +558,7 @@ mod tests {
             }
             passwords.push(p);
         }
-        for n in (0..=33).chain([passwords.len()]) {
-            let want: Vec<[u8; 16]> = passwords[..n].iter().map(|p| ntlm(p)).collect();
-            assert_eq!(ntlm_many(passwords[..n].iter().map(Vec::as_slice)), want, "{n} passwords");
-        }
-        assert!(passwords.iter().filter(|p| NtlmLanes::fits(p)).count() > 500, "lanes exercised");
-        assert!(passwords.iter().filter(|p| !NtlmLanes::fits(p)).count() > 500, "fallback exercised");
+        many_equals_one::<Ntlm>(&passwords, ntlm);
     }
 
     #[test]
@@ -580,21 +569,7 @@ mod tests {
         assert!(!NtlmLanes::fits("café".as_bytes()));
         assert!(!NtlmLanes::fits(b"caf\xe9"));
         assert!(!NtlmLanes::new().push(0, &[b'a'; 28]), "nothing queued");
-        // Partial groups: 1 to 15 lanes, slots not in lane order.
-        for filled in 1..NtlmLanes::LANES {
-            let passwords: Vec<String> = (0..filled).map(|i| format!("pw{i}")).collect();
-            let mut lanes = NtlmLanes::new();
-            for (i, p) in passwords.iter().enumerate() {
-                assert!(lanes.push(100 - i, p.as_bytes()));
-                assert!(!lanes.is_full());
-            }
-            let mut got = Vec::new();
-            lanes.drain(|slot, digest| got.push((slot, digest)));
-            let want: Vec<(usize, [u8; 16])> =
-                passwords.iter().enumerate().map(|(i, p)| (100 - i, ntlm(p.as_bytes()))).collect();
-            assert_eq!(got, want, "{filled} lanes");
-            lanes.drain(|_, _| panic!("drained twice"));
-        }
+        partial_groups_deliver_in_order::<Ntlm>(|i| format!("pw{i}").into_bytes());
     }
 
     #[test]
@@ -623,29 +598,17 @@ mod tests {
         // A fixed xorshift stream: any bytes (ASCII, UTF-8, not UTF-8),
         // lengths either side of the one-block limit, in counts that leave
         // every size of last group.
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let mut passwords: Vec<Vec<u8>> = Vec::new();
         for _ in 0..2000 {
             let len = (next() % 80) as usize;
             let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 p.extend("pässwörd".as_bytes());
             }
             passwords.push(p);
         }
-        for n in (0..=33).chain([passwords.len()]) {
-            let want: Vec<[u8; 20]> =
-                passwords[..n].iter().map(|p| <[u8; 20]>::from(Sha1::digest(p))).collect();
-            assert_eq!(sha1_many(passwords[..n].iter().map(Vec::as_slice)), want, "{n} passwords");
-        }
-        assert!(passwords.iter().filter(|p| Sha1Lanes::fits(p)).count() > 500, "lanes exercised");
-        assert!(passwords.iter().filter(|p| !Sha1Lanes::fits(p)).count() > 500, "fallback exercised");
+        many_equals_one::<Sha1Bytes>(&passwords, |p| Sha1::digest(p).into());
     }
 
     #[test]
@@ -656,19 +619,53 @@ mod tests {
         assert!(Sha1Lanes::fits("café".as_bytes()));
         assert!(Sha1Lanes::fits(b"caf\xe9"));
         assert!(!Sha1Lanes::new().push(0, &[b'a'; 56]), "nothing queued");
-        // Partial groups: 1 to 15 lanes, slots not in lane order.
-        for filled in 1..Sha1Lanes::LANES {
-            let passwords: Vec<Vec<u8>> =
-                (0..filled).map(|i| [b"pw\xe9".as_slice(), &[i as u8]].concat()).collect();
-            let mut lanes = Sha1Lanes::new();
+        partial_groups_deliver_in_order::<Sha1Bytes>(|i| [b"pw\xe9".as_slice(), &[i as u8]].concat());
+    }
+
+    /// A fixed xorshift stream, for test inputs without a random number crate.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// `D`'s lanes against `reference` for every count of passwords up to two
+    /// groups and then all of them, with both the lanes and the one-by-one
+    /// fallback exercised.
+    fn many_equals_one<D: LaneDigest>(passwords: &[Vec<u8>], reference: impl Fn(&[u8]) -> D::Digest)
+    where
+        D::Digest: PartialEq + std::fmt::Debug,
+    {
+        for n in (0..=33).chain([passwords.len()]) {
+            let want: Vec<D::Digest> = passwords[..n].iter().map(|p| reference(p)).collect();
+            let got = Lanes::<D>::hash_all(passwords[..n].iter().map(Vec::as_slice));
+            assert_eq!(got, want, "{n} passwords");
+        }
+        assert!(passwords.iter().filter(|p| D::fits(p)).count() > 500, "lanes exercised");
+        assert!(passwords.iter().filter(|p| !D::fits(p)).count() > 500, "fallback exercised");
+    }
+
+    /// Partial groups of 1 to 15 lanes, slots not in lane order: each digest
+    /// comes back with its slot, in the order queued, and only once.
+    fn partial_groups_deliver_in_order<D: LaneDigest>(password: impl Fn(usize) -> Vec<u8>)
+    where
+        D::Digest: PartialEq + std::fmt::Debug,
+    {
+        for filled in 1..LANE_COUNT {
+            let passwords: Vec<Vec<u8>> = (0..filled).map(&password).collect();
+            let mut lanes = Lanes::<D>::new();
             for (i, p) in passwords.iter().enumerate() {
                 assert!(lanes.push(100 - i, p));
                 assert!(!lanes.is_full());
             }
             let mut got = Vec::new();
             lanes.drain(|slot, digest| got.push((slot, digest)));
-            let want: Vec<(usize, [u8; 20])> =
-                passwords.iter().enumerate().map(|(i, p)| (100 - i, sha1(p))).collect();
+            let want: Vec<(usize, D::Digest)> =
+                passwords.iter().enumerate().map(|(i, p)| (100 - i, D::one(p))).collect();
             assert_eq!(got, want, "{filled} lanes");
             lanes.drain(|_, _| panic!("drained twice"));
         }
