@@ -331,6 +331,17 @@ impl SegmentWriter {
         }
     }
 
+    /// Room for `bytes` of payloads, within the memory allowed them: a heap
+    /// that doubles as it grows copies itself into fresh memory at each step.
+    pub fn reserve_heap(&mut self, bytes: u64) {
+        if let Some(heap) = &mut self.heap {
+            if heap.file.is_none() {
+                let room = (bytes as usize).min(heap.limit).saturating_sub(heap.memory.len());
+                heap.memory.reserve_exact(room);
+            }
+        }
+    }
+
     pub fn layout(&self) -> Layout {
         self.layout
     }

@@ -44,6 +44,8 @@ pub(crate) struct DomainBatch {
     short_starts: Vec<u32>,
     long: Vec<[u8; LONG]>,
     long_starts: Vec<u32>,
+    /// Bytes of sealed aliases.
+    payload: u64,
 }
 
 impl DomainBatch {
@@ -55,7 +57,9 @@ impl DomainBatch {
     ) -> Self {
         let mut short_starts = vec![0u32; keys.len() + 1];
         let mut long_starts = vec![0u32; keys.len() + 1];
+        let mut payload = 0;
         for (domain, _, sealed) in entries.clone() {
+            payload += sealed.len() as u64;
             let starts = if is_short(sealed) { &mut short_starts } else { &mut long_starts };
             starts[domain + 1] += 1;
         }
@@ -75,7 +79,7 @@ impl DomainBatch {
                 next_long[domain] += 1;
             }
         }
-        DomainBatch { keys, short, short_starts, long, long_starts }
+        DomainBatch { keys, short, short_starts, long, long_starts, payload }
     }
 }
 
@@ -124,6 +128,7 @@ pub(crate) struct DomainRuns {
     groups: HashMap<u128, Group, BuildHasherDefault<KeyHasher>>,
     held: usize,
     pushed: u64,
+    payload: u64,
     short: Runs<WIDE_SHORT>,
     long: Runs<WIDE_LONG>,
 }
@@ -134,12 +139,14 @@ impl DomainRuns {
             groups: HashMap::default(),
             held: 0,
             pushed: 0,
+            payload: 0,
             short: Runs::new(scratch.clone(), "domains-short", 32, true),
             long: Runs::new(scratch, "domains", 32, true),
         }
     }
 
     pub(crate) fn push(&mut self, batch: &DomainBatch) {
+        self.payload += batch.payload;
         for (d, key) in batch.keys.iter().enumerate() {
             let short = &batch.short[batch.short_starts[d] as usize..batch.short_starts[d + 1] as usize];
             let long = &batch.long[batch.long_starts[d] as usize..batch.long_starts[d + 1] as usize];
@@ -173,6 +180,12 @@ impl DomainRuns {
     /// Entries pushed, repeats included: an upper bound on the output.
     pub(crate) fn pushed(&self) -> u64 {
         self.pushed
+    }
+
+    /// Bytes of sealed aliases pushed, repeats included: an upper bound on the
+    /// segment's heap.
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.payload
     }
 
     /// Takes the groups, in domain key order, each sorted by account key

@@ -19,15 +19,13 @@ use crate::dir::DataDir;
 use crate::domains::{DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use crate::runs::{same_key, Bucketed, Runs};
+use crate::runs::{same_key, sort_records, Bucketed, Runs, Scratch};
 
 use rayon::prelude::*;
 
-/// The stored credential keys' widths (the segment kinds' key lengths).
-const SHA1_CRED: usize = 28;
-const NTLM_CRED: usize = 24;
 /// A credential record in the sort runs: the digest then the masked pair key
-/// ([`Keys::mask_pairs`]); the triple's stored key is computed when it is written.
+/// ([`Keys::mask_pairs`]); the triple's stored key, as wide as the record
+/// (the segment kinds' key lengths), is computed when it is written.
 const SHA1_REC: usize = 20 + 8;
 const NTLM_REC: usize = 16 + 8;
 /// A stealer-log entry: key, sealed payload length, sealed payload (at most 255 bytes).
@@ -305,7 +303,7 @@ pub fn ingest(
             rayon::join(
                 || {
                     let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted::<SHA1_REC, SHA1_CRED>(
+                    write_counted::<SHA1_REC>(
                         dir,
                         &keys,
                         sha1_creds,
@@ -317,7 +315,7 @@ pub fn ingest(
                 },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted::<NTLM_REC, NTLM_CRED>(
+                    write_counted::<NTLM_REC>(
                         dir,
                         &keys,
                         ntlm_creds,
@@ -449,6 +447,7 @@ fn write_domains(
     // The sealed aliases follow the entries in the file: held in memory, they
     // are written once instead of through a scratch file and back.
     dom_w.set_heap_memory(budget / 8);
+    dom_w.reserve_heap(domains.payload_bytes());
     domains.for_each(|domain, account, alias| {
         if let Some(stored) = stored {
             if in_breach(stored, account, breach_id)? {
@@ -485,9 +484,8 @@ struct Stored {
 /// sorted by it), that digest's counts: records are the digest then the
 /// triple's masked pair key, so the counts need no second sort. The stored keys
 /// of the triples are computed here, in batches of pipelined AES blocks; they
-/// are keyed hashes in no digest order, so the new ones are sorted on their own
-/// (a small sort: 24 or 28 bytes per new triple).
-fn write_counted<const N: usize, const W: usize>(
+/// are keyed hashes in no digest order, so the new ones are sorted on their own.
+fn write_counted<const N: usize>(
     dir: &DataDir,
     keys: &Keys,
     mut creds: Runs<N>,
@@ -497,75 +495,40 @@ fn write_counted<const N: usize, const W: usize>(
     budget: usize,
 ) -> Result<(SegmentSet, u64)> {
     const CHECK_EVERY: u64 = 1 << 16;
-    const STAGE: usize = 1 << 12;
     let digest_len = N - 8;
     let mut out = SegmentSet::new(dir.segments());
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
-    let name = if W == SHA1_CRED { "new-credentials" } else { "new-ntlm-credentials" };
-    let mut new_creds = Runs::<W>::new(scratch.to_owned(), name, W, false);
-    new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / W));
-    let mut new_triples = 0u64;
     if let Some(buckets) = creds.take_memory() {
         // Buckets share no digest: each is counted and keyed on its own, on
         // all cores, and the writers take the results in bucket order.
-        let tallied: Vec<Result<Tallied<N, W>>> = buckets
+        let counted = buckets
             .into_par_iter()
-            .map(|bucket| {
-                let mut tally = Tally::<N, W>::new(digest_len);
-                let (mut counts, mut fresh) = (Vec::new(), Vec::with_capacity(bucket.len()));
-                let mut count = |rec: &[u8; N], n| {
-                    counts.push((*rec, n));
-                    Ok(())
-                };
-                let mut new = |cred| {
-                    fresh.push(cred);
-                    Ok(())
-                };
-                for stage in bucket.chunks(STAGE) {
-                    tally.add(keys, stored, stage, &mut count, &mut new)?;
-                }
-                tally.finish(&mut count)?;
-                Ok((counts, fresh))
-            })
-            .collect();
-        let (mut counts, mut fresh) = (Vec::with_capacity(256), Vec::with_capacity(256));
-        for result in tallied {
-            let (c, f) = result?;
-            new_triples += f.len() as u64;
-            counts.push(c);
-            fresh.push(f);
-        }
+            .map_init(Vec::new, |spare, bucket| count_bucket(keys, stored, digest_len, bucket, spare))
+            .collect::<Result<Vec<_>>>()?;
+        let new_triples = counted.iter().map(|c| c.keys.len() as u64).sum();
         // The counts and the triples' keys go to files of their own: written
         // side by side.
         let mut creds_out = SegmentSet::new(dir.segments());
-        let (counted, keyed) = rayon::join(
+        let (counted_ok, keyed_ok) = rayon::join(
             || {
-                for (rec, n) in counts.into_iter().flatten() {
-                    counts_w.push_count(&rec[..digest_len], n)?;
+                for (digest, n) in counted.iter().flat_map(|c| &c.counts) {
+                    counts_w.push_count(&digest[..digest_len], *n)?;
                 }
                 out.finish(counts_w)
             },
-            || {
-                // Record by record into buckets sized for them: bucketing each
-                // part first would be one more copy of every key.
-                for f in fresh {
-                    for cred in f {
-                        new_creds.push_record(cred);
-                    }
-                    if new_creds.mem_bytes() > budget / 8 {
-                        new_creds.spill()?;
-                    }
-                }
-                write_creds(&mut creds_out, new_creds, creds_kind)
-            },
+            || write_counted_creds(&mut creds_out, &counted, new_triples, creds_kind),
         );
-        counted?;
-        keyed?;
+        counted_ok?;
+        keyed_ok?;
         out.absorb(creds_out);
         return Ok((out, new_triples));
     }
-    let mut tally = Tally::<N, W>::new(digest_len);
+    let name = if N == SHA1_REC { "new-credentials" } else { "new-ntlm-credentials" };
+    let mut new_creds = Runs::<N>::new(scratch.to_owned(), name, N, false);
+    new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / N));
+    let mut new_triples = 0u64;
+    let mut tally = Tally::<N>::new(digest_len);
     let mut sorted = creds.finish()?;
     let mut stage: Vec<[u8; N]> = Vec::with_capacity(STAGE);
     let mut count = |rec: &[u8; N], n| Ok(counts_w.push_count(&rec[..digest_len], n)?);
@@ -593,8 +556,12 @@ fn write_counted<const N: usize, const W: usize>(
     Ok((out, new_triples))
 }
 
+/// Records keyed a stage at a time: enough AES blocks in flight to pipeline,
+/// few enough to stay in L1/L2.
+const STAGE: usize = 1 << 12;
+
 /// The new triples' stored keys, sorted, as a segment of `kind`.
-fn write_creds<const W: usize>(out: &mut SegmentSet, new_creds: Runs<W>, kind: Kind) -> Result<()> {
+fn write_creds<const N: usize>(out: &mut SegmentSet, new_creds: Runs<N>, kind: Kind) -> Result<()> {
     let mut creds_w = out.writer(kind, new_creds.pushed())?;
     for cred in new_creds.finish()? {
         creds_w.push_value(&cred?, &[])?;
@@ -602,20 +569,90 @@ fn write_creds<const W: usize>(out: &mut SegmentSet, new_creds: Runs<W>, kind: K
     out.finish(creds_w)
 }
 
-/// One bucket's digest counts (with each digest's first record) and its new
-/// triples' stored keys.
-type Tallied<const N: usize, const W: usize> = (Vec<([u8; N], u64)>, Vec<[u8; W]>);
+/// The widest digest (SHA-1).
+const MAX_DIGEST: usize = 20;
+
+/// One digest bucket, counted: the stored keys of its new triples, grouped by
+/// their first byte, and each digest's count (the digest in its first
+/// `N - 8` bytes).
+struct Counted<const N: usize> {
+    keys: Bucketed<N>,
+    counts: Vec<([u8; MAX_DIGEST], u64)>,
+}
+
+/// Counts and keys one bucket of digest-sorted records. A stored key is as
+/// wide as the record it comes from, and no more keys come out of a stage
+/// than records went in: the keys take the records' place, and the bucket's
+/// memory is all they need.
+fn count_bucket<const N: usize>(
+    keys: &Keys,
+    stored: Option<&[Segment]>,
+    digest_len: usize,
+    mut bucket: Vec<[u8; N]>,
+    spare: &mut Vec<[u8; N]>,
+) -> Result<Counted<N>> {
+    let mut tally = Tally::<N>::new(digest_len);
+    // Room for a digest per record: what is never filled is never faulted in.
+    let mut counts = Vec::with_capacity(bucket.len());
+    let mut count = |rec: &[u8; N], n| {
+        let mut digest = [0u8; MAX_DIGEST];
+        digest[..digest_len].copy_from_slice(&rec[..digest_len]);
+        counts.push((digest, n));
+        Ok(())
+    };
+    let mut stage = Vec::with_capacity(STAGE.min(bucket.len()));
+    let mut kept = 0;
+    for at in (0..bucket.len()).step_by(STAGE) {
+        stage.clear();
+        stage.extend_from_slice(&bucket[at..bucket.len().min(at + STAGE)]);
+        let mut new = |cred| {
+            bucket[kept] = cred;
+            kept += 1;
+            Ok(())
+        };
+        tally.add(keys, stored, &stage, &mut count, &mut new)?;
+    }
+    tally.finish(&mut count)?;
+    bucket.truncate(kept);
+    Ok(Counted { keys: Bucketed::with_spare(bucket, spare), counts })
+}
+
+/// The new triples' keys as a segment of `kind`, one first byte at a time:
+/// each digest bucket holds its part of every key bucket, gathered and sorted
+/// here (no second copy of all the keys, and no memory beyond one key bucket).
+fn write_counted_creds<const N: usize>(
+    out: &mut SegmentSet,
+    counted: &[Counted<N>],
+    total: u64,
+    kind: Kind,
+) -> Result<()> {
+    let mut creds_w = out.writer(kind, total)?;
+    let mut gathered = Vec::new();
+    let mut scratch = Scratch::default();
+    for b in 0..256 {
+        gathered.clear();
+        for c in counted {
+            gathered.extend_from_slice(c.keys.bucket(b));
+        }
+        // Keys of distinct triples are distinct: nothing to deduplicate.
+        sort_records(&mut gathered, 1, N, &mut scratch);
+        for key in &gathered {
+            creds_w.push_value(key, &[])?;
+        }
+    }
+    out.finish(creds_w)
+}
 
 /// Counts the new triples of each digest and keys them for storage, a stage
 /// of digest-sorted records at a time (a digest's records may span stages).
-struct Tally<const N: usize, const W: usize> {
+struct Tally<const N: usize> {
     digest_len: usize,
     /// The digest being counted: its first record and its new triples so far.
     group: Option<([u8; N], u64)>,
-    creds: Vec<[u8; W]>,
+    creds: Vec<[u8; N]>,
 }
 
-impl<const N: usize, const W: usize> Tally<N, W> {
+impl<const N: usize> Tally<N> {
     fn new(digest_len: usize) -> Self {
         Tally { digest_len, group: None, creds: Vec::new() }
     }
@@ -628,7 +665,7 @@ impl<const N: usize, const W: usize> Tally<N, W> {
         stored: Option<&[Segment]>,
         stage: &[[u8; N]],
         count: &mut impl FnMut(&[u8; N], u64) -> Result<()>,
-        new: &mut impl FnMut([u8; W]) -> Result<()>,
+        new: &mut impl FnMut([u8; N]) -> Result<()>,
     ) -> Result<()> {
         // Digest and masked pair -> the triple's stored key, a stage at a time.
         keys.credentials_from_masked(stage, &mut self.creds);

@@ -33,6 +33,14 @@ pub struct Bucketed<const N: usize> {
 
 impl<const N: usize> Bucketed<N> {
     pub fn new(records: Vec<[u8; N]>) -> Self {
+        Self::with_spare(records, &mut Vec::new())
+    }
+
+    /// [`Bucketed::new`] through a caller's buffer, which gets `records`'
+    /// memory back: grouping many vectors in turn allocates once, where a new
+    /// vector for each would be fresh pages, faulted in, when the vectors were
+    /// allocated by another thread.
+    pub(crate) fn with_spare(mut records: Vec<[u8; N]>, spare: &mut Vec<[u8; N]>) -> Self {
         let mut starts = Box::new([0u32; 257]);
         for r in &records {
             starts[usize::from(r[0]) + 1] += 1;
@@ -41,20 +49,22 @@ impl<const N: usize> Bucketed<N> {
             starts[b] += starts[b - 1];
         }
         let mut next: Vec<u32> = starts[..256].to_vec();
-        let mut out = zeroed(records.len());
-        for r in records {
+        spare.clear();
+        spare.resize(records.len(), [0u8; N]);
+        for r in &records {
             let slot = &mut next[usize::from(r[0])];
-            out[*slot as usize] = r;
+            spare[*slot as usize] = *r;
             *slot += 1;
         }
-        Bucketed { records: out, starts }
+        std::mem::swap(&mut records, spare);
+        Bucketed { records, starts }
     }
 
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
-    fn bucket(&self, b: usize) -> &[[u8; N]] {
+    pub(crate) fn bucket(&self, b: usize) -> &[[u8; N]] {
         &self.records[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
 }
@@ -279,7 +289,8 @@ fn sort_bucket<const N: usize>(bucket: &mut Vec<[u8; N]>, cmp_len: usize, scratc
 /// Sorts records by bytes `from..cmp_len` (the bytes before `from` are the
 /// same in every record).
 ///
-/// Moving 16- to 272-byte records through a comparison sort costs more than the
+/// Keys that are hashes go through [`sort_spread`]. Otherwise, moving 16- to
+/// 272-byte records through a comparison sort costs more than the
 /// comparisons: instead 12 key bytes over each record's index are sorted as
 /// integers (see [`radix_sort`]), and the records are then gathered once, in
 /// order. Records tied on those bytes (a domain's, a common password's,
@@ -293,22 +304,102 @@ pub(crate) fn sort_records<const N: usize>(
     if records.len() < 2 || cmp_len <= from {
         return;
     }
+    if (SPREAD_MIN..=SPREAD_MAX).contains(&records.len()) && cmp_len - from >= 4 {
+        sort_spread(records, from, cmp_len, scratch);
+        return;
+    }
     if u32::try_from(records.len()).is_err() {
         // Beyond what an index can address: sort the records themselves.
         records.par_sort_unstable_by(|a, b| cmp_key(a, b, cmp_len));
         return;
     }
-    let order = &mut scratch.order;
-    order.clear();
-    order.extend(records.iter().enumerate().map(|(i, rec)| key_bytes(rec, from, cmp_len) | i as u128));
-    sort_pass(records, order, &mut scratch.spare, from, cmp_len);
+    order_by_key(records, from, cmp_len, scratch);
     // Gathered rather than permuted in place: the loads are independent, so
     // their cache misses overlap instead of forming a chain. The old vector
     // becomes the next sort's gather buffer.
     let sorted = &mut scratch.records;
     sorted.clear();
-    sorted.extend(order.iter().map(|&k| records[k as u32 as usize]));
+    sorted.extend(scratch.order.iter().map(|&k| records[k as u32 as usize]));
     std::mem::swap(records, sorted);
+}
+
+/// Inputs from this many records up to [`SPREAD_MAX`] are sorted by
+/// [`sort_spread`]...
+const SPREAD_MIN: usize = 64;
+const SPREAD_MAX: usize = 1 << 20;
+/// ...which sorts its groups of at most this many records by insertion.
+const SPREAD_INSERTION: usize = 64;
+
+/// For keys that are hashes: one counting pass places each record by the top
+/// bits of its key straight into the output, a handful to a group, and
+/// insertion sorts finish the groups in place. The records move once, with no
+/// integer keys to build, sort and gather by. A group that is not small (a
+/// common password's records, repeats) is sorted the general way.
+fn sort_spread<const N: usize>(
+    records: &mut Vec<[u8; N]>,
+    from: usize,
+    cmp_len: usize,
+    scratch: &mut Scratch<N>,
+) {
+    let bits = (records.len().ilog2() - 1).min(16);
+    let shift = 32 - bits;
+    let digit =
+        |r: &[u8; N]| (u32::from_be_bytes(r[from..from + 4].try_into().expect("4 bytes")) >> shift) as usize;
+    let mut starts = std::mem::take(&mut scratch.starts);
+    starts.clear();
+    starts.resize((1 << bits) + 1, 0);
+    for r in records.iter() {
+        starts[digit(r) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let next = &mut scratch.next;
+    next.clear();
+    next.extend_from_slice(&starts[..1 << bits]);
+    let out = &mut scratch.records;
+    out.clear();
+    out.resize(records.len(), [0u8; N]);
+    for r in records.iter() {
+        let slot = &mut next[digit(r)];
+        out[*slot as usize] = *r;
+        *slot += 1;
+    }
+    std::mem::swap(records, out);
+    for w in starts.windows(2) {
+        let group = &mut records[w[0] as usize..w[1] as usize];
+        if group.len() <= SPREAD_INSERTION {
+            insertion_sort_records(group, cmp_len);
+        } else {
+            order_by_key(group, from, cmp_len, scratch);
+            let sorted = &mut scratch.records;
+            sorted.clear();
+            sorted.extend(scratch.order.iter().map(|&k| group[k as u32 as usize]));
+            group.copy_from_slice(sorted);
+        }
+    }
+    scratch.starts = starts;
+}
+
+fn insertion_sort_records<const N: usize>(v: &mut [[u8; N]], cmp_len: usize) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && cmp_key(&v[j - 1], &x, cmp_len) == Ordering::Greater {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+/// Leaves in `scratch.order` the records' indices (in its low 32 bits) in key
+/// order.
+fn order_by_key<const N: usize>(records: &[[u8; N]], from: usize, cmp_len: usize, scratch: &mut Scratch<N>) {
+    let order = &mut scratch.order;
+    order.clear();
+    order.extend(records.iter().enumerate().map(|(i, rec)| key_bytes(rec, from, cmp_len) | i as u128));
+    sort_pass(records, order, &mut scratch.spare, from, cmp_len);
 }
 
 /// Bytes `at..at + 12` of a record's key (zero past the key's end), in the top
@@ -441,11 +532,19 @@ pub(crate) struct Scratch<const N: usize> {
     order: Vec<u128>,
     spare: Vec<u128>,
     records: Vec<[u8; N]>,
+    starts: Vec<u32>,
+    next: Vec<u32>,
 }
 
 impl<const N: usize> Default for Scratch<N> {
     fn default() -> Self {
-        Scratch { order: Vec::new(), spare: Vec::new(), records: Vec::new() }
+        Scratch {
+            order: Vec::new(),
+            spare: Vec::new(),
+            records: Vec::new(),
+            starts: Vec::new(),
+            next: Vec::new(),
+        }
     }
 }
 
@@ -663,6 +762,26 @@ pub(crate) mod tests {
         check_sort::<16>(16, 3, |i| [i as u8 ^ 1; 16]);
         check_sort::<16>(16, 1, |_| [9; 16]);
         check_sort::<16>(16, 0, |_| [9; 16]);
+    }
+
+    #[test]
+    fn spread_sort_mixes_small_groups_and_ties() {
+        // Hashes with a third of them one digest (a common password's pairs),
+        // at sizes around where spreading starts and well past it.
+        let mut next = xorshift(5);
+        for count in [63, 64, 65, 1000, 20_000] {
+            check_sort::<28>(28, count, |i| {
+                let mut r = [0u8; 28];
+                for c in r.chunks_mut(4) {
+                    c.copy_from_slice(&(next() as u32).to_le_bytes());
+                }
+                if i % 3 == 0 {
+                    r[..20].fill(0x42);
+                }
+                r[0] = 7;
+                r
+            });
+        }
     }
 
     #[test]
