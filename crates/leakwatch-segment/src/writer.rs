@@ -202,6 +202,16 @@ fn copy_key(to: &mut [u8; 2 * MAX_KEY_LEN], key: &[u8]) {
     }
 }
 
+/// The order of two keys of one width: the first 16 bytes as one integer
+/// settle almost every pair.
+#[inline]
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let head = |k: &[u8]| u128::from_be_bytes(k[..16].try_into().expect("keys are >= 16 bytes"));
+    // (A 16-byte key has no tail: no memcmp call for the empty rest.)
+    let tail = || if a.len() > 16 { a[16..].cmp(&b[16..]) } else { std::cmp::Ordering::Equal };
+    head(a).cmp(&head(b)).then_with(tail)
+}
+
 /// Starts writing the file's dirty pages to disk without waiting for them (a
 /// hint: durability still comes from the sync before publishing).
 #[cfg(target_os = "linux")]
@@ -378,6 +388,82 @@ impl SegmentWriter {
         self.push(key, 0, &value)
     }
 
+    /// Adds entries of `K`-byte keys in order, each with the same `value`
+    /// (`Accounts`, `Credentials`): [`SegmentWriter::push_value`] for a
+    /// slice of keys at once. Widths known at compile time make every copy a
+    /// fixed-size move straight into the chunk buffer.
+    pub fn push_keys<const K: usize, const V: usize>(
+        &mut self,
+        keys: &[[u8; K]],
+        value: &[u8; V],
+    ) -> Result<(), SegmentError> {
+        let kind = self.layout.kind;
+        if self.packed.is_some() || kind.has_count() || K != kind.key_len() || V != kind.value_len() {
+            return Err(self.usage("push_keys takes uncounted keys of the segment's widths"));
+        }
+        let Some(last) = keys.last() else { return Ok(()) };
+        let after_last = self.last_len == 0 || key_order(&self.last_key[..K], &keys[0]).is_le();
+        if !after_last || keys.windows(2).any(|w| key_order(&w[0], &w[1]).is_gt()) {
+            return Err(self.usage("keys pushed out of order"));
+        }
+        if self.entries + keys.len() as u64 > 1 << 32 {
+            return Err(self.usage("more than 2^32 entries"));
+        }
+        let written = match self.layout.skip {
+            0 => self.put_keys::<K, V, 0>(keys, value),
+            1 => self.put_keys::<K, V, 1>(keys, value),
+            2 => self.put_keys::<K, V, 2>(keys, value),
+            _ => keys.iter().try_for_each(|key| {
+                self.push(key, 0, value).map_err(|e| std::io::Error::other(e.to_string()))
+            }),
+        };
+        written.map_err(|e| SegmentError::io(&self.path, e))?;
+        self.last_key[..K].copy_from_slice(last);
+        self.last_len = K;
+        Ok(())
+    }
+
+    /// [`SegmentWriter::push_keys`] for `S` implied key bytes: whole entries
+    /// into the room left in the chunk, an entry across its end on its own.
+    fn put_keys<const K: usize, const V: usize, const S: usize>(
+        &mut self,
+        keys: &[[u8; K]],
+        value: &[u8; V],
+    ) -> std::io::Result<()> {
+        let len = K - S + V;
+        let layout = self.layout;
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let room = (CHECKSUM_CHUNK - self.out.buf.len()) / len;
+            if room == 0 {
+                let mut entry = [0u8; 2 * MAX_KEY_LEN + 16];
+                entry[..K - S].copy_from_slice(&rest[0][S..]);
+                entry[K - S..len].copy_from_slice(value);
+                self.out.write_all(&entry[..len])?;
+                self.bucket_counts[layout.bucket_of(&rest[0])] += 1;
+                self.entries += 1;
+                rest = &rest[1..];
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            let buf = &mut self.out.buf;
+            let at = buf.len();
+            buf.resize(at + now.len() * len, 0);
+            for (entry, key) in buf[at..].chunks_exact_mut(len).zip(now) {
+                entry[..K - S].copy_from_slice(&key[S..]);
+                entry[K - S..].copy_from_slice(value);
+                self.bucket_counts[layout.bucket_of(key)] += 1;
+            }
+            self.out.position += (now.len() * len) as u64;
+            self.entries += now.len() as u64;
+            if self.out.buf.len() == CHECKSUM_CHUNK {
+                self.out.flush_chunk()?;
+            }
+            rest = later;
+        }
+        Ok(())
+    }
+
     fn usage(&self, detail: &str) -> SegmentError {
         SegmentError::Usage { path: self.path.clone(), detail: detail.into() }
     }
@@ -389,12 +475,7 @@ impl SegmentWriter {
             return Err(self.usage("key or value of the wrong width for this segment kind"));
         }
         if self.last_len > 0 {
-            let last = &self.last_key[..self.last_len];
-            // Integer compare of the first 16 bytes settles almost every pair.
-            let head = |k: &[u8]| u128::from_be_bytes(k[..16].try_into().expect("keys are >= 16 bytes"));
-            // (A 16-byte key has no tail: no memcmp call for the empty rest.)
-            let tail = || if key.len() > 16 { last[16..].cmp(&key[16..]) } else { std::cmp::Ordering::Equal };
-            match head(last).cmp(&head(key)).then_with(tail) {
+            match key_order(&self.last_key[..self.last_len], key) {
                 std::cmp::Ordering::Greater => return Err(self.usage("keys pushed out of order")),
                 std::cmp::Ordering::Equal if kind.has_count() => {
                     return Err(self.usage("a counted key pushed twice"))

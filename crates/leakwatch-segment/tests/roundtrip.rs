@@ -279,6 +279,68 @@ fn payloads_held_in_memory_or_in_a_file_make_the_same_segment() {
 }
 
 #[test]
+fn keys_pushed_as_slices_or_one_by_one_make_the_same_segment() {
+    // Sizes whose prefix widths imply 0, 1 and 2 key bytes, entries that
+    // straddle checksum chunks, slices of every length, repeated keys.
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = xorshift(9);
+    for count in [40, 3_000, 200_000] {
+        let mut keys: Vec<[u8; 16]> = (0..count)
+            .map(|_| {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&next().to_be_bytes());
+                key[8..].copy_from_slice(&next().to_be_bytes());
+                key
+            })
+            .collect();
+        keys.sort();
+        keys[count / 2] = keys[count / 2 - 1];
+        let mut creds: Vec<[u8; 28]> = keys
+            .iter()
+            .map(|k| {
+                let mut c = [7u8; 28];
+                c[..16].copy_from_slice(k);
+                c
+            })
+            .collect();
+        creds.sort();
+        let one_by_one = |n: usize| {
+            let path = dir.path().join(format!("one-{count}-{n}"));
+            let mut a = SegmentWriter::create(&path, Kind::Accounts, count as u64).unwrap();
+            let mut c =
+                SegmentWriter::create(&path.with_extension("c"), Kind::Credentials, count as u64).unwrap();
+            for (key, cred) in keys.iter().zip(&creds) {
+                a.push_value(key, &9u32.to_le_bytes()).unwrap();
+                c.push_value(cred, &[]).unwrap();
+            }
+            (a.finish().unwrap().content_hash, c.finish().unwrap().content_hash)
+        };
+        let want = one_by_one(0);
+        let mut step = 1;
+        while step <= count {
+            let path = dir.path().join(format!("slices-{count}-{step}"));
+            let mut a = SegmentWriter::create(&path, Kind::Accounts, count as u64).unwrap();
+            let mut c =
+                SegmentWriter::create(&path.with_extension("c"), Kind::Credentials, count as u64).unwrap();
+            for (ks, cs) in keys.chunks(step).zip(creds.chunks(step)) {
+                a.push_keys(ks, &9u32.to_le_bytes()).unwrap();
+                c.push_keys(cs, &[]).unwrap();
+            }
+            let got = (a.finish().unwrap().content_hash, c.finish().unwrap().content_hash);
+            assert_eq!(got, want, "{count} keys in slices of {step}");
+            step = step * 7 + 1;
+        }
+    }
+    // Out of order, within a slice or after the last key pushed; wrong widths.
+    let mut w = SegmentWriter::create(&dir.path().join("bad"), Kind::Accounts, 4).unwrap();
+    assert!(w.push_keys(&[[2u8; 16], [1; 16]], &[0; 4]).is_err());
+    w.push_keys(&[[2u8; 16]], &[0; 4]).unwrap();
+    assert!(w.push_keys(&[[1u8; 16]], &[0; 4]).is_err());
+    assert!(w.push_keys(&[[3u8; 16]], &[0; 3]).is_err());
+    assert!(w.push_keys(&[[3u8; 20]], &[0; 4]).is_err());
+}
+
+#[test]
 fn writer_refuses_unsorted_and_repeated_counted_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = SegmentWriter::create(&dir.path().join("x"), Kind::Sha1Counts, 2).unwrap();

@@ -412,7 +412,7 @@ pub fn ingest(
 /// The accounts new to this breach.
 fn write_accounts(
     dir: &DataDir,
-    accounts: Runs<16>,
+    mut accounts: Runs<16>,
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<(SegmentSet, u64)> {
@@ -420,6 +420,17 @@ fn write_accounts(
     let breach_bytes = breach_id.to_le_bytes();
     let mut acc_w = out.writer(Kind::Accounts, accounts.pushed())?;
     let mut new_accounts = 0u64;
+    if stored.is_none() {
+        if let Some(buckets) = accounts.take_memory() {
+            // A new breach: every account is new to it.
+            for bucket in buckets {
+                acc_w.push_keys(&bucket, &breach_bytes)?;
+                new_accounts += bucket.len() as u64;
+            }
+            out.finish(acc_w)?;
+            return Ok((out, new_accounts));
+        }
+    }
     for key in accounts.finish()? {
         let key = key?;
         if let Some(stored) = stored {
@@ -636,9 +647,7 @@ fn write_counted_creds<const N: usize>(
         }
         // Keys of distinct triples are distinct: nothing to deduplicate.
         sort_records(&mut gathered, 1, N, &mut scratch);
-        for key in &gathered {
-            creds_w.push_value(key, &[])?;
-        }
+        creds_w.push_keys(&gathered, &[])?;
     }
     out.finish(creds_w)
 }
