@@ -30,6 +30,19 @@ pub struct SegmentWriter {
     entry_buf: Vec<u8>,
     /// The packed layout's encoder thread, for the kinds written that way.
     packed: Option<PackedHandle>,
+    /// Where the tables and the heap start, once the tables are written
+    /// (entries are over then).
+    tables: Option<Tables>,
+    /// Deferred payload bytes written so far.
+    payloads_written: u64,
+}
+
+/// The offsets of the sections after the entries.
+#[derive(Debug, Clone, Copy)]
+struct Tables {
+    table: u64,
+    overflow: u64,
+    heap: u64,
 }
 
 /// Entries handed to the encoder thread at once.
@@ -239,6 +252,9 @@ struct Heap {
     limit: usize,
     file: Option<BufWriter<File>>,
     len: u64,
+    /// The payloads are the caller's to write after the entries
+    /// ([`SegmentWriter::push_payload_len`]); none are held here.
+    deferred: bool,
 }
 
 impl Heap {
@@ -316,6 +332,7 @@ impl SegmentWriter {
             limit: HEAP_MEMORY,
             file: None,
             len: 0,
+            deferred: false,
         });
         Ok(SegmentWriter {
             path: path.to_owned(),
@@ -329,6 +346,8 @@ impl SegmentWriter {
             heap,
             entry_buf: Vec::with_capacity(64),
             packed,
+            tables: None,
+            payloads_written: 0,
         })
     }
 
@@ -368,24 +387,51 @@ impl SegmentWriter {
 
     /// Adds a `Domains` or `Stealer` entry: the breach id and a payload kept in the heap.
     pub fn push_payload(&mut self, key: &[u8], breach: u32, payload: &[u8]) -> Result<(), SegmentError> {
-        let path = self.path.clone();
+        let value = self.payload_entry(breach, payload.len(), false)?;
+        let heap = self.heap.as_mut().expect("checked by payload_entry");
+        heap.write(payload).map_err(|e| SegmentError::io(&heap.path, e))?;
+        self.push(key, 0, &value)
+    }
+
+    /// Adds a `Domains` or `Stealer` entry whose payload, `len` bytes, the
+    /// caller writes with [`SegmentWriter::put_payload`] once the entries are
+    /// over, in the same order: for payloads the caller holds anyway, which
+    /// then cost no copy held here. A writer takes its payloads one way only.
+    pub fn push_payload_len(&mut self, key: &[u8], breach: u32, len: usize) -> Result<(), SegmentError> {
+        let value = self.payload_entry(breach, len, true)?;
+        self.heap.as_mut().expect("checked by payload_entry").len += len as u64;
+        self.push(key, 0, &value)
+    }
+
+    /// Writes the next payload of the entries added by
+    /// [`SegmentWriter::push_payload_len`]; no entry may follow.
+    pub fn put_payload(&mut self, payload: &[u8]) -> Result<(), SegmentError> {
+        if !self.heap.as_ref().is_some_and(|h| h.deferred) {
+            return Err(self.usage("put_payload follows push_payload_len"));
+        }
+        self.write_tables()?;
+        self.out.write_all(payload).map_err(|e| SegmentError::io(&self.path, e))?;
+        self.payloads_written += payload.len() as u64;
+        Ok(())
+    }
+
+    /// The value of a payload entry (breach, heap offset, length), with the
+    /// heap checked: it exists, it is taken one way, and the entry fits.
+    fn payload_entry(&mut self, breach: u32, len: usize, deferred: bool) -> Result<[u8; 9], SegmentError> {
         let Some(heap) = self.heap.as_mut() else {
             return Err(self.usage("payloads belong to domain and stealer segments"));
         };
-        let offset = u32::try_from(heap.len).map_err(|_| SegmentError::Usage {
-            path: path.clone(),
-            detail: "heap larger than 4 GiB".into(),
-        })?;
-        let len = u8::try_from(payload.len()).map_err(|_| SegmentError::Usage {
-            path: path.clone(),
-            detail: "payload longer than 255 bytes".into(),
-        })?;
-        heap.write(payload).map_err(|e| SegmentError::io(&heap.path, e))?;
+        if heap.len > 0 && heap.deferred != deferred {
+            return Err(self.usage("payloads pushed both with and without their bytes"));
+        }
+        heap.deferred = deferred;
+        let offset = u32::try_from(heap.len).map_err(|_| self.usage("heap larger than 4 GiB"))?;
+        let len = u8::try_from(len).map_err(|_| self.usage("payload longer than 255 bytes"))?;
         let mut value = [0u8; 9];
         value[..4].copy_from_slice(&breach.to_le_bytes());
         value[4..8].copy_from_slice(&offset.to_le_bytes());
         value[8] = len;
-        self.push(key, 0, &value)
+        Ok(value)
     }
 
     /// Adds entries of `K`-byte keys in order, each with the same `value`
@@ -402,6 +448,9 @@ impl SegmentWriter {
             return Err(self.usage("push_keys takes uncounted keys of the segment's widths"));
         }
         let Some(last) = keys.last() else { return Ok(()) };
+        if self.tables.is_some() {
+            return Err(self.usage("an entry after the payloads"));
+        }
         let after_last = self.last_len == 0 || key_order(&self.last_key[..K], &keys[0]).is_le();
         if !after_last || keys.windows(2).any(|w| key_order(&w[0], &w[1]).is_gt()) {
             return Err(self.usage("keys pushed out of order"));
@@ -473,6 +522,9 @@ impl SegmentWriter {
         let kind = layout.kind;
         if key.len() != kind.key_len() || value.len() != kind.value_len() {
             return Err(self.usage("key or value of the wrong width for this segment kind"));
+        }
+        if self.tables.is_some() {
+            return Err(self.usage("an entry after the payloads"));
         }
         if self.last_len > 0 {
             match key_order(&self.last_key[..self.last_len], key) {
@@ -563,25 +615,19 @@ impl SegmentWriter {
         }
         let path = self.path.clone();
         let io = |e| SegmentError::io(&path, e);
-        let table_offset = self.out.position;
-        let mut start = 0u32;
-        for count in &self.bucket_counts {
-            self.out.write_all(&start.to_le_bytes()).map_err(io)?;
-            start += count;
-        }
-        self.out.write_all(&start.to_le_bytes()).map_err(io)?;
-
-        let overflow_offset = self.out.position;
-        for (index, count) in &self.overflow {
-            self.out.write_all(&index.to_le_bytes()).map_err(io)?;
-            self.out.write_all(&count.to_le_bytes()).map_err(io)?;
-        }
-
-        let heap_offset = self.out.position;
+        let Tables { table: table_offset, overflow: overflow_offset, heap: heap_offset } =
+            self.write_tables()?;
         let mut heap_len = 0;
         if let Some(heap) = self.heap.take() {
-            let path = heap.path.clone();
-            heap_len = heap.copy_into(&mut self.out).map_err(|e| SegmentError::io(&path, e))?;
+            if heap.deferred {
+                if self.payloads_written != heap.len {
+                    return Err(self.usage("payload bytes put do not add up to the entries' lengths"));
+                }
+                heap_len = heap.len;
+            } else {
+                let path = heap.path.clone();
+                heap_len = heap.copy_into(&mut self.out).map_err(|e| SegmentError::io(&path, e))?;
+            }
         }
 
         let checksums_offset = self.out.position;
@@ -605,6 +651,30 @@ impl SegmentWriter {
             file_len,
         };
         write_header(self.path, self.entries, header, file, body_hash)
+    }
+
+    /// Writes the prefix and overflow tables after the last entry, once.
+    fn write_tables(&mut self) -> Result<Tables, SegmentError> {
+        if let Some(tables) = self.tables {
+            return Ok(tables);
+        }
+        let path = self.path.clone();
+        let io = |e| SegmentError::io(&path, e);
+        let table = self.out.position;
+        let mut start = 0u32;
+        for count in &self.bucket_counts {
+            self.out.write_all(&start.to_le_bytes()).map_err(io)?;
+            start += count;
+        }
+        self.out.write_all(&start.to_le_bytes()).map_err(io)?;
+        let overflow = self.out.position;
+        for (index, count) in &self.overflow {
+            self.out.write_all(&index.to_le_bytes()).map_err(io)?;
+            self.out.write_all(&count.to_le_bytes()).map_err(io)?;
+        }
+        let tables = Tables { table, overflow, heap: self.out.position };
+        self.tables = Some(tables);
+        Ok(tables)
     }
 
     /// The packed layout's end: the last buckets, the slack, both tables, the

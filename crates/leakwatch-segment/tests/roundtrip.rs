@@ -257,12 +257,22 @@ fn payloads_held_in_memory_or_in_a_file_make_the_same_segment() {
         .collect();
     entries.sort();
     let mut files = Vec::new();
-    for (n, limit) in [usize::MAX, 600_000, 10].into_iter().enumerate() {
+    // The last way: the entries with their payloads' lengths, then the payloads.
+    for (n, limit) in [usize::MAX, 600_000, 10, 0].into_iter().enumerate() {
         let path = dir.path().join(format!("d{n}.seg"));
         let mut w = SegmentWriter::create(&path, Kind::Domains, entries.len() as u64).unwrap();
         w.set_heap_memory(limit);
-        for (key, breach, payload) in &entries {
-            w.push_payload(key, *breach, payload).unwrap();
+        if limit == 0 {
+            for (key, breach, payload) in &entries {
+                w.push_payload_len(key, *breach, payload.len()).unwrap();
+            }
+            for (_, _, payload) in &entries {
+                w.put_payload(payload).unwrap();
+            }
+        } else {
+            for (key, breach, payload) in &entries {
+                w.push_payload(key, *breach, payload).unwrap();
+            }
         }
         let written = w.finish().unwrap();
         let seg = Segment::open(&path).unwrap();
@@ -275,7 +285,27 @@ fn payloads_held_in_memory_or_in_a_file_make_the_same_segment() {
     assert!(files.windows(2).all(|w| w[0] == w[1]));
     // No scratch file is left beside the segments.
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
+#[test]
+fn payloads_put_after_their_entries_must_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| SegmentWriter::create(&dir.path().join(name), Kind::Domains, 4).unwrap();
+    let mut w = open("short");
+    w.push_payload_len(&[1; 16], 1, 5).unwrap();
+    w.put_payload(b"abc").unwrap();
+    assert!(w.finish().is_err(), "two payload bytes missing");
+    let mut w = open("mixed");
+    w.push_payload_len(&[1; 16], 1, 3).unwrap();
+    assert!(w.push_payload(&[2; 16], 1, b"abc").is_err());
+    let mut w = open("late");
+    w.push_payload_len(&[1; 16], 1, 3).unwrap();
+    w.put_payload(b"abc").unwrap();
+    assert!(w.push_payload_len(&[2; 16], 1, 3).is_err(), "an entry after the payloads");
+    let mut w = open("unasked");
+    w.push_payload(&[1; 16], 1, b"abc").unwrap();
+    assert!(w.put_payload(b"abc").is_err());
 }
 
 #[test]

@@ -97,7 +97,7 @@ fn entry<const N: usize>(account: &Key16, sealed: &[u8]) -> [u8; N] {
 
 /// The entries of one domain.
 #[derive(Default)]
-struct Group {
+pub(crate) struct Group {
     short: Vec<[u8; SHORT]>,
     long: Vec<[u8; LONG]>,
 }
@@ -204,6 +204,17 @@ impl DomainRuns {
         groups
     }
 
+    /// The groups, in domain key order, each sorted by account key without
+    /// repeats, when nothing was spilled: a caller may then go over them more
+    /// than once ([`each_entry`]). `None`, and the runs left for
+    /// [`DomainRuns::for_each`], otherwise.
+    pub(crate) fn take_memory(&mut self) -> Option<Vec<(u128, Group)>> {
+        if self.short.has_runs() || self.long.has_runs() {
+            return None;
+        }
+        Some(self.take_sorted())
+    }
+
     /// Sorts what is held and writes it out as runs, freeing its memory.
     pub(crate) fn spill(&mut self) -> Result<()> {
         if self.groups.is_empty() {
@@ -218,12 +229,8 @@ impl DomainRuns {
     /// Calls `f(domain key, account key, sealed alias)` for every entry, once,
     /// in (domain key, account key) order.
     pub(crate) fn for_each(mut self, mut f: impl FnMut(&[u8], &[u8], &[u8]) -> Result<()>) -> Result<()> {
-        if !self.short.has_runs() && !self.long.has_runs() {
-            for (key, group) in self.take_sorted() {
-                let key = key.to_be_bytes();
-                merge_by_account(&group.short, &group.long, |e| f(&key, &e[..16], sealed(&e[16..])))?;
-            }
-            return Ok(());
+        if let Some(groups) = self.take_memory() {
+            return each_entry(&groups, f);
         }
         self.spill()?;
         let head = |r: &[u8]| {
@@ -248,6 +255,19 @@ impl DomainRuns {
             }
         }
     }
+}
+
+/// Calls `f(domain key, account key, sealed alias)` for every entry of
+/// [`DomainRuns::take_memory`]'s groups, in (domain key, account key) order.
+pub(crate) fn each_entry(
+    groups: &[(u128, Group)],
+    mut f: impl FnMut(&[u8], &[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    for (key, group) in groups {
+        let key = key.to_be_bytes();
+        merge_by_account(&group.short, &group.long, |e| f(&key, &e[..16], sealed(&e[16..])))?;
+    }
+    Ok(())
 }
 
 /// The sealed alias of an entry's tail (length byte, then the alias).

@@ -16,7 +16,7 @@ use leakwatch_types::{DataClass, Key16, Record};
 
 use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::dir::DataDir;
-use crate::domains::{DomainBatch, DomainRuns};
+use crate::domains::{each_entry, DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
 use crate::runs::{same_key, sort_records, Bucketed, Runs, Scratch};
@@ -448,25 +448,47 @@ fn write_accounts(
 /// The aliases, under each domain, of the email accounts new to this breach.
 fn write_domains(
     dir: &DataDir,
-    domains: DomainRuns,
+    mut domains: DomainRuns,
     stored: Option<&[Segment]>,
     breach_id: u32,
     budget: usize,
 ) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
     let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
-    // The sealed aliases follow the entries in the file: held in memory, they
-    // are written once instead of through a scratch file and back.
-    dom_w.set_heap_memory(budget / 8);
-    dom_w.reserve_heap(domains.payload_bytes());
-    domains.for_each(|domain, account, alias| {
-        if let Some(stored) = stored {
-            if in_breach(stored, account, breach_id)? {
-                return Ok(());
+    let is_new = |account: &[u8]| -> Result<bool> {
+        Ok(match stored {
+            Some(stored) => !in_breach(stored, account, breach_id)?,
+            None => true,
+        })
+    };
+    if let Some(groups) = domains.take_memory() {
+        // The sealed aliases are in memory already: the entries go first, and
+        // the aliases after them straight from the groups, with no copy of
+        // them all gathered for the heap.
+        each_entry(&groups, |domain, account, alias| {
+            if is_new(account)? {
+                dom_w.push_payload_len(domain, breach_id, alias.len())?;
             }
-        }
-        Ok(dom_w.push_payload(domain, breach_id, alias)?)
-    })?;
+            Ok(())
+        })?;
+        each_entry(&groups, |_, account, alias| {
+            if is_new(account)? {
+                dom_w.put_payload(alias)?;
+            }
+            Ok(())
+        })?;
+    } else {
+        // The sealed aliases follow the entries in the file: held in memory,
+        // they are written once instead of through a scratch file and back.
+        dom_w.set_heap_memory(budget / 8);
+        dom_w.reserve_heap(domains.payload_bytes());
+        domains.for_each(|domain, account, alias| {
+            if is_new(account)? {
+                dom_w.push_payload(domain, breach_id, alias)?;
+            }
+            Ok(())
+        })?;
+    }
     out.finish(dom_w)?;
     Ok(out)
 }
