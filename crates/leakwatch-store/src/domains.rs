@@ -1,14 +1,17 @@
 //! The domain index's entries between the parsers and their segment: grouped
-//! by domain in memory, each group sorted by account key.
+//! by domain in memory, each group sorted by sealed alias.
 //!
 //! A dump names a few domains over and over (a third of a combo list is
-//! gmail.com). Sorted as (domain key, account key) records, every record of a
+//! gmail.com). Sorted as (domain key, entry) records, every record of a
 //! domain ties on the first key bytes and costs a second pass; grouped by
-//! domain first, what is left to sort is uniform account keys, in entries 16
-//! bytes narrower. Over the memory budget the groups are sorted and written
-//! out as runs of whole (domain key, entry) records, which [`Runs`] merges like
-//! any other kind's. Either way the output is in (domain key, account key)
-//! order, each account once.
+//! domain first, what is left to sort is the sealed aliases, uniform bytes.
+//! An entry is its sealed alias alone: sealing is deterministic, so an
+//! account met twice gives the same entry twice, and within a domain the alias
+//! is the account. (Accounts already in the breach are left out before their
+//! entries are made.) Over the memory budget the groups are sorted and
+//! written out as runs of whole (domain key, entry) records, which [`Runs`]
+//! merges like any other kind's. Either way the output is in (domain key,
+//! sealed alias) order, each alias once: the order compaction keeps.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -21,13 +24,13 @@ use leakwatch_types::Key16;
 
 use crate::crypt::SEAL_OVERHEAD;
 use crate::error::Result;
-use crate::runs::{cmp_key, sort_records, zeroed, Runs, Scratch};
+use crate::runs::{sort_records, zeroed, Runs, Scratch};
 
-/// An entry: account key, sealed alias length, sealed alias of up to 16
-/// bytes of alias (most of them)...
-pub(crate) const SHORT: usize = 16 + 1 + 16 + SEAL_OVERHEAD;
+/// An entry: a sealed alias of up to 16 bytes of alias (most of them),
+/// zero-padded, then its length...
+pub(crate) const SHORT: usize = 16 + SEAL_OVERHEAD + 1;
 /// ...or of up to 64 (HIBP's limit; longer aliases are cut there).
-pub(crate) const LONG: usize = 16 + 1 + 64 + SEAL_OVERHEAD;
+pub(crate) const LONG: usize = 64 + SEAL_OVERHEAD + 1;
 /// The spilled runs' records: the domain key, then the entry.
 const WIDE_SHORT: usize = 16 + SHORT;
 const WIDE_LONG: usize = 16 + LONG;
@@ -49,16 +52,16 @@ pub(crate) struct DomainBatch {
 }
 
 impl DomainBatch {
-    /// Groups `entries` (the index of their domain in `keys`, the account key,
-    /// the sealed alias) by domain, in two passes: count, then place.
+    /// Groups `entries` (the index of their domain in `keys`, the sealed
+    /// alias) by domain, in two passes: count, then place.
     pub(crate) fn new<'a>(
         keys: Vec<Key16>,
-        entries: impl Iterator<Item = (usize, &'a Key16, &'a [u8])> + Clone,
+        entries: impl Iterator<Item = (usize, &'a [u8])> + Clone,
     ) -> Self {
         let mut short_starts = vec![0u32; keys.len() + 1];
         let mut long_starts = vec![0u32; keys.len() + 1];
         let mut payload = 0;
-        for (domain, _, sealed) in entries.clone() {
+        for (domain, sealed) in entries.clone() {
             payload += sealed.len() as u64;
             let starts = if is_short(sealed) { &mut short_starts } else { &mut long_starts };
             starts[domain + 1] += 1;
@@ -70,12 +73,12 @@ impl DomainBatch {
         let mut short = zeroed(short_starts[keys.len()] as usize);
         let mut long = zeroed(long_starts[keys.len()] as usize);
         let (mut next_short, mut next_long) = (short_starts.clone(), long_starts.clone());
-        for (domain, account, sealed) in entries {
+        for (domain, sealed) in entries {
             if is_short(sealed) {
-                short[next_short[domain] as usize] = entry(account, sealed);
+                short[next_short[domain] as usize] = entry(sealed);
                 next_short[domain] += 1;
             } else {
-                long[next_long[domain] as usize] = entry(account, sealed);
+                long[next_long[domain] as usize] = entry(sealed);
                 next_long[domain] += 1;
             }
         }
@@ -84,15 +87,23 @@ impl DomainBatch {
 }
 
 fn is_short(sealed: &[u8]) -> bool {
-    sealed.len() <= SHORT - 17
+    sealed.len() < SHORT
 }
 
-fn entry<const N: usize>(account: &Key16, sealed: &[u8]) -> [u8; N] {
+/// The sealed bytes, zero-padded, then their length: sorted as arrays,
+/// entries fall in the order of their sealed bytes as slices (a shorter one
+/// that the zero padding makes equal to a longer one goes first, as a prefix
+/// does).
+fn entry<const N: usize>(sealed: &[u8]) -> [u8; N] {
     let mut rec = [0u8; N];
-    rec[..16].copy_from_slice(account);
-    rec[16] = sealed.len() as u8;
-    rec[17..17 + sealed.len()].copy_from_slice(sealed);
+    rec[..sealed.len()].copy_from_slice(sealed);
+    rec[N - 1] = sealed.len() as u8;
     rec
+}
+
+/// The sealed alias of an entry.
+fn sealed<const N: usize>(entry: &[u8; N]) -> &[u8] {
+    &entry[..usize::from(entry[N - 1]).min(N - 1)]
 }
 
 /// The entries of one domain.
@@ -140,8 +151,8 @@ impl DomainRuns {
             held: 0,
             pushed: 0,
             payload: 0,
-            short: Runs::new(scratch.clone(), "domains-short", 32, true),
-            long: Runs::new(scratch, "domains", 32, true),
+            short: Runs::new(scratch.clone(), "domains-short", WIDE_SHORT, true),
+            long: Runs::new(scratch, "domains", WIDE_LONG, true),
         }
     }
 
@@ -188,8 +199,7 @@ impl DomainRuns {
         self.payload
     }
 
-    /// Takes the groups, in domain key order, each sorted by account key
-    /// without repeats (an account's alias is always the same).
+    /// Takes the groups, in domain key order, each sorted without repeats.
     fn take_sorted(&mut self) -> Vec<(u128, Group)> {
         let mut groups: Vec<(u128, Group)> = std::mem::take(&mut self.groups).into_iter().collect();
         self.held = 0;
@@ -204,9 +214,9 @@ impl DomainRuns {
         groups
     }
 
-    /// The groups, in domain key order, each sorted by account key without
-    /// repeats, when nothing was spilled: a caller may then go over them more
-    /// than once ([`each_entry`]). `None`, and the runs left for
+    /// The groups, in domain key order, each sorted without repeats, when
+    /// nothing was spilled: a caller may then go over them more than once
+    /// ([`each_entry`]). `None`, and the runs left for
     /// [`DomainRuns::for_each`], otherwise.
     pub(crate) fn take_memory(&mut self) -> Option<Vec<(u128, Group)>> {
         if self.short.has_runs() || self.long.has_runs() {
@@ -226,53 +236,44 @@ impl DomainRuns {
         Ok(())
     }
 
-    /// Calls `f(domain key, account key, sealed alias)` for every entry, once,
-    /// in (domain key, account key) order.
-    pub(crate) fn for_each(mut self, mut f: impl FnMut(&[u8], &[u8], &[u8]) -> Result<()>) -> Result<()> {
+    /// Calls `f(domain key, sealed alias)` for every entry, once, in (domain
+    /// key, sealed alias) order.
+    pub(crate) fn for_each(mut self, mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
         if let Some(groups) = self.take_memory() {
             return each_entry(&groups, f);
         }
         self.spill()?;
-        let head = |r: &[u8]| {
-            let at = |i: usize| u128::from_be_bytes(r[i..i + 16].try_into().expect("16 bytes"));
-            (at(0), at(16))
-        };
         let mut short = self.short.finish()?.peekable();
         let mut long = self.long.finish()?.peekable();
         loop {
             let take_short = match (short.peek(), long.peek()) {
                 (None, None) => return Ok(()),
-                (Some(Ok(a)), Some(Ok(b))) => head(a) <= head(b),
+                (Some(Ok(a)), Some(Ok(b))) => (&a[..16], wide_sealed(a)) <= (&b[..16], wide_sealed(b)),
                 (Some(_), _) => true,
                 (None, Some(_)) => false,
             };
             if take_short {
                 let r = short.next().expect("peeked")?;
-                f(&r[..16], &r[16..32], sealed(&r[32..]))?;
+                f(&r[..16], wide_sealed(&r))?;
             } else {
                 let r = long.next().expect("peeked")?;
-                f(&r[..16], &r[16..32], sealed(&r[32..]))?;
+                f(&r[..16], wide_sealed(&r))?;
             }
         }
     }
 }
 
-/// Calls `f(domain key, account key, sealed alias)` for every entry of
-/// [`DomainRuns::take_memory`]'s groups, in (domain key, account key) order.
+/// Calls `f(domain key, sealed alias)` for every entry of
+/// [`DomainRuns::take_memory`]'s groups, in (domain key, sealed alias) order.
 pub(crate) fn each_entry(
     groups: &[(u128, Group)],
-    mut f: impl FnMut(&[u8], &[u8], &[u8]) -> Result<()>,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<()> {
     for (key, group) in groups {
         let key = key.to_be_bytes();
-        merge_by_account(&group.short, &group.long, |e| f(&key, &e[..16], sealed(&e[16..])))?;
+        merge_by_sealed(&group.short, &group.long, |alias| f(&key, alias))?;
     }
     Ok(())
-}
-
-/// The sealed alias of an entry's tail (length byte, then the alias).
-fn sealed(tail: &[u8]) -> &[u8] {
-    &tail[1..1 + usize::from(tail[0])]
 }
 
 fn widen<const N: usize, const W: usize>(key: u128, entry: &[u8; N]) -> [u8; W] {
@@ -282,24 +283,31 @@ fn widen<const N: usize, const W: usize>(key: u128, entry: &[u8; N]) -> [u8; W] 
     rec
 }
 
-fn sort_entries<const N: usize>(entries: &mut Vec<[u8; N]>, scratch: &mut Scratch<N>) {
-    sort_records(entries, 0, 16, scratch);
-    entries.dedup_by(|a, b| cmp_key(a, b, 16) == Ordering::Equal);
+/// The sealed alias of a spilled record (the domain key, then the entry).
+fn wide_sealed<const W: usize>(rec: &[u8; W]) -> &[u8] {
+    &rec[16..16 + usize::from(rec[W - 1]).min(W - 17)]
 }
 
-/// Visits two lists sorted by account key in account key order.
-fn merge_by_account(
+fn sort_entries<const N: usize>(entries: &mut Vec<[u8; N]>, scratch: &mut Scratch<N>) {
+    sort_records(entries, 0, N, scratch);
+    entries.dedup();
+}
+
+/// Visits the sealed aliases of two sorted lists in order.
+fn merge_by_sealed(
     short: &[[u8; SHORT]],
     long: &[[u8; LONG]],
     mut f: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let (mut i, mut j) = (0, 0);
     while i < short.len() || j < long.len() {
-        if j == long.len() || (i < short.len() && short[i][..16] <= long[j][..16]) {
-            f(&short[i])?;
+        if j == long.len()
+            || (i < short.len() && sealed(&short[i]).cmp(sealed(&long[j])) != Ordering::Greater)
+        {
+            f(sealed(&short[i]))?;
             i += 1;
         } else {
-            f(&long[j])?;
+            f(sealed(&long[j]))?;
             j += 1;
         }
     }
@@ -310,35 +318,47 @@ fn merge_by_account(
 mod tests {
     use super::*;
 
-    /// Entries of a few domains, accounts repeated, some aliases long; pushed in
-    /// batches, with and without spilling: the same (domain, account) order, each
-    /// account once, as a plain sort of the wide records.
+    /// Entries of a few domains, repeated, some sealed aliases long, some a
+    /// prefix of another; pushed in batches, with and without spilling: the
+    /// same (domain, sealed alias) order, each once, as a plain sort.
     #[test]
     fn grouped_spilled_and_sorted_agree() {
         let mut next = crate::runs::tests::xorshift(0x2545_F491_4F6C_DD1D);
         let domains: Vec<Key16> = (0..7u8).map(|d| [d.wrapping_mul(37); 16]).collect();
-        let accounts: Vec<(usize, Key16, Vec<u8>)> = (0..5_000)
+        let mut entries: Vec<(usize, Vec<u8>)> = (0..5_000u32)
             .map(|i| {
-                let mut account = [0u8; 16];
-                account[..8].copy_from_slice(&next().to_le_bytes());
-                account[8..].copy_from_slice(&next().to_le_bytes());
-                // Skewed: most accounts under the first domain.
+                // Skewed: most entries under the first domain.
                 let domain = (next() % 7).min(next() % 7) as usize;
-                let len = if i % 13 == 0 { 40 } else { 3 + i % 20 };
-                (domain, account, vec![i as u8; len])
+                let len = if i % 13 == 0 { 70 } else { 17 + i as usize % 16 };
+                let mut sealed: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                sealed[..4].copy_from_slice(&i.to_be_bytes());
+                (domain, sealed)
             })
             .collect();
-        let mut input: Vec<&(usize, Key16, Vec<u8>)> = accounts.iter().chain(&accounts[..1_000]).collect();
-        input.sort_by_key(|a| a.1[3] ^ a.1[9]);
+        // Prefixes of others, zero-padded ones among them, across the short
+        // and long lists.
+        for i in (0..200).step_by(7) {
+            let (domain, sealed) = entries[i].clone();
+            let mut longer = sealed.clone();
+            longer.push(0);
+            entries.push((domain, longer));
+            if sealed.len() <= 60 {
+                entries.push((domain, [&sealed[..], &[0; 20]].concat()));
+            }
+            entries.push((domain, sealed[..sealed.len() - 1].to_vec()));
+        }
+        let mut input: Vec<&(usize, Vec<u8>)> = entries.iter().chain(&entries[..1_000]).collect();
+        input.sort_by_key(|e| e.1[5] ^ e.1[9]);
         let mut want: Vec<Vec<u8>> =
-            accounts.iter().map(|(d, a, s)| [&domains[*d][..], &a[..], &s[..]].concat()).collect();
-        want.sort_by(|a, b| a[..32].cmp(&b[..32]));
+            entries.iter().map(|(d, s)| [&domains[*d][..], &s[..]].concat()).collect();
+        want.sort_by(|a, b| (&a[..16], &a[16..]).cmp(&(&b[..16], &b[16..])));
+        want.dedup();
 
         for spill_every in [None, Some(3), Some(1)] {
             let dir = tempfile::tempdir().unwrap();
             let mut runs = DomainRuns::new(dir.path().to_owned());
             for (n, batch) in input.chunks(600).enumerate() {
-                let entries = batch.iter().map(|(d, a, s)| (*d, a, &s[..]));
+                let entries = batch.iter().map(|(d, s)| (*d, &s[..]));
                 runs.push(&DomainBatch::new(domains.clone(), entries));
                 if spill_every.is_some_and(|k| n % k == 0) {
                     runs.spill().unwrap();
@@ -346,8 +366,8 @@ mod tests {
             }
             assert_eq!(runs.pushed(), input.len() as u64);
             let mut got = Vec::new();
-            runs.for_each(|d, a, s| {
-                got.push([d, a, s].concat());
+            runs.for_each(|d, s| {
+                got.push([d, s].concat());
                 Ok(())
             })
             .unwrap();

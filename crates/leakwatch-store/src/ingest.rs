@@ -101,7 +101,15 @@ struct Batch {
 /// Turns parsed records into index records. Runs on the parallel side of the
 /// pipeline, so the keyed hashing, the sealing and the bucketing cost no serial
 /// time, and nothing in clear reaches the sorted runs on disk.
-fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
+/// `stored_accounts`, for an ingest into a breach that exists, are its
+/// accounts so far: those already in the breach get no domain entry (the
+/// entries do not carry the account to check it later).
+fn to_batch(
+    records: Vec<Record>,
+    keys: &Keys,
+    breach: u32,
+    stored_accounts: Option<&[Segment]>,
+) -> Result<Batch> {
     let blinder = keys.blinder();
     let n = records.len();
     let mut accounts = Vec::with_capacity(n);
@@ -113,9 +121,8 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
     // (foldhash: SipHash showed at 2% of ingest for these short strings.)
     let mut domain_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut places: Vec<(Key16, SealPlace)> = Vec::new();
-    // Each alias with its domain's place and its account key, sealed together
-    // after the loop.
-    let mut aliases: Vec<(usize, Key16, &[u8])> = Vec::with_capacity(n);
+    // Each alias with its domain's place, sealed together after the loop.
+    let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
     accounts.extend_from_slice(&inners);
@@ -128,7 +135,13 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
                 places.len() - 1
             });
             let key = places[place].0;
-            aliases.push((place, account, &alias.as_bytes()[..alias.len().min(64)]));
+            let known = match stored_accounts {
+                Some(stored) => in_breach(stored, &account, breach)?,
+                None => false,
+            };
+            if !known {
+                aliases.push((place, &alias.as_bytes()[..alias.len().min(64)]));
+            }
             if let Some(site) = &record.website {
                 let email = &record.account.value;
                 let by_domain = format!("{alias}\n{site}");
@@ -158,28 +171,24 @@ fn to_batch(records: Vec<Record>, keys: &Keys, breach: u32) -> Batch {
             ntlm_creds.push(rec);
         }
     }
-    let items: Vec<(&SealPlace, &[u8])> =
-        aliases.iter().map(|&(p, _, alias)| (&places[p].1, alias)).collect();
+    let items: Vec<(&SealPlace, &[u8])> = aliases.iter().map(|&(p, alias)| (&places[p].1, alias)).collect();
     let mut ends = Vec::with_capacity(items.len() + 1);
     keys.seal_many(&items, &mut sealed, &mut ends);
     ends.insert(0, 0);
-    let entries = aliases
-        .iter()
-        .zip(ends.windows(2))
-        .map(|(&(place, ref account, _), w)| (place, account, &sealed[w[0]..w[1]]));
+    let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
     keys.mask_pairs(&mut ntlm_creds);
-    Batch {
+    Ok(Batch {
         records: n as u64,
         accounts: Bucketed::new(accounts),
         domains,
         sha1_creds: Bucketed::new(sha1_creds),
         ntlm_creds: Bucketed::new(ntlm_creds),
         stealer: Bucketed::new(stealer),
-    }
+    })
 }
 
 /// A stealer-log entry with its payload sealed, or `None` for a payload over
@@ -220,6 +229,16 @@ pub fn ingest(
     let existing = manifest.breach(&options.breach.name).cloned();
     let breach_id = existing.as_ref().map_or(manifest.next_breach_id, |b| b.id);
     let scratch = tempdir_in(&dir.tmp())?;
+    let stored = match existing {
+        Some(_) => Some(Stored {
+            accounts: open_kind(dir, &manifest, Kind::Accounts)?,
+            sha1_creds: open_kind(dir, &manifest, Kind::Credentials)?,
+            ntlm_creds: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
+        }),
+        None => None,
+    };
+    let stored = stored.as_ref();
+    let stored_accounts = stored.map(|s| s.accounts.as_slice());
 
     // Keys: the account; domain then account (the alias follows from the
     // account); a digest then the pair.
@@ -239,8 +258,9 @@ pub fn ingest(
             input,
             options.format,
             &progress.bytes,
-            |records| to_batch(records, &keys, breach_id),
-            |batch: Batch| {
+            |records| to_batch(records, &keys, breach_id, stored_accounts),
+            |batch: Result<Batch>| {
+                let batch = batch?;
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 accounts.push(&batch.accounts);
                 domains.push(&batch.domains);
@@ -287,17 +307,7 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    let stored = match existing {
-        Some(_) => Some(Stored {
-            accounts: open_kind(dir, &manifest, Kind::Accounts)?,
-            sha1_creds: open_kind(dir, &manifest, Kind::Credentials)?,
-            ntlm_creds: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
-        }),
-        None => None,
-    };
-    let stored = stored.as_ref();
     // The four chains share nothing but the directory: let the pool balance them.
-    let stored_accounts = stored.map(|s| s.accounts.as_slice());
     let ((sha1, ntlm), (accounts, domains)) = rayon::join(
         || {
             rayon::join(
@@ -331,7 +341,7 @@ pub fn ingest(
             rayon::join(
                 || write_accounts(dir, accounts, stored_accounts, breach_id),
                 || {
-                    let domains = write_domains(dir, domains, stored_accounts, breach_id, budget)?;
+                    let domains = write_domains(dir, domains, breach_id, budget)?;
                     Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
                 },
             )
@@ -445,49 +455,28 @@ fn write_accounts(
     Ok((out, new_accounts))
 }
 
-/// The aliases, under each domain, of the email accounts new to this breach.
+/// The aliases, under each domain, of the email accounts new to this breach
+/// (`to_batch` made entries for those alone).
 fn write_domains(
     dir: &DataDir,
     mut domains: DomainRuns,
-    stored: Option<&[Segment]>,
     breach_id: u32,
     budget: usize,
 ) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
     let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
-    let is_new = |account: &[u8]| -> Result<bool> {
-        Ok(match stored {
-            Some(stored) => !in_breach(stored, account, breach_id)?,
-            None => true,
-        })
-    };
     if let Some(groups) = domains.take_memory() {
         // The sealed aliases are in memory already: the entries go first, and
         // the aliases after them straight from the groups, with no copy of
         // them all gathered for the heap.
-        each_entry(&groups, |domain, account, alias| {
-            if is_new(account)? {
-                dom_w.push_payload_len(domain, breach_id, alias.len())?;
-            }
-            Ok(())
-        })?;
-        each_entry(&groups, |_, account, alias| {
-            if is_new(account)? {
-                dom_w.put_payload(alias)?;
-            }
-            Ok(())
-        })?;
+        each_entry(&groups, |domain, alias| Ok(dom_w.push_payload_len(domain, breach_id, alias.len())?))?;
+        each_entry(&groups, |_, alias| Ok(dom_w.put_payload(alias)?))?;
     } else {
         // The sealed aliases follow the entries in the file: held in memory,
         // they are written once instead of through a scratch file and back.
         dom_w.set_heap_memory(budget / 8);
         dom_w.reserve_heap(domains.payload_bytes());
-        domains.for_each(|domain, account, alias| {
-            if is_new(account)? {
-                dom_w.push_payload(domain, breach_id, alias)?;
-            }
-            Ok(())
-        })?;
+        domains.for_each(|domain, alias| Ok(dom_w.push_payload(domain, breach_id, alias)?))?;
     }
     out.finish(dom_w)?;
     Ok(out)
