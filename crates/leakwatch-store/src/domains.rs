@@ -24,7 +24,7 @@ use leakwatch_types::Key16;
 
 use crate::crypt::SEAL_OVERHEAD;
 use crate::error::Result;
-use crate::runs::{sort_records, zeroed, Runs, Scratch};
+use crate::runs::{cmp_key, sort_records, zeroed, Runs, Scratch};
 
 /// An entry: a sealed alias of up to 16 bytes of alias (most of them),
 /// zero-padded, then its length...
@@ -290,7 +290,8 @@ fn wide_sealed<const W: usize>(rec: &[u8; W]) -> &[u8] {
 
 fn sort_entries<const N: usize>(entries: &mut Vec<[u8; N]>, scratch: &mut Scratch<N>) {
     sort_records(entries, 0, N, scratch);
-    entries.dedup();
+    // Integer compares, not a memcmp call per entry.
+    entries.dedup_by(|a, b| cmp_key(a, b, N) == Ordering::Equal);
 }
 
 /// Visits the sealed aliases of two sorted lists in order.
@@ -299,6 +300,10 @@ fn merge_by_sealed(
     long: &[[u8; LONG]],
     mut f: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
+    if long.is_empty() {
+        // Most domains: no alias longer than 16 bytes, nothing to merge.
+        return short.iter().try_for_each(|e| f(sealed(e)));
+    }
     let (mut i, mut j) = (0, 0);
     while i < short.len() || j < long.len() {
         if j == long.len()
