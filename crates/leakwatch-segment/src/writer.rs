@@ -403,14 +403,56 @@ impl SegmentWriter {
         self.push(key, 0, &value)
     }
 
+    /// [`SegmentWriter::push_payload_len`] for entries of one key in a row
+    /// (a domain's aliases): `lens` are their payloads' lengths. The entries
+    /// differ only in their heap offsets and lengths, so each is a copy of
+    /// the first with those two written in.
+    pub fn push_payload_lens(&mut self, key: &[u8], breach: u32, lens: &[u8]) -> Result<(), SegmentError> {
+        let Some((&first, rest)) = lens.split_first() else { return Ok(()) };
+        // The first entry through the checks: width, order, heap, room.
+        self.push_payload_len(key, breach, usize::from(first))?;
+        let layout = self.layout;
+        let len = layout.entry_len;
+        let value_at = len - 9;
+        let mut template = [0u8; 2 * MAX_KEY_LEN];
+        template[..value_at].copy_from_slice(&key[layout.skip..]);
+        template[value_at..value_at + 4].copy_from_slice(&breach.to_le_bytes());
+        let last_offset =
+            self.heap.as_ref().map_or(0, |h| h.len) + rest.iter().map(|&l| u64::from(l)).sum::<u64>();
+        if last_offset > u64::from(u32::MAX) + 1 || self.entries + rest.len() as u64 > 1 << 32 {
+            return Err(self.usage("heap larger than 4 GiB or more than 2^32 entries"));
+        }
+        for &payload_len in rest {
+            if self.out.buf.len() + template.len() >= CHECKSUM_CHUNK {
+                // Across the chunk's end: the general way.
+                self.push_payload_len(key, breach, usize::from(payload_len))?;
+                continue;
+            }
+            let heap = self.heap.as_mut().expect("checked by push_payload_len");
+            let buf = &mut self.out.buf;
+            let at = buf.len();
+            buf.extend_from_slice(&template);
+            buf.truncate(at + len);
+            buf[at + value_at + 4..at + value_at + 8].copy_from_slice(&(heap.len as u32).to_le_bytes());
+            buf[at + value_at + 8] = payload_len;
+            heap.len += u64::from(payload_len);
+            self.out.position += len as u64;
+            self.bucket_counts[layout.bucket_of(key)] += 1;
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
     /// Writes the next payload of the entries added by
     /// [`SegmentWriter::push_payload_len`]; no entry may follow.
     pub fn put_payload(&mut self, payload: &[u8]) -> Result<(), SegmentError> {
         if !self.heap.as_ref().is_some_and(|h| h.deferred) {
             return Err(self.usage("put_payload follows push_payload_len"));
         }
-        self.write_tables()?;
-        self.out.write_all(payload).map_err(|e| SegmentError::io(&self.path, e))?;
+        if self.tables.is_none() {
+            self.write_tables()?;
+        }
+        self.out.put(payload).map_err(|e| SegmentError::io(&self.path, e))?;
         self.payloads_written += payload.len() as u64;
         Ok(())
     }

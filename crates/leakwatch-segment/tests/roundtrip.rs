@@ -289,6 +289,46 @@ fn payloads_held_in_memory_or_in_a_file_make_the_same_segment() {
 }
 
 #[test]
+fn payload_lengths_pushed_by_key_or_one_by_one_make_the_same_segment() {
+    // A few keys with many entries each, across checksum chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = xorshift(3);
+    let mut groups: Vec<([u8; 16], Vec<Vec<u8>>)> = (0..40u8)
+        .map(|k| {
+            let count = (next() % 3000) as usize;
+            ([k; 16], (0..count).map(|_| vec![k; 1 + (next() % 80) as usize]).collect())
+        })
+        .collect();
+    groups.sort();
+    let mut hashes = Vec::new();
+    for by_key in [false, true] {
+        let path = dir.path().join(format!("g{by_key}"));
+        let total = groups.iter().map(|g| g.1.len() as u64).sum();
+        let mut w = SegmentWriter::create(&path, Kind::Domains, total).unwrap();
+        for (key, payloads) in &groups {
+            if by_key {
+                let lens: Vec<u8> = payloads.iter().map(|p| p.len() as u8).collect();
+                w.push_payload_lens(key, 7, &lens).unwrap();
+            } else {
+                for p in payloads {
+                    w.push_payload_len(key, 7, p.len()).unwrap();
+                }
+            }
+        }
+        for p in groups.iter().flat_map(|g| &g.1) {
+            w.put_payload(p).unwrap();
+        }
+        hashes.push(w.finish().unwrap().content_hash);
+        let seg = Segment::open(&path).unwrap();
+        for (key, payloads) in groups.iter().step_by(5) {
+            let found: Vec<_> = seg.find(key).unwrap().map(|i| seg.payload(i).unwrap().1.to_vec()).collect();
+            assert_eq!(&found, payloads);
+        }
+    }
+    assert_eq!(hashes[0], hashes[1]);
+}
+
+#[test]
 fn payloads_put_after_their_entries_must_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let open = |name: &str| SegmentWriter::create(&dir.path().join(name), Kind::Domains, 4).unwrap();

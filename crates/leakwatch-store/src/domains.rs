@@ -276,6 +276,24 @@ pub(crate) fn each_entry(
     Ok(())
 }
 
+/// Calls `f(domain key, lengths of its sealed aliases)` for every group of
+/// [`DomainRuns::take_memory`], in [`each_entry`]'s order.
+pub(crate) fn each_group_lens(
+    groups: &[(u128, Group)],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut lens = Vec::new();
+    for (key, group) in groups {
+        lens.clear();
+        merge_by_sealed(&group.short, &group.long, |alias| {
+            lens.push(alias.len() as u8);
+            Ok(())
+        })?;
+        f(&key.to_be_bytes(), &lens)?;
+    }
+    Ok(())
+}
+
 fn widen<const N: usize, const W: usize>(key: u128, entry: &[u8; N]) -> [u8; W] {
     let mut rec = [0u8; W];
     rec[..16].copy_from_slice(&key.to_be_bytes());

@@ -16,7 +16,7 @@ use leakwatch_types::{DataClass, Key16, Record};
 
 use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::dir::DataDir;
-use crate::domains::{each_entry, DomainBatch, DomainRuns};
+use crate::domains::{each_entry, each_group_lens, DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
 use crate::runs::{same_key, sort_records, Bucketed, Runs, Scratch};
@@ -469,7 +469,7 @@ fn write_domains(
         // The sealed aliases are in memory already: the entries go first, and
         // the aliases after them straight from the groups, with no copy of
         // them all gathered for the heap.
-        each_entry(&groups, |domain, alias| Ok(dom_w.push_payload_len(domain, breach_id, alias.len())?))?;
+        each_group_lens(&groups, |domain, lens| Ok(dom_w.push_payload_lens(domain, breach_id, lens)?))?;
         each_entry(&groups, |_, alias| Ok(dom_w.put_payload(alias)?))?;
     } else {
         // The sealed aliases follow the entries in the file: held in memory,
