@@ -555,6 +555,96 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Adds counted keys of `K` bytes, strictly in order (`Sha1Counts`,
+    /// `NtlmCounts`): [`SegmentWriter::push_count`] for a slice at once, by
+    /// fixed-size moves straight into the chunk buffer.
+    pub fn push_counts<const K: usize>(&mut self, entries: &[([u8; K], u64)]) -> Result<(), SegmentError> {
+        let kind = self.layout.kind;
+        if self.packed.is_some() || !kind.has_count() || K != kind.key_len() {
+            return Err(self.usage("push_counts takes counted keys of the segment's width"));
+        }
+        let Some((last, _)) = entries.last() else { return Ok(()) };
+        if self.tables.is_some() {
+            return Err(self.usage("an entry after the payloads"));
+        }
+        let after_last = self.last_len == 0 || key_order(&self.last_key[..K], &entries[0].0).is_lt();
+        if !after_last || entries.windows(2).any(|w| key_order(&w[0].0, &w[1].0).is_ge()) {
+            return Err(self.usage("counted keys pushed out of order or twice"));
+        }
+        if self.entries + entries.len() as u64 > 1 << 32 {
+            return Err(self.usage("more than 2^32 entries"));
+        }
+        let written = match self.layout.skip {
+            0 => self.put_counts::<K, 0>(entries),
+            1 => self.put_counts::<K, 1>(entries),
+            2 => self.put_counts::<K, 2>(entries),
+            _ => entries.iter().try_for_each(|(key, count)| {
+                self.push(key, *count, &[]).map_err(|e| std::io::Error::other(e.to_string()))
+            }),
+        };
+        written.map_err(|e| SegmentError::io(&self.path, e))?;
+        self.last_key[..K].copy_from_slice(last);
+        self.last_len = K;
+        Ok(())
+    }
+
+    /// [`SegmentWriter::push_counts`] for `S` implied key bytes.
+    fn put_counts<const K: usize, const S: usize>(
+        &mut self,
+        entries: &[([u8; K], u64)],
+    ) -> std::io::Result<()> {
+        let layout = self.layout;
+        let len = layout.entry_len;
+        let max = layout.inline_count_max();
+        let shift = 8 - layout.small_bits;
+        // The count in the first stored byte's implied top bits, or in a byte
+        // of its own after the key.
+        let place = |entry: &mut [u8], inline: u64| {
+            if layout.small_bits > 0 {
+                entry[0] = (entry[0] & ((1u8 << shift) - 1)) | ((inline as u8) << shift);
+            } else {
+                entry[K - S] = inline as u8;
+            }
+        };
+        let mut rest = entries;
+        while let Some(((key, count), tail)) = rest.split_first() {
+            let room = (CHECKSUM_CHUNK - self.out.buf.len()) / len;
+            if room == 0 {
+                let mut entry = [0u8; 2 * MAX_KEY_LEN];
+                entry[..K - S].copy_from_slice(&key[S..]);
+                place(&mut entry, (*count).min(max));
+                if *count >= max {
+                    self.overflow.push((self.entries as u32, *count));
+                }
+                self.out.write_all(&entry[..len])?;
+                self.bucket_counts[layout.bucket_of(key)] += 1;
+                self.entries += 1;
+                rest = tail;
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            let buf = &mut self.out.buf;
+            let at = buf.len();
+            buf.resize(at + now.len() * len, 0);
+            for ((entry, (key, count)), index) in buf[at..].chunks_exact_mut(len).zip(now).zip(self.entries..)
+            {
+                entry[..K - S].copy_from_slice(&key[S..]);
+                place(entry, (*count).min(max));
+                if *count >= max {
+                    self.overflow.push((index as u32, *count));
+                }
+                self.bucket_counts[layout.bucket_of(key)] += 1;
+            }
+            self.out.position += (now.len() * len) as u64;
+            self.entries += now.len() as u64;
+            if self.out.buf.len() == CHECKSUM_CHUNK {
+                self.out.flush_chunk()?;
+            }
+            rest = later;
+        }
+        Ok(())
+    }
+
     fn usage(&self, detail: &str) -> SegmentError {
         SegmentError::Usage { path: self.path.clone(), detail: detail.into() }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use leakwatch_segment::{Kind, Segment, SegmentError, SegmentWriter};
+use leakwatch_segment::{Kind, Layout, Segment, SegmentError, SegmentWriter};
 use proptest::prelude::*;
 
 /// A fast deterministic generator of uniform 64-bit words (xorshift64).
@@ -326,6 +326,72 @@ fn payload_lengths_pushed_by_key_or_one_by_one_make_the_same_segment() {
         }
     }
     assert_eq!(hashes[0], hashes[1]);
+}
+
+#[test]
+fn counts_pushed_as_slices_or_one_by_one_make_the_same_segment() {
+    // Both digest widths, sizes whose layouts put the count in implied bits or
+    // in a byte of its own, counts past the inline maximum, chunk crossings.
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = xorshift(17);
+    fn check<const K: usize>(
+        dir: &std::path::Path,
+        kind: Kind,
+        count: usize,
+        next: &mut impl FnMut() -> u64,
+    ) {
+        let mut entries: Vec<([u8; K], u64)> = (0..count)
+            .map(|_| {
+                let mut key = [0u8; K];
+                for c in key.chunks_mut(8) {
+                    let n = c.len();
+                    c.copy_from_slice(&next().to_be_bytes()[..n]);
+                }
+                let n = next();
+                (key, if n.is_multiple_of(50) { 1 + n % 100_000 } else { 1 + n % 3 })
+            })
+            .collect();
+        entries.sort();
+        entries.dedup_by(|a, b| a.0 == b.0);
+        let one_by_one = {
+            let path = dir.join(format!("{}-{count}-one", kind.name()));
+            let mut w = SegmentWriter::create(&path, kind, count as u64).unwrap();
+            for (key, n) in &entries {
+                w.push_count(key, *n).unwrap();
+            }
+            w.finish().unwrap().content_hash
+        };
+        for step in [1, 7, 1000, usize::MAX] {
+            let path = dir.join(format!("{}-{count}-{step}", kind.name()));
+            let mut w = SegmentWriter::create(&path, kind, count as u64).unwrap();
+            for part in entries.chunks(step.min(entries.len()).max(1)) {
+                w.push_counts(part).unwrap();
+            }
+            assert_eq!(
+                w.finish().unwrap().content_hash,
+                one_by_one,
+                "{} {count} in slices of {step}",
+                kind.name()
+            );
+            let seg = Segment::open(&path).unwrap();
+            for (key, n) in entries.iter().step_by(101) {
+                let found: Vec<u64> = seg.find(key).unwrap().map(|i| seg.count(i).unwrap()).collect();
+                assert_eq!(found, vec![*n]);
+            }
+        }
+    }
+    // (One SHA-1 digest: the count in a byte of its own; 30,000: in implied bits.)
+    assert_eq!(Layout::choose(Kind::Sha1Counts, 1).small_bits, 0);
+    assert!(Layout::choose(Kind::Sha1Counts, 30_000).small_bits > 0);
+    for count in [1, 30, 5_000, 30_000, 300_000] {
+        check::<20>(dir.path(), Kind::Sha1Counts, count, &mut next);
+        check::<16>(dir.path(), Kind::NtlmCounts, count, &mut next);
+    }
+    let mut w = SegmentWriter::create(&dir.path().join("bad"), Kind::Sha1Counts, 4).unwrap();
+    assert!(w.push_counts(&[([2u8; 20], 1), ([2; 20], 1)]).is_err(), "a key twice");
+    w.push_counts(&[([2u8; 20], 1)]).unwrap();
+    assert!(w.push_counts(&[([2u8; 20], 1)]).is_err(), "the last key again");
+    assert!(w.push_counts(&[([3u8; 16], 1)]).is_err(), "the wrong width");
 }
 
 #[test]

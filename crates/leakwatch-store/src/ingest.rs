@@ -313,7 +313,7 @@ pub fn ingest(
             rayon::join(
                 || {
                     let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted::<SHA1_REC>(
+                    write_counted::<SHA1_REC, 20>(
                         dir,
                         &keys,
                         sha1_creds,
@@ -325,7 +325,7 @@ pub fn ingest(
                 },
                 || {
                     let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted::<NTLM_REC>(
+                    write_counted::<NTLM_REC, 16>(
                         dir,
                         &keys,
                         ntlm_creds,
@@ -507,7 +507,7 @@ struct Stored {
 /// triple's masked pair key, so the counts need no second sort. The stored keys
 /// of the triples are computed here, in batches of pipelined AES blocks; they
 /// are keyed hashes in no digest order, so the new ones are sorted on their own.
-fn write_counted<const N: usize>(
+fn write_counted<const N: usize, const D: usize>(
     dir: &DataDir,
     keys: &Keys,
     mut creds: Runs<N>,
@@ -517,7 +517,8 @@ fn write_counted<const N: usize>(
     budget: usize,
 ) -> Result<(SegmentSet, u64)> {
     const CHECK_EVERY: u64 = 1 << 16;
-    let digest_len = N - 8;
+    const { assert!(D + 8 == N, "a credential record is its digest and a pair key") };
+    let digest_len = D;
     let mut out = SegmentSet::new(dir.segments());
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
@@ -526,7 +527,7 @@ fn write_counted<const N: usize>(
         // all cores, and the writers take the results in bucket order.
         let counted = buckets
             .into_par_iter()
-            .map_init(Vec::new, |spare, bucket| count_bucket(keys, stored, digest_len, bucket, spare))
+            .map_init(Vec::new, |spare, bucket| count_bucket::<N, D>(keys, stored, bucket, spare))
             .collect::<Result<Vec<_>>>()?;
         let new_triples = counted.iter().map(|c| c.keys.len() as u64).sum();
         // The counts and the triples' keys go to files of their own: written
@@ -534,8 +535,8 @@ fn write_counted<const N: usize>(
         let mut creds_out = SegmentSet::new(dir.segments());
         let (counted_ok, keyed_ok) = rayon::join(
             || {
-                for (digest, n) in counted.iter().flat_map(|c| &c.counts) {
-                    counts_w.push_count(&digest[..digest_len], *n)?;
+                for c in &counted {
+                    counts_w.push_counts(&c.counts)?;
                 }
                 out.finish(counts_w)
             },
@@ -591,35 +592,28 @@ fn write_creds<const N: usize>(out: &mut SegmentSet, new_creds: Runs<N>, kind: K
     out.finish(creds_w)
 }
 
-/// The widest digest (SHA-1).
-const MAX_DIGEST: usize = 20;
-
 /// One digest bucket, counted: the stored keys of its new triples, grouped by
-/// their first byte, and each digest's count (the digest in its first
-/// `N - 8` bytes).
-struct Counted<const N: usize> {
+/// their first byte, and each digest (`D` bytes) with its count.
+struct Counted<const N: usize, const D: usize> {
     keys: Bucketed<N>,
-    counts: Vec<([u8; MAX_DIGEST], u64)>,
+    counts: Vec<([u8; D], u64)>,
 }
 
 /// Counts and keys one bucket of digest-sorted records. A stored key is as
 /// wide as the record it comes from, and no more keys come out of a stage
 /// than records went in: the keys take the records' place, and the bucket's
 /// memory is all they need.
-fn count_bucket<const N: usize>(
+fn count_bucket<const N: usize, const D: usize>(
     keys: &Keys,
     stored: Option<&[Segment]>,
-    digest_len: usize,
     mut bucket: Vec<[u8; N]>,
     spare: &mut Vec<[u8; N]>,
-) -> Result<Counted<N>> {
-    let mut tally = Tally::<N>::new(digest_len);
+) -> Result<Counted<N, D>> {
+    let mut tally = Tally::<N>::new(D);
     // Room for a digest per record: what is never filled is never faulted in.
     let mut counts = Vec::with_capacity(bucket.len());
     let mut count = |rec: &[u8; N], n| {
-        let mut digest = [0u8; MAX_DIGEST];
-        digest[..digest_len].copy_from_slice(&rec[..digest_len]);
-        counts.push((digest, n));
+        counts.push((rec[..D].try_into().expect("a digest"), n));
         Ok(())
     };
     let mut stage = Vec::with_capacity(STAGE.min(bucket.len()));
@@ -642,9 +636,9 @@ fn count_bucket<const N: usize>(
 /// The new triples' keys as a segment of `kind`, one first byte at a time:
 /// each digest bucket holds its part of every key bucket, gathered and sorted
 /// here (no second copy of all the keys, and no memory beyond one key bucket).
-fn write_counted_creds<const N: usize>(
+fn write_counted_creds<const N: usize, const D: usize>(
     out: &mut SegmentSet,
-    counted: &[Counted<N>],
+    counted: &[Counted<N, D>],
     total: u64,
     kind: Kind,
 ) -> Result<()> {
