@@ -307,46 +307,26 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    // The four chains share nothing but the directory: let the pool balance them.
-    let ((sha1, ntlm), (accounts, domains)) = rayon::join(
-        || {
-            rayon::join(
-                || {
-                    let stored = stored.map(|s| s.sha1_creds.as_slice());
-                    write_counted::<SHA1_REC, 20>(
-                        dir,
-                        &keys,
-                        sha1_creds,
-                        stored,
-                        (Kind::Credentials, Kind::Sha1Counts),
-                        &scratch,
-                        budget,
-                    )
-                },
-                || {
-                    let stored = stored.map(|s| s.ntlm_creds.as_slice());
-                    write_counted::<NTLM_REC, 16>(
-                        dir,
-                        &keys,
-                        ntlm_creds,
-                        stored,
-                        (Kind::NtlmCredentials, Kind::NtlmCounts),
-                        &scratch,
-                        budget,
-                    )
-                },
-            )
-        },
-        || {
-            rayon::join(
-                || write_accounts(dir, accounts, stored_accounts, breach_id),
-                || {
-                    let domains = write_domains(dir, domains, breach_id, budget)?;
-                    Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
-                },
-            )
-        },
-    );
+    // The four chains share nothing but the directory. The two credential
+    // chains are the longest: each thread starts on one, and the shorter
+    // chains fill in behind them.
+    let sha1_chain = || {
+        let stored = stored.map(|s| s.sha1_creds.as_slice());
+        let kinds = (Kind::Credentials, Kind::Sha1Counts);
+        write_counted::<SHA1_REC, 20>(dir, &keys, sha1_creds, stored, kinds, &scratch, budget)
+    };
+    let ntlm_chain = || {
+        let stored = stored.map(|s| s.ntlm_creds.as_slice());
+        let kinds = (Kind::NtlmCredentials, Kind::NtlmCounts);
+        write_counted::<NTLM_REC, 16>(dir, &keys, ntlm_creds, stored, kinds, &scratch, budget)
+    };
+    let accounts_chain = || write_accounts(dir, accounts, stored_accounts, breach_id);
+    let domains_chain = || {
+        let domains = write_domains(dir, domains, breach_id, budget)?;
+        Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
+    };
+    let ((sha1, accounts), (ntlm, domains)) =
+        rayon::join(|| rayon::join(sha1_chain, accounts_chain), || rayon::join(ntlm_chain, domains_chain));
     let (mut out, new_credentials) = sha1?;
     let (account_out, new_accounts) = accounts?;
     out.absorb(ntlm?.0);
@@ -635,24 +615,42 @@ fn count_bucket<const N: usize, const D: usize>(
 
 /// The new triples' keys as a segment of `kind`, one first byte at a time:
 /// each digest bucket holds its part of every key bucket, gathered and sorted
-/// here (no second copy of all the keys, and no memory beyond one key bucket).
+/// here (no second copy of all the keys, and no memory beyond a few key
+/// buckets). A group of key buckets is gathered and sorted on all cores while
+/// the group before it is written.
 fn write_counted_creds<const N: usize, const D: usize>(
     out: &mut SegmentSet,
     counted: &[Counted<N, D>],
     total: u64,
     kind: Kind,
 ) -> Result<()> {
+    /// Key buckets gathered and sorted at once.
+    const GROUP: usize = 4;
     let mut creds_w = out.writer(kind, total)?;
-    let mut gathered = Vec::new();
-    let mut scratch = Scratch::default();
-    for b in 0..256 {
-        gathered.clear();
-        for c in counted {
-            gathered.extend_from_slice(c.keys.bucket(b));
-        }
-        // Keys of distinct triples are distinct: nothing to deduplicate.
-        sort_records(&mut gathered, 1, N, &mut scratch);
-        creds_w.push_keys(&gathered, &[])?;
+    let new_slots = || (0..GROUP).map(|_| (Vec::new(), Scratch::default())).collect::<Vec<_>>();
+    let (mut ready, mut next) = (new_slots(), new_slots());
+    let gather = |slots: &mut Vec<(Vec<[u8; N]>, Scratch<N>)>, group: usize| {
+        slots.par_iter_mut().enumerate().for_each(|(i, (gathered, scratch))| {
+            gathered.clear();
+            for c in counted {
+                gathered.extend_from_slice(c.keys.bucket(group * GROUP + i));
+            }
+            // Keys of distinct triples are distinct: nothing to deduplicate.
+            sort_records(gathered, 1, N, scratch);
+        });
+    };
+    gather(&mut ready, 0);
+    for group in 0..256 / GROUP {
+        let (written, ()) = rayon::join(
+            || ready.iter().try_for_each(|(keys, _)| creds_w.push_keys(keys, &[])),
+            || {
+                if group + 1 < 256 / GROUP {
+                    gather(&mut next, group + 1);
+                }
+            },
+        );
+        written?;
+        std::mem::swap(&mut ready, &mut next);
     }
     out.finish(creds_w)
 }
