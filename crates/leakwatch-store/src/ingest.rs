@@ -307,9 +307,11 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    // The four chains share nothing but the directory. The two credential
-    // chains are the longest: each thread starts on one, and the shorter
-    // chains fill in behind them.
+    // The four chains share nothing but the directory. The domains' has the
+    // longest serial stretches (a big domain's sort, the segment's two
+    // passes): it starts at once on one thread, the credential chains on the
+    // other, and their parallel parts (sorting buckets, keying, gathering)
+    // fill whatever time the first thread has left.
     let sha1_chain = || {
         let stored = stored.map(|s| s.sha1_creds.as_slice());
         let kinds = (Kind::Credentials, Kind::Sha1Counts);
@@ -325,8 +327,8 @@ pub fn ingest(
         let domains = write_domains(dir, domains, breach_id, budget)?;
         Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
     };
-    let ((sha1, accounts), (ntlm, domains)) =
-        rayon::join(|| rayon::join(sha1_chain, accounts_chain), || rayon::join(ntlm_chain, domains_chain));
+    let ((domains, accounts), (sha1, ntlm)) =
+        rayon::join(|| rayon::join(domains_chain, accounts_chain), || rayon::join(sha1_chain, ntlm_chain));
     let (mut out, new_credentials) = sha1?;
     let (account_out, new_accounts) = accounts?;
     out.absorb(ntlm?.0);
