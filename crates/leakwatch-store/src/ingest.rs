@@ -32,7 +32,7 @@ const NTLM_REC: usize = 16 + 8;
 const STEALER: usize = 16 + 1 + 255;
 
 /// Input read before the run buffers are sized for the rest of the file...
-const RESERVE_AFTER: u64 = 24 << 20;
+const RESERVE_AFTER: u64 = 14 << 20;
 /// ...less what may still be in flight in the parser's chunks.
 const IN_FLIGHT_BYTES: u64 = 10 << 20;
 
