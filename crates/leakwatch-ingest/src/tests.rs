@@ -646,6 +646,7 @@ fn gzip_and_zstd_inputs_read_like_plain_ones() {
 mod properties {
     use super::*;
     use proptest::prelude::*;
+    use std::io::Read;
 
     /// Bytes biased toward what the parsers branch on: separators, quotes,
     /// braces, line ends, `@`, BOM bytes, control and non-UTF-8 bytes.
@@ -681,9 +682,15 @@ mod properties {
         prop::collection::vec(line, 0..30).prop_map(|lines| lines.join(&b"\n"[..]))
     }
 
-    /// Lines as the rules count them, and how many of them are blank.
+    /// Lines as the rules count them, and how many of them are blank. A
+    /// UTF-16 BOM makes the reader transcode first, so lines are counted on
+    /// the UTF-8 it reads.
     fn physical_lines(input: &[u8]) -> (u64, u64) {
-        let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
+        let mut decoded = Vec::new();
+        crate::encoding::utf16_to_utf8(Box::new(input))
+            .and_then(|mut reader| reader.read_to_end(&mut decoded))
+            .unwrap();
+        let input = decoded.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&decoded);
         if input.is_empty() {
             return (0, 0);
         }
