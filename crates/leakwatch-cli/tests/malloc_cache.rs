@@ -39,5 +39,5 @@ fn ingest_run_again_with_a_larger_malloc_cache_writes_the_same_segments() {
     let rerun = ingest_stdin(&tmp.path().join("a"), &key, input.as_bytes(), None);
     let kept = ingest_stdin(&tmp.path().join("b"), &key, input.as_bytes(), Some("glibc.malloc.check=0"));
     assert_eq!(rerun, kept);
-    assert!(rerun.iter().any(|n| n.starts_with("credentials-")), "{rerun:?}");
+    assert!(rerun.iter().any(|n| n.starts_with("credential-keys-")), "{rerun:?}");
 }

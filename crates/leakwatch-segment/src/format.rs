@@ -43,11 +43,16 @@ pub enum Kind {
     /// Stealer-log pairs, in three key spaces of keyed hashes: email -> website,
     /// website -> email, email domain -> "alias\nwebsite"; payloads in the heap.
     Stealer,
+    /// [`Kind::Credentials`] in 16-byte keys: the set of triples counted in
+    /// the SHA-1 corpus, as ingest writes it now (the older kind is still read).
+    CredentialKeys,
+    /// [`Kind::NtlmCredentials`] in 16-byte keys.
+    NtlmCredentialKeys,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Sha1Counts,
         Kind::NtlmCounts,
         Kind::Accounts,
@@ -57,6 +62,8 @@ impl Kind {
         Kind::HibpSha1Counts,
         Kind::HibpNtlmCounts,
         Kind::Stealer,
+        Kind::CredentialKeys,
+        Kind::NtlmCredentialKeys,
     ];
 
     pub fn code(self) -> u16 {
@@ -70,6 +77,8 @@ impl Kind {
             Kind::HibpSha1Counts => 7,
             Kind::HibpNtlmCounts => 8,
             Kind::Stealer => 9,
+            Kind::CredentialKeys => 10,
+            Kind::NtlmCredentialKeys => 11,
         }
     }
 
@@ -84,6 +93,8 @@ impl Kind {
             7 => Kind::HibpSha1Counts,
             8 => Kind::HibpNtlmCounts,
             9 => Kind::Stealer,
+            10 => Kind::CredentialKeys,
+            11 => Kind::NtlmCredentialKeys,
             _ => return None,
         })
     }
@@ -100,6 +111,8 @@ impl Kind {
             Kind::HibpSha1Counts => "hibp-sha1",
             Kind::HibpNtlmCounts => "hibp-ntlm",
             Kind::Stealer => "stealer",
+            Kind::CredentialKeys => "credential-keys",
+            Kind::NtlmCredentialKeys => "ntlm-credential-keys",
         }
     }
 
@@ -108,6 +121,7 @@ impl Kind {
             Kind::Sha1Counts | Kind::HibpSha1Counts => 20,
             Kind::NtlmCounts | Kind::HibpNtlmCounts => 16,
             Kind::Accounts | Kind::Domains | Kind::Stealer => 16,
+            Kind::CredentialKeys | Kind::NtlmCredentialKeys => 16,
             Kind::Credentials => 28,
             Kind::NtlmCredentials => 24,
         }
@@ -120,6 +134,8 @@ impl Kind {
             | Kind::NtlmCounts
             | Kind::Credentials
             | Kind::NtlmCredentials
+            | Kind::CredentialKeys
+            | Kind::NtlmCredentialKeys
             | Kind::HibpSha1Counts
             | Kind::HibpNtlmCounts => 0,
             // Breach id.

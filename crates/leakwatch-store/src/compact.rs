@@ -102,7 +102,9 @@ fn flush(
             }
             writer.push_count(key, total)?;
         }
-        Kind::Credentials | Kind::NtlmCredentials => writer.push_value(key, &[])?,
+        Kind::Credentials | Kind::NtlmCredentials | Kind::CredentialKeys | Kind::NtlmCredentialKeys => {
+            writer.push_value(key, &[])?
+        }
         Kind::Accounts => {
             let mut values: Vec<&[u8]> = group.iter().map(|&(s, i)| segments[s].value(i)).collect();
             values.sort_unstable();

@@ -255,6 +255,30 @@ impl Keys {
         self.credential_tail::<W>(s, &mut b2, |i, cred| out[i] = *cred);
     }
 
+    /// The stored keys of credential records (digest and masked pair, as for
+    /// [`Keys::credentials_from_masked`]) in the 16-byte kinds
+    /// (`credential-keys`): the CBC-MAC's second block, permuted by the data
+    /// key. That block is the first of the `N`-byte key's inner value, so a key
+    /// of the older kinds converts: unpermute it, keep 16 bytes, permute.
+    pub fn credential_keys_from_masked<const N: usize>(&self, recs: &[[u8; N]], out: &mut Vec<[u8; 16]>) {
+        let d = N - 8;
+        let mut b2: Vec<aes::Block> = recs.iter().map(|r| block(&r[..16])).collect();
+        self.credential.encrypt_blocks(&mut b2);
+        for (x, r) in b2.iter_mut().zip(recs) {
+            for (b, t) in x[..d - 16].iter_mut().zip(&r[16..d]) {
+                *b ^= t;
+            }
+            x[d - 16..d - 8].copy_from_slice(&r[d..]);
+            x[15] ^= N as u8;
+        }
+        self.credential.encrypt_blocks(&mut b2);
+        if let Some(s) = &self.sealed {
+            s.prp.encrypt_blocks(&mut b2);
+        }
+        out.clear();
+        out.extend(b2.iter().map(|b| <[u8; 16]>::from(*b)));
+    }
+
     /// The rest of the credential hash and its permutation, from the second
     /// blocks' inputs: `put(i, stored key)` for each.
     fn credential_tail<const W: usize>(
@@ -815,6 +839,32 @@ mod tests {
                 assert_eq!(many[i as usize], keys.outer([i; 16]));
             }
         }
+    }
+
+    #[test]
+    fn credential_keys_are_the_wide_keys_first_block_permuted() {
+        // A 16-byte stored key is P of the first 16 bytes of the wide key's
+        // inner value, for both digests: older keys convert, and `rekey`
+        // permutes the new ones as it does account keys.
+        let keys = Keys::new(&[3; 32], &[4; 32]);
+        fn check<const N: usize>(keys: &Keys) {
+            let recs: Vec<[u8; N]> = (0..40u8).map(|i| std::array::from_fn(|j| i ^ (j as u8 * 29))).collect();
+            let mut masked = recs.clone();
+            keys.mask_pairs(&mut masked);
+            let mut got = Vec::new();
+            keys.credential_keys_from_masked(&masked, &mut got);
+            assert_eq!(got.len(), recs.len());
+            for (r, key) in recs.iter().zip(&got) {
+                let wide: [u8; N] = keys.credential(&r[..N - 8], &r[N - 8..].try_into().unwrap());
+                let inner = keys.credential_inner(&wide);
+                assert_eq!(*key, keys.outer(inner[..16].try_into().unwrap()));
+                assert_eq!(keys.inner(key)[..], inner[..16]);
+            }
+            let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+            assert_eq!(distinct.len(), got.len());
+        }
+        check::<28>(&keys);
+        check::<24>(&keys);
     }
 
     #[test]

@@ -97,9 +97,16 @@ impl DataDir {
         }
         let legacy_path = self.root.join(LEGACY_KEY_FILE);
         let legacy = self.legacy_keys()?;
-        let blinded =
-            [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::Credentials, Kind::NtlmCredentials]
-                .map(Kind::name);
+        let blinded = [
+            Kind::Accounts,
+            Kind::Domains,
+            Kind::Stealer,
+            Kind::Credentials,
+            Kind::NtlmCredentials,
+            Kind::CredentialKeys,
+            Kind::NtlmCredentialKeys,
+        ]
+        .map(Kind::name);
         let has_keyed = manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str()));
         if has_keyed && legacy.is_none() {
             return Err(StoreError::Key(format!(

@@ -19,7 +19,7 @@ use crate::dir::DataDir;
 use crate::domains::{each_entry, each_group_lens, DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use crate::runs::{same_key, sort_records, Bucketed, Runs, Scratch};
+use crate::runs::{group_by_first_byte, same_key, sort_records, Bucketed, Runs, Scratch};
 
 use rayon::prelude::*;
 
@@ -232,8 +232,14 @@ pub fn ingest(
     let stored = match existing {
         Some(_) => Some(Stored {
             accounts: open_kind(dir, &manifest, Kind::Accounts)?,
-            sha1_creds: open_kind(dir, &manifest, Kind::Credentials)?,
-            ntlm_creds: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
+            sha1_creds: StoredCreds {
+                keys: open_kind(dir, &manifest, Kind::CredentialKeys)?,
+                wide: open_kind(dir, &manifest, Kind::Credentials)?,
+            },
+            ntlm_creds: StoredCreds {
+                keys: open_kind(dir, &manifest, Kind::NtlmCredentialKeys)?,
+                wide: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
+            },
         }),
         None => None,
     };
@@ -313,13 +319,13 @@ pub fn ingest(
     // other, and their parallel parts (sorting buckets, keying, gathering)
     // fill whatever time the first thread has left.
     let sha1_chain = || {
-        let stored = stored.map(|s| s.sha1_creds.as_slice());
-        let kinds = (Kind::Credentials, Kind::Sha1Counts);
+        let stored = stored.map(|s| &s.sha1_creds);
+        let kinds = (Kind::CredentialKeys, Kind::Sha1Counts);
         write_counted::<SHA1_REC, 20>(dir, &keys, sha1_creds, stored, kinds, &scratch, budget)
     };
     let ntlm_chain = || {
-        let stored = stored.map(|s| s.ntlm_creds.as_slice());
-        let kinds = (Kind::NtlmCredentials, Kind::NtlmCounts);
+        let stored = stored.map(|s| &s.ntlm_creds);
+        let kinds = (Kind::NtlmCredentialKeys, Kind::NtlmCounts);
         write_counted::<NTLM_REC, 16>(dir, &keys, ntlm_creds, stored, kinds, &scratch, budget)
     };
     let accounts_chain = || write_accounts(dir, accounts, stored_accounts, breach_id);
@@ -480,8 +486,15 @@ fn write_stealer(dir: &DataDir, stealer: Runs<STEALER>, breach_id: u32) -> Resul
 /// The stored segments an ingest into an existing breach checks against.
 struct Stored {
     accounts: Vec<Segment>,
-    sha1_creds: Vec<Segment>,
-    ntlm_creds: Vec<Segment>,
+    sha1_creds: StoredCreds,
+    ntlm_creds: StoredCreds,
+}
+
+/// The triples one corpus has counted: in 16-byte keys, and in the wider keys
+/// of the kinds written before them.
+struct StoredCreds {
+    keys: Vec<Segment>,
+    wide: Vec<Segment>,
 }
 
 /// Writes the new triples of one digest and, grouped by digest (they come
@@ -493,7 +506,7 @@ fn write_counted<const N: usize, const D: usize>(
     dir: &DataDir,
     keys: &Keys,
     mut creds: Runs<N>,
-    stored: Option<&[Segment]>,
+    stored: Option<&StoredCreds>,
     (creds_kind, counts_kind): (Kind, Kind),
     scratch: &Path,
     budget: usize,
@@ -511,7 +524,7 @@ fn write_counted<const N: usize, const D: usize>(
             .into_par_iter()
             .map_init(Vec::new, |spare, bucket| count_bucket::<N, D>(keys, stored, bucket, spare))
             .collect::<Result<Vec<_>>>()?;
-        let new_triples = counted.iter().map(|c| c.keys.len() as u64).sum();
+        let new_triples = counted.iter().map(|c| c.keys as u64).sum();
         // The counts and the triples' keys go to files of their own: written
         // side by side.
         let mut creds_out = SegmentSet::new(dir.segments());
@@ -530,8 +543,8 @@ fn write_counted<const N: usize, const D: usize>(
         return Ok((out, new_triples));
     }
     let name = if N == SHA1_REC { "new-credentials" } else { "new-ntlm-credentials" };
-    let mut new_creds = Runs::<N>::new(scratch.to_owned(), name, N, false);
-    new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / N));
+    let mut new_creds = Runs::<CRED_KEY>::new(scratch.to_owned(), name, CRED_KEY, false);
+    new_creds.reserve_spread((creds.pushed() as usize).min(budget / 8 / CRED_KEY));
     let mut new_triples = 0u64;
     let mut tally = Tally::<N>::new(digest_len);
     let mut sorted = creds.finish()?;
@@ -566,7 +579,7 @@ fn write_counted<const N: usize, const D: usize>(
 const STAGE: usize = 1 << 12;
 
 /// The new triples' stored keys, sorted, as a segment of `kind`.
-fn write_creds<const N: usize>(out: &mut SegmentSet, new_creds: Runs<N>, kind: Kind) -> Result<()> {
+fn write_creds(out: &mut SegmentSet, new_creds: Runs<CRED_KEY>, kind: Kind) -> Result<()> {
     let mut creds_w = out.writer(kind, new_creds.pushed())?;
     for cred in new_creds.finish()? {
         creds_w.push_value(&cred?, &[])?;
@@ -574,22 +587,35 @@ fn write_creds<const N: usize>(out: &mut SegmentSet, new_creds: Runs<N>, kind: K
     out.finish(creds_w)
 }
 
+/// A stored triple key's width ([`Kind::CredentialKeys`]).
+const CRED_KEY: usize = 16;
+
 /// One digest bucket, counted: the stored keys of its new triples, grouped by
 /// their first byte, and each digest (`D` bytes) with its count.
 struct Counted<const N: usize, const D: usize> {
-    keys: Bucketed<N>,
+    /// The bucket's records, whose bytes now begin with the keys.
+    storage: Vec<[u8; N]>,
+    keys: usize,
+    starts: Box<[u32; 257]>,
     counts: Vec<([u8; D], u64)>,
 }
 
-/// Counts and keys one bucket of digest-sorted records. A stored key is as
-/// wide as the record it comes from, and no more keys come out of a stage
-/// than records went in: the keys take the records' place, and the bucket's
-/// memory is all they need.
+impl<const N: usize, const D: usize> Counted<N, D> {
+    /// The keys whose first byte is `b`.
+    fn bucket(&self, b: usize) -> &[[u8; CRED_KEY]] {
+        let keys = self.storage.as_flattened()[..self.keys * CRED_KEY].as_chunks().0;
+        &keys[self.starts[b] as usize..self.starts[b + 1] as usize]
+    }
+}
+
+/// Counts and keys one bucket of digest-sorted records. No more keys come
+/// out of a stage than records went in, and a key is narrower than a record:
+/// the keys take the records' place, and the bucket's memory is all they need.
 fn count_bucket<const N: usize, const D: usize>(
     keys: &Keys,
-    stored: Option<&[Segment]>,
+    stored: Option<&StoredCreds>,
     mut bucket: Vec<[u8; N]>,
-    spare: &mut Vec<[u8; N]>,
+    spare: &mut Vec<[u8; CRED_KEY]>,
 ) -> Result<Counted<N, D>> {
     let mut tally = Tally::<N>::new(D);
     // Room for a digest per record: what is never filled is never faulted in.
@@ -603,16 +629,18 @@ fn count_bucket<const N: usize, const D: usize>(
     for at in (0..bucket.len()).step_by(STAGE) {
         stage.clear();
         stage.extend_from_slice(&bucket[at..bucket.len().min(at + STAGE)]);
-        let mut new = |cred| {
-            bucket[kept] = cred;
+        let bytes = bucket.as_flattened_mut();
+        let mut new = |cred: [u8; CRED_KEY]| {
+            bytes[kept * CRED_KEY..(kept + 1) * CRED_KEY].copy_from_slice(&cred);
             kept += 1;
             Ok(())
         };
         tally.add(keys, stored, &stage, &mut count, &mut new)?;
     }
     tally.finish(&mut count)?;
-    bucket.truncate(kept);
-    Ok(Counted { keys: Bucketed::with_spare(bucket, spare), counts })
+    let (keys_in_place, _) = bucket.as_flattened_mut()[..kept * CRED_KEY].as_chunks_mut::<CRED_KEY>();
+    let starts = group_by_first_byte(keys_in_place, spare);
+    Ok(Counted { storage: bucket, keys: kept, starts, counts })
 }
 
 /// The new triples' keys as a segment of `kind`, one first byte at a time:
@@ -631,14 +659,14 @@ fn write_counted_creds<const N: usize, const D: usize>(
     let mut creds_w = out.writer(kind, total)?;
     let new_slots = || (0..GROUP).map(|_| (Vec::new(), Scratch::default())).collect::<Vec<_>>();
     let (mut ready, mut next) = (new_slots(), new_slots());
-    let gather = |slots: &mut Vec<(Vec<[u8; N]>, Scratch<N>)>, group: usize| {
+    let gather = |slots: &mut Vec<(Vec<[u8; CRED_KEY]>, Scratch<CRED_KEY>)>, group: usize| {
         slots.par_iter_mut().enumerate().for_each(|(i, (gathered, scratch))| {
             gathered.clear();
             for c in counted {
-                gathered.extend_from_slice(c.keys.bucket(group * GROUP + i));
+                gathered.extend_from_slice(c.bucket(group * GROUP + i));
             }
             // Keys of distinct triples are distinct: nothing to deduplicate.
-            sort_records(gathered, 1, N, scratch);
+            sort_records(gathered, 1, CRED_KEY, scratch);
         });
     };
     gather(&mut ready, 0);
@@ -663,12 +691,14 @@ struct Tally<const N: usize> {
     digest_len: usize,
     /// The digest being counted: its first record and its new triples so far.
     group: Option<([u8; N], u64)>,
-    creds: Vec<[u8; N]>,
+    creds: Vec<[u8; CRED_KEY]>,
+    /// The stage's keys in the older, wider kinds, when some are stored.
+    wide: Vec<[u8; N]>,
 }
 
 impl<const N: usize> Tally<N> {
     fn new(digest_len: usize) -> Self {
-        Tally { digest_len, group: None, creds: Vec::new() }
+        Tally { digest_len, group: None, creds: Vec::new(), wide: Vec::new() }
     }
 
     /// Hands each new triple's stored key to `new`, and each digest's count,
@@ -676,17 +706,27 @@ impl<const N: usize> Tally<N> {
     fn add(
         &mut self,
         keys: &Keys,
-        stored: Option<&[Segment]>,
+        stored: Option<&StoredCreds>,
         stage: &[[u8; N]],
         count: &mut impl FnMut(&[u8; N], u64) -> Result<()>,
-        new: &mut impl FnMut([u8; N]) -> Result<()>,
+        new: &mut impl FnMut([u8; CRED_KEY]) -> Result<()>,
     ) -> Result<()> {
         // Digest and masked pair -> the triple's stored key, a stage at a time.
-        keys.credentials_from_masked(stage, &mut self.creds);
-        for (rec, &cred) in stage.iter().zip(&self.creds) {
+        keys.credential_keys_from_masked(stage, &mut self.creds);
+        let wide = stored.filter(|s| !s.wide.is_empty());
+        if wide.is_some() {
+            // A triple counted before the 16-byte kinds is stored in the wider one.
+            keys.credentials_from_masked::<N, N>(stage, &mut self.wide);
+        }
+        for (i, (rec, &cred)) in stage.iter().zip(&self.creds).enumerate() {
             if let Some(stored) = stored {
-                if any_found(stored, &cred)? {
+                if any_found(&stored.keys, &cred)? {
                     continue;
+                }
+                if let Some(wide) = wide {
+                    if any_found(&wide.wide, &self.wide[i])? {
+                        continue;
+                    }
                 }
             }
             new(cred)?;
@@ -833,4 +873,66 @@ pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     now.format(&fmt).expect("formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A triple counted before the 16-byte kinds sits in a wide-key segment:
+    /// counting it again must find it there, as it finds the new keys.
+    #[test]
+    fn triples_stored_in_either_kind_are_not_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::new(&[5; 32], &[6; 32]);
+        // Digest-sorted records of four digests, 30 pairs each.
+        let mut recs: Vec<[u8; SHA1_REC]> = (0..120u32)
+            .map(|i| {
+                let mut r = [0u8; SHA1_REC];
+                r[..20].fill((i / 30) as u8 + 1);
+                r[20..24].copy_from_slice(&i.to_be_bytes());
+                r
+            })
+            .collect();
+        keys.mask_pairs(&mut recs);
+        recs.sort();
+        // The first 40 were counted into a wide segment, the next 20 into a
+        // 16-byte one.
+        let write = |kind: Kind, keys_of: &[Vec<u8>]| {
+            let path = dir.path().join(kind.name());
+            let mut sorted = keys_of.to_vec();
+            sorted.sort();
+            let mut w = SegmentWriter::create(&path, kind, sorted.len() as u64).unwrap();
+            for k in &sorted {
+                w.push_value(k, &[]).unwrap();
+            }
+            w.finish().unwrap();
+            Segment::open(&path).unwrap()
+        };
+        let mut wide: Vec<[u8; SHA1_REC]> = Vec::new();
+        keys.credentials_from_masked::<SHA1_REC, SHA1_REC>(&recs[..40], &mut wide);
+        let mut narrow = Vec::new();
+        keys.credential_keys_from_masked(&recs[40..60], &mut narrow);
+        let stored = StoredCreds {
+            wide: vec![write(Kind::Credentials, &wide.iter().map(|k| k.to_vec()).collect::<Vec<_>>())],
+            keys: vec![write(Kind::CredentialKeys, &narrow.iter().map(|k| k.to_vec()).collect::<Vec<_>>())],
+        };
+        let counted =
+            count_bucket::<SHA1_REC, 20>(&keys, Some(&stored), recs.clone(), &mut Vec::new()).unwrap();
+        assert_eq!(counted.keys, 60);
+        let counts: Vec<u64> = counted.counts.iter().map(|c| c.1).collect();
+        // Digest 1 was counted before (wide), digest 2 too (10 wide, 20 narrow).
+        assert_eq!(counts, vec![30, 30], "{:?}", counted.counts);
+        assert_eq!(counted.counts[0].0, [3; 20]);
+        let mut all_new = Vec::new();
+        keys.credential_keys_from_masked(&recs[60..], &mut all_new);
+        let mut got: Vec<[u8; CRED_KEY]> = (0..256).flat_map(|b| counted.bucket(b).to_vec()).collect();
+        got.sort();
+        all_new.sort();
+        assert_eq!(got, all_new);
+        // And with nothing stored, every triple is new.
+        let counted = count_bucket::<SHA1_REC, 20>(&keys, None, recs, &mut Vec::new()).unwrap();
+        assert_eq!(counted.keys, 120);
+        assert_eq!(counted.counts.iter().map(|c| c.1).collect::<Vec<_>>(), vec![30; 4]);
+    }
 }

@@ -220,7 +220,7 @@ impl Store {
             generation: self.manifest.generation,
             breaches: self.manifest.breaches.len(),
             records: kinds["accounts"].entries,
-            credentials: kinds["credentials"].entries,
+            credentials: kinds["credentials"].entries + kinds["credential-keys"].entries,
             unique_accounts: kinds["accounts"].distinct_keys,
             unique_sha1: kinds["sha1"].distinct_keys,
             unique_ntlm: kinds["ntlm"].distinct_keys,

@@ -84,7 +84,15 @@ pub(crate) fn reseal(
     std::fs::create_dir_all(&scratch).map_err(|e| StoreError::io(&scratch, e))?;
     let mut out = SegmentSet::new(dir.segments());
     let mut replaced = Vec::new();
-    for kind in [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::Credentials, Kind::NtlmCredentials] {
+    for kind in [
+        Kind::Accounts,
+        Kind::Domains,
+        Kind::Stealer,
+        Kind::Credentials,
+        Kind::NtlmCredentials,
+        Kind::CredentialKeys,
+        Kind::NtlmCredentialKeys,
+    ] {
         let files: Vec<String> =
             manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
         if files.is_empty() {
@@ -96,7 +104,8 @@ pub(crate) fn reseal(
             Kind::Accounts => accounts(&segments, from, to, &scratch, &mut out)?,
             Kind::Domains | Kind::Stealer => payloads(&segments, kind, from, to, &scratch, &mut out)?,
             Kind::Credentials => credentials::<28>(&segments, kind, from, to, &scratch, &mut out)?,
-            _ => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
+            Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
+            _ => credential_keys(&segments, kind, from, to, &scratch, &mut out)?,
         }
         replaced.extend(files);
     }
@@ -173,6 +182,30 @@ fn accounts(
     for rec in sorted {
         let rec = rec?;
         w.push_value(&rec[..16], &rec[16..])?;
+    }
+    out.finish(w)
+}
+
+/// The 16-byte credential kinds: permuted like account keys.
+fn credential_keys(
+    segments: &[Segment],
+    kind: Kind,
+    from: &Keys,
+    to: &Keys,
+    scratch: &std::path::Path,
+    out: &mut SegmentSet,
+) -> Result<()> {
+    let mut feed = Feed::<16>::new(scratch, "reseal-credential-keys");
+    for seg in segments {
+        for entry in seg.iter() {
+            let (key, _) = entry?;
+            feed.push(to.outer(from.inner(&key[..16])))?;
+        }
+    }
+    let (upper, sorted) = feed.finish()?;
+    let mut w = out.writer(kind, upper)?;
+    for rec in sorted {
+        w.push_value(&rec?, &[])?;
     }
     out.finish(w)
 }

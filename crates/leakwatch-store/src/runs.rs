@@ -41,21 +41,7 @@ impl<const N: usize> Bucketed<N> {
     /// vector for each would be fresh pages, faulted in, when the vectors were
     /// allocated by another thread.
     pub(crate) fn with_spare(mut records: Vec<[u8; N]>, spare: &mut Vec<[u8; N]>) -> Self {
-        let mut starts = Box::new([0u32; 257]);
-        for r in &records {
-            starts[usize::from(r[0]) + 1] += 1;
-        }
-        for b in 1..257 {
-            starts[b] += starts[b - 1];
-        }
-        let mut next: Vec<u32> = starts[..256].to_vec();
-        spare.clear();
-        spare.resize(records.len(), [0u8; N]);
-        for r in &records {
-            let slot = &mut next[usize::from(r[0])];
-            spare[*slot as usize] = *r;
-            *slot += 1;
-        }
+        let starts = scatter_by_first_byte(&records, spare);
         std::mem::swap(&mut records, spare);
         Bucketed { records, starts }
     }
@@ -67,6 +53,38 @@ impl<const N: usize> Bucketed<N> {
     pub(crate) fn bucket(&self, b: usize) -> &[[u8; N]] {
         &self.records[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
+}
+
+/// Copies `records` into `out` grouped by first byte, each group in input
+/// order (a counting sort); returns each group's start, then the end.
+fn scatter_by_first_byte<const N: usize>(records: &[[u8; N]], out: &mut Vec<[u8; N]>) -> Box<[u32; 257]> {
+    let mut starts = Box::new([0u32; 257]);
+    for r in records {
+        starts[usize::from(r[0]) + 1] += 1;
+    }
+    for b in 1..257 {
+        starts[b] += starts[b - 1];
+    }
+    let mut next: Vec<u32> = starts[..256].to_vec();
+    out.clear();
+    out.resize(records.len(), [0u8; N]);
+    for r in records {
+        let slot = &mut next[usize::from(r[0])];
+        out[*slot as usize] = *r;
+        *slot += 1;
+    }
+    starts
+}
+
+/// Groups `records` by first byte where they are, through `spare`; returns
+/// each group's start, then the end.
+pub(crate) fn group_by_first_byte<const N: usize>(
+    records: &mut [[u8; N]],
+    spare: &mut Vec<[u8; N]>,
+) -> Box<[u32; 257]> {
+    let starts = scatter_by_first_byte(records, spare);
+    records.copy_from_slice(spare);
+    starts
 }
 
 /// `n` zeroed records, in memory that malloc recycles. `vec![[0; N]; n]`
