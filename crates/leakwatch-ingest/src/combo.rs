@@ -9,8 +9,8 @@
 //! (SHA-1) or eight (NTLM, ASCII only) at a time before it returns.
 
 use leakwatch_types::{
-    normalize_email, normalize_phone, normalize_username, ntlm, sha1, Account, AccountKind, NtlmLanes,
-    PasswordHashes, PasswordMaterial, Record, Sha1Lanes,
+    normalize_email, normalize_phone, normalize_plain_email, normalize_username, ntlm, sha1, Account,
+    AccountKind, NtlmLanes, PasswordHashes, PasswordMaterial, Record, Sha1Lanes,
 };
 
 use encoding_rs::Encoding;
@@ -179,6 +179,10 @@ pub(crate) fn parse_line(
 }
 
 fn account(identity: &[u8], mode: Mode, legacy: &'static Encoding) -> Result<Account, Reason> {
+    // Most identities are plain addresses: ASCII, so UTF-8 as they stand.
+    if let Some(value) = normalize_plain_email(identity) {
+        return Ok(Account { kind: AccountKind::Email, value });
+    }
     let identity = &*identity_text(identity, legacy);
     if identity.contains('@') {
         let value = normalize_email(identity).map_err(|_| Reason::InvalidEmail)?;

@@ -65,6 +65,80 @@ impl std::error::Error for EmailError {}
 /// `\n`/`\t` prefixes, trailing `.,;`), lower-cases it, converts the domain to its
 /// IDNA A-label and checks the shape. Plus-tags and dots are kept as they are.
 pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
+    match normalize_plain_email(raw.as_bytes()) {
+        Some(address) => Ok(address),
+        None => normalize_any_email(raw),
+    }
+}
+
+/// [`normalize_email`] for the common case, in one pass over bytes that need
+/// not be checked as UTF-8 first: an address of `[A-Za-z0-9._+-]` around one
+/// `@`, with a letter or digit at both ends, has nothing to strip and no IDNA
+/// to apply, so it needs only lower-casing and the shape checks, done here
+/// without splitting into labels (the general path was a tenth of an
+/// ingest's CPU). `None` for anything else, valid or not: [`normalize_email`]
+/// decides those, and gives the reason a bad one is rejected.
+pub fn normalize_plain_email(raw: &[u8]) -> Option<String> {
+    let (&first, &last) = (raw.first()?, raw.last()?);
+    if raw.len() > 320 || !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return None;
+    }
+    let (mut plain, mut ats, mut at) = (true, 0u32, 0);
+    for (i, &b) in raw.iter().enumerate() {
+        plain &= PLAIN_BYTES[usize::from(b)];
+        let is_at = b == b'@';
+        ats += u32::from(is_at);
+        at = if is_at { i } else { at };
+    }
+    if !plain || ats != 1 {
+        return None;
+    }
+    let (local, domain) = (&raw[..at], &raw[at + 1..]);
+    // The local part's bytes are all allowed and its first is alphanumeric.
+    let local_ok = local.len() <= 64
+        && local.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !local.windows(2).any(|w| w == b"..");
+    if !local_ok || !plain_domain_ok(domain) {
+        return None;
+    }
+    String::from_utf8(raw.to_ascii_lowercase()).ok()
+}
+
+/// [`valid_ascii_domain`] for a domain of plain bytes that ends in a letter or
+/// digit, before lower-casing, in one pass: labels of `[A-Za-z0-9-]` of 1 to
+/// 63 bytes, none starting or ending with `-`, at least two, the last not all
+/// digits.
+fn plain_domain_ok(domain: &[u8]) -> bool {
+    if domain.len() > 253 {
+        return false;
+    }
+    // As if after a dot: a domain may not start as a label may not.
+    let mut prev = b'.';
+    let (mut ok, mut dots, mut label, mut digits_only) = (true, 0u32, 0usize, true);
+    for &c in domain {
+        let dot = c == b'.';
+        ok &= c.is_ascii_alphanumeric() || c == b'-' || dot;
+        // No empty label, none ending or starting with `-`.
+        ok &= !(dot && (prev == b'.' || prev == b'-')) && !(c == b'-' && prev == b'.');
+        label = if dot { 0 } else { label + 1 };
+        ok &= label <= 63;
+        digits_only = dot || (digits_only && c.is_ascii_digit());
+        dots += u32::from(dot);
+        prev = c;
+    }
+    ok && dots > 0 && !digits_only
+}
+
+/// The bytes of a plain address ([`normalize_plain_email`]).
+static PLAIN_BYTES: [bool; 256] = {
+    let mut table = LOCAL_BYTES;
+    table[b'@' as usize] = true;
+    table
+};
+
+/// [`normalize_email`] for any input: strips wrapping, lower-cases local
+/// parts beyond ASCII, applies IDNA to the domain.
+fn normalize_any_email(raw: &str) -> Result<String, EmailError> {
     let mut s = raw.trim();
     // Most addresses come bare: an alphanumeric first and last byte leave nothing
     // for the loop below to strip, except a `mailto:` prefix.
@@ -253,6 +327,57 @@ mod tests {
         bad("a@10.0.0.1", EmailError::BadDomain);
         bad("a@-bad.com", EmailError::BadDomain);
         bad(&format!("{}@example.com", "a".repeat(65)), EmailError::BadLocalPart);
+    }
+
+    /// Every string of up to six bytes over an alphabet of the plain bytes
+    /// and a few others: the one-pass path accepts exactly what the general
+    /// path accepts, with the same result, or leaves the input to it.
+    #[test]
+    fn plain_addresses_take_the_fast_path_to_the_same_answer() {
+        const ALPHABET: &[u8] = b"aZ1.-_+@ ";
+        let mut fast = 0;
+        for len in 1..=6u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                let mut raw = String::new();
+                for _ in 0..len {
+                    raw.push(char::from(ALPHABET[n % ALPHABET.len()]));
+                    n /= ALPHABET.len();
+                }
+                let general = normalize_any_email(&raw);
+                if let Some(address) = normalize_plain_email(raw.as_bytes()) {
+                    assert_eq!(general.as_deref(), Ok(address.as_str()), "input {raw:?}");
+                    fast += 1;
+                } else if raw.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && raw.ends_with(|c: char| c.is_ascii_alphanumeric())
+                    && !raw.contains(' ')
+                {
+                    // Nothing to strip and no IDNA: only a bad address may
+                    // leave the fast path.
+                    assert!(general.is_err(), "input {raw:?} left the fast path");
+                }
+            }
+        }
+        assert!(fast > 150, "{fast} addresses took the fast path");
+        // Lengths at the limits, either side.
+        let label = |n: usize| "b".repeat(n);
+        for (raw, fits) in [
+            (format!("{}@x.com", label(64)), true),
+            (format!("{}@x.com", label(65)), false),
+            (format!("a@{}.com", label(63)), true),
+            (format!("a@{}.com", label(64)), false),
+            (format!("a@{}.{}.{}.{}", label(63), label(63), label(63), label(61)), true),
+            (format!("a@{}.{}.{}.{}", label(63), label(63), label(63), label(62)), false),
+            (format!("{}@{}.{}.{}.{}x", label(64), label(63), label(63), label(63), label(60)), true),
+            ("A@B.C0".to_owned(), true),
+            ("a@b.12".to_owned(), false),
+        ] {
+            assert_eq!(normalize_plain_email(raw.as_bytes()).is_some(), fits, "{raw:?}");
+            assert_eq!(normalize_any_email(&raw).ok(), normalize_plain_email(raw.as_bytes()), "{raw:?}");
+            assert_eq!(
+                normalize_email(&raw).is_ok(),
+                fits || raw.len() <= 320 && normalize_any_email(&raw).is_ok()
+            );
+        }
     }
 
     #[test]
