@@ -25,6 +25,18 @@ pub const TMP: &str = "tmp";
 /// Where directories written before key rings kept their index key.
 const LEGACY_KEY_FILE: &str = "index.key";
 
+/// The kinds whose keys (and sealed payloads) the index key blinds: unreadable
+/// without it, and rewritten when it changes.
+pub(crate) const BLINDED: [Kind; 7] = [
+    Kind::Accounts,
+    Kind::Domains,
+    Kind::Stealer,
+    Kind::Credentials,
+    Kind::NtlmCredentials,
+    Kind::CredentialKeys,
+    Kind::NtlmCredentialKeys,
+];
+
 /// Paths of one data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -97,16 +109,7 @@ impl DataDir {
         }
         let legacy_path = self.root.join(LEGACY_KEY_FILE);
         let legacy = self.legacy_keys()?;
-        let blinded = [
-            Kind::Accounts,
-            Kind::Domains,
-            Kind::Stealer,
-            Kind::Credentials,
-            Kind::NtlmCredentials,
-            Kind::CredentialKeys,
-            Kind::NtlmCredentialKeys,
-        ]
-        .map(Kind::name);
+        let blinded = BLINDED.map(Kind::name);
         let has_keyed = manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str()));
         if has_keyed && legacy.is_none() {
             return Err(StoreError::Key(format!(

@@ -84,15 +84,7 @@ pub(crate) fn reseal(
     std::fs::create_dir_all(&scratch).map_err(|e| StoreError::io(&scratch, e))?;
     let mut out = SegmentSet::new(dir.segments());
     let mut replaced = Vec::new();
-    for kind in [
-        Kind::Accounts,
-        Kind::Domains,
-        Kind::Stealer,
-        Kind::Credentials,
-        Kind::NtlmCredentials,
-        Kind::CredentialKeys,
-        Kind::NtlmCredentialKeys,
-    ] {
+    for kind in crate::dir::BLINDED {
         let files: Vec<String> =
             manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
         if files.is_empty() {
@@ -101,11 +93,11 @@ pub(crate) fn reseal(
         let segments =
             files.iter().map(|f| Segment::open(&dir.segments().join(f))).collect::<Result<Vec<_>, _>>()?;
         match kind {
-            Kind::Accounts => accounts(&segments, from, to, &scratch, &mut out)?,
+            Kind::Accounts => permuted::<20>(&segments, kind, from, to, &scratch, &mut out)?,
             Kind::Domains | Kind::Stealer => payloads(&segments, kind, from, to, &scratch, &mut out)?,
             Kind::Credentials => credentials::<28>(&segments, kind, from, to, &scratch, &mut out)?,
             Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
-            _ => credential_keys(&segments, kind, from, to, &scratch, &mut out)?,
+            _ => permuted::<16>(&segments, kind, from, to, &scratch, &mut out)?,
         }
         replaced.extend(files);
     }
@@ -160,34 +152,10 @@ impl<const N: usize> Feed<N> {
     }
 }
 
-fn accounts(
-    segments: &[Segment],
-    from: &Keys,
-    to: &Keys,
-    scratch: &std::path::Path,
-    out: &mut SegmentSet,
-) -> Result<()> {
-    let mut feed = Feed::<20>::new(scratch, "reseal-accounts");
-    for seg in segments {
-        for entry in seg.iter() {
-            let (key, i) = entry?;
-            let mut rec = [0u8; 20];
-            rec[..16].copy_from_slice(&to.outer(from.inner(&key[..16])));
-            rec[16..].copy_from_slice(seg.value(i));
-            feed.push(rec)?;
-        }
-    }
-    let (upper, sorted) = feed.finish()?;
-    let mut w = out.writer(Kind::Accounts, upper)?;
-    for rec in sorted {
-        let rec = rec?;
-        w.push_value(&rec[..16], &rec[16..])?;
-    }
-    out.finish(w)
-}
-
-/// The 16-byte credential kinds: permuted like account keys.
-fn credential_keys(
+/// The kinds keyed by a permuted 16-byte key with a fixed-width value
+/// (accounts: the breach; credential keys: none): each key permuted again,
+/// its value kept.
+fn permuted<const N: usize>(
     segments: &[Segment],
     kind: Kind,
     from: &Keys,
@@ -195,17 +163,21 @@ fn credential_keys(
     scratch: &std::path::Path,
     out: &mut SegmentSet,
 ) -> Result<()> {
-    let mut feed = Feed::<16>::new(scratch, "reseal-credential-keys");
+    let mut feed = Feed::<N>::new(scratch, kind.name());
     for seg in segments {
         for entry in seg.iter() {
-            let (key, _) = entry?;
-            feed.push(to.outer(from.inner(&key[..16])))?;
+            let (key, i) = entry?;
+            let mut rec = [0u8; N];
+            rec[..16].copy_from_slice(&to.outer(from.inner(&key[..16])));
+            rec[16..].copy_from_slice(seg.value(i));
+            feed.push(rec)?;
         }
     }
     let (upper, sorted) = feed.finish()?;
     let mut w = out.writer(kind, upper)?;
     for rec in sorted {
-        w.push_value(&rec?, &[])?;
+        let rec = rec?;
+        w.push_value(&rec[..16], &rec[16..])?;
     }
     out.finish(w)
 }
