@@ -848,7 +848,8 @@ mod tests {
         // permutes the new ones as it does account keys.
         let keys = Keys::new(&[3; 32], &[4; 32]);
         fn check<const N: usize>(keys: &Keys) {
-            let recs: Vec<[u8; N]> = (0..40u8).map(|i| std::array::from_fn(|j| i ^ (j as u8 * 29))).collect();
+            let recs: Vec<[u8; N]> =
+                (0..40u8).map(|i| std::array::from_fn(|j| i ^ (j as u8).wrapping_mul(29))).collect();
             let mut masked = recs.clone();
             keys.mask_pairs(&mut masked);
             let mut got = Vec::new();
