@@ -244,13 +244,7 @@ impl Keys {
             }
             return;
         };
-        for (x, r) in b2.iter_mut().zip(recs) {
-            for (b, t) in x[..d - 16].iter_mut().zip(&r[16..d]) {
-                *b ^= t;
-            }
-            x[d - 16..d - 8].copy_from_slice(&r[d..]);
-            x[15] ^= W as u8;
-        }
+        second_block_inputs(&mut b2, recs, W);
         out.resize(recs.len(), [0u8; W]);
         self.credential_tail::<W>(s, &mut b2, |i, cred| out[i] = *cred);
     }
@@ -261,16 +255,9 @@ impl Keys {
     /// key. That block is the first of the `N`-byte key's inner value, so a key
     /// of the older kinds converts: unpermute it, keep 16 bytes, permute.
     pub fn credential_keys_from_masked<const N: usize>(&self, recs: &[[u8; N]], out: &mut Vec<[u8; 16]>) {
-        let d = N - 8;
         let mut b2: Vec<aes::Block> = recs.iter().map(|r| block(&r[..16])).collect();
         self.credential.encrypt_blocks(&mut b2);
-        for (x, r) in b2.iter_mut().zip(recs) {
-            for (b, t) in x[..d - 16].iter_mut().zip(&r[16..d]) {
-                *b ^= t;
-            }
-            x[d - 16..d - 8].copy_from_slice(&r[d..]);
-            x[15] ^= N as u8;
-        }
+        second_block_inputs(&mut b2, recs, N);
         self.credential.encrypt_blocks(&mut b2);
         if let Some(s) = &self.sealed {
             s.prp.encrypt_blocks(&mut b2);
@@ -658,6 +645,22 @@ fn unpermute_wide<const W: usize>(prp: &Aes256, stored: &[u8; W]) -> [u8; W] {
     prp.decrypt_block(&mut first);
     out[..16].copy_from_slice(&first);
     out
+}
+
+/// Turns the CBC-MAC's first blocks, `E(digest[0..16])` of masked credential
+/// records (digest, then pair key masked by [`Keys::mask_pairs`]), into the
+/// second block's inputs: the rest of the digest and the pair xored in (the
+/// mask is the first block's own bytes, so the masked pair takes its place
+/// as it stands) and the key width in the last byte.
+fn second_block_inputs<const N: usize>(first: &mut [aes::Block], recs: &[[u8; N]], width: usize) {
+    let d = N - 8;
+    for (x, r) in first.iter_mut().zip(recs) {
+        for (b, t) in x[..d - 16].iter_mut().zip(&r[16..d]) {
+            *b ^= t;
+        }
+        x[d - 16..d - 8].copy_from_slice(&r[d..]);
+        x[15] ^= width as u8;
+    }
 }
 
 #[cfg(test)]
