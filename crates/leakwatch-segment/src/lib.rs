@@ -15,6 +15,7 @@ mod error;
 mod format;
 mod packed;
 mod reader;
+mod sink;
 mod writer;
 
 pub use error::SegmentError;

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 
 use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN, PACKED_VERSION};
 use crate::packed::{key_bits, low_chunks, BitWriter, Params};
+use crate::sink::Sink;
 use crate::SegmentError;
 
 /// Entries a packed segment buffers before it picks its count width from them.
@@ -225,21 +226,6 @@ fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     head(a).cmp(&head(b)).then_with(tail)
 }
 
-/// Starts writing the file's dirty pages to disk without waiting for them (a
-/// hint: durability still comes from the sync before publishing).
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a descriptor `file` keeps open; offset 0 and
-    // length 0 mean the whole file.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File) {}
-
 /// Payload bytes a writer holds in memory unless told otherwise.
 const HEAP_MEMORY: usize = 16 << 20;
 
@@ -302,14 +288,15 @@ impl SegmentWriter {
     /// upper bound on the entries to come; it picks the prefix width.
     pub fn create(path: &Path, kind: Kind, expected_entries: u64) -> Result<Self, SegmentError> {
         let layout = Layout::choose(kind, expected_entries);
-        let file = File::create(path).map_err(|e| SegmentError::io(path, e))?;
-        let mut out = ChecksummedWriter::new(file);
+        // The packed layout's encoder thread shares the file: buffered writes.
+        let sink = Sink::create(path, !kind.packed()).map_err(|e| SegmentError::io(path, e))?;
+        let mut out = ChecksummedWriter::new(sink);
         out.write_raw(&[0u8; HEADER_LEN]).map_err(|e| SegmentError::io(path, e))?;
         let packed = if kind.packed() {
             // The encoder thread writes through its own handle on the file, from
             // just after the header placeholder.
-            let file = out.file.try_clone().map_err(|e| SegmentError::io(path, e))?;
-            let mut encoder_out = ChecksummedWriter::new(file);
+            let file = out.sink.try_clone().map_err(|e| SegmentError::io(path, e))?;
+            let mut encoder_out = ChecksummedWriter::new(Sink::buffered(file));
             encoder_out.position = HEADER_LEN as u64;
             let state = Packed {
                 key_len: kind.key_len(),
@@ -905,35 +892,27 @@ fn write_header(
 /// buffers whole chunks so both checksums run over large blocks, not over each
 /// small entry.
 struct ChecksummedWriter {
-    file: File,
+    sink: Sink,
     buf: Vec<u8>,
     position: u64,
     body: blake3::Hasher,
     crcs: Vec<u32>,
-    /// Bytes written since writeback was last started.
-    unflushed: usize,
 }
 
-/// Bytes after which the writer has the kernel start writing them to disk:
-/// the sync before a segment is published then finds little left to do, and
-/// the disk works while the CPU goes on instead of after it.
-const WRITEBACK_STEP: usize = 8 << 20;
-
 impl ChecksummedWriter {
-    fn new(file: File) -> Self {
+    fn new(sink: Sink) -> Self {
         ChecksummedWriter {
-            file,
+            sink,
             buf: Vec::with_capacity(CHECKSUM_CHUNK),
             position: 0,
             body: blake3::Hasher::new(),
             crcs: Vec::new(),
-            unflushed: 0,
         }
     }
 
     /// Writes bytes that the chunk checksums do not cover (the header placeholder).
     fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
+        self.sink.write_all(bytes)?;
         self.position += bytes.len() as u64;
         Ok(())
     }
@@ -944,12 +923,7 @@ impl ChecksummedWriter {
         }
         self.crcs.push(crc32fast::hash(&self.buf));
         self.body.update(&self.buf);
-        self.file.write_all(&self.buf)?;
-        self.unflushed += self.buf.len();
-        if self.unflushed >= WRITEBACK_STEP {
-            self.unflushed = 0;
-            start_writeback(&self.file);
-        }
+        self.sink.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
     }
@@ -968,7 +942,7 @@ impl ChecksummedWriter {
 
     fn finish(mut self) -> std::io::Result<(File, Vec<u32>, blake3::Hasher)> {
         self.flush_chunk()?;
-        Ok((self.file, self.crcs, self.body))
+        Ok((self.sink.finish()?, self.crcs, self.body))
     }
 }
 
