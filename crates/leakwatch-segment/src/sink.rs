@@ -9,7 +9,8 @@
 //! writer's own buffer. On a virtual machine whose freed memory goes back to
 //! the host, fresh page-cache pages are the dearest memory there is: writing a
 //! 3-million-line ingest's 340 MB of segments that way took a fifth of its CPU
-//! time, and writing them directly a tenth of that (`bench/ingest.sh`).
+//! time (perf, `bench/ingest.sh`'s input); written directly, the copy into the
+//! stage included, they take about an eighth of that.
 //!
 //! Direct writes must start at aligned file offsets, from aligned memory, in
 //! whole blocks: the bytes are staged in an aligned buffer and only whole
