@@ -122,7 +122,7 @@ impl Sink {
         while !bytes.is_empty() {
             let len = direct.len;
             let take = bytes.len().min(STAGE_BLOCKS * ALIGN - len);
-            bytes_mut(&mut direct.stage)[len..len + take].copy_from_slice(&bytes[..take]);
+            copy_streaming(&mut bytes_mut(&mut direct.stage)[len..len + take], &bytes[..take]);
             direct.len += take;
             bytes = &bytes[take..];
             if direct.len == STAGE_BLOCKS * ALIGN {
@@ -178,6 +178,7 @@ impl Direct {
 
     /// Hands the full stage to the thread and takes a free one.
     fn hand_over(&mut self) -> io::Result<()> {
+        streamed_fence();
         let Ok(next) = self.spare.recv() else { return Err(self.stop()) };
         let stage = std::mem::replace(&mut self.stage, next);
         let len = std::mem::take(&mut self.len);
@@ -207,6 +208,7 @@ impl Direct {
     /// Writes the staged whole blocks, waits for the thread, and returns the
     /// bytes of the last partial block with their offset.
     fn finish(mut self) -> io::Result<(Vec<u8>, u64)> {
+        streamed_fence();
         let whole = self.len / ALIGN * ALIGN;
         let rest = bytes(&self.stage)[whole..self.len].to_vec();
         let rest_at = self.at + whole as u64;
@@ -221,6 +223,45 @@ impl Direct {
             None => return Err(io::Error::other("the segment writing thread stopped early")),
         }
         Ok((rest, rest_at))
+    }
+}
+
+/// Copies `src` into `dst` (of the same length) past the cache where the CPU
+/// can: staged bytes are read next by the device, not by the CPU. Copied the
+/// ordinary way, into a stage the device had just read, the copy cost from
+/// 0.5% to 6% of an ingest's CPU from one run to the next (perf, 3-million-line
+/// combo); streamed, 0.6% every run.
+fn copy_streaming(dst: &mut [u8], src: &[u8]) {
+    debug_assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let head = dst.as_ptr().align_offset(16).min(dst.len());
+        dst[..head].copy_from_slice(&src[..head]);
+        let body = (dst.len() - head) / 16;
+        // SAFETY: `body` 16-byte units from `head` lie within both slices
+        // (equal lengths), `dst`'s from an address aligned to 16 as the
+        // streaming store requires; SSE2 is part of x86_64.
+        unsafe {
+            let d = dst.as_mut_ptr().add(head).cast::<__m128i>();
+            let s = src.as_ptr().add(head).cast::<__m128i>();
+            for i in 0..body {
+                _mm_stream_si128(d.add(i), _mm_loadu_si128(s.add(i)));
+            }
+        }
+        let done = head + body * 16;
+        dst[done..].copy_from_slice(&src[done..]);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
+}
+
+/// Orders the streaming stores before the stage is handed on.
+fn streamed_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_sfence();
     }
 }
 
@@ -328,5 +369,19 @@ mod tests {
         assert!(buffered.try_clone().is_ok());
         let direct = Sink::create(&dir.path().join("b"), true).unwrap();
         assert_eq!(direct.try_clone().is_ok(), !direct.is_direct());
+    }
+
+    #[test]
+    fn a_streaming_copy_copies_at_any_offset_and_length() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for at in 0..20 {
+            for len in [0, 1, 15, 16, 17, 33, 64, 200, 280] {
+                let mut dst = vec![0xAAu8; 300];
+                copy_streaming(&mut dst[at..at + len], &src[at..at + len]);
+                streamed_fence();
+                assert_eq!(&dst[at..at + len], &src[at..at + len], "at {at}, len {len}");
+                assert!(dst[..at].iter().chain(&dst[at + len..]).all(|&b| b == 0xAA), "at {at}, len {len}");
+            }
+        }
     }
 }

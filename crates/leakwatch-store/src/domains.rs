@@ -75,10 +75,10 @@ impl DomainBatch {
         let (mut next_short, mut next_long) = (short_starts.clone(), long_starts.clone());
         for (domain, sealed) in entries {
             if is_short(sealed) {
-                short[next_short[domain] as usize] = entry(sealed);
+                set_entry(&mut short[next_short[domain] as usize], sealed);
                 next_short[domain] += 1;
             } else {
-                long[next_long[domain] as usize] = entry(sealed);
+                set_entry(&mut long[next_long[domain] as usize], sealed);
                 next_long[domain] += 1;
             }
         }
@@ -90,15 +90,15 @@ fn is_short(sealed: &[u8]) -> bool {
     sealed.len() < SHORT
 }
 
-/// The sealed bytes, zero-padded, then their length: sorted as arrays,
-/// entries fall in the order of their sealed bytes as slices (a shorter one
-/// that the zero padding makes equal to a longer one goes first, as a prefix
-/// does).
-fn entry<const N: usize>(sealed: &[u8]) -> [u8; N] {
-    let mut rec = [0u8; N];
-    rec[..sealed.len()].copy_from_slice(sealed);
-    rec[N - 1] = sealed.len() as u8;
-    rec
+/// Makes a zeroed `slot` the entry of `sealed`: the sealed bytes, zero-padded,
+/// then their length. Sorted as arrays, entries fall in the order of their
+/// sealed bytes as slices (a shorter one that the zero padding makes equal to
+/// a longer one goes first, as a prefix does). Written in place: an entry
+/// built on the stack and copied over stalled on store forwarding (the
+/// variable-length copy, then 16-byte loads), 3% of an ingest's CPU.
+fn set_entry<const N: usize>(slot: &mut [u8; N], sealed: &[u8]) {
+    slot[..sealed.len()].copy_from_slice(sealed);
+    slot[N - 1] = sealed.len() as u8;
 }
 
 /// The sealed alias of an entry.
