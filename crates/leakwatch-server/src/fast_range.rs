@@ -215,8 +215,11 @@ async fn send(stream: &TcpStream, answer: &RangeAnswer, head: &mut Vec<u8>) -> i
     DATE.with_borrow_mut(|date| head.extend_from_slice(date.now()));
     head.extend_from_slice(b"\r\n\r\n");
 
+    // A head goes out held back (`MSG_MORE`) only when bytes follow it: held
+    // back with nothing after, it would wait for the kernel's cork timer
+    // (200 ms) on a kept-alive connection.
     let file = match &answer.body {
-        RangeBytes::Cached(body) => body.file_span(),
+        RangeBytes::Cached(body) => body.file_span().filter(|span| span.len > 0),
         _ => None,
     };
     match file {

@@ -1,8 +1,10 @@
 //! `GET /range/{prefix}`: Pwned Passwords' k-anonymity range, byte for byte as
 //! HIBP answers it, and the server's hot path.
 //!
-//! Every valid prefix answers 200 (possibly with an empty body); `?mode=ntlm`
-//! reads the NTLM corpus; `Add-Padding: true` mixes random `SUFFIX:0` lines in.
+//! Every valid prefix answers 200, never with an empty body: a range that holds
+//! no hash is answered with `SUFFIX:0` padding lines (the range index's), as
+//! clients in the wild split the body without checking it. `?mode=ntlm` reads
+//! the NTLM corpus; `Add-Padding: true` mixes random `SUFFIX:0` lines in.
 //! The body comes from the range index's cache of formatted bodies (padded ones,
 //! different every time, are formatted into a per-thread buffer). The ETag is
 //! the corpus and the digest of the unpadded body, so it changes only when the
@@ -149,9 +151,7 @@ pub(crate) fn answer<'a>(
     // it still revalidates against the unpadded one, and means the same data.
     let body = BUFFER.with_borrow_mut(|buf| -> Result<Bytes, AppError> {
         let mut rng = rand::rng();
-        let bytes = real.bytes();
-        let lines = bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!bytes.is_empty());
-        let count = PAD_TO.saturating_sub(lines) + rng.random_range(PAD_EXTRA);
+        let count = PAD_TO.saturating_sub(real.hashes) + rng.random_range(PAD_EXTRA);
         let mut padding = vec![[0u8; MAX_KEY_LEN]; count];
         for key in &mut padding {
             rng.fill(&mut key[..kind.key_len()]);

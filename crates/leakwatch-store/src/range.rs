@@ -137,16 +137,23 @@ impl RangeIndex {
         }
     }
 
-    /// The body of the range `prefix` (20 bits), unpadded, with its digest:
-    /// from the cache, or formatted and then cached.
+    /// The body of the range `prefix` (20 bits), with its digest: from the
+    /// cache, or formatted and then cached.
+    ///
+    /// A range that holds no hash is never answered empty: HIBP's ranges never
+    /// are, and clients in the wild split the body on CRLF and parse every
+    /// piece without checking. Its body is [`empty_range_padding`] instead.
     pub fn body(&self, kind: RangeKind, prefix: u32) -> Result<RangeBody> {
         let key = (prefix & 0xF_FFFF) | if kind == RangeKind::Ntlm { 1 << 20 } else { 0 };
         if let Some(body) = self.cache.get(key) {
             return Ok(body);
         }
         let mut out = Vec::new();
-        self.write_range(kind, prefix, &mut [], &mut out)?;
-        Ok(self.cache.insert(key, RangeBody::new(out)))
+        let hashes = self.write_range(kind, prefix, &mut [], &mut out)?;
+        if hashes == 0 {
+            self.write_range(kind, prefix, &mut empty_range_padding(kind, prefix), &mut out)?;
+        }
+        Ok(self.cache.insert(key, RangeBody::new(out, hashes)))
     }
 
     /// Appends the body of the range `prefix` (20 bits) to `out` and returns how
@@ -222,6 +229,34 @@ impl RangeIndex {
         }
         Ok(lines)
     }
+}
+
+/// Lines of padding an empty range is answered with: as many as HIBP's
+/// `Add-Padding` adds on top of a range (10 to 209), so that an empty range is
+/// no smaller than a padded answer's random part.
+pub const EMPTY_RANGE_PADDING: std::ops::RangeInclusive<usize> = 10..=209;
+
+/// The padding keys of an empty range (before [`RangeIndex::write_range`] puts
+/// the prefix in their top 20 bits). They are derived from the corpus and the
+/// prefix alone, not drawn at random: the body, and so its ETag, stays the same
+/// from request to request, replica to replica and generation to generation for
+/// as long as the range stays empty, so caches and mirrors' revalidations work
+/// as for any other range. They are `SUFFIX:0` lines, which clients and
+/// importers read as "not seen", exactly like `Add-Padding`'s.
+fn empty_range_padding(kind: RangeKind, prefix: u32) -> Vec<[u8; MAX_KEY_LEN]> {
+    let mut hasher = blake3::Hasher::new_derive_key("leakwatch 2026 empty range padding");
+    hasher.update(&[u8::from(kind == RangeKind::Ntlm)]);
+    hasher.update(&(prefix & 0xF_FFFF).to_le_bytes());
+    let mut xof = hasher.finalize_xof();
+    let mut first = [0u8; 8];
+    xof.fill(&mut first);
+    let span = EMPTY_RANGE_PADDING.end() - EMPTY_RANGE_PADDING.start() + 1;
+    let lines = EMPTY_RANGE_PADDING.start() + (u64::from_le_bytes(first) % span as u64) as usize;
+    let mut keys = vec![[0u8; MAX_KEY_LEN]; lines];
+    for key in &mut keys {
+        xof.fill(&mut key[..kind.key_len()]);
+    }
+    keys
 }
 
 /// Where the range cache's files go: the data directory's `tmp/`, when it can
@@ -392,12 +427,44 @@ mod tests {
                         let mut want = Vec::new();
                         index.write_range(kind, prefix, &mut [], &mut want).unwrap();
                         let body = index.body(kind, prefix).unwrap();
+                        if want.is_empty() {
+                            index
+                                .write_range(kind, prefix, &mut empty_range_padding(kind, prefix), &mut want)
+                                .unwrap();
+                        }
                         assert_eq!(body.bytes(), &want[..], "{prefix:05X} round {round}");
-                        assert_eq!(body.digest, RangeBody::new(want).digest);
+                        assert_eq!(body.digest, RangeBody::new(want, 0).digest);
                         assert!(index.cache.used() <= budget);
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_empty_range_is_answered_with_stable_padding_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+            for prefix in [0x00000, 0x5BAA6, 0xFFFFF] {
+                let body = RangeIndex::open(&dir).unwrap().body(kind, prefix).unwrap();
+                let again = RangeIndex::open_with_cache(&dir, 0).unwrap().body(kind, prefix).unwrap();
+                assert_eq!((body.bytes(), body.digest), (again.bytes(), again.digest));
+                assert_eq!(body.hashes, 0);
+                let text = std::str::from_utf8(body.bytes()).unwrap();
+                assert!(!text.ends_with("\r\n"));
+                let lines: Vec<&str> = text.split("\r\n").collect();
+                assert!(EMPTY_RANGE_PADDING.contains(&lines.len()), "{} lines", lines.len());
+                assert!(lines.is_sorted());
+                for line in lines {
+                    let (suffix, count) = line.split_once(':').unwrap();
+                    assert_eq!(count, "0");
+                    assert_eq!(suffix.len(), kind.suffix_len());
+                    assert!(suffix.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+                }
+            }
+        }
+        let a = RangeIndex::open(&dir).unwrap();
+        assert_ne!(a.body(RangeKind::Sha1, 1).unwrap().bytes(), a.body(RangeKind::Sha1, 2).unwrap().bytes());
     }
 }

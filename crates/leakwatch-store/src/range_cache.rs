@@ -36,6 +36,9 @@ pub struct RangeBody {
     stored: Stored,
     /// The first 128 bits of the BLAKE3 hash of the bytes.
     pub digest: u128,
+    /// Lines of the body that are real hashes; the rest (only in an otherwise
+    /// empty range) are padding.
+    pub hashes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -53,10 +56,10 @@ pub struct FileSpan<'a> {
 }
 
 impl RangeBody {
-    pub(crate) fn new(bytes: Vec<u8>) -> RangeBody {
+    pub(crate) fn new(bytes: Vec<u8>, hashes: usize) -> RangeBody {
         let hash = blake3::hash(&bytes);
         let digest = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
-        RangeBody { stored: Stored::Heap(bytes.into()), digest }
+        RangeBody { stored: Stored::Heap(bytes.into()), digest, hashes }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -220,7 +223,7 @@ impl BodyCache {
             },
             None => body.stored.clone(),
         };
-        let cached = RangeBody { stored, digest: body.digest };
+        let cached = RangeBody { stored, digest: body.digest, hashes: body.hashes };
         // Under the arenas' lock: an arena retired while the body was written
         // must not get an entry that no later rotation would drop.
         let arenas = self.arenas.lock().unwrap_or_else(|e| e.into_inner());
@@ -254,7 +257,7 @@ mod tests {
     use super::*;
 
     fn body(i: u32, len: usize) -> RangeBody {
-        RangeBody::new((0..len).map(|j| (i as usize * 31 + j) as u8).collect())
+        RangeBody::new((0..len).map(|j| (i as usize * 31 + j) as u8).collect(), 0)
     }
 
     /// What the kernel would send for a body: its span read back from the file.
