@@ -116,7 +116,7 @@ for prefix in prefixes:
     empty += not real
     with open(f"{out}/{prefix}", "wb") as f:
         f.write(body)
-print(f"{lines / len(prefixes):.1f} {100 * empty / len(prefixes):.0f}%", file=open(f"{listing}.lines", "w"))
+print(f"{lines / len(prefixes):.2f} {100 * empty / len(prefixes):.0f}%", file=open(f"{listing}.lines", "w"))
 EOF
 
     ngx_port=$(free_port)

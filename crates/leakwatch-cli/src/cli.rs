@@ -110,9 +110,18 @@ pub enum SyncCommand {
 #[derive(Debug, Args)]
 pub struct SyncPwnedArgs {
     /// Base URL of the range API (`/range/PREFIX` is appended), e.g.
-    /// https://api.pwnedpasswords.com or http://mirror:8080.
+    /// https://api.pwnedpasswords.com. https is required (the ranges become
+    /// your corpus), except for a loopback address such as http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
     pub from: String,
+    /// Trust only the CA certificates (PEM) in FILE for the upstream's
+    /// certificate, instead of the system's roots: for a private mirror.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain http:// to a host that is not a loopback address: anyone on
+    /// the network path could then add or remove hashes.
+    #[arg(long)]
+    pub insecure: bool,
     /// Sync the NTLM corpus (`?mode=ntlm`) instead of SHA-1.
     #[arg(long)]
     pub ntlm: bool,

@@ -1065,8 +1065,7 @@ mod socket {
         let server = start(&f, ServeOptions::default()).await;
         let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let full = prefix_of(&sha1(b"password"));
-        let (_, headers, _) =
-            exchange(&mut conn, &format!("GET /range/00000 HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+        let (_, headers, _) = exchange(&mut conn, "GET /range/00000 HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let tag = headers.iter().find(|(n, _)| n == "etag").unwrap().1.clone();
         let requests = [
             "GET /range/00000 HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),

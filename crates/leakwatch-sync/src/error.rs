@@ -8,6 +8,13 @@ use std::path::PathBuf;
 pub enum SyncError {
     #[error("{0}: not an http:// or https:// base URL")]
     BadUrl(String),
+    #[error(
+        "{0}: plain http lets anyone on the network path add or remove hashes; use https://, \
+         or --insecure to accept that (loopback addresses need neither)"
+    )]
+    Insecure(String),
+    #[error("{path}: not a usable CA file: {detail}")]
+    CaFile { path: PathBuf, detail: String },
     #[error("{url}: range {prefix} failed after {attempts} attempts: {detail}")]
     Range { prefix: String, url: String, attempts: u32, detail: String },
     #[error("{url}: range {prefix}: {detail}")]

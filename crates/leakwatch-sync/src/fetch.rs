@@ -12,10 +12,16 @@ use reqwest::StatusCode;
 
 use crate::error::{Result, SyncError};
 use crate::staging::storable_etag;
+use crate::transport::is_tls_failure;
 use crate::verify::verify_body;
 
 /// Waits between attempts never exceed this, whatever `retry-after` asks.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The largest range body read: HIBP's ranges are about 40 KB (80 KB padded),
+/// so a body past this is a broken or hostile upstream, not a range, and is
+/// not read any further.
+pub(crate) const MAX_BODY: usize = 4 << 20;
 
 /// How a range is fetched.
 pub struct Fetcher {
@@ -92,9 +98,9 @@ impl Fetcher {
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(|e| Failure {
+        let mut response = request.send().await.map_err(|e| Failure {
             detail: format!("request failed: {}", error_chain(&e)),
-            retry: true,
+            retry: !is_tls_failure(&e),
             wait: None,
         })?;
         let status = response.status();
@@ -116,11 +122,27 @@ impl Fetcher {
             });
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| Failure {
-            detail: format!("reading the body: {}", error_chain(&e)),
-            retry: true,
+        let too_big = || Failure {
+            detail: format!("the body is over {MAX_BODY} bytes: not a range"),
+            retry: false,
             wait: None,
-        })?;
+        };
+        if response.content_length().is_some_and(|len| len > MAX_BODY as u64) {
+            return Err(too_big());
+        }
+        let mut body = Vec::with_capacity(64 * 1024);
+        loop {
+            let chunk = response.chunk().await.map_err(|e| Failure {
+                detail: format!("reading the body: {}", error_chain(&e)),
+                retry: true,
+                wait: None,
+            })?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
         let suffix_len = if self.ntlm { 27 } else { 35 };
         let md5 = headers.get("content-md5").map(|v| v.as_bytes());
         verify_body(&body, suffix_len, md5).map_err(|invalid| Failure {
@@ -129,7 +151,7 @@ impl Fetcher {
             wait: None,
         })?;
         let etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).filter(|t| storable_etag(t));
-        Ok(Fetched::Body { body: body.to_vec(), etag: etag.map(str::to_owned) })
+        Ok(Fetched::Body { body, etag: etag.map(str::to_owned) })
     }
 }
 

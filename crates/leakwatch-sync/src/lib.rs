@@ -16,6 +16,7 @@
 mod error;
 mod fetch;
 mod staging;
+mod transport;
 pub mod verify;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use leakwatch_store::{DataDir, ImportSummary};
 pub use error::{Result, SyncError};
 use fetch::{Fetched, Fetcher};
 use staging::Staging;
+pub use transport::TlsOptions;
 
 /// Prefixes of the full Pwned Passwords space: five hex digits.
 pub const PREFIX_BITS: u32 = 20;
@@ -49,6 +51,8 @@ pub struct SyncOptions {
     /// ranges never need).
     pub memory_budget: u64,
     pub user_agent: String,
+    /// Which CAs vouch for an https upstream; whether plain http is allowed.
+    pub tls: TlsOptions,
 }
 
 impl Default for SyncOptions {
@@ -61,6 +65,7 @@ impl Default for SyncOptions {
             prefix_bits: PREFIX_BITS,
             memory_budget: 256 << 20,
             user_agent: format!("leakwatch-sync/{}", env!("CARGO_PKG_VERSION")),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -115,9 +120,8 @@ pub fn sync(
     progress: &Arc<Progress>,
 ) -> Result<SyncSummary> {
     let base = from.trim_end_matches('/');
-    if !(base.starts_with("http://") || base.starts_with("https://")) || reqwest::Url::parse(base).is_err() {
-        return Err(SyncError::BadUrl(from.to_owned()));
-    }
+    transport::check_url(base, options.tls.insecure)?;
+    let tls = transport::client_config(&options.tls)?;
     let bits = options.prefix_bits.min(PREFIX_BITS);
     let space = 1u32 << bits;
     let staging = Staging::open(dir, ntlm, format!("{base} {bits}"))?;
@@ -129,6 +133,7 @@ pub fn sync(
     let client = reqwest::Client::builder()
         .user_agent(options.user_agent.clone())
         .timeout(options.timeout)
+        .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| SyncError::Client(e.to_string()))?;
     let fetcher = Fetcher {

@@ -160,6 +160,8 @@ enum Fault {
     Unsorted,
     /// Always sends a `Content-MD5` of another body.
     WrongMd5,
+    /// Sends a body far larger than any range.
+    Huge,
 }
 
 #[derive(Default)]
@@ -197,6 +199,10 @@ async fn faulty_range(State(up): State<Arc<Faulty>>, Path(prefix): Path<String>)
             let mut lines: Vec<&str> = body.split("\r\n").collect();
             lines.swap(0, 1);
             return (headers, lines.join("\r\n")).into_response();
+        }
+        Some(Fault::Huge) => {
+            let line = format!("{}:1\r\n", "A".repeat(35));
+            return (headers, line.repeat((5 << 20) / line.len())).into_response();
         }
         Some(Fault::WrongMd5) => {
             headers.insert("content-md5", md5("something else").parse().unwrap());
@@ -325,4 +331,128 @@ fn full_prefix_space() {
     let again = run(&down, &upstream.base, 20).unwrap();
     eprintln!("revalidation: {:?}", started.elapsed());
     assert_eq!(again.not_modified, 1 << 20);
+}
+
+/// A test CA: its certificate in PEM, and a TLS server configuration for
+/// `localhost` and 127.0.0.1 whose certificate it signed.
+fn test_ca(name: &str) -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, name);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+/// TLS in front of a plain upstream: every connection to the returned address
+/// is decrypted with `config` and relayed to `plain`. Stops with the test.
+fn tls_front(plain: &str, config: Arc<tokio_rustls::rustls::ServerConfig>) -> SocketAddr {
+    let plain: SocketAddr = plain.trim_start_matches("http://").parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { return };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A handshake the client refuses ends here, as it should.
+                    let Ok(mut tls) = acceptor.accept(socket).await else { return };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(plain).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// Over https with the upstream's CA named, a sync mirrors every range; a CA
+/// that did not sign the upstream's certificate (or the system's roots, which
+/// know nothing of it) is refused at once, not after retries, and publishes
+/// nothing.
+#[test]
+fn sync_over_tls_checks_the_upstream_certificate() {
+    const BITS: u32 = 8;
+    let tmp = tempfile::tempdir().unwrap();
+    let (up, down) = (DataDir::new(tmp.path().join("up")), DataDir::new(tmp.path().join("down")));
+    up.init(Some(&tmp.path().join("up.key"))).unwrap();
+    down.init(Some(&tmp.path().join("down.key"))).unwrap();
+    ingest_passwords(&up, "First", &passwords("tls", BITS, 300));
+    let upstream = Upstream::start(&up);
+    let (ca, config) = test_ca("leakwatch test CA");
+    let (other_ca, _) = test_ca("someone else's CA");
+    std::fs::write(tmp.path().join("ca.pem"), ca).unwrap();
+    std::fs::write(tmp.path().join("other.pem"), other_ca).unwrap();
+    let front = tls_front(&upstream.base, config);
+    let https = format!("https://localhost:{}", front.port());
+
+    let with_ca = |file: Option<&str>| SyncOptions {
+        tls: leakwatch_sync::TlsOptions { ca_file: file.map(|f| tmp.path().join(f)), insecure: false },
+        ..options(BITS)
+    };
+    for refused in [Some("other.pem"), None] {
+        let started = Instant::now();
+        let err = sync(&down, &https, false, &with_ca(refused), &Arc::new(Progress::default())).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SyncError::Refused { .. }), "{refused:?}: {text}");
+        assert!(text.to_lowercase().contains("certificate"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5), "refused after {:?}", started.elapsed());
+        assert!(Store::open(&down).unwrap().range(false, 0).unwrap().is_empty(), "nothing published");
+    }
+
+    let done = sync(&down, &https, false, &with_ca(Some("ca.pem")), &Arc::new(Progress::default())).unwrap();
+    assert_eq!(done.fetched, 1 << BITS, "{done:?}");
+    assert_eq!(ranges(&down, BITS), ranges(&up, BITS));
+}
+
+/// Plain http to a host that is not a loopback address is refused before any
+/// request, unless `--insecure` says otherwise.
+#[test]
+fn plain_http_is_refused_off_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let down = DataDir::new(tmp.path().join("down"));
+    let started = Instant::now();
+    let err = sync(&down, "http://mirror.invalid:8080", false, &options(4), &Arc::new(Progress::default()))
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Insecure(_)), "{err}");
+    assert!(err.to_string().contains("https://"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// A body larger than any range is not read, whatever the upstream says: the
+/// range is refused at once and nothing is published.
+#[test]
+fn an_oversized_body_is_refused_without_reading_it_all() {
+    const BITS: u32 = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let down = DataDir::new(tmp.path().join("down"));
+    down.init(Some(&tmp.path().join("down.key"))).unwrap();
+    let up = Arc::new(Faulty { bodies: bodies(&passwords("h", BITS, 50)), ..Faulty::default() });
+    up.faults.lock().unwrap().insert(2, Fault::Huge);
+    let base = start_faulty(up.clone());
+    let err = run(&down, &base, BITS).unwrap_err();
+    assert!(matches!(&err, SyncError::Refused { prefix, .. } if prefix == "00002"), "{err}");
+    assert!(err.to_string().contains("over"), "{err}");
+    assert!(Store::open(&down).unwrap().range(false, 2).unwrap().is_empty());
 }

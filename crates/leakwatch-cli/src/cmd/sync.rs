@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use leakwatch_store::DataDir;
-use leakwatch_sync::{Progress, SyncOptions, SyncSummary};
+use leakwatch_sync::{Progress, SyncOptions, SyncSummary, TlsOptions};
 use serde_json::json;
 
 use crate::cli::SyncPwnedArgs;
@@ -21,6 +21,7 @@ pub fn pwned_passwords(dir: &DataDir, args: SyncPwnedArgs) -> Result<Outcome> {
     let options = SyncOptions {
         parallel: args.parallel.max(1),
         prefix_bits: args.prefix_bits,
+        tls: TlsOptions { ca_file: args.ca_file.clone(), insecure: args.insecure },
         ..SyncOptions::default()
     };
     let progress = Arc::new(Progress::default());
