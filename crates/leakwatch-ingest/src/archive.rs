@@ -8,10 +8,19 @@
 //! side otherwise), nested archives can be opened in place, and memory stays
 //! bounded whatever the archive claims.
 //!
-//! Archives are hostile input: every byte written to the spool is counted
+//! Archives are hostile input: every byte decompressed, whether written to the
+//! spool or read through to skip a member that is not a dump, is counted
 //! against [`Limits`] (total bytes, ratio to the compressed size, entries,
 //! nesting), and crossing one is an [`IngestError::Archive`] naming the archive
 //! and the member, raised before the bytes are written.
+//!
+//! Members hold plaintext passwords, which never reach the disk: the spool is
+//! encrypted (AES-256-CTR) under a key drawn for this expansion that lives only
+//! in memory, so the file's bytes are noise to anyone who reads the disk, during
+//! the ingest or after a crash.
+//!
+//! A folder walk never leaves the folder it was given: a symbolic link whose
+//! target lies outside it (a link to the key ring, to `/etc`) is not followed.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -19,8 +28,55 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+
 use crate::input::RawInput;
 use crate::{IngestError, Input};
+
+/// AES-256 in counter mode with a 64-bit big-endian block counter: any byte
+/// of the spool can be deciphered on its own, as members are read back at any
+/// position.
+type SpoolCtr = ctr::Ctr64BE<aes::Aes256>;
+
+/// The spool's throwaway key: drawn when the spool is made, never stored.
+struct SpoolKey {
+    key: [u8; 32],
+    nonce: [u8; 16],
+}
+
+impl SpoolKey {
+    fn new() -> SpoolKey {
+        use rand::Rng;
+        let mut key = SpoolKey { key: [0; 32], nonce: [0; 16] };
+        rand::rng().fill(&mut key.key);
+        // The low half is the block counter.
+        rand::rng().fill(&mut key.nonce[..8]);
+        key
+    }
+
+    /// Enciphers or deciphers (the same operation) `buf`, which lies at byte
+    /// `offset` of the spool.
+    fn apply(&self, offset: u64, buf: &mut [u8]) {
+        let mut ctr = SpoolCtr::new(&self.key.into(), &self.nonce.into());
+        ctr.seek(offset);
+        ctr.apply_keystream(buf);
+    }
+}
+
+impl Drop for SpoolKey {
+    fn drop(&mut self) {
+        // Not a guarantee (copies may linger), but the key does not outlive its
+        // spool in this memory.
+        self.key.fill(0);
+        std::hint::black_box(&self.key);
+    }
+}
+
+/// The anonymous temporary file members are decompressed into, enciphered.
+struct Spool {
+    file: File,
+    key: SpoolKey,
+}
 
 /// Bounds against archive bombs, for one top-level path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +181,16 @@ fn is_tar(head: &[u8]) -> bool {
     head.get(257..262) == Some(b"ustar")
 }
 
+/// Where a [`Slice`] reads from: a file as it is, or the spool, deciphered.
+enum Source {
+    Plain(Arc<File>),
+    Spool(Arc<Spool>),
+}
+
 /// A stretch of a file read with positioned reads, so that any number of them
 /// can read the same file independently.
 struct Slice {
-    file: Arc<File>,
+    source: Source,
     start: u64,
     len: u64,
     pos: u64,
@@ -141,7 +203,15 @@ impl Read for Slice {
         if want == 0 {
             return Ok(0);
         }
-        let n = self.file.read_at(&mut buf[..want], self.start + self.pos)?;
+        let at = self.start + self.pos;
+        let n = match &self.source {
+            Source::Plain(file) => file.read_at(&mut buf[..want], at)?,
+            Source::Spool(spool) => {
+                let n = spool.file.read_at(&mut buf[..want], at)?;
+                spool.key.apply(at, &mut buf[..n]);
+                n
+            }
+        };
         self.pos += n as u64;
         Ok(n)
     }
@@ -163,10 +233,18 @@ impl Seek for Slice {
 /// The state of one expansion: the spool, the budget spent, the inputs found.
 struct Expander {
     limits: Limits,
-    spool: Option<Arc<File>>,
+    spool: Option<Arc<Spool>>,
+    /// Bytes written to the spool: where the next member starts.
     spooled: u64,
+    /// Bytes decompressed in all, spooled or read through to skip a member:
+    /// what the limits count.
+    expanded: u64,
     entries: u64,
     inputs: Vec<Input>,
+    /// The folder given, resolved: a walk follows no link out of it.
+    root: Option<std::path::PathBuf>,
+    /// Folders walked, resolved: a link back to one is not walked again.
+    walked: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl Expander {
@@ -174,13 +252,61 @@ impl Expander {
         IngestError::Archive { archive: archive.to_owned(), member: member.to_owned(), detail: detail.into() }
     }
 
-    fn spool(&mut self) -> io::Result<Arc<File>> {
+    fn spool(&mut self) -> io::Result<Arc<Spool>> {
         if let Some(spool) = &self.spool {
             return Ok(spool.clone());
         }
-        let spool = Arc::new(tempfile::tempfile()?);
+        let spool = Arc::new(Spool { file: tempfile::tempfile()?, key: SpoolKey::new() });
         self.spool = Some(spool.clone());
         Ok(spool)
+    }
+
+    /// Counts `n` more decompressed bytes of `member` against the total and,
+    /// for a member or stream whose compressed size `packed` is known (its
+    /// decompressed bytes so far: `so_far`), against the ratio.
+    fn count_bytes(
+        &mut self,
+        archive: &str,
+        member: &str,
+        n: u64,
+        so_far: u64,
+        packed: Option<u64>,
+    ) -> Result<(), IngestError> {
+        if self.expanded + n > self.limits.max_total {
+            return Err(Self::error(
+                archive,
+                member,
+                format!("archives expand to more than {} bytes in all", self.limits.max_total),
+            ));
+        }
+        self.expanded += n;
+        if let Some(packed) = packed {
+            self.check_stream_ratio(archive, member, so_far, packed)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a member that is not a dump through to its end without keeping
+    /// it, counting its bytes like any other: a bomb hidden in a skipped member
+    /// is still a bomb to decompress.
+    fn skip(
+        &mut self,
+        archive: &str,
+        member: &str,
+        mut from: impl Read,
+        stream: Option<(u64, u64)>,
+    ) -> Result<(), IngestError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Self::error(archive, member, e.to_string())),
+            };
+            let ratio = stream.map(|(start, packed)| (self.expanded + n - start, packed));
+            self.count_bytes(archive, member, n, ratio.map_or(0, |r| r.0), ratio.map(|r| r.1))?;
+        }
     }
 
     /// Counts an entry of `archive` against the entry limit.
@@ -217,24 +343,11 @@ impl Expander {
                 Err(e) => return Err(Self::error(archive, member, e.to_string())),
             };
             len += n;
-            if self.spooled + n > self.limits.max_total {
-                return Err(Self::error(
-                    archive,
-                    member,
-                    format!("archives expand to more than {} bytes in all", self.limits.max_total),
-                ));
-            }
-            if let Some(packed) = packed {
-                if len > self.limits.ratio_floor && len > packed.saturating_mul(self.limits.max_ratio) {
-                    return Err(Self::error(
-                        archive,
-                        member,
-                        format!("expands more than {}x ({packed} bytes compressed)", self.limits.max_ratio),
-                    ));
-                }
-            }
-            (&*spool)
-                .write_all(&buf[..n as usize])
+            self.count_bytes(archive, member, n, len, packed)?;
+            let chunk = &mut buf[..n as usize];
+            spool.key.apply(self.spooled, chunk);
+            (&spool.file)
+                .write_all(chunk)
                 .map_err(|e| Self::error(archive, member, format!("temporary file: {e}")))?;
             self.spooled += n;
         }
@@ -252,7 +365,7 @@ impl Expander {
         depth: u32,
     ) -> Result<(), IngestError> {
         let Some(spool) = self.spool.clone() else { return Ok(()) };
-        let slice = |pos| Slice { file: spool.clone(), start, len, pos };
+        let slice = |pos| Slice { source: Source::Spool(spool.clone()), start, len, pos };
         let mut head = vec![0u8; 512.min(len) as usize];
         slice(0).read_exact(&mut head).map_err(|e| Self::error(archive, name, e.to_string()))?;
         let kind = sniff(&head, || gz_head(slice(0)));
@@ -311,19 +424,21 @@ impl Expander {
                     Box::new(reader)
                 };
                 // The ratio of a compressed stream is the whole archive's.
-                let start_total = self.spooled;
+                let start_total = self.expanded;
+                let stream_packed = packed.filter(|_| kind == Kind::TarGz);
                 let mut tar = tar::Archive::new(stream);
                 for entry in tar.entries().map_err(|e| bad(&e))? {
                     let mut entry = entry.map_err(|e| bad(&e))?;
                     let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                     self.count_entry(name, &member)?;
                     if !entry.header().entry_type().is_file() || skipped_by_name(&member) {
+                        let stream = stream_packed.map(|p| (start_total, p));
+                        self.skip(name, &member, &mut entry, stream)?;
                         continue;
                     }
-                    let budget = packed.filter(|_| kind == Kind::TarGz);
                     let (start, len) = self.copy_in(name, &member, &mut entry, None)?;
-                    if let Some(packed) = budget {
-                        self.check_stream_ratio(name, &member, self.spooled - start_total, packed)?;
+                    if let Some(packed) = stream_packed {
+                        self.check_stream_ratio(name, &member, self.expanded - start_total, packed)?;
                     }
                     members.push((member, start, len));
                 }
@@ -331,7 +446,7 @@ impl Expander {
             Kind::SevenZ => {
                 let mut seven = sevenz_rust2::ArchiveReader::new(reader, sevenz_rust2::Password::empty())
                     .map_err(|e| bad(&e))?;
-                let start_total = self.spooled;
+                let start_total = self.expanded;
                 let mut failure = None;
                 let result = seven.for_each_entries(|entry, data| {
                     let member = entry.name().to_owned();
@@ -339,14 +454,12 @@ impl Expander {
                         self.count_entry(name, &member)?;
                         if entry.is_directory() || skipped_by_name(&member) {
                             // Solid blocks are decoded through skipped members too:
-                            // they count against the total like any other bytes.
-                            io::copy(&mut data.take(self.limits.max_total), &mut io::sink())
-                                .map_err(|e| Self::error(name, &member, e.to_string()))?;
-                            return Ok(());
+                            // they count against the limits like any other bytes.
+                            return self.skip(name, &member, data, packed.map(|p| (start_total, p)));
                         }
                         let (start, len) = self.copy_in(name, &member, data, None)?;
                         if let Some(packed) = packed {
-                            self.check_stream_ratio(name, &member, self.spooled - start_total, packed)?;
+                            self.check_stream_ratio(name, &member, self.expanded - start_total, packed)?;
                         }
                         members.push((member.clone(), start, len));
                         Ok(())
@@ -394,8 +507,21 @@ impl Expander {
     fn path(&mut self, path: &Path, dir_depth: u32) -> Result<(), IngestError> {
         let shown = path.display().to_string();
         let open_err = |source| IngestError::Open { path: shown.clone(), source };
+        if dir_depth > 0 && std::fs::symlink_metadata(path).map_err(open_err)?.is_symlink() {
+            let target = std::fs::canonicalize(path).map_err(open_err)?;
+            if !self.root.as_ref().is_some_and(|root| target.starts_with(root)) {
+                return Ok(());
+            }
+        }
         let meta = std::fs::metadata(path).map_err(open_err)?;
         if meta.is_dir() {
+            let resolved = std::fs::canonicalize(path).map_err(open_err)?;
+            if dir_depth == 0 {
+                self.root = Some(resolved.clone());
+            }
+            if !self.walked.insert(resolved) {
+                return Ok(());
+            }
             if dir_depth > 16 {
                 return Err(open_err(io::Error::other("directories nested more than 16 deep")));
             }
@@ -419,7 +545,7 @@ impl Expander {
         let mut head = Vec::with_capacity(512);
         (&file).take(512).read_to_end(&mut head).map_err(open_err)?;
         let file = Arc::new(file);
-        let whole = |pos| Slice { file: file.clone(), start: 0, len: meta.len(), pos };
+        let whole = |pos| Slice { source: Source::Plain(file.clone()), start: 0, len: meta.len(), pos };
         let kind = sniff(&head, || gz_head(whole(0)));
         if kind != Kind::Other {
             return self.archive(&shown, kind, whole(0), Some(meta.len()), 1);
@@ -444,7 +570,53 @@ pub(crate) fn expand(path: &str, limits: Limits) -> Result<Vec<Input>, IngestErr
     if path == "-" {
         return Ok(vec![Input::open(path)?]);
     }
-    let mut expander = Expander { limits, spool: None, spooled: 0, entries: 0, inputs: Vec::new() };
+    let mut expander = Expander {
+        limits,
+        spool: None,
+        spooled: 0,
+        expanded: 0,
+        entries: 0,
+        inputs: Vec::new(),
+        root: None,
+        walked: Default::default(),
+    };
     expander.path(Path::new(path), 0)?;
     Ok(expander.inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the spool file holds on disk is ciphertext; what a member's slice
+    /// reads back, at any position, is the plaintext.
+    #[test]
+    fn the_spool_holds_no_plaintext() {
+        let mut expander = Expander {
+            limits: Limits::default(),
+            spool: None,
+            spooled: 0,
+            expanded: 0,
+            entries: 0,
+            inputs: Vec::new(),
+            root: None,
+            walked: Default::default(),
+        };
+        let plain = b"ann@mail.co:Hunter2-secret\n".repeat(10_000);
+        let (_, pad) = expander.copy_in("a.zip", "x", &b"0123456789"[..], None).unwrap();
+        let (start, len) = expander.copy_in("a.zip", "combo.txt", &plain[..], None).unwrap();
+        assert_eq!((start, len), (pad, plain.len() as u64));
+        let spool = expander.spool.clone().unwrap();
+        let mut raw = Vec::new();
+        (&spool.file).seek(SeekFrom::Start(0)).unwrap();
+        (&spool.file).read_to_end(&mut raw).unwrap();
+        assert_eq!(raw.len() as u64, start + len);
+        assert!(!raw.windows(8).any(|w| w == b"Hunter2-"), "plaintext on disk");
+        for at in [0, 1, 15, 16, 17, 4095, 100_003] {
+            let mut slice = Slice { source: Source::Spool(spool.clone()), start, len, pos: at };
+            let mut back = Vec::new();
+            slice.read_to_end(&mut back).unwrap();
+            assert_eq!(back, &plain[at as usize..], "from {at}");
+        }
+    }
 }

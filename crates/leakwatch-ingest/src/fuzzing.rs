@@ -37,7 +37,6 @@ pub fn read_bytes(
 
 /// Panics unless reading `data` gives the same report and records with the
 /// real chunk size and with tiny ones, and the report counts add up.
-
 pub fn check(data: &[u8], format: Option<Format>) {
     let whole = read_bytes(data, format, CHUNK_SIZE);
     for size in [1, 7, 64] {

@@ -175,3 +175,43 @@ fn archive_bombs_are_clear_errors() {
     let err = expand(&tgz, ArchiveLimits { max_ratio: 100, ..small }).expect_err("must fail").to_string();
     assert!(err.contains("!big.txt: expands more than 100x"), "{err}");
 }
+
+/// A member that is not a dump is still decompressed to be skipped in a tar
+/// stream: its bytes count against the limits like any other.
+#[test]
+fn skipped_members_count_toward_the_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zeros = vec![b'0'; 4 << 20];
+    let members: &[(&str, &[u8])] = &[("Cookies/Chrome.txt", &zeros), ("combo.txt", COMBO)];
+    let tgz = write(dir.path(), "skipped.tar.gz", &gzip(&tar_of(members)));
+    let small = ArchiveLimits { ratio_floor: 1 << 20, max_ratio: 100, ..ArchiveLimits::default() };
+    let err = expand(&tgz, small).expect_err("must fail").to_string();
+    assert!(err.contains("!Cookies/Chrome.txt: expands more than 100x"), "{err}");
+    let tar = write(dir.path(), "skipped.tar", &tar_of(members));
+    let err = expand(&tar, ArchiveLimits { max_total: 1 << 20, ..ArchiveLimits::default() })
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.contains("!Cookies/Chrome.txt: archives expand to more than"), "{err}");
+    // Within the limits, the skipped member is skipped and the rest is read.
+    let found = expand(&tgz, ArchiveLimits::default()).expect("expands");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].0.ends_with("!combo.txt"), "{found:?}");
+}
+
+/// A folder walk follows no symbolic link out of the folder (a link to the
+/// key ring must not be ingested); links inside it are followed once.
+#[test]
+fn folder_walks_stay_inside_the_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = write(dir.path(), "outside/keys.txt", b"carol@mail.co:ring-secret\n");
+    let root = dir.path().join("dump");
+    write(&root, "a/combo.txt", COMBO);
+    std::os::unix::fs::symlink(&secret, root.join("keys.txt")).expect("link");
+    std::os::unix::fs::symlink(dir.path().join("outside"), root.join("outside")).expect("link");
+    std::os::unix::fs::symlink(root.join("a/combo.txt"), root.join("b.txt")).expect("link");
+    std::os::unix::fs::symlink(&root, root.join("a/loop")).expect("link");
+    let found = expand(&root.to_string_lossy(), ArchiveLimits::default()).expect("expands");
+    let names: Vec<&str> = found.iter().map(|(n, _, _)| n.rsplit('/').next().unwrap_or(n)).collect();
+    assert_eq!(names, ["combo.txt", "b.txt"], "{found:?}");
+    assert!(found.iter().all(|(_, _, records)| records.iter().all(|r| r.account.value != "carol@mail.co")));
+}
