@@ -153,6 +153,16 @@ pub struct ServeArgs {
     /// Open connections at once; more are closed on arrival.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_connections: usize,
+    /// Open connections at once from one client (an IPv4 address, or an IPv6
+    /// /64, which one subscriber usually holds whole); more are closed on arrival.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections_per_client: usize,
+    /// The address of a reverse proxy in front of the server: on its
+    /// connections, and only there, the client's address is taken from the last
+    /// X-Forwarded-For entry (for rate limits), and the connection cap per client
+    /// does not apply to the proxy itself.
+    #[arg(long, value_name = "ADDR")]
+    pub trusted_proxy: Option<std::net::IpAddr>,
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

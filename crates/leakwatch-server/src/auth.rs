@@ -15,6 +15,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use leakwatch_catalog::{hash_secret, ApiKey, Role};
 
+use crate::client::ClientIp;
 use crate::error::AppError;
 use crate::limiter::LimitKey;
 use crate::state::AppState;
@@ -96,11 +97,14 @@ async fn identify(
     Ok(key)
 }
 
-/// The peer address the connection came from (set by the server's accept
-/// loop); requests built in tests have none and share one bucket.
+/// The client's address group (see [`crate::client`]): the address the server
+/// resolved for the request (the peer's, or the trusted proxy's client), else
+/// the peer's; requests built in tests have neither and share one bucket.
 fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+    let ip = match (parts.extensions.get::<ClientIp>(), parts.extensions.get::<ConnectInfo<SocketAddr>>()) {
+        (Some(ClientIp(ip)), _) => *ip,
+        (None, Some(ConnectInfo(addr))) => addr.ip(),
+        (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    crate::client::group(ip)
 }

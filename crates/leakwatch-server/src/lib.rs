@@ -20,6 +20,7 @@
 pub mod api;
 mod audit;
 mod auth;
+mod client;
 mod error;
 mod fast_range;
 mod limiter;

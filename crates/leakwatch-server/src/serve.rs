@@ -7,7 +7,7 @@
 //! connections are open at once.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::client::{self, ClientIp, Connections};
 use crate::fast_range::{self, Outcome, Prefixed};
 use crate::state::AppState;
 
@@ -37,6 +38,12 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Open connections at once from one client (an IPv4 address, an IPv6
+    /// /64); more are closed on arrival. The trusted proxy is not capped.
+    pub max_connections_per_client: usize,
+    /// A reverse proxy whose `X-Forwarded-For` names the client: only on its
+    /// connections is the header believed.
+    pub trusted_proxy: Option<IpAddr>,
 }
 
 impl Default for ServeOptions {
@@ -47,6 +54,8 @@ impl Default for ServeOptions {
             max_connections: 4096,
             reload_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
+            max_connections_per_client: 256,
+            trusted_proxy: None,
         }
     }
 }
@@ -71,7 +80,8 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
     };
-    let served = accept_loop(listener, state, &options, shutdown).await;
+    let clients = Arc::new(Connections::default());
+    let served = accept_loop(listener, state, &options, &clients, shutdown).await;
     poller.abort();
     served
 }
@@ -112,9 +122,12 @@ pub fn serve_threads(
 
     let options = ServeOptions { max_connections: options.max_connections.div_ceil(threads), ..options };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // One table for all threads: a client's connections land on any of them.
+    let clients = Arc::new(Connections::default());
     let mut workers = Vec::with_capacity(threads);
     for (i, socket) in sockets.into_iter().enumerate() {
         let (state, options, mut stopped) = (state.clone(), options.clone(), stopped.clone());
+        let clients = clients.clone();
         let spawned = std::thread::Builder::new().name(format!("leakwatch-http-{i}")).spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
@@ -122,7 +135,7 @@ pub fn serve_threads(
                 let shutdown = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                accept_loop(listener, state, &options, shutdown).await
+                accept_loop(listener, state, &options, &clients, shutdown).await
             })
         });
         match spawned {
@@ -159,6 +172,7 @@ async fn accept_loop(
     listener: TcpListener,
     state: AppState,
     options: &ServeOptions,
+    clients: &Arc<Connections>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let router = crate::app(state.clone(), options.request_timeout);
@@ -192,9 +206,22 @@ async fn accept_loop(
             tracing::warn!(%peer, "connection refused: too many open connections");
             continue;
         };
+        let from_proxy = options.trusted_proxy.map(|ip| ip.to_canonical()) == Some(peer.ip().to_canonical());
+        let client_slot = if from_proxy {
+            None
+        } else {
+            let Some(slot) = clients.admit(peer.ip(), options.max_connections_per_client) else {
+                tracing::warn!(%peer, "connection refused: too many open connections from this client");
+                continue;
+            };
+            Some(slot)
+        };
         let _ = stream.set_nodelay(true);
+        let trusted_proxy = options.trusted_proxy;
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            let ip = client::request_ip(peer, trusted_proxy, request.headers());
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            request.extensions_mut().insert(ClientIp(ip));
             request
         });
         // Held for the connection's life, so that shutdown waits for it.
@@ -210,6 +237,7 @@ async fn accept_loop(
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             }
+            drop(client_slot);
             drop(slot);
         });
     }

@@ -1085,6 +1085,71 @@ mod socket {
         server.stop().await;
     }
 
+    /// One client cannot hold every connection: past its cap, its new
+    /// connections are closed on arrival, and a closed one frees a place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_are_capped_per_client() {
+        let f = fixture();
+        let options = ServeOptions { max_connections_per_client: 2, ..ServeOptions::default() };
+        let server = start(&f, options).await;
+        let request = "GET /range/00000 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        assert_eq!(exchange(&mut first, request).await.0, "HTTP/1.1 200 OK");
+        assert_eq!(exchange(&mut second, request).await.0, "HTTP/1.1 200 OK");
+        let mut third = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let _ = third.write_all(request.as_bytes()).await;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut byte)).await.unwrap();
+        assert!(matches!(read, Ok(0) | Err(_)), "the third connection must be closed: {read:?}");
+        drop(first);
+        // The server notices the close when it next reads the connection.
+        let mut again = None;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+            let _ = conn.write_all(request.as_bytes()).await;
+            if tokio::time::timeout(Duration::from_secs(2), conn.read(&mut byte))
+                .await
+                .is_ok_and(|r| r.is_ok_and(|n| n > 0))
+            {
+                again = Some(conn);
+                break;
+            }
+        }
+        assert!(again.is_some(), "a closed connection gives its place back");
+        drop(second);
+        server.stop().await;
+    }
+
+    /// Behind a trusted proxy, anonymous rate limits apply to each client the
+    /// proxy names, not to the proxy; a proxy that is not trusted names nobody.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trusted_proxy_names_the_client_for_rate_limits() {
+        let f = fixture_with(Limits { key_per_minute: 0, anonymous_per_minute: 1, ..Limits::default() });
+        let ask = |addr: SocketAddr, forwarded: &'static str| async move {
+            let request = client().get(format!("http://{addr}/api/v3/breaches"));
+            let request =
+                if forwarded.is_empty() { request } else { request.header("x-forwarded-for", forwarded) };
+            request.send().await.unwrap().status().as_u16()
+        };
+        let trusted =
+            ServeOptions { trusted_proxy: Some("127.0.0.1".parse().unwrap()), ..ServeOptions::default() };
+        let server = start(&f, trusted).await;
+        assert_eq!(ask(server.addr, "198.51.100.7").await, 200);
+        assert_eq!(ask(server.addr, "spoofed, 198.51.100.8").await, 200);
+        assert_eq!(ask(server.addr, "198.51.100.7").await, 429);
+        // One subscriber's /64 is one client.
+        assert_eq!(ask(server.addr, "2001:db8:5:6::1").await, 200);
+        assert_eq!(ask(server.addr, "2001:db8:5:6:ffff::2").await, 429);
+        server.stop().await;
+
+        let untrusted = start(&f, ServeOptions::default()).await;
+        assert_eq!(ask(untrusted.addr, "203.0.113.1").await, 200);
+        assert_eq!(ask(untrusted.addr, "203.0.113.2").await, 429, "the header is not believed");
+        untrusted.stop().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_connection_mixes_fast_and_routed_requests() {
         let f = fixture();

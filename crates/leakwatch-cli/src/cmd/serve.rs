@@ -37,6 +37,8 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
     let options = ServeOptions {
         request_timeout: Duration::from_secs(args.request_timeout),
         max_connections: args.max_connections,
+        max_connections_per_client: args.max_connections_per_client,
+        trusted_proxy: args.trusted_proxy,
         ..ServeOptions::default()
     };
     let addr = resolve(&args.listen)?;
