@@ -790,6 +790,7 @@ mod socket {
     use std::sync::Arc;
 
     use leakwatch_server::{serve, ServeOptions};
+    use std::time::Instant;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -1083,6 +1084,63 @@ mod socket {
             }
         }
         server.stop().await;
+    }
+
+    /// Searches over a whole domain run off the serving threads: with several of
+    /// a huge domain in flight on a one-thread server, `/range` still answers at
+    /// once.
+    #[test]
+    fn domain_wide_searches_never_stall_range_requests() {
+        let f = fixture();
+        let lines: Vec<String> = (0..60_000).map(|i| format!("user{i}@big-corp.example:pw{i}")).collect();
+        ingest_lines(&f.data, "Huge", "huge.example", &lines.iter().map(String::as_str).collect::<Vec<_>>());
+        f.state.reload_store().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = f.state.clone();
+        let server = std::thread::spawn(move || {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let listening = move |addr| addr_tx.send(addr).unwrap();
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            leakwatch_server::serve_threads(addr, 1, state, ServeOptions::default(), listening, shutdown)
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = reqwest::Client::builder().user_agent("t").build().unwrap();
+            let search = {
+                let (client, key) = (client.clone(), f.keys.admin.clone());
+                move || {
+                    client
+                        .get(format!("http://{addr}/api/v3/breacheddomain/big-corp.example"))
+                        .header("hibp-api-key", key.clone())
+                        .send()
+                }
+            };
+            let started = Instant::now();
+            assert_eq!(search().await.unwrap().status(), 200);
+            let one_search = started.elapsed();
+
+            let in_flight: Vec<_> = (0..6).map(|_| tokio::spawn(search())).collect();
+            // Let the searches reach the server first.
+            tokio::time::sleep(one_search / 4).await;
+            let started = Instant::now();
+            let range = client.get(format!("http://{addr}/range/00000")).send().await.unwrap();
+            assert_eq!(range.status(), 200);
+            let range_took = started.elapsed();
+            for search in in_flight {
+                assert_eq!(search.await.unwrap().unwrap().status(), 200);
+            }
+            assert!(
+                range_took < one_search / 2,
+                "/range took {range_took:?} behind domain searches of {one_search:?} each"
+            );
+        });
+        stop.send(()).unwrap();
+        server.join().unwrap().unwrap();
     }
 
     /// One client cannot hold every connection: past its cap, its new

@@ -80,6 +80,20 @@ pub fn parse_account(raw: &str) -> Option<SearchedAccount> {
     Some(SearchedAccount { candidates, audit_value, email_domain: None })
 }
 
+/// Runs a domain-wide search (every alias of a domain, every address seen on a
+/// website) on the blocking pool, at most one per core at a time. Such a search
+/// can take a large domain's whole index; run on the serving threads, a few of
+/// them at once would stall `/range` and every other request on those threads.
+pub(crate) async fn domain_wide<T: Send + 'static>(
+    search: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _slot = SLOTS.acquire().await.map_err(AppError::internal)?;
+    tokio::task::spawn_blocking(search).await.map_err(AppError::internal)?
+}
+
 /// Records a keyed search in the audit log, then passes its answer on. A 200's
 /// result count comes with it; any refusal or not-found records 0.
 pub(crate) async fn audited(

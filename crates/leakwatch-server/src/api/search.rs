@@ -88,7 +88,9 @@ pub async fn breached_domain(
     let domain =
         leakwatch_types::normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
     let subject = state.shared().hasher.subject(SubjectKind::Domain, &domain);
-    let outcome = (|| {
+    let (searcher, searched) = (state.clone(), key.clone());
+    let outcome = super::domain_wide(move || {
+        let (state, key) = (searcher, searched);
         if !key.allows_domain(&domain) {
             return Err(AppError::Forbidden("This key may only search its own verified domains."));
         }
@@ -110,6 +112,7 @@ pub async fn breached_domain(
             return Err(AppError::NotFound);
         }
         Ok((json(&aliases), aliases.len() as u64))
-    })();
+    })
+    .await;
     audited(&state, &key, "breacheddomain", subject, outcome).await
 }

@@ -50,16 +50,18 @@ pub async fn by_website_domain(
 ) -> Result<Response, AppError> {
     let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
     let subject = state.shared().hasher.subject(SubjectKind::WebsiteDomain, &domain);
-    let outcome = (|| {
-        if !key.allows_domain(&domain) {
+    let (searcher, searched) = (state.clone(), key.clone());
+    let outcome = super::domain_wide(move || {
+        if !searched.allows_domain(&domain) {
             return Err(AppError::Forbidden(NOT_YOURS));
         }
-        let emails = state.snapshot().store.stealer_emails_by_website(&domain)?;
+        let emails = searcher.snapshot().store.stealer_emails_by_website(&domain)?;
         if emails.is_empty() {
             return Err(AppError::NotFound);
         }
         Ok((json(&emails), emails.len() as u64))
-    })();
+    })
+    .await;
     audited(&state, &key, "stealerlogsbywebsitedomain", subject, outcome).await
 }
 
@@ -71,15 +73,17 @@ pub async fn by_email_domain(
 ) -> Result<Response, AppError> {
     let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
     let subject = state.shared().hasher.subject(SubjectKind::Domain, &domain);
-    let outcome = (|| {
-        if !key.allows_domain(&domain) {
+    let (searcher, searched) = (state.clone(), key.clone());
+    let outcome = super::domain_wide(move || {
+        if !searched.allows_domain(&domain) {
             return Err(AppError::Forbidden(NOT_YOURS));
         }
-        let aliases = state.snapshot().store.stealer_websites_by_email_domain(&domain)?;
+        let aliases = searcher.snapshot().store.stealer_websites_by_email_domain(&domain)?;
         if aliases.is_empty() {
             return Err(AppError::NotFound);
         }
         Ok((json(&aliases), aliases.len() as u64))
-    })();
+    })
+    .await;
     audited(&state, &key, "stealerlogsbyemaildomain", subject, outcome).await
 }
