@@ -33,6 +33,9 @@ pub enum Command {
     /// Look up email addresses, a domain, or passwords.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Change what the catalog shows of a breach, or remove a breach entirely.
+    #[command(subcommand)]
+    Breach(BreachCommand),
     /// List the breach catalog.
     Breaches {
         /// Print HIBP-style JSON (an array of breach objects).
@@ -93,6 +96,65 @@ pub enum Command {
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreachCommand {
+    /// Remove a breach and everything it added: its accounts, domain entries,
+    /// stealer-log pairs, credential records and its share of every password's
+    /// count. Answers afterwards are those of a store that never ingested it;
+    /// ingesting it again starts afresh. Published atomically and audited.
+    Remove {
+        /// The breach's name, as `leakwatch breaches` lists it.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Change the catalog fields of a breach (what `breaches` and the API show).
+    ///
+    /// Only the fields given change. Flags take `=true` or `=false`; alone they
+    /// mean true (`--sensitive`, `--sensitive=false`). Published atomically and
+    /// audited.
+    Set(BreachSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BreachSetArgs {
+    /// The breach's name, as `leakwatch breaches` lists it.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Human-readable title.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Domain of the breached site.
+    #[arg(long, value_name = "D")]
+    pub domain: Option<String>,
+    /// When the breach happened.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub breach_date: Option<String>,
+    /// Description shown in the catalog (HTML allowed, as in HIBP).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Verified as a real breach (HIBP's IsVerified).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verified: Option<bool>,
+    /// Fabricated data (IsFabricated).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fabricated: Option<bool>,
+    /// Sensitive: never shown in a plain account search (IsSensitive).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sensitive: Option<bool>,
+    /// Retired: kept but no longer returned in account searches (IsRetired).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub retired: Option<bool>,
+    /// A spam list rather than a breach (IsSpamList).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub spam_list: Option<bool>,
+    /// Collected by malware (IsMalware).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub malware: Option<bool>,
+    /// Infostealer logs (IsStealerLog).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stealer_log: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +368,17 @@ pub enum SearchCommand {
         /// Addresses, or `-` to read one per line from stdin.
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
+    },
+    /// Which breaches each user name or phone number appears in (accounts
+    /// without an address, which HIBP's breachedaccount also finds). Exit 0 if
+    /// any was found, 1 if none.
+    Account {
+        /// One JSON object per input: {"account": ..., "breaches": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// User names or phone numbers, or `-` to read one per line from stdin.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
     },
     /// Every exposed alias of a domain and its breaches (HIBP's breacheddomain shape).
     Domain {
