@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Whether `--data` was given on the command line (not from the
+    /// environment): set by `main`, for the commands it does not apply to.
+    #[arg(skip)]
+    pub data_on_command_line: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,13 +29,18 @@ pub struct Cli {
 pub enum Command {
     /// Ingest dump files into a breach (created on first use).
     ///
-    /// Formats are detected from content: combo lists (email:password,
-    /// username:password; separators : ; | TAB), CSV/TSV with a header, NDJSON.
-    /// Gzip and zstd files are read transparently; `-` reads stdin. Plaintext
-    /// passwords are hashed in memory (SHA-1 and NTLM) and never written.
-    /// Re-ingesting the same records into the same breach changes nothing.
+    /// Formats are detected from content, file by file: combo lists
+    /// (email:password, username:password; separators : ; | TAB), CSV/TSV with a
+    /// header, NDJSON, SQL dumps (mysqldump/MariaDB INSERTs, pg_dump COPY), and
+    /// stealer logs (Passwords.txt blocks, URL:login:password ULP lines).
+    ///
+    /// Each FILE is a file, a folder (its dumps, recursively), an archive (zip,
+    /// tar, tar.gz, 7z; its members), or `-` for stdin; gzip and zstd are read
+    /// transparently. Plaintext passwords are hashed in memory (SHA-1 and NTLM)
+    /// and never written. Re-ingesting the same records into the same breach
+    /// changes nothing.
     Ingest(IngestArgs),
-    /// Look up email addresses, a domain, or passwords.
+    /// Look up email addresses, user names and phone numbers, a domain, or passwords.
     #[command(subcommand)]
     Search(SearchCommand),
     /// Change what the catalog shows of a breach, or remove a breach entirely.
@@ -44,6 +54,7 @@ pub enum Command {
     },
     /// Show what the index holds and how compactly.
     Stats {
+        /// Print the figures as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -51,8 +62,10 @@ pub enum Command {
     Verify,
     /// Generate a realistic sample leak, ingest it and show who is exposed.
     ///
-    /// Writes generated dumps and a data directory under DIR (default
-    /// ./leakwatch-demo); nothing else is needed. All data is synthetic.
+    /// Writes generated dumps, a data directory (DIR/data) and its data key
+    /// (DIR/demo.key) under DIR (default ./leakwatch-demo); nothing else is
+    /// needed, and nothing outside DIR is touched. All data is synthetic. The
+    /// global --data does not apply: the demo's data directory is DIR/data.
     Demo {
         /// Where to put the generated dumps and the demo data directory.
         #[arg(long, default_value = "leakwatch-demo", value_name = "DIR")]
@@ -87,6 +100,7 @@ pub enum Command {
     /// Rotate the data key: every keyed segment is rewritten under a new key,
     /// published atomically (readers keep answering), then the old key is retired.
     Rekey {
+        /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -242,6 +256,7 @@ pub enum ApikeyCommand {
     },
     /// Revoke a key; a running server refuses it within a second.
     Revoke {
+        /// The key's name, as `apikey list` shows it.
         #[arg(value_name = "NAME")]
         name: String,
     },
@@ -281,6 +296,7 @@ pub enum AuditLogCommand {
     /// Check the log's hash chain: exit 0 if intact, 2 naming the first row
     /// that was changed, inserted or removed.
     Verify {
+        /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -290,8 +306,10 @@ pub enum AuditLogCommand {
 pub enum ImportCommand {
     /// Load a Pwned Passwords download for an offline mirror.
     ///
-    /// PATH is the downloader's single file (HASH:COUNT lines, LF or CRLF), a
-    /// directory of PREFIX.txt range files, or either gzip/zstd compressed; `-` is
+    /// PATH is the downloader's single file (40-hex HASH:COUNT lines, 32-hex with
+    /// --ntlm; LF or CRLF), a folder of PREFIX.txt range files (the downloader's
+    /// per-prefix mode: 35-hex suffixes), either gzip/zstd compressed, or an
+    /// archive holding the file (7z as HIBP published it, zip, tar, tar.gz); `-` is
     /// stdin. Its counts are kept apart from your own dumps' and summed with them
     /// in searches and /range; importing a newer download replaces the older one.
     PwnedPasswords(ImportPwnedArgs),
@@ -308,6 +326,7 @@ pub struct ImportPwnedArgs {
     /// Print the import report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The download: a file, a folder of PREFIX.txt files, an archive, or `-`.
     #[arg(value_name = "PATH")]
     pub path: String,
 }
@@ -341,16 +360,21 @@ pub struct IngestArgs {
     /// Print the report as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Files to read (`-` for stdin); plain, .gz or .zst.
+    /// Dumps to read: files, folders, archives (zip, tar, tar.gz, 7z), or `-`
+    /// for stdin; plain, gzip or zstd.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
+    /// Detect each file's format from its content.
     Auto,
+    /// Combo lists: `account:password` lines (separators : ; | TAB).
     Combo,
+    /// CSV or TSV with a header row.
     Csv,
+    /// One JSON object per line.
     Ndjson,
     /// A SQL dump (mysqldump / MariaDB INSERTs, pg_dump COPY).
     Sql,
@@ -382,8 +406,10 @@ pub enum SearchCommand {
     },
     /// Every exposed alias of a domain and its breaches (HIBP's breacheddomain shape).
     Domain {
+        /// One JSON object: {"alias": ["Breach", ...], ...}.
         #[arg(long)]
         json: bool,
+        /// The domain, e.g. example-corp.com (IDNs in either form).
         #[arg(value_name = "DOMAIN")]
         domain: String,
     },
@@ -447,6 +473,32 @@ mod tests {
         assert!(parse_date("2026-03-04").is_ok());
         assert!(parse_date("2026-13-04").is_err());
         assert!(parse_date("04/03/2026").is_err());
+    }
+
+    /// Every subcommand and every argument a user can see says what it is for.
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "leakwatch", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 
     #[test]

@@ -37,7 +37,15 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Breaches { json } => catalog::breaches(&data()?, json),
         Command::Stats { json } => catalog::stats(&data()?, json),
         Command::Verify => catalog::verify(&data()?),
-        Command::Demo { dir, seed } => demo::run(&dir, seed),
+        Command::Demo { dir, seed } => {
+            if cli.data_on_command_line {
+                anyhow::bail!(
+                    "demo writes its own data directory under --dir ({}); --data does not apply to it",
+                    dir.join("data").display()
+                );
+            }
+            demo::run(&dir, seed)
+        }
         Command::Import(ImportCommand::PwnedPasswords(a)) => {
             import::pwned_passwords(&data()?, &a.path, a.ntlm, a.memory_budget, a.json)
         }
