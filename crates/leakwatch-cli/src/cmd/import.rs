@@ -25,7 +25,7 @@ pub fn pwned_passwords(
         let raw_len = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
         bar.reading(path, raw_len);
         leakwatch_store::import_pwned_passwords(dir, path, ntlm, memory_budget, &progress.bytes)
-            .with_context(|| format!("import of Pwned Passwords from {path}"))?
+            .context("import of Pwned Passwords")?
     };
     let mut out = stdout();
     if json {
