@@ -81,6 +81,24 @@ fn counts_of_one_are_singular() {
     assert!(r.stdout.ends_with("\n2 exposed addresses on other.example\n"), "{}", r.stdout);
 }
 
+#[test]
+fn an_ingest_of_one_line_speaks_in_the_singular() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("one.txt");
+    std::fs::write(&dump, "dave@corp.example:secret1\nnot an address:x\n").unwrap();
+    let d = dump.to_str().unwrap();
+    let r = leakwatch(&tmp.path().join("data"), &["ingest", "--breach", "One", d], None).ok("ingest");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{d}: combo (2 lines): 1 accepted, 1 rejected\n\
+             {:>12}  not an email address (e.g. line 2)\n\
+             breach One (new): 1 new account, 1 new credential; now 1 account [Email addresses, Passwords]\n",
+            1
+        )
+    );
+}
+
 /// Where each column of `header` starts (columns named in `names`).
 fn starts(header: &str, names: &[&str]) -> Vec<usize> {
     names.iter().map(|n| header.find(n).unwrap_or_else(|| panic!("{n} in {header:?}"))).collect()
