@@ -9,7 +9,6 @@ mod progress;
 
 use std::process::ExitCode;
 
-
 /// What a command concluded, for the exit status.
 pub enum Outcome {
     /// Done, or a search found something.

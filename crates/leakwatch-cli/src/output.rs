@@ -27,7 +27,12 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 /// Writes `rows` under `headers` in columns as wide as their widest cell, two
 /// spaces apart; columns whose index is in `right` are right-aligned (numbers).
 /// The last column is not padded.
-pub fn table(out: &mut impl Write, headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> std::io::Result<()> {
+pub fn table(
+    out: &mut impl Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    right: &[usize],
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -134,8 +134,10 @@ fn a_removed_breach_leaves_the_answers_of_a_store_that_never_had_it() {
     let key = d.root.join("ring.key");
     let a = [d.file("a.txt", ALPHA), d.file("a-users.txt", ALPHA_USERS), d.file("a-ulp.txt", ALPHA_ULP)];
     let b = [d.file("b.txt", BETA), d.file("b-users.txt", BETA_USERS), d.file("b-ulp.txt", BETA_ULP)];
-    let ingest_a: Vec<&str> = ["ingest", "--breach", "Alpha"].into_iter().chain(a.iter().map(String::as_str)).collect();
-    let ingest_b: Vec<&str> = ["ingest", "--breach", "Beta"].into_iter().chain(b.iter().map(String::as_str)).collect();
+    let ingest_a: Vec<&str> =
+        ["ingest", "--breach", "Alpha"].into_iter().chain(a.iter().map(String::as_str)).collect();
+    let ingest_b: Vec<&str> =
+        ["ingest", "--breach", "Beta"].into_iter().chain(b.iter().map(String::as_str)).collect();
     let only_a = d.root.join("only-a");
     leakwatch_with_key(&only_a, &key, &ingest_a, None).ok("ingest A");
     // The same store goes on to take B, then to lose it again.
@@ -147,11 +149,16 @@ fn a_removed_breach_leaves_the_answers_of_a_store_that_never_had_it() {
     assert_ne!(with_b, before, "B changes answers");
 
     let removed = leakwatch_with_key(&both, &key, &["breach", "remove", "beta"], None).ok("remove B");
-    assert!(removed.stdout.starts_with("removed Beta: 5 accounts, 7 segments dropped; now generation "), "{}", removed.stdout);
+    assert!(
+        removed.stdout.starts_with("removed Beta: 5 accounts, 7 segments dropped; now generation "),
+        "{}",
+        removed.stdout
+    );
     assert_same(&answers(&both, &key, true), &before);
     // Nothing of B is left on disk: only A's segments, the very same files.
     let files = |dir: &Path| {
-        let mut f: Vec<_> = std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut f: Vec<_> =
+            std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().file_name()).collect();
         f.sort();
         f
     };
@@ -344,4 +351,68 @@ fn search_account_finds_user_names_and_phone_numbers() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "newbie42  Beta\n61412345678  Alpha\n"));
     let r = leakwatch_with_key(&data, &key, &["search", "account", "nobody-here"], None);
     assert_eq!((r.code, r.stdout.as_str()), (1, "nobody-here  not found\n"));
+}
+
+/// Rekey rewrites every keyed segment; credential triples stay apart by breach,
+/// so a breach can still be removed exactly afterwards.
+#[test]
+fn a_breach_is_removed_exactly_after_a_rekey() {
+    let d = Dirs::new();
+    let key = d.root.join("ring.key");
+    let only_a = d.root.join("only-a");
+    let a = [d.file("a.txt", ALPHA), d.file("a-users.txt", ALPHA_USERS), d.file("a-ulp.txt", ALPHA_ULP)];
+    for f in &a {
+        leakwatch_with_key(&only_a, &key, &["ingest", "--breach", "Alpha", f], None).ok("ingest A");
+    }
+    let both = d.root.join("both");
+    copy_dir(&only_a, &both);
+    // The copy gets a key ring of its own, which its rekey rotates.
+    let both_key = d.root.join("both.key");
+    std::fs::copy(&key, &both_key).unwrap();
+    let before = answers(&only_a, &key, false);
+    for text in [BETA, BETA_USERS, BETA_ULP] {
+        let f = d.file("b.txt", text);
+        leakwatch_with_key(&both, &both_key, &["ingest", "--breach", "Beta", &f], None).ok("ingest B");
+    }
+    leakwatch_with_key(&both, &both_key, &["rekey"], None).ok("rekey");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(both.join("MANIFEST")).unwrap()).unwrap();
+    for s in manifest["segments"].as_array().unwrap() {
+        if s["kind"].as_str().unwrap().contains("credential") {
+            assert_eq!(s["breaches"].as_array().unwrap().len(), 1, "{s}");
+        }
+    }
+    leakwatch_with_key(&both, &both_key, &["breach", "remove", "Beta"], None).ok("remove B");
+    assert_same(&answers(&both, &both_key, false), &before);
+}
+
+/// A directory written before segments named their breaches: counts cannot be
+/// split by breach, so removal refuses, says why, and changes nothing.
+#[test]
+fn removal_refuses_counts_it_cannot_attribute_and_changes_nothing() {
+    let d = Dirs::new();
+    let key = d.root.join("ring.key");
+    let data = d.root.join("data");
+    let (a, b) = (d.file("a.txt", ALPHA), d.file("b.txt", BETA));
+    leakwatch_with_key(&data, &key, &["ingest", "--breach", "Alpha", &a], None).ok("ingest");
+    leakwatch_with_key(&data, &key, &["ingest", "--breach", "Beta", &b], None).ok("ingest");
+    let path = data.join("MANIFEST");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for s in manifest["segments"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("breaches");
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let before = answers(&data, &key, true);
+    let r = leakwatch_with_key(&data, &key, &["breach", "remove", "Beta"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("leakwatch: error: cannot remove Beta: segment sha1-")
+            && r.stderr.contains(
+                "holds sha1 entries written before leakwatch recorded which breach a segment holds, and they \
+                 do not say which breach they came from"
+            ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), serde_json::to_vec_pretty(&manifest).unwrap());
+    assert_same(&answers(&data, &key, true), &before);
 }

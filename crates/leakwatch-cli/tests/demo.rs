@@ -63,8 +63,13 @@ fn demo_suggestions_run_as_printed_with_the_key_beside_the_data() {
     assert!(dir.join("demo.key").is_file());
     let ring = dir.with_extension("config").join("leakwatch");
     assert!(!ring.exists(), "the demo put a key in the user's key ring: {}", ring.display());
-    let tries: Vec<&str> =
-        printed.lines().skip_while(|l| *l != "Try:").skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
+    let tries: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| *l != "Try:")
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(tries.len(), 5, "{printed}");
     for line in tries {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -86,7 +91,13 @@ fn demo_suggestions_run_as_printed_with_the_key_beside_the_data() {
 fn demo_refuses_a_data_flag_it_would_ignore() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let out = leakwatch(&dir).args(["demo", "--data"]).arg(tmp.path().join("elsewhere")).arg("--dir").arg(&dir).output().unwrap();
+    let out = leakwatch(&dir)
+        .args(["demo", "--data"])
+        .arg(tmp.path().join("elsewhere"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -97,6 +108,11 @@ fn demo_refuses_a_data_flag_it_would_ignore() {
     );
     assert!(!dir.exists() && !tmp.path().join("elsewhere").exists());
     // LEAKWATCH_DATA set for every other command does not stop the demo.
-    let out = leakwatch(&dir).env("LEAKWATCH_DATA", tmp.path().join("elsewhere")).args(["demo", "--dir"]).arg(&dir).output().unwrap();
+    let out = leakwatch(&dir)
+        .env("LEAKWATCH_DATA", tmp.path().join("elsewhere"))
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

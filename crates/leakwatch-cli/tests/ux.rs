@@ -20,8 +20,11 @@ fn leakwatch(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
 fn store(tmp: &Path) -> std::path::PathBuf {
     let data = tmp.join("data");
     let dump = tmp.join("dump.txt");
-    std::fs::write(&dump, "alice@corp.example:hunter2\nbob@other.example:hunter2\ncarol@other.example:once1\n")
-        .unwrap();
+    std::fs::write(
+        &dump,
+        "alice@corp.example:hunter2\nbob@other.example:hunter2\ncarol@other.example:once1\n",
+    )
+    .unwrap();
     leakwatch(&data, &["ingest", "--breach", "Acme", dump.to_str().unwrap()], None).ok("ingest");
     data
 }
@@ -63,7 +66,10 @@ fn blank_lines_are_reported_on_their_own_line_in_every_search() {
     let r = leakwatch(&data, &["search", "email", "-"], Some(b"alice@corp.example\n\n"));
     assert_eq!((r.code, r.stdout.lines().count()), (0, 2), "{}", r.stdout);
     let r = leakwatch(&data, &["search", "account", "--json", "-"], Some(b"\n"));
-    assert_eq!((r.code, r.stdout.as_str()), (1, "{\"account\":\"\",\"breaches\":[],\"error\":\"blank line\"}\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (1, "{\"account\":\"\",\"breaches\":[],\"error\":\"blank line\"}\n")
+    );
 }
 
 #[test]
@@ -112,8 +118,10 @@ fn stats_and_apikey_list_columns_line_up() {
     let table: Vec<&str> = r.stdout.lines().skip_while(|l| !l.starts_with("INDEX")).collect();
     assert!(table.len() > 10, "{}", r.stdout);
     // Numbers are right-aligned: every value ends where its heading does.
-    let ends: Vec<usize> =
-        ["SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"].iter().map(|h| table[0].find(h).unwrap() + h.len()).collect();
+    let ends: Vec<usize> = ["SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"]
+        .iter()
+        .map(|h| table[0].find(h).unwrap() + h.len())
+        .collect();
     for row in &table[1..] {
         let mut at = 0;
         let mut row_ends = Vec::new();
@@ -186,7 +194,8 @@ fn an_import_that_finds_no_hash_says_what_it_found_and_expected() {
     let archive = tmp.path().join("pwned.7z");
     sevenz_rust2::compress_to_path(&src, &archive).unwrap();
     leakwatch(&data, &["import", "pwned-passwords", archive.to_str().unwrap()], None).ok("import 7z");
-    let r = leakwatch(&data, &["search", "password", "--hash", "sha1", "--json", &sha1(7)], None).ok("search");
+    let r =
+        leakwatch(&data, &["search", "password", "--hash", "sha1", "--json", &sha1(7)], None).ok("search");
     assert_eq!(r.json_lines()[0]["count"], 8);
 }
 

@@ -195,12 +195,11 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
     let mut drop = BTreeSet::new();
     let mut rewrite = Vec::new();
     for (at, s) in manifest.segments.iter().enumerate() {
-        let kind = Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| {
-            StoreError::DataCorruption {
+        let kind =
+            Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
                 path: dir.root().join(crate::manifest::MANIFEST),
                 detail: format!("unknown segment kind {:?}", s.kind),
-            }
-        })?;
+            })?;
         if matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts) {
             continue;
         }

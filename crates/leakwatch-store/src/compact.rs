@@ -44,7 +44,13 @@ pub fn compact(
             if group.len() < 2 {
                 continue;
             }
-            let group: Vec<&SegmentRef> = group.into_iter().inspect(|&i| { merged_away.insert(at[i]); }).map(|i| refs[i]).collect();
+            let group: Vec<&SegmentRef> = group
+                .into_iter()
+                .inspect(|&i| {
+                    merged_away.insert(at[i]);
+                })
+                .map(|i| refs[i])
+                .collect();
             let segments = group
                 .iter()
                 .map(|s| Segment::open(&dir.segments().join(&s.file)))
@@ -86,7 +92,14 @@ fn merge(segments: &[Segment], kind: Kind, refs: &[&SegmentRef], out: &mut Segme
     let mut breaches = BTreeSet::new();
     while let Some(Reverse((key, s, i))) = heap.pop() {
         if current.is_some_and(|c| c != key) {
-            flush(segments, kind, &current.expect("checked")[..key_len], &mut group, &mut writer, &mut breaches)?;
+            flush(
+                segments,
+                kind,
+                &current.expect("checked")[..key_len],
+                &mut group,
+                &mut writer,
+                &mut breaches,
+            )?;
         }
         current = Some(key);
         group.push((s, i));
@@ -132,9 +145,11 @@ fn flush(
             values.sort_unstable();
             values.dedup();
             for v in values {
-                breaches.insert(u32::from_le_bytes(v.try_into().map_err(|_| StoreError::DataCorruption {
-                    path: segments[0].path().to_owned(),
-                    detail: "an account entry's value is not a 4-byte breach id".into(),
+                breaches.insert(u32::from_le_bytes(v.try_into().map_err(|_| {
+                    StoreError::DataCorruption {
+                        path: segments[0].path().to_owned(),
+                        detail: "an account entry's value is not a 4-byte breach id".into(),
+                    }
                 })?));
                 writer.push_value(key, v)?;
             }

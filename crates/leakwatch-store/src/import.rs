@@ -82,10 +82,8 @@ fn nothing_found(path: &str, tally: &Tally, ntlm: bool, ranges: bool) -> String 
     } else {
         format!("`HASH:COUNT` lines with {full}-hex {corpus} hashes")
     };
-    let head = format!(
-        "{path}: no Pwned Passwords lines found ({} lines read; expected {expected})",
-        tally.lines
-    );
+    let head =
+        format!("{path}: no Pwned Passwords lines found ({} lines read; expected {expected})", tally.lines);
     let found = tally.wrong_lengths.iter().max_by_key(|(_, n)| **n).map(|(&len, _)| len);
     let hint = match (found, ntlm, ranges) {
         (Some(40), true, false) => "these are 40-hex SHA-1 hashes; drop --ntlm".to_owned(),
@@ -95,9 +93,7 @@ fn nothing_found(path: &str, tally: &Tally, ntlm: bool, ranges: bool) -> String 
              PREFIX.txt in a folder and import the folder",
             found.expect("matched")
         ),
-        (Some(35), true, true) => {
-            "these are 35-hex SHA-1 suffixes; drop --ntlm".to_owned()
-        }
+        (Some(35), true, true) => "these are 35-hex SHA-1 suffixes; drop --ntlm".to_owned(),
         (Some(27), false, true) => "these are 27-hex NTLM suffixes; add --ntlm".to_owned(),
         (Some(len), _, true) if len == full => format!(
             "lines hold whole {len}-hex hashes: this looks like the downloader's single file; \
