@@ -239,6 +239,22 @@ fn removing_an_unknown_breach_is_an_error_that_names_it() {
     assert!(r.stderr.contains("no breach named \"Nope\""), "{}", r.stderr);
     // Nothing changed.
     assert_eq!(leakwatch_with_key(&data, &key, &["search", "email", "alice@corp.example"], None).code, 0);
+
+    // A directory that holds no store is said to be one, and left as it was.
+    for dir in [d.root.join("missing"), d.root.join("empty")] {
+        if dir.ends_with("empty") {
+            std::fs::create_dir(&dir).unwrap();
+        }
+        for args in [&["breach", "remove", "Alpha"][..], &["breach", "set", "Alpha", "--retired"]] {
+            let r = leakwatch_with_key(&dir, &key, args, None);
+            assert_eq!(
+                (r.code, r.stderr),
+                (2, format!("leakwatch: error: {} holds no leakwatch store (no MANIFEST)\n", dir.display()))
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).map(|e| e.collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{} was written to", dir.display());
+    }
 }
 
 #[test]

@@ -150,6 +150,15 @@ pub struct Removal {
     pub generation: u64,
 }
 
+/// Refuses a directory that holds no store, before anything (the lock file)
+/// is made in it.
+fn check_store(dir: &DataDir) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!("{} holds no leakwatch store (no MANIFEST)", dir.root().display())))
+}
+
 /// The manifest of a directory that holds a store, and the breach named `name`
 /// (matched as ingest matches names, ignoring ASCII case).
 fn find(dir: &DataDir, manifest: Option<Manifest>, name: &str) -> Result<(Manifest, Breach)> {
@@ -168,6 +177,7 @@ fn find(dir: &DataDir, manifest: Option<Manifest>, name: &str) -> Result<(Manife
 /// Changes what the catalog shows of breach `name` and publishes the result as
 /// a new generation. Returns the breach as it now reads.
 pub fn update_breach(dir: &DataDir, name: &str, edit: &BreachEdit) -> Result<Breach> {
+    check_store(dir)?;
     let _lock = dir.lock()?;
     let (mut manifest, mut breach) = find(dir, Manifest::load(dir.root())?, name)?;
     edit.apply(&mut breach);
@@ -185,6 +195,7 @@ pub fn update_breach(dir: &DataDir, name: &str, edit: &BreachEdit) -> Result<Bre
 /// is what it would be had the breach never been ingested; ingesting it again
 /// makes a new breach.
 pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
+    check_store(dir)?;
     let lock = dir.lock()?;
     let (mut manifest, breach) = find(dir, Manifest::load(dir.root())?, name)?;
     dir.remove_orphans(&manifest, &lock)?;
