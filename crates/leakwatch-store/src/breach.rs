@@ -315,3 +315,40 @@ fn without_breach(seg: &Segment, kind: Kind, id: u32, out: &mut SegmentSet) -> R
     out.finish_attributed(w, kept.into_iter().collect())?;
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(kind: Kind, file: &str, breaches: &[u32]) -> SegmentRef {
+        SegmentRef {
+            kind: kind.name().into(),
+            file: file.into(),
+            entries: 1,
+            bytes: 1,
+            breaches: breaches.to_vec(),
+        }
+    }
+
+    /// Counts and triples are merged only within a breach (unattributed ones
+    /// among themselves); entries that name their breach are merged across.
+    #[test]
+    fn only_kinds_whose_entries_name_their_breach_merge_across_breaches() {
+        let refs = [
+            seg(Kind::Sha1Counts, "a", &[1]),
+            seg(Kind::Sha1Counts, "b", &[2]),
+            seg(Kind::Sha1Counts, "c", &[1]),
+            seg(Kind::Sha1Counts, "d", &[]),
+            seg(Kind::Sha1Counts, "e", &[]),
+        ];
+        let refs: Vec<&SegmentRef> = refs.iter().collect();
+        for kind in [Kind::Sha1Counts, Kind::NtlmCounts, Kind::CredentialKeys, Kind::NtlmCredentials] {
+            assert_eq!(merge_groups(kind, &refs), vec![vec![0, 2], vec![1], vec![3, 4]], "{kind:?}");
+        }
+        for kind in [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::HibpSha1Counts] {
+            assert_eq!(merge_groups(kind, &refs), vec![vec![0, 1, 2, 3, 4]], "{kind:?}");
+        }
+        assert_eq!(group_breaches(&refs[..3]), vec![1, 2]);
+        assert_eq!(group_breaches(&refs[2..4]), Vec::<u32>::new(), "one unattributed: none known");
+    }
+}

@@ -44,18 +44,13 @@ pub fn compact(
             if group.len() < 2 {
                 continue;
             }
-            let group: Vec<&SegmentRef> = group
-                .into_iter()
-                .inspect(|&i| {
-                    merged_away.insert(at[i]);
-                })
-                .map(|i| refs[i])
-                .collect();
+            merged_away.extend(group.iter().map(|&i| at[i]));
+            let group: Vec<&SegmentRef> = group.iter().map(|&i| refs[i]).collect();
             let segments = group
                 .iter()
                 .map(|s| Segment::open(&dir.segments().join(&s.file)))
                 .collect::<Result<Vec<_>, _>>()?;
-            merge(&segments, kind, &group, &mut out)?;
+            merge(&segments, kind, crate::breach::group_breaches(&group), &mut out)?;
         }
     }
     if merged_away.is_empty() {
@@ -73,8 +68,10 @@ pub fn compact(
     Ok(merged_away.len())
 }
 
-/// Merges `segments` (described by `refs`) into one segment of `kind`.
-fn merge(segments: &[Segment], kind: Kind, refs: &[&SegmentRef], out: &mut SegmentSet) -> Result<()> {
+/// Merges `segments` into one segment of `kind`, holding `group_breaches` (the
+/// breaches of the segments merged, which kinds whose entries name their breach
+/// read from the entries instead).
+fn merge(segments: &[Segment], kind: Kind, group_breaches: Vec<u32>, out: &mut SegmentSet) -> Result<()> {
     let upper = segments.iter().map(Segment::len).sum();
     let mut writer = out.writer(kind, upper)?;
     let key_len = kind.key_len();
@@ -111,13 +108,10 @@ fn merge(segments: &[Segment], kind: Kind, refs: &[&SegmentRef], out: &mut Segme
     if let Some(key) = current {
         flush(segments, kind, &key[..key_len], &mut group, &mut writer, &mut breaches)?;
     }
-    // Entries that name their breach say which the merged segment holds; the
-    // other kinds are merged within one breach's segments only, which say it.
-    let breaches = if crate::breach::names_breach(kind) {
-        breaches.into_iter().collect()
-    } else {
-        refs[0].breaches.clone()
-    };
+    // Entries that name their breach say which the merged segment holds, also
+    // when a segment merged was written before segments were attributed.
+    let breaches =
+        if crate::breach::names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
     out.finish_attributed(writer, breaches)
 }
 
