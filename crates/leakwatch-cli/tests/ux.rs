@@ -197,6 +197,17 @@ fn an_import_that_finds_no_hash_says_what_it_found_and_expected() {
     let r =
         leakwatch(&data, &["search", "password", "--hash", "sha1", "--json", &sha1(7)], None).ok("search");
     assert_eq!(r.json_lines()[0]["count"], 8);
+
+    // One line, one hash: said in the singular.
+    let one = tmp.path().join("one.txt");
+    std::fs::write(&one, format!("{}:3\n", sha1(99))).unwrap();
+    let r = leakwatch(&data, &["import", "pwned-passwords", one.to_str().unwrap()], None).ok("import one");
+    assert!(
+        r.stdout.starts_with(&format!("{}: 1 line, 1 SHA-1 hash imported (", one.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.ends_with("\nreplaced the previous import (20 hashes)\n"), "{}", r.stdout);
 }
 
 #[test]
