@@ -64,7 +64,15 @@ fn blank_lines_are_reported_on_their_own_line_in_every_search() {
     assert_eq!(lines[1], serde_json::json!({"hash": "", "count": 0, "error": "blank line"}));
     // As `search email` and `search account` report theirs.
     let r = leakwatch(&data, &["search", "email", "-"], Some(b"alice@corp.example\n\n"));
-    assert_eq!((r.code, r.stdout.lines().count()), (0, 2), "{}", r.stdout);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "alice@corp.example  Acme\n  not an email address (blank line)\n")
+    );
+    let r = leakwatch(&data, &["search", "email", "--json", "-"], Some(b"\r\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (1, "{\"account\":\"\",\"breaches\":[],\"error\":\"blank line\"}\n")
+    );
     let r = leakwatch(&data, &["search", "account", "--json", "-"], Some(b"\n"));
     assert_eq!(
         (r.code, r.stdout.as_str()),

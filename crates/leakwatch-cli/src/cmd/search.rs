@@ -82,12 +82,12 @@ pub fn email(dir: &DataDir, json: bool, addresses: &[String]) -> Result<Outcome>
             }
             Err(e) => {
                 let shown = raw.trim();
+                let reason = if shown.is_empty() { "blank line".to_owned() } else { e.to_string() };
                 if json {
-                    text.push_str(
-                        &json!({"account": shown, "breaches": [], "error": e.reason()}).to_string(),
-                    );
+                    let reason = if shown.is_empty() { "blank line" } else { e.reason() };
+                    text.push_str(&json!({"account": shown, "breaches": [], "error": reason}).to_string());
                 } else {
-                    text.push_str(&format!("{shown}  not an email address ({e})"));
+                    text.push_str(&format!("{shown}  not an email address ({reason})"));
                 }
             }
         }
