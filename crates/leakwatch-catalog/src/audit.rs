@@ -1,4 +1,5 @@
-//! The audit log: one row per authenticated search, appended and never changed.
+//! The audit log: one row per authenticated search, and per change made to the
+//! breach catalog from the command line, appended and never changed.
 //!
 //! A row says when, which key, which endpoint, what was searched and how many
 //! results came back. What was searched is recorded as a keyed BLAKE3 hash under
@@ -30,6 +31,8 @@ pub enum SubjectKind {
     Domain,
     /// A website domain (stealer logs).
     WebsiteDomain,
+    /// A breach of the catalog, changed or removed from the command line.
+    Breach,
 }
 
 impl SubjectKind {
@@ -38,6 +41,7 @@ impl SubjectKind {
             SubjectKind::Account => "account",
             SubjectKind::Domain => "domain",
             SubjectKind::WebsiteDomain => "website-domain",
+            SubjectKind::Breach => "breach",
         }
     }
 
@@ -46,6 +50,7 @@ impl SubjectKind {
             "account" => SubjectKind::Account,
             "domain" => SubjectKind::Domain,
             "website-domain" => SubjectKind::WebsiteDomain,
+            "breach" => SubjectKind::Breach,
             _ => return None,
         })
     }
@@ -55,6 +60,7 @@ impl SubjectKind {
             SubjectKind::Account => b'a',
             SubjectKind::Domain => b'd',
             SubjectKind::WebsiteDomain => b'w',
+            SubjectKind::Breach => b'b',
         }
     }
 }
@@ -119,6 +125,23 @@ pub struct AuditEntry {
     pub results: u64,
     /// The HTTP status answered (200, 404, 403, ...).
     pub status: u16,
+}
+
+impl AuditEntry {
+    /// A change made from the command line by the OS user `user`: no API key
+    /// (`key_id` 0, the user in `key_name`), the command as the endpoint (e.g.
+    /// `cli breach remove`), status 0. `results` counts what it changed.
+    pub fn cli(user: &str, command: &str, subject: Subject, results: u64) -> AuditEntry {
+        AuditEntry {
+            at: crate::now(),
+            key_id: 0,
+            key_name: user.to_owned(),
+            endpoint: format!("cli {command}"),
+            subject,
+            results,
+            status: 0,
+        }
+    }
 }
 
 /// A stored row.
@@ -440,6 +463,26 @@ mod tests {
         assert_eq!(again.audit_hasher().unwrap().subject(SubjectKind::Account, "bob@example.com"), account);
         let other = Catalog::open_in(&tmp.path().join("other")).unwrap().audit_hasher().unwrap();
         assert_ne!(other.subject(SubjectKind::Account, "bob@example.com"), account);
+    }
+
+    #[test]
+    fn command_line_changes_are_logged_with_their_user_and_chained() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        let hasher = AuditHasher::new([3; 32]);
+        let subject = hasher.subject(SubjectKind::Breach, "Acme");
+        assert_eq!(subject.clear.as_deref(), Some("Acme"), "breach names are kept readable");
+        let entry = AuditEntry::cli("alice", "breach remove", subject, 12);
+        catalog.append_audit(std::slice::from_ref(&entry), &[5; 32]).unwrap();
+        let rows = catalog.audit_entries(&AuditFilter::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].entry, entry);
+        assert_eq!(
+            (rows[0].entry.key_id, rows[0].entry.key_name.as_str(), rows[0].entry.endpoint.as_str()),
+            (0, "alice", "cli breach remove")
+        );
+        assert_eq!(rows[0].entry.subject.kind, SubjectKind::Breach);
+        assert_eq!(catalog.verify_audit(&[5; 32]).unwrap().broken, None);
     }
 
     #[test]

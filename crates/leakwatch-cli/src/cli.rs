@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Whether `--data` was given on the command line (not from the
+    /// environment): set by `main`, for the commands it does not apply to.
+    #[arg(skip)]
+    pub data_on_command_line: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,15 +29,23 @@ pub struct Cli {
 pub enum Command {
     /// Ingest dump files into a breach (created on first use).
     ///
-    /// Formats are detected from content: combo lists (email:password,
-    /// username:password; separators : ; | TAB), CSV/TSV with a header, NDJSON.
-    /// Gzip and zstd files are read transparently; `-` reads stdin. Plaintext
-    /// passwords are hashed in memory (SHA-1 and NTLM) and never written.
-    /// Re-ingesting the same records into the same breach changes nothing.
+    /// Formats are detected from content, file by file: combo lists
+    /// (email:password, username:password; separators : ; | TAB), CSV/TSV with a
+    /// header, NDJSON, SQL dumps (mysqldump/MariaDB INSERTs, pg_dump COPY), and
+    /// stealer logs (Passwords.txt blocks, URL:login:password ULP lines).
+    ///
+    /// Each FILE is a file, a folder (its dumps, recursively), an archive (zip,
+    /// tar, tar.gz, 7z; its members), or `-` for stdin; gzip and zstd are read
+    /// transparently. Plaintext passwords are hashed in memory (SHA-1 and NTLM)
+    /// and never written. Re-ingesting the same records into the same breach
+    /// changes nothing.
     Ingest(IngestArgs),
-    /// Look up email addresses, a domain, or passwords.
+    /// Look up email addresses, user names and phone numbers, a domain, or passwords.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Change what the catalog shows of a breach, or remove a breach entirely.
+    #[command(subcommand)]
+    Breach(BreachCommand),
     /// List the breach catalog.
     Breaches {
         /// Print HIBP-style JSON (an array of breach objects).
@@ -41,6 +54,7 @@ pub enum Command {
     },
     /// Show what the index holds and how compactly.
     Stats {
+        /// Print the figures as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -48,8 +62,10 @@ pub enum Command {
     Verify,
     /// Generate a realistic sample leak, ingest it and show who is exposed.
     ///
-    /// Writes generated dumps and a data directory under DIR (default
-    /// ./leakwatch-demo); nothing else is needed. All data is synthetic.
+    /// Writes generated dumps, a data directory (DIR/data) and its data key
+    /// (DIR/demo.key) under DIR (default ./leakwatch-demo); nothing else is
+    /// needed, and nothing outside DIR is touched. All data is synthetic. The
+    /// global --data does not apply: the demo's data directory is DIR/data.
     Demo {
         /// Where to put the generated dumps and the demo data directory.
         #[arg(long, default_value = "leakwatch-demo", value_name = "DIR")]
@@ -84,6 +100,7 @@ pub enum Command {
     /// Rotate the data key: every keyed segment is rewritten under a new key,
     /// published atomically (readers keep answering), then the old key is retired.
     Rekey {
+        /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -93,6 +110,65 @@ pub enum Command {
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreachCommand {
+    /// Remove a breach and everything it added: its accounts, domain entries,
+    /// stealer-log pairs, credential records and its share of every password's
+    /// count. Answers afterwards are those of a store that never ingested it;
+    /// ingesting it again starts afresh. Published atomically and audited.
+    Remove {
+        /// The breach's name, as `leakwatch breaches` lists it.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Change the catalog fields of a breach (what `breaches` and the API show).
+    ///
+    /// Only the fields given change. Flags take `=true` or `=false`; alone they
+    /// mean true (`--sensitive`, `--sensitive=false`). Published atomically and
+    /// audited.
+    Set(BreachSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BreachSetArgs {
+    /// The breach's name, as `leakwatch breaches` lists it.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Human-readable title.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Domain of the breached site.
+    #[arg(long, value_name = "D")]
+    pub domain: Option<String>,
+    /// When the breach happened.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub breach_date: Option<String>,
+    /// Description shown in the catalog (HTML allowed, as in HIBP).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Verified as a real breach (HIBP's IsVerified).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verified: Option<bool>,
+    /// Fabricated data (IsFabricated).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fabricated: Option<bool>,
+    /// Sensitive: never shown in a plain account search (IsSensitive).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sensitive: Option<bool>,
+    /// Retired: kept but no longer returned in account searches (IsRetired).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub retired: Option<bool>,
+    /// A spam list rather than a breach (IsSpamList).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub spam_list: Option<bool>,
+    /// Collected by malware (IsMalware).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub malware: Option<bool>,
+    /// Infostealer logs (IsStealerLog).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stealer_log: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +275,7 @@ pub enum ApikeyCommand {
     },
     /// Revoke a key; a running server refuses it within a second.
     Revoke {
+        /// The key's name, as `apikey list` shows it.
         #[arg(value_name = "NAME")]
         name: String,
     },
@@ -238,6 +315,7 @@ pub enum AuditLogCommand {
     /// Check the log's hash chain: exit 0 if intact, 2 naming the first row
     /// that was changed, inserted or removed.
     Verify {
+        /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -247,8 +325,10 @@ pub enum AuditLogCommand {
 pub enum ImportCommand {
     /// Load a Pwned Passwords download for an offline mirror.
     ///
-    /// PATH is the downloader's single file (HASH:COUNT lines, LF or CRLF), a
-    /// directory of PREFIX.txt range files, or either gzip/zstd compressed; `-` is
+    /// PATH is the downloader's single file (40-hex HASH:COUNT lines, 32-hex with
+    /// --ntlm; LF or CRLF), a folder of PREFIX.txt range files (the downloader's
+    /// per-prefix mode: 35-hex suffixes), either gzip/zstd compressed, or an
+    /// archive holding the file (7z as HIBP published it, zip, tar, tar.gz); `-` is
     /// stdin. Its counts are kept apart from your own dumps' and summed with them
     /// in searches and /range; importing a newer download replaces the older one.
     PwnedPasswords(ImportPwnedArgs),
@@ -265,6 +345,7 @@ pub struct ImportPwnedArgs {
     /// Print the import report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The download: a file, a folder of PREFIX.txt files, an archive, or `-`.
     #[arg(value_name = "PATH")]
     pub path: String,
 }
@@ -298,16 +379,21 @@ pub struct IngestArgs {
     /// Print the report as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Files to read (`-` for stdin); plain, .gz or .zst.
+    /// Dumps to read: files, folders, archives (zip, tar, tar.gz, 7z), or `-`
+    /// for stdin; plain, gzip or zstd.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
+    /// Detect each file's format from its content.
     Auto,
+    /// Combo lists: `account:password` lines (separators : ; | TAB).
     Combo,
+    /// CSV or TSV with a header row.
     Csv,
+    /// One JSON object per line.
     Ndjson,
     /// A SQL dump (mysqldump / MariaDB INSERTs, pg_dump COPY).
     Sql,
@@ -326,10 +412,23 @@ pub enum SearchCommand {
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
     },
-    /// Every exposed alias of a domain and its breaches (HIBP's breacheddomain shape).
-    Domain {
+    /// Which breaches each user name or phone number appears in (accounts
+    /// without an address, which HIBP's breachedaccount also finds). Exit 0 if
+    /// any was found, 1 if none.
+    Account {
+        /// One JSON object per input: {"account": ..., "breaches": [...]}.
         #[arg(long)]
         json: bool,
+        /// User names or phone numbers, or `-` to read one per line from stdin.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Every exposed alias of a domain and its breaches (HIBP's breacheddomain shape).
+    Domain {
+        /// One JSON object: {"alias": ["Breach", ...], ...}.
+        #[arg(long)]
+        json: bool,
+        /// The domain, e.g. example-corp.com (IDNs in either form).
         #[arg(value_name = "DOMAIN")]
         domain: String,
     },
@@ -393,6 +492,32 @@ mod tests {
         assert!(parse_date("2026-03-04").is_ok());
         assert!(parse_date("2026-13-04").is_err());
         assert!(parse_date("04/03/2026").is_err());
+    }
+
+    /// Every subcommand and every argument a user can see says what it is for.
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "leakwatch", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 
     #[test]

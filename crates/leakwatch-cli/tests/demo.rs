@@ -46,3 +46,73 @@ fn demo_refuses_a_directory_it_did_not_make() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not made by `leakwatch demo`"));
     assert!(tmp.path().join("precious.txt").exists());
 }
+
+/// The suggested commands run exactly as printed, from another directory too,
+/// and find the demo's key beside its data: the demo adds no key to the user's
+/// key ring, however often it runs.
+#[test]
+fn demo_suggestions_run_as_printed_with_the_key_beside_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut printed = String::new();
+    for _ in 0..2 {
+        let out = demo(&dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        printed = String::from_utf8(out.stdout).unwrap();
+    }
+    assert!(dir.join("demo.key").is_file());
+    let ring = dir.with_extension("config").join("leakwatch");
+    assert!(!ring.exists(), "the demo put a key in the user's key ring: {}", ring.display());
+    let tries: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| *l != "Try:")
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(tries.len(), 5, "{printed}");
+    for line in tries {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[0], env!("CARGO_BIN_EXE_leakwatch"), "the binary's path, not on PATH: {line}");
+        let out = Command::new(words[0])
+            .args(&words[1..])
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", dir.with_extension("config"))
+            .env_remove("LEAKWATCH_KEY_FILE")
+            .env_remove("LEAKWATCH_DATA")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(!ring.exists());
+}
+
+#[test]
+fn demo_refuses_a_data_flag_it_would_ignore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = leakwatch(&dir)
+        .args(["demo", "--data"])
+        .arg(tmp.path().join("elsewhere"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "leakwatch: error: demo writes its own data directory under --dir ({}); --data does not apply to it\n",
+            dir.join("data").display()
+        )
+    );
+    assert!(!dir.exists() && !tmp.path().join("elsewhere").exists());
+    // LEAKWATCH_DATA set for every other command does not stop the demo.
+    let out = leakwatch(&dir)
+        .env("LEAKWATCH_DATA", tmp.path().join("elsewhere"))
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -4,16 +4,20 @@
 //!
 //! Merging is exact: counts of equal keys are summed, (key, value) pairs of
 //! accounts and domains and the keys of credentials are deduplicated.
+//!
+//! Counts and credential triples do not say which breach they came from, so
+//! segments of those kinds are merged only with segments of the same breach:
+//! removing a breach then drops its segments whole (`crate::breach`).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
 
 use crate::dir::{DataDir, WriterLock};
 use crate::error::{Result, StoreError};
 use crate::ingest::SegmentSet;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, SegmentRef};
 
 /// Above this many segments of one kind, they are merged.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
@@ -26,36 +30,48 @@ pub fn compact(
     threshold: usize,
     _lock: &WriterLock,
 ) -> Result<usize> {
-    let mut merged_away = Vec::new();
+    // Indices into the manifest's segments: two segments of equal content
+    // share a file name, so a file name does not identify a segment.
+    let mut merged_away = BTreeSet::new();
     let mut out = SegmentSet::new(dir.segments());
     for kind in Kind::ALL {
-        let files: Vec<String> =
-            manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
-        if files.len() <= threshold.max(1) {
+        let (at, refs): (Vec<usize>, Vec<&SegmentRef>) =
+            manifest.segments.iter().enumerate().filter(|(_, s)| s.kind == kind.name()).unzip();
+        if refs.len() <= threshold.max(1) {
             continue;
         }
-        let segments =
-            files.iter().map(|f| Segment::open(&dir.segments().join(f))).collect::<Result<Vec<_>, _>>()?;
-        merge(&segments, kind, &mut out)?;
-        merged_away.extend(files);
+        for group in crate::breach::merge_groups(kind, &refs) {
+            if group.len() < 2 {
+                continue;
+            }
+            merged_away.extend(group.iter().map(|&i| at[i]));
+            let group: Vec<&SegmentRef> = group.iter().map(|&i| refs[i]).collect();
+            let segments = group
+                .iter()
+                .map(|s| Segment::open(&dir.segments().join(&s.file)))
+                .collect::<Result<Vec<_>, _>>()?;
+            merge(&segments, kind, crate::breach::group_breaches(&group), &mut out)?;
+        }
     }
     if merged_away.is_empty() {
         return Ok(0);
     }
     let written = out.done(dir)?;
-    manifest.segments.retain(|s| !merged_away.contains(&s.file));
+    let old = std::mem::take(&mut manifest.segments);
+    let (gone, kept): (Vec<_>, Vec<_>) =
+        old.into_iter().enumerate().partition(|(i, _)| merged_away.contains(i));
+    manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
     manifest.segments.extend(written);
     manifest.generation += 1;
     manifest.store(dir.root())?;
-    for file in &merged_away {
-        let path = dir.segments().join(file);
-        // Readers that still map the file keep their view; the name goes now.
-        std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-    }
+    crate::breach::delete_unnamed(dir, manifest, gone.iter().map(|(_, s)| s.file.as_str()))?;
     Ok(merged_away.len())
 }
 
-fn merge(segments: &[Segment], kind: Kind, out: &mut SegmentSet) -> Result<()> {
+/// Merges `segments` into one segment of `kind`, holding `group_breaches` (the
+/// breaches of the segments merged, which kinds whose entries name their breach
+/// read from the entries instead).
+fn merge(segments: &[Segment], kind: Kind, group_breaches: Vec<u32>, out: &mut SegmentSet) -> Result<()> {
     let upper = segments.iter().map(Segment::len).sum();
     let mut writer = out.writer(kind, upper)?;
     let key_len = kind.key_len();
@@ -70,9 +86,17 @@ fn merge(segments: &[Segment], kind: Kind, out: &mut SegmentSet) -> Result<()> {
     // Values seen for the current key: (segment, entry) pairs.
     let mut group: Vec<(usize, usize)> = Vec::new();
     let mut current: Option<[u8; MAX_KEY_LEN]> = None;
+    let mut breaches = BTreeSet::new();
     while let Some(Reverse((key, s, i))) = heap.pop() {
         if current.is_some_and(|c| c != key) {
-            flush(segments, kind, &current.expect("checked")[..key_len], &mut group, &mut writer)?;
+            flush(
+                segments,
+                kind,
+                &current.expect("checked")[..key_len],
+                &mut group,
+                &mut writer,
+                &mut breaches,
+            )?;
         }
         current = Some(key);
         group.push((s, i));
@@ -82,9 +106,13 @@ fn merge(segments: &[Segment], kind: Kind, out: &mut SegmentSet) -> Result<()> {
         }
     }
     if let Some(key) = current {
-        flush(segments, kind, &key[..key_len], &mut group, &mut writer)?;
+        flush(segments, kind, &key[..key_len], &mut group, &mut writer, &mut breaches)?;
     }
-    out.finish(writer)
+    // Entries that name their breach say which the merged segment holds, also
+    // when a segment merged was written before segments were attributed.
+    let breaches =
+        if crate::breach::names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
+    out.finish_attributed(writer, breaches)
 }
 
 fn flush(
@@ -93,6 +121,7 @@ fn flush(
     key: &[u8],
     group: &mut Vec<(usize, usize)>,
     writer: &mut leakwatch_segment::SegmentWriter,
+    breaches: &mut BTreeSet<u32>,
 ) -> Result<()> {
     match kind {
         Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts => {
@@ -110,6 +139,12 @@ fn flush(
             values.sort_unstable();
             values.dedup();
             for v in values {
+                breaches.insert(u32::from_le_bytes(v.try_into().map_err(|_| {
+                    StoreError::DataCorruption {
+                        path: segments[0].path().to_owned(),
+                        detail: "an account entry's value is not a 4-byte breach id".into(),
+                    }
+                })?));
                 writer.push_value(key, v)?;
             }
         }
@@ -119,6 +154,7 @@ fn flush(
             values.sort_unstable();
             values.dedup();
             for (breach, payload) in values {
+                breaches.insert(breach);
                 writer.push_payload(key, breach, payload)?;
             }
         }

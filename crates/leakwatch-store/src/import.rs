@@ -63,6 +63,53 @@ pub struct ImportSummary {
     pub replaced_hashes: Option<u64>,
 }
 
+/// The inputs of one source: a range file; stdin; or a file, which may be
+/// compressed or an archive (zip, tar, tar.gz, 7z) of downloads.
+fn open_source(source: &Source) -> Result<Vec<Input>> {
+    if source.prefix.is_some() || source.path == "-" {
+        return Ok(vec![Input::open(&source.path)?]);
+    }
+    Ok(Input::expand(&source.path)?)
+}
+
+/// Why an import found no hash, saying what its lines hold and what it expected:
+/// most often another download than the one named (range bodies given as one
+/// file, a SHA-1 file given with `--ntlm`).
+fn nothing_found(path: &str, tally: &Tally, ntlm: bool, ranges: bool) -> String {
+    let (corpus, full, suffix) = if ntlm { ("NTLM", 32, 27) } else { ("SHA-1", 40, 35) };
+    let expected = if ranges {
+        format!("{suffix}-hex {corpus} suffixes with `:COUNT` in PREFIX.txt files")
+    } else {
+        format!("`HASH:COUNT` lines with {full}-hex {corpus} hashes")
+    };
+    let head =
+        format!("{path}: no Pwned Passwords lines found ({} lines read; expected {expected})", tally.lines);
+    let found = tally.wrong_lengths.iter().max_by_key(|(_, n)| **n).map(|(&len, _)| len);
+    let hint = match (found, ntlm, ranges) {
+        (Some(40), true, false) => "these are 40-hex SHA-1 hashes; drop --ntlm".to_owned(),
+        (Some(32), false, false) => "these are 32-hex NTLM hashes; add --ntlm".to_owned(),
+        (Some(35), false, false) | (Some(27), true, false) => format!(
+            "lines hold {}-hex suffixes: this looks like per-prefix range bodies; name the files \
+             PREFIX.txt in a folder and import the folder",
+            found.expect("matched")
+        ),
+        (Some(35), true, true) => "these are 35-hex SHA-1 suffixes; drop --ntlm".to_owned(),
+        (Some(27), false, true) => "these are 27-hex NTLM suffixes; add --ntlm".to_owned(),
+        (Some(len), _, true) if len == full => format!(
+            "lines hold whole {len}-hex hashes: this looks like the downloader's single file; \
+             import that file itself, not a folder"
+        ),
+        (Some(len), _, _) => format!("lines hold {len}-hex hashes"),
+        (None, _, _) if tally.rejected.is_empty() => "the input is empty".to_owned(),
+        (None, _, _) => {
+            let reasons: Vec<String> =
+                tally.rejected.iter().map(|(reason, r)| format!("{} {reason}", r.count)).collect();
+            format!("lines rejected: {}", reasons.join(", "))
+        }
+    };
+    format!("{head}: {hint}; the current corpus is kept")
+}
+
 /// One source of range lines: a file, or one `PREFIX.txt` of a directory (whose
 /// lines carry only the suffix).
 struct Source {
@@ -153,10 +200,8 @@ pub fn import_pwned_passwords(
     }
 
     if tally.hashes == 0 {
-        return Err(StoreError::Invalid(format!(
-            "{path}: no Pwned Passwords lines found ({} lines read); the current corpus is kept",
-            tally.lines
-        )));
+        let ranges = sources.iter().any(|s| s.prefix.is_some());
+        return Err(StoreError::Invalid(nothing_found(path, &tally, ntlm, ranges)));
     }
     let written = out.done(dir)?;
     let segment_bytes = written.iter().map(|s| s.bytes).sum();
@@ -232,6 +277,9 @@ struct Tally {
     hashes: u64,
     padding: u64,
     rejected: BTreeMap<&'static str, LineRejections>,
+    /// Lines rejected for their hash's length, by that length in hex digits:
+    /// what tells a user which download they gave instead.
+    wrong_lengths: BTreeMap<usize, u64>,
 }
 
 /// Bytes read per chunk: large enough that handing a chunk to a thread costs
@@ -258,6 +306,8 @@ struct Parsed {
     padding: u64,
     /// Per reason: how many, and the chunk line numbers of the first few.
     rejected: Vec<(&'static str, u64, Vec<u64>)>,
+    /// Hash lengths (hex digits) of the lines rejected for theirs.
+    wrong_lengths: Vec<usize>,
     bytes: Vec<u8>,
 }
 
@@ -336,72 +386,75 @@ struct Feeder<'a> {
 impl Feeder<'_> {
     fn run(&mut self, sources: &[Source], progress: &AtomicU64) -> Result<Order> {
         for source in sources {
-            let input = Input::open(&source.path)?;
-            let name = input.name().to_owned();
-            let mut reader = input.into_reader(progress).map_err(|e| StoreError::io(&source.path, e))?;
-            // Every chunk of this source is delivered before the next source's
-            // first, so line numbers restart here.
-            self.drain_all()?;
-            if !self.sorted {
-                return Ok(Order::Unsorted);
-            }
-            self.file = name;
-            self.file_line = 0;
-            let prefix = source.prefix.as_deref().unwrap_or("").as_bytes().to_vec();
-            let mut carry: Vec<u8> = Vec::new();
-            let mut skipping = false;
-            loop {
-                let mut buf = self.spare.pop().unwrap_or_default();
-                buf.clear();
-                buf.reserve(CHUNK + MAX_LINE + 2);
-                buf.extend_from_slice(&carry);
-                carry.clear();
-                let start = buf.len();
-                let n = read_full(&mut reader, &mut buf).map_err(|e| StoreError::io(&source.path, e))?;
-                let eof = n == 0;
-                if skipping {
-                    // The rest of an over-long line: drop it up to its end, which
-                    // then ends the truncated copy kept in the previous chunk.
-                    match buf[start..].iter().position(|&b| b == b'\n') {
-                        Some(i) => {
-                            buf.drain(start..start + i + 1);
-                            skipping = false;
-                        }
-                        None if eof => skipping = false,
-                        None => {
-                            carry.extend_from_slice(&buf[..start]);
-                            self.spare.push(buf);
-                            continue;
-                        }
-                    }
+            // A file may be an archive (HIBP's download came as a 7z): its
+            // members are read in turn, as if given one after another.
+            for input in open_source(source)? {
+                let name = input.name().to_owned();
+                let mut reader = input.into_reader(progress).map_err(|e| StoreError::io(&source.path, e))?;
+                // Every chunk of this source is delivered before the next source's
+                // first, so line numbers restart here.
+                self.drain_all()?;
+                if !self.sorted {
+                    return Ok(Order::Unsorted);
                 }
-                if !eof {
-                    // Keep the last partial line for the next chunk; one longer
-                    // than any valid line is cut to MAX_LINE + 1 bytes, so the
-                    // parser still counts it (as too long), and the rest skipped.
-                    let cut = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                    let tail = &buf[cut..];
-                    if tail.len() > MAX_LINE {
-                        carry.extend_from_slice(&tail[..MAX_LINE + 1]);
-                        skipping = true;
-                    } else {
-                        carry.extend_from_slice(tail);
-                    }
-                    buf.truncate(cut);
+                self.file = name;
+                self.file_line = 0;
+                let prefix = source.prefix.as_deref().unwrap_or("").as_bytes().to_vec();
+                let mut carry: Vec<u8> = Vec::new();
+                let mut skipping = false;
+                loop {
+                    let mut buf = self.spare.pop().unwrap_or_default();
+                    buf.clear();
+                    buf.reserve(CHUNK + MAX_LINE + 2);
+                    buf.extend_from_slice(&carry);
+                    carry.clear();
+                    let start = buf.len();
+                    let n = read_full(&mut reader, &mut buf).map_err(|e| StoreError::io(&source.path, e))?;
+                    let eof = n == 0;
                     if skipping {
-                        carry.push(b'\n');
+                        // The rest of an over-long line: drop it up to its end, which
+                        // then ends the truncated copy kept in the previous chunk.
+                        match buf[start..].iter().position(|&b| b == b'\n') {
+                            Some(i) => {
+                                buf.drain(start..start + i + 1);
+                                skipping = false;
+                            }
+                            None if eof => skipping = false,
+                            None => {
+                                carry.extend_from_slice(&buf[..start]);
+                                self.spare.push(buf);
+                                continue;
+                            }
+                        }
                     }
-                }
-                if !buf.is_empty() {
-                    self.send(Job { seq: self.next_seq, prefix: prefix.clone(), bytes: buf })?;
-                    if !self.sorted {
-                        return Ok(Order::Unsorted);
+                    if !eof {
+                        // Keep the last partial line for the next chunk; one longer
+                        // than any valid line is cut to MAX_LINE + 1 bytes, so the
+                        // parser still counts it (as too long), and the rest skipped.
+                        let cut = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                        let tail = &buf[cut..];
+                        if tail.len() > MAX_LINE {
+                            carry.extend_from_slice(&tail[..MAX_LINE + 1]);
+                            skipping = true;
+                        } else {
+                            carry.extend_from_slice(tail);
+                        }
+                        buf.truncate(cut);
+                        if skipping {
+                            carry.push(b'\n');
+                        }
                     }
-                } else {
-                    self.spare.push(buf);
-                }
-                if eof && carry.is_empty() {
-                    break;
+                    if !buf.is_empty() {
+                        self.send(Job { seq: self.next_seq, prefix: prefix.clone(), bytes: buf })?;
+                        if !self.sorted {
+                            return Ok(Order::Unsorted);
+                        }
+                    } else {
+                        self.spare.push(buf);
+                    }
+                    if eof && carry.is_empty() {
+                        break;
+                    }
                 }
             }
         }
@@ -452,6 +505,9 @@ impl Feeder<'_> {
                     r.samples.push(format!("{}:{}", self.file, self.file_line + line));
                 }
             }
+        }
+        for len in p.wrong_lengths {
+            *tally.wrong_lengths.entry(len).or_default() += 1;
         }
         self.file_line += p.lines;
         tally.hashes += p.keys.len() as u64;
@@ -515,6 +571,7 @@ fn parse_chunk(job: Job, key_len: usize) -> Parsed {
         lines: 0,
         padding: 0,
         rejected: Vec::new(),
+        wrong_lengths: Vec::new(),
         bytes: Vec::new(),
     };
     let data = bytes.as_slice();
@@ -579,6 +636,7 @@ fn parse_chunk(job: Job, key_len: usize) -> Parsed {
         let (hash, count) = (&text[..colon], &text[colon + 1..]);
         if hash.len() != digits {
             reject(&mut p.rejected, "hash of the wrong length", line);
+            p.wrong_lengths.push(hash.len());
             continue;
         }
         hex[prefix.len()..2 * key_len].copy_from_slice(hash);

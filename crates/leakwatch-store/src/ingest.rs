@@ -343,7 +343,10 @@ pub fn ingest(
     out.absorb(domain_out);
     out.absorb(stealer_out);
 
-    let new_segments = out.done(dir)?;
+    let mut new_segments = out.done(dir)?;
+    for s in &mut new_segments {
+        s.breaches = vec![breach_id];
+    }
     let segments_written = new_segments.len();
     let has_accounts = files.iter().any(|(_, r)| r.accepted > 0);
     let stealer_log = files.iter().any(|(_, r)| r.format == Format::Stealer);
@@ -809,11 +812,13 @@ pub(crate) struct SegmentSet {
     /// on with the next: the I/O overlaps the work instead of following it.
     syncs: Vec<std::thread::JoinHandle<Result<()>>>,
     serial: usize,
+    /// The breaches [`SegmentSet::finish`] records for a segment.
+    attribution: Vec<u32>,
 }
 
 impl SegmentSet {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        SegmentSet { dir, written: Vec::new(), syncs: Vec::new(), serial: 0 }
+        SegmentSet { dir, written: Vec::new(), syncs: Vec::new(), serial: 0, attribution: Vec::new() }
     }
 
     pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<SegmentWriter> {
@@ -824,6 +829,16 @@ impl SegmentSet {
     }
 
     pub(crate) fn finish(&mut self, writer: SegmentWriter) -> Result<()> {
+        self.finish_attributed(writer, self.attribution.clone())
+    }
+
+    /// Records `breaches` as what the segments finished from now on hold.
+    pub(crate) fn attribute(&mut self, breaches: Vec<u32>) {
+        self.attribution = breaches;
+    }
+
+    /// [`SegmentSet::finish`] for a segment holding the entries of `breaches`.
+    pub(crate) fn finish_attributed(&mut self, writer: SegmentWriter, breaches: Vec<u32>) -> Result<()> {
         let kind = writer.layout().kind;
         // Synced in the background and awaited in `done`: a crash before then
         // leaves files that no manifest names, which the next writer removes.
@@ -844,6 +859,7 @@ impl SegmentSet {
             file,
             entries: written.entries,
             bytes: written.bytes,
+            breaches,
         });
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! **Architecture Invariant:** nothing outside this crate opens a segment file or
 //! the manifest; the CLI and the server go through [`Store`] and [`ingest()`].
 
+mod breach;
 mod compact;
 mod crypt;
 mod dir;
@@ -23,6 +24,7 @@ mod rekey;
 mod runs;
 mod stealer;
 
+pub use breach::{remove_breach, update_breach, BreachEdit, Removal};
 pub use crypt::Keys;
 pub use dir::DataDir;
 pub use error::{Result, StoreError};

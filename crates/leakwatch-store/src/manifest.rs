@@ -47,6 +47,12 @@ pub struct SegmentRef {
     pub file: String,
     pub entries: u64,
     pub bytes: u64,
+    /// The ids of the breaches whose entries the segment holds, sorted; empty for
+    /// a Pwned Passwords import and for segments written before segments were
+    /// attributed. What lets `breach remove` take a breach's share of counts and
+    /// triples away exactly ([`crate::breach`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaches: Vec<u32>,
 }
 
 /// A breach in the catalog, with HIBP's fields (serialized by the surfaces).

@@ -85,21 +85,25 @@ pub(crate) fn reseal(
     let mut out = SegmentSet::new(dir.segments());
     let mut replaced = Vec::new();
     for kind in crate::dir::BLINDED {
-        let files: Vec<String> =
-            manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
-        if files.is_empty() {
-            continue;
+        let refs: Vec<&crate::manifest::SegmentRef> =
+            manifest.segments.iter().filter(|s| s.kind == kind.name()).collect();
+        // Credential triples stay apart by breach, as compaction keeps them.
+        for group in crate::breach::merge_groups(kind, &refs) {
+            let group: Vec<&crate::manifest::SegmentRef> = group.into_iter().map(|i| refs[i]).collect();
+            let segments = group
+                .iter()
+                .map(|s| Segment::open(&dir.segments().join(&s.file)))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.attribute(crate::breach::group_breaches(&group));
+            match kind {
+                Kind::Accounts => permuted::<20>(&segments, kind, from, to, &scratch, &mut out)?,
+                Kind::Domains | Kind::Stealer => payloads(&segments, kind, from, to, &scratch, &mut out)?,
+                Kind::Credentials => credentials::<28>(&segments, kind, from, to, &scratch, &mut out)?,
+                Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
+                _ => permuted::<16>(&segments, kind, from, to, &scratch, &mut out)?,
+            }
+            replaced.extend(group.iter().map(|s| s.file.clone()));
         }
-        let segments =
-            files.iter().map(|f| Segment::open(&dir.segments().join(f))).collect::<Result<Vec<_>, _>>()?;
-        match kind {
-            Kind::Accounts => permuted::<20>(&segments, kind, from, to, &scratch, &mut out)?,
-            Kind::Domains | Kind::Stealer => payloads(&segments, kind, from, to, &scratch, &mut out)?,
-            Kind::Credentials => credentials::<28>(&segments, kind, from, to, &scratch, &mut out)?,
-            Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
-            _ => permuted::<16>(&segments, kind, from, to, &scratch, &mut out)?,
-        }
-        replaced.extend(files);
     }
     let written = out.done(dir)?;
     let count = written.len();
@@ -109,11 +113,7 @@ pub(crate) fn reseal(
     manifest.key_id = to.id().map(str::to_owned);
     manifest.generation += 1;
     manifest.store(dir.root())?;
-    for file in &replaced {
-        let path = dir.segments().join(file);
-        // Readers that still map the file keep their view; the name goes now.
-        std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-    }
+    crate::breach::delete_unnamed(dir, manifest, replaced.iter().map(String::as_str))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(count)
 }

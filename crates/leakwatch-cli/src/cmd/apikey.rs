@@ -9,7 +9,7 @@ use leakwatch_catalog::{ApiKey, Catalog, NewKey, Role};
 use leakwatch_store::DataDir;
 
 use crate::cli::{ApikeyCommand, RoleArg};
-use crate::output::stdout;
+use crate::output::{stdout, table};
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, command: ApikeyCommand) -> Result<Outcome> {
@@ -45,24 +45,22 @@ pub fn run(dir: &DataDir, command: ApikeyCommand) -> Result<Outcome> {
                     "no API keys yet: `leakwatch apikey create --name NAME --role analyst` adds one"
                 )?;
             } else {
-                writeln!(
-                    out,
-                    "{:<20} {:<8} {:<12} {:<14} {:<24} {:<24} DOMAINS",
-                    "NAME", "ROLE", "KEY", "RATE LIMIT", "CREATED", "REVOKED"
-                )?;
-                for key in &keys {
-                    writeln!(
-                        out,
-                        "{:<20} {:<8} {:<12} {:<14} {:<24} {:<24} {}",
-                        key.name,
-                        key.role,
-                        format!("{}...", key.prefix),
-                        rate(key),
-                        key.created_at,
-                        key.revoked_at.as_deref().unwrap_or("-"),
-                        key.domains.join(",")
-                    )?;
-                }
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|key| {
+                        vec![
+                            key.name.clone(),
+                            key.role.to_string(),
+                            format!("{}...", key.prefix),
+                            rate(key),
+                            key.created_at.clone(),
+                            key.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                            key.domains.join(","),
+                        ]
+                    })
+                    .collect();
+                let headers = ["NAME", "ROLE", "KEY", "RATE LIMIT", "CREATED", "REVOKED", "DOMAINS"];
+                table(&mut out, &headers, &rows, &[])?;
             }
         }
         ApikeyCommand::Revoke { name } => {

@@ -9,7 +9,7 @@ use leakwatch_catalog::{AuditFilter, AuditHasher, Catalog, SubjectKind};
 use leakwatch_store::DataDir;
 
 use crate::cli::{AuditLogArgs, AuditLogCommand};
-use crate::output::stdout;
+use crate::output::{plural, stdout};
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
@@ -75,8 +75,10 @@ fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
     } else {
         writeln!(
             out,
-            "{} rows, {} chained, {} from before the chain",
-            check.rows, check.chained, check.unchained
+            "{}, {} chained, {} from before the chain",
+            plural(check.rows, "row", "rows"),
+            check.chained,
+            check.unchained
         )?;
     }
     out.flush()?;

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use leakwatch_store::{DataDir, HibpBreach, Store};
 
-use crate::output::{stdout, thousands};
+use crate::output::{stdout, table, thousands};
 use crate::Outcome;
 
 pub fn breaches(dir: &DataDir, json: bool) -> Result<Outcome> {
@@ -18,17 +18,13 @@ pub fn breaches(dir: &DataDir, json: bool) -> Result<Outcome> {
     } else if breaches.is_empty() {
         writeln!(out, "no breaches yet: `leakwatch ingest --breach NAME FILE` adds one")?;
     } else {
-        writeln!(out, "{:<24} {:<10} {:>12}  DATA CLASSES", "NAME", "DATE", "ACCOUNTS")?;
-        for b in &breaches {
-            writeln!(
-                out,
-                "{:<24} {:<10} {:>12}  {}",
-                b.name,
-                b.breach_date,
-                thousands(b.pwn_count),
-                b.data_classes.join(", ")
-            )?;
-        }
+        let rows: Vec<Vec<String>> = breaches
+            .iter()
+            .map(|b| {
+                vec![b.name.clone(), b.breach_date.clone(), thousands(b.pwn_count), b.data_classes.join(", ")]
+            })
+            .collect();
+        table(&mut out, &["NAME", "DATE", "ACCOUNTS", "DATA CLASSES"], &rows, &[2])?;
     }
     out.flush()?;
     Ok(Outcome::Found)
@@ -56,22 +52,20 @@ pub fn stats(dir: &DataDir, json: bool) -> Result<Outcome> {
         writeln!(out, "unique password SHA-1 {}", thousands(stats.unique_sha1))?;
         writeln!(out, "unique password NTLM  {}", thousands(stats.unique_ntlm))?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "{:<18} {:>8} {:>14} {:>14} {:>10}",
-            "INDEX", "SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"
-        )?;
-        for (name, k) in &stats.kinds {
-            writeln!(
-                out,
-                "{:<18} {:>8} {:>14} {:>14} {:>10.2}",
-                name,
-                k.segments,
-                thousands(k.entries),
-                thousands(k.bytes),
-                per_entry(k.bytes, k.entries)
-            )?;
-        }
+        let rows: Vec<Vec<String>> = stats
+            .kinds
+            .iter()
+            .map(|(name, k)| {
+                vec![
+                    name.to_string(),
+                    thousands(k.segments as u64),
+                    thousands(k.entries),
+                    thousands(k.bytes),
+                    format!("{:.2}", per_entry(k.bytes, k.entries)),
+                ]
+            })
+            .collect();
+        table(&mut out, &["INDEX", "SEGMENTS", "ENTRIES", "BYTES", "B/ENTRY"], &rows, &[1, 2, 3, 4])?;
     }
     out.flush()?;
     Ok(Outcome::Found)

@@ -2,6 +2,11 @@
 //! (synthetic people, every dump format, the noise real dumps carry), ingests it
 //! into a fresh data directory, checks every answer against the generator's own
 //! expected answers, and shows who at the organization is exposed.
+//!
+//! Everything it makes stays under its directory: the dumps, the data
+//! directory, and the data key (`demo.key`, named in the data directory's
+//! manifest so later commands find it), not a new key in the user's key ring
+//! on every run.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,11 +24,14 @@ use crate::Outcome;
 /// Marks a directory as the demo's own, so that a rerun may reset it and nothing
 /// else is ever deleted.
 const MARKER: &str = ".leakwatch-demo";
+/// The demo data directory's key ring, beside it.
+const KEY_FILE: &str = "demo.key";
 
 pub fn run(dir: &Path, seed: u64) -> Result<Outcome> {
     prepare(dir)?;
     let dumps = dir.join("dumps");
     let data = DataDir::new(dir.join("data"));
+    data.init(Some(&dir.join(KEY_FILE)))?;
     let mut out = stdout();
 
     let scenario = Scenario::demo(seed);
@@ -107,18 +115,52 @@ pub fn run(dir: &Path, seed: u64) -> Result<Outcome> {
     rows.truncate(6);
     bar_chart(&mut out, &rows)?;
 
-    let data_arg = data.root().display();
+    let data_arg = shell_word(&data.root().display().to_string());
+    let bin = command_name();
     writeln!(out)?;
     writeln!(out, "Try:")?;
-    writeln!(out, "  leakwatch --data {data_arg} search domain {org}")?;
+    writeln!(out, "  {bin} --data {data_arg} search domain {org}")?;
     if let Some((alias, _)) = exposed.iter().next() {
-        writeln!(out, "  leakwatch --data {data_arg} search email --json {alias}@{org}")?;
+        writeln!(out, "  {bin} --data {data_arg} search email --json {alias}@{org}")?;
     }
-    writeln!(out, "  leakwatch --data {data_arg} search password --json password 123456")?;
-    writeln!(out, "  leakwatch --data {data_arg} breaches")?;
-    writeln!(out, "  leakwatch --data {data_arg} stats")?;
+    writeln!(out, "  {bin} --data {data_arg} search password --json password 123456")?;
+    writeln!(out, "  {bin} --data {data_arg} breaches")?;
+    writeln!(out, "  {bin} --data {data_arg} stats")?;
     out.flush()?;
     Ok(Outcome::Found)
+}
+
+/// How to run this binary from the shell the demo was started in: `leakwatch`
+/// when that name on `PATH` is this very binary, else its path (relative to
+/// the current directory when it is below it, as `target/release/leakwatch`).
+fn command_name() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(|e| e.canonicalize()) else {
+        return "leakwatch".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| d.join("leakwatch").canonicalize().is_ok_and(|p| p == exe))
+    });
+    if on_path {
+        return "leakwatch".into();
+    }
+    let cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    let shown = match cwd.as_deref().and_then(|cwd| exe.strip_prefix(cwd).ok()) {
+        Some(rel) => rel.to_path_buf(),
+        None => exe,
+    };
+    let shown = shown.display().to_string();
+    // A bare name would be looked up on PATH: `./` makes it a path.
+    let shown = if shown.contains('/') { shown } else { format!("./{shown}") };
+    shell_word(&shown)
+}
+
+/// `s` quoted for a POSIX shell when it needs to be.
+fn shell_word(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:@".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Creates the demo directory, or resets one a previous demo made.
@@ -138,6 +180,10 @@ fn prepare(dir: &Path) -> Result<()> {
                 if path.exists() {
                     std::fs::remove_dir_all(&path).with_context(|| path.display().to_string())?;
                 }
+            }
+            let key = dir.join(KEY_FILE);
+            if key.exists() {
+                std::fs::remove_file(&key).with_context(|| key.display().to_string())?;
             }
         }
     }

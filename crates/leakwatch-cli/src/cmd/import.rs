@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use leakwatch_store::{DataDir, ImportSummary, Progress};
 use serde_json::json;
 
-use crate::output::{stdout, thousands};
+use crate::output::{plural, stdout, thousands};
 use crate::progress::Bar;
 use crate::Outcome;
 
@@ -25,7 +25,7 @@ pub fn pwned_passwords(
         let raw_len = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
         bar.reading(path, raw_len);
         leakwatch_store::import_pwned_passwords(dir, path, ntlm, memory_budget, &progress.bytes)
-            .with_context(|| format!("import of Pwned Passwords from {path}"))?
+            .context("import of Pwned Passwords")?
     };
     let mut out = stdout();
     if json {
@@ -60,12 +60,12 @@ fn print(out: &mut impl Write, path: &str, s: &ImportSummary) -> std::io::Result
     let corpus = if s.ntlm { "NTLM" } else { "SHA-1" };
     writeln!(
         out,
-        "{path}: {} lines, {} {corpus} hashes imported ({:.2} bytes each on disk){}",
-        thousands(s.lines),
-        thousands(s.hashes),
+        "{path}: {}, {} imported ({:.2} bytes each on disk){}",
+        plural(s.lines, "line", "lines"),
+        plural(s.hashes, &format!("{corpus} hash"), &format!("{corpus} hashes")),
         s.segment_bytes as f64 / s.hashes.max(1) as f64,
         if s.padding > 0 {
-            format!(", {} padding lines skipped", thousands(s.padding))
+            format!(", {} skipped", plural(s.padding, "padding line", "padding lines"))
         } else {
             String::new()
         }
@@ -74,7 +74,7 @@ fn print(out: &mut impl Write, path: &str, s: &ImportSummary) -> std::io::Result
         writeln!(out, "  {:>10}  {reason} (e.g. {})", thousands(r.count), r.samples.join(", "))?;
     }
     match s.replaced_hashes {
-        Some(old) => writeln!(out, "replaced the previous import ({} hashes)", thousands(old)),
+        Some(old) => writeln!(out, "replaced the previous import ({})", plural(old, "hash", "hashes")),
         None => writeln!(out, "first Pwned Passwords import of the {corpus} corpus"),
     }
 }

@@ -10,7 +10,7 @@ use leakwatch_store::{BreachInfo, DataDir, HibpBreach, IngestOptions, IngestSumm
 use serde_json::json;
 
 use crate::cli::{FormatArg, IngestArgs};
-use crate::output::{stdout, thousands};
+use crate::output::{plural, stdout, thousands};
 use crate::progress::Bar;
 use crate::Outcome;
 
@@ -108,12 +108,12 @@ fn print_summary(out: &mut impl Write, s: &IngestSummary) -> std::io::Result<()>
     let b = &s.breach;
     writeln!(
         out,
-        "breach {} ({}): {} new accounts, {} new credentials; now {} accounts [{}]",
+        "breach {} ({}): {}, {}; now {} [{}]",
         b.name,
         if s.new_breach { "new" } else { "updated" },
-        thousands(s.new_accounts),
-        thousands(s.new_credentials),
-        thousands(b.pwn_count),
+        plural(s.new_accounts, "new account", "new accounts"),
+        plural(s.new_credentials, "new credential", "new credentials"),
+        plural(b.pwn_count, "account", "accounts"),
         b.data_classes.join(", "),
     )
 }
@@ -122,9 +122,9 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
     let rejected: u64 = r.rejected.values().map(|x| x.count).sum();
     writeln!(
         out,
-        "{path}: {} ({} lines): {} accepted, {} rejected",
+        "{path}: {} ({}): {} accepted, {} rejected",
         r.format.name(),
-        thousands(r.lines),
+        plural(r.lines, "line", "lines"),
         thousands(r.accepted),
         thousands(rejected)
     )?;
@@ -132,7 +132,8 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
     reasons.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
     for (reason, rej) in reasons {
         let lines: Vec<String> = rej.sample_lines.iter().map(u64::to_string).collect();
-        writeln!(out, "  {:>10}  {reason} (e.g. line {})", thousands(rej.count), lines.join(", "))?;
+        let e_g = if lines.len() == 1 { "line" } else { "lines" };
+        writeln!(out, "  {:>10}  {reason} (e.g. {e_g} {})", thousands(rej.count), lines.join(", "))?;
     }
     Ok(())
 }

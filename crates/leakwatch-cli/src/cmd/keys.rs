@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use leakwatch_store::DataDir;
 
-use crate::output::stdout;
+use crate::output::{plural, stdout};
 use crate::Outcome;
 
 pub fn init(dir: &DataDir, key_file: Option<&Path>) -> Result<Outcome> {
@@ -37,11 +37,11 @@ pub fn rekey(dir: &DataDir, json: bool) -> Result<Outcome> {
     } else {
         writeln!(
             out,
-            "rekeyed {}: key {} -> {} ({} segments rewritten, generation {}); the key ring {} holds the new key only",
+            "rekeyed {}: key {} -> {} ({} rewritten, generation {}); the key ring {} holds the new key only",
             dir.root().display(),
             summary.old_key,
             summary.new_key,
-            summary.segments,
+            plural(summary.segments as u64, "segment", "segments"),
             summary.generation,
             summary.key_file.display()
         )?;

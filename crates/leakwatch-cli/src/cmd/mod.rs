@@ -2,6 +2,7 @@
 
 mod apikey;
 mod audit;
+mod breach;
 mod catalog;
 mod demo;
 mod import;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use leakwatch_store::DataDir;
 
-use crate::cli::{Cli, Command, ImportCommand, SearchCommand, SyncCommand};
+use crate::cli::{BreachCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -26,14 +27,25 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Search(SearchCommand::Email { json, addresses }) => {
             search::email(&data()?, json, &addresses)
         }
+        Command::Search(SearchCommand::Account { json, names }) => search::account(&data()?, json, &names),
         Command::Search(SearchCommand::Domain { json, domain }) => search::domain(&data()?, json, &domain),
         Command::Search(SearchCommand::Password { hash, json, sources, values }) => {
             search::password(&data()?, hash, json, sources, &values)
         }
+        Command::Breach(BreachCommand::Remove { name }) => breach::remove(&data()?, &name),
+        Command::Breach(BreachCommand::Set(args)) => breach::set(&data()?, args),
         Command::Breaches { json } => catalog::breaches(&data()?, json),
         Command::Stats { json } => catalog::stats(&data()?, json),
         Command::Verify => catalog::verify(&data()?),
-        Command::Demo { dir, seed } => demo::run(&dir, seed),
+        Command::Demo { dir, seed } => {
+            if cli.data_on_command_line {
+                anyhow::bail!(
+                    "demo writes its own data directory under --dir ({}); --data does not apply to it",
+                    dir.join("data").display()
+                );
+            }
+            demo::run(&dir, seed)
+        }
         Command::Import(ImportCommand::PwnedPasswords(a)) => {
             import::pwned_passwords(&data()?, &a.path, a.ntlm, a.memory_budget, a.json)
         }

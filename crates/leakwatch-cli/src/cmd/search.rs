@@ -1,5 +1,7 @@
-//! `leakwatch search`: email addresses, a domain, passwords. Values come from the
-//! arguments or, with `-`, one per stdin line; output is one line per value.
+//! `leakwatch search`: email addresses, user names and phone numbers, a domain,
+//! passwords. Values come from the arguments or, with `-`, one per stdin line;
+//! output is one line per value. A value that cannot be searched (a blank line,
+//! a malformed address) gets its own line saying why, in every search alike.
 
 use std::io::{BufRead, Write};
 
@@ -9,7 +11,7 @@ use leakwatch_types::{decode_hex, encode_hex_upper, normalize_domain, Account, P
 use serde_json::json;
 
 use crate::cli::HashArg;
-use crate::output::{line, stdout};
+use crate::output::{line, plural, stdout, thousands};
 use crate::Outcome;
 
 /// Calls `each(value, where)` for every value: the arguments, or stdin lines for `-`.
@@ -80,15 +82,56 @@ pub fn email(dir: &DataDir, json: bool, addresses: &[String]) -> Result<Outcome>
             }
             Err(e) => {
                 let shown = raw.trim();
+                let reason = if shown.is_empty() { "blank line".to_owned() } else { e.to_string() };
                 if json {
-                    text.push_str(
-                        &json!({"account": shown, "breaches": [], "error": e.reason()}).to_string(),
-                    );
+                    let reason = if shown.is_empty() { "blank line" } else { e.reason() };
+                    text.push_str(&json!({"account": shown, "breaches": [], "error": reason}).to_string());
                 } else {
-                    text.push_str(&format!("{shown}  not an email address ({e})"));
+                    text.push_str(&format!("{shown}  not an email address ({reason})"));
                 }
             }
         }
+        line(&mut out, &text)?;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(if any { Outcome::Found } else { Outcome::NotFound })
+}
+
+/// `search account`: user names and phone numbers (and addresses), read as the
+/// API reads a searched account, each looked up under every kind it may be.
+pub fn account(dir: &DataDir, json: bool, names: &[String]) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let mut out = stdout();
+    let mut any = false;
+    for_each_value(names, |raw, _| {
+        let raw = String::from_utf8_lossy(raw);
+        let text = match leakwatch_server::parse_account(&raw) {
+            Some(account) => {
+                let mut found = std::collections::BTreeSet::new();
+                for candidate in &account.candidates {
+                    found.extend(store.account_breaches(candidate)?.into_iter().map(|b| b.name.as_str()));
+                }
+                any |= !found.is_empty();
+                let names: Vec<&str> = found.into_iter().collect();
+                if json {
+                    json!({"account": account.audit_value, "breaches": names}).to_string()
+                } else if names.is_empty() {
+                    format!("{}  not found", account.audit_value)
+                } else {
+                    format!("{}  {}", account.audit_value, names.join(", "))
+                }
+            }
+            None => {
+                let shown = raw.trim();
+                let reason = if shown.is_empty() { "blank line" } else { "not a user name or phone number" };
+                if json {
+                    json!({"account": shown, "breaches": [], "error": reason}).to_string()
+                } else {
+                    format!("{shown}  not a user name or phone number ({reason})")
+                }
+            }
+        };
         line(&mut out, &text)?;
         Ok(())
     })?;
@@ -110,7 +153,8 @@ pub fn domain(dir: &DataDir, json: bool, domain: &str) -> Result<Outcome> {
         for (alias, breaches) in &aliases {
             writeln!(out, "{:<width$}  {}", format!("{alias}@{normalized}"), breaches.join(", "))?;
         }
-        writeln!(out, "{} exposed addresses on {normalized}", aliases.len())?;
+        let count = plural(aliases.len() as u64, "exposed address", "exposed addresses");
+        writeln!(out, "{count} on {normalized}")?;
     }
     out.flush()?;
     Ok(if aliases.is_empty() { Outcome::NotFound } else { Outcome::Found })
@@ -127,6 +171,17 @@ pub fn password(
     let mut out = stdout();
     let (mut any, mut failed) = (false, false);
     for_each_value(values, |value, origin| {
+        if value.trim_ascii().is_empty() {
+            // As `search email` reports a blank line: on its own output line,
+            // not as an error that fails the run.
+            let text = if json {
+                "{\"hash\":\"\",\"count\":0,\"error\":\"blank line\"}".to_owned()
+            } else {
+                "  not a password or hash (blank line)".to_owned()
+            };
+            line(&mut out, &text)?;
+            return Ok(());
+        }
         let found = match hash {
             None => {
                 let h = PasswordHashes::of(value);
@@ -157,11 +212,13 @@ pub fn password(
                 counts.own, counts.hibp
             ),
             (false, _) if count == 0 => format!("{hex}  not found"),
-            (false, false) => format!("{hex}  seen {count} times"),
+            (false, false) => format!("{hex}  seen {}", plural(count, "time", "times")),
             (false, true) => {
                 format!(
-                    "{hex}  seen {count} times ({} in your dumps, {} in Pwned Passwords)",
-                    counts.own, counts.hibp
+                    "{hex}  seen {} ({} in your dumps, {} in Pwned Passwords)",
+                    plural(count, "time", "times"),
+                    thousands(counts.own),
+                    thousands(counts.hibp)
                 )
             }
         };

@@ -14,7 +14,7 @@ use leakwatch_sync::{Progress, SyncOptions, SyncSummary, TlsOptions};
 use serde_json::json;
 
 use crate::cli::SyncPwnedArgs;
-use crate::output::{stdout, thousands};
+use crate::output::{plural, stdout, thousands};
 use crate::Outcome;
 
 pub fn pwned_passwords(dir: &DataDir, args: SyncPwnedArgs) -> Result<Outcome> {
@@ -61,24 +61,24 @@ fn print(out: &mut impl Write, s: &SyncSummary) -> std::io::Result<()> {
     let corpus = if s.ntlm { "NTLM" } else { "SHA-1" };
     writeln!(
         out,
-        "{}: {} ranges: {} fetched, {} unchanged (304), {} unchanged (same body), {} done by the interrupted run; {} received, {} retries",
+        "{}: {}: {} fetched, {} unchanged (304), {} unchanged (same body), {} done by the interrupted run; {} received, {}",
         s.source,
-        thousands(s.ranges),
+        plural(s.ranges, "range", "ranges"),
         thousands(s.fetched),
         thousands(s.not_modified),
         thousands(s.same),
         thousands(s.resumed),
         bytesize::ByteSize(s.bytes),
-        thousands(s.retries),
+        plural(s.retries, "retry", "retries"),
     )?;
     match &s.import {
         Some(import) => writeln!(
             out,
-            "published {} {corpus} hashes{}",
-            thousands(import.hashes),
+            "published {}{}",
+            plural(import.hashes, &format!("{corpus} hash"), &format!("{corpus} hashes")),
             import
                 .replaced_hashes
-                .map(|old| format!(", replacing the previous import ({} hashes)", thousands(old)))
+                .map(|old| format!(", replacing the previous import ({})", plural(old, "hash", "hashes")))
                 .unwrap_or_default()
         ),
         None => {
