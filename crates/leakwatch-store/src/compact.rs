@@ -27,6 +27,7 @@ pub fn compact(
     _lock: &WriterLock,
 ) -> Result<usize> {
     let mut merged_away = Vec::new();
+    let mut held: std::collections::HashMap<String, Vec<u32>> = std::collections::HashMap::new();
     let mut out = SegmentSet::new(dir.segments());
     for kind in Kind::ALL {
         let files: Vec<String> =
@@ -34,15 +35,27 @@ pub fn compact(
         if files.len() <= threshold.max(1) {
             continue;
         }
-        let segments =
-            files.iter().map(|f| Segment::open(&dir.segments().join(f))).collect::<Result<Vec<_>, _>>()?;
+        // A damaged segment stays as it is, for `verify` to list and `repair`
+        // to set aside: merging it would spread the damage or fail the ingest
+        // that has just been published.
+        let Ok(segments) = files
+            .iter()
+            .map(|f| Segment::open(&dir.segments().join(f)).and_then(|s| s.verify().map(|()| s)))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
         merge(&segments, kind, &mut out)?;
+        held.insert(kind.name().to_owned(), union_of_breaches(manifest, kind));
         merged_away.extend(files);
     }
     if merged_away.is_empty() {
         return Ok(0);
     }
-    let written = out.done(dir)?;
+    let mut written = out.done(dir)?;
+    for s in &mut written {
+        s.breaches = held.get(&s.kind).cloned().unwrap_or_default();
+    }
     manifest.segments.retain(|s| !merged_away.contains(&s.file));
     manifest.segments.extend(written);
     manifest.generation += 1;
@@ -53,6 +66,20 @@ pub fn compact(
         std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
     }
     Ok(merged_away.len())
+}
+
+/// The breaches the segments of `kind` hold together, sorted: what a segment
+/// merged from them holds.
+pub(crate) fn union_of_breaches(manifest: &Manifest, kind: Kind) -> Vec<u32> {
+    let mut all: Vec<u32> = manifest
+        .segments
+        .iter()
+        .filter(|s| s.kind == kind.name())
+        .flat_map(|s| s.breaches.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 fn merge(segments: &[Segment], kind: Kind, out: &mut SegmentSet) -> Result<()> {

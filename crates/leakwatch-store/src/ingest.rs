@@ -343,7 +343,10 @@ pub fn ingest(
     out.absorb(domain_out);
     out.absorb(stealer_out);
 
-    let new_segments = out.done(dir)?;
+    let mut new_segments = out.done(dir)?;
+    for s in &mut new_segments {
+        s.breaches = vec![breach_id];
+    }
     let segments_written = new_segments.len();
     let has_accounts = files.iter().any(|(_, r)| r.accepted > 0);
     let stealer_log = files.iter().any(|(_, r)| r.format == Format::Stealer);
@@ -400,6 +403,11 @@ pub fn ingest(
         *slot = breach.clone();
     }
     manifest.segments.extend(new_segments);
+    // Re-ingesting a breach whose data `repair` set aside restores it.
+    for s in &mut manifest.set_aside {
+        s.segment.breaches.retain(|&id| id != breach_id);
+    }
+    manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
     manifest.generation += 1;
     manifest.store(dir.root())?;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -844,6 +852,8 @@ impl SegmentSet {
             file,
             entries: written.entries,
             bytes: written.bytes,
+            // Filled by the caller, which knows whose records these are.
+            breaches: Vec::new(),
         });
         Ok(())
     }

@@ -36,9 +36,7 @@ pub struct RekeySummary {
 /// Rotates the data key of `dir`: a new key in its key ring, every keyed
 /// segment rewritten under it, the manifest published, the old key retired.
 pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
-    if !dir.exists() {
-        return Err(StoreError::Invalid(format!("{}: not a leakwatch data directory", dir.root().display())));
-    }
+    dir.check_store()?;
     let lock = dir.lock()?;
     let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
     dir.remove_orphans(&manifest, &lock)?;
@@ -84,6 +82,7 @@ pub(crate) fn reseal(
     std::fs::create_dir_all(&scratch).map_err(|e| StoreError::io(&scratch, e))?;
     let mut out = SegmentSet::new(dir.segments());
     let mut replaced = Vec::new();
+    let mut held = std::collections::HashMap::new();
     for kind in crate::dir::BLINDED {
         let files: Vec<String> =
             manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
@@ -99,9 +98,13 @@ pub(crate) fn reseal(
             Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,
             _ => permuted::<16>(&segments, kind, from, to, &scratch, &mut out)?,
         }
+        held.insert(kind.name().to_owned(), crate::compact::union_of_breaches(manifest, kind));
         replaced.extend(files);
     }
-    let written = out.done(dir)?;
+    let mut written = out.done(dir)?;
+    for s in &mut written {
+        s.breaches = held.get(&s.kind).cloned().unwrap_or_default();
+    }
     let count = written.len();
     manifest.segments.retain(|s| !replaced.contains(&s.file));
     manifest.segments.extend(written);
