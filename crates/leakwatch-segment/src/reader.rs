@@ -62,7 +62,8 @@ impl Segment {
             upper_bits: header.upper_bits,
             count_bits: header.count_bits,
         });
-        let chunks = header.checksums_offset.saturating_sub(HEADER_LEN as u64).div_ceil(CHECKSUM_CHUNK as u64);
+        let chunks =
+            header.checksums_offset.saturating_sub(HEADER_LEN as u64).div_ceil(CHECKSUM_CHUNK as u64);
         let checked = (0..chunks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let segment = Segment { path: path.to_owned(), map, header, layout, packed, checked };
         segment.check_sections()?;

@@ -78,5 +78,10 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
     manifest.set_aside.extend(set_aside.iter().cloned());
     manifest.generation += 1;
     manifest.store(dir.root())?;
-    Ok(RepairSummary { checked, set_aside, reingest: manifest.needing_reingest(), generation: manifest.generation })
+    Ok(RepairSummary {
+        checked,
+        set_aside,
+        reingest: manifest.needing_reingest(),
+        generation: manifest.generation,
+    })
 }

@@ -175,7 +175,11 @@ impl Manifest {
         if self.set_aside.iter().any(|s| s.segment.kind.starts_with("hibp-")) {
             names.push("the Pwned Passwords import".into());
         }
-        if self.set_aside.iter().any(|s| s.segment.breaches.is_empty() && !s.segment.kind.starts_with("hibp-")) {
+        if self
+            .set_aside
+            .iter()
+            .any(|s| s.segment.breaches.is_empty() && !s.segment.kind.starts_with("hibp-"))
+        {
             names.push("unknown breaches".into());
         }
         names

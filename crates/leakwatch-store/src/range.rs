@@ -341,8 +341,14 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_directory_has_empty_ranges_and_padding_only() {
+    fn an_empty_store_has_empty_ranges_and_padding_only() {
         let tmp = tempfile::tempdir().unwrap();
+        // A directory that holds no store is no index at all.
+        match RangeIndex::open(&DataDir::new(tmp.path())) {
+            Err(StoreError::NoStore { reason: "no MANIFEST", .. }) => {}
+            other => panic!("{:?}", other.err()),
+        }
+        Manifest::new().store(tmp.path()).unwrap();
         let index = RangeIndex::open(&DataDir::new(tmp.path())).unwrap();
         assert_eq!(index.generation(), 0);
         let mut out = Vec::new();

@@ -340,7 +340,8 @@ fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
 pub(crate) fn open_segment(dir: &DataDir, s: &SegmentRef, kind: Kind) -> Result<Segment, SegmentError> {
     let path = dir.segments().join(&s.file);
     let seg = Segment::open(&path)?;
-    let differs = |what: String| Err(SegmentError::DataCorruption { path: path.clone(), offset: 0, detail: what });
+    let differs =
+        |what: String| Err(SegmentError::DataCorruption { path: path.clone(), offset: 0, detail: what });
     if seg.kind() != kind {
         return differs(format!("holds {} entries, the manifest says {}", seg.kind().name(), kind.name()));
     }

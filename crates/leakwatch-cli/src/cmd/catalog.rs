@@ -32,11 +32,7 @@ pub fn breaches(dir: &DataDir, json: bool) -> Result<Outcome> {
     }
     let reingest = store.manifest().needing_reingest();
     if !json && !reingest.is_empty() {
-        writeln!(
-            out,
-            "damaged data set aside by `leakwatch repair`: ingest again {}",
-            reingest.join(", ")
-        )?;
+        writeln!(out, "damaged data set aside by `leakwatch repair`: ingest again {}", reingest.join(", "))?;
     }
     out.flush()?;
     Ok(Outcome::Found)
