@@ -516,12 +516,17 @@ fn damage_is_reported_with_an_offset() {
     assert!(matches!(Segment::open(&path), Err(SegmentError::DataCorruption { .. })));
 }
 
-/// What a segment answers: every key's count (or payloads), ranges, iteration.
+/// A key's count, or its (breach, payload) pairs.
+type Lookup = (u64, Vec<(u32, Vec<u8>)>);
+/// A range's (key, count) entries.
+type RangeRun = Vec<(Vec<u8>, u64)>;
+
+/// What a segment answers: every key's lookup, ranges, iteration; an error
+/// as the offset it reports.
 #[derive(Debug, PartialEq)]
 struct Answers {
-    /// Per key: its count, or its (breach, payload) pairs.
-    lookups: Vec<Result<(u64, Vec<(u32, Vec<u8>)>), u64>>,
-    ranges: Vec<Result<Vec<(Vec<u8>, u64)>, u64>>,
+    lookups: Vec<Result<Lookup, u64>>,
+    ranges: Vec<Result<RangeRun, u64>>,
     keys: Result<Vec<Vec<u8>>, u64>,
 }
 
@@ -536,7 +541,7 @@ fn answers(seg: &Segment, keys: &[Vec<u8>], len: u64) -> Answers {
         other => panic!("damage reported as {other:?}"),
     };
     let key_len = seg.kind().key_len();
-    let lookup = |k: &Vec<u8>| -> Result<(u64, Vec<(u32, Vec<u8>)>), SegmentError> {
+    let lookup = |k: &Vec<u8>| -> Result<Lookup, SegmentError> {
         if seg.kind() != Kind::Domains {
             return Ok((seg.count_of(k)?, Vec::new()));
         }
@@ -547,7 +552,7 @@ fn answers(seg: &Segment, keys: &[Vec<u8>], len: u64) -> Answers {
         }
         Ok((0, payloads))
     };
-    let range = |p: u32| -> Result<Vec<(Vec<u8>, u64)>, SegmentError> {
+    let range = |p: u32| -> Result<RangeRun, SegmentError> {
         seg.range20_entries(p)?.map(|e| e.map(|(k, c)| (k[..key_len].to_vec(), c))).collect()
     };
     Answers {
