@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
@@ -34,6 +34,9 @@ pub struct Segment {
     /// each is checked the first time a lookup reads it, and only then (a
     /// chunk's CRC costs microseconds; a bit test costs nothing).
     checked: Box<[AtomicU64]>,
+    /// Whether the whole overflow table has been checked: a count's binary
+    /// search reads it anywhere, so it is checked whole, once.
+    overflow_checked: AtomicBool,
 }
 
 impl std::fmt::Debug for Segment {
@@ -65,7 +68,15 @@ impl Segment {
         let chunks =
             header.checksums_offset.saturating_sub(HEADER_LEN as u64).div_ceil(CHECKSUM_CHUNK as u64);
         let checked = (0..chunks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let segment = Segment { path: path.to_owned(), map, header, layout, packed, checked };
+        let segment = Segment {
+            path: path.to_owned(),
+            map,
+            header,
+            layout,
+            packed,
+            checked,
+            overflow_checked: AtomicBool::new(false),
+        };
         segment.check_sections()?;
         segment.check_checksums()?;
         Ok(segment)
@@ -198,8 +209,13 @@ impl Segment {
 
     /// Checks the overflow table, which a count's binary search may read anywhere.
     fn check_overflow(&self) -> Result<(), SegmentError> {
+        if self.overflow_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let start = self.header.overflow_offset;
-        self.check_span(start, start + 12 * self.header.overflow_count)
+        self.check_span(start, start + 12 * self.header.overflow_count)?;
+        self.overflow_checked.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Checks every chunk checksum; the error names the offset of the first bad chunk.
