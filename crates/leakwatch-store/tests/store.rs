@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use leakwatch_ingest::Input;
-use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Progress, Store, StoreError};
+use leakwatch_store::{
+    ingest, BreachInfo, DataDir, IngestOptions, Progress, RangeIndex, RangeKind, Store, StoreError,
+};
 use leakwatch_types::{sha1, Account};
 
 /// A deterministic combo list: `n` lines over `people` addresses and a small
@@ -451,6 +453,12 @@ fn a_damaged_segment_fails_only_the_lookups_that_need_it_until_repair_sets_it_as
     );
     assert!(damage.iter().all(|d| d.problem.contains("data corruption at offset")), "{damage:?}");
     drop(store);
+    // The server's ranges alike: SHA-1 ranges fail naming Alpha, NTLM ones answer.
+    let ranges = RangeIndex::open(&data).expect("damage does not stop the open");
+    let prefix = 0x5BAA6;
+    damaged(ranges.body(RangeKind::Sha1, prefix).map(|_| ()), "sha1", "Alpha", &sha1_alpha);
+    assert!(ranges.body(RangeKind::Ntlm, prefix).is_ok());
+    drop(ranges);
 
     let summary = leakwatch_store::repair(&data).unwrap();
     assert_eq!(summary.set_aside.len(), 2);
@@ -469,6 +477,7 @@ fn a_damaged_segment_fails_only_the_lookups_that_need_it_until_repair_sets_it_as
     let p = beta_only.iter().next().unwrap();
     assert!(store.sha1_count(&sha1(p.as_bytes())).is_ok());
     assert!(store.domain("example-corp.com").is_ok());
+    assert!(RangeIndex::open(&data).unwrap().body(RangeKind::Sha1, prefix).is_ok());
     assert_eq!(manifest(&data).needing_reingest(), ["Alpha", "Beta"]);
     // A second repair finds nothing more; ingesting a breach again clears its mark.
     assert!(leakwatch_store::repair(&data).unwrap().set_aside.is_empty());
