@@ -596,6 +596,8 @@ fn a_damaged_segment_fails_only_the_searches_that_need_it_until_repair() {
     // The rest answers again; the set-aside breaches are named wherever it matters.
     let out = leakwatch(&data, &["search", "password", "--hash", "sha1", absent], None);
     assert_eq!(out.code, 1, "{}", out.stderr);
+    let note = format!("leakwatch: note: `leakwatch repair` set damaged data of {} aside", held.join(", "));
+    assert!(out.stderr.starts_with(&note), "{}", out.stderr);
     let out = leakwatch(&data, &["verify"], None).ok("verify after repair");
     assert!(
         out.stdout.starts_with("ok: ") && out.stdout.contains(&format!("ingest again: {}", held.join(", ")))

@@ -20,15 +20,16 @@ mod sync;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use leakwatch_store::{DataDir, StoreError};
+use leakwatch_store::{DataDir, Manifest, StoreError};
 
 use crate::cli::{Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     let explicit = cli.data.clone();
+    let searching = matches!(cli.command, Command::Search(_));
     // A store to read, or a directory a store may be made in.
-    let store = || open_store(explicit.clone());
+    let store = || open_store(explicit.clone(), searching);
     let writable = || writable(explicit.clone());
     match cli.command {
         Command::Ingest(args) => ingest::run(&writable()?, args),
@@ -59,11 +60,24 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 /// The data directory of a command that reads a store: an error naming the
-/// directory, and how to make or choose one, when it holds none.
-fn open_store(explicit: Option<PathBuf>) -> Result<DataDir> {
+/// directory, and how to make or choose one, when it holds none. A search is
+/// told on stderr when `repair` set data aside: its answers lack that data.
+fn open_store(explicit: Option<PathBuf>, searching: bool) -> Result<DataDir> {
     let dir = data_dir(explicit)?;
     match dir.check_store() {
-        Ok(()) => Ok(dir),
+        Ok(()) => {
+            if searching {
+                let reingest = Manifest::load(dir.root())?.map(|m| m.needing_reingest()).unwrap_or_default();
+                if !reingest.is_empty() {
+                    eprintln!(
+                        "leakwatch: note: `leakwatch repair` set damaged data of {} aside; answers lack it \
+                         until it is ingested again",
+                        reingest.join(", ")
+                    );
+                }
+            }
+            Ok(dir)
+        }
         Err(e @ StoreError::NoStore { .. }) => {
             let shown = dir.root().display();
             anyhow::bail!(

@@ -52,7 +52,7 @@ pub fn run(dir: &DataDir, json: bool) -> Result<Outcome> {
                 s.problem,
                 match &s.moved_to {
                     Some(m) => format!("moved to {}", dir.root().join(m).display()),
-                    None => "the file was missing".into(),
+                    None => "nothing to move".into(),
                 }
             )?;
         }
