@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Start with `leakwatch demo`, then try `leakwatch --data leakwatch-demo/data search domain example-corp.com`."
 )]
 pub struct Cli {
-    /// Data directory (the index). Default: $XDG_DATA_HOME/leakwatch or ~/.local/share/leakwatch.
+    /// Data directory (the index). Default: $XDG_DATA_HOME/leakwatch or ~/.local/share/leakwatch
+    /// (named on stderr when used). Reading commands need a directory that holds a store
+    /// (`ingest` or `init` makes one); a missing, empty or foreign directory is an error.
     #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
@@ -60,6 +62,16 @@ pub enum Command {
     },
     /// Check every segment's checksums; reports corruption by file and offset.
     Verify,
+    /// Set damaged segments aside (into DATA/damaged/) so the rest of the index
+    /// answers again, and list the breaches to ingest again.
+    ///
+    /// Checks every segment as `verify` does; each damaged one is moved out with
+    /// a note of what it held and a new generation without it is published.
+    Repair {
+        /// Print what was done as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a realistic sample leak, ingest it and show who is exposed.
     ///
     /// Writes generated dumps, a data directory (DIR/data) and its data key

@@ -418,3 +418,194 @@ fn exit_codes_follow_the_contract() {
     // A failed ingest leaves the answers as they were.
     assert_eq!(leakwatch(&data, &["search", "email", &present], None).code, 0);
 }
+
+/// `leakwatch` with no `--data`: the data directory comes from the environment
+/// (`HOME`, `XDG_DATA_HOME`, `LEAKWATCH_DATA`) as a user's shell gives it.
+fn leakwatch_env(home: &Path, env: &[(&str, &Path)], args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.env_remove("LEAKWATCH_DATA").env_remove("XDG_DATA_HOME").env("HOME", home);
+    cmd.env("LEAKWATCH_KEY_FILE", home.join("data.key"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args);
+    run(cmd, stdin)
+}
+
+#[test]
+fn a_directory_without_a_store_is_an_error_never_an_empty_answer() {
+    let s = setup();
+    let shop = s.breaches.iter().find(|b| b.name == "ShopNova2019").expect("a CSV breach");
+    let dump = shop.files[0].display().to_string();
+    let missing = s.root.join("no-such-dir");
+    let empty = s.root.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let foreign = s.root.join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "not a store").unwrap();
+    let reads: [&[&str]; 10] = [
+        &["search", "email", "alice@example.com"],
+        &["search", "domain", "example.com"],
+        &["search", "password", "password"],
+        &["breaches"],
+        &["stats"],
+        &["verify"],
+        &["repair"],
+        &["audit-log"],
+        &["apikey", "list"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ];
+    for (dir, reason) in [(&missing, "no such directory"), (&empty, "no MANIFEST"), (&foreign, "no MANIFEST")]
+    {
+        let shown = dir.display().to_string();
+        for args in reads {
+            let out = leakwatch(dir, args, None);
+            assert_eq!(out.code, 2, "{args:?} on {shown}: {}{}", out.stdout, out.stderr);
+            assert_eq!(out.stderr.trim_end().lines().count(), 1, "{:?}", out.stderr);
+            assert!(
+                out.stderr.contains(&format!("{shown} holds no leakwatch store ({reason})"))
+                    && out.stderr.contains(&format!("leakwatch --data {shown} ingest --breach NAME FILE"))
+                    && out.stderr.contains("--data DIR / LEAKWATCH_DATA"),
+                "{args:?}: {}",
+                out.stderr
+            );
+            assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        }
+    }
+    assert!(!missing.exists(), "reading made the directory");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "reading wrote into the directory");
+
+    // Writers make a store in a missing or empty directory, never among other files.
+    for args in [&["ingest", "--breach", "ShopNova2019", &dump][..], &["init"]] {
+        let out = leakwatch(&foreign, args, None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        let want = format!("refusing to create a store in non-empty directory {}", foreign.display());
+        assert!(out.stderr.contains(&want), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1, "a writer left files among others");
+    leakwatch(&empty, &["init"], None).ok("init in an empty directory");
+    // A store with nothing in it yet answers: nothing found.
+    assert_eq!(leakwatch(&empty, &["search", "email", "alice@example.com"], None).code, 1);
+    assert!(leakwatch(&empty, &["verify"], None).ok("verify").stdout.starts_with("ok: 0 segments"));
+    leakwatch(&missing, &["ingest", "--breach", "ShopNova2019", &dump], None)
+        .ok("ingest into a new directory");
+    let present = s.exp.emails.iter().find(|(_, b)| b.contains(&shop.name)).expect("someone").0.clone();
+    assert_eq!(leakwatch(&missing, &["search", "email", &present], None).code, 0);
+
+    // A forgotten --data: the default location is named on stderr, and holds no
+    // store until something is ingested there.
+    let home = s.root.join("home");
+    let default = home.join(".local/share/leakwatch");
+    let notice = format!(
+        "leakwatch: using the default data directory {} (set --data or LEAKWATCH_DATA to choose another)",
+        default.display()
+    );
+    let out = leakwatch_env(&home, &[], &["search", "email", &present], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines[0], notice);
+    assert!(lines[1].contains(&format!("{} holds no leakwatch store", default.display())), "{lines:?}");
+    let out = leakwatch_env(&home, &[], &["ingest", "--breach", "ShopNova2019", &dump], None).ok("ingest");
+    assert!(out.stderr.starts_with(&notice), "{}", out.stderr);
+    let out = leakwatch_env(&home, &[], &["search", "email", &present], None);
+    assert_eq!((out.code, out.stderr.trim_end()), (0, notice.as_str()));
+    // XDG_DATA_HOME moves the default; LEAKWATCH_DATA chooses, silently.
+    let xdg = s.root.join("xdg");
+    let out = leakwatch_env(&home, &[("XDG_DATA_HOME", &xdg)], &["breaches"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(&format!("default data directory {}", xdg.join("leakwatch").display())));
+    let key = missing.with_extension("key");
+    let env = [("LEAKWATCH_DATA", missing.as_path()), ("LEAKWATCH_KEY_FILE", key.as_path())];
+    let out = leakwatch_env(&home, &env, &["search", "email", &present], None);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn a_damaged_segment_fails_only_the_searches_that_need_it_until_repair() {
+    let s = setup();
+    let data = s.root.join("data");
+    ingest_all(&data, &s.breaches, false, &s.root.join("report.json"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(data.join("MANIFEST")).unwrap()).unwrap();
+    let names: BTreeMap<u64, String> = manifest["breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["id"].as_u64().unwrap(), b["name"].as_str().unwrap().to_owned()))
+        .collect();
+    let segment = manifest["segments"].as_array().unwrap().iter().find(|s| s["kind"] == "sha1").unwrap();
+    let file = segment["file"].as_str().unwrap().to_owned();
+    let held: Vec<&str> = segment["breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| names[&id.as_u64().unwrap()].as_str())
+        .collect();
+    assert!(!held.is_empty(), "{segment}");
+    let path = data.join("segments").join(&file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[200] ^= 0x5A;
+    std::fs::write(&path, bytes).unwrap();
+
+    // Searches that never read the damaged segment answer exactly.
+    let (input, want) = email_queries(&s.exp);
+    let out =
+        leakwatch(&data, &["search", "email", "--json", "-"], Some(input.as_bytes())).ok("search email");
+    assert_lines_eq(&out.json_lines(), &want, "search email beside a damaged segment");
+    let (input, want) = hash_queries(&s.exp.ntlm, &absent_hashes(16));
+    let out =
+        leakwatch(&data, &["search", "password", "--hash", "ntlm", "--json", "-"], Some(input.as_bytes()))
+            .ok("search ntlm");
+    assert_lines_eq(&out.json_lines(), &want, "search ntlm beside a damaged SHA-1 segment");
+    // Those that do fail, naming the breaches whose data is damaged.
+    let damaged_answer = |out: &Run| {
+        assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{:?}", out.stderr);
+        assert!(
+            out.stderr.contains("the sha1 data of breach") && out.stderr.contains(&file),
+            "{}",
+            out.stderr
+        );
+        for name in &held {
+            assert!(out.stderr.contains(name), "{} should name {name}", out.stderr);
+        }
+    };
+    let absent = &absent_hashes(20)[0];
+    damaged_answer(&leakwatch(&data, &["search", "password", "--hash", "sha1", absent], None));
+    damaged_answer(&leakwatch(&data, &["search", "password", "letmein"], None));
+    damaged_answer(&leakwatch(&data, &["stats"], None));
+
+    let out = leakwatch(&data, &["verify"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out.stdout.lines().find(|l| l.starts_with("damaged: ")).expect("the damaged segment listed");
+    assert!(
+        line.contains(&file) && line.contains("(sha1, ") && line.contains("data corruption at offset"),
+        "{line}"
+    );
+    for name in &held {
+        assert!(line.contains(name) && out.stderr.contains(name), "{line}\n{}", out.stderr);
+    }
+
+    let out = leakwatch(&data, &["repair", "--json"], None).ok("repair");
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(report["set_aside"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["set_aside"][0]["file"], json!(file));
+    assert_eq!(report["set_aside"][0]["kind"], "sha1");
+    assert_eq!(report["reingest"], json!(held));
+    assert!(data.join("damaged").join(&file).exists() && !path.exists());
+
+    // The rest answers again; the set-aside breaches are named wherever it matters.
+    let out = leakwatch(&data, &["search", "password", "--hash", "sha1", absent], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let note = format!("leakwatch: note: `leakwatch repair` set damaged data of {} aside", held.join(", "));
+    assert!(out.stderr.starts_with(&note), "{}", out.stderr);
+    let out = leakwatch(&data, &["verify"], None).ok("verify after repair");
+    assert!(
+        out.stdout.starts_with("ok: ") && out.stdout.contains(&format!("ingest again: {}", held.join(", ")))
+    );
+    let out = leakwatch(&data, &["breaches"], None).ok("breaches");
+    assert!(out.stdout.contains("set aside by `leakwatch repair`"), "{}", out.stdout);
+    let (input, want) = email_queries(&s.exp);
+    let out =
+        leakwatch(&data, &["search", "email", "--json", "-"], Some(input.as_bytes())).ok("search email");
+    assert_lines_eq(&out.json_lines(), &want, "search email after repair");
+}

@@ -1,10 +1,14 @@
-//! Reads a segment straight off an mmap. Opening checks the header and that every
-//! section lies inside the file; lookups check table entries before trusting them,
-//! so a damaged file yields `DataCorruption`, never a panic or a wrong slice.
+//! Reads a segment straight off an mmap. Opening checks the header, that every
+//! section lies inside the file and the checksum table's own checksum; lookups
+//! check table entries before trusting them, and each 64 KiB chunk against its
+//! checksum the first time they read it, so a damaged file yields
+//! `DataCorruption`, never a panic, a wrong slice or a wrong answer from bytes
+//! that changed on disk.
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
@@ -26,6 +30,13 @@ pub struct Segment {
     layout: Layout,
     /// The widths of a packed (version 2) segment.
     packed: Option<Params>,
+    /// One bit per checksum chunk, set once the chunk matched its checksum:
+    /// each is checked the first time a lookup reads it, and only then (a
+    /// chunk's CRC costs microseconds; a bit test costs nothing).
+    checked: Box<[AtomicU64]>,
+    /// Whether the whole overflow table has been checked: a count's binary
+    /// search reads it anywhere, so it is checked whole, once.
+    overflow_checked: AtomicBool,
 }
 
 impl std::fmt::Debug for Segment {
@@ -54,8 +65,20 @@ impl Segment {
             upper_bits: header.upper_bits,
             count_bits: header.count_bits,
         });
-        let segment = Segment { path: path.to_owned(), map, header, layout, packed };
+        let chunks =
+            header.checksums_offset.saturating_sub(HEADER_LEN as u64).div_ceil(CHECKSUM_CHUNK as u64);
+        let checked = (0..chunks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        let segment = Segment {
+            path: path.to_owned(),
+            map,
+            header,
+            layout,
+            packed,
+            checked,
+            overflow_checked: AtomicBool::new(false),
+        };
         segment.check_sections()?;
+        segment.check_checksums()?;
         Ok(segment)
     }
 
@@ -143,9 +166,9 @@ impl Segment {
         self.header.file_len
     }
 
-    /// Checks every chunk checksum; the error names the offset of the first bad chunk.
-    pub fn verify(&self) -> Result<(), SegmentError> {
-        let body = &self.map[HEADER_LEN..self.header.checksums_offset as usize];
+    /// Checks the checksum table against its own checksum: every chunk's
+    /// check trusts it.
+    fn check_checksums(&self) -> Result<(), SegmentError> {
         let tail = &self.map[self.header.checksums_offset as usize..];
         let (crcs, tail_crc) = tail.split_at(tail.len() - 4);
         if crc32fast::hash(crcs).to_le_bytes() != tail_crc {
@@ -155,6 +178,52 @@ impl Segment {
                 "checksum table damaged",
             ));
         }
+        Ok(())
+    }
+
+    /// Checks the chunks holding bytes `start..end` against their checksums,
+    /// each once per open segment; bytes outside the checksummed body (the
+    /// header, checked on open) are skipped.
+    fn check_span(&self, start: u64, end: u64) -> Result<(), SegmentError> {
+        let body_end = self.header.checksums_offset;
+        let (start, end) = (start.max(HEADER_LEN as u64), end.min(body_end));
+        if start >= end {
+            return Ok(());
+        }
+        let chunk = CHECKSUM_CHUNK as u64;
+        for c in (start - HEADER_LEN as u64) / chunk..=(end - 1 - HEADER_LEN as u64) / chunk {
+            let (word, bit) = (&self.checked[(c / 64) as usize], 1u64 << (c % 64));
+            if word.load(Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            let lo = HEADER_LEN as u64 + c * chunk;
+            let hi = (lo + chunk).min(body_end);
+            let at = (body_end + 4 * c) as usize;
+            if crc32fast::hash(&self.map[lo as usize..hi as usize]).to_le_bytes() != self.map[at..at + 4] {
+                return Err(SegmentError::corrupt(&self.path, lo, "block checksum mismatch"));
+            }
+            word.fetch_or(bit, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Checks the overflow table, which a count's binary search may read anywhere.
+    fn check_overflow(&self) -> Result<(), SegmentError> {
+        if self.overflow_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let start = self.header.overflow_offset;
+        self.check_span(start, start + 12 * self.header.overflow_count)?;
+        self.overflow_checked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Checks every chunk checksum; the error names the offset of the first bad chunk.
+    pub fn verify(&self) -> Result<(), SegmentError> {
+        let body = &self.map[HEADER_LEN..self.header.checksums_offset as usize];
+        let tail = &self.map[self.header.checksums_offset as usize..];
+        let crcs = &tail[..tail.len() - 4];
+        self.check_checksums()?;
         for (i, (chunk, crc)) in body.chunks(CHECKSUM_CHUNK).zip(crcs.chunks_exact(4)).enumerate() {
             if crc32fast::hash(chunk).to_le_bytes() != crc {
                 let offset = (HEADER_LEN + i * CHECKSUM_CHUNK) as u64;
@@ -169,13 +238,16 @@ impl Segment {
         u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"))
     }
 
-    /// The entries of one prefix-table bucket.
+    /// The entries of one prefix-table bucket, their bytes checked.
     fn bucket(&self, bucket: usize) -> Result<Range<usize>, SegmentError> {
+        let at = self.header.table_offset + 4 * bucket as u64;
+        self.check_span(at, at + 8)?;
         let (start, end) = (self.table(bucket) as usize, self.table(bucket + 1) as usize);
         if start > end || end as u64 > self.header.entry_count {
-            let at = self.header.table_offset + 4 * bucket as u64;
             return Err(SegmentError::corrupt(&self.path, at, "prefix table out of order"));
         }
+        let len = self.layout.entry_len as u64;
+        self.check_span(HEADER_LEN as u64 + start as u64 * len, HEADER_LEN as u64 + end as u64 * len)?;
         Ok(start..end)
     }
 
@@ -308,6 +380,7 @@ impl Segment {
         match self.inline_count(index) {
             Some(count) => Ok(count),
             None => {
+                self.check_overflow()?;
                 let n = self.header.overflow_count as usize;
                 let k = self.partition(0..n, |k| self.overflow_at(k).0 < index);
                 self.overflow_count(k, index)
@@ -364,6 +437,7 @@ impl Segment {
             return Ok(RangeEntries { inner: Inner::Packed { decoder, left: len } });
         }
         let run = self.range20(prefix)?;
+        self.check_overflow()?;
         let bucket = ((prefix & 0xF_FFFF) >> (20 - u32::from(self.layout.prefix_bits))) as usize;
         let rows = self.header.overflow_count as usize;
         let overflow = self.partition(0..rows, |k| self.overflow_at(k).0 < run.start);
@@ -394,13 +468,13 @@ impl Segment {
         let offset = u32::from_le_bytes(v[4..8].try_into().expect("4 bytes")) as u64;
         let len = u64::from(v[8]);
         if offset + len > self.header.heap_len {
-            return Err(SegmentError::corrupt(
-                &self.path,
-                self.header.heap_offset + offset,
-                "payload outside the heap",
-            ));
+            // The offset of the entry that points outside, which is in the file.
+            let at = (HEADER_LEN + index * self.layout.entry_len + self.layout.value_offset()) as u64;
+            return Err(SegmentError::corrupt(&self.path, at, "payload outside the heap"));
         }
-        let start = (self.header.heap_offset + offset) as usize;
+        let start = self.header.heap_offset + offset;
+        self.check_span(start, start + len)?;
+        let start = start as usize;
         Ok((breach, &self.map[start..start + len as usize]))
     }
 
@@ -454,6 +528,8 @@ impl Segment {
     fn block(&self, params: &Params, b: usize) -> Result<Block, SegmentError> {
         let starts = self.header.table_offset as usize + 4 * b;
         let offsets = self.header.overflow_offset as usize + 8 * b;
+        self.check_span(starts as u64, starts as u64 + 8)?;
+        self.check_span(offsets as u64, offsets as u64 + 16)?;
         let u32_at = |at: usize| u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes"));
         let u64_at = |at: usize| u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"));
         let (start, end) = (u32_at(starts), u32_at(starts + 4));
@@ -466,6 +542,8 @@ impl Segment {
         if lo > hi || hi > data.limit() || u128::from(hi - lo) < params.min_block_bits(n) {
             return Err(SegmentError::corrupt(&self.path, offsets as u64, "bit table out of order"));
         }
+        // The bits, and the 8 bytes an unaligned load past the last may touch.
+        self.check_span(HEADER_LEN as u64 + lo / 8, HEADER_LEN as u64 + hi.div_ceil(8) + 8)?;
         let upper_end = lo + n + (1u64 << params.upper_bits);
         let escapes = upper_end + n * params.record_bits() as u64;
         Ok(Block { bucket: b as u32, start, n, upper: lo, upper_end, records: upper_end, escapes, end: hi })

@@ -67,6 +67,12 @@ impl AppError {
 
 impl From<leakwatch_store::StoreError> for AppError {
     fn from(err: leakwatch_store::StoreError) -> Self {
+        if let leakwatch_store::StoreError::Damaged { .. } = err {
+            // The operator's to repair (the log names the breaches); a client
+            // gets no partial answer, and may try again later.
+            tracing::error!(error = %err, "a request needs damaged data");
+            return AppError::Unavailable("Part of the index is damaged; try again once it is repaired.");
+        }
         AppError::internal(err)
     }
 }

@@ -135,11 +135,15 @@ pub enum StartError {
 
 impl AppState {
     /// Opens the index and the catalog of `data` and starts the audit writer.
+    /// `data` must hold a store (`leakwatch init` makes an empty one).
     pub fn open(data: DataDir, limits: Limits) -> Result<(AppState, AuditWriter), StartError> {
         // The audit log's keys come from the key ring, outside the directory:
         // its catalog file alone neither reveals searched addresses nor lets
         // anyone rewrite the chain. (A directory without keys gets them now,
         // one written before key rings is migrated, before the first snapshot.)
+        // A directory that holds no store is a mistake to report, not an empty
+        // index to serve (nor one to create here).
+        data.check_store()?;
         let data_keys = data.ensure_keys()?;
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;

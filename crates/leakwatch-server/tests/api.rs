@@ -1323,3 +1323,46 @@ mod socket {
         assert!(matches!(read, Ok(Ok(0))), "the server closed the connection");
     }
 }
+
+mod damaged_data {
+    use super::*;
+
+    /// Damaged SHA-1 segments: SHA-1 ranges answer 503, never a partial body;
+    /// NTLM ranges and account searches, which never read them, answer as before.
+    #[tokio::test]
+    async fn a_damaged_segment_is_503_for_what_needs_it_and_nothing_else() {
+        let f = fixture();
+        let alice = "/api/v3/breachedaccount/alice@example-corp.com";
+        let before = get(&f.router, alice, Some(&f.keys.analyst)).await.body;
+        let ntlm_range = format!("/range/{}?mode=ntlm", prefix_of(&ntlm(b"password")));
+        let ntlm_before = get(&f.router, &ntlm_range, None).await.body;
+        let manifest = Manifest::load(f.data.root()).unwrap().unwrap();
+        for s in manifest.segments.iter().filter(|s| s.kind == "sha1") {
+            let path = f.data.segments().join(&s.file);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[140] ^= 0xFF;
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let (state, _writer) = AppState::open(f.data.clone(), Limits::default()).unwrap();
+        let router = app(state, Duration::from_secs(10));
+        let range = get(&router, &format!("/range/{}", prefix_of(&sha1(b"password"))), None).await;
+        assert_eq!(range.status, StatusCode::SERVICE_UNAVAILABLE, "{}", range.body);
+        assert!(!range.body.contains("sha1-") && !range.body.contains("Adobe"), "{}", range.body);
+        let ntlm_now = get(&router, &ntlm_range, None).await;
+        assert_eq!((ntlm_now.status, ntlm_now.body), (StatusCode::OK, ntlm_before));
+        let now = get(&router, alice, Some(&f.keys.analyst)).await;
+        assert_eq!((now.status, now.body), (StatusCode::OK, before));
+    }
+
+    #[test]
+    fn a_server_does_not_start_on_a_directory_without_a_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("nothing"));
+        match AppState::open(data.clone(), Limits::default()) {
+            Err(leakwatch_server::StartError::Store(leakwatch_store::StoreError::NoStore { .. })) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a server started on no store"),
+        }
+        assert!(!data.root().exists(), "opening made the directory");
+    }
+}

@@ -44,13 +44,22 @@ pub fn compact(
             if group.len() < 2 {
                 continue;
             }
-            merged_away.extend(group.iter().map(|&i| at[i]));
+            let indices: Vec<usize> = group.iter().map(|&i| at[i]).collect();
             let group: Vec<&SegmentRef> = group.iter().map(|&i| refs[i]).collect();
-            let segments = group
+            // A damaged segment stays as it is, for `verify` to list and
+            // `repair` to set aside: merging it would spread the damage or fail
+            // the ingest that has just been published.
+            let Ok(segments) = group
                 .iter()
-                .map(|s| Segment::open(&dir.segments().join(&s.file)))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|s| {
+                    Segment::open(&dir.segments().join(&s.file)).and_then(|seg| seg.verify().map(|()| seg))
+                })
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                continue;
+            };
             merge(&segments, kind, crate::breach::group_breaches(&group), &mut out)?;
+            merged_away.extend(indices);
         }
     }
     if merged_away.is_empty() {

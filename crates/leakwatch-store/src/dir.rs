@@ -7,6 +7,7 @@
 //!   MANIFEST          current generation (JSON), replaced atomically
 //!   segments/         immutable segment files, named by kind and content hash
 //!   tmp/              ingest scratch (sorted runs); emptied by the next writer
+//!   damaged/          segments `leakwatch repair` set aside, each with a note
 //!   LOCK              held (flock) by the one writer
 //! ```
 
@@ -22,6 +23,13 @@ use crate::manifest::Manifest;
 
 pub const SEGMENTS: &str = "segments";
 pub const TMP: &str = "tmp";
+/// Where `leakwatch repair` puts damaged segments.
+pub const DAMAGED: &str = "damaged";
+/// What a data directory may hold before its first manifest: the layout, the
+/// writer's scratch and lock, the catalog (with SQLite's `-wal`, `-journal`
+/// files), a sync's staging area.
+const STORE_ENTRIES: [&str; 9] =
+    ["MANIFEST", "MANIFEST.tmp", SEGMENTS, TMP, DAMAGED, "LOCK", "catalog.sqlite", "sync", LEGACY_KEY_FILE];
 /// Where directories written before key rings kept their index key.
 const LEGACY_KEY_FILE: &str = "index.key";
 
@@ -60,10 +68,43 @@ impl DataDir {
         self.root.join(TMP)
     }
 
-    /// Creates the directory layout if it is missing.
+    pub fn damaged(&self) -> PathBuf {
+        self.root.join(DAMAGED)
+    }
+
+    /// Creates the directory layout if it is missing. A directory that holds
+    /// other files and no store is refused ([`DataDir::check_creatable`]).
     pub fn create(&self) -> Result<()> {
+        self.check_creatable()?;
         for dir in [self.root.clone(), self.segments(), self.tmp()] {
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a writer may make a store here: the directory holds one, or is
+    /// missing, or holds only what a writer leaves before its first manifest
+    /// (a killed first ingest, a sync's staging). A mistyped `--data` pointing
+    /// at a home or project directory gets an error, not a store among its files.
+    pub fn check_creatable(&self) -> Result<()> {
+        if self.exists() {
+            return Ok(());
+        }
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(StoreError::NoStore { path: self.root.clone(), reason: "not a directory" })
+            }
+            Err(e) => return Err(StoreError::io(&self.root, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io(&self.root, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !STORE_ENTRIES.iter().any(|e| name == *e || name.starts_with(&format!("{e}-"))) {
+                return Err(StoreError::NotEmpty { path: self.root.clone(), found: name.into_owned() });
+            }
         }
         Ok(())
     }
@@ -71,6 +112,26 @@ impl DataDir {
     /// Whether this looks like a leakwatch data directory at all.
     pub fn exists(&self) -> bool {
         self.root.join(crate::manifest::MANIFEST).is_file()
+    }
+
+    /// `Ok` when the directory holds a store (a manifest), else the error
+    /// saying why it does not.
+    pub fn check_store(&self) -> Result<()> {
+        if self.exists() {
+            Ok(())
+        } else {
+            Err(self.no_store())
+        }
+    }
+
+    /// The error of reading a directory that holds no store.
+    pub(crate) fn no_store(&self) -> StoreError {
+        let reason = match fs::metadata(&self.root) {
+            Err(_) => "no such directory",
+            Ok(m) if !m.is_dir() => "not a directory",
+            Ok(_) => "no MANIFEST",
+        };
+        StoreError::NoStore { path: self.root.clone(), reason }
     }
 
     /// The keys to read `manifest`'s generation with: from the key ring (see

@@ -20,6 +20,21 @@ pub enum StoreError {
     /// The data key is missing, wrong or unreadable.
     #[error("{0}")]
     Key(String),
+    /// The directory holds no leakwatch store: no manifest (it may not exist at
+    /// all). Reading it would answer "not found" for everything, which is not
+    /// what was asked.
+    #[error("{path} holds no leakwatch store ({reason})")]
+    NoStore { path: PathBuf, reason: &'static str },
+    /// A writer was pointed at a directory that holds other files and no store.
+    #[error("refusing to create a store in non-empty directory {path} (it holds {found:?} and no MANIFEST)")]
+    NotEmpty { path: PathBuf, found: String },
+    /// A lookup needs a segment that is damaged (or missing): the answer would
+    /// be partial, so there is none. `held` says what the damaged data was.
+    #[error(
+        "the {kind} data of {held} is damaged ({path}: {detail}); `leakwatch verify` lists the damage, \
+         `leakwatch repair` sets it aside"
+    )]
+    Damaged { kind: String, held: String, path: PathBuf, detail: String },
 }
 
 impl StoreError {

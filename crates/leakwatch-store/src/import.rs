@@ -211,6 +211,8 @@ pub fn import_pwned_passwords(
         manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
     manifest.segments.retain(|s| s.kind != kind.name());
     manifest.segments.extend(written);
+    // A new import replaces whatever `repair` set aside of the old one.
+    manifest.set_aside.retain(|s| s.segment.kind != kind.name());
     manifest.pwned_passwords.insert(
         corpus.to_owned(),
         PwnedImport {

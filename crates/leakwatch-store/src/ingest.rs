@@ -403,6 +403,11 @@ pub fn ingest(
         *slot = breach.clone();
     }
     manifest.segments.extend(new_segments);
+    // Re-ingesting a breach whose data `repair` set aside restores it.
+    for s in &mut manifest.set_aside {
+        s.segment.breaches.retain(|&id| id != breach_id);
+    }
+    manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
     manifest.generation += 1;
     manifest.store(dir.root())?;
     let _ = std::fs::remove_dir_all(&scratch);

@@ -38,6 +38,10 @@ pub struct Manifest {
     /// The key file given to `leakwatch init --key-file`, when not the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<std::path::PathBuf>,
+    /// Damaged segments `leakwatch repair` took out of the index (into
+    /// `damaged/`): what they held, so the breaches can be re-ingested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<SetAside>,
 }
 
 /// A segment file of the current generation.
@@ -53,6 +57,20 @@ pub struct SegmentRef {
     /// triples away exactly ([`crate::breach`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breaches: Vec<u32>,
+}
+
+/// A damaged segment `leakwatch repair` set aside.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetAside {
+    /// The segment as the manifest named it.
+    pub segment: SegmentRef,
+    /// Where it went, relative to the data directory (`damaged/FILE`); none
+    /// when the file was missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    pub problem: String,
+    /// RFC 3339, seconds, `Z`.
+    pub at: String,
 }
 
 /// A breach in the catalog, with HIBP's fields (serialized by the surfaces).
@@ -121,6 +139,50 @@ impl Manifest {
 
     pub fn breach(&self, name: &str) -> Option<&Breach> {
         self.breaches.iter().find(|b| b.name.eq_ignore_ascii_case(name))
+    }
+
+    /// What a segment of `kind` recording `breaches` held, for messages: the
+    /// breaches by name, the Pwned Passwords import, or unknown breaches.
+    pub fn describe_held(&self, kind: &str, breaches: &[u32]) -> String {
+        if kind.starts_with("hibp-") {
+            return "the Pwned Passwords import".into();
+        }
+        if breaches.is_empty() {
+            return "unknown breaches (the segment was written before manifests recorded them)".into();
+        }
+        let names = self.breach_names(breaches);
+        format!("breach{} {}", if names.len() == 1 { "" } else { "es" }, names.join(", "))
+    }
+
+    /// The names of breach ids (`#ID` for one no longer in the catalog), sorted.
+    pub fn breach_names(&self, ids: &[u32]) -> Vec<String> {
+        let mut names: Vec<String> = ids
+            .iter()
+            .map(|id| match self.breaches.iter().find(|b| b.id == *id) {
+                Some(b) => b.name.clone(),
+                None => format!("#{id}"),
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The breaches whose data `repair` set aside, by name: to re-ingest.
+    pub fn needing_reingest(&self) -> Vec<String> {
+        let ids: Vec<u32> = self.set_aside.iter().flat_map(|s| s.segment.breaches.iter().copied()).collect();
+        let mut names = self.breach_names(&ids);
+        if self.set_aside.iter().any(|s| s.segment.kind.starts_with("hibp-")) {
+            names.push("the Pwned Passwords import".into());
+        }
+        if self
+            .set_aside
+            .iter()
+            .any(|s| s.segment.breaches.is_empty() && !s.segment.kind.starts_with("hibp-"))
+        {
+            names.push("unknown breaches".into());
+        }
+        names
     }
 }
 

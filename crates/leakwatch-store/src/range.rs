@@ -15,11 +15,14 @@
 //! send from ([`RangeBody::file_span`]; see `range_cache`). A generation's
 //! cache goes with it, so no stale body is ever served after an ingest.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::manifest::{Manifest, MANIFEST};
+use crate::manifest::Manifest;
 use crate::range_cache::BodyCache;
 pub use crate::range_cache::{FileSpan, RangeBody};
 
@@ -60,12 +63,17 @@ pub struct RangeIndex {
     generation: u64,
     sha1: Vec<Segment>,
     ntlm: Vec<Segment>,
+    /// The damaged segments of each corpus, which make its ranges fail.
+    damaged: Vec<(RangeKind, Broken)>,
+    /// What each open segment holds, for the error of damage found reading it.
+    held: HashMap<PathBuf, String>,
     cache: BodyCache,
 }
 
 impl RangeIndex {
-    /// Opens the password segments of the current generation (an empty index when
-    /// the directory has no manifest yet).
+    /// Opens the password segments of the current generation. A directory
+    /// without a manifest holds no store: an error, as for [`crate::Store`]; a
+    /// damaged segment makes its corpus's ranges fail, naming what it held.
     pub fn open(dir: &DataDir) -> Result<RangeIndex> {
         RangeIndex::open_with_cache(dir, DEFAULT_RANGE_CACHE)
     }
@@ -78,7 +86,7 @@ impl RangeIndex {
         // successor, so reading again converges.
         let mut attempts = 0;
         loop {
-            match RangeIndex::open_once(dir, cache_bytes) {
+            match RangeIndex::open_once(dir, cache_bytes, attempts >= 5) {
                 Err(StoreError::Segment(SegmentError::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
                 {
@@ -89,12 +97,15 @@ impl RangeIndex {
         }
     }
 
-    fn open_once(dir: &DataDir, cache_bytes: usize) -> Result<RangeIndex> {
-        let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+    fn open_once(dir: &DataDir, cache_bytes: usize, missing_is_damage: bool) -> Result<RangeIndex> {
+        dir.check_store()?;
+        let manifest = Manifest::load(dir.root())?.ok_or_else(|| dir.no_store())?;
         let mut index = RangeIndex {
             generation: manifest.generation,
             sha1: Vec::new(),
             ntlm: Vec::new(),
+            damaged: Vec::new(),
+            held: HashMap::new(),
             cache: BodyCache::new(cache_bytes, cache_dir(dir)),
         };
         for s in &manifest.segments {
@@ -109,21 +120,44 @@ impl RangeIndex {
                 RangeKind::Sha1 => &mut index.sha1,
                 RangeKind::Ntlm => &mut index.ntlm,
             };
-            let seg = Segment::open(&dir.segments().join(&s.file))?;
-            if seg.kind() != kind {
-                return Err(StoreError::DataCorruption {
-                    path: dir.root().join(MANIFEST),
-                    detail: format!(
-                        "{} holds {} entries, the manifest says {}",
-                        s.file,
-                        seg.kind().name(),
-                        s.kind
-                    ),
-                });
+            match crate::reader::open_segment(dir, s, kind) {
+                Ok(seg) => {
+                    index.held.insert(seg.path().to_owned(), manifest.describe_held(&s.kind, &s.breaches));
+                    list.push(seg);
+                }
+                Err(SegmentError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
+                {
+                    return Err(StoreError::Segment(SegmentError::Io {
+                        path: dir.segments().join(&s.file),
+                        source,
+                    }));
+                }
+                Err(e) => {
+                    let damaged = Broken {
+                        kind: s.kind.clone(),
+                        held: manifest.describe_held(&s.kind, &s.breaches),
+                        path: dir.segments().join(&s.file),
+                        detail: crate::reader::problem(&e),
+                    };
+                    index.damaged.push((range_kind, damaged));
+                }
             }
-            list.push(seg);
         }
         Ok(index)
+    }
+
+    /// The error of reading a range of `kind` when one of its segments is damaged.
+    fn check(&self, kind: RangeKind) -> Result<()> {
+        match self.damaged.iter().find(|(k, _)| *k == kind) {
+            Some((_, b)) => Err(StoreError::Damaged {
+                kind: b.kind.clone(),
+                held: b.held.clone(),
+                path: b.path.clone(),
+                detail: b.detail.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn generation(&self) -> u64 {
@@ -180,13 +214,23 @@ impl RangeIndex {
         }
         padding.sort_unstable();
 
+        self.check(kind)?;
+        let damaged = |seg: &Segment, e: SegmentError| match e {
+            SegmentError::DataCorruption { .. } => StoreError::Damaged {
+                kind: seg.kind().name().to_owned(),
+                held: self.held.get(seg.path()).cloned().unwrap_or_default(),
+                path: seg.path().to_owned(),
+                detail: crate::reader::problem(&e),
+            },
+            other => StoreError::Segment(other),
+        };
         let mut cursors = Vec::with_capacity(2);
         let mut entries = 0;
         for seg in self.segments(kind) {
-            let mut run = seg.range20_entries(prefix)?;
+            let mut run = seg.range20_entries(prefix).map_err(|e| damaged(seg, e))?;
             entries += run.len();
             if let Some(head) = run.next() {
-                cursors.push(Cursor { head: head?, run });
+                cursors.push(Cursor { seg, head: head.map_err(|e| damaged(seg, e))?, run });
             }
         }
         out.reserve((entries + padding.len()) * (2 * key_len - 5 + 2 + 10));
@@ -209,7 +253,7 @@ impl RangeIndex {
                 if c.head.0 == key {
                     count += c.head.1;
                     match c.run.next() {
-                        Some(head) => c.head = head?,
+                        Some(head) => c.head = head.map_err(|e| damaged(c.seg, e))?,
                         None => {
                             cursors.swap_remove(i);
                             continue;
@@ -266,8 +310,17 @@ fn cache_dir(dir: &DataDir) -> Option<std::path::PathBuf> {
     (dir.root().is_dir() && std::fs::create_dir_all(&tmp).is_ok()).then_some(tmp)
 }
 
+/// A damaged segment of a corpus: what [`StoreError::Damaged`] says of it.
+struct Broken {
+    kind: String,
+    held: String,
+    path: PathBuf,
+    detail: String,
+}
+
 /// The unread part of one segment's run of a range, and its smallest entry.
 struct Cursor<'a> {
+    seg: &'a Segment,
     head: ([u8; MAX_KEY_LEN], u64),
     run: RangeEntries<'a>,
 }
@@ -323,8 +376,14 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_directory_has_empty_ranges_and_padding_only() {
+    fn an_empty_store_has_empty_ranges_and_padding_only() {
         let tmp = tempfile::tempdir().unwrap();
+        // A directory that holds no store is no index at all.
+        match RangeIndex::open(&DataDir::new(tmp.path())) {
+            Err(StoreError::NoStore { reason: "no MANIFEST", .. }) => {}
+            other => panic!("{:?}", other.err()),
+        }
+        Manifest::new().store(tmp.path()).unwrap();
         let index = RangeIndex::open(&DataDir::new(tmp.path())).unwrap();
         assert_eq!(index.generation(), 0);
         let mut out = Vec::new();

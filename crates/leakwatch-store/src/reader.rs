@@ -1,33 +1,56 @@
 //! A read-only view of one manifest generation: the catalog plus every live
 //! segment, mmapped. Lookups fan out over the segments of a kind and combine.
+//!
+//! A segment that does not open, or whose file is not what the manifest
+//! records, does not stop the others: it is kept as damaged, and only lookups
+//! over its kind fail, naming the breaches whose data it held. Damage found
+//! while reading (a block checksum, a table out of order) fails the lookup the
+//! same way: an answer is whole or it is an error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 
-use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
+use leakwatch_segment::{Kind, Segment, SegmentError, MAX_KEY_LEN};
 use leakwatch_types::Account;
 
 use crate::crypt::Keys;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::manifest::{Breach, Manifest};
+use crate::manifest::{Breach, Manifest, SegmentRef};
 
 /// One generation of a data directory, open for lookups.
 pub struct Store {
     manifest: Manifest,
     keys: Option<Keys>,
     segments: HashMap<Kind, Vec<Segment>>,
+    /// The manifest's entry of each open segment, by its path.
+    refs: HashMap<PathBuf, usize>,
+    damaged: Vec<Damage>,
     breach_by_id: HashMap<u32, usize>,
 }
 
+/// A segment of the generation that is missing, does not open, or is not the
+/// file the manifest records.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    /// The manifest's entry: kind, file, entries, bytes, breaches.
+    pub segment: SegmentRef,
+    pub path: PathBuf,
+    /// What is wrong, without the path.
+    pub problem: String,
+}
+
 impl Store {
-    /// Opens the current generation. A directory with no manifest yet is an
-    /// empty store: every search finds nothing.
+    /// Opens the current generation. A directory without a manifest holds no
+    /// store: that is an error ([`StoreError::NoStore`]), never an empty
+    /// answer. A damaged segment does not fail the open (see the module).
     pub fn open(dir: &DataDir) -> Result<Store> {
         // A compaction may delete a file between our reading the manifest and
-        // opening it; the manifest that replaced ours names its successor.
+        // opening it; the manifest that replaced ours names its successor. One
+        // still missing after that is damage.
         let mut attempts = 0;
         loop {
-            match Store::open_once(dir) {
+            match Store::open_once(dir, attempts >= 5) {
                 Err(StoreError::Segment(leakwatch_segment::SegmentError::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 =>
                 {
@@ -43,11 +66,9 @@ impl Store {
         }
     }
 
-    fn open_once(dir: &DataDir) -> Result<Store> {
-        if dir.root().exists() && !dir.root().is_dir() {
-            return Err(StoreError::Invalid(format!("{}: not a directory", dir.root().display())));
-        }
-        let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+    fn open_once(dir: &DataDir, missing_is_damage: bool) -> Result<Store> {
+        dir.check_store()?;
+        let manifest = Manifest::load(dir.root())?.ok_or_else(|| dir.no_store())?;
         let keys = dir.keys(&manifest)?;
         let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer].map(Kind::name);
         if keys.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
@@ -57,24 +78,79 @@ impl Store {
             )));
         }
         let mut segments: HashMap<Kind, Vec<Segment>> = HashMap::new();
-        for s in &manifest.segments {
-            let kind = Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| {
-                StoreError::DataCorruption {
-                    path: dir.root().join(crate::manifest::MANIFEST),
-                    detail: format!("unknown segment kind {:?}", s.kind),
+        let mut refs = HashMap::new();
+        let mut damaged = Vec::new();
+        for (n, s) in manifest.segments.iter().enumerate() {
+            let kind = segment_kind(dir, s)?;
+            match open_segment(dir, s, kind) {
+                Ok(seg) => {
+                    refs.insert(seg.path().to_owned(), n);
+                    segments.entry(kind).or_default().push(seg);
                 }
-            })?;
-            let seg = Segment::open(&dir.segments().join(&s.file))?;
-            if seg.kind() != kind {
-                return Err(StoreError::DataCorruption {
-                    path: seg.path().to_owned(),
-                    detail: format!("holds {} entries, the manifest says {}", seg.kind().name(), kind.name()),
-                });
+                Err(SegmentError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
+                {
+                    return Err(StoreError::Segment(SegmentError::Io {
+                        path: dir.segments().join(&s.file),
+                        source,
+                    }));
+                }
+                Err(e) => damaged.push(Damage {
+                    segment: s.clone(),
+                    path: dir.segments().join(&s.file),
+                    problem: problem(&e),
+                }),
             }
-            segments.entry(kind).or_default().push(seg);
         }
         let breach_by_id = manifest.breaches.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
-        Ok(Store { manifest, keys, segments, breach_by_id })
+        Ok(Store { manifest, keys, segments, refs, damaged, breach_by_id })
+    }
+
+    /// The segments of this generation that are damaged.
+    pub fn damaged(&self) -> &[Damage] {
+        &self.damaged
+    }
+
+    /// The manifest this generation was opened from.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The error of a lookup that needs the damaged segments of `kind`.
+    fn damaged_kind(&self, kind: Kind, damage: &[&Damage]) -> StoreError {
+        let breaches: Vec<u32> = damage.iter().flat_map(|d| d.segment.breaches.iter().copied()).collect();
+        let mut detail = damage[0].problem.clone();
+        if damage.len() > 1 {
+            detail.push_str(&format!(", and {} more damaged {} segments", damage.len() - 1, kind.name()));
+        }
+        StoreError::Damaged {
+            kind: kind.name().to_owned(),
+            held: self.manifest.describe_held(kind.name(), &breaches),
+            path: damage[0].path.clone(),
+            detail,
+        }
+    }
+
+    /// `r` of a read of `seg`, with damage found while reading named by what
+    /// the segment held.
+    pub(crate) fn read<T>(&self, seg: &Segment, r: Result<T, SegmentError>) -> Result<T> {
+        r.map_err(|e| match e {
+            SegmentError::DataCorruption { .. } => self.damaged_segment(seg, problem(&e)),
+            other => StoreError::Segment(other),
+        })
+    }
+
+    fn damaged_segment(&self, seg: &Segment, problem: String) -> StoreError {
+        let breaches = match self.refs.get(seg.path()) {
+            Some(&n) => self.manifest.segments[n].breaches.as_slice(),
+            None => &[],
+        };
+        StoreError::Damaged {
+            kind: seg.kind().name().to_owned(),
+            held: self.manifest.describe_held(seg.kind().name(), breaches),
+            path: seg.path().to_owned(),
+            detail: problem,
+        }
     }
 
     /// Whether the directory's manifest names another key than the one that
@@ -105,18 +181,22 @@ impl Store {
     /// authenticate is an error, never a garbage answer.
     pub(crate) fn open_payload(&self, seg: &Segment, i: usize, out: &mut Vec<u8>) -> Result<u32> {
         let keys = self.keys.as_ref().expect("payload kinds need keys to be open");
-        let (breach, stored) = seg.payload(i)?;
+        let (breach, stored) = self.read(seg, seg.payload(i))?;
         if !keys.open(&seg.key(i)[..16], breach, stored, out) {
-            return Err(StoreError::DataCorruption {
-                path: seg.path().to_owned(),
-                detail: format!("entry {i} does not open with data key {}", keys.id().unwrap_or("-")),
-            });
+            let problem = format!("entry {i} does not open with data key {}", keys.id().unwrap_or("-"));
+            return Err(self.damaged_segment(seg, problem));
         }
         Ok(breach)
     }
 
-    pub(crate) fn kind(&self, kind: Kind) -> &[Segment] {
-        self.segments.get(&kind).map_or(&[], Vec::as_slice)
+    /// The segments of `kind`; an error naming the breaches whose data is
+    /// damaged when any segment of the kind is.
+    pub(crate) fn kind(&self, kind: Kind) -> Result<&[Segment]> {
+        let damage: Vec<&Damage> = self.damaged.iter().filter(|d| d.segment.kind == kind.name()).collect();
+        if !damage.is_empty() {
+            return Err(self.damaged_kind(kind, &damage));
+        }
+        Ok(self.segments.get(&kind).map_or(&[], Vec::as_slice))
     }
 
     fn breach(&self, id: u32) -> Option<&Breach> {
@@ -128,8 +208,8 @@ impl Store {
         let Some(keys) = &self.keys else { return Ok(Vec::new()) };
         let key = keys.account(account);
         let mut ids = BTreeSet::new();
-        for seg in self.kind(Kind::Accounts) {
-            for i in seg.find(&key)? {
+        for seg in self.kind(Kind::Accounts)? {
+            for i in self.read(seg, seg.find(&key))? {
                 ids.insert(u32::from_le_bytes(seg.value(i).try_into().expect("4-byte breach id")));
             }
         }
@@ -145,8 +225,8 @@ impl Store {
         let key = keys.domain(domain);
         let mut out: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
         let mut alias = Vec::with_capacity(80);
-        for seg in self.kind(Kind::Domains) {
-            for i in seg.find(&key)? {
+        for seg in self.kind(Kind::Domains)? {
+            for i in self.read(seg, seg.find(&key))? {
                 let id = self.open_payload(seg, i, &mut alias)?;
                 if let Some(b) = self.breach(id) {
                     out.entry(String::from_utf8_lossy(&alias).into_owned()).or_default().insert(&b.name);
@@ -181,8 +261,8 @@ impl Store {
 
     fn count(&self, kind: Kind, key: &[u8]) -> Result<u64> {
         let mut total = 0;
-        for seg in self.kind(kind) {
-            total += seg.count_of(key)?;
+        for seg in self.kind(kind)? {
+            total += self.read(seg, seg.count_of(key))?;
         }
         Ok(total)
     }
@@ -192,9 +272,9 @@ impl Store {
     pub fn range(&self, ntlm: bool, prefix: u32) -> Result<Vec<([u8; MAX_KEY_LEN], u64)>> {
         let mut all: BTreeMap<[u8; MAX_KEY_LEN], u64> = BTreeMap::new();
         let [own, hibp] = Kind::password_counts(ntlm);
-        for seg in self.kind(own).iter().chain(self.kind(hibp)) {
-            for entry in seg.range20_entries(prefix)? {
-                let (key, count) = entry?;
+        for seg in self.kind(own)?.iter().chain(self.kind(hibp)?) {
+            for entry in self.read(seg, seg.range20_entries(prefix))? {
+                let (key, count) = self.read(seg, entry)?;
                 *all.entry(key).or_default() += count;
             }
         }
@@ -205,14 +285,14 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let mut kinds = BTreeMap::new();
         for kind in Kind::ALL {
-            let segs = self.kind(kind);
+            let segs = self.kind(kind)?;
             kinds.insert(
                 kind.name(),
                 KindStats {
                     segments: segs.len(),
                     entries: segs.iter().map(Segment::len).sum(),
                     bytes: segs.iter().map(Segment::file_len).sum(),
-                    distinct_keys: distinct_keys(segs)?,
+                    distinct_keys: distinct_keys(self, segs)?,
                 },
             );
         }
@@ -228,25 +308,75 @@ impl Store {
         })
     }
 
-    /// Checks every block checksum of every live segment.
-    pub fn verify(&self) -> Result<usize> {
-        let mut checked = 0;
-        for segs in self.segments.values() {
-            for seg in segs {
-                seg.verify()?;
-                checked += 1;
+    /// Checks every block checksum of every open segment. Returns the number
+    /// of segments checked and every damaged one: those that fail here, beside
+    /// those found damaged on opening, by file name.
+    pub fn verify(&self) -> (usize, Vec<Damage>) {
+        let mut damage = self.damaged.clone();
+        let mut checked = damage.len();
+        for seg in self.segments.values().flatten() {
+            checked += 1;
+            if let Err(e) = seg.verify() {
+                let n = self.refs[seg.path()];
+                let segment = self.manifest.segments[n].clone();
+                damage.push(Damage { segment, path: seg.path().to_owned(), problem: problem(&e) });
             }
         }
-        Ok(checked)
+        damage.sort_by(|a, b| a.segment.file.cmp(&b.segment.file));
+        (checked, damage)
+    }
+}
+
+/// The kind a manifest entry names.
+fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
+    Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
+        path: dir.root().join(crate::manifest::MANIFEST),
+        detail: format!("unknown segment kind {:?}", s.kind),
+    })
+}
+
+/// Opens the segment a manifest entry names and checks it is what the entry
+/// records: its kind, its length and its entry count.
+pub(crate) fn open_segment(dir: &DataDir, s: &SegmentRef, kind: Kind) -> Result<Segment, SegmentError> {
+    let path = dir.segments().join(&s.file);
+    let seg = Segment::open(&path)?;
+    let differs =
+        |what: String| Err(SegmentError::DataCorruption { path: path.clone(), offset: 0, detail: what });
+    if seg.kind() != kind {
+        return differs(format!("holds {} entries, the manifest says {}", seg.kind().name(), kind.name()));
+    }
+    if seg.file_len() != s.bytes {
+        return differs(format!("{} bytes long, the manifest records {}", seg.file_len(), s.bytes));
+    }
+    if seg.len() != s.entries {
+        return differs(format!("holds {} entries, the manifest records {}", seg.len(), s.entries));
+    }
+    Ok(seg)
+}
+
+/// A segment error without the path (which the damage names on its own).
+pub(crate) fn problem(e: &SegmentError) -> String {
+    match e {
+        SegmentError::DataCorruption { offset, detail, .. } => {
+            format!("data corruption at offset {offset}: {detail}")
+        }
+        SegmentError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "the file is missing".into()
+        }
+        SegmentError::Io { source, .. } => source.to_string(),
+        SegmentError::UnsupportedVersion { found, supported, .. } => {
+            format!("unsupported segment format version {found} (this build reads {supported})")
+        }
+        other => other.to_string(),
     }
 }
 
 /// Distinct keys across sorted segments, by a k-way walk of their iterators.
-fn distinct_keys(segments: &[Segment]) -> Result<u64> {
+fn distinct_keys(store: &Store, segments: &[Segment]) -> Result<u64> {
     let mut iters: Vec<_> = segments.iter().map(|s| s.iter()).collect();
     let mut heads: Vec<Option<[u8; MAX_KEY_LEN]>> = Vec::with_capacity(iters.len());
-    for it in &mut iters {
-        heads.push(it.next().transpose()?.map(|(k, _)| k));
+    for (s, it) in iters.iter_mut().enumerate() {
+        heads.push(store.read(&segments[s], it.next().transpose())?.map(|(k, _)| k));
     }
     let mut distinct = 0;
     let mut last: Option<[u8; MAX_KEY_LEN]> = None;
@@ -257,7 +387,7 @@ fn distinct_keys(segments: &[Segment]) -> Result<u64> {
             distinct += 1;
             last = Some(key);
         }
-        heads[i] = iters[i].next().transpose()?.map(|(k, _)| k);
+        heads[i] = store.read(&segments[i], iters[i].next().transpose())?.map(|(k, _)| k);
     }
     Ok(distinct)
 }

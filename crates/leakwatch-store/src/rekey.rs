@@ -36,9 +36,7 @@ pub struct RekeySummary {
 /// Rotates the data key of `dir`: a new key in its key ring, every keyed
 /// segment rewritten under it, the manifest published, the old key retired.
 pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
-    if !dir.exists() {
-        return Err(StoreError::Invalid(format!("{}: not a leakwatch data directory", dir.root().display())));
-    }
+    dir.check_store()?;
     let lock = dir.lock()?;
     let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
     dir.remove_orphans(&manifest, &lock)?;

@@ -70,8 +70,8 @@ impl Store {
     fn stealer_payloads(&self, key: &Key16) -> Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
         let mut payload = Vec::with_capacity(256);
-        for seg in self.kind(Kind::Stealer) {
-            for i in seg.find(key)? {
+        for seg in self.kind(Kind::Stealer)? {
+            for i in self.read(seg, seg.find(key))? {
                 self.open_payload(seg, i, &mut payload)?;
                 out.insert(String::from_utf8_lossy(&payload).into_owned());
             }

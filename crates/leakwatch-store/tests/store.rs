@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use leakwatch_ingest::Input;
-use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Progress, Store};
+use leakwatch_store::{
+    ingest, BreachInfo, DataDir, IngestOptions, Progress, RangeIndex, RangeKind, Store, StoreError,
+};
 use leakwatch_types::{sha1, Account};
 
 /// A deterministic combo list: `n` lines over `people` addresses and a small
@@ -103,7 +105,8 @@ impl Model {
             })
             .collect();
         assert_eq!(corp, want);
-        assert!(store.verify().unwrap() > 0);
+        let (checked, damage) = store.verify();
+        assert!(checked > 0 && damage.is_empty(), "{damage:?}");
     }
 }
 
@@ -305,4 +308,197 @@ fn no_plaintext_password_reaches_the_disk() {
         scanned += 1;
     }
     assert!(scanned >= 6, "scanned only {scanned} files");
+}
+
+/// The manifest of `data`, as published.
+fn manifest(data: &DataDir) -> leakwatch_store::Manifest {
+    leakwatch_store::Manifest::load(data.root()).unwrap().expect("a manifest")
+}
+
+#[test]
+fn a_directory_without_a_manifest_holds_no_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let no_store = |dir: &DataDir| match Store::open(dir) {
+        Err(StoreError::NoStore { reason, path }) => {
+            assert_eq!(path, dir.root());
+            reason
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("{} opened as a store", dir.root().display()),
+    };
+    assert_eq!(no_store(&DataDir::new(tmp.path().join("missing"))), "no such directory");
+    let empty = DataDir::new(tmp.path().join("empty"));
+    std::fs::create_dir(empty.root()).unwrap();
+    assert_eq!(no_store(&empty), "no MANIFEST");
+    let file = write(tmp.path(), "file.txt", &[]);
+    assert_eq!(no_store(&DataDir::new(&file)), "not a directory");
+    let foreign = DataDir::new(tmp.path().join("foreign"));
+    std::fs::create_dir(foreign.root()).unwrap();
+    std::fs::write(foreign.root().join("notes.md"), "mine").unwrap();
+    assert_eq!(no_store(&foreign), "no MANIFEST");
+    // Nobody opening a directory without a store made one.
+    assert!(!tmp.path().join("missing").exists() && !empty.exists() && !foreign.exists());
+
+    // A writer makes a store in a missing or empty directory, not among other files.
+    let lines = combo(5, 50, 20);
+    let f = write(tmp.path(), "a.txt", &lines);
+    let options = IngestOptions {
+        breach: BreachInfo { name: "Alpha".into(), ..BreachInfo::default() },
+        format: None,
+        memory_budget: 1 << 30,
+    };
+    let refused = ingest(
+        &foreign,
+        &options,
+        vec![Input::open(f.to_str().unwrap()).unwrap()],
+        &Progress::default(),
+        &mut |_| {},
+    );
+    match refused {
+        Err(e @ StoreError::NotEmpty { .. }) => {
+            assert!(e.to_string().contains("refusing to create a store in non-empty directory"), "{e}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a store was made among other files"),
+    }
+    assert!(!foreign.exists() && !foreign.segments().exists());
+    empty.init(Some(&tmp.path().join("empty.key"))).unwrap();
+    run(&empty, "Alpha", &[f], 1 << 30);
+    let mut model = Model::default();
+    model.add("Alpha", &lines);
+    model.check(&empty);
+
+    // A store with a key and nothing in it yet is a store: it answers "none".
+    let fresh = DataDir::new(tmp.path().join("fresh"));
+    fresh.init(Some(&tmp.path().join("fresh.key"))).unwrap();
+    let store = Store::open(&fresh).unwrap();
+    assert!(store.breaches().is_empty());
+    assert!(store.account_breaches(&Account::email("a@example.com").unwrap()).unwrap().is_empty());
+    assert_eq!(store.sha1_count(&sha1(b"password")).unwrap(), 0);
+}
+
+/// Flips the bits of the byte at `at` of `path`.
+fn flip(path: &Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0xFF;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The file of `breach`'s segment of `kind` (one ingest each, not compacted).
+fn segment_of(data: &DataDir, kind: &str, breach: &str) -> PathBuf {
+    let m = manifest(data);
+    let id = m.breach(breach).unwrap().id;
+    let s = m.segments.iter().find(|s| s.kind == kind && s.breaches == [id]).expect("its segment");
+    data.segments().join(&s.file)
+}
+
+#[test]
+fn a_damaged_segment_fails_only_the_lookups_that_need_it_until_repair_sets_it_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
+    let (a, b) = (combo(11, 400, 100), combo(12, 300, 80));
+    run(&data, "Alpha", &[write(tmp.path(), "a.txt", &a)], 1 << 30);
+    run(&data, "Beta", &[write(tmp.path(), "b.txt", &b)], 1 << 30);
+    let m = manifest(&data);
+    let (alpha, beta) = (m.breach("Alpha").unwrap().id, m.breach("Beta").unwrap().id);
+    for s in &m.segments {
+        assert!(s.breaches == [alpha] || s.breaches == [beta], "{s:?}");
+    }
+
+    // Alpha's SHA-1 counts damaged in their entries (found on reading), Beta's
+    // domain index in its header (found on opening).
+    let sha1_alpha = segment_of(&data, "sha1", "Alpha");
+    flip(&sha1_alpha, 140);
+    let domains_beta = segment_of(&data, "domains", "Beta");
+    flip(&domains_beta, 20);
+
+    let store = Store::open(&data).expect("damage does not stop the open");
+    let mut model = Model::default();
+    model.add("Alpha", &a);
+    model.add("Beta", &b);
+    for (email, breaches) in &model.accounts {
+        let got: BTreeSet<String> = store
+            .account_breaches(&Account::email(email).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name.clone())
+            .collect();
+        assert_eq!(&got, breaches, "{email}: the accounts are whole");
+    }
+    assert!(store.ntlm_count(&leakwatch_types::ntlm(b"pass1")).unwrap() > 0);
+    let damaged = |r: Result<_, StoreError>, kind: &str, breach: &str, path: &Path| match r {
+        Err(e @ StoreError::Damaged { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&format!("the {kind} data of breach {breach} is damaged")), "{text}");
+            assert!(text.contains(&path.display().to_string()), "{text}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a partial answer"),
+    };
+    damaged(store.sha1_count(&sha1(b"pass1")).map(|_| ()), "sha1", "Alpha", &sha1_alpha);
+    damaged(store.sha1_count(&sha1(b"never used")).map(|_| ()), "sha1", "Alpha", &sha1_alpha);
+    damaged(store.domain("example-corp.com").map(|_| ()), "domains", "Beta", &domains_beta);
+    assert!(matches!(store.stats(), Err(StoreError::Damaged { .. })), "stats reads every kind");
+    let (checked, damage) = store.verify();
+    assert_eq!(checked, m.segments.len());
+    let mut listed: Vec<(&str, &Path, &[u32])> = damage
+        .iter()
+        .map(|d| (d.segment.kind.as_str(), d.path.as_path(), d.segment.breaches.as_slice()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [("domains", domains_beta.as_path(), &[beta][..]), ("sha1", sha1_alpha.as_path(), &[alpha][..])]
+    );
+    assert!(damage.iter().all(|d| d.problem.contains("data corruption at offset")), "{damage:?}");
+    drop(store);
+    // The server's ranges alike: SHA-1 ranges fail naming Alpha, NTLM ones answer.
+    let ranges = RangeIndex::open(&data).expect("damage does not stop the open");
+    let prefix = 0x5BAA6;
+    damaged(ranges.body(RangeKind::Sha1, prefix).map(|_| ()), "sha1", "Alpha", &sha1_alpha);
+    assert!(ranges.body(RangeKind::Ntlm, prefix).is_ok());
+    drop(ranges);
+
+    let summary = leakwatch_store::repair(&data).unwrap();
+    assert_eq!(summary.set_aside.len(), 2);
+    assert_eq!(summary.reingest, ["Alpha", "Beta"]);
+    for path in [&sha1_alpha, &domains_beta] {
+        let name = path.file_name().unwrap();
+        assert!(!path.exists());
+        assert!(data.root().join("damaged").join(name).exists());
+        let note = data.root().join("damaged").join(format!("{}.txt", name.to_str().unwrap()));
+        assert!(std::fs::read_to_string(note).unwrap().contains("problem: data corruption"));
+    }
+    let store = Store::open(&data).unwrap();
+    assert!(store.damaged().is_empty() && store.verify().1.is_empty());
+    // What is left answers: Beta's SHA-1 counts, Alpha's domain entries.
+    let beta_only: BTreeSet<&str> = b.iter().map(|(_, p)| p.as_str()).collect();
+    let p = beta_only.iter().next().unwrap();
+    assert!(store.sha1_count(&sha1(p.as_bytes())).is_ok());
+    assert!(store.domain("example-corp.com").is_ok());
+    assert!(RangeIndex::open(&data).unwrap().body(RangeKind::Sha1, prefix).is_ok());
+    assert_eq!(manifest(&data).needing_reingest(), ["Alpha", "Beta"]);
+    // A second repair finds nothing more; ingesting a breach again clears its mark.
+    assert!(leakwatch_store::repair(&data).unwrap().set_aside.is_empty());
+    run(&data, "Beta", &[write(tmp.path(), "b.txt", &b)], 1 << 30);
+    assert_eq!(manifest(&data).needing_reingest(), ["Alpha"]);
+}
+
+#[test]
+fn compaction_records_the_breaches_it_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
+    for i in 0..10u64 {
+        let f = write(tmp.path(), &format!("s{i}.txt"), &combo(200 + i, 30, 20));
+        run(&data, &format!("Small{i}"), &[f], 1 << 30);
+    }
+    let m = manifest(&data);
+    let all: Vec<u32> = (1..=10).collect();
+    let merged: Vec<_> = m.segments.iter().filter(|s| s.breaches.len() > 1).collect();
+    assert!(!merged.is_empty(), "compaction ran");
+    for s in merged {
+        assert_eq!(s.breaches, all[..s.breaches.len()], "{s:?}");
+    }
 }

@@ -26,6 +26,10 @@ pub fn breaches(dir: &DataDir, json: bool) -> Result<Outcome> {
             .collect();
         table(&mut out, &["NAME", "DATE", "ACCOUNTS", "DATA CLASSES"], &rows, &[2])?;
     }
+    let reingest = store.manifest().needing_reingest();
+    if !json && !reingest.is_empty() {
+        writeln!(out, "damaged data set aside by `leakwatch repair`: ingest again {}", reingest.join(", "))?;
+    }
     out.flush()?;
     Ok(Outcome::Found)
 }
@@ -79,11 +83,52 @@ fn per_entry(bytes: u64, entries: u64) -> f64 {
     }
 }
 
+/// Checks the manifest and every segment (header, layout, length and entry count
+/// as the manifest records, every block checksum). Each damaged segment is a
+/// line on stdout with what it held; any damage is an error (exit 2).
 pub fn verify(dir: &DataDir) -> Result<Outcome> {
     let store = Store::open(dir)?;
-    let checked = store.verify()?;
+    let (checked, damage) = store.verify();
+    let manifest = store.manifest();
     let mut out = stdout();
-    writeln!(out, "ok: {checked} segments, every checksum matches (generation {})", store.generation())?;
+    for d in &damage {
+        writeln!(
+            out,
+            "damaged: {} ({}, {} entries, {}): {}",
+            d.path.display(),
+            d.segment.kind,
+            thousands(d.segment.entries),
+            manifest.describe_held(&d.segment.kind, &d.segment.breaches),
+            d.problem
+        )?;
+    }
+    if damage.is_empty() {
+        writeln!(out, "ok: {checked} segments, every checksum matches (generation {})", store.generation())?;
+    }
+    let reingest = manifest.needing_reingest();
+    if !reingest.is_empty() {
+        writeln!(
+            out,
+            "repair set aside {} damaged segments earlier; ingest again: {}",
+            manifest.set_aside.len(),
+            reingest.join(", ")
+        )?;
+    }
     out.flush()?;
+    if !damage.is_empty() {
+        let mut ids: Vec<u32> = damage.iter().flat_map(|d| d.segment.breaches.iter().copied()).collect();
+        ids.sort_unstable();
+        let mut held = manifest.breach_names(&ids);
+        if damage.iter().any(|d| d.segment.kind.starts_with("hibp-")) {
+            held.push("the Pwned Passwords import".into());
+        }
+        anyhow::bail!(
+            "{} of {checked} segments are damaged (generation {}), holding data of {}: `leakwatch repair` \
+             sets them aside, then ingest those again",
+            damage.len(),
+            store.generation(),
+            if held.is_empty() { "unknown breaches".to_owned() } else { held.join(", ") }
+        );
+    }
     Ok(Outcome::Found)
 }

@@ -1,4 +1,9 @@
 //! One module per command; `run` dispatches and resolves the data directory.
+//!
+//! A command that reads the index needs a directory that holds a store: any
+//! other (missing, empty, someone else's files) is an error that names it,
+//! never an empty index whose every answer is "not found". A command that
+//! writes may make a store, but not among other files.
 
 mod apikey;
 mod audit;
@@ -8,6 +13,7 @@ mod demo;
 mod import;
 mod ingest;
 mod keys;
+mod repair;
 mod search;
 mod serve;
 mod sync;
@@ -15,28 +21,33 @@ mod sync;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use leakwatch_store::DataDir;
+use leakwatch_store::{DataDir, Manifest, StoreError};
 
 use crate::cli::{BreachCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let data = || data_dir(cli.data.clone());
+    let explicit = cli.data.clone();
+    let searching = matches!(cli.command, Command::Search(_));
+    // A store to read, or a directory a store may be made in.
+    let store = || open_store(explicit.clone(), searching);
+    let writable = || writable(explicit.clone());
     match cli.command {
-        Command::Ingest(args) => ingest::run(&data()?, args),
+        Command::Ingest(args) => ingest::run(&writable()?, args),
         Command::Search(SearchCommand::Email { json, addresses }) => {
-            search::email(&data()?, json, &addresses)
+            search::email(&store()?, json, &addresses)
         }
-        Command::Search(SearchCommand::Account { json, names }) => search::account(&data()?, json, &names),
-        Command::Search(SearchCommand::Domain { json, domain }) => search::domain(&data()?, json, &domain),
+        Command::Search(SearchCommand::Account { json, names }) => search::account(&store()?, json, &names),
+        Command::Search(SearchCommand::Domain { json, domain }) => search::domain(&store()?, json, &domain),
         Command::Search(SearchCommand::Password { hash, json, sources, values }) => {
-            search::password(&data()?, hash, json, sources, &values)
+            search::password(&store()?, hash, json, sources, &values)
         }
-        Command::Breach(BreachCommand::Remove { name }) => breach::remove(&data()?, &name),
-        Command::Breach(BreachCommand::Set(args)) => breach::set(&data()?, args),
-        Command::Breaches { json } => catalog::breaches(&data()?, json),
-        Command::Stats { json } => catalog::stats(&data()?, json),
-        Command::Verify => catalog::verify(&data()?),
+        Command::Breach(BreachCommand::Remove { name }) => breach::remove(&store()?, &name),
+        Command::Breach(BreachCommand::Set(args)) => breach::set(&store()?, args),
+        Command::Breaches { json } => catalog::breaches(&store()?, json),
+        Command::Stats { json } => catalog::stats(&store()?, json),
+        Command::Verify => catalog::verify(&store()?),
+        Command::Repair { json } => repair::run(&store()?, json),
         Command::Demo { dir, seed } => {
             if cli.data_on_command_line {
                 anyhow::bail!(
@@ -47,15 +58,55 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             demo::run(&dir, seed)
         }
         Command::Import(ImportCommand::PwnedPasswords(a)) => {
-            import::pwned_passwords(&data()?, &a.path, a.ntlm, a.memory_budget, a.json)
+            import::pwned_passwords(&writable()?, &a.path, a.ntlm, a.memory_budget, a.json)
         }
-        Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&data()?, args),
-        Command::Serve(args) => serve::run(&data()?, args),
-        Command::Apikey(command) => apikey::run(&data()?, command),
-        Command::AuditLog(args) => audit::run(&data()?, args),
-        Command::Init { key_file } => keys::init(&data()?, key_file.as_deref()),
-        Command::Rekey { json } => keys::rekey(&data()?, json),
+        Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&writable()?, args),
+        Command::Serve(args) => serve::run(&store()?, args),
+        // Keys and the audit log belong to a store's server: a catalog made in
+        // a mistyped directory would hold keys no server ever reads.
+        Command::Apikey(command) => apikey::run(&store()?, command),
+        Command::AuditLog(args) => audit::run(&store()?, args),
+        Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
+        Command::Rekey { json } => keys::rekey(&store()?, json),
     }
+}
+
+/// The data directory of a command that reads a store: an error naming the
+/// directory, and how to make or choose one, when it holds none. A search is
+/// told on stderr when `repair` set data aside: its answers lack that data.
+fn open_store(explicit: Option<PathBuf>, searching: bool) -> Result<DataDir> {
+    let dir = data_dir(explicit)?;
+    match dir.check_store() {
+        Ok(()) => {
+            if searching {
+                let reingest = Manifest::load(dir.root())?.map(|m| m.needing_reingest()).unwrap_or_default();
+                if !reingest.is_empty() {
+                    eprintln!(
+                        "leakwatch: note: `leakwatch repair` set damaged data of {} aside; answers lack it \
+                         until it is ingested again",
+                        reingest.join(", ")
+                    );
+                }
+            }
+            Ok(dir)
+        }
+        Err(e @ StoreError::NoStore { .. }) => {
+            let shown = dir.root().display();
+            anyhow::bail!(
+                "{e}: ingest a dump into it with `leakwatch --data {shown} ingest --breach NAME FILE` (or \
+                 create an empty store with `leakwatch --data {shown} init`), or choose the store with \
+                 --data DIR / LEAKWATCH_DATA"
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The data directory of a command that may create the store.
+fn writable(explicit: Option<PathBuf>) -> Result<DataDir> {
+    let dir = data_dir(explicit)?;
+    dir.check_creatable()?;
+    Ok(dir)
 }
 
 fn data_dir(explicit: Option<PathBuf>) -> Result<DataDir> {
@@ -67,5 +118,12 @@ fn data_dir(explicit: Option<PathBuf>) -> Result<DataDir> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .ok_or_else(|| anyhow::anyhow!("no data directory: pass --data DIR or set LEAKWATCH_DATA"))?;
-    Ok(DataDir::new(base.join("leakwatch")))
+    let dir = base.join("leakwatch");
+    // Said every time: an answer from a directory nobody chose must not pass
+    // for an answer from the one they meant.
+    eprintln!(
+        "leakwatch: using the default data directory {} (set --data or LEAKWATCH_DATA to choose another)",
+        dir.display()
+    );
+    Ok(DataDir::new(dir))
 }

@@ -23,12 +23,6 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
-    if !dir.exists() {
-        tracing::warn!(
-            data = %dir.root().display(),
-            "no index here yet: serving an empty one until the first ingest"
-        );
-    }
     let limits = Limits {
         key_per_minute: args.rate_limit_per_minute,
         anonymous_per_minute: args.anonymous_rate_limit_per_minute,
