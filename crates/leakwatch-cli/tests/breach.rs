@@ -247,10 +247,10 @@ fn removing_an_unknown_breach_is_an_error_that_names_it() {
         }
         for args in [&["breach", "remove", "Alpha"][..], &["breach", "set", "Alpha", "--retired"]] {
             let r = leakwatch_with_key(&dir, &key, args, None);
-            assert_eq!(
-                (r.code, r.stderr),
-                (2, format!("leakwatch: error: {} holds no leakwatch store (no MANIFEST)\n", dir.display()))
-            );
+            let why = if dir.exists() { "no MANIFEST" } else { "no such directory" };
+            let want = format!("leakwatch: error: {} holds no leakwatch store ({why}): ", dir.display());
+            assert_eq!(r.code, 2, "{}", r.stderr);
+            assert!(r.stderr.starts_with(&want) && r.stderr.lines().count() == 1, "{}", r.stderr);
         }
         let left: Vec<_> = std::fs::read_dir(&dir).map(|e| e.collect()).unwrap_or_default();
         assert!(left.is_empty(), "{} was written to", dir.display());

@@ -820,7 +820,16 @@ mod socket {
 
     fn client() -> &'static reqwest::Client {
         static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-        CLIENT.get_or_init(|| reqwest::Client::builder().user_agent("leakwatch-tests").build().unwrap())
+        CLIENT.get_or_init(|| new_client("leakwatch-tests"))
+    }
+
+    /// A plain-HTTP client. The workspace builds reqwest with rustls and no
+    /// default crypto provider (the sync configures its own), so one is
+    /// installed for the process first.
+    fn new_client(user_agent: &str) -> reqwest::Client {
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder().user_agent(user_agent).build().unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -953,7 +962,7 @@ mod socket {
         runtime.block_on(async {
             // Separate connections, so that more than one thread answers.
             for _ in 0..12 {
-                let c = reqwest::Client::builder().user_agent("t").build().unwrap();
+                let c = new_client("t");
                 let r = c.get(format!("http://{addr}/api/v3/dataclasses")).send().await.unwrap();
                 assert_eq!(r.status(), 200);
             }
@@ -1110,7 +1119,7 @@ mod socket {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
-            let client = reqwest::Client::builder().user_agent("t").build().unwrap();
+            let client = new_client("t");
             let search = {
                 let (client, key) = (client.clone(), f.keys.admin.clone());
                 move || {

@@ -503,6 +503,7 @@ mod tests {
     #[test]
     fn an_empty_range_is_answered_with_stable_padding_only() {
         let tmp = tempfile::tempdir().unwrap();
+        Manifest::new().store(tmp.path()).unwrap();
         let dir = DataDir::new(tmp.path());
         for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
             for prefix in [0x00000, 0x5BAA6, 0xFFFFF] {
