@@ -81,11 +81,9 @@ pub(crate) fn build(rng: &mut Rng, rows: &[Row], noise: Noise) -> Vec<Entry> {
                 NoiseKind::Html => Entry::rejected(HTML[i % HTML.len()].0, reason::INVALID_JSON),
                 NoiseKind::Banners => Entry::rejected(BANNERS[i % BANNERS.len()].0, reason::INVALID_JSON),
                 NoiseKind::InvalidEmails => {
-                    let text = format!(
-                        "{{\"email\":{},\"password\":\"x1\"}}",
-                        js(INVALID_EMAILS[i % INVALID_EMAILS.len()])
-                    );
-                    Entry::rejected(text, reason::INVALID_EMAIL)
+                    let (address, why) = INVALID_EMAILS[i % INVALID_EMAILS.len()];
+                    let text = format!("{{\"email\":{},\"password\":\"x1\"}}", js(address));
+                    Entry::rejected(text, why)
                 }
                 NoiseKind::NoAccount => {
                     let text = if i % 2 == 0 {

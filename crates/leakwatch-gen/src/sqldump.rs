@@ -329,7 +329,7 @@ fn mysql_users(
         let (row, password) = mysql_row(schema, rng, i + 1, &u);
         out.put(&format!("({row})"));
         if bad {
-            rejected.entry("invalid email").or_default().push(out.line);
+            rejected.entry(crate::rules::reason::EMAIL_NO_AT).or_default().push(out.line);
         } else {
             records.push(SqlRecord { account: email_key(&u), password });
             ids.push(i + 1);

@@ -8,6 +8,7 @@
 
 mod account;
 mod blake3_lanes;
+mod columns;
 mod breach;
 mod hash;
 mod hex;
@@ -19,6 +20,7 @@ pub use account::{
     normalize_domain, normalize_email, normalize_phone, normalize_plain_email, normalize_username, Account,
     AccountKind, EmailError,
 };
+pub use columns::{column_role, ColumnRole, NameMatch};
 pub use breach::{validate_breach_name, DataClass};
 pub use hash::{
     ntlm, ntlm_many, sha1, sha1_many, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
