@@ -134,7 +134,10 @@ pub(crate) const INVALID_EMAILS: &[(&str, &str)] = &[
     ("jöhn..x@web.de", reason::EMAIL_LOCAL_PART),
     ("kate@gmail..com", reason::EMAIL_DOMAIN),
     ("sam@192.168.0.7", reason::EMAIL_IP_LITERAL),
-    ("this.local.part.is.far.too.long.to.be.an.address.anyone.would.use.x@outlook.com", reason::EMAIL_LOCAL_PART),
+    (
+        "this.local.part.is.far.too.long.to.be.an.address.anyone.would.use.x@outlook.com",
+        reason::EMAIL_LOCAL_PART,
+    ),
 ];
 
 /// How many noise lines of one kind a file of `rows` rows gets.

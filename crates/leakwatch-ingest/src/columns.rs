@@ -394,33 +394,40 @@ pub(crate) enum Content {
 /// How many rows (or lines) after the header are sampled for [`classify`].
 pub(crate) const SAMPLE_ROWS: usize = 100;
 
-/// The kind of every non-empty value in `values` (trimmed), when they share
-/// one: all addresses, all hashes of one known shape, or all IP addresses.
-/// `None` when there is no value or they differ.
-pub(crate) fn classify<'v>(values: impl IntoIterator<Item = &'v [u8]>, column: &str) -> Option<Content> {
-    let mut found: Option<Content> = None;
+/// What the non-empty values in `values` (trimmed) are: all addresses, all
+/// hashes of one known shape, or all IP addresses; or, with `unanimous` false,
+/// at least nine in ten of them (a dump's first rows hold junk too). `None`
+/// when there is no value or no kind has that share.
+pub(crate) fn classify<'v>(
+    values: impl IntoIterator<Item = &'v [u8]>,
+    column: &str,
+) -> Option<(Content, bool)> {
+    let mut counts: Vec<(Content, usize)> = Vec::new();
+    let mut total = 0;
     for value in values {
         let value = value.trim_ascii();
         if value.is_empty() {
             continue;
         }
-        let text = std::str::from_utf8(value).ok()?;
-        let this = if text.contains('@') && normalize_email(text).is_ok() {
+        total += 1;
+        let Ok(text) = std::str::from_utf8(value) else { continue };
+        let kind = if text.contains('@') && normalize_email(text).is_ok() {
             Content::Emails
         } else if text.parse::<std::net::IpAddr>().is_ok() {
             Content::Ips
         } else {
             match detect_hash(text, Some(column)) {
                 Some(kind) if kind != HashKind::Unknown => Content::Hashes(kind),
-                _ => return None,
+                _ => continue,
             }
         };
-        if found.is_some_and(|f| f != this) {
-            return None;
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
         }
-        found = Some(this);
     }
-    found
+    let &(kind, n) = counts.iter().max_by_key(|(_, n)| *n)?;
+    (n * 10 >= total * 9).then_some((kind, n == total))
 }
 
 /// The short name of a hash kind in the column report.
@@ -449,30 +456,40 @@ pub(crate) fn plan(
             None => role_by_name(name).map(|r| (r, ChosenBy::Name)),
         })
         .collect();
-    let overridden: Vec<bool> =
-        columns.iter().enumerate().map(|(i, (n, _))| overrides.and_then(|o| o.find(n, Some(i))).is_some()).collect();
-    let content: Vec<Option<Content>> =
-        columns.iter().map(|(name, values)| classify(values.iter().copied(), &String::from_utf8_lossy(name))).collect();
+    let overridden: Vec<bool> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| overrides.and_then(|o| o.find(n, Some(i))).is_some())
+        .collect();
+    let content: Vec<Option<(Content, bool)>> = columns
+        .iter()
+        .map(|(name, values)| classify(values.iter().copied(), &String::from_utf8_lossy(name)))
+        .collect();
     let has = |roles: &[Option<(Role, ChosenBy)>], want: &[Role]| {
         roles.iter().flatten().any(|(r, _)| want.contains(r))
     };
     for i in 0..columns.len() {
         match (roles[i], content[i]) {
-            (Some((Role::Password, ChosenBy::Name)), Some(Content::Hashes(_))) => {
+            // Named columns change role only when every value says so.
+            (Some((Role::Password, ChosenBy::Name)), Some((Content::Hashes(_), true))) => {
                 roles[i] = Some((Role::Hash, ChosenBy::Name));
             }
-            (Some((Role::Username, ChosenBy::Name)), Some(Content::Emails))
+            (Some((Role::Username, ChosenBy::Name)), Some((Content::Emails, true)))
                 if !has(&roles, &[Role::Email, Role::Account]) =>
             {
                 roles[i] = Some((Role::Account, ChosenBy::Name));
             }
-            (None, Some(Content::Emails)) if !overridden[i] && !has(&roles, &[Role::Email, Role::Account]) => {
+            (None, Some((Content::Emails, _)))
+                if !overridden[i] && !has(&roles, &[Role::Email, Role::Account]) =>
+            {
                 roles[i] = Some((Role::Email, ChosenBy::Content));
             }
-            (None, Some(Content::Hashes(_))) if !overridden[i] && !has(&roles, &[Role::Password, Role::Hash]) => {
+            (None, Some((Content::Hashes(_), _)))
+                if !overridden[i] && !has(&roles, &[Role::Password, Role::Hash]) =>
+            {
                 roles[i] = Some((Role::Hash, ChosenBy::Content));
             }
-            (None, Some(Content::Ips)) if !overridden[i] => {
+            (None, Some((Content::Ips, _))) if !overridden[i] => {
                 roles[i] = Some((Role::Class(DataClass::IpAddresses), ChosenBy::Content));
             }
             _ => {}
@@ -488,7 +505,7 @@ pub(crate) fn plan(
             Some((role, by)) if !(role.is_single() && taken.contains(&role)) => {
                 taken.push(role);
                 let detail = match (role, content[i]) {
-                    (Role::Hash, Some(Content::Hashes(kind))) => Some(kind_name(kind)),
+                    (Role::Hash, Some((Content::Hashes(kind), _))) => Some(kind_name(kind)),
                     _ => None,
                 };
                 report.used.push(ColumnUse { column: name_text, role: role.label(), detail, by });

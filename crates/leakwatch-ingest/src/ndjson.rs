@@ -42,8 +42,15 @@ impl Vocabulary {
         let whole = if at_eof { bytes } else { &bytes[..memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1)] };
         let mut keys: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         for line in lines(whole).map(<[u8]>::trim_ascii).filter(|l| !l.is_empty()).take(SAMPLE_ROWS) {
-            if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(line) {
-                collect(&object, &mut keys);
+            let mut pairs = Vec::new();
+            let mut de = serde_json::Deserializer::from_slice(line);
+            if Pairs(&mut pairs).deserialize(&mut de).is_ok() && de.end().is_ok() {
+                for (key, value) in pairs {
+                    match keys.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, values)) => values.push(value),
+                        None => keys.push((key, vec![value])),
+                    }
+                }
             }
         }
         if let Some(missing) = overrides.and_then(|o| {
@@ -71,30 +78,94 @@ impl Vocabulary {
             return *role;
         }
         match &self.overrides {
-            Some(o) => columns::override_role(o, key.as_bytes()).unwrap_or_else(|| role_by_name(key.as_bytes())),
+            Some(o) => {
+                columns::override_role(o, key.as_bytes()).unwrap_or_else(|| role_by_name(key.as_bytes()))
+            }
             None => role_by_name(key.as_bytes()),
         }
     }
 }
 
-/// The keys of `object` and its nested objects, in first-seen order, with
-/// their string values.
-fn collect(object: &serde_json::Map<String, serde_json::Value>, keys: &mut Vec<(Vec<u8>, Vec<Vec<u8>>)>) {
-    for (key, value) in object {
-        match value {
-            serde_json::Value::Object(inner) => collect(inner, keys),
-            serde_json::Value::String(text) => {
-                let at = match keys.iter().position(|(k, _)| k == key.as_bytes()) {
-                    Some(at) => at,
-                    None => {
-                        keys.push((key.as_bytes().to_vec(), Vec::new()));
-                        keys.len() - 1
-                    }
-                };
-                keys[at].1.push(text.as_bytes().to_vec());
-            }
-            _ => {}
+/// Collects the string members of an object and its nested objects, in
+/// document order, as (key, value).
+struct Pairs<'p>(&'p mut Vec<(Vec<u8>, Vec<u8>)>);
+
+impl<'de> DeserializeSeed<'de> for Pairs<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pairs<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(PairValue { key, out: &mut *self.0 })?;
         }
+        Ok(())
+    }
+}
+
+/// A member's value for [`Pairs`]: kept when a string, walked when an object.
+struct PairValue<'p> {
+    key: String,
+    out: &'p mut Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'de> DeserializeSeed<'de> for PairValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PairValue<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.out.push((self.key.into_bytes(), v.as_bytes().to_vec()));
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Pairs(self.out).visit_map(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -351,7 +422,10 @@ mod tests {
         }
         assert_eq!(parse("  ").ok(), Some(None));
         assert_eq!(parse("{}").err(), Some(Reason::NoAccount));
-        assert_eq!(parse_line(b"{\"email\": \"\xff@b.co\"}", &Vocabulary::default()).err(), Some(Reason::InvalidJson));
+        assert_eq!(
+            parse_line(b"{\"email\": \"\xff@b.co\"}", &Vocabulary::default()).err(),
+            Some(Reason::InvalidJson)
+        );
         let deep = "{\"a\":".repeat(200) + &"}".repeat(200);
         assert_eq!(parse(&deep).err(), Some(Reason::InvalidJson), "nesting is bounded");
     }

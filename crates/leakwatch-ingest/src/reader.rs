@@ -12,12 +12,12 @@ use leakwatch_types::Record;
 use memchr::memchr;
 
 use crate::chunk::{Chunk, Lines, Scan, Source};
+use crate::columns::{ColumnOverrides, ColumnRef};
 use crate::combo::{self, Mode, Sample};
 use crate::csv::{pick_delimiter, CsvSplitter, Header};
 use crate::detect::detect_format;
 use crate::input::RawInput;
 use crate::pipeline::{self, BoxError, Stop};
-use crate::columns::{ColumnOverrides, ColumnRef};
 use crate::report::{Reason, Tallies};
 use crate::sql::{self, SqlReader};
 use crate::{ndjson, Format, IngestError, Report};
@@ -333,7 +333,9 @@ fn finish_header<R: Read>(
     if let Some(missing) = overrides.and_then(|o| {
         o.missing(|c| match c {
             ColumnRef::Index(i) => *i <= names.len(),
-            ColumnRef::Name(n) => !headerless && names.iter().any(|h| h.trim_ascii().eq_ignore_ascii_case(n.as_bytes())),
+            ColumnRef::Name(n) => {
+                !headerless && names.iter().any(|h| h.trim_ascii().eq_ignore_ascii_case(n.as_bytes()))
+            }
         })
     }) {
         return Err(Stopped::Columns(missing));

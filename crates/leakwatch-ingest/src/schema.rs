@@ -25,9 +25,9 @@ use leakwatch_types::{
 
 use encoding_rs::WINDOWS_1252;
 
+use crate::columns::{ChosenBy, ColumnOverrides, ColumnReport, ColumnUse, OverrideRole};
 use crate::encoding::identity_text;
 use crate::hash_shape::{detect_hash, normalize_hash_value};
-use crate::columns::{ChosenBy, ColumnOverrides, ColumnReport, ColumnUse, OverrideRole};
 use crate::report::{Classes, Reason};
 use crate::sql_value::Value;
 
@@ -230,11 +230,15 @@ impl TablePlan {
             || has(Col::Account)
             || has(Col::Phone)
             || has(Col::Username)
-                && (has(Col::Password) || has(Col::Token) || has(Col::XfData) || has(Col::Hash) || has(Col::Plain))
+                && (has(Col::Password)
+                    || has(Col::Token)
+                    || has(Col::XfData)
+                    || has(Col::Hash)
+                    || has(Col::Plain))
     }
 
     /// Which column of `columns` (the table's names) became what.
-    pub(crate) fn report(&self, columns: &[String]) -> ColumnReport {
+    pub(crate) fn report(&self, columns: &[String], overrides: Option<&ColumnOverrides>) -> ColumnReport {
         let mut report = ColumnReport { table: Some(self.table.clone()), ..ColumnReport::default() };
         for (name, col) in columns.iter().zip(&self.cols) {
             let role = match col {
@@ -256,7 +260,11 @@ impl TablePlan {
                     continue;
                 }
             };
-            report.used.push(ColumnUse { column: name.clone(), role, detail: None, by: ChosenBy::Name });
+            let by = match overrides.and_then(|o| o.find(name.as_bytes(), None)) {
+                Some(_) => ChosenBy::Override,
+                None => ChosenBy::Name,
+            };
+            report.used.push(ColumnUse { column: name.clone(), role, detail: None, by });
         }
         report
     }

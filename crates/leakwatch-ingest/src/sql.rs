@@ -317,7 +317,7 @@ impl Driver {
             }
         }
         if plan.holds_accounts() && !self.reports.iter().any(|r| r.table.as_deref() == Some(&plan.table)) {
-            self.reports.push(plan.report(columns));
+            self.reports.push(plan.report(columns, self.overrides.as_ref()));
         }
     }
 }

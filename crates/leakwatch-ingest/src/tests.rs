@@ -13,6 +13,7 @@ use crate::reader::{read_chunked, CHUNK_SIZE};
 use crate::{Format, Report};
 
 mod archive;
+mod columns;
 mod sql;
 mod stealer;
 

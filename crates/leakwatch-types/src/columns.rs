@@ -88,10 +88,50 @@ const EXACT: &[(&str, ColumnRole)] = &[
 /// Words any role but the user name and the person's name allows beside its
 /// key word: who the value belongs to, when it was taken, how it is written.
 const AROUND: &[&str] = &[
-    "user", "users", "member", "account", "acct", "customer", "client", "contact", "reg", "registration",
-    "register", "registered", "signup", "login", "last", "current", "cur", "primary", "main", "new", "old",
-    "orig", "original", "real", "raw", "plain", "plaintext", "clear", "cleartext", "value", "val", "text",
-    "string", "str", "data", "field", "address", "addr", "u", "m", "personal", "home", "work", "remote",
+    "user",
+    "users",
+    "member",
+    "account",
+    "acct",
+    "customer",
+    "client",
+    "contact",
+    "reg",
+    "registration",
+    "register",
+    "registered",
+    "signup",
+    "login",
+    "last",
+    "current",
+    "cur",
+    "primary",
+    "main",
+    "new",
+    "old",
+    "orig",
+    "original",
+    "real",
+    "raw",
+    "plain",
+    "plaintext",
+    "clear",
+    "cleartext",
+    "value",
+    "val",
+    "text",
+    "string",
+    "str",
+    "data",
+    "field",
+    "address",
+    "addr",
+    "u",
+    "m",
+    "personal",
+    "home",
+    "work",
+    "remote",
 ];
 
 struct Rule {
@@ -104,12 +144,46 @@ struct Rule {
 }
 
 const PASSWORD_KEYS: &[&str] = &[
-    "pass", "password", "passwd", "passwort", "pwd", "pw", "pword", "passw", "pswd", "userpass",
-    "userpassword", "senha", "contrasena", "parola", "wachtwoord", "haslo", "motdepasse", "mdp",
+    "pass",
+    "password",
+    "passwd",
+    "passwort",
+    "pwd",
+    "pw",
+    "pword",
+    "passw",
+    "pswd",
+    "userpass",
+    "userpassword",
+    "senha",
+    "contrasena",
+    "parola",
+    "wachtwoord",
+    "haslo",
+    "motdepasse",
+    "mdp",
 ];
 const HASH_KEYS: &[&str] = &[
-    "hash", "hashed", "md5", "sha1", "sha256", "sha512", "sha", "bcrypt", "ntlm", "nthash", "crypt", "crypted",
-    "encrypted", "digest", "phpass", "argon2", "passhash", "pwhash", "pwdhash", "passwordhash",
+    "hash",
+    "hashed",
+    "md5",
+    "sha1",
+    "sha256",
+    "sha512",
+    "sha",
+    "bcrypt",
+    "ntlm",
+    "nthash",
+    "crypt",
+    "crypted",
+    "encrypted",
+    "digest",
+    "phpass",
+    "argon2",
+    "passhash",
+    "pwhash",
+    "pwdhash",
+    "passwordhash",
 ];
 
 /// The rules in the order they are tried: the first that matches wins.
@@ -126,34 +200,88 @@ const RULES: &[Rule] = &[
     Rule {
         role: ColumnRole::Class(DataClass::IpAddresses),
         keys: &[
-            "ip", "ipaddress", "ipaddr", "regip", "lastip", "ipv4", "ipv6", "ip4", "ip6", "loginip", "userip",
-            "signupip", "remoteip", "clientip",
+            "ip",
+            "ipaddress",
+            "ipaddr",
+            "regip",
+            "lastip",
+            "ipv4",
+            "ipv6",
+            "ip4",
+            "ip6",
+            "loginip",
+            "userip",
+            "signupip",
+            "remoteip",
+            "clientip",
         ],
         with: &["first", "creation", "created", "source", "origin", "visit", "lastvisit"],
         around: true,
     },
     Rule {
         role: ColumnRole::Email,
-        keys: &["email", "mail", "emailaddress", "emailaddr", "useremail", "mailaddress", "courriel", "correo"],
+        keys: &[
+            "email",
+            "mail",
+            "emailaddress",
+            "emailaddr",
+            "useremail",
+            "mailaddress",
+            "courriel",
+            "correo",
+        ],
         with: &["e"],
         around: true,
     },
     Rule {
         role: ColumnRole::Phone,
-        keys: &["phone", "mobile", "tel", "telephone", "cell", "cellphone", "msisdn", "phonenumber", "mobilephone"],
+        keys: &[
+            "phone",
+            "mobile",
+            "tel",
+            "telephone",
+            "cell",
+            "cellphone",
+            "msisdn",
+            "phonenumber",
+            "mobilephone",
+        ],
         with: &["number", "no", "nr", "num", "cell"],
         around: true,
     },
     Rule {
         role: ColumnRole::Username,
-        keys: &["username", "user", "login", "nick", "nickname", "uname", "screenname", "loginname", "membername"],
+        keys: &[
+            "username",
+            "user",
+            "login",
+            "nick",
+            "nickname",
+            "uname",
+            "screenname",
+            "loginname",
+            "membername",
+        ],
         with: &["name", "screen", "member", "account", "forum", "site"],
         around: false,
     },
     Rule {
         role: ColumnRole::Class(DataClass::Names),
-        keys: &["name", "firstname", "lastname", "fullname", "realname", "surname", "forename", "givenname", "fname", "lname"],
-        with: &["first", "last", "full", "real", "given", "family", "middle", "sur", "display", "person", "legal"],
+        keys: &[
+            "name",
+            "firstname",
+            "lastname",
+            "fullname",
+            "realname",
+            "surname",
+            "forename",
+            "givenname",
+            "fname",
+            "lname",
+        ],
+        with: &[
+            "first", "last", "full", "real", "given", "family", "middle", "sur", "display", "person", "legal",
+        ],
         around: false,
     },
     Rule {
@@ -165,7 +293,19 @@ const RULES: &[Rule] = &[
     Rule {
         role: ColumnRole::Class(DataClass::PhysicalAddresses),
         keys: &["address", "street", "city", "streetaddress"],
-        with: &["line", "home", "billing", "shipping", "mailing", "postal", "physical", "residential", "user", "1", "2"],
+        with: &[
+            "line",
+            "home",
+            "billing",
+            "shipping",
+            "mailing",
+            "postal",
+            "physical",
+            "residential",
+            "user",
+            "1",
+            "2",
+        ],
         around: false,
     },
 ];
@@ -212,7 +352,9 @@ pub fn words(name: &[u8]) -> Vec<String> {
             let (prev, cur) = (part[i - 1], part[i]);
             let next_lower = part.get(i + 1).is_some_and(u8::is_ascii_lowercase);
             let boundary = cur.is_ascii_uppercase()
-                && (prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower));
+                && (prev.is_ascii_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_ascii_uppercase() && next_lower));
             if boundary {
                 out.push(&part[start..i]);
                 start = i;
@@ -223,7 +365,9 @@ pub fn words(name: &[u8]) -> Vec<String> {
     out.into_iter()
         .map(|w| {
             let w = String::from_utf8_lossy(w).to_ascii_lowercase();
-            let known = |w: &str| RULES.iter().any(|r| r.keys.contains(&w) || r.with.contains(&w)) || AROUND.contains(&w);
+            let known = |w: &str| {
+                RULES.iter().any(|r| r.keys.contains(&w) || r.with.contains(&w)) || AROUND.contains(&w)
+            };
             let stripped = w.trim_end_matches(|c: char| c.is_ascii_digit());
             if known(&w) || stripped.is_empty() {
                 w

@@ -8,8 +8,8 @@
 
 mod account;
 mod blake3_lanes;
-mod columns;
 mod breach;
+mod columns;
 mod hash;
 mod hex;
 mod lanes;
@@ -20,8 +20,8 @@ pub use account::{
     normalize_domain, normalize_email, normalize_phone, normalize_plain_email, normalize_username, Account,
     AccountKind, EmailError,
 };
-pub use columns::{column_role, ColumnRole, NameMatch};
 pub use breach::{validate_breach_name, DataClass};
+pub use columns::{column_role, ColumnRole, NameMatch};
 pub use hash::{
     ntlm, ntlm_many, sha1, sha1_many, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
     Sha1Lanes,
