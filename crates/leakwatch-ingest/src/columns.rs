@@ -436,7 +436,9 @@ pub(crate) fn kind_name(kind: HashKind) -> String {
 }
 
 /// Decides the role of every column of an input: the override, else the name,
-/// else the content of its first values; and says so in a [`ColumnReport`].
+/// else the content of its first values; and says so in a [`ColumnReport`]
+/// (where, with `first_only`, a later column of a role a row takes once is
+/// left out).
 ///
 /// `columns` are the names (a header's fields, or keys) with the sampled
 /// values of each. Content gives a column without a role by name: `Email` when
@@ -447,6 +449,7 @@ pub(crate) fn kind_name(kind: HashKind) -> String {
 pub(crate) fn plan(
     columns: &[(Vec<u8>, Vec<&[u8]>)],
     overrides: Option<&ColumnOverrides>,
+    first_only: bool,
 ) -> (Vec<Option<Role>>, ColumnReport) {
     let mut roles: Vec<Option<(Role, ChosenBy)>> = columns
         .iter()
@@ -497,26 +500,24 @@ pub(crate) fn plan(
     }
     let mut report = ColumnReport::default();
     let mut taken: Vec<Role> = Vec::new();
-    let mut out = Vec::with_capacity(columns.len());
     for (i, (name, _)) in columns.iter().enumerate() {
         let name_text = String::from_utf8_lossy(name.trim_ascii()).into_owned();
         match roles[i] {
-            // A row reads the first column of an account or password role only.
-            Some((role, by)) if !(role.is_single() && taken.contains(&role)) => {
+            // A CSV row reads the first column of an account or password role
+            // only; an NDJSON line the first key of the role it has, which may
+            // be any of them.
+            Some((role, by)) if !(first_only && role.is_single() && taken.contains(&role)) => {
                 taken.push(role);
                 let detail = match (role, content[i]) {
                     (Role::Hash, Some((Content::Hashes(kind), _))) => Some(kind_name(kind)),
                     _ => None,
                 };
                 report.used.push(ColumnUse { column: name_text, role: role.label(), detail, by });
-                out.push(Some(role));
             }
-            _ => {
-                report.left_out.push(name_text);
-                out.push(None);
-            }
+            _ => report.left_out.push(name_text),
         }
     }
+    let out = roles.into_iter().map(|r| r.map(|(role, _)| role)).collect();
     (out, report)
 }
 

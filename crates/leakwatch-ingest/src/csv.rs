@@ -207,7 +207,7 @@ impl Header {
             .enumerate()
             .map(|(i, name)| (name, sample.iter().map(|f| f.get(i)).collect()))
             .collect();
-        let (roles, report) = columns::plan(&columns, overrides);
+        let (roles, report) = columns::plan(&columns, overrides, true);
         let width = columns.len();
         let columns = columns
             .into_iter()

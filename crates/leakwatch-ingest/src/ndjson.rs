@@ -63,7 +63,7 @@ impl Vocabulary {
         }
         let columns: Vec<(Vec<u8>, Vec<&[u8]>)> =
             keys.iter().map(|(k, values)| (k.clone(), values.iter().map(Vec::as_slice).collect())).collect();
-        let (roles, report) = columns::plan(&columns, overrides);
+        let (roles, report) = columns::plan(&columns, overrides, false);
         let sampled = keys
             .into_iter()
             .zip(roles)

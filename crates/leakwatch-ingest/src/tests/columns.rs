@@ -195,6 +195,14 @@ fn ndjson_keys_by_words_content_and_overrides() {
         ["contact -> email (by content), passwd_md5 -> hash (md5), regIP -> IP addresses, nick -> username"]
     );
 
+    // Lines that spell a key differently (`email`, `Email`, `mail`) each keep
+    // theirs: every key of a role is read where it is the line's first.
+    let input = "{\"email\": \"a@b.co\"}\n{\"Email\": \"c@d.co\"}\n{\"mail\": \"e@f.co\"}\n";
+    let (report, records) = read(input, None, None);
+    assert_eq!(records, vec![e("a@b.co", None), e("c@d.co", None), e("e@f.co", None)]);
+    assert_eq!(texts(&report), ["email -> email, Email -> email, mail -> email"]);
+
+    let input: String = (1..=3).map(line).collect();
     let (report, records) = read(&input, None, Some("username=nick,skip=contact,skip=regip"));
     assert_eq!(records[0], hashed(u("nick1", None), HashKind::Md5, &md5));
     assert!(!report.data_classes.contains(&DataClass::IpAddresses));
