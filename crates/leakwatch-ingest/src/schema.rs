@@ -148,7 +148,7 @@ fn role(name: &str, table: &str, scheme: Scheme) -> Col {
         "password_hint" | "passwordhint" | "pw_hint" | "hint" => Col::Class(DataClass::PasswordHints),
         _ if name.ends_with("salt") => Col::Salt,
         // The words of the name (`pass_hash`, `signup_ip`, `mail_address`).
-        _ => match column_role(name.as_bytes()).map(|(role, _)| role) {
+        _ => match role_by_words(name) {
             Some(ColumnRole::Email) => Col::Email,
             Some(ColumnRole::Username) => Col::Username,
             Some(ColumnRole::Password | ColumnRole::Hash) => Col::Password,
@@ -156,6 +156,26 @@ fn role(name: &str, table: &str, scheme: Scheme) -> Col {
             Some(ColumnRole::Phone) | None => Col::Ignore,
         },
     }
+}
+
+/// [`column_role`] of a name, remembered: a dump written one `INSERT` per row
+/// asks for every column of every table once a row, and splitting a name into
+/// words costs a few allocations.
+fn role_by_words(name: &str) -> Option<ColumnRole> {
+    thread_local! {
+        static ROLES: std::cell::RefCell<HashMap<String, Option<ColumnRole>>> = Default::default();
+    }
+    ROLES.with_borrow_mut(|roles| {
+        if let Some(role) = roles.get(name) {
+            return *role;
+        }
+        let role = column_role(name.as_bytes()).map(|(role, _)| role);
+        // Names are few in a dump; a bound keeps a hostile one from growing this.
+        if roles.len() < 4096 {
+            roles.insert(name.to_owned(), role);
+        }
+        role
+    })
 }
 
 /// The column a `--columns` role makes of a SQL column.

@@ -302,6 +302,12 @@ impl Driver {
 
     /// [`Driver::note_columns`] for a plan from [`Driver::plan_for`].
     fn note(&mut self, plan: &TablePlan, columns: Option<Vec<String>>) {
+        // Dumps with one INSERT per row come here once a row: the common case
+        // is settled before any column name is copied.
+        let reported = self.reports.iter().any(|r| r.table.as_deref() == Some(plan.table.as_str()));
+        if self.overrides.is_none() && (reported || !plan.holds_accounts()) {
+            return;
+        }
         let columns = columns.or_else(|| self.tables.get(&plan.table).cloned()).unwrap_or_default();
         self.note_columns(plan, &columns);
     }

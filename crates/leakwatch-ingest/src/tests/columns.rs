@@ -165,6 +165,15 @@ fn csv_overrides_win_over_names_and_content() {
           --columns); left out: column 1"]
     );
 
+    // An internationalized address in the input's legacy encoding (Latin-1).
+    let latin1 = b"email,password\nFran\xe7ois@Acme-Corp.com,x\nj\xf6rg@example.de,y\n";
+    let (report, records) = crate::fuzzing::read_bytes(latin1, None, CHUNK_SIZES[0]).expect("reads");
+    assert_eq!(report.format, Format::Csv);
+    assert_eq!(
+        records,
+        vec![e("fran\u{e7}ois@acme-corp.com", Some(b"x")), e("j\u{f6}rg@example.de", Some(b"y"))]
+    );
+
     // Columns that are not there, and overrides on a format without columns.
     assert_eq!(
         error("email,pw\na@b.co,1\n", None, "hash=pass_hash"),
