@@ -1,8 +1,12 @@
-//! The column vocabulary shared by CSV headers and NDJSON keys, and the rules
-//! that turn the values found under those names into a [`Record`].
+//! What the columns of a CSV header and the keys of NDJSON objects hold, and
+//! the rules that turn the values found under them into a [`Record`].
 //!
-//! Both formats reduce a row to a [`Row`] (the first value found for each role)
-//! and hand it to [`Row::into_record`], so CSV and NDJSON cannot drift apart.
+//! A column's role comes from `--columns` ([`ColumnOverrides`]), else from the
+//! words of its name (`leakwatch_types::column_role`), else from the content of
+//! the input's first rows ([`classify`]); [`plan`] decides once per input and
+//! says so in a [`ColumnReport`]. Both formats then reduce a row to a [`Row`]
+//! (the first value found for each role) and hand it to [`Row::into_record`],
+//! so CSV and NDJSON cannot drift apart.
 
 use std::fmt;
 

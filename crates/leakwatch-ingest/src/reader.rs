@@ -78,7 +78,6 @@ impl From<io::Error> for Stopped {
 }
 
 /// [`read_chunked`] with the roles `--columns` gives columns.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn read_with_columns<T, M, S>(
     raw: RawInput,
     format: Option<Format>,

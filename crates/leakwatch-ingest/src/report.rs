@@ -18,6 +18,8 @@ pub(crate) enum Reason {
     LineTooLong,
     ControlCharacters,
     NoSeparator,
+    /// A refused login of a stealer log; other formats give the specific
+    /// `invalid email: ...` reasons below ([`Reason::email`]).
     InvalidEmail,
     NotAnEmailAddress,
     InvalidUsername,
