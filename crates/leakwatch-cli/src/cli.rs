@@ -391,6 +391,15 @@ pub struct IngestArgs {
     /// Print the report as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Give columns (CSV, NDJSON keys, SQL columns) their roles, over what their
+    /// names and contents say: ROLE=COLUMN pairs separated by commas, e.g.
+    /// `account=login_name,hash=pw,skip=notes`. Roles: email, username, account
+    /// (an address or a user name, by each value), phone, password (plaintext),
+    /// hash, ip, name, skip (not read). COLUMN is a name (case-insensitive) or,
+    /// for a CSV without a header row (then `--format csv`), a number from 1.
+    /// A column that is not there is an error.
+    #[arg(long, value_name = "ROLE=COL,...", value_parser = parse_columns)]
+    pub columns: Option<leakwatch_ingest::ColumnOverrides>,
     /// Dumps to read: files, folders, archives (zip, tar, tar.gz, 7z), or `-`
     /// for stdin; plain, gzip or zstd.
     #[arg(required = true, value_name = "FILE")]
@@ -469,6 +478,10 @@ pub enum SearchCommand {
 pub enum HashArg {
     Sha1,
     Ntlm,
+}
+
+fn parse_columns(s: &str) -> Result<leakwatch_ingest::ColumnOverrides, String> {
+    s.parse()
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

@@ -609,3 +609,66 @@ fn a_damaged_segment_fails_only_the_searches_that_need_it_until_repair() {
         leakwatch(&data, &["search", "email", "--json", "-"], Some(input.as_bytes())).ok("search email");
     assert_lines_eq(&out.json_lines(), &want, "search email after repair");
 }
+
+/// Columns named every way are read and reported; `--columns` overrides them;
+/// a column it names that is not there, or a role it does not know, is an error.
+#[test]
+fn columns_are_reported_and_overridden() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let csv = tmp.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "id,user_email,pass_hash,signup_ip\n\
+         1,fran\u{e7}ois@acme-corp.com,5f4dcc3b5aa765d61d8327deb882cf99,10.1.2.3\n\
+         2,J\u{f6}rg@Example.DE,5f4dcc3b5aa765d61d8327deb882cf98,\n",
+    )
+    .expect("write");
+    let csv = csv.display().to_string();
+    let report = tmp.path().join("report.json");
+    let report_arg = report.display().to_string();
+    let out =
+        leakwatch(&data, &["ingest", "--breach", "Cols", "--json", "--report-json", &report_arg, &csv], None);
+    let json = &out.ok("ingest").json_lines()[0];
+    let file = &json["files"][0];
+    assert_eq!(file["accepted"], json!(2));
+    assert_eq!(
+        file["columns"][0]["text"],
+        json!("user_email -> email, pass_hash -> hash (md5), signup_ip -> IP addresses; left out: id")
+    );
+    assert_eq!(
+        file["columns"][0]["used"][1],
+        json!({"column": "pass_hash", "role": "hash", "detail": "md5", "by": "name"})
+    );
+    let classes = &json["breach"]["DataClasses"];
+    assert_eq!(classes, &json!(["Email addresses", "IP addresses", "Passwords"]));
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(written["files"][0]["columns"], file["columns"]);
+    let found = leakwatch(&data, &["search", "email", "--json", "J\u{f6}rg@example.de"], None);
+    assert_eq!(found.ok("search").json_lines()[0]["breaches"], json!(["Cols"]));
+
+    // The text report names every column.
+    let out = leakwatch(&data, &["ingest", "--breach", "Cols", &csv], None).ok("ingest");
+    assert!(out.stdout.contains("  columns: user_email -> email, pass_hash -> hash (md5)"), "{}", out.stdout);
+    let out = leakwatch(
+        &data,
+        &["ingest", "--breach", "Cols", "--columns", "account=user_email,skip=signup_ip", &csv],
+        None,
+    )
+    .ok("ingest");
+    assert!(out.stdout.contains("user_email -> account (by --columns)"), "{}", out.stdout);
+
+    let one_line = |run: &Run, mentions: &str| {
+        assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "one stderr line: {:?}", run.stderr);
+        assert!(run.stderr.contains(mentions), "{:?} should name {mentions}", run.stderr);
+    };
+    let missing = leakwatch(&data, &["ingest", "--breach", "Cols", "--columns", "hash=pwd", &csv], None);
+    one_line(&missing, &format!("{csv}: --columns hash=pwd: no such column"));
+    let unknown = leakwatch(&data, &["ingest", "--breach", "Cols", "--columns", "secret=pwd", &csv], None);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("unknown column role \"secret\""), "{}", unknown.stderr);
+    let help = leakwatch(&data, &["ingest", "--help"], None).ok("help");
+    assert!(help.stdout.contains("--columns <ROLE=COL,...>"), "{}", help.stdout);
+}

@@ -117,8 +117,9 @@ pub(crate) fn noise_lines(
         }
         NoiseKind::InvalidEmails => (0..n)
             .map(|i| {
-                let text = format!("{}{sep_s}{}", INVALID_EMAILS[i % INVALID_EMAILS.len()], "secret1");
-                Entry::rejected(text, reason::INVALID_EMAIL)
+                let (address, why) = INVALID_EMAILS[i % INVALID_EMAILS.len()];
+                let text = format!("{address}{sep_s}secret1");
+                Entry::rejected(text, why)
             })
             .collect(),
         NoiseKind::NoSeparator => (0..n)

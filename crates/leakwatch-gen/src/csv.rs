@@ -206,8 +206,11 @@ pub(crate) fn build(
     if noise.has(NoiseKind::InvalidEmails) {
         for i in 0..n {
             let mut fields = row_cells(rng);
-            fields[email_at] = INVALID_EMAILS[i % INVALID_EMAILS.len()].to_string();
-            extra.push(Entry::rejected(layout.join(rng, &fields), reason::INVALID_EMAIL));
+            // Starting further down the list than the other formats, so that
+            // a small scenario still shows every reason.
+            let (address, why) = INVALID_EMAILS[(i + 2) % INVALID_EMAILS.len()];
+            fields[email_at] = address.to_string();
+            extra.push(Entry::rejected(layout.join(rng, &fields), why));
         }
     }
     if noise.has(NoiseKind::NoAccount) {

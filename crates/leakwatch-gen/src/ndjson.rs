@@ -26,7 +26,7 @@ fn object(rng: &mut Rng, id: usize, email: &str, password: &str, shape: usize) -
         ),
         1 => format!("{{\"id\":{id},\"user\":{{\"Email\":{email},\"verified\":{}}},\"password\":{password}}}", rng.chance(0.7)),
         _ => format!(
-            "{{\"record\":{{\"account\":{{\"E-Mail\":{email}}},\"credentials\":{{\"pass\":{password}}}}},\"source\":\"export\",\"tags\":[\"a\",\"b\"]}}"
+            "{{\"record\":{{\"account\":{{\"mail_address\":{email}}},\"credentials\":{{\"user_pass\":{password}}}}},\"source\":\"export\",\"tags\":[\"a\",\"b\"]}}"
         ),
     }
 }
@@ -51,7 +51,7 @@ pub(crate) fn build(rng: &mut Rng, rows: &[Row], noise: Noise) -> Vec<Entry> {
             let sha =
                 leakwatch_types::encode_hex_upper(&leakwatch_types::sha1(&password)).to_ascii_lowercase();
             let line = format!(
-                "{{\"id\":{id},\"email\":{},\"password\":null,\"hash\":\"{sha}\"}}",
+                "{{\"id\":{id},\"email\":{},\"password\":null,\"passwd_sha1\":\"{sha}\"}}",
                 js(&row.display)
             );
             (line, Material::Sha1)
@@ -81,11 +81,9 @@ pub(crate) fn build(rng: &mut Rng, rows: &[Row], noise: Noise) -> Vec<Entry> {
                 NoiseKind::Html => Entry::rejected(HTML[i % HTML.len()].0, reason::INVALID_JSON),
                 NoiseKind::Banners => Entry::rejected(BANNERS[i % BANNERS.len()].0, reason::INVALID_JSON),
                 NoiseKind::InvalidEmails => {
-                    let text = format!(
-                        "{{\"email\":{},\"password\":\"x1\"}}",
-                        js(INVALID_EMAILS[i % INVALID_EMAILS.len()])
-                    );
-                    Entry::rejected(text, reason::INVALID_EMAIL)
+                    let (address, why) = INVALID_EMAILS[i % INVALID_EMAILS.len()];
+                    let text = format!("{{\"email\":{},\"password\":\"x1\"}}", js(address));
+                    Entry::rejected(text, why)
                 }
                 NoiseKind::NoAccount => {
                     let text = if i % 2 == 0 {

@@ -105,7 +105,7 @@ pub(crate) const BANNERS: &[(&str, &str)] = &[
     ("★ FRESH PRIVATE COMBO ★ HQ ★ MIXED ★", reason::NO_SEPARATOR),
     ("Join @freshcombos for daily private leaks", reason::NO_SEPARATOR),
     ("Telegram: t.me/privcombos", reason::NOT_AN_EMAIL),
-    ("[+] Checked by @hqchecker_bot | valid 87%", reason::INVALID_EMAIL),
+    ("[+] Checked by @hqchecker_bot | valid 87%", reason::EMAIL_LOCAL_PART),
     ("Combo: mail-pass | 12k lines | private", reason::NOT_AN_EMAIL),
     ("--- uploaded by cr4ckz --- enjoy ---", reason::NO_SEPARATOR),
 ];
@@ -120,20 +120,24 @@ pub(crate) const HTML: &[(&str, &str)] = &[
 ];
 
 /// Identities with an `@` that normalization refuses.
-pub(crate) const INVALID_EMAILS: &[&str] = &[
-    "john..smith@gmail.com",
-    ".maria@yahoo.com",
-    "peter.@hotmail.com",
-    "anna@gmail",
-    "root@localhost",
-    "admin@[10.0.0.1]",
-    "ivan@-mail.ru",
-    "jo hn@gmail.com",
-    "@gmail.com",
-    "li@@qq.com",
-    "jöhn@web.de",
-    "kate@gmail..com",
-    "this.local.part.is.far.too.long.to.be.an.address.anyone.would.use.x@outlook.com",
+pub(crate) const INVALID_EMAILS: &[(&str, &str)] = &[
+    ("john..smith@gmail.com", reason::EMAIL_LOCAL_PART),
+    ("anna@gmail", reason::EMAIL_DOMAIN),
+    ("admin@[10.0.0.1]", reason::EMAIL_IP_LITERAL),
+    (".maria@yahoo.com", reason::EMAIL_LOCAL_PART),
+    ("peter.@hotmail.com", reason::EMAIL_LOCAL_PART),
+    ("root@localhost", reason::EMAIL_DOMAIN),
+    ("ivan@-mail.ru", reason::EMAIL_DOMAIN),
+    ("jo hn@gmail.com", reason::EMAIL_LOCAL_PART),
+    ("@gmail.com", reason::EMAIL_LOCAL_PART),
+    ("li@@qq.com", reason::EMAIL_LOCAL_PART),
+    ("jöhn..x@web.de", reason::EMAIL_LOCAL_PART),
+    ("kate@gmail..com", reason::EMAIL_DOMAIN),
+    ("sam@192.168.0.7", reason::EMAIL_IP_LITERAL),
+    (
+        "this.local.part.is.far.too.long.to.be.an.address.anyone.would.use.x@outlook.com",
+        reason::EMAIL_LOCAL_PART,
+    ),
 ];
 
 /// How many noise lines of one kind a file of `rows` rows gets.

@@ -15,7 +15,7 @@ pub struct Domain {
     pub ascii: String,
 }
 
-/// An address, by its canonical (lower-case ASCII) local part and a domain index.
+/// An address, by its canonical (lower-case, NFC) local part and a domain index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     pub local: String,
@@ -96,7 +96,10 @@ impl Population {
             let count = if rng.chance(0.25) { 2 } else { 1 };
             while addresses.len() < count {
                 let domain = pick_domain(rng);
-                let local = local_part(rng, first, last, birth_year);
+                let mut local = local_part(rng, first, last, birth_year);
+                if rng.chance(0.04) {
+                    local = accented(&local);
+                }
                 addresses.push(unique(rng, &mut taken, local, domain));
             }
             let work = rng.chance(work_share).then(|| {
@@ -179,6 +182,20 @@ pub(crate) fn local_part(rng: &mut Rng, first: &str, last: &str, year: u16) -> S
         8 => format!("{first}{year}"),
         _ => format!("{}.{last}", &first[..1]),
     }
+}
+
+/// An internationalized local part (RFC 6531), lower-case and in NFC as the
+/// store keys it: the first `e`, `o`, `u` or `c` gets its accent (`françois`).
+/// Latin-1 letters only, so the address can also be written in Latin-1.
+fn accented(local: &str) -> String {
+    let Some(at) = local.find(['e', 'o', 'u', 'c']) else { return local.to_owned() };
+    let accent = match &local[at..at + 1] {
+        "e" => "é",
+        "o" => "ö",
+        "u" => "ü",
+        _ => "ç",
+    };
+    format!("{}{accent}{}", &local[..at], &local[at + 1..])
 }
 
 fn nickname(rng: &mut Rng, first: &str, year: u16) -> String {

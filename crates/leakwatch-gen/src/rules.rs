@@ -8,7 +8,10 @@ pub mod reason {
     pub const LINE_TOO_LONG: &str = "line too long";
     pub const CONTROL_CHARACTERS: &str = "control characters";
     pub const NO_SEPARATOR: &str = "no separator";
-    pub const INVALID_EMAIL: &str = "invalid email";
+    pub const EMAIL_NO_AT: &str = "invalid email: no @";
+    pub const EMAIL_LOCAL_PART: &str = "invalid email: local part";
+    pub const EMAIL_DOMAIN: &str = "invalid email: domain";
+    pub const EMAIL_IP_LITERAL: &str = "invalid email: IP literal domain";
     pub const NOT_AN_EMAIL: &str = "not an email address";
     pub const INVALID_USERNAME: &str = "invalid username";
     pub const NO_ACCOUNT: &str = "no account";
@@ -16,52 +19,13 @@ pub mod reason {
     pub const INVALID_JSON: &str = "invalid JSON";
 }
 
-/// Every known column name (all categories), lower-case.
-pub const KNOWN_COLUMNS: &[&str] = &[
-    "email",
-    "e-mail",
-    "mail",
-    "email_address",
-    "emailaddress",
-    "user_email",
-    "username",
-    "user",
-    "login",
-    "user_login",
-    "user_name",
-    "nickname",
-    "password",
-    "pass",
-    "passwd",
-    "pwd",
-    "plaintext",
-    "password_plain",
-    "hash",
-    "password_hash",
-    "passhash",
-    "pw_hash",
-    "sha1",
-    "md5",
-    "ntlm",
-    "phone",
-    "phone_number",
-    "mobile",
-    "telephone",
-    "name",
-    "first_name",
-    "last_name",
-    "full_name",
-    "ip",
-    "ip_address",
-    "last_ip",
-    "reg_ip",
-    "dob",
-    "birthday",
-    "date_of_birth",
-    "address",
-    "street",
-    "city",
-];
+/// Whether a header field is a column name for format detection: a name listed
+/// whole, or one of several words that play a role (`signup_ip`), never a lone
+/// word (a combo's password can be `password123`).
+pub fn is_known_column(field: &str) -> bool {
+    leakwatch_types::column_role(field.as_bytes())
+        .is_some_and(|(_, how)| how != leakwatch_types::NameMatch::OneWord)
+}
 
 /// The format names reports use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -100,9 +64,7 @@ pub fn detect(first_line: &[u8]) -> Format {
     let known = line.split(|&b| b == delims[best]).any(|field| {
         let field = field.trim_ascii();
         let field = field.strip_prefix(b"\"").and_then(|f| f.strip_suffix(b"\"")).unwrap_or(field);
-        std::str::from_utf8(field)
-            .map(|f| KNOWN_COLUMNS.contains(&f.trim().to_ascii_lowercase().as_str()))
-            .unwrap_or(false)
+        std::str::from_utf8(field).map(is_known_column).unwrap_or(false)
     });
     if known {
         Format::Csv
@@ -125,5 +87,7 @@ mod tests {
         assert_eq!(detect(b"bob@example.com;hunter2"), Format::Combo);
         // The hazard the writers guard against: a combo whose password is a column name.
         assert_eq!(detect(b"bob@example.com;password"), Format::Csv);
+        assert_eq!(detect(b"member_no,mail_address,passwd_md5"), Format::Csv);
+        assert_eq!(detect(b"bob@example.com;password123"), Format::Combo);
     }
 }

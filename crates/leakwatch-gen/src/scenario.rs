@@ -226,11 +226,13 @@ fn templates(org_domain: &str) -> Vec<Template> {
                     "photovault_legacy.tsv",
                     Kind::Csv(layout(
                         b'\t',
+                        // Names as real dumps write them: found by their words.
                         &[
-                            ("uid", Col::Id),
-                            ("user_email", Col::Email),
-                            ("password_hash", Col::Md5),
-                            ("last_ip", Col::Ip),
+                            ("member_no", Col::Id),
+                            ("mail_address", Col::Email),
+                            ("passwd_md5", Col::Md5),
+                            ("signupIP", Col::Ip),
+                            ("pw_changed_at", Col::Created),
                         ],
                         false,
                         0.0,
@@ -242,7 +244,12 @@ fn templates(org_domain: &str) -> Vec<Template> {
                     "photovault_admins.csv",
                     Kind::Csv(layout(
                         b',',
-                        &[("email", Col::Email), ("password_hash", Col::Bcrypt), ("reg_ip", Col::Ip)],
+                        &[
+                            ("email_addr", Col::Email),
+                            ("user_pass_hash", Col::Bcrypt),
+                            ("regip", Col::Ip),
+                            ("password_changed_at", Col::Created),
+                        ],
                         true,
                         0.0,
                     )),

@@ -30,10 +30,14 @@ pub enum Schema {
     XenForo,
     Joomla,
     Discourse,
+    /// A site of no package: columns named as in-house schemas name them
+    /// (`login_name`, `mail_address`, `passwd_md5`, `signup_ip`), found by
+    /// their words; `password_changed_at` is no password.
+    Custom,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 9] = [
+    pub const ALL: [Schema; 10] = [
         Schema::WordPress,
         Schema::PhpBb,
         Schema::MyBb,
@@ -43,6 +47,7 @@ impl Schema {
         Schema::XenForo,
         Schema::Joomla,
         Schema::Discourse,
+        Schema::Custom,
     ];
 }
 
@@ -207,6 +212,10 @@ fn table(schema: Schema) -> Table {
             create: "  `id` int NOT NULL,\n  `name` varchar(400) NOT NULL,\n  `username` varchar(150) NOT NULL,\n  `email` varchar(100) NOT NULL,\n  `password` varchar(100) NOT NULL,\n  `registerDate` datetime NOT NULL,\n  PRIMARY KEY (`id`)",
         },
         Schema::Discourse => Table { name: "users", create: "" },
+        Schema::Custom => Table {
+            name: "site_accounts",
+            create: "  `member_no` int NOT NULL,\n  `login_name` varchar(64) NOT NULL,\n  `password_changed_at` datetime NOT NULL,\n  `passwd_md5` char(32) NOT NULL,\n  `mail_address` varchar(190) NOT NULL,\n  `signup_ip` varchar(45) NOT NULL,\n  PRIMARY KEY (`member_no`)",
+        },
     }
 }
 
@@ -286,6 +295,10 @@ fn mysql_row(schema: Schema, rng: &mut Rng, i: usize, u: &User) -> (String, Opti
             (row, Some((kind, hash)))
         }
         Schema::Discourse => (String::new(), None),
+        Schema::Custom => {
+            let row = format!("{i},{n},'2021-06-01 12:00:00','{md5}',{e},'{ip}'");
+            (row, Some((HashKind::Md5, md5.to_uppercase())))
+        }
     }
 }
 
@@ -329,7 +342,7 @@ fn mysql_users(
         let (row, password) = mysql_row(schema, rng, i + 1, &u);
         out.put(&format!("({row})"));
         if bad {
-            rejected.entry("invalid email").or_default().push(out.line);
+            rejected.entry(crate::rules::reason::EMAIL_NO_AT).or_default().push(out.line);
         } else {
             records.push(SqlRecord { account: email_key(&u), password });
             ids.push(i + 1);

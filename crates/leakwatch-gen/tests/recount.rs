@@ -98,7 +98,11 @@ fn detect(first: &[u8]) -> Format {
         f.strip_prefix(b"\"").and_then(|f| f.strip_suffix(b"\"")).unwrap_or(f).to_vec()
     };
     let known = n > 0
-        && first.split(|&b| b == d).any(|f| column(std::str::from_utf8(&unquote(f)).unwrap_or("")).is_some());
+        && first.split(|&b| b == d).any(|f| {
+            // A lone word that is not a listed name (`password123`) is no header.
+            leakwatch_types::column_role(&unquote(f))
+                .is_some_and(|(_, how)| how != leakwatch_types::NameMatch::OneWord)
+        });
     if known {
         Format::Csv
     } else {
@@ -117,19 +121,14 @@ enum Cat {
 }
 
 fn column(name: &str) -> Option<Cat> {
-    let n = name.trim().to_lowercase();
-    let n = n.as_str();
-    Some(match n {
-        "email" | "e-mail" | "mail" | "email_address" | "emailaddress" | "user_email" => Cat::Email,
-        "username" | "user" | "login" | "user_login" | "user_name" | "nickname" => Cat::User,
-        "password" | "pass" | "passwd" | "pwd" | "plaintext" | "password_plain" => Cat::Pass,
-        "hash" | "password_hash" | "passhash" | "pw_hash" | "sha1" | "md5" | "ntlm" => Cat::Hash,
-        "phone" | "phone_number" | "mobile" | "telephone" => Cat::Phone,
-        "name" | "first_name" | "last_name" | "full_name" => Cat::Extra("Names"),
-        "ip" | "ip_address" | "last_ip" | "reg_ip" => Cat::Extra("IP addresses"),
-        "dob" | "birthday" | "date_of_birth" => Cat::Extra("Dates of birth"),
-        "address" | "street" | "city" => Cat::Extra("Physical addresses"),
-        _ => return None,
+    use leakwatch_types::{column_role, ColumnRole};
+    Some(match column_role(name.as_bytes())?.0 {
+        ColumnRole::Email => Cat::Email,
+        ColumnRole::Username => Cat::User,
+        ColumnRole::Password => Cat::Pass,
+        ColumnRole::Hash => Cat::Hash,
+        ColumnRole::Phone => Cat::Phone,
+        ColumnRole::Class(class) => Cat::Extra(class.hibp_name()),
     })
 }
 
@@ -187,8 +186,8 @@ fn combo(out: &mut FileResult, lines: &[(u64, Option<&[u8]>)]) {
         let account = if identity.contains('@') {
             match normalize_email(identity) {
                 Ok(e) => (AccountKind::Email, e),
-                Err(_) => {
-                    out.reject(no, "invalid email");
+                Err(e) => {
+                    out.reject(no, e.rejection());
                     continue;
                 }
             }
@@ -216,7 +215,7 @@ fn combo(out: &mut FileResult, lines: &[(u64, Option<&[u8]>)]) {
 fn account_and_password(cells: &[(Cat, String, String)]) -> Result<(Account, Pw), &'static str> {
     let find = |cat: Cat| cells.iter().find(|(c, _, v)| *c == cat && !v.is_empty());
     let account = if let Some((_, _, e)) = find(Cat::Email) {
-        (AccountKind::Email, normalize_email(e).map_err(|_| "invalid email")?)
+        (AccountKind::Email, normalize_email(e).map_err(|e| e.rejection())?)
     } else if let Some((_, _, u)) = find(Cat::User) {
         (AccountKind::Username, normalize_username(u).ok_or("invalid username")?)
     } else if let Some((_, _, p)) = find(Cat::Phone) {
@@ -522,7 +521,9 @@ fn noisy_scenario_agrees_with_a_recount() {
         "line too long",
         "control characters",
         "no separator",
-        "invalid email",
+        "invalid email: local part",
+        "invalid email: domain",
+        "invalid email: IP literal domain",
         "not an email address",
         "invalid username",
         "no account",

@@ -377,7 +377,7 @@ impl Expander {
         }
         let raw = RawInput::from_reader(name.to_owned(), Some(len), Box::new(slice(0)))
             .map_err(|e| Self::error(archive, name, e.to_string()))?;
-        self.inputs.push(Input { raw });
+        self.inputs.push(Input { raw, columns: None });
         Ok(())
     }
 

@@ -185,7 +185,7 @@ fn account(identity: &[u8], mode: Mode, legacy: &'static Encoding) -> Result<Acc
     }
     let identity = &*identity_text(identity, legacy);
     if identity.contains('@') {
-        let value = normalize_email(identity).map_err(|_| Reason::InvalidEmail)?;
+        let value = normalize_email(identity).map_err(Reason::email)?;
         return Ok(Account { kind: AccountKind::Email, value });
     }
     if mode == Mode::Email {

@@ -12,7 +12,7 @@ use encoding_rs::Encoding;
 use memchr::{memchr, memchr2, memrchr};
 
 use crate::chunk::{finish, Scan, Splitter, SCAN_WINDOW};
-use crate::columns::{role_of, Role, Row};
+use crate::columns::{self, ColumnOverrides, ColumnReport, Role, Row, SAMPLE_ROWS};
 use crate::report::{Reason, Tallies};
 use leakwatch_types::Record;
 
@@ -179,21 +179,64 @@ pub(crate) struct Header {
     width: usize,
     /// For each column that plays a role: its index, role and name.
     columns: Vec<(usize, Role, Vec<u8>)>,
+    /// Which column became what.
+    pub(crate) report: ColumnReport,
 }
 
 impl Header {
-    /// Reads the header from the bytes of its record.
-    pub(crate) fn parse(record: &[u8], delimiter: u8) -> Header {
+    /// The names in a header record.
+    pub(crate) fn names(record: &[u8], delimiter: u8) -> Vec<Vec<u8>> {
         let mut fields = Fields::default();
         scan_record(record, delimiter, true, &mut fields);
-        let columns = (0..fields.len())
-            .filter_map(|i| {
-                let name = fields.get(i);
-                role_of(name).map(|role| (i, role, name.trim_ascii().to_vec()))
-            })
-            .collect();
-        Header { delimiter, width: fields.len(), columns }
+        (0..fields.len()).map(|i| fields.get(i).to_vec()).collect()
     }
+
+    /// The header of columns named `names`, their roles decided from the names,
+    /// `overrides`, and the rows at the start of `rows` (the bytes after the
+    /// header; `at_eof` when they run to the end of the input).
+    pub(crate) fn new(
+        delimiter: u8,
+        names: Vec<Vec<u8>>,
+        rows: &[u8],
+        at_eof: bool,
+        overrides: Option<&ColumnOverrides>,
+    ) -> Header {
+        let sample = sample_rows(rows, delimiter, at_eof, names.len());
+        let columns: Vec<(Vec<u8>, Vec<&[u8]>)> = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name, sample.iter().map(|f| f.get(i)).collect()))
+            .collect();
+        let (roles, report) = columns::plan(&columns, overrides, true);
+        let width = columns.len();
+        let columns = columns
+            .into_iter()
+            .zip(roles)
+            .enumerate()
+            .filter_map(|(i, ((name, _), role))| role.map(|role| (i, role, name.trim_ascii().to_vec())))
+            .collect();
+        Header { delimiter, width, columns, report }
+    }
+}
+
+/// The fields of up to [`SAMPLE_ROWS`] whole records at the start of `bytes`
+/// that have `width` fields (blank and too-long records are passed over).
+fn sample_rows(bytes: &[u8], delimiter: u8, at_eof: bool, width: usize) -> Vec<Fields> {
+    let mut rows = Vec::new();
+    let mut at = 0;
+    while rows.len() < SAMPLE_ROWS && at < bytes.len() {
+        let mut fields = Fields::default();
+        match scan_record(&bytes[at..], delimiter, at_eof, &mut fields) {
+            Scan::Record(n) => {
+                if fields.len() == width && !bytes[at..at + n].trim_ascii().is_empty() {
+                    rows.push(fields);
+                }
+                at += n;
+            }
+            _ => break,
+        }
+    }
+    rows
 }
 
 /// Parses a chunk of whole CSV records (after the header) into records.

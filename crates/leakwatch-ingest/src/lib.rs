@@ -40,6 +40,7 @@ use std::sync::atomic::AtomicU64;
 use leakwatch_types::{DataClass, Record};
 
 pub use archive::Limits as ArchiveLimits;
+pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
 pub use hash_shape::{detect_hash, normalize_hash_value};
 
 /// A dump format this crate can parse.
@@ -79,6 +80,9 @@ pub enum IngestError {
     /// An archive could not be read, or crossed a limit against archive bombs.
     #[error("{archive}{}: {detail}", if member.is_empty() { String::new() } else { format!("!{member}") })]
     Archive { archive: String, member: String, detail: String },
+    /// `--columns` does not fit the input (a column it names is not there).
+    #[error("{path}: {detail}")]
+    Columns { path: String, detail: String },
     #[error("{0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -105,17 +109,21 @@ pub struct Report {
     pub rejected: BTreeMap<&'static str, Rejections>,
     /// Data classes this input exposes: from its records and from its columns.
     pub data_classes: BTreeSet<DataClass>,
+    /// Which column became what (CSV and NDJSON: one; SQL: one per table that
+    /// holds accounts; none for other formats).
+    pub columns: Vec<ColumnReport>,
 }
 
 /// An opened input: a file or stdin, decompressed when it is gzip or zstd.
 pub struct Input {
     raw: input::RawInput,
+    columns: Option<std::sync::Arc<ColumnOverrides>>,
 }
 
 impl Input {
     /// Opens `path` (`-` is stdin), detecting compression by magic bytes.
     pub fn open(path: &str) -> Result<Input, IngestError> {
-        Ok(Input { raw: input::RawInput::open(path)? })
+        Ok(Input { raw: input::RawInput::open(path)?, columns: None })
     }
 
     /// The dumps `path` holds: a plain file is itself; a directory gives its
@@ -141,7 +149,13 @@ impl Input {
         let name = name.into();
         let raw = input::RawInput::from_reader(name.clone(), None, Box::new(reader))
             .map_err(|source| IngestError::Open { path: name, source })?;
-        Ok(Input { raw })
+        Ok(Input { raw, columns: None })
+    }
+
+    /// Gives columns roles over what their names and contents say (`--columns`).
+    pub fn with_columns(mut self, overrides: std::sync::Arc<ColumnOverrides>) -> Input {
+        self.columns = Some(overrides);
+        self
     }
 
     /// The name used in messages: the path, or `<stdin>`.
@@ -183,5 +197,6 @@ where
     M: Fn(Vec<Record>) -> T + Sync,
     S: FnMut(T) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 {
-    reader::read_chunked(input.raw, format, progress, reader::CHUNK_SIZE, map, sink)
+    let overrides = input.columns.as_deref();
+    reader::read_with_columns(input.raw, format, overrides, progress, reader::CHUNK_SIZE, map, sink)
 }

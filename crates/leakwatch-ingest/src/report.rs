@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use leakwatch_types::{AccountKind, DataClass, Record};
+use leakwatch_types::{AccountKind, DataClass, EmailError, Record};
 
 use crate::{Format, Rejections, Report, SAMPLE_LINES};
 
@@ -18,6 +18,8 @@ pub(crate) enum Reason {
     LineTooLong,
     ControlCharacters,
     NoSeparator,
+    /// A refused login of a stealer log; other formats give the specific
+    /// `invalid email: ...` reasons below ([`Reason::email`]).
     InvalidEmail,
     NotAnEmailAddress,
     InvalidUsername,
@@ -29,10 +31,15 @@ pub(crate) enum Reason {
     MalformedRow,
     TruncatedRow,
     InvalidWebsite,
+    EmailNoAt,
+    EmailLocalPart,
+    EmailDomain,
+    EmailIpLiteral,
+    EmailTooLong,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 14] = [
+    pub(crate) const ALL: [Reason; 19] = [
         Reason::LineTooLong,
         Reason::ControlCharacters,
         Reason::NoSeparator,
@@ -47,7 +54,23 @@ impl Reason {
         Reason::MalformedRow,
         Reason::TruncatedRow,
         Reason::InvalidWebsite,
+        Reason::EmailNoAt,
+        Reason::EmailLocalPart,
+        Reason::EmailDomain,
+        Reason::EmailIpLiteral,
+        Reason::EmailTooLong,
     ];
+
+    /// The specific reason an address was refused.
+    pub(crate) fn email(error: EmailError) -> Reason {
+        match error {
+            EmailError::NoAt => Reason::EmailNoAt,
+            EmailError::BadLocalPart => Reason::EmailLocalPart,
+            EmailError::BadDomain => Reason::EmailDomain,
+            EmailError::IpLiteral => Reason::EmailIpLiteral,
+            EmailError::TooLong => Reason::EmailTooLong,
+        }
+    }
 
     /// The stable string of the rules (`docs/ingest-rules.md`).
     pub(crate) const fn as_str(self) -> &'static str {
@@ -66,6 +89,11 @@ impl Reason {
             Reason::MalformedRow => "malformed row",
             Reason::TruncatedRow => "truncated row",
             Reason::InvalidWebsite => "invalid website",
+            Reason::EmailNoAt => "invalid email: no @",
+            Reason::EmailLocalPart => "invalid email: local part",
+            Reason::EmailDomain => "invalid email: domain",
+            Reason::EmailIpLiteral => "invalid email: IP literal domain",
+            Reason::EmailTooLong => "invalid email: too long",
         }
     }
 }
@@ -187,6 +215,7 @@ impl Tallies {
             accepted: self.accepted,
             rejected,
             data_classes: self.classes.to_set(),
+            columns: Vec::new(),
         }
     }
 }
@@ -202,6 +231,14 @@ mod tests {
         }
         let names: BTreeSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), Reason::ALL.len());
+    }
+
+    #[test]
+    fn address_reasons_are_the_types_crate_spelling() {
+        use EmailError::*;
+        for error in [NoAt, BadLocalPart, BadDomain, IpLiteral, TooLong] {
+            assert_eq!(Reason::email(error).as_str(), error.rejection());
+        }
     }
 
     #[test]

@@ -19,12 +19,13 @@
 use std::collections::HashMap;
 
 use leakwatch_types::{
-    normalize_email, normalize_username, Account, AccountKind, DataClass, HashKind, PasswordHashes,
-    PasswordMaterial, Record,
+    column_role, normalize_email, normalize_phone, normalize_username, Account, AccountKind, ColumnRole,
+    DataClass, HashKind, PasswordHashes, PasswordMaterial, Record,
 };
 
 use encoding_rs::WINDOWS_1252;
 
+use crate::columns::{ChosenBy, ColumnOverrides, ColumnReport, ColumnUse, OverrideRole};
 use crate::encoding::identity_text;
 use crate::hash_shape::{detect_hash, normalize_hash_value};
 use crate::report::{Classes, Reason};
@@ -35,6 +36,14 @@ use crate::sql_value::Value;
 pub(crate) enum Col {
     Email,
     Username,
+    /// An address or a user name, whichever each value is (`--columns account=`).
+    Account,
+    /// A phone number (`--columns phone=`).
+    Phone,
+    /// Always a hash, typed by shape (`--columns hash=`).
+    Hash,
+    /// Always a plaintext (`--columns password=`).
+    Plain,
     /// A password column: a hash when its value has a hash's shape, else plaintext.
     Password,
     Salt,
@@ -137,10 +146,50 @@ fn role(name: &str, table: &str, scheme: Scheme) -> Col {
         "name" | "first_name" | "last_name" | "full_name" | "realname" | "real_name" | "firstname"
         | "lastname" => Col::Class(DataClass::Names),
         "password_hint" | "passwordhint" | "pw_hint" | "hint" => Col::Class(DataClass::PasswordHints),
-        _ if name.contains("mail") && !name.contains("notif") && !name.contains("status") => Col::Email,
-        _ if name.contains("pass") && !name.contains("date") && !name.contains("time") => Col::Password,
         _ if name.ends_with("salt") => Col::Salt,
-        _ => Col::Ignore,
+        // The words of the name (`pass_hash`, `signup_ip`, `mail_address`).
+        _ => match role_by_words(name) {
+            Some(ColumnRole::Email) => Col::Email,
+            Some(ColumnRole::Username) => Col::Username,
+            Some(ColumnRole::Password | ColumnRole::Hash) => Col::Password,
+            Some(ColumnRole::Class(class)) => Col::Class(class),
+            Some(ColumnRole::Phone) | None => Col::Ignore,
+        },
+    }
+}
+
+/// [`column_role`] of a name, remembered: a dump written one `INSERT` per row
+/// asks for every column of every table once a row, and splitting a name into
+/// words costs a few allocations.
+fn role_by_words(name: &str) -> Option<ColumnRole> {
+    thread_local! {
+        static ROLES: std::cell::RefCell<HashMap<String, Option<ColumnRole>>> = Default::default();
+    }
+    ROLES.with_borrow_mut(|roles| {
+        if let Some(role) = roles.get(name) {
+            return *role;
+        }
+        let role = column_role(name.as_bytes()).map(|(role, _)| role);
+        // Names are few in a dump; a bound keeps a hostile one from growing this.
+        if roles.len() < 4096 {
+            roles.insert(name.to_owned(), role);
+        }
+        role
+    })
+}
+
+/// The column a `--columns` role makes of a SQL column.
+fn override_col(role: OverrideRole) -> Col {
+    match role {
+        OverrideRole::Email => Col::Email,
+        OverrideRole::Username => Col::Username,
+        OverrideRole::Account => Col::Account,
+        OverrideRole::Phone => Col::Phone,
+        OverrideRole::Password => Col::Plain,
+        OverrideRole::Hash => Col::Hash,
+        OverrideRole::Ip => Col::Class(DataClass::IpAddresses),
+        OverrideRole::Name => Col::Class(DataClass::Names),
+        OverrideRole::Skip => Col::Ignore,
     }
 }
 
@@ -149,7 +198,13 @@ impl TablePlan {
     /// table does not hold accounts by its column names. `columns` may be empty
     /// (an `INSERT` without column list into a table the dump never created):
     /// then only [`TablePlan::from_values`] can tell.
-    pub(crate) fn new(table: &str, columns: &[String], escapes: bool, copy: bool) -> TablePlan {
+    pub(crate) fn new(
+        table: &str,
+        columns: &[String],
+        escapes: bool,
+        copy: bool,
+        overrides: Option<&ColumnOverrides>,
+    ) -> TablePlan {
         let table = table.to_ascii_lowercase();
         let scheme = if table.ends_with("user_authenticate")
             || (any_is(columns, &["user_id"])
@@ -170,7 +225,13 @@ impl TablePlan {
         } else {
             Scheme::Shape
         };
-        let cols: Vec<Col> = columns.iter().map(|c| role(c, &table, scheme)).collect();
+        let cols: Vec<Col> = columns
+            .iter()
+            .map(|c| match overrides.and_then(|o| o.find(c.as_bytes(), None)) {
+                Some(o) => override_col(o),
+                None => role(c, &table, scheme),
+            })
+            .collect();
         let join = match scheme {
             Scheme::XenForo if table.ends_with("user_authenticate") => Join::Lookup,
             Scheme::XenForo => Join::Provide { emits: true },
@@ -186,7 +247,46 @@ impl TablePlan {
         let has = |c: Col| self.cols.contains(&c);
         self.join != Join::None
             || has(Col::Email)
-            || has(Col::Username) && (has(Col::Password) || has(Col::Token) || has(Col::XfData))
+            || has(Col::Account)
+            || has(Col::Phone)
+            || has(Col::Username)
+                && (has(Col::Password)
+                    || has(Col::Token)
+                    || has(Col::XfData)
+                    || has(Col::Hash)
+                    || has(Col::Plain))
+    }
+
+    /// Which column of `columns` (the table's names) became what.
+    pub(crate) fn report(&self, columns: &[String], overrides: Option<&ColumnOverrides>) -> ColumnReport {
+        let mut report = ColumnReport { table: Some(self.table.clone()), ..ColumnReport::default() };
+        for (name, col) in columns.iter().zip(&self.cols) {
+            let role = match col {
+                Col::Email => "email",
+                Col::Username => "username",
+                Col::Account => "account",
+                Col::Phone => "phone",
+                Col::Password => "password",
+                Col::Hash => "hash",
+                Col::Plain => "password",
+                Col::Salt => "salt",
+                Col::Token => "password",
+                Col::XfData => "password",
+                Col::Key => "user id",
+                Col::Primary => "primary",
+                Col::Class(class) => class.hibp_name(),
+                Col::Ignore => {
+                    report.left_out.push(name.clone());
+                    continue;
+                }
+            };
+            let by = match overrides.and_then(|o| o.find(name.as_bytes(), None)) {
+                Some(_) => ChosenBy::Override,
+                None => ChosenBy::Name,
+            };
+            report.used.push(ColumnUse { column: name.clone(), role, detail: None, by });
+        }
+        report
     }
 
     /// Settles a table whose columns have no names (an `INSERT` without column
@@ -280,14 +380,28 @@ impl TablePlan {
     /// The account from this row's own columns: the address, else the user name.
     fn own_account(&self, values: &[Value<'_>]) -> Result<Account, Reason> {
         if let Some(email) = self.non_empty(values, Col::Email) {
-            let text = std::str::from_utf8(email).map_err(|_| Reason::InvalidEmail)?;
-            let value = normalize_email(text).map_err(|_| Reason::InvalidEmail)?;
+            // Not UTF-8: read as Windows-1252, as user names are (`SET NAMES latin1`).
+            let text = identity_text(email, WINDOWS_1252);
+            let value = normalize_email(&text).map_err(Reason::email)?;
             return Ok(Account { kind: AccountKind::Email, value });
+        }
+        if let Some(account) = self.non_empty(values, Col::Account) {
+            let text = identity_text(account, WINDOWS_1252);
+            if text.contains('@') {
+                let value = normalize_email(&text).map_err(Reason::email)?;
+                return Ok(Account { kind: AccountKind::Email, value });
+            }
+            let value = normalize_username(&text).ok_or(Reason::InvalidUsername)?;
+            return Ok(Account { kind: AccountKind::Username, value });
         }
         if let Some(user) = self.non_empty(values, Col::Username) {
             let text = identity_text(user, WINDOWS_1252);
             let value = normalize_username(&text).ok_or(Reason::InvalidUsername)?;
             return Ok(Account { kind: AccountKind::Username, value });
+        }
+        if let Some(phone) = self.non_empty(values, Col::Phone) {
+            let value = normalize_phone(&identity_text(phone, WINDOWS_1252)).ok_or(Reason::InvalidPhone)?;
+            return Ok(Account { kind: AccountKind::Phone, value });
         }
         Err(Reason::NoAccount)
     }
@@ -307,6 +421,12 @@ impl TablePlan {
         }
         if let Some(blob) = self.non_empty(values, Col::XfData) {
             return xenforo_blob(blob);
+        }
+        if let Some(plain) = self.field(values, Col::Plain).filter(|v| !v.is_empty()) {
+            return Some(PasswordMaterial::Plain(PasswordHashes::of(plain)));
+        }
+        if let Some(hash) = self.non_empty(values, Col::Hash) {
+            return Some(by_shape(&String::from_utf8_lossy(hash.trim_ascii()), ""));
         }
         let value = self
             .cols

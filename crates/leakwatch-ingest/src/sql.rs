@@ -16,6 +16,7 @@ use std::sync::Arc;
 use leakwatch_types::Record;
 
 use crate::chunk::Source;
+use crate::columns::{ColumnOverrides, ColumnRef, ColumnReport};
 use crate::pipeline::Piece;
 use crate::report::{Reason, Tallies};
 use crate::schema::{Join, JoinMap, TablePlan, MAX_JOIN};
@@ -138,6 +139,11 @@ struct Driver {
     ready: VecDeque<SqlChunk>,
     /// Spare buffers from chunks the pipeline is done with.
     spares: Vec<Vec<u8>>,
+    overrides: Option<ColumnOverrides>,
+    /// Which `--columns` entries matched a column of some table.
+    overrides_found: Vec<bool>,
+    /// Which column became what, per table holding accounts, in dump order.
+    reports: Vec<ColumnReport>,
 }
 
 /// A table's name: the last part of `db`.`table` or `schema.table`, lower-case.
@@ -222,8 +228,11 @@ fn create_table_columns(tokens: &[Token<'_>]) -> Option<(String, Vec<String>)> {
 }
 
 impl Driver {
-    fn new(chunk_size: usize) -> Driver {
+    fn new(chunk_size: usize, overrides: Option<ColumnOverrides>) -> Driver {
         Driver {
+            overrides_found: vec![false; overrides.as_ref().map_or(0, |o| o.entries.len())],
+            overrides,
+            reports: Vec::new(),
             chunk_size: chunk_size.max(1),
             tables: HashMap::new(),
             plan: None,
@@ -288,7 +297,34 @@ impl Driver {
 
     fn plan_for(&self, table: String, columns: Option<Vec<String>>, at: At, copy: bool) -> TablePlan {
         let columns = columns.or_else(|| self.tables.get(&table).cloned()).unwrap_or_default();
-        TablePlan::new(&table, &columns, at.escapes, copy)
+        TablePlan::new(&table, &columns, at.escapes, copy, self.overrides.as_ref())
+    }
+
+    /// [`Driver::note_columns`] for a plan from [`Driver::plan_for`].
+    fn note(&mut self, plan: &TablePlan, columns: Option<Vec<String>>) {
+        // Dumps with one INSERT per row come here once a row: the common case
+        // is settled before any column name is copied.
+        let reported = self.reports.iter().any(|r| r.table.as_deref() == Some(plan.table.as_str()));
+        if self.overrides.is_none() && (reported || !plan.holds_accounts()) {
+            return;
+        }
+        let columns = columns.or_else(|| self.tables.get(&plan.table).cloned()).unwrap_or_default();
+        self.note_columns(plan, &columns);
+    }
+
+    /// Notes which `--columns` entries `columns` has, and the report of a
+    /// table that holds accounts, the first time its rows come.
+    fn note_columns(&mut self, plan: &TablePlan, columns: &[String]) {
+        if let Some(overrides) = &self.overrides {
+            for (found, (_, col)) in self.overrides_found.iter_mut().zip(&overrides.entries) {
+                if let ColumnRef::Name(name) = col {
+                    *found |= columns.iter().any(|c| c.eq_ignore_ascii_case(name));
+                }
+            }
+        }
+        if plan.holds_accounts() && !self.reports.iter().any(|r| r.table.as_deref() == Some(&plan.table)) {
+            self.reports.push(plan.report(columns, self.overrides.as_ref()));
+        }
     }
 }
 
@@ -329,6 +365,8 @@ impl Handler for Driver {
                 Some((table, i)) => {
                     let columns = name_list(&toks, i).map(|(c, _)| c);
                     let plan = self.plan_for(table, columns, at, true);
+                    let columns = name_list(&toks, i).map(|(c, _)| c);
+                    self.note(&plan, columns);
                     (Some(plan), false)
                 }
                 None => (None, false),
@@ -350,7 +388,12 @@ impl Handler for Driver {
         }
         let plan = table_name(&toks, i).map(|(table, i)| {
             let columns = name_list(&toks, i).map(|(c, _)| c);
-            self.plan_for(table, columns, at, false)
+            let plan = self.plan_for(table, columns.clone(), at, false);
+            (plan, columns)
+        });
+        let plan = plan.map(|(plan, columns)| {
+            self.note(&plan, columns);
+            plan
         });
         self.set_plan(plan, at)
     }
@@ -427,14 +470,26 @@ pub(crate) struct SqlReader {
 }
 
 impl SqlReader {
-    pub(crate) fn new(chunk_size: usize) -> SqlReader {
+    pub(crate) fn new(chunk_size: usize, overrides: Option<ColumnOverrides>) -> SqlReader {
         SqlReader {
             scanner: Scanner::default(),
-            driver: Driver::new(chunk_size),
+            driver: Driver::new(chunk_size, overrides),
             last_byte: None,
             done: false,
             error: None,
         }
+    }
+
+    /// A `--columns` entry no table of the dump has, as an error message.
+    pub(crate) fn missing_override(&self) -> Option<String> {
+        let overrides = self.driver.overrides.as_ref()?;
+        let mut found = self.driver.overrides_found.iter();
+        overrides.missing(|_| found.next().copied().unwrap_or(false)).map(|m| format!("{m} in any table"))
+    }
+
+    /// Which column became what, per table that holds accounts.
+    pub(crate) fn column_reports(&mut self) -> Vec<ColumnReport> {
+        std::mem::take(&mut self.driver.reports)
     }
 
     pub(crate) fn next_chunk<R: Read>(

@@ -13,6 +13,7 @@ use crate::reader::{read_chunked, CHUNK_SIZE};
 use crate::{Format, Report};
 
 mod archive;
+mod columns;
 mod sql;
 mod stealer;
 
@@ -127,7 +128,7 @@ fn reading_rules() {
             Case {
                 input: b"a@b.co:pw\n\xef\xbb\xbfc@d.co:pw\n",
                 records: vec![e("a@b.co", Some(b"pw"))],
-                rejected: &[("invalid email", &[2])],
+                rejected: &[("invalid email: local part", &[2])],
             },
             // LF and CRLF end lines; only one CR is dropped; a lone CR ends nothing.
             Case {
@@ -222,7 +223,7 @@ fn combo_rules() {
             Case {
                 input: b"<Bob@Example.org>:1\na..b@example.com:2\nc@localhost:3\n@x.co:4\n",
                 records: vec![e("bob@example.org", Some(b"1"))],
-                rejected: &[("invalid email", &[2, 3, 4])],
+                rejected: &[("invalid email: domain", &[3]), ("invalid email: local part", &[2, 4])],
             },
             // In an email combo an identity without `@` is a mistake.
             Case {
@@ -231,11 +232,27 @@ fn combo_rules() {
                 rejected: &[("not an email address", &[3, 4])],
             },
             // Identities that are not UTF-8 are read in the input's legacy
-            // encoding (Windows-1252 here), then follow the same rules.
+            // encoding (Windows-1252 here), then follow the same rules: an
+            // internationalized local part is kept, lower-cased.
             Case {
-                input: b"a@b.co:1\nJo@M\xfcller.de:2\nb\xe9b:3\nJos\xe9@b.co:4\n",
-                records: vec![e("a@b.co", Some(b"1")), e("jo@xn--mller-kva.de", Some(b"2"))],
-                rejected: &[("not an email address", &[3]), ("invalid email", &[4])],
+                input: b"a@b.co:1\nJo@M\xfcller.de:2\nb\xe9b:3\nJos\xe9@b.co:4\nJ\xf6rg..x@b.co:5\n",
+                records: vec![
+                    e("a@b.co", Some(b"1")),
+                    e("jo@xn--mller-kva.de", Some(b"2")),
+                    e("jos\u{e9}@b.co", Some(b"4")),
+                ],
+                rejected: &[("not an email address", &[3]), ("invalid email: local part", &[5])],
+            },
+            // UTF-8 addresses beyond ASCII, composed or not, are one account.
+            Case {
+                input: "fran\u{e7}ois@acme-corp.com:1\nFRANC\u{327}OIS@acme-corp.com:2\nj\u{f6}rg@example.de:3\nx@[1.2.3.4]:4\n"
+                    .as_bytes(),
+                records: vec![
+                    e("fran\u{e7}ois@acme-corp.com", Some(b"1")),
+                    e("fran\u{e7}ois@acme-corp.com", Some(b"2")),
+                    e("j\u{f6}rg@example.de", Some(b"3")),
+                ],
+                rejected: &[("invalid email: IP literal domain", &[4])],
             },
             // Passwords are raw bytes; `$HEX[...]` is decoded, a malformed one kept.
             Case {
@@ -339,7 +356,7 @@ fn username_combo_rules() {
             Case {
                 input: b"bob:1\nbad name:2\n+12:3\nbad@:4\n:5\n",
                 records: vec![u("bob", Some(b"1")), u("+12", Some(b"3"))],
-                rejected: &[("invalid email", &[4]), ("invalid username", &[2, 5])],
+                rejected: &[("invalid email: domain", &[4]), ("invalid username", &[2, 5])],
             },
             Case {
                 input: &[b"bob:1\ncarol:2\n".to_vec(), long_name].concat(),
@@ -416,7 +433,7 @@ fn csv_rules() {
         Case {
             input: b"email,password,name\r\n\"a@b.co\",\"p,\"\"w\"\"\",\"Ann\r\nSmith\"\r\nnope,x,y\r\n",
             records: vec![e("a@b.co", Some(b"p,\"w\""))],
-            rejected: &[("invalid email", &[4])],
+            rejected: &[("invalid email: no @", &[4])],
         },
         // Header names are trimmed and compared without case; the first column
         // of each role is the one used.
@@ -443,7 +460,7 @@ fn csv_rules() {
                 ph("+5550104477", Some(b"3")),
             ],
             rejected: &[
-                ("invalid email", &[5]),
+                ("invalid email: no @", &[5]),
                 ("invalid phone", &[7]),
                 ("invalid username", &[6]),
                 ("no account", &[8, 9]),
@@ -560,7 +577,7 @@ fn ndjson_rules() {
         Case {
             input: b"{\"email\": \"a@b.co\"}\n{oops\n[1,2]\n{\"email\": \"bad\"}\n{}\n{\"email\": \"a@b.co\"} trailing\n",
             records: vec![e("a@b.co", None)],
-            rejected: &[("invalid JSON", &[2, 3, 6]), ("invalid email", &[4]), ("no account", &[5])],
+            rejected: &[("invalid JSON", &[2, 3, 6]), ("invalid email: no @", &[4]), ("no account", &[5])],
         },
     ]);
 }

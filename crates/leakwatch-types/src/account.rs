@@ -38,17 +38,31 @@ pub enum EmailError {
     NoAt,
     BadLocalPart,
     BadDomain,
+    /// The domain is an IP address (`[10.0.0.1]`, `10.0.0.1`), not a host name.
+    IpLiteral,
     TooLong,
 }
 
 impl EmailError {
-    /// A short, stable reason used in rejection counts.
+    /// A short description, for messages.
     pub fn reason(self) -> &'static str {
         match self {
             EmailError::NoAt => "no @ in address",
             EmailError::BadLocalPart => "invalid local part",
             EmailError::BadDomain => "invalid domain",
+            EmailError::IpLiteral => "IP literal domain",
             EmailError::TooLong => "address too long",
+        }
+    }
+
+    /// The stable rejection reason of ingest reports (`docs/ingest-rules.md`).
+    pub fn rejection(self) -> &'static str {
+        match self {
+            EmailError::NoAt => "invalid email: no @",
+            EmailError::BadLocalPart => "invalid email: local part",
+            EmailError::BadDomain => "invalid email: domain",
+            EmailError::IpLiteral => "invalid email: IP literal domain",
+            EmailError::TooLong => "invalid email: too long",
         }
     }
 }
@@ -64,6 +78,11 @@ impl std::error::Error for EmailError {}
 /// Normalizes an email address: strips wrapping (`<>`, quotes, `mailto:`, escaped
 /// `\n`/`\t` prefixes, trailing `.,;`), lower-cases it, converts the domain to its
 /// IDNA A-label and checks the shape. Plus-tags and dots are kept as they are.
+///
+/// Local parts beyond ASCII (RFC 6531, `françois@...`) are kept: lower-cased,
+/// then put in Unicode NFC, so that the composed and decomposed spellings of
+/// one address are one account. HIBP drops them; an exposure we drop is one
+/// the user never hears of.
 pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
     match normalize_plain_email(raw.as_bytes()) {
         Some(address) => Ok(address),
@@ -169,24 +188,55 @@ fn normalize_any_email(raw: &str) -> Result<String, EmailError> {
     if local.is_ascii() {
         out.push_str(local);
         out.make_ascii_lowercase();
-    } else {
-        out.push_str(&local.to_lowercase());
-    }
-    if !valid_local(&out) {
-        return Err(EmailError::BadLocalPart);
-    }
-    out.push('@');
-    if domain.is_ascii() {
-        let start = out.len();
-        out.push_str(domain.trim().trim_end_matches('.'));
-        out[start..].make_ascii_lowercase();
-        if !valid_ascii_domain(&out.as_bytes()[start..]) {
-            return Err(EmailError::BadDomain);
+        if !valid_local(&out) {
+            return Err(EmailError::BadLocalPart);
         }
     } else {
-        out.push_str(&normalize_domain(domain).ok_or(EmailError::BadDomain)?);
+        let lower = local.to_lowercase();
+        let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(&lower);
+        if !valid_intl_local(&nfc) {
+            return Err(EmailError::BadLocalPart);
+        }
+        out.push_str(&nfc);
+    }
+    out.push('@');
+    let domain = domain.trim().trim_end_matches('.');
+    if domain.starts_with('[') {
+        return Err(EmailError::IpLiteral);
+    }
+    let start = out.len();
+    if domain.is_ascii() {
+        out.push_str(domain);
+        out[start..].make_ascii_lowercase();
+    } else {
+        // UTS-46 maps (full-width digits and dots included) before the checks.
+        out.push_str(&idna::domain_to_ascii(domain).map_err(|_| EmailError::BadDomain)?);
+    }
+    let host = &out[start..];
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err(EmailError::IpLiteral);
+    }
+    if host.len() > 253 || !valid_ascii_domain(host.as_bytes()) {
+        return Err(EmailError::BadDomain);
     }
     Ok(out)
+}
+
+/// An internationalized local part (RFC 6531), already lower-cased and in NFC:
+/// letters and digits of any script, combining marks after them, and `_+.-`;
+/// it starts with a letter or digit and ends with one (or its mark); no `..`;
+/// at most 64 bytes of UTF-8, RFC 5321's limit, which RFC 6531 keeps in octets.
+fn valid_intl_local(local: &str) -> bool {
+    use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
+    let categories = icu_properties::CodePointMapData::<GeneralCategory>::new();
+    let is_mark = |c: char| GeneralCategoryGroup::Mark.contains(categories.get(c));
+    let mut chars = local.chars();
+    let (Some(first), Some(last)) = (chars.next(), local.chars().next_back()) else { return false };
+    if local.len() > 64 || !first.is_alphanumeric() || !(last.is_alphanumeric() || is_mark(last)) {
+        return false;
+    }
+    !local.contains("..")
+        && local.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '+' | '.' | '-') || is_mark(c))
 }
 
 /// `s.rsplit_once('@')` by a plain backward scan: addresses are too short for
@@ -297,8 +347,10 @@ mod tests {
         bad(".dot@example.com", EmailError::BadLocalPart);
         bad("a..b@example.com", EmailError::BadLocalPart);
         bad("a@localhost", EmailError::BadDomain);
-        bad("a@[127.0.0.1]", EmailError::BadDomain);
-        bad("a@10.0.0.1", EmailError::BadDomain);
+        bad("a@[127.0.0.1]", EmailError::IpLiteral);
+        bad("a@10.0.0.1", EmailError::IpLiteral);
+        bad("a@[IPv6:2001:db8::1]", EmailError::IpLiteral);
+        bad("a@１０.０.０.１", EmailError::IpLiteral);
         bad("a@-bad.com", EmailError::BadDomain);
         for domain in ["bad-.com", "a..com", "a.-b.com", "a.b-", ".com", "com", "1.2", "a_b.com", "a+b.com"] {
             bad(&format!("a@{domain}"), EmailError::BadDomain);
@@ -306,6 +358,44 @@ mod tests {
         ok("a@x.1a", "a@x.1a");
         ok("a@1.x-y.COM", "a@1.x-y.com");
         bad(&format!("{}@example.com", "a".repeat(65)), EmailError::BadLocalPart);
+    }
+
+    #[test]
+    fn internationalized_local_parts_are_kept_in_nfc_lower_case() {
+        ok("françois@acme-corp.com", "françois@acme-corp.com");
+        ok("Jörg@Example.DE", "jörg@example.de");
+        // Decomposed (e + U+0301) and composed spellings are one address.
+        ok("jose\u{301}@example.com", "jos\u{e9}@example.com");
+        ok("JOSÉ@bücher.de", "josé@xn--bcher-kva.de");
+        ok("用户@Example.COM", "用户@example.com");
+        ok("ΔΟΚΙΜΉ@example.gr", "δοκιμή@example.gr");
+        ok("नमस्ते@example.in", "नमस्ते@example.in");
+        ok("ça.va_bien+x-y@example.fr", "ça.va_bien+x-y@example.fr");
+        bad("é..a@example.com", EmailError::BadLocalPart);
+        bad(".é@example.com", EmailError::BadLocalPart);
+        bad("é.@example.com", EmailError::BadLocalPart);
+        bad("jö hn@example.com", EmailError::BadLocalPart);
+        bad("\u{301}a@example.com", EmailError::BadLocalPart);
+        bad("jö€@example.com", EmailError::BadLocalPart);
+        // 64 bytes of UTF-8 fit, 65 do not (32 two-byte letters are 64 bytes).
+        ok(&format!("{}@example.com", "é".repeat(32)), &format!("{}@example.com", "é".repeat(32)));
+        bad(&format!("{}a@example.com", "é".repeat(32)), EmailError::BadLocalPart);
+        bad("jörg@exa mple.de", EmailError::BadDomain);
+        bad("jörg", EmailError::NoAt);
+    }
+
+    #[test]
+    fn rejection_reasons_are_specific_and_stable() {
+        let reasons = [
+            (EmailError::NoAt, "invalid email: no @"),
+            (EmailError::BadLocalPart, "invalid email: local part"),
+            (EmailError::BadDomain, "invalid email: domain"),
+            (EmailError::IpLiteral, "invalid email: IP literal domain"),
+            (EmailError::TooLong, "invalid email: too long"),
+        ];
+        for (error, want) in reasons {
+            assert_eq!(error.rejection(), want);
+        }
     }
 
     /// Every string of up to six bytes over an alphabet of the plain bytes

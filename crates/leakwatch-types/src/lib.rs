@@ -9,6 +9,7 @@
 mod account;
 mod blake3_lanes;
 mod breach;
+mod columns;
 mod hash;
 mod hex;
 mod lanes;
@@ -20,6 +21,7 @@ pub use account::{
     AccountKind, EmailError,
 };
 pub use breach::{validate_breach_name, DataClass};
+pub use columns::{column_role, ColumnRole, NameMatch};
 pub use hash::{
     ntlm, ntlm_many, sha1, sha1_many, Blinder, HashKind, Key16, NtlmLanes, PasswordHashes, PasswordMaterial,
     Sha1Lanes,

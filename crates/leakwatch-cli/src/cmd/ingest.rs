@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use leakwatch_ingest::{Format, Input, Report};
+use leakwatch_ingest::{ChosenBy, ColumnReport, Format, Input, Report};
 use leakwatch_store::{BreachInfo, DataDir, HibpBreach, IngestOptions, IngestSummary, Phase, Progress};
 use serde_json::json;
 
@@ -33,6 +33,10 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     let mut inputs = Vec::new();
     for file in &args.files {
         inputs.extend(Input::expand(file)?);
+    }
+    if let Some(columns) = args.columns {
+        let columns = Arc::new(columns);
+        inputs = inputs.into_iter().map(|input| input.with_columns(columns.clone())).collect();
     }
     let options = IngestOptions {
         breach: BreachInfo {
@@ -88,6 +92,7 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
                 "lines": r.lines,
                 "accepted": r.accepted,
                 "rejected": rejected,
+                "columns": r.columns.iter().map(columns_json).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -99,6 +104,24 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
         "new_credentials": summary.new_credentials,
         "segments_written": summary.segments_written,
     })
+}
+
+/// Which column became what: `{"table": null, "used": [{"column": "pass_hash",
+/// "role": "hash", "detail": "md5", "by": "name"}], "left_out": ["id"], "text": "..."}`.
+fn columns_json(c: &ColumnReport) -> serde_json::Value {
+    let used: Vec<_> = c
+        .used
+        .iter()
+        .map(|u| {
+            let by = match u.by {
+                ChosenBy::Name => "name",
+                ChosenBy::Content => "content",
+                ChosenBy::Override => "override",
+            };
+            json!({"column": u.column, "role": u.role, "detail": u.detail, "by": by})
+        })
+        .collect();
+    json!({"table": c.table, "used": used, "left_out": c.left_out, "text": c.to_string()})
 }
 
 fn print_summary(out: &mut impl Write, s: &IngestSummary) -> std::io::Result<()> {
@@ -128,6 +151,9 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
         thousands(r.accepted),
         thousands(rejected)
     )?;
+    for columns in &r.columns {
+        writeln!(out, "  columns: {columns}")?;
+    }
     let mut reasons: Vec<_> = r.rejected.iter().collect();
     reasons.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
     for (reason, rej) in reasons {

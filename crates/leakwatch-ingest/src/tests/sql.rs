@@ -112,7 +112,7 @@ fn bad_rows_are_counted_with_their_line() {
         input: dump.as_bytes(),
         records: vec![e("a@b.co", Some(b"1")), e("k@l.co", Some(b"4"))],
         rejected: &[
-            ("invalid email", &[2]),
+            ("invalid email: no @", &[2]),
             ("record too long", &[3]),
             ("wrong field count", &[3]),
             ("malformed row", &[4, 4]),
