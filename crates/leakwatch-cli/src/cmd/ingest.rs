@@ -88,6 +88,7 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
                 "lines": r.lines,
                 "accepted": r.accepted,
                 "rejected": rejected,
+                "notes": r.notes,
             })
         })
         .collect();
@@ -133,6 +134,9 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
     for (reason, rej) in reasons {
         let lines: Vec<String> = rej.sample_lines.iter().map(u64::to_string).collect();
         writeln!(out, "  {:>10}  {reason} (e.g. line {})", thousands(rej.count), lines.join(", "))?;
+    }
+    for (note, count) in &r.notes {
+        writeln!(out, "  {:>10}  {note} (kept; a note, not a rejection)", thousands(*count))?;
     }
     Ok(())
 }
