@@ -22,7 +22,9 @@
 //! ULP lines, so one file may mix both.
 //!
 //! A block is one record of the chunker ([`Blocks`]), so chunk boundaries never
-//! fall inside one and parsing stays independent of the chunk size.
+//! fall inside one and parsing stays independent of the chunk size. Lines
+//! outside blocks that open with no URL are banners' (ASCII art, `Telegram:`
+//! lines), skipped.
 
 use encoding_rs::Encoding;
 use leakwatch_types::{
@@ -141,6 +143,21 @@ impl Splitter for Blocks {
                 // separator); or the separator that closes the block.
                 _ => return Scan::Record(at),
             }
+        }
+    }
+
+    /// A record ends after every line that is not a label line: such a line
+    /// is a record by itself, or the separator that closes a block, and no
+    /// block goes on past it. So the last of them in `region` is a cut found
+    /// in one backward step, and the serial reader need not scan the records.
+    fn last_line_end(&self, region: &[u8]) -> Option<usize> {
+        let mut end = memchr::memrchr(b'\n', region)?;
+        loop {
+            let start = memchr::memrchr(b'\n', &region[..end]).map_or(0, |i| i + 1);
+            if label_line(&region[start..end]).is_none() {
+                return Some(end + 1);
+            }
+            end = start.checked_sub(1)?;
         }
     }
 }
@@ -365,6 +382,12 @@ mod tests {
             assert_eq!(Blocks.scan(input.as_bytes(), true), *want, "{input:?}");
         }
         assert_eq!(Blocks.scan(b"URL: a\nUser: b\n", false), Scan::NeedMore);
+        // A cut in one step: after the last line that is not a label line.
+        let region = b"URL: a\nUser: b\n=====\nURL: c\nUser: d\n";
+        assert_eq!(Blocks.last_line_end(region), Some(21));
+        assert_eq!(Blocks.last_line_end(b"a.com:b:c\nURL: d\nUser: e"), Some(10));
+        assert_eq!(Blocks.last_line_end(b"URL: a\nUser: b\n"), None);
+        assert_eq!(Blocks.last_line_end(b"\nURL: a\n"), Some(1));
         assert_eq!(Blocks.scan(b"URL: a\nUser: b\nPass: c\n==", false), Scan::NeedMore);
     }
 

@@ -102,7 +102,7 @@ struct Batch {
     /// only (a hash column), so each corpus counts its own set of triples.
     ntlm_creds: Bucketed<NTLM_REC>,
     /// Stealer-log pairs, three entries each: by email, by website, by email
-    /// domain; in two widths, by the length of the sealed payload.
+    /// domain; in three widths, by the length of the sealed payload.
     stealer: StealerBatch,
 }
 
