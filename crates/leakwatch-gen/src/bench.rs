@@ -1,6 +1,7 @@
 //! Benchmark inputs: a streaming writer of realistic `email:password` combo
-//! lines (about 37 bytes a line, over ten million lines a second in a release build), and lists of
-//! addresses to look up of which exactly the even-numbered ones are in the combo.
+//! lines (about 37 bytes a line, over ten million lines a second in a release build), the
+//! same accounts and passwords as a stealer log's ULP lines (`URL:email:password`), and
+//! lists of addresses to look up of which exactly the even-numbered ones are in the combo.
 //!
 //! Line `i` depends only on `(seed, i)`, so the address of any line can be
 //! recomputed without writing the file. Absent addresses have two dots in the
@@ -198,6 +199,75 @@ pub fn write_combo<W: Write>(mut out: W, lines: u64, seed: u64) -> io::Result<()
     out.flush()
 }
 
+/// Sites of the ULP benchmark with their login paths: the popular ones a
+/// stealer log is full of, and the hosts that are no domain (a router, a NAS,
+/// an intranet portal) that real logs carry too.
+const ULP_SITES: &[(&str, &str)] = &[
+    ("https://accounts.google.com", "/signin/v2/identifier"),
+    ("https://www.facebook.com", "/login.php"),
+    ("https://login.live.com", "/login.srf"),
+    ("https://discord.com", "/login"),
+    ("https://steamcommunity.com", "/login/home/"),
+    ("https://www.netflix.com", "/login"),
+    ("https://github.com", "/session"),
+    ("https://passport.yandex.ru", "/auth"),
+    ("https://vk.com", "/login"),
+    ("https://www.paypal.com", "/signin"),
+    ("https://www.instagram.com", "/accounts/login/"),
+    ("https://www.amazon.de", "/ap/signin"),
+    ("https://www.roblox.com", "/login"),
+    ("https://secure.booking.com", "/login.html"),
+    ("https://www.twitch.tv", "/login"),
+    ("https://store.epicgames.com", "/login"),
+];
+
+/// Hosts that are not domains, about one line in fifty.
+const ULP_NON_DOMAIN: &[&str] =
+    &["http://192.168.1.1:8080/login", "http://localhost:3000/", "https://intranet/", "https://[::1]:8443/x"];
+
+/// Appends the URL of a ULP line: a popular site, a shop among thousands, or
+/// now and then a host that is no domain.
+fn ulp_url(r: &mut LineRng, buf: &mut Vec<u8>) {
+    let u = r.next();
+    match u % 100 {
+        0..=1 => buf.extend_from_slice(pick(ULP_NON_DOMAIN, u >> 8).as_bytes()),
+        2..=31 => {
+            buf.extend_from_slice(b"https://www.");
+            buf.extend_from_slice(pick(WORDS, u >> 8).as_bytes());
+            push_num(buf, (u >> 40) % 5000, 1);
+            buf.extend_from_slice(b".com/account/login");
+        }
+        _ => {
+            let (site, path) = ULP_SITES[((u >> 8) % ULP_SITES.len() as u64) as usize];
+            buf.extend_from_slice(site.as_bytes());
+            buf.extend_from_slice(path.as_bytes());
+        }
+    }
+}
+
+/// Writes `lines` ULP lines (`URL:email:password\n`) for `seed`: line `i`
+/// holds the address and password of line `i` of [`write_combo`]'s combo of
+/// the same seed, so both files expose the same accounts and passwords.
+pub fn write_ulp<W: Write>(mut out: W, lines: u64, seed: u64) -> io::Result<()> {
+    let t = Tables::new();
+    let mut buf = Vec::with_capacity(1 << 20);
+    for i in 0..lines {
+        ulp_url(&mut LineRng::new(seed ^ 0x0055_4C50, i), &mut buf);
+        buf.push(b':');
+        let mut r = LineRng::new(seed, i);
+        address(&t, &mut r, &mut buf);
+        buf.push(b':');
+        password(&t, &mut r, &mut buf);
+        buf.push(b'\n');
+        if buf.len() >= (1 << 20) - 512 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()
+}
+
 /// Addresses for a lookup benchmark against the combo `(seed, lines)`: entry `k`
 /// is `(address, present)`, present exactly when `k` is even.
 pub fn lookup_addresses(seed: u64, lines: u64, count: u64) -> impl Iterator<Item = (String, bool)> {
@@ -253,6 +323,27 @@ mod tests {
         }
         // A combo has repeats, but mostly distinct addresses.
         assert!(distinct.len() > 18_000, "{}", distinct.len());
+    }
+
+    #[test]
+    fn ulp_lines_carry_the_combo_s_accounts_and_passwords() {
+        let lines = 20_000;
+        let mut ulp = Vec::new();
+        write_ulp(&mut ulp, lines, 4).unwrap();
+        let combo = combo(lines, 4);
+        let ulp = std::str::from_utf8(&ulp).unwrap();
+        let mut non_domain = 0;
+        for (u, c) in ulp.lines().zip(std::str::from_utf8(&combo).unwrap().lines()) {
+            let (email, _) = c.split_once(':').unwrap();
+            // The URL ends where the address starts: the address holds no `:`.
+            let at = u.find(&format!(":{email}:")).unwrap_or_else(|| panic!("{u} / {c}"));
+            assert_eq!(&u[at + 1..], c);
+            non_domain += usize::from(ULP_NON_DOMAIN.contains(&&u[..at]));
+        }
+        assert_eq!(ulp.lines().count(), lines as usize);
+        assert!((200..600).contains(&non_domain), "{non_domain} hosts that are no domain");
+        let per_line = ulp.len() as f64 / lines as f64;
+        assert!((65.0..80.0).contains(&per_line), "{per_line} bytes a line");
     }
 
     #[test]

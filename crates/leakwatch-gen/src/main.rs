@@ -1,6 +1,8 @@
 //! `leakwatch-gen`: writes synthetic leaks for tests, demos and benchmarks.
 //!
 //! - `combo --lines N --seed S [--out FILE]`: a realistic `email:password` combo.
+//! - `ulp --lines N --seed S [--out FILE]`: the same accounts and passwords as the
+//!   combo of that seed, as a stealer log's `URL:email:password` lines.
 //! - `sql --rows N --seed S [--out FILE]`: a WordPress mysqldump (benchmarks).
 //! - `scenario --seed S --out DIR`: a multi-breach scenario and its `expected.json`.
 //! - `emails --count N --seed S --lines L`: addresses to look up against the combo
@@ -25,6 +27,17 @@ struct Cli {
 enum Command {
     /// Write a realistic email:password combo (about 37 bytes a line).
     Combo {
+        #[arg(long)]
+        lines: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a stealer log's ULP lines (`URL:email:password`) holding the accounts
+    /// and passwords of the combo of the same --lines and --seed.
+    Ulp {
         #[arg(long)]
         lines: u64,
         #[arg(long, default_value_t = 1)]
@@ -116,6 +129,7 @@ fn output(path: Option<&PathBuf>) -> io::Result<Box<dyn Write>> {
 fn run(cli: Cli) -> io::Result<()> {
     match cli.command {
         Command::Combo { lines, seed, out } => bench::write_combo(output(out.as_ref())?, lines, seed),
+        Command::Ulp { lines, seed, out } => bench::write_ulp(output(out.as_ref())?, lines, seed),
         Command::Sql { rows, seed, out } => {
             leakwatch_gen::sqldump::write_mysqldump(output(out.as_ref())?, rows, seed)
         }

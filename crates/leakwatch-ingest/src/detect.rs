@@ -1,13 +1,22 @@
 //! Format detection (`--format auto`): one look at the first line that is
-//! neither blank nor too long.
+//! neither blank nor too long, then, for a file that would otherwise be a
+//! combo list, a look for stealer-log blocks in the lines after it: a
+//! `Passwords.txt` opens with banners (ASCII art, `Telegram: @...`) that
+//! say nothing, and renamed or concatenated, it has only its blocks to show.
 
 use crate::columns::role_of;
 use crate::csv::pick_delimiter;
 use crate::Format;
 
+/// How far detection looks for stealer-log blocks: whole lines within this
+/// many bytes from the first line with content.
+pub(crate) const DETECT_WINDOW: usize = 64 << 10;
+
 /// The format of an input whose first non-blank line is `line` (without its
-/// line ending). `None` (no such line) is a combo list, which has no header.
-pub(crate) fn detect_format(line: Option<&[u8]>) -> Format {
+/// line ending), and whose whole lines within [`DETECT_WINDOW`] bytes from
+/// that line are `window`. `None` (no such line) is a combo list, which has
+/// no header.
+pub(crate) fn detect_format(line: Option<&[u8]>, window: &[u8]) -> Format {
     let Some(line) = line.map(<[u8]>::trim_ascii) else {
         return Format::Combo;
     };
@@ -34,6 +43,8 @@ pub(crate) fn detect_format(line: Option<&[u8]>) -> Format {
     }
     if count >= 2 && known {
         Format::Csv
+    } else if crate::stealer_block::has_block(window) {
+        Format::Stealer
     } else {
         Format::Combo
     }
@@ -76,8 +87,45 @@ mod tests {
             (b"Username: bob", Format::Combo),
         ];
         for (line, want) in cases {
-            assert_eq!(detect_format(Some(line)), *want, "{}", String::from_utf8_lossy(line));
+            assert_eq!(detect_format(Some(line), line), *want, "{}", String::from_utf8_lossy(line));
         }
-        assert_eq!(detect_format(None), Format::Combo);
+        assert_eq!(detect_format(None, b""), Format::Combo);
+    }
+
+    /// The window's whole lines, as the reader gives them, after the first.
+    fn detect(text: &[u8]) -> Format {
+        let first = text.split(|&b| b == b'\n').next().map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        detect_format(first, text)
+    }
+
+    #[test]
+    fn blocks_behind_banners_are_a_stealer_log() {
+        let cases: &[(&[u8], Format)] = &[
+            // RedLine / META, with its banner and Telegram line first.
+            (
+                b"*****************************\r\n*  RedLine  |  __ \\  *\r\nTelegram: @redline_support\r\n\r\nURL: https://a.example.com\r\nUsername: ann@mail.co\r\nPassword: pw\r\n===============\r\n",
+                Format::Stealer,
+            ),
+            // Older families: Soft and Host open the block.
+            (b"Build ID: 7f3a\nSoft: Chrome\nHost: https://b.example.com\nLogin: bob\nPassword: x\n", Format::Stealer),
+            // Obfuscated labels.
+            (b"=====\nurl: http://192.168.1.1/\nU53RN4M3: admin\nP455W0RD: admin\n", Format::Stealer),
+            // A combo list with label-like lines but no block: a URL line, then
+            // a login and a password line, is needed.
+            (b"bob@mail.co:pw\nUsername: carol\nPassword: x\nann@mail.co:pw2\n", Format::Combo),
+            (b"bob@mail.co:pw\nURL: https://a.example.com\nann@mail.co:pw2\nPassword: x\n", Format::Combo),
+            (b"user:pass\nurl:https://x.com\nuser:bob\n", Format::Combo),
+            // The first line still wins: a CSV header, a SQL dump.
+            (b"email,password\nURL: https://a.example.com\nUsername: a@b.co\nPassword: x\n", Format::Csv),
+            (b"-- MySQL dump\nURL: https://a.example.com\nUsername: a@b.co\nPassword: x\n", Format::Sql),
+        ];
+        for (text, want) in cases {
+            assert_eq!(detect(text), *want, "{}", String::from_utf8_lossy(text));
+        }
+        // Only whole lines in the window count: a block cut by its end does not.
+        assert_eq!(
+            detect_format(Some(b"banner"), b"banner\nURL: https://a.example.com\nUsername: a@b.co\n"),
+            Format::Combo
+        );
     }
 }

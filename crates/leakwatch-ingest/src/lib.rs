@@ -42,6 +42,7 @@ use leakwatch_types::{DataClass, Record};
 pub use archive::Limits as ArchiveLimits;
 pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
 pub use hash_shape::{detect_hash, normalize_hash_value};
+pub use report::WEBSITE_NOT_DOMAIN;
 
 /// A dump format this crate can parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +108,9 @@ pub struct Report {
     pub accepted: u64,
     /// Rejections by reason (the reasons are the stable strings of the rules).
     pub rejected: BTreeMap<&'static str, Rejections>,
+    /// Facts about accepted records worth a count, by their stable strings
+    /// ([`WEBSITE_NOT_DOMAIN`]); absent when zero.
+    pub notes: BTreeMap<&'static str, u64>,
     /// Data classes this input exposes: from its records and from its columns.
     pub data_classes: BTreeSet<DataClass>,
     /// Which column became what (CSV and NDJSON: one; SQL: one per table that

@@ -15,7 +15,7 @@ use crate::chunk::{Chunk, Lines, Scan, Source};
 use crate::columns::{ColumnOverrides, ColumnRef};
 use crate::combo::{self, Mode, Sample};
 use crate::csv::{pick_delimiter, CsvSplitter, Header};
-use crate::detect::detect_format;
+use crate::detect::{detect_format, DETECT_WINDOW};
 use crate::input::RawInput;
 use crate::pipeline::{self, BoxError, Stop};
 use crate::report::{Reason, Tallies};
@@ -104,7 +104,14 @@ where
         skip_leading_lines(&mut source, &mut tallies)?;
         // Stealer families name their password lists; the name is the surest sign.
         let by_name = crate::stealer_block::is_password_list_name(&name).then_some(Format::Stealer);
-        let format = format.or(by_name).unwrap_or_else(|| detect_format(first_line(source.buffered())));
+        let format = match format.or(by_name) {
+            Some(format) => format,
+            None => {
+                source.ensure(DETECT_WINDOW)?;
+                let bytes = source.buffered();
+                detect_format(first_line(bytes), whole_lines(bytes, DETECT_WINDOW, source.at_end()))
+            }
+        };
         let plan = match format {
             Format::Combo | Format::Stealer if overrides.is_some() => {
                 return Err(Stopped::Columns(format!(
@@ -199,15 +206,20 @@ where
 /// without consuming anything.
 fn legacy_encoding<R: Read>(source: &mut Source<R>) -> io::Result<&'static Encoding> {
     source.ensure(LEGACY_WINDOW)?;
-    let bytes = source.buffered();
-    let window = &bytes[..bytes.len().min(LEGACY_WINDOW)];
-    // Only whole lines: where the window ends must not depend on reads.
-    let whole = if bytes.len() <= LEGACY_WINDOW && source.at_end() {
-        window
+    Ok(crate::encoding::detect_legacy(whole_lines(source.buffered(), LEGACY_WINDOW, source.at_end())))
+}
+
+/// The whole lines of `bytes` within its first `window` bytes (`at_end`: the
+/// input ends with `bytes`, so a last line without LF is whole), from a buffer
+/// that holds at least `window` bytes unless the input ended: where the window
+/// ends must not depend on how the input was read.
+fn whole_lines(bytes: &[u8], window: usize, at_end: bool) -> &[u8] {
+    let cut = &bytes[..bytes.len().min(window)];
+    if bytes.len() <= window && at_end {
+        cut
     } else {
-        &window[..memchr::memrchr(b'\n', window).map_or(0, |i| i + 1)]
-    };
-    Ok(crate::encoding::detect_legacy(whole))
+        &cut[..memchr::memrchr(b'\n', cut).map_or(0, |i| i + 1)]
+    }
 }
 
 /// Consumes the blank and too-long lines before the first line with content:

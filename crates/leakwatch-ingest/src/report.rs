@@ -98,6 +98,9 @@ impl Reason {
     }
 }
 
+/// The note of accepted stealer-log records whose URL's host is no domain.
+pub const WEBSITE_NOT_DOMAIN: &str = "website not a domain";
+
 /// Data classes as a bit set, cheap to update per record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Classes(u16);
@@ -166,6 +169,9 @@ pub(crate) struct Tallies {
     pub(crate) accepted: u64,
     pub(crate) blank: u64,
     pub(crate) classes: Classes,
+    /// Stealer-log records kept without a website: their URL's host was no
+    /// domain (a note, not a rejection).
+    pub(crate) website_not_domain: u64,
     rejected: [Tally; Reason::ALL.len()],
 }
 
@@ -190,6 +196,7 @@ impl Tallies {
         self.accepted += later.accepted;
         self.blank += later.blank;
         self.classes.union(later.classes);
+        self.website_not_domain += later.website_not_domain;
         for (mine, theirs) in self.rejected.iter_mut().zip(&later.rejected) {
             for &line in theirs.sampled() {
                 if (mine.count as usize) < SAMPLE_LINES {
@@ -209,11 +216,14 @@ impl Tallies {
             .filter(|(_, t)| t.count > 0)
             .map(|(r, t)| (r.as_str(), Rejections { count: t.count, sample_lines: t.sampled().to_vec() }))
             .collect();
+        let notes =
+            [(WEBSITE_NOT_DOMAIN, self.website_not_domain)].into_iter().filter(|&(_, n)| n > 0).collect();
         Report {
             format,
             lines: self.lines,
             accepted: self.accepted,
             rejected,
+            notes,
             data_classes: self.classes.to_set(),
             columns: Vec::new(),
         }

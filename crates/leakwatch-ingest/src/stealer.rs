@@ -3,9 +3,16 @@
 //! HIBP keeps stealer logs (email -> website domains).
 //!
 //! The URL is consumed first, by its own grammar, because it holds `:` of
-//! its own: scheme, authority with an optional numeric port, then the path up
-//! to the next separator. The login runs to the next separator (`:`, `|` or a
-//! space) and the password is the rest of the line, never split again.
+//! its own: scheme, authority with an optional numeric port (an IPv6 literal
+//! in brackets whole), then the path up to the next separator. The login runs
+//! to the next separator (`:`, `|` or a space) and the password is the rest of
+//! the line, never split again.
+//!
+//! A host that is no domain (`192.168.1.1`, `localhost`, `intranet`, `[::1]`:
+//! routers, NAS boxes, intranet portals) still captured a login and its
+//! password: the record is kept, without a website. A line that does not open
+//! with a URL at all (no scheme, and no domain or address before the first
+//! separator) is a banner's (`Telegram: @channel`, `Build ID: ...`): skipped.
 
 use leakwatch_types::{
     normalize_domain, normalize_email, normalize_username, Account, AccountKind, PasswordHashes,
@@ -23,24 +30,32 @@ fn is_sep(b: u8) -> bool {
     matches!(b, b':' | b'|' | b' ')
 }
 
-/// The parts of a ULP line: website host, login, password.
-pub(crate) struct Ulp<'a> {
-    pub(crate) host: &'a [u8],
-    pub(crate) login: &'a [u8],
-    pub(crate) password: &'a [u8],
+/// The URL at the start of a ULP line: whether it has a `scheme://`, its
+/// host, and where it ends.
+struct Url<'a> {
+    scheme: bool,
+    host: &'a [u8],
+    end: usize,
 }
 
-/// Splits a ULP line into its website host, login and password.
-pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
+/// Reads the URL that opens `line`.
+fn split_url(line: &[u8]) -> Url<'_> {
     let mut i = 0;
-    let scheme_end = line.windows(3).position(|w| w == b"://");
-    if let Some(n) = scheme_end.filter(|&n| line[..n].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
-    {
+    // A scheme is letters, digits and `-` right before `://`.
+    let n = line.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'-').count();
+    let scheme = n > 0 && line[n..].starts_with(b"://");
+    if scheme {
         i = n + 3;
     }
     let host_start = i;
-    while i < line.len() && !matches!(line[i], b'/' | b'?' | b'#') && !is_sep(line[i]) {
-        i += 1;
+    // An IPv6 literal holds `:` of its own: it runs to its `]`.
+    match (line.get(i), memchr::memchr(b']', &line[i..])) {
+        (Some(b'['), Some(close)) => i += close + 1,
+        _ => {
+            while i < line.len() && !matches!(line[i], b'/' | b'?' | b'#') && !is_sep(line[i]) {
+                i += 1;
+            }
+        }
     }
     let mut host = &line[host_start..i];
     // A numeric port belongs to the URL when a path follows it, or when a
@@ -68,29 +83,109 @@ pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
     if let Some(at) = host.iter().rposition(|&b| b == b'@') {
         host = &host[at + 1..];
     }
-    if i >= line.len() {
+    Url { scheme, host, end: i }
+}
+
+/// The parts of a ULP line: website host, login, password.
+pub(crate) struct Ulp<'a> {
+    pub(crate) host: &'a [u8],
+    pub(crate) login: &'a [u8],
+    pub(crate) password: &'a [u8],
+}
+
+/// Splits a ULP line into its website host, login and password.
+pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
+    let Url { host, end, .. } = split_url(line);
+    if end >= line.len() {
         return Err(Reason::NoSeparator);
     }
-    let rest = &line[i + 1..];
+    let rest = &line[end + 1..];
     let login_end = rest.iter().position(|&b| is_sep(b)).ok_or(Reason::NoSeparator)?;
     Ok(Ulp { host, login: &rest[..login_end], password: &rest[login_end + 1..] })
 }
 
+/// What a URL's host gives a record: `Some(domain)` for a domain (normalized),
+/// `None` for a host that is no domain (an IPv4 or bracketed IPv6 address, or
+/// a name of host characters that `normalize_domain` refuses: `localhost`,
+/// `intranet`), and `invalid website` for an empty host or one of other bytes.
+pub(crate) fn website(host: &[u8]) -> Result<Option<String>, Reason> {
+    if let Some(domain) = std::str::from_utf8(host).ok().and_then(normalize_domain) {
+        return Ok(Some(domain));
+    }
+    if is_host_name(host) || is_ipv6_literal(host) {
+        Ok(None)
+    } else {
+        Err(Reason::InvalidWebsite)
+    }
+}
+
+/// ASCII letters, digits and `-` `.` `_` `~` `%`, at least one: the bytes a
+/// URL's host may hold outside brackets.
+fn is_host_name(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%'))
+}
+
+/// `[` hex digits, `:` and `.` (an embedded IPv4), an optional `%zone`, `]`.
+fn is_ipv6_literal(host: &[u8]) -> bool {
+    let Some(inner) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]")) else { return false };
+    let addr = inner.split(|&b| b == b'%').next().unwrap_or_default();
+    addr.contains(&b':') && addr.iter().all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+}
+
+/// Four dotted decimal numbers of at most 255.
+fn is_ipv4(host: &[u8]) -> bool {
+    let mut parts = 0;
+    for part in host.split(|&b| b == b'.') {
+        parts += 1;
+        let number = !part.is_empty() && part.len() <= 3 && part.iter().all(u8::is_ascii_digit);
+        if !number || part.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) > 255 {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+/// Whether a line opens with a URL: a `scheme://`, or a host that is a domain,
+/// an IP address or `localhost`. Any other line of a stealer log that is not
+/// in a block is a banner's.
+fn opens_with_url(scheme: bool, host: &[u8]) -> bool {
+    scheme
+        || is_ipv4(host)
+        || is_ipv6_literal(host)
+        || host.eq_ignore_ascii_case(b"localhost")
+        || std::str::from_utf8(host).ok().and_then(normalize_domain).is_some()
+}
+
+/// A line of a stealer log that is not part of a block, parsed.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Parsed {
+    /// A blank line, a separator or a banner's line: skipped, not counted.
+    Skipped,
+    /// A record, and whether its URL's host was no domain (kept, without a
+    /// website, and counted as a note).
+    Record(Record, bool),
+}
+
 /// Parses one ULP line (the lines of a stealer log that are not blocks).
 /// `legacy` decodes logins that are not UTF-8.
-pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Option<Record>, Reason> {
+pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Parsed, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
     let line = line.trim_ascii();
     if line.is_empty() {
-        return Ok(None);
+        return Ok(Parsed::Skipped);
     }
     if has_control(line) {
         return Err(Reason::ControlCharacters);
     }
-    let Ulp { host, login, password } = split_ulp(line)?;
-    let website = std::str::from_utf8(host).ok().and_then(normalize_domain).ok_or(Reason::InvalidWebsite)?;
+    let url = split_url(line);
+    if !opens_with_url(url.scheme, url.host) {
+        return Ok(Parsed::Skipped);
+    }
+    let Ulp { host, login, password, .. } = split_ulp(line)?;
+    let website = website(host)?;
     let login = &*identity_text(login, legacy);
     let account = if login.contains('@') {
         Account { kind: AccountKind::Email, value: normalize_email(login).map_err(|_| Reason::InvalidEmail)? }
@@ -101,7 +196,8 @@ pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Optio
         }
     };
     let password = (!password.is_empty()).then(|| PasswordMaterial::Plain(PasswordHashes::of(password)));
-    Ok(Some(Record { account, password, website: Some(website) }))
+    let not_domain = website.is_none();
+    Ok(Parsed::Record(Record { account, password, website }, not_domain))
 }
 
 #[cfg(test)]
@@ -122,6 +218,11 @@ mod tests {
             ("site.com:8080:user:pass", Ok(("site.com", "user", "pass"))),
             ("https://site.com/login user p w", Ok(("site.com", "user", "p w"))),
             ("https://site.com|user|pw", Ok(("site.com", "user", "pw"))),
+            ("https://[::1]:8443/path:user:pass", Ok(("[::1]", "user", "pass"))),
+            ("http://[fe80::1%25eth0]/:user:pa:ss", Ok(("[fe80::1%25eth0]", "user", "pa:ss"))),
+            ("[2001:db8::7]:u@v.co:pw", Ok(("[2001:db8::7]", "u@v.co", "pw"))),
+            ("http://192.168.1.1:8080/login:admin:admin", Ok(("192.168.1.1", "admin", "admin"))),
+            ("http://localhost:3000/:dev:pw", Ok(("localhost", "dev", "pw"))),
             ("https://site.com/path", Err(Reason::NoSeparator)),
             ("site.com:user", Err(Reason::NoSeparator)),
         ];
@@ -132,14 +233,63 @@ mod tests {
         }
     }
 
+    fn record(line: &str) -> (Record, bool) {
+        match parse_line(line.as_bytes(), W1252) {
+            Ok(Parsed::Record(rec, not_domain)) => (rec, not_domain),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
     #[test]
     fn records_carry_the_website() {
-        let rec = parse_line(b"https://Login.Example.com:443/x:Ann@Mail.co:pw", W1252)
-            .expect("ok")
-            .expect("record");
+        let (rec, not_domain) = record("https://Login.Example.com:443/x:Ann@Mail.co:pw");
         assert_eq!(rec.website.as_deref(), Some("login.example.com"));
         assert_eq!(rec.account.value, "ann@mail.co");
-        assert_eq!(parse_line(b"https://[::1]/:a@b.co:pw", W1252), Err(Reason::InvalidWebsite));
-        assert_eq!(parse_line(b"  ", W1252), Ok(None));
+        assert!(!not_domain);
+        assert_eq!(parse_line(b"  ", W1252), Ok(Parsed::Skipped));
+    }
+
+    #[test]
+    fn hosts_that_are_no_domain_keep_the_account_without_a_website() {
+        for line in [
+            "https://[::1]/:a@b.co:pw",
+            "https://[::1]:8443/x:a@b.co:pw",
+            "http://[fe80::1]/:a@b.co:pw",
+            "http://192.168.1.1:8080/login:a@b.co:pw",
+            "https://10.0.0.1:8080/cgi-bin/luci:a@b.co:pw",
+            "http://localhost:3000/:a@b.co:pw",
+            "https://intranet/:a@b.co:pw",
+            "192.168.0.1:a@b.co:pw",
+            "localhost:8080:a@b.co:pw",
+        ] {
+            let (rec, not_domain) = record(line);
+            assert_eq!(
+                (rec.account.value.as_str(), rec.website, not_domain),
+                ("a@b.co", None, true),
+                "{line}"
+            );
+            assert!(rec.password.is_some(), "{line}");
+        }
+        // No host at all, or bytes no host has: still no website to speak of.
+        for line in ["https://:a@b.co:pw", "https://ex%ample$.com/:a@b.co:pw", "https://[zz]/:a@b.co:pw"] {
+            assert_eq!(parse_line(line.as_bytes(), W1252), Err(Reason::InvalidWebsite), "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_that_open_with_no_url_are_banners() {
+        for line in [
+            "Telegram: @redline_support",
+            "Build ID: 7f3a:2",
+            "*  |  _ \\ ___  __| |  *",
+            "Log date: 12/01/2026 10:00:00",
+            "[INFO] grabbed 12 passwords",
+            "intranet:bob:pw",
+        ] {
+            assert_eq!(parse_line(line.as_bytes(), W1252), Ok(Parsed::Skipped), "{line}");
+        }
+        // A line that opens with a URL and does not split is a ULP line gone wrong.
+        assert_eq!(parse_line(b"https://site.com/path", W1252), Err(Reason::NoSeparator));
+        assert_eq!(parse_line(b"site.com:user", W1252), Err(Reason::NoSeparator));
     }
 }

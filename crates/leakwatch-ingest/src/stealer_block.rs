@@ -22,12 +22,14 @@
 //! ULP lines, so one file may mix both.
 //!
 //! A block is one record of the chunker ([`Blocks`]), so chunk boundaries never
-//! fall inside one and parsing stays independent of the chunk size.
+//! fall inside one and parsing stays independent of the chunk size. Lines
+//! outside blocks that open with no URL are banners' (ASCII art, `Telegram:`
+//! lines), skipped.
 
 use encoding_rs::Encoding;
 use leakwatch_types::{
-    normalize_domain, normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordHashes,
-    PasswordMaterial, Record,
+    normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordHashes, PasswordMaterial,
+    Record,
 };
 use memchr::memchr;
 
@@ -35,6 +37,7 @@ use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
 use crate::combo::has_control;
 use crate::encoding::identity_text;
 use crate::report::{Reason, Tallies};
+use crate::stealer::Parsed;
 
 /// What a labelled line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +145,21 @@ impl Splitter for Blocks {
             }
         }
     }
+
+    /// A record ends after every line that is not a label line: such a line
+    /// is a record by itself, or the separator that closes a block, and no
+    /// block goes on past it. So the last of them in `region` is a cut found
+    /// in one backward step, and the serial reader need not scan the records.
+    fn last_line_end(&self, region: &[u8]) -> Option<usize> {
+        let mut end = memchr::memrchr(b'\n', region)?;
+        loop {
+            let start = memchr::memrchr(b'\n', &region[..end]).map_or(0, |i| i + 1);
+            if label_line(&region[start..end]).is_none() {
+                return Some(end + 1);
+            }
+            end = start.checked_sub(1)?;
+        }
+    }
 }
 
 /// Parses the blocks and ULP lines of a chunk (whose records were cut by
@@ -171,19 +189,20 @@ pub(crate) fn parse_chunk(
         } else if label_line(first).is_some() {
             parse_block(record, legacy)
         } else if is_separator(first) {
-            Ok(None)
+            Ok(Parsed::Skipped)
         } else {
             crate::stealer::parse_line(first, legacy)
         };
         match outcome {
-            Ok(Some(record)) => {
+            Ok(Parsed::Record(record, not_domain)) => {
                 t.accept(&record);
                 if record.website.is_some() {
                     t.classes.add(DataClass::Urls);
                 }
+                t.website_not_domain += u64::from(not_domain);
                 out.push(record);
             }
-            Ok(None) => t.blank += 1,
+            Ok(Parsed::Skipped) => t.blank += 1,
             Err(reason) => t.reject(reason, line_no),
         }
         line_no += count;
@@ -192,7 +211,7 @@ pub(crate) fn parse_chunk(
 }
 
 /// The record of one block; `legacy` decodes a login that is not UTF-8.
-pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Option<Record>, Reason> {
+pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Parsed, Reason> {
     let (mut url, mut login, mut password) = (None, None, None);
     for line in lines(block) {
         if has_control(line.trim_ascii()) {
@@ -205,8 +224,8 @@ pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Opt
             Some((Role::Other, _)) | None => {}
         }
     }
-    let host = url.map(url_host).unwrap_or_default();
-    let website = std::str::from_utf8(host).ok().and_then(normalize_domain).ok_or(Reason::InvalidWebsite)?;
+    let website = crate::stealer::website(url.map(url_host).unwrap_or_default())?;
+    let not_domain = website.is_none();
     let login = login.map(<[u8]>::trim_ascii).unwrap_or_default();
     if login.is_empty() {
         return Err(Reason::NoAccount);
@@ -214,7 +233,7 @@ pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Opt
     let login = &*identity_text(login, legacy);
     let (account, website) = if login.contains('@') {
         let value = normalize_email(login).map_err(|_| Reason::InvalidEmail)?;
-        (Account { kind: AccountKind::Email, value }, Some(website))
+        (Account { kind: AccountKind::Email, value }, website)
     } else {
         // A user name says nothing searchable about a person: HIBP keeps
         // website pairs for addresses only.
@@ -222,12 +241,12 @@ pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Opt
         (Account { kind: AccountKind::Username, value }, None)
     };
     let password = password.filter(|p| !p.is_empty()).map(|p| PasswordMaterial::Plain(PasswordHashes::of(p)));
-    Ok(Some(Record { account, password, website }))
+    Ok(Parsed::Record(Record { account, password, website }, not_domain))
 }
 
 /// The host of a URL value: after an optional `scheme://`, up to the first `/`
 /// `?` `#`, after the last `@` (user info, `android://<hash>@package`), without
-/// a numeric `:port`.
+/// a numeric `:port`; an IPv6 literal keeps its brackets.
 pub(crate) fn url_host(url: &[u8]) -> &[u8] {
     let url = url.trim_ascii();
     let mut rest = url;
@@ -241,6 +260,11 @@ pub(crate) fn url_host(url: &[u8]) -> &[u8] {
     if let Some(at) = host.iter().rposition(|&b| b == b'@') {
         host = &host[at + 1..];
     }
+    if host.first() == Some(&b'[') {
+        if let Some(close) = memchr(b']', host) {
+            return &host[..close + 1];
+        }
+    }
     if let Some(colon) = host.iter().rposition(|&b| b == b':') {
         let port = &host[colon + 1..];
         if !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit) {
@@ -248,6 +272,26 @@ pub(crate) fn url_host(url: &[u8]) -> &[u8] {
         }
     }
     host
+}
+
+/// Whether `window` (whole lines) holds a block with a URL, a login and a
+/// password: the structure that tells a stealer log whatever precedes it,
+/// where a combo list holds at most a stray line that looks like a label.
+pub(crate) fn has_block(window: &[u8]) -> bool {
+    const FULL: u8 = 1 << Role::Url as u8 | 1 << Role::Login as u8 | 1 << Role::Password as u8;
+    let mut roles = 0u8;
+    for line in lines(window) {
+        roles = match label_line(line) {
+            Some((role, _)) if roles & role.bit() == 0 => roles | role.bit(),
+            // A role the block has already starts the next block.
+            Some((role, _)) => role.bit(),
+            None => 0,
+        };
+        if roles & FULL == FULL {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether a file's name is one the stealer families give their password
@@ -338,6 +382,12 @@ mod tests {
             assert_eq!(Blocks.scan(input.as_bytes(), true), *want, "{input:?}");
         }
         assert_eq!(Blocks.scan(b"URL: a\nUser: b\n", false), Scan::NeedMore);
+        // A cut in one step: after the last line that is not a label line.
+        let region = b"URL: a\nUser: b\n=====\nURL: c\nUser: d\n";
+        assert_eq!(Blocks.last_line_end(region), Some(21));
+        assert_eq!(Blocks.last_line_end(b"a.com:b:c\nURL: d\nUser: e"), Some(10));
+        assert_eq!(Blocks.last_line_end(b"URL: a\nUser: b\n"), None);
+        assert_eq!(Blocks.last_line_end(b"\nURL: a\n"), Some(1));
         assert_eq!(Blocks.scan(b"URL: a\nUser: b\nPass: c\n==", false), Scan::NeedMore);
     }
 

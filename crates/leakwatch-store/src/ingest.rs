@@ -19,7 +19,7 @@ use crate::dir::DataDir;
 use crate::domains::{each_entry, each_group_lens, DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
 use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
-use crate::runs::{group_by_first_byte, same_key, sort_records, Bucketed, Runs, Scratch};
+use crate::runs::{group_by_first_byte, same_key, sort_records, Bucketed, Runs, Scratch, Sorted};
 
 use rayon::prelude::*;
 
@@ -28,8 +28,15 @@ use rayon::prelude::*;
 /// (the segment kinds' key lengths), is computed when it is written.
 const SHA1_REC: usize = 20 + 8;
 const NTLM_REC: usize = 16 + 8;
-/// A stealer-log entry: key, sealed payload length, sealed payload (at most 255 bytes).
-const STEALER: usize = 16 + 1 + 255;
+/// A stealer-log entry: the key, the sealed payload zero-padded, its length.
+/// Sorted as arrays, entries fall in (key, sealed payload) order, the order
+/// compaction keeps. Three widths, so that few bytes are padding: up to 31
+/// bytes in clear (a website, most addresses)...
+const STEALER_SHORT: usize = 16 + 47 + 1;
+/// ...up to 63 (an alias and a site)...
+const STEALER_MID: usize = 16 + 79 + 1;
+/// ...or up to 239, the most a sealed payload holds.
+const STEALER_LONG: usize = 16 + 255 + 1;
 
 /// Input read before the run buffers are sized for the rest of the file...
 const RESERVE_AFTER: u64 = 14 << 20;
@@ -94,8 +101,9 @@ struct Batch {
     /// Password NTLM and its masked pair key. A triple may be known by one digest
     /// only (a hash column), so each corpus counts its own set of triples.
     ntlm_creds: Bucketed<NTLM_REC>,
-    /// Stealer-log pairs, three entries each: by email, by website, by email domain.
-    stealer: Bucketed<STEALER>,
+    /// Stealer-log pairs, three entries each: by email, by website, by email
+    /// domain; in three widths, by the length of the sealed payload.
+    stealer: StealerBatch,
 }
 
 /// Turns parsed records into index records. Runs on the parallel side of the
@@ -115,7 +123,6 @@ fn to_batch(
     let mut accounts = Vec::with_capacity(n);
     let mut sha1_creds = Vec::with_capacity(n);
     let mut ntlm_creds = Vec::with_capacity(n);
-    let mut stealer = Vec::new();
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
     // one keyed hash and one seal place per distinct domain in a batch is enough.
     // (foldhash: SipHash showed at 2% of ingest for these short strings.)
@@ -123,6 +130,14 @@ fn to_batch(
     let mut places: Vec<(Key16, SealPlace)> = Vec::new();
     // Each alias with its domain's place, sealed together after the loop.
     let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
+    // Stealer-log entries: their keys, where each is sealed (a domain's place
+    // or one of `stealer_places`), and their payloads in `stealer_text`, all
+    // sealed together after the loop like the aliases. A website repeats
+    // within a batch as domains do: one key and place for each.
+    let mut site_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut stealer_places: Vec<(Key16, SealPlace)> = Vec::new();
+    let mut stealer_items: Vec<(Key16, StealerPlace, usize)> = Vec::new();
+    let mut stealer_text: Vec<u8> = Vec::new();
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
     accounts.extend_from_slice(&inners);
@@ -144,14 +159,26 @@ fn to_batch(
             }
             if let Some(site) = &record.website {
                 let email = &record.account.value;
-                let by_domain = format!("{alias}\n{site}");
-                for (k, payload) in [
-                    (account, site.as_str()),
-                    (keys.website(site), email.as_str()),
-                    (key, by_domain.as_str()),
+                let site_place = *site_places.entry(site).or_insert_with(|| {
+                    let key = keys.website(site);
+                    stealer_places.push((key, keys.seal_place(&key, breach)));
+                    stealer_places.len() - 1
+                });
+                stealer_places.push((account, keys.seal_place(&account, breach)));
+                let account_place = stealer_places.len() - 1;
+                for (k, at, payload) in [
+                    (account, StealerPlace::Own(account_place), [site.as_bytes(), b"", b""]),
+                    (
+                        stealer_places[site_place].0,
+                        StealerPlace::Own(site_place),
+                        [email.as_bytes(), b"", b""],
+                    ),
+                    (key, StealerPlace::Domain(place), [alias.as_bytes(), b"\n", site.as_bytes()]),
                 ] {
-                    if let Some(rec) = stealer_rec(keys, &k, breach, payload.as_bytes(), &mut sealed) {
-                        stealer.push(rec);
+                    // An address or site that long is not a real one.
+                    if payload.iter().map(|p| p.len()).sum::<usize>() <= MAX_SEALED_PLAINTEXT {
+                        payload.iter().for_each(|p| stealer_text.extend_from_slice(p));
+                        stealer_items.push((k, at, stealer_text.len()));
                     }
                 }
             }
@@ -177,6 +204,7 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
+    let stealer = stealer_entries(keys, &places, &stealer_places, &stealer_items, &stealer_text);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
@@ -187,28 +215,78 @@ fn to_batch(
         domains,
         sha1_creds: Bucketed::new(sha1_creds),
         ntlm_creds: Bucketed::new(ntlm_creds),
-        stealer: Bucketed::new(stealer),
+        stealer,
     })
 }
 
-/// A stealer-log entry with its payload sealed, or `None` for a payload over
-/// 239 bytes (an address or site that long is not a real one).
-fn stealer_rec(
+/// Where a stealer-log entry is sealed: at its email domain's place (the
+/// domain entries'), or at one of its own (an account's, a website's).
+#[derive(Clone, Copy)]
+enum StealerPlace {
+    Domain(usize),
+    Own(usize),
+}
+
+/// The stealer-log entries of a batch, sealed in one pass: `items` are each
+/// entry's key, place, and the end of its payload in `text`.
+fn stealer_entries(
     keys: &Keys,
-    key: &Key16,
-    breach: u32,
-    payload: &[u8],
-    sealed: &mut Vec<u8>,
-) -> Option<[u8; STEALER]> {
-    if payload.len() > MAX_SEALED_PLAINTEXT {
-        return None;
+    domain_places: &[(Key16, SealPlace)],
+    own_places: &[(Key16, SealPlace)],
+    items: &[(Key16, StealerPlace, usize)],
+    text: &[u8],
+) -> StealerBatch {
+    let mut start = 0;
+    let to_seal: Vec<(&SealPlace, &[u8])> = items
+        .iter()
+        .map(|&(_, at, end)| {
+            let place = match at {
+                StealerPlace::Domain(i) => &domain_places[i].1,
+                StealerPlace::Own(i) => &own_places[i].1,
+            };
+            let payload = &text[start..end];
+            start = end;
+            (place, payload)
+        })
+        .collect();
+    let (mut sealed, mut ends) = (Vec::new(), Vec::with_capacity(items.len()));
+    keys.seal_many(&to_seal, &mut sealed, &mut ends);
+    let (mut short, mut mid, mut long) = (Vec::with_capacity(items.len()), Vec::new(), Vec::new());
+    let mut start = 0;
+    for ((key, _, _), &end) in items.iter().zip(&ends) {
+        let payload = &sealed[start..end];
+        start = end;
+        if payload.len() < STEALER_SHORT - 16 {
+            short.push(stealer_entry(key, payload));
+        } else if payload.len() < STEALER_MID - 16 {
+            mid.push(stealer_entry(key, payload));
+        } else {
+            long.push(stealer_entry(key, payload));
+        }
     }
-    keys.seal(key, breach, payload, sealed);
-    let mut rec = [0u8; STEALER];
+    StealerBatch { short: Bucketed::new(short), mid: Bucketed::new(mid), long: Bucketed::new(long) }
+}
+
+/// A batch's stealer-log entries, in their three widths.
+struct StealerBatch {
+    short: Bucketed<STEALER_SHORT>,
+    mid: Bucketed<STEALER_MID>,
+    long: Bucketed<STEALER_LONG>,
+}
+
+/// The entry of `key` and a sealed payload that fits in `N`: the key, the
+/// payload zero-padded, its length.
+fn stealer_entry<const N: usize>(key: &Key16, sealed: &[u8]) -> [u8; N] {
+    let mut rec = [0u8; N];
     rec[..16].copy_from_slice(key);
-    rec[16] = sealed.len() as u8;
-    rec[17..17 + sealed.len()].copy_from_slice(sealed);
-    Some(rec)
+    rec[16..16 + sealed.len()].copy_from_slice(sealed);
+    rec[N - 1] = sealed.len() as u8;
+    rec
+}
+
+/// The key and sealed payload of an entry made by [`stealer_entry`].
+fn stealer_parts<const N: usize>(rec: &[u8; N]) -> (&[u8], &[u8]) {
+    (&rec[..16], &rec[16..16 + usize::from(rec[N - 1]).min(N - 17)])
 }
 
 /// Ingests `inputs` into one breach and publishes the result as a new generation.
@@ -252,7 +330,11 @@ pub fn ingest(
     let mut domains = DomainRuns::new(scratch.clone());
     let mut sha1_creds = Runs::<SHA1_REC>::new(scratch.clone(), "credentials", SHA1_REC, true);
     let mut ntlm_creds = Runs::<NTLM_REC>::new(scratch.clone(), "ntlm-credentials", NTLM_REC, true);
-    let mut stealer = Runs::<STEALER>::new(scratch.clone(), "stealer", STEALER, true);
+    let mut stealer = StealerRuns {
+        short: Runs::new(scratch.clone(), "stealer-short", STEALER_SHORT, true),
+        mid: Runs::new(scratch.clone(), "stealer-mid", STEALER_MID, true),
+        long: Runs::new(scratch.clone(), "stealer", STEALER_LONG, true),
+    };
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
     let mut classes = BTreeSet::new();
@@ -278,7 +360,8 @@ pub fn ingest(
                 let held = accounts.mem_bytes()
                     + domains.mem_bytes()
                     + sha1_creds.mem_bytes()
-                    + ntlm_creds.mem_bytes();
+                    + ntlm_creds.mem_bytes()
+                    + stealer.mem_bytes();
                 if let Some((len, start)) = reserve {
                     let read = progress.bytes.load(Ordering::Relaxed) - start;
                     if read >= RESERVE_AFTER {
@@ -295,6 +378,7 @@ pub fn ingest(
                             domains.reserve(growth);
                             sha1_creds.reserve(growth);
                             ntlm_creds.reserve(growth);
+                            stealer.reserve(growth);
                         }
                     }
                 }
@@ -478,14 +562,79 @@ fn write_domains(
     Ok(out)
 }
 
-/// Stealer-log pairs. Repeats within an ingest collapse here; across ingests,
-/// lookups and compaction deduplicate them.
-fn write_stealer(dir: &DataDir, stealer: Runs<STEALER>, breach_id: u32) -> Result<SegmentSet> {
+/// The stealer-log entries of an ingest, in their three widths.
+struct StealerRuns {
+    short: Runs<STEALER_SHORT>,
+    mid: Runs<STEALER_MID>,
+    long: Runs<STEALER_LONG>,
+}
+
+impl StealerRuns {
+    fn push(&mut self, batch: &StealerBatch) {
+        self.short.push(&batch.short);
+        self.mid.push(&batch.mid);
+        self.long.push(&batch.long);
+    }
+
+    fn mem_bytes(&self) -> usize {
+        self.short.mem_bytes() + self.mid.mem_bytes() + self.long.mem_bytes()
+    }
+
+    fn reserve(&mut self, growth: f64) {
+        self.short.reserve(growth);
+        self.mid.reserve(growth);
+        self.long.reserve(growth);
+    }
+
+    fn spill(&mut self) -> Result<()> {
+        self.short.spill()?;
+        self.mid.spill()?;
+        self.long.spill()
+    }
+}
+
+/// Sorted stealer runs of one width, looked at one entry at a time.
+struct StealerHead<const N: usize> {
+    sorted: std::iter::Peekable<Sorted<N>>,
+}
+
+impl<const N: usize> StealerHead<N> {
+    /// The head's key and payload; `Some(None)` for a read error waiting to
+    /// be taken (and returned), which sorts first.
+    fn peek(&mut self) -> Option<Option<(&[u8], &[u8])>> {
+        self.sorted.peek().map(|r| r.as_ref().ok().map(stealer_parts))
+    }
+
+    /// Takes the head into the writer.
+    fn write(&mut self, w: &mut SegmentWriter, breach_id: u32) -> Result<()> {
+        let rec = self.sorted.next().expect("peeked")?;
+        let (key, payload) = stealer_parts(&rec);
+        Ok(w.push_payload(key, breach_id, payload)?)
+    }
+}
+
+/// Stealer-log pairs, the three widths merged in (key, sealed payload) order.
+/// Repeats within an ingest collapse here; across ingests, lookups and
+/// compaction deduplicate them.
+fn write_stealer(dir: &DataDir, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
-    let mut w = out.writer(Kind::Stealer, stealer.pushed())?;
-    for rec in stealer.finish()? {
-        let rec = rec?;
-        w.push_payload(&rec[..16], breach_id, &rec[17..17 + usize::from(rec[16])])?;
+    let total = stealer.short.pushed() + stealer.mid.pushed() + stealer.long.pushed();
+    let mut w = out.writer(Kind::Stealer, total)?;
+    let mut short = StealerHead { sorted: stealer.short.finish()?.peekable() };
+    let mut mid = StealerHead { sorted: stealer.mid.finish()?.peekable() };
+    let mut long = StealerHead { sorted: stealer.long.finish()?.peekable() };
+    loop {
+        // The smallest head (a read error first, to be returned); payloads of
+        // different widths are never equal.
+        let heads = [short.peek(), mid.peek(), long.peek()];
+        let Some(least) = (0..3).filter(|&i| heads[i].is_some()).min_by_key(|&i| heads[i]) else {
+            break;
+        };
+        match least {
+            0 => short.write(&mut w, breach_id)?,
+            1 => mid.write(&mut w, breach_id)?,
+            _ => long.write(&mut w, breach_id)?,
+        }
     }
     out.finish(w)?;
     Ok(out)

@@ -58,3 +58,81 @@ fn stealer_pairs_answer_all_three_lookups() {
     assert_eq!(aliases, vec!["alice", "dave"]);
     assert_eq!(by_domain["alice"], vec![google, netflix]);
 }
+
+fn ingest_text(tmp: &std::path::Path, name: &str, text: &str, memory_budget: u64) -> Store {
+    let file = tmp.join(format!("{name}.txt"));
+    std::fs::write(&file, text).unwrap();
+    let data = DataDir::new(tmp.join(name));
+    data.init(Some(&tmp.join(format!("{name}.key")))).unwrap();
+    let options = IngestOptions {
+        breach: BreachInfo { name: "Stealer1".into(), ..BreachInfo::default() },
+        format: None,
+        memory_budget,
+    };
+    let input = Input::open(file.to_str().unwrap()).unwrap();
+    ingest(&data, &options, vec![input], &Default::default(), &mut |_| {}).unwrap();
+    Store::open(&data).unwrap()
+}
+
+/// A router's or an intranet portal's login: the account is in the breach and
+/// its password counted, but there is no website to pair it with.
+#[test]
+fn hosts_that_are_no_domain_expose_the_account_and_password_without_a_pair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ingest_text(
+        tmp.path(),
+        "data",
+        "https://[::1]:8443/x:ann@example-corp.com:Router-Pw-1\n\
+         http://192.168.1.1:8080/login:bob@example-corp.com:Router-Pw-1\n\
+         https://intranet/:bob@example-corp.com:Intranet-Pw\n\
+         https://github.com/session:carol@example-corp.com:Gh-Pw\n",
+        1 << 30,
+    );
+    assert!(store.breaches()[0].is_stealer_log);
+    for email in ["ann@example-corp.com", "bob@example-corp.com", "carol@example-corp.com"] {
+        let breaches = store.account_breaches(&Account::email(email).unwrap()).unwrap();
+        assert_eq!(breaches.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), vec!["Stealer1"], "{email}");
+    }
+    let sha1 = |p: &str| leakwatch_types::PasswordHashes::of(p.as_bytes()).sha1;
+    assert_eq!(store.sha1_count(&sha1("Router-Pw-1")).unwrap(), 2);
+    assert_eq!(store.sha1_count(&sha1("Intranet-Pw")).unwrap(), 1);
+    let sites = |e: &str| store.stealer_websites_by_email(&Account::email(e).unwrap()).unwrap();
+    assert!(sites("ann@example-corp.com").is_empty());
+    assert!(sites("bob@example-corp.com").is_empty());
+    assert_eq!(sites("carol@example-corp.com"), vec!["github.com".to_owned()]);
+    let by_domain = store.stealer_websites_by_email_domain("example-corp.com").unwrap();
+    assert_eq!(by_domain.keys().map(String::as_str).collect::<Vec<_>>(), vec!["carol"]);
+}
+
+/// Stealer entries count against the memory budget: spilled to runs and merged
+/// back (long and middling payloads beside short ones), they answer as when
+/// held in memory.
+#[test]
+fn stealer_entries_spilled_under_a_small_budget_answer_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long_site = format!("{}.example.com", "a".repeat(60));
+    let mut text = String::new();
+    for i in 0..12_000 {
+        let site = match i % 7 {
+            0 => long_site.clone(),
+            1 => format!("a-rather-longer-shop-name-{}.example.com", i % 300),
+            _ => format!("shop{}.example.com", i % 300),
+        };
+        text.push_str(&format!("https://{site}/login:user{i}@mail{}.example.org:pw{i}\n", i % 50));
+    }
+    let small = ingest_text(tmp.path(), "small", &text, 1 << 20);
+    let large = ingest_text(tmp.path(), "large", &text, 1 << 30);
+    for i in (0..12_000).step_by(997) {
+        let email = Account::email(&format!("user{i}@mail{}.example.org", i % 50)).unwrap();
+        let got = small.stealer_websites_by_email(&email).unwrap();
+        assert_eq!(got, large.stealer_websites_by_email(&email).unwrap());
+        assert_eq!(got.len(), 1);
+    }
+    let emails = small.stealer_emails_by_website(&long_site).unwrap();
+    assert_eq!(emails.len(), 12_000_usize.div_ceil(7));
+    assert_eq!(emails, large.stealer_emails_by_website(&long_site).unwrap());
+    assert_eq!(
+        small.stealer_websites_by_email_domain("mail7.example.org").unwrap(),
+        large.stealer_websites_by_email_domain("mail7.example.org").unwrap()
+    );
+}

@@ -93,6 +93,7 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
                 "accepted": r.accepted,
                 "rejected": rejected,
                 "columns": r.columns.iter().map(columns_json).collect::<Vec<_>>(),
+                "notes": r.notes,
             })
         })
         .collect();
@@ -160,6 +161,9 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
         let lines: Vec<String> = rej.sample_lines.iter().map(u64::to_string).collect();
         let e_g = if lines.len() == 1 { "line" } else { "lines" };
         writeln!(out, "  {:>10}  {reason} (e.g. {e_g} {})", thousands(rej.count), lines.join(", "))?;
+    }
+    for (note, count) in &r.notes {
+        writeln!(out, "  {:>10}  {note} (kept; a note, not a rejection)", thousands(*count))?;
     }
     Ok(())
 }
