@@ -943,21 +943,36 @@ mod socket {
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
     }
 
-    #[test]
-    fn several_threads_share_the_port_and_stop_together() {
-        let f = fixture();
+    /// `serve_threads` with `threads` threads on a thread of its own: its
+    /// address, the sender that stops it, and the thread to join.
+    fn start_threads(
+        state: AppState,
+        threads: usize,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<std::io::Result<()>>) {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = f.state.clone();
         let server = std::thread::spawn(move || {
             let shutdown = async {
                 let _ = stopped.await;
             };
             let listening = move |addr| addr_tx.send(addr).unwrap();
             let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            leakwatch_server::serve_threads(addr, 3, state, ServeOptions::default(), listening, shutdown)
+            leakwatch_server::serve_threads(
+                addr,
+                threads,
+                state,
+                ServeOptions::default(),
+                listening,
+                shutdown,
+            )
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        (addr_rx.recv_timeout(Duration::from_secs(10)).unwrap(), stop, server)
+    }
+
+    #[test]
+    fn several_threads_share_the_port_and_stop_together() {
+        let f = fixture();
+        let (addr, stop, server) = start_threads(f.state.clone(), 3);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             // Separate connections, so that more than one thread answers.
@@ -1104,18 +1119,7 @@ mod socket {
         let lines: Vec<String> = (0..60_000).map(|i| format!("user{i}@big-corp.example:pw{i}")).collect();
         ingest_lines(&f.data, "Huge", "huge.example", &lines.iter().map(String::as_str).collect::<Vec<_>>());
         f.state.reload_store().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = f.state.clone();
-        let server = std::thread::spawn(move || {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            let listening = move |addr| addr_tx.send(addr).unwrap();
-            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            leakwatch_server::serve_threads(addr, 1, state, ServeOptions::default(), listening, shutdown)
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (addr, stop, server) = start_threads(f.state.clone(), 1);
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
