@@ -17,6 +17,9 @@ build() {
 # A scratch directory for this run: generated inputs and data directories.
 mkdir -p "$ROOT/bench/out"
 WORK="$(mktemp -d "$ROOT/bench/out/run.XXXXXX")"
+# The data keys of the benchmark's directories live and go with the run, not
+# in the user's key ring.
+export LEAKWATCH_KEY_FILE="$WORK/bench.key"
 trap 'rm -rf "$WORK"' EXIT
 
 # seconds CMD...: runs CMD with stdout and stderr discarded (stderr kept in
