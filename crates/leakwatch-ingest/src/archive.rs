@@ -248,6 +248,19 @@ struct Expander {
 }
 
 impl Expander {
+    fn new(limits: Limits) -> Expander {
+        Expander {
+            limits,
+            spool: None,
+            spooled: 0,
+            expanded: 0,
+            entries: 0,
+            inputs: Vec::new(),
+            root: None,
+            walked: Default::default(),
+        }
+    }
+
     fn error(archive: &str, member: &str, detail: impl Into<String>) -> IngestError {
         IngestError::Archive { archive: archive.to_owned(), member: member.to_owned(), detail: detail.into() }
     }
@@ -570,16 +583,7 @@ pub(crate) fn expand(path: &str, limits: Limits) -> Result<Vec<Input>, IngestErr
     if path == "-" {
         return Ok(vec![Input::open(path)?]);
     }
-    let mut expander = Expander {
-        limits,
-        spool: None,
-        spooled: 0,
-        expanded: 0,
-        entries: 0,
-        inputs: Vec::new(),
-        root: None,
-        walked: Default::default(),
-    };
+    let mut expander = Expander::new(limits);
     expander.path(Path::new(path), 0)?;
     Ok(expander.inputs)
 }
@@ -592,16 +596,7 @@ mod tests {
     /// reads back, at any position, is the plaintext.
     #[test]
     fn the_spool_holds_no_plaintext() {
-        let mut expander = Expander {
-            limits: Limits::default(),
-            spool: None,
-            spooled: 0,
-            expanded: 0,
-            entries: 0,
-            inputs: Vec::new(),
-            root: None,
-            walked: Default::default(),
-        };
+        let mut expander = Expander::new(Limits::default());
         let plain = b"ann@mail.co:Hunter2-secret\n".repeat(10_000);
         let (_, pad) = expander.copy_in("a.zip", "x", &b"0123456789"[..], None).unwrap();
         let (start, len) = expander.copy_in("a.zip", "combo.txt", &plain[..], None).unwrap();
