@@ -32,7 +32,7 @@ pub fn group(ip: IpAddr) -> IpAddr {
 /// `X-Forwarded-For` (earlier entries are the client's to invent).
 pub fn request_ip(peer: SocketAddr, trusted_proxy: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();
-    if trusted_proxy.map(|ip| ip.to_canonical()) != Some(peer_ip) {
+    if !is_trusted_proxy(peer, trusted_proxy) {
         return peer_ip;
     }
     headers
@@ -43,6 +43,12 @@ pub fn request_ip(peer: SocketAddr, trusted_proxy: Option<IpAddr>, headers: &Hea
         .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
         .next_back()
         .map_or(peer_ip, |ip| ip.to_canonical())
+}
+
+/// Whether `peer` is the trusted reverse proxy (an IPv4 proxy may reach an
+/// IPv6 listener as an IPv4-mapped address).
+pub fn is_trusted_proxy(peer: SocketAddr, trusted_proxy: Option<IpAddr>) -> bool {
+    trusted_proxy.is_some_and(|ip| ip.to_canonical() == peer.ip().to_canonical())
 }
 
 /// The address a request came from, set by the server for each request.

@@ -206,8 +206,7 @@ async fn accept_loop(
             tracing::warn!(%peer, "connection refused: too many open connections");
             continue;
         };
-        let from_proxy = options.trusted_proxy.map(|ip| ip.to_canonical()) == Some(peer.ip().to_canonical());
-        let client_slot = if from_proxy {
+        let client_slot = if client::is_trusted_proxy(peer, options.trusted_proxy) {
             None
         } else {
             let Some(slot) = clients.admit(peer.ip(), options.max_connections_per_client) else {
