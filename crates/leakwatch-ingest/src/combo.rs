@@ -100,27 +100,51 @@ pub(crate) fn parse_chunk(
             Outcome::Accepted(record) => {
                 tallies.accept(&record);
                 out.push(record);
-                if lanes.ntlm.is_full() {
-                    lanes.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
-                }
-                if lanes.sha1.is_full() {
-                    lanes.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
-                }
+                lanes.drain_full(out);
             }
         }
         line_no += 1;
     }
-    lanes.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
-    lanes.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
+    lanes.drain_all(out);
     tallies.lines += line_no - first_line;
 }
 
 /// Passwords queued for their digests, each lane group filling and draining
 /// on its own: SHA-1 takes any short password, NTLM only short ASCII ones.
+/// Hashing sixteen (or eight) short passwords at a time is what keeps the
+/// digests from dominating a parser's time.
 #[derive(Debug, Default)]
 pub(crate) struct Lanes {
     sha1: Sha1Lanes,
     ntlm: NtlmLanes,
+}
+
+impl Lanes {
+    /// The digests of `password` for the record the caller puts at `slot`:
+    /// those a lane takes are left zero, filled in by [`Lanes::drain_full`]
+    /// or [`Lanes::drain_all`]. A queued copy leaves `password`'s buffer free.
+    pub(crate) fn hashes(&mut self, slot: usize, password: &[u8]) -> PasswordHashes {
+        let sha1 = if self.sha1.push(slot, password) { [0; 20] } else { sha1(password) };
+        let ntlm = if self.ntlm.push(slot, password) { [0; 16] } else { ntlm(password) };
+        PasswordHashes { sha1, ntlm }
+    }
+
+    /// Fills in the queued digests of a full lane group; after each record
+    /// pushed to `out`.
+    pub(crate) fn drain_full(&mut self, out: &mut [Record]) {
+        if self.ntlm.is_full() {
+            self.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
+        }
+        if self.sha1.is_full() {
+            self.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
+        }
+    }
+
+    /// Fills in every queued digest: before `out` leaves the parser.
+    pub(crate) fn drain_all(&mut self, out: &mut [Record]) {
+        self.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
+        self.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
+    }
 }
 
 /// The digests of a record accepted with some of them still queued.
@@ -170,10 +194,7 @@ pub(crate) fn parse_line(
             true => &scratch[..],
             false => password,
         };
-        // A queued copy leaves `scratch` free for the next line.
-        let sha1 = if lanes.sha1.push(slot, bytes) { [0; 20] } else { sha1(bytes) };
-        let ntlm = if lanes.ntlm.push(slot, bytes) { [0; 16] } else { ntlm(bytes) };
-        Some(PasswordMaterial::Plain(PasswordHashes { sha1, ntlm }))
+        Some(PasswordMaterial::Plain(lanes.hashes(slot, bytes)))
     };
     Outcome::Accepted(Record { account, password, website: None })
 }

@@ -14,10 +14,7 @@
 //! with a URL at all (no scheme, and no domain or address before the first
 //! separator) is a banner's (`Telegram: @channel`, `Build ID: ...`): skipped.
 
-use leakwatch_types::{
-    normalize_domain, normalize_email, normalize_username, Account, AccountKind, PasswordHashes,
-    PasswordMaterial, Record,
-};
+use leakwatch_types::{normalize_domain, normalize_email, normalize_username, Account, AccountKind, Record};
 
 use encoding_rs::Encoding;
 
@@ -75,9 +72,7 @@ fn split_url(line: &[u8]) -> Url<'_> {
         }
     }
     if matches!(line.get(i), Some(b'/' | b'?' | b'#')) {
-        while i < line.len() && !is_sep(line[i]) {
-            i += 1;
-        }
+        i += memchr::memchr3(b':', b'|', b' ', &line[i..]).unwrap_or(line.len() - i);
     }
     // `android://<hash>==@com.package/`: the package is the site.
     if let Some(at) = host.iter().rposition(|&b| b == b'@') {
@@ -95,13 +90,17 @@ pub(crate) struct Ulp<'a> {
 
 /// Splits a ULP line into its website host, login and password.
 pub(crate) fn split_ulp(line: &[u8]) -> Result<Ulp<'_>, Reason> {
-    let Url { host, end, .. } = split_url(line);
-    if end >= line.len() {
+    after_url(line, &split_url(line))
+}
+
+/// The parts of a ULP line whose URL is `url`.
+fn after_url<'a>(line: &'a [u8], url: &Url<'a>) -> Result<Ulp<'a>, Reason> {
+    if url.end >= line.len() {
         return Err(Reason::NoSeparator);
     }
-    let rest = &line[end + 1..];
-    let login_end = rest.iter().position(|&b| is_sep(b)).ok_or(Reason::NoSeparator)?;
-    Ok(Ulp { host, login: &rest[..login_end], password: &rest[login_end + 1..] })
+    let rest = &line[url.end + 1..];
+    let login_end = memchr::memchr3(b':', b'|', b' ', rest).ok_or(Reason::NoSeparator)?;
+    Ok(Ulp { host: url.host, login: &rest[..login_end], password: &rest[login_end + 1..] })
 }
 
 /// What a URL's host gives a record: `Some(domain)` for a domain (normalized),
@@ -159,17 +158,18 @@ fn opens_with_url(scheme: bool, host: &[u8]) -> bool {
 
 /// A line of a stealer log that is not part of a block, parsed.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Parsed {
+pub(crate) enum Parsed<'a> {
     /// A blank line, a separator or a banner's line: skipped, not counted.
     Skipped,
-    /// A record, and whether its URL's host was no domain (kept, without a
-    /// website, and counted as a note).
-    Record(Record, bool),
+    /// A record without its password, which the caller hashes (with others
+    /// at once, [`crate::combo::Lanes`]) and puts in; and whether its URL's
+    /// host was no domain (kept, without a website, and counted as a note).
+    Record { record: Record, password: &'a [u8], not_domain: bool },
 }
 
 /// Parses one ULP line (the lines of a stealer log that are not blocks).
 /// `legacy` decodes logins that are not UTF-8.
-pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Parsed, Reason> {
+pub(crate) fn parse_line<'a>(line: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
@@ -184,7 +184,7 @@ pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Parse
     if !opens_with_url(url.scheme, url.host) {
         return Ok(Parsed::Skipped);
     }
-    let Ulp { host, login, password, .. } = split_ulp(line)?;
+    let Ulp { host, login, password } = after_url(line, &url)?;
     let website = website(host)?;
     let login = &*identity_text(login, legacy);
     let account = if login.contains('@') {
@@ -195,15 +195,15 @@ pub(crate) fn parse_line(line: &[u8], legacy: &'static Encoding) -> Result<Parse
             value: normalize_username(login).ok_or(Reason::InvalidUsername)?,
         }
     };
-    let password = (!password.is_empty()).then(|| PasswordMaterial::Plain(PasswordHashes::of(password)));
     let not_domain = website.is_none();
-    Ok(Parsed::Record(Record { account, password, website }, not_domain))
+    Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use encoding_rs::WINDOWS_1252 as W1252;
+    use leakwatch_types::{PasswordHashes, PasswordMaterial};
 
     type Parts = Result<(&'static str, &'static str, &'static str), Reason>;
 
@@ -235,7 +235,11 @@ mod tests {
 
     fn record(line: &str) -> (Record, bool) {
         match parse_line(line.as_bytes(), W1252) {
-            Ok(Parsed::Record(rec, not_domain)) => (rec, not_domain),
+            Ok(Parsed::Record { mut record, password, not_domain }) => {
+                record.password =
+                    (!password.is_empty()).then(|| PasswordMaterial::Plain(PasswordHashes::of(password)));
+                (record, not_domain)
+            }
             other => panic!("{line}: {other:?}"),
         }
     }

@@ -28,13 +28,12 @@
 
 use encoding_rs::Encoding;
 use leakwatch_types::{
-    normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordHashes, PasswordMaterial,
-    Record,
+    normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordMaterial, Record,
 };
 use memchr::memchr;
 
 use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
-use crate::combo::has_control;
+use crate::combo::{has_control, Lanes};
 use crate::encoding::identity_text;
 use crate::report::{Reason, Tallies};
 use crate::stealer::Parsed;
@@ -173,6 +172,7 @@ pub(crate) fn parse_chunk(
 ) {
     let mut line_no = first_line;
     let mut rest = bytes;
+    let mut lanes = Lanes::default();
     while !rest.is_empty() {
         let (n, too_long) = match Blocks.scan(rest, true) {
             Scan::Record(n) => (n, false),
@@ -182,11 +182,13 @@ pub(crate) fn parse_chunk(
         };
         let record = &rest[..n];
         rest = &rest[n..];
-        let count = lines(record).count() as u64;
         let first = lines(record).next().unwrap_or_default();
+        // A record of one line (a ULP line, a banner's, a separator) is the
+        // common case: its lines need no second count.
+        let count = if first.len() + 2 >= record.len() { 1 } else { lines(record).count() as u64 };
         let outcome = if too_long {
             Err(Reason::LineTooLong)
-        } else if label_line(first).is_some() {
+        } else if count > 1 || label_line(first).is_some() {
             parse_block(record, legacy)
         } else if is_separator(first) {
             Ok(Parsed::Skipped)
@@ -194,24 +196,29 @@ pub(crate) fn parse_chunk(
             crate::stealer::parse_line(first, legacy)
         };
         match outcome {
-            Ok(Parsed::Record(record, not_domain)) => {
+            Ok(Parsed::Record { mut record, password, not_domain }) => {
+                if !password.is_empty() {
+                    record.password = Some(PasswordMaterial::Plain(lanes.hashes(out.len(), password)));
+                }
                 t.accept(&record);
                 if record.website.is_some() {
                     t.classes.add(DataClass::Urls);
                 }
                 t.website_not_domain += u64::from(not_domain);
                 out.push(record);
+                lanes.drain_full(out);
             }
             Ok(Parsed::Skipped) => t.blank += 1,
             Err(reason) => t.reject(reason, line_no),
         }
         line_no += count;
     }
+    lanes.drain_all(out);
     t.lines += line_no - first_line;
 }
 
 /// The record of one block; `legacy` decodes a login that is not UTF-8.
-pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Parsed, Reason> {
+pub(crate) fn parse_block<'a>(block: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
     let (mut url, mut login, mut password) = (None, None, None);
     for line in lines(block) {
         if has_control(line.trim_ascii()) {
@@ -240,8 +247,8 @@ pub(crate) fn parse_block(block: &[u8], legacy: &'static Encoding) -> Result<Par
         let value = normalize_username(login).ok_or(Reason::InvalidUsername)?;
         (Account { kind: AccountKind::Username, value }, None)
     };
-    let password = password.filter(|p| !p.is_empty()).map(|p| PasswordMaterial::Plain(PasswordHashes::of(p)));
-    Ok(Parsed::Record(Record { account, password, website }, not_domain))
+    let password = password.unwrap_or_default();
+    Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
 }
 
 /// The host of a URL value: after an optional `scheme://`, up to the first `/`

@@ -33,7 +33,7 @@ const NTLM_REC: usize = 16 + 8;
 /// compaction keeps. Three widths, so that few bytes are padding: up to 31
 /// bytes in clear (a website, most addresses)...
 const STEALER_SHORT: usize = 16 + 47 + 1;
-/// ...up to 63 (an alias and a site)...
+/// ...up to 63 (a long address)...
 const STEALER_MID: usize = 16 + 79 + 1;
 /// ...or up to 239, the most a sealed payload holds.
 const STEALER_LONG: usize = 16 + 255 + 1;
@@ -101,8 +101,8 @@ struct Batch {
     /// Password NTLM and its masked pair key. A triple may be known by one digest
     /// only (a hash column), so each corpus counts its own set of triples.
     ntlm_creds: Bucketed<NTLM_REC>,
-    /// Stealer-log pairs, three entries each: by email, by website, by email
-    /// domain; in three widths, by the length of the sealed payload.
+    /// Stealer-log pairs, two entries each: by email and by website; in three
+    /// widths, by the length of the sealed payload.
     stealer: StealerBatch,
 }
 
@@ -130,13 +130,13 @@ fn to_batch(
     let mut places: Vec<(Key16, SealPlace)> = Vec::new();
     // Each alias with its domain's place, sealed together after the loop.
     let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
-    // Stealer-log entries: their keys, where each is sealed (a domain's place
-    // or one of `stealer_places`), and their payloads in `stealer_text`, all
+    // Stealer-log entries: the key and place each is sealed at (one of
+    // `stealer_places`), and their payloads in `stealer_text`, all
     // sealed together after the loop like the aliases. A website repeats
     // within a batch as domains do: one key and place for each.
     let mut site_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut stealer_places: Vec<(Key16, SealPlace)> = Vec::new();
-    let mut stealer_items: Vec<(Key16, StealerPlace, usize)> = Vec::new();
+    let mut stealer_items: Vec<(usize, usize)> = Vec::new();
     let mut stealer_text: Vec<u8> = Vec::new();
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
@@ -149,7 +149,6 @@ fn to_batch(
                 places.push((key, keys.seal_place(&key, breach)));
                 places.len() - 1
             });
-            let key = places[place].0;
             let known = match stored_accounts {
                 Some(stored) => in_breach(stored, &account, breach)?,
                 None => false,
@@ -166,19 +165,14 @@ fn to_batch(
                 });
                 stealer_places.push((account, keys.seal_place(&account, breach)));
                 let account_place = stealer_places.len() - 1;
-                for (k, at, payload) in [
-                    (account, StealerPlace::Own(account_place), [site.as_bytes(), b"", b""]),
-                    (
-                        stealer_places[site_place].0,
-                        StealerPlace::Own(site_place),
-                        [email.as_bytes(), b"", b""],
-                    ),
-                    (key, StealerPlace::Domain(place), [alias.as_bytes(), b"\n", site.as_bytes()]),
-                ] {
+                // The email domain's view (`stealerlogsbyemaildomain`) needs no
+                // entry of its own: it is read from the domain's aliases (the
+                // domain entries above) and each alias's own entry.
+                for (place, payload) in [(account_place, site.as_bytes()), (site_place, email.as_bytes())] {
                     // An address or site that long is not a real one.
-                    if payload.iter().map(|p| p.len()).sum::<usize>() <= MAX_SEALED_PLAINTEXT {
-                        payload.iter().for_each(|p| stealer_text.extend_from_slice(p));
-                        stealer_items.push((k, at, stealer_text.len()));
+                    if payload.len() <= MAX_SEALED_PLAINTEXT {
+                        stealer_text.extend_from_slice(payload);
+                        stealer_items.push((place, stealer_text.len()));
                     }
                 }
             }
@@ -204,7 +198,7 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
-    let stealer = stealer_entries(keys, &places, &stealer_places, &stealer_items, &stealer_text);
+    let stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
@@ -219,41 +213,30 @@ fn to_batch(
     })
 }
 
-/// Where a stealer-log entry is sealed: at its email domain's place (the
-/// domain entries'), or at one of its own (an account's, a website's).
-#[derive(Clone, Copy)]
-enum StealerPlace {
-    Domain(usize),
-    Own(usize),
-}
-
 /// The stealer-log entries of a batch, sealed in one pass: `items` are each
-/// entry's key, place, and the end of its payload in `text`.
+/// entry's key and place (an index into `places`) and the end of its payload
+/// in `text`.
 fn stealer_entries(
     keys: &Keys,
-    domain_places: &[(Key16, SealPlace)],
-    own_places: &[(Key16, SealPlace)],
-    items: &[(Key16, StealerPlace, usize)],
+    places: &[(Key16, SealPlace)],
+    items: &[(usize, usize)],
     text: &[u8],
 ) -> StealerBatch {
     let mut start = 0;
     let to_seal: Vec<(&SealPlace, &[u8])> = items
         .iter()
-        .map(|&(_, at, end)| {
-            let place = match at {
-                StealerPlace::Domain(i) => &domain_places[i].1,
-                StealerPlace::Own(i) => &own_places[i].1,
-            };
+        .map(|&(place, end)| {
             let payload = &text[start..end];
             start = end;
-            (place, payload)
+            (&places[place].1, payload)
         })
         .collect();
     let (mut sealed, mut ends) = (Vec::new(), Vec::with_capacity(items.len()));
     keys.seal_many(&to_seal, &mut sealed, &mut ends);
     let (mut short, mut mid, mut long) = (Vec::with_capacity(items.len()), Vec::new(), Vec::new());
     let mut start = 0;
-    for ((key, _, _), &end) in items.iter().zip(&ends) {
+    for (&(place, _), &end) in items.iter().zip(&ends) {
+        let key = &places[place].0;
         let payload = &sealed[start..end];
         start = end;
         if payload.len() < STEALER_SHORT - 16 {
@@ -397,7 +380,7 @@ pub fn ingest(
     }
 
     on_phase(Phase::Writing);
-    // The four chains share nothing but the directory. The domains' has the
+    // The five chains share nothing but the directory. The domains' has the
     // longest serial stretches (a big domain's sort, the segment's two
     // passes): it starts at once on one thread, the credential chains on the
     // other, and their parallel parts (sorting buckets, keying, gathering)
@@ -413,19 +396,20 @@ pub fn ingest(
         write_counted::<NTLM_REC, 16>(dir, &keys, ntlm_creds, stored, kinds, &scratch, budget)
     };
     let accounts_chain = || write_accounts(dir, accounts, stored_accounts, breach_id);
-    let domains_chain = || {
-        let domains = write_domains(dir, domains, breach_id, budget)?;
-        Ok::<_, StoreError>((domains, write_stealer(dir, stealer, breach_id)?))
-    };
-    let ((domains, accounts), (sha1, ntlm)) =
-        rayon::join(|| rayon::join(domains_chain, accounts_chain), || rayon::join(sha1_chain, ntlm_chain));
+    let domains_chain = || write_domains(dir, domains, breach_id, budget);
+    // A stealer log's pairs are as many entries again as its accounts: a
+    // chain of their own, taken by whichever thread is free first.
+    let stealer_chain = || write_stealer(dir, stealer, breach_id);
+    let ((domains, accounts), ((sha1, ntlm), stealer)) = rayon::join(
+        || rayon::join(domains_chain, accounts_chain),
+        || rayon::join(|| rayon::join(sha1_chain, ntlm_chain), stealer_chain),
+    );
     let (mut out, new_credentials) = sha1?;
     let (account_out, new_accounts) = accounts?;
     out.absorb(ntlm?.0);
     out.absorb(account_out);
-    let (domain_out, stealer_out) = domains?;
-    out.absorb(domain_out);
-    out.absorb(stealer_out);
+    out.absorb(domains?);
+    out.absorb(stealer?);
 
     let mut new_segments = out.done(dir)?;
     for s in &mut new_segments {

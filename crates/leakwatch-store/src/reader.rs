@@ -221,19 +221,43 @@ impl Store {
     /// Every alias of `domain` (normalized) with the names of its breaches, sorted:
     /// HIBP's breacheddomain shape.
     pub fn domain(&self, domain: &str) -> Result<BTreeMap<String, Vec<String>>> {
-        let Some(keys) = &self.keys else { return Ok(BTreeMap::new()) };
-        let key = keys.domain(domain);
         let mut out: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        self.each_alias(domain, |alias, id| {
+            if let Some(b) = self.breach(id) {
+                out.entry(String::from_utf8_lossy(alias).into_owned()).or_default().insert(&b.name);
+            }
+        })?;
+        Ok(out.into_iter().map(|(a, names)| (a, names.into_iter().map(str::to_owned).collect())).collect())
+    }
+
+    /// The aliases of `domain` (normalized) held for the breaches `wanted`
+    /// accepts, sorted.
+    pub(crate) fn domain_aliases(
+        &self,
+        domain: &str,
+        wanted: impl Fn(u32) -> bool,
+    ) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        self.each_alias(domain, |alias, id| {
+            if wanted(id) {
+                out.insert(String::from_utf8_lossy(alias).into_owned());
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every (alias, breach id) entry of `domain`'s.
+    fn each_alias(&self, domain: &str, mut f: impl FnMut(&[u8], u32)) -> Result<()> {
+        let Some(keys) = &self.keys else { return Ok(()) };
+        let key = keys.domain(domain);
         let mut alias = Vec::with_capacity(80);
         for seg in self.kind(Kind::Domains)? {
             for i in self.read(seg, seg.find(&key))? {
                 let id = self.open_payload(seg, i, &mut alias)?;
-                if let Some(b) = self.breach(id) {
-                    out.entry(String::from_utf8_lossy(&alias).into_owned()).or_default().insert(&b.name);
-                }
+                f(&alias, id);
             }
         }
-        Ok(out.into_iter().map(|(a, names)| (a, names.into_iter().map(str::to_owned).collect())).collect())
+        Ok(())
     }
 
     /// How many (breach, account, password) triples of the organization's own

@@ -12,8 +12,7 @@
 //! of a record rides along. With `dedupe`, records with equal keys collapse into
 //! one (set semantics); without, all survive.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -276,17 +275,26 @@ impl<const N: usize> Runs<N> {
             return Ok(Sorted { inner: Inner::Memory { buckets, current }, cmp_len, dedupe, last: None });
         }
         self.spill()?;
-        let mut readers = Vec::with_capacity(self.files.len());
-        let mut heap = BinaryHeap::with_capacity(self.files.len());
-        for (i, path) in self.files.iter().enumerate() {
+        let mut merge = Merge {
+            heads: Vec::new(),
+            heap: Vec::new(),
+            readers: Vec::with_capacity(self.files.len()),
+            cmp_len,
+        };
+        for path in &self.files {
             let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
             let mut reader = RunReader { path: path.clone(), inner: BufReader::with_capacity(1 << 16, file) };
-            if let Some(rec) = reader.next_record()? {
-                heap.push(Reverse(Head { rec, run: i, cmp_len }));
+            let mut head = [0u8; N];
+            if reader.next_record(&mut head)? {
+                merge.heap.push((merge.prefix(&head), merge.heads.len() as u32));
+                merge.heads.push(head);
+                merge.readers.push(reader);
             }
-            readers.push(reader);
         }
-        Ok(Sorted { inner: Inner::Merge { heap, readers }, cmp_len, dedupe, last: None })
+        for i in (0..merge.heap.len() / 2).rev() {
+            merge.sift_down(i);
+        }
+        Ok(Sorted { inner: Inner::Merge(merge), cmp_len, dedupe, last: None })
     }
 }
 
@@ -597,27 +605,81 @@ pub(crate) fn same_key<const N: usize>(a: &[u8; N], b: &[u8; N], len: usize) -> 
     cmp_key(a, b, len) == Ordering::Equal
 }
 
-struct Head<const N: usize> {
-    rec: [u8; N],
-    run: usize,
+/// A k-way merge of sorted runs: a binary heap of run numbers, each with
+/// the first 8 key bytes of its current record, so that a sift moves 16
+/// bytes and mostly compares integers in the heap itself (a heap of records,
+/// up to 272 bytes, spent its time in memmove), and each record out costs
+/// one sift, not a pop and a push.
+struct Merge<const N: usize> {
+    /// The current record of each run.
+    heads: Vec<[u8; N]>,
+    /// The runs that have a current record, smallest first (a binary heap),
+    /// each with its record's key prefix.
+    heap: Vec<(u64, u32)>,
+    readers: Vec<RunReader>,
     cmp_len: usize,
 }
 
-impl<const N: usize> PartialEq for Head<N> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+impl<const N: usize> Merge<N> {
+    /// The first 8 key bytes of `rec` (zero past the key's end), as an
+    /// integer that orders as they do.
+    fn prefix(&self, rec: &[u8; N]) -> u64 {
+        let mut bytes = [0u8; 8];
+        let n = self.cmp_len.min(8);
+        bytes[..n].copy_from_slice(&rec[..n]);
+        u64::from_be_bytes(bytes)
     }
-}
-impl<const N: usize> Eq for Head<N> {}
-impl<const N: usize> PartialOrd for Head<N> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+
+    /// Whether heap entry `a`'s record comes before `b`'s; ties go to the
+    /// earlier run, so that merging is deterministic.
+    fn before(&self, a: (u64, u32), b: (u64, u32)) -> bool {
+        match a.0.cmp(&b.0) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal if self.cmp_len <= 8 => a.1 < b.1,
+            Ordering::Equal => {
+                match cmp_key(&self.heads[a.1 as usize], &self.heads[b.1 as usize], self.cmp_len) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => a.1 < b.1,
+                }
+            }
+        }
     }
-}
-impl<const N: usize> Ord for Head<N> {
-    // Ties broken by run number, so that merging is deterministic.
-    fn cmp(&self, other: &Self) -> Ordering {
-        cmp_key(&self.rec, &other.rec, self.cmp_len).then(self.run.cmp(&other.run))
+
+    fn sift_down(&mut self, mut i: usize) {
+        let len = self.heap.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                return;
+            }
+            let right = left + 1;
+            let child =
+                if right < len && self.before(self.heap[right], self.heap[left]) { right } else { left };
+            if !self.before(self.heap[child], self.heap[i]) {
+                return;
+            }
+            self.heap.swap(i, child);
+            i = child;
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<[u8; N]>> {
+        let Some(&(_, run)) = self.heap.first() else { return Ok(None) };
+        let r = run as usize;
+        let rec = self.heads[r];
+        if self.readers[r].next_record(&mut self.heads[r])? {
+            self.heap[0].0 = self.prefix(&self.heads[r]);
+        } else {
+            let last = self.heap.pop().expect("the heap holds `run`");
+            if self.heap.is_empty() {
+                return Ok(Some(rec));
+            }
+            self.heap[0] = last;
+        }
+        self.sift_down(0);
+        Ok(Some(rec))
     }
 }
 
@@ -627,11 +689,11 @@ struct RunReader {
 }
 
 impl RunReader {
-    fn next_record<const N: usize>(&mut self) -> Result<Option<[u8; N]>> {
-        let mut rec = [0u8; N];
-        match self.inner.read_exact(&mut rec) {
-            Ok(()) => Ok(Some(rec)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+    /// Reads the next record into `rec`; false at the run's end.
+    fn next_record<const N: usize>(&mut self, rec: &mut [u8; N]) -> Result<bool> {
+        match self.inner.read_exact(rec) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
             Err(e) => Err(StoreError::io(&self.path, e)),
         }
     }
@@ -639,7 +701,7 @@ impl RunReader {
 
 enum Inner<const N: usize> {
     Memory { buckets: std::vec::IntoIter<Vec<[u8; N]>>, current: std::vec::IntoIter<[u8; N]> },
-    Merge { heap: BinaryHeap<Reverse<Head<N>>>, readers: Vec<RunReader> },
+    Merge(Merge<N>),
 }
 
 /// The sorted output of [`Runs`].
@@ -662,13 +724,7 @@ impl<const N: usize> Sorted<N> {
                     None => return Ok(None),
                 }
             },
-            Inner::Merge { heap, readers } => {
-                let Some(Reverse(head)) = heap.pop() else { return Ok(None) };
-                if let Some(next) = readers[head.run].next_record()? {
-                    heap.push(Reverse(Head { rec: next, run: head.run, cmp_len: head.cmp_len }));
-                }
-                Ok(Some(head.rec))
-            }
+            Inner::Merge(merge) => merge.next(),
         }
     }
 }

@@ -2,9 +2,13 @@
 //! `stealerlogsbywebsitedomain` and `stealerlogsbyemaildomain` endpoints.
 //!
 //! HIBP keeps from a stealer log the pairs (email address, website domain the
-//! credential was for). Ingest stores each pair three times in `stealer`
-//! segments, under keyed hashes of the email, of the website and of the email's
-//! domain, so each endpoint is one lookup. As HIBP does, an address whose only
+//! credential was for). Ingest stores each pair twice in `stealer` segments,
+//! under keyed hashes of the email and of the website, so those endpoints are
+//! one lookup each. The email domain's view is read from the domain index (the
+//! aliases that stealer-log breaches hold under the domain) and each alias's
+//! own entries: a third entry per pair cost a third more ingest for the rarest
+//! of the three questions. Stores written before kept that third entry, under
+//! the keyed hash of the domain; it is still read. As HIBP does, an address whose only
 //! website is its own email domain is left out: that is the victim logging in to
 //! their own mail, not an exposure of another site.
 
@@ -54,9 +58,17 @@ impl Store {
     ) -> Result<BTreeMap<String, Vec<String>>> {
         let Some(keys) = self.keys() else { return Ok(BTreeMap::new()) };
         let mut by_alias: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // Entries of stores written with a third entry per pair.
         for pair in self.stealer_payloads(&keys.domain(email_domain))? {
             if let Some((alias, site)) = pair.split_once('\n') {
                 by_alias.entry(alias.to_owned()).or_default().insert(site.to_owned());
+            }
+        }
+        for alias in self.stealer_aliases(email_domain)? {
+            let Ok(email) = Account::email(&format!("{alias}@{email_domain}")) else { continue };
+            let sites = self.stealer_payloads(&keys.account(&email))?;
+            if !sites.is_empty() {
+                by_alias.entry(alias).or_default().extend(sites);
             }
         }
         Ok(by_alias
@@ -64,6 +76,24 @@ impl Store {
             .filter(|(_, sites)| !(sites.len() == 1 && sites.contains(email_domain)))
             .map(|(alias, sites)| (alias, sites.into_iter().collect()))
             .collect())
+    }
+
+    /// The aliases the domain index holds under `email_domain` for breaches
+    /// that have stealer-log entries (every breach, for segments written
+    /// before segments named their breaches).
+    fn stealer_aliases(&self, email_domain: &str) -> Result<BTreeSet<String>> {
+        let stealer_refs = self.manifest().segments.iter().filter(|s| s.kind == Kind::Stealer.name());
+        let mut breaches = BTreeSet::new();
+        for s in stealer_refs {
+            if s.breaches.is_empty() {
+                return Ok(self.domain(email_domain)?.into_keys().collect());
+            }
+            breaches.extend(s.breaches.iter().copied());
+        }
+        if breaches.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        self.domain_aliases(email_domain, |id| breaches.contains(&id))
     }
 
     /// Every distinct payload stored under `key` in the stealer segments.

@@ -136,3 +136,37 @@ fn stealer_entries_spilled_under_a_small_budget_answer_the_same() {
         large.stealer_websites_by_email_domain("mail7.example.org").unwrap()
     );
 }
+
+/// The email domain's view is read from the domain index: an alias that only
+/// a combo list (no stealer log) holds is no stealer-log exposure, an alias in
+/// both shows the stealer log's sites, and removing the stealer log's breach
+/// takes its aliases out of the view.
+#[test]
+fn the_email_domain_view_holds_only_stealer_log_aliases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
+    let add = |name: &str, text: &str| {
+        let file = tmp.path().join(format!("{name}.txt"));
+        std::fs::write(&file, text).unwrap();
+        let options = IngestOptions {
+            breach: BreachInfo { name: name.into(), ..BreachInfo::default() },
+            format: None,
+            memory_budget: 1 << 30,
+        };
+        let input = Input::open(file.to_str().unwrap()).unwrap();
+        ingest(&data, &options, vec![input], &Default::default(), &mut |_| {}).unwrap();
+    };
+    add("Combo", "frank@example-corp.com:pw1\nalice@example-corp.com:pw2\n");
+    add("Stealer1", "https://www.netflix.com/login:alice@example-corp.com:pw1\n");
+    let store = Store::open(&data).unwrap();
+    let by_domain = store.stealer_websites_by_email_domain("example-corp.com").unwrap();
+    assert_eq!(by_domain.len(), 1, "{by_domain:?}");
+    assert_eq!(by_domain["alice"], vec!["www.netflix.com".to_owned()]);
+    assert!(store.stealer_websites_by_email_domain("gmail.com").unwrap().is_empty());
+
+    leakwatch_store::remove_breach(&data, "Stealer1").unwrap();
+    let store = Store::open(&data).unwrap();
+    assert!(store.stealer_websites_by_email_domain("example-corp.com").unwrap().is_empty());
+    assert_eq!(store.domain("example-corp.com").unwrap().len(), 2, "the combo's aliases stay");
+}
