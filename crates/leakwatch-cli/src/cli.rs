@@ -238,6 +238,10 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is answered 503.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub request_timeout: u64,
+    /// Seconds a client may take to read an answer; one that stops reading
+    /// (however many requests it sent) loses its connection.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
     /// Open connections at once; more are closed on arrival.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_connections: usize,

@@ -17,6 +17,7 @@
 //! router answers exactly as it always has. What the fast path does answer is
 //! built by the same [`range::answer`] as the router's, so the two cannot drift.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -42,13 +43,22 @@ pub(crate) enum Outcome {
     Handoff(Vec<u8>),
 }
 
+/// How long a client may take to send a request's head, and to take an answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub header: Duration,
+    pub write: Duration,
+}
+
 /// Answers range requests on `stream` until the client closes, shutdown is
-/// signalled (between requests), a head takes longer than `header_timeout`, or
-/// a request needs the router. Heads are limited to `max_head` bytes.
+/// signalled (between requests), a head takes longer than `timeouts.header`,
+/// an answer is not taken whole within `timeouts.write` (a client that stops
+/// reading, however many requests it pipelined), or a request needs the
+/// router. Heads are limited to `max_head` bytes.
 pub(crate) async fn serve(
     stream: &TcpStream,
     state: &AppState,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     max_head: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
@@ -66,7 +76,7 @@ pub(crate) async fn serve(
                 if *stop.borrow() {
                     return Outcome::Closed;
                 }
-                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeouts.header);
                 match read_more(stream, &mut buf, deadline, stop).await {
                     Ok(true) => continue,
                     Ok(false) | Err(_) => return Outcome::Closed,
@@ -86,8 +96,15 @@ pub(crate) async fn serve(
         };
         let consumed = request.len;
         deadline = None;
-        if send(stream, &answer, &mut head).await.is_err() {
-            return Outcome::Closed;
+        // The timer is armed only if the answer does not leave at once: a
+        // client keeping up costs a clock read.
+        match tokio::time::timeout(timeouts.write, send(stream, &answer, &mut head)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Outcome::Closed,
+            Err(_) => {
+                tracing::debug!("connection closed: the client took no answer within the write timeout");
+                return Outcome::Closed;
+            }
         }
         buf.drain(..consumed);
     }
@@ -306,15 +323,43 @@ impl Date {
 
 /// A connection handed to hyper: the bytes the fast path read but did not
 /// answer come first, then the socket.
+///
+/// Writes have a deadline, which hyper has not: once a write has to wait for
+/// the client, everything hyper has queued must be written (hyper flushes)
+/// within `write_timeout`, or the write fails and hyper closes the connection.
+/// So a client that stops reading, or reads a trickle, loses its connection
+/// rather than holding it and its answers for ever.
 pub(crate) struct Prefixed {
     prefix: Vec<u8>,
     at: usize,
     stream: TcpStream,
+    write_timeout: Duration,
+    /// Armed by the first write that had to wait; disarmed by a flush.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Prefixed {
-    pub(crate) fn new(prefix: Vec<u8>, stream: TcpStream) -> Prefixed {
-        Prefixed { prefix, at: 0, stream }
+    pub(crate) fn new(prefix: Vec<u8>, stream: TcpStream, write_timeout: Duration) -> Prefixed {
+        Prefixed { prefix, at: 0, stream, write_timeout, stalled: None }
+    }
+
+    /// A write's result, unless it waits past the deadline.
+    fn deadline<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if !result.is_pending() {
+            return result;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::debug!("connection closed: the client took no answer within the write timeout");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no answer within the write timeout",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -341,7 +386,8 @@ impl AsyncRead for Prefixed {
 
 impl AsyncWrite for Prefixed {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.deadline(cx, written)
     }
 
     fn poll_write_vectored(
@@ -349,7 +395,8 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.deadline(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -357,7 +404,13 @@ impl AsyncWrite for Prefixed {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        // Hyper flushes once everything it queued is written: the client has
+        // taken what there was, and the next wait starts a new deadline.
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        if flushed.is_ready() {
+            self.stalled = None;
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1321,6 +1321,70 @@ mod socket {
         server.stop().await;
     }
 
+    /// A client that pipelines requests for big answers and never reads loses
+    /// its connection once an answer waits past the write timeout, on the fast
+    /// path and through hyper alike, while other clients are served meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_loses_its_connection() {
+        let f = fixture();
+        let write_timeout = Duration::from_millis(500);
+        let server = start(&f, ServeOptions { write_timeout, ..ServeOptions::default() }).await;
+        let prefix = prefix_of(&sha1(b"password"));
+        // Padded answers are at least 800 lines (some 30 KB): 2,000 of them are
+        // far more than the socket buffers on both sides hold.
+        let range = format!("GET /range/{prefix} HTTP/1.1\r\nHost: x\r\nAdd-Padding: true\r\n\r\n");
+        const REQUESTS: usize = 2_000;
+        const MIN_ANSWER: usize = 800 * 37;
+        for routed in [false, true] {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let conn = socket.connect(server.addr).await.unwrap();
+            let (mut reader, mut writer) = conn.into_split();
+            // Through hyper: a first request the fast path hands over takes the
+            // whole connection there.
+            let first = if routed {
+                "GET /api/v3/dataclasses HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n"
+            } else {
+                ""
+            };
+            let requests = first.to_owned() + &range.repeat(REQUESTS);
+            let sending = tokio::spawn(async move {
+                // The server stops reading once its answers back up, then closes.
+                let _ = writer.write_all(requests.as_bytes()).await;
+                writer
+            });
+
+            // Meanwhile other clients are served.
+            tokio::time::sleep(write_timeout / 2).await;
+            let r = client().get(format!("http://{}/range/{prefix}", server.addr)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+
+            // Well past the deadline, the connection must be gone: reading
+            // ends (end of stream or reset) long before every answer is read.
+            tokio::time::sleep(write_timeout * 4).await;
+            let mut read = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            let ended = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "routed {routed}: the connection stayed open ({read} bytes read)");
+            assert!(
+                read < REQUESTS * MIN_ANSWER / 2,
+                "routed {routed}: {read} bytes read: the server kept answering a client that did not read"
+            );
+            drop(tokio::time::timeout(Duration::from_secs(5), sending).await);
+        }
+        let r = client().get(format!("http://{}/range/{prefix}", server.addr)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_fast_path_connection_does_not_hold_up_shutdown() {
         let f = fixture();

@@ -30,6 +30,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
     };
     let options = ServeOptions {
         request_timeout: Duration::from_secs(args.request_timeout),
+        write_timeout: Duration::from_secs(args.write_timeout),
         max_connections: args.max_connections,
         max_connections_per_client: args.max_connections_per_client,
         trusted_proxy: args.trusted_proxy,
