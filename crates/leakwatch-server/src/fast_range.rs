@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::range::{self, RangeAnswer, RangeBytes};
-use crate::state::AppState;
+use crate::state::{AppState, RangeOwnDumps};
 
 /// Headers a range request may carry; more (rare) goes to hyper.
 const MAX_HEADERS: usize = 32;
@@ -62,13 +62,16 @@ pub(crate) async fn serve(
     max_head: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
+    // Under `--range-own-dumps key` a request with a key is the router's: it
+    // checks the key. Without one, the answer is the anonymous one, here.
+    let keys_to_router = state.shared().limits.range_own_dumps == RangeOwnDumps::Key;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut head = Vec::with_capacity(512);
     // When the head being read must be complete: one deadline for the whole
     // head, however it trickles in.
     let mut deadline = None;
     loop {
-        let request = match parse(&buf) {
+        let request = match parse(&buf, keys_to_router) {
             Parsed::Complete(request) => request,
             Parsed::Other => return Outcome::Handoff(buf),
             Parsed::Partial if buf.len() >= max_head => return Outcome::Handoff(buf),
@@ -90,7 +93,7 @@ pub(crate) async fn serve(
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let Ok(answer) = range::answer(state, path, query, request.padded, tags) else {
+        let Ok(answer) = range::answer(state, path, query, request.padded, false, tags) else {
             // A bad prefix or mode, or a store error: the router's to answer.
             return Outcome::Handoff(buf);
         };
@@ -127,7 +130,8 @@ enum Parsed {
     Other,
 }
 
-fn parse(buf: &[u8]) -> Parsed {
+/// `keys_to_router`: a request carrying `hibp-api-key` is the router's.
+fn parse(buf: &[u8], keys_to_router: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -159,6 +163,8 @@ fn parse(buf: &[u8]) -> Parsed {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
+            // A key the router must check (`--range-own-dumps key`).
+            || (keys_to_router && name.eq_ignore_ascii_case(crate::auth::KEY_HEADER.as_bytes()))
         {
             return Parsed::Other;
         } else if name.eq_ignore_ascii_case(b"connection") {

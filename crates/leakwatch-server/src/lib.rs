@@ -44,7 +44,7 @@ pub use audit::AuditWriter;
 pub use auth::KEY_HEADER;
 pub use error::AppError;
 pub use serve::{serve, serve_threads, ServeOptions};
-pub use state::{AppState, Limits, Snapshot, StartError};
+pub use state::{AppState, Limits, RangeOwnDumps, Snapshot, StartError};
 
 /// Requests carry no body worth having (every endpoint is a GET); anything
 /// larger than this is refused before it is read.
