@@ -5,8 +5,9 @@
 //! - [`app`] builds the router from an [`AppState`]; tests drive it without a
 //!   socket.
 //! - [`serve`] runs it on a listener: HTTP/1.1 with header-size and header-time
-//!   limits, a connection cap, a request time limit, the index and the keys
-//!   followed on disk while running, and a graceful shutdown.
+//!   limits, connection caps (in total and per client), a request time limit, a
+//!   write deadline, the index and the keys followed on disk while running, and
+//!   a graceful shutdown.
 //!
 //! **Architecture Invariant:** the server never opens a segment or the manifest
 //! itself; it reads through `leakwatch-store` ([`leakwatch_store::Store`],
