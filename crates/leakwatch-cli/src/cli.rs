@@ -238,6 +238,10 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is answered 503.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub request_timeout: u64,
+    /// Seconds a client may take to read an answer; one that stops reading
+    /// (however many requests it sent) loses its connection.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
     /// Open connections at once; more are closed on arrival.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_connections: usize,
@@ -260,6 +264,20 @@ pub struct ServeArgs {
     /// in the data directory's tmp/ (in memory if that is not writable).
     #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_size)]
     pub range_cache: u64,
+    /// Who gets the counts of this organization's own dumps on /range, added
+    /// to the imported Pwned Passwords': anyone (anonymous: every own-dump
+    /// password's digest and count, to anyone who can reach the port), callers
+    /// with a valid hibp-api-key (key: others get the Pwned Passwords alone),
+    /// or nobody (off).
+    #[arg(long, value_enum, default_value_t = RangeOwnDumpsArg::Anonymous, value_name = "WHO")]
+    pub range_own_dumps: RangeOwnDumpsArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RangeOwnDumpsArg {
+    Anonymous,
+    Key,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

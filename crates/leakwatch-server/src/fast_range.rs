@@ -17,6 +17,7 @@
 //! router answers exactly as it always has. What the fast path does answer is
 //! built by the same [`range::answer`] as the router's, so the two cannot drift.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -28,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::range::{self, RangeAnswer, RangeBytes};
-use crate::state::AppState;
+use crate::state::{AppState, RangeOwnDumps};
 
 /// Headers a range request may carry; more (rare) goes to hyper.
 const MAX_HEADERS: usize = 32;
@@ -42,23 +43,35 @@ pub(crate) enum Outcome {
     Handoff(Vec<u8>),
 }
 
+/// How long a client may take to send a request's head, and to take an answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub header: Duration,
+    pub write: Duration,
+}
+
 /// Answers range requests on `stream` until the client closes, shutdown is
-/// signalled (between requests), a head takes longer than `header_timeout`, or
-/// a request needs the router. Heads are limited to `max_head` bytes.
+/// signalled (between requests), a head takes longer than `timeouts.header`,
+/// an answer is not taken whole within `timeouts.write` (a client that stops
+/// reading, however many requests it pipelined), or a request needs the
+/// router. Heads are limited to `max_head` bytes.
 pub(crate) async fn serve(
     stream: &TcpStream,
     state: &AppState,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     max_head: usize,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
+    // Under `--range-own-dumps key` a request with a key is the router's: it
+    // checks the key. Without one, the answer is the anonymous one, here.
+    let keys_to_router = state.shared().limits.range_own_dumps == RangeOwnDumps::Key;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut head = Vec::with_capacity(512);
     // When the head being read must be complete: one deadline for the whole
     // head, however it trickles in.
     let mut deadline = None;
     loop {
-        let request = match parse(&buf) {
+        let request = match parse(&buf, keys_to_router) {
             Parsed::Complete(request) => request,
             Parsed::Other => return Outcome::Handoff(buf),
             Parsed::Partial if buf.len() >= max_head => return Outcome::Handoff(buf),
@@ -66,7 +79,7 @@ pub(crate) async fn serve(
                 if *stop.borrow() {
                     return Outcome::Closed;
                 }
-                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeouts.header);
                 match read_more(stream, &mut buf, deadline, stop).await {
                     Ok(true) => continue,
                     Ok(false) | Err(_) => return Outcome::Closed,
@@ -80,14 +93,21 @@ pub(crate) async fn serve(
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let Ok(answer) = range::answer(state, path, query, request.padded, tags) else {
+        let Ok(answer) = range::answer(state, path, query, request.padded, false, tags) else {
             // A bad prefix or mode, or a store error: the router's to answer.
             return Outcome::Handoff(buf);
         };
         let consumed = request.len;
         deadline = None;
-        if send(stream, &answer, &mut head).await.is_err() {
-            return Outcome::Closed;
+        // The timer is armed only if the answer does not leave at once: a
+        // client keeping up costs a clock read.
+        match tokio::time::timeout(timeouts.write, send(stream, &answer, &mut head)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Outcome::Closed,
+            Err(_) => {
+                tracing::debug!("connection closed: the client took no answer within the write timeout");
+                return Outcome::Closed;
+            }
         }
         buf.drain(..consumed);
     }
@@ -110,7 +130,8 @@ enum Parsed {
     Other,
 }
 
-fn parse(buf: &[u8]) -> Parsed {
+/// `keys_to_router`: a request carrying `hibp-api-key` is the router's.
+fn parse(buf: &[u8], keys_to_router: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -142,6 +163,8 @@ fn parse(buf: &[u8]) -> Parsed {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
+            // A key the router must check (`--range-own-dumps key`).
+            || (keys_to_router && name.eq_ignore_ascii_case(crate::auth::KEY_HEADER.as_bytes()))
         {
             return Parsed::Other;
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -306,15 +329,43 @@ impl Date {
 
 /// A connection handed to hyper: the bytes the fast path read but did not
 /// answer come first, then the socket.
+///
+/// Writes have a deadline, which hyper has not: once a write has to wait for
+/// the client, everything hyper has queued must be written (hyper flushes)
+/// within `write_timeout`, or the write fails and hyper closes the connection.
+/// So a client that stops reading, or reads a trickle, loses its connection
+/// rather than holding it and its answers for ever.
 pub(crate) struct Prefixed {
     prefix: Vec<u8>,
     at: usize,
     stream: TcpStream,
+    write_timeout: Duration,
+    /// Armed by the first write that had to wait; disarmed by a flush.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Prefixed {
-    pub(crate) fn new(prefix: Vec<u8>, stream: TcpStream) -> Prefixed {
-        Prefixed { prefix, at: 0, stream }
+    pub(crate) fn new(prefix: Vec<u8>, stream: TcpStream, write_timeout: Duration) -> Prefixed {
+        Prefixed { prefix, at: 0, stream, write_timeout, stalled: None }
+    }
+
+    /// A write's result, unless it waits past the deadline.
+    fn deadline<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if !result.is_pending() {
+            return result;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::debug!("connection closed: the client took no answer within the write timeout");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no answer within the write timeout",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -341,7 +392,8 @@ impl AsyncRead for Prefixed {
 
 impl AsyncWrite for Prefixed {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.deadline(cx, written)
     }
 
     fn poll_write_vectored(
@@ -349,7 +401,8 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.deadline(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -357,7 +410,13 @@ impl AsyncWrite for Prefixed {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        // Hyper flushes once everything it queued is written: the client has
+        // taken what there was, and the next wait starts a new deadline.
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        if flushed.is_ready() {
+            self.stalled = None;
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

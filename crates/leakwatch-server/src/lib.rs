@@ -5,8 +5,9 @@
 //! - [`app`] builds the router from an [`AppState`]; tests drive it without a
 //!   socket.
 //! - [`serve`] runs it on a listener: HTTP/1.1 with header-size and header-time
-//!   limits, a connection cap, a request time limit, the index and the keys
-//!   followed on disk while running, and a graceful shutdown.
+//!   limits, connection caps (in total and per client), a request time limit, a
+//!   write deadline, the index and the keys followed on disk while running, and
+//!   a graceful shutdown.
 //!
 //! **Architecture Invariant:** the server never opens a segment or the manifest
 //! itself; it reads through `leakwatch-store` ([`leakwatch_store::Store`],
@@ -44,7 +45,7 @@ pub use audit::AuditWriter;
 pub use auth::KEY_HEADER;
 pub use error::AppError;
 pub use serve::{serve, serve_threads, ServeOptions};
-pub use state::{AppState, Limits, Snapshot, StartError};
+pub use state::{AppState, Limits, RangeOwnDumps, Snapshot, StartError};
 
 /// Requests carry no body worth having (every endpoint is a GET); anything
 /// larger than this is refused before it is read.

@@ -5,6 +5,11 @@
 //! no hash is answered with `SUFFIX:0` padding lines (the range index's), as
 //! clients in the wild split the body without checking it. `?mode=ntlm` reads
 //! the NTLM corpus; `Add-Padding: true` mixes random `SUFFIX:0` lines in.
+//! `serve --range-own-dumps` decides whose counts a range holds: the own
+//! dumps' and the Pwned Passwords' summed (`anonymous`, the default), the
+//! Pwned Passwords' alone (`off`), or the sum for callers with a valid key and
+//! the Pwned Passwords' for the rest (`key`; those answers carry `Vary:
+//! hibp-api-key`, and keyed ones `Cache-Control: private`).
 //! The body comes from the range index's cache of formatted bodies (padded ones,
 //! different every time, are formatted into a per-thread buffer). The ETag is
 //! the corpus and the digest of the unpadded body, so it changes only when the
@@ -17,15 +22,19 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use leakwatch_catalog::hash_secret;
 use leakwatch_segment::MAX_KEY_LEN;
 use leakwatch_store::{RangeBody, RangeKind};
 use rand::Rng;
 
+use crate::auth::KEY_HEADER;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::state::{AppState, RangeOwnDumps};
 
 /// A range is immutable until the next ingest; HIBP lets caches keep it 31 days.
 const CACHE_CONTROL: &str = "public, max-age=2678400";
+/// A keyed caller's answer holds the own dumps: no shared cache may keep it.
+const PRIVATE_CACHE_CONTROL: &str = "private, max-age=2678400";
 const TEXT_PLAIN: &str = "text/plain";
 const ANY_ORIGIN: &str = "*";
 
@@ -47,10 +56,29 @@ pub async fn range(State(state): State<AppState>, request: Request) -> Response 
     let headers = request.headers();
     let padded = headers.get("add-padding").is_some_and(|v| is_true(v.as_bytes()));
     let tags = headers.get_all(header::IF_NONE_MATCH).iter().map(HeaderValue::as_bytes);
-    match answer(&state, request.uri().path(), request.uri().query(), padded, tags) {
+    let keyed = match state.shared().limits.range_own_dumps {
+        RangeOwnDumps::Key => match valid_key(&state, headers) {
+            Ok(keyed) => keyed,
+            Err(e) => return e.into_response(),
+        },
+        // The key is not looked at: everyone gets the same answer.
+        RangeOwnDumps::Anonymous | RangeOwnDumps::Off => false,
+    };
+    match answer(&state, request.uri().path(), request.uri().query(), padded, keyed, tags) {
         Ok(answer) => answer.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether the request carries a valid `hibp-api-key`: no key (or an empty
+/// one) is no; a wrong one is refused, as everywhere a key is read.
+fn valid_key(state: &AppState, headers: &HeaderMap) -> Result<bool, AppError> {
+    let Some(value) = headers.get(KEY_HEADER) else { return Ok(false) };
+    let secret = value.to_str().map_err(|_| AppError::InvalidKey)?.trim();
+    if secret.is_empty() {
+        return Ok(false);
+    }
+    state.keys().find(&hash_secret(secret)).map(|_| true).ok_or(AppError::InvalidKey)
 }
 
 /// A range request's answer, before it goes on the wire: through the router,
@@ -59,9 +87,19 @@ pub async fn range(State(state): State<AppState>, request: Request) -> Response 
 pub(crate) struct RangeAnswer {
     /// `304 Not Modified` when `If-None-Match` names the current tag.
     pub not_modified: bool,
+    /// The answer depends on the caller's key (`--range-own-dumps key`): it
+    /// says so (`Vary`), and a keyed one is for the caller's cache alone.
+    pub by_key: Option<Keyed>,
     pub etag: String,
     pub last_modified: HeaderValue,
     pub body: RangeBytes,
+}
+
+/// Whether a key-dependent answer was for a keyed caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keyed {
+    Yes,
+    No,
 }
 
 /// Where an answer's body comes from.
@@ -88,11 +126,16 @@ impl RangeAnswer {
     /// The answer's headers in the order they are sent; `content-length` and
     /// `date` are the connection's to add, as hyper does.
     pub(crate) fn headers(&self) -> impl Iterator<Item = (header::HeaderName, &[u8])> + '_ {
+        let cache_control = match self.by_key {
+            Some(Keyed::Yes) => PRIVATE_CACHE_CONTROL,
+            Some(Keyed::No) | None => CACHE_CONTROL,
+        };
         [
-            (header::CACHE_CONTROL, Some(CACHE_CONTROL.as_bytes())),
+            (header::CACHE_CONTROL, Some(cache_control.as_bytes())),
             (header::LAST_MODIFIED, Some(self.last_modified.as_bytes())),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, Some(ANY_ORIGIN.as_bytes())),
             (header::ETAG, Some(self.etag.as_bytes())),
+            (header::VARY, self.by_key.is_some().then_some(KEY_HEADER.as_bytes())),
             (header::CONTENT_TYPE, (!self.not_modified).then_some(TEXT_PLAIN.as_bytes())),
         ]
         .into_iter()
@@ -100,7 +143,7 @@ impl RangeAnswer {
     }
 
     fn into_response(self) -> Response {
-        let mut headers = HeaderMap::with_capacity(6);
+        let mut headers = HeaderMap::with_capacity(7);
         for (name, value) in self.headers() {
             headers.insert(name, HeaderValue::from_bytes(value).expect("valid header values"));
         }
@@ -119,29 +162,41 @@ impl RangeAnswer {
 }
 
 /// A range request's answer: `path` ends in the prefix, `query` may name the
-/// mode, `padded` is `Add-Padding: true`, `if_none_match` the values of that
-/// header.
+/// mode, `padded` is `Add-Padding: true`, `keyed` whether the caller presented
+/// a valid key (looked for only under `--range-own-dumps key`),
+/// `if_none_match` the values of that header.
 pub(crate) fn answer<'a>(
     state: &AppState,
     path: &str,
     query: Option<&str>,
     padded: bool,
+    keyed: bool,
     if_none_match: impl Iterator<Item = &'a [u8]>,
 ) -> Result<RangeAnswer, AppError> {
     let prefix = parse_prefix(path.rsplit('/').next().unwrap_or(""))
         .ok_or(AppError::BadRange("The hash prefix was not in a valid format"))?;
     let kind = parse_mode(query)?;
+    let own_dumps = state.shared().limits.range_own_dumps;
+    let source = own_dumps.source(keyed);
+    let by_key = (own_dumps == RangeOwnDumps::Key).then_some(if keyed { Keyed::Yes } else { Keyed::No });
 
     let snapshot = state.snapshot();
-    let real = snapshot.ranges.body(kind, prefix)?;
+    let real = snapshot.ranges.body_from(kind, source, prefix)?;
     let tag = etag(kind, real.digest);
     let last_modified = snapshot.last_modified.clone();
     if matches_etag(if_none_match, &tag) {
-        return Ok(RangeAnswer { not_modified: true, etag: tag, last_modified, body: RangeBytes::Empty });
+        return Ok(RangeAnswer {
+            not_modified: true,
+            by_key,
+            etag: tag,
+            last_modified,
+            body: RangeBytes::Empty,
+        });
     }
     if !padded {
         return Ok(RangeAnswer {
             not_modified: false,
+            by_key,
             etag: tag,
             last_modified,
             body: RangeBytes::Cached(real),
@@ -157,7 +212,7 @@ pub(crate) fn answer<'a>(
             rng.fill(&mut key[..kind.key_len()]);
         }
         buf.clear();
-        snapshot.ranges.write_range(kind, prefix, &mut padding, buf)?;
+        snapshot.ranges.write_range_from(kind, source, prefix, &mut padding, buf)?;
         let body = Bytes::copy_from_slice(buf);
         if buf.capacity() > 4 << 20 {
             // One huge range should not pin megabytes per thread for good.
@@ -167,6 +222,7 @@ pub(crate) fn answer<'a>(
     })?;
     Ok(RangeAnswer {
         not_modified: false,
+        by_key,
         etag: format!("W/{tag}"),
         last_modified,
         body: RangeBytes::Padded(body),

@@ -3,8 +3,10 @@
 //!
 //! The loop is hyper's own rather than `axum::serve` because hardening needs its
 //! knobs: a bound on how long a client may take to send its headers (slow
-//! clients holding connections), on how large they may be, and on how many
-//! connections are open at once.
+//! clients holding connections), on how large they may be, on how long it may
+//! take to read an answer (a client that stops reading would otherwise hold its
+//! connection, and the answer's memory, for ever), and on how many connections
+//! are open at once.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +34,11 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// For a client to send a request's head once it has started.
     pub header_timeout: Duration,
+    /// For a client to take an answer: on the range fast path, each answer
+    /// must be written whole within it; through hyper, once a write has to
+    /// wait for the client, everything queued must be written within it. A
+    /// client that stops reading loses its connection.
+    pub write_timeout: Duration,
     /// Open connections at once; more are closed on arrival.
     pub max_connections: usize,
     /// How often the manifest and the key table are checked for changes.
@@ -51,6 +58,7 @@ impl Default for ServeOptions {
         ServeOptions {
             request_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             max_connections: 4096,
             reload_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
@@ -226,11 +234,12 @@ async fn accept_loop(
         // Held for the connection's life, so that shutdown waits for it.
         let watcher = graceful.watcher();
         let (http, state, mut stop) = (http.clone(), state.clone(), stop.clone());
-        let header_timeout = options.header_timeout;
+        let (header_timeout, write_timeout) = (options.header_timeout, options.write_timeout);
         tokio::spawn(async move {
-            let outcome = fast_range::serve(&stream, &state, header_timeout, MAX_HEAD, &mut stop).await;
+            let timeouts = fast_range::Timeouts { header: header_timeout, write: write_timeout };
+            let outcome = fast_range::serve(&stream, &state, timeouts, MAX_HEAD, &mut stop).await;
             if let Outcome::Handoff(read) = outcome {
-                let io = TokioIo::new(Prefixed::new(read, stream));
+                let io = TokioIo::new(Prefixed::new(read, stream, write_timeout));
                 let connection = http.serve_connection(io, TowerToHyperService::new(service));
                 if let Err(e) = watcher.watch(connection).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -17,13 +17,39 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 use leakwatch_catalog::{ApiKey, AuditHasher, Catalog, CatalogError, KeyHash};
-use leakwatch_store::{DataDir, RangeIndex, Store, StoreError, DEFAULT_RANGE_CACHE};
+use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
 use crate::limiter::Limiter;
 
-/// Rate limits, in requests per minute (0 means no limit), and the memory the
-/// range cache may hold.
+/// Who sees the organization's own dumps on `/range` (`serve
+/// --range-own-dumps`). The imported Pwned Passwords are everyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RangeOwnDumps {
+    /// Everyone: every own-dump password's digest and count is served to
+    /// anyone who can reach the port (k-anonymous, as HIBP's corpus is).
+    #[default]
+    Anonymous,
+    /// Callers with a valid API key (`hibp-api-key`); others get the Pwned
+    /// Passwords alone, and a present but wrong key is refused (401).
+    Key,
+    /// Nobody: `/range` serves the Pwned Passwords alone.
+    Off,
+}
+
+impl RangeOwnDumps {
+    /// Whose counts a caller gets: `keyed` is whether it presented a valid key.
+    pub fn source(self, keyed: bool) -> RangeSource {
+        match self {
+            RangeOwnDumps::Anonymous => RangeSource::All,
+            RangeOwnDumps::Key if keyed => RangeSource::All,
+            RangeOwnDumps::Key | RangeOwnDumps::Off => RangeSource::PwnedPasswords,
+        }
+    }
+}
+
+/// Rate limits, in requests per minute (0 means no limit), the memory the
+/// range cache may hold, and who sees the own dumps on `/range`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// For keys created without a limit of their own.
@@ -33,11 +59,19 @@ pub struct Limits {
     pub anonymous_per_minute: u32,
     /// Bytes of formatted `/range` bodies kept per generation (0: none).
     pub range_cache_bytes: usize,
+    /// Whether `/range` adds the own dumps' counts to the Pwned Passwords', and
+    /// for whom.
+    pub range_own_dumps: RangeOwnDumps,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { key_per_minute: 600, anonymous_per_minute: 600, range_cache_bytes: DEFAULT_RANGE_CACHE }
+        Limits {
+            key_per_minute: 600,
+            anonymous_per_minute: 600,
+            range_cache_bytes: DEFAULT_RANGE_CACHE,
+            range_own_dumps: RangeOwnDumps::Anonymous,
+        }
     }
 }
 

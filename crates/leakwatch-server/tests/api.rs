@@ -784,6 +784,181 @@ mod routing {
 }
 
 /// Tests through a real socket and a real HTTP client.
+/// `serve --range-own-dumps`: whose counts `/range` holds, for whom.
+mod range_own_dumps {
+    use leakwatch_server::RangeOwnDumps;
+
+    use super::*;
+
+    /// The fixture under `mode`, with a Pwned Passwords import holding
+    /// "password" 100 times and "pwned-only" 7 times.
+    fn fixture_in(mode: RangeOwnDumps) -> Fixture {
+        let f = fixture_with(Limits {
+            key_per_minute: 0,
+            anonymous_per_minute: 0,
+            range_own_dumps: mode,
+            ..Limits::default()
+        });
+        let download = f._tmp.path().join("pwned.txt");
+        let lines = [("password", 100), ("pwned-only", 7)]
+            .map(|(pw, n)| format!("{}:{n}", encode_hex_upper(&sha1(pw.as_bytes()))));
+        std::fs::write(&download, lines.join("\r\n")).unwrap();
+        let progress = Default::default();
+        leakwatch_store::import_pwned_passwords(
+            &f.data,
+            download.to_str().unwrap(),
+            false,
+            1 << 30,
+            &progress,
+        )
+        .unwrap();
+        assert!(f.state.reload_store().unwrap());
+        f
+    }
+
+    /// The count `body` gives the SHA-1 of `password`, if it has a line.
+    fn count(body: &str, password: &str) -> Option<u64> {
+        let suffix = &encode_hex_upper(&sha1(password.as_bytes()))[5..];
+        body.split("\r\n").find_map(|l| l.strip_prefix(suffix)?.strip_prefix(':')?.parse().ok())
+    }
+
+    fn uri(password: &str) -> String {
+        format!("/range/{}", prefix_of(&sha1(password.as_bytes())))
+    }
+
+    /// Only padding: what an empty range is answered with.
+    fn assert_padding_only(a: &Answer) {
+        assert_eq!(a.status, 200);
+        let lines: Vec<&str> = a.body.split("\r\n").collect();
+        assert!((10..=209).contains(&lines.len()), "{} lines", lines.len());
+        assert!(lines.iter().all(|l| l.len() == 37 && l.ends_with(":0")), "{:?}", a.body);
+    }
+
+    #[tokio::test]
+    async fn anonymous_serves_the_own_dumps_to_everyone() {
+        let f = fixture_in(RangeOwnDumps::Anonymous);
+        let a = send(&f.router, "GET", &uri("password"), &[]).await;
+        assert_eq!(count(&a.body, "password"), Some(103));
+        assert_eq!(a.header("cache-control"), "public, max-age=2678400");
+        assert_eq!(a.header("vary"), "");
+        assert_eq!(count(&send(&f.router, "GET", &uri("hunter2"), &[]).await.body, "hunter2"), Some(1));
+        assert_eq!(count(&send(&f.router, "GET", &uri("pwned-only"), &[]).await.body, "pwned-only"), Some(7));
+    }
+
+    #[tokio::test]
+    async fn off_serves_the_pwned_passwords_alone_to_everyone() {
+        let f = fixture_in(RangeOwnDumps::Off);
+        for key in [None, Some(f.keys.admin.as_str())] {
+            let headers: Vec<(&str, &str)> = key.map(|k| ("hibp-api-key", k)).into_iter().collect();
+            let a = send(&f.router, "GET", &uri("password"), &headers).await;
+            assert_eq!((a.status, count(&a.body, "password")), (StatusCode::OK, Some(100)));
+            assert_eq!(a.header("cache-control"), "public, max-age=2678400");
+            assert_eq!(
+                count(&send(&f.router, "GET", &uri("pwned-only"), &headers).await.body, "pwned-only"),
+                Some(7)
+            );
+            // A range only the own dumps fill is an empty one: padding.
+            let own = send(&f.router, "GET", &uri("hunter2"), &headers).await;
+            assert_padding_only(&own);
+            assert_eq!(count(&own.body, "hunter2"), None);
+            let padded = send(&f.router, "GET", &uri("hunter2"), &[("add-padding", "true")]).await;
+            assert!(padded.body.split("\r\n").count() >= 800);
+            assert!(padded.body.split("\r\n").all(|l| l.ends_with(":0")));
+        }
+        // Its ntlm corpus holds no import: every range is padding.
+        let ntlm_uri = format!("/range/{}?mode=ntlm", prefix_of(&ntlm(b"letmein")));
+        assert_eq!(count(&send(&f.router, "GET", &ntlm_uri, &[]).await.body, "letmein"), None);
+    }
+
+    #[tokio::test]
+    async fn key_serves_the_own_dumps_to_keyed_callers_only() {
+        let f = fixture_in(RangeOwnDumps::Key);
+        let anonymous = send(&f.router, "GET", &uri("password"), &[]).await;
+        assert_eq!((anonymous.status, count(&anonymous.body, "password")), (StatusCode::OK, Some(100)));
+        assert_eq!(anonymous.header("cache-control"), "public, max-age=2678400");
+        assert_eq!(anonymous.header("vary"), "hibp-api-key");
+        assert_padding_only(&send(&f.router, "GET", &uri("hunter2"), &[]).await);
+
+        // Any valid key, of any role; no user agent needed, as for /range.
+        for key in [&f.keys.admin, &f.keys.domain] {
+            let keyed = send(&f.router, "GET", &uri("password"), &[("hibp-api-key", key)]).await;
+            assert_eq!((keyed.status, count(&keyed.body, "password")), (StatusCode::OK, Some(103)));
+            assert_eq!(keyed.header("cache-control"), "private, max-age=2678400");
+            assert_eq!(keyed.header("vary"), "hibp-api-key");
+            assert_ne!(keyed.header("etag"), anonymous.header("etag"));
+            let own = send(&f.router, "GET", &uri("hunter2"), &[("hibp-api-key", key)]).await;
+            assert_eq!(count(&own.body, "hunter2"), Some(1));
+            // The anonymous answer's tag does not revalidate the keyed one.
+            let tag = anonymous.header("etag");
+            let again =
+                send(&f.router, "GET", &uri("password"), &[("hibp-api-key", key), ("if-none-match", tag)])
+                    .await;
+            assert_eq!(again.status, 200);
+        }
+        // A wrong key is refused, as everywhere; an empty one is no key.
+        let wrong = send(&f.router, "GET", &uri("password"), &[("hibp-api-key", "not-a-key")]).await;
+        assert_eq!(wrong.status, 401);
+        let empty = send(&f.router, "GET", &uri("password"), &[("hibp-api-key", " ")]).await;
+        assert_eq!(count(&empty.body, "password"), Some(100));
+    }
+
+    /// The fast path answers anonymous callers exactly as the router does, and
+    /// hands keyed requests to it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fast_path_follows_the_mode() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for mode in [RangeOwnDumps::Anonymous, RangeOwnDumps::Key, RangeOwnDumps::Off] {
+            let f = fixture_in(mode);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let options = leakwatch_server::ServeOptions::default();
+            let done = tokio::spawn(leakwatch_server::serve(listener, f.state.clone(), options, async {
+                let _ = stopped.await;
+            }));
+            for (password, key) in [
+                ("password", None),
+                ("hunter2", None),
+                ("password", Some(&f.keys.analyst)),
+                ("hunter2", Some(&f.keys.analyst)),
+            ] {
+                let key_header = key.map(|k| format!("hibp-api-key: {k}\r\n")).unwrap_or_default();
+                let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let request = format!(
+                    "GET {} HTTP/1.1\r\nHost: x\r\n{key_header}Connection: close\r\n\r\n",
+                    uri(password)
+                );
+                // Kept alive, the first request is the fast path's; with
+                // `Connection: close` it is the router's.
+                conn.write_all(request.replace("Connection: close\r\n", "").as_bytes()).await.unwrap();
+                conn.write_all(request.as_bytes()).await.unwrap();
+                let mut text = String::new();
+                conn.read_to_string(&mut text).await.unwrap();
+                let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+                assert_eq!(answers.len(), 2, "{text}");
+                let strip = |a: &str| -> String {
+                    a.split("\r\n")
+                        .filter(|l| !l.starts_with("date:") && !l.starts_with("connection:"))
+                        .collect::<Vec<_>>()
+                        .join("\r\n")
+                };
+                assert_eq!(strip(answers[0]), strip(answers[1]), "{mode:?} {password} {key:?}");
+                let body = answers[0].split_once("\r\n\r\n").unwrap().1;
+                let own = mode == RangeOwnDumps::Anonymous || (mode == RangeOwnDumps::Key && key.is_some());
+                let want = match (password, own) {
+                    ("password", true) => Some(103),
+                    ("password", false) => Some(100),
+                    (_, true) => Some(1),
+                    (_, false) => None,
+                };
+                assert_eq!(count(body, password), want, "{mode:?} {password} {key:?}");
+            }
+            stop.send(()).unwrap();
+            done.await.unwrap().unwrap();
+        }
+    }
+}
+
 mod socket {
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1317,6 +1492,70 @@ mod socket {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut sink)).await;
         }
         let r = client().get(format!("http://{}/range/5BAA6", server.addr)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop().await;
+    }
+
+    /// A client that pipelines requests for big answers and never reads loses
+    /// its connection once an answer waits past the write timeout, on the fast
+    /// path and through hyper alike, while other clients are served meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_loses_its_connection() {
+        let f = fixture();
+        let write_timeout = Duration::from_millis(500);
+        let server = start(&f, ServeOptions { write_timeout, ..ServeOptions::default() }).await;
+        let prefix = prefix_of(&sha1(b"password"));
+        // Padded answers are at least 800 lines (some 30 KB): 2,000 of them are
+        // far more than the socket buffers on both sides hold.
+        let range = format!("GET /range/{prefix} HTTP/1.1\r\nHost: x\r\nAdd-Padding: true\r\n\r\n");
+        const REQUESTS: usize = 2_000;
+        const MIN_ANSWER: usize = 800 * 37;
+        for routed in [false, true] {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let conn = socket.connect(server.addr).await.unwrap();
+            let (mut reader, mut writer) = conn.into_split();
+            // Through hyper: a first request the fast path hands over takes the
+            // whole connection there.
+            let first = if routed {
+                "GET /api/v3/dataclasses HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n"
+            } else {
+                ""
+            };
+            let requests = first.to_owned() + &range.repeat(REQUESTS);
+            let sending = tokio::spawn(async move {
+                // The server stops reading once its answers back up, then closes.
+                let _ = writer.write_all(requests.as_bytes()).await;
+                writer
+            });
+
+            // Meanwhile other clients are served.
+            tokio::time::sleep(write_timeout / 2).await;
+            let r = client().get(format!("http://{}/range/{prefix}", server.addr)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+
+            // Well past the deadline, the connection must be gone: reading
+            // ends (end of stream or reset) long before every answer is read.
+            tokio::time::sleep(write_timeout * 4).await;
+            let mut read = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            let ended = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "routed {routed}: the connection stayed open ({read} bytes read)");
+            assert!(
+                read < REQUESTS * MIN_ANSWER / 2,
+                "routed {routed}: {read} bytes read: the server kept answering a client that did not read"
+            );
+            drop(tokio::time::timeout(Duration::from_secs(5), sending).await);
+        }
+        let r = client().get(format!("http://{}/range/{prefix}", server.addr)).send().await.unwrap();
         assert_eq!(r.status(), 200);
         server.stop().await;
     }

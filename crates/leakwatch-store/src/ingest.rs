@@ -70,6 +70,11 @@ pub struct IngestSummary {
     pub new_accounts: u64,
     pub new_credentials: u64,
     pub segments_written: usize,
+    /// Why merging segments after the publish failed, if it did. The ingest is
+    /// published and answered from all the same: the store is whole, only with
+    /// more segments than it should have (the next writer removes any file the
+    /// failed merge left, and merges again).
+    pub compaction_warning: Option<String>,
 }
 
 /// Counters a progress display polls while ingest runs.
@@ -462,6 +467,7 @@ pub fn ingest(
             new_accounts,
             new_credentials,
             segments_written,
+            compaction_warning: None,
         });
     }
     if new_breach {
@@ -479,8 +485,21 @@ pub fn ingest(
     manifest.generation += 1;
     manifest.store(dir.root())?;
     let _ = std::fs::remove_dir_all(&scratch);
-    crate::compact::compact(dir, &mut manifest, crate::compact::MAX_SEGMENTS_PER_KIND, &lock)?;
-    Ok(IngestSummary { files, breach, new_breach, new_accounts, new_credentials, segments_written })
+    // The generation is published: from here on a failure takes nothing back,
+    // so it is a warning in the summary, not the ingest's error.
+    let compaction_warning =
+        crate::compact::compact(dir, &mut manifest, crate::compact::MAX_SEGMENTS_PER_KIND, &lock)
+            .err()
+            .map(|e| format!("the ingest is published, but merging segments afterwards failed: {e}"));
+    Ok(IngestSummary {
+        files,
+        breach,
+        new_breach,
+        new_accounts,
+        new_credentials,
+        segments_written,
+        compaction_warning,
+    })
 }
 
 /// The accounts new to this breach.

@@ -34,6 +34,6 @@ pub use hibp::HibpBreach;
 pub use import::{import_pwned_passwords, ImportSummary, LineRejections, PwnedImport};
 pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
 pub use manifest::{Breach, Manifest, SegmentRef, SetAside};
-pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, DEFAULT_RANGE_CACHE};
+pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, RangeSource, DEFAULT_RANGE_CACHE};
 pub use reader::{Damage, KindStats, PasswordCounts, Stats, Store};
 pub use rekey::{rekey, RekeySummary};

@@ -54,6 +54,25 @@ impl RangeKind {
     }
 }
 
+/// Whose counts a range is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RangeSource {
+    /// The organization's own dumps and the imported Pwned Passwords, summed.
+    All,
+    /// The imported Pwned Passwords alone: none of the own dumps' digests.
+    PwnedPasswords,
+}
+
+impl RangeSource {
+    /// Whether a segment of `kind` holds counts of this source.
+    fn holds(self, kind: Kind) -> bool {
+        match self {
+            RangeSource::All => true,
+            RangeSource::PwnedPasswords => matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts),
+        }
+    }
+}
+
 /// Bytes of range bodies [`RangeIndex::open`] caches: some 8,000 ranges of
 /// HIBP's size (about 30 KB each).
 pub const DEFAULT_RANGE_CACHE: usize = 256 << 20;
@@ -64,7 +83,7 @@ pub struct RangeIndex {
     sha1: Vec<Segment>,
     ntlm: Vec<Segment>,
     /// The damaged segments of each corpus, which make its ranges fail.
-    damaged: Vec<(RangeKind, Broken)>,
+    damaged: Vec<(RangeKind, Kind, Broken)>,
     /// What each open segment holds, for the error of damage found reading it.
     held: HashMap<PathBuf, String>,
     cache: BodyCache,
@@ -140,17 +159,18 @@ impl RangeIndex {
                         path: dir.segments().join(&s.file),
                         detail: crate::reader::problem(&e),
                     };
-                    index.damaged.push((range_kind, damaged));
+                    index.damaged.push((range_kind, kind, damaged));
                 }
             }
         }
         Ok(index)
     }
 
-    /// The error of reading a range of `kind` when one of its segments is damaged.
-    fn check(&self, kind: RangeKind) -> Result<()> {
-        match self.damaged.iter().find(|(k, _)| *k == kind) {
-            Some((_, b)) => Err(StoreError::Damaged {
+    /// The error of reading a range of `kind` from `source` when one of its
+    /// segments is damaged.
+    fn check(&self, kind: RangeKind, source: RangeSource) -> Result<()> {
+        match self.damaged.iter().find(|(k, seg_kind, _)| *k == kind && source.holds(*seg_kind)) {
+            Some((_, _, b)) => Err(StoreError::Damaged {
                 kind: b.kind.clone(),
                 held: b.held.clone(),
                 path: b.path.clone(),
@@ -178,14 +198,21 @@ impl RangeIndex {
     /// are, and clients in the wild split the body on CRLF and parse every
     /// piece without checking. Its body is [`empty_range_padding`] instead.
     pub fn body(&self, kind: RangeKind, prefix: u32) -> Result<RangeBody> {
-        let key = (prefix & 0xF_FFFF) | if kind == RangeKind::Ntlm { 1 << 20 } else { 0 };
+        self.body_from(kind, RangeSource::All, prefix)
+    }
+
+    /// [`RangeIndex::body`] of the counts of `source` alone.
+    pub fn body_from(&self, kind: RangeKind, source: RangeSource, prefix: u32) -> Result<RangeBody> {
+        let key = (prefix & 0xF_FFFF)
+            | if kind == RangeKind::Ntlm { 1 << 20 } else { 0 }
+            | if source == RangeSource::PwnedPasswords { 1 << 21 } else { 0 };
         if let Some(body) = self.cache.get(key) {
             return Ok(body);
         }
         let mut out = Vec::new();
-        let hashes = self.write_range(kind, prefix, &mut [], &mut out)?;
+        let hashes = self.write_range_from(kind, source, prefix, &mut [], &mut out)?;
         if hashes == 0 {
-            self.write_range(kind, prefix, &mut empty_range_padding(kind, prefix), &mut out)?;
+            self.write_range_from(kind, source, prefix, &mut empty_range_padding(kind, prefix), &mut out)?;
         }
         Ok(self.cache.insert(key, RangeBody::new(out, hashes)))
     }
@@ -204,6 +231,18 @@ impl RangeIndex {
         padding: &mut [[u8; MAX_KEY_LEN]],
         out: &mut Vec<u8>,
     ) -> Result<usize> {
+        self.write_range_from(kind, RangeSource::All, prefix, padding, out)
+    }
+
+    /// [`RangeIndex::write_range`] of the counts of `source` alone.
+    pub fn write_range_from(
+        &self,
+        kind: RangeKind,
+        source: RangeSource,
+        prefix: u32,
+        padding: &mut [[u8; MAX_KEY_LEN]],
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
         let prefix = prefix & 0xF_FFFF;
         let key_len = kind.key_len();
         for key in padding.iter_mut() {
@@ -214,7 +253,7 @@ impl RangeIndex {
         }
         padding.sort_unstable();
 
-        self.check(kind)?;
+        self.check(kind, source)?;
         let damaged = |seg: &Segment, e: SegmentError| match e {
             SegmentError::DataCorruption { .. } => StoreError::Damaged {
                 kind: seg.kind().name().to_owned(),
@@ -226,7 +265,7 @@ impl RangeIndex {
         };
         let mut cursors = Vec::with_capacity(2);
         let mut entries = 0;
-        for seg in self.segments(kind) {
+        for seg in self.segments(kind).iter().filter(|s| source.holds(s.kind())) {
             let mut run = seg.range20_entries(prefix).map_err(|e| damaged(seg, e))?;
             entries += run.len();
             if let Some(head) = run.next() {
@@ -468,6 +507,40 @@ mod tests {
                     .all(|l| l.len() > kind.suffix_len() && l.as_bytes()[kind.suffix_len()] == b':'));
             }
         }
+    }
+
+    #[test]
+    fn the_pwned_passwords_source_leaves_the_own_dumps_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        data.init(Some(&tmp.path().join("data.key"))).unwrap();
+        ingest_lines(&data, "Alpha", "a@example.com:password\nb@example.com:own-only\n");
+        let download = tmp.path().join("pwned.txt");
+        let hex = |pw: &str| leakwatch_types::encode_hex_upper(&leakwatch_types::sha1(pw.as_bytes()));
+        std::fs::write(&download, format!("{}:10\n", hex("password"))).unwrap();
+        crate::import_pwned_passwords(&data, download.to_str().unwrap(), false, 1 << 30, &Default::default())
+            .unwrap();
+        let index = RangeIndex::open(&data).unwrap();
+        let line = |pw: &str, count: u64| format!("{}:{count}", &hex(pw)[5..]);
+        let prefix = |pw: &str| u32::from_str_radix(&hex(pw)[..5], 16).unwrap();
+        let text = |body: RangeBody| String::from_utf8(body.bytes().to_vec()).unwrap();
+
+        let all = text(index.body(RangeKind::Sha1, prefix("password")).unwrap());
+        assert!(all.split("\r\n").any(|l| l == line("password", 11)), "{all}");
+        let pwned =
+            text(index.body_from(RangeKind::Sha1, RangeSource::PwnedPasswords, prefix("password")).unwrap());
+        assert_eq!(pwned, line("password", 10));
+
+        // A range only the own dumps fill is, from the Pwned Passwords alone,
+        // an empty range: padding, as for any other.
+        let own = text(index.body(RangeKind::Sha1, prefix("own-only")).unwrap());
+        assert_eq!(own, line("own-only", 1));
+        let empty =
+            index.body_from(RangeKind::Sha1, RangeSource::PwnedPasswords, prefix("own-only")).unwrap();
+        assert_eq!(empty.hashes, 0);
+        let padding = text(empty);
+        assert!(padding.split("\r\n").all(|l| l.ends_with(":0") && l != line("own-only", 0)), "{padding}");
+        assert!(EMPTY_RANGE_PADDING.contains(&padding.split("\r\n").count()));
     }
 
     #[test]

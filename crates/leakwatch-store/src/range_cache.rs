@@ -7,9 +7,10 @@
 //! file is an `O_TMPFILE` in the data directory's `tmp/` (a regular file, whose
 //! pages the kernel splices in batches: measured far cheaper per request than
 //! a memory file's page-at-a-time lookups), else a memory file (`memfd`), else
-//! nothing: the bodies then live on the heap, under the same policy. Nothing in
-//! a range is secret (ranges are served to anyone); the file has no name and
-//! goes when its generation does.
+//! nothing: the bodies then live on the heap, under the same policy. A range
+//! holds nothing the count segments beside it do not hold in clear (and, unless
+//! `serve --range-own-dumps` says otherwise, serve to anyone); the file has no
+//! name and goes when its generation does.
 //!
 //! The budget is split between two arenas that are only ever appended to. When
 //! the current one is full, the older one's bodies are dropped from the cache

@@ -59,6 +59,10 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         .with_context(|| format!("ingest into breach {:?}", args.breach))?
     };
 
+    if let Some(warning) = &summary.compaction_warning {
+        // Published all the same: a warning, and exit 0.
+        eprintln!("leakwatch: warning: {warning}");
+    }
     let report = report_json(&summary);
     if let Some(path) = &args.report_json {
         let text = serde_json::to_string_pretty(&report).expect("serializes");
@@ -104,6 +108,7 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
         "new_accounts": summary.new_accounts,
         "new_credentials": summary.new_credentials,
         "segments_written": summary.segments_written,
+        "compaction_warning": summary.compaction_warning,
     })
 }
 

@@ -7,11 +7,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use leakwatch_server::{serve_threads, AppState, Limits, ServeOptions};
+use leakwatch_server::{serve_threads, AppState, Limits, RangeOwnDumps, ServeOptions};
 use leakwatch_store::DataDir;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::ServeArgs;
+use crate::cli::{RangeOwnDumpsArg, ServeArgs};
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
@@ -27,9 +27,15 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         key_per_minute: args.rate_limit_per_minute,
         anonymous_per_minute: args.anonymous_rate_limit_per_minute,
         range_cache_bytes: usize::try_from(args.range_cache).unwrap_or(usize::MAX),
+        range_own_dumps: match args.range_own_dumps {
+            RangeOwnDumpsArg::Anonymous => RangeOwnDumps::Anonymous,
+            RangeOwnDumpsArg::Key => RangeOwnDumps::Key,
+            RangeOwnDumpsArg::Off => RangeOwnDumps::Off,
+        },
     };
     let options = ServeOptions {
         request_timeout: Duration::from_secs(args.request_timeout),
+        write_timeout: Duration::from_secs(args.write_timeout),
         max_connections: args.max_connections,
         max_connections_per_client: args.max_connections_per_client,
         trusted_proxy: args.trusted_proxy,
