@@ -1007,6 +1007,14 @@ impl SegmentSet {
         let hash = blake3::Hash::from(written.content_hash).to_hex();
         let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
         let target = self.dir.join(&file);
+        if target.exists() {
+            // The same content as a file already there, perhaps a live one:
+            // the new copy is made durable before it takes that name, so that
+            // a crash never leaves a live name on bytes not yet on disk.
+            std::fs::File::open(&written.path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io(&written.path, e))?;
+        }
         std::fs::rename(&written.path, &target).map_err(|e| StoreError::io(&target, e))?;
         self.syncs.push(std::thread::spawn(move || {
             std::fs::File::open(&target).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&target, e))
