@@ -235,14 +235,17 @@ pub(crate) fn is_true(value: &[u8]) -> bool {
 }
 
 /// `OPTIONS /range/{prefix}`: the CORS preflight a browser sends before a
-/// request with `Add-Padding`, which is not a header browsers send freely.
+/// request with `Add-Padding` or `hibp-api-key` (the key that shows the own
+/// dumps' counts under `--range-own-dumps key`), headers browsers do not send
+/// freely. A key is a header the page sets, never an ambient credential, so
+/// any origin may send it.
 pub async fn preflight() -> Response {
     (
         StatusCode::NO_CONTENT,
         [
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static(ANY_ORIGIN)),
             (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS")),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Add-Padding")),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Add-Padding, hibp-api-key")),
             (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
         ],
     )
