@@ -14,7 +14,12 @@
 //! with a URL at all (no scheme, and no domain or address before the first
 //! separator) is a banner's (`Telegram: @channel`, `Build ID: ...`): skipped.
 
-use leakwatch_types::{normalize_domain, normalize_email, normalize_username, Account, AccountKind, Record};
+use leakwatch_types::{
+    normalize_domain, normalize_email, normalize_plain_email, normalize_username, Account, AccountKind,
+    Record,
+};
+
+use std::collections::HashMap;
 
 use encoding_rs::Encoding;
 
@@ -26,6 +31,18 @@ use crate::report::Reason;
 fn is_sep(b: u8) -> bool {
     matches!(b, b':' | b'|' | b' ')
 }
+
+/// The bytes that end a URL's host outside brackets: a path, query or
+/// fragment, or a separator.
+static ENDS_HOST: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = matches!(i as u8, b'/' | b'?' | b'#' | b':' | b'|' | b' ');
+        i += 1;
+    }
+    table
+};
 
 /// The URL at the start of a ULP line: whether it has a `scheme://`, its
 /// host, and where it ends.
@@ -46,13 +63,10 @@ fn split_url(line: &[u8]) -> Url<'_> {
     }
     let host_start = i;
     // An IPv6 literal holds `:` of its own: it runs to its `]`.
-    match (line.get(i), memchr::memchr(b']', &line[i..])) {
-        (Some(b'['), Some(close)) => i += close + 1,
-        _ => {
-            while i < line.len() && !matches!(line[i], b'/' | b'?' | b'#') && !is_sep(line[i]) {
-                i += 1;
-            }
-        }
+    let close = if line.get(i) == Some(&b'[') { memchr::memchr(b']', &line[i..]) } else { None };
+    match close {
+        Some(close) => i += close + 1,
+        None => i += line[i..].iter().position(|&b| ENDS_HOST[usize::from(b)]).unwrap_or(line.len() - i),
     }
     let mut host = &line[host_start..i];
     // A numeric port belongs to the URL when a path follows it, or when a
@@ -101,6 +115,30 @@ fn after_url<'a>(line: &'a [u8], url: &Url<'a>) -> Result<Ulp<'a>, Reason> {
     let rest = &line[url.end + 1..];
     let login_end = memchr::memchr3(b':', b'|', b' ', rest).ok_or(Reason::NoSeparator)?;
     Ok(Ulp { host: url.host, login: &rest[..login_end], password: &rest[login_end + 1..] })
+}
+
+/// The hosts a chunk's URLs named and what each gave ([`website`]): a
+/// stealer log names a few sites over and over (the most common are most of
+/// its lines), and a host met again costs a lookup, not a normalization.
+#[derive(Default)]
+pub(crate) struct Hosts(HashMap<Vec<u8>, Result<Option<String>, Reason>, foldhash::fast::RandomState>);
+
+impl Hosts {
+    /// Hosts remembered at most: a chunk of distinct hosts must not grow it
+    /// without bound.
+    const MAX: usize = 4096;
+
+    /// [`website`] of `host`.
+    pub(crate) fn website(&mut self, host: &[u8]) -> Result<Option<String>, Reason> {
+        if let Some(known) = self.0.get(host) {
+            return known.clone();
+        }
+        let got = website(host);
+        if self.0.len() < Self::MAX {
+            self.0.insert(host.to_vec(), got.clone());
+        }
+        got
+    }
 }
 
 /// What a URL's host gives a record: `Some(domain)` for a domain (normalized),
@@ -167,9 +205,32 @@ pub(crate) enum Parsed<'a> {
     Record { record: Record, password: &'a [u8], not_domain: bool },
 }
 
+/// The account a stealer log's login names: an address, or a user name.
+/// `legacy` decodes a login that is not UTF-8.
+pub(crate) fn login_account(login: &[u8], legacy: &'static Encoding) -> Result<Account, Reason> {
+    // Most logins are plain addresses: ASCII, so UTF-8 as they stand.
+    if let Some(value) = normalize_plain_email(login) {
+        return Ok(Account { kind: AccountKind::Email, value });
+    }
+    let login = &*identity_text(login, legacy);
+    Ok(if login.contains('@') {
+        Account { kind: AccountKind::Email, value: normalize_email(login).map_err(|_| Reason::InvalidEmail)? }
+    } else {
+        Account {
+            kind: AccountKind::Username,
+            value: normalize_username(login).ok_or(Reason::InvalidUsername)?,
+        }
+    })
+}
+
 /// Parses one ULP line (the lines of a stealer log that are not blocks).
-/// `legacy` decodes logins that are not UTF-8.
-pub(crate) fn parse_line<'a>(line: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
+/// `legacy` decodes logins that are not UTF-8; `hosts` remembers the
+/// chunk's hosts.
+pub(crate) fn parse_line<'a>(
+    line: &'a [u8],
+    legacy: &'static Encoding,
+    hosts: &mut Hosts,
+) -> Result<Parsed<'a>, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
@@ -185,16 +246,8 @@ pub(crate) fn parse_line<'a>(line: &'a [u8], legacy: &'static Encoding) -> Resul
         return Ok(Parsed::Skipped);
     }
     let Ulp { host, login, password } = after_url(line, &url)?;
-    let website = website(host)?;
-    let login = &*identity_text(login, legacy);
-    let account = if login.contains('@') {
-        Account { kind: AccountKind::Email, value: normalize_email(login).map_err(|_| Reason::InvalidEmail)? }
-    } else {
-        Account {
-            kind: AccountKind::Username,
-            value: normalize_username(login).ok_or(Reason::InvalidUsername)?,
-        }
-    };
+    let website = hosts.website(host)?;
+    let account = login_account(login, legacy)?;
     let not_domain = website.is_none();
     Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
 }
@@ -234,7 +287,7 @@ mod tests {
     }
 
     fn record(line: &str) -> (Record, bool) {
-        match parse_line(line.as_bytes(), W1252) {
+        match parse_line(line.as_bytes(), W1252, &mut Hosts::default()) {
             Ok(Parsed::Record { mut record, password, not_domain }) => {
                 record.password =
                     (!password.is_empty()).then(|| PasswordMaterial::Plain(PasswordHashes::of(password)));
@@ -250,7 +303,7 @@ mod tests {
         assert_eq!(rec.website.as_deref(), Some("login.example.com"));
         assert_eq!(rec.account.value, "ann@mail.co");
         assert!(!not_domain);
-        assert_eq!(parse_line(b"  ", W1252), Ok(Parsed::Skipped));
+        assert_eq!(parse_line(b"  ", W1252, &mut Hosts::default()), Ok(Parsed::Skipped));
     }
 
     #[test]
@@ -276,7 +329,11 @@ mod tests {
         }
         // No host at all, or bytes no host has: still no website to speak of.
         for line in ["https://:a@b.co:pw", "https://ex%ample$.com/:a@b.co:pw", "https://[zz]/:a@b.co:pw"] {
-            assert_eq!(parse_line(line.as_bytes(), W1252), Err(Reason::InvalidWebsite), "{line}");
+            assert_eq!(
+                parse_line(line.as_bytes(), W1252, &mut Hosts::default()),
+                Err(Reason::InvalidWebsite),
+                "{line}"
+            );
         }
     }
 
@@ -290,10 +347,17 @@ mod tests {
             "[INFO] grabbed 12 passwords",
             "intranet:bob:pw",
         ] {
-            assert_eq!(parse_line(line.as_bytes(), W1252), Ok(Parsed::Skipped), "{line}");
+            assert_eq!(
+                parse_line(line.as_bytes(), W1252, &mut Hosts::default()),
+                Ok(Parsed::Skipped),
+                "{line}"
+            );
         }
         // A line that opens with a URL and does not split is a ULP line gone wrong.
-        assert_eq!(parse_line(b"https://site.com/path", W1252), Err(Reason::NoSeparator));
-        assert_eq!(parse_line(b"site.com:user", W1252), Err(Reason::NoSeparator));
+        assert_eq!(
+            parse_line(b"https://site.com/path", W1252, &mut Hosts::default()),
+            Err(Reason::NoSeparator)
+        );
+        assert_eq!(parse_line(b"site.com:user", W1252, &mut Hosts::default()), Err(Reason::NoSeparator));
     }
 }

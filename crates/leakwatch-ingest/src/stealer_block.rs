@@ -27,16 +27,13 @@
 //! lines), skipped.
 
 use encoding_rs::Encoding;
-use leakwatch_types::{
-    normalize_email, normalize_username, Account, AccountKind, DataClass, PasswordMaterial, Record,
-};
+use leakwatch_types::{AccountKind, DataClass, PasswordMaterial, Record};
 use memchr::memchr;
 
 use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
 use crate::combo::{has_control, Lanes};
-use crate::encoding::identity_text;
 use crate::report::{Reason, Tallies};
-use crate::stealer::Parsed;
+use crate::stealer::{Hosts, Parsed};
 
 /// What a labelled line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,27 +170,34 @@ pub(crate) fn parse_chunk(
     let mut line_no = first_line;
     let mut rest = bytes;
     let mut lanes = Lanes::default();
+    let mut hosts = Hosts::default();
     while !rest.is_empty() {
-        let (n, too_long) = match Blocks.scan(rest, true) {
-            Scan::Record(n) => (n, false),
-            // A chunk holds whole records, except a too-long line cut short:
-            // take its first line alone.
-            _ => (memchr(b'\n', rest).map_or(rest.len(), |i| i + 1), true),
-        };
-        let record = &rest[..n];
-        rest = &rest[n..];
-        let first = lines(record).next().unwrap_or_default();
-        // A record of one line (a ULP line, a banner's, a separator) is the
-        // common case: its lines need no second count.
-        let count = if first.len() + 2 >= record.len() { 1 } else { lines(record).count() as u64 };
-        let outcome = if too_long {
-            Err(Reason::LineTooLong)
-        } else if count > 1 || label_line(first).is_some() {
-            parse_block(record, legacy)
-        } else if is_separator(first) {
-            Ok(Parsed::Skipped)
+        let line_end = memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let first = lines(&rest[..line_end]).next().unwrap_or_default();
+        let (count, outcome) = if label_line(first).is_none() {
+            // A line that is no label line is a record by itself (a ULP line,
+            // a banner's, a separator, a blank), as `Blocks` cuts them: the
+            // common case needs no block scan.
+            rest = &rest[line_end..];
+            let outcome = if content_len(first) > MAX_LINE {
+                Err(Reason::LineTooLong)
+            } else if is_separator(first) {
+                Ok(Parsed::Skipped)
+            } else {
+                crate::stealer::parse_line(first, legacy, &mut hosts)
+            };
+            (1, outcome)
         } else {
-            crate::stealer::parse_line(first, legacy)
+            let (n, too_long) = match Blocks.scan(rest, true) {
+                Scan::Record(n) => (n, false),
+                // A chunk holds whole records, except a too-long line cut
+                // short: take its first line alone.
+                _ => (line_end, true),
+            };
+            let record = &rest[..n];
+            rest = &rest[n..];
+            let count = lines(record).count() as u64;
+            (count, if too_long { Err(Reason::LineTooLong) } else { parse_block(record, legacy, &mut hosts) })
         };
         match outcome {
             Ok(Parsed::Record { mut record, password, not_domain }) => {
@@ -218,7 +222,11 @@ pub(crate) fn parse_chunk(
 }
 
 /// The record of one block; `legacy` decodes a login that is not UTF-8.
-pub(crate) fn parse_block<'a>(block: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
+pub(crate) fn parse_block<'a>(
+    block: &'a [u8],
+    legacy: &'static Encoding,
+    hosts: &mut Hosts,
+) -> Result<Parsed<'a>, Reason> {
     let (mut url, mut login, mut password) = (None, None, None);
     for line in lines(block) {
         if has_control(line.trim_ascii()) {
@@ -231,22 +239,16 @@ pub(crate) fn parse_block<'a>(block: &'a [u8], legacy: &'static Encoding) -> Res
             Some((Role::Other, _)) | None => {}
         }
     }
-    let website = crate::stealer::website(url.map(url_host).unwrap_or_default())?;
+    let website = hosts.website(url.map(url_host).unwrap_or_default())?;
     let not_domain = website.is_none();
     let login = login.map(<[u8]>::trim_ascii).unwrap_or_default();
     if login.is_empty() {
         return Err(Reason::NoAccount);
     }
-    let login = &*identity_text(login, legacy);
-    let (account, website) = if login.contains('@') {
-        let value = normalize_email(login).map_err(|_| Reason::InvalidEmail)?;
-        (Account { kind: AccountKind::Email, value }, website)
-    } else {
-        // A user name says nothing searchable about a person: HIBP keeps
-        // website pairs for addresses only.
-        let value = normalize_username(login).ok_or(Reason::InvalidUsername)?;
-        (Account { kind: AccountKind::Username, value }, None)
-    };
+    let account = crate::stealer::login_account(login, legacy)?;
+    // A user name says nothing searchable about a person: HIBP keeps website
+    // pairs for addresses only.
+    let website = if account.kind == AccountKind::Email { website } else { None };
     let password = password.unwrap_or_default();
     Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
 }

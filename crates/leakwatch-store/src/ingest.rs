@@ -140,6 +140,9 @@ fn to_batch(
     // sealed together after the loop like the aliases. A website repeats
     // within a batch as domains do: one key and place for each.
     let mut site_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+    // The addresses of each website's place (an index into `site_emails`):
+    // packed after the loop, several to an entry (see `pack_site_emails`).
+    let mut site_emails: Vec<(usize, Vec<&str>)> = Vec::new();
     let mut stealer_places: Vec<(Key16, SealPlace)> = Vec::new();
     let mut stealer_items: Vec<(usize, usize)> = Vec::new();
     let mut stealer_text: Vec<u8> = Vec::new();
@@ -163,22 +166,21 @@ fn to_batch(
             }
             if let Some(site) = &record.website {
                 let email = &record.account.value;
-                let site_place = *site_places.entry(site).or_insert_with(|| {
+                let site_at = *site_places.entry(site).or_insert_with(|| {
                     let key = keys.website(site);
                     stealer_places.push((key, keys.seal_place(&key, breach)));
-                    stealer_places.len() - 1
+                    site_emails.push((stealer_places.len() - 1, Vec::new()));
+                    site_emails.len() - 1
                 });
-                stealer_places.push((account, keys.seal_place(&account, breach)));
-                let account_place = stealer_places.len() - 1;
                 // The email domain's view (`stealerlogsbyemaildomain`) needs no
                 // entry of its own: it is read from the domain's aliases (the
                 // domain entries above) and each alias's own entry.
-                for (place, payload) in [(account_place, site.as_bytes()), (site_place, email.as_bytes())] {
-                    // An address or site that long is not a real one.
-                    if payload.len() <= MAX_SEALED_PLAINTEXT {
-                        stealer_text.extend_from_slice(payload);
-                        stealer_items.push((place, stealer_text.len()));
-                    }
+                // An address or site that long is not a real one.
+                if site.len() <= MAX_SEALED_PLAINTEXT && email.len() <= MAX_SEALED_PLAINTEXT {
+                    stealer_places.push((account, keys.seal_place(&account, breach)));
+                    stealer_text.extend_from_slice(site.as_bytes());
+                    stealer_items.push((stealer_places.len() - 1, stealer_text.len()));
+                    site_emails[site_at].1.push(email);
                 }
             }
         }
@@ -203,6 +205,9 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
+    for (place, mut emails) in site_emails {
+        pack_site_emails(place, &mut emails, &mut stealer_items, &mut stealer_text);
+    }
     let stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
@@ -216,6 +221,36 @@ fn to_batch(
         ntlm_creds: Bucketed::new(ntlm_creds),
         stealer,
     })
+}
+
+/// Packs a website's addresses of one batch into as few entries as hold
+/// them (sorted, each once, `\n` between them, at most
+/// [`MAX_SEALED_PLAINTEXT`] bytes an entry): the most common sites are most
+/// of a stealer log's lines, and an entry per address made the website's view
+/// cost as much ingest as all the rest of a record. Readers split an entry's
+/// addresses on `\n`, which no address holds.
+fn pack_site_emails(
+    place: usize,
+    emails: &mut Vec<&str>,
+    items: &mut Vec<(usize, usize)>,
+    text: &mut Vec<u8>,
+) {
+    emails.sort_unstable();
+    emails.dedup();
+    let mut start = text.len();
+    for email in emails.iter() {
+        if text.len() > start && text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
+            items.push((place, text.len()));
+            start = text.len();
+        }
+        if text.len() > start {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(email.as_bytes());
+    }
+    if text.len() > start {
+        items.push((place, text.len()));
+    }
 }
 
 /// The stealer-log entries of a batch, sealed in one pass: `items` are each

@@ -3,8 +3,9 @@
 //!
 //! HIBP keeps from a stealer log the pairs (email address, website domain the
 //! credential was for). Ingest stores each pair twice in `stealer` segments,
-//! under keyed hashes of the email and of the website, so those endpoints are
-//! one lookup each. The email domain's view is read from the domain index (the
+//! under keyed hashes of the email and of the website (a website's entries
+//! hold several addresses each, one to a line), so those endpoints are one
+//! lookup each. The email domain's view is read from the domain index (the
 //! aliases that stealer-log breaches hold under the domain) and each alias's
 //! own entries: a third entry per pair cost a third more ingest for the rarest
 //! of the three questions. Stores written before kept that third entry, under
@@ -38,7 +39,12 @@ impl Store {
     pub fn stealer_emails_by_website(&self, website_domain: &str) -> Result<Vec<String>> {
         let Some(keys) = self.keys() else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        for email in self.stealer_payloads(&keys.website(website_domain))? {
+        // An entry holds one address or several, one to a line.
+        let mut emails = BTreeSet::new();
+        for payload in self.stealer_payloads(&keys.website(website_domain))? {
+            emails.extend(payload.split('\n').map(str::to_owned));
+        }
+        for email in emails {
             // Only an address on the site's own domain can be a self-login.
             let on_site = email.rsplit_once('@').is_some_and(|(_, d)| d == website_domain);
             if !on_site
