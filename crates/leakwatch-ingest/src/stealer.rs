@@ -19,8 +19,6 @@ use leakwatch_types::{
     Record,
 };
 
-use std::collections::HashMap;
-
 use encoding_rs::Encoding;
 
 use crate::chunk::MAX_LINE;
@@ -117,30 +115,6 @@ fn after_url<'a>(line: &'a [u8], url: &Url<'a>) -> Result<Ulp<'a>, Reason> {
     Ok(Ulp { host: url.host, login: &rest[..login_end], password: &rest[login_end + 1..] })
 }
 
-/// The hosts a chunk's URLs named and what each gave ([`website`]): a
-/// stealer log names a few sites over and over (the most common are most of
-/// its lines), and a host met again costs a lookup, not a normalization.
-#[derive(Default)]
-pub(crate) struct Hosts(HashMap<Vec<u8>, Result<Option<String>, Reason>, foldhash::fast::RandomState>);
-
-impl Hosts {
-    /// Hosts remembered at most: a chunk of distinct hosts must not grow it
-    /// without bound.
-    const MAX: usize = 4096;
-
-    /// [`website`] of `host`.
-    pub(crate) fn website(&mut self, host: &[u8]) -> Result<Option<String>, Reason> {
-        if let Some(known) = self.0.get(host) {
-            return known.clone();
-        }
-        let got = website(host);
-        if self.0.len() < Self::MAX {
-            self.0.insert(host.to_vec(), got.clone());
-        }
-        got
-    }
-}
-
 /// What a URL's host gives a record: `Some(domain)` for a domain (normalized),
 /// `None` for a host that is no domain (an IPv4 or bracketed IPv6 address, or
 /// a name of host characters that `normalize_domain` refuses: `localhost`,
@@ -224,13 +198,8 @@ pub(crate) fn login_account(login: &[u8], legacy: &'static Encoding) -> Result<A
 }
 
 /// Parses one ULP line (the lines of a stealer log that are not blocks).
-/// `legacy` decodes logins that are not UTF-8; `hosts` remembers the
-/// chunk's hosts.
-pub(crate) fn parse_line<'a>(
-    line: &'a [u8],
-    legacy: &'static Encoding,
-    hosts: &mut Hosts,
-) -> Result<Parsed<'a>, Reason> {
+/// `legacy` decodes logins that are not UTF-8.
+pub(crate) fn parse_line<'a>(line: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
     if line.len() > MAX_LINE {
         return Err(Reason::LineTooLong);
     }
@@ -246,7 +215,7 @@ pub(crate) fn parse_line<'a>(
         return Ok(Parsed::Skipped);
     }
     let Ulp { host, login, password } = after_url(line, &url)?;
-    let website = hosts.website(host)?;
+    let website = website(host)?;
     let account = login_account(login, legacy)?;
     let not_domain = website.is_none();
     Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
@@ -287,7 +256,7 @@ mod tests {
     }
 
     fn record(line: &str) -> (Record, bool) {
-        match parse_line(line.as_bytes(), W1252, &mut Hosts::default()) {
+        match parse_line(line.as_bytes(), W1252) {
             Ok(Parsed::Record { mut record, password, not_domain }) => {
                 record.password =
                     (!password.is_empty()).then(|| PasswordMaterial::Plain(PasswordHashes::of(password)));
@@ -303,7 +272,7 @@ mod tests {
         assert_eq!(rec.website.as_deref(), Some("login.example.com"));
         assert_eq!(rec.account.value, "ann@mail.co");
         assert!(!not_domain);
-        assert_eq!(parse_line(b"  ", W1252, &mut Hosts::default()), Ok(Parsed::Skipped));
+        assert_eq!(parse_line(b"  ", W1252), Ok(Parsed::Skipped));
     }
 
     #[test]
@@ -329,11 +298,7 @@ mod tests {
         }
         // No host at all, or bytes no host has: still no website to speak of.
         for line in ["https://:a@b.co:pw", "https://ex%ample$.com/:a@b.co:pw", "https://[zz]/:a@b.co:pw"] {
-            assert_eq!(
-                parse_line(line.as_bytes(), W1252, &mut Hosts::default()),
-                Err(Reason::InvalidWebsite),
-                "{line}"
-            );
+            assert_eq!(parse_line(line.as_bytes(), W1252), Err(Reason::InvalidWebsite), "{line}");
         }
     }
 
@@ -347,17 +312,10 @@ mod tests {
             "[INFO] grabbed 12 passwords",
             "intranet:bob:pw",
         ] {
-            assert_eq!(
-                parse_line(line.as_bytes(), W1252, &mut Hosts::default()),
-                Ok(Parsed::Skipped),
-                "{line}"
-            );
+            assert_eq!(parse_line(line.as_bytes(), W1252), Ok(Parsed::Skipped), "{line}");
         }
         // A line that opens with a URL and does not split is a ULP line gone wrong.
-        assert_eq!(
-            parse_line(b"https://site.com/path", W1252, &mut Hosts::default()),
-            Err(Reason::NoSeparator)
-        );
-        assert_eq!(parse_line(b"site.com:user", W1252, &mut Hosts::default()), Err(Reason::NoSeparator));
+        assert_eq!(parse_line(b"https://site.com/path", W1252), Err(Reason::NoSeparator));
+        assert_eq!(parse_line(b"site.com:user", W1252), Err(Reason::NoSeparator));
     }
 }

@@ -33,7 +33,7 @@ use memchr::memchr;
 use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
 use crate::combo::{has_control, Lanes};
 use crate::report::{Reason, Tallies};
-use crate::stealer::{Hosts, Parsed};
+use crate::stealer::Parsed;
 
 /// What a labelled line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +170,6 @@ pub(crate) fn parse_chunk(
     let mut line_no = first_line;
     let mut rest = bytes;
     let mut lanes = Lanes::default();
-    let mut hosts = Hosts::default();
     while !rest.is_empty() {
         let line_end = memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let first = lines(&rest[..line_end]).next().unwrap_or_default();
@@ -184,7 +183,7 @@ pub(crate) fn parse_chunk(
             } else if is_separator(first) {
                 Ok(Parsed::Skipped)
             } else {
-                crate::stealer::parse_line(first, legacy, &mut hosts)
+                crate::stealer::parse_line(first, legacy)
             };
             (1, outcome)
         } else {
@@ -197,7 +196,7 @@ pub(crate) fn parse_chunk(
             let record = &rest[..n];
             rest = &rest[n..];
             let count = lines(record).count() as u64;
-            (count, if too_long { Err(Reason::LineTooLong) } else { parse_block(record, legacy, &mut hosts) })
+            (count, if too_long { Err(Reason::LineTooLong) } else { parse_block(record, legacy) })
         };
         match outcome {
             Ok(Parsed::Record { mut record, password, not_domain }) => {
@@ -222,11 +221,7 @@ pub(crate) fn parse_chunk(
 }
 
 /// The record of one block; `legacy` decodes a login that is not UTF-8.
-pub(crate) fn parse_block<'a>(
-    block: &'a [u8],
-    legacy: &'static Encoding,
-    hosts: &mut Hosts,
-) -> Result<Parsed<'a>, Reason> {
+pub(crate) fn parse_block<'a>(block: &'a [u8], legacy: &'static Encoding) -> Result<Parsed<'a>, Reason> {
     let (mut url, mut login, mut password) = (None, None, None);
     for line in lines(block) {
         if has_control(line.trim_ascii()) {
@@ -239,7 +234,7 @@ pub(crate) fn parse_block<'a>(
             Some((Role::Other, _)) | None => {}
         }
     }
-    let website = hosts.website(url.map(url_host).unwrap_or_default())?;
+    let website = crate::stealer::website(url.map(url_host).unwrap_or_default())?;
     let not_domain = website.is_none();
     let login = login.map(<[u8]>::trim_ascii).unwrap_or_default();
     if login.is_empty() {

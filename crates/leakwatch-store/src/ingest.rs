@@ -205,8 +205,8 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
-    for (place, mut emails) in site_emails {
-        pack_site_emails(place, &mut emails, &mut stealer_items, &mut stealer_text);
+    for (place, emails) in &site_emails {
+        pack_site_emails(*place, emails, &mut stealer_items, &mut stealer_text);
     }
     let stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
     // No pair key reaches the runs in clear; the triples' keys are computed
@@ -224,19 +224,13 @@ fn to_batch(
 }
 
 /// Packs a website's addresses of one batch into as few entries as hold
-/// them (sorted, each once, `\n` between them, at most
+/// them (in the batch's order, `\n` between them, at most
 /// [`MAX_SEALED_PLAINTEXT`] bytes an entry): the most common sites are most
 /// of a stealer log's lines, and an entry per address made the website's view
 /// cost as much ingest as all the rest of a record. Readers split an entry's
-/// addresses on `\n`, which no address holds.
-fn pack_site_emails(
-    place: usize,
-    emails: &mut Vec<&str>,
-    items: &mut Vec<(usize, usize)>,
-    text: &mut Vec<u8>,
-) {
-    emails.sort_unstable();
-    emails.dedup();
+/// addresses on `\n`, which no address holds, and take each once (an address
+/// may repeat within a batch or across them).
+fn pack_site_emails(place: usize, emails: &[&str], items: &mut Vec<(usize, usize)>, text: &mut Vec<u8>) {
     let mut start = text.len();
     for email in emails.iter() {
         if text.len() > start && text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
