@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, AuditFilter, AuditHasher, AuditRecord, AuditVerification, Subject, SubjectKind};
+pub use audit::{
+    AuditEntry, AuditFilter, AuditHasher, AuditKey, AuditKeys, AuditRecord, AuditVerification, ChainPrefix,
+    Subject, SubjectKind,
+};
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 
@@ -48,7 +51,13 @@ impl Catalog {
     /// Opens the catalog of the data directory `root`, creating it (and the
     /// directory) on first use.
     pub fn open_in(root: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(root).map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
+        // Created readable by its owner only, like the data directory it is in.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
         Catalog::open(&root.join(CATALOG_FILE))
     }
 

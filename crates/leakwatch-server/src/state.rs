@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use leakwatch_catalog::{ApiKey, AuditHasher, Catalog, CatalogError, KeyHash};
+use leakwatch_catalog::{ApiKey, Catalog, CatalogError, KeyHash};
 use leakwatch_store::{DataDir, RangeIndex, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
@@ -33,11 +33,19 @@ pub struct Limits {
     pub anonymous_per_minute: u32,
     /// Bytes of formatted `/range` bodies kept per generation (0: none).
     pub range_cache_bytes: usize,
+    /// Wrong API keys a client address group may present a minute before its
+    /// requests with a key are refused (429) without the key being looked at.
+    pub failed_keys_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { key_per_minute: 600, anonymous_per_minute: 600, range_cache_bytes: DEFAULT_RANGE_CACHE }
+        Limits {
+            key_per_minute: 600,
+            anonymous_per_minute: 600,
+            range_cache_bytes: DEFAULT_RANGE_CACHE,
+            failed_keys_per_minute: 10,
+        }
     }
 }
 
@@ -117,7 +125,6 @@ pub(crate) struct Shared {
     catalog: Mutex<Catalog>,
     pub(crate) limiter: Limiter,
     pub(crate) audit: AuditSink,
-    pub(crate) hasher: AuditHasher,
     pub(crate) limits: Limits,
 }
 
@@ -144,12 +151,19 @@ impl AppState {
         // A directory that holds no store is a mistake to report, not an empty
         // index to serve (nor one to create here).
         data.check_store()?;
-        let data_keys = data.ensure_keys()?;
+        let audit_keys = crate::audit::audit_keys(&data)?;
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
         let catalog = Catalog::open_in(data.root())?;
-        let hasher = AuditHasher::new(data_keys.audit_subject_key());
-        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, data_keys.audit_key())
+        let ring = data.clone();
+        let reload: crate::audit::Reload = Box::new(move || match crate::audit::audit_keys(&ring) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the audit keys again failed");
+                None
+            }
+        });
+        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, audit_keys, reload)
             .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
         let shared = Shared {
             data,
@@ -159,7 +173,6 @@ impl AppState {
             catalog: Mutex::new(catalog),
             limiter: Limiter::default(),
             audit,
-            hasher,
             limits,
         };
         let state = AppState { inner: Arc::new(shared) };

@@ -27,6 +27,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         key_per_minute: args.rate_limit_per_minute,
         anonymous_per_minute: args.anonymous_rate_limit_per_minute,
         range_cache_bytes: usize::try_from(args.range_cache).unwrap_or(usize::MAX),
+        ..Limits::default()
     };
     let options = ServeOptions {
         request_timeout: Duration::from_secs(args.request_timeout),
