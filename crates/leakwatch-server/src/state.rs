@@ -151,6 +151,17 @@ impl AppState {
         // A directory that holds no store is a mistake to report, not an empty
         // index to serve (nor one to create here).
         data.check_store()?;
+        if let Ok(meta) = std::fs::metadata(data.root()) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    data = %data.root().display(),
+                    mode = format!("{mode:03o}"),
+                    "the data directory is open to other users (its catalog holds the audit log): chmod 700 it"
+                );
+            }
+        }
         let audit_keys = crate::audit::audit_keys(&data)?;
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;

@@ -320,6 +320,11 @@ pub fn find(dir_id: &str, hint: Option<&Path>) -> Result<Option<(KeyRing, RingSo
         }
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(ReadError::Io(e)) => Err(StoreError::io(path, e)),
+        Err(ReadError::Owner(uid)) => Err(StoreError::Key(format!(
+            "{}: the key ring belongs to another user (uid {uid}); only a ring of the user running \
+             leakwatch (or root's) is used",
+            path.display()
+        ))),
         Err(ReadError::Open(mode)) => Err(StoreError::Key(format!(
             "{}: the key ring is open to others (mode {mode:03o}); only its owner may read it: \
              `chmod 600 {}` (and consider the keys in it exposed: `leakwatch rekey`, `leakwatch rekey --audit`)",
@@ -333,17 +338,26 @@ enum ReadError {
     Io(std::io::Error),
     /// The file's permission bits grant group or others anything.
     Open(u32),
+    /// Another (unprivileged) user owns the file: it could be theirs to swap.
+    Owner(u32),
 }
 
 /// Reads a key file, refusing one that anyone but its owner may read or write.
 /// The mode is checked on the open file, so it is the file read that is checked.
 fn read_private(path: &Path) -> std::result::Result<zeroize::Zeroizing<String>, ReadError> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
     let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
-    let mode = file.metadata().map_err(ReadError::Io)?.permissions().mode() & 0o777;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(ReadError::Open(mode));
+    }
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ReadError::Owner(meta.uid()));
     }
     let mut text = zeroize::Zeroizing::new(String::new());
     file.read_to_string(&mut text).map_err(ReadError::Io)?;

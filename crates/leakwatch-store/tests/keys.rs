@@ -153,6 +153,18 @@ fn the_keys_are_independent_and_private(data: &DataDir, ring: &Path, want: &(Vec
         Ok(_) => panic!("a group-readable key ring was used"),
     }
     std::fs::set_permissions(ring, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // One another user owns (and so could swap) is refused too; root can show it.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(ring, Some(4321), None).unwrap();
+        match Store::open(data) {
+            Err(StoreError::Key(message)) => assert!(message.contains("another user"), "{message}"),
+            Err(other) => panic!("not a key error: {other}"),
+            Ok(_) => panic!("another user's key ring was used"),
+        }
+        std::os::unix::fs::chown(ring, Some(0), None).unwrap();
+    }
+    Store::open(data).unwrap();
     let mode = std::fs::metadata(data.root()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the data directory is its owner's only");
 }
