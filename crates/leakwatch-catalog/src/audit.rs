@@ -3,7 +3,7 @@
 //!
 //! A row says when, which key, which endpoint, what was searched and how many
 //! results came back. What was searched is recorded as a keyed BLAKE3 hash under
-//! a key generated once per catalog, so the log proves *that* an address was
+//! the audit subject key of the key ring (never kept in the catalog), so the log proves *that* an address was
 //! searched (an auditor holding the address can find its rows) without holding
 //! the address. Domains are also kept in clear: they name organizations, not
 //! people, and an auditor needs to read them.
@@ -23,7 +23,6 @@
 //! the chain, linked under the old key and naming the new one
 //! ([`SubjectKind::AuditKey`]).
 
-use rand::TryRngCore;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
@@ -423,28 +422,6 @@ pub struct AuditFilter {
 }
 
 impl Catalog {
-    /// The catalog's audit hasher; its key is generated on first use and kept in
-    /// the catalog.
-    pub fn audit_hasher(&mut self) -> Result<AuditHasher> {
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-        let mut fresh = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut fresh)
-            .map_err(|e| CatalogError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('audit_key', ?1)", [fresh.as_slice()])
-            .map_err(sql)?;
-        let key: Vec<u8> =
-            tx.query_row("SELECT value FROM meta WHERE name = 'audit_key'", [], |r| r.get(0)).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        let key = key.try_into().map_err(|_| CatalogError::DataCorruption {
-            path: self.path.clone(),
-            detail: "the audit key is not 32 bytes".into(),
-        })?;
-        Ok(AuditHasher { key })
-    }
-
     /// Appends entries in one transaction: the server batches them, so that an
     /// audited search costs a fraction of a commit. Each row is chained to the
     /// one before under the audit key the chain is under (the catalog notes its
@@ -837,7 +814,7 @@ mod tests {
     fn entries_are_appended_read_back_and_filtered() {
         let tmp = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open_in(tmp.path()).unwrap();
-        let hasher = catalog.audit_hasher().unwrap();
+        let hasher = keys(5).current().hasher();
         let entries = [
             entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 2),
             entry(&hasher, "b", SubjectKind::Domain, "example.com", 7),
@@ -865,10 +842,10 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_hashed_with_a_key_that_persists_and_domains_stay_readable() {
+    fn addresses_are_hashed_under_the_audit_key_and_domains_stay_readable() {
         let tmp = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open_in(tmp.path()).unwrap();
-        let hasher = catalog.audit_hasher().unwrap();
+        let hasher = keys(5).current().hasher();
         let account = hasher.subject(SubjectKind::Account, "bob@example.com");
         assert_eq!(account.clear, None);
         assert_eq!(account.hash.len(), 32);
@@ -883,10 +860,10 @@ mod tests {
             let bytes = std::fs::read(tmp.path().join(file)).unwrap_or_default();
             assert!(!bytes.windows(15).any(|w| w == b"bob@example.com"), "address in clear in {file}");
         }
-        let mut again = Catalog::open_in(tmp.path()).unwrap();
-        assert_eq!(again.audit_hasher().unwrap().subject(SubjectKind::Account, "bob@example.com"), account);
-        let other = Catalog::open_in(&tmp.path().join("other")).unwrap().audit_hasher().unwrap();
-        assert_ne!(other.subject(SubjectKind::Account, "bob@example.com"), account);
+        // The catalog holds no key to hash a guess with: the same address under
+        // another audit key is another hash.
+        assert_eq!(keys(5).current().hasher().subject(SubjectKind::Account, "bob@example.com"), account);
+        assert_ne!(keys(6).current().hasher().subject(SubjectKind::Account, "bob@example.com"), account);
     }
 
     #[test]
@@ -913,7 +890,7 @@ mod tests {
     fn the_log_refuses_updates_and_deletes() {
         let tmp = tempfile::tempdir().unwrap();
         let mut catalog = Catalog::open_in(tmp.path()).unwrap();
-        let hasher = catalog.audit_hasher().unwrap();
+        let hasher = keys(5).current().hasher();
         catalog
             .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
             .unwrap();
@@ -1183,5 +1160,24 @@ mod tests {
             .unwrap();
         assert_eq!(broken(&catalog, &after).broken, Some(13));
         drop(tmp);
+    }
+
+    #[test]
+    fn an_older_catalog_loses_its_own_subject_key_and_gains_the_insert_trigger() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Catalog::open_in(tmp.path()).unwrap());
+        let plain = rusqlite::Connection::open(tmp.path().join(crate::CATALOG_FILE)).unwrap();
+        plain
+            .execute_batch(
+                "DROP TRIGGER audit_log_chained_insert;
+                 INSERT INTO meta (name, value) VALUES ('audit_key', zeroblob(32));
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        let catalog = Catalog::open_in(tmp.path()).unwrap();
+        let left: i64 =
+            plain.query_row("SELECT count(*) FROM meta WHERE name = 'audit_key'", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+        assert!(catalog.verify_audit(&keys(5)).unwrap().intact(), "the trigger is back, exactly");
     }
 }
