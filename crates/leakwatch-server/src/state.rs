@@ -174,8 +174,13 @@ impl AppState {
                 None
             }
         });
-        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, audit_keys, reload)
-            .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        let (audit, writer) = AuditSink::start(
+            Catalog::open_in(data.root())?,
+            Catalog::open_in(data.root())?,
+            audit_keys,
+            reload,
+        )
+        .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
         let shared = Shared {
             data,
             snapshot: ArcSwap::from_pointee(snapshot),
