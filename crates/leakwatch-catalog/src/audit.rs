@@ -46,7 +46,8 @@ pub enum SubjectKind {
     AuditKey,
     /// The API key presented with a refused request (keyed hash; never in clear).
     ApiKey,
-    /// Nothing was searched (e.g. `subscribeddomains` of a key with no domains).
+    /// Nothing was searched: a request refused before it was read (a missing
+    /// key's 401, a 429), `subscribeddomains` of a key with no domains.
     Nothing,
 }
 
@@ -136,7 +137,8 @@ impl AuditHasher {
             .iter()
             .flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char])
             .collect();
-        let clear = (!matches!(kind, SubjectKind::Account | SubjectKind::ApiKey)).then(|| value.to_owned());
+        let clear = (!matches!(kind, SubjectKind::Account | SubjectKind::ApiKey | SubjectKind::Nothing))
+            .then(|| value.to_owned());
         Subject { kind, clear, hash }
     }
 }

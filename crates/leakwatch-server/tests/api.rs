@@ -780,13 +780,13 @@ mod audit {
         assert_eq!(
             summary,
             [
-                row("(no key)", "breachedaccount", SubjectKind::Nothing, Some(""), 0, 401),
+                row("(no key)", "breachedaccount", SubjectKind::Nothing, None, 0, 401),
                 row("corp", "subscribeddomains", SubjectKind::Domain, Some("example-corp.com"), 2, 200),
-                row("analyst", "subscribeddomains", SubjectKind::Nothing, Some(""), 0, 200),
+                row("analyst", "subscribeddomains", SubjectKind::Nothing, None, 0, 200),
                 row("limited", "breachedaccount", SubjectKind::Account, None, 2, 200),
                 row("limited", "breachedaccount", SubjectKind::Account, None, 2, 200),
-                row("limited", "breachedaccount", SubjectKind::Nothing, Some(""), 0, 429),
-                row("(no key)", "dataclasses", SubjectKind::Nothing, Some(""), 0, 429),
+                row("limited", "breachedaccount", SubjectKind::Nothing, None, 0, 429),
+                row("(no key)", "dataclasses", SubjectKind::Nothing, None, 0, 429),
             ]
         );
     }

@@ -56,7 +56,13 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
             let e = &row.entry;
             let subject = match &e.subject.clear {
                 Some(clear) => clear.clone(),
-                None => format!("{} #{}", e.subject.kind.as_str(), &e.subject.hash[..16]),
+                None if e.subject.kind == SubjectKind::Nothing => "-".to_owned(),
+                // (Char-wise: a hand-edited row must not make the listing panic.)
+                None => format!(
+                    "{} #{}",
+                    e.subject.kind.as_str(),
+                    e.subject.hash.chars().take(16).collect::<String>()
+                ),
             };
             writeln!(
                 out,
