@@ -1182,4 +1182,31 @@ mod tests {
         assert_eq!(left, 0);
         assert!(catalog.verify_audit(&keys(5)).unwrap().intact(), "the trigger is back, exactly");
     }
+
+    #[test]
+    fn rotating_an_older_rings_key_closes_the_log_to_rows_from_before_the_chain() {
+        let root = [9u8; 32];
+        let (_tmp, mut catalog, plain) = legacy_log(&root);
+        let rotated = AuditKeys::new(
+            vec![AuditKey::from_root(&root), AuditKey::from_root(&[10; 32])],
+            ChainPrefix::Committed,
+        );
+        let new_id = rotated.current().id().to_owned();
+        let subject = rotated.current().hasher().subject(SubjectKind::AuditKey, &new_id);
+        catalog.append_audit(&[AuditEntry::cli("ops", "rekey --audit", subject, 1)], &rotated).unwrap();
+        let check = catalog.verify_audit(&rotated).unwrap();
+        assert!(check.intact(), "{check:?}");
+        assert_eq!((check.rows, check.unchained, check.key_switches), (7, 2, 1));
+        // The whole log replaced by rows "from before the chain": refused now.
+        plain
+            .execute_batch(
+                "DROP TRIGGER audit_log_no_delete; DROP TRIGGER audit_log_chained_insert;
+                 DELETE FROM audit_log; DELETE FROM meta WHERE name = 'audit_chain_key';",
+            )
+            .unwrap();
+        plain.execute(ROW, rusqlite::params![1, Option::<Vec<u8>>::None]).unwrap();
+        plain.execute_batch(&format!("{}; {}", TRIGGERS[1].1, TRIGGERS[2].1)).unwrap();
+        let check = broken(&catalog, &rotated);
+        assert!(check.problem.unwrap().contains("commits"));
+    }
 }

@@ -163,6 +163,12 @@ impl AppState {
             }
         }
         let audit_keys = crate::audit::audit_keys(&data)?;
+        if audit_keys.prefix() == leakwatch_catalog::ChainPrefix::Open {
+            tracing::warn!(
+                "the audit log's key is this key ring's index key (a ring from an older build): run \
+                 `leakwatch rekey --audit` once to give it a key of its own"
+            );
+        }
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
         let catalog = Catalog::open_in(data.root())?;

@@ -82,6 +82,12 @@ fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
     let catalog = Catalog::open_in(dir.root())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let check = catalog.verify_audit(&keys)?;
+    if keys.prefix() == leakwatch_catalog::ChainPrefix::Open && check.unchained > 0 {
+        eprintln!(
+            "leakwatch: note: rows from before the chain are accepted as they are, since this key ring's \
+             audit key is still its index key; `leakwatch rekey --audit` ends that (docs/security.md)"
+        );
+    }
     let mut out = stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string(&check)?)?;
