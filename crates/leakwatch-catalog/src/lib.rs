@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, AuditFilter, AuditHasher, AuditRecord, AuditVerification, Subject, SubjectKind};
+pub use audit::{
+    AuditEntry, AuditFilter, AuditHasher, AuditKey, AuditKeys, AuditRecord, AuditVerification, ChainPrefix,
+    Subject, SubjectKind,
+};
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 
@@ -48,7 +51,13 @@ impl Catalog {
     /// Opens the catalog of the data directory `root`, creating it (and the
     /// directory) on first use.
     pub fn open_in(root: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(root).map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
+        // Created readable by its owner only, like the data directory it is in.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
         Catalog::open(&root.join(CATALOG_FILE))
     }
 
@@ -74,6 +83,22 @@ impl Catalog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Turns off SQLite's automatic checkpoints on this connection: the
+    /// checkpoint (and its fsyncs) then runs only when [`Catalog::checkpoint`]
+    /// is called, from wherever it delays nobody.
+    pub fn manual_checkpoints(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(|e| self.sql(e))
+    }
+
+    /// Copies the write-ahead log into the database as far as it can without
+    /// waiting for anyone (`PASSIVE`); returns the frames left in the log and
+    /// how many of them are now copied.
+    pub fn checkpoint(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.sql(e))
     }
 
     pub(crate) fn sql(&self, source: rusqlite::Error) -> CatalogError {
@@ -125,5 +150,22 @@ mod tests {
         let meta = std::fs::metadata(root.join(CATALOG_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         Catalog::open_in(&root).unwrap();
+    }
+
+    #[test]
+    fn manual_checkpoints_copy_the_whole_log_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut writer = Catalog::open_in(tmp.path()).unwrap();
+        writer.manual_checkpoints().unwrap();
+        let keys = AuditKeys::new(vec![AuditKey::from_root(&[1; 32])], ChainPrefix::None);
+        let hasher = keys.current().hasher();
+        for i in 0..200 {
+            let subject = hasher.subject(SubjectKind::Account, &format!("u{i}@example.com"));
+            let entry = AuditEntry::cli("a", "test", subject, 0);
+            writer.append_audit(&[entry], &keys).unwrap();
+        }
+        let checkpointer = Catalog::open_in(tmp.path()).unwrap();
+        let (log, copied) = checkpointer.checkpoint().unwrap();
+        assert!(log > 0 && copied == log, "{log} {copied}");
     }
 }

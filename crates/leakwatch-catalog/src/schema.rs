@@ -74,6 +74,20 @@ INSERT INTO meta (name, value) VALUES ('keys_version', 0);
 -- this migration have none.
 ALTER TABLE audit_log ADD COLUMN chain BLOB CHECK (chain IS NULL OR length(chain) = 32);
 "#,
+    r#"
+-- Chain format 3: every row is chained and has a positive id. (Someone with the
+-- file can drop this; `audit-log verify` checks that it is there, and the chain
+-- that no such row was added.)
+CREATE TRIGGER audit_log_chained_insert BEFORE INSERT ON audit_log
+WHEN NEW.id IS NULL OR NEW.id <= 0 OR NEW.chain IS NULL
+BEGIN
+    SELECT RAISE(ABORT, 'audit rows have a positive id and a chain value');
+END;
+
+-- The subject key older builds kept here (before key rings): it let anyone with
+-- this file test guessed addresses against the rows hashed under it.
+DELETE FROM meta WHERE name = 'audit_key';
+"#,
 ];
 
 pub(crate) fn migrate(catalog: &mut Catalog) -> Result<()> {

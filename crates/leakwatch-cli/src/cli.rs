@@ -111,10 +111,17 @@ pub enum Command {
     },
     /// Rotate the data key: every keyed segment is rewritten under a new key,
     /// published atomically (readers keep answering), then the old key is retired.
+    ///
+    /// With --audit, rotate the audit key instead: new audit rows are chained
+    /// and their searched values hashed under a new key; the switch is a row of
+    /// the chain, and the old key stays in the ring to check the older rows.
     Rekey {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Rotate the audit log's key, not the data key (nothing is rewritten).
+        #[arg(long)]
+        audit: bool,
     },
     /// Import outside data: Have I Been Pwned's Pwned Passwords download.
     #[command(subcommand)]

@@ -252,6 +252,12 @@ fn a_stolen_data_directory_reveals_no_address_and_no_password() {
     // and neither does a missing one: clear errors, exit 2.
     let stale = root.join("stale.key");
     std::fs::write(&stale, old_ring).expect("written");
+    // As written (mode 0644 under the usual umask), others could read it: refused.
+    let open = leakwatch(&data, &stale, &["search", "email", "victim.one@corpmail.example"], None);
+    assert_eq!(open.code, 2, "{}", open.stderr);
+    assert!(open.stderr.contains("open to others") && open.stderr.contains("chmod 600"), "{}", open.stderr);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let wrong = leakwatch(&data, &stale, &["search", "email", "victim.one@corpmail.example"], None);
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     assert!(wrong.stderr.contains("wrong data key") && wrong.stderr.lines().count() == 1, "{}", wrong.stderr);

@@ -5,19 +5,28 @@
 //! [`Caller`] admits anonymous callers (the public catalog); [`KeyHolder`]
 //! requires a valid key. A present but wrong key is refused everywhere, even
 //! where no key is needed: a client with a typo should hear so.
+//!
+//! Refusals are audited like searches (and answered only once their row is
+//! committed): every 401, with the presented key as a keyed hash (key id 0,
+//! key name `(wrong key)` or `(no key)`); every 429 of a key; the first 429 of
+//! a run for an anonymous client. Wrong and missing keys are rate limited per
+//! client address group ([`Limits::failed_keys_per_minute`]): past the limit a
+//! request with a key is refused before the key is even looked up.
+//!
+//! [`Limits::failed_keys_per_minute`]: crate::Limits::failed_keys_per_minute
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::header;
 use axum::http::request::Parts;
-use leakwatch_catalog::{hash_secret, ApiKey, Role};
+use leakwatch_catalog::{hash_secret, now, ApiKey, AuditEntry, Role, Subject, SubjectKind};
 
 use crate::client::ClientIp;
 use crate::error::AppError;
-use crate::limiter::LimitKey;
+use crate::limiter::{LimitKey, Refusal};
 use crate::state::AppState;
 
 /// The header HIBP clients send their key in.
@@ -73,28 +82,87 @@ async fn identify(
     if !has_agent {
         return Err(AppError::NoUserAgent);
     }
-    let presented = parts
-        .headers
-        .get(KEY_HEADER)
-        .map(|v| v.to_str().map(str::trim).map_err(|_| AppError::InvalidKey))
-        .transpose()?
-        .filter(|v| !v.is_empty());
-    let key = match presented {
-        Some(secret) => Some(state.keys().find(&hash_secret(secret)).cloned().ok_or(AppError::InvalidKey)?),
-        None if require_key => return Err(AppError::MissingKey),
-        None => None,
-    };
+    let presented =
+        parts.headers.get(KEY_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    let presented = presented.filter(|v| !v.is_empty());
     let limits = state.shared().limits;
+    let limiter = &state.shared().limiter;
+    let audit = &state.shared().audit;
+    let client = client_ip(parts);
+    let failed = LimitKey::FailedKeys(client);
+    let key = match presented {
+        None if !require_key => None,
+        attempt => {
+            let subject = match &attempt {
+                Some(secret) => audit.subject(SubjectKind::ApiKey, secret),
+                None => audit.subject(SubjectKind::Nothing, ""),
+            };
+            // A client that keeps presenting wrong keys (or none where one is
+            // needed) is refused before its next key is looked at.
+            if let Err(Refusal { retry_after, first }) =
+                limiter.peek(failed, limits.failed_keys_per_minute, Instant::now())
+            {
+                if first {
+                    refusal(state, parts, None, subject, 429).await?;
+                }
+                return Err(AppError::RateLimited { retry_after });
+            }
+            let found = attempt.as_deref().and_then(|secret| {
+                // Only well-formed header values can be keys.
+                parts.headers.get(KEY_HEADER)?.to_str().ok()?;
+                state.keys().find(&hash_secret(secret)).cloned()
+            });
+            match found {
+                Some(key) => Some(key),
+                None => {
+                    let _ = limiter.refuse(failed, limits.failed_keys_per_minute, Instant::now());
+                    refusal(state, parts, None, subject, 401).await?;
+                    return Err(if attempt.is_some() { AppError::InvalidKey } else { AppError::MissingKey });
+                }
+            }
+        }
+    };
     let (bucket, per_minute) = match &key {
         Some(k) => (LimitKey::Key(k.id), k.rate_limit_per_minute.unwrap_or(limits.key_per_minute)),
-        None => (LimitKey::Ip(client_ip(parts)), limits.anonymous_per_minute),
+        None => (LimitKey::Ip(client), limits.anonymous_per_minute),
     };
-    state
-        .shared()
-        .limiter
-        .check(bucket, per_minute, Instant::now())
-        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    if let Err(Refusal { retry_after, first }) = limiter.refuse(bucket, per_minute, Instant::now()) {
+        // A key's every refusal is its own (and bounded by its limit); an
+        // anonymous client's run of refusals is recorded once.
+        if key.is_some() || first {
+            let subject = audit.subject(SubjectKind::Nothing, "");
+            refusal(state, parts, key.as_deref(), subject, 429).await?;
+        }
+        return Err(AppError::RateLimited { retry_after });
+    }
     Ok(key)
+}
+
+/// Records a refused request in the audit log and waits for its commit.
+async fn refusal(
+    state: &AppState,
+    parts: &Parts,
+    key: Option<&ApiKey>,
+    subject: Subject,
+    status: u16,
+) -> Result<(), AppError> {
+    let (key_id, key_name) = match key {
+        Some(k) => (k.id, k.name.clone()),
+        None if subject.kind == SubjectKind::ApiKey => (0, "(wrong key)".to_owned()),
+        None => (0, "(no key)".to_owned()),
+    };
+    let entry =
+        AuditEntry { at: now(), key_id, key_name, endpoint: endpoint(parts), subject, results: 0, status };
+    state.shared().audit.record(entry).await
+}
+
+/// The endpoint a request was routed to, as the audit log names it:
+/// `breachedaccount`, `subscription/status`, ...
+fn endpoint(parts: &Parts) -> String {
+    let Some(matched) = parts.extensions.get::<MatchedPath>() else { return "-".into() };
+    let path = matched.as_str();
+    let path = path.strip_prefix("/api/v3/").unwrap_or(path);
+    path.split('/').filter(|s| !s.starts_with('{')).collect::<Vec<_>>().join("/")
 }
 
 /// The client's address group (see [`crate::client`]): the address the server

@@ -41,7 +41,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use api::{parse_account, SearchedAccount};
-pub use audit::AuditWriter;
+pub use audit::{audit_keys, AuditWriter};
 pub use auth::KEY_HEADER;
 pub use error::AppError;
 pub use serve::{serve, serve_threads, ServeOptions};

@@ -16,6 +16,17 @@ use std::time::Instant;
 pub enum LimitKey {
     Key(i64),
     Ip(IpAddr),
+    /// Wrong API keys presented from this client address group.
+    FailedKeys(IpAddr),
+}
+
+/// A refused request: when to try again, and whether it is the first refusal
+/// since the bucket last admitted one (the one worth an audit row when the
+/// caller is anonymous: the rest of the run adds nothing but volume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub retry_after: u64,
+    pub first: bool,
 }
 
 #[derive(Debug)]
@@ -23,6 +34,7 @@ struct Bucket {
     tokens: f64,
     last: Instant,
     per_minute: u32,
+    refused: bool,
 }
 
 /// Buckets for every caller seen recently.
@@ -38,7 +50,22 @@ const MAX_BUCKETS: usize = 100_000;
 impl Limiter {
     /// Takes a token for `key` under a limit of `per_minute` (0: no limit).
     /// `Err(seconds)` when the bucket is empty: when to try again.
+    #[cfg(test)]
     pub fn check(&self, key: LimitKey, per_minute: u32, now: Instant) -> Result<(), u64> {
+        self.take(key, per_minute, now, true).map_err(|r| r.retry_after)
+    }
+
+    /// [`Limiter::check`], saying whether the refusal is the first of a run.
+    pub fn refuse(&self, key: LimitKey, per_minute: u32, now: Instant) -> Result<(), Refusal> {
+        self.take(key, per_minute, now, true)
+    }
+
+    /// Whether `key` has a token left, without taking it.
+    pub fn peek(&self, key: LimitKey, per_minute: u32, now: Instant) -> Result<(), Refusal> {
+        self.take(key, per_minute, now, false)
+    }
+
+    fn take(&self, key: LimitKey, per_minute: u32, now: Instant, spend: bool) -> Result<(), Refusal> {
         if per_minute == 0 {
             return Ok(());
         }
@@ -59,7 +86,11 @@ impl Limiter {
                 buckets.retain(|k, _| matches!(k, LimitKey::Key(_)));
             }
         }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now, per_minute });
+        if !spend && !buckets.contains_key(&key) {
+            return Ok(());
+        }
+        let bucket =
+            buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now, per_minute, refused: false });
         if bucket.per_minute != per_minute {
             // The key's limit changed (a new key table): keep what was spent.
             bucket.per_minute = per_minute;
@@ -69,10 +100,15 @@ impl Limiter {
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if spend {
+                bucket.tokens -= 1.0;
+                bucket.refused = false;
+            }
             Ok(())
         } else {
-            Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+            let first = !bucket.refused;
+            bucket.refused = true;
+            Err(Refusal { retry_after: ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64, first })
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use leakwatch_catalog::{ApiKey, AuditHasher, Catalog, CatalogError, KeyHash};
+use leakwatch_catalog::{ApiKey, Catalog, CatalogError, KeyHash};
 use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
@@ -62,6 +62,9 @@ pub struct Limits {
     /// Whether `/range` adds the own dumps' counts to the Pwned Passwords', and
     /// for whom.
     pub range_own_dumps: RangeOwnDumps,
+    /// Wrong API keys a client address group may present a minute before its
+    /// requests with a key are refused (429) without the key being looked at.
+    pub failed_keys_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -71,6 +74,7 @@ impl Default for Limits {
             anonymous_per_minute: 600,
             range_cache_bytes: DEFAULT_RANGE_CACHE,
             range_own_dumps: RangeOwnDumps::Anonymous,
+            failed_keys_per_minute: 10,
         }
     }
 }
@@ -151,7 +155,6 @@ pub(crate) struct Shared {
     catalog: Mutex<Catalog>,
     pub(crate) limiter: Limiter,
     pub(crate) audit: AuditSink,
-    pub(crate) hasher: AuditHasher,
     pub(crate) limits: Limits,
 }
 
@@ -178,13 +181,42 @@ impl AppState {
         // A directory that holds no store is a mistake to report, not an empty
         // index to serve (nor one to create here).
         data.check_store()?;
-        let data_keys = data.ensure_keys()?;
+        if let Ok(meta) = std::fs::metadata(data.root()) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    data = %data.root().display(),
+                    mode = format!("{mode:03o}"),
+                    "the data directory is open to other users (its catalog holds the audit log): chmod 700 it"
+                );
+            }
+        }
+        let audit_keys = crate::audit::audit_keys(&data)?;
+        if audit_keys.prefix() == leakwatch_catalog::ChainPrefix::Open {
+            tracing::warn!(
+                "the audit log's key is this key ring's index key (a ring from an older build): run \
+                 `leakwatch rekey --audit` once to give it a key of its own"
+            );
+        }
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
         let catalog = Catalog::open_in(data.root())?;
-        let hasher = AuditHasher::new(data_keys.audit_subject_key());
-        let (audit, writer) = AuditSink::start(Catalog::open_in(data.root())?, data_keys.audit_key())
-            .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        let ring = data.clone();
+        let reload: crate::audit::Reload = Box::new(move || match crate::audit::audit_keys(&ring) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the audit keys again failed");
+                None
+            }
+        });
+        let (audit, writer) = AuditSink::start(
+            Catalog::open_in(data.root())?,
+            Catalog::open_in(data.root())?,
+            audit_keys,
+            reload,
+        )
+        .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
         let shared = Shared {
             data,
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -193,7 +225,6 @@ impl AppState {
             catalog: Mutex::new(catalog),
             limiter: Limiter::default(),
             audit,
-            hasher,
             limits,
         };
         let state = AppState { inner: Arc::new(shared) };

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use leakwatch_catalog::{AuditFilter, AuditHasher, Catalog, NewKey, Role, SubjectKind};
+use leakwatch_catalog::{AuditEntry, AuditFilter, Catalog, NewKey, Role, SubjectKind};
 use leakwatch_server::{app, AppState, AuditWriter, Limits};
 use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Manifest, Progress};
 use leakwatch_types::{encode_hex_upper, ntlm, sha1};
@@ -689,11 +689,11 @@ mod audit {
         get(&f.router, "/api/v3/breachedaccount/carol@gmail.com", Some(&f.keys.domain)).await;
         get(&f.router, "/api/v3/breacheddomain/example-corp.com", Some(&f.keys.domain)).await;
         get(&f.router, "/api/v3/stealerlogsbyemaildomain/example-corp.com", Some(&f.keys.domain)).await;
-        // Not searches: the catalog, ranges, and requests refused before a key was known.
+        // Not searches: the catalog and ranges. A wrong key is recorded (401).
         get(&f.router, "/api/v3/breaches", Some(&f.keys.analyst)).await;
         get(&f.router, "/range/5BAA6", None).await;
         get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some("lw_wrong")).await;
-        assert!(f.state.flush_audit().await);
+        // Every row is committed before its answer: nothing to flush.
 
         let catalog = Catalog::open_in(f.data.root()).unwrap();
         let rows = catalog.audit_entries(&AuditFilter::default()).unwrap();
@@ -712,10 +712,13 @@ mod audit {
                 ("corp", "breachedaccount", None, 0, 403),
                 ("corp", "breacheddomain", Some("example-corp.com"), 2, 200),
                 ("corp", "stealerlogsbyemaildomain", Some("example-corp.com"), 0, 404),
+                ("(wrong key)", "breachedaccount", None, 0, 401),
             ]
         );
+        assert_eq!((rows[5].entry.key_id, rows[5].entry.subject.kind), (0, SubjectKind::ApiKey));
         // Hashed under the key ring's audit subject key, not a key in the catalog.
-        let hasher = AuditHasher::new(f.data.ensure_keys().unwrap().audit_subject_key());
+        let keys = leakwatch_server::audit_keys(&f.data).unwrap();
+        let hasher = keys.current().hasher();
         assert_eq!(rows[0].entry.subject, hasher.subject(SubjectKind::Account, "alice@example-corp.com"));
         for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
             let bytes = std::fs::read(f.data.root().join(file)).unwrap_or_default();
@@ -726,8 +729,133 @@ mod audit {
                 );
             }
         }
-        let chain = catalog.verify_audit(&f.data.ensure_keys().unwrap().audit_key()).unwrap();
+        let chain = catalog.verify_audit(&keys).unwrap();
         assert_eq!((chain.chained, chain.broken), (chain.rows, None), "the log's hash chain checks");
+        assert!(chain.intact(), "{chain:?}");
+    }
+
+    fn audit_rows(f: &Fixture) -> Vec<AuditEntry> {
+        let catalog = Catalog::open_in(f.data.root()).unwrap();
+        catalog.audit_entries(&AuditFilter::default()).unwrap().into_iter().map(|r| r.entry).collect()
+    }
+
+    #[tokio::test]
+    async fn a_search_is_answered_only_once_its_row_is_committed() {
+        let f = fixture();
+        // The row is in the catalog when the answer arrives, without a flush.
+        let a = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.analyst)).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(audit_rows(&f).len(), 1, "answered before its audit row was committed");
+        // A catalog that refuses rows: the search is not answered.
+        let plain = rusqlite::Connection::open(f.data.root().join("catalog.sqlite")).unwrap();
+        plain
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+            )
+            .unwrap();
+        let a = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.analyst)).await;
+        assert_eq!(a.status, 503);
+        assert!(!a.body.contains("Adobe"), "{}", a.body);
+        let a = get(&f.router, "/api/v3/subscribeddomains", Some(&f.keys.domain)).await;
+        assert_eq!(a.status, 503);
+        plain.execute_batch("DROP TRIGGER refuse").unwrap();
+        let a = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.analyst)).await;
+        assert_eq!(a.status, 200, "answers again once the log can be written");
+    }
+
+    #[tokio::test]
+    async fn refusals_and_subscribed_domains_are_audited() {
+        let f = fixture_with(Limits { key_per_minute: 0, anonymous_per_minute: 1, ..Limits::default() });
+        get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", None).await;
+        get(&f.router, "/api/v3/subscribeddomains", Some(&f.keys.domain)).await;
+        get(&f.router, "/api/v3/subscribeddomains", Some(&f.keys.analyst)).await;
+        // A key's 429s: every one.
+        for _ in 0..3 {
+            get(&f.router, "/api/v3/breachedaccount/bob@example-corp.com", Some(&f.keys.limited)).await;
+        }
+        // An anonymous client's: the first of a run.
+        for _ in 0..3 {
+            get(&f.router, "/api/v3/dataclasses", None).await;
+        }
+        let summary: Vec<(String, String, SubjectKind, Option<String>, u64, u16)> = audit_rows(&f)
+            .into_iter()
+            .map(|e| (e.key_name, e.endpoint, e.subject.kind, e.subject.clear, e.results, e.status))
+            .collect();
+        let row = |k: &str, e: &str, kind, clear: Option<&str>, n, s| {
+            (k.to_owned(), e.to_owned(), kind, clear.map(str::to_owned), n, s)
+        };
+        assert_eq!(
+            summary,
+            [
+                row("(no key)", "breachedaccount", SubjectKind::Nothing, None, 0, 401),
+                row("corp", "subscribeddomains", SubjectKind::Domain, Some("example-corp.com"), 2, 200),
+                row("analyst", "subscribeddomains", SubjectKind::Nothing, None, 0, 200),
+                row("limited", "breachedaccount", SubjectKind::Account, None, 2, 200),
+                row("limited", "breachedaccount", SubjectKind::Account, None, 2, 200),
+                row("limited", "breachedaccount", SubjectKind::Nothing, None, 0, 429),
+                row("(no key)", "dataclasses", SubjectKind::Nothing, None, 0, 429),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_keys_are_rate_limited_per_client_and_audited() {
+        let f = fixture_with(Limits { failed_keys_per_minute: 3, ..Limits::default() });
+        for i in 0..3 {
+            let a = get(
+                &f.router,
+                "/api/v3/breachedaccount/alice@example-corp.com",
+                Some(&format!("lw_guess{i}")),
+            )
+            .await;
+            assert_eq!(a.status, 401);
+        }
+        // Past the limit even the right key is not looked at: a guess that
+        // happened to be right would be refused all the same.
+        for secret in ["lw_guess9", f.keys.analyst.as_str()] {
+            let a = get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(secret)).await;
+            assert_eq!(a.status, 429, "{secret}");
+            assert_eq!(a.json()["statusCode"], 429);
+        }
+        let rows = audit_rows(&f);
+        let statuses: Vec<(u16, &str)> = rows.iter().map(|e| (e.status, e.key_name.as_str())).collect();
+        assert_eq!(
+            statuses,
+            [(401, "(wrong key)"), (401, "(wrong key)"), (401, "(wrong key)"), (429, "(wrong key)")],
+            "each wrong key, and the first refusal of the run"
+        );
+        // Each guess is a keyed hash, never the guess itself.
+        assert_ne!(rows[0].subject.hash, rows[1].subject.hash);
+        let bytes = std::fs::read(f.data.root().join("catalog.sqlite-wal")).unwrap_or_default();
+        assert!(!bytes.windows(9).any(|w| w == b"lw_guess0"));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_audit_key_is_followed_while_serving() {
+        let f = fixture();
+        get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.analyst)).await;
+        // `leakwatch rekey --audit` beside the running server.
+        let rotated = leakwatch_store::rotate_audit_key(&f.data).unwrap();
+        let keys = leakwatch_server::audit_keys(&f.data).unwrap();
+        let switch = AuditEntry::cli(
+            "ops",
+            "rekey --audit",
+            keys.current().hasher().subject(SubjectKind::AuditKey, &rotated.new_key),
+            1,
+        );
+        Catalog::open_in(f.data.root()).unwrap().append_audit(&[switch], &keys).unwrap();
+        for _ in 0..2 {
+            let a =
+                get(&f.router, "/api/v3/breachedaccount/alice@example-corp.com", Some(&f.keys.analyst)).await;
+            assert_eq!(a.status, 200);
+        }
+        let catalog = Catalog::open_in(f.data.root()).unwrap();
+        let check = catalog.verify_audit(&keys).unwrap();
+        assert!(check.intact(), "{check:?}");
+        assert_eq!((check.rows, check.key_switches), (4, 1));
+        let rows = audit_rows(&f);
+        let new = keys.current().hasher().subject(SubjectKind::Account, "alice@example-corp.com");
+        assert_eq!(rows[3].subject, new, "hashed under the new key once the server has it");
     }
 }
 

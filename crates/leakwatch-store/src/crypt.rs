@@ -35,12 +35,12 @@ const INDEX_CONTEXT: &str = "leakwatch 2026-11 index key from data key";
 const CREDENTIAL_CONTEXT: &str = "leakwatch 2026-11 credential hash key";
 const PRP_CONTEXT: &str = "leakwatch 2026-11 index permutation key";
 const SEAL_CONTEXT: &str = "leakwatch 2026-11 payload seal key";
-const AUDIT_CONTEXT: &str = "leakwatch 2026-11 audit chain key";
-const AUDIT_SUBJECT_CONTEXT: &str = "leakwatch 2026-11 audit subject key";
 const ID_CONTEXT: &str = "leakwatch 2026-11 key id";
 
-/// The index key a ring derives from its first data key (a ring migrated from
-/// an older data directory keeps that directory's `index.key` instead).
+/// The index key of a ring given as one data key (`LEAKWATCH_KEY=HEX`), and of
+/// rings made before the index key was random: derived from the first data key.
+/// New rings have a random index key; one migrated from an older data
+/// directory keeps that directory's `index.key`.
 pub fn derive_index_key(data_key: &[u8; 32]) -> [u8; 32] {
     blake3::derive_key(INDEX_CONTEXT, data_key)
 }
@@ -63,8 +63,6 @@ pub struct Keys {
     /// from the index key (AES-NI makes it ten times cheaper than a BLAKE3 call).
     credential: Aes256,
     sealed: Option<Sealed>,
-    audit: [u8; 32],
-    audit_subject: [u8; 32],
     id: Option<String>,
 }
 
@@ -88,7 +86,8 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Keys for a sealed (format 2) directory.
     pub fn new(index_key: &[u8; 32], data_key: &[u8; 32]) -> Keys {
-        let prp = blake3::derive_key(PRP_CONTEXT, data_key);
+        use zeroize::Zeroize;
+        let mut prp = blake3::derive_key(PRP_CONTEXT, data_key);
         let seal = Aes256::new(&blake3::derive_key(SEAL_CONTEXT, data_key).into());
         // RFC 8452 section 4, for the nonce of twelve zero bytes.
         let derived = |i: u32| {
@@ -106,7 +105,7 @@ impl Keys {
         for i in 0..4 {
             enc[i * 8..i * 8 + 8].copy_from_slice(&derived(2 + i as u32));
         }
-        Keys {
+        let keys = Keys {
             blinder: Blinder::new(*index_key),
             credential: credential_cipher(index_key),
             sealed: Some(Sealed {
@@ -115,10 +114,14 @@ impl Keys {
                 seal_powers: Powers::new(u128::from_le_bytes(auth)),
                 seal_enc: Aes256::new(&enc.into()),
             }),
-            audit: blake3::derive_key(AUDIT_CONTEXT, index_key),
-            audit_subject: blake3::derive_key(AUDIT_SUBJECT_CONTEXT, index_key),
             id: Some(key_id(index_key, data_key)),
-        }
+        };
+        // The key schedules zeroize themselves when dropped (the `zeroize`
+        // features of `aes` and `polyval`); these copies are ours to clear.
+        prp.zeroize();
+        auth.zeroize();
+        enc.zeroize();
+        keys
     }
 
     /// Keys for reading a format-1 directory: index keys are inner keys, and
@@ -128,8 +131,6 @@ impl Keys {
             blinder: Blinder::new(*index_key),
             credential: credential_cipher(index_key),
             sealed: None,
-            audit: blake3::derive_key(AUDIT_CONTEXT, index_key),
-            audit_subject: blake3::derive_key(AUDIT_SUBJECT_CONTEXT, index_key),
             id: None,
         }
     }
@@ -141,17 +142,6 @@ impl Keys {
     /// The key id recorded in the MANIFEST (none for a legacy directory).
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
-    }
-
-    /// The key of the tamper-evident chain of the audit log. It comes from the
-    /// index key, so a rekey does not change it and the whole log stays checkable.
-    pub fn audit_key(&self) -> [u8; 32] {
-        self.audit
-    }
-
-    /// The key the audit log hashes searched values with.
-    pub fn audit_subject_key(&self) -> [u8; 32] {
-        self.audit_subject
     }
 
     pub fn blinder(&self) -> &Blinder {

@@ -77,7 +77,7 @@ impl DataDir {
     pub fn create(&self) -> Result<()> {
         self.check_creatable()?;
         for dir in [self.root.clone(), self.segments(), self.tmp()] {
-            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            create_private_dir(&dir)?;
         }
         Ok(())
     }
@@ -243,6 +243,16 @@ impl DataDir {
         self.writer_keys(&mut manifest, &lock)
     }
 
+    /// The audit keys of the directory's key ring (made, as a writer would, if
+    /// it has none yet), oldest first.
+    pub fn audit_roots(&self) -> Result<keyring::AuditRoots> {
+        self.ensure_keys()?;
+        let manifest = Manifest::load(&self.root)?.ok_or_else(|| self.no_store())?;
+        let (ring, _) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
+            .ok_or_else(|| StoreError::Key(format!("the key ring of {} vanished", self.root.display())))?;
+        Ok(ring.audit_roots())
+    }
+
     /// `leakwatch init`: creates the directory and its data key (in `key_file`,
     /// recorded in the manifest, or else where [`crate::keyring`] says), or
     /// checks the key of a directory that has one. Returns the key id, where the
@@ -313,7 +323,7 @@ impl DataDir {
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         }
-        fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        create_private_dir(&tmp)?;
         Ok(removed)
     }
 }
@@ -321,6 +331,14 @@ impl DataDir {
 /// Proof that this process is the directory's one writer.
 pub struct WriterLock {
     _file: File,
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only: a data
+/// directory holds the catalog, its audit log and the index. An existing
+/// directory keeps its mode.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StoreError::io(dir, e))
 }
 
 /// Reads the index key a directory written before key rings kept inside it.

@@ -36,4 +36,4 @@ pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progre
 pub use manifest::{Breach, Manifest, SegmentRef, SetAside};
 pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, RangeSource, DEFAULT_RANGE_CACHE};
 pub use reader::{Damage, KindStats, PasswordCounts, Stats, Store};
-pub use rekey::{rekey, RekeySummary};
+pub use rekey::{rekey, rotate_audit_key, AuditRekey, RekeySummary};

@@ -16,6 +16,12 @@ pub struct Powers {
     h: [u128; MAX_BLOCKS],
 }
 
+impl Drop for Powers {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.h);
+    }
+}
+
 impl Powers {
     /// The powers of `h`, or `None` on a CPU without PCLMULQDQ (the caller
     /// then keeps to the `polyval` crate).

@@ -68,6 +68,42 @@ pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
     })
 }
 
+/// What `leakwatch rekey --audit` did to the key ring.
+#[derive(Debug)]
+pub struct AuditRekey {
+    /// The audit keys now in the ring, the new one last.
+    pub roots: keyring::AuditRoots,
+    pub old_key: String,
+    pub new_key: String,
+    pub key_file: PathBuf,
+}
+
+/// Adds a fresh audit key to the key ring of `dir` (a key file: it must be
+/// written), as the key new audit rows are chained and hashed under. The older
+/// audit keys stay in the ring, so that the rows written under them still
+/// check; the caller records the switch in the audit log. Nothing in the index
+/// changes: the audit key protects only the audit log.
+pub fn rotate_audit_key(dir: &DataDir) -> Result<AuditRekey> {
+    dir.check_store()?;
+    let _lock = dir.lock()?;
+    let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+    let (mut ring, source) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
+        .ok_or_else(|| StoreError::Key(format!("{} has no key ring yet", dir.root().display())))?;
+    let RingSource::File(path) = source else {
+        return Err(StoreError::Key(format!(
+            "rekey --audit writes the new audit key into the key file, but the key comes from {source}; \
+             unset it (and point {} at a key file) to rekey",
+            keyring::ENV_KEY_FILE
+        )));
+    };
+    let old_key = keyring::audit_key_id(ring.audit_roots().roots.last().expect("at least one"));
+    ring.push_audit(keyring::random_key()?);
+    ring.save(&path)?;
+    let roots = ring.audit_roots();
+    let new_key = keyring::audit_key_id(roots.roots.last().expect("the key just added"));
+    Ok(AuditRekey { roots, old_key, new_key, key_file: path })
+}
+
 /// Rewrites every keyed segment of `manifest` from `from`'s keys to `to`'s (one
 /// segment per kind), publishes the manifest keyed with `to`, and deletes the
 /// files it replaced. Returns how many segments were written.

@@ -383,6 +383,12 @@ pub struct Blinder {
     key: [u8; 32],
 }
 
+impl Drop for Blinder {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 impl std::fmt::Debug for Blinder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Blinder(..)")

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditFilter, AuditHasher, Catalog, SubjectKind};
+use leakwatch_catalog::{AuditFilter, Catalog, SubjectKind};
 use leakwatch_store::DataDir;
 
 use crate::cli::{AuditLogArgs, AuditLogCommand};
@@ -23,8 +23,14 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
         let Some(account) = leakwatch_server::parse_account(raw) else {
             bail!("{raw:?} is not an account the API would search");
         };
-        let hasher = AuditHasher::new(dir.ensure_keys()?.audit_subject_key());
-        filter.subject_hash = Some(hasher.subject(SubjectKind::Account, &account.audit_value).hash);
+        // Rows written under each audit key hashed the address under it.
+        let keys = leakwatch_server::audit_keys(dir)?;
+        filter.subject_hashes = Some(
+            keys.all()
+                .iter()
+                .map(|k| k.hasher().subject(SubjectKind::Account, &account.audit_value).hash)
+                .collect(),
+        );
     }
     if let Some(raw) = &args.domain {
         let Some(domain) = leakwatch_types::normalize_domain(raw) else {
@@ -50,7 +56,13 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
             let e = &row.entry;
             let subject = match &e.subject.clear {
                 Some(clear) => clear.clone(),
-                None => format!("{} #{}", e.subject.kind.as_str(), &e.subject.hash[..16]),
+                None if e.subject.kind == SubjectKind::Nothing => "-".to_owned(),
+                // (Char-wise: a hand-edited row must not make the listing panic.)
+                None => format!(
+                    "{} #{}",
+                    e.subject.kind.as_str(),
+                    e.subject.hash.chars().take(16).collect::<String>()
+                ),
             };
             writeln!(
                 out,
@@ -63,12 +75,19 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
     Ok(Outcome::Found)
 }
 
-/// `audit-log verify`: exit 0 when every row checks, 2 at the first that does not.
+/// `audit-log verify`: exit 0 when every row checks, 2 at the first that does
+/// not, or when the append-only triggers were removed or changed.
 fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
-    let keys = dir.ensure_keys()?;
+    let keys = leakwatch_server::audit_keys(dir)?;
     let catalog = Catalog::open_in(dir.root())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
-    let check = catalog.verify_audit(&keys.audit_key())?;
+    let check = catalog.verify_audit(&keys)?;
+    if keys.prefix() == leakwatch_catalog::ChainPrefix::Open && check.unchained > 0 {
+        eprintln!(
+            "leakwatch: note: rows from before the chain are accepted as they are, since this key ring's \
+             audit key is still its index key; `leakwatch rekey --audit` ends that (docs/security.md)"
+        );
+    }
     let mut out = stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string(&check)?)?;
@@ -82,11 +101,12 @@ fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
         )?;
     }
     out.flush()?;
-    match check.broken {
-        None => Ok(Outcome::Found),
-        Some(id) => bail!(
+    match (check.broken, &check.problem) {
+        (None, None) => Ok(Outcome::Found),
+        (Some(id), None) => bail!(
             "the audit log was changed: row {id} does not match the chain (changed, inserted, or a row \
              before it removed)"
         ),
+        (_, Some(problem)) => bail!("the audit log was changed: {problem}"),
     }
 }

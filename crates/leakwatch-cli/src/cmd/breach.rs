@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditEntry, AuditHasher, Catalog, SubjectKind};
+use leakwatch_catalog::{AuditEntry, Catalog, SubjectKind};
 use leakwatch_store::{BreachEdit, DataDir};
 
 use crate::cli::BreachSetArgs;
@@ -61,20 +61,20 @@ pub fn set(dir: &DataDir, args: BreachSetArgs) -> Result<Outcome> {
 
 /// Appends the audit row of a catalog change made from the command line.
 fn audit(dir: &DataDir, command: &str, breach: &str, results: u64) -> Result<()> {
-    let keys = dir.ensure_keys()?;
+    let keys = leakwatch_server::audit_keys(dir)?;
     let mut catalog = Catalog::open_in(dir.root())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
-    let subject = AuditHasher::new(keys.audit_subject_key()).subject(SubjectKind::Breach, breach);
+    let subject = keys.current().hasher().subject(SubjectKind::Breach, breach);
     let entry = AuditEntry::cli(&os_user(), command, subject, results);
     catalog
-        .append_audit(&[entry], &keys.audit_key())
+        .append_audit(&[entry], &keys)
         .with_context(|| format!("{command} {breach} was done, but its audit row was not written"))?;
     Ok(())
 }
 
 /// The name of the OS user running this process: from the password database,
 /// else `$USER`, else the numeric uid.
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers we
     // give it, and the name it points to lives in `buf`, read before it is freed.
     let uid = unsafe { libc::getuid() };

@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Apikey(command) => apikey::run(&store()?, command),
         Command::AuditLog(args) => audit::run(&store()?, args),
         Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
-        Command::Rekey { json } => keys::rekey(&store()?, json),
+        Command::Rekey { json, audit } => keys::rekey(&store()?, json, audit),
     }
 }
 

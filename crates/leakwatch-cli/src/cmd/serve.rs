@@ -32,6 +32,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             RangeOwnDumpsArg::Key => RangeOwnDumps::Key,
             RangeOwnDumpsArg::Off => RangeOwnDumps::Off,
         },
+        ..Limits::default()
     };
     let options = ServeOptions {
         request_timeout: Duration::from_secs(args.request_timeout),

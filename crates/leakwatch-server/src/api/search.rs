@@ -37,7 +37,7 @@ pub async fn breached_account(
     let domain = params.get("domain").filter(|d| !d.is_empty());
     let account = parse_account(&raw)
         .ok_or(AppError::BadRequest("The account does not comply with an acceptable format."))?;
-    let subject = state.shared().hasher.subject(SubjectKind::Account, &account.audit_value);
+    let subject = state.shared().audit.subject(SubjectKind::Account, &account.audit_value);
 
     let outcome = (|| {
         // A domain key may search addresses on its domains, and nothing else (no
@@ -87,7 +87,7 @@ pub async fn breached_domain(
 ) -> Result<Response, AppError> {
     let domain =
         leakwatch_types::normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
-    let subject = state.shared().hasher.subject(SubjectKind::Domain, &domain);
+    let subject = state.shared().audit.subject(SubjectKind::Domain, &domain);
     let (searcher, searched) = (state.clone(), key.clone());
     let outcome = super::domain_wide(move || {
         let (state, key) = (searcher, searched);

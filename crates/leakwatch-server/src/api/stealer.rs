@@ -27,7 +27,7 @@ pub async fn by_email(
 ) -> Result<Response, AppError> {
     let email = Account::email(&raw)
         .map_err(|_| AppError::BadRequest("The email address is not in a valid format."))?;
-    let subject = state.shared().hasher.subject(SubjectKind::Account, &email.value);
+    let subject = state.shared().audit.subject(SubjectKind::Account, &email.value);
     let outcome = (|| {
         let (_, domain) = email.email_parts().expect("an email account has a domain");
         if !key.allows_domain(domain) {
@@ -49,7 +49,7 @@ pub async fn by_website_domain(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
-    let subject = state.shared().hasher.subject(SubjectKind::WebsiteDomain, &domain);
+    let subject = state.shared().audit.subject(SubjectKind::WebsiteDomain, &domain);
     let (searcher, searched) = (state.clone(), key.clone());
     let outcome = super::domain_wide(move || {
         if !searched.allows_domain(&domain) {
@@ -72,7 +72,7 @@ pub async fn by_email_domain(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let domain = normalize_domain(&raw).ok_or(AppError::BadRequest("The domain is not valid."))?;
-    let subject = state.shared().hasher.subject(SubjectKind::Domain, &domain);
+    let subject = state.shared().audit.subject(SubjectKind::Domain, &domain);
     let (searcher, searched) = (state.clone(), key.clone());
     let outcome = super::domain_wide(move || {
         if !searched.allows_domain(&domain) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::response::Response;
-use leakwatch_catalog::Role;
+use leakwatch_catalog::{now, AuditEntry, Role, SubjectKind};
 use leakwatch_store::Breach;
 use serde::Serialize;
 
@@ -28,8 +28,37 @@ struct SubscribedDomain {
 }
 
 /// `GET /api/v3/subscribeddomains`: the key's domains with how many of their
-/// addresses are breached.
+/// addresses are breached. It searches each of them, so each is audited (one
+/// row per domain, or one of subject `none` for a key without domains), and
+/// the answer waits for the rows' commit.
 pub async fn domains(State(state): State<AppState>, KeyHolder(key): KeyHolder) -> Result<Response, AppError> {
+    let outcome = subscribed(&state, &key);
+    let audit = &state.shared().audit;
+    let row = |kind, value: &str, results, status| AuditEntry {
+        at: now(),
+        key_id: key.id,
+        key_name: key.name.clone(),
+        endpoint: "subscribeddomains".into(),
+        subject: audit.subject(kind, value),
+        results,
+        status,
+    };
+    let entries: Vec<AuditEntry> = match &outcome {
+        Ok(found) if found.is_empty() => vec![row(SubjectKind::Nothing, "", 0, 200)],
+        Ok(found) => {
+            found.iter().map(|d| row(SubjectKind::Domain, &d.domain_name, d.pwn_count, 200)).collect()
+        }
+        Err(e) if key.domains.is_empty() => vec![row(SubjectKind::Nothing, "", 0, e.status().as_u16())],
+        Err(e) => key.domains.iter().map(|d| row(SubjectKind::Domain, d, 0, e.status().as_u16())).collect(),
+    };
+    audit.record_all(entries).await?;
+    outcome.map(|out| json(&out))
+}
+
+fn subscribed(
+    state: &AppState,
+    key: &std::sync::Arc<leakwatch_catalog::ApiKey>,
+) -> Result<Vec<SubscribedDomain>, AppError> {
     let snapshot = state.snapshot();
     let caller = KeyHolder(key.clone()).caller();
     let shown: HashMap<&str, &Breach> = snapshot
@@ -57,7 +86,7 @@ pub async fn domains(State(state): State<AppState>, KeyHolder(key): KeyHolder) -
             next_subscription_renewal: None,
         });
     }
-    Ok(json(&out))
+    Ok(out)
 }
 
 #[derive(Serialize)]
