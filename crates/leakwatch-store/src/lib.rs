@@ -11,6 +11,7 @@ mod crypt;
 mod dir;
 mod domains;
 mod error;
+mod exposure;
 mod health;
 mod hibp;
 mod import;
