@@ -1,0 +1,493 @@
+//! Organizations: their domains, their directory of accounts and their alert
+//! destinations, with the tables' own migrations.
+//!
+//! These tables version themselves apart from `schema.rs` (the `orgs_version`
+//! row of `meta`), so that they and the core tables can grow independently.
+//!
+//! A directory account keeps its address, user name and disabled state in
+//! clear (the organization's own staff list, needed to report), and of its
+//! password only what an import found out about it: a keyed hash for change
+//! detection and shared passwords, whether it is empty, its counts in the
+//! corpus and the breaches where it leaked for that very account. The NT hash
+//! itself is never stored: it is password-equivalent on a Windows network.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{CatalogError, Result};
+use crate::Catalog;
+
+/// Migration `i` brings the organization tables from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE organizations (
+    id                    INTEGER PRIMARY KEY,
+    name                  TEXT NOT NULL UNIQUE,
+    created_at            TEXT NOT NULL,
+    -- The last directory import: when, from what, and the store generation
+    -- and highest breach id its password findings were made against.
+    directory_imported_at TEXT,
+    directory_source      TEXT,
+    checked_generation    INTEGER,
+    checked_breach_id     INTEGER
+) STRICT;
+
+CREATE TABLE organization_domains (
+    org_id   INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    domain   TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (org_id, domain)
+) STRICT;
+
+CREATE TABLE organization_alerts (
+    id         INTEGER PRIMARY KEY,
+    org_id     INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('webhook', 'mail', 'ldap-reset')),
+    target     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE directory_accounts (
+    id                  INTEGER PRIMARY KEY,
+    org_id              INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    email               TEXT NOT NULL,
+    username            TEXT,
+    netbios_domain      TEXT,
+    disabled            INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+    -- Keyed BLAKE3 of the NT hash (key from the key ring); NULL when unknown.
+    password_mac        BLOB CHECK (password_mac IS NULL OR length(password_mac) = 16),
+    -- The import that first saw this password_mac for the account.
+    password_seen_at    TEXT,
+    empty_password      INTEGER NOT NULL CHECK (empty_password IN (0, 1)),
+    own_count           INTEGER NOT NULL,
+    hibp_count          INTEGER NOT NULL,
+    -- Breach ids, JSON array: where this password leaked for this account.
+    own_leaked_in       TEXT NOT NULL,
+    UNIQUE (org_id, email)
+) STRICT;
+"#];
+
+const VERSION_ROW: &str = "orgs_version";
+
+pub(crate) fn migrate(catalog: &mut Catalog) -> Result<()> {
+    let latest = MIGRATIONS.len() as i64;
+    let path = catalog.path.clone();
+    let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+    loop {
+        let tx = catalog.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let version: i64 = tx
+            .query_row("SELECT value FROM meta WHERE name = ?1", [VERSION_ROW], |r| r.get(0))
+            .optional()
+            .map_err(sql)?
+            .unwrap_or(0);
+        if version > latest {
+            return Err(CatalogError::UnsupportedVersion { path, found: version, supported: latest });
+        }
+        if version == latest {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])
+            .and_then(|()| {
+                tx.execute(
+                    "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![VERSION_ROW, version + 1],
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(sql)?;
+    }
+}
+
+/// An organization as `org list` and `org show` print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    pub name: String,
+    /// In the order given; the first gives addresses to accounts without one.
+    pub domains: Vec<String>,
+    pub created_at: String,
+    pub accounts: u64,
+    pub disabled_accounts: u64,
+    pub directory: Option<DirectoryImport>,
+    pub alerts: Vec<AlertDestination>,
+}
+
+/// What the last directory import recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectoryImport {
+    pub imported_at: String,
+    /// `csv`, `pwdump` (later `ldap`).
+    pub source: String,
+    /// The store generation the password findings were made against.
+    pub checked_generation: u64,
+    /// The highest breach id then: later breaches were not checked.
+    pub checked_breach_id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertDestination {
+    pub kind: String,
+    pub target: String,
+    pub created_at: String,
+}
+
+/// What an import found out about an account's current password. All zero
+/// and `mac` `None` when the directory gave no hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordFindings {
+    /// Keyed hash of the NT hash: equal for equal passwords, nothing else.
+    pub mac: Option<[u8; 16]>,
+    pub empty: bool,
+    /// Its count in the organization's own dumps.
+    pub own_count: u64,
+    /// Its count in the imported Pwned Passwords.
+    pub hibp_count: u64,
+    /// Breach ids where this very password leaked for this very account.
+    pub own_leaked_in: Vec<u32>,
+}
+
+/// One account of a directory, as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryAccount {
+    pub email: String,
+    pub username: Option<String>,
+    pub netbios_domain: Option<String>,
+    pub disabled: bool,
+    pub password: PasswordFindings,
+    /// When the current password was first seen by an import.
+    pub password_seen_at: Option<String>,
+}
+
+/// What replacing a directory changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DirectoryChange {
+    pub accounts: u64,
+    pub added: u64,
+    pub removed: u64,
+    /// Accounts whose password hash differs from the previous import's.
+    pub password_changed: u64,
+}
+
+/// Organization names: what `org` commands and reports show.
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::Invalid(format!(
+            "{name:?} is not an organization name: 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+impl Catalog {
+    /// Adds an organization with its domains (normalized by the caller).
+    pub fn add_organization(&mut self, name: &str, domains: &[String]) -> Result<Organization> {
+        validate_name(name)?;
+        if domains.is_empty() {
+            return Err(CatalogError::Invalid("an organization needs at least one --domain".into()));
+        }
+        let now = crate::now();
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM organizations WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+        if exists.is_some() {
+            return Err(CatalogError::Invalid(format!("organization {name:?} exists already")));
+        }
+        let result = (|| {
+            tx.execute("INSERT INTO organizations (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+            let id = tx.last_insert_rowid();
+            let mut position = 0i64;
+            for domain in domains {
+                position += 1;
+                tx.execute(
+                    "INSERT OR IGNORE INTO organization_domains (org_id, domain, position) VALUES (?1, ?2, ?3)",
+                    params![id, domain, position],
+                )?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|e| CatalogError::Sql { path, source: e })?;
+        Ok(self.organization(name)?.expect("just added"))
+    }
+
+    /// Every organization, sorted by name.
+    pub fn organizations(&self) -> Result<Vec<Organization>> {
+        let read = || -> rusqlite::Result<Vec<String>> {
+            let mut stmt = self.conn.prepare("SELECT name FROM organizations ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        };
+        let names = read().map_err(|e| self.sql(e))?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.extend(self.organization(&name)?);
+        }
+        Ok(out)
+    }
+
+    /// One organization, or `None`.
+    pub fn organization(&self, name: &str) -> Result<Option<Organization>> {
+        let read = || -> rusqlite::Result<Option<Organization>> {
+            type Row = (i64, String, Option<String>, Option<String>, Option<i64>, Option<i64>);
+            let row: Option<Row> = self
+                .conn
+                .query_row(
+                    "SELECT id, created_at, directory_imported_at, directory_source, checked_generation, \
+                     checked_breach_id FROM organizations WHERE name = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                )
+                .optional()?;
+            let Some((id, created_at, imported_at, source, generation, breach_id)) = row else {
+                return Ok(None);
+            };
+            let mut stmt = self
+                .conn
+                .prepare("SELECT domain FROM organization_domains WHERE org_id = ?1 ORDER BY position")?;
+            let domains = stmt.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut stmt = self.conn.prepare(
+                "SELECT kind, target, created_at FROM organization_alerts WHERE org_id = ?1 ORDER BY id",
+            )?;
+            let alerts = stmt
+                .query_map([id], |r| {
+                    Ok(AlertDestination { kind: r.get(0)?, target: r.get(1)?, created_at: r.get(2)? })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (accounts, disabled): (i64, i64) = self.conn.query_row(
+                "SELECT count(*), coalesce(sum(disabled), 0) FROM directory_accounts WHERE org_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let directory = match (imported_at, source) {
+                (Some(imported_at), Some(source)) => Some(DirectoryImport {
+                    imported_at,
+                    source,
+                    checked_generation: generation.unwrap_or(0) as u64,
+                    checked_breach_id: breach_id.unwrap_or(0) as u32,
+                }),
+                _ => None,
+            };
+            Ok(Some(Organization {
+                name: name.to_owned(),
+                domains,
+                created_at,
+                accounts: accounts as u64,
+                disabled_accounts: disabled as u64,
+                directory,
+                alerts,
+            }))
+        };
+        read().map_err(|e| self.sql(e))
+    }
+
+    /// Removes an organization with its domains, directory and alerts; false
+    /// when there is none of that name.
+    pub fn remove_organization(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM organizations WHERE name = ?1", [name])
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// Replaces an organization's directory with `accounts`, in one
+    /// transaction, recording the import (`source`, and the store generation
+    /// and highest breach id the findings were made against).
+    pub fn replace_directory(
+        &mut self,
+        org: &str,
+        accounts: &[DirectoryAccount],
+        source: &str,
+        checked_generation: u64,
+        checked_breach_id: u32,
+    ) -> Result<DirectoryChange> {
+        let now = crate::now();
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+        let result = (|| -> rusqlite::Result<Option<DirectoryChange>> {
+            let Some(id): Option<i64> = tx
+                .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            // The previous import's passwords, for change detection.
+            let mut before: HashMap<String, (Option<Vec<u8>>, Option<String>)> = HashMap::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT email, password_mac, password_seen_at FROM directory_accounts WHERE org_id = ?1",
+                )?;
+                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+                for row in rows {
+                    let (email, old) = row?;
+                    before.insert(email, old);
+                }
+            }
+            tx.execute("DELETE FROM directory_accounts WHERE org_id = ?1", [id])?;
+            let mut change =
+                DirectoryChange { accounts: accounts.len() as u64, ..DirectoryChange::default() };
+            let mut insert = tx.prepare(
+                "INSERT INTO directory_accounts (org_id, email, username, netbios_domain, disabled, password_mac, \
+                 password_seen_at, empty_password, own_count, hibp_count, own_leaked_in) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for a in accounts {
+                let mac = a.password.mac.map(|m| m.to_vec());
+                let seen_at = match before.remove(&a.email) {
+                    None => {
+                        change.added += 1;
+                        mac.as_ref().map(|_| now.clone())
+                    }
+                    Some((old_mac, old_seen)) => {
+                        if mac.is_some() && old_mac.is_some() && mac != old_mac {
+                            change.password_changed += 1;
+                        }
+                        match (&mac, old_mac == mac) {
+                            (None, _) => None,
+                            (Some(_), true) => old_seen.or_else(|| Some(now.clone())),
+                            (Some(_), false) => Some(now.clone()),
+                        }
+                    }
+                };
+                let leaked = serde_json::to_string(&a.password.own_leaked_in).expect("ids serialize");
+                insert.execute(params![
+                    id,
+                    a.email,
+                    a.username,
+                    a.netbios_domain,
+                    a.disabled,
+                    mac,
+                    seen_at,
+                    a.password.empty,
+                    a.password.own_count as i64,
+                    a.password.hibp_count as i64,
+                    leaked,
+                ])?;
+            }
+            change.removed = before.len() as u64;
+            drop(insert);
+            tx.execute(
+                "UPDATE organizations SET directory_imported_at = ?2, directory_source = ?3, \
+                 checked_generation = ?4, checked_breach_id = ?5 WHERE id = ?1",
+                params![id, now, source, checked_generation as i64, i64::from(checked_breach_id)],
+            )?;
+            tx.commit()?;
+            Ok(Some(change))
+        })();
+        match result {
+            Ok(Some(change)) => Ok(change),
+            Ok(None) => {
+                Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")))
+            }
+            Err(e) => Err(CatalogError::Sql { path, source: e }),
+        }
+    }
+
+    /// An organization's directory, sorted by address.
+    pub fn directory(&self, org: &str) -> Result<Vec<DirectoryAccount>> {
+        let read = || -> rusqlite::Result<Vec<DirectoryAccount>> {
+            let mut stmt = self.conn.prepare(
+                "SELECT a.email, a.username, a.netbios_domain, a.disabled, a.password_mac, a.password_seen_at, \
+                 a.empty_password, a.own_count, a.hibp_count, a.own_leaked_in \
+                 FROM directory_accounts a JOIN organizations o ON o.id = a.org_id \
+                 WHERE o.name = ?1 ORDER BY a.email",
+            )?;
+            let rows = stmt.query_map([org], |r| {
+                let mac: Option<Vec<u8>> = r.get(4)?;
+                let leaked: String = r.get(9)?;
+                Ok(DirectoryAccount {
+                    email: r.get(0)?,
+                    username: r.get(1)?,
+                    netbios_domain: r.get(2)?,
+                    disabled: r.get(3)?,
+                    password_seen_at: r.get(5)?,
+                    password: PasswordFindings {
+                        mac: mac.and_then(|m| m.try_into().ok()),
+                        empty: r.get(6)?,
+                        own_count: r.get::<_, i64>(7)? as u64,
+                        hibp_count: r.get::<_, i64>(8)? as u64,
+                        own_leaked_in: serde_json::from_str(&leaked).unwrap_or_default(),
+                    },
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.sql(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(email: &str, mac: Option<u8>) -> DirectoryAccount {
+        DirectoryAccount {
+            email: email.into(),
+            username: None,
+            netbios_domain: None,
+            disabled: false,
+            password: PasswordFindings {
+                mac: mac.map(|m| [m; 16]),
+                own_leaked_in: vec![3, 1],
+                ..Default::default()
+            },
+            password_seen_at: None,
+        }
+    }
+
+    #[test]
+    fn organizations_round_trip_and_directories_are_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open_in(tmp.path()).unwrap();
+        let domains = vec!["corp.example".to_owned(), "corp.example.net".to_owned()];
+        let org = c.add_organization("acme", &domains).unwrap();
+        assert_eq!(org.domains, domains);
+        assert!(org.directory.is_none());
+        assert!(c.add_organization("acme", &domains).is_err());
+        assert!(c.add_organization("bad name", &domains).is_err());
+        assert!(c.add_organization("nodomain", &[]).is_err());
+
+        let first = [account("a@corp.example", Some(1)), account("b@corp.example", Some(2))];
+        let change = c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
+        assert_eq!(change, DirectoryChange { accounts: 2, added: 2, removed: 0, password_changed: 0 });
+        let second = [account("a@corp.example", Some(1)), account("c@corp.example", None)];
+        let mut changed = second.clone();
+        changed[0].password.mac = Some([9; 16]);
+        let change = c.replace_directory("acme", &changed, "pwdump", 8, 4).unwrap();
+        assert_eq!(change, DirectoryChange { accounts: 2, added: 1, removed: 1, password_changed: 1 });
+        let dir = c.directory("acme").unwrap();
+        assert_eq!(dir.len(), 2);
+        assert_eq!(dir[0].password.mac, Some([9; 16]));
+        assert_eq!(dir[0].password.own_leaked_in, [3, 1]);
+        assert!(dir[0].password_seen_at.is_some());
+        assert!(dir[1].password_seen_at.is_none());
+        let org = c.organization("acme").unwrap().unwrap();
+        assert_eq!(org.accounts, 2);
+        let import = org.directory.unwrap();
+        assert_eq!(
+            (import.source.as_str(), import.checked_generation, import.checked_breach_id),
+            ("pwdump", 8, 4)
+        );
+        assert!(c.replace_directory("nobody", &second, "csv", 1, 1).is_err());
+
+        drop(c);
+        let mut c = Catalog::open_in(tmp.path()).unwrap();
+        assert_eq!(c.organizations().unwrap().len(), 1);
+        assert!(c.remove_organization("acme").unwrap());
+        assert!(!c.remove_organization("acme").unwrap());
+        assert!(c.directory("acme").unwrap().is_empty());
+    }
+}
