@@ -193,6 +193,9 @@ fn split_netbios(name: &str) -> (Option<&str>, &str) {
 
 fn parse_csv(text: &str, default_domain: &str) -> ParsedDirectory {
     let mut out = ParsedDirectory::default();
+    // The csv crate numbers CRLF-terminated records off by one; as LF lines
+    // they are numbered as an editor shows them.
+    let text = text.replace("\r\n", "\n");
     let header_line = text.lines().next().unwrap_or("");
     let delimiter = [b',', b';', b'\t']
         .into_iter()
@@ -443,6 +446,16 @@ mod tests {
                 ("malformed email address", 1, vec![4]),
             ]
         );
+    }
+
+    #[test]
+    fn csv_line_numbers_count_crlf_lines_once() {
+        let d = parse_directory(
+            b"email,nt_hash\r\na@corp.example,\r\nb@corp.example,xyz\r\n",
+            DirectoryFormat::Csv,
+            "corp.example",
+        );
+        assert_eq!(d.left_out["malformed NT hash"].lines, [3]);
     }
 
     #[test]

@@ -28,6 +28,14 @@ impl Keys {
     pub fn directory_key(&self) -> [u8; 32] {
         blake3::derive_key(DIRECTORY_CONTEXT, &self.audit_subject_key())
     }
+
+    /// The keyed hash the catalog keeps of a directory account's NT hash:
+    /// equal for equal passwords, and nothing else without the key ring.
+    pub fn directory_password_mac(&self, nt_hash: &[u8; 16]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&blake3::keyed_hash(&self.directory_key(), nt_hash).as_bytes()[..16]);
+        out
+    }
 }
 
 impl Store {

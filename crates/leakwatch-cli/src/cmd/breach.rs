@@ -74,7 +74,7 @@ fn audit(dir: &DataDir, command: &str, breach: &str, results: u64) -> Result<()>
 
 /// The name of the OS user running this process: from the password database,
 /// else `$USER`, else the numeric uid.
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers we
     // give it, and the name it points to lives in `buf`, read before it is freed.
     let uid = unsafe { libc::getuid() };
