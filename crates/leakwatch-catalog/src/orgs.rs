@@ -4,12 +4,13 @@
 //! These tables version themselves apart from `schema.rs` (the `orgs_version`
 //! row of `meta`), so that they and the core tables can grow independently.
 //!
-//! A directory account keeps its address, user name and disabled state in
-//! clear (the organization's own staff list, needed to report), and of its
-//! password only what an import found out about it: a keyed hash for change
-//! detection and shared passwords, whether it is empty, its counts in the
-//! corpus and the breaches where it leaked for that very account. The NT hash
-//! itself is never stored: it is password-equivalent on a Windows network.
+//! A directory account is kept as the caller hands it: a keyed hash of its
+//! address (its identity across imports), its disabled state, a keyed hash of
+//! its password (change detection, shared passwords) and an opaque sealed
+//! blob (address, user name, what the import found out about the password).
+//! The catalog holds no key and no address in clear: the CLI seals and hashes
+//! with keys from the key ring. The NT hash itself is never stored: it is
+//! password-equivalent on a Windows network.
 
 use std::collections::HashMap;
 
@@ -49,22 +50,20 @@ CREATE TABLE organization_alerts (
 ) STRICT;
 
 CREATE TABLE directory_accounts (
-    id                  INTEGER PRIMARY KEY,
-    org_id              INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    email               TEXT NOT NULL,
-    username            TEXT,
-    netbios_domain      TEXT,
-    disabled            INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+    id               INTEGER PRIMARY KEY,
+    org_id           INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    -- Keyed BLAKE3 of the address (key from the key ring): the row's identity
+    -- across imports, for change detection.
+    account_key      BLOB NOT NULL CHECK (length(account_key) = 16),
+    disabled         INTEGER NOT NULL CHECK (disabled IN (0, 1)),
     -- Keyed BLAKE3 of the NT hash (key from the key ring); NULL when unknown.
-    password_mac        BLOB CHECK (password_mac IS NULL OR length(password_mac) = 16),
+    password_mac     BLOB CHECK (password_mac IS NULL OR length(password_mac) = 16),
     -- The import that first saw this password_mac for the account.
-    password_seen_at    TEXT,
-    empty_password      INTEGER NOT NULL CHECK (empty_password IN (0, 1)),
-    own_count           INTEGER NOT NULL,
-    hibp_count          INTEGER NOT NULL,
-    -- Breach ids, JSON array: where this password leaked for this account.
-    own_leaked_in       TEXT NOT NULL,
-    UNIQUE (org_id, email)
+    password_seen_at TEXT,
+    -- Address, user name and the import's password findings, sealed
+    -- (AES-256-GCM-SIV under a key from the key ring): opaque to the catalog.
+    sealed           BLOB NOT NULL,
+    UNIQUE (org_id, account_key)
 ) STRICT;
 "#];
 
@@ -132,30 +131,18 @@ pub struct AlertDestination {
     pub created_at: String,
 }
 
-/// What an import found out about an account's current password. All zero
-/// and `mac` `None` when the directory gave no hash.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PasswordFindings {
-    /// Keyed hash of the NT hash: equal for equal passwords, nothing else.
-    pub mac: Option<[u8; 16]>,
-    pub empty: bool,
-    /// Its count in the organization's own dumps.
-    pub own_count: u64,
-    /// Its count in the imported Pwned Passwords.
-    pub hibp_count: u64,
-    /// Breach ids where this very password leaked for this very account.
-    pub own_leaked_in: Vec<u32>,
-}
-
 /// One account of a directory, as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryAccount {
-    pub email: String,
-    pub username: Option<String>,
-    pub netbios_domain: Option<String>,
+pub struct DirectoryRow {
+    /// Keyed hash of the address: equal across imports for one account.
+    pub account_key: [u8; 16],
     pub disabled: bool,
-    pub password: PasswordFindings,
-    /// When the current password was first seen by an import.
+    /// Keyed hash of the NT hash, when the directory gave one.
+    pub password_mac: Option<[u8; 16]>,
+    /// The address, user name and password findings, sealed by the caller.
+    pub sealed: Vec<u8>,
+    /// When the current password was first seen by an import (set by
+    /// [`Catalog::replace_directory`]).
     pub password_seen_at: Option<String>,
 }
 
@@ -306,7 +293,7 @@ impl Catalog {
     pub fn replace_directory(
         &mut self,
         org: &str,
-        accounts: &[DirectoryAccount],
+        accounts: &[DirectoryRow],
         source: &str,
         checked_generation: u64,
         checked_breach_id: u32,
@@ -325,28 +312,28 @@ impl Catalog {
                 return Ok(None);
             };
             // The previous import's passwords, for change detection.
-            let mut before: HashMap<String, (Option<Vec<u8>>, Option<String>)> = HashMap::new();
+            type Before = HashMap<Vec<u8>, (Option<Vec<u8>>, Option<String>)>;
+            let mut before: Before = HashMap::new();
             {
                 let mut stmt = tx.prepare(
-                    "SELECT email, password_mac, password_seen_at FROM directory_accounts WHERE org_id = ?1",
+                    "SELECT account_key, password_mac, password_seen_at FROM directory_accounts WHERE org_id = ?1",
                 )?;
                 let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
                 for row in rows {
-                    let (email, old) = row?;
-                    before.insert(email, old);
+                    let (key, old) = row?;
+                    before.insert(key, old);
                 }
             }
             tx.execute("DELETE FROM directory_accounts WHERE org_id = ?1", [id])?;
             let mut change =
                 DirectoryChange { accounts: accounts.len() as u64, ..DirectoryChange::default() };
             let mut insert = tx.prepare(
-                "INSERT INTO directory_accounts (org_id, email, username, netbios_domain, disabled, password_mac, \
-                 password_seen_at, empty_password, own_count, hibp_count, own_leaked_in) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO directory_accounts (org_id, account_key, disabled, password_mac, password_seen_at, \
+                 sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for a in accounts {
-                let mac = a.password.mac.map(|m| m.to_vec());
-                let seen_at = match before.remove(&a.email) {
+                let mac = a.password_mac.map(|m| m.to_vec());
+                let seen_at = match before.remove(&a.account_key[..]) {
                     None => {
                         change.added += 1;
                         mac.as_ref().map(|_| now.clone())
@@ -362,20 +349,7 @@ impl Catalog {
                         }
                     }
                 };
-                let leaked = serde_json::to_string(&a.password.own_leaked_in).expect("ids serialize");
-                insert.execute(params![
-                    id,
-                    a.email,
-                    a.username,
-                    a.netbios_domain,
-                    a.disabled,
-                    mac,
-                    seen_at,
-                    a.password.empty,
-                    a.password.own_count as i64,
-                    a.password.hibp_count as i64,
-                    leaked,
-                ])?;
+                insert.execute(params![id, &a.account_key[..], a.disabled, mac, seen_at, a.sealed])?;
             }
             change.removed = before.len() as u64;
             drop(insert);
@@ -396,31 +370,23 @@ impl Catalog {
         }
     }
 
-    /// An organization's directory, sorted by address.
-    pub fn directory(&self, org: &str) -> Result<Vec<DirectoryAccount>> {
-        let read = || -> rusqlite::Result<Vec<DirectoryAccount>> {
+    /// An organization's directory, in import order.
+    pub fn directory(&self, org: &str) -> Result<Vec<DirectoryRow>> {
+        let read = || -> rusqlite::Result<Vec<DirectoryRow>> {
             let mut stmt = self.conn.prepare(
-                "SELECT a.email, a.username, a.netbios_domain, a.disabled, a.password_mac, a.password_seen_at, \
-                 a.empty_password, a.own_count, a.hibp_count, a.own_leaked_in \
+                "SELECT a.account_key, a.disabled, a.password_mac, a.sealed, a.password_seen_at \
                  FROM directory_accounts a JOIN organizations o ON o.id = a.org_id \
-                 WHERE o.name = ?1 ORDER BY a.email",
+                 WHERE o.name = ?1 ORDER BY a.id",
             )?;
             let rows = stmt.query_map([org], |r| {
-                let mac: Option<Vec<u8>> = r.get(4)?;
-                let leaked: String = r.get(9)?;
-                Ok(DirectoryAccount {
-                    email: r.get(0)?,
-                    username: r.get(1)?,
-                    netbios_domain: r.get(2)?,
-                    disabled: r.get(3)?,
-                    password_seen_at: r.get(5)?,
-                    password: PasswordFindings {
-                        mac: mac.and_then(|m| m.try_into().ok()),
-                        empty: r.get(6)?,
-                        own_count: r.get::<_, i64>(7)? as u64,
-                        hibp_count: r.get::<_, i64>(8)? as u64,
-                        own_leaked_in: serde_json::from_str(&leaked).unwrap_or_default(),
-                    },
+                let key: Vec<u8> = r.get(0)?;
+                let mac: Option<Vec<u8>> = r.get(2)?;
+                Ok(DirectoryRow {
+                    account_key: key.try_into().unwrap_or([0; 16]),
+                    disabled: r.get(1)?,
+                    password_mac: mac.and_then(|m| m.try_into().ok()),
+                    sealed: r.get(3)?,
+                    password_seen_at: r.get(4)?,
                 })
             })?;
             rows.collect()
@@ -433,17 +399,12 @@ impl Catalog {
 mod tests {
     use super::*;
 
-    fn account(email: &str, mac: Option<u8>) -> DirectoryAccount {
-        DirectoryAccount {
-            email: email.into(),
-            username: None,
-            netbios_domain: None,
+    fn account(key: u8, mac: Option<u8>) -> DirectoryRow {
+        DirectoryRow {
+            account_key: [key; 16],
             disabled: false,
-            password: PasswordFindings {
-                mac: mac.map(|m| [m; 16]),
-                own_leaked_in: vec![3, 1],
-                ..Default::default()
-            },
+            password_mac: mac.map(|m| [m; 16]),
+            sealed: vec![key, 1, 2, 3],
             password_seen_at: None,
         }
     }
@@ -460,18 +421,18 @@ mod tests {
         assert!(c.add_organization("bad name", &domains).is_err());
         assert!(c.add_organization("nodomain", &[]).is_err());
 
-        let first = [account("a@corp.example", Some(1)), account("b@corp.example", Some(2))];
+        let first = [account(1, Some(1)), account(2, Some(2))];
         let change = c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
         assert_eq!(change, DirectoryChange { accounts: 2, added: 2, removed: 0, password_changed: 0 });
-        let second = [account("a@corp.example", Some(1)), account("c@corp.example", None)];
+        let second = [account(1, Some(1)), account(3, None)];
         let mut changed = second.clone();
-        changed[0].password.mac = Some([9; 16]);
+        changed[0].password_mac = Some([9; 16]);
         let change = c.replace_directory("acme", &changed, "pwdump", 8, 4).unwrap();
         assert_eq!(change, DirectoryChange { accounts: 2, added: 1, removed: 1, password_changed: 1 });
         let dir = c.directory("acme").unwrap();
         assert_eq!(dir.len(), 2);
-        assert_eq!(dir[0].password.mac, Some([9; 16]));
-        assert_eq!(dir[0].password.own_leaked_in, [3, 1]);
+        assert_eq!(dir[0].password_mac, Some([9; 16]));
+        assert_eq!(dir[0].sealed, [1, 1, 2, 3]);
         assert!(dir[0].password_seen_at.is_some());
         assert!(dir[1].password_seen_at.is_none());
         let org = c.organization("acme").unwrap().unwrap();

@@ -3,7 +3,7 @@
 //! a stealer log and a Pwned Passwords import, with exact answers: the
 //! per-account match of the current password, counts apart and summed, shared
 //! and empty passwords, disabled accounts left aside, most urgent first. The
-//! directory's NT hashes never reach the catalog.
+//! directory's NT hashes never reach the catalog, nor its addresses in clear.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -261,6 +261,7 @@ fn a_directory_is_audited_per_account_most_urgent_first() {
     }
 
     assert_no_nt_hash_in_catalog(&env.data(), &["Summer2024", "hunter2", "Carol!Clean9", "Fresh#2026"]);
+    assert_no_address_in_catalog(&env.data(), &["alice@corp.example", "heidi@corp.example", "WKS01"]);
 
     // Re-import from secretsdump replaces the directory: Bob changed his
     // password; a machine account, a history line and junk are left out.
@@ -403,6 +404,19 @@ fn assert_no_nt_hash_in_catalog(data: &Path, passwords: &[&str]) {
                     "{} holds the NT hash of {p:?}",
                     path.display()
                 );
+            }
+        }
+    }
+}
+
+/// No file of the data directory names a directory account in clear.
+fn assert_no_address_in_catalog(data: &Path, values: &[&str]) {
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            for v in values {
+                assert!(!bytes.windows(v.len()).any(|w| w == v.as_bytes()), "{} holds {v:?}", path.display());
             }
         }
     }

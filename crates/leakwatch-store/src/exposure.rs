@@ -1,7 +1,7 @@
 //! What an organization's audit asks of the store about one of its accounts
 //! beyond the plain lookups: whether the account's current password is the
-//! very one that leaked for that account, and the key the catalog hashes a
-//! directory's password hashes with.
+//! very one that leaked for that account; and the keys the catalog keeps a
+//! directory under (keyed hashes of addresses and NT hashes, sealed rows).
 //!
 //! Ingest keeps each (breach, account, password) triple as a keyed hash of the
 //! NTLM digest and the pair key of (account, breach) (`docs/format.md`). Given
@@ -20,22 +20,60 @@ use crate::manifest::Breach;
 use crate::reader::Store;
 
 const DIRECTORY_CONTEXT: &str = "leakwatch 2026-12 directory password hash key";
+const DIRECTORY_ACCOUNT_CONTEXT: &str = "leakwatch 2026-12 directory account key";
+const DIRECTORY_SEAL_CONTEXT: &str = "leakwatch 2026-12 directory seal key";
+/// A sealed directory row: a random nonce, then the ciphertext and its tag.
+const NONCE_LEN: usize = 12;
 
+/// The keys an organization's directory is kept under in the catalog. They
+/// come from the index key, as the audit keys do, so a rekey keeps them and
+/// the catalog need not be rewritten.
 impl Keys {
-    /// The key a directory's NT hashes are hashed with before the catalog keeps
-    /// them (change detection, shared passwords), never the hashes themselves.
-    /// It comes from the index key, as the audit keys do, so a rekey keeps it.
-    pub fn directory_key(&self) -> [u8; 32] {
-        blake3::derive_key(DIRECTORY_CONTEXT, &self.audit_subject_key())
+    fn directory_subkey(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.audit_subject_key())
     }
 
     /// The keyed hash the catalog keeps of a directory account's NT hash:
     /// equal for equal passwords, and nothing else without the key ring.
     pub fn directory_password_mac(&self, nt_hash: &[u8; 16]) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&blake3::keyed_hash(&self.directory_key(), nt_hash).as_bytes()[..16]);
+        keyed16(&self.directory_subkey(DIRECTORY_CONTEXT), nt_hash)
+    }
+
+    /// The keyed hash of a directory account's normalized address: its
+    /// identity in the catalog across imports.
+    pub fn directory_account_key(&self, email: &str) -> [u8; 16] {
+        keyed16(&self.directory_subkey(DIRECTORY_ACCOUNT_CONTEXT), email.as_bytes())
+    }
+
+    /// Seals what the catalog keeps of a directory account (AES-256-GCM-SIV,
+    /// a random nonce in front).
+    pub fn seal_directory(&self, plaintext: &[u8]) -> Vec<u8> {
+        use aes_gcm_siv::aead::{Aead, KeyInit};
+        let cipher = aes_gcm_siv::Aes256GcmSiv::new(&self.directory_subkey(DIRECTORY_SEAL_CONTEXT).into());
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let mut out = nonce.to_vec();
+        out.extend(cipher.encrypt(&nonce.into(), plaintext).expect("a directory row is far below the limit"));
         out
     }
+
+    /// Opens [`Keys::seal_directory`]'s output; `None` when it does not
+    /// authenticate (another key ring, or a changed row).
+    pub fn open_directory(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        use aes_gcm_siv::aead::{Aead, KeyInit};
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let cipher = aes_gcm_siv::Aes256GcmSiv::new(&self.directory_subkey(DIRECTORY_SEAL_CONTEXT).into());
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at the nonce's length");
+        cipher.decrypt(&nonce.into(), ciphertext).ok()
+    }
+}
+
+fn keyed16(key: &[u8; 32], value: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::keyed_hash(key, value).as_bytes()[..16]);
+    out
 }
 
 impl Store {

@@ -40,8 +40,18 @@ fn only_the_password_leaked_for_the_account_itself_matches() {
     assert!(store.ntlm_count(&ntlm(b"Summer2024")).unwrap() > 0);
     assert!(names("carol@corp.example", "Summer2024").is_empty());
     assert!(names("alice@corp.example", "changed!").is_empty());
-    // The directory key is fixed for the store and tells nothing of the others.
+    // The directory's keyed hashes are fixed for the store; sealed rows open
+    // only as they were sealed.
     let keys = data.ensure_keys().unwrap();
-    assert_eq!(keys.directory_key(), data.ensure_keys().unwrap().directory_key());
-    assert_ne!(keys.directory_key(), keys.audit_subject_key());
+    let again = data.ensure_keys().unwrap();
+    let h = ntlm(b"Summer2024");
+    assert_eq!(keys.directory_password_mac(&h), again.directory_password_mac(&h));
+    assert_ne!(keys.directory_password_mac(&h)[..], h[..]);
+    assert_eq!(keys.directory_account_key("a@b.example"), again.directory_account_key("a@b.example"));
+    let sealed = keys.seal_directory(b"alice@corp.example");
+    assert!(!sealed.windows(5).any(|w| w == b"alice"));
+    assert_eq!(again.open_directory(&sealed).as_deref(), Some(&b"alice@corp.example"[..]));
+    let mut changed = sealed.clone();
+    changed[20] ^= 1;
+    assert_eq!(keys.open_directory(&changed), None);
 }

@@ -3,18 +3,20 @@
 //!
 //! An import reads the file, checks each account's current NT hash against the
 //! store (its counts, and the breaches where it leaked for that very account),
-//! and hands the catalog the findings with a keyed hash of the hash; the NT
-//! hashes themselves go no further than this process's memory.
+//! and hands the catalog each account sealed (address, user name, findings)
+//! beside keyed hashes of its address and NT hash; the NT hashes themselves go
+//! no further than this process's memory.
 
 use std::io::{Read, Write};
 
 use anyhow::{bail, Context, Result};
 use leakwatch_catalog::{
-    parse_directory, AuditEntry, AuditHasher, Catalog, DirectoryAccount, DirectoryEntry, DirectoryFormat,
-    Organization, PasswordFindings, SubjectKind, EMPTY_NT_HASH,
+    parse_directory, AuditEntry, AuditHasher, Catalog, DirectoryEntry, DirectoryFormat, DirectoryRow,
+    Organization, SubjectKind, EMPTY_NT_HASH,
 };
 use leakwatch_store::{DataDir, Keys, Store};
 use leakwatch_types::{normalize_domain, Account};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::{DirectoryFormatArg, OrgCommand, OrgImportArgs};
@@ -155,7 +157,7 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
         catalog.replace_directory(&org.name, &accounts, format.as_str(), store.generation(), max_breach)?;
     audit_rows(&keys, &mut catalog, "org import", &org, change.accounts)?;
 
-    let with_hash = accounts.iter().filter(|a| a.password.mac.is_some()).count() as u64;
+    let with_hash = accounts.iter().filter(|a| a.password_mac.is_some()).count() as u64;
     let disabled = accounts.iter().filter(|a| a.disabled).count() as u64;
     let left_out: u64 = parsed.left_out.values().map(|l| l.count).sum();
     let mut out = stdout();
@@ -212,35 +214,76 @@ fn read_input(file: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Each entry with what its current password reveals, the hash itself dropped.
-fn check_passwords(store: &Store, keys: &Keys, entries: &[DirectoryEntry]) -> Result<Vec<DirectoryAccount>> {
-    let mut accounts = Vec::with_capacity(entries.len());
+/// What the catalog keeps of a directory account, sealed under a key from the
+/// key ring: the catalog file alone names nobody.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SealedAccount {
+    pub email: String,
+    pub username: Option<String>,
+    pub netbios_domain: Option<String>,
+    /// Whether the directory gave the account's NT hash.
+    pub password_known: bool,
+    pub empty_password: bool,
+    /// The current password's count in the organization's own dumps...
+    pub own_count: u64,
+    /// ...and in the imported Pwned Passwords.
+    pub hibp_count: u64,
+    /// Breach ids where this very password leaked for this very account.
+    pub own_leaked_in: Vec<u32>,
+}
+
+/// Each entry with what its current password reveals, sealed; the hash itself
+/// is dropped.
+fn check_passwords(store: &Store, keys: &Keys, entries: &[DirectoryEntry]) -> Result<Vec<DirectoryRow>> {
+    let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
-        let mut password = PasswordFindings::default();
+        let mut sealed = SealedAccount {
+            email: e.email.clone(),
+            username: e.username.clone(),
+            netbios_domain: e.netbios_domain.clone(),
+            ..SealedAccount::default()
+        };
+        let mut mac = None;
         if let Some(nt) = &e.nt_hash {
             let counts = store.password_counts(true, nt)?;
-            password.mac = Some(keys.directory_password_mac(nt));
-            password.empty = *nt == EMPTY_NT_HASH;
-            password.own_count = counts.own;
-            password.hibp_count = counts.hibp;
+            mac = Some(keys.directory_password_mac(nt));
+            sealed.password_known = true;
+            sealed.empty_password = *nt == EMPTY_NT_HASH;
+            sealed.own_count = counts.own;
+            sealed.hibp_count = counts.hibp;
             if counts.own > 0 {
                 // A triple needs the hash in the own dumps: no count, no triple.
                 if let Ok(account) = Account::email(&e.email) {
-                    password.own_leaked_in =
+                    sealed.own_leaked_in =
                         store.own_password_leaked_in(&account, nt)?.iter().map(|b| b.id).collect();
                 }
             }
         }
-        accounts.push(DirectoryAccount {
-            email: e.email.clone(),
-            username: e.username.clone(),
-            netbios_domain: e.netbios_domain.clone(),
+        rows.push(DirectoryRow {
+            account_key: keys.directory_account_key(&e.email),
             disabled: e.disabled,
-            password,
+            password_mac: mac,
+            sealed: keys.seal_directory(&serde_json::to_vec(&sealed)?),
             password_seen_at: None,
         });
     }
-    Ok(accounts)
+    Ok(rows)
+}
+
+/// Opens the catalog's rows of a directory.
+pub(crate) fn open_directory(
+    keys: &Keys,
+    rows: Vec<DirectoryRow>,
+) -> Result<Vec<(DirectoryRow, SealedAccount)>> {
+    rows.into_iter()
+        .map(|row| {
+            let plain = keys.open_directory(&row.sealed).context(
+                "a directory account does not open with this key ring (import the directory again)",
+            )?;
+            let account: SealedAccount = serde_json::from_slice(&plain).context("a directory account")?;
+            Ok((row, account))
+        })
+        .collect()
 }
 
 /// One audit-log row per domain of the organization: the command searched

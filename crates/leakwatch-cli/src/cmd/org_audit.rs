@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use leakwatch_catalog::DirectoryAccount;
+use leakwatch_catalog::DirectoryRow;
 use leakwatch_store::{Breach, DataDir, Store};
 use leakwatch_types::Account;
 use serde::Serialize;
 
-use super::org::{audit_rows, open_catalog, organization, require_directory};
+use super::org::{audit_rows, open_catalog, open_directory, organization, require_directory, SealedAccount};
 use crate::cli::AuditArgs;
 use crate::output::{line, plural, stdout, table, thousands};
 use crate::Outcome;
@@ -71,7 +71,7 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let mut catalog = open_catalog(dir)?;
     let org = organization(&catalog, &args.org)?;
     require_directory(&org)?;
-    let directory = catalog.directory(&org.name)?;
+    let directory = open_directory(&keys, catalog.directory(&org.name)?)?;
     let import = org.directory.as_ref().expect("checked above");
     if store.generation() != import.checked_generation {
         let newer: Vec<&str> = store
@@ -112,17 +112,17 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     Ok(if exposed > 0 { Outcome::Found } else { Outcome::NotFound })
 }
 
-fn reports<'a>(store: &'a Store, directory: &'a [DirectoryAccount]) -> Result<Vec<Report<'a>>> {
+fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)]) -> Result<Vec<Report<'a>>> {
     let by_id: HashMap<u32, &Breach> = store.breaches().into_iter().map(|b| (b.id, b)).collect();
     // Accounts by their password's keyed hash: equal hashes, equal passwords.
     let mut groups: HashMap<[u8; 16], Vec<&str>> = HashMap::new();
-    for a in directory.iter().filter(|a| !a.disabled) {
-        if let Some(mac) = a.password.mac {
+    for (row, a) in directory.iter().filter(|(row, _)| !row.disabled) {
+        if let Some(mac) = row.password_mac {
             groups.entry(mac).or_default().push(&a.email);
         }
     }
     let mut reports = Vec::with_capacity(directory.len());
-    for a in directory {
+    for (row, a) in directory {
         let account = Account::email(&a.email).ok();
         let breaches = match &account {
             Some(acc) => store.account_breaches(acc)?,
@@ -132,20 +132,17 @@ fn reports<'a>(store: &'a Store, directory: &'a [DirectoryAccount]) -> Result<Ve
             Some(acc) => store.stealer_websites_by_email(acc)?,
             None => Vec::new(),
         };
-        let mut own: Vec<&Breach> =
-            a.password.own_leaked_in.iter().filter_map(|id| by_id.get(id).copied()).collect();
+        let mut own: Vec<&Breach> = a.own_leaked_in.iter().filter_map(|id| by_id.get(id).copied()).collect();
         own.sort_by(|x, y| x.name.cmp(&y.name));
-        let shared_with: Vec<&str> = a
-            .password
-            .mac
+        let shared_with: Vec<&str> = row
+            .password_mac
             .and_then(|m| groups.get(&m))
             .map(|g| g.iter().copied().filter(|e| *e != a.email).collect())
             .unwrap_or_default();
-        let p = &a.password;
-        let count = p.own_count + p.hibp_count;
+        let count = a.own_count + a.hibp_count;
         let severity = if !own.is_empty() {
             Severity::Critical
-        } else if !stealer_websites.is_empty() || p.empty || count > 0 {
+        } else if !stealer_websites.is_empty() || a.empty_password || count > 0 {
             Severity::High
         } else if !shared_with.is_empty() {
             Severity::Medium
@@ -159,15 +156,15 @@ fn reports<'a>(store: &'a Store, directory: &'a [DirectoryAccount]) -> Result<Ve
         reports.push(Report {
             account: &a.email,
             username: a.username.as_deref(),
-            disabled: a.disabled,
+            disabled: row.disabled,
             severity,
             own_password_leaked_in: own.iter().map(|b| b.name.as_str()).collect(),
             stealer_websites,
-            password_known: p.mac.is_some(),
+            password_known: a.password_known,
             password_count: count,
-            password_count_own: p.own_count,
-            password_count_hibp: p.hibp_count,
-            empty_password: p.empty,
+            password_count_own: a.own_count,
+            password_count_hibp: a.hibp_count,
+            empty_password: a.empty_password,
             shared_with,
             breaches: breaches.iter().map(|b| b.name.as_str()).collect(),
             breach_details: dated
