@@ -62,9 +62,13 @@ CREATE TABLE directory_accounts (
     password_seen_at TEXT,
     -- Address, user name and the import's password findings, sealed
     -- (AES-256-GCM-SIV under a key from the key ring): opaque to the catalog.
-    sealed           BLOB NOT NULL,
-    UNIQUE (org_id, account_key)
+    sealed           BLOB NOT NULL
 ) STRICT;
+
+-- No index: a directory is read, replaced and deleted whole, by a scan in
+-- rowid order (an organization's rows are one import's, contiguous), and
+-- random account keys would turn every insert into a random B-tree insert.
+-- `replace_directory` refuses two rows of one account key.
 "#];
 
 const VERSION_ROW: &str = "orgs_version";
@@ -304,12 +308,12 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
-        let result = (|| -> rusqlite::Result<Option<DirectoryChange>> {
+        let result = (|| -> rusqlite::Result<Result<Option<DirectoryChange>, ()>> {
             let Some(id): Option<i64> = tx
                 .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
                 .optional()?
             else {
-                return Ok(None);
+                return Ok(Ok(None));
             };
             // The previous import's passwords, for change detection.
             type Before = HashMap<Vec<u8>, (Option<Vec<u8>>, Option<String>)>;
@@ -331,7 +335,11 @@ impl Catalog {
                 "INSERT INTO directory_accounts (org_id, account_key, disabled, password_mac, password_seen_at, \
                  sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
+            let mut keys = std::collections::HashSet::with_capacity(accounts.len());
             for a in accounts {
+                if !keys.insert(a.account_key) {
+                    return Ok(Err(()));
+                }
                 let mac = a.password_mac.map(|m| m.to_vec());
                 let seen_at = match before.remove(&a.account_key[..]) {
                     None => {
@@ -359,11 +367,12 @@ impl Catalog {
                 params![id, now, source, checked_generation as i64, i64::from(checked_breach_id)],
             )?;
             tx.commit()?;
-            Ok(Some(change))
+            Ok(Ok(Some(change)))
         })();
         match result {
-            Ok(Some(change)) => Ok(change),
-            Ok(None) => {
+            Ok(Ok(Some(change))) => Ok(change),
+            Ok(Err(())) => Err(CatalogError::Invalid("two directory accounts with one address".into())),
+            Ok(Ok(None)) => {
                 Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")))
             }
             Err(e) => Err(CatalogError::Sql { path, source: e }),
@@ -373,12 +382,18 @@ impl Catalog {
     /// An organization's directory, in import order.
     pub fn directory(&self, org: &str) -> Result<Vec<DirectoryRow>> {
         let read = || -> rusqlite::Result<Vec<DirectoryRow>> {
+            let Some(id): Option<i64> = self
+                .conn
+                .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
+                .optional()?
+            else {
+                return Ok(Vec::new());
+            };
             let mut stmt = self.conn.prepare(
-                "SELECT a.account_key, a.disabled, a.password_mac, a.sealed, a.password_seen_at \
-                 FROM directory_accounts a JOIN organizations o ON o.id = a.org_id \
-                 WHERE o.name = ?1 ORDER BY a.id",
+                "SELECT account_key, disabled, password_mac, sealed, password_seen_at \
+                 FROM directory_accounts WHERE org_id = ?1 ORDER BY id",
             )?;
-            let rows = stmt.query_map([org], |r| {
+            let rows = stmt.query_map([id], |r| {
                 let key: Vec<u8> = r.get(0)?;
                 let mac: Option<Vec<u8>> = r.get(2)?;
                 Ok(DirectoryRow {
@@ -443,6 +458,9 @@ mod tests {
             ("pwdump", 8, 4)
         );
         assert!(c.replace_directory("nobody", &second, "csv", 1, 1).is_err());
+        let twice = [account(5, None), account(5, Some(1))];
+        assert!(c.replace_directory("acme", &twice, "csv", 1, 1).is_err());
+        assert_eq!(c.directory("acme").unwrap().len(), 2, "a refused import changes nothing");
 
         drop(c);
         let mut c = Catalog::open_in(tmp.path()).unwrap();

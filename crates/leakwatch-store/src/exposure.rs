@@ -10,6 +10,7 @@
 //! masking and keying) and looked up: a hit means credential stuffing with
 //! that breach's data works on the account today.
 
+use aes_gcm_siv::aead::{Aead, KeyInit};
 use leakwatch_segment::Kind;
 use leakwatch_types::Account;
 
@@ -25,48 +26,66 @@ const DIRECTORY_SEAL_CONTEXT: &str = "leakwatch 2026-12 directory seal key";
 /// A sealed directory row: a random nonce, then the ciphertext and its tag.
 const NONCE_LEN: usize = 12;
 
-/// The keys an organization's directory is kept under in the catalog. They
-/// come from the index key, as the audit keys do, so a rekey keeps them and
-/// the catalog need not be rewritten.
 impl Keys {
-    fn directory_subkey(&self, context: &str) -> [u8; 32] {
-        blake3::derive_key(context, &self.audit_subject_key())
+    /// The keys an organization's directory is kept under in the catalog. They
+    /// come from the index key, as the audit keys do, so a rekey keeps them and
+    /// the catalog need not be rewritten.
+    pub fn directory_keys(&self) -> DirectoryKeys {
+        let derive = |context| blake3::derive_key(context, &self.audit_subject_key());
+        DirectoryKeys {
+            password: derive(DIRECTORY_CONTEXT),
+            account: derive(DIRECTORY_ACCOUNT_CONTEXT),
+            seal: aes_gcm_siv::Aes256GcmSiv::new(&derive(DIRECTORY_SEAL_CONTEXT).into()),
+        }
     }
+}
 
+/// [`Keys::directory_keys`]: derived once for a whole directory.
+pub struct DirectoryKeys {
+    password: [u8; 32],
+    account: [u8; 32],
+    seal: aes_gcm_siv::Aes256GcmSiv,
+}
+
+impl std::fmt::Debug for DirectoryKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectoryKeys(..)")
+    }
+}
+
+impl DirectoryKeys {
     /// The keyed hash the catalog keeps of a directory account's NT hash:
     /// equal for equal passwords, and nothing else without the key ring.
-    pub fn directory_password_mac(&self, nt_hash: &[u8; 16]) -> [u8; 16] {
-        keyed16(&self.directory_subkey(DIRECTORY_CONTEXT), nt_hash)
+    pub fn password_mac(&self, nt_hash: &[u8; 16]) -> [u8; 16] {
+        keyed16(&self.password, nt_hash)
     }
 
     /// The keyed hash of a directory account's normalized address: its
     /// identity in the catalog across imports.
-    pub fn directory_account_key(&self, email: &str) -> [u8; 16] {
-        keyed16(&self.directory_subkey(DIRECTORY_ACCOUNT_CONTEXT), email.as_bytes())
+    pub fn account_key(&self, email: &str) -> [u8; 16] {
+        keyed16(&self.account, email.as_bytes())
     }
 
     /// Seals what the catalog keeps of a directory account (AES-256-GCM-SIV,
     /// a random nonce in front).
-    pub fn seal_directory(&self, plaintext: &[u8]) -> Vec<u8> {
-        use aes_gcm_siv::aead::{Aead, KeyInit};
-        let cipher = aes_gcm_siv::Aes256GcmSiv::new(&self.directory_subkey(DIRECTORY_SEAL_CONTEXT).into());
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut out = nonce.to_vec();
-        out.extend(cipher.encrypt(&nonce.into(), plaintext).expect("a directory row is far below the limit"));
+        out.extend(
+            self.seal.encrypt(&nonce.into(), plaintext).expect("a directory row is far below the limit"),
+        );
         out
     }
 
-    /// Opens [`Keys::seal_directory`]'s output; `None` when it does not
+    /// Opens [`DirectoryKeys::seal`]'s output; `None` when it does not
     /// authenticate (another key ring, or a changed row).
-    pub fn open_directory(&self, sealed: &[u8]) -> Option<Vec<u8>> {
-        use aes_gcm_siv::aead::{Aead, KeyInit};
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE_LEN {
             return None;
         }
-        let cipher = aes_gcm_siv::Aes256GcmSiv::new(&self.directory_subkey(DIRECTORY_SEAL_CONTEXT).into());
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at the nonce's length");
-        cipher.decrypt(&nonce.into(), ciphertext).ok()
+        self.seal.decrypt(&nonce.into(), ciphertext).ok()
     }
 }
 

@@ -30,6 +30,7 @@ pub use breach::{remove_breach, update_breach, BreachEdit, Removal};
 pub use crypt::Keys;
 pub use dir::DataDir;
 pub use error::{Result, StoreError};
+pub use exposure::DirectoryKeys;
 pub use health::{repair, RepairSummary};
 pub use hibp::HibpBreach;
 pub use import::{import_pwned_passwords, ImportSummary, LineRejections, PwnedImport};

@@ -42,16 +42,16 @@ fn only_the_password_leaked_for_the_account_itself_matches() {
     assert!(names("alice@corp.example", "changed!").is_empty());
     // The directory's keyed hashes are fixed for the store; sealed rows open
     // only as they were sealed.
-    let keys = data.ensure_keys().unwrap();
-    let again = data.ensure_keys().unwrap();
+    let keys = data.ensure_keys().unwrap().directory_keys();
+    let again = data.ensure_keys().unwrap().directory_keys();
     let h = ntlm(b"Summer2024");
-    assert_eq!(keys.directory_password_mac(&h), again.directory_password_mac(&h));
-    assert_ne!(keys.directory_password_mac(&h)[..], h[..]);
-    assert_eq!(keys.directory_account_key("a@b.example"), again.directory_account_key("a@b.example"));
-    let sealed = keys.seal_directory(b"alice@corp.example");
+    assert_eq!(keys.password_mac(&h), again.password_mac(&h));
+    assert_ne!(keys.password_mac(&h)[..], h[..]);
+    assert_eq!(keys.account_key("a@b.example"), again.account_key("a@b.example"));
+    let sealed = keys.seal(b"alice@corp.example");
     assert!(!sealed.windows(5).any(|w| w == b"alice"));
-    assert_eq!(again.open_directory(&sealed).as_deref(), Some(&b"alice@corp.example"[..]));
+    assert_eq!(again.open(&sealed).as_deref(), Some(&b"alice@corp.example"[..]));
     let mut changed = sealed.clone();
     changed[20] ^= 1;
-    assert_eq!(keys.open_directory(&changed), None);
+    assert_eq!(keys.open(&changed), None);
 }

@@ -14,8 +14,9 @@ use leakwatch_catalog::{
     parse_directory, AuditEntry, AuditHasher, Catalog, DirectoryEntry, DirectoryFormat, DirectoryRow,
     Organization, SubjectKind, EMPTY_NT_HASH,
 };
-use leakwatch_store::{DataDir, Keys, Store};
+use leakwatch_store::{DataDir, DirectoryKeys, Keys, Store};
 use leakwatch_types::{normalize_domain, Account};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -215,59 +216,70 @@ fn read_input(file: &str) -> Result<Vec<u8>> {
 }
 
 /// What the catalog keeps of a directory account, sealed under a key from the
-/// key ring: the catalog file alone names nobody.
+/// key ring: the catalog file alone names nobody. Stored as JSON with
+/// one-letter names (a directory is written whole at each import).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct SealedAccount {
+    #[serde(rename = "e")]
     pub email: String,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub netbios_domain: Option<String>,
     /// Whether the directory gave the account's NT hash.
+    #[serde(rename = "k", default)]
     pub password_known: bool,
+    #[serde(rename = "z", default)]
     pub empty_password: bool,
     /// The current password's count in the organization's own dumps...
+    #[serde(rename = "o", default)]
     pub own_count: u64,
     /// ...and in the imported Pwned Passwords.
+    #[serde(rename = "h", default)]
     pub hibp_count: u64,
     /// Breach ids where this very password leaked for this very account.
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
     pub own_leaked_in: Vec<u32>,
 }
 
 /// Each entry with what its current password reveals, sealed; the hash itself
 /// is dropped.
 fn check_passwords(store: &Store, keys: &Keys, entries: &[DirectoryEntry]) -> Result<Vec<DirectoryRow>> {
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
-        let mut sealed = SealedAccount {
-            email: e.email.clone(),
-            username: e.username.clone(),
-            netbios_domain: e.netbios_domain.clone(),
-            ..SealedAccount::default()
-        };
-        let mut mac = None;
-        if let Some(nt) = &e.nt_hash {
-            let counts = store.password_counts(true, nt)?;
-            mac = Some(keys.directory_password_mac(nt));
-            sealed.password_known = true;
-            sealed.empty_password = *nt == EMPTY_NT_HASH;
-            sealed.own_count = counts.own;
-            sealed.hibp_count = counts.hibp;
-            if counts.own > 0 {
-                // A triple needs the hash in the own dumps: no count, no triple.
-                if let Ok(account) = Account::email(&e.email) {
-                    sealed.own_leaked_in =
-                        store.own_password_leaked_in(&account, nt)?.iter().map(|b| b.id).collect();
-                }
+    let keys = keys.directory_keys();
+    // Each account's lookups are independent: on all cores.
+    entries.par_iter().map(|e| check_password(store, &keys, e)).collect()
+}
+
+fn check_password(store: &Store, keys: &DirectoryKeys, e: &DirectoryEntry) -> Result<DirectoryRow> {
+    let mut sealed = SealedAccount {
+        email: e.email.clone(),
+        username: e.username.clone(),
+        netbios_domain: e.netbios_domain.clone(),
+        ..SealedAccount::default()
+    };
+    let mut mac = None;
+    if let Some(nt) = &e.nt_hash {
+        let counts = store.password_counts(true, nt)?;
+        mac = Some(keys.password_mac(nt));
+        sealed.password_known = true;
+        sealed.empty_password = *nt == EMPTY_NT_HASH;
+        sealed.own_count = counts.own;
+        sealed.hibp_count = counts.hibp;
+        if counts.own > 0 {
+            // A triple needs the hash in the own dumps: no count, no triple.
+            if let Ok(account) = Account::email(&e.email) {
+                sealed.own_leaked_in =
+                    store.own_password_leaked_in(&account, nt)?.iter().map(|b| b.id).collect();
             }
         }
-        rows.push(DirectoryRow {
-            account_key: keys.directory_account_key(&e.email),
-            disabled: e.disabled,
-            password_mac: mac,
-            sealed: keys.seal_directory(&serde_json::to_vec(&sealed)?),
-            password_seen_at: None,
-        });
     }
-    Ok(rows)
+    Ok(DirectoryRow {
+        account_key: keys.account_key(&e.email),
+        disabled: e.disabled,
+        password_mac: mac,
+        sealed: keys.seal(&serde_json::to_vec(&sealed)?),
+        password_seen_at: None,
+    })
 }
 
 /// Opens the catalog's rows of a directory.
@@ -275,9 +287,10 @@ pub(crate) fn open_directory(
     keys: &Keys,
     rows: Vec<DirectoryRow>,
 ) -> Result<Vec<(DirectoryRow, SealedAccount)>> {
-    rows.into_iter()
+    let keys = keys.directory_keys();
+    rows.into_par_iter()
         .map(|row| {
-            let plain = keys.open_directory(&row.sealed).context(
+            let plain = keys.open(&row.sealed).context(
                 "a directory account does not open with this key ring (import the directory again)",
             )?;
             let account: SealedAccount = serde_json::from_slice(&plain).context("a directory account")?;

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use leakwatch_catalog::DirectoryRow;
 use leakwatch_store::{Breach, DataDir, Store};
 use leakwatch_types::Account;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::org::{audit_rows, open_catalog, open_directory, organization, require_directory, SealedAccount};
@@ -121,8 +122,8 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
             groups.entry(mac).or_default().push(&a.email);
         }
     }
-    let mut reports = Vec::with_capacity(directory.len());
-    for (row, a) in directory {
+    // Each account's lookups are independent: on all cores.
+    let report = |(row, a): &'a (DirectoryRow, SealedAccount)| -> Result<Report<'a>> {
         let account = Account::email(&a.email).ok();
         let breaches = match &account {
             Some(acc) => store.account_breaches(acc)?,
@@ -153,7 +154,7 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
         };
         let mut dated = breaches.clone();
         dated.sort_by(|x, y| (&x.breach_date, &x.name).cmp(&(&y.breach_date, &y.name)));
-        reports.push(Report {
+        Ok(Report {
             account: &a.email,
             username: a.username.as_deref(),
             disabled: row.disabled,
@@ -171,10 +172,11 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
                 .iter()
                 .map(|b| BreachRef { name: &b.name, title: &b.title, date: &b.breach_date })
                 .collect(),
-        });
-    }
+        })
+    };
+    let mut reports = directory.par_iter().map(report).collect::<Result<Vec<_>>>()?;
     // Most urgent first; disabled accounts are left aside, at the end.
-    reports.sort_by(|x, y| {
+    reports.par_sort_by(|x, y| {
         (x.disabled, x.severity)
             .cmp(&(y.disabled, y.severity))
             .then(y.own_password_leaked_in.len().cmp(&x.own_password_leaked_in.len()))
