@@ -33,7 +33,7 @@ pub use directory::{
 };
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
-pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, DirectoryRow, Organization};
+pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
 
 /// The catalog's file name inside a data directory.
 pub const CATALOG_FILE: &str = "catalog.sqlite";

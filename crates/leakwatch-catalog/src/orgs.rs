@@ -4,15 +4,12 @@
 //! These tables version themselves apart from `schema.rs` (the `orgs_version`
 //! row of `meta`), so that they and the core tables can grow independently.
 //!
-//! A directory account is kept as the caller hands it: a keyed hash of its
-//! address (its identity across imports), its disabled state, a keyed hash of
-//! its password (change detection, shared passwords) and an opaque sealed
-//! blob (address, user name, what the import found out about the password).
-//! The catalog holds no key and no address in clear: the CLI seals and hashes
-//! with keys from the key ring. The NT hash itself is never stored: it is
-//! password-equivalent on a Windows network.
-
-use std::collections::HashMap;
+//! A directory is kept as the caller hands it: its account counts and one
+//! sealed blob (every account's address, user name, disabled state, a keyed
+//! hash of its password and what the import found out about it). The catalog
+//! holds no key and no address in clear: the CLI seals with keys from the key
+//! ring. The NT hash itself is never stored: it is password-equivalent on a
+//! Windows network.
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -49,26 +46,15 @@ CREATE TABLE organization_alerts (
     created_at TEXT NOT NULL
 ) STRICT;
 
-CREATE TABLE directory_accounts (
-    id               INTEGER PRIMARY KEY,
-    org_id           INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    -- Keyed BLAKE3 of the address (key from the key ring): the row's identity
-    -- across imports, for change detection.
-    account_key      BLOB NOT NULL CHECK (length(account_key) = 16),
-    disabled         INTEGER NOT NULL CHECK (disabled IN (0, 1)),
-    -- Keyed BLAKE3 of the NT hash (key from the key ring); NULL when unknown.
-    password_mac     BLOB CHECK (password_mac IS NULL OR length(password_mac) = 16),
-    -- The import that first saw this password_mac for the account.
-    password_seen_at TEXT,
-    -- Address, user name and the import's password findings, sealed
-    -- (AES-256-GCM-SIV under a key from the key ring): opaque to the catalog.
-    sealed           BLOB NOT NULL
+-- An organization's directory: read, replaced and removed whole, so one
+-- row: its account counts, and the accounts sealed together by the caller
+-- (addresses, user names, keyed password hashes, findings), opaque here.
+CREATE TABLE directories (
+    org_id   INTEGER PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    accounts INTEGER NOT NULL,
+    disabled INTEGER NOT NULL,
+    sealed   BLOB NOT NULL
 ) STRICT;
-
--- No index: a directory is read, replaced and deleted whole, by a scan in
--- rowid order (an organization's rows are one import's, contiguous), and
--- random account keys would turn every insert into a random B-tree insert.
--- `replace_directory` refuses two rows of one account key.
 "#];
 
 const VERSION_ROW: &str = "orgs_version";
@@ -135,22 +121,16 @@ pub struct AlertDestination {
     pub created_at: String,
 }
 
-/// One account of a directory, as the catalog keeps it.
+/// A directory as the catalog keeps it: counts, and the accounts sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryRow {
-    /// Keyed hash of the address: equal across imports for one account.
-    pub account_key: [u8; 16],
-    pub disabled: bool,
-    /// Keyed hash of the NT hash, when the directory gave one.
-    pub password_mac: Option<[u8; 16]>,
-    /// The address, user name and password findings, sealed by the caller.
+pub struct SealedDirectory {
+    pub accounts: u64,
+    pub disabled: u64,
     pub sealed: Vec<u8>,
-    /// When the current password was first seen by an import (set by
-    /// [`Catalog::replace_directory`]).
-    pub password_seen_at: Option<String>,
 }
 
-/// What replacing a directory changed.
+/// What replacing a directory changed (worked out by the caller, which can
+/// open the previous one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DirectoryChange {
     pub accounts: u64,
@@ -255,7 +235,7 @@ impl Catalog {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let (accounts, disabled): (i64, i64) = self.conn.query_row(
-                "SELECT count(*), coalesce(sum(disabled), 0) FROM directory_accounts WHERE org_id = ?1",
+                "SELECT coalesce(sum(accounts), 0), coalesce(sum(disabled), 0) FROM directories WHERE org_id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
@@ -291,138 +271,76 @@ impl Catalog {
         Ok(n > 0)
     }
 
-    /// Replaces an organization's directory with `accounts`, in one
-    /// transaction, recording the import (`source`, and the store generation
-    /// and highest breach id the findings were made against).
+    /// Replaces an organization's directory, recording the import (`source`,
+    /// and the store generation and highest breach id the findings were made
+    /// against).
     pub fn replace_directory(
         &mut self,
         org: &str,
-        accounts: &[DirectoryRow],
+        directory: &SealedDirectory,
         source: &str,
         checked_generation: u64,
         checked_breach_id: u32,
-    ) -> Result<DirectoryChange> {
+    ) -> Result<()> {
         let now = crate::now();
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
-        let result = (|| -> rusqlite::Result<Result<Option<DirectoryChange>, ()>> {
+        let result = (|| -> rusqlite::Result<bool> {
             let Some(id): Option<i64> = tx
                 .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
                 .optional()?
             else {
-                return Ok(Ok(None));
+                return Ok(false);
             };
-            // The previous import's passwords, for change detection.
-            type Before = HashMap<Vec<u8>, (Option<Vec<u8>>, Option<String>)>;
-            let mut before: Before = HashMap::new();
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT account_key, password_mac, password_seen_at FROM directory_accounts WHERE org_id = ?1",
-                )?;
-                let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-                for row in rows {
-                    let (key, old) = row?;
-                    before.insert(key, old);
-                }
-            }
-            tx.execute("DELETE FROM directory_accounts WHERE org_id = ?1", [id])?;
-            let mut change =
-                DirectoryChange { accounts: accounts.len() as u64, ..DirectoryChange::default() };
-            let mut insert = tx.prepare(
-                "INSERT INTO directory_accounts (org_id, account_key, disabled, password_mac, password_seen_at, \
-                 sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            tx.execute(
+                "INSERT INTO directories (org_id, accounts, disabled, sealed) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (org_id) DO UPDATE SET accounts = excluded.accounts, \
+                 disabled = excluded.disabled, sealed = excluded.sealed",
+                params![id, directory.accounts as i64, directory.disabled as i64, directory.sealed],
             )?;
-            let mut keys = std::collections::HashSet::with_capacity(accounts.len());
-            for a in accounts {
-                if !keys.insert(a.account_key) {
-                    return Ok(Err(()));
-                }
-                let mac = a.password_mac.map(|m| m.to_vec());
-                let seen_at = match before.remove(&a.account_key[..]) {
-                    None => {
-                        change.added += 1;
-                        mac.as_ref().map(|_| now.clone())
-                    }
-                    Some((old_mac, old_seen)) => {
-                        if mac.is_some() && old_mac.is_some() && mac != old_mac {
-                            change.password_changed += 1;
-                        }
-                        match (&mac, old_mac == mac) {
-                            (None, _) => None,
-                            (Some(_), true) => old_seen.or_else(|| Some(now.clone())),
-                            (Some(_), false) => Some(now.clone()),
-                        }
-                    }
-                };
-                insert.execute(params![id, &a.account_key[..], a.disabled, mac, seen_at, a.sealed])?;
-            }
-            change.removed = before.len() as u64;
-            drop(insert);
             tx.execute(
                 "UPDATE organizations SET directory_imported_at = ?2, directory_source = ?3, \
                  checked_generation = ?4, checked_breach_id = ?5 WHERE id = ?1",
                 params![id, now, source, checked_generation as i64, i64::from(checked_breach_id)],
             )?;
             tx.commit()?;
-            Ok(Ok(Some(change)))
+            Ok(true)
         })();
         match result {
-            Ok(Ok(Some(change))) => Ok(change),
-            Ok(Err(())) => Err(CatalogError::Invalid("two directory accounts with one address".into())),
-            Ok(Ok(None)) => {
+            Ok(true) => Ok(()),
+            Ok(false) => {
                 Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")))
             }
             Err(e) => Err(CatalogError::Sql { path, source: e }),
         }
     }
 
-    /// An organization's directory, in import order.
-    pub fn directory(&self, org: &str) -> Result<Vec<DirectoryRow>> {
-        let read = || -> rusqlite::Result<Vec<DirectoryRow>> {
-            let Some(id): Option<i64> = self
-                .conn
-                .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
-                .optional()?
-            else {
-                return Ok(Vec::new());
-            };
-            let mut stmt = self.conn.prepare(
-                "SELECT account_key, disabled, password_mac, sealed, password_seen_at \
-                 FROM directory_accounts WHERE org_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([id], |r| {
-                let key: Vec<u8> = r.get(0)?;
-                let mac: Option<Vec<u8>> = r.get(2)?;
-                Ok(DirectoryRow {
-                    account_key: key.try_into().unwrap_or([0; 16]),
-                    disabled: r.get(1)?,
-                    password_mac: mac.and_then(|m| m.try_into().ok()),
-                    sealed: r.get(3)?,
-                    password_seen_at: r.get(4)?,
-                })
-            })?;
-            rows.collect()
-        };
-        read().map_err(|e| self.sql(e))
+    /// An organization's directory, if one was imported.
+    pub fn directory(&self, org: &str) -> Result<Option<SealedDirectory>> {
+        self.conn
+            .query_row(
+                "SELECT d.accounts, d.disabled, d.sealed FROM directories d \
+                 JOIN organizations o ON o.id = d.org_id WHERE o.name = ?1",
+                [org],
+                |r| {
+                    Ok(SealedDirectory {
+                        accounts: r.get::<_, i64>(0)? as u64,
+                        disabled: r.get::<_, i64>(1)? as u64,
+                        sealed: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn account(key: u8, mac: Option<u8>) -> DirectoryRow {
-        DirectoryRow {
-            account_key: [key; 16],
-            disabled: false,
-            password_mac: mac.map(|m| [m; 16]),
-            sealed: vec![key, 1, 2, 3],
-            password_seen_at: None,
-        }
-    }
 
     #[test]
     fn organizations_round_trip_and_directories_are_replaced() {
@@ -436,37 +354,27 @@ mod tests {
         assert!(c.add_organization("bad name", &domains).is_err());
         assert!(c.add_organization("nodomain", &[]).is_err());
 
-        let first = [account(1, Some(1)), account(2, Some(2))];
-        let change = c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
-        assert_eq!(change, DirectoryChange { accounts: 2, added: 2, removed: 0, password_changed: 0 });
-        let second = [account(1, Some(1)), account(3, None)];
-        let mut changed = second.clone();
-        changed[0].password_mac = Some([9; 16]);
-        let change = c.replace_directory("acme", &changed, "pwdump", 8, 4).unwrap();
-        assert_eq!(change, DirectoryChange { accounts: 2, added: 1, removed: 1, password_changed: 1 });
-        let dir = c.directory("acme").unwrap();
-        assert_eq!(dir.len(), 2);
-        assert_eq!(dir[0].password_mac, Some([9; 16]));
-        assert_eq!(dir[0].sealed, [1, 1, 2, 3]);
-        assert!(dir[0].password_seen_at.is_some());
-        assert!(dir[1].password_seen_at.is_none());
+        assert_eq!(c.directory("acme").unwrap(), None);
+        let first = SealedDirectory { accounts: 2, disabled: 1, sealed: vec![1, 2, 3] };
+        c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
+        assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&first));
+        let second = SealedDirectory { accounts: 3, disabled: 0, sealed: vec![4; 100] };
+        c.replace_directory("acme", &second, "pwdump", 8, 4).unwrap();
+        assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&second));
         let org = c.organization("acme").unwrap().unwrap();
-        assert_eq!(org.accounts, 2);
+        assert_eq!((org.accounts, org.disabled_accounts), (3, 0));
         let import = org.directory.unwrap();
         assert_eq!(
             (import.source.as_str(), import.checked_generation, import.checked_breach_id),
             ("pwdump", 8, 4)
         );
         assert!(c.replace_directory("nobody", &second, "csv", 1, 1).is_err());
-        let twice = [account(5, None), account(5, Some(1))];
-        assert!(c.replace_directory("acme", &twice, "csv", 1, 1).is_err());
-        assert_eq!(c.directory("acme").unwrap().len(), 2, "a refused import changes nothing");
 
         drop(c);
         let mut c = Catalog::open_in(tmp.path()).unwrap();
         assert_eq!(c.organizations().unwrap().len(), 1);
         assert!(c.remove_organization("acme").unwrap());
         assert!(!c.remove_organization("acme").unwrap());
-        assert!(c.directory("acme").unwrap().is_empty());
+        assert_eq!(c.directory("acme").unwrap(), None);
     }
 }

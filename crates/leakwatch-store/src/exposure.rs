@@ -1,7 +1,7 @@
 //! What an organization's audit asks of the store about one of its accounts
 //! beyond the plain lookups: whether the account's current password is the
 //! very one that leaked for that account; and the keys the catalog keeps a
-//! directory under (keyed hashes of addresses and NT hashes, sealed rows).
+//! directory under (a keyed hash of each NT hash, the directory sealed).
 //!
 //! Ingest keeps each (breach, account, password) triple as a keyed hash of the
 //! NTLM digest and the pair key of (account, breach) (`docs/format.md`). Given
@@ -21,9 +21,8 @@ use crate::manifest::Breach;
 use crate::reader::Store;
 
 const DIRECTORY_CONTEXT: &str = "leakwatch 2026-12 directory password hash key";
-const DIRECTORY_ACCOUNT_CONTEXT: &str = "leakwatch 2026-12 directory account key";
 const DIRECTORY_SEAL_CONTEXT: &str = "leakwatch 2026-12 directory seal key";
-/// A sealed directory row: a random nonce, then the ciphertext and its tag.
+/// A sealed directory: a random nonce, then the ciphertext and its tag.
 const NONCE_LEN: usize = 12;
 
 impl Keys {
@@ -34,7 +33,6 @@ impl Keys {
         let derive = |context| blake3::derive_key(context, &self.audit_subject_key());
         DirectoryKeys {
             password: derive(DIRECTORY_CONTEXT),
-            account: derive(DIRECTORY_ACCOUNT_CONTEXT),
             seal: aes_gcm_siv::Aes256GcmSiv::new(&derive(DIRECTORY_SEAL_CONTEXT).into()),
         }
     }
@@ -43,7 +41,6 @@ impl Keys {
 /// [`Keys::directory_keys`]: derived once for a whole directory.
 pub struct DirectoryKeys {
     password: [u8; 32],
-    account: [u8; 32],
     seal: aes_gcm_siv::Aes256GcmSiv,
 }
 
@@ -60,19 +57,13 @@ impl DirectoryKeys {
         keyed16(&self.password, nt_hash)
     }
 
-    /// The keyed hash of a directory account's normalized address: its
-    /// identity in the catalog across imports.
-    pub fn account_key(&self, email: &str) -> [u8; 16] {
-        keyed16(&self.account, email.as_bytes())
-    }
-
-    /// Seals what the catalog keeps of a directory account (AES-256-GCM-SIV,
-    /// a random nonce in front).
+    /// Seals what the catalog keeps of a directory (AES-256-GCM-SIV, a random
+    /// nonce in front).
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut out = nonce.to_vec();
         out.extend(
-            self.seal.encrypt(&nonce.into(), plaintext).expect("a directory row is far below the limit"),
+            self.seal.encrypt(&nonce.into(), plaintext).expect("a directory is far below GCM-SIV's 64 GiB"),
         );
         out
     }

@@ -13,13 +13,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use leakwatch_catalog::DirectoryRow;
 use leakwatch_store::{Breach, DataDir, Store};
-use leakwatch_types::Account;
+use leakwatch_types::{Account, AccountKind};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::org::{audit_rows, open_catalog, open_directory, organization, require_directory, SealedAccount};
+use super::org::{audit_rows, open_accounts, open_catalog, organization, require_directory, SealedAccount};
 use crate::cli::AuditArgs;
 use crate::output::{line, plural, stdout, table, thousands};
 use crate::Outcome;
@@ -72,7 +71,9 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let mut catalog = open_catalog(dir)?;
     let org = organization(&catalog, &args.org)?;
     require_directory(&org)?;
-    let directory = open_directory(&keys, catalog.directory(&org.name)?)?;
+    let sealed = catalog.directory(&org.name)?.context("the organization's directory is gone")?;
+    let directory = open_accounts(&keys.directory_keys(), &sealed)?;
+    drop(sealed);
     let import = org.directory.as_ref().expect("checked above");
     if store.generation() != import.checked_generation {
         let newer: Vec<&str> = store
@@ -91,7 +92,8 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
             );
         }
     }
-    let reports = reports(&store, &directory)?;
+    let all = reports(&store, &directory)?;
+    let reports = most_urgent_first(&all);
     let exposed = reports.iter().filter(|r| !r.disabled && r.severity != Severity::None).count() as u64;
     audit_rows(&keys, &mut catalog, "audit", &org, exposed)?;
 
@@ -113,31 +115,27 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     Ok(if exposed > 0 { Outcome::Found } else { Outcome::NotFound })
 }
 
-fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)]) -> Result<Vec<Report<'a>>> {
+fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
     let by_id: HashMap<u32, &Breach> = store.breaches().into_iter().map(|b| (b.id, b)).collect();
     // Accounts by their password's keyed hash: equal hashes, equal passwords.
-    let mut groups: HashMap<[u8; 16], Vec<&str>> = HashMap::new();
-    for (row, a) in directory.iter().filter(|(row, _)| !row.disabled) {
-        if let Some(mac) = row.password_mac {
+    let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
+    for a in directory.iter().filter(|a| !a.disabled) {
+        if let Some(mac) = &a.mac {
             groups.entry(mac).or_default().push(&a.email);
         }
     }
     // Each account's lookups are independent: on all cores.
-    let report = |(row, a): &'a (DirectoryRow, SealedAccount)| -> Result<Report<'a>> {
-        let account = Account::email(&a.email).ok();
-        let breaches = match &account {
-            Some(acc) => store.account_breaches(acc)?,
-            None => Vec::new(),
-        };
-        let stealer_websites = match &account {
-            Some(acc) => store.stealer_websites_by_email(acc)?,
-            None => Vec::new(),
-        };
+    let report = |a: &'a SealedAccount| -> Result<Report<'a>> {
+        // Stored normalized by the import: no need to normalize again.
+        let account = Account { kind: AccountKind::Email, value: a.email.clone() };
+        let breaches = store.account_breaches(&account)?;
+        let stealer_websites = store.stealer_websites_by_email(&account)?;
         let mut own: Vec<&Breach> = a.own_leaked_in.iter().filter_map(|id| by_id.get(id).copied()).collect();
         own.sort_by(|x, y| x.name.cmp(&y.name));
-        let shared_with: Vec<&str> = row
-            .password_mac
-            .and_then(|m| groups.get(&m))
+        let shared_with: Vec<&str> = a
+            .mac
+            .as_deref()
+            .and_then(|m| groups.get(m))
             .map(|g| g.iter().copied().filter(|e| *e != a.email).collect())
             .unwrap_or_default();
         let count = a.own_count + a.hibp_count;
@@ -157,11 +155,11 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
         Ok(Report {
             account: &a.email,
             username: a.username.as_deref(),
-            disabled: row.disabled,
+            disabled: a.disabled,
             severity,
             own_password_leaked_in: own.iter().map(|b| b.name.as_str()).collect(),
             stealer_websites,
-            password_known: a.password_known,
+            password_known: a.mac.is_some(),
             password_count: count,
             password_count_own: a.own_count,
             password_count_hibp: a.hibp_count,
@@ -174,8 +172,13 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
                 .collect(),
         })
     };
-    let mut reports = directory.par_iter().map(report).collect::<Result<Vec<_>>>()?;
-    // Most urgent first; disabled accounts are left aside, at the end.
+    directory.par_iter().map(report).collect()
+}
+
+/// The reports, most urgent first; disabled accounts are left aside, at the
+/// end. References are sorted: a report is large to move.
+fn most_urgent_first<'r, 'a>(all: &'r [Report<'a>]) -> Vec<&'r Report<'a>> {
+    let mut reports: Vec<&Report> = all.iter().collect();
     reports.par_sort_by(|x, y| {
         (x.disabled, x.severity)
             .cmp(&(y.disabled, y.severity))
@@ -187,7 +190,7 @@ fn reports<'a>(store: &'a Store, directory: &'a [(DirectoryRow, SealedAccount)])
             .then(y.breaches.len().cmp(&x.breaches.len()))
             .then(x.account.cmp(y.account))
     });
-    Ok(reports)
+    reports
 }
 
 /// Figures over the enabled accounts.
@@ -203,8 +206,8 @@ struct Summary {
     exposed: u64,
 }
 
-fn summary(reports: &[Report]) -> Summary {
-    let enabled: Vec<&Report> = reports.iter().filter(|r| !r.disabled).collect();
+fn summary(reports: &[&Report]) -> Summary {
+    let enabled: Vec<&Report> = reports.iter().copied().filter(|r| !r.disabled).collect();
     let count = |f: &dyn Fn(&Report) -> bool| enabled.iter().filter(|r| f(r)).count() as u64;
     Summary {
         audited: enabled.len() as u64,
@@ -219,7 +222,7 @@ fn summary(reports: &[Report]) -> Summary {
     }
 }
 
-fn summary_line(reports: &[Report]) -> String {
+fn summary_line(reports: &[&Report]) -> String {
     let s = summary(reports);
     format!(
         "{} audited ({} disabled left aside): {} exposed; current password leaked for the account itself: {}; \
@@ -247,7 +250,7 @@ fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-fn write_table(out: &mut impl Write, reports: &[Report]) -> Result<()> {
+fn write_table(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .filter(|r| !r.disabled && r.severity != Severity::None)
@@ -298,7 +301,7 @@ fn join_or_dash(names: &[&str]) -> String {
     }
 }
 
-fn write_csv(out: &mut impl Write, reports: &[Report]) -> Result<()> {
+fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
     line(
         out,
         "account,username,disabled,severity,own_password_leaked_in,stealer_websites,password_known,\
@@ -353,7 +356,7 @@ fn esc(text: &str) -> String {
 }
 
 /// The HTML report: inline style and an inline SVG chart, nothing fetched.
-fn html(org: &str, imported_at: &str, reports: &[Report], store: &Store) -> String {
+fn html(org: &str, imported_at: &str, reports: &[&Report], store: &Store) -> String {
     let s = summary(reports);
     let mut h = String::with_capacity(64 << 10);
     let _ = write!(
@@ -415,7 +418,7 @@ fn html(org: &str, imported_at: &str, reports: &[Report], store: &Store) -> Stri
 
 /// An SVG bar per breach, by breach date: the enabled accounts whose address
 /// is in it, and in red those whose current password leaked there.
-fn chart(reports: &[Report]) -> String {
+fn chart(reports: &[&Report]) -> String {
     let mut by_breach: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
     for r in reports.iter().filter(|r| !r.disabled) {
         for b in &r.breach_details {
