@@ -69,7 +69,7 @@ impl DirectoryKeys {
     }
 
     /// Opens [`DirectoryKeys::seal`]'s output; `None` when it does not
-    /// authenticate (another key ring, or a changed row).
+    /// authenticate (another key ring, or a changed blob).
     pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE_LEN {
             return None;
