@@ -2,7 +2,8 @@
 //! beside the immutable index (`DATA/catalog.sqlite`).
 //!
 //! It holds API keys (as hashes, never the keys themselves), their roles, domains
-//! and rate limits, and the audit log of authenticated searches. The index
+//! and rate limits, the audit log of authenticated searches, and organizations
+//! with their domains, directories of accounts and alert destinations. The index
 //! segments stay immutable and memory-mapped; everything that changes by the
 //! minute lives here, behind SQL transactions, so that the CLI can add or revoke a
 //! key while a server is running and the server sees it within a poll interval.
@@ -15,8 +16,10 @@
 //! clear; the audit log holds a keyed hash of it ([`AuditHasher`]).
 
 mod audit;
+mod directory;
 mod error;
 mod keys;
+mod orgs;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -28,8 +31,12 @@ pub use audit::{
     AuditEntry, AuditFilter, AuditHasher, AuditKey, AuditKeys, AuditRecord, AuditVerification, ChainPrefix,
     Subject, SubjectKind,
 };
+pub use directory::{
+    parse_directory, DirectoryEntry, DirectoryFormat, LeftOut, ParsedDirectory, EMPTY_NT_HASH,
+};
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
+pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
 
 /// The catalog's file name inside a data directory.
 pub const CATALOG_FILE: &str = "catalog.sqlite";
@@ -78,6 +85,7 @@ impl Catalog {
             )
             .map_err(|e| catalog.sql(e))?;
         schema::migrate(&mut catalog)?;
+        orgs::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

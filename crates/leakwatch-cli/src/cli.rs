@@ -126,6 +126,22 @@ pub enum Command {
     /// Import outside data: Have I Been Pwned's Pwned Passwords download.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Organizations: their domains, their directory of accounts and their alert
+    /// destinations, kept in the catalog.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Audit an organization's directory against the whole leak corpus, most
+    /// urgent first.
+    ///
+    /// Per enabled account: whether its current password is the very one leaked
+    /// for that account (credential stuffing works on it today, and in which
+    /// breaches), stealer-log sightings (the device is infected), how often its
+    /// current password was seen (your dumps and Pwned Passwords), accounts
+    /// sharing one password, empty passwords, and the breaches its address is
+    /// in. Password findings are those of the last `org import` (the NT hashes
+    /// are never kept); address findings are looked up now. Disabled accounts
+    /// are left aside. Exit 0 if any account is exposed, 1 if none is. Audited.
+    Audit(AuditArgs),
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -356,6 +372,94 @@ pub enum AuditLogCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Add an organization with its email domains.
+    Add {
+        /// The organization's name: ASCII letters, digits, '-', '_' or '.'.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Its email domains (one or more; the first gives an address to
+        /// directory accounts that have none, as pwdump files' `DOMAIN\user`).
+        #[arg(long = "domain", value_name = "D", required = true, num_args = 1..)]
+        domains: Vec<String>,
+    },
+    /// List the organizations.
+    List {
+        /// One JSON object per organization.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an organization: domains, directory import, alert destinations.
+    Show {
+        /// The organization's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an organization with its directory and alert destinations.
+    Remove {
+        /// The organization's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Import the organization's directory of accounts, replacing the previous one.
+    ///
+    /// CSV with a header row naming `email`, `username`, `nt_hash` (any order,
+    /// either case; the hash column is optional; `disabled` or `enabled`
+    /// columns mark disabled accounts), or pwdump / secretsdump lines
+    /// (`DOMAIN\user:rid:lmhash:nthash:::`, ` (status=Disabled)` honoured).
+    /// Each account's current NT hash is checked against the store now and then
+    /// dropped: the catalog keeps a keyed hash of it and what was found, never
+    /// the hash. Machine accounts (`NAME$`) and password-history lines are left
+    /// out; malformed lines are counted by reason. Audited.
+    Import(OrgImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrgImportArgs {
+    /// The organization's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The directory file, or `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// The file's format (default: detected from its first line).
+    #[arg(long, value_enum)]
+    pub format: Option<DirectoryFormatArg>,
+    /// Print the import summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectoryFormatArg {
+    /// CSV (or `;`/TAB separated) with a header row.
+    Csv,
+    /// pwdump / impacket secretsdump `user:rid:lmhash:nthash:::` lines.
+    Pwdump,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The organization to audit.
+    #[arg(long, value_name = "NAME")]
+    pub org: String,
+    /// One JSON object per directory account, most urgent first (disabled
+    /// accounts last, marked "disabled": true).
+    #[arg(long, conflicts_with_all = ["csv", "html"])]
+    pub json: bool,
+    /// CSV with a header row, one row per directory account.
+    #[arg(long, conflicts_with = "html")]
+    pub csv: bool,
+    /// Write one self-contained HTML report (summary, a chart of exposures by
+    /// breach date, the exposed accounts) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,18 @@ use rayon::prelude::*;
 /// ([`Keys::mask_pairs`]); the triple's stored key, as wide as the record
 /// (the segment kinds' key lengths), is computed when it is written.
 const SHA1_REC: usize = 20 + 8;
-const NTLM_REC: usize = 16 + 8;
+pub(crate) const NTLM_REC: usize = 16 + 8;
+
+/// One credential record before its pair is masked: the digest (`N - 8`
+/// bytes), then the (account, breach) pair key. Ingest builds every triple's
+/// record here, and so does the lookup of a known triple
+/// ([`crate::Store::own_password_leaked_in`]), so both key it alike.
+pub(crate) fn credential_record<const N: usize>(digest: &[u8], pair: &[u8; 8]) -> [u8; N] {
+    let mut rec = [0u8; N];
+    rec[..N - 8].copy_from_slice(digest);
+    rec[N - 8..].copy_from_slice(pair);
+    rec
+}
 /// A stealer-log entry: the key, the sealed payload zero-padded, its length.
 /// Sorted as arrays, entries fall in (key, sealed payload) order, the order
 /// compaction keeps. Three widths, so that few bytes are padding: up to 31
@@ -187,16 +198,10 @@ fn to_batch(
         let Some(material) = &record.password else { continue };
         let pair = blinder.pair_key(&inner, breach).to_le_bytes();
         if let Some(sha1) = material.sha1() {
-            let mut rec = [0u8; SHA1_REC];
-            rec[..20].copy_from_slice(&sha1);
-            rec[20..28].copy_from_slice(&pair);
-            sha1_creds.push(rec);
+            sha1_creds.push(credential_record::<SHA1_REC>(&sha1, &pair));
         }
         if let Some(ntlm) = material.ntlm() {
-            let mut rec = [0u8; NTLM_REC];
-            rec[..16].copy_from_slice(&ntlm);
-            rec[16..24].copy_from_slice(&pair);
-            ntlm_creds.push(rec);
+            ntlm_creds.push(credential_record::<NTLM_REC>(&ntlm, &pair));
         }
     }
     let items: Vec<(&SealPlace, &[u8])> = aliases.iter().map(|&(p, alias)| (&places[p].1, alias)).collect();

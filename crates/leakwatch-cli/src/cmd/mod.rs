@@ -13,6 +13,8 @@ mod demo;
 mod import;
 mod ingest;
 mod keys;
+mod org;
+mod org_audit;
 mod repair;
 mod search;
 mod serve;
@@ -66,6 +68,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         // a mistyped directory would hold keys no server ever reads.
         Command::Apikey(command) => apikey::run(&store()?, command),
         Command::AuditLog(args) => audit::run(&store()?, args),
+        Command::Org(command) => org::run(&store()?, command),
+        Command::Audit(args) => org_audit::run(&store()?, args),
         Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
         Command::Rekey { json, audit } => keys::rekey(&store()?, json, audit),
     }

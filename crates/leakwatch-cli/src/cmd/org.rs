@@ -1,0 +1,391 @@
+//! `leakwatch org add|list|show|remove|import`: organizations in the catalog,
+//! and the import of their directory of accounts.
+//!
+//! An import reads the file, checks each account's current NT hash against the
+//! store (its counts, and the breaches where it leaked for that very account),
+//! and hands the catalog the directory sealed (addresses, user names, keyed
+//! hashes of the NT hashes, findings); the NT hashes themselves go no further
+//! than this process's memory.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context, Result};
+use leakwatch_catalog::{
+    parse_directory, AuditEntry, Catalog, DirectoryChange, DirectoryEntry, DirectoryFormat, Organization,
+    SealedDirectory, SubjectKind, EMPTY_NT_HASH,
+};
+use leakwatch_store::{DataDir, DirectoryKeys, Store};
+use leakwatch_types::{encode_hex_upper, normalize_domain, Account};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::cli::{DirectoryFormatArg, OrgCommand, OrgImportArgs};
+use crate::output::{line, plural, stdout, table};
+use crate::Outcome;
+
+pub fn run(dir: &DataDir, command: OrgCommand) -> Result<Outcome> {
+    match command {
+        OrgCommand::Add { name, domains } => add(dir, &name, &domains),
+        OrgCommand::List { json } => list(dir, json),
+        OrgCommand::Show { name, json } => show(dir, &name, json),
+        OrgCommand::Remove { name } => remove(dir, &name),
+        OrgCommand::Import(args) => import(dir, args),
+    }
+}
+
+pub(crate) fn open_catalog(dir: &DataDir) -> Result<Catalog> {
+    Catalog::open_in(dir.root()).with_context(|| format!("opening the catalog of {}", dir.root().display()))
+}
+
+/// The organization named `name`, or an error saying how to see the others.
+pub(crate) fn organization(catalog: &Catalog, name: &str) -> Result<Organization> {
+    catalog.organization(name)?.with_context(|| {
+        format!("no organization {name:?}: `leakwatch org list` shows them, `org add` adds one")
+    })
+}
+
+fn add(dir: &DataDir, name: &str, domains: &[String]) -> Result<Outcome> {
+    let mut normalized = Vec::with_capacity(domains.len());
+    for d in domains {
+        let n = normalize_domain(d).with_context(|| format!("{d:?} is not a domain name"))?;
+        if !normalized.contains(&n) {
+            normalized.push(n);
+        }
+    }
+    let org = open_catalog(dir)?.add_organization(name, &normalized)?;
+    let mut out = stdout();
+    writeln!(out, "added organization {} ({})", org.name, org.domains.join(", "))?;
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn list(dir: &DataDir, json: bool) -> Result<Outcome> {
+    let orgs = open_catalog(dir)?.organizations()?;
+    let mut out = stdout();
+    if json {
+        for org in &orgs {
+            line(&mut out, &serde_json::to_string(org)?)?;
+        }
+    } else if orgs.is_empty() {
+        line(&mut out, "no organizations (add one with `leakwatch org add NAME --domain D`)")?;
+    } else {
+        let rows: Vec<Vec<String>> = orgs
+            .iter()
+            .map(|o| {
+                vec![
+                    o.name.clone(),
+                    o.domains.join(", "),
+                    crate::output::thousands(o.accounts),
+                    o.directory
+                        .as_ref()
+                        .map_or("never".to_owned(), |d| format!("{} ({})", d.imported_at, d.source)),
+                ]
+            })
+            .collect();
+        table(&mut out, &["NAME", "DOMAINS", "ACCOUNTS", "DIRECTORY IMPORTED"], &rows, &[2])?;
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn show(dir: &DataDir, name: &str, json: bool) -> Result<Outcome> {
+    let org = organization(&open_catalog(dir)?, name)?;
+    let mut out = stdout();
+    if json {
+        line(&mut out, &serde_json::to_string(&org)?)?;
+    } else {
+        writeln!(out, "organization  {}", org.name)?;
+        writeln!(out, "domains       {}", org.domains.join(", "))?;
+        writeln!(out, "created       {}", org.created_at)?;
+        writeln!(
+            out,
+            "directory     {} ({} disabled)",
+            plural(org.accounts, "account", "accounts"),
+            crate::output::thousands(org.disabled_accounts)
+        )?;
+        match &org.directory {
+            Some(d) => writeln!(
+                out,
+                "imported      {} from {} (checked against store generation {})",
+                d.imported_at, d.source, d.checked_generation
+            )?,
+            None => writeln!(out, "imported      never (`leakwatch org import {} FILE`)", org.name)?,
+        }
+        if org.alerts.is_empty() {
+            writeln!(out, "alerts        none")?;
+        }
+        for a in &org.alerts {
+            writeln!(out, "alert         {} {}", a.kind, a.target)?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn remove(dir: &DataDir, name: &str) -> Result<Outcome> {
+    let mut catalog = open_catalog(dir)?;
+    let org = organization(&catalog, name)?;
+    catalog.remove_organization(name)?;
+    let mut out = stdout();
+    writeln!(
+        out,
+        "removed organization {} with its directory of {}",
+        org.name,
+        plural(org.accounts, "account", "accounts")
+    )?;
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
+    let store = Store::open(dir)?;
+    let keys = dir.ensure_keys()?;
+    let mut catalog = open_catalog(dir)?;
+    let org = organization(&catalog, &args.name)?;
+    let bytes = read_input(&args.file)?;
+    let format = match args.format {
+        Some(DirectoryFormatArg::Csv) => DirectoryFormat::Csv,
+        Some(DirectoryFormatArg::Pwdump) => DirectoryFormat::Pwdump,
+        None => DirectoryFormat::detect(&bytes),
+    };
+    let parsed = parse_directory(&bytes, format, &org.domains[0]);
+    drop(bytes);
+    let dkeys = keys.directory_keys();
+    // The previous directory, for change detection: only what `compare` reads.
+    let previous_plain = match catalog.directory(&org.name)? {
+        Some(d) => dkeys.open(&d.sealed).unwrap_or_else(|| {
+            eprintln!(
+                "leakwatch: note: the previous directory does not open with this key ring: not compared"
+            );
+            b"[]".to_vec()
+        }),
+        None => b"[]".to_vec(),
+    };
+    let previous: Vec<Previous> =
+        serde_json::from_slice(&previous_plain).context("the previous directory")?;
+    let mut accounts = check_passwords(&store, &dkeys, parsed.entries)?;
+    let change = compare(&previous, &mut accounts);
+    drop(previous);
+    drop(previous_plain);
+    let with_hash = accounts.iter().filter(|a| a.mac.is_some()).count() as u64;
+    let disabled = accounts.iter().filter(|a| a.disabled).count() as u64;
+    let directory = SealedDirectory {
+        accounts: change.accounts,
+        disabled,
+        sealed: dkeys.seal(&serde_json::to_vec(&accounts)?),
+    };
+    let max_breach = store.breaches().iter().map(|b| b.id).max().unwrap_or(0);
+    catalog.replace_directory(&org.name, &directory, format.as_str(), store.generation(), max_breach)?;
+    audit_rows(dir, &mut catalog, "org import", &org, change.accounts)?;
+
+    let left_out: u64 = parsed.left_out.values().map(|l| l.count).sum();
+    let mut out = stdout();
+    if args.json {
+        let value = json!({
+            "organization": org.name,
+            "format": format.as_str(),
+            "accounts": change.accounts,
+            "disabled": disabled,
+            "with_nt_hash": with_hash,
+            "added": change.added,
+            "removed": change.removed,
+            "password_changed": change.password_changed,
+            "left_out": parsed.left_out,
+        });
+        line(&mut out, &value.to_string())?;
+    } else {
+        writeln!(
+            out,
+            "imported {} into {} ({}): {} disabled, {} with an NT hash; {} added, {} removed, {} changed password",
+            plural(change.accounts, "account", "accounts"),
+            org.name,
+            format.as_str(),
+            crate::output::thousands(disabled),
+            crate::output::thousands(with_hash),
+            crate::output::thousands(change.added),
+            crate::output::thousands(change.removed),
+            crate::output::thousands(change.password_changed),
+        )?;
+        if left_out > 0 {
+            writeln!(out, "left out {}:", plural(left_out, "line", "lines"))?;
+            for (reason, l) in &parsed.left_out {
+                let lines: Vec<String> = l.lines.iter().map(u64::to_string).collect();
+                writeln!(
+                    out,
+                    "  {:>8}  {reason} (lines {})",
+                    crate::output::thousands(l.count),
+                    lines.join(", ")
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Found)
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).context("<stdin>")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| file.to_owned())?;
+    }
+    Ok(bytes)
+}
+
+/// What the catalog keeps of a directory account, sealed with the rest of the
+/// directory under a key from the key ring: the catalog file alone names
+/// nobody. Stored as JSON with one-letter names (the directory is one blob).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SealedAccount {
+    #[serde(rename = "e")]
+    pub email: String,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub netbios_domain: Option<String>,
+    #[serde(rename = "x", default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// The keyed hash of the NT hash (hex), when the directory gave one.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// The import that first saw this password for the account.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub password_seen_at: Option<String>,
+    #[serde(rename = "z", default, skip_serializing_if = "is_false")]
+    pub empty_password: bool,
+    /// The current password's count in the organization's own dumps...
+    #[serde(rename = "o", default)]
+    pub own_count: u64,
+    /// ...and in the imported Pwned Passwords.
+    #[serde(rename = "h", default)]
+    pub hibp_count: u64,
+    /// Breach ids where this very password leaked for this very account.
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
+    pub own_leaked_in: Vec<u32>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// Each entry with what its current password reveals; the hash itself is
+/// dropped, only its keyed hash kept.
+fn check_passwords(
+    store: &Store,
+    keys: &DirectoryKeys,
+    entries: Vec<DirectoryEntry>,
+) -> Result<Vec<SealedAccount>> {
+    // Each account's lookups are independent: on all cores.
+    entries.into_par_iter().map(|e| check_password(store, keys, e)).collect()
+}
+
+fn check_password(store: &Store, keys: &DirectoryKeys, e: DirectoryEntry) -> Result<SealedAccount> {
+    let mut sealed = SealedAccount {
+        email: e.email,
+        username: e.username,
+        netbios_domain: e.netbios_domain,
+        disabled: e.disabled,
+        ..SealedAccount::default()
+    };
+    if let Some(nt) = &e.nt_hash {
+        let counts = store.password_counts(true, nt)?;
+        sealed.mac = Some(encode_hex_upper(&keys.password_mac(nt)));
+        sealed.empty_password = *nt == EMPTY_NT_HASH;
+        sealed.own_count = counts.own;
+        sealed.hibp_count = counts.hibp;
+        if counts.own > 0 {
+            // A triple needs the hash in the own dumps: no count, no triple.
+            if let Ok(account) = Account::email(&sealed.email) {
+                sealed.own_leaked_in =
+                    store.own_password_leaked_in(&account, nt)?.iter().map(|b| b.id).collect();
+            }
+        }
+    }
+    Ok(sealed)
+}
+
+/// What change detection reads of the previous directory's accounts,
+/// borrowed from its JSON where it can be.
+#[derive(Deserialize)]
+struct Previous<'a> {
+    #[serde(rename = "e", borrow)]
+    email: std::borrow::Cow<'a, str>,
+    #[serde(rename = "m", borrow, default)]
+    mac: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "s", borrow, default)]
+    password_seen_at: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// What changed since the `previous` directory; sets when each account's
+/// password was first seen (kept from before when it is unchanged).
+fn compare(previous: &[Previous], accounts: &mut [SealedAccount]) -> DirectoryChange {
+    let now = leakwatch_catalog::now();
+    let mut before: HashMap<&str, &Previous> = previous.iter().map(|a| (a.email.as_ref(), a)).collect();
+    let mut change = DirectoryChange { accounts: accounts.len() as u64, ..DirectoryChange::default() };
+    for a in accounts.iter_mut() {
+        let old = before.remove(a.email.as_str());
+        if old.is_none() {
+            change.added += 1;
+        }
+        let old_mac = old.and_then(|o| o.mac.as_deref());
+        if a.mac.is_some() && old_mac.is_some() && a.mac.as_deref() != old_mac {
+            change.password_changed += 1;
+        }
+        a.password_seen_at = match (&a.mac, old) {
+            (None, _) => None,
+            (Some(mac), Some(o)) if o.mac.as_deref() == Some(mac.as_str()) => {
+                Some(o.password_seen_at.as_deref().unwrap_or(&now).to_owned())
+            }
+            (Some(_), _) => Some(now.clone()),
+        };
+    }
+    change.removed = before.len() as u64;
+    change
+}
+
+/// Opens a directory the catalog keeps.
+pub(crate) fn open_accounts(keys: &DirectoryKeys, directory: &SealedDirectory) -> Result<Vec<SealedAccount>> {
+    let plain = keys
+        .open(&directory.sealed)
+        .context("the directory does not open with this key ring (import it again)")?;
+    serde_json::from_slice(&plain).context("the directory")
+}
+
+/// One audit-log row per domain of the organization: the command searched
+/// that domain's accounts (`results` of them).
+pub(crate) fn audit_rows(
+    dir: &DataDir,
+    catalog: &mut Catalog,
+    command: &str,
+    org: &Organization,
+    results: u64,
+) -> Result<()> {
+    let keys = leakwatch_server::audit_keys(dir)?;
+    let hasher = keys.current().hasher();
+    let user = super::breach::os_user();
+    let command = format!("{command} --org {}", org.name);
+    let entries: Vec<AuditEntry> = org
+        .domains
+        .iter()
+        .map(|d| AuditEntry::cli(&user, &command, hasher.subject(SubjectKind::Domain, d), results))
+        .collect();
+    catalog
+        .append_audit(&entries, &keys)
+        .with_context(|| format!("{command} was done, but its audit rows were not written"))?;
+    Ok(())
+}
+
+/// Fails unless `org` names an organization with an imported directory.
+pub(crate) fn require_directory(org: &Organization) -> Result<()> {
+    if org.directory.is_none() {
+        bail!(
+            "organization {} has no directory yet: `leakwatch org import {} FILE` first",
+            org.name,
+            org.name
+        );
+    }
+    Ok(())
+}
