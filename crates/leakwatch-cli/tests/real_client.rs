@@ -9,22 +9,16 @@
 //! npm`); the package comes from the npm registry once per target directory.
 //! Without them the test fails, saying so: it is not skipped.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use leakwatch_types::{encode_hex_upper, ntlm, sha1};
 
+mod support;
+use support::{leakwatch, serve};
+
 /// The version of the `hibp` package the test runs.
 const HIBP: &str = "hibp@15.2.1";
-
-fn leakwatch(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-    cmd.arg("--data").arg(data).stdin(Stdio::null());
-    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
-    cmd
-}
 
 /// Fails, saying what to install, when `tool` does not run.
 fn require(tool: &str) {
@@ -57,25 +51,6 @@ fn hibp_package() -> PathBuf {
         assert!(out.status.success(), "npm install {HIBP} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     dir
-}
-
-/// Starts `serve` on an ephemeral loopback port; its address from the log.
-fn serve(data: &Path) -> (Child, SocketAddr) {
-    let mut child = leakwatch(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").unwrap();
-        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
 }
 
 /// What the script asks the client, one JSON object per check.

@@ -3,19 +3,14 @@
 //! revocations made by other processes, SIGTERM stops it cleanly, and the audit
 //! log shows what was searched without the address.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn leakwatch(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-    cmd.arg("--data").arg(data).stdin(Stdio::null());
-    // The data key beside the data directory, not in the user's config directory.
-    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
-    cmd
-}
+mod support;
+use support::{leakwatch, serve};
 
 fn run(data: &Path, args: &[&str]) -> String {
     let out = leakwatch(data).args(args).output().unwrap();
@@ -44,26 +39,6 @@ fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
     let status = response[9..12].parse().unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
-}
-
-/// Starts `serve` on an ephemeral port and reads the port from its log.
-fn serve(data: &Path) -> (Child, SocketAddr) {
-    let mut child = leakwatch(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").unwrap();
-        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
 }
 
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of this.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -53,4 +55,34 @@ impl Run {
     pub fn json_lines(&self) -> Vec<Value> {
         self.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
     }
+}
+
+/// The binary on the data directory `data`, with nothing on its standard
+/// input and its data key beside the directory, not in the user's config
+/// directory.
+pub fn leakwatch(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+    cmd.arg("--data").arg(data).stdin(Stdio::null());
+    cmd.env("LEAKWATCH_KEY_FILE", data.with_extension("key"));
+    cmd
+}
+
+/// Starts `serve` on an ephemeral loopback port and reads the port from its log.
+pub fn serve(data: &Path) -> (Child, SocketAddr) {
+    let mut child = leakwatch(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").unwrap();
+        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
 }
