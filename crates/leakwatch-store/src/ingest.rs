@@ -492,39 +492,32 @@ pub fn ingest(
         }
     };
     let new_breach = breach.id == manifest.next_breach_id;
-    if new_segments.is_empty() && !has_accounts && new_breach {
-        // Nothing was accepted: record no empty breach, publish nothing.
-        return Ok(IngestSummary {
-            files,
-            breach,
-            new_breach,
-            new_accounts,
-            new_credentials,
-            segments_written,
-            compaction_warning: None,
-        });
-    }
-    if new_breach {
-        manifest.next_breach_id += 1;
-        manifest.breaches.push(breach.clone());
-    } else if let Some(slot) = manifest.breaches.iter_mut().find(|b| b.id == breach.id) {
-        *slot = breach.clone();
-    }
-    manifest.segments.extend(new_segments);
-    // Re-ingesting a breach whose data `repair` set aside restores it.
-    for s in &mut manifest.set_aside {
-        s.segment.breaches.retain(|&id| id != breach_id);
-    }
-    manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    // The generation is published: from here on a failure takes nothing back,
-    // so it is a warning in the summary, not the ingest's error.
-    let compaction_warning =
+    // Nothing accepted into a new breach: record no empty breach, publish nothing.
+    let publish = !(new_segments.is_empty() && !has_accounts && new_breach);
+    let compaction_warning = if publish {
+        if new_breach {
+            manifest.next_breach_id += 1;
+            manifest.breaches.push(breach.clone());
+        } else if let Some(slot) = manifest.breaches.iter_mut().find(|b| b.id == breach.id) {
+            *slot = breach.clone();
+        }
+        manifest.segments.extend(new_segments);
+        // Re-ingesting a breach whose data `repair` set aside restores it.
+        for s in &mut manifest.set_aside {
+            s.segment.breaches.retain(|&id| id != breach_id);
+        }
+        manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
+        manifest.generation += 1;
+        manifest.store(dir.root())?;
+        let _ = std::fs::remove_dir_all(&scratch);
+        // The generation is published: from here on a failure takes nothing
+        // back, so it is a warning in the summary, not the ingest's error.
         crate::compact::compact(dir, &mut manifest, crate::compact::MAX_SEGMENTS_PER_KIND, &lock)
             .err()
-            .map(|e| format!("the ingest is published, but merging segments afterwards failed: {e}"));
+            .map(|e| format!("the ingest is published, but merging segments afterwards failed: {e}"))
+    } else {
+        None
+    };
     Ok(IngestSummary {
         files,
         breach,
