@@ -64,14 +64,7 @@ pub struct Keys {
     credential: Aes256,
     sealed: Option<Sealed>,
     id: Option<String>,
-    /// The root of the keys an organization's directory is kept under in the
-    /// catalog ([`Keys::directory_keys`]): from the index key, so a rekey of
-    /// the data key keeps them.
-    directory_root: zeroize::Zeroizing<[u8; 32]>,
 }
-
-/// What the directory keys' root is derived with from the index key.
-const DIRECTORY_ROOT_CONTEXT: &str = "leakwatch 2026-12 directory root key";
 
 #[derive(Clone)]
 struct Sealed {
@@ -122,7 +115,6 @@ impl Keys {
                 seal_enc: Aes256::new(&enc.into()),
             }),
             id: Some(key_id(index_key, data_key)),
-            directory_root: zeroize::Zeroizing::new(blake3::derive_key(DIRECTORY_ROOT_CONTEXT, index_key)),
         };
         // The key schedules zeroize themselves when dropped (the `zeroize`
         // features of `aes` and `polyval`); these copies are ours to clear.
@@ -140,7 +132,6 @@ impl Keys {
             credential: credential_cipher(index_key),
             sealed: None,
             id: None,
-            directory_root: zeroize::Zeroizing::new(blake3::derive_key(DIRECTORY_ROOT_CONTEXT, index_key)),
         }
     }
 
@@ -151,11 +142,6 @@ impl Keys {
     /// The key id recorded in the MANIFEST (none for a legacy directory).
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
-    }
-
-    /// The root of [`Keys::directory_keys`].
-    pub(crate) fn directory_root(&self) -> &[u8; 32] {
-        &self.directory_root
     }
 
     pub fn blinder(&self) -> &Blinder {

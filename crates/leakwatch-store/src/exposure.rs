@@ -20,6 +20,8 @@ use crate::ingest::{credential_record, NTLM_REC};
 use crate::manifest::Breach;
 use crate::reader::Store;
 
+/// What the directory keys' root is derived with from the index key.
+const DIRECTORY_ROOT_CONTEXT: &str = "leakwatch 2026-12 directory root key";
 const DIRECTORY_CONTEXT: &str = "leakwatch 2026-12 directory password hash key";
 const DIRECTORY_SEAL_CONTEXT: &str = "leakwatch 2026-12 directory seal key";
 /// A sealed directory: a random nonce, then the ciphertext and its tag.
@@ -30,7 +32,8 @@ impl Keys {
     /// come from the index key, so a rekey keeps them and the catalog need not
     /// be rewritten.
     pub fn directory_keys(&self) -> DirectoryKeys {
-        let derive = |context| blake3::derive_key(context, self.directory_root());
+        let root = zeroize::Zeroizing::new(self.blinder().derive_key(DIRECTORY_ROOT_CONTEXT));
+        let derive = |context| blake3::derive_key(context, root.as_slice());
         DirectoryKeys {
             password: derive(DIRECTORY_CONTEXT),
             seal: aes_gcm_siv::Aes256GcmSiv::new(&derive(DIRECTORY_SEAL_CONTEXT).into()),

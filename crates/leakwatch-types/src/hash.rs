@@ -444,6 +444,12 @@ impl Blinder {
         self.keyed(b'w', domain.as_bytes())
     }
 
+    /// A key derived from the index key for `context` (BLAKE3's key
+    /// derivation): for what is keyed by the index key outside the index.
+    pub fn derive_key(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.key)
+    }
+
     /// A 64-bit key for an (account, breach) pair: enough to tell apart the few
     /// accounts that share one password hash, which is all it is used for. It
     /// mixes bits of the account key, already keyed, so it needs no hash of its
