@@ -120,9 +120,19 @@ fn after_url<'a>(line: &'a [u8], url: &Url<'a>) -> Result<Ulp<'a>, Reason> {
 /// a name of host characters that `normalize_domain` refuses: `localhost`,
 /// `intranet`), and `invalid website` for an empty host or one of other bytes.
 pub(crate) fn website(host: &[u8]) -> Result<Option<String>, Reason> {
-    if let Some(domain) = std::str::from_utf8(host).ok().and_then(normalize_domain) {
-        return Ok(Some(domain));
+    match domain_of(host) {
+        Some(domain) => Ok(Some(domain)),
+        None => no_domain(host),
     }
+}
+
+/// `host` normalized, when it is a domain.
+fn domain_of(host: &[u8]) -> Option<String> {
+    std::str::from_utf8(host).ok().and_then(normalize_domain)
+}
+
+/// [`website`] of a host that is no domain.
+fn no_domain(host: &[u8]) -> Result<Option<String>, Reason> {
     if is_host_name(host) || is_ipv6_literal(host) {
         Ok(None)
     } else {
@@ -157,15 +167,11 @@ fn is_ipv4(host: &[u8]) -> bool {
     parts == 4
 }
 
-/// Whether a line opens with a URL: a `scheme://`, or a host that is a domain,
-/// an IP address or `localhost`. Any other line of a stealer log that is not
-/// in a block is a banner's.
-fn opens_with_url(scheme: bool, host: &[u8]) -> bool {
-    scheme
-        || is_ipv4(host)
-        || is_ipv6_literal(host)
-        || host.eq_ignore_ascii_case(b"localhost")
-        || std::str::from_utf8(host).ok().and_then(normalize_domain).is_some()
+/// Whether a line opens with a URL: a `scheme://`, or a host that is a domain
+/// (`is_domain`), an IP address or `localhost`. Any other line of a stealer
+/// log that is not in a block is a banner's.
+fn opens_with_url(scheme: bool, host: &[u8], is_domain: bool) -> bool {
+    scheme || is_domain || is_ipv4(host) || is_ipv6_literal(host) || host.eq_ignore_ascii_case(b"localhost")
 }
 
 /// A line of a stealer log that is not part of a block, parsed.
@@ -211,11 +217,16 @@ pub(crate) fn parse_line<'a>(line: &'a [u8], legacy: &'static Encoding) -> Resul
         return Err(Reason::ControlCharacters);
     }
     let url = split_url(line);
-    if !opens_with_url(url.scheme, url.host) {
+    // The host is normalized once, for the test and as the website.
+    let domain = domain_of(url.host);
+    if !opens_with_url(url.scheme, url.host, domain.is_some()) {
         return Ok(Parsed::Skipped);
     }
     let Ulp { host, login, password } = after_url(line, &url)?;
-    let website = website(host)?;
+    let website = match domain {
+        Some(domain) => Some(domain),
+        None => no_domain(host)?,
+    };
     let account = login_account(login, legacy)?;
     let not_domain = website.is_none();
     Ok(Parsed::Record { record: Record { account, password: None, website }, password, not_domain })
