@@ -163,14 +163,12 @@ impl Catalog {
         }
         let now = crate::now();
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         let exists: Option<i64> = tx
             .query_row("SELECT id FROM organizations WHERE name = ?1", [name], |r| r.get(0))
             .optional()
-            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+            .map_err(sql)?;
         if exists.is_some() {
             return Err(CatalogError::Invalid(format!("organization {name:?} exists already")));
         }
@@ -187,7 +185,7 @@ impl Catalog {
             }
             tx.commit()
         })();
-        result.map_err(|e| CatalogError::Sql { path, source: e })?;
+        result.map_err(sql)?;
         Ok(self.organization(name)?.expect("just added"))
     }
 
@@ -284,10 +282,8 @@ impl Catalog {
     ) -> Result<()> {
         let now = crate::now();
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| CatalogError::Sql { path: path.clone(), source: e })?;
+        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         let result = (|| -> rusqlite::Result<bool> {
             let Some(id): Option<i64> = tx
                 .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
@@ -314,7 +310,7 @@ impl Catalog {
             Ok(false) => {
                 Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")))
             }
-            Err(e) => Err(CatalogError::Sql { path, source: e }),
+            Err(e) => Err(sql(e)),
         }
     }
 
