@@ -48,11 +48,16 @@ pub enum Kind {
     CredentialKeys,
     /// [`Kind::NtlmCredentials`] in 16-byte keys.
     NtlmCredentialKeys,
+    /// Stealer-log pairs by email, as ingest writes them now: keyed hash of
+    /// the address -> breach id and an encrypted reference to the website's
+    /// keyed hash (its name is a [`Kind::Stealer`] entry, one per website).
+    /// The older `Stealer` entry per pair, a sealed name each, is still read.
+    StealerEmails,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Sha1Counts,
         Kind::NtlmCounts,
         Kind::Accounts,
@@ -64,6 +69,7 @@ impl Kind {
         Kind::Stealer,
         Kind::CredentialKeys,
         Kind::NtlmCredentialKeys,
+        Kind::StealerEmails,
     ];
 
     pub fn code(self) -> u16 {
@@ -79,6 +85,7 @@ impl Kind {
             Kind::Stealer => 9,
             Kind::CredentialKeys => 10,
             Kind::NtlmCredentialKeys => 11,
+            Kind::StealerEmails => 12,
         }
     }
 
@@ -95,6 +102,7 @@ impl Kind {
             9 => Kind::Stealer,
             10 => Kind::CredentialKeys,
             11 => Kind::NtlmCredentialKeys,
+            12 => Kind::StealerEmails,
             _ => return None,
         })
     }
@@ -113,6 +121,7 @@ impl Kind {
             Kind::Stealer => "stealer",
             Kind::CredentialKeys => "credential-keys",
             Kind::NtlmCredentialKeys => "ntlm-credential-keys",
+            Kind::StealerEmails => "stealer-emails",
         }
     }
 
@@ -120,7 +129,7 @@ impl Kind {
         match self {
             Kind::Sha1Counts | Kind::HibpSha1Counts => 20,
             Kind::NtlmCounts | Kind::HibpNtlmCounts => 16,
-            Kind::Accounts | Kind::Domains | Kind::Stealer => 16,
+            Kind::Accounts | Kind::Domains | Kind::Stealer | Kind::StealerEmails => 16,
             Kind::CredentialKeys | Kind::NtlmCredentialKeys => 16,
             Kind::Credentials => 28,
             Kind::NtlmCredentials => 24,
@@ -140,6 +149,8 @@ impl Kind {
             | Kind::HibpNtlmCounts => 0,
             // Breach id.
             Kind::Accounts => 4,
+            // Breach id, the website reference.
+            Kind::StealerEmails => 20,
             // Breach id, heap offset (u32), payload length (u8).
             Kind::Domains | Kind::Stealer => 9,
         }

@@ -679,7 +679,8 @@ impl SegmentWriter {
             let skip = layout.skip;
             buf.extend_from_slice(&self.last_key[skip..skip + MAX_KEY_LEN]);
             buf.truncate(at + key.len() - skip);
-            let mut padded = [0u8; 16];
+            // As wide as the widest value (a stealer-log pair's, 20 bytes).
+            let mut padded = [0u8; 24];
             match value.len() {
                 0 => {}
                 4 => padded[..4].copy_from_slice(&value[..4]),

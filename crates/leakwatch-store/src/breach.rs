@@ -28,7 +28,7 @@ use crate::manifest::{Breach, Manifest, SegmentRef};
 /// Whether each entry of `kind` names its breach (so a segment holding several
 /// breaches can be rewritten without one).
 pub(crate) fn names_breach(kind: Kind) -> bool {
-    matches!(kind, Kind::Accounts | Kind::Domains | Kind::Stealer)
+    matches!(kind, Kind::Accounts | Kind::Domains | Kind::Stealer | Kind::StealerEmails)
 }
 
 /// The groups of segments of one kind that may be merged into one, as indices
@@ -272,12 +272,14 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
 
 /// The breach of `seg`'s entry `i` (a kind whose entries name it).
 fn entry_breach(seg: &Segment, kind: Kind, i: usize) -> Result<u32> {
-    if kind == Kind::Accounts {
+    if !kind.has_payload() {
+        // Accounts and stealer-log pairs by email: the value opens with it.
         let value = seg.value(i);
-        return Ok(u32::from_le_bytes(value.try_into().map_err(|_| StoreError::DataCorruption {
+        let breach = value.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        return breach.ok_or_else(|| StoreError::DataCorruption {
             path: seg.path().to_owned(),
-            detail: format!("entry {i}: an account's value is not a 4-byte breach id"),
-        })?));
+            detail: format!("entry {i}: the value does not open with a breach id"),
+        });
     }
     Ok(seg.payload(i)?.0)
 }
@@ -307,9 +309,10 @@ fn without_breach(seg: &Segment, kind: Kind, id: u32, out: &mut SegmentSet) -> R
             continue;
         }
         kept.insert(breach);
-        match kind {
-            Kind::Accounts => w.push_value(&key[..key_len], seg.value(i))?,
-            _ => w.push_payload(&key[..key_len], breach, seg.payload(i)?.1)?,
+        if kind.has_payload() {
+            w.push_payload(&key[..key_len], breach, seg.payload(i)?.1)?
+        } else {
+            w.push_value(&key[..key_len], seg.value(i))?
         }
     }
     out.finish_attributed(w, kept.into_iter().collect())?;
@@ -345,7 +348,8 @@ mod tests {
         for kind in [Kind::Sha1Counts, Kind::NtlmCounts, Kind::CredentialKeys, Kind::NtlmCredentials] {
             assert_eq!(merge_groups(kind, &refs), vec![vec![0, 2], vec![1], vec![3, 4]], "{kind:?}");
         }
-        for kind in [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::HibpSha1Counts] {
+        for kind in [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::StealerEmails, Kind::HibpSha1Counts]
+        {
             assert_eq!(merge_groups(kind, &refs), vec![vec![0, 1, 2, 3, 4]], "{kind:?}");
         }
         assert_eq!(group_breaches(&refs[..3]), vec![1, 2]);

@@ -143,17 +143,17 @@ fn flush(
         Kind::Credentials | Kind::NtlmCredentials | Kind::CredentialKeys | Kind::NtlmCredentialKeys => {
             writer.push_value(key, &[])?
         }
-        Kind::Accounts => {
+        // Values that open with the breach id.
+        Kind::Accounts | Kind::StealerEmails => {
             let mut values: Vec<&[u8]> = group.iter().map(|&(s, i)| segments[s].value(i)).collect();
             values.sort_unstable();
             values.dedup();
             for v in values {
-                breaches.insert(u32::from_le_bytes(v.try_into().map_err(|_| {
-                    StoreError::DataCorruption {
-                        path: segments[0].path().to_owned(),
-                        detail: "an account entry's value is not a 4-byte breach id".into(),
-                    }
-                })?));
+                let breach = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+                breaches.insert(breach.ok_or_else(|| StoreError::DataCorruption {
+                    path: segments[0].path().to_owned(),
+                    detail: format!("{} entry's value does not open with a breach id", kind.name()),
+                })?);
                 writer.push_value(key, v)?;
             }
         }

@@ -35,10 +35,11 @@ const LEGACY_KEY_FILE: &str = "index.key";
 
 /// The kinds whose keys (and sealed payloads) the index key blinds: unreadable
 /// without it, and rewritten when it changes.
-pub(crate) const BLINDED: [Kind; 7] = [
+pub(crate) const BLINDED: [Kind; 8] = [
     Kind::Accounts,
     Kind::Domains,
     Kind::Stealer,
+    Kind::StealerEmails,
     Kind::Credentials,
     Kind::NtlmCredentials,
     Kind::CredentialKeys,

@@ -48,6 +48,8 @@ const STEALER_SHORT: usize = 16 + 47 + 1;
 const STEALER_MID: usize = 16 + 79 + 1;
 /// ...or up to 239, the most a sealed payload holds.
 const STEALER_LONG: usize = 16 + 255 + 1;
+/// A stealer-log pair by email: the account's stored key, the website reference.
+const STEALER_EMAIL: usize = 32;
 
 /// Input read before the run buffers are sized for the rest of the file...
 const RESERVE_AFTER: u64 = 14 << 20;
@@ -147,16 +149,20 @@ fn to_batch(
     // Each alias with its domain's place, sealed together after the loop.
     let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
     // Stealer-log entries: the key and place each is sealed at (one of
-    // `stealer_places`), and their payloads in `stealer_text`, all
-    // sealed together after the loop like the aliases. A website repeats
-    // within a batch as domains do: one key and place for each.
+    // `stealer_places`), and their payloads in `stealer_text`, all sealed
+    // together after the loop like the aliases. A website repeats within a
+    // batch as domains do: one inner key and one place for each.
     let mut site_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-    // The addresses of each website's place (an index into `site_emails`):
-    // packed after the loop, several to an entry (see `pack_site_emails`).
-    let mut site_emails: Vec<(usize, Vec<&str>)> = Vec::new();
+    // Each website, its inner key and the addresses of its place: packed
+    // after the loop, several to an entry (see `pack_site_emails`).
+    let mut site_emails: Vec<(&str, Key16, usize, Vec<&str>)> = Vec::new();
     let mut stealer_places: Vec<(Key16, SealPlace)> = Vec::new();
     let mut stealer_items: Vec<(usize, usize)> = Vec::new();
     let mut stealer_text: Vec<u8> = Vec::new();
+    // Each pair by email: the account's stored key, and (inner account key,
+    // inner website key) for its reference, made after the loop in batches.
+    let mut pair_accounts: Vec<Key16> = Vec::new();
+    let mut pairs: Vec<(Key16, Key16)> = Vec::new();
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
     accounts.extend_from_slice(&inners);
@@ -175,24 +181,23 @@ fn to_batch(
             if !known {
                 aliases.push((place, &alias.as_bytes()[..alias.len().min(64)]));
             }
-            if let Some(site) = &record.website {
-                let email = &record.account.value;
+            // An address and site that long are not real ones: an entry holds
+            // the website's name and at least one address.
+            let fits = |site: &str| site.len() + 1 + record.account.value.len() <= MAX_SEALED_PLAINTEXT;
+            if let Some(site) = record.website.as_deref().filter(|&site| fits(site)) {
                 let site_at = *site_places.entry(site).or_insert_with(|| {
-                    let key = keys.website(site);
+                    let inner = blinder.website_key(site);
+                    let key = keys.outer(inner);
                     stealer_places.push((key, keys.seal_place(&key, breach)));
-                    site_emails.push((stealer_places.len() - 1, Vec::new()));
+                    site_emails.push((site, inner, stealer_places.len() - 1, Vec::new()));
                     site_emails.len() - 1
                 });
                 // The email domain's view (`stealerlogsbyemaildomain`) needs no
                 // entry of its own: it is read from the domain's aliases (the
-                // domain entries above) and each alias's own entry.
-                // An address or site that long is not a real one.
-                if site.len() <= MAX_SEALED_PLAINTEXT && email.len() <= MAX_SEALED_PLAINTEXT {
-                    stealer_places.push((account, keys.seal_place(&account, breach)));
-                    stealer_text.extend_from_slice(site.as_bytes());
-                    stealer_items.push((stealer_places.len() - 1, stealer_text.len()));
-                    site_emails[site_at].1.push(email);
-                }
+                // domain entries above) and each alias's pairs by email.
+                pair_accounts.push(account);
+                pairs.push((inner, site_emails[site_at].1));
+                site_emails[site_at].3.push(&record.account.value);
             }
         }
         let Some(material) = &record.password else { continue };
@@ -210,10 +215,23 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
-    for (place, emails) in &site_emails {
-        pack_site_emails(*place, emails, &mut stealer_items, &mut stealer_text);
+    for (site, _, place, emails) in &site_emails {
+        pack_site_emails(*place, site, emails, &mut stealer_items, &mut stealer_text);
     }
-    let stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
+    let mut stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
+    let refs = keys.site_refs(&pairs);
+    stealer.emails = Bucketed::new(
+        pair_accounts
+            .iter()
+            .zip(&refs)
+            .map(|(account, reference)| {
+                let mut rec = [0u8; STEALER_EMAIL];
+                rec[..16].copy_from_slice(account);
+                rec[16..].copy_from_slice(reference);
+                rec
+            })
+            .collect(),
+    );
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
@@ -229,27 +247,34 @@ fn to_batch(
 }
 
 /// Packs a website's addresses of one batch into as few entries as hold
-/// them (in the batch's order, `\n` between them, at most
-/// [`MAX_SEALED_PLAINTEXT`] bytes an entry): the most common sites are most
-/// of a stealer log's lines, and an entry per address made the website's view
-/// cost as much ingest as all the rest of a record. Readers split an entry's
-/// addresses on `\n`, which no address holds, and take each once (an address
-/// may repeat within a batch or across them).
-fn pack_site_emails(place: usize, emails: &[&str], items: &mut Vec<(usize, usize)>, text: &mut Vec<u8>) {
+/// them: each entry the website's name, then addresses in the batch's order,
+/// `\n` between them, at most [`MAX_SEALED_PLAINTEXT`] bytes an entry. The
+/// most common sites are most of a stealer log's lines, and an entry per
+/// address made the website's view cost as much ingest as all the rest of a
+/// record. Readers split an entry on `\n`, which no address or name holds:
+/// the line without an `@` is the name (the pairs by email refer to a website
+/// by its key alone), and they take each address once (an address may repeat
+/// within a batch or across them). Every address fits with the name
+/// (`to_batch` checks).
+fn pack_site_emails(
+    place: usize,
+    site: &str,
+    emails: &[&str],
+    items: &mut Vec<(usize, usize)>,
+    text: &mut Vec<u8>,
+) {
     let mut start = text.len();
+    text.extend_from_slice(site.as_bytes());
     for email in emails.iter() {
-        if text.len() > start && text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
+        if text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
             items.push((place, text.len()));
             start = text.len();
+            text.extend_from_slice(site.as_bytes());
         }
-        if text.len() > start {
-            text.push(b'\n');
-        }
+        text.push(b'\n');
         text.extend_from_slice(email.as_bytes());
     }
-    if text.len() > start {
-        items.push((place, text.len()));
-    }
+    items.push((place, text.len()));
 }
 
 /// The stealer-log entries of a batch, sealed in one pass: `items` are each
@@ -286,14 +311,22 @@ fn stealer_entries(
             long.push(stealer_entry(key, payload));
         }
     }
-    StealerBatch { short: Bucketed::new(short), mid: Bucketed::new(mid), long: Bucketed::new(long) }
+    StealerBatch {
+        short: Bucketed::new(short),
+        mid: Bucketed::new(mid),
+        long: Bucketed::new(long),
+        emails: Bucketed::new(Vec::new()),
+    }
 }
 
-/// A batch's stealer-log entries, in their three widths.
+/// A batch's stealer-log entries: sealed ones (websites' names and
+/// addresses) in their three widths, and the pairs by email.
 struct StealerBatch {
     short: Bucketed<STEALER_SHORT>,
     mid: Bucketed<STEALER_MID>,
     long: Bucketed<STEALER_LONG>,
+    /// The account's stored key, then the website reference.
+    emails: Bucketed<STEALER_EMAIL>,
 }
 
 /// The entry of `key` and a sealed payload that fits in `N`: the key, the
@@ -356,6 +389,7 @@ pub fn ingest(
         short: Runs::new(scratch.clone(), "stealer-short", STEALER_SHORT, true),
         mid: Runs::new(scratch.clone(), "stealer-mid", STEALER_MID, true),
         long: Runs::new(scratch.clone(), "stealer", STEALER_LONG, true),
+        emails: Runs::new(scratch.clone(), "stealer-emails", STEALER_EMAIL, true),
     };
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
@@ -592,11 +626,13 @@ fn write_domains(
     Ok(out)
 }
 
-/// The stealer-log entries of an ingest, in their three widths.
+/// The stealer-log entries of an ingest: the sealed ones in their three
+/// widths, and the pairs by email.
 struct StealerRuns {
     short: Runs<STEALER_SHORT>,
     mid: Runs<STEALER_MID>,
     long: Runs<STEALER_LONG>,
+    emails: Runs<STEALER_EMAIL>,
 }
 
 impl StealerRuns {
@@ -604,22 +640,25 @@ impl StealerRuns {
         self.short.push(&batch.short);
         self.mid.push(&batch.mid);
         self.long.push(&batch.long);
+        self.emails.push(&batch.emails);
     }
 
     fn mem_bytes(&self) -> usize {
-        self.short.mem_bytes() + self.mid.mem_bytes() + self.long.mem_bytes()
+        self.short.mem_bytes() + self.mid.mem_bytes() + self.long.mem_bytes() + self.emails.mem_bytes()
     }
 
     fn reserve(&mut self, growth: f64) {
         self.short.reserve(growth);
         self.mid.reserve(growth);
         self.long.reserve(growth);
+        self.emails.reserve(growth);
     }
 
     fn spill(&mut self) -> Result<()> {
         self.short.spill()?;
         self.mid.spill()?;
-        self.long.spill()
+        self.long.spill()?;
+        self.emails.spill()
     }
 }
 
@@ -643,11 +682,22 @@ impl<const N: usize> StealerHead<N> {
     }
 }
 
-/// Stealer-log pairs, the three widths merged in (key, sealed payload) order.
-/// Repeats within an ingest collapse here; across ingests, lookups and
-/// compaction deduplicate them.
+/// Stealer-log entries: the pairs by email, and the sealed ones, the three
+/// widths merged in (key, sealed payload) order. Repeats within an ingest
+/// collapse here; across ingests, lookups and compaction deduplicate them.
 fn write_stealer(dir: &DataDir, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
     let mut out = SegmentSet::new(dir.segments());
+    if stealer.emails.pushed() > 0 {
+        let mut w = out.writer(Kind::StealerEmails, stealer.emails.pushed())?;
+        let mut value = [0u8; 20];
+        value[..4].copy_from_slice(&breach_id.to_le_bytes());
+        for rec in stealer.emails.finish()? {
+            let rec = rec?;
+            value[4..].copy_from_slice(&rec[16..]);
+            w.push_value(&rec[..16], &value)?;
+        }
+        out.finish(w)?;
+    }
     let total = stealer.short.pushed() + stealer.mid.pushed() + stealer.long.pushed();
     let mut w = out.writer(Kind::Stealer, total)?;
     let mut short = StealerHead { sorted: stealer.short.finish()?.peekable() };

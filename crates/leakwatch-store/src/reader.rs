@@ -70,7 +70,7 @@ impl Store {
         dir.check_store()?;
         let manifest = Manifest::load(dir.root())?.ok_or_else(|| dir.no_store())?;
         let keys = dir.keys(&manifest)?;
-        let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer].map(Kind::name);
+        let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::StealerEmails].map(Kind::name);
         if keys.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
             return Err(StoreError::Invalid(format!(
                 "{}: the index key is missing; without it the index cannot be read",

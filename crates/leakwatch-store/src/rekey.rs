@@ -131,6 +131,8 @@ pub(crate) fn reseal(
             out.attribute(crate::breach::group_breaches(&group));
             match kind {
                 Kind::Accounts => permuted::<20>(&segments, kind, from, to, &scratch, &mut out)?,
+                // The website reference is keyed by the index key: kept as is.
+                Kind::StealerEmails => permuted::<36>(&segments, kind, from, to, &scratch, &mut out)?,
                 Kind::Domains | Kind::Stealer => payloads(&segments, kind, from, to, &scratch, &mut out)?,
                 Kind::Credentials => credentials::<28>(&segments, kind, from, to, &scratch, &mut out)?,
                 Kind::NtlmCredentials => credentials::<24>(&segments, kind, from, to, &scratch, &mut out)?,

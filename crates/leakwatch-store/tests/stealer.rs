@@ -170,3 +170,65 @@ fn the_email_domain_view_holds_only_stealer_log_aliases() {
     assert!(store.stealer_websites_by_email_domain("example-corp.com").unwrap().is_empty());
     assert_eq!(store.domain("example-corp.com").unwrap().len(), 2, "the combo's aliases stay");
 }
+
+/// The pairs by email live through what rewrites segments: compaction of
+/// many stealer breaches into one segment, a data-key rotation, and the
+/// removal of one breach, each answering as the pairs ingested say.
+#[test]
+fn pairs_by_email_survive_compaction_rekey_and_breach_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::new(tmp.path().join("data"));
+    data.init(Some(&tmp.path().join("data.key"))).unwrap();
+    let sites = ["github.com", "www.netflix.com", "vk.com", "login.live.com"];
+    // Breach i: user j's credentials for site (i + j) % 4, for j < 3 + i % 3.
+    let pairs = |i: usize| (0..3 + i % 3).map(move |j| (format!("user{j}@corp.example"), sites[(i + j) % 4]));
+    for i in 0..10 {
+        let text: String = pairs(i).map(|(email, site)| format!("https://{site}/login:{email}:pw{i}\n")).collect();
+        let file = tmp.path().join(format!("s{i}.txt"));
+        std::fs::write(&file, text).unwrap();
+        let options = IngestOptions {
+            breach: BreachInfo { name: format!("Stealer{i}"), ..BreachInfo::default() },
+            format: Some(Format::Stealer),
+            memory_budget: 1 << 30,
+        };
+        let input = Input::open(file.to_str().unwrap()).unwrap();
+        ingest(&data, &options, vec![input], &Default::default(), &mut |_| {}).unwrap();
+    }
+    let want = |skip: Option<usize>| -> Vec<Vec<String>> {
+        (0..5)
+            .map(|j| {
+                let user = format!("user{j}@corp.example");
+                let mut s: Vec<String> = (0..10)
+                    .filter(|&i| Some(i) != skip)
+                    .flat_map(pairs)
+                    .filter(|(email, _)| *email == user)
+                    .map(|(_, site)| site.to_owned())
+                    .collect();
+                s.sort();
+                s.dedup();
+                s
+            })
+            .collect()
+    };
+    let got = |store: &Store| -> Vec<Vec<String>> {
+        (0..5)
+            .map(|j| {
+                let email = Account::email(&format!("user{j}@corp.example")).unwrap();
+                store.stealer_websites_by_email(&email).unwrap()
+            })
+            .collect()
+    };
+    let store = Store::open(&data).unwrap();
+    let stealer_emails = store.manifest().segments.iter().filter(|s| s.kind == "stealer-emails").count();
+    assert!(stealer_emails < 10, "ten ingests compacted: {stealer_emails} segments");
+    assert_eq!(got(&store), want(None), "after compaction");
+    assert_eq!(store.stealer_emails_by_website("vk.com").unwrap().len(), 5);
+
+    leakwatch_store::rekey(&data).unwrap();
+    assert_eq!(got(&Store::open(&data).unwrap()), want(None), "after rekey");
+
+    // Only Stealer5 paired user4 with www.netflix.com.
+    assert_ne!(want(Some(5)), want(None));
+    leakwatch_store::remove_breach(&data, "Stealer5").unwrap();
+    assert_eq!(got(&Store::open(&data).unwrap()), want(Some(5)), "after removing Stealer5");
+}
