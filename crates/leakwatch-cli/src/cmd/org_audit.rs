@@ -46,17 +46,18 @@ struct BreachRef<'a> {
     date: &'a str,
 }
 
-/// One directory account's findings: the `--json` object.
+/// One directory account's findings: the `--json` object. `reset` acts on
+/// the same findings.
 #[derive(Debug, Serialize)]
-struct Report<'a> {
-    account: &'a str,
+pub(crate) struct Report<'a> {
+    pub(crate) account: &'a str,
     username: Option<&'a str>,
-    disabled: bool,
+    pub(crate) disabled: bool,
     severity: Severity,
-    own_password_leaked_in: Vec<&'a str>,
-    stealer_websites: Vec<String>,
+    pub(crate) own_password_leaked_in: Vec<&'a str>,
+    pub(crate) stealer_websites: Vec<String>,
     password_known: bool,
-    password_count: u64,
+    pub(crate) password_count: u64,
     password_count_own: u64,
     password_count_hibp: u64,
     empty_password: bool,
@@ -115,7 +116,8 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     Ok(if exposed > 0 { Outcome::Found } else { Outcome::NotFound })
 }
 
-fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
+/// Each directory account's findings, in the directory's order.
+pub(crate) fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
     let by_id: HashMap<u32, &Breach> = store.breaches().into_iter().map(|b| (b.id, b)).collect();
     // Accounts by their password's keyed hash: equal hashes, equal passwords.
     let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -331,7 +333,7 @@ fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
 
 /// A CSV cell: quoted when it must be, and never read as a formula by a
 /// spreadsheet (a directory's user names are not ours to trust).
-fn csv_cell(value: &str) -> String {
+pub(crate) fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
