@@ -634,7 +634,9 @@ mod tests {
         r.push(rec(Some("alice@corp.example"), None, None, false, "uid=alice2"));
         r.leave_out("malformed entry");
         let d = r.finish();
-        let got: Vec<(&str, Option<&str>, bool, bool, Option<&str>)> = d
+        // Address, user name, disabled, whether a hash was read, DN.
+        type ServerRow<'a> = (&'a str, Option<&'a str>, bool, bool, Option<&'a str>);
+        let got: Vec<ServerRow<'_>> = d
             .entries
             .iter()
             .map(|e| {

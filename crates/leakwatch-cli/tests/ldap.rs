@@ -321,7 +321,11 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
         &reader_pw,
     ]);
     assert_eq!(untrusted.code, 2, "{}", untrusted.stderr);
-    assert!(untrusted.stderr.contains("StartTLS"), "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("StartTLS") && untrusted.stderr.contains("--ca-file"),
+        "{}",
+        untrusted.stderr
+    );
     assert_eq!(untrusted.stderr.trim().lines().count(), 1, "{}", untrusted.stderr);
 
     // ...a wrong password is a clear error...
@@ -444,6 +448,9 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     ]);
     assert_eq!(read_only.code, 2, "{}", read_only.stderr);
     assert!(read_only.stderr.contains("2 of 2 resets failed"), "{}", read_only.stderr);
+    let alice_failed = format!("reset of alice@corp.example (uid=alice,{PEOPLE}) failed: ");
+    assert!(read_only.stderr.contains(&alice_failed), "{}", read_only.stderr);
+    assert_eq!(read_only.stderr.matches("insufficientAccessRights").count(), 2, "{}", read_only.stderr);
     assert_eq!(slapd.attribute(&format!("uid=alice,{PEOPLE}"), "pwdReset"), None);
 
     let applied = run(

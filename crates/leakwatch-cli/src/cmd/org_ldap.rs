@@ -220,9 +220,17 @@ async fn connect(args: &LdapArgs, url: &str, password: Option<&str>) -> Result<(
         .set_config(tls_config(args.ca_file.as_deref())?)
         .set_starttls(starttls);
     let how = if starttls { " with StartTLS" } else { "" };
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
-        .await
-        .with_context(|| format!("connecting to {url}{how}"))?;
+    let (conn, mut ldap) = match LdapConnAsync::with_settings(settings, url).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            let untrusted = e.to_string().contains("certificate") && args.ca_file.is_none();
+            let hint = if untrusted { " (a private CA is trusted with --ca-file PEM)" } else { "" };
+            return Err(anyhow::Error::new(e).context(format!("connecting to {url}{how}{hint}")));
+        }
+    };
+    if !starttls && scheme.as_deref() == Some("ldap") && password.is_some() {
+        eprintln!("leakwatch: warning: --no-starttls: the bind password and the directory cross the network in clear");
+    }
     ldap3::drive!(conn);
     if let (Some(dn), Some(password)) = (&args.bind_dn, password) {
         ldap.simple_bind(dn, password)

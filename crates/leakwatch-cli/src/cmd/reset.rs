@@ -195,7 +195,7 @@ fn apply_ldap(
                 r.applied = true;
                 done += 1;
             }
-            Err(e) => eprintln!("leakwatch: reset of {} ({dn}) failed: {e:#}", r.account),
+            Err(e) => eprintln!("leakwatch: reset of {} ({dn}) failed: {}", r.account, crate::one_line(&e)),
         }
     }
     Ok(done)
