@@ -34,6 +34,10 @@ pub(crate) const PASSWORD_ENV: &str = "LEAKWATCH_LDAP_PASSWORD";
 /// The capability OID Active Directory (and AD LDS) advertises.
 const AD_CAPABILITY: &str = "1.2.840.113556.1.4.800";
 
+/// How long a server may take to answer one request (each entry, for a
+/// search): a server that stops answering is an error, not a hang.
+const OP_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Entries per page: under AD's MaxPageSize of 1,000.
 const PAGE_SIZE: i32 = 500;
 
@@ -125,7 +129,7 @@ impl Directory {
         let ldap = &mut self.ldap;
         self.runtime.block_on(async {
             let change = Mod::Replace(attr, [value].into_iter().collect());
-            ldap.modify(dn, vec![change]).await?.success()?;
+            ldap.with_timeout(OP_TIMEOUT).modify(dn, vec![change]).await?.success()?;
             anyhow::Ok(())
         })?;
         Ok(())
@@ -233,7 +237,8 @@ async fn connect(args: &LdapArgs, url: &str, password: Option<&str>) -> Result<(
     }
     ldap3::drive!(conn);
     if let (Some(dn), Some(password)) = (&args.bind_dn, password) {
-        ldap.simple_bind(dn, password)
+        ldap.with_timeout(OP_TIMEOUT)
+            .simple_bind(dn, password)
             .await
             .and_then(|r| r.success())
             .with_context(|| format!("binding to {url} as {dn}"))?;
@@ -243,9 +248,12 @@ async fn connect(args: &LdapArgs, url: &str, password: Option<&str>) -> Result<(
 }
 
 async fn server_kind(ldap: &mut Ldap) -> Result<ServerKind> {
-    let (entries, _) =
-        ldap.search("", Scope::Base, "(objectClass=*)", vec!["supportedCapabilities"]).await?.success()?;
-    let ad = entries.into_iter().map(SearchEntry::construct).any(|e| {
+    let (entries, _) = ldap
+        .with_timeout(OP_TIMEOUT)
+        .search("", Scope::Base, "(objectClass=*)", vec!["supportedCapabilities"])
+        .await?
+        .success()?;
+    let ad = entries.into_iter().filter_map(construct).any(|e| {
         e.attrs.iter().any(|(name, values)| {
             name.eq_ignore_ascii_case("supportedCapabilities") && values.iter().any(|v| v == AD_CAPABILITY)
         })
@@ -273,23 +281,28 @@ async fn read(
 ) -> Result<ParsedDirectory> {
     let adapters: Vec<Box<dyn Adapter<_, _>>> =
         vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE_SIZE))];
-    let mut search =
-        ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, ATTRIBUTES.to_vec()).await?;
+    let mut search = ldap
+        .with_timeout(OP_TIMEOUT)
+        .streaming_search_with(adapters, base, Scope::Subtree, filter, ATTRIBUTES.to_vec())
+        .await?;
     let mut reader = RecordReader::new(default_domain);
     let today = days_since_epoch();
     while let Some(raw) = search.next().await? {
-        // ldap3 panics on an entry whose structure is not an entry's: a
-        // server's bytes are input like any other, so it is caught and counted.
-        let entry = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(raw)));
-        match entry {
-            Ok(entry) => reader.push(record(&entry, kind, today)),
-            Err(_) => reader.leave_out("malformed entry"),
+        match construct(raw) {
+            Some(entry) => reader.push(record(&entry, kind, today)),
+            None => reader.leave_out("malformed entry"),
         }
     }
     // A truncated answer (a size limit, a referral not followed) is an error:
     // a directory missing accounts would pass for a complete one.
     search.finish().await.success()?;
     Ok(reader.finish())
+}
+
+/// The entry, or `None` when its structure is not an entry's: ldap3 panics
+/// on those, and a server's bytes are input like any other.
+fn construct(raw: ldap3::ResultEntry) -> Option<SearchEntry> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(raw))).ok()
 }
 
 /// An entry's first value of `name`, matched as LDAP matches names.
@@ -363,6 +376,24 @@ mod tests {
         assert!(!disabled(&[("shadowExpire", "-1")], ol));
         assert!(disabled(&[("nsAccountLock", "TRUE")], ol));
         assert!(!disabled(&[], ol));
+    }
+
+    #[test]
+    fn a_malformed_entry_is_none_not_a_crash() {
+        use ldap3::asn1::{StructureTag, TagClass, PL};
+        let tag = |payload| StructureTag { class: TagClass::Application, id: 4, payload };
+        let bad = [
+            tag(PL::P(b"not constructed".to_vec())),
+            tag(PL::C(vec![])),
+            tag(PL::C(vec![StructureTag {
+                class: TagClass::Universal,
+                id: 4,
+                payload: PL::P(vec![0xFF, 0xFE]),
+            }])),
+        ];
+        for t in bad {
+            assert!(construct(ldap3::ResultEntry::new(t)).is_none());
+        }
     }
 
     #[test]
