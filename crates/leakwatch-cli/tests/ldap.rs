@@ -133,14 +133,18 @@ overlay ppolicy
             .args(["-d", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(root.join("slapd.log")).unwrap())
             .spawn()
             .expect("slapd starts");
-        let server = Slapd { child, root, ldap, ldaps };
+        let mut server = Slapd { child, root, ldap, ldaps };
         let deadline = Instant::now() + Duration::from_secs(20);
         for p in [port, tls_port] {
             while TcpStream::connect(("127.0.0.1", p)).is_err() {
-                assert!(Instant::now() < deadline, "slapd did not listen on port {p}");
+                let exited = server.child.try_wait().unwrap();
+                if exited.is_some() || Instant::now() > deadline {
+                    let log = std::fs::read_to_string(server.root.join("slapd.log")).unwrap_or_default();
+                    panic!("slapd did not listen on port {p} ({exited:?}): {log}");
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
