@@ -5,8 +5,12 @@
 //! StartTLS and LDAPS. It fails, never skips, when slapd is not installed
 //! (`.ci/run` installs it).
 //!
-//! The directory is read by an account with a size limit of two entries, so
-//! the import only gets everyone through paged results.
+//! The OpenLDAP directory is read by an account with a size limit of two
+//! entries, so the import only gets everyone through paged results. A second
+//! slapd answers as Active Directory does (AD's capability in its rootDSE,
+//! AD's user attributes under AD's OIDs, a page limit of 1,000 with 1,203
+//! people), for the AD side: `userAccountControl`, `sAMAccountName`, and a
+//! reset that sets `pwdLastSet: 0`.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -74,45 +78,80 @@ impl Drop for Slapd {
     }
 }
 
+/// What makes one test server: OpenLDAP with ppolicy, or a server that
+/// answers as Active Directory does.
+struct Flavor {
+    /// Schema text, included after the system's core schemas.
+    schema: &'static str,
+    /// Lines before the database (e.g. `rootDSE FILE`, FILE under the root).
+    global: String,
+    /// Extra files to write under the root, by name.
+    files: Vec<(&'static str, String)>,
+    /// The reading account's size limit.
+    reader_size_limit: u32,
+    /// Lines at the end of the database (overlays).
+    database_tail: &'static str,
+    ldif: String,
+}
+
+impl Flavor {
+    fn openldap() -> Flavor {
+        Flavor {
+            schema: SAMBA_SCHEMA,
+            global: "moduleload ppolicy".to_owned(),
+            files: Vec::new(),
+            reader_size_limit: 2,
+            database_tail: "overlay ppolicy",
+            ldif: directory_ldif(),
+        }
+    }
+}
+
 impl Slapd {
-    fn start(root: &Path) -> Slapd {
+    fn start(root: &Path, flavor: Flavor) -> Slapd {
         let slapd = slapd_binary();
         let root = root.join("slapd");
         std::fs::create_dir_all(root.join("db")).unwrap();
         let ca_pem = test_certificates(&root);
         std::fs::write(root.join("ca.pem"), ca_pem).unwrap();
-        std::fs::write(root.join("samba-min.schema"), SAMBA_SCHEMA).unwrap();
+        std::fs::write(root.join("extra.schema"), flavor.schema).unwrap();
+        for (name, text) in &flavor.files {
+            std::fs::write(root.join(name), text).unwrap();
+        }
         let conf = format!(
             r#"include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
-include {root}/samba-min.schema
+include {root}/extra.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
-moduleload ppolicy
+{global}
 pidfile {root}/slapd.pid
 TLSCACertificateFile {root}/ca.pem
 TLSCertificateFile {root}/server.pem
 TLSCertificateKeyFile {root}/server.key
 
 database mdb
-maxsize 10485760
+maxsize 104857600
 suffix "{SUFFIX}"
 rootdn "{ADMIN}"
 rootpw {ADMIN_PW}
 directory {root}/db
-limits dn.exact="{READER}" size.soft=2 size.hard=2 size.pr=unlimited size.prtotal=unlimited
+limits dn.exact="{READER}" size.soft={limit} size.hard={limit} size.pr=unlimited size.prtotal=unlimited
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by dn.exact="{READER}" read by * none
-overlay ppolicy
+{tail}
 "#,
-            root = root.display()
+            root = root.display(),
+            global = flavor.global.replace("{root}", &root.display().to_string()),
+            limit = flavor.reader_size_limit,
+            tail = flavor.database_tail,
         );
         let conf_path = root.join("slapd.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let ldif = root.join("data.ldif");
-        std::fs::write(&ldif, directory_ldif()).unwrap();
+        std::fs::write(&ldif, &flavor.ldif).unwrap();
         let added = Command::new(slapd.with_file_name("slapadd"))
             .arg("-f")
             .arg(&conf_path)
@@ -208,6 +247,73 @@ fn test_certificates(root: &Path) -> String {
     ca.pem()
 }
 
+/// The suffix, the people's OU and the reading account.
+fn base_ldif() -> String {
+    format!(
+        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Corp\n\n\
+         dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: {READER}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\n\
+         userPassword: {READER_PW}\n\n"
+    )
+}
+
+/// The parts of Active Directory's schema the import and reset use (AD's
+/// OIDs), as user attributes: slapd lets no configuration define operational
+/// ones. `objectCategory` is a plain string here (a DN in AD, which AD matches
+/// against `person` by its own rule).
+const AD_SCHEMA: &str = r#"
+attributetype ( 1.2.840.113556.1.4.1791 NAME 'supportedCapabilities'
+    EQUALITY objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38 )
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.96 NAME 'pwdLastSet'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.782 NAME 'objectCategory'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP top AUXILIARY
+    MAY ( sAMAccountName $ userAccountControl $ pwdLastSet $ objectCategory ) )
+"#;
+
+/// A password set on some day of 2022, in AD's 100 ns ticks since 1601.
+const PWD_LAST_SET: &str = "133000000000000000";
+
+/// A server that answers as Active Directory: its rootDSE advertises AD's
+/// capability, and its 1,203 people (more than AD's page limit of 1,000, the
+/// reading account's size limit here) are `user`s with `sAMAccountName` and
+/// `userAccountControl`: alice, carol (in a stealer log), grace (disabled,
+/// 514), 1,200 others; and a computer, which the default filter leaves out.
+fn active_directory() -> Flavor {
+    let user = |name: &str, uac: u32, category: &str| {
+        format!(
+            "dn: cn={name},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: user\ncn: {name}\nsn: {name}\n\
+             sAMAccountName: {name}\nmail: {name}@corp.example\nuserAccountControl: {uac}\n\
+             objectCategory: {category}\npwdLastSet: {PWD_LAST_SET}\n\n"
+        )
+    };
+    let mut ldif = base_ldif();
+    for (name, uac) in [("alice", 512), ("carol", 512), ("grace", 514)] {
+        ldif.push_str(&user(name, uac, "person"));
+    }
+    for i in 0..1200 {
+        ldif.push_str(&user(&format!("staff{i:04}"), 512, "person"));
+    }
+    ldif.push_str(&user("WKS01$", 4096, "computer"));
+    Flavor {
+        schema: AD_SCHEMA,
+        global: "rootDSE {root}/rootdse.ldif".to_owned(),
+        files: vec![(
+            "rootdse.ldif",
+            "dn:\nsupportedCapabilities: 1.2.840.113556.1.4.800\nsupportedCapabilities: 1.2.840.113556.1.4.1670\n"
+                .to_owned(),
+        )],
+        reader_size_limit: 1000,
+        database_tail: "",
+        ldif,
+    }
+}
+
 /// The people: alice (her current password leaked for her), bob (a common
 /// password), carol (in a stealer log), dave (clean), grace (leaked, but
 /// locked by an administrator), heidi (leaked, shadowExpire passed), ivan (no
@@ -228,12 +334,7 @@ fn directory_ldif() -> String {
         e.push('\n');
         e
     };
-    let mut ldif = format!(
-        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Corp\n\n\
-         dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n\
-         dn: {READER}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\n\
-         userPassword: {READER_PW}\n\n"
-    );
+    let mut ldif = base_ldif();
     ldif.push_str(&person("alice", Some("Alice@Corp.Example"), Some("Summer2024"), ""));
     ldif.push_str(&person("bob", Some("bob@corp.example"), Some("hunter2"), ""));
     ldif.push_str(&person("carol", Some("carol@corp.example"), Some("Carol!Clean9"), ""));
@@ -306,7 +407,7 @@ fn accounts(run: &Run) -> Vec<String> {
 fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_reset() {
     let env = Env::new();
     env.corpus();
-    let slapd = Slapd::start(&env.root);
+    let slapd = Slapd::start(&env.root, Flavor::openldap());
     let reader_pw = env.file("reader.pw", &format!("{READER_PW}\n"));
     let ca = slapd.ca();
 
@@ -524,4 +625,74 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     assert!(!accounts(&audit).contains(&"dave@corp.example".to_owned()), "{}", audit.stdout);
     let show = env.run(&["org", "show", "acme", "--json"]).ok("org show");
     assert_eq!(show.json_lines()[0]["directory"]["source"], json!("ldap/openldap"));
+}
+
+#[test]
+fn an_active_directory_is_recognized_read_past_its_page_limit_and_reset_with_pwdlastset() {
+    let env = Env::new();
+    env.corpus();
+    // grace's device too is in a stealer log, but her account is disabled.
+    let stealer = env.file("ulp2.txt", "https://vpn.example.net/login:grace@corp.example:vpnpw\n");
+    env.run(&["ingest", "--breach", "Stealer2", "--format", "stealer", &stealer]).ok("ingest Stealer2");
+    let slapd = Slapd::start(&env.root, active_directory());
+    let ca = slapd.ca();
+    let import = run(
+        {
+            let mut cmd = env.command(&[
+                "org",
+                "import",
+                "acme",
+                "--ldap",
+                &slapd.ldaps,
+                "--base",
+                PEOPLE,
+                "--bind-dn",
+                READER,
+                "--ca-file",
+                &ca,
+                "--json",
+            ]);
+            cmd.env("LEAKWATCH_LDAP_PASSWORD", READER_PW);
+            cmd
+        },
+        None,
+    )
+    .ok("import from AD");
+    assert_eq!(
+        import.json_lines(),
+        vec![json!({
+            "organization": "acme", "format": "ldap/active-directory", "accounts": 1203, "disabled": 1,
+            "with_nt_hash": 0, "added": 1203, "removed": 0, "password_changed": 0, "left_out": {},
+        })]
+    );
+
+    let dry = env.run(&["reset", "--org", "acme", "--json"]).ok("dry run");
+    assert_eq!(accounts(&dry), ["carol@corp.example"]);
+    assert_eq!(dry.json_lines()[0]["action"], json!("pwdLastSet: 0"));
+    assert_eq!(dry.json_lines()[0]["dn"], json!(format!("cn=carol,{PEOPLE}")));
+
+    let applied = run(
+        {
+            let mut cmd = env.command(&[
+                "reset",
+                "--org",
+                "acme",
+                "--apply",
+                "--ldap",
+                &slapd.ldap,
+                "--bind-dn",
+                ADMIN,
+                "--ca-file",
+                &ca,
+            ]);
+            cmd.env("LEAKWATCH_LDAP_PASSWORD", ADMIN_PW);
+            cmd
+        },
+        None,
+    )
+    .ok("reset --apply on AD");
+    assert!(applied.stdout.contains("1 account reset (pwdLastSet: 0)"), "{}", applied.stdout);
+    assert_eq!(slapd.attribute(&format!("cn=carol,{PEOPLE}"), "pwdLastSet").as_deref(), Some("0"));
+    assert_eq!(slapd.attribute(&format!("cn=alice,{PEOPLE}"), "pwdLastSet").as_deref(), Some(PWD_LAST_SET));
+    assert_eq!(slapd.attribute(&format!("cn=grace,{PEOPLE}"), "pwdLastSet").as_deref(), Some(PWD_LAST_SET));
 }
