@@ -462,7 +462,13 @@ fn a_file_directory_is_reset_through_a_reset_list() {
     assert_eq!(csv_rows, 3, "{endpoints:?}");
     assert!(endpoints.contains(&"cli reset --org acme".to_owned()), "{endpoints:?}");
 
-    let clean = env.file("clean.csv", &format!("email,nt_hash\nzoe@corp.example,{}\n", nt("Zoe-Clean-2026")));
+    // Password findings are the import's: a breach ingested since is named.
+    let gamma = env.file("gamma.txt", "zoe@corp.example:Zoe-Clean-2026\n");
+    env.run(&["ingest", "--breach", "Gamma", &gamma]).ok("ingest Gamma");
+    let stale = env.run(&["reset", "--org", "acme"]).ok("reset after a new breach");
+    assert!(stale.stderr.contains("breaches ingested since (Gamma)"), "{}", stale.stderr);
+
+    let clean = env.file("clean.csv", &format!("email,nt_hash\nzoe@corp.example,{}\n", nt("Zoe-New-2027")));
     env.run(&["org", "import", "acme", &clean]).ok("import clean");
     let nothing = env.run(&["reset", "--org", "acme", "--apply", "--reset-list", &list_arg]);
     assert_eq!(nothing.code, 1, "{}", nothing.stderr);

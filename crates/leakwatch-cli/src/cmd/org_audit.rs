@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use leakwatch_catalog::DirectoryImport;
 use leakwatch_store::{Breach, DataDir, Store};
 use leakwatch_types::{Account, AccountKind};
 use rayon::prelude::*;
@@ -76,23 +77,7 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let directory = open_accounts(&keys.directory_keys(), &sealed)?;
     drop(sealed);
     let import = org.directory.as_ref().expect("checked above");
-    if store.generation() != import.checked_generation {
-        let newer: Vec<&str> = store
-            .breaches()
-            .into_iter()
-            .filter(|b| b.id > import.checked_breach_id)
-            .map(|b| b.name.as_str())
-            .collect();
-        if !newer.is_empty() {
-            eprintln!(
-                "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
-                 since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
-                import.imported_at,
-                newer.join(", "),
-                org.name
-            );
-        }
-    }
+    note_newer_breaches(&store, &org.name, import);
     let all = reports(&store, &directory)?;
     let reports = most_urgent_first(&all);
     let exposed = reports.iter().filter(|r| !r.disabled && r.severity != Severity::None).count() as u64;
@@ -114,6 +99,28 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     }
     out.flush()?;
     Ok(if exposed > 0 { Outcome::Found } else { Outcome::NotFound })
+}
+
+/// Says on stderr which breaches were ingested since the directory's import:
+/// the password findings have not seen them.
+pub(crate) fn note_newer_breaches(store: &Store, org: &str, import: &DirectoryImport) {
+    if store.generation() != import.checked_generation {
+        let newer: Vec<&str> = store
+            .breaches()
+            .into_iter()
+            .filter(|b| b.id > import.checked_breach_id)
+            .map(|b| b.name.as_str())
+            .collect();
+        if !newer.is_empty() {
+            eprintln!(
+                "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
+                 since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
+                import.imported_at,
+                newer.join(", "),
+                org
+            );
+        }
+    }
 }
 
 /// Each directory account's findings, in the directory's order.

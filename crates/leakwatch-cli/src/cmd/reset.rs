@@ -21,7 +21,7 @@ use leakwatch_store::{DataDir, Store};
 use serde::Serialize;
 
 use super::org::{audit_rows, open_accounts, open_catalog, organization, require_directory, SealedAccount};
-use super::org_audit::{reports, Report};
+use super::org_audit::{note_newer_breaches, reports, Report};
 use super::org_ldap::{Directory, ServerKind};
 use crate::cli::{ResetArgs, ResetListFormatArg};
 use crate::output::{line, plural, stdout, table};
@@ -56,6 +56,7 @@ pub fn run(dir: &DataDir, args: ResetArgs) -> Result<Outcome> {
     let org = organization(&catalog, &args.org)?;
     require_directory(&org)?;
     let import = org.directory.as_ref().expect("checked above");
+    note_newer_breaches(&store, &org.name, import);
     let sealed = catalog.directory(&org.name)?.context("the organization's directory is gone")?;
     let directory = open_accounts(&keys.directory_keys(), &sealed)?;
     drop(sealed);
