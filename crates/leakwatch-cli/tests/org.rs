@@ -393,7 +393,11 @@ fn breaches_newer_than_the_import_are_named() {
 fn a_file_directory_is_reset_through_a_reset_list() {
     let env = Env::new();
     corpus(&env);
+    assert_eq!(env.run(&["reset", "--org", "acme"]).code, 2, "no such organization");
     env.run(&["org", "add", "acme", "--domain", "corp.example"]).ok("org add");
+    let no_directory = env.run(&["reset", "--org", "acme"]);
+    assert_eq!(no_directory.code, 2, "{}", no_directory.stderr);
+    assert!(no_directory.stderr.contains("has no directory yet"), "{}", no_directory.stderr);
     let csv = format!(
         "email,username,nt_hash,disabled\nalice@corp.example,alice,{},false\nbob@corp.example,=bob,{},false\n\
          carol@corp.example,carol,,false\ndave@corp.example,dave,{},true\nzoe@corp.example,zoe,{},false\n",
@@ -403,6 +407,8 @@ fn a_file_directory_is_reset_through_a_reset_list() {
         nt("Zoe-Clean-2026"),
     );
     let csv = env.file("d.csv", &csv);
+    // A file or a server, not both.
+    assert_eq!(env.run(&["org", "import", "acme", &csv, "--ldap", "ldap://127.0.0.1:1"]).code, 2);
     env.run(&["org", "import", "acme", &csv]).ok("import");
 
     let dry = env.run(&["reset", "--org", "acme", "--include-common", "--json"]).ok("dry run");
