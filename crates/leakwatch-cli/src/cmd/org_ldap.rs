@@ -25,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use leakwatch_catalog::{DirectoryRecord, ParsedDirectory, RecordReader};
+use zeroize::Zeroizing;
 
 use crate::cli::LdapArgs;
 
@@ -104,7 +105,7 @@ impl Directory {
             .build()
             .context("starting the LDAP client's runtime")?;
         let password = bind_password(args)?;
-        let (ldap, kind) = runtime.block_on(connect(args, &url, password.as_deref()))?;
+        let (ldap, kind) = runtime.block_on(connect(args, &url, password.as_ref().map(|p| p.as_str())))?;
         Ok(Directory { runtime, ldap, url, kind })
     }
 
@@ -150,26 +151,26 @@ impl Drop for Directory {
 }
 
 /// The bind password: the first line of --password-file, else the
-/// environment; none for an anonymous bind.
-fn bind_password(args: &LdapArgs) -> Result<Option<String>> {
+/// environment; none for an anonymous bind. Wiped from memory when dropped.
+fn bind_password(args: &LdapArgs) -> Result<Option<Zeroizing<String>>> {
     if args.bind_dn.is_none() {
         return Ok(None);
     }
     if let Some(path) = &args.password_file {
         let file =
             std::fs::File::open(path).with_context(|| format!("the password file {}", path.display()))?;
-        let mut first = String::new();
+        let mut first = Zeroizing::new(String::new());
         std::io::BufReader::new(file)
             .read_line(&mut first)
             .with_context(|| format!("the password file {}", path.display()))?;
-        let password = first.trim_end_matches(['\n', '\r']).to_owned();
+        let password = Zeroizing::new(first.trim_end_matches(['\n', '\r']).to_owned());
         if password.is_empty() {
             bail!("the password file {} is empty", path.display());
         }
         return Ok(Some(password));
     }
     match std::env::var(PASSWORD_ENV) {
-        Ok(p) if !p.is_empty() => Ok(Some(p)),
+        Ok(p) if !p.is_empty() => Ok(Some(Zeroizing::new(p))),
         _ => bail!(
             "--bind-dn needs a password: --password-file FILE or ${PASSWORD_ENV} (never on the command line)"
         ),
