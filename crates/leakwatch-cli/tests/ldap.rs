@@ -625,6 +625,26 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     assert!(!accounts(&audit).contains(&"dave@corp.example".to_owned()), "{}", audit.stdout);
     let show = env.run(&["org", "show", "acme", "--json"]).ok("org show");
     assert_eq!(show.json_lines()[0]["directory"]["source"], json!("ldap/openldap"));
+
+    // The sambaNTPassword values, the addresses and the DNs are nowhere in clear.
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for p in ["Summer2024", "hunter2", "Carol!Clean9", "Gr4ce!"] {
+        needles.push(nt(p).into_bytes());
+        needles.push(nt(p).to_lowercase().into_bytes());
+        needles.push(leakwatch_types::ntlm(p.as_bytes()).to_vec());
+    }
+    needles.push(b"alice@corp.example".to_vec());
+    needles.push(b"uid=alice".to_vec());
+    for entry in std::fs::read_dir(env.root.join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            for n in &needles {
+                let shown = String::from_utf8_lossy(n);
+                assert!(!bytes.windows(n.len()).any(|w| w == &n[..]), "{} holds {shown}", path.display());
+            }
+        }
+    }
 }
 
 #[test]
