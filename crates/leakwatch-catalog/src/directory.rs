@@ -1,10 +1,11 @@
-//! An organization's directory of accounts, as read from a file: the model
-//! the catalog keeps (address, user name, disabled state, the password's
-//! findings) and the two file readers, CSV and pwdump/secretsdump.
+//! An organization's directory of accounts, as read from a file or a server:
+//! the model the catalog keeps (address, user name, disabled state, the
+//! password's findings), the two file readers, CSV and pwdump/secretsdump, and
+//! [`RecordReader`], which applies the same rules to records a server returns.
 //!
-//! The model is the one an LDAP import fills too: `mail` is the address,
-//! `uid` or `sAMAccountName` the user name, `userAccountControl`'s disabled bit
-//! (or `nsAccountLock`) the disabled state. A file may also give each account's
+//! The model is the one an LDAP import fills too (through [`RecordReader`]):
+//! `mail` is the address, `uid` or `sAMAccountName` the user name, the entry's
+//! DN kept for a later forced reset. A file or a server may also give each account's
 //! current NT hash; it lives in memory for the import only ([`DirectoryEntry`]),
 //! never in the catalog (see `docs/security.md`).
 //!
@@ -72,6 +73,8 @@ pub struct DirectoryEntry {
     pub disabled: bool,
     /// The current NT hash, when the file gives one. In memory only.
     pub nt_hash: Option<[u8; 16]>,
+    /// The entry's distinguished name, for a directory read over LDAP.
+    pub dn: Option<String>,
 }
 
 impl std::fmt::Debug for DirectoryEntry {
@@ -83,6 +86,7 @@ impl std::fmt::Debug for DirectoryEntry {
             .field("netbios_domain", &self.netbios_domain)
             .field("disabled", &self.disabled)
             .field("nt_hash", &self.nt_hash.map(|_| ".."))
+            .field("dn", &self.dn)
             .finish()
     }
 }
@@ -279,6 +283,7 @@ fn parse_csv(text: &str, default_domain: &str) -> ParsedDirectory {
             netbios_domain: domain.map(str::to_owned),
             disabled,
             nt_hash: hash,
+            dn: None,
         };
         out.push(&mut seen, entry, line);
     }
@@ -366,10 +371,84 @@ fn parse_pwdump(text: &str, default_domain: &str) -> ParsedDirectory {
             netbios_domain: domain.map(str::to_owned),
             disabled,
             nt_hash: nt,
+            dn: None,
         };
         out.push(&mut seen, entry, line);
     }
     out
+}
+
+/// One account as a directory server returns it: raw attribute values,
+/// checked by [`RecordReader::push`] under the file readers' rules.
+#[derive(Clone, Default)]
+pub struct DirectoryRecord<'a> {
+    /// `mail`.
+    pub email: Option<&'a str>,
+    /// `uid` or `sAMAccountName`.
+    pub username: Option<&'a str>,
+    /// An NT hash in hex (`sambaNTPassword`), in memory only.
+    pub nt_hash: Option<&'a str>,
+    pub disabled: bool,
+    pub dn: Option<String>,
+}
+
+/// Builds a [`ParsedDirectory`] from server records, numbered from 1 in the
+/// order they came (the `lines` of [`LeftOut`]): machine accounts, records
+/// with neither address nor user name, malformed hashes and repeated
+/// addresses are left out under the same reasons as a file's lines.
+pub struct RecordReader {
+    out: ParsedDirectory,
+    seen: HashSet<String>,
+    default_domain: String,
+    number: u64,
+}
+
+impl RecordReader {
+    /// `default_domain` gives an account without an address `user@default_domain`.
+    pub fn new(default_domain: &str) -> RecordReader {
+        RecordReader {
+            out: ParsedDirectory::default(),
+            seen: HashSet::new(),
+            default_domain: default_domain.to_owned(),
+            number: 0,
+        }
+    }
+
+    pub fn push(&mut self, record: DirectoryRecord<'_>) {
+        self.number += 1;
+        let n = self.number;
+        let user = record.username.map(str::trim).filter(|u| !u.is_empty());
+        if user.is_some_and(|u| u.ends_with('$')) {
+            return self.out.leave_out("machine account", n);
+        }
+        let email = match address(record.email, user, &self.default_domain) {
+            Ok(e) => e,
+            Err(reason) => return self.out.leave_out(reason, n),
+        };
+        let nt = match nt_hash(record.nt_hash.unwrap_or("")) {
+            Ok(h) => h,
+            Err(reason) => return self.out.leave_out(reason, n),
+        };
+        let entry = DirectoryEntry {
+            email,
+            username: user.map(str::to_owned),
+            netbios_domain: None,
+            disabled: record.disabled,
+            nt_hash: nt,
+            dn: record.dn,
+        };
+        self.out.push(&mut self.seen, entry, n);
+    }
+
+    /// A record that could not be read at all (e.g. a malformed entry).
+    pub fn leave_out(&mut self, reason: &'static str) {
+        self.number += 1;
+        self.out.leave_out(reason, self.number);
+    }
+
+    pub fn finish(self) -> ParsedDirectory {
+        self.out
+    }
 }
 
 /// secretsdump's `-history` lines: `user_history0`, `user_history1`, ...
@@ -537,6 +616,54 @@ mod tests {
     }
 
     #[test]
+    fn server_records_follow_the_file_rules() {
+        let h = hex(ntlm(b"pw"));
+        let mut r = RecordReader::new("corp.example");
+        let rec = |email, user, nt, disabled, dn: &str| DirectoryRecord {
+            email,
+            username: user,
+            nt_hash: nt,
+            disabled,
+            dn: Some(dn.to_owned()),
+        };
+        r.push(rec(Some("Alice@Corp.Example"), Some("alice"), Some(&h), false, "uid=alice"));
+        r.push(rec(None, Some("bob"), None, true, "uid=bob"));
+        r.push(rec(None, Some("WKS01$"), None, false, "cn=WKS01"));
+        r.push(rec(None, None, None, false, "cn=nobody"));
+        r.push(rec(Some("carol@corp.example"), None, Some("zz"), false, "uid=carol"));
+        r.push(rec(Some("alice@corp.example"), None, None, false, "uid=alice2"));
+        r.leave_out("malformed entry");
+        let d = r.finish();
+        // Address, user name, disabled, whether a hash was read, DN.
+        type ServerRow<'a> = (&'a str, Option<&'a str>, bool, bool, Option<&'a str>);
+        let got: Vec<ServerRow<'_>> = d
+            .entries
+            .iter()
+            .map(|e| {
+                (e.email.as_str(), e.username.as_deref(), e.disabled, e.nt_hash.is_some(), e.dn.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice@corp.example", Some("alice"), false, true, Some("uid=alice")),
+                ("bob@corp.example", Some("bob"), true, false, Some("uid=bob")),
+            ]
+        );
+        let reasons: Vec<(&str, Vec<u64>)> = d.left_out.iter().map(|(r, l)| (*r, l.lines.clone())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("duplicate account", vec![6]),
+                ("machine account", vec![3]),
+                ("malformed NT hash", vec![5]),
+                ("malformed entry", vec![7]),
+                ("no email address or user name", vec![4]),
+            ]
+        );
+    }
+
+    #[test]
     fn the_hash_is_never_printed() {
         let e = DirectoryEntry {
             email: "a@b.example".into(),
@@ -544,6 +671,7 @@ mod tests {
             netbios_domain: None,
             disabled: false,
             nt_hash: Some(ntlm(b"x")),
+            dn: None,
         };
         assert!(!format!("{e:?}").to_lowercase().contains(&hex(ntlm(b"x")).to_lowercase()));
     }

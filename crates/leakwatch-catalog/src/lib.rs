@@ -32,7 +32,8 @@ pub use audit::{
     Subject, SubjectKind,
 };
 pub use directory::{
-    parse_directory, DirectoryEntry, DirectoryFormat, LeftOut, ParsedDirectory, EMPTY_NT_HASH,
+    parse_directory, DirectoryEntry, DirectoryFormat, DirectoryRecord, LeftOut, ParsedDirectory,
+    RecordReader, EMPTY_NT_HASH,
 };
 pub use error::{CatalogError, Result};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};

@@ -106,7 +106,8 @@ pub struct Organization {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectoryImport {
     pub imported_at: String,
-    /// `csv`, `pwdump` (later `ldap`).
+    /// `csv`, `pwdump`, or the kind of LDAP server read (`ldap/openldap`,
+    /// `ldap/active-directory`), which `reset` acts on.
     pub source: String,
     /// The store generation the password findings were made against.
     pub checked_generation: u64,

@@ -142,6 +142,21 @@ pub enum Command {
     /// are never kept); address findings are looked up now. Disabled accounts
     /// are left aside. Exit 0 if any account is exposed, 1 if none is. Audited.
     Audit(AuditArgs),
+    /// Force a password change at next logon for the exposed accounts of an
+    /// organization's directory. A dry run unless --apply.
+    ///
+    /// An enabled account is reset when its current password is the very one
+    /// leaked for it (in which breaches), when a stealer log holds its address
+    /// (the device is infected; looked up now), or, with --include-common,
+    /// when its current password was seen in the corpus at all. With --apply:
+    /// on OpenLDAP (ppolicy overlay) `pwdReset: TRUE`, on Active Directory
+    /// `pwdLastSet: 0`, for a directory imported with --ldap (give the same
+    /// --ldap, --bind-dn and --password-file, with write access); for any other
+    /// identity provider, or with --reset-list, a CSV or JSON list to hand it.
+    /// Each reset is a row of the audit log, with the OS user who ran it.
+    /// Disabled accounts are left aside. Exit 0 if any account is (or would
+    /// be) reset, 1 if none needs it, 2 on error.
+    Reset(ResetArgs),
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -409,14 +424,24 @@ pub enum OrgCommand {
     },
     /// Import the organization's directory of accounts, replacing the previous one.
     ///
-    /// CSV with a header row naming `email`, `username`, `nt_hash` (any order,
-    /// either case; the hash column is optional; `disabled` or `enabled`
-    /// columns mark disabled accounts), or pwdump / secretsdump lines
+    /// From FILE: CSV with a header row naming `email`, `username`, `nt_hash`
+    /// (any order, either case; the hash column is optional; `disabled` or
+    /// `enabled` columns mark disabled accounts), or pwdump / secretsdump lines
     /// (`DOMAIN\user:rid:lmhash:nthash:::`, ` (status=Disabled)` honoured).
+    ///
+    /// Or from a live OpenLDAP or Active Directory with --ldap URL --base DN:
+    /// `mail`, `uid` / `sAMAccountName`, the disabled state (AD:
+    /// userAccountControl's ACCOUNTDISABLE bit; OpenLDAP: an administrative
+    /// ppolicy lock, pwdAccountLockedTime 000001010000Z, an expired
+    /// shadowExpire, or nsAccountLock), the entry's DN (for `reset`) and
+    /// `sambaNTPassword` when the server gives it; read in pages, so AD's
+    /// 1,000-entry limit truncates nothing. The server's kind is detected from
+    /// its rootDSE and recorded.
+    ///
     /// Each account's current NT hash is checked against the store now and then
     /// dropped: the catalog keeps a keyed hash of it and what was found, never
     /// the hash. Machine accounts (`NAME$`) and password-history lines are left
-    /// out; malformed lines are counted by reason. Audited.
+    /// out; malformed lines (entries, over LDAP) are counted by reason. Audited.
     Import(OrgImportArgs),
 }
 
@@ -425,15 +450,50 @@ pub struct OrgImportArgs {
     /// The organization's name.
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// The directory file, or `-` for stdin.
-    #[arg(value_name = "FILE")]
-    pub file: String,
+    /// The directory file, or `-` for stdin (or --ldap URL instead).
+    #[arg(value_name = "FILE", required_unless_present = "ldap", conflicts_with = "ldap")]
+    pub file: Option<String>,
     /// The file's format (default: detected from its first line).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "ldap")]
     pub format: Option<DirectoryFormatArg>,
+    #[command(flatten)]
+    pub ldap: LdapArgs,
+    /// With --ldap: the search base, e.g. ou=people,dc=corp,dc=example.
+    #[arg(long, value_name = "DN", requires = "ldap", required_unless_present = "file")]
+    pub base: Option<String>,
+    /// With --ldap: the search filter (default: AD
+    /// `(&(objectCategory=person)(objectClass=user))`; OpenLDAP
+    /// `(|(objectClass=inetOrgPerson)(objectClass=posixAccount)(objectClass=sambaSamAccount))`).
+    #[arg(long, value_name = "FILTER", requires = "ldap")]
+    pub filter: Option<String>,
     /// Print the import summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How to reach an LDAP directory (OpenLDAP or Active Directory) and bind to it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LdapArgs {
+    /// The directory server: `ldap://HOST[:PORT]` (upgraded with StartTLS unless
+    /// --no-starttls) or `ldaps://HOST[:PORT]`.
+    #[arg(long, value_name = "URL")]
+    pub ldap: Option<String>,
+    /// Bind as this DN (or, on AD, user@domain); anonymous without it. The
+    /// password is read from --password-file or $LEAKWATCH_LDAP_PASSWORD,
+    /// never from the command line.
+    #[arg(long, value_name = "DN", requires = "ldap")]
+    pub bind_dn: Option<String>,
+    /// The file holding the bind password (its first line; mode 0600 advised).
+    #[arg(long, value_name = "FILE", requires = "bind_dn")]
+    pub password_file: Option<PathBuf>,
+    /// Trust the CA certificate(s) in this PEM file (a private CA), besides the
+    /// system's.
+    #[arg(long, value_name = "PEM", requires = "ldap")]
+    pub ca_file: Option<PathBuf>,
+    /// On an ldap:// URL, stay in plaintext instead of StartTLS: the bind
+    /// password and every record cross the network in clear.
+    #[arg(long, requires = "ldap")]
+    pub no_starttls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -460,6 +520,40 @@ pub struct AuditArgs {
     /// breach date, the exposed accounts) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The organization whose directory to act on.
+    #[arg(long, value_name = "NAME")]
+    pub org: String,
+    /// Do it: without it nothing is changed and nothing is written, only shown.
+    #[arg(long)]
+    pub apply: bool,
+    /// Also reset accounts whose current password is anywhere in the corpus
+    /// (your dumps or Pwned Passwords), not only leaked for the account itself.
+    #[arg(long)]
+    pub include_common: bool,
+    /// One JSON object per account to reset.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the accounts to reset to FILE (`-`: stdout) for another identity
+    /// provider, instead of changing an LDAP directory. Written with --apply.
+    #[arg(long, value_name = "FILE", conflicts_with = "ldap")]
+    pub reset_list: Option<String>,
+    /// The reset list's format (default: from FILE's extension, else CSV).
+    #[arg(long, value_enum, requires = "reset_list")]
+    pub format: Option<ResetListFormatArg>,
+    #[command(flatten)]
+    pub ldap: LdapArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResetListFormatArg {
+    /// A header row, then `email,username,dn,reasons`.
+    Csv,
+    /// One JSON array of objects.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -386,6 +386,101 @@ fn breaches_newer_than_the_import_are_named() {
     assert_eq!(env.run(&["audit", "--org", "acme"]).code, 1);
 }
 
+/// `reset` on a directory from a file: a dry run lists who and why; --apply
+/// needs a reset list, written as CSV or JSON, one audit row per account;
+/// disabled accounts are left aside; nothing to reset exits 1.
+#[test]
+fn a_file_directory_is_reset_through_a_reset_list() {
+    let env = Env::new();
+    corpus(&env);
+    assert_eq!(env.run(&["reset", "--org", "acme"]).code, 2, "no such organization");
+    env.run(&["org", "add", "acme", "--domain", "corp.example"]).ok("org add");
+    let no_directory = env.run(&["reset", "--org", "acme"]);
+    assert_eq!(no_directory.code, 2, "{}", no_directory.stderr);
+    assert!(no_directory.stderr.contains("has no directory yet"), "{}", no_directory.stderr);
+    let csv = format!(
+        "email,username,nt_hash,disabled\nalice@corp.example,alice,{},false\nbob@corp.example,=bob,{},false\n\
+         carol@corp.example,carol,,false\ndave@corp.example,dave,{},true\nzoe@corp.example,zoe,{},false\n",
+        nt("Summer2024"),
+        nt("hunter2"),
+        nt("oldpass1"),
+        nt("Zoe-Clean-2026"),
+    );
+    let csv = env.file("d.csv", &csv);
+    // A file or a server, not both.
+    assert_eq!(env.run(&["org", "import", "acme", &csv, "--ldap", "ldap://127.0.0.1:1"]).code, 2);
+    env.run(&["org", "import", "acme", &csv]).ok("import");
+
+    let dry = env.run(&["reset", "--org", "acme", "--include-common", "--json"]).ok("dry run");
+    let rows = dry.json_lines();
+    let names: Vec<&str> = rows.iter().map(|r| r["account"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice@corp.example", "bob@corp.example", "carol@corp.example"]);
+    assert_eq!(
+        rows[0]["reasons"],
+        json!(["own current password leaked in Alpha, Beta", "current password seen 2 times in the corpus"])
+    );
+    assert_eq!(rows[1]["reasons"], json!(["current password seen 5,001 times in the corpus"]));
+    assert_eq!(rows[2]["reasons"], json!(["device in a stealer log (credentials for shop.example.net)"]));
+    assert!(rows.iter().all(|r| r["action"] == json!("reset list") && r["applied"] == json!(false)));
+
+    let refused = env.run(&["reset", "--org", "acme", "--apply"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--reset-list FILE"), "{}", refused.stderr);
+
+    let list = env.root.join("reset.csv");
+    let list_arg = list.display().to_string();
+    let dry = env.run(&["reset", "--org", "acme", "--reset-list", &list_arg]).ok("dry run with a list");
+    assert!(dry.stdout.contains("dry run: 2 accounts would be reset"), "{}", dry.stdout);
+    assert!(!list.exists(), "a dry run writes nothing");
+    env.run(&["reset", "--org", "acme", "--apply", "--include-common", "--reset-list", &list_arg])
+        .ok("reset list");
+    assert_eq!(
+        std::fs::read_to_string(&list).unwrap(),
+        "email,username,dn,reasons\n\
+         alice@corp.example,alice,,\"own current password leaked in Alpha, Beta; current password seen 2 times in the \
+         corpus\"\n\
+         bob@corp.example,'=bob,,\"current password seen 5,001 times in the corpus\"\n\
+         carol@corp.example,carol,,device in a stealer log (credentials for shop.example.net)\n"
+    );
+    let json_list = env.root.join("reset.json");
+    env.run(&["reset", "--org", "acme", "--apply", "--reset-list", &json_list.display().to_string()])
+        .ok("JSON reset list");
+    let listed: Value = serde_json::from_str(&std::fs::read_to_string(&json_list).unwrap()).unwrap();
+    let listed: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|r| r["account"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["alice@corp.example", "carol@corp.example"]);
+    let to_stdout = env
+        .run(&["reset", "--org", "acme", "--apply", "--reset-list", "-", "--format", "json"])
+        .ok("reset list on stdout");
+    let listed: Value = serde_json::from_str(&to_stdout.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let log = env.run(&["audit-log", "--json"]).ok("audit-log");
+    let endpoints: Vec<String> = log
+        .json_lines()
+        .iter()
+        .map(|r| r.get("entry").unwrap_or(r)["endpoint"].as_str().unwrap().to_owned())
+        .collect();
+    let csv_rows = endpoints
+        .iter()
+        .filter(|e| e.starts_with("cli reset --apply --org acme (reset list ") && e.ends_with("reset.csv)"))
+        .count();
+    assert_eq!(csv_rows, 3, "{endpoints:?}");
+    assert!(endpoints.contains(&"cli reset --org acme".to_owned()), "{endpoints:?}");
+
+    // Password findings are the import's: a breach ingested since is named.
+    let gamma = env.file("gamma.txt", "zoe@corp.example:Zoe-Clean-2026\n");
+    env.run(&["ingest", "--breach", "Gamma", &gamma]).ok("ingest Gamma");
+    let stale = env.run(&["reset", "--org", "acme"]).ok("reset after a new breach");
+    assert!(stale.stderr.contains("breaches ingested since (Gamma)"), "{}", stale.stderr);
+
+    let clean = env.file("clean.csv", &format!("email,nt_hash\nzoe@corp.example,{}\n", nt("Zoe-New-2027")));
+    env.run(&["org", "import", "acme", &clean]).ok("import clean");
+    let nothing = env.run(&["reset", "--org", "acme", "--apply", "--reset-list", &list_arg]);
+    assert_eq!(nothing.code, 1, "{}", nothing.stderr);
+    assert!(nothing.stdout.contains("no account needs a reset"), "{}", nothing.stdout);
+}
+
 /// No file of the data directory holds a directory NT hash, in hex of either
 /// case or as raw bytes.
 fn assert_no_nt_hash_in_catalog(data: &Path, passwords: &[&str]) {

@@ -15,7 +15,9 @@ mod ingest;
 mod keys;
 mod org;
 mod org_audit;
+mod org_ldap;
 mod repair;
+mod reset;
 mod search;
 mod serve;
 mod sync;
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::AuditLog(args) => audit::run(&store()?, args),
         Command::Org(command) => org::run(&store()?, command),
         Command::Audit(args) => org_audit::run(&store()?, args),
+        Command::Reset(args) => reset::run(&store()?, args),
         Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
         Command::Rekey { json, audit } => keys::rekey(&store()?, json, audit),
     }

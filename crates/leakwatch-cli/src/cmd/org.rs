@@ -1,7 +1,7 @@
 //! `leakwatch org add|list|show|remove|import`: organizations in the catalog,
 //! and the import of their directory of accounts.
 //!
-//! An import reads the file, checks each account's current NT hash against the
+//! An import reads the file (or the LDAP server, through `org_ldap`), checks each account's current NT hash against the
 //! store (its counts, and the breaches where it leaked for that very account),
 //! and hands the catalog the directory sealed (addresses, user names, keyed
 //! hashes of the NT hashes, findings); the NT hashes themselves go no further
@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::org_ldap::Directory;
 use crate::cli::{DirectoryFormatArg, OrgCommand, OrgImportArgs};
 use crate::output::{line, plural, stdout, table};
 use crate::Outcome;
@@ -144,14 +145,23 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
     let keys = dir.ensure_keys()?;
     let mut catalog = open_catalog(dir)?;
     let org = organization(&catalog, &args.name)?;
-    let bytes = read_input(&args.file)?;
-    let format = match args.format {
-        Some(DirectoryFormatArg::Csv) => DirectoryFormat::Csv,
-        Some(DirectoryFormatArg::Pwdump) => DirectoryFormat::Pwdump,
-        None => DirectoryFormat::detect(&bytes),
+    let (parsed, source, unit) = match &args.file {
+        Some(file) => {
+            let bytes = read_input(file)?;
+            let format = match args.format {
+                Some(DirectoryFormatArg::Csv) => DirectoryFormat::Csv,
+                Some(DirectoryFormatArg::Pwdump) => DirectoryFormat::Pwdump,
+                None => DirectoryFormat::detect(&bytes),
+            };
+            (parse_directory(&bytes, format, &org.domains[0]), format.as_str(), ("line", "lines"))
+        }
+        None => {
+            let base = args.base.as_deref().context("--ldap needs --base DN")?;
+            let mut server = Directory::connect(&args.ldap)?;
+            let parsed = server.read(base, args.filter.as_deref(), &org.domains[0])?;
+            (parsed, server.kind.source(), ("entry", "entries"))
+        }
     };
-    let parsed = parse_directory(&bytes, format, &org.domains[0]);
-    drop(bytes);
     let dkeys = keys.directory_keys();
     // The previous directory, for change detection: only what `compare` reads.
     let previous_plain = match catalog.directory(&org.name)? {
@@ -177,7 +187,7 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
         sealed: dkeys.seal(&serde_json::to_vec(&accounts)?),
     };
     let max_breach = store.breaches().iter().map(|b| b.id).max().unwrap_or(0);
-    catalog.replace_directory(&org.name, &directory, format.as_str(), store.generation(), max_breach)?;
+    catalog.replace_directory(&org.name, &directory, source, store.generation(), max_breach)?;
     audit_rows(dir, &mut catalog, "org import", &org, change.accounts)?;
 
     let left_out: u64 = parsed.left_out.values().map(|l| l.count).sum();
@@ -185,7 +195,7 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
     if args.json {
         let value = json!({
             "organization": org.name,
-            "format": format.as_str(),
+            "format": source,
             "accounts": change.accounts,
             "disabled": disabled,
             "with_nt_hash": with_hash,
@@ -201,7 +211,7 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
             "imported {} into {} ({}): {} disabled, {} with an NT hash; {} added, {} removed, {} changed password",
             plural(change.accounts, "account", "accounts"),
             org.name,
-            format.as_str(),
+            source,
             crate::output::thousands(disabled),
             crate::output::thousands(with_hash),
             crate::output::thousands(change.added),
@@ -209,12 +219,13 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
             crate::output::thousands(change.password_changed),
         )?;
         if left_out > 0 {
-            writeln!(out, "left out {}:", plural(left_out, "line", "lines"))?;
+            writeln!(out, "left out {}:", plural(left_out, unit.0, unit.1))?;
             for (reason, l) in &parsed.left_out {
                 let lines: Vec<String> = l.lines.iter().map(u64::to_string).collect();
                 writeln!(
                     out,
-                    "  {:>8}  {reason} (lines {})",
+                    "  {:>8}  {reason} ({} {})",
+                    unit.1,
                     crate::output::thousands(l.count),
                     lines.join(", ")
                 )?;
@@ -248,6 +259,9 @@ pub(crate) struct SealedAccount {
     pub netbios_domain: Option<String>,
     #[serde(rename = "x", default, skip_serializing_if = "is_false")]
     pub disabled: bool,
+    /// The entry's DN, for a directory read over LDAP (what `reset` changes).
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
     /// The keyed hash of the NT hash (hex), when the directory gave one.
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -288,6 +302,7 @@ fn check_password(store: &Store, keys: &DirectoryKeys, e: DirectoryEntry) -> Res
         username: e.username,
         netbios_domain: e.netbios_domain,
         disabled: e.disabled,
+        dn: e.dn,
         ..SealedAccount::default()
     };
     if let Some(nt) = &e.nt_hash {

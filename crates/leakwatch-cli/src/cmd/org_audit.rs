@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use leakwatch_catalog::DirectoryImport;
 use leakwatch_store::{Breach, DataDir, Store};
 use leakwatch_types::{Account, AccountKind};
 use rayon::prelude::*;
@@ -46,17 +47,18 @@ struct BreachRef<'a> {
     date: &'a str,
 }
 
-/// One directory account's findings: the `--json` object.
+/// One directory account's findings: the `--json` object. `reset` acts on
+/// the same findings.
 #[derive(Debug, Serialize)]
-struct Report<'a> {
-    account: &'a str,
+pub(crate) struct Report<'a> {
+    pub(crate) account: &'a str,
     username: Option<&'a str>,
-    disabled: bool,
+    pub(crate) disabled: bool,
     severity: Severity,
-    own_password_leaked_in: Vec<&'a str>,
-    stealer_websites: Vec<String>,
+    pub(crate) own_password_leaked_in: Vec<&'a str>,
+    pub(crate) stealer_websites: Vec<String>,
     password_known: bool,
-    password_count: u64,
+    pub(crate) password_count: u64,
     password_count_own: u64,
     password_count_hibp: u64,
     empty_password: bool,
@@ -75,23 +77,7 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let directory = open_accounts(&keys.directory_keys(), &sealed)?;
     drop(sealed);
     let import = org.directory.as_ref().expect("checked above");
-    if store.generation() != import.checked_generation {
-        let newer: Vec<&str> = store
-            .breaches()
-            .into_iter()
-            .filter(|b| b.id > import.checked_breach_id)
-            .map(|b| b.name.as_str())
-            .collect();
-        if !newer.is_empty() {
-            eprintln!(
-                "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
-                 since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
-                import.imported_at,
-                newer.join(", "),
-                org.name
-            );
-        }
-    }
+    note_newer_breaches(&store, &org.name, import);
     let all = reports(&store, &directory)?;
     let reports = most_urgent_first(&all);
     let exposed = reports.iter().filter(|r| !r.disabled && r.severity != Severity::None).count() as u64;
@@ -115,7 +101,30 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     Ok(if exposed > 0 { Outcome::Found } else { Outcome::NotFound })
 }
 
-fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
+/// Says on stderr which breaches were ingested since the directory's import:
+/// the password findings have not seen them.
+pub(crate) fn note_newer_breaches(store: &Store, org: &str, import: &DirectoryImport) {
+    if store.generation() != import.checked_generation {
+        let newer: Vec<&str> = store
+            .breaches()
+            .into_iter()
+            .filter(|b| b.id > import.checked_breach_id)
+            .map(|b| b.name.as_str())
+            .collect();
+        if !newer.is_empty() {
+            eprintln!(
+                "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
+                 since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
+                import.imported_at,
+                newer.join(", "),
+                org
+            );
+        }
+    }
+}
+
+/// Each directory account's findings, in the directory's order.
+pub(crate) fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
     let by_id: HashMap<u32, &Breach> = store.breaches().into_iter().map(|b| (b.id, b)).collect();
     // Accounts by their password's keyed hash: equal hashes, equal passwords.
     let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -331,7 +340,7 @@ fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
 
 /// A CSV cell: quoted when it must be, and never read as a formula by a
 /// spreadsheet (a directory's user names are not ours to trust).
-fn csv_cell(value: &str) -> String {
+pub(crate) fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
