@@ -15,7 +15,7 @@
 //! separator) is a banner's (`Telegram: @channel`, `Build ID: ...`): skipped.
 
 use leakwatch_types::{
-    normalize_domain, normalize_email, normalize_plain_email, normalize_username, Account, AccountKind,
+    normalize_domain_bytes, normalize_email, normalize_plain_email, normalize_username, Account, AccountKind,
     Record,
 };
 
@@ -128,7 +128,7 @@ pub(crate) fn website(host: &[u8]) -> Result<Option<String>, Reason> {
 
 /// `host` normalized, when it is a domain.
 fn domain_of(host: &[u8]) -> Option<String> {
-    std::str::from_utf8(host).ok().and_then(normalize_domain)
+    normalize_domain_bytes(host)
 }
 
 /// [`website`] of a host that is no domain.

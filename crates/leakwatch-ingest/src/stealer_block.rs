@@ -82,6 +82,10 @@ const LABELS: &[(&str, Role)] = &[
 pub(crate) fn label_line(line: &[u8]) -> Option<(Role, &[u8])> {
     let line = line.trim_ascii_start();
     let colon = memchr(b':', &line[..line.len().min(16)])?;
+    // A URL's scheme (`https://`, a ULP line's start) is no label.
+    if line[colon + 1..].starts_with(b"//") {
+        return None;
+    }
     let label = line[..colon].trim_ascii();
     let role = LABELS.iter().find(|(name, _)| label.eq_ignore_ascii_case(name.as_bytes()))?.1;
     let value = &line[colon + 1..];

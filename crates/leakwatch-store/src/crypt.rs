@@ -450,6 +450,9 @@ impl Keys {
     pub fn seal_many(&self, items: &[(&SealPlace, &[u8])], out: &mut Vec<u8>, ends: &mut Vec<usize>) {
         out.clear();
         ends.clear();
+        // Sized once: grown push by push, the output was copied a dozen times.
+        out.reserve(items.iter().map(|(_, p)| p.len() + SEAL_OVERHEAD).sum());
+        ends.reserve(items.len());
         let Some(s) = &self.sealed else {
             for (_, payload) in items {
                 out.extend_from_slice(payload);

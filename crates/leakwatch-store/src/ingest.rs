@@ -148,21 +148,18 @@ fn to_batch(
     let mut places: Vec<(Key16, SealPlace)> = Vec::new();
     // Each alias with its domain's place, sealed together after the loop.
     let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
-    // Stealer-log entries: the key and place each is sealed at (one of
-    // `stealer_places`), and their payloads in `stealer_text`, all sealed
-    // together after the loop like the aliases. A website repeats within a
-    // batch as domains do: one inner key and one place for each.
+    // Stealer-log pairs, made into entries after the loop (`stealer_batch`).
+    // A website repeats within a batch as domains do: each is listed once
+    // (`sites`), and gets one inner key and one place.
     let mut site_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-    // Each website, its inner key and the addresses of its place: packed
-    // after the loop, several to an entry (see `pack_site_emails`).
-    let mut site_emails: Vec<(&str, Key16, usize, Vec<&str>)> = Vec::new();
-    let mut stealer_places: Vec<(Key16, SealPlace)> = Vec::new();
-    let mut stealer_items: Vec<(usize, usize)> = Vec::new();
-    let mut stealer_text: Vec<u8> = Vec::new();
-    // Each pair by email: the account's stored key, and (inner account key,
-    // inner website key) for its reference, made after the loop in batches.
-    let mut pair_accounts: Vec<Key16> = Vec::new();
-    let mut pairs: Vec<(Key16, Key16)> = Vec::new();
+    let mut sites: Vec<&str> = Vec::new();
+    // Each pair by email: the account's stored and inner keys (for the
+    // website reference, made after the loop in batches), and the website (an
+    // index into `sites`) with the address, for packing. Flat lists sized
+    // for the batch: a list per website, grown push by push, cost a tenth of
+    // a stealer log's batching in reallocations.
+    let mut pair_accounts: Vec<(Key16, Key16)> = Vec::with_capacity(n);
+    let mut pair_sites: Vec<(u32, &str)> = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(256);
     let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
     accounts.extend_from_slice(&inners);
@@ -186,18 +183,14 @@ fn to_batch(
             let fits = |site: &str| site.len() + 1 + record.account.value.len() <= MAX_SEALED_PLAINTEXT;
             if let Some(site) = record.website.as_deref().filter(|&site| fits(site)) {
                 let site_at = *site_places.entry(site).or_insert_with(|| {
-                    let inner = blinder.website_key(site);
-                    let key = keys.outer(inner);
-                    stealer_places.push((key, keys.seal_place(&key, breach)));
-                    site_emails.push((site, inner, stealer_places.len() - 1, Vec::new()));
-                    site_emails.len() - 1
+                    sites.push(site);
+                    sites.len() - 1
                 });
                 // The email domain's view (`stealerlogsbyemaildomain`) needs no
                 // entry of its own: it is read from the domain's aliases (the
                 // domain entries above) and each alias's pairs by email.
-                pair_accounts.push(account);
-                pairs.push((inner, site_emails[site_at].1));
-                site_emails[site_at].3.push(&record.account.value);
+                pair_accounts.push((account, inner));
+                pair_sites.push((site_at as u32, &record.account.value));
             }
         }
         let Some(material) = &record.password else { continue };
@@ -215,23 +208,7 @@ fn to_batch(
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
     let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
-    for (site, _, place, emails) in &site_emails {
-        pack_site_emails(*place, site, emails, &mut stealer_items, &mut stealer_text);
-    }
-    let mut stealer = stealer_entries(keys, &stealer_places, &stealer_items, &stealer_text);
-    let refs = keys.site_refs(&pairs);
-    stealer.emails = Bucketed::new(
-        pair_accounts
-            .iter()
-            .zip(&refs)
-            .map(|(account, reference)| {
-                let mut rec = [0u8; STEALER_EMAIL];
-                rec[..16].copy_from_slice(account);
-                rec[16..].copy_from_slice(reference);
-                rec
-            })
-            .collect(),
-    );
+    let stealer = stealer_batch(keys, breach, &sites, &pair_accounts, &pair_sites);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
     keys.mask_pairs(&mut sha1_creds);
@@ -246,35 +223,91 @@ fn to_batch(
     })
 }
 
-/// Packs a website's addresses of one batch into as few entries as hold
-/// them: each entry the website's name, then addresses in the batch's order,
-/// `\n` between them, at most [`MAX_SEALED_PLAINTEXT`] bytes an entry. The
-/// most common sites are most of a stealer log's lines, and an entry per
-/// address made the website's view cost as much ingest as all the rest of a
-/// record. Readers split an entry on `\n`, which no address or name holds:
-/// the line without an `@` is the name (the pairs by email refer to a website
-/// by its key alone), and they take each address once (an address may repeat
-/// within a batch or across them). Every address fits with the name
-/// (`to_batch` checks).
-fn pack_site_emails(
-    place: usize,
-    site: &str,
-    emails: &[&str],
-    items: &mut Vec<(usize, usize)>,
-    text: &mut Vec<u8>,
-) {
-    let mut start = text.len();
-    text.extend_from_slice(site.as_bytes());
-    for email in emails.iter() {
-        if text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
-            items.push((place, text.len()));
-            start = text.len();
-            text.extend_from_slice(site.as_bytes());
-        }
-        text.push(b'\n');
-        text.extend_from_slice(email.as_bytes());
+/// The stealer-log entries of a batch's pairs: the websites' entries, sealed,
+/// and the pairs by email, each account's stored key and its website's
+/// reference. `pairs` are each pair's account (stored and inner keys) and its
+/// website (an index into `sites`) and address.
+fn stealer_batch(
+    keys: &Keys,
+    breach: u32,
+    sites: &[&str],
+    accounts: &[(Key16, Key16)],
+    pairs: &[(u32, &str)],
+) -> StealerBatch {
+    let site_inners = keys.blinder().website_keys(sites.iter().copied());
+    let mut site_keys = site_inners.clone();
+    keys.outer_many(&mut site_keys);
+    let places: Vec<(Key16, SealPlace)> =
+        site_keys.iter().map(|k| (*k, keys.seal_place(k, breach))).collect();
+    let (items, text) = pack_sites(sites, pairs);
+    let mut stealer = stealer_entries(keys, &places, &items, &text);
+    let refs = keys.site_refs(
+        &accounts
+            .iter()
+            .zip(pairs)
+            .map(|(&(_, inner), &(site, _))| (inner, site_inners[site as usize]))
+            .collect::<Vec<_>>(),
+    );
+    stealer.emails = Bucketed::new(
+        accounts
+            .iter()
+            .zip(&refs)
+            .map(|((account, _), reference)| {
+                let mut rec = [0u8; STEALER_EMAIL];
+                rec[..16].copy_from_slice(account);
+                rec[16..].copy_from_slice(reference);
+                rec
+            })
+            .collect(),
+    );
+    stealer
+}
+
+/// The websites' entries of one batch: each website's addresses (`pairs`,
+/// by index into `sites`, in the batch's order) packed into as few entries as
+/// hold them. Returns each entry's website (its index) and the end of its
+/// payload in the text. An entry is the website's name, then addresses, `\n` between them, at
+/// most [`MAX_SEALED_PLAINTEXT`] bytes: the most common sites are most of a
+/// stealer log's lines, and an entry per address made the website's view cost
+/// as much ingest as all the rest of a record. Readers split an entry on
+/// `\n`, which no address or name holds: the line without an `@` is the name
+/// (the pairs by email refer to a website by its key alone), and they take
+/// each address once (an address may repeat within a batch or across them).
+/// Every address fits with the name (`to_batch` checks).
+fn pack_sites(sites: &[&str], pairs: &[(u32, &str)]) -> (Vec<(usize, usize)>, Vec<u8>) {
+    // The pairs grouped by website, in order (a counting sort).
+    let mut starts = vec![0usize; sites.len() + 1];
+    for &(site, _) in pairs {
+        starts[site as usize + 1] += 1;
     }
-    items.push((place, text.len()));
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut grouped = vec![""; pairs.len()];
+    for &(site, email) in pairs {
+        grouped[next[site as usize]] = email;
+        next[site as usize] += 1;
+    }
+    let text_len =
+        pairs.iter().map(|(_, e)| e.len() + 1).sum::<usize>() + sites.iter().map(|s| s.len()).sum::<usize>();
+    let (mut items, mut text) =
+        (Vec::with_capacity(sites.len() * 2), Vec::with_capacity(text_len + text_len / 8));
+    for (place, (site, w)) in sites.iter().zip(starts.windows(2)).enumerate() {
+        let mut start = text.len();
+        text.extend_from_slice(site.as_bytes());
+        for email in &grouped[w[0]..w[1]] {
+            if text.len() - start + 1 + email.len() > MAX_SEALED_PLAINTEXT {
+                items.push((place, text.len()));
+                start = text.len();
+                text.extend_from_slice(site.as_bytes());
+            }
+            text.push(b'\n');
+            text.extend_from_slice(email.as_bytes());
+        }
+        items.push((place, text.len()));
+    }
+    (items, text)
 }
 
 /// The stealer-log entries of a batch, sealed in one pass: `items` are each

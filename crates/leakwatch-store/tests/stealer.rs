@@ -183,7 +183,8 @@ fn pairs_by_email_survive_compaction_rekey_and_breach_removal() {
     // Breach i: user j's credentials for site (i + j) % 4, for j < 3 + i % 3.
     let pairs = |i: usize| (0..3 + i % 3).map(move |j| (format!("user{j}@corp.example"), sites[(i + j) % 4]));
     for i in 0..10 {
-        let text: String = pairs(i).map(|(email, site)| format!("https://{site}/login:{email}:pw{i}\n")).collect();
+        let text: String =
+            pairs(i).map(|(email, site)| format!("https://{site}/login:{email}:pw{i}\n")).collect();
         let file = tmp.path().join(format!("s{i}.txt"));
         std::fs::write(&file, text).unwrap();
         let options = IngestOptions {

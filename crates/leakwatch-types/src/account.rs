@@ -289,6 +289,26 @@ pub fn normalize_domain(raw: &str) -> Option<String> {
     valid_ascii_domain(ascii.as_bytes()).then_some(ascii)
 }
 
+/// [`normalize_domain`] of bytes, in one pass over a host of ASCII letters,
+/// digits, `-` and `.` (nearly every website in a stealer log, where it costs
+/// a line's parse a fifth); anything else goes the general way.
+pub fn normalize_domain_bytes(raw: &[u8]) -> Option<String> {
+    let mut end = raw.len();
+    while end > 0 && raw[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = &raw[..end];
+    if host.is_empty()
+        || host.len() > 253
+        || !host.iter().all(|&c| c.is_ascii_alphanumeric() | (c == b'-') | (c == b'.'))
+    {
+        return normalize_domain(std::str::from_utf8(raw).ok()?);
+    }
+    let lower = host.to_ascii_lowercase();
+    // Only ASCII letters, digits, `-` and `.`: UTF-8 as it stands.
+    (valid_ascii_domain(&lower)).then(|| String::from_utf8(lower).ok()).flatten()
+}
+
 /// Normalizes a user name: trimmed, case-folded (forums compare names without case),
 /// at most 255 bytes and free of control characters.
 pub fn normalize_username(raw: &str) -> Option<String> {
@@ -325,6 +345,48 @@ mod tests {
     #[track_caller]
     fn bad(raw: &str, want: EmailError) {
         assert_eq!(normalize_email(raw), Err(want), "input {raw:?}");
+    }
+
+    /// The one-pass domain normalization answers as the general one, on
+    /// hosts of every shape a line may hold.
+    #[test]
+    fn domain_bytes_normalize_as_domains_do() {
+        let alphabet = b"aZ09-.._ \xc3\xa9[";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let fixed: &[&[u8]] = &[
+            b"Example.COM",
+            b"example.com.",
+            b"a..com",
+            b"-a.com",
+            b"a-.com",
+            b"a.b-",
+            b"1.2.3.4",
+            b"a.123",
+            b"localhost",
+            b"",
+            b".",
+            b"xn--bcher-kva.de",
+            b"b\xc3\xbccher.de",
+            b" a.com",
+            b"a.com ",
+            b"[::1]",
+        ];
+        let long = [b"a".repeat(63), b"a".repeat(64), b"ab.".repeat(84)];
+        let mut cases: Vec<Vec<u8>> = fixed.iter().map(|c| c.to_vec()).chain(long.iter().cloned()).collect();
+        for _ in 0..20_000 {
+            let n = (next() % 12) as usize;
+            cases.push((0..n).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect());
+        }
+        for case in cases {
+            let general = std::str::from_utf8(&case).ok().and_then(normalize_domain);
+            assert_eq!(normalize_domain_bytes(&case), general, "{:?}", String::from_utf8_lossy(&case));
+        }
     }
 
     #[test]

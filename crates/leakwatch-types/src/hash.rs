@@ -409,17 +409,28 @@ impl Blinder {
     /// [`Blinder::account_key`] of each account, in order: short ones (nearly
     /// all) sixteen at a time ([`crate::blake3_lanes`]), the same keys faster.
     pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = &'a Account>) -> Vec<Key16> {
-        let mut out = Vec::with_capacity(accounts.size_hint().0);
+        self.keyed_many(accounts.map(|a| (a.kind.tag(), a.value.as_bytes())))
+    }
+
+    /// [`Blinder::website_key`] of each website, in order, as
+    /// [`Blinder::account_keys`] computes its keys.
+    pub fn website_keys<'a>(&self, domains: impl Iterator<Item = &'a str>) -> Vec<Key16> {
+        self.keyed_many(domains.map(|d| (b'w', d.as_bytes())))
+    }
+
+    /// The keyed hash of each (tag, value), in order: short ones sixteen at a
+    /// time in SIMD lanes.
+    fn keyed_many<'a>(&self, items: impl Iterator<Item = (u8, &'a [u8])>) -> Vec<Key16> {
+        let mut out = Vec::with_capacity(items.size_hint().0);
         let mut group =
             Group { blocks: [[0u8; MAX_LEN]; LANES], lens: [0; LANES], slots: [0; LANES], filled: 0 };
-        for account in accounts {
-            let value = account.value.as_bytes();
+        for (tag, value) in items {
             if value.len() >= MAX_LEN {
-                out.push(self.account_key(account));
+                out.push(self.keyed(tag, value));
                 continue;
             }
             let lane = group.filled;
-            group.blocks[lane][0] = account.kind.tag();
+            group.blocks[lane][0] = tag;
             group.blocks[lane][1..=value.len()].copy_from_slice(value);
             group.lens[lane] = value.len() + 1;
             group.slots[lane] = out.len();
