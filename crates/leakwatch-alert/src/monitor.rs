@@ -1,0 +1,150 @@
+//! The monitor: after a generation is published, what is new for each
+//! organization with an alert destination goes to the outbox.
+//!
+//! "New" is against what the organization already recorded (keyed hashes of
+//! (account, breach) pairs), not against the previous generation: a scan that
+//! never ran (a crash after publishing, a command run with the monitor off) is
+//! made up by the next one, which finds the same pairs still unrecorded. Each
+//! organization's scan is recorded in one transaction, its batches with it, and
+//! only once per generation, whoever (the CLI, `serve`) gets there first.
+
+use std::collections::{BTreeMap, HashSet};
+
+use leakwatch_catalog::{AlertRoute, Catalog, NewDelivery, Organization, Scan, SeenMac};
+use leakwatch_store::{Keys, Store};
+
+use crate::error::{AlertError, Result};
+use crate::exposure::{exposures, DirectoryAccount, Exposure, Payload};
+use crate::keys::AlertKeys;
+
+/// What one pass of the monitor did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Organizations compared with this generation.
+    pub organizations: usize,
+    /// Batches written to the outbox (one per organization and destination).
+    pub batches: usize,
+    /// New exposures found, over all organizations.
+    pub exposures: u64,
+    /// Organizations that could not be scanned, with why; the others were.
+    pub errors: Vec<String>,
+}
+
+/// Compares `store`'s generation with what every organization with an alert
+/// destination recorded, and writes what is new to the outbox.
+pub fn scan(catalog: &mut Catalog, store: &Store, keys: &Keys) -> Result<ScanReport> {
+    let alert_keys = AlertKeys::new(keys);
+    let mut by_org: BTreeMap<i64, Vec<AlertRoute>> = BTreeMap::new();
+    for route in catalog.alert_routes()? {
+        by_org.entry(route.org_id).or_default().push(route);
+    }
+    let mut report = ScanReport::default();
+    for (org_id, routes) in by_org {
+        let name = routes[0].org.clone();
+        match scan_org(catalog, store, keys, &alert_keys, org_id, &routes) {
+            Ok(Some(found)) => {
+                report.organizations += 1;
+                if found > 0 {
+                    report.batches += routes.len();
+                    report.exposures += found;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report.errors.push(format!("organization {name}: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+/// Scans one organization; `None` when this generation was scanned already,
+/// else how many exposures were new.
+fn scan_org(
+    catalog: &mut Catalog,
+    store: &Store,
+    keys: &Keys,
+    alert_keys: &AlertKeys,
+    org_id: i64,
+    routes: &[AlertRoute],
+) -> Result<Option<u64>> {
+    let generation = store.generation();
+    let (done, seen) = catalog.alert_seen(org_id)?;
+    if done.is_some_and(|g| g >= generation) {
+        return Ok(None);
+    }
+    let Some(org) = catalog.organization(&routes[0].org)? else { return Ok(None) };
+    let found = current(catalog, store, keys, &org)?;
+    let mut macs: Vec<SeenMac> = Vec::new();
+    let mut fresh: Vec<Exposure> = Vec::new();
+    let mut batch_seen = HashSet::new();
+    for e in found.into_values() {
+        let mac = alert_keys.seen(&e.account, &e.breach);
+        if !seen.contains(&mac) && batch_seen.insert(mac) {
+            macs.push(mac);
+            fresh.push(e);
+        }
+    }
+    let count = fresh.len() as u64;
+    // Without a baseline (none recorded when alerts were turned on), this scan
+    // is the baseline: recorded, not sent.
+    let batches = if done.is_none() || fresh.is_empty() {
+        Vec::new()
+    } else {
+        let created_at = leakwatch_catalog::now();
+        routes
+            .iter()
+            .map(|route| {
+                let payload = Payload {
+                    delivery_id: new_delivery_id(),
+                    organization: org.name.clone(),
+                    generation,
+                    created_at: created_at.clone(),
+                    exposures: fresh.clone(),
+                };
+                let body = serde_json::to_vec(&payload).expect("a payload serializes");
+                NewDelivery {
+                    alert_id: route.id,
+                    delivery_id: payload.delivery_id,
+                    exposures: count,
+                    sealed: alert_keys.seal(&body),
+                }
+            })
+            .collect()
+    };
+    let recorded = catalog.record_scan(org_id, &Scan { generation, macs }, &batches)?;
+    Ok(Some(if recorded && done.is_some() { count } else { 0 }))
+}
+
+/// What is recorded as seen when an organization's alerts are turned on: every
+/// exposure it has now, so that only what is published later is sent.
+pub fn baseline(catalog: &Catalog, store: &Store, keys: &Keys, org: &Organization) -> Result<Scan> {
+    let alert_keys = AlertKeys::new(keys);
+    let found = current(catalog, store, keys, org)?;
+    let macs = found.values().map(|e| alert_keys.seen(&e.account, &e.breach)).collect();
+    Ok(Scan { generation: store.generation(), macs })
+}
+
+fn current(
+    catalog: &Catalog,
+    store: &Store,
+    keys: &Keys,
+    org: &Organization,
+) -> Result<BTreeMap<(String, String), Exposure>> {
+    let directory: Vec<DirectoryAccount> = match catalog.directory(&org.name)? {
+        Some(sealed) => {
+            let plain = keys
+                .directory_keys()
+                .open(&sealed.sealed)
+                .ok_or_else(|| AlertError::Sealed { what: format!("the directory of {}", org.name) })?;
+            serde_json::from_slice(&plain)
+                .map_err(|source| AlertError::Json { what: format!("the directory of {}", org.name), source })?
+        }
+        None => Vec::new(),
+    };
+    exposures(store, org, &directory)
+}
+
+/// 128 random bits, hex: unique without coordination between processes.
+fn new_delivery_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
