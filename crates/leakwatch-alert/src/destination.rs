@@ -11,8 +11,8 @@
 //! first byte; `smtp://` must offer STARTTLS.
 
 use leakwatch_catalog::AlertRoute;
-use url::Url;
 use serde::{Deserialize, Serialize};
+use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{AlertError, Result};
@@ -83,7 +83,9 @@ impl Destination {
                      https (or --insecure if the network is trusted)"
                 )))
             }
-            other => return Err(AlertError::Invalid(format!("--webhook {url:?}: {other}:// is not http(s)"))),
+            other => {
+                return Err(AlertError::Invalid(format!("--webhook {url:?}: {other}:// is not http(s)")))
+            }
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(AlertError::Invalid(format!(
@@ -123,12 +125,15 @@ impl Destination {
         if password.is_some() && user.is_none() {
             return Err(bad("a password needs a user name (smtp://USER:PASSWORD@HOST:PORT)".into()));
         }
-        let to = check_address(to).ok_or_else(|| AlertError::Invalid(format!("--email {to:?} is not an address")))?;
+        let to = check_address(to)
+            .ok_or_else(|| AlertError::Invalid(format!("--email {to:?} is not an address")))?;
         let from = match from {
-            Some(f) => check_address(f).ok_or_else(|| AlertError::Invalid(format!("--from {f:?} is not an address")))?,
+            Some(f) => check_address(f)
+                .ok_or_else(|| AlertError::Invalid(format!("--from {f:?} is not an address")))?,
             None => format!("leakwatch@{}", to.rsplit_once('@').map_or("localhost", |(_, d)| d)),
         };
-        let relay = Relay { host, port, implicit_tls, user, plaintext_allowed: insecure || is_loopback(&parsed) };
+        let relay =
+            Relay { host, port, implicit_tls, user, plaintext_allowed: insecure || is_loopback(&parsed) };
         Ok(Destination::Mail(MailDestination { to, from, relay, password }))
     }
 
@@ -151,8 +156,10 @@ impl Destination {
     pub fn settings(&self) -> String {
         match self {
             Destination::Webhook(_) => "{}".to_owned(),
-            Destination::Mail(m) => serde_json::to_string(&MailSettings { from: m.from.clone(), relay: m.relay.clone() })
-                .expect("settings serialize"),
+            Destination::Mail(m) => {
+                serde_json::to_string(&MailSettings { from: m.from.clone(), relay: m.relay.clone() })
+                    .expect("settings serialize")
+            }
         }
     }
 
@@ -177,8 +184,9 @@ impl Destination {
                 secret: Zeroizing::new(secret.ok_or_else(|| AlertError::Sealed { what: what() })?.to_vec()),
             })),
             "mail" => {
-                let settings: MailSettings = serde_json::from_str(&route.settings)
-                    .map_err(|source| AlertError::Json { what: format!("the settings of alert {}", route.id), source })?;
+                let settings: MailSettings = serde_json::from_str(&route.settings).map_err(|source| {
+                    AlertError::Json { what: format!("the settings of alert {}", route.id), source }
+                })?;
                 let password = match secret {
                     Some(s) => Some(Zeroizing::new(
                         String::from_utf8(s.to_vec()).map_err(|_| AlertError::Sealed { what: what() })?,
@@ -192,7 +200,10 @@ impl Destination {
                     password,
                 }))
             }
-            other => Err(AlertError::Invalid(format!("alert {} has kind {other:?}, which this build does not send", route.id))),
+            other => Err(AlertError::Invalid(format!(
+                "alert {} has kind {other:?}, which this build does not send",
+                route.id
+            ))),
         }
     }
 
@@ -212,7 +223,8 @@ fn is_loopback(url: &Url) -> bool {
         // A scheme url does not know (smtp) leaves even an IP as a name.
         Some(url::Host::Domain(d)) => {
             let d = d.trim_start_matches('[').trim_end_matches(']');
-            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
         }
         None => false,
     }
@@ -224,7 +236,7 @@ fn check_address(address: &str) -> Option<String> {
     let a = address.trim();
     let (local, domain) = a.rsplit_once('@')?;
     let ok = !local.is_empty()
-        && domain.contains('.') | domain.eq_ignore_ascii_case("localhost")
+        && (domain.contains('.') || domain.eq_ignore_ascii_case("localhost"))
         && !a.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'));
     ok.then(|| a.to_owned())
 }
@@ -264,15 +276,20 @@ mod tests {
         assert!(Destination::webhook("http://hooks.example/x", secret(), true).is_ok());
         assert!(Destination::webhook("ftp://hooks.example/x", secret(), true).is_err());
         assert!(Destination::webhook("https://u:p@hooks.example/x", secret(), false).is_err());
-        assert!(Destination::webhook("https://hooks.example/x", Zeroizing::new(b"short".to_vec()), false).is_err());
+        assert!(Destination::webhook("https://hooks.example/x", Zeroizing::new(b"short".to_vec()), false)
+            .is_err());
     }
 
     #[test]
     fn relays_parse_with_their_credentials_and_tls_rules() {
-        let Destination::Mail(m) =
-            Destination::mail("soc@corp.example", "smtp://alerts%40corp:p%3Ass@mail.corp.example", None, None, false)
-                .unwrap()
-        else {
+        let Destination::Mail(m) = Destination::mail(
+            "soc@corp.example",
+            "smtp://alerts%40corp:p%3Ass@mail.corp.example",
+            None,
+            None,
+            false,
+        )
+        .unwrap() else {
             panic!("mail")
         };
         assert_eq!(m.relay.user.as_deref(), Some("alerts@corp"));
@@ -281,11 +298,16 @@ mod tests {
         assert_eq!(m.from, "leakwatch@corp.example");
         assert_eq!(m.relay.display(), "smtp://alerts%40corp@mail.corp.example:587");
 
-        let Destination::Mail(m) = Destination::mail("a@b.example", "smtps://relay.example", Some("x@y.example"), None, false).unwrap() else {
+        let Destination::Mail(m) =
+            Destination::mail("a@b.example", "smtps://relay.example", Some("x@y.example"), None, false)
+                .unwrap()
+        else {
             panic!("mail")
         };
         assert_eq!((m.relay.port, m.relay.implicit_tls, m.from.as_str()), (465, true, "x@y.example"));
-        let Destination::Mail(m) = Destination::mail("a@b.example", "smtp://127.0.0.1:2525", None, None, false).unwrap() else {
+        let Destination::Mail(m) =
+            Destination::mail("a@b.example", "smtp://127.0.0.1:2525", None, None, false).unwrap()
+        else {
             panic!("mail")
         };
         assert!(m.relay.plaintext_allowed);
@@ -297,7 +319,14 @@ mod tests {
     #[test]
     fn routes_open_back_into_destinations_without_secrets_in_clear() {
         let keys = AlertKeys::new(&leakwatch_store::Keys::legacy(&[1; 32]));
-        let d = Destination::mail("soc@corp.example", "smtp://u:hunter2hunter2@relay.example:25", None, None, false).unwrap();
+        let d = Destination::mail(
+            "soc@corp.example",
+            "smtp://u:hunter2hunter2@relay.example:25",
+            None,
+            None,
+            false,
+        )
+        .unwrap();
         let settings = d.settings();
         assert!(!settings.contains("hunter2"), "{settings}");
         let route = AlertRoute {

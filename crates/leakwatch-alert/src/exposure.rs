@@ -64,7 +64,8 @@ pub fn exposures(
     org: &Organization,
     directory: &[DirectoryAccount],
 ) -> Result<BTreeMap<(String, String), Exposure>> {
-    let breaches: HashMap<&str, &Breach> = store.breaches().into_iter().map(|b| (b.name.as_str(), b)).collect();
+    let breaches: HashMap<&str, &Breach> =
+        store.breaches().into_iter().map(|b| (b.name.as_str(), b)).collect();
     let mut out: BTreeMap<(String, String), Exposure> = BTreeMap::new();
     let mut add = |account: String, breach: &Breach, in_directory: bool| {
         let e = out.entry((account.clone(), breach.name.clone())).or_insert_with(|| Exposure {

@@ -36,7 +36,9 @@ impl AlertKeys {
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut out = nonce.to_vec();
-        out.extend(self.seal.encrypt(&nonce.into(), plaintext).expect("an alert is far below GCM-SIV's 64 GiB"));
+        out.extend(
+            self.seal.encrypt(&nonce.into(), plaintext).expect("an alert is far below GCM-SIV's 64 GiB"),
+        );
         out
     }
 

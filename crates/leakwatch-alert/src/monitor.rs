@@ -135,8 +135,10 @@ fn current(
                 .directory_keys()
                 .open(&sealed.sealed)
                 .ok_or_else(|| AlertError::Sealed { what: format!("the directory of {}", org.name) })?;
-            serde_json::from_slice(&plain)
-                .map_err(|source| AlertError::Json { what: format!("the directory of {}", org.name), source })?
+            serde_json::from_slice(&plain).map_err(|source| AlertError::Json {
+                what: format!("the directory of {}", org.name),
+                source,
+            })?
         }
         None => Vec::new(),
     };

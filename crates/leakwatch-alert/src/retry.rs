@@ -48,7 +48,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 100ms, 5s, 10m, 1h)"))?;
+    let n: u64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 100ms, 5s, 10m, 1h)"))?;
     let millis = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -66,7 +67,11 @@ mod tests {
 
     #[test]
     fn delays_double_up_to_the_cap_with_jitter_in_the_upper_half() {
-        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(600), ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(600),
+            ..RetryPolicy::default()
+        };
         let full: Vec<u64> = (1..=12).map(|a| p.full_delay(a).as_secs()).collect();
         assert_eq!(full, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
         assert_eq!(p.full_delay(u32::MAX), Duration::from_secs(600));

@@ -50,7 +50,11 @@ pub struct AlertService {
 impl AlertService {
     /// Starts the service on `dir`; `generations` is the server's current
     /// generation, which it watches.
-    pub fn start(dir: DataDir, generations: watch::Receiver<u64>, options: ServiceOptions) -> Result<AlertService> {
+    pub fn start(
+        dir: DataDir,
+        generations: watch::Receiver<u64>,
+        options: ServiceOptions,
+    ) -> Result<AlertService> {
         let keys = dir.ensure_keys()?;
         let catalog = Catalog::open_in(dir.root())?;
         let webhooks = WebhookClient::new().map_err(AlertError::Invalid)?;
@@ -149,7 +153,9 @@ impl Service {
                     );
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "the alert monitor failed; it runs again at the next generation"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the alert monitor failed; it runs again at the next generation")
+            }
             Err(e) => tracing::error!(error = %e, "the alert monitor panicked"),
         }
     }
@@ -171,7 +177,8 @@ impl Service {
         if due.is_empty() {
             return Ok(());
         }
-        let routes: HashMap<i64, AlertRoute> = self.catalog.alert_routes()?.into_iter().map(|r| (r.id, r)).collect();
+        let routes: HashMap<i64, AlertRoute> =
+            self.catalog.alert_routes()?.into_iter().map(|r| (r.id, r)).collect();
         let alert_keys = AlertKeys::new(&self.keys);
         for d in due {
             let Some(route) = routes.get(&d.alert_id) else { continue };
@@ -181,7 +188,8 @@ impl Service {
                 .open(&d.sealed)
                 .ok_or_else(|| format!("batch {} does not open with this key ring", d.delivery_id))
                 .and_then(|json| {
-                    let payload: Payload = serde_json::from_slice(&json).map_err(|e| format!("batch {}: {e}", d.delivery_id))?;
+                    let payload: Payload =
+                        serde_json::from_slice(&json).map_err(|e| format!("batch {}: {e}", d.delivery_id))?;
                     Ok((json.to_vec(), payload))
                 });
             let destination = Destination::from_route(route, &alert_keys).map_err(|e| e.to_string());
@@ -256,7 +264,8 @@ async fn deliver(
 /// --test`); blocks until the receiver answered.
 pub fn send_now(destination: &Destination, payload: &Payload) -> std::result::Result<(), String> {
     let json = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let webhooks = WebhookClient::new()?;
     runtime.block_on(deliver(&webhooks, destination, payload, json))
 }

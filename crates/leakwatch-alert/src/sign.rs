@@ -52,7 +52,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -67,7 +67,10 @@ mod tests {
         // Computed apart with
         // `printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec`.
         let header = signature(b"whsec", 1_700_000_000, br#"{"a":1}"#);
-        assert_eq!(header, "t=1700000000,v1=8ad37ba156048ae0e0a5533c75cdf26fee88b07f93cb57ee4c80adb053012032");
+        assert_eq!(
+            header,
+            "t=1700000000,v1=8ad37ba156048ae0e0a5533c75cdf26fee88b07f93cb57ee4c80adb053012032"
+        );
         assert!(verify(b"whsec", &header, br#"{"a":1}"#, 1_700_000_100, 300));
         assert!(!verify(b"whsec", &header, br#"{"a":2}"#, 1_700_000_100, 300));
         assert!(!verify(b"other", &header, br#"{"a":1}"#, 1_700_000_100, 300));

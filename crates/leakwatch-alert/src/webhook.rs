@@ -41,7 +41,12 @@ impl WebhookClient {
     }
 
     /// Posts `body`; an error says what the receiver did (never the secret).
-    pub(crate) async fn send(&self, to: &WebhookDestination, delivery_id: &str, body: Vec<u8>) -> Result<(), String> {
+    pub(crate) async fn send(
+        &self,
+        to: &WebhookDestination,
+        delivery_id: &str,
+        body: Vec<u8>,
+    ) -> Result<(), String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let response = self
             .client

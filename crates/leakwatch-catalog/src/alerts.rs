@@ -217,7 +217,14 @@ impl Catalog {
                 tx.execute(
                     "INSERT INTO alert_outbox (alert_id, delivery_id, generation, exposures, sealed, \
                      created_at_ms, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![b.alert_id, b.delivery_id, scan.generation as i64, b.exposures as i64, b.sealed, now],
+                    params![
+                        b.alert_id,
+                        b.delivery_id,
+                        scan.generation as i64,
+                        b.exposures as i64,
+                        b.sealed,
+                        now
+                    ],
                 )?;
             }
             tx.execute(
@@ -361,8 +368,7 @@ mod tests {
         assert_eq!(seen, HashSet::from([[1; 16], [2; 16]]));
 
         let scan = Scan { generation: 4, macs: vec![[3; 16]] };
-        let batch =
-            NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
+        let batch = NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
         assert!(c.record_scan(org_id, &scan, std::slice::from_ref(&batch)).unwrap());
         // The same generation again (another process, or a repeat): nothing.
         assert!(!c.record_scan(org_id, &scan, &[batch]).unwrap());

@@ -18,7 +18,8 @@ use crate::error::{CatalogError, Result};
 use crate::Catalog;
 
 /// Migration `i` brings the organization tables from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE organizations (
     id                    INTEGER PRIMARY KEY,
     name                  TEXT NOT NULL UNIQUE,
@@ -55,7 +56,8 @@ CREATE TABLE directories (
     disabled INTEGER NOT NULL,
     sealed   BLOB NOT NULL
 ) STRICT;
-"#, r#"
+"#,
+    r#"
 -- Alert destinations' settings (JSON, opaque here: a webhook's URL options, a
 -- mail relay's URL without its password) and secrets (the webhook's signing
 -- secret, the relay's password), sealed by the caller.
@@ -93,7 +95,8 @@ CREATE TABLE alert_outbox (
 
 CREATE INDEX alert_outbox_pending ON alert_outbox (next_attempt_ms)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
-"#];
+"#,
+];
 
 const VERSION_ROW: &str = "orgs_version";
 

@@ -65,7 +65,11 @@ impl Env {
     fn webhook(&self, port: u16) {
         let url = format!("http://127.0.0.1:{port}/hook");
         let out = self.run(&["org", "alert", "acme", "--webhook", &url, "--secret", SECRET]).ok("org alert");
-        assert!(out.stdout.contains("1 exposure it is exposed by now recorded as the baseline"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("1 exposure it is exposed by now recorded as the baseline"),
+            "{}",
+            out.stdout
+        );
         assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
     }
 
@@ -200,7 +204,11 @@ impl Receiver {
     }
 }
 
-fn handle(mut stream: TcpStream, sink: &Mutex<Vec<Received>>, answer: &(dyn Fn(usize) -> Answer + Send + Sync)) {
+fn handle(
+    mut stream: TcpStream,
+    sink: &Mutex<Vec<Received>>,
+    answer: &(dyn Fn(usize) -> Answer + Send + Sync),
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut headers = Vec::new();
     loop {
@@ -433,7 +441,8 @@ fn a_stealer_log_sighting_is_flagged_with_its_websites() {
     let receiver = Receiver::start(listener, |_| Answer::Status(200));
     env.webhook(port);
     let ulp = env.file("ulp.txt", "https://shop.example.net/login:carol@corp.example:shoppw1\n");
-    let ingest = env.run(&["ingest", "--breach", "Stealer1", "--format", "stealer", &ulp]).ok("ingest stealer");
+    let ingest =
+        env.run(&["ingest", "--breach", "Stealer1", "--format", "stealer", &ulp]).ok("ingest stealer");
     assert!(ingest.stderr.contains("1 new exposure queued for alerting"), "{}", ingest.stderr);
     let serve = env.serve();
     let got = receiver.wait_for(1, Duration::from_secs(20));
@@ -460,16 +469,30 @@ fn org_alert_refuses_insecure_destinations_and_lists_and_removes() {
     let relay = "smtp://alerts:relaypass123@mail.corp.example";
     env.run(&["org", "alert", "acme", "--email", "soc@corp.example", "--smtp", relay]).ok("--email");
     let list = env.run(&["org", "alert", "acme", "--list"]).ok("--list");
-    assert!(list.stdout.contains("mail to soc@corp.example from leakwatch@corp.example via smtp://alerts@mail.corp.example:587"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains(
+            "mail to soc@corp.example from leakwatch@corp.example via smtp://alerts@mail.corp.example:587"
+        ),
+        "{}",
+        list.stdout
+    );
     let show = env.run(&["org", "show", "acme", "--json"]).ok("show");
     for out in [&list.stdout, &show.stdout] {
         assert!(!out.contains("relaypass123") && !out.contains(SECRET), "{out}");
     }
-    let ids: Vec<i64> = show.json_lines()[0]["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = show.json_lines()[0]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2);
     env.run(&["org", "alert", "acme", "--remove", &ids[0].to_string()]).ok("--remove");
     assert_eq!(env.run(&["org", "alert", "acme", "--remove", &ids[0].to_string()]).code, 2);
-    assert_eq!(env.run(&["org", "show", "acme", "--json"]).json_lines()[0]["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.run(&["org", "show", "acme", "--json"]).json_lines()[0]["alerts"].as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]

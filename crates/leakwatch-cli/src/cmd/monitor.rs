@@ -16,7 +16,8 @@ use super::org::open_catalog;
 /// Runs the monitor after `published` succeeded; the command's own result is
 /// returned unchanged.
 pub fn after<T>(dir: &DataDir, published: Result<T>) -> Result<T> {
-    if published.is_ok() && std::env::var_os("LEAKWATCH_NO_MONITOR").is_none_or(|v| v.is_empty() || v == "0") {
+    if published.is_ok() && std::env::var_os("LEAKWATCH_NO_MONITOR").is_none_or(|v| v.is_empty() || v == "0")
+    {
         if let Err(e) = scan(dir) {
             eprintln!(
                 "leakwatch: warning: the alert monitor did not run ({e:#}); `leakwatch serve` runs it when it \

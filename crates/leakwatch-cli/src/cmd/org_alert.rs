@@ -27,7 +27,9 @@ pub fn run(dir: &DataDir, args: OrgAlertArgs) -> Result<Outcome> {
         let secret = match (&args.secret, &args.secret_file) {
             (Some(s), None) => Zeroizing::new(s.as_bytes().to_vec()),
             (None, Some(path)) => Zeroizing::new(read_secret(path)?.as_bytes().to_vec()),
-            _ => bail!("--webhook needs --secret S or --secret-file FILE (the key its deliveries are signed with)"),
+            _ => bail!(
+                "--webhook needs --secret S or --secret-file FILE (the key its deliveries are signed with)"
+            ),
         };
         let destination = Destination::webhook(url, secret, args.insecure)?;
         return add(dir, &mut catalog, &org, &destination, args.json);
@@ -121,7 +123,13 @@ fn list(dir: &DataDir, catalog: &Catalog, org: &Organization, json: bool) -> Res
     let mut out = stdout();
     if org.alerts.is_empty() {
         if !json {
-            line(&mut out, &format!("{} has no alert destination (`org alert {} --webhook URL --secret S`)", org.name, org.name))?;
+            line(
+                &mut out,
+                &format!(
+                    "{} has no alert destination (`org alert {} --webhook URL --secret S`)",
+                    org.name, org.name
+                ),
+            )?;
         }
         out.flush()?;
         return Ok(Outcome::NotFound);
@@ -164,7 +172,11 @@ fn list(dir: &DataDir, catalog: &Catalog, org: &Organization, json: bool) -> Res
             line(&mut out, &value.to_string())?;
             continue;
         }
-        writeln!(out, "#{} {} (added {}): {} delivered, {} pending, {} given up", a.id, describe, a.created_at, a.delivered, a.pending, a.given_up)?;
+        writeln!(
+            out,
+            "#{} {} (added {}): {} delivered, {} pending, {} given up",
+            a.id, describe, a.created_at, a.delivered, a.pending, a.given_up
+        )?;
         if !recent.is_empty() {
             let rows: Vec<Vec<String>> = recent
                 .iter()
@@ -179,7 +191,12 @@ fn list(dir: &DataDir, catalog: &Catalog, org: &Organization, json: bool) -> Res
                     ]
                 })
                 .collect();
-            table(&mut out, &["  DELIVERY", "GENERATION", "EXPOSURES", "ATTEMPTS", "STATE", "LAST ERROR"], &rows, &[1, 2, 3])?;
+            table(
+                &mut out,
+                &["  DELIVERY", "GENERATION", "EXPOSURES", "ATTEMPTS", "STATE", "LAST ERROR"],
+                &rows,
+                &[1, 2, 3],
+            )?;
         }
     }
     out.flush()?;
@@ -242,7 +259,13 @@ fn test(dir: &DataDir, catalog: &Catalog, org: &Organization, json: bool) -> Res
             line(&mut out, &value.to_string())?;
         } else {
             match &result {
-                Ok(()) => writeln!(out, "#{} {}: delivered ({})", route.id, destination.describe(), payload.delivery_id)?,
+                Ok(()) => writeln!(
+                    out,
+                    "#{} {}: delivered ({})",
+                    route.id,
+                    destination.describe(),
+                    payload.delivery_id
+                )?,
                 Err(e) => writeln!(out, "#{} {}: FAILED: {e}", route.id, destination.describe())?,
             }
         }

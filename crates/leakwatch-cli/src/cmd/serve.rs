@@ -50,7 +50,11 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         AppState::open(dir.clone(), limits).with_context(|| format!("opening {}", dir.root().display()))?;
     let generation = state.snapshot().generation();
     let alert_options = ServiceOptions {
-        retry: RetryPolicy { base: args.alert_retry_base, cap: args.alert_retry_cap, give_up_after: args.alert_retry_for },
+        retry: RetryPolicy {
+            base: args.alert_retry_base,
+            cap: args.alert_retry_cap,
+            give_up_after: args.alert_retry_for,
+        },
         ..ServiceOptions::default()
     };
     let alerts = AlertService::start(dir.clone(), state.generations(), alert_options)
