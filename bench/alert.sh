@@ -77,7 +77,7 @@ one_run() {
 
 with_monitor=(); serve_only=()
 for run in $(seq "$RUNS"); do
-    with_monitor+=("$(one_run "$run" LEAKWATCH_BENCH=1)")
+    with_monitor+=("$(one_run "$run" LEAKWATCH_NO_MONITOR=0)")
     serve_only+=("$(one_run "$((run + 1000))" LEAKWATCH_NO_MONITOR=1)")
     echo "run $run: ingest's monitor ${with_monitor[-1]} s, serve's monitor ${serve_only[-1]} s" >&2
 done

@@ -150,3 +150,89 @@ fn new_delivery_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use leakwatch_catalog::NewAlert;
+    use leakwatch_store::{BreachInfo, DataDir, IngestOptions};
+
+    use super::*;
+
+    fn ingest(data: &DataDir, breach: &str, lines: &str) {
+        let file = data.root().with_extension(format!("{breach}.txt"));
+        std::fs::write(&file, lines).unwrap();
+        let options = IngestOptions {
+            breach: BreachInfo { name: breach.into(), ..Default::default() },
+            format: None,
+            memory_budget: 1 << 28,
+        };
+        let input = leakwatch_ingest::Input::open(file.to_str().unwrap()).unwrap();
+        leakwatch_store::ingest(data, &options, vec![input], &Default::default(), &mut |_| {}).unwrap();
+    }
+
+    /// The pairs of every pending batch, opened.
+    fn pending(catalog: &Catalog, keys: &Keys) -> Vec<(u64, Vec<(String, String)>)> {
+        let alert_keys = AlertKeys::new(keys);
+        catalog
+            .due_deliveries(i64::MAX, 100)
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let payload: Payload = serde_json::from_slice(&alert_keys.open(&d.sealed).unwrap()).unwrap();
+                assert_eq!(payload.delivery_id, d.delivery_id);
+                let pairs = payload.exposures.into_iter().map(|e| (e.account, e.breach)).collect();
+                (payload.generation, pairs)
+            })
+            .collect()
+    }
+
+    fn pair(account: &str, breach: &str) -> (String, String) {
+        (account.to_owned(), breach.to_owned())
+    }
+
+    #[test]
+    fn only_exposures_never_recorded_are_batched_even_across_missed_generations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        data.init(Some(&tmp.path().join("data.key"))).unwrap();
+        ingest(&data, "Old", "alice@corp.example:pw1\nzed@other.example:pw2\n");
+        let keys = data.ensure_keys().unwrap();
+        let mut catalog = Catalog::open_in(data.root()).unwrap();
+        let org = catalog.add_organization("acme", &["corp.example".to_owned()]).unwrap();
+        let store = Store::open(&data).unwrap();
+        let scan_now = |catalog: &mut Catalog| scan(catalog, &Store::open(&data).unwrap(), &keys).unwrap();
+        // Without a destination nothing is compared.
+        assert_eq!(scan_now(&mut catalog), ScanReport::default());
+        let base = baseline(&catalog, &store, &keys, &org).unwrap();
+        assert_eq!(base.macs.len(), 1);
+        let alert =
+            NewAlert { kind: "webhook", target: "http://127.0.0.1:9/", settings: "{}", sealed_secret: None };
+        catalog.add_alert("acme", &alert, &base).unwrap();
+        // The baseline's generation: already compared.
+        assert_eq!(scan_now(&mut catalog).organizations, 0);
+
+        ingest(&data, "New", "alice@corp.example:pw3\ncarol@corp.example:pw4\nyan@other.example:pw5\n");
+        let report = scan_now(&mut catalog);
+        assert_eq!((report.organizations, report.batches, report.exposures), (1, 1, 2));
+        let new_generation = Store::open(&data).unwrap().generation();
+        assert_eq!(
+            pending(&catalog, &keys),
+            [(new_generation, vec![pair("alice@corp.example", "New"), pair("carol@corp.example", "New")])]
+        );
+        // The same generation again: recorded once.
+        assert_eq!(scan_now(&mut catalog).organizations, 0);
+
+        // Two generations published with no scan in between (a crash): the
+        // next scan finds dave all the same, once.
+        ingest(&data, "Later", "dave@corp.example:pw6\ncarol@corp.example:pw4\n");
+        ingest(&data, "Unrelated", "xavier@other.example:pw7\n");
+        let report = scan_now(&mut catalog);
+        assert_eq!((report.batches, report.exposures), (1, 2));
+        let batches = pending(&catalog, &keys);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].1, [pair("carol@corp.example", "Later"), pair("dave@corp.example", "Later")],);
+        ingest(&data, "Unrelated2", "wes@other.example:pw8\n");
+        let report = scan_now(&mut catalog);
+        assert_eq!((report.organizations, report.batches, report.exposures), (1, 0, 0));
+    }
+}

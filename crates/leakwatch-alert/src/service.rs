@@ -134,8 +134,12 @@ impl Service {
     async fn monitor(&mut self) {
         let (dir, keys) = (self.dir.clone(), self.keys.clone());
         let scanned = tokio::task::spawn_blocking(move || -> Result<_> {
-            let store = Store::open(&dir)?;
             let mut catalog = Catalog::open_in(dir.root())?;
+            if catalog.alert_routes()?.is_empty() {
+                // Nobody to alert: the store need not be opened.
+                return Ok((0, crate::monitor::ScanReport::default()));
+            }
+            let store = Store::open(&dir)?;
             crate::monitor::scan(&mut catalog, &store, &keys).map(|r| (store.generation(), r))
         })
         .await;
