@@ -136,19 +136,25 @@ impl Serve {
         self.log.lock().unwrap().clone()
     }
 
+    /// SIGKILL: no chance to finish anything.
     fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
+    /// SIGTERM, and the exit awaited: a graceful stop.
     fn stop(mut self) {
-        terminate(self.child.id());
-        self.child.wait().unwrap();
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(self.child.wait().unwrap().success(), "serve stopped with an error\n{}", self.log());
     }
 }
 
-fn terminate(pid: u32) {
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+impl Drop for Serve {
+    /// A failed test leaves no server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A request the receiver got.
