@@ -49,6 +49,10 @@ pub struct Relay {
     pub user: Option<String>,
     /// Without TLS if the relay offers none (loopback, or asked for).
     pub plaintext_allowed: bool,
+    /// PEM of the CA that signs the relay's certificate (a private relay);
+    /// none: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }
 
 impl Relay {
@@ -132,9 +136,29 @@ impl Destination {
                 .ok_or_else(|| AlertError::Invalid(format!("--from {f:?} is not an address")))?,
             None => format!("leakwatch@{}", to.rsplit_once('@').map_or("localhost", |(_, d)| d)),
         };
-        let relay =
-            Relay { host, port, implicit_tls, user, plaintext_allowed: insecure || is_loopback(&parsed) };
+        let relay = Relay {
+            host,
+            port,
+            implicit_tls,
+            user,
+            plaintext_allowed: insecure || is_loopback(&parsed),
+            ca_pem: None,
+        };
         Ok(Destination::Mail(MailDestination { to, from, relay, password }))
+    }
+
+    /// Trusts `pem` (the relay's CA) for a mail destination's TLS.
+    pub fn with_relay_ca(mut self, pem: String) -> Result<Destination> {
+        match &mut self {
+            Destination::Mail(m) if pem.contains("-----BEGIN CERTIFICATE-----") => m.relay.ca_pem = Some(pem),
+            Destination::Mail(_) => {
+                return Err(AlertError::Invalid("--smtp-ca-file: no PEM certificate in it".into()));
+            }
+            Destination::Webhook(_) => {
+                return Err(AlertError::Invalid("a CA file is for a mail relay".into()))
+            }
+        }
+        Ok(self)
     }
 
     pub fn kind(&self) -> &'static str {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::destination::MailDestination;
@@ -22,7 +22,13 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn send(to: &MailDestination, payload: &Payload, json: &[u8]) -> Result<(), String> {
     let message = message(to, payload, json)?;
     let relay = &to.relay;
-    let params = TlsParameters::new_rustls(relay.host.clone());
+    let mut params = TlsParameters::builder(relay.host.clone());
+    if let Some(pem) = &relay.ca_pem {
+        let ca =
+            Certificate::from_pem(pem.as_bytes()).map_err(|e| format!("the relay's CA certificate: {e}"))?;
+        params = params.add_root_certificate(ca);
+    }
+    let params = params.build_rustls();
     let tls = match params {
         Ok(p) if relay.implicit_tls => Tls::Wrapper(p),
         Ok(p) if relay.plaintext_allowed => Tls::Opportunistic(p),

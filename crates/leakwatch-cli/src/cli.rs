@@ -475,6 +475,10 @@ pub struct OrgAlertArgs {
     /// Read the relay's password from FILE (its first line) rather than the URL.
     #[arg(long, value_name = "FILE", requires = "smtp")]
     pub smtp_password_file: Option<PathBuf>,
+    /// Trust the CA certificate in FILE (PEM) for the relay's TLS, besides
+    /// the system's roots: a relay with a private CA.
+    #[arg(long, value_name = "FILE", requires = "smtp")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// The mails' sender (default: leakwatch@ the recipient's domain).
     #[arg(long, value_name = "ADDR", requires = "email")]
     pub from: Option<String>,

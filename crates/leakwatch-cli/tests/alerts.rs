@@ -599,3 +599,115 @@ fn mail_alerts_reach_a_real_smtp_server() {
     }
     serve.stop();
 }
+
+/// An SMTP server that takes mail only after STARTTLS and AUTH (user
+/// `alerts`, password `relay-pw-123`), writing each message to `out`.
+const STARTTLS_SMTPD: &str = r#"
+import os, ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, cert, key, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        tls = b"yes" if session.ssl else b"no"
+        with open(os.path.join(out, "%d.eml" % time.time_ns()), "wb") as f:
+            f.write(b"X-Test-Tls: " + tls + b"\r\nX-Test-Authenticated: " + str(session.authenticated).encode() + b"\r\n")
+            f.write(envelope.original_content)
+        return "250 OK"
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"alerts" and auth_data.password == b"relay-pw-123"
+    return AuthResult(success=ok)
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+           authenticator=authenticator, auth_required=True, auth_require_tls=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// A CA and a certificate for `localhost` signed by it: (CA PEM, cert PEM, key PEM).
+fn relay_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "leakwatch test relay CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[test]
+fn mail_goes_through_starttls_and_auth_with_the_password_from_a_file() {
+    let env = Env::new();
+    env.with_org();
+    let (ca, cert, key) = relay_certificate();
+    let (ca, cert, key) = (env.file("ca.pem", &ca), env.file("cert.pem", &cert), env.file("key.pem", &key));
+    let script = env.file("smtpd.py", STARTTLS_SMTPD);
+    let out = env.root.join("mail");
+    std::fs::create_dir(&out).unwrap();
+    let port = free_port();
+    let mut child = Command::new(python_with_aiosmtpd())
+        .arg(&script)
+        .args([port.to_string(), cert, key])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the SMTP server starts");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let _smtpd = Smtpd(child);
+
+    // Without the CA the relay's certificate is refused: nothing is sent in clear.
+    let password = env.file("relay.pw", "relay-pw-123\n");
+    let relay = format!("smtp://alerts@localhost:{port}");
+    env.run(&[
+        "org",
+        "alert",
+        "acme",
+        "--email",
+        "soc@corp.example",
+        "--smtp",
+        &relay,
+        "--smtp-password-file",
+        &password,
+    ])
+    .ok("--email without the CA");
+    let refused = env.run(&["org", "alert", "acme", "--test"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stdout.contains("FAILED"), "{}", refused.stdout);
+    assert!(std::fs::read_dir(&out).unwrap().next().is_none());
+
+    // The same destination again with the relay's CA: replaced, not added.
+    env.run(&[
+        "org",
+        "alert",
+        "acme",
+        "--email",
+        "soc@corp.example",
+        "--smtp",
+        &relay,
+        "--smtp-password-file",
+        &password,
+        "--smtp-ca-file",
+        &ca,
+    ])
+    .ok("--email with the CA");
+    let serve = env.serve();
+    env.ingest_new(&[]);
+    let start = Instant::now();
+    let mail = loop {
+        if let Some(entry) = std::fs::read_dir(&out).unwrap().next() {
+            break std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no mail arrived\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(mail.starts_with("X-Test-Tls: yes\r\nX-Test-Authenticated: True"), "{mail}");
+    assert!(mail.contains("- carol@corp.example: New"), "{mail}");
+    assert!(!serve.log().contains("relay-pw-123"));
+    serve.stop();
+}

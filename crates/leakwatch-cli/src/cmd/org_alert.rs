@@ -39,7 +39,11 @@ pub fn run(dir: &DataDir, args: OrgAlertArgs) -> Result<Outcome> {
             Some(path) => Some(Zeroizing::new(read_secret(path)?)),
             None => None,
         };
-        let destination = Destination::mail(to, smtp, args.from.as_deref(), password, args.insecure)?;
+        let mut destination = Destination::mail(to, smtp, args.from.as_deref(), password, args.insecure)?;
+        if let Some(path) = &args.smtp_ca_file {
+            let pem = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            destination = destination.with_relay_ca(pem)?;
+        }
         return add(dir, &mut catalog, &org, &destination, args.json);
     }
     if let Some(id) = args.remove {
