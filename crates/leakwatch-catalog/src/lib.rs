@@ -15,6 +15,7 @@
 //! **Architecture Invariant:** a searched address never enters the catalog in
 //! clear; the audit log holds a keyed hash of it ([`AuditHasher`]).
 
+mod alerts;
 mod audit;
 mod directory;
 mod error;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use alerts::{now_ms, AlertRoute, Delivery, NewAlert, NewDelivery, Scan, SeenMac};
 pub use audit::{
     AuditEntry, AuditFilter, AuditHasher, AuditKey, AuditKeys, AuditRecord, AuditVerification, ChainPrefix,
     Subject, SubjectKind,

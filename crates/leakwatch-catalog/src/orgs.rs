@@ -18,7 +18,8 @@ use crate::error::{CatalogError, Result};
 use crate::Catalog;
 
 /// Migration `i` brings the organization tables from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE organizations (
     id                    INTEGER PRIMARY KEY,
     name                  TEXT NOT NULL UNIQUE,
@@ -55,7 +56,47 @@ CREATE TABLE directories (
     disabled INTEGER NOT NULL,
     sealed   BLOB NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+-- Alert destinations' settings (JSON, opaque here: a webhook's URL options, a
+-- mail relay's URL without its password) and secrets (the webhook's signing
+-- secret, the relay's password), sealed by the caller.
+ALTER TABLE organization_alerts ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE organization_alerts ADD COLUMN sealed_secret BLOB;
+
+-- The store generation the monitor last compared the organization with.
+ALTER TABLE organizations ADD COLUMN alert_generation INTEGER;
+
+-- What was already recorded for the organization (alerted, or in its baseline):
+-- keyed hashes of (account, breach) pairs, never the pairs themselves.
+CREATE TABLE alert_seen (
+    org_id INTEGER NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    mac    BLOB NOT NULL,
+    PRIMARY KEY (org_id, mac)
+) STRICT, WITHOUT ROWID;
+
+-- The outbox: one row per batch (organization, generation) and destination,
+-- its delivery id fixed here and its payload sealed by the caller. Attempts
+-- and the next attempt's time survive restarts.
+CREATE TABLE alert_outbox (
+    id              INTEGER PRIMARY KEY,
+    alert_id        INTEGER NOT NULL REFERENCES organization_alerts (id) ON DELETE CASCADE,
+    delivery_id     TEXT NOT NULL UNIQUE,
+    generation      INTEGER NOT NULL,
+    exposures       INTEGER NOT NULL,
+    sealed          BLOB NOT NULL,
+    created_at_ms   INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    TEXT,
+    given_up_at     TEXT
+) STRICT;
+
+CREATE INDEX alert_outbox_pending ON alert_outbox (next_attempt_ms)
+    WHERE delivered_at IS NULL AND given_up_at IS NULL;
+"#,
+];
 
 const VERSION_ROW: &str = "orgs_version";
 
@@ -117,9 +158,18 @@ pub struct DirectoryImport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertDestination {
+    /// What `org alert NAME --remove ID` names it by.
+    pub id: i64,
+    /// `webhook` or `mail`.
     pub kind: String,
+    /// The webhook's URL, or the mail's recipient.
     pub target: String,
     pub created_at: String,
+    /// Batches in the outbox: waiting (or being retried), delivered, and given
+    /// up on after the retry window.
+    pub pending: u64,
+    pub delivered: u64,
+    pub given_up: u64,
 }
 
 /// A directory as the catalog keeps it: counts, and the accounts sealed.
@@ -226,11 +276,24 @@ impl Catalog {
                 .prepare("SELECT domain FROM organization_domains WHERE org_id = ?1 ORDER BY position")?;
             let domains = stmt.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
             let mut stmt = self.conn.prepare(
-                "SELECT kind, target, created_at FROM organization_alerts WHERE org_id = ?1 ORDER BY id",
+                "SELECT a.id, a.kind, a.target, a.created_at, \
+                 (SELECT count(*) FROM alert_outbox b WHERE b.alert_id = a.id \
+                  AND b.delivered_at IS NULL AND b.given_up_at IS NULL), \
+                 (SELECT count(*) FROM alert_outbox b WHERE b.alert_id = a.id AND b.delivered_at IS NOT NULL), \
+                 (SELECT count(*) FROM alert_outbox b WHERE b.alert_id = a.id AND b.given_up_at IS NOT NULL) \
+                 FROM organization_alerts a WHERE a.org_id = ?1 ORDER BY a.id",
             )?;
             let alerts = stmt
                 .query_map([id], |r| {
-                    Ok(AlertDestination { kind: r.get(0)?, target: r.get(1)?, created_at: r.get(2)? })
+                    Ok(AlertDestination {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        target: r.get(2)?,
+                        created_at: r.get(3)?,
+                        pending: r.get::<_, i64>(4)? as u64,
+                        delivered: r.get::<_, i64>(5)? as u64,
+                        given_up: r.get::<_, i64>(6)? as u64,
+                    })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let (accounts, disabled): (i64, i64) = self.conn.query_row(

@@ -309,6 +309,21 @@ pub struct ServeArgs {
     /// or nobody (off).
     #[arg(long, value_enum, default_value_t = RangeOwnDumpsArg::Anonymous, value_name = "WHO")]
     pub range_own_dumps: RangeOwnDumpsArg,
+    /// The delay before an undelivered alert is tried again; it doubles on
+    /// each failure, with jitter, up to --alert-retry-cap (e.g. 500ms, 5s).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub alert_retry_base: std::time::Duration,
+    /// The longest delay between two attempts of an alert.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_duration)]
+    pub alert_retry_cap: std::time::Duration,
+    /// How long an alert is tried before it is given up on (logged, and
+    /// counted in `org show`).
+    #[arg(long, default_value = "3d", value_name = "DURATION", value_parser = parse_duration)]
+    pub alert_retry_for: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    leakwatch_alert::retry::parse_duration(text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -443,6 +458,73 @@ pub enum OrgCommand {
     /// the hash. Machine accounts (`NAME$`) and password-history lines are left
     /// out; malformed lines (entries, over LDAP) are counted by reason. Audited.
     Import(OrgImportArgs),
+    /// Send the organization's new exposures to a webhook or a mailbox, or
+    /// list, remove or test its destinations.
+    ///
+    /// After each new generation (ingest, import, sync, breach remove/set) the
+    /// exposures new for the organization (an address of its domains or an
+    /// account of its directory in a breach or a stealer log, never alerted
+    /// before) are batched, one batch per generation, and a running `leakwatch
+    /// serve` delivers them, retrying with backoff. What the organization is
+    /// exposed by when its first destination is added is recorded, not sent
+    /// (`leakwatch audit --org` reports it). A webhook is a signed POST
+    /// (docs/alerts.md); secrets are kept sealed and never printed.
+    Alert(OrgAlertArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["webhook", "email", "list", "remove", "test"])))]
+pub struct OrgAlertArgs {
+    /// The organization's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Add a webhook: https (plain http only to a loopback address, or with
+    /// --insecure). Needs --secret or --secret-file.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// The secret the webhook's deliveries are signed with (HMAC-SHA256; at
+    /// least 16 bytes). --secret-file keeps it out of the shell's history.
+    #[arg(long, value_name = "S", requires = "webhook", conflicts_with = "secret_file")]
+    pub secret: Option<String>,
+    /// Read the webhook's secret from FILE (its first line).
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub secret_file: Option<PathBuf>,
+    /// Add a mail recipient; needs --smtp.
+    #[arg(long, value_name = "ADDR", requires = "smtp")]
+    pub email: Option<String>,
+    /// The mail relay: smtp://[USER[:PASSWORD]@]HOST[:PORT] (STARTTLS required,
+    /// port 587 by default) or smtps://... (TLS from the start, port 465).
+    /// Plain SMTP only to a loopback address, or with --insecure.
+    #[arg(long, value_name = "URL", requires = "email")]
+    pub smtp: Option<String>,
+    /// Read the relay's password from FILE (its first line) rather than the URL.
+    #[arg(long, value_name = "FILE", requires = "smtp")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Trust the CA certificate in FILE (PEM) for the relay's TLS, besides
+    /// the system's roots: a relay with a private CA.
+    #[arg(long, value_name = "FILE", requires = "smtp")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The mails' sender (default: leakwatch@ the recipient's domain).
+    #[arg(long, value_name = "ADDR", requires = "email")]
+    pub from: Option<String>,
+    /// Allow a webhook over plain http, or a relay without TLS, to a host
+    /// that is not this machine: alerts then cross the network in clear.
+    #[arg(long)]
+    pub insecure: bool,
+    /// List the destinations with their recent batches.
+    #[arg(long)]
+    pub list: bool,
+    /// Remove the destination with this id (`--list` shows ids), with its
+    /// undelivered batches.
+    #[arg(long, value_name = "ID")]
+    pub remove: Option<i64>,
+    /// Send a test batch (one made-up exposure) to every destination now,
+    /// outside the outbox, and say how each answered.
+    #[arg(long)]
+    pub test: bool,
+    /// Print the result as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

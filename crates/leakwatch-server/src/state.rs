@@ -150,6 +150,8 @@ pub struct AppState {
 pub(crate) struct Shared {
     data: DataDir,
     snapshot: ArcSwap<Snapshot>,
+    /// The generation served, for whoever follows it (the alert service).
+    generation: tokio::sync::watch::Sender<u64>,
     stamp: Mutex<Option<FileStamp>>,
     keys: ArcSwap<KeyTable>,
     catalog: Mutex<Catalog>,
@@ -217,8 +219,10 @@ impl AppState {
             reload,
         )
         .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
             data,
+            generation,
             snapshot: ArcSwap::from_pointee(snapshot),
             stamp: Mutex::new(stamp),
             keys: ArcSwap::from_pointee(KeyTable { version: -1, by_hash: HashMap::new() }),
@@ -241,6 +245,12 @@ impl AppState {
         self.inner.snapshot.load_full()
     }
 
+    /// Follows the generation served: changes as soon as a new one is
+    /// swapped in.
+    pub fn generations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
     pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeyTable>> {
         self.inner.keys.load()
     }
@@ -260,7 +270,9 @@ impl AppState {
             return Ok(false);
         }
         tracing::info!(generation = snapshot.generation(), "serving a new generation");
+        let generation = snapshot.generation();
         self.inner.snapshot.store(Arc::new(snapshot));
+        self.inner.generation.send_replace(generation);
         Ok(true)
     }
 

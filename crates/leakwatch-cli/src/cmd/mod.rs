@@ -13,7 +13,9 @@ mod demo;
 mod import;
 mod ingest;
 mod keys;
+mod monitor;
 mod org;
+mod org_alert;
 mod org_audit;
 mod org_ldap;
 mod repair;
@@ -37,7 +39,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let store = || open_store(explicit.clone(), searching);
     let writable = || writable(explicit.clone());
     match cli.command {
-        Command::Ingest(args) => ingest::run(&writable()?, args),
+        Command::Ingest(args) => {
+            let dir = writable()?;
+            monitor::after(&dir, ingest::run(&dir, args))
+        }
         Command::Search(SearchCommand::Email { json, addresses }) => {
             search::email(&store()?, json, &addresses)
         }
@@ -46,8 +51,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Search(SearchCommand::Password { hash, json, sources, values }) => {
             search::password(&store()?, hash, json, sources, &values)
         }
-        Command::Breach(BreachCommand::Remove { name }) => breach::remove(&store()?, &name),
-        Command::Breach(BreachCommand::Set(args)) => breach::set(&store()?, args),
+        Command::Breach(BreachCommand::Remove { name }) => {
+            let dir = store()?;
+            monitor::after(&dir, breach::remove(&dir, &name))
+        }
+        Command::Breach(BreachCommand::Set(args)) => {
+            let dir = store()?;
+            monitor::after(&dir, breach::set(&dir, args))
+        }
         Command::Breaches { json } => catalog::breaches(&store()?, json),
         Command::Stats { json } => catalog::stats(&store()?, json),
         Command::Verify => catalog::verify(&store()?),
@@ -62,9 +73,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             demo::run(&dir, seed)
         }
         Command::Import(ImportCommand::PwnedPasswords(a)) => {
-            import::pwned_passwords(&writable()?, &a.path, a.ntlm, a.memory_budget, a.json)
+            let dir = writable()?;
+            monitor::after(&dir, import::pwned_passwords(&dir, &a.path, a.ntlm, a.memory_budget, a.json))
         }
-        Command::Sync(SyncCommand::PwnedPasswords(args)) => sync::pwned_passwords(&writable()?, args),
+        Command::Sync(SyncCommand::PwnedPasswords(args)) => {
+            let dir = writable()?;
+            monitor::after(&dir, sync::pwned_passwords(&dir, args))
+        }
         Command::Serve(args) => serve::run(&store()?, args),
         // Keys and the audit log belong to a store's server: a catalog made in
         // a mistyped directory would hold keys no server ever reads.

@@ -1,5 +1,6 @@
 //! `leakwatch org add|list|show|remove|import`: organizations in the catalog,
-//! and the import of their directory of accounts.
+//! and the import of their directory of accounts (`org alert` is in
+//! `org_alert.rs`).
 //!
 //! An import reads the file (or the LDAP server, through `org_ldap`), checks each account's current NT hash against the
 //! store (its counts, and the breaches where it leaked for that very account),
@@ -33,6 +34,7 @@ pub fn run(dir: &DataDir, command: OrgCommand) -> Result<Outcome> {
         OrgCommand::Show { name, json } => show(dir, &name, json),
         OrgCommand::Remove { name } => remove(dir, &name),
         OrgCommand::Import(args) => import(dir, args),
+        OrgCommand::Alert(args) => super::org_alert::run(dir, args),
     }
 }
 
@@ -118,7 +120,11 @@ fn show(dir: &DataDir, name: &str, json: bool) -> Result<Outcome> {
             writeln!(out, "alerts        none")?;
         }
         for a in &org.alerts {
-            writeln!(out, "alert         {} {}", a.kind, a.target)?;
+            writeln!(
+                out,
+                "alert         #{} {} {} ({} delivered, {} pending, {} given up)",
+                a.id, a.kind, a.target, a.delivered, a.pending, a.given_up
+            )?;
         }
     }
     out.flush()?;

@@ -1,12 +1,14 @@
 //! `leakwatch serve`: the HIBP-compatible HTTP API over the data directory, until
 //! SIGTERM or Ctrl-C, then a graceful stop (requests in flight finish, the audit
-//! log is flushed).
+//! log is flushed). Beside it, the alert service delivers the outbox
+//! (`leakwatch-alert`).
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use leakwatch_alert::{AlertService, RetryPolicy, ServiceOptions};
 use leakwatch_server::{serve_threads, AppState, Limits, RangeOwnDumps, ServeOptions};
 use leakwatch_store::DataDir;
 use tracing_subscriber::EnvFilter;
@@ -47,6 +49,16 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
     let (state, audit_writer) =
         AppState::open(dir.clone(), limits).with_context(|| format!("opening {}", dir.root().display()))?;
     let generation = state.snapshot().generation();
+    let alert_options = ServiceOptions {
+        retry: RetryPolicy {
+            base: args.alert_retry_base,
+            cap: args.alert_retry_cap,
+            give_up_after: args.alert_retry_for,
+        },
+        ..ServiceOptions::default()
+    };
+    let alerts = AlertService::start(dir.clone(), state.generations(), alert_options)
+        .context("starting the alert delivery")?;
     serve_threads(
         addr,
         threads,
@@ -61,6 +73,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         shutdown_signal(),
     )
     .with_context(|| format!("serving on {}", args.listen))?;
+    alerts.stop();
     // Every server thread has ended and dropped its state, which closes the
     // audit channel; the writer finishes what is queued and ends.
     audit_writer.join();
