@@ -14,7 +14,10 @@ build
 ULP="$WORK/ulp-$LINES.txt"
 "$GEN" ulp --lines "$LINES" --seed 1 --out "$ULP"
 COMBO="$(combo "$LINES")"
-# Warm the page cache so both sides read from memory.
+# Written back and warm, so both sides read from memory and no run pays for
+# the generator's writeback: 216 MB of freshly written input throttled the
+# ingest's own run writes, the stealer log's (which spills more) most.
+sync
 cat "$ULP" "$COMBO" >/dev/null
 
 if [ ! -x /usr/bin/time ]; then
