@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,44 +16,11 @@ use serde_json::Value;
 
 mod support;
 
-use support::{run, Run};
+use support::{run, Env, Run};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
 impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_owned();
-        Env { _tmp: tmp, root }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.root.join("data")
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.root.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-        cmd.arg("--data").arg(self.data()).env("LEAKWATCH_KEY_FILE", self.root.join("data.key"));
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = self.command();
-        cmd.args(args);
-        run(cmd, None)
-    }
-
     /// A store with one breach holding alice@corp.example (the baseline), and
     /// organization acme for corp.example.
     fn with_org(&self) {

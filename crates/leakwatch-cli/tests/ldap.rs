@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::{run, Run};
+use support::{run, Env, Run};
 
 const SUFFIX: &str = "dc=corp,dc=example";
 const PEOPLE: &str = "ou=people,dc=corp,dc=example";
@@ -351,33 +351,16 @@ fn directory_ldif() -> String {
     ldif
 }
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
 impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_owned();
-        Env { _tmp: tmp, root }
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.root.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-        cmd.arg("--data").arg(self.root.join("data")).args(args);
-        cmd.env("LEAKWATCH_KEY_FILE", self.root.join("data.key")).env_remove("LEAKWATCH_LDAP_PASSWORD");
+    /// The binary with `args`, and no LDAP password from this environment.
+    fn ldap(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command();
+        cmd.args(args).env_remove("LEAKWATCH_LDAP_PASSWORD");
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Run {
-        run(self.command(args), None)
+    fn run_ldap(&self, args: &[&str]) -> Run {
+        run(self.ldap(args), None)
     }
 
     /// Alpha and Beta (combo dumps), Stealer1 (a stealer log) and a Pwned
@@ -391,11 +374,14 @@ impl Env {
         let beta = self.file("beta.txt", "alice@corp.example:Summer2024\n");
         let stealer = self.file("ulp.txt", "https://shop.example.net/login:carol@corp.example:shoppw1\n");
         let pwned = self.file("pwned.txt", &format!("{}:5000\n", nt("hunter2")));
-        self.run(&["ingest", "--breach", "Alpha", "--breach-date", "2019-05-01", &alpha]).ok("ingest Alpha");
-        self.run(&["ingest", "--breach", "Beta", "--breach-date", "2021-03-02", &beta]).ok("ingest Beta");
-        self.run(&["ingest", "--breach", "Stealer1", "--format", "stealer", &stealer]).ok("ingest Stealer1");
-        self.run(&["import", "pwned-passwords", "--ntlm", &pwned]).ok("import pwned");
-        self.run(&["org", "add", "acme", "--domain", "corp.example"]).ok("org add");
+        self.run_ldap(&["ingest", "--breach", "Alpha", "--breach-date", "2019-05-01", &alpha])
+            .ok("ingest Alpha");
+        self.run_ldap(&["ingest", "--breach", "Beta", "--breach-date", "2021-03-02", &beta])
+            .ok("ingest Beta");
+        self.run_ldap(&["ingest", "--breach", "Stealer1", "--format", "stealer", &stealer])
+            .ok("ingest Stealer1");
+        self.run_ldap(&["import", "pwned-passwords", "--ntlm", &pwned]).ok("import pwned");
+        self.run_ldap(&["org", "add", "acme", "--domain", "corp.example"]).ok("org add");
     }
 }
 
@@ -412,7 +398,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     let ca = slapd.ca();
 
     // ldap:// is upgraded with StartTLS: the test CA must be trusted...
-    let untrusted = env.run(&[
+    let untrusted = env.run_ldap(&[
         "org",
         "import",
         "acme",
@@ -435,7 +421,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
 
     // ...a wrong password is a clear error...
     let wrong = env.file("wrong.pw", "not-the-password\n");
-    let bad = env.run(&[
+    let bad = env.run_ldap(&[
         "org",
         "import",
         "acme",
@@ -455,11 +441,20 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     assert!(!bad.stderr.contains("not-the-password"), "{}", bad.stderr);
 
     // ...and the password comes from a file or the environment only.
-    let no_pw =
-        env.run(&["org", "import", "acme", "--ldap", &slapd.ldap, "--base", PEOPLE, "--bind-dn", READER]);
+    let no_pw = env.run_ldap(&[
+        "org",
+        "import",
+        "acme",
+        "--ldap",
+        &slapd.ldap,
+        "--base",
+        PEOPLE,
+        "--bind-dn",
+        READER,
+    ]);
     assert_eq!(no_pw.code, 2, "{}", no_pw.stderr);
     assert!(no_pw.stderr.contains("--password-file"), "{}", no_pw.stderr);
-    assert_eq!(env.run(&["org", "import", "acme", "--ldap", &slapd.ldap, "--password", "x"]).code, 2);
+    assert_eq!(env.run_ldap(&["org", "import", "acme", "--ldap", &slapd.ldap, "--password", "x"]).code, 2);
 
     // The reader may see two entries per search: everyone comes through pages.
     let import = env
@@ -488,7 +483,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
             "left_out": {"machine account": {"count": 1, "lines": [8]}},
         })]
     );
-    let audit = env.run(&["audit", "--org", "acme", "--json"]).ok("audit");
+    let audit = env.run_ldap(&["audit", "--org", "acme", "--json"]).ok("audit");
     let by_account: Vec<(String, bool, Value)> = audit
         .json_lines()
         .iter()
@@ -506,7 +501,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     assert!(by_account.iter().any(|a| a.0 == "ivan@corp.example"), "{by_account:?}");
 
     // A dry run says what it would do and why, and changes nothing.
-    let dry = env.run(&["reset", "--org", "acme"]).ok("reset dry run");
+    let dry = env.run_ldap(&["reset", "--org", "acme"]).ok("reset dry run");
     assert!(
         dry.stdout.contains("alice@corp.example") && dry.stdout.contains("Alpha, Beta"),
         "{}",
@@ -524,7 +519,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     }
     assert_eq!(slapd.attribute(&format!("uid=alice,{PEOPLE}"), "pwdReset"), None);
     let common =
-        env.run(&["reset", "--org", "acme", "--include-common", "--json"]).ok("reset --include-common");
+        env.run_ldap(&["reset", "--org", "acme", "--include-common", "--json"]).ok("reset --include-common");
     assert_eq!(accounts(&common), ["alice@corp.example", "bob@corp.example", "carol@corp.example"]);
     let bob = &common.json_lines()[1];
     assert_eq!(bob["reasons"], json!(["current password seen 5,001 times in the corpus"]));
@@ -534,10 +529,10 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     );
 
     // --apply needs the server (with a bind allowed to write) or a list.
-    let no_server = env.run(&["reset", "--org", "acme", "--apply"]);
+    let no_server = env.run_ldap(&["reset", "--org", "acme", "--apply"]);
     assert_eq!(no_server.code, 2, "{}", no_server.stderr);
     assert!(no_server.stderr.contains("--ldap URL"), "{}", no_server.stderr);
-    let read_only = env.run(&[
+    let read_only = env.run_ldap(&[
         "reset",
         "--org",
         "acme",
@@ -560,7 +555,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
 
     let applied = run(
         {
-            let mut cmd = env.command(&[
+            let mut cmd = env.ldap(&[
                 "reset",
                 "--org",
                 "acme",
@@ -587,7 +582,7 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
     }
 
     // Each reset is a row of the audit log, with the OS user.
-    let log = env.run(&["audit-log", "--json"]).ok("audit-log");
+    let log = env.run_ldap(&["audit-log", "--json"]).ok("audit-log");
     let rows: Vec<Value> =
         log.json_lines().into_iter().map(|r| r.get("entry").cloned().unwrap_or(r)).collect();
     let resets =
@@ -621,9 +616,9 @@ fn a_live_openldap_is_imported_over_starttls_and_ldaps_and_its_exposed_accounts_
         (again["accounts"].clone(), again["removed"].clone(), again["added"].clone()),
         (json!(6), json!(1), json!(0))
     );
-    let audit = env.run(&["audit", "--org", "acme", "--json"]).ok("audit after re-import");
+    let audit = env.run_ldap(&["audit", "--org", "acme", "--json"]).ok("audit after re-import");
     assert!(!accounts(&audit).contains(&"dave@corp.example".to_owned()), "{}", audit.stdout);
-    let show = env.run(&["org", "show", "acme", "--json"]).ok("org show");
+    let show = env.run_ldap(&["org", "show", "acme", "--json"]).ok("org show");
     assert_eq!(show.json_lines()[0]["directory"]["source"], json!("ldap/openldap"));
 
     // The sambaNTPassword values, the addresses and the DNs are nowhere in clear.
@@ -653,12 +648,12 @@ fn an_active_directory_is_recognized_read_past_its_page_limit_and_reset_with_pwd
     env.corpus();
     // grace's device too is in a stealer log, but her account is disabled.
     let stealer = env.file("ulp2.txt", "https://vpn.example.net/login:grace@corp.example:vpnpw\n");
-    env.run(&["ingest", "--breach", "Stealer2", "--format", "stealer", &stealer]).ok("ingest Stealer2");
+    env.run_ldap(&["ingest", "--breach", "Stealer2", "--format", "stealer", &stealer]).ok("ingest Stealer2");
     let slapd = Slapd::start(&env.root, active_directory());
     let ca = slapd.ca();
     let import = run(
         {
-            let mut cmd = env.command(&[
+            let mut cmd = env.ldap(&[
                 "org",
                 "import",
                 "acme",
@@ -686,14 +681,14 @@ fn an_active_directory_is_recognized_read_past_its_page_limit_and_reset_with_pwd
         })]
     );
 
-    let dry = env.run(&["reset", "--org", "acme", "--json"]).ok("dry run");
+    let dry = env.run_ldap(&["reset", "--org", "acme", "--json"]).ok("dry run");
     assert_eq!(accounts(&dry), ["carol@corp.example"]);
     assert_eq!(dry.json_lines()[0]["action"], json!("pwdLastSet: 0"));
     assert_eq!(dry.json_lines()[0]["dn"], json!(format!("cn=carol,{PEOPLE}")));
 
     let applied = run(
         {
-            let mut cmd = env.command(&[
+            let mut cmd = env.ldap(&[
                 "reset",
                 "--org",
                 "acme",

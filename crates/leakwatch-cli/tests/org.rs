@@ -5,44 +5,13 @@
 //! and empty passwords, disabled accounts left aside, most urgent first. The
 //! directory's NT hashes never reach the catalog, nor its addresses in clear.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
 mod support;
 
-use support::{run, Run};
-
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_owned();
-        Env { _tmp: tmp, root }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.root.join("data")
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.root.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-        cmd.arg("--data").arg(self.data()).args(args);
-        cmd.env("LEAKWATCH_KEY_FILE", self.root.join("data.key"));
-        run(cmd, None)
-    }
-}
+use support::Env;
 
 fn nt(password: &str) -> String {
     leakwatch_types::encode_hex_upper(&leakwatch_types::ntlm(password.as_bytes()))
