@@ -129,9 +129,8 @@ pub(crate) async fn check_secret(
         }
         return Err(AppError::RateLimited { retry_after });
     }
-    let found = attempt
-        .filter(|_| well_formed)
-        .and_then(|secret| state.keys().find(&hash_secret(secret)).cloned());
+    let found =
+        attempt.filter(|_| well_formed).and_then(|secret| state.keys().find(&hash_secret(secret)).cloned());
     match found {
         Some(key) => Ok(key),
         None => {
@@ -156,7 +155,9 @@ pub(crate) async fn charge(
         Some(k) => (LimitKey::Key(k.id), k.rate_limit_per_minute.unwrap_or(limits.key_per_minute)),
         None => (LimitKey::Ip(client), limits.anonymous_per_minute),
     };
-    if let Err(Refusal { retry_after, first }) = state.shared().limiter.refuse(bucket, per_minute, Instant::now()) {
+    if let Err(Refusal { retry_after, first }) =
+        state.shared().limiter.refuse(bucket, per_minute, Instant::now())
+    {
         // A key's every refusal is its own (and bounded by its limit); an
         // anonymous client's run of refusals is recorded once.
         if key.is_some() || first {
@@ -181,8 +182,15 @@ async fn refusal(
         None if subject.kind == SubjectKind::ApiKey => (0, "(wrong key)".to_owned()),
         None => (0, "(no key)".to_owned()),
     };
-    let entry =
-        AuditEntry { at: now(), key_id, key_name, endpoint: endpoint.to_owned(), subject, results: 0, status };
+    let entry = AuditEntry {
+        at: now(),
+        key_id,
+        key_name,
+        endpoint: endpoint.to_owned(),
+        subject,
+        results: 0,
+        status,
+    };
     state.shared().audit.record(entry).await
 }
 

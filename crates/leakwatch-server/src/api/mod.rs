@@ -112,7 +112,13 @@ pub(crate) async fn audited(
 }
 
 /// The audit row of one keyed search.
-pub(crate) fn audit_entry(key: &ApiKey, endpoint: &str, subject: Subject, status: u16, results: u64) -> AuditEntry {
+pub(crate) fn audit_entry(
+    key: &ApiKey,
+    endpoint: &str,
+    subject: Subject,
+    status: u16,
+    results: u64,
+) -> AuditEntry {
     AuditEntry {
         at: now(),
         key_id: key.id,

@@ -38,7 +38,11 @@ pub async fn by_email(
 /// The websites stealer logs saw `email` sign in to, sorted: what
 /// `stealerlogsbyemail` answers, and the web search too. Not found when none;
 /// refused outside a domain key's domains.
-pub(crate) fn email_websites(snapshot: &Snapshot, key: &ApiKey, email: &Account) -> Result<Vec<String>, AppError> {
+pub(crate) fn email_websites(
+    snapshot: &Snapshot,
+    key: &ApiKey,
+    email: &Account,
+) -> Result<Vec<String>, AppError> {
     let (_, domain) = email.email_parts().expect("an email account has a domain");
     if !key.allows_domain(domain) {
         return Err(AppError::Forbidden(NOT_YOURS));

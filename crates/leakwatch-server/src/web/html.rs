@@ -39,7 +39,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -101,7 +101,9 @@ mod tests {
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(count(100), "100");
         let html = page("<t>", Some(&Viewer { name: "<b>", csrf: "\"x" }), "");
-        assert!(html.contains("&lt;t&gt; · leakwatch") && html.contains("&lt;b&gt;") && html.contains("&quot;x"));
+        assert!(
+            html.contains("&lt;t&gt; · leakwatch") && html.contains("&lt;b&gt;") && html.contains("&quot;x")
+        );
         assert!(!html.contains("<b>") && !html.contains("<t>"));
     }
 }

@@ -121,7 +121,8 @@ fn served_over_tls(headers: &HeaderMap) -> bool {
 
 /// An HTML answer.
 pub fn html(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))], body).into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))], body)
+        .into_response()
 }
 
 /// A 303 to `to` (after a POST, so that reloading does not post again).

@@ -67,8 +67,12 @@ fn error_page(visitor: &Visitor, error: AppError) -> Response {
         _ => "Something went wrong; the server's log has the details.".to_owned(),
     };
     let title = status.canonical_reason().unwrap_or("Error");
-    let mut response =
-        page(visitor, status, title, &format!("<h1>{}</h1>\n<p class=\"notice\">{}</p>", esc(title), esc(&message)));
+    let mut response = page(
+        visitor,
+        status,
+        title,
+        &format!("<h1>{}</h1>\n<p class=\"notice\">{}</p>", esc(title), esc(&message)),
+    );
     if let AppError::RateLimited { retry_after } = error {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
@@ -99,7 +103,9 @@ fn signin_page(visitor: &Visitor, status: StatusCode, message: Option<&str>) -> 
         Ok(t) => t,
         Err(e) => return error_page(visitor, AppError::internal(e)),
     };
-    let notice = message.map(|m| format!("<p class=\"notice bad\" role=\"alert\">{}</p>\n", esc(m))).unwrap_or_default();
+    let notice = message
+        .map(|m| format!("<p class=\"notice bad\" role=\"alert\">{}</p>\n", esc(m)))
+        .unwrap_or_default();
     let body = format!(
         r#"<h1>Sign in</h1>
 {notice}<form class="stack" method="post" action="/ui/signin">
@@ -152,7 +158,8 @@ pub async fn signin(State(state): State<AppState>, visitor: Visitor, body: Bytes
             signin_page(&visitor, StatusCode::UNAUTHORIZED, Some("That key was not accepted."))
         }
         Err(AppError::RateLimited { retry_after }) => {
-            let message = format!("Too many wrong keys from this address; try again in {retry_after} seconds.");
+            let message =
+                format!("Too many wrong keys from this address; try again in {retry_after} seconds.");
             let mut response = signin_page(&visitor, StatusCode::TOO_MANY_REQUESTS, Some(&message));
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             response
@@ -169,7 +176,8 @@ fn csrf_ok(visitor: &Visitor, fields: &std::collections::HashMap<String, String>
     }
 }
 
-const BAD_TOKEN: AppError = AppError::Forbidden("The form had expired or came from elsewhere; reload the page.");
+const BAD_TOKEN: AppError =
+    AppError::Forbidden("The form had expired or came from elsewhere; reload the page.");
 
 /// `POST /ui/signout`.
 pub async fn signout(State(state): State<AppState>, visitor: Visitor, body: Bytes) -> Response {
@@ -325,7 +333,8 @@ fn card(b: &Breach) -> String {
 /// The breaches the visitor may see, as the API's catalog shows them:
 /// sensitive ones to admin and analyst keys only.
 fn visible<'a>(visitor: &Visitor, breaches: Vec<&'a Breach>) -> impl Iterator<Item = &'a Breach> {
-    let sensitive = visitor.signed_in.as_ref().is_some_and(|(_, k)| matches!(k.role, Role::Admin | Role::Analyst));
+    let sensitive =
+        visitor.signed_in.as_ref().is_some_and(|(_, k)| matches!(k.role, Role::Admin | Role::Analyst));
     breaches.into_iter().filter(move |b| sensitive || !b.is_sensitive)
 }
 
@@ -344,7 +353,11 @@ fn compare(sort: &str, a: &Breach, b: &Breach) -> Ordering {
 }
 
 /// `GET /ui/breaches[?sort=title|date|added|count][&order=asc|desc][&q=text]`.
-pub async fn breaches(State(state): State<AppState>, visitor: Visitor, RawQuery(query): RawQuery) -> Response {
+pub async fn breaches(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    RawQuery(query): RawQuery,
+) -> Response {
     let key = visitor.signed_in.as_ref().map(|(_, k)| k.clone());
     if let Err(e) = charge(&state, visitor.client, || "ui breaches".into(), key.as_deref()).await {
         return error_page(&visitor, e);
@@ -440,7 +453,8 @@ pub async fn breach(State(state): State<AppState>, visitor: Visitor, Path(name):
     }
     let snapshot = state.snapshot();
     let name = name.trim();
-    let Some(b) = visible(&visitor, snapshot.store.breaches()).find(|b| b.name.eq_ignore_ascii_case(name)) else {
+    let Some(b) = visible(&visitor, snapshot.store.breaches()).find(|b| b.name.eq_ignore_ascii_case(name))
+    else {
         return error_page(&visitor, AppError::NotFound);
     };
     let yes_no = |v: bool| if v { "yes" } else { "no" };

@@ -96,7 +96,9 @@ pub fn random_token() -> std::io::Result<String> {
 
 /// Whether two tokens are equal, in time that depends on their lengths only.
 pub fn tokens_match(a: &str, b: &str) -> bool {
-    a.len() == b.len() && !a.is_empty() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The value of cookie `name` in a `Cookie` header.
