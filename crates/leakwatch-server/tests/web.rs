@@ -490,3 +490,112 @@ async fn assets_are_embedded_and_the_password_never_leaves_the_page() {
     assert_eq!(status, 200);
     s.stop().await;
 }
+
+/// The interface in a real browser: headless Chromium (Debian's `chromium`,
+/// or `$CHROMIUM`) driven by the npm `playwright-core` package, installed once
+/// per target directory. Without Chromium, Node.js or npm the test fails,
+/// saying what to install: it is not skipped (`.ci/run` installs them).
+mod browser {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    const PLAYWRIGHT: &str = "playwright-core@1.57.0";
+    const SCRIPT: &str = include_str!("browser/e2e.mjs");
+
+    fn chromium() -> PathBuf {
+        let path = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+        let runs = Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        assert!(
+            runs.is_ok_and(|s| s.success()),
+            "{} does not run: the browser tests need Chromium (Debian: apt-get install -y chromium; .ci/run does)",
+            path.display()
+        );
+        path
+    }
+
+    fn playwright() -> PathBuf {
+        for tool in ["node", "npm"] {
+            let runs = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+            assert!(runs.is_ok_and(|s| s.success()), "`{tool}` is needed (Debian: apt-get install -y nodejs npm)");
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-playwright");
+        let version = PLAYWRIGHT.rsplit('@').next().unwrap();
+        let installed = std::fs::read_to_string(dir.join("node_modules/playwright-core/package.json"))
+            .is_ok_and(|p| p.contains(&format!("\"version\": \"{version}\"")));
+        if !installed {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("package.json"), "{\"private\": true}\n").unwrap();
+            let out = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", PLAYWRIGHT])
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "npm install {PLAYWRIGHT} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        dir
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chromium_signs_in_searches_checks_a_password_and_opens_a_breach() {
+        let browser = chromium();
+        let dir = playwright();
+        std::fs::write(dir.join("e2e.mjs"), SCRIPT).unwrap();
+        let s = start(limits()).await;
+        let (base, key) = (s.base.clone(), s.analyst.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg("e2e.mjs")
+                .args([&base, &key])
+                .env("CHROMIUM", browser)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the browser script failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        eprintln!(
+            "browser: sign-in page {} bytes, interactive {} ms (load {:.0} ms); search answered in {:.0} ms",
+            seen["signinLoad"]["transfer"], seen["signinLoad"]["interactive"], seen["signinMs"].as_f64().unwrap(),
+            seen["searchMs"].as_f64().unwrap()
+        );
+
+        assert_eq!(seen["errors"], serde_json::json!([]), "no script errors and no CSP violations");
+        assert!(seen["signinUrl"].as_str().unwrap().ends_with("/ui/signin"));
+        assert!(seen["signinLoad"]["transfer"].as_u64().unwrap() < 100_000);
+        let session = seen["cookies"].as_array().unwrap().iter().find(|c| c["name"] == "lw_session").unwrap();
+        assert_eq!((&session["httpOnly"], &session["sameSite"]), (&serde_json::json!(true), &serde_json::json!("Strict")));
+        assert_eq!(seen["heading"], "alice@example-corp.com is in 1 breach");
+        assert_eq!(seen["cards"], serde_json::json!(["Adobe title"]));
+        assert_eq!(seen["overflows"], false, "readable at phone width without scrolling sideways");
+        let seen_text = seen["seen"].as_str().unwrap();
+        assert!(seen_text.contains("seen 3 times"), "{seen_text}");
+        assert!(seen["unseen"].as_str().unwrap().contains("not found"), "{}", seen["unseen"]);
+        assert!(seen["url"].as_str().unwrap().ends_with("/ui/search"), "the password form never navigates");
+        assert_eq!(seen["breach"], "Adobe title");
+        assert_eq!(seen["sorted"], serde_json::json!(["Bigger title", "Adobe title"]), "by accounts, descending");
+        assert!(seen["afterSignOut"].as_str().unwrap().ends_with("/ui/signin"));
+
+        // The password left the page as a five-character prefix, nothing more.
+        let requests = seen["requests"].as_array().unwrap();
+        let ranges: Vec<&str> =
+            requests.iter().map(|r| r["url"].as_str().unwrap()).filter(|u| u.contains("/range/")).collect();
+        assert_eq!(ranges.len(), 2, "{ranges:?}");
+        assert!(ranges[0].ends_with("/range/5BAA6"), "{ranges:?}");
+        let sha1_of_password = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
+        for r in requests {
+            let text = format!("{} {}", r["url"], r["body"]).to_ascii_uppercase();
+            assert!(!text.contains("PASSWORD") && !text.contains(&sha1_of_password[5..]), "{r}");
+            assert!(!text.contains("HORSE"), "{r}");
+        }
+        // The searches were audited under the key's name.
+        assert!(s.audit_rows().iter().any(|r| r.endpoint == "ui breachedaccount" && r.key_name == "analyst"));
+        s.stop().await;
+    }
+}
