@@ -85,63 +85,94 @@ async fn identify(
     let presented =
         parts.headers.get(KEY_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
     let presented = presented.filter(|v| !v.is_empty());
-    let limits = state.shared().limits;
-    let limiter = &state.shared().limiter;
-    let audit = &state.shared().audit;
     let client = client_ip(parts);
-    let failed = LimitKey::FailedKeys(client);
     let key = match presented {
         None if !require_key => None,
         attempt => {
-            let subject = match &attempt {
-                Some(secret) => audit.subject(SubjectKind::ApiKey, secret),
-                None => audit.subject(SubjectKind::Nothing, ""),
-            };
-            // A client that keeps presenting wrong keys (or none where one is
-            // needed) is refused before its next key is looked at.
-            if let Err(Refusal { retry_after, first }) =
-                limiter.peek(failed, limits.failed_keys_per_minute, Instant::now())
-            {
-                if first {
-                    refusal(state, parts, None, subject, 429).await?;
-                }
-                return Err(AppError::RateLimited { retry_after });
-            }
-            let found = attempt.as_deref().and_then(|secret| {
-                // Only well-formed header values can be keys.
-                parts.headers.get(KEY_HEADER)?.to_str().ok()?;
-                state.keys().find(&hash_secret(secret)).cloned()
-            });
-            match found {
-                Some(key) => Some(key),
-                None => {
-                    let _ = limiter.refuse(failed, limits.failed_keys_per_minute, Instant::now());
-                    refusal(state, parts, None, subject, 401).await?;
-                    return Err(if attempt.is_some() { AppError::InvalidKey } else { AppError::MissingKey });
-                }
-            }
+            // Only well-formed header values can be keys.
+            let well_formed = parts.headers.get(KEY_HEADER).is_none_or(|v| v.to_str().is_ok());
+            let endpoint = endpoint(parts);
+            Some(check_secret(state, client, &endpoint, attempt.as_deref(), well_formed).await?)
         }
     };
-    let (bucket, per_minute) = match &key {
-        Some(k) => (LimitKey::Key(k.id), k.rate_limit_per_minute.unwrap_or(limits.key_per_minute)),
-        None => (LimitKey::Ip(client), limits.anonymous_per_minute),
+    charge(state, client, || endpoint(parts), key.as_deref()).await?;
+    Ok(key)
+}
+
+/// Checks a presented secret (`None`: none presented where one is needed)
+/// against the key table, as every keyed request does: a client past its
+/// failed-key limit is refused (429) before the secret is looked at, and a
+/// wrong or missing key is counted against that limit and audited as a 401
+/// under `endpoint`. The web sign-in uses it as it is.
+pub(crate) async fn check_secret(
+    state: &AppState,
+    client: IpAddr,
+    endpoint: &str,
+    attempt: Option<&str>,
+    well_formed: bool,
+) -> Result<Arc<ApiKey>, AppError> {
+    let limits = state.shared().limits;
+    let limiter = &state.shared().limiter;
+    let audit = &state.shared().audit;
+    let failed = LimitKey::FailedKeys(client);
+    let subject = match attempt {
+        Some(secret) => audit.subject(SubjectKind::ApiKey, secret),
+        None => audit.subject(SubjectKind::Nothing, ""),
     };
-    if let Err(Refusal { retry_after, first }) = limiter.refuse(bucket, per_minute, Instant::now()) {
-        // A key's every refusal is its own (and bounded by its limit); an
-        // anonymous client's run of refusals is recorded once.
-        if key.is_some() || first {
-            let subject = audit.subject(SubjectKind::Nothing, "");
-            refusal(state, parts, key.as_deref(), subject, 429).await?;
+    // A client that keeps presenting wrong keys (or none where one is
+    // needed) is refused before its next key is looked at.
+    if let Err(Refusal { retry_after, first }) =
+        limiter.peek(failed, limits.failed_keys_per_minute, Instant::now())
+    {
+        if first {
+            refusal(state, endpoint, None, subject, 429).await?;
         }
         return Err(AppError::RateLimited { retry_after });
     }
-    Ok(key)
+    let found =
+        attempt.filter(|_| well_formed).and_then(|secret| state.keys().find(&hash_secret(secret)).cloned());
+    match found {
+        Some(key) => Ok(key),
+        None => {
+            let _ = limiter.refuse(failed, limits.failed_keys_per_minute, Instant::now());
+            refusal(state, endpoint, None, subject, 401).await?;
+            Err(if attempt.is_some() { AppError::InvalidKey } else { AppError::MissingKey })
+        }
+    }
+}
+
+/// Counts a request against its rate limit: the key's own, or for an
+/// anonymous caller its address group's. A refusal is audited (a key's every
+/// one, an anonymous client's first of a run) and answered 429.
+pub(crate) async fn charge(
+    state: &AppState,
+    client: IpAddr,
+    endpoint: impl FnOnce() -> String,
+    key: Option<&ApiKey>,
+) -> Result<(), AppError> {
+    let limits = state.shared().limits;
+    let (bucket, per_minute) = match key {
+        Some(k) => (LimitKey::Key(k.id), k.rate_limit_per_minute.unwrap_or(limits.key_per_minute)),
+        None => (LimitKey::Ip(client), limits.anonymous_per_minute),
+    };
+    if let Err(Refusal { retry_after, first }) =
+        state.shared().limiter.refuse(bucket, per_minute, Instant::now())
+    {
+        // A key's every refusal is its own (and bounded by its limit); an
+        // anonymous client's run of refusals is recorded once.
+        if key.is_some() || first {
+            let subject = state.shared().audit.subject(SubjectKind::Nothing, "");
+            refusal(state, &endpoint(), key, subject, 429).await?;
+        }
+        return Err(AppError::RateLimited { retry_after });
+    }
+    Ok(())
 }
 
 /// Records a refused request in the audit log and waits for its commit.
 async fn refusal(
     state: &AppState,
-    parts: &Parts,
+    endpoint: &str,
     key: Option<&ApiKey>,
     subject: Subject,
     status: u16,
@@ -151,8 +182,15 @@ async fn refusal(
         None if subject.kind == SubjectKind::ApiKey => (0, "(wrong key)".to_owned()),
         None => (0, "(no key)".to_owned()),
     };
-    let entry =
-        AuditEntry { at: now(), key_id, key_name, endpoint: endpoint(parts), subject, results: 0, status };
+    let entry = AuditEntry {
+        at: now(),
+        key_id,
+        key_name,
+        endpoint: endpoint.to_owned(),
+        subject,
+        results: 0,
+        status,
+    };
     state.shared().audit.record(entry).await
 }
 
@@ -168,7 +206,7 @@ fn endpoint(parts: &Parts) -> String {
 /// The client's address group (see [`crate::client`]): the address the server
 /// resolved for the request (the peer's, or the trusted proxy's client), else
 /// the peer's; requests built in tests have neither and share one bucket.
-fn client_ip(parts: &Parts) -> IpAddr {
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
     let ip = match (parts.extensions.get::<ClientIp>(), parts.extensions.get::<ConnectInfo<SocketAddr>>()) {
         (Some(ClientIp(ip)), _) => *ip,
         (None, Some(ConnectInfo(addr))) => addr.ip(),

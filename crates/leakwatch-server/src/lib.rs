@@ -29,6 +29,7 @@ mod query;
 mod range;
 mod serve;
 mod state;
+mod web;
 
 use std::time::Duration;
 
@@ -72,6 +73,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/range/{prefix}", get(range::range).options(range::preflight))
         .nest("/api/v3", v3)
+        .merge(with_time_limit(web::router(), request_timeout))
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

@@ -158,6 +158,8 @@ pub(crate) struct Shared {
     pub(crate) limiter: Limiter,
     pub(crate) audit: AuditSink,
     pub(crate) limits: Limits,
+    /// Signed-in browsers of the web interface.
+    pub(crate) sessions: crate::web::session::Sessions,
 }
 
 /// Why the server could not start.
@@ -230,6 +232,7 @@ impl AppState {
             limiter: Limiter::default(),
             audit,
             limits,
+            sessions: crate::web::session::Sessions::default(),
         };
         let state = AppState { inner: Arc::new(shared) };
         state.reload_keys()?;

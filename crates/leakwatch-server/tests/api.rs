@@ -896,10 +896,13 @@ mod routing {
     #[tokio::test]
     async fn unknown_paths_are_empty_404s_and_wrong_methods_405s() {
         let f = fixture();
-        for path in ["/", "/api/v2/breaches", "/api/v3/nothing", "/range"] {
+        for path in ["/api/v2/breaches", "/api/v3/nothing", "/range", "/ui/nothing"] {
             let a = get(&f.router, path, None).await;
             assert_eq!((a.status, a.body.as_str()), (StatusCode::NOT_FOUND, ""), "{path}");
         }
+        // `/` is the web interface's (issue 18): a visitor is sent to sign in.
+        let a = get(&f.router, "/", None).await;
+        assert_eq!((a.status, a.header("location")), (StatusCode::SEE_OTHER, "/ui/signin"));
         assert_eq!(send(&f.router, "POST", "/range/5BAA6", &[]).await.status, 405);
         assert_eq!(send(&f.router, "DELETE", "/api/v3/breaches", &[("user-agent", "t")]).await.status, 405);
     }

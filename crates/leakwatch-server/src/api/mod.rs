@@ -107,7 +107,19 @@ pub(crate) async fn audited(
         Ok((response, n)) => (response.status().as_u16(), *n),
         Err(e) => (e.status().as_u16(), 0),
     };
-    let entry = AuditEntry {
+    state.shared().audit.record(audit_entry(key, endpoint, subject, status, results)).await?;
+    outcome.map(|(response, _)| response)
+}
+
+/// The audit row of one keyed search.
+pub(crate) fn audit_entry(
+    key: &ApiKey,
+    endpoint: &str,
+    subject: Subject,
+    status: u16,
+    results: u64,
+) -> AuditEntry {
+    AuditEntry {
         at: now(),
         key_id: key.id,
         key_name: key.name.clone(),
@@ -115,9 +127,7 @@ pub(crate) async fn audited(
         subject,
         results,
         status,
-    };
-    state.shared().audit.record(entry).await?;
-    outcome.map(|(response, _)| response)
+    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use leakwatch_catalog::{Role, SubjectKind};
+use leakwatch_catalog::{ApiKey, Role, SubjectKind};
 use leakwatch_store::{Breach, HibpBreach};
 use serde::Serialize;
 
-use super::{audited, json, parse_account};
+use super::{audited, json, parse_account, SearchedAccount};
 use crate::auth::KeyHolder;
 use crate::error::AppError;
 use crate::query::Params;
-use crate::state::AppState;
+use crate::state::{AppState, Snapshot};
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -40,33 +40,8 @@ pub async fn breached_account(
     let subject = state.shared().audit.subject(SubjectKind::Account, &account.audit_value);
 
     let outcome = (|| {
-        // A domain key may search addresses on its domains, and nothing else (no
-        // user names or phone numbers: they belong to no domain).
-        let allowed = match key.role {
-            Role::Domain => account.email_domain.as_deref().is_some_and(|d| key.allows_domain(d)),
-            Role::Admin | Role::Analyst => true,
-        };
-        if !allowed {
-            return Err(AppError::Forbidden(
-                "This key may only search addresses on its own verified domains.",
-            ));
-        }
         let snapshot = state.snapshot();
-        let mut found: BTreeMap<&str, &Breach> = BTreeMap::new();
-        for candidate in &account.candidates {
-            for b in snapshot.store.account_breaches(candidate)? {
-                found.insert(&b.name, b);
-            }
-        }
-        let found: Vec<&Breach> = found
-            .into_values()
-            .filter(|b| !b.is_sensitive && !b.is_retired)
-            .filter(|b| include_unverified || b.is_verified)
-            .filter(|b| domain.is_none_or(|d| b.domain.eq_ignore_ascii_case(d)))
-            .collect();
-        if found.is_empty() {
-            return Err(AppError::NotFound);
-        }
+        let found = account_breaches(&snapshot, &key, &account, include_unverified, domain)?;
         let response = if truncate {
             json(&found.iter().map(|b| Truncated { name: &b.name }).collect::<Vec<_>>())
         } else {
@@ -75,6 +50,45 @@ pub async fn breached_account(
         Ok((response, found.len() as u64))
     })();
     audited(&state, &key, "breachedaccount", subject, outcome).await
+}
+
+/// The breaches an account search shows `key`, sorted by name: what
+/// `breachedaccount` answers, and the web search too. Sensitive and retired
+/// breaches never appear; unverified ones only with `include_unverified`;
+/// with `domain`, only breaches of that site. Not found (404) when none; a
+/// domain key searching outside its domains is refused (403).
+pub(crate) fn account_breaches<'a>(
+    snapshot: &'a Snapshot,
+    key: &ApiKey,
+    account: &SearchedAccount,
+    include_unverified: bool,
+    domain: Option<&str>,
+) -> Result<Vec<&'a Breach>, AppError> {
+    // A domain key may search addresses on its domains, and nothing else (no
+    // user names or phone numbers: they belong to no domain).
+    let allowed = match key.role {
+        Role::Domain => account.email_domain.as_deref().is_some_and(|d| key.allows_domain(d)),
+        Role::Admin | Role::Analyst => true,
+    };
+    if !allowed {
+        return Err(AppError::Forbidden("This key may only search addresses on its own verified domains."));
+    }
+    let mut found: BTreeMap<&str, &Breach> = BTreeMap::new();
+    for candidate in &account.candidates {
+        for b in snapshot.store.account_breaches(candidate)? {
+            found.insert(&b.name, b);
+        }
+    }
+    let found: Vec<&Breach> = found
+        .into_values()
+        .filter(|b| !b.is_sensitive && !b.is_retired)
+        .filter(|b| include_unverified || b.is_verified)
+        .filter(|b| domain.is_none_or(|d| b.domain.eq_ignore_ascii_case(d)))
+        .collect();
+    if found.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(found)
 }
 
 /// `GET /api/v3/breacheddomain/{domain}`: every breached alias on a domain and

@@ -9,13 +9,13 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use leakwatch_catalog::SubjectKind;
+use leakwatch_catalog::{ApiKey, SubjectKind};
 use leakwatch_types::{normalize_domain, Account};
 
 use super::{audited, json};
 use crate::auth::KeyHolder;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::state::{AppState, Snapshot};
 
 const NOT_YOURS: &str = "This key may only search its own verified domains.";
 
@@ -28,18 +28,30 @@ pub async fn by_email(
     let email = Account::email(&raw)
         .map_err(|_| AppError::BadRequest("The email address is not in a valid format."))?;
     let subject = state.shared().audit.subject(SubjectKind::Account, &email.value);
-    let outcome = (|| {
-        let (_, domain) = email.email_parts().expect("an email account has a domain");
-        if !key.allows_domain(domain) {
-            return Err(AppError::Forbidden(NOT_YOURS));
-        }
-        let sites = state.snapshot().store.stealer_websites_by_email(&email)?;
-        if sites.is_empty() {
-            return Err(AppError::NotFound);
-        }
-        Ok((json(&sites), sites.len() as u64))
-    })();
+    let outcome = email_websites(&state.snapshot(), &key, &email).map(|sites| {
+        let n = sites.len() as u64;
+        (json(&sites), n)
+    });
     audited(&state, &key, "stealerlogsbyemail", subject, outcome).await
+}
+
+/// The websites stealer logs saw `email` sign in to, sorted: what
+/// `stealerlogsbyemail` answers, and the web search too. Not found when none;
+/// refused outside a domain key's domains.
+pub(crate) fn email_websites(
+    snapshot: &Snapshot,
+    key: &ApiKey,
+    email: &Account,
+) -> Result<Vec<String>, AppError> {
+    let (_, domain) = email.email_parts().expect("an email account has a domain");
+    if !key.allows_domain(domain) {
+        return Err(AppError::Forbidden(NOT_YOURS));
+    }
+    let sites = snapshot.store.stealer_websites_by_email(email)?;
+    if sites.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(sites)
 }
 
 /// `GET /api/v3/stealerlogsbywebsitedomain/{domain}`.
