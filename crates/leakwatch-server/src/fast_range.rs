@@ -8,6 +8,9 @@
 //! ([`leakwatch_store::RangeBody::file_span`]), so the fast path sends the head
 //! (`MSG_MORE`, so head and body leave together) and then the body with
 //! `sendfile`: no copy, no per-request allocation beyond the head.
+//! `MSG_MORE` and `sendfile` are Linux's: elsewhere the head goes alone and the
+//! body is sent from the cache's mapping, the path every body cached on the
+//! heap takes on Linux too.
 //!
 //! Every connection starts here. Requests this path does not fully understand
 //! (any other method, path, or HTTP version; a body; `Expect`, `Upgrade`,
@@ -241,30 +244,40 @@ async fn send(stream: &TcpStream, answer: &RangeAnswer, head: &mut Vec<u8>) -> i
     // A head goes out held back (`MSG_MORE`) only when bytes follow it: held
     // back with nothing after, it would wait for the kernel's cork timer
     // (200 ms) on a kept-alive connection.
-    let file = match &answer.body {
-        RangeBytes::Cached(body) => body.file_span().filter(|span| span.len > 0),
-        _ => None,
-    };
-    match file {
-        Some(span) => {
+    #[cfg(target_os = "linux")]
+    if let RangeBytes::Cached(cached) = &answer.body {
+        if let Some(span) = cached.file_span().filter(|span| span.len > 0) {
             send_bytes(stream, head, true).await?;
-            send_file(stream, span).await
-        }
-        None if body.len() <= 16 * 1024 => {
-            head.extend_from_slice(body);
-            send_bytes(stream, head, false).await
-        }
-        None => {
-            send_bytes(stream, head, true).await?;
-            send_bytes(stream, body, false).await
+            return send_file(stream, span).await;
         }
     }
+    if body.len() <= 16 * 1024 {
+        head.extend_from_slice(body);
+        send_bytes(stream, head, false).await
+    } else {
+        send_bytes(stream, head, true).await?;
+        send_bytes(stream, body, false).await
+    }
 }
+
+/// Holds bytes back for what follows, so that a head and its body share
+/// packets: Linux's `MSG_MORE`; elsewhere nothing (the head goes alone).
+#[cfg(target_os = "linux")]
+const HOLD_BACK: libc::c_int = libc::MSG_MORE;
+#[cfg(not(target_os = "linux"))]
+const HOLD_BACK: libc::c_int = 0;
+
+/// A write to a closed connection is an error, not a `SIGPIPE`. Where `send`
+/// has no such flag (macOS), Rust programs ignore `SIGPIPE` from the start.
+#[cfg(not(target_vendor = "apple"))]
+const NO_SIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const NO_SIGNAL: libc::c_int = 0;
 
 /// `send(2)` until all of `bytes` is out; `more` holds them back for what
 /// follows (`MSG_MORE`), so a head and its body share packets.
 async fn send_bytes(stream: &TcpStream, mut bytes: &[u8], more: bool) -> io::Result<()> {
-    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    let flags = NO_SIGNAL | if more { HOLD_BACK } else { 0 };
     while !bytes.is_empty() {
         let sent = stream.async_io(Interest::WRITABLE, || {
             // SAFETY: a valid socket and a live buffer of `bytes.len()` bytes.
@@ -276,6 +289,7 @@ async fn send_bytes(stream: &TcpStream, mut bytes: &[u8], more: bool) -> io::Res
 }
 
 /// `sendfile(2)` of a body's span of its cache file.
+#[cfg(target_os = "linux")]
 async fn send_file(stream: &TcpStream, span: leakwatch_store::FileSpan<'_>) -> io::Result<()> {
     let mut offset = span.offset as libc::off_t;
     let end = offset + span.len as libc::off_t;

@@ -5,6 +5,11 @@
 //! **Architecture Invariant:** nothing outside this crate opens a segment file or
 //! the manifest; the CLI and the server go through [`Store`] and [`ingest()`].
 
+// A data directory is kept from other users by Unix file modes and the key
+// ring's owner check; without them leakwatch would hold toxic data unprotected.
+#[cfg(not(unix))]
+compile_error!("leakwatch runs on Unix systems only: its data directory is protected by Unix file modes and ownership");
+
 mod breach;
 mod compact;
 mod crypt;

@@ -7,7 +7,9 @@
 //! file is an `O_TMPFILE` in the data directory's `tmp/` (a regular file, whose
 //! pages the kernel splices in batches: measured far cheaper per request than
 //! a memory file's page-at-a-time lookups), else a memory file (`memfd`), else
-//! nothing: the bodies then live on the heap, under the same policy. A range
+//! nothing: the bodies then live on the heap, under the same policy. Those two
+//! calls are Linux's; elsewhere (and on Linux where they fail) the file is one
+//! created under a random name in `tmp/` and unlinked at once. A range
 //! holds nothing the count segments beside it do not hold in clear (and, unless
 //! `serve --range-own-dumps` says otherwise, serve to anyone); the file has no
 //! name and goes when its generation does.
@@ -21,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,8 +108,8 @@ struct Arena {
 }
 
 impl Arena {
-    fn new(serial: u64, capacity: usize, dir: Option<&Path>) -> Arena {
-        let file = (capacity > 0).then(|| arena_file(capacity, dir)).flatten();
+    fn new(serial: u64, capacity: usize, dir: Option<&Path>, files: Files) -> Arena {
+        let file = (capacity > 0).then(|| arena_file(capacity, dir, files)).flatten();
         Arena { serial, file, capacity, used: AtomicUsize::new(0) }
     }
 
@@ -135,20 +137,52 @@ impl Arena {
     }
 }
 
+/// Which calls make an arena's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Files {
+    /// The platform's best: Linux's unnamed and memory files, then the portable
+    /// way.
+    Best,
+    /// Only what every Unix has: the path taken off Linux, chosen by tests on
+    /// Linux so that it is exercised.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
+}
+
 /// A file of `len` bytes (sparse: space is taken as bodies are written),
 /// mapped read-only: unnamed in `dir`, or in memory.
-fn arena_file(len: usize, dir: Option<&Path>) -> Option<(File, MmapRaw)> {
-    let file = dir.and_then(|d| unnamed_file(d).ok()).or_else(|| memory_file().ok())?;
+fn arena_file(len: usize, dir: Option<&Path>, files: Files) -> Option<(File, MmapRaw)> {
+    let best = files == Files::Best;
+    let file = dir
+        .and_then(|d| best.then(|| unnamed_file(d).ok()).flatten().or_else(|| unlinked_file(d).ok()))
+        .or_else(|| best.then(|| memory_file().ok()).flatten())?;
     file.set_len(len as u64).ok()?;
     let map = MmapOptions::new().len(len).map_raw_read_only(&file).ok()?;
     Some((file, map))
 }
 
+#[cfg(target_os = "linux")]
 fn unnamed_file(dir: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(dir)
 }
 
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_dir: &Path) -> std::io::Result<File> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// A file only this process can reach: created under a random name (never an
+/// existing file's), open to its owner alone, and unlinked before it is used.
+fn unlinked_file(dir: &Path) -> std::io::Result<File> {
+    let path = dir.join(format!(".range-cache-{:032x}", rand::random::<u128>()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+#[cfg(target_os = "linux")]
 fn memory_file() -> std::io::Result<File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: a valid C string and flags; the result is checked before use.
     let fd = unsafe { libc::memfd_create(c"leakwatch-ranges".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -158,12 +192,18 @@ fn memory_file() -> std::io::Result<File> {
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+#[cfg(not(target_os = "linux"))]
+fn memory_file() -> std::io::Result<File> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// Range bodies by (corpus bit << 20 | prefix), in at most `budget` bytes.
 /// Sharded so that server threads rarely wait on each other.
 pub(crate) struct BodyCache {
     budget: usize,
     /// Where arena files go (`None`: memory).
     dir: Option<PathBuf>,
+    files: Files,
     /// The arena bodies go to, and the older one whose bodies are still served.
     arenas: Mutex<(Arc<Arena>, Option<Arc<Arena>>)>,
     /// Each body with the serial of the arena it counts against.
@@ -172,10 +212,15 @@ pub(crate) struct BodyCache {
 
 impl BodyCache {
     pub(crate) fn new(budget: usize, dir: Option<PathBuf>) -> BodyCache {
+        BodyCache::with_files(budget, dir, Files::Best)
+    }
+
+    fn with_files(budget: usize, dir: Option<PathBuf>, files: Files) -> BodyCache {
         BodyCache {
-            arenas: Mutex::new((Arc::new(Arena::new(0, budget / 2, dir.as_deref())), None)),
+            arenas: Mutex::new((Arc::new(Arena::new(0, budget / 2, dir.as_deref(), files)), None)),
             budget,
             dir,
+            files,
             shards: Default::default(),
         }
     }
@@ -207,7 +252,7 @@ impl BodyCache {
                     let current = Arc::clone(&arenas.0);
                     let retired = arenas.1.replace(current);
                     arenas.0 =
-                        Arc::new(Arena::new(arenas.0.serial + 1, self.budget / 2, self.dir.as_deref()));
+                        Arc::new(Arena::new(arenas.0.serial + 1, self.budget / 2, self.dir.as_deref(), self.files));
                     if let Some(retired) = retired {
                         self.forget(retired.serial);
                     }
@@ -273,11 +318,12 @@ mod tests {
     #[test]
     fn cached_bodies_are_in_files_and_outlive_their_eviction() {
         let tmp = tempfile::tempdir().unwrap();
-        for dir in [Some(tmp.path().to_owned()), None] {
+        let dir = Some(tmp.path().to_owned());
+        for (dir, files) in [(dir.clone(), Files::Best), (None, Files::Best), (dir, Files::Portable)] {
             // Two arenas of four pages: two bodies of a page and a half each
             // (each starting on a page).
             let (budget, len) = (8 * PAGE, PAGE * 3 / 2);
-            let cache = BodyCache::new(budget, dir);
+            let cache = BodyCache::with_files(budget, dir, files);
             let first = cache.insert(0, body(0, len));
             assert_eq!(first.bytes(), body(0, len).bytes());
             assert_eq!(from_file(&first), first.bytes());
@@ -299,7 +345,17 @@ mod tests {
             // Too large for an arena: served, not cached.
             let big = cache.insert(99, body(99, budget / 2 + 1));
             assert!(big.file_span().is_none() && cache.get(99).is_none());
+            // No file is left with a name: the bodies go with the process.
+            assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
         }
+    }
+
+    #[test]
+    fn without_a_directory_the_portable_cache_keeps_bodies_on_the_heap() {
+        let cache = BodyCache::with_files(8 * PAGE, None, Files::Portable);
+        let cached = cache.insert(1, body(1, 100));
+        assert!(cached.file_span().is_none());
+        assert_eq!(cache.get(1).unwrap().bytes(), body(1, 100).bytes());
     }
 
     #[test]
