@@ -8,7 +8,9 @@
 // A data directory is kept from other users by Unix file modes and the key
 // ring's owner check; without them leakwatch would hold toxic data unprotected.
 #[cfg(not(unix))]
-compile_error!("leakwatch runs on Unix systems only: its data directory is protected by Unix file modes and ownership");
+compile_error!(
+    "leakwatch runs on Unix systems only: its data directory is protected by Unix file modes and ownership"
+);
 
 mod breach;
 mod compact;

@@ -251,8 +251,12 @@ impl BodyCache {
                 None => {
                     let current = Arc::clone(&arenas.0);
                     let retired = arenas.1.replace(current);
-                    arenas.0 =
-                        Arc::new(Arena::new(arenas.0.serial + 1, self.budget / 2, self.dir.as_deref(), self.files));
+                    arenas.0 = Arc::new(Arena::new(
+                        arenas.0.serial + 1,
+                        self.budget / 2,
+                        self.dir.as_deref(),
+                        self.files,
+                    ));
                     if let Some(retired) = retired {
                         self.forget(retired.serial);
                     }

@@ -72,6 +72,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · leakwatch</title>
 <link rel="stylesheet" href="/ui/assets/app.css">
+<link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml">
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

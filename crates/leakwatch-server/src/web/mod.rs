@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/breach/{name}", get(pages::breach))
         .route("/ui/assets/app.css", get(pages::stylesheet))
         .route("/ui/assets/pwcheck.js", get(pages::script))
+        .route("/ui/assets/icon.svg", get(pages::icon))
         .layer(middleware::from_fn(security_headers))
 }
 

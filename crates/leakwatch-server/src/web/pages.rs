@@ -29,6 +29,7 @@ use crate::state::AppState;
 
 const STYLESHEET: &str = include_str!("assets/app.css");
 const SCRIPT: &str = include_str!("assets/pwcheck.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
@@ -36,6 +37,12 @@ pub async fn stylesheet() -> Response {
 
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The page icon: named by every page, so a browser does not ask for
+/// `/favicon.ico` (a 404 in its console).
+pub async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -15,6 +15,7 @@ try {
   const page = await context.newPage();
   page.on('pageerror', (e) => out.errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') out.errors.push(m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400) out.errors.push(`${r.status()} ${r.url()}`); });
   page.on('request', (r) => out.requests.push({ url: r.url(), method: r.method(), body: r.postData() || '' }));
 
   await page.goto(base + '/');
