@@ -148,7 +148,7 @@ impl<const N: usize> Runs<N> {
     /// Makes room for `growth` times the records held, spread as they are.
     /// Buckets that double as they fill copy themselves into fresh memory at
     /// every step, and those pages are faulted in again: a quarter of an
-    /// ingest's page faults before this.
+    /// ingest's page faults without this.
     pub fn reserve(&mut self, growth: f64) {
         for bucket in &mut self.buckets {
             bucket.reserve((bucket.len() as f64 * (growth - 1.0)) as usize);

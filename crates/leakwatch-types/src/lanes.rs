@@ -323,7 +323,8 @@ pub(crate) mod tests {
     /// items and of each path on `input` (one group of [`LANES`]), run
     /// `count / LANES` times. Each returns a byte of its output, folded into
     /// the printed checksum so nothing is optimized away; the paths are plain
-    /// `fn`s, as before this harness was shared, so the times compare.
+    /// `fn`s (no closure to inline into one and not the other), so the times
+    /// compare.
     pub(crate) fn time_against_one_by_one<I>(
         unit: &str,
         count: usize,
