@@ -161,6 +161,11 @@ impl Server {
         .await;
         (status, body)
     }
+
+    async fn domain_search(&self, session: &Session, domain: &str) -> (u16, HeaderMap, String) {
+        let body = format!("csrf={}&domain={}", session.csrf, urlencode(domain));
+        post(&format!("{}/ui/domain", self.base), session, &body).await
+    }
 }
 
 struct Session {
@@ -420,6 +425,102 @@ async fn a_domain_key_sees_only_its_domains() {
     let analyst = s.sign_in(&s.analyst).await;
     let (_, _, body) = get(&format!("{}/ui/breaches", s.base), Some(&analyst)).await;
     assert!(body.contains("Secret title"), "{body}");
+    s.stop().await;
+}
+
+/// The rows of a domain search's table: address, then the breaches it is in.
+fn domain_rows(body: &str) -> Vec<(String, String)> {
+    let tbody = body.split("<tbody>").nth(1).unwrap_or("").split("</tbody>").next().unwrap_or("");
+    tbody
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .split("<td>")
+                .skip(1)
+                .map(|c| {
+                    let text = c.split("</td>").next().unwrap();
+                    // Link texts only, without the markup around them.
+                    let mut out = String::new();
+                    let mut inside = false;
+                    for ch in text.chars() {
+                        match ch {
+                            '<' => inside = true,
+                            '>' => inside = false,
+                            _ if !inside => out.push(ch),
+                            _ => {}
+                        }
+                    }
+                    out
+                })
+                .collect();
+            (cells[0].clone(), cells[1].clone())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_search_lists_the_exposed_addresses_for_keys_that_may_see_the_domain() {
+    let s = start(limits()).await;
+    let analyst = s.sign_in(&s.analyst).await;
+    let (status, _, body) = s.domain_search(&analyst, "Example-Corp.com").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("4 addresses on example-corp.com exposed"), "{body}");
+    let all = [
+        ("alice@example-corp.com", "Adobe, Secret"),
+        ("dave@example-corp.com", "Bigger"),
+        ("erin@example-corp.com", "Bigger"),
+        ("frank@example-corp.com", "Bigger"),
+    ];
+    let expected: Vec<(String, String)> = all.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(domain_rows(&body), expected);
+
+    // A domain key: its own domain, without the sensitive breach; no other.
+    let corp = s.sign_in(&s.domain).await;
+    let (_, _, form) = get(&format!("{}/ui/domain", s.base), Some(&corp)).await;
+    assert!(form.contains("This key may search: example-corp.com."), "{form}");
+    let (status, _, body) = s.domain_search(&corp, "example-corp.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(domain_rows(&body)[0], ("alice@example-corp.com".to_owned(), "Adobe".to_owned()));
+    let (status, _, body) = s.domain_search(&corp, "gmail.com").await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("carol"), "{body}");
+    let (status, _, body) = s.domain_search(&corp, "nobody.example").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = s.domain_search(&analyst, "nobody.example").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("No breach held here contains an address on nobody.example"), "{body}");
+    let (status, _, _) = s.domain_search(&analyst, "not a domain").await;
+    assert_eq!(status, 400);
+    // Without the session's token nothing is looked up, or audited.
+    let before = s.audit_rows().len();
+    let (status, _, _) = post(&format!("{}/ui/domain", s.base), &analyst, "domain=example-corp.com").await;
+    assert_eq!(status, 403);
+    assert_eq!(s.audit_rows().len(), before);
+
+    // Every search audited under its key, both lookups, before the page.
+    let rows: Vec<(String, String, u16, u64)> = s
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r.endpoint.starts_with("ui breacheddomain") || r.endpoint.starts_with("ui stealerlogs"))
+        .map(|r| (r.endpoint, r.key_name, r.status, r.results))
+        .collect();
+    let row = |e: &str, k: &str, status: u16, n: u64| (e.to_owned(), k.to_owned(), status, n);
+    assert_eq!(
+        rows,
+        [
+            row("ui breacheddomain", "analyst", 200, 4),
+            row("ui stealerlogsbyemaildomain", "analyst", 200, 0),
+            row("ui breacheddomain", "corp", 200, 4),
+            row("ui stealerlogsbyemaildomain", "corp", 200, 0),
+            row("ui breacheddomain", "corp", 403, 0),
+            row("ui stealerlogsbyemaildomain", "corp", 403, 0),
+            row("ui breacheddomain", "corp", 403, 0),
+            row("ui stealerlogsbyemaildomain", "corp", 403, 0),
+            row("ui breacheddomain", "analyst", 200, 0),
+            row("ui stealerlogsbyemaildomain", "analyst", 200, 0),
+        ]
+    );
     s.stop().await;
 }
 

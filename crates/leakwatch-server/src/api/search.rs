@@ -2,6 +2,7 @@
 //! Each leaves an audit record, found or not, allowed or not.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -104,24 +105,7 @@ pub async fn breached_domain(
     let subject = state.shared().audit.subject(SubjectKind::Domain, &domain);
     let (searcher, searched) = (state.clone(), key.clone());
     let outcome = super::domain_wide(move || {
-        let (state, key) = (searcher, searched);
-        if !key.allows_domain(&domain) {
-            return Err(AppError::Forbidden("This key may only search its own verified domains."));
-        }
-        let snapshot = state.snapshot();
-        let caller = KeyHolder(key.clone()).caller();
-        let shown: BTreeSet<&str> = snapshot
-            .store
-            .breaches()
-            .into_iter()
-            .filter(|b| !b.is_retired && (caller.sees_sensitive() || !b.is_sensitive))
-            .map(|b| b.name.as_str())
-            .collect();
-        let mut aliases = snapshot.store.domain(&domain)?;
-        for names in aliases.values_mut() {
-            names.retain(|n| shown.contains(n.as_str()));
-        }
-        aliases.retain(|_, names| !names.is_empty());
+        let aliases = domain_aliases(&searcher, &searched, &domain)?;
         if aliases.is_empty() {
             return Err(AppError::NotFound);
         }
@@ -129,4 +113,33 @@ pub async fn breached_domain(
     })
     .await;
     audited(&state, &key, "breacheddomain", subject, outcome).await
+}
+
+/// Every breached alias on `domain` (normalized) and the breaches it is in,
+/// as `key` may see them: a domain key only on its own domains; sensitive
+/// breaches for admin and analyst keys only; retired ones never. Empty when
+/// none. A domain-wide search: callers run it through [`super::domain_wide`].
+pub(crate) fn domain_aliases(
+    state: &AppState,
+    key: &Arc<ApiKey>,
+    domain: &str,
+) -> Result<BTreeMap<String, Vec<String>>, AppError> {
+    if !key.allows_domain(domain) {
+        return Err(AppError::Forbidden("This key may only search its own verified domains."));
+    }
+    let snapshot = state.snapshot();
+    let caller = KeyHolder(key.clone()).caller();
+    let shown: BTreeSet<&str> = snapshot
+        .store
+        .breaches()
+        .into_iter()
+        .filter(|b| !b.is_retired && (caller.sees_sensitive() || !b.is_sensitive))
+        .map(|b| b.name.as_str())
+        .collect();
+    let mut aliases = snapshot.store.domain(domain)?;
+    for names in aliases.values_mut() {
+        names.retain(|n| shown.contains(n.as_str()));
+    }
+    aliases.retain(|_, names| !names.is_empty());
+    Ok(aliases)
 }

@@ -7,6 +7,8 @@
 //! A domain key may search addresses on its domains, its email domains and
 //! website domains it owns.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::response::Response;
 use leakwatch_catalog::{ApiKey, SubjectKind};
@@ -87,10 +89,7 @@ pub async fn by_email_domain(
     let subject = state.shared().audit.subject(SubjectKind::Domain, &domain);
     let (searcher, searched) = (state.clone(), key.clone());
     let outcome = super::domain_wide(move || {
-        if !searched.allows_domain(&domain) {
-            return Err(AppError::Forbidden(NOT_YOURS));
-        }
-        let aliases = searcher.snapshot().store.stealer_websites_by_email_domain(&domain)?;
+        let aliases = email_domain_websites(&searcher, &searched, &domain)?;
         if aliases.is_empty() {
             return Err(AppError::NotFound);
         }
@@ -98,4 +97,17 @@ pub async fn by_email_domain(
     })
     .await;
     audited(&state, &key, "stealerlogsbyemaildomain", subject, outcome).await
+}
+
+/// The stealer-log websites of every alias on the email domain `domain`, as
+/// `key` may search them; empty when none. A domain-wide search.
+pub(crate) fn email_domain_websites(
+    state: &AppState,
+    key: &ApiKey,
+    domain: &str,
+) -> Result<BTreeMap<String, Vec<String>>, AppError> {
+    if !key.allows_domain(domain) {
+        return Err(AppError::Forbidden(NOT_YOURS));
+    }
+    Ok(state.snapshot().store.stealer_websites_by_email_domain(domain)?)
 }

@@ -5,12 +5,14 @@
 //! - [`session`]: sign-in with an API key into a cookie session, CSRF tokens.
 //! - [`pages`]: sign-in and sign-out, the account search and the password
 //!   check, the breach catalog and a page per breach.
+//! - [`domain`]: the domain search (breaches and stealer logs by address).
 //!
 //! **Architecture Invariant:** the web pages decide nothing the API does not:
 //! a sign-in is checked by the API's own key check (rate limit of failed keys,
 //! the 401's audit row), and a search goes through the API's lookups, role
 //! checks and audit log, answered only once its rows are committed.
 
+pub(crate) mod domain;
 pub(crate) mod html;
 pub(crate) mod pages;
 pub(crate) mod session;
@@ -44,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/signin", get(pages::signin_form).post(pages::signin))
         .route("/ui/signout", post(pages::signout))
         .route("/ui/search", get(pages::search_form).post(pages::search))
+        .route("/ui/domain", get(domain::form).post(domain::search))
         .route("/ui/breaches", get(pages::breaches))
         .route("/ui/breach/{name}", get(pages::breach))
         .route("/ui/assets/app.css", get(pages::stylesheet))
