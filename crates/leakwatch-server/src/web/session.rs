@@ -1,7 +1,7 @@
 //! Web sessions: a signed-in browser holds a random 32-byte id in an HttpOnly,
 //! SameSite=Strict cookie; the server maps it to the key it signed in with and
 //! to the session's CSRF token, and forgets it after [`IDLE`] without a
-//! request, at sign-out, or when the key is revoked (the key is looked up
+//! request, [`LIFETIME`] after sign-in, at sign-out, or when the key is revoked (the key is looked up
 //! again by its hash on every request, so a revoked key's sessions stop
 //! working at the next key-table reload).
 //!
@@ -17,6 +17,9 @@ use rand::TryRngCore;
 
 /// A session unused this long is gone.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// A session this old is gone however busy it is: a stolen cookie is good for
+/// a working day at most.
+pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions held at most; past it the least recently used is dropped, so
 /// that sign-ins cannot grow the map without bound.
 const MAX_SESSIONS: usize = 10_000;
@@ -32,6 +35,7 @@ pub const SIGNIN_COOKIE: &str = "lw_signin";
 pub struct Session {
     pub key_hash: KeyHash,
     pub csrf: String,
+    created: Instant,
     last_seen: Instant,
 }
 
@@ -40,17 +44,23 @@ pub struct Session {
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     idle: Duration,
+    lifetime: Duration,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions::with_idle(IDLE)
+        Sessions::with_limits(IDLE, LIFETIME)
     }
 }
 
 impl Sessions {
-    pub fn with_idle(idle: Duration) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), idle }
+    pub fn with_limits(idle: Duration, lifetime: Duration) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), idle, lifetime }
+    }
+
+    fn expired(&self, session: &Session, now: Instant) -> bool {
+        now.duration_since(session.last_seen) >= self.idle
+            || now.duration_since(session.created) >= self.lifetime
     }
 
     /// Opens a session for the key whose hash is `key_hash`; returns its id.
@@ -59,13 +69,13 @@ impl Sessions {
         let csrf = random_token()?;
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| now.duration_since(s.last_seen) < self.idle);
+        map.retain(|_, s| !self.expired(s, now));
         if map.len() >= MAX_SESSIONS {
             if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(id, _)| id.clone()) {
                 map.remove(&oldest);
             }
         }
-        map.insert(id.clone(), Session { key_hash, csrf, last_seen: now });
+        map.insert(id.clone(), Session { key_hash, csrf, created: now, last_seen: now });
         Ok(id)
     }
 
@@ -74,7 +84,7 @@ impl Sessions {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let session = map.get_mut(id)?;
-        if now.duration_since(session.last_seen) >= self.idle {
+        if self.expired(session, now) {
             map.remove(id);
             return None;
         }
@@ -128,7 +138,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_when_idle_and_end_at_sign_out() {
-        let sessions = Sessions::with_idle(Duration::from_millis(50));
+        let sessions = Sessions::with_limits(Duration::from_millis(50), LIFETIME);
         let id = sessions.create([1; 32]).unwrap();
         assert_eq!(id.len(), 64);
         let s = sessions.get(&id).unwrap();
@@ -137,6 +147,16 @@ mod tests {
         assert_ne!(s.csrf, id);
         std::thread::sleep(Duration::from_millis(80));
         assert!(sessions.get(&id).is_none(), "an idle session expires");
+
+        // Used all the time, a session still ends at its lifetime.
+        let sessions = Sessions::with_limits(IDLE, Duration::from_millis(120));
+        let id = sessions.create([3; 32]).unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(sessions.get(&id).is_some());
+        }
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(sessions.get(&id).is_none(), "a session ends at its lifetime");
 
         let sessions = Sessions::default();
         let id = sessions.create([2; 32]).unwrap();
