@@ -505,7 +505,8 @@ mod browser {
     const SCRIPT: &str = include_str!("browser/e2e.mjs");
 
     fn chromium() -> PathBuf {
-        let path = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+        let path =
+            std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
         let runs = Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
         assert!(
             runs.is_ok_and(|s| s.success()),
@@ -517,8 +518,12 @@ mod browser {
 
     fn playwright() -> PathBuf {
         for tool in ["node", "npm"] {
-            let runs = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-            assert!(runs.is_ok_and(|s| s.success()), "`{tool}` is needed (Debian: apt-get install -y nodejs npm)");
+            let runs =
+                Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+            assert!(
+                runs.is_ok_and(|s| s.success()),
+                "`{tool}` is needed (Debian: apt-get install -y nodejs npm)"
+            );
         }
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-playwright");
         let version = PLAYWRIGHT.rsplit('@').next().unwrap();
@@ -533,7 +538,11 @@ mod browser {
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "npm install {PLAYWRIGHT} failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "npm install {PLAYWRIGHT} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         dir
     }
@@ -558,11 +567,18 @@ mod browser {
         .await
         .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "the browser script failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-        let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert!(
+            out.status.success(),
+            "the browser script failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: serde_json::Value =
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
         eprintln!(
             "browser: sign-in page {} bytes, interactive {} ms (load {:.0} ms); search answered in {:.0} ms",
-            seen["signinLoad"]["transfer"], seen["signinLoad"]["interactive"], seen["signinMs"].as_f64().unwrap(),
+            seen["signinLoad"]["transfer"],
+            seen["signinLoad"]["interactive"],
+            seen["signinMs"].as_f64().unwrap(),
             seen["searchMs"].as_f64().unwrap()
         );
 
@@ -570,7 +586,10 @@ mod browser {
         assert!(seen["signinUrl"].as_str().unwrap().ends_with("/ui/signin"));
         assert!(seen["signinLoad"]["transfer"].as_u64().unwrap() < 100_000);
         let session = seen["cookies"].as_array().unwrap().iter().find(|c| c["name"] == "lw_session").unwrap();
-        assert_eq!((&session["httpOnly"], &session["sameSite"]), (&serde_json::json!(true), &serde_json::json!("Strict")));
+        assert_eq!(
+            (&session["httpOnly"], &session["sameSite"]),
+            (&serde_json::json!(true), &serde_json::json!("Strict"))
+        );
         assert_eq!(seen["heading"], "alice@example-corp.com is in 1 breach");
         assert_eq!(seen["cards"], serde_json::json!(["Adobe title"]));
         assert_eq!(seen["overflows"], false, "readable at phone width without scrolling sideways");
@@ -579,7 +598,11 @@ mod browser {
         assert!(seen["unseen"].as_str().unwrap().contains("not found"), "{}", seen["unseen"]);
         assert!(seen["url"].as_str().unwrap().ends_with("/ui/search"), "the password form never navigates");
         assert_eq!(seen["breach"], "Adobe title");
-        assert_eq!(seen["sorted"], serde_json::json!(["Bigger title", "Adobe title"]), "by accounts, descending");
+        assert_eq!(
+            seen["sorted"],
+            serde_json::json!(["Bigger title", "Adobe title", "Secret title"]),
+            "by accounts, descending (an analyst sees the sensitive one)"
+        );
         assert!(seen["afterSignOut"].as_str().unwrap().ends_with("/ui/signin"));
 
         // The password left the page as a five-character prefix, nothing more.

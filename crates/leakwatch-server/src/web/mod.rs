@@ -5,12 +5,16 @@
 //! - [`session`]: sign-in with an API key into a cookie session, CSRF tokens.
 //! - [`pages`]: sign-in and sign-out, the account search and the password
 //!   check, the breach catalog and a page per breach.
+//! - [`dashboard`]: the organizations a key may see, and each one's dashboard:
+//!   exposures, the directory audit, the alert outbox, resets, and the CLI's
+//!   actions (a reset previewed, then applied; a test alert).
 //!
 //! **Architecture Invariant:** the web pages decide nothing the API does not:
 //! a sign-in is checked by the API's own key check (rate limit of failed keys,
 //! the 401's audit row), and a search goes through the API's lookups, role
 //! checks and audit log, answered only once its rows are committed.
 
+pub(crate) mod dashboard;
 pub(crate) mod html;
 pub(crate) mod pages;
 pub(crate) mod session;
@@ -46,8 +50,15 @@ pub fn router() -> Router<AppState> {
         .route("/ui/search", get(pages::search_form).post(pages::search))
         .route("/ui/breaches", get(pages::breaches))
         .route("/ui/breach/{name}", get(pages::breach))
+        .route("/ui/orgs", get(dashboard::orgs))
+        .route("/ui/org/{name}", get(dashboard::dashboard))
+        .route("/ui/org/{name}/reset", post(dashboard::reset_preview))
+        .route("/ui/org/{name}/reset/apply", post(dashboard::reset_apply))
+        .route("/ui/org/{name}/reset/list", post(dashboard::reset_list))
+        .route("/ui/org/{name}/alert/test", post(dashboard::alert_test))
         .route("/ui/assets/app.css", get(pages::stylesheet))
         .route("/ui/assets/pwcheck.js", get(pages::script))
+        .route("/ui/assets/icon.svg", get(pages::icon))
         .layer(middleware::from_fn(security_headers))
 }
 

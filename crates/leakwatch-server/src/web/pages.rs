@@ -27,7 +27,7 @@ use crate::error::AppError;
 use crate::query::Params;
 use crate::state::AppState;
 
-const STYLESHEET: &str = include_str!("assets/app.css");
+const STYLESHEET: &str = concat!(include_str!("assets/app.css"), include_str!("assets/dashboard.css"));
 const SCRIPT: &str = include_str!("assets/pwcheck.js");
 
 pub async fn stylesheet() -> Response {
@@ -36,6 +36,12 @@ pub async fn stylesheet() -> Response {
 
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The page icon: linked from every page, so that browsers do not ask for a
+/// `/favicon.ico` that is not there.
+pub async fn icon() -> Response {
+    asset("image/svg+xml", include_str!("assets/icon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -50,12 +56,12 @@ fn viewer(visitor: &Visitor) -> Option<Viewer<'_>> {
     visitor.signed_in.as_ref().map(|(s, k)| Viewer { name: &k.name, csrf: &s.csrf })
 }
 
-fn page(visitor: &Visitor, status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn page(visitor: &Visitor, status: StatusCode, title: &str, body: &str) -> Response {
     super::html(status, html::page(title, viewer(visitor).as_ref(), body))
 }
 
 /// An error as a page: the API's status, its message, no internal detail.
-fn error_page(visitor: &Visitor, error: AppError) -> Response {
+pub(super) fn error_page(visitor: &Visitor, error: AppError) -> Response {
     let status = error.status();
     let message = match &error {
         AppError::NotFound => "Nothing here.".to_owned(),
@@ -169,14 +175,14 @@ pub async fn signin(State(state): State<AppState>, visitor: Visitor, body: Bytes
 }
 
 /// Whether a POST carries its session's CSRF token.
-fn csrf_ok(visitor: &Visitor, fields: &std::collections::HashMap<String, String>) -> bool {
+pub(super) fn csrf_ok(visitor: &Visitor, fields: &std::collections::HashMap<String, String>) -> bool {
     match (&visitor.signed_in, fields.get("csrf")) {
         (Some((s, _)), Some(token)) => tokens_match(&s.csrf, token),
         _ => false,
     }
 }
 
-const BAD_TOKEN: AppError =
+pub(super) const BAD_TOKEN: AppError =
     AppError::Forbidden("The form had expired or came from elsewhere; reload the page.");
 
 /// `POST /ui/signout`.
