@@ -444,6 +444,17 @@ async fn a_domain_key_sees_only_the_organizations_it_owns_and_no_sensitive_breac
     let analyst = s.sign_in(&s.analyst).await;
     let (_, list) = s.page(&analyst, "/ui/orgs").await;
     assert!(list.contains("/ui/org/acme\"") && list.contains("/ui/org/mixed\""));
+    // An organization without a directory shows its domains' exposures alone.
+    let (status, mixed) = s.page(&analyst, "/ui/org/mixed").await;
+    assert_eq!(status, 200);
+    assert!(mixed.contains("No directory imported yet") && !mixed.contains("id=\"audit-table\""));
+    assert_eq!(
+        column(&table(&mixed, "breach-table"), 2),
+        ["1", "4", "1"],
+        "Stealer1: carol; Corp: alice bob stranger eve; Hidden: dave"
+    );
+    let (status, _, _) = s.post(&analyst, "/ui/org/mixed/reset", &format!("csrf={}", analyst.csrf)).await;
+    assert_eq!(status, 400, "no directory to reset");
 
     let rows = s.audit_rows();
     let refused: Vec<(u16, Option<&str>)> = rows
