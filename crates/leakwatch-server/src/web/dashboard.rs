@@ -34,6 +34,7 @@ use leakwatch_catalog::{
     ApiKey, AuditEntry, AuditFilter, Catalog, Delivery, Organization, Role, SubjectKind,
 };
 use leakwatch_org::{most_urgent_first, newer_breaches, reports, summary, Report, SealedAccount, Severity};
+use leakwatch_store::Store;
 
 use super::html::{count, esc, path_segment};
 use super::pages::{csrf_ok, error_page, page, BAD_TOKEN};
@@ -53,6 +54,8 @@ const CHART_BREACHES: usize = 15;
 const RECENT_BATCHES: usize = 10;
 /// Reset runs shown.
 const RESET_RUNS: usize = 10;
+/// Years the chart over time spans at most.
+const YEARS: i32 = 40;
 
 /// Whether `key` may see `org` (see the module's header).
 pub(super) fn may_see(key: &ApiKey, org: &Organization) -> bool {
@@ -216,11 +219,11 @@ fn directory(
 }
 
 /// The breach names `key` may not be told: sensitive ones, to a domain key.
-fn hidden_breaches(state: &AppState, key: &ApiKey) -> HashSet<String> {
+fn hidden_breaches(store: &Store, key: &ApiKey) -> HashSet<String> {
     if matches!(key.role, Role::Admin | Role::Analyst) {
         return HashSet::new();
     }
-    state.snapshot().store.breaches().into_iter().filter(|b| b.is_sensitive).map(|b| b.name.clone()).collect()
+    store.breaches().into_iter().filter(|b| b.is_sensitive).map(|b| b.name.clone()).collect()
 }
 
 /// The whole dashboard page body, and the count of exposed accounts.
@@ -234,7 +237,7 @@ fn render(
     let snapshot = state.snapshot();
     let store = &snapshot.store;
     let accounts = directory(state, catalog, org)?;
-    let hidden = hidden_breaches(state, key);
+    let hidden = hidden_breaches(store, key);
     let all = reports(store, &accounts).map_err(AppError::internal)?;
     let ordered = most_urgent_first(&all);
     let figures = summary(&ordered);
@@ -245,7 +248,7 @@ fn render(
     found.retain(|e| !hidden.contains(&e.breach));
     // Exposed: an address in a breach shown (on a domain or in the directory),
     // or a directory account with a finding of its own.
-    let mut exposed_accounts: BTreeSet<&str> = found.iter().map(|e| e.account.as_str()).collect();
+    let mut exposed_accounts: HashSet<&str> = found.iter().map(|e| e.account.as_str()).collect();
     exposed_accounts.extend(ordered.iter().filter(|r| r.exposed()).map(|r| r.account));
     let exposed = exposed_accounts.len() as u64;
 
@@ -368,12 +371,14 @@ fn exposure_section(h: &mut String, found: &[Exposure]) {
         return;
     }
     // Per breach: its accounts, title, date, whether a stealer log.
-    let mut by_breach: BTreeMap<&str, (BTreeSet<&str>, &Exposure)> = BTreeMap::new();
+    // Each exposure is one (account, breach) pair: a breach's exposures are
+    // its accounts.
+    let mut by_breach: HashMap<&str, (usize, &Exposure)> = HashMap::new();
     for e in found {
-        by_breach.entry(&e.breach).or_insert_with(|| (BTreeSet::new(), e)).0.insert(&e.account);
+        by_breach.entry(&e.breach).or_insert((0, e)).0 += 1;
     }
     let mut breaches: Vec<(&str, usize, &Exposure)> =
-        by_breach.iter().map(|(name, (accounts, e))| (*name, accounts.len(), *e)).collect();
+        by_breach.iter().map(|(name, (accounts, e))| (*name, *accounts, *e)).collect();
     breaches.sort_by(|a, b| b.2.stealer_log.cmp(&a.2.stealer_log).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
     let bars: Vec<chart::BreachBar> = breaches
         .iter()
@@ -397,7 +402,7 @@ fn exposure_section(h: &mut String, found: &[Exposure]) {
     );
 
     // Per year of breach date: accounts exposed that year, and to date.
-    let mut years: BTreeMap<i32, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    let mut years: BTreeMap<i32, (HashSet<&str>, HashSet<&str>)> = BTreeMap::new();
     for e in found {
         if let Some(year) = e.breach_date.get(..4).and_then(|y| y.parse::<i32>().ok()) {
             let entry = years.entry(year).or_default();
@@ -408,10 +413,17 @@ fn exposure_section(h: &mut String, found: &[Exposure]) {
         }
     }
     if let (Some(first), Some(last)) = (years.keys().next().copied(), years.keys().last().copied()) {
-        let mut so_far: BTreeSet<&str> = BTreeSet::new();
+        // At most the last YEARS years drawn; older breaches (or a curator's
+        // odd date) count in the running total from the start.
+        let start = first.max(last - YEARS);
+        let mut so_far: HashSet<&str> = HashSet::new();
+        for (_, (accounts, _)) in years.range(..start) {
+            so_far.extend(accounts.iter().copied());
+        }
+        let none = (HashSet::new(), HashSet::new());
         let mut rows = Vec::new();
-        for year in first..=last {
-            let (accounts, stealer) = years.get(&year).cloned().unwrap_or_default();
+        for year in start..=last {
+            let (accounts, stealer) = years.get(&year).unwrap_or(&none);
             so_far.extend(accounts.iter().copied());
             rows.push(chart::Year {
                 year,
