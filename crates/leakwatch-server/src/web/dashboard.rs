@@ -46,8 +46,9 @@ use crate::state::AppState;
 
 pub(crate) use reset::{reset_apply, reset_list, reset_preview, Previews};
 
-/// Rows of the audit table shown at most; the CLI's `--csv` lists them all.
-const AUDIT_ROWS: usize = 500;
+/// Rows of the audit and stealer-log tables shown at most; the CLI lists
+/// them all.
+const TABLE_ROWS: usize = 500;
 /// Breaches in the bar chart at most (the table under it has every one).
 const CHART_BREACHES: usize = 15;
 /// Recent batches shown per alert destination.
@@ -351,7 +352,10 @@ fn stealer_section(h: &mut String, found: &[Exposure]) {
          password it held.</p>\n<div class=\"table-wrap\"><table class=\"cards-narrow\" id=\"stealer-table\">\n\
          <thead><tr><th scope=\"col\">Account</th><th scope=\"col\">Stealer logs</th><th scope=\"col\">Websites</th></tr></thead>\n<tbody>\n",
     );
-    for (account, (logs, sites)) in &infected {
+    // Most websites first: the most credentials to change.
+    let mut rows: Vec<_> = infected.iter().collect();
+    rows.sort_by(|a, b| b.1 .1.len().cmp(&a.1 .1.len()).then(a.0.cmp(b.0)));
+    for (account, (logs, sites)) in rows.iter().take(TABLE_ROWS) {
         let _ = writeln!(
             h,
             "<tr><td data-label=\"Account\">{}</td><td data-label=\"Stealer logs\">{}</td><td data-label=\"Websites\">{}</td></tr>",
@@ -361,6 +365,14 @@ fn stealer_section(h: &mut String, found: &[Exposure]) {
         );
     }
     h.push_str("</tbody>\n</table></div>\n");
+    if rows.len() > TABLE_ROWS {
+        let _ = writeln!(
+            h,
+            "<p>{} more; the API's <code>stealerlogsbyemaildomain</code> lists them all (and <code>leakwatch \
+             audit --org</code> those in the directory).</p>",
+            count((rows.len() - TABLE_ROWS) as u64)
+        );
+    }
 }
 
 /// Exposed accounts by breach (stealer logs first) and by breach year.
@@ -494,7 +506,7 @@ fn audit_section(h: &mut String, org: &Organization, ordered: &[&Report], hidden
             esc(&out.join(", "))
         }
     };
-    for r in exposed.iter().take(AUDIT_ROWS) {
+    for r in exposed.iter().take(TABLE_ROWS) {
         let mut notes = Vec::new();
         if r.empty_password {
             notes.push("empty password".to_owned());
@@ -528,11 +540,11 @@ fn audit_section(h: &mut String, org: &Organization, ordered: &[&Report], hidden
         );
     }
     h.push_str("</tbody>\n</table></div>\n");
-    if exposed.len() > AUDIT_ROWS {
+    if exposed.len() > TABLE_ROWS {
         let _ = writeln!(
             h,
             "<p>{} more; <code>leakwatch audit --org {} --csv</code> lists them all.</p>",
-            count((exposed.len() - AUDIT_ROWS) as u64),
+            count((exposed.len() - TABLE_ROWS) as u64),
             esc(&org.name)
         );
     }
