@@ -514,7 +514,9 @@ fn audit_section(h: &mut String, org: &Organization, ordered: &[&Report], hidden
         if !r.shared_with.is_empty() {
             notes.push(format!("password shared with {}", r.shared_with.join(", ")));
         }
-        let seen = if r.password_known {
+        let seen = if r.password_known && r.password_count == 0 {
+            "0".to_owned()
+        } else if r.password_known {
             format!(
                 "{} ({} own dumps, {} Pwned Passwords)",
                 count(r.password_count),

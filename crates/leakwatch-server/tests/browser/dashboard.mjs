@@ -50,10 +50,9 @@ try {
   });
   if (process.env.SCREENSHOT_DIR) {
     await page.screenshot({ path: process.env.SCREENSHOT_DIR + '/dashboard-phone.png', fullPage: true });
-    let i = 0;
-    for (const part of ['h1', 'figure >> nth=0', 'figure >> nth=1', '#audit-table', '#outbox-1']) {
-      await page.locator(part).first().screenshot({ path: `${process.env.SCREENSHOT_DIR}/part-${i++}.png` });
-    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: process.env.SCREENSHOT_DIR + '/dashboard.png', fullPage: true });
+    await page.setViewportSize({ width: 360, height: 740 });
   }
   // On a phone the audit rows are cards, each cell labelled by its column.
   out.cardLabel = await page.locator('#audit-table tbody td').first().evaluate((td) => getComputedStyle(td, '::before').content);
