@@ -830,3 +830,65 @@ pub async fn alert_test(
     );
     page(&visitor, StatusCode::OK, "Test alert", &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(role: Role, domains: &[&str]) -> ApiKey {
+        ApiKey {
+            id: 1,
+            name: "k".into(),
+            prefix: "lw_".into(),
+            role,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            rate_limit_per_minute: None,
+            created_at: String::new(),
+            revoked_at: None,
+            hash: [0; 32],
+        }
+    }
+
+    fn org(domains: &[&str]) -> Organization {
+        Organization {
+            name: "acme".into(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            created_at: String::new(),
+            accounts: 0,
+            disabled_accounts: 0,
+            directory: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_domain_key_sees_an_organization_only_when_it_owns_every_domain() {
+        let both = org(&["a.example", "b.example"]);
+        assert!(may_see(&key(Role::Admin, &[]), &both) && may_see(&key(Role::Analyst, &[]), &both));
+        assert!(may_see(&key(Role::Domain, &["a.example", "b.example", "c.example"]), &both));
+        assert!(!may_see(&key(Role::Domain, &["a.example"]), &both), "one domain of two is not enough");
+        assert!(!may_see(&key(Role::Domain, &["a.example"]), &org(&[])), "nothing to own, nothing seen");
+    }
+
+    #[test]
+    fn a_batch_retried_after_an_error_is_failing() {
+        let batch = |delivered, given_up, error: Option<&str>| Delivery {
+            id: 1,
+            alert_id: 1,
+            delivery_id: "d".into(),
+            generation: 1,
+            exposures: 1,
+            sealed: Vec::new(),
+            created_at_ms: 0,
+            attempts: 1,
+            last_error: error.map(str::to_owned),
+            delivered,
+            given_up,
+        };
+        assert_eq!(batch_state(&batch(false, false, None)), "pending");
+        assert_eq!(batch_state(&batch(false, false, Some("refused"))), "failing");
+        assert_eq!(batch_state(&batch(false, true, Some("refused"))), "given up");
+        assert_eq!(batch_state(&batch(true, false, None)), "delivered");
+        assert_eq!(time_ms(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}

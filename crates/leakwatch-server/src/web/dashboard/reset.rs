@@ -66,16 +66,27 @@ struct Preview {
 /// The previews waiting to be applied, by confirmation token. In memory only:
 /// a restart forgets them (preview again), and no list of accounts reaches
 /// disk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Previews {
     map: Mutex<HashMap<String, Preview>>,
+    ttl: Duration,
+}
+
+impl Default for Previews {
+    fn default() -> Self {
+        Previews::with_ttl(PREVIEW_TTL)
+    }
 }
 
 impl Previews {
+    pub fn with_ttl(ttl: Duration) -> Previews {
+        Previews { map: Mutex::new(HashMap::new()), ttl }
+    }
+
     fn insert(&self, preview: Preview) -> std::io::Result<String> {
         let token = random_token()?;
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, p| p.created.elapsed() < PREVIEW_TTL);
+        map.retain(|_, p| p.created.elapsed() < self.ttl);
         if map.len() >= MAX_PREVIEWS {
             if let Some(oldest) = map.iter().min_by_key(|(_, p)| p.created).map(|(t, _)| t.clone()) {
                 map.remove(&oldest);
@@ -88,7 +99,7 @@ impl Previews {
     /// Runs `f` on the live preview `token` of `session` for `org`.
     fn with<T>(&self, token: &str, session: &str, org: &str, f: impl FnOnce(&mut Preview) -> T) -> Option<T> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, p| p.created.elapsed() < PREVIEW_TTL);
+        map.retain(|_, p| p.created.elapsed() < self.ttl);
         let preview = map.get_mut(token)?;
         (tokens_match(&preview.session, session) && preview.org == org).then(|| f(preview))
     }
@@ -394,4 +405,33 @@ pub async fn reset_list(
         csv,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preview_answers_only_its_own_session_and_organization() {
+        let previews = Previews::with_ttl(Duration::from_millis(200));
+        let preview = |session: &str| Preview {
+            session: session.into(),
+            org: "acme".into(),
+            domains: vec!["acme.example".into()],
+            resets: Vec::new(),
+            created: Instant::now(),
+            applied: false,
+        };
+        let token = previews.insert(preview("s1")).unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(previews.with(&token, "s2", "acme", |_| ()), None, "another session");
+        assert_eq!(previews.with(&token, "s1", "other", |_| ()), None, "another organization");
+        assert_eq!(previews.with(&"0".repeat(64), "s1", "acme", |_| ()), None);
+        assert_eq!(
+            previews.with(&token, "s1", "acme", |p| p.domains.clone()),
+            Some(vec!["acme.example".into()])
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(previews.with(&token, "s1", "acme", |_| ()), None, "expired");
+    }
 }
