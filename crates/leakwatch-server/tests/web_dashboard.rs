@@ -548,6 +548,27 @@ async fn a_reset_is_previewed_then_applied_once_by_an_admin_and_audited_with_its
     assert_eq!(runs[0][1], "admin (web)");
     assert_eq!(runs[0][2], "reset list");
     assert_eq!(runs[0][3], "2: alice@acme.example, carol@acme.example");
+
+    // A directory read over LDAP: the preview names the command that sets the
+    // flag on the server, which holds the write credentials `serve` does not.
+    let store = Store::open(&s.data).unwrap();
+    let keys = s.data.ensure_keys().unwrap();
+    let mut catalog = Catalog::open_in(s.data.root()).unwrap();
+    let csv = format!("email,nt_hash\nalice@acme.example,{}\n", nt("Summer2024"));
+    let parsed = parse_directory(csv.as_bytes(), DirectoryFormat::Csv, "acme.example");
+    leakwatch_org::import(
+        &mut catalog,
+        &store,
+        &keys.directory_keys(),
+        "acme",
+        parsed.entries,
+        "ldap/openldap",
+    )
+    .unwrap();
+    let (_, _, ldap) = s.post(&admin, "/ui/org/acme/reset", &format!("csrf={}", admin.csrf)).await;
+    assert!(ldap.contains("read over LDAP (ldap/openldap)"), "{ldap}");
+    assert!(ldap.contains("leakwatch reset --org acme --apply --ldap URL"));
+    assert_eq!(column(&table(&ldap, "reset-plan"), 0), ["alice@acme.example"]);
     s.stop().await;
 }
 
@@ -745,6 +766,7 @@ mod browser {
 
         assert_eq!(seen["preview"], "Dry run: 2 accounts would be reset; nothing was changed.");
         assert_eq!(seen["plan"], serde_json::json!(["alice@acme.example", "carol@acme.example"]));
+        assert_eq!(seen["previewOverflows"], false);
         assert!(
             seen["applied"].as_str().unwrap().starts_with("2 accounts reset through a reset list"),
             "{}",

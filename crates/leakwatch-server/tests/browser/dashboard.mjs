@@ -62,6 +62,7 @@ try {
   await page.waitForURL('**/ui/org/acme/reset');
   out.preview = (await page.locator('[role=status]').textContent()).trim();
   out.plan = await cells(page, 'reset-plan', 0);
+  out.previewOverflows = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   await page.getByRole('button', { name: /^Apply/ }).click();
   await page.waitForURL('**/ui/org/acme/reset/apply');
   out.applied = (await page.locator('[role=status]').textContent()).trim();
