@@ -302,6 +302,9 @@ pub async fn reset_apply(
         Ok(c) => c,
         Err(refused) => return refused.page(&visitor),
     };
+    if let Err(e) = charge(&state, visitor.client, || "ui reset --apply".into(), Some(&key)).await {
+        return error_page(&visitor, e);
+    }
     let name = name.trim();
     // Marked applied before its rows are written, so that two clicks apply
     // once; unmarked if the rows cannot be written.
@@ -362,6 +365,9 @@ pub async fn reset_list(
         Ok(c) => c,
         Err(refused) => return refused.page(&visitor),
     };
+    if let Err(e) = charge(&state, visitor.client, || "ui reset --list".into(), Some(&key)).await {
+        return error_page(&visitor, e);
+    }
     let name = name.trim();
     let applied = state
         .shared()
