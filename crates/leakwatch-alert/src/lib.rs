@@ -10,6 +10,8 @@
 //!   crash in between loses nothing.
 //! - [`service`] is `serve`'s background delivery: its own thread and runtime,
 //!   so requests never wait for a slow receiver.
+//! - [`probe`] sends a made-up batch to each destination now (`org alert
+//!   --test`, the dashboard's test alert).
 //! - [`destination`] parses and seals what `org alert` is given; [`sign`] is
 //!   the webhook signature; [`retry`] the backoff.
 //!
@@ -22,6 +24,7 @@ mod error;
 pub mod exposure;
 mod keys;
 pub mod monitor;
+pub mod probe;
 pub mod retry;
 pub mod service;
 pub mod sign;
@@ -33,5 +36,6 @@ pub use error::{AlertError, Result};
 pub use exposure::{Exposure, Payload};
 pub use keys::AlertKeys;
 pub use monitor::{baseline, scan, ScanReport};
+pub use probe::{send_tests, test_payload, TestDelivery};
 pub use retry::RetryPolicy;
 pub use service::{send_now, AlertService, ServiceOptions};

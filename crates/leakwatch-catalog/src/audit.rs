@@ -419,6 +419,8 @@ pub struct AuditFilter {
     pub subject_hashes: Option<Vec<String>>,
     /// Only searches for this subject in clear (a domain).
     pub subject: Option<String>,
+    /// Only rows whose endpoint starts with this (e.g. `cli reset --apply`).
+    pub endpoint_prefix: Option<String>,
     /// Only the last this many rows.
     pub last: Option<u64>,
 }
@@ -690,7 +692,7 @@ impl Catalog {
             None => "1".to_owned(),
             Some(h) => format!(
                 "subject_hash IN ({})",
-                (0..h.len()).map(|i| format!("?{}", 4 + i)).collect::<Vec<_>>().join(", ")
+                (0..h.len()).map(|i| format!("?{}", 5 + i)).collect::<Vec<_>>().join(", ")
             ),
         };
         let mut stmt = self
@@ -700,13 +702,18 @@ impl Catalog {
                      SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status
                      FROM audit_log
                      WHERE (?1 IS NULL OR key_name = ?1) AND ({in_hashes}) AND (?2 IS NULL OR subject = ?2)
+                       AND (?4 IS NULL OR substr(endpoint, 1, length(?4)) = ?4)
                      ORDER BY id DESC LIMIT ?3)
                  ORDER BY id"
             ))
             .map_err(sql)?;
         let limit = filter.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
-        let mut values: Vec<rusqlite::types::Value> =
-            vec![filter.key_name.clone().into(), filter.subject.clone().into(), limit.into()];
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            filter.key_name.clone().into(),
+            filter.subject.clone().into(),
+            limit.into(),
+            filter.endpoint_prefix.clone().into(),
+        ];
         values.extend(hashes.unwrap_or_default().iter().map(|h| h.clone().into()));
         let rows = stmt
             .query_map(rusqlite::params_from_iter(values), |r| {
@@ -841,6 +848,18 @@ mod tests {
         assert_eq!(catalog.audit_entries(&domain).unwrap()[0].entry, entries[1]);
         let last = AuditFilter { last: Some(1), ..AuditFilter::default() };
         assert_eq!(catalog.audit_entries(&last).unwrap()[0].entry, entries[3]);
+        // A prefix, not a pattern: `_` and `%` match only themselves.
+        let reset = AuditEntry::cli("root", "reset --apply --org a_b", entries[0].subject.clone(), 1);
+        catalog.append_audit(std::slice::from_ref(&reset), &keys(5)).unwrap();
+        let prefix = |p: &str| AuditFilter { endpoint_prefix: Some(p.into()), ..AuditFilter::default() };
+        let by_prefix = catalog.audit_entries(&prefix("cli reset --apply --org a_b")).unwrap();
+        assert_eq!(by_prefix.iter().map(|r| &r.entry).collect::<Vec<_>>(), [&reset]);
+        assert!(catalog.audit_entries(&prefix("cli reset --apply --org a%")).unwrap().is_empty());
+        assert_eq!(catalog.audit_entries(&prefix("breached")).unwrap().len(), 4);
+        // With a subject filter too: the placeholders stay in their places.
+        let bob = hasher.subject(SubjectKind::Account, "bob@example.com").hash;
+        let both = AuditFilter { subject_hashes: Some(vec![bob]), ..prefix("breached") };
+        assert_eq!(catalog.audit_entries(&both).unwrap().len(), 2);
     }
 
     #[test]

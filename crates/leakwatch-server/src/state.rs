@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// Signed-in browsers of the web interface.
     pub(crate) sessions: crate::web::session::Sessions,
+    /// The dashboard's reset previews, waiting to be applied.
+    pub(crate) previews: crate::web::dashboard::Previews,
 }
 
 /// Why the server could not start.
@@ -233,6 +235,7 @@ impl AppState {
             audit,
             limits,
             sessions: crate::web::session::Sessions::default(),
+            previews: crate::web::dashboard::Previews::default(),
         };
         let state = AppState { inner: Arc::new(shared) };
         state.reload_keys()?;
@@ -241,6 +244,12 @@ impl AppState {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner
+    }
+
+    /// The data directory served: for what opens its own catalog connection
+    /// or reads the key ring.
+    pub(crate) fn data(&self) -> &DataDir {
+        &self.inner.data
     }
 
     /// The snapshot a request answers from, to the end.

@@ -8,18 +8,12 @@
 //! hashes of the NT hashes, findings); the NT hashes themselves go no further
 //! than this process's memory.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{
-    parse_directory, AuditEntry, Catalog, DirectoryChange, DirectoryEntry, DirectoryFormat, Organization,
-    SealedDirectory, SubjectKind, EMPTY_NT_HASH,
-};
-use leakwatch_store::{DataDir, DirectoryKeys, Store};
-use leakwatch_types::{encode_hex_upper, normalize_domain, Account};
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use leakwatch_catalog::{parse_directory, AuditEntry, Catalog, DirectoryFormat, Organization, SubjectKind};
+use leakwatch_store::{DataDir, Store};
+use leakwatch_types::normalize_domain;
 use serde_json::json;
 
 use super::org_ldap::Directory;
@@ -168,32 +162,18 @@ fn import(dir: &DataDir, args: OrgImportArgs) -> Result<Outcome> {
             (parsed, server.kind.source(), ("entry", "entries"))
         }
     };
-    let dkeys = keys.directory_keys();
-    // The previous directory, for change detection: only what `compare` reads.
-    let previous_plain = match catalog.directory(&org.name)? {
-        Some(d) => dkeys.open(&d.sealed).unwrap_or_else(|| {
-            eprintln!(
-                "leakwatch: note: the previous directory does not open with this key ring: not compared"
-            );
-            b"[]".to_vec()
-        }),
-        None => b"[]".to_vec(),
-    };
-    let previous: Vec<Previous> =
-        serde_json::from_slice(&previous_plain).context("the previous directory")?;
-    let mut accounts = check_passwords(&store, &dkeys, parsed.entries)?;
-    let change = compare(&previous, &mut accounts);
-    drop(previous);
-    drop(previous_plain);
-    let with_hash = accounts.iter().filter(|a| a.mac.is_some()).count() as u64;
-    let disabled = accounts.iter().filter(|a| a.disabled).count() as u64;
-    let directory = SealedDirectory {
-        accounts: change.accounts,
-        disabled,
-        sealed: dkeys.seal(&serde_json::to_vec(&accounts)?),
-    };
-    let max_breach = store.breaches().iter().map(|b| b.id).max().unwrap_or(0);
-    catalog.replace_directory(&org.name, &directory, source, store.generation(), max_breach)?;
+    let imported = leakwatch_org::import(
+        &mut catalog,
+        &store,
+        &keys.directory_keys(),
+        &org.name,
+        parsed.entries,
+        source,
+    )?;
+    if imported.previous_unreadable {
+        eprintln!("leakwatch: note: the previous directory does not open with this key ring: not compared");
+    }
+    let (change, disabled, with_hash) = (imported.change, imported.disabled, imported.with_nt_hash);
     audit_rows(dir, &mut catalog, "org import", &org, change.accounts)?;
 
     let left_out: u64 = parsed.left_out.values().map(|l| l.count).sum();
@@ -250,129 +230,6 @@ fn read_input(file: &str) -> Result<Vec<u8>> {
         bytes = std::fs::read(file).with_context(|| file.to_owned())?;
     }
     Ok(bytes)
-}
-
-/// What the catalog keeps of a directory account, sealed with the rest of the
-/// directory under a key from the key ring: the catalog file alone names
-/// nobody. Stored as JSON with one-letter names (the directory is one blob).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct SealedAccount {
-    #[serde(rename = "e")]
-    pub email: String,
-    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    pub netbios_domain: Option<String>,
-    #[serde(rename = "x", default, skip_serializing_if = "is_false")]
-    pub disabled: bool,
-    /// The entry's DN, for a directory read over LDAP (what `reset` changes).
-    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
-    pub dn: Option<String>,
-    /// The keyed hash of the NT hash (hex), when the directory gave one.
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-    /// The import that first saw this password for the account.
-    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
-    pub password_seen_at: Option<String>,
-    #[serde(rename = "z", default, skip_serializing_if = "is_false")]
-    pub empty_password: bool,
-    /// The current password's count in the organization's own dumps...
-    #[serde(rename = "o", default)]
-    pub own_count: u64,
-    /// ...and in the imported Pwned Passwords.
-    #[serde(rename = "h", default)]
-    pub hibp_count: u64,
-    /// Breach ids where this very password leaked for this very account.
-    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
-    pub own_leaked_in: Vec<u32>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !b
-}
-
-/// Each entry with what its current password reveals; the hash itself is
-/// dropped, only its keyed hash kept.
-fn check_passwords(
-    store: &Store,
-    keys: &DirectoryKeys,
-    entries: Vec<DirectoryEntry>,
-) -> Result<Vec<SealedAccount>> {
-    // Each account's lookups are independent: on all cores.
-    entries.into_par_iter().map(|e| check_password(store, keys, e)).collect()
-}
-
-fn check_password(store: &Store, keys: &DirectoryKeys, e: DirectoryEntry) -> Result<SealedAccount> {
-    let mut sealed = SealedAccount {
-        email: e.email,
-        username: e.username,
-        netbios_domain: e.netbios_domain,
-        disabled: e.disabled,
-        dn: e.dn,
-        ..SealedAccount::default()
-    };
-    if let Some(nt) = &e.nt_hash {
-        let counts = store.password_counts(true, nt)?;
-        sealed.mac = Some(encode_hex_upper(&keys.password_mac(nt)));
-        sealed.empty_password = *nt == EMPTY_NT_HASH;
-        sealed.own_count = counts.own;
-        sealed.hibp_count = counts.hibp;
-        if counts.own > 0 {
-            // A triple needs the hash in the own dumps: no count, no triple.
-            if let Ok(account) = Account::email(&sealed.email) {
-                sealed.own_leaked_in =
-                    store.own_password_leaked_in(&account, nt)?.iter().map(|b| b.id).collect();
-            }
-        }
-    }
-    Ok(sealed)
-}
-
-/// What change detection reads of the previous directory's accounts,
-/// borrowed from its JSON where it can be.
-#[derive(Deserialize)]
-struct Previous<'a> {
-    #[serde(rename = "e", borrow)]
-    email: std::borrow::Cow<'a, str>,
-    #[serde(rename = "m", borrow, default)]
-    mac: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "s", borrow, default)]
-    password_seen_at: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// What changed since the `previous` directory; sets when each account's
-/// password was first seen (kept from before when it is unchanged).
-fn compare(previous: &[Previous], accounts: &mut [SealedAccount]) -> DirectoryChange {
-    let now = leakwatch_catalog::now();
-    let mut before: HashMap<&str, &Previous> = previous.iter().map(|a| (a.email.as_ref(), a)).collect();
-    let mut change = DirectoryChange { accounts: accounts.len() as u64, ..DirectoryChange::default() };
-    for a in accounts.iter_mut() {
-        let old = before.remove(a.email.as_str());
-        if old.is_none() {
-            change.added += 1;
-        }
-        let old_mac = old.and_then(|o| o.mac.as_deref());
-        if a.mac.is_some() && old_mac.is_some() && a.mac.as_deref() != old_mac {
-            change.password_changed += 1;
-        }
-        a.password_seen_at = match (&a.mac, old) {
-            (None, _) => None,
-            (Some(mac), Some(o)) if o.mac.as_deref() == Some(mac.as_str()) => {
-                Some(o.password_seen_at.as_deref().unwrap_or(&now).to_owned())
-            }
-            (Some(_), _) => Some(now.clone()),
-        };
-    }
-    change.removed = before.len() as u64;
-    change
-}
-
-/// Opens a directory the catalog keeps.
-pub(crate) fn open_accounts(keys: &DirectoryKeys, directory: &SealedDirectory) -> Result<Vec<SealedAccount>> {
-    let plain = keys
-        .open(&directory.sealed)
-        .context("the directory does not open with this key ring (import it again)")?;
-    serde_json::from_slice(&plain).context("the directory")
 }
 
 /// One audit-log row per domain of the organization: the command searched

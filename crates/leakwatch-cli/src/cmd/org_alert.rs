@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_alert::{AlertKeys, Destination, Exposure, Payload};
+use leakwatch_alert::{AlertKeys, Destination};
 use leakwatch_catalog::{Catalog, NewAlert, Organization, Scan};
 use leakwatch_store::{DataDir, Store};
 use serde_json::json;
@@ -221,62 +221,30 @@ fn state(d: &leakwatch_catalog::Delivery) -> &'static str {
 /// take it.
 fn test(dir: &DataDir, catalog: &Catalog, org: &Organization, json: bool) -> Result<Outcome> {
     let keys = dir.ensure_keys()?;
-    let alert_keys = AlertKeys::new(&keys);
-    let routes: Vec<_> = catalog.alert_routes()?.into_iter().filter(|r| r.org == org.name).collect();
-    if routes.is_empty() {
-        bail!("{} has no alert destination to test", org.name);
-    }
+    let sent = leakwatch_alert::send_tests(catalog, &keys, org)?;
     let mut out = stdout();
-    let mut failed = 0;
-    for route in &routes {
-        let destination = Destination::from_route(route, &alert_keys)?;
-        let id: [u8; 8] = rand::random();
-        let payload = Payload {
-            delivery_id: format!("test-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-            organization: org.name.clone(),
-            generation: 0,
-            created_at: leakwatch_catalog::now(),
-            exposures: vec![Exposure {
-                account: format!("leakwatch-test@{}", org.domains[0]),
-                breach: "LeakwatchTest".into(),
-                breach_title: "leakwatch test alert (not a breach)".into(),
-                breach_date: "2026-01-01".into(),
-                data_classes: vec!["Email addresses".into()],
-                stealer_log: false,
-                websites: Vec::new(),
-                in_directory: false,
-            }],
-        };
-        let result = leakwatch_alert::send_now(&destination, &payload);
-        if result.is_err() {
-            failed += 1;
-        }
+    let failed = sent.iter().filter(|t| t.result.is_err()).count();
+    for t in &sent {
         if json {
             let value = json!({
-                "id": route.id,
-                "kind": route.kind,
-                "target": route.target,
-                "delivery_id": payload.delivery_id,
-                "ok": result.is_ok(),
-                "error": result.as_ref().err(),
+                "id": t.id,
+                "kind": t.kind,
+                "target": t.target,
+                "delivery_id": t.delivery_id,
+                "ok": t.result.is_ok(),
+                "error": t.result.as_ref().err(),
             });
             line(&mut out, &value.to_string())?;
         } else {
-            match &result {
-                Ok(()) => writeln!(
-                    out,
-                    "#{} {}: delivered ({})",
-                    route.id,
-                    destination.describe(),
-                    payload.delivery_id
-                )?,
-                Err(e) => writeln!(out, "#{} {}: FAILED: {e}", route.id, destination.describe())?,
+            match &t.result {
+                Ok(()) => writeln!(out, "#{} {}: delivered ({})", t.id, t.describe, t.delivery_id)?,
+                Err(e) => writeln!(out, "#{} {}: FAILED: {e}", t.id, t.describe)?,
             }
         }
     }
     out.flush()?;
     if failed > 0 {
-        bail!("{failed} of {} destinations did not take the test alert", routes.len());
+        bail!("{failed} of {} destinations did not take the test alert", sent.len());
     }
     Ok(Outcome::Found)
 }

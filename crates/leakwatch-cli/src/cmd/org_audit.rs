@@ -8,64 +8,19 @@
 //! breaches were ingested since the import, a note on stderr says which ones
 //! the password findings have not seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use leakwatch_catalog::DirectoryImport;
-use leakwatch_store::{Breach, DataDir, Store};
-use leakwatch_types::{Account, AccountKind};
-use rayon::prelude::*;
-use serde::Serialize;
+use leakwatch_org::{most_urgent_first, newer_breaches, reports, summary, Report, Severity};
+use leakwatch_store::{DataDir, Store};
 
-use super::org::{audit_rows, open_accounts, open_catalog, organization, require_directory, SealedAccount};
+use super::org::{audit_rows, open_catalog, organization, require_directory};
 use crate::cli::AuditArgs;
 use crate::output::{line, plural, stdout, table, thousands};
 use crate::Outcome;
-
-/// How urgent an account's exposure is; declared most urgent first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Severity {
-    /// Its current password leaked for this very account: stuffing works today.
-    Critical,
-    /// A stealer log holds it (the device is infected), its password is empty,
-    /// or its current password is in the corpus.
-    High,
-    /// It shares its password with another account.
-    Medium,
-    /// Its address is in breaches, with no password finding.
-    Low,
-    None,
-}
-
-#[derive(Debug, Serialize)]
-struct BreachRef<'a> {
-    name: &'a str,
-    title: &'a str,
-    date: &'a str,
-}
-
-/// One directory account's findings: the `--json` object. `reset` acts on
-/// the same findings.
-#[derive(Debug, Serialize)]
-pub(crate) struct Report<'a> {
-    pub(crate) account: &'a str,
-    username: Option<&'a str>,
-    pub(crate) disabled: bool,
-    severity: Severity,
-    pub(crate) own_password_leaked_in: Vec<&'a str>,
-    pub(crate) stealer_websites: Vec<String>,
-    password_known: bool,
-    pub(crate) password_count: u64,
-    password_count_own: u64,
-    password_count_hibp: u64,
-    empty_password: bool,
-    shared_with: Vec<&'a str>,
-    breaches: Vec<&'a str>,
-    breach_details: Vec<BreachRef<'a>>,
-}
 
 pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let store = Store::open(dir)?;
@@ -74,7 +29,7 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
     let org = organization(&catalog, &args.org)?;
     require_directory(&org)?;
     let sealed = catalog.directory(&org.name)?.context("the organization's directory is gone")?;
-    let directory = open_accounts(&keys.directory_keys(), &sealed)?;
+    let directory = leakwatch_org::open_accounts(&keys.directory_keys(), &org.name, &sealed)?;
     drop(sealed);
     let import = org.directory.as_ref().expect("checked above");
     note_newer_breaches(&store, &org.name, import);
@@ -104,130 +59,15 @@ pub fn run(dir: &DataDir, args: AuditArgs) -> Result<Outcome> {
 /// Says on stderr which breaches were ingested since the directory's import:
 /// the password findings have not seen them.
 pub(crate) fn note_newer_breaches(store: &Store, org: &str, import: &DirectoryImport) {
-    if store.generation() != import.checked_generation {
-        let newer: Vec<&str> = store
-            .breaches()
-            .into_iter()
-            .filter(|b| b.id > import.checked_breach_id)
-            .map(|b| b.name.as_str())
-            .collect();
-        if !newer.is_empty() {
-            eprintln!(
-                "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
-                 since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
-                import.imported_at,
-                newer.join(", "),
-                org
-            );
-        }
-    }
-}
-
-/// Each directory account's findings, in the directory's order.
-pub(crate) fn reports<'a>(store: &'a Store, directory: &'a [SealedAccount]) -> Result<Vec<Report<'a>>> {
-    let by_id: HashMap<u32, &Breach> = store.breaches().into_iter().map(|b| (b.id, b)).collect();
-    // Accounts by their password's keyed hash: equal hashes, equal passwords.
-    let mut groups: HashMap<&str, Vec<&str>> = HashMap::new();
-    for a in directory.iter().filter(|a| !a.disabled) {
-        if let Some(mac) = &a.mac {
-            groups.entry(mac).or_default().push(&a.email);
-        }
-    }
-    // Each account's lookups are independent: on all cores.
-    let report = |a: &'a SealedAccount| -> Result<Report<'a>> {
-        // Stored normalized by the import: no need to normalize again.
-        let account = Account { kind: AccountKind::Email, value: a.email.clone() };
-        let breaches = store.account_breaches(&account)?;
-        let stealer_websites = store.stealer_websites_by_email(&account)?;
-        let mut own: Vec<&Breach> = a.own_leaked_in.iter().filter_map(|id| by_id.get(id).copied()).collect();
-        own.sort_by(|x, y| x.name.cmp(&y.name));
-        let shared_with: Vec<&str> = a
-            .mac
-            .as_deref()
-            .and_then(|m| groups.get(m))
-            .map(|g| g.iter().copied().filter(|e| *e != a.email).collect())
-            .unwrap_or_default();
-        let count = a.own_count + a.hibp_count;
-        let severity = if !own.is_empty() {
-            Severity::Critical
-        } else if !stealer_websites.is_empty() || a.empty_password || count > 0 {
-            Severity::High
-        } else if !shared_with.is_empty() {
-            Severity::Medium
-        } else if !breaches.is_empty() {
-            Severity::Low
-        } else {
-            Severity::None
-        };
-        let mut dated = breaches.clone();
-        dated.sort_by(|x, y| (&x.breach_date, &x.name).cmp(&(&y.breach_date, &y.name)));
-        Ok(Report {
-            account: &a.email,
-            username: a.username.as_deref(),
-            disabled: a.disabled,
-            severity,
-            own_password_leaked_in: own.iter().map(|b| b.name.as_str()).collect(),
-            stealer_websites,
-            password_known: a.mac.is_some(),
-            password_count: count,
-            password_count_own: a.own_count,
-            password_count_hibp: a.hibp_count,
-            empty_password: a.empty_password,
-            shared_with,
-            breaches: breaches.iter().map(|b| b.name.as_str()).collect(),
-            breach_details: dated
-                .iter()
-                .map(|b| BreachRef { name: &b.name, title: &b.title, date: &b.breach_date })
-                .collect(),
-        })
-    };
-    directory.par_iter().map(report).collect()
-}
-
-/// The reports, most urgent first; disabled accounts are left aside, at the
-/// end. References are sorted: a report is large to move.
-fn most_urgent_first<'r, 'a>(all: &'r [Report<'a>]) -> Vec<&'r Report<'a>> {
-    let mut reports: Vec<&Report> = all.iter().collect();
-    reports.par_sort_by(|x, y| {
-        (x.disabled, x.severity)
-            .cmp(&(y.disabled, y.severity))
-            .then(y.own_password_leaked_in.len().cmp(&x.own_password_leaked_in.len()))
-            .then(y.stealer_websites.len().cmp(&x.stealer_websites.len()))
-            .then(y.empty_password.cmp(&x.empty_password))
-            .then(y.password_count.cmp(&x.password_count))
-            .then(y.shared_with.len().cmp(&x.shared_with.len()))
-            .then(y.breaches.len().cmp(&x.breaches.len()))
-            .then(x.account.cmp(y.account))
-    });
-    reports
-}
-
-/// Figures over the enabled accounts.
-struct Summary {
-    audited: u64,
-    disabled: u64,
-    critical: u64,
-    stealer: u64,
-    empty: u64,
-    in_corpus: u64,
-    shared: u64,
-    in_breaches: u64,
-    exposed: u64,
-}
-
-fn summary(reports: &[&Report]) -> Summary {
-    let enabled: Vec<&Report> = reports.iter().copied().filter(|r| !r.disabled).collect();
-    let count = |f: &dyn Fn(&Report) -> bool| enabled.iter().filter(|r| f(r)).count() as u64;
-    Summary {
-        audited: enabled.len() as u64,
-        disabled: (reports.len() - enabled.len()) as u64,
-        critical: count(&|r| !r.own_password_leaked_in.is_empty()),
-        stealer: count(&|r| !r.stealer_websites.is_empty()),
-        empty: count(&|r| r.empty_password),
-        in_corpus: count(&|r| r.password_count > 0),
-        shared: count(&|r| !r.shared_with.is_empty()),
-        in_breaches: count(&|r| !r.breaches.is_empty()),
-        exposed: count(&|r| r.severity != Severity::None),
+    let newer = newer_breaches(store, import);
+    if !newer.is_empty() {
+        eprintln!(
+            "leakwatch: note: password findings are from the directory import of {}; breaches ingested \
+             since ({}) are checked for addresses only: `leakwatch org import {} FILE` again to check passwords",
+            import.imported_at,
+            newer.join(", "),
+            org
+        );
     }
 }
 
@@ -249,16 +89,6 @@ fn summary_line(reports: &[&Report]) -> String {
     )
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "critical",
-        Severity::High => "high",
-        Severity::Medium => "medium",
-        Severity::Low => "low",
-        Severity::None => "none",
-    }
-}
-
 fn write_table(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
     let rows: Vec<Vec<String>> = reports
         .iter()
@@ -272,7 +102,7 @@ fn write_table(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
                 notes.push(format!("password shared with {}", r.shared_with.join(", ")));
             }
             vec![
-                severity_name(r.severity).to_owned(),
+                r.severity.as_str().to_owned(),
                 r.account.to_owned(),
                 join_or_dash(&r.own_password_leaked_in),
                 if r.stealer_websites.is_empty() { "-".to_owned() } else { r.stealer_websites.join(", ") },
@@ -321,7 +151,7 @@ fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
             r.account.to_owned(),
             r.username.unwrap_or("").to_owned(),
             r.disabled.to_string(),
-            severity_name(r.severity).to_owned(),
+            r.severity.as_str().to_owned(),
             r.own_password_leaked_in.join(";"),
             r.stealer_websites.join(";"),
             r.password_known.to_string(),
@@ -332,21 +162,10 @@ fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
             r.shared_with.join(";"),
             r.breaches.join(";"),
         ];
-        let cells: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        let cells: Vec<String> = cells.iter().map(|c| leakwatch_org::csv_cell(c)).collect();
         line(out, &cells.join(","))?;
     }
     Ok(())
-}
-
-/// A CSV cell: quoted when it must be, and never read as a formula by a
-/// spreadsheet (a directory's user names are not ours to trust).
-pub(crate) fn csv_cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }
 
 fn esc(text: &str) -> String {
@@ -411,7 +230,7 @@ fn html(org: &str, imported_at: &str, reports: &[&Report], store: &Store) -> Str
             h,
             "<tr class=\"{sev}\"><td>{sev}</td><td>{acc}</td><td>{own}</td><td>{st}</td><td>{seen}</td>\
              <td>{empty}</td><td>{shared}</td><td>{br}</td></tr>",
-            sev = severity_name(r.severity),
+            sev = r.severity.as_str(),
             acc = esc(r.account),
             own = esc(&r.own_password_leaked_in.join(", ")),
             st = esc(&r.stealer_websites.join(", ")),

@@ -20,8 +20,10 @@ use leakwatch_catalog::{AuditEntry, SubjectKind};
 use leakwatch_store::{DataDir, Store};
 use serde::Serialize;
 
-use super::org::{audit_rows, open_accounts, open_catalog, organization, require_directory, SealedAccount};
-use super::org_audit::{note_newer_breaches, reports, Report};
+use leakwatch_org::{reports, reset_reasons, Report, SealedAccount};
+
+use super::org::{audit_rows, open_catalog, organization, require_directory};
+use super::org_audit::note_newer_breaches;
 use super::org_ldap::{Directory, ServerKind};
 use crate::cli::{ResetArgs, ResetListFormatArg};
 use crate::output::{line, plural, stdout, table};
@@ -58,7 +60,7 @@ pub fn run(dir: &DataDir, args: ResetArgs) -> Result<Outcome> {
     let import = org.directory.as_ref().expect("checked above");
     note_newer_breaches(&store, &org.name, import);
     let sealed = catalog.directory(&org.name)?.context("the organization's directory is gone")?;
-    let directory = open_accounts(&keys.directory_keys(), &sealed)?;
+    let directory = leakwatch_org::open_accounts(&keys.directory_keys(), &org.name, &sealed)?;
     drop(sealed);
     let target = match (&args.reset_list, ServerKind::from_source(&import.source)) {
         (Some(list), _) => Target::List(Some(list.as_str())),
@@ -127,22 +129,7 @@ fn to_reset<'a>(
     include_common: bool,
     action: &'static str,
 ) -> Option<Reset<'a>> {
-    let mut reasons = Vec::new();
-    if !report.own_password_leaked_in.is_empty() {
-        reasons.push(format!("own current password leaked in {}", report.own_password_leaked_in.join(", ")));
-    }
-    if !report.stealer_websites.is_empty() {
-        reasons.push(format!(
-            "device in a stealer log (credentials for {})",
-            report.stealer_websites.join(", ")
-        ));
-    }
-    if include_common && report.password_count > 0 {
-        reasons.push(format!(
-            "current password seen {} in the corpus",
-            plural(report.password_count, "time", "times")
-        ));
-    }
+    let reasons = reset_reasons(report, include_common);
     if reasons.is_empty() {
         return None;
     }
@@ -218,7 +205,7 @@ fn write_list(path: &str, format: Option<ResetListFormatArg>, resets: &[Reset]) 
             text.push_str("email,username,dn,reasons\n");
             for r in resets {
                 let cells = [r.account, r.username.unwrap_or(""), r.dn.unwrap_or(""), &r.reasons.join("; ")];
-                let cells: Vec<String> = cells.iter().map(|c| super::org_audit::csv_cell(c)).collect();
+                let cells: Vec<String> = cells.iter().map(|c| leakwatch_org::csv_cell(c)).collect();
                 text.push_str(&cells.join(","));
                 text.push('\n');
             }

@@ -76,7 +76,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/domain">Domain</a> <a href="/ui/breaches">Breaches</a> {account}</nav></header>
+<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/domain">Domain</a> <a href="/ui/breaches">Breaches</a> <a href="/ui/orgs">Organizations</a> {account}</nav></header>
 <main id="main">
 {body}
 </main>

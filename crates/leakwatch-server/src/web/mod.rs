@@ -6,6 +6,9 @@
 //! - [`pages`]: sign-in and sign-out, the account search and the password
 //!   check, the breach catalog and a page per breach.
 //! - [`domain`]: the domain search (breaches and stealer logs by address).
+//! - [`dashboard`]: the organizations a key may see, and each one's dashboard:
+//!   exposures, the directory audit, the alert outbox, resets, and the CLI's
+//!   actions (a reset previewed, then applied; a test alert).
 //!
 //! **Architecture Invariant:** the web pages decide nothing the API does not:
 //! a sign-in is checked by the API's own key check (rate limit of failed keys,
@@ -13,6 +16,7 @@
 //! checks and audit log, answered only once its rows are committed.
 
 pub(crate) mod domain;
+pub(crate) mod dashboard;
 pub(crate) mod html;
 pub(crate) mod pages;
 pub(crate) mod session;
@@ -49,6 +53,12 @@ pub fn router() -> Router<AppState> {
         .route("/ui/domain", get(domain::form).post(domain::search))
         .route("/ui/breaches", get(pages::breaches))
         .route("/ui/breach/{name}", get(pages::breach))
+        .route("/ui/orgs", get(dashboard::orgs))
+        .route("/ui/org/{name}", get(dashboard::dashboard))
+        .route("/ui/org/{name}/reset", post(dashboard::reset_preview))
+        .route("/ui/org/{name}/reset/apply", post(dashboard::reset_apply))
+        .route("/ui/org/{name}/reset/list", post(dashboard::reset_list))
+        .route("/ui/org/{name}/alert/test", post(dashboard::alert_test))
         .route("/ui/assets/app.css", get(pages::stylesheet))
         .route("/ui/assets/pwcheck.js", get(pages::script))
         .route("/ui/assets/icon.svg", get(pages::icon))

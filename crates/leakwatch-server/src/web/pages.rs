@@ -27,7 +27,7 @@ use crate::error::AppError;
 use crate::query::Params;
 use crate::state::AppState;
 
-const STYLESHEET: &str = include_str!("assets/app.css");
+const STYLESHEET: &str = concat!(include_str!("assets/app.css"), include_str!("assets/dashboard.css"));
 const SCRIPT: &str = include_str!("assets/pwcheck.js");
 const ICON: &str = include_str!("assets/icon.svg");
 
