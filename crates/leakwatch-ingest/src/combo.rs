@@ -10,7 +10,7 @@
 
 use leakwatch_types::{
     normalize_email, normalize_phone, normalize_plain_email, normalize_username, ntlm, sha1, Account,
-    AccountKind, NtlmLanes, PasswordHashes, PasswordMaterial, Record, Sha1Lanes,
+    AccountKind, NtlmLanes, PasswordHashes, PasswordMaterial, Record, Records, Sha1Lanes,
 };
 
 use encoding_rs::Encoding;
@@ -87,7 +87,7 @@ pub(crate) fn parse_chunk(
     mode: Mode,
     legacy: &'static Encoding,
     first_line: u64,
-    out: &mut Vec<Record>,
+    out: &mut Records,
     tallies: &mut Tallies,
 ) {
     let mut line_no = first_line;
@@ -131,27 +131,19 @@ impl Lanes {
 
     /// Fills in the queued digests of a full lane group; after each record
     /// pushed to `out`.
-    pub(crate) fn drain_full(&mut self, out: &mut [Record]) {
+    pub(crate) fn drain_full(&mut self, out: &mut Records) {
         if self.ntlm.is_full() {
-            self.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
+            self.ntlm.drain(|slot, digest| out.plain_mut(slot).ntlm = digest);
         }
         if self.sha1.is_full() {
-            self.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
+            self.sha1.drain(|slot, digest| out.plain_mut(slot).sha1 = digest);
         }
     }
 
     /// Fills in every queued digest: before `out` leaves the parser.
-    pub(crate) fn drain_all(&mut self, out: &mut [Record]) {
-        self.ntlm.drain(|slot, digest| plain(&mut out[slot]).ntlm = digest);
-        self.sha1.drain(|slot, digest| plain(&mut out[slot]).sha1 = digest);
-    }
-}
-
-/// The digests of a record accepted with some of them still queued.
-fn plain(record: &mut Record) -> &mut PasswordHashes {
-    match &mut record.password {
-        Some(PasswordMaterial::Plain(hashes)) => hashes,
-        _ => unreachable!("only plaintext passwords are queued"),
+    pub(crate) fn drain_all(&mut self, out: &mut Records) {
+        self.ntlm.drain(|slot, digest| out.plain_mut(slot).ntlm = digest);
+        self.sha1.drain(|slot, digest| out.plain_mut(slot).sha1 = digest);
     }
 }
 
@@ -307,17 +299,19 @@ mod tests {
     #[test]
     fn queued_digests_land_in_their_records_after_earlier_ones() {
         // Records already in `out` shift every slot.
-        let mut out = vec![Record {
+        let mut out: Records = [Record {
             account: Account { kind: AccountKind::Email, value: "first@example.com".into() },
             password: None,
             website: None,
-        }];
+        }]
+        .into_iter()
+        .collect();
         let passwords: Vec<String> = (0..19).map(|i| "p".repeat(i + 1)).collect();
         let chunk: String = passwords.iter().map(|p| format!("a@b.co:{p}\nbad line\n")).collect();
         let mut tallies = Tallies::default();
         parse_chunk(chunk.as_bytes(), Mode::Email, encoding_rs::WINDOWS_1252, 1, &mut out, &mut tallies);
         assert_eq!(out.len(), 1 + passwords.len());
-        for (record, p) in out[1..].iter().zip(&passwords) {
+        for (record, p) in out.to_vec()[1..].iter().zip(&passwords) {
             assert_eq!(
                 record.password,
                 Some(PasswordMaterial::Plain(PasswordHashes::of(p.as_bytes()))),

@@ -14,7 +14,7 @@ use memchr::{memchr, memchr2, memrchr};
 use crate::chunk::{finish, Scan, Splitter, SCAN_WINDOW};
 use crate::columns::{self, ColumnOverrides, ColumnReport, Role, Row, SAMPLE_ROWS};
 use crate::report::{Reason, Tallies};
-use leakwatch_types::Record;
+use leakwatch_types::Records;
 
 /// The delimiters considered, in the order that breaks ties.
 pub(crate) const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -246,7 +246,7 @@ pub(crate) fn parse_chunk(
     header: &Header,
     legacy: &'static Encoding,
     first_line: u64,
-    out: &mut Vec<Record>,
+    out: &mut Records,
     tallies: &mut Tallies,
 ) {
     let mut fields = Fields::default();
@@ -294,7 +294,7 @@ fn row(
     header: &Header,
     legacy: &'static Encoding,
     line: u64,
-    out: &mut Vec<Record>,
+    out: &mut Records,
     tallies: &mut Tallies,
 ) {
     if fields.len() != header.width {

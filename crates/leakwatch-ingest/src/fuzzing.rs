@@ -28,7 +28,7 @@ pub fn read_bytes(
         chunk_size,
         |batch| batch,
         |batch| {
-            records.extend(batch);
+            records.extend(batch.to_vec());
             Ok(())
         },
     )?;

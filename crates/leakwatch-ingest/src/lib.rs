@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::atomic::AtomicU64;
 
-use leakwatch_types::{DataClass, Record};
+use leakwatch_types::{DataClass, Records};
 
 pub use archive::Limits as ArchiveLimits;
 pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
@@ -198,7 +198,7 @@ pub fn read<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Vec<Record>) -> T + Sync,
+    M: Fn(Records) -> T + Sync,
     S: FnMut(T) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 {
     let overrides = input.columns.as_deref();

@@ -16,7 +16,7 @@ use std::io::{self, Read};
 use crate::chunk::{lines, Source, MAX_LINE};
 use crate::columns::{self, role_by_name, ColumnOverrides, ColumnRef, ColumnReport, Role, Row, SAMPLE_ROWS};
 use crate::report::{Classes, Reason, Tallies};
-use leakwatch_types::Record;
+use leakwatch_types::{Record, Records};
 
 /// The role of each key: decided once per input from the names, `--columns`
 /// and the string values of the keys in its first lines.
@@ -331,7 +331,7 @@ pub(crate) fn parse_chunk(
     bytes: &[u8],
     vocabulary: &Vocabulary,
     first_line: u64,
-    out: &mut Vec<Record>,
+    out: &mut Records,
     tallies: &mut Tallies,
 ) {
     let mut line_no = first_line;

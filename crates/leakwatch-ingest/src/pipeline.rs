@@ -17,7 +17,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 
-use leakwatch_types::Record;
+use leakwatch_types::Records;
 
 use crate::chunk::Chunk;
 use crate::report::Tallies;
@@ -79,13 +79,14 @@ where
     T: Send,
     C: Piece,
     N: FnMut(Vec<u8>) -> io::Result<Option<C>>,
-    P: Fn(&C, &mut Vec<Record>, &mut Tallies) + Sync,
-    M: Fn(Vec<Record>) -> T + Sync,
+    P: Fn(&C, &mut Records, &mut Tallies) + Sync,
+    M: Fn(Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
     let work = |chunk: C| -> Parsed<T> {
-        // A record takes at least a few dozen bytes of input.
-        let mut records = Vec::with_capacity(chunk.byte_len() / 32 + 1);
+        // A record takes at least a few dozen bytes of input, about half of
+        // them its account.
+        let mut records = Records::with_capacity(chunk.byte_len() / 32 + 1, chunk.byte_len() / 2);
         let mut chunk_tallies = Tallies::default();
         parse(&chunk, &mut records, &mut chunk_tallies);
         Parsed { value: map(records), tallies: chunk_tallies, buffer: chunk.into_buffer() }

@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::AtomicU64;
 
-use leakwatch_types::Record;
+use leakwatch_types::Records;
 use memchr::memchr;
 
 use crate::chunk::{Chunk, Lines, Scan, Source};
@@ -58,7 +58,7 @@ pub(crate) fn read_chunked<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Vec<Record>) -> T + Sync,
+    M: Fn(Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
     read_with_columns(raw, format, None, progress, chunk_size, map, sink)
@@ -89,7 +89,7 @@ pub(crate) fn read_with_columns<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Vec<Record>) -> T + Sync,
+    M: Fn(Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
     let name = raw.name.clone();
@@ -144,7 +144,7 @@ where
         Stopped::Columns(detail) => columns_error(detail),
     })?;
 
-    let parse = |chunk: &Chunk, out: &mut Vec<Record>, t: &mut Tallies| match &plan {
+    let parse = |chunk: &Chunk, out: &mut Records, t: &mut Tallies| match &plan {
         Plan::Combo(mode, legacy) => combo::parse_chunk(chunk.bytes(), *mode, legacy, 1, out, t),
         Plan::Ndjson(vocabulary) => ndjson::parse_chunk(chunk.bytes(), vocabulary, 1, out, t),
         Plan::Stealer(legacy) => crate::stealer_block::parse_chunk(chunk.bytes(), legacy, 1, out, t),

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use leakwatch_types::Record;
+use leakwatch_types::Records;
 
 use crate::chunk::Source;
 use crate::columns::{ColumnOverrides, ColumnRef, ColumnReport};
@@ -89,7 +89,7 @@ impl Piece for SqlChunk {
 }
 
 /// Parses the rows of a chunk into records.
-pub(crate) fn parse_chunk(chunk: &SqlChunk, out: &mut Vec<Record>, t: &mut Tallies) {
+pub(crate) fn parse_chunk(chunk: &SqlChunk, out: &mut Records, t: &mut Tallies) {
     t.lines = chunk.lines;
     let Some(plan) = &chunk.plan else { return };
     let mut values = Vec::with_capacity(plan.cols.len());

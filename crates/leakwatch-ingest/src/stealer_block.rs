@@ -27,7 +27,7 @@
 //! lines), skipped.
 
 use encoding_rs::Encoding;
-use leakwatch_types::{AccountKind, DataClass, PasswordMaterial, Record};
+use leakwatch_types::{AccountKind, DataClass, PasswordMaterial, Record, Records};
 use memchr::memchr;
 
 use crate::chunk::{content_len, lines, Scan, Splitter, MAX_LINE, SCAN_WINDOW};
@@ -168,7 +168,7 @@ pub(crate) fn parse_chunk(
     bytes: &[u8],
     legacy: &'static Encoding,
     first_line: u64,
-    out: &mut Vec<Record>,
+    out: &mut Records,
     t: &mut Tallies,
 ) {
     let mut line_no = first_line;

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use leakwatch_ingest::{read, Format, IngestError, Input, Report};
-use leakwatch_types::{AccountKind, Record};
+use leakwatch_types::{AccountKind, Record, Records};
 
 fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
     let path = dir.path().join(name);
@@ -25,7 +25,7 @@ fn read_path(path: &str) -> Result<(Report, Vec<Record>, u64), IngestError> {
         &progress,
         |batch| batch,
         |batch| {
-            records.extend(batch);
+            records.extend(batch.to_vec());
             Ok(())
         },
     )?;
@@ -127,8 +127,7 @@ fn a_sink_error_stops_reading() {
 #[should_panic(expected = "map exploded")]
 fn a_panic_in_map_reaches_the_caller() {
     let input = Input::from_reader("mem", std::io::Cursor::new(combo(100_000))).expect("open");
-    let _ =
-        read(input, None, &AtomicU64::new(0), |_: Vec<Record>| -> () { panic!("map exploded") }, |_| Ok(()));
+    let _ = read(input, None, &AtomicU64::new(0), |_: Records| -> () { panic!("map exploded") }, |_| Ok(()));
 }
 
 #[test]

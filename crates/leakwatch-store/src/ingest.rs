@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use leakwatch_ingest::{Format, Input, Report};
 use leakwatch_segment::{Kind, Segment, SegmentWriter};
-use leakwatch_types::{DataClass, Key16, Record};
+use leakwatch_types::{DataClass, Key16, Records};
 
 use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::dir::DataDir;
@@ -131,7 +131,7 @@ struct Batch {
 /// accounts so far: those already in the breach get no domain entry (the
 /// entries do not carry the account to check it later).
 fn to_batch(
-    records: Vec<Record>,
+    records: Records,
     keys: &Keys,
     breach: u32,
     stored_accounts: Option<&[Segment]>,
@@ -161,11 +161,11 @@ fn to_batch(
     let mut pair_accounts: Vec<(Key16, Key16)> = Vec::with_capacity(n);
     let mut pair_sites: Vec<(u32, &str)> = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(256);
-    let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| &r.account));
+    let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| (r.kind, r.account)));
     accounts.extend_from_slice(&inners);
     keys.outer_many(&mut accounts);
     for ((record, &inner), &account) in records.iter().zip(&inners).zip(&accounts) {
-        if let Some((alias, domain)) = record.account.email_parts() {
+        if let Some((alias, domain)) = record.email_parts() {
             let place = *domain_places.entry(domain).or_insert_with(|| {
                 let key = keys.domain(domain);
                 places.push((key, keys.seal_place(&key, breach)));
@@ -180,8 +180,8 @@ fn to_batch(
             }
             // An address and site that long are not real ones: an entry holds
             // the website's name and at least one address.
-            let fits = |site: &str| site.len() + 1 + record.account.value.len() <= MAX_SEALED_PLAINTEXT;
-            if let Some(site) = record.website.as_deref().filter(|&site| fits(site)) {
+            let fits = |site: &str| site.len() + 1 + record.account.len() <= MAX_SEALED_PLAINTEXT;
+            if let Some(site) = record.website.filter(|&site| fits(site)) {
                 let site_at = *site_places.entry(site).or_insert_with(|| {
                     sites.push(site);
                     sites.len() - 1
@@ -190,10 +190,10 @@ fn to_batch(
                 // entry of its own: it is read from the domain's aliases (the
                 // domain entries above) and each alias's pairs by email.
                 pair_accounts.push((account, inner));
-                pair_sites.push((site_at as u32, &record.account.value));
+                pair_sites.push((site_at as u32, record.account));
             }
         }
-        let Some(material) = &record.password else { continue };
+        let Some(material) = record.password else { continue };
         let pair = blinder.pair_key(&inner, breach).to_le_bytes();
         if let Some(sha1) = material.sha1() {
             sha1_creds.push(credential_record::<SHA1_REC>(&sha1, &pair));

@@ -408,8 +408,9 @@ impl Blinder {
 
     /// [`Blinder::account_key`] of each account, in order: short ones (nearly
     /// all) sixteen at a time ([`crate::blake3_lanes`]), the same keys faster.
-    pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = &'a Account>) -> Vec<Key16> {
-        self.keyed_many(accounts.map(|a| (a.kind.tag(), a.value.as_bytes())))
+    /// Accounts come as (kind, normalized value), as [`crate::Records`] holds them.
+    pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = (AccountKind, &'a str)>) -> Vec<Key16> {
+        self.keyed_many(accounts.map(|(kind, value)| (kind.tag(), value.as_bytes())))
     }
 
     /// [`Blinder::website_key`] of each website, in order, as
@@ -729,7 +730,8 @@ mod tests {
             .collect();
         for n in (0..=2 * LANES + 1).chain([accounts.len()]) {
             let want: Vec<Key16> = accounts[..n].iter().map(|a| b.account_key(a)).collect();
-            assert_eq!(b.account_keys(accounts[..n].iter()), want, "{n} accounts");
+            let each = accounts[..n].iter().map(|a| (a.kind, a.value.as_str()));
+            assert_eq!(b.account_keys(each), want, "{n} accounts");
         }
     }
 

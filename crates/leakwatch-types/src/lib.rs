@@ -14,6 +14,7 @@ mod hash;
 mod hex;
 mod lanes;
 mod md4_lanes;
+mod records;
 mod sha1_lanes;
 
 pub use account::{
@@ -27,6 +28,7 @@ pub use hash::{
     Sha1Lanes,
 };
 pub use hex::{decode_decimal, decode_hex, decode_hex_into, encode_hex_upper};
+pub use records::{PasswordRef, RecordRef, Records};
 
 /// One leaked credential or account as it crosses from ingest to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,6 @@ use crate::progress::Bar;
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
-    enlarge_malloc_cache();
     keep_freed_memory();
     let format = match args.format {
         FormatArg::Auto => None,
@@ -173,43 +172,14 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
     Ok(())
 }
 
-/// Gives each thread's cache of freed small blocks room for a chunk's worth.
-///
-/// A parser thread allocates an account string per record and frees it a
-/// moment later, tens of thousands per chunk. glibc's per-thread cache keeps
-/// 7 freed blocks of a size; past those, frees go to the shared bins, which
-/// malloc consolidates again at the next large request (5% of an ingest's
-/// CPU in malloc and free, 3% of its time on `bench/ingest.sh`). glibc reads
-/// the cache's size from the environment only, at startup: the command runs
-/// itself again, once, with it set. When `GLIBC_TUNABLES` is already set (by
-/// the user, or by this), or the new run cannot start, ingest goes on as it is.
-fn enlarge_malloc_cache() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt;
-        // Where glibc reads its malloc settings from.
-        const TUNABLES: &str = "GLIBC_TUNABLES";
-        if std::env::var_os(TUNABLES).is_some() {
-            return;
-        }
-        let mut args = std::env::args_os();
-        let Some(arg0) = args.next() else { return };
-        // Nothing has been read or written yet: the new image starts over.
-        let err = std::process::Command::new("/proc/self/exe")
-            .arg0(arg0)
-            .args(args)
-            .env(TUNABLES, "glibc.malloc.tcache_count=65000")
-            .exec();
-        tracing::debug!("ingest goes on with malloc's default cache: cannot run itself again: {err}");
-    }
-}
-
 /// Has malloc keep memory it is given back for reuse, for the rest of this
 /// (short-lived) process. By default glibc returns freed memory to the kernel
 /// as it goes (unmapping large blocks, trimming thread arenas), and ingest
-/// frees and allocates batch buffers all the time: each time the kernel
-/// zeroes and maps the pages anew. With these two settings, 15% fewer page
-/// faults and about 4% less CPU on a 3-million-line combo (`bench/ingest.sh`).
+/// frees and allocates megabyte-sized chunk and batch buffers all the time:
+/// each time the kernel zeroes and maps the pages anew. Without these two
+/// settings, a 3-million-line combo takes 1.6 to 2 times the page faults and
+/// 10 to 20% more CPU (`perf stat`). (mimalloc instead keeps fewer faults but costs more CPU and
+/// nearly doubles the peak RSS of a 64 MiB-budget ingest.)
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before the

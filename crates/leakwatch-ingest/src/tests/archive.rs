@@ -66,7 +66,7 @@ fn expand(path: &str, limits: ArchiveLimits) -> Result<Vec<(String, Format, Vec<
             &progress,
             |b| b,
             |b| {
-                records.extend(b);
+                records.extend(b.to_vec());
                 Ok(())
             },
         )

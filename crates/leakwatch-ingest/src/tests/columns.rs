@@ -29,7 +29,7 @@ fn read_once(
         chunk_size,
         |batch| batch,
         |batch| {
-            records.extend(batch);
+            records.extend(batch.to_vec());
             Ok(())
         },
     )?;

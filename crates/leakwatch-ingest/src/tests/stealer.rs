@@ -169,7 +169,7 @@ fn password_lists_are_recognized_by_name() {
             CHUNK_SIZE,
             |b| b,
             |b| {
-                records.extend(b);
+                records.extend(b.to_vec());
                 Ok(())
             },
         )
