@@ -108,6 +108,9 @@ mod x86 {
 
     /// The 256-bit product `hi:mid:lo` (mid straddling the halves) times
     /// x^-128, reduced: two folds of the low word by the polynomial.
+    ///
+    /// # Safety
+    /// The CPU must have PCLMULQDQ (callers run only after detecting it).
     #[inline]
     #[target_feature(enable = "pclmulqdq")]
     unsafe fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
