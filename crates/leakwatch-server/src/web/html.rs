@@ -64,6 +64,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         ),
         None => r#"<a href="/ui/signin">Sign in</a>"#.to_owned(),
     };
+    let signed_in = if viewer.is_some() { r#" <a href="/ui/ingests">Ingests</a>"# } else { "" };
     format!(
         r##"<!doctype html>
 <html lang="en">
@@ -72,10 +73,11 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · leakwatch</title>
 <link rel="stylesheet" href="/ui/assets/app.css">
+<link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml">
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/breaches">Breaches</a> {account}</nav></header>
+<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/breaches">Breaches</a>{signed_in} {account}</nav></header>
 <main id="main">
 {body}
 </main>

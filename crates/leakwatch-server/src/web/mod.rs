@@ -5,13 +5,17 @@
 //! - [`session`]: sign-in with an API key into a cookie session, CSRF tokens.
 //! - [`pages`]: sign-in and sign-out, the account search and the password
 //!   check, the breach catalog and a page per breach.
+//! - [`charts`]: the catalog's charts, SVG drawn by the server.
+//! - [`ingests`]: the ingest status page, from the catalog's ingest log.
 //!
 //! **Architecture Invariant:** the web pages decide nothing the API does not:
 //! a sign-in is checked by the API's own key check (rate limit of failed keys,
 //! the 401's audit row), and a search goes through the API's lookups, role
 //! checks and audit log, answered only once its rows are committed.
 
+pub(crate) mod charts;
 pub(crate) mod html;
+pub(crate) mod ingests;
 pub(crate) mod pages;
 pub(crate) mod session;
 
@@ -46,8 +50,11 @@ pub fn router() -> Router<AppState> {
         .route("/ui/search", get(pages::search_form).post(pages::search))
         .route("/ui/breaches", get(pages::breaches))
         .route("/ui/breach/{name}", get(pages::breach))
+        .route("/ui/ingests", get(ingests::ingests))
         .route("/ui/assets/app.css", get(pages::stylesheet))
         .route("/ui/assets/pwcheck.js", get(pages::script))
+        .route("/ui/assets/refresh.js", get(ingests::script))
+        .route("/ui/assets/icon.svg", get(pages::icon))
         .layer(middleware::from_fn(security_headers))
 }
 
