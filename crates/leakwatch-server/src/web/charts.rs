@@ -182,8 +182,11 @@ fn column_chart(
         title = esc(title),
         desc = esc(&desc),
     );
-    // The scale: zero, half and the top, with their figures.
+    // The scale: zero, half (when a whole number) and the top, with their figures.
     for (fraction, value) in [(0u32, 0u64), (1, scale / 2), (2, scale)] {
+        if fraction == 1 && !scale.is_multiple_of(2) {
+            continue;
+        }
         let y = top + plot_h - plot_h * fraction / 2;
         let _ = write!(
             svg,

@@ -321,14 +321,14 @@ fn card(b: &Breach) -> String {
     let classes: String = b.data_classes.iter().map(|c| format!("<li>{}</li>", esc(c))).collect();
     format!(
         r#"<li class="card"><h3><a href="/ui/breach/{link}">{title}</a></h3>
-<p class="meta">{name} · {domain} · breached {date} · {accounts} accounts{unverified}</p>
+<p class="meta">{name}{domain} · breached {date} · {accounts} accounts{unverified}</p>
 <p>{description}</p>
 <ul class="classes" aria-label="Data classes">{classes}</ul></li>
 "#,
         link = path_segment(&b.name),
         title = esc(&b.title),
         name = esc(&b.name),
-        domain = esc(&b.domain),
+        domain = if b.domain.is_empty() { String::new() } else { format!(" · {}", esc(&b.domain)) },
         date = esc(&b.breach_date),
         accounts = count(b.pwn_count),
         description = esc(&b.description),
@@ -520,7 +520,7 @@ pub async fn breach(State(state): State<AppState>, visitor: Visitor, Path(name):
         title = esc(&b.title),
         description = esc(&b.description),
         name = esc(&b.name),
-        domain = esc(&b.domain),
+        domain = if b.domain.is_empty() { "none given".to_owned() } else { esc(&b.domain) },
         date = esc(&b.breach_date),
         added = esc(&b.added_date),
         modified = esc(&b.modified_date),
