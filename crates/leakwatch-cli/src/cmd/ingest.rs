@@ -55,7 +55,7 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     // Logged in the catalog while it runs and once it ends, for the web
     // interface's ingest status page; the store is made first, so that a
     // mistyped --data is refused before a catalog appears in it.
-    dir.create()?;
+    dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
     let listed: Vec<(String, Option<u64>)> =
         inputs.iter().map(|i| (i.name().to_owned(), i.raw_len())).collect();
     let log = IngestLog::start(dir, &args.breach, &super::breach::os_user(), &listed, progress.clone())
