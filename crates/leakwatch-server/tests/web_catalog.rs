@@ -21,16 +21,17 @@ fn logged_ingest(data: &DataDir, dir: &std::path::Path, breach: &str, file_name:
     let path = dir.join(file_name);
     std::fs::write(&path, text).unwrap();
     let path = path.to_str().unwrap().to_owned();
-    let input = leakwatch_ingest::Input::open(&path).unwrap();
     let progress = Arc::new(Progress::default());
-    let log = IngestLog::start(data, breach, "tester", &[(path.clone(), input.raw_len())], progress.clone())
-        .unwrap();
+    let size = Some(text.len() as u64);
+    let log = IngestLog::start(data, breach, "tester", &[(path.clone(), size)], progress.clone()).unwrap();
     let options = IngestOptions {
         breach: BreachInfo { name: breach.into(), ..BreachInfo::default() },
         format: None,
         memory_budget: 64 << 20,
     };
-    let summary = ingest(data, &options, vec![input], &progress, &mut |phase| log.phase(&phase)).unwrap();
+    let summary = ingest_unlocked(&path, |input| {
+        ingest(data, &options, vec![input], &progress, &mut |phase| log.phase(&phase))
+    });
     log.finish(&summary).unwrap();
     path
 }
@@ -212,6 +213,21 @@ async fn chromium_shows_the_charts_and_the_ingest_log() {
     let tmp = tempfile::tempdir().unwrap();
     // Into a breach there is, so that the charts stay as they were.
     logged_ingest(&s.data, tmp.path(), "Adobe", "dump.txt", "a1@example.com:pw\nno separator here\n");
+    // Running until the page has shown it so.
+    let running =
+        IngestLog::start(&s.data, "Bigger", "tester", &[("big.txt".into(), None)], Default::default())
+            .unwrap();
+    let marker = dir.join("seen-running");
+    let _ = std::fs::remove_file(&marker);
+    let ender = std::thread::spawn(move || {
+        for _ in 0..600 {
+            if marker.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        running.fail("ended by the test").unwrap();
+    });
     let (base, key) = (s.base.clone(), s.analyst.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -246,7 +262,10 @@ async fn chromium_shows_the_charts_and_the_ingest_log() {
     assert_eq!(seen["monthly"], "Breaches per month", "{seen}");
     assert_eq!(seen["overflows"], serde_json::json!([false, false, false]), "readable at 360 px: {seen}");
     assert_eq!(seen["ingestsUrl"].as_str().unwrap(), format!("{}/ui/ingests", s.base));
-    assert_eq!(seen["ingestHeading"], "Adobe done", "{seen}");
+    assert_eq!(seen["running"], "Bigger running", "{seen}");
+    assert_eq!(seen["urlAfterRefresh"], seen["ingestsUrl"], "the page refreshed itself, not by navigating");
+    assert_eq!(seen["ingestHeadings"], serde_json::json!(["Bigger failed", "Adobe done"]), "{seen}");
     assert_eq!(seen["reasons"], serde_json::json!([["no separator", "1"]]), "{seen}");
+    ender.join().unwrap();
     s.stop().await;
 }

@@ -1,7 +1,10 @@
 // Drives headless Chromium through the breach catalog's charts and the ingest
 // log at phone width, by keyboard: sign in, read the charts' titles, open a
-// chart's table, switch to months, reach the ingest page from the navigation.
+// chart's table, switch to months, reach the ingest page from the navigation,
+// and watch a running ingest end without reloading: once the page shows it
+// running, this writes the file `seen-running`, and the test ends it.
 // Prints what it saw as one JSON object; the Rust test judges it.
+import { writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const [base, key] = [process.argv[2], process.argv[3]];
@@ -44,7 +47,14 @@ try {
   await page.keyboard.press('Enter');
   await page.waitForURL('**/ui/ingests');
   out.ingestsUrl = page.url();
-  out.ingestHeading = (await page.locator('.ingest h3').first().textContent()).replace(/\s+/g, ' ').trim();
+  const text = async (locator) => (await locator.first().textContent()).replace(/\s+/g, ' ').trim();
+  out.running = await text(page.locator('#running .ingest h3'));
+  writeFileSync('seen-running', '');
+  // refresh.js swaps in the page's new content once nothing runs any more.
+  await page.waitForFunction(() => /No ingest is running/.test(document.getElementById('running').textContent),
+    null, { timeout: 30000 });
+  out.urlAfterRefresh = page.url();
+  out.ingestHeadings = await page.locator('li.ingest h3').evaluateAll((hs) => hs.map((h) => h.textContent.replace(/\s+/g, ' ').trim()));
   out.reasons = await page.locator('table.reasons tbody tr').evaluateAll((rows) =>
     rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
   out.overflows.push(await overflows());

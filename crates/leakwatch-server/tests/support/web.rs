@@ -28,8 +28,27 @@ pub fn ingest_lines(data: &DataDir, name: &str, domain: &str, lines: &[&str]) {
         format: None,
         memory_budget: 64 << 20,
     };
-    let input = leakwatch_ingest::Input::open(tmp.path().to_str().unwrap()).unwrap();
-    ingest(data, &options, vec![input], &Progress::default(), &mut |_| {}).unwrap();
+    ingest_unlocked(tmp.path().to_str().unwrap(), |input| {
+        ingest(data, &options, vec![input], &Progress::default(), &mut |_| {})
+    });
+}
+
+/// Runs `ingest` on the file at `path`, again while the store's writer lock is
+/// taken: a test beside this one that starts a process (node, for the browser
+/// tests) lends the child, between its fork and its exec, every descriptor
+/// open at that moment, a finished ingest's lock file among them.
+pub fn ingest_unlocked<T>(
+    path: &str,
+    mut ingest: impl FnMut(leakwatch_ingest::Input) -> leakwatch_store::Result<T>,
+) -> T {
+    for _ in 0..100 {
+        let input = leakwatch_ingest::Input::open(path).unwrap();
+        match ingest(input) {
+            Err(leakwatch_store::StoreError::Locked { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            result => return result.unwrap(),
+        }
+    }
+    panic!("the store stayed locked for 2 s");
 }
 
 pub struct Server {
