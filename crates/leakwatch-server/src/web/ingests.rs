@@ -129,7 +129,7 @@ pub async fn ingests(State(state): State<AppState>, visitor: Visitor, RawQuery(q
             path_segment(b),
             esc(b)
         ),
-        None => format!("Every <code>leakwatch ingest</code> into this data directory, newest first (the last {SHOWN})."),
+        None => format!("The ingests into this data directory (<code>leakwatch ingest</code>, <code>leakwatch demo</code>), newest first: the last {SHOWN}."),
     };
     let _ = writeln!(body, "<p>{scope}</p>");
     // The running section is what the script refreshes; it keeps polling

@@ -36,9 +36,11 @@ try {
   await shot('catalog', true);
   await page.goto(base + '/ui/breach/' + encodeURIComponent(breach));
   await shot('breach', true);
+  // The newest ingests, with the first one's inputs open: the top of the page.
+  await page.setViewportSize({ width: 1000, height: 1300 });
   await page.goto(base + '/ui/ingests');
   await page.locator('details').first().evaluate((d) => { d.open = true; });
-  await shot('ingests', true);
+  await shot('ingests');
 
   await page.setViewportSize({ width: 360, height: 740 });
   await page.goto(base + '/ui/breaches?per=month');

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Remakes docs/screenshots/*.png: builds leakwatch, generates the demo's
-# synthetic breaches (`leakwatch demo`, fixed seed), ingests one of its dumps
-# again with `leakwatch ingest` so that the ingest log shows rejections by
-# reason, serves it on loopback and has headless Chromium (playwright-core)
-# take the pictures (screenshots.mjs). Needs chromium, node and npm, as the
+# Remakes docs/screenshots/*.png: builds leakwatch, generates and ingests the
+# demo's synthetic breaches (`leakwatch demo`, fixed seed; its ingests are in
+# the ingest log with their rejections by reason), serves them on loopback and
+# has headless Chromium (playwright-core) take the pictures (screenshots.mjs). Needs chromium, node and npm, as the
 # browser tests do.
 #
 # Usage: crates/leakwatch-server/tests/browser/screenshots.sh [OUT_DIR]
@@ -30,13 +29,8 @@ export LEAKWATCH_KEY_FILE="$WORK/ring.key"
 
 "$LW" demo --seed 7 --dir "$WORK/demo" >/dev/null
 DATA="$WORK/demo/data"
-# The demo ingests through the library; one of its dumps again through the
-# command, for the ingest log. Nothing new is added (the same triples).
-DUMP="$(find "$WORK/demo/dumps" -type f -name '*.txt' | sort | head -n 1)"
-# The demo writes each breach's dumps under dumps/<breach name>/.
-BREACH="${DUMP#"$WORK/demo/dumps/"}"
-BREACH="${BREACH%%/*}"
-"$LW" --data "$DATA" ingest --breach "$BREACH" "$DUMP" >/dev/null
+# The breach page shown: the one with the most accounts.
+BREACH="$("$LW" --data "$DATA" breaches --json | python3 -c 'import json, sys; print(max(json.load(sys.stdin), key=lambda b: b["PwnCount"])["Name"])')"
 # Of the addresses most often found in the dumps, the one the index finds in
 # the most breaches.
 grep -rahoE '^[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]{2,}' "$WORK/demo/dumps" | sort | uniq -c | sort -k1,1nr -k2 |
