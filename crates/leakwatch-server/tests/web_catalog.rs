@@ -60,6 +60,15 @@ async fn the_catalog_draws_its_charts_with_text_alternatives() {
     assert!(body.contains("<th scope=\"row\">2001</th><td class=\"num\">1</td><td class=\"num\">3</td>"));
     assert!(!body.contains("style="), "the CSP forbids style attributes");
     assert!(body.find("id=\"charts\"").unwrap() < body.find("id=\"list\"").unwrap());
+    // Sorting and filtering keep the charts as they are.
+    let (_, _, body) = get(&url("?per=month&classes=accounts"), None).await;
+    assert!(
+        body.contains(
+            "href=\"/ui/breaches?sort=count&amp;order=asc&amp;q=&amp;per=month&amp;classes=accounts\""
+        ),
+        "{body}"
+    );
+    assert!(body.contains("<input type=\"hidden\" name=\"per\" value=\"month\">"), "{body}");
 
     let analyst = s.sign_in(&s.analyst).await;
     let (_, _, body) = get(&url(""), Some(&analyst)).await;

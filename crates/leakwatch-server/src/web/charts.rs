@@ -30,7 +30,7 @@ impl Per {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Per::Year => "year",
             Per::Month => "month",

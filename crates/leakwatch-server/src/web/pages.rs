@@ -384,6 +384,11 @@ pub async fn breaches(
     shown.sort_by(|a, b| if descending { compare(sort, b, a) } else { compare(sort, a, b) });
 
     let q = form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>();
+    // The charts' settings, kept by the column links and the filter.
+    let per = super::charts::Per::parse(params.get("per"));
+    let by_accounts = params.get("classes") == Some("accounts");
+    let chart_params =
+        format!("per={}&classes={}", per.name(), if by_accounts { "accounts" } else { "breaches" });
     let mut head = String::new();
     for (column, heading) in COLUMNS {
         let current = column == sort;
@@ -399,7 +404,8 @@ pub async fn breaches(
             _ => "",
         };
         head.push_str(&format!(
-            "<th scope=\"col\"{class}{aria}><a href=\"/ui/breaches?sort={column}&amp;order={next}&amp;q={q}\">{heading}</a></th>"
+            "<th scope=\"col\"{class}{aria}><a href=\"/ui/breaches?sort={column}&amp;order={next}&amp;q={q}&amp;{chart_params}\">{heading}</a></th>",
+            chart_params = esc(&chart_params)
         ));
     }
     let mut rows = String::new();
@@ -428,17 +434,15 @@ pub async fn breaches(
     }
     let total: u64 = shown.iter().map(|b| b.pwn_count).sum();
     let order = if descending { "desc" } else { "asc" };
-    let charts = super::charts::catalog_charts(
-        &shown,
-        super::charts::Per::parse(params.get("per")),
-        params.get("classes") == Some("accounts"),
-        &format!("sort={sort}&order={order}&q={q}"),
-    );
+    let charts =
+        super::charts::catalog_charts(&shown, per, by_accounts, &format!("sort={sort}&order={order}&q={q}"));
     let body = format!(
         r##"<h1>Breaches</h1>
 <form class="stack" method="get" action="/ui/breaches">
 <input type="hidden" name="sort" value="{sort}">
 <input type="hidden" name="order" value="{order}">
+<input type="hidden" name="per" value="{per}">
+<input type="hidden" name="classes" value="{classes}">
 <label for="q">Filter by name, site or data class</label>
 <input type="text" id="q" name="q" value="{filter}">
 <button type="submit">Filter</button>
@@ -452,6 +456,8 @@ pub async fn breaches(
 </table></div>"##,
         sort = esc(sort),
         filter = esc(&filter),
+        per = per.name(),
+        classes = if by_accounts { "accounts" } else { "breaches" },
         n = shown.len(),
         plural = if shown.len() == 1 { "" } else { "es" },
         total = count(total),
