@@ -2,8 +2,9 @@
 //! beside the immutable index (`DATA/catalog.sqlite`).
 //!
 //! It holds API keys (as hashes, never the keys themselves), their roles, domains
-//! and rate limits, the audit log of authenticated searches, and organizations
-//! with their domains, directories of accounts and alert destinations. The index
+//! and rate limits, the audit log of authenticated searches, organizations
+//! with their domains, directories of accounts and alert destinations, and the
+//! log of ingests (their progress and rejections by reason). The index
 //! segments stay immutable and memory-mapped; everything that changes by the
 //! minute lives here, behind SQL transactions, so that the CLI can add or revoke a
 //! key while a server is running and the server sees it within a poll interval.
@@ -19,6 +20,7 @@ mod alerts;
 mod audit;
 mod directory;
 mod error;
+mod ingests;
 mod keys;
 mod orgs;
 mod schema;
@@ -38,6 +40,9 @@ pub use directory::{
     RecordReader, EMPTY_NT_HASH,
 };
 pub use error::{CatalogError, Result};
+pub use ingests::{
+    IngestInput, IngestOutcome, IngestProgress, IngestRecord, IngestStatus, NewIngest, Rejection,
+};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
 
@@ -89,6 +94,7 @@ impl Catalog {
             .map_err(|e| catalog.sql(e))?;
         schema::migrate(&mut catalog)?;
         orgs::migrate(&mut catalog)?;
+        ingests::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

@@ -35,6 +35,20 @@ fn demo_runs_checks_itself_and_reruns() {
     assert!(search.status.success());
     let aliases: serde_json::Value = serde_json::from_slice(&search.stdout).unwrap();
     assert!(aliases.as_object().unwrap().len() > 10);
+    // Its ingests are in the ingest log (the rerun starts a fresh directory).
+    let breaches =
+        leakwatch(&dir).arg("--data").arg(dir.join("data")).args(["breaches", "--json"]).output().unwrap();
+    let breaches: serde_json::Value = serde_json::from_slice(&breaches.stdout).unwrap();
+    let catalog = rusqlite::Connection::open(dir.join("data/catalog.sqlite")).unwrap();
+    let (done, rejected): (i64, i64) = catalog
+        .query_row(
+            "SELECT count(*), (SELECT sum(count) FROM ingest_rejections) FROM ingests WHERE status = 'done'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(done as usize, breaches.as_array().unwrap().len());
+    assert!(rejected > 0, "the demo's dumps carry noise");
 }
 
 #[test]

@@ -672,3 +672,74 @@ fn columns_are_reported_and_overridden() {
     let help = leakwatch(&data, &["ingest", "--help"], None).ok("help");
     assert!(help.stdout.contains("--columns <ROLE=COL,...>"), "{}", help.stdout);
 }
+
+/// `ingest` logs itself in the catalog, for the web interface's ingest status
+/// page: its inputs with the counts and rejections by reason its report gives,
+/// and why a failed one published nothing.
+#[test]
+fn ingests_are_logged_in_the_catalog_with_their_rejections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dump = tmp.path().join("dump.txt");
+    std::fs::write(
+        &dump,
+        "alice@example.com:pw1\nno separator here\nbob@example.com:pw2\n@bad:pw\ncarol@example.com:pw3\nanother line without one\n",
+    )
+    .unwrap();
+    let dump = dump.to_str().unwrap();
+    let run = leakwatch(&data, &["ingest", "--json", "--breach", "Logged", dump], None).ok("ingest");
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let failed = leakwatch(
+        &data,
+        &["ingest", "--breach", "Logged", tmp.path().join("missing").to_str().unwrap()],
+        None,
+    );
+    assert_ne!(failed.code, 0);
+    let invalid = leakwatch(&data, &["ingest", "--breach", "not a name!", dump], None);
+    assert_ne!(invalid.code, 0);
+
+    let db = rusqlite::Connection::open(data.join("catalog.sqlite")).unwrap();
+    /// id, breach, status, message, records, new accounts
+    type Row = (i64, String, String, Option<String>, i64, Option<i64>);
+    let rows: Vec<Row> = db
+        .prepare("SELECT id, breach, status, message, records, new_accounts FROM ingests ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // A missing input is refused before anything starts: no row for it.
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (id, breach, status, message, records, new_accounts) = &rows[0];
+    assert_eq!((breach.as_str(), status.as_str(), message), ("Logged", "done", &None));
+    assert_eq!(*records as u64, report["files"][0]["accepted"].as_u64().unwrap());
+    assert_eq!(*new_accounts, Some(3));
+    let (name, lines, accepted): (String, i64, i64) = db
+        .query_row("SELECT name, lines, accepted FROM ingest_inputs WHERE ingest_id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((name.as_str(), lines, accepted), (dump, 6, 3));
+    let rejected: BTreeMap<String, (u64, String)> = db
+        .prepare("SELECT reason, count, sample_lines FROM ingest_rejections WHERE ingest_id = ?1")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)? as u64, r.get(2)?))))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let reported: BTreeMap<String, (u64, String)> = report["files"][0]["rejected"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(reason, r)| {
+            let lines: Vec<String> =
+                r["sample_lines"].as_array().unwrap().iter().map(|n| n.to_string()).collect();
+            (reason.clone(), (r["count"].as_u64().unwrap(), lines.join(",")))
+        })
+        .collect();
+    assert_eq!(rejected, reported);
+    assert_eq!(rejected["no separator"], (2, "2,6".to_owned()), "{rejected:?}");
+    let (status, message) = (&rows[1].2, rows[1].3.as_deref().unwrap());
+    assert_eq!(status, "failed");
+    assert!(message.contains("not a name!"), "{message}");
+}

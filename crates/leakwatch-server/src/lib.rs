@@ -8,6 +8,8 @@
 //!   limits, connection caps (in total and per client), a request time limit, a
 //!   write deadline, the index and the keys followed on disk while running, and
 //!   a graceful shutdown.
+//! - [`ingest_log`] logs an ingest's progress and outcome in the catalog, for
+//!   the web interface's ingest status page.
 //!
 //! **Architecture Invariant:** the server never opens a segment or the manifest
 //! itself; it reads through `leakwatch-store` ([`leakwatch_store::Store`],
@@ -24,6 +26,7 @@ mod auth;
 mod client;
 mod error;
 mod fast_range;
+pub mod ingest_log;
 mod limiter;
 mod query;
 mod range;
@@ -45,6 +48,7 @@ pub use api::{parse_account, SearchedAccount};
 pub use audit::{audit_keys, AuditWriter};
 pub use auth::KEY_HEADER;
 pub use error::AppError;
+pub use ingest_log::IngestLog;
 pub use serve::{serve, serve_threads, ServeOptions};
 pub use state::{AppState, Limits, RangeOwnDumps, Snapshot, StartError};
 

@@ -263,6 +263,12 @@ impl AppState {
         self.inner.generation.subscribe()
     }
 
+    /// The server's own catalog connection, for a short read. Blocking: hold
+    /// it off the async threads.
+    pub(crate) fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.inner.catalog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeyTable>> {
         self.inner.keys.load()
     }

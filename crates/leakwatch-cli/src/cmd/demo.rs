@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use leakwatch_gen::{Expected, Scenario};
 use leakwatch_ingest::Input;
+use leakwatch_server::IngestLog;
 use leakwatch_store::{BreachInfo, DataDir, IngestOptions, Progress, Store};
 use leakwatch_types::{decode_hex, Account};
 
@@ -60,7 +61,22 @@ pub fn run(dir: &Path, seed: u64) -> Result<Outcome> {
             format: None,
             memory_budget: 256 << 20,
         };
-        let summary = leakwatch_store::ingest(&data, &options, inputs, &Progress::default(), &mut |_| {})?;
+        // Logged as `leakwatch ingest` logs its own, for the web interface's
+        // ingest page.
+        let listed: Vec<(String, Option<u64>)> =
+            inputs.iter().map(|i| (i.name().to_owned(), i.raw_len())).collect();
+        let progress = std::sync::Arc::new(Progress::default());
+        let log = IngestLog::start(&data, &b.name, &super::breach::os_user(), &listed, progress.clone())?;
+        let summary =
+            match leakwatch_store::ingest(&data, &options, inputs, &progress, &mut |phase| log.phase(&phase))
+            {
+                Ok(summary) => summary,
+                Err(e) => {
+                    log.fail(&e.to_string())?;
+                    return Err(e.into());
+                }
+            };
+        log.finish(&summary)?;
         let lines: u64 = summary.files.iter().map(|(_, r)| r.lines).sum();
         let rejected: u64 =
             summary.files.iter().flat_map(|(_, r)| r.rejected.values()).map(|r| r.count).sum();

@@ -1,11 +1,13 @@
 //! `leakwatch ingest`: read dumps into a breach, then say what was accepted,
-//! what was rejected and why (with sample line numbers to go and look at).
+//! what was rejected and why (with sample line numbers to go and look at); the
+//! same is logged in the catalog, with the progress while it runs.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use leakwatch_ingest::{ChosenBy, ColumnReport, Format, Input, Report};
+use leakwatch_server::IngestLog;
 use leakwatch_store::{BreachInfo, DataDir, HibpBreach, IngestOptions, IngestSummary, Phase, Progress};
 use serde_json::json;
 
@@ -49,13 +51,39 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         memory_budget: args.memory_budget,
     };
     let progress = Arc::new(Progress::default());
-    let summary = {
+    // Logged in the catalog while it runs and once it ends, for the web
+    // interface's ingest status page; the store is made first, so that a
+    // mistyped --data is refused before a catalog appears in it.
+    dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
+    let listed: Vec<(String, Option<u64>)> =
+        inputs.iter().map(|i| (i.name().to_owned(), i.raw_len())).collect();
+    let log = IngestLog::start(dir, &args.breach, &super::breach::os_user(), &listed, progress.clone())
+        .with_context(|| format!("logging the ingest in the catalog of {}", dir.root().display()))?;
+    let result = {
         let bar = Bar::start(progress.clone());
-        leakwatch_store::ingest(dir, &options, inputs, &progress, &mut |phase| match phase {
-            Phase::Reading { name, raw_len } => bar.reading(name, raw_len),
-            Phase::Writing => bar.writing(),
+        leakwatch_store::ingest(dir, &options, inputs, &progress, &mut |phase| {
+            log.phase(&phase);
+            match phase {
+                Phase::Reading { name, raw_len } => bar.reading(name, raw_len),
+                Phase::Writing => bar.writing(),
+            }
         })
-        .with_context(|| format!("ingest into breach {:?}", args.breach))?
+        .with_context(|| format!("ingest into breach {:?}", args.breach))
+    };
+    let summary = match result {
+        Ok(summary) => {
+            if let Err(e) = log.finish(&summary) {
+                // Published all the same: the log only misses its outcome.
+                eprintln!("leakwatch: warning: the ingest was published, but not logged in the catalog: {e}");
+            }
+            summary
+        }
+        Err(e) => {
+            if let Err(log_error) = log.fail(&format!("{e:#}")) {
+                tracing::debug!("the failed ingest was not logged: {log_error}");
+            }
+            return Err(e);
+        }
     };
 
     if let Some(warning) = &summary.compaction_warning {

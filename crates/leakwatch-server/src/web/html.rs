@@ -64,6 +64,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         ),
         None => r#"<a href="/ui/signin">Sign in</a>"#.to_owned(),
     };
+    let signed_in = if viewer.is_some() { r#" <a href="/ui/ingests">Ingests</a>"# } else { "" };
     format!(
         r##"<!doctype html>
 <html lang="en">
@@ -76,7 +77,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/domain">Domain</a> <a href="/ui/breaches">Breaches</a> <a href="/ui/orgs">Organizations</a> {account}</nav></header>
+<header><nav aria-label="Main"><a class="brand" href="/">leakwatch</a> <a href="/ui/search">Search</a> <a href="/ui/domain">Domain</a> <a href="/ui/breaches">Breaches</a> <a href="/ui/orgs">Organizations</a>{signed_in} {account}</nav></header>
 <main id="main">
 {body}
 </main>

@@ -9,6 +9,8 @@
 //! - [`dashboard`]: the organizations a key may see, and each one's dashboard:
 //!   exposures, the directory audit, the alert outbox, resets, and the CLI's
 //!   actions (a reset previewed, then applied; a test alert).
+//! - [`charts`]: the catalog's charts, SVG drawn by the server.
+//! - [`ingests`]: the ingest status page, from the catalog's ingest log.
 //!
 //! **Architecture Invariant:** the web pages decide nothing the API does not:
 //! a sign-in is checked by the API's own key check (rate limit of failed keys,
@@ -17,7 +19,9 @@
 
 pub(crate) mod domain;
 pub(crate) mod dashboard;
+pub(crate) mod charts;
 pub(crate) mod html;
+pub(crate) mod ingests;
 pub(crate) mod pages;
 pub(crate) mod session;
 
@@ -59,8 +63,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/org/{name}/reset/apply", post(dashboard::reset_apply))
         .route("/ui/org/{name}/reset/list", post(dashboard::reset_list))
         .route("/ui/org/{name}/alert/test", post(dashboard::alert_test))
+        .route("/ui/ingests", get(ingests::ingests))
         .route("/ui/assets/app.css", get(pages::stylesheet))
         .route("/ui/assets/pwcheck.js", get(pages::script))
+        .route("/ui/assets/refresh.js", get(ingests::script))
         .route("/ui/assets/icon.svg", get(pages::icon))
         .layer(middleware::from_fn(security_headers))
 }

@@ -29,7 +29,6 @@ use crate::state::AppState;
 
 const STYLESHEET: &str = concat!(include_str!("assets/app.css"), include_str!("assets/dashboard.css"));
 const SCRIPT: &str = include_str!("assets/pwcheck.js");
-const ICON: &str = include_str!("assets/icon.svg");
 
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
@@ -39,13 +38,12 @@ pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
-/// The page icon: named by every page, so a browser does not ask for
-/// `/favicon.ico` (a 404 in its console).
+/// The tab's icon: without one, browsers ask for `/favicon.ico`.
 pub async fn icon() -> Response {
-    asset("image/svg+xml", ICON)
+    asset("image/svg+xml", include_str!("assets/icon.svg"))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
     let mut response = super::html(StatusCode::OK, body.to_owned());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -323,14 +321,14 @@ fn card(b: &Breach) -> String {
     let classes: String = b.data_classes.iter().map(|c| format!("<li>{}</li>", esc(c))).collect();
     format!(
         r#"<li class="card"><h3><a href="/ui/breach/{link}">{title}</a></h3>
-<p class="meta">{name} · {domain} · breached {date} · {accounts} accounts{unverified}</p>
+<p class="meta">{name}{domain} · breached {date} · {accounts} accounts{unverified}</p>
 <p>{description}</p>
 <ul class="classes" aria-label="Data classes">{classes}</ul></li>
 "#,
         link = path_segment(&b.name),
         title = esc(&b.title),
         name = esc(&b.name),
-        domain = esc(&b.domain),
+        domain = if b.domain.is_empty() { String::new() } else { format!(" · {}", esc(&b.domain)) },
         date = esc(&b.breach_date),
         accounts = count(b.pwn_count),
         description = esc(&b.description),
@@ -359,7 +357,9 @@ fn compare(sort: &str, a: &Breach, b: &Breach) -> Ordering {
     }
 }
 
-/// `GET /ui/breaches[?sort=title|date|added|count][&order=asc|desc][&q=text]`.
+/// `GET /ui/breaches[?sort=title|date|added|count][&order=asc|desc][&q=text]`
+/// `[&per=year|month][&classes=breaches|accounts]`: the list, and the charts
+/// of the breaches it shows.
 pub async fn breaches(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -384,6 +384,11 @@ pub async fn breaches(
     shown.sort_by(|a, b| if descending { compare(sort, b, a) } else { compare(sort, a, b) });
 
     let q = form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>();
+    // The charts' settings, kept by the column links and the filter.
+    let per = super::charts::Per::parse(params.get("per"));
+    let by_accounts = params.get("classes") == Some("accounts");
+    let chart_params =
+        format!("per={}&classes={}", per.name(), if by_accounts { "accounts" } else { "breaches" });
     let mut head = String::new();
     for (column, heading) in COLUMNS {
         let current = column == sort;
@@ -399,7 +404,8 @@ pub async fn breaches(
             _ => "",
         };
         head.push_str(&format!(
-            "<th scope=\"col\"{class}{aria}><a href=\"/ui/breaches?sort={column}&amp;order={next}&amp;q={q}\">{heading}</a></th>"
+            "<th scope=\"col\"{class}{aria}><a href=\"/ui/breaches?sort={column}&amp;order={next}&amp;q={q}&amp;{chart_params}\">{heading}</a></th>",
+            chart_params = esc(&chart_params)
         ));
     }
     let mut rows = String::new();
@@ -427,24 +433,31 @@ pub async fn breaches(
         ));
     }
     let total: u64 = shown.iter().map(|b| b.pwn_count).sum();
+    let order = if descending { "desc" } else { "asc" };
+    let charts =
+        super::charts::catalog_charts(&shown, per, by_accounts, &format!("sort={sort}&order={order}&q={q}"));
     let body = format!(
-        r#"<h1>Breaches</h1>
+        r##"<h1>Breaches</h1>
 <form class="stack" method="get" action="/ui/breaches">
 <input type="hidden" name="sort" value="{sort}">
 <input type="hidden" name="order" value="{order}">
+<input type="hidden" name="per" value="{per}">
+<input type="hidden" name="classes" value="{classes}">
 <label for="q">Filter by name, site or data class</label>
 <input type="text" id="q" name="q" value="{filter}">
 <button type="submit">Filter</button>
 </form>
-<p>{n} breach{plural}, {total} accounts.</p>
+<p>{n} breach{plural}, {total} accounts. <a href="#list">The list</a></p>
+{charts}<h2 id="list">List</h2>
 <div class="table-wrap"><table>
 <thead><tr>{head}</tr></thead>
 <tbody>
 {rows}</tbody>
-</table></div>"#,
+</table></div>"##,
         sort = esc(sort),
-        order = if descending { "desc" } else { "asc" },
         filter = esc(&filter),
+        per = per.name(),
+        classes = if by_accounts { "accounts" } else { "breaches" },
         n = shown.len(),
         plural = if shown.len() == 1 { "" } else { "es" },
         total = count(total),
@@ -465,7 +478,30 @@ pub async fn breach(State(state): State<AppState>, visitor: Visitor, Path(name):
         return error_page(&visitor, AppError::NotFound);
     };
     let yes_no = |v: bool| if v { "yes" } else { "no" };
-    let classes: String = b.data_classes.iter().map(|c| format!("<li>{}</li>", esc(c))).collect();
+    let classes: String = b
+        .data_classes
+        .iter()
+        .map(|c| {
+            let q = form_urlencoded::byte_serialize(c.to_lowercase().as_bytes()).collect::<String>();
+            format!("<li><a href=\"/ui/breaches?q={q}\">{}</a></li>", esc(c))
+        })
+        .collect();
+    let held: u64 = visible(&visitor, snapshot.store.breaches()).map(|x| x.pwn_count).sum();
+    let share = if held > 0 { b.pwn_count as f64 * 100.0 / held as f64 } else { 0.0 };
+    // Where it came from, for the keys that may read the ingest log.
+    let analyst =
+        visitor.signed_in.as_ref().is_some_and(|(_, k)| matches!(k.role, Role::Admin | Role::Analyst));
+    let history = if analyst {
+        let (reader, wanted) = (state.clone(), b.name.clone());
+        let records = tokio::task::spawn_blocking(move || reader.catalog().ingests(Some(&wanted), 20)).await;
+        match records {
+            Ok(Ok(records)) => format!("<h2>Ingests</h2>\n{}", super::ingests::breach_history(&records)),
+            Ok(Err(e)) => return error_page(&visitor, AppError::internal(e)),
+            Err(e) => return error_page(&visitor, AppError::internal(e)),
+        }
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<h1>{title}</h1>
 <p>{description}</p>
@@ -475,25 +511,29 @@ pub async fn breach(State(state): State<AppState>, visitor: Visitor, Path(name):
 <dt>Breach date</dt><dd>{date}</dd>
 <dt>Added</dt><dd>{added}</dd>
 <dt>Modified</dt><dd>{modified}</dd>
-<dt>Accounts</dt><dd>{accounts}</dd>
+<dt>Accounts</dt><dd>{accounts} ({share:.1}% of the accounts shown in the catalog)</dd>
 <dt>Verified</dt><dd>{verified}</dd>
+<dt>Fabricated</dt><dd>{fabricated}</dd>
 <dt>Sensitive</dt><dd>{sensitive}</dd>
 <dt>Retired</dt><dd>{retired}</dd>
 <dt>Spam list</dt><dd>{spam}</dd>
+<dt>Malware</dt><dd>{malware}</dd>
 <dt>Stealer log</dt><dd>{stealer}</dd>
 </dl>
 <h2>Data classes</h2>
 <ul class="classes">{classes}</ul>
-<p><a href="/ui/breaches">All breaches</a></p>"#,
+{history}<p><a href="/ui/breaches">All breaches</a></p>"#,
         title = esc(&b.title),
         description = esc(&b.description),
         name = esc(&b.name),
-        domain = esc(&b.domain),
+        domain = if b.domain.is_empty() { "none given".to_owned() } else { esc(&b.domain) },
         date = esc(&b.breach_date),
         added = esc(&b.added_date),
         modified = esc(&b.modified_date),
         accounts = count(b.pwn_count),
         verified = yes_no(b.is_verified),
+        fabricated = yes_no(b.is_fabricated),
+        malware = yes_no(b.is_malware),
         sensitive = yes_no(b.is_sensitive),
         retired = yes_no(b.is_retired),
         spam = yes_no(b.is_spam_list),

@@ -57,8 +57,8 @@ try {
   out.breach = await page.locator('h1').textContent();
 
   await page.getByRole('link', { name: 'All breaches' }).click();
-  await page.getByRole('link', { name: 'Accounts' }).click();
-  await page.getByRole('link', { name: 'Accounts' }).click();
+  await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+  await page.getByRole('link', { name: 'Accounts', exact: true }).click();
   out.sorted = await page.locator('tbody tr td:first-child a').allTextContents();
 
   await page.getByRole('button', { name: 'Sign out' }).click();
