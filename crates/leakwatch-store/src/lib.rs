@@ -25,6 +25,7 @@ mod reader;
 mod rekey;
 mod runs;
 mod stealer;
+pub mod storage;
 
 pub use breach::{remove_breach, update_breach, BreachEdit, Removal};
 pub use crypt::Keys;
