@@ -18,8 +18,9 @@ use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::dir::DataDir;
 use crate::domains::{each_entry, each_group_lens, DomainBatch, DomainRuns};
 use crate::error::{Result, StoreError};
-use crate::manifest::{sync_dir, Breach, Manifest, SegmentRef};
+use crate::manifest::Breach;
 use crate::runs::{group_by_first_byte, same_key, sort_records, Bucketed, Runs, Scratch, Sorted};
+use crate::txn::{SegmentSet, Txn};
 
 use rayon::prelude::*;
 
@@ -387,24 +388,22 @@ pub fn ingest(
 ) -> Result<IngestSummary> {
     leakwatch_types::validate_breach_name(&options.breach.name).map_err(StoreError::Invalid)?;
     dir.create()?;
-    let lock = dir.lock()?;
-    let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
-    dir.remove_orphans(&manifest, &lock)?;
-    let keys = dir.writer_keys(&mut manifest, &lock)?;
+    let mut txn = Txn::begin(dir)?;
+    let keys = crate::rekey::writer_keys(&mut txn)?;
 
-    let existing = manifest.breach(&options.breach.name).cloned();
-    let breach_id = existing.as_ref().map_or(manifest.next_breach_id, |b| b.id);
+    let existing = txn.manifest.breach(&options.breach.name).cloned();
+    let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
     let scratch = tempdir_in(&dir.tmp())?;
     let stored = match existing {
         Some(_) => Some(Stored {
-            accounts: open_kind(dir, &manifest, Kind::Accounts)?,
+            accounts: txn.open_kind(Kind::Accounts)?,
             sha1_creds: StoredCreds {
-                keys: open_kind(dir, &manifest, Kind::CredentialKeys)?,
-                wide: open_kind(dir, &manifest, Kind::Credentials)?,
+                keys: txn.open_kind(Kind::CredentialKeys)?,
+                wide: txn.open_kind(Kind::Credentials)?,
             },
             ntlm_creds: StoredCreds {
-                keys: open_kind(dir, &manifest, Kind::NtlmCredentialKeys)?,
-                wide: open_kind(dir, &manifest, Kind::NtlmCredentials)?,
+                keys: txn.open_kind(Kind::NtlmCredentialKeys)?,
+                wide: txn.open_kind(Kind::NtlmCredentials)?,
             },
         }),
         None => None,
@@ -491,21 +490,22 @@ pub fn ingest(
     // passes): it starts at once on one thread, the credential chains on the
     // other, and their parallel parts (sorting buckets, keying, gathering)
     // fill whatever time the first thread has left.
+    let writing = &txn;
     let sha1_chain = || {
         let stored = stored.map(|s| &s.sha1_creds);
         let kinds = (Kind::CredentialKeys, Kind::Sha1Counts);
-        write_counted::<SHA1_REC, 20>(dir, &keys, sha1_creds, stored, kinds, &scratch, budget)
+        write_counted::<SHA1_REC, 20>(writing, &keys, sha1_creds, stored, kinds, &scratch, budget)
     };
     let ntlm_chain = || {
         let stored = stored.map(|s| &s.ntlm_creds);
         let kinds = (Kind::NtlmCredentialKeys, Kind::NtlmCounts);
-        write_counted::<NTLM_REC, 16>(dir, &keys, ntlm_creds, stored, kinds, &scratch, budget)
+        write_counted::<NTLM_REC, 16>(writing, &keys, ntlm_creds, stored, kinds, &scratch, budget)
     };
-    let accounts_chain = || write_accounts(dir, accounts, stored_accounts, breach_id);
-    let domains_chain = || write_domains(dir, domains, breach_id, budget);
+    let accounts_chain = || write_accounts(writing, accounts, stored_accounts, breach_id);
+    let domains_chain = || write_domains(writing, domains, breach_id, budget);
     // A stealer log's pairs are as many entries again as its accounts: a
     // chain of their own, taken by whichever thread is free first.
-    let stealer_chain = || write_stealer(dir, stealer, breach_id);
+    let stealer_chain = || write_stealer(writing, stealer, breach_id);
     let ((domains, accounts), ((sha1, ntlm), stealer)) = rayon::join(
         || rayon::join(domains_chain, accounts_chain),
         || rayon::join(|| rayon::join(sha1_chain, ntlm_chain), stealer_chain),
@@ -517,14 +517,14 @@ pub fn ingest(
     out.absorb(domains?);
     out.absorb(stealer?);
 
-    let mut new_segments = out.done(dir)?;
+    let mut new_segments = out.done()?;
     for s in &mut new_segments {
         s.breaches = vec![breach_id];
     }
     let segments_written = new_segments.len();
     let has_accounts = files.iter().any(|(_, r)| r.accepted > 0);
     let stealer_log = files.iter().any(|(_, r)| r.format == Format::Stealer);
-    let now = now_rfc3339();
+    let now = crate::clock::now_rfc3339();
     let breach = match existing {
         Some(mut b) => {
             b.pwn_count += new_accounts;
@@ -558,6 +558,7 @@ pub fn ingest(
             b
         }
     };
+    let manifest = &mut txn.manifest;
     let new_breach = breach.id == manifest.next_breach_id;
     // Nothing accepted into a new breach: record no empty breach, publish nothing.
     let publish = !(new_segments.is_empty() && !has_accounts && new_breach);
@@ -574,12 +575,11 @@ pub fn ingest(
             s.segment.breaches.retain(|&id| id != breach_id);
         }
         manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
-        manifest.generation += 1;
-        manifest.store(dir.root())?;
+        txn.commit(std::iter::empty::<&str>())?;
         let _ = std::fs::remove_dir_all(&scratch);
         // The generation is published: from here on a failure takes nothing
         // back, so it is a warning in the summary, not the ingest's error.
-        crate::compact::compact(dir, &mut manifest, crate::compact::MAX_SEGMENTS_PER_KIND, &lock)
+        crate::compact::compact(&mut txn, crate::compact::MAX_SEGMENTS_PER_KIND)
             .err()
             .map(|e| format!("the ingest is published, but merging segments afterwards failed: {e}"))
     } else {
@@ -598,12 +598,12 @@ pub fn ingest(
 
 /// The accounts new to this breach.
 fn write_accounts(
-    dir: &DataDir,
+    txn: &Txn,
     mut accounts: Runs<16>,
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<(SegmentSet, u64)> {
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     let breach_bytes = breach_id.to_le_bytes();
     let mut acc_w = out.writer(Kind::Accounts, accounts.pushed())?;
     let mut new_accounts = 0u64;
@@ -634,13 +634,8 @@ fn write_accounts(
 
 /// The aliases, under each domain, of the email accounts new to this breach
 /// (`to_batch` made entries for those alone).
-fn write_domains(
-    dir: &DataDir,
-    mut domains: DomainRuns,
-    breach_id: u32,
-    budget: usize,
-) -> Result<SegmentSet> {
-    let mut out = SegmentSet::new(dir.segments());
+fn write_domains(txn: &Txn, mut domains: DomainRuns, breach_id: u32, budget: usize) -> Result<SegmentSet> {
+    let mut out = txn.segments();
     let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
     if let Some(groups) = domains.take_memory() {
         // The sealed aliases are in memory already: the entries go first, and
@@ -718,8 +713,8 @@ impl<const N: usize> StealerHead<N> {
 /// Stealer-log entries: the pairs by email, and the sealed ones, the three
 /// widths merged in (key, sealed payload) order. Repeats within an ingest
 /// collapse here; across ingests, lookups and compaction deduplicate them.
-fn write_stealer(dir: &DataDir, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
-    let mut out = SegmentSet::new(dir.segments());
+fn write_stealer(txn: &Txn, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
+    let mut out = txn.segments();
     if stealer.emails.pushed() > 0 {
         let mut w = out.writer(Kind::StealerEmails, stealer.emails.pushed())?;
         let mut value = [0u8; 20];
@@ -773,7 +768,7 @@ struct StoredCreds {
 /// of the triples are computed here, in batches of pipelined AES blocks; they
 /// are keyed hashes in no digest order, so the new ones are sorted on their own.
 fn write_counted<const N: usize, const D: usize>(
-    dir: &DataDir,
+    txn: &Txn,
     keys: &Keys,
     mut creds: Runs<N>,
     stored: Option<&StoredCreds>,
@@ -784,7 +779,7 @@ fn write_counted<const N: usize, const D: usize>(
     const CHECK_EVERY: u64 = 1 << 16;
     const { assert!(D + 8 == N, "a credential record is its digest and a pair key") };
     let digest_len = D;
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
     if let Some(buckets) = creds.take_memory() {
@@ -797,7 +792,7 @@ fn write_counted<const N: usize, const D: usize>(
         let new_triples = counted.iter().map(|c| c.keys as u64).sum();
         // The counts and the triples' keys go to files of their own: written
         // side by side.
-        let mut creds_out = SegmentSet::new(dir.segments());
+        let mut creds_out = txn.segments();
         let (counted_ok, keyed_ok) = rayon::join(
             || {
                 for c in &counted {
@@ -1060,110 +1055,10 @@ fn in_breach(segments: &[Segment], key: &[u8], breach: u32) -> Result<bool> {
     Ok(false)
 }
 
-/// The live segments of one kind.
-fn open_kind(dir: &DataDir, manifest: &Manifest, kind: Kind) -> Result<Vec<Segment>> {
-    manifest
-        .segments
-        .iter()
-        .filter(|s| s.kind == kind.name())
-        .map(|s| Segment::open(&dir.segments().join(&s.file)).map_err(StoreError::from))
-        .collect()
-}
-
-/// Segments written by one ingest: built under temporary names, renamed to their
-/// content hash when finished, published only by the manifest.
-pub(crate) struct SegmentSet {
-    dir: PathBuf,
-    written: Vec<SegmentRef>,
-    /// One thread per finished segment, syncing it to disk while the CPU goes
-    /// on with the next: the I/O overlaps the work instead of following it.
-    syncs: Vec<std::thread::JoinHandle<Result<()>>>,
-    serial: usize,
-    /// The breaches [`SegmentSet::finish`] records for a segment.
-    attribution: Vec<u32>,
-}
-
-impl SegmentSet {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        SegmentSet { dir, written: Vec::new(), syncs: Vec::new(), serial: 0, attribution: Vec::new() }
-    }
-
-    pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<SegmentWriter> {
-        self.serial += 1;
-        // Kind and serial make the name unique within one writer process.
-        let path = self.dir.join(format!("{}-{}-{}.building", kind.name(), std::process::id(), self.serial));
-        Ok(SegmentWriter::create(&path, kind, upper_bound)?)
-    }
-
-    pub(crate) fn finish(&mut self, writer: SegmentWriter) -> Result<()> {
-        self.finish_attributed(writer, self.attribution.clone())
-    }
-
-    /// Records `breaches` as what the segments finished from now on hold.
-    pub(crate) fn attribute(&mut self, breaches: Vec<u32>) {
-        self.attribution = breaches;
-    }
-
-    /// [`SegmentSet::finish`] for a segment holding the entries of `breaches`.
-    pub(crate) fn finish_attributed(&mut self, writer: SegmentWriter, breaches: Vec<u32>) -> Result<()> {
-        let kind = writer.layout().kind;
-        // Synced in the background and awaited in `done`: a crash before then
-        // leaves files that no manifest names, which the next writer removes.
-        let written = writer.finish_unsynced()?;
-        if written.entries == 0 {
-            std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
-            return Ok(());
-        }
-        let hash = blake3::Hash::from(written.content_hash).to_hex();
-        let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
-        let target = self.dir.join(&file);
-        if target.exists() {
-            // The same content as a file already there, perhaps a live one:
-            // the new copy is made durable before it takes that name, so that
-            // a crash never leaves a live name on bytes not yet on disk.
-            std::fs::File::open(&written.path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| StoreError::io(&written.path, e))?;
-        }
-        std::fs::rename(&written.path, &target).map_err(|e| StoreError::io(&target, e))?;
-        self.syncs.push(std::thread::spawn(move || {
-            std::fs::File::open(&target).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&target, e))
-        }));
-        self.written.push(SegmentRef {
-            kind: kind.name().to_owned(),
-            file,
-            entries: written.entries,
-            bytes: written.bytes,
-            breaches,
-        });
-        Ok(())
-    }
-
-    pub(crate) fn absorb(&mut self, other: SegmentSet) {
-        self.written.extend(other.written);
-        self.syncs.extend(other.syncs);
-    }
-
-    /// Makes the files and their names durable before a manifest may name them.
-    pub(crate) fn done(self, dir: &DataDir) -> Result<Vec<SegmentRef>> {
-        for sync in self.syncs {
-            sync.join().map_err(|_| StoreError::Invalid("a segment sync thread panicked".into()))??;
-        }
-        sync_dir(&dir.segments())?;
-        Ok(self.written)
-    }
-}
-
 fn tempdir_in(tmp: &Path) -> Result<PathBuf> {
     let path = tmp.join(format!("ingest-{}", std::process::id()));
     std::fs::create_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
     Ok(path)
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    now.format(&fmt).expect("formats")
 }
 
 #[cfg(test)]

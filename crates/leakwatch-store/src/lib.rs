@@ -6,6 +6,7 @@
 //! the manifest; the CLI and the server go through [`Store`] and [`ingest()`].
 
 mod breach;
+mod clock;
 mod compact;
 mod crypt;
 mod dir;
@@ -26,6 +27,7 @@ mod rekey;
 mod runs;
 mod stealer;
 pub mod storage;
+mod txn;
 
 pub use breach::{remove_breach, update_breach, BreachEdit, Removal};
 pub use crypt::Keys;
@@ -34,9 +36,9 @@ pub use error::{Result, StoreError};
 pub use exposure::DirectoryKeys;
 pub use health::{repair, RepairSummary};
 pub use hibp::HibpBreach;
-pub use import::{import_pwned_passwords, ImportSummary, LineRejections, PwnedImport};
+pub use import::{import_pwned_passwords, ImportSummary, LineRejections};
 pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
-pub use manifest::{Breach, Manifest, SegmentRef, SetAside};
+pub use manifest::{Breach, Manifest, PwnedImport, SegmentRef, SetAside};
 pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, RangeSource, DEFAULT_RANGE_CACHE};
 pub use reader::{Damage, KindStats, PasswordCounts, Stats, Store};
 pub use rekey::{rekey, rotate_audit_key, AuditRekey, RekeySummary};

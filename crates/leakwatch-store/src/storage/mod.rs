@@ -35,6 +35,7 @@ use crate::error::Result;
 pub(crate) mod local;
 mod memory;
 
+pub(crate) use local::sync_dir;
 pub use local::LocalDisk;
 pub use memory::{Fault, MemoryStorage};
 
