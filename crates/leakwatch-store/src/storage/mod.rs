@@ -114,3 +114,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Takes the writer lock without waiting: a second writer fails fast.
     fn lock(&self) -> Result<WriterLock>;
 }
+
+#[cfg(test)]
+mod tests;
