@@ -133,7 +133,7 @@ pub fn update_breach(dir: &DataDir, name: &str, edit: &BreachEdit) -> Result<Bre
     breach.modified_date = now_rfc3339();
     let slot = txn.manifest.breaches.iter_mut().find(|b| b.id == breach.id).expect("found above");
     *slot = breach.clone();
-    txn.commit(std::iter::empty::<&str>())?;
+    txn.commit()?;
     Ok(breach)
 }
 
@@ -206,7 +206,7 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
     txn.manifest.breaches.retain(|b| b.id != id);
     // A file of equal content may still be another breach's segment: the
     // commit deletes only what the new manifest no longer names.
-    txn.commit(gone.into_iter().map(|(_, s)| s.file))?;
+    txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
     Ok(Removal {
         breach,
         segments_dropped,

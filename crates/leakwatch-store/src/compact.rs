@@ -63,7 +63,7 @@ pub(crate) fn compact(txn: &mut Txn, threshold: usize) -> Result<usize> {
         old.into_iter().enumerate().partition(|(i, _)| merged_away.contains(i));
     txn.manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
     txn.manifest.segments.extend(written);
-    txn.commit(gone.into_iter().map(|(_, s)| s.file))?;
+    txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
     Ok(merged_away.len())
 }
 

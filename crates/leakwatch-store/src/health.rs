@@ -79,7 +79,7 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
     sync_dir(&damaged_dir)?;
     sync_dir(&dir.segments())?;
     manifest.set_aside.extend(set_aside.iter().cloned());
-    txn.commit(std::iter::empty::<&str>())?;
+    txn.commit()?;
     Ok(RepairSummary {
         checked,
         set_aside,

@@ -214,7 +214,7 @@ pub fn import_pwned_passwords(
     );
     // An import of the same download is put under the same name as the
     // segment it replaces: the commit deletes only what is no longer named.
-    txn.commit(old)?;
+    txn.commit_replacing(old)?;
     Ok(ImportSummary {
         ntlm,
         lines: tally.lines,

@@ -254,7 +254,7 @@ pub fn ingest(
             s.segment.breaches.retain(|&id| id != breach_id);
         }
         manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
-        txn.commit(std::iter::empty::<&str>())?;
+        txn.commit()?;
         let _ = std::fs::remove_dir_all(&scratch);
         // The generation is published: from here on a failure takes nothing
         // back, so it is a warning in the summary, not the ingest's error.

@@ -136,7 +136,7 @@ fn reseal(txn: &mut Txn, from: &Keys, to: &Keys) -> Result<usize> {
     txn.manifest.segments.extend(written);
     txn.manifest.format = crate::manifest::MANIFEST_FORMAT;
     txn.manifest.key_id = to.id().map(str::to_owned);
-    txn.commit(replaced)?;
+    txn.commit_replacing(replaced)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(count)
 }

@@ -91,10 +91,18 @@ impl Txn {
         Ok(())
     }
 
+    /// Publishes the manifest as the next generation.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        self.commit_replacing(std::iter::empty::<&str>())
+    }
+
     /// Publishes the manifest as the next generation, then deletes those of
     /// `replaced` (segment files of the generation before) that it no longer
     /// names. Readers that still map a file keep their view; the name goes now.
-    pub(crate) fn commit<S: AsRef<str>>(&mut self, replaced: impl IntoIterator<Item = S>) -> Result<()> {
+    pub(crate) fn commit_replacing<S: AsRef<str>>(
+        &mut self,
+        replaced: impl IntoIterator<Item = S>,
+    ) -> Result<()> {
         self.manifest.generation += 1;
         self.publish()?;
         let live: BTreeSet<&str> = self.manifest.segments.iter().map(|s| s.file.as_str()).collect();
