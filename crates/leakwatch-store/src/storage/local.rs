@@ -54,7 +54,7 @@ impl Storage for LocalDisk {
         let sync = std::thread::spawn(move || {
             File::open(&target).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&target, e))
         });
-        Ok(Pending { name: None, sync: Some(sync) })
+        Ok(Pending::syncing(sync))
     }
 
     fn persist(&self, pending: Vec<Pending>) -> Result<()> {
@@ -140,7 +140,7 @@ impl Storage for LocalDisk {
         let path = self.root.join("LOCK");
         let file = File::create(&path).map_err(|e| StoreError::io(&path, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(WriterLock { _held: Box::new(file) }),
+            Ok(()) => Ok(WriterLock::new(Box::new(file))),
             Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: self.root.clone() }),
             Err(fs::TryLockError::Error(e)) => Err(StoreError::io(path, e)),
         }

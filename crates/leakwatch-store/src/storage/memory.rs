@@ -294,6 +294,6 @@ impl Storage for MemoryStorage {
             return Err(StoreError::Locked { path: self.manifest_path() });
         }
         state.locked = true;
-        Ok(WriterLock { _held: Box::new(Held(Arc::clone(&self.state))) })
+        Ok(WriterLock::new(Box::new(Held(Arc::clone(&self.state)))))
     }
 }

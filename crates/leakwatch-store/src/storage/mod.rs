@@ -64,9 +64,28 @@ pub struct Pending {
     pub(crate) sync: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
+impl Pending {
+    /// A put that is durable already when it returns (an object store's).
+    pub fn durable() -> Pending {
+        Pending { name: None, sync: None }
+    }
+
+    /// A put whose object is made durable by `sync`, running on its own.
+    pub fn syncing(sync: std::thread::JoinHandle<Result<()>>) -> Pending {
+        Pending { name: None, sync: Some(sync) }
+    }
+}
+
 /// Proof that this process is the store's one writer; released when dropped.
 pub struct WriterLock {
-    pub(crate) _held: Box<dyn std::any::Any + Send + Sync>,
+    _held: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl WriterLock {
+    /// A lock held for as long as `held` lives (a locked file, a lease).
+    pub fn new(held: Box<dyn std::any::Any + Send + Sync>) -> WriterLock {
+        WriterLock { _held: held }
+    }
 }
 
 /// The medium of a store. See the module for what each operation promises.
