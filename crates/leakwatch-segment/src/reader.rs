@@ -52,6 +52,24 @@ impl Segment {
         // file a manifest names), so the mapping cannot change under us; truncation
         // by an outside actor is the one risk, as for every mmap reader.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| SegmentError::io(path, e))?;
+        Segment::from_map(path, map)
+    }
+
+    /// A segment whose bytes are already in memory (a store kept in memory, or
+    /// one whose objects are fetched whole), copied into an anonymous mapping
+    /// so that every read goes through the same `Mmap` as a file's. `path`
+    /// names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Segment, SegmentError> {
+        let mut map =
+            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| SegmentError::io(path, e))?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        // An anonymous mapping cannot be empty: an empty object becomes one
+        // zero byte, whose header does not decode, as an empty file's does not.
+        let map = map.make_read_only().map_err(|e| SegmentError::io(path, e))?;
+        Segment::from_map(path, map)
+    }
+
+    fn from_map(path: &Path, map: Mmap) -> Result<Segment, SegmentError> {
         let header = Header::decode(&map).map_err(|e| match e {
             HeaderError::Corrupt(detail) => SegmentError::corrupt(path, 0, detail),
             HeaderError::Version(found) => {

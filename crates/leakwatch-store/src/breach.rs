@@ -5,13 +5,13 @@
 //! manifest.
 //!
 //! Removal is exact because the manifest says which breaches each segment holds
-//! ([`SegmentRef::breaches`]). Account, domain and stealer entries name their
+//! ([`crate::manifest::SegmentRef::breaches`]). Account, domain and stealer entries name their
 //! breach, so a segment that mixes breaches is rewritten without the removed
 //! one's entries. Password counts and credential triples do not: a count is a
 //! sum over triples, and a triple's key is a keyed hash that cannot be traced
 //! back to its digest. So segments of those kinds are never merged across
 //! breaches (compaction and rekey merge them within one breach, see
-//! [`merge_groups`]), and removal drops the removed breach's segments of these
+//! [`crate::txn::merge_groups`]), and removal drops the removed breach's segments of these
 //! kinds whole, which takes its share of every count and every triple away
 //! exactly. A segment of those kinds written before segments were attributed
 //! cannot be told apart, and removal refuses to guess.
@@ -20,59 +20,11 @@ use std::collections::BTreeSet;
 
 use leakwatch_segment::{Kind, Segment};
 
+use crate::clock::now_rfc3339;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::ingest::{now_rfc3339, SegmentSet};
-use crate::manifest::{Breach, Manifest, SegmentRef};
-
-/// Whether each entry of `kind` names its breach (so a segment holding several
-/// breaches can be rewritten without one).
-pub(crate) fn names_breach(kind: Kind) -> bool {
-    matches!(kind, Kind::Accounts | Kind::Domains | Kind::Stealer | Kind::StealerEmails)
-}
-
-/// The groups of segments of one kind that may be merged into one, as indices
-/// into `refs`: all of them for kinds whose entries name their breach or that
-/// hold no breach's data (Pwned Passwords imports), else each breach's apart.
-pub(crate) fn merge_groups(kind: Kind, refs: &[&SegmentRef]) -> Vec<Vec<usize>> {
-    if names_breach(kind) || matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts) {
-        return if refs.is_empty() { Vec::new() } else { vec![(0..refs.len()).collect()] };
-    }
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, r) in refs.iter().enumerate() {
-        match groups.iter_mut().find(|g| refs[g[0]].breaches == r.breaches) {
-            Some(g) => g.push(i),
-            None => groups.push(vec![i]),
-        }
-    }
-    groups
-}
-
-/// Deletes those of `files` that `manifest` (just published) no longer names.
-/// Readers that still map a file keep their view; the name goes now.
-pub(crate) fn delete_unnamed<'a>(
-    dir: &DataDir,
-    manifest: &Manifest,
-    files: impl IntoIterator<Item = &'a str>,
-) -> Result<()> {
-    let live: BTreeSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
-    let gone: BTreeSet<&str> = files.into_iter().filter(|f| !live.contains(f)).collect();
-    for file in gone {
-        let path = dir.segments().join(file);
-        std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-    }
-    Ok(())
-}
-
-/// The breaches a segment merged from `group` holds: all of theirs, or none
-/// known when one of them is not attributed.
-pub(crate) fn group_breaches(group: &[&SegmentRef]) -> Vec<u32> {
-    if group.iter().any(|s| s.breaches.is_empty()) {
-        return Vec::new();
-    }
-    let all: BTreeSet<u32> = group.iter().flat_map(|s| s.breaches.iter().copied()).collect();
-    all.into_iter().collect()
-}
+use crate::manifest::{Breach, Manifest};
+use crate::txn::{names_breach, SegmentSet, Txn};
 
 /// New values for a breach's catalog fields; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -159,33 +111,29 @@ fn check_store(dir: &DataDir) -> Result<()> {
     Err(StoreError::Invalid(format!("{} holds no leakwatch store (no MANIFEST)", dir.root().display())))
 }
 
-/// The manifest of a directory that holds a store, and the breach named `name`
-/// (matched as ingest matches names, ignoring ASCII case).
-fn find(dir: &DataDir, manifest: Option<Manifest>, name: &str) -> Result<(Manifest, Breach)> {
-    let manifest = manifest.ok_or_else(|| {
-        StoreError::Invalid(format!("{} holds no leakwatch store (no MANIFEST)", dir.root().display()))
-    })?;
+/// The breach named `name` (matched as ingest matches names, ignoring ASCII
+/// case) in the manifest of a directory that holds a store.
+fn find(dir: &DataDir, manifest: &Manifest, name: &str) -> Result<Breach> {
     let breach = manifest.breach(name).cloned().ok_or_else(|| {
         StoreError::Invalid(format!(
             "no breach named {name:?} in {} (`leakwatch breaches` lists them)",
             dir.root().display()
         ))
     })?;
-    Ok((manifest, breach))
+    Ok(breach)
 }
 
 /// Changes what the catalog shows of breach `name` and publishes the result as
 /// a new generation. Returns the breach as it now reads.
 pub fn update_breach(dir: &DataDir, name: &str, edit: &BreachEdit) -> Result<Breach> {
     check_store(dir)?;
-    let _lock = dir.lock()?;
-    let (mut manifest, mut breach) = find(dir, Manifest::load(dir.root())?, name)?;
+    let mut txn = Txn::begin_keeping(dir)?;
+    let mut breach = find(dir, &txn.manifest, name)?;
     edit.apply(&mut breach);
     breach.modified_date = now_rfc3339();
-    let slot = manifest.breaches.iter_mut().find(|b| b.id == breach.id).expect("found above");
+    let slot = txn.manifest.breaches.iter_mut().find(|b| b.id == breach.id).expect("found above");
     *slot = breach.clone();
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
+    txn.commit()?;
     Ok(breach)
 }
 
@@ -196,19 +144,18 @@ pub fn update_breach(dir: &DataDir, name: &str, edit: &BreachEdit) -> Result<Bre
 /// makes a new breach.
 pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
     check_store(dir)?;
-    let lock = dir.lock()?;
-    let (mut manifest, breach) = find(dir, Manifest::load(dir.root())?, name)?;
-    dir.remove_orphans(&manifest, &lock)?;
+    let mut txn = Txn::begin(dir)?;
+    let breach = find(dir, &txn.manifest, name)?;
     let id = breach.id;
 
     // Decide for every segment before writing anything: a segment that cannot
     // be attributed stops the removal while nothing has changed.
     let mut drop = BTreeSet::new();
     let mut rewrite = Vec::new();
-    for (at, s) in manifest.segments.iter().enumerate() {
+    for (at, s) in txn.manifest.segments.iter().enumerate() {
         let kind =
             Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
-                path: dir.root().join(crate::manifest::MANIFEST),
+                path: dir.storage().manifest_path(),
                 detail: format!("unknown segment kind {:?}", s.kind),
             })?;
         if matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts) {
@@ -236,11 +183,11 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
         }
     }
 
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     let mut rewritten = BTreeSet::new();
     let mut entries_removed = 0;
     for &(at, kind) in &rewrite {
-        let seg = Segment::open(&dir.segments().join(&manifest.segments[at].file))?;
+        let seg = txn.open(&txn.manifest.segments[at])?;
         if !holds_breach(&seg, kind, id)? {
             // An unattributed segment without the breach: it stays as it is.
             continue;
@@ -248,25 +195,24 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
         entries_removed += without_breach(&seg, kind, id, &mut out)?;
         rewritten.insert(at);
     }
-    let written = out.done(dir)?;
+    let written = out.done()?;
     let segments_dropped = drop.len();
     let segments_rewritten = rewritten.len();
-    let old = std::mem::take(&mut manifest.segments);
+    let old = std::mem::take(&mut txn.manifest.segments);
     let (gone, kept): (Vec<_>, Vec<_>) =
         old.into_iter().enumerate().partition(|(i, _)| drop.contains(i) || rewritten.contains(i));
-    manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
-    manifest.segments.extend(written);
-    manifest.breaches.retain(|b| b.id != id);
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
-    // A file of equal content may still be another breach's segment.
-    delete_unnamed(dir, &manifest, gone.iter().map(|(_, s)| s.file.as_str()))?;
+    txn.manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
+    txn.manifest.segments.extend(written);
+    txn.manifest.breaches.retain(|b| b.id != id);
+    // A file of equal content may still be another breach's segment: the
+    // commit deletes only what the new manifest no longer names.
+    txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
     Ok(Removal {
         breach,
         segments_dropped,
         segments_rewritten,
         entries_removed,
-        generation: manifest.generation,
+        generation: txn.manifest.generation,
     })
 }
 
@@ -317,42 +263,4 @@ fn without_breach(seg: &Segment, kind: Kind, id: u32, out: &mut SegmentSet) -> R
     }
     out.finish_attributed(w, kept.into_iter().collect())?;
     Ok(removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seg(kind: Kind, file: &str, breaches: &[u32]) -> SegmentRef {
-        SegmentRef {
-            kind: kind.name().into(),
-            file: file.into(),
-            entries: 1,
-            bytes: 1,
-            breaches: breaches.to_vec(),
-        }
-    }
-
-    /// Counts and triples are merged only within a breach (unattributed ones
-    /// among themselves); entries that name their breach are merged across.
-    #[test]
-    fn only_kinds_whose_entries_name_their_breach_merge_across_breaches() {
-        let refs = [
-            seg(Kind::Sha1Counts, "a", &[1]),
-            seg(Kind::Sha1Counts, "b", &[2]),
-            seg(Kind::Sha1Counts, "c", &[1]),
-            seg(Kind::Sha1Counts, "d", &[]),
-            seg(Kind::Sha1Counts, "e", &[]),
-        ];
-        let refs: Vec<&SegmentRef> = refs.iter().collect();
-        for kind in [Kind::Sha1Counts, Kind::NtlmCounts, Kind::CredentialKeys, Kind::NtlmCredentials] {
-            assert_eq!(merge_groups(kind, &refs), vec![vec![0, 2], vec![1], vec![3, 4]], "{kind:?}");
-        }
-        for kind in [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::StealerEmails, Kind::HibpSha1Counts]
-        {
-            assert_eq!(merge_groups(kind, &refs), vec![vec![0, 1, 2, 3, 4]], "{kind:?}");
-        }
-        assert_eq!(group_breaches(&refs[..3]), vec![1, 2]);
-        assert_eq!(group_breaches(&refs[2..4]), Vec::<u32>::new(), "one unattributed: none known");
-    }
 }

@@ -14,33 +14,27 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
 
-use crate::dir::{DataDir, WriterLock};
 use crate::error::{Result, StoreError};
-use crate::ingest::SegmentSet;
-use crate::manifest::{Manifest, SegmentRef};
+use crate::manifest::SegmentRef;
+use crate::txn::{group_breaches, merge_groups, names_breach, SegmentSet, Txn};
 
 /// Above this many segments of one kind, they are merged.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
 
-/// Merges every kind with more than `threshold` segments; returns how many
-/// segments were merged away. The caller holds the writer lock.
-pub fn compact(
-    dir: &DataDir,
-    manifest: &mut Manifest,
-    threshold: usize,
-    _lock: &WriterLock,
-) -> Result<usize> {
+/// Merges every kind with more than `threshold` segments and commits the
+/// result; returns how many segments were merged away.
+pub(crate) fn compact(txn: &mut Txn, threshold: usize) -> Result<usize> {
     // Indices into the manifest's segments: two segments of equal content
     // share a file name, so a file name does not identify a segment.
     let mut merged_away = BTreeSet::new();
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     for kind in Kind::ALL {
         let (at, refs): (Vec<usize>, Vec<&SegmentRef>) =
-            manifest.segments.iter().enumerate().filter(|(_, s)| s.kind == kind.name()).unzip();
+            txn.manifest.segments.iter().enumerate().filter(|(_, s)| s.kind == kind.name()).unzip();
         if refs.len() <= threshold.max(1) {
             continue;
         }
-        for group in crate::breach::merge_groups(kind, &refs) {
+        for group in merge_groups(kind, &refs) {
             if group.len() < 2 {
                 continue;
             }
@@ -51,29 +45,25 @@ pub fn compact(
             // the ingest that has just been published.
             let Ok(segments) = group
                 .iter()
-                .map(|s| {
-                    Segment::open(&dir.segments().join(&s.file)).and_then(|seg| seg.verify().map(|()| seg))
-                })
-                .collect::<Result<Vec<_>, _>>()
+                .map(|s| txn.open(s).and_then(|seg| seg.verify().map(|()| seg).map_err(StoreError::from)))
+                .collect::<Result<Vec<_>>>()
             else {
                 continue;
             };
-            merge(&segments, kind, crate::breach::group_breaches(&group), &mut out)?;
+            merge(&segments, kind, group_breaches(&group), &mut out)?;
             merged_away.extend(indices);
         }
     }
     if merged_away.is_empty() {
         return Ok(0);
     }
-    let written = out.done(dir)?;
-    let old = std::mem::take(&mut manifest.segments);
+    let written = out.done()?;
+    let old = std::mem::take(&mut txn.manifest.segments);
     let (gone, kept): (Vec<_>, Vec<_>) =
         old.into_iter().enumerate().partition(|(i, _)| merged_away.contains(i));
-    manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
-    manifest.segments.extend(written);
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
-    crate::breach::delete_unnamed(dir, manifest, gone.iter().map(|(_, s)| s.file.as_str()))?;
+    txn.manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
+    txn.manifest.segments.extend(written);
+    txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
     Ok(merged_away.len())
 }
 
@@ -119,8 +109,7 @@ fn merge(segments: &[Segment], kind: Kind, group_breaches: Vec<u32>, out: &mut S
     }
     // Entries that name their breach say which the merged segment holds, also
     // when a segment merged was written before segments were attributed.
-    let breaches =
-        if crate::breach::names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
+    let breaches = if names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
     out.finish_attributed(writer, breaches)
 }
 

@@ -1,6 +1,8 @@
 //! The data directory: where the manifest, segments and scratch space live, the
 //! lock that admits one writer at a time, and how its keys are found (they live
-//! outside it: [`crate::keyring`]).
+//! outside it: [`crate::keyring`]). The manifest, the segments and the lock are
+//! reached through the directory's [`Storage`] ([`LocalDisk`] unless a caller
+//! gives another); the scratch space is always local.
 //!
 //! ```text
 //! DATA/
@@ -11,8 +13,9 @@
 //!   LOCK              held (flock) by the one writer
 //! ```
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use leakwatch_segment::Kind;
 
@@ -20,8 +23,11 @@ use crate::crypt::Keys;
 use crate::error::{Result, StoreError};
 use crate::keyring;
 use crate::manifest::Manifest;
+pub(crate) use crate::storage::local::create_private_dir;
+pub use crate::storage::WriterLock;
+use crate::storage::{LocalDisk, Storage};
 
-pub const SEGMENTS: &str = "segments";
+pub use crate::storage::local::SEGMENTS;
 pub const TMP: &str = "tmp";
 /// Where `leakwatch repair` puts damaged segments.
 pub const DAMAGED: &str = "damaged";
@@ -31,7 +37,7 @@ pub const DAMAGED: &str = "damaged";
 const STORE_ENTRIES: [&str; 9] =
     ["MANIFEST", "MANIFEST.tmp", SEGMENTS, TMP, DAMAGED, "LOCK", "catalog.sqlite", "sync", LEGACY_KEY_FILE];
 /// Where directories written before key rings kept their index key.
-const LEGACY_KEY_FILE: &str = "index.key";
+pub(crate) const LEGACY_KEY_FILE: &str = "index.key";
 
 /// The kinds whose keys (and sealed payloads) the index key blinds: unreadable
 /// without it, and rewritten when it changes.
@@ -46,15 +52,39 @@ pub(crate) const BLINDED: [Kind; 8] = [
     Kind::NtlmCredentialKeys,
 ];
 
-/// Paths of one data directory.
+/// Paths of one data directory, and the storage its store is kept in.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
 impl DataDir {
+    /// The data directory `root`, its store in the directory itself.
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into() }
+        let root = root.into();
+        DataDir { storage: Arc::new(LocalDisk::new(&root)), root }
+    }
+
+    /// A data directory whose store (manifest, segments, lock) is kept in
+    /// `storage`; `root` holds what is always local (scratch space, the key
+    /// of a directory written before key rings).
+    pub fn with_storage(root: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> DataDir {
+        DataDir { root: root.into(), storage }
+    }
+
+    /// Where the store's objects are.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    /// The manifest in force, or `None` when the directory holds no store.
+    pub fn manifest(&self) -> Result<Option<Manifest>> {
+        Ok(Manifest::load_from(self.storage())?.map(|(m, _)| m))
+    }
+
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.storage)
     }
 
     pub fn root(&self) -> &Path {
@@ -112,7 +142,7 @@ impl DataDir {
 
     /// Whether this looks like a leakwatch data directory at all.
     pub fn exists(&self) -> bool {
-        self.root.join(crate::manifest::MANIFEST).is_file()
+        self.storage.has_manifest()
     }
 
     /// `Ok` when the directory holds a store (a manifest), else the error
@@ -158,134 +188,7 @@ impl DataDir {
         }
     }
 
-    /// The keys a writer writes with. A directory that has none yet gets a data
-    /// key (in the key ring found, or a new key file, named on stderr); one
-    /// written before key rings has its `index.key` moved into the ring and its
-    /// keyed segments rewritten sealed. The manifest is published keyed.
-    pub fn writer_keys(&self, manifest: &mut Manifest, lock: &WriterLock) -> Result<Keys> {
-        if manifest.key_id.is_some() {
-            return Ok(self.keys(manifest)?.expect("a keyed manifest has keys"));
-        }
-        if manifest.dir_id.is_empty() {
-            manifest.dir_id = keyring::new_dir_id()?;
-        }
-        let legacy_path = self.root.join(LEGACY_KEY_FILE);
-        let legacy = self.legacy_keys()?;
-        let blinded = BLINDED.map(Kind::name);
-        let has_keyed = manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str()));
-        if has_keyed && legacy.is_none() {
-            return Err(StoreError::Key(format!(
-                "{}: the index key is missing; without it the index cannot be read",
-                legacy_path.display()
-            )));
-        }
-        let legacy_index = match &legacy {
-            Some(_) => Some(read_legacy_key(&legacy_path)?),
-            None => None,
-        };
-        let ring = match keyring::find(&manifest.dir_id, manifest.key_file.as_deref())? {
-            Some((ring, source)) => {
-                if legacy_index.is_some() && ring.index_key() != legacy_index {
-                    return Err(StoreError::Key(format!(
-                        "{source}: this key ring was not made for {}, whose index key is {}",
-                        self.root.display(),
-                        legacy_path.display()
-                    )));
-                }
-                ring
-            }
-            None => {
-                let ring = keyring::KeyRing::generate(legacy_index)?;
-                let path = keyring::key_file(&manifest.dir_id, manifest.key_file.as_deref())?;
-                ring.save(&path)?;
-                eprintln!(
-                    "leakwatch: created the data key of {} in {} (keep it safe and out of backups of the \
-                     data directory: without it the index cannot be read)",
-                    self.root.display(),
-                    path.display()
-                );
-                ring
-            }
-        };
-        let keys = ring.keys(ring.newest_id()).expect("the ring's own key");
-        match legacy {
-            Some(old) if has_keyed => {
-                crate::rekey::reseal(self, manifest, &old, &keys, lock)?;
-            }
-            _ => {
-                manifest.format = crate::manifest::MANIFEST_FORMAT;
-                manifest.key_id = keys.id().map(str::to_owned);
-                manifest.store(&self.root)?;
-            }
-        }
-        if legacy_index.is_some() {
-            std::fs::remove_file(&legacy_path).map_err(|e| StoreError::io(&legacy_path, e))?;
-            crate::manifest::sync_dir(&self.root)?;
-            eprintln!(
-                "leakwatch: moved the index key of {} out of it, into its key ring",
-                self.root.display()
-            );
-        }
-        Ok(keys)
-    }
-
-    /// The directory's keys, made (as a writer would) if it has none yet: for
-    /// the audit log, which needs its keys before anything is ingested.
-    pub fn ensure_keys(&self) -> Result<Keys> {
-        let manifest = Manifest::load(&self.root)?;
-        if let Some(m) = &manifest {
-            if m.key_id.is_some() {
-                return Ok(self.keys(m)?.expect("a keyed manifest has keys"));
-            }
-        }
-        self.create()?;
-        let lock = self.lock()?;
-        let mut manifest = Manifest::load(&self.root)?.unwrap_or_else(Manifest::new);
-        self.writer_keys(&mut manifest, &lock)
-    }
-
-    /// The audit keys of the directory's key ring (made, as a writer would, if
-    /// it has none yet), oldest first.
-    pub fn audit_roots(&self) -> Result<keyring::AuditRoots> {
-        self.ensure_keys()?;
-        let manifest = Manifest::load(&self.root)?.ok_or_else(|| self.no_store())?;
-        let (ring, _) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
-            .ok_or_else(|| StoreError::Key(format!("the key ring of {} vanished", self.root.display())))?;
-        Ok(ring.audit_roots())
-    }
-
-    /// `leakwatch init`: creates the directory and its data key (in `key_file`,
-    /// recorded in the manifest, or else where [`crate::keyring`] says), or
-    /// checks the key of a directory that has one. Returns the key id, where the
-    /// key is, and whether it was created now.
-    pub fn init(&self, key_file: Option<&Path>) -> Result<(String, String, bool)> {
-        self.create()?;
-        let lock = self.lock()?;
-        let mut manifest = Manifest::load(&self.root)?.unwrap_or_else(Manifest::new);
-        let created = manifest.key_id.is_none();
-        if created {
-            if let Some(path) = key_file {
-                let path = std::path::absolute(path).map_err(|e| StoreError::io(path, e))?;
-                manifest.key_file = Some(path);
-            }
-        } else if let Some(path) = key_file {
-            if manifest.key_file.as_deref() != Some(path) {
-                return Err(StoreError::Key(format!(
-                    "{} already has its data key (key {}); `leakwatch rekey` rotates it",
-                    self.root.display(),
-                    manifest.key_id.as_deref().unwrap_or("-")
-                )));
-            }
-        }
-        let keys = self.writer_keys(&mut manifest, &lock)?;
-        let source = match keyring::find(&manifest.dir_id, manifest.key_file.as_deref())? {
-            Some((_, source)) => source.to_string(),
-            None => "-".into(),
-        };
-        Ok((keys.id().unwrap_or("-").to_owned(), source, created))
-    }
-
-    fn legacy_keys(&self) -> Result<Option<Keys>> {
+    pub(crate) fn legacy_keys(&self) -> Result<Option<Keys>> {
         let path = self.root.join(LEGACY_KEY_FILE);
         if !path.exists() {
             return Ok(None);
@@ -296,27 +199,18 @@ impl DataDir {
     /// Takes the writer lock, without waiting: a second ingest fails fast with a
     /// clear message instead of queueing silently.
     pub fn lock(&self) -> Result<WriterLock> {
-        let path = self.root.join("LOCK");
-        let file = File::create(&path).map_err(|e| StoreError::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(WriterLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: self.root.clone() }),
-            Err(fs::TryLockError::Error(e)) => Err(StoreError::io(path, e)),
-        }
+        self.storage.lock()
     }
 
-    /// Removes what a killed writer left behind: segment files no manifest names,
-    /// and scratch files. Only a lock holder may call this.
+    /// Removes what a killed writer left behind: objects no manifest names
+    /// (finished or not), and scratch files. Only a lock holder may call this.
     pub fn remove_orphans(&self, manifest: &Manifest, _lock: &WriterLock) -> Result<usize> {
-        let mut removed = 0;
         let live: std::collections::HashSet<&str> =
             manifest.segments.iter().map(|s| s.file.as_str()).collect();
-        let segments = self.segments();
-        for entry in fs::read_dir(&segments).map_err(|e| StoreError::io(&segments, e))? {
-            let entry = entry.map_err(|e| StoreError::io(&segments, e))?;
-            let name = entry.file_name();
-            if !live.contains(name.to_string_lossy().as_ref()) {
-                fs::remove_file(entry.path()).map_err(|e| StoreError::io(entry.path(), e))?;
+        let mut removed = 0;
+        for name in self.storage.list()? {
+            if !live.contains(name.as_str()) {
+                self.storage.delete(&name)?;
                 removed += 1;
             }
         }
@@ -329,21 +223,8 @@ impl DataDir {
     }
 }
 
-/// Proof that this process is the directory's one writer.
-pub struct WriterLock {
-    _file: File,
-}
-
-/// Creates `dir` (and missing parents) readable by its owner only: a data
-/// directory holds the catalog, its audit log and the index. An existing
-/// directory keeps its mode.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StoreError::io(dir, e))
-}
-
 /// Reads the index key a directory written before key rings kept inside it.
-fn read_legacy_key(path: &Path) -> Result<[u8; 32]> {
+pub(crate) fn read_legacy_key(path: &Path) -> Result<[u8; 32]> {
     let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
     bytes.as_slice().try_into().map_err(|_| StoreError::DataCorruption {
         path: path.to_owned(),

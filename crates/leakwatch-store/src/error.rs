@@ -15,6 +15,10 @@ pub enum StoreError {
     DataCorruption { path: PathBuf, detail: String },
     #[error("{path}: another leakwatch process is writing to this data directory")]
     Locked { path: PathBuf },
+    /// The manifest changed between a writer's loading it and publishing its
+    /// own: nothing was published.
+    #[error("{path}: the manifest was replaced by another writer; nothing was published")]
+    Conflict { path: PathBuf },
     #[error("{0}")]
     Invalid(String),
     /// The data key is missing, wrong or unreadable.

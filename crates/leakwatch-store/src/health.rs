@@ -6,11 +6,13 @@
 
 use std::fs;
 
+use crate::clock::now_rfc3339;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::ingest::now_rfc3339;
-use crate::manifest::{sync_dir, SetAside};
+use crate::manifest::SetAside;
 use crate::reader::Store;
+use crate::storage::sync_dir;
+use crate::txn::Txn;
 
 /// What `repair` did.
 #[derive(Debug, Clone)]
@@ -30,11 +32,12 @@ pub struct RepairSummary {
 /// the damaged ones aside. Takes the writer lock.
 pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
     dir.check_store()?;
-    let _lock = dir.lock()?;
+    let mut txn = Txn::begin_keeping(dir)?;
     let store = Store::open(dir)?;
     let (checked, damage) = store.verify();
-    let mut manifest = store.manifest().clone();
+    txn.manifest = store.manifest().clone();
     drop(store);
+    let manifest = &mut txn.manifest;
     if damage.is_empty() {
         return Ok(RepairSummary {
             checked,
@@ -76,12 +79,11 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
     sync_dir(&damaged_dir)?;
     sync_dir(&dir.segments())?;
     manifest.set_aside.extend(set_aside.iter().cloned());
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
+    txn.commit()?;
     Ok(RepairSummary {
         checked,
         set_aside,
-        reingest: manifest.needing_reingest(),
-        generation: manifest.generation,
+        reingest: txn.manifest.needing_reingest(),
+        generation: txn.manifest.generation,
     })
 }

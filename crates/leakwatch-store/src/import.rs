@@ -18,27 +18,18 @@ use std::sync::{mpsc, Mutex};
 
 use leakwatch_ingest::Input;
 use leakwatch_segment::{Kind, SegmentWriter};
-use serde::{Deserialize, Serialize};
 
+use crate::clock::now_rfc3339;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::ingest::{now_rfc3339, SegmentSet};
-use crate::manifest::Manifest;
+use crate::manifest::PwnedImport;
 use crate::runs::{Bucketed, Runs};
+use crate::txn::Txn;
 
 /// A line longer than this is not a Pwned Passwords line.
 const MAX_LINE: usize = 256;
 /// Rejection samples kept per reason.
 const SAMPLES: usize = 5;
-
-/// What the manifest records of the current Pwned Passwords import of a corpus.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PwnedImport {
-    pub imported_at: String,
-    pub source: String,
-    pub hashes: u64,
-    pub lines: u64,
-}
 
 /// Rejected lines of one reason: how many, and where the first few are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,13 +121,11 @@ pub fn import_pwned_passwords(
     let raw_total: u64 =
         sources.iter().filter_map(|s| std::fs::metadata(&s.path).ok()).map(|m| m.len()).sum();
     dir.create()?;
-    let lock = dir.lock()?;
-    let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
-    dir.remove_orphans(&manifest, &lock)?;
+    let mut txn = Txn::begin(dir)?;
     let kind = if ntlm { Kind::HibpNtlmCounts } else { Kind::HibpSha1Counts };
     let key_len = kind.key_len();
 
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     // A line holds the hash in hex, ':', a count and an end of line; compressed
     // downloads shrink to about half.
     let line_len = 2 * key_len as u64 + 5;
@@ -203,9 +192,10 @@ pub fn import_pwned_passwords(
         let ranges = sources.iter().any(|s| s.prefix.is_some());
         return Err(StoreError::Invalid(nothing_found(path, &tally, ntlm, ranges)));
     }
-    let written = out.done(dir)?;
+    let written = out.done()?;
     let segment_bytes = written.iter().map(|s| s.bytes).sum();
     let corpus = if ntlm { "ntlm" } else { "sha1" };
+    let manifest = &mut txn.manifest;
     let replaced_hashes = manifest.pwned_passwords.get(corpus).map(|p| p.hashes);
     let old: Vec<String> =
         manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| s.file.clone()).collect();
@@ -222,13 +212,9 @@ pub fn import_pwned_passwords(
             lines: tally.lines,
         },
     );
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
-    for file in old {
-        let path = dir.segments().join(file);
-        // Readers that still map the file keep their view; the name goes now.
-        std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-    }
+    // An import of the same download is put under the same name as the
+    // segment it replaces: the commit deletes only what is no longer named.
+    txn.commit_replacing(old)?;
     Ok(ImportSummary {
         ntlm,
         lines: tally.lines,

@@ -155,7 +155,7 @@ impl KeyRing {
         self.audit.push(RingKey {
             id: audit_key_id(&root),
             key: hex(&root),
-            created: crate::ingest::now_rfc3339(),
+            created: crate::clock::now_rfc3339(),
         });
         zeroize::Zeroize::zeroize(&mut root);
     }
@@ -178,7 +178,7 @@ impl KeyRing {
         self.keys.push(RingKey {
             id: key_id(&index, &data),
             key: hex(&data),
-            created: crate::ingest::now_rfc3339(),
+            created: crate::clock::now_rfc3339(),
         });
     }
 
@@ -264,7 +264,7 @@ impl KeyRing {
         file.write_all(text.as_bytes()).and_then(|_| file.sync_all()).map_err(|e| StoreError::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::manifest::sync_dir(parent)?;
+            crate::storage::sync_dir(parent)?;
         }
         Ok(())
     }

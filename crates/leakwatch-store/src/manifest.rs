@@ -1,18 +1,18 @@
-//! The manifest: the one mutable file of a data directory. It names the segments
+//! The manifest: the one mutable object of a store. It names the segments
 //! of the current generation and holds the breach catalog, so that a breach and
 //! the records it added appear together or not at all.
 //!
-//! It is replaced, never edited: written to `MANIFEST.tmp`, synced, renamed over
-//! `MANIFEST`, and the directory synced.
+//! It is replaced, never edited: published whole by [`Storage::publish_manifest`]
+//! (in a directory: written to `MANIFEST.tmp`, synced, renamed over `MANIFEST`,
+//! and the directory synced).
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::storage::{LocalDisk, Storage, Version};
 
-pub const MANIFEST: &str = "MANIFEST";
 /// Format 2: keys from a key ring outside the directory, payloads sealed and
 /// password material keyed (`docs/security.md`). Format 1 (the index key in
 /// `index.key`, payloads in clear) is still read, and migrated by the next writer.
@@ -27,7 +27,7 @@ pub struct Manifest {
     pub segments: Vec<SegmentRef>,
     /// The current Pwned Passwords import of each corpus (`sha1`, `ntlm`).
     #[serde(default)]
-    pub pwned_passwords: std::collections::BTreeMap<String, crate::import::PwnedImport>,
+    pub pwned_passwords: std::collections::BTreeMap<String, PwnedImport>,
     /// A random id naming this data directory (and its default key file).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dir_id: String,
@@ -44,6 +44,15 @@ pub struct Manifest {
     pub set_aside: Vec<SetAside>,
 }
 
+/// What the manifest records of the current Pwned Passwords import of a corpus.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PwnedImport {
+    pub imported_at: String,
+    pub source: String,
+    pub hashes: u64,
+    pub lines: u64,
+}
+
 /// A segment file of the current generation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SegmentRef {
@@ -54,7 +63,7 @@ pub struct SegmentRef {
     /// The ids of the breaches whose entries the segment holds, sorted; empty for
     /// a Pwned Passwords import and for segments written before segments were
     /// attributed. What lets `breach remove` take a breach's share of counts and
-    /// triples away exactly ([`crate::breach`]).
+    /// triples away exactly (`breach remove`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breaches: Vec<u32>,
 }
@@ -103,13 +112,15 @@ impl Manifest {
         Manifest { format: MANIFEST_FORMAT, generation: 0, next_breach_id: 1, ..Manifest::default() }
     }
 
+    /// The manifest of the directory `dir`, or `None` when it holds none.
     pub fn load(dir: &Path) -> Result<Option<Manifest>> {
-        let path = dir.join(MANIFEST);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io(path, e)),
-        };
+        Ok(Manifest::load_from(&LocalDisk::new(dir))?.map(|(m, _)| m))
+    }
+
+    /// The manifest of `storage` and its version, or `None` when it holds none.
+    pub(crate) fn load_from(storage: &dyn Storage) -> Result<Option<(Manifest, Version)>> {
+        let Some((bytes, version)) = storage.load_manifest()? else { return Ok(None) };
+        let path = storage.manifest_path();
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::DataCorruption { path: path.clone(), detail: e.to_string() })?;
         if manifest.format != MANIFEST_FORMAT && manifest.format != 1 {
@@ -121,20 +132,20 @@ impl Manifest {
                 ),
             });
         }
-        Ok(Some(manifest))
+        Ok(Some((manifest, version)))
     }
 
-    /// Publishes this manifest atomically: after this returns, every reader that
-    /// opens the directory sees it; before, none does.
+    /// Publishes this manifest in the directory `dir` atomically, whatever
+    /// it held: after this returns, every reader that opens the directory
+    /// sees it; before, none does. Writers publish through [`crate::txn`],
+    /// conditionally on the version they loaded.
     pub fn store(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join("MANIFEST.tmp");
-        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        let mut file = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        file.write_all(&bytes).map_err(|e| StoreError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
-        let path = dir.join(MANIFEST);
-        std::fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-        sync_dir(dir)
+        LocalDisk::new(dir).publish_manifest(&self.to_bytes(), None).map(drop)
+    }
+
+    /// The bytes a manifest is stored as.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
     pub fn breach(&self, name: &str) -> Option<&Breach> {
@@ -184,9 +195,4 @@ impl Manifest {
         }
         names
     }
-}
-
-/// Makes a rename or a new file in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }

@@ -22,7 +22,6 @@ use leakwatch_segment::{Kind, RangeEntries, Segment, SegmentError, MAX_KEY_LEN};
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::manifest::Manifest;
 use crate::range_cache::BodyCache;
 pub use crate::range_cache::{FileSpan, RangeBody};
 
@@ -118,7 +117,7 @@ impl RangeIndex {
 
     fn open_once(dir: &DataDir, cache_bytes: usize, missing_is_damage: bool) -> Result<RangeIndex> {
         dir.check_store()?;
-        let manifest = Manifest::load(dir.root())?.ok_or_else(|| dir.no_store())?;
+        let manifest = dir.manifest()?.ok_or_else(|| dir.no_store())?;
         let mut index = RangeIndex {
             generation: manifest.generation,
             sha1: Vec::new(),
@@ -148,7 +147,7 @@ impl RangeIndex {
                     if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
                 {
                     return Err(StoreError::Segment(SegmentError::Io {
-                        path: dir.segments().join(&s.file),
+                        path: dir.storage().object_path(&s.file),
                         source,
                     }));
                 }
@@ -156,7 +155,7 @@ impl RangeIndex {
                     let damaged = Broken {
                         kind: s.kind.clone(),
                         held: manifest.describe_held(&s.kind, &s.breaches),
-                        path: dir.segments().join(&s.file),
+                        path: dir.storage().object_path(&s.file),
                         detail: crate::reader::problem(&e),
                     };
                     index.damaged.push((range_kind, kind, damaged));
@@ -399,6 +398,7 @@ fn write_line(out: &mut Vec<u8>, key: &[u8], count: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Manifest;
 
     #[test]
     fn lines_are_upper_case_suffixes_and_decimal_counts() {

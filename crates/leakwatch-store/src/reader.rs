@@ -68,7 +68,7 @@ impl Store {
 
     fn open_once(dir: &DataDir, missing_is_damage: bool) -> Result<Store> {
         dir.check_store()?;
-        let manifest = Manifest::load(dir.root())?.ok_or_else(|| dir.no_store())?;
+        let manifest = dir.manifest()?.ok_or_else(|| dir.no_store())?;
         let keys = dir.keys(&manifest)?;
         let blinded = [Kind::Accounts, Kind::Domains, Kind::Stealer, Kind::StealerEmails].map(Kind::name);
         if keys.is_none() && manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str())) {
@@ -91,13 +91,13 @@ impl Store {
                     if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
                 {
                     return Err(StoreError::Segment(SegmentError::Io {
-                        path: dir.segments().join(&s.file),
+                        path: dir.storage().object_path(&s.file),
                         source,
                     }));
                 }
                 Err(e) => damaged.push(Damage {
                     segment: s.clone(),
-                    path: dir.segments().join(&s.file),
+                    path: dir.storage().object_path(&s.file),
                     problem: problem(&e),
                 }),
             }
@@ -156,9 +156,9 @@ impl Store {
     /// Whether the directory's manifest names another key than the one that
     /// failed: a reader racing a rekey tries again, a wrong key does not.
     fn key_changed(dir: &DataDir) -> bool {
-        let before = Manifest::load(dir.root()).ok().flatten().and_then(|m| m.key_id);
+        let before = dir.manifest().ok().flatten().and_then(|m| m.key_id);
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let now = Manifest::load(dir.root()).ok().flatten();
+        let now = dir.manifest().ok().flatten();
         now.as_ref().and_then(|m| m.key_id.clone()) != before || now.is_some_and(|m| dir.keys(&m).is_ok())
     }
 
@@ -279,7 +279,7 @@ impl Store {
     }
 
     /// What the manifest records of the current Pwned Passwords imports.
-    pub fn pwned_passwords(&self) -> &std::collections::BTreeMap<String, crate::import::PwnedImport> {
+    pub fn pwned_passwords(&self) -> &std::collections::BTreeMap<String, crate::manifest::PwnedImport> {
         &self.manifest.pwned_passwords
     }
 
@@ -354,7 +354,7 @@ impl Store {
 /// The kind a manifest entry names.
 fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
     Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
-        path: dir.root().join(crate::manifest::MANIFEST),
+        path: dir.storage().manifest_path(),
         detail: format!("unknown segment kind {:?}", s.kind),
     })
 }
@@ -362,8 +362,8 @@ fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
 /// Opens the segment a manifest entry names and checks it is what the entry
 /// records: its kind, its length and its entry count.
 pub(crate) fn open_segment(dir: &DataDir, s: &SegmentRef, kind: Kind) -> Result<Segment, SegmentError> {
-    let path = dir.segments().join(&s.file);
-    let seg = Segment::open(&path)?;
+    let path = dir.storage().object_path(&s.file);
+    let seg = dir.storage().open_segment(&s.file)?;
     let differs =
         |what: String| Err(SegmentError::DataCorruption { path: path.clone(), offset: 0, detail: what });
     if seg.kind() != kind {

@@ -1,4 +1,5 @@
-//! Rewriting the keyed segments under another data key: `leakwatch rekey`, and
+//! The data key's life in a data directory: the first key a writer makes,
+//! rewriting the keyed segments under another key (`leakwatch rekey`), and
 //! the migration of a directory written before key rings.
 //!
 //! Like an ingest, a rewrite writes new segments and publishes them with one
@@ -6,17 +7,17 @@
 //! the old key they opened them with, so nobody waits. The key ring holds both
 //! data keys until the new generation is published, then only the new one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use leakwatch_segment::{Kind, Segment};
 
 use crate::crypt::{Keys, MAX_SEALED_PLAINTEXT};
-use crate::dir::{DataDir, WriterLock};
+use crate::dir::{read_legacy_key, DataDir, BLINDED, LEGACY_KEY_FILE};
 use crate::error::{Result, StoreError};
-use crate::ingest::SegmentSet;
 use crate::keyring::{self, RingSource};
-use crate::manifest::Manifest;
+use crate::manifest::SegmentRef;
 use crate::runs::{Bucketed, Runs};
+use crate::txn::{group_breaches, merge_groups, SegmentSet, Txn};
 
 /// Records gathered before they are handed to the sorter.
 const BATCH: usize = 1 << 16;
@@ -37,12 +38,10 @@ pub struct RekeySummary {
 /// segment rewritten under it, the manifest published, the old key retired.
 pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
     dir.check_store()?;
-    let lock = dir.lock()?;
-    let mut manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
-    dir.remove_orphans(&manifest, &lock)?;
-    let old = dir.writer_keys(&mut manifest, &lock)?;
+    let mut txn = Txn::begin(dir)?;
+    let old = writer_keys(&mut txn)?;
     let old_id = old.id().expect("writer keys are keyed").to_owned();
-    let (mut ring, source) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
+    let (mut ring, source) = keyring::find(&txn.manifest.dir_id, txn.manifest.key_file.as_deref())?
         .ok_or_else(|| StoreError::Key("the key ring vanished during rekey".into()))?;
     let RingSource::File(path) = source else {
         return Err(StoreError::Key(format!(
@@ -56,7 +55,7 @@ pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
     let new_id = ring.newest_id().to_owned();
     ring.save(&path)?;
     let new = ring.keys(&new_id).expect("the key just added");
-    let segments = reseal(dir, &mut manifest, &old, &new, &lock)?;
+    let segments = reseal(&mut txn, &old, &new)?;
     ring.keys.retain(|k| k.id == new_id);
     ring.save(&path)?;
     Ok(RekeySummary {
@@ -64,7 +63,7 @@ pub fn rekey(dir: &DataDir) -> Result<RekeySummary> {
         new_key: new_id,
         key_file: path,
         segments,
-        generation: manifest.generation,
+        generation: txn.manifest.generation,
     })
 }
 
@@ -85,8 +84,8 @@ pub struct AuditRekey {
 /// changes: the audit key protects only the audit log.
 pub fn rotate_audit_key(dir: &DataDir) -> Result<AuditRekey> {
     dir.check_store()?;
-    let _lock = dir.lock()?;
-    let manifest = Manifest::load(dir.root())?.unwrap_or_else(Manifest::new);
+    let txn = Txn::begin_keeping(dir)?;
+    let manifest = &txn.manifest;
     let (mut ring, source) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
         .ok_or_else(|| StoreError::Key(format!("{} has no key ring yet", dir.root().display())))?;
     let RingSource::File(path) = source else {
@@ -107,28 +106,18 @@ pub fn rotate_audit_key(dir: &DataDir) -> Result<AuditRekey> {
 /// Rewrites every keyed segment of `manifest` from `from`'s keys to `to`'s (one
 /// segment per kind), publishes the manifest keyed with `to`, and deletes the
 /// files it replaced. Returns how many segments were written.
-pub(crate) fn reseal(
-    dir: &DataDir,
-    manifest: &mut Manifest,
-    from: &Keys,
-    to: &Keys,
-    _lock: &WriterLock,
-) -> Result<usize> {
-    let scratch = dir.tmp().join(format!("reseal-{}", std::process::id()));
+fn reseal(txn: &mut Txn, from: &Keys, to: &Keys) -> Result<usize> {
+    let scratch = txn.dir().tmp().join(format!("reseal-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| StoreError::io(&scratch, e))?;
-    let mut out = SegmentSet::new(dir.segments());
+    let mut out = txn.segments();
     let mut replaced = Vec::new();
-    for kind in crate::dir::BLINDED {
-        let refs: Vec<&crate::manifest::SegmentRef> =
-            manifest.segments.iter().filter(|s| s.kind == kind.name()).collect();
+    for kind in BLINDED {
+        let refs: Vec<&SegmentRef> = txn.manifest.segments.iter().filter(|s| s.kind == kind.name()).collect();
         // Credential triples stay apart by breach, as compaction keeps them.
-        for group in crate::breach::merge_groups(kind, &refs) {
-            let group: Vec<&crate::manifest::SegmentRef> = group.into_iter().map(|i| refs[i]).collect();
-            let segments = group
-                .iter()
-                .map(|s| Segment::open(&dir.segments().join(&s.file)))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.attribute(crate::breach::group_breaches(&group));
+        for group in merge_groups(kind, &refs) {
+            let group: Vec<&SegmentRef> = group.into_iter().map(|i| refs[i]).collect();
+            let segments = group.iter().map(|s| txn.open(s)).collect::<Result<Vec<_>>>()?;
+            out.attribute(group_breaches(&group));
             match kind {
                 Kind::Accounts => permuted::<20>(&segments, kind, from, to, &scratch, &mut out)?,
                 // The website reference is keyed by the index key: kept as is.
@@ -141,17 +130,142 @@ pub(crate) fn reseal(
             replaced.extend(group.iter().map(|s| s.file.clone()));
         }
     }
-    let written = out.done(dir)?;
+    let written = out.done()?;
     let count = written.len();
-    manifest.segments.retain(|s| !replaced.contains(&s.file));
-    manifest.segments.extend(written);
-    manifest.format = crate::manifest::MANIFEST_FORMAT;
-    manifest.key_id = to.id().map(str::to_owned);
-    manifest.generation += 1;
-    manifest.store(dir.root())?;
-    crate::breach::delete_unnamed(dir, manifest, replaced.iter().map(String::as_str))?;
+    txn.manifest.segments.retain(|s| !replaced.contains(&s.file));
+    txn.manifest.segments.extend(written);
+    txn.manifest.format = crate::manifest::MANIFEST_FORMAT;
+    txn.manifest.key_id = to.id().map(str::to_owned);
+    txn.commit_replacing(replaced)?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(count)
+}
+
+/// A data directory's keys as writers make them: the first data key, and
+/// the migration of a directory written before key rings.
+impl DataDir {
+    /// The directory's keys, made (as a writer would) if it has none yet: for
+    /// the audit log, which needs its keys before anything is ingested.
+    pub fn ensure_keys(&self) -> Result<Keys> {
+        let manifest = self.manifest()?;
+        if let Some(m) = &manifest {
+            if m.key_id.is_some() {
+                return Ok(self.keys(m)?.expect("a keyed manifest has keys"));
+            }
+        }
+        self.create()?;
+        writer_keys(&mut Txn::begin_keeping(self)?)
+    }
+
+    /// The audit keys of the directory's key ring (made, as a writer would, if
+    /// it has none yet), oldest first.
+    pub fn audit_roots(&self) -> Result<keyring::AuditRoots> {
+        self.ensure_keys()?;
+        let manifest = self.manifest()?.ok_or_else(|| self.no_store())?;
+        let (ring, _) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
+            .ok_or_else(|| StoreError::Key(format!("the key ring of {} vanished", self.root().display())))?;
+        Ok(ring.audit_roots())
+    }
+
+    /// `leakwatch init`: creates the directory and its data key (in `key_file`,
+    /// recorded in the manifest, or else where [`crate::keyring`] says), or
+    /// checks the key of a directory that has one. Returns the key id, where the
+    /// key is, and whether it was created now.
+    pub fn init(&self, key_file: Option<&Path>) -> Result<(String, String, bool)> {
+        self.create()?;
+        let mut txn = Txn::begin_keeping(self)?;
+        let created = txn.manifest.key_id.is_none();
+        if created {
+            if let Some(path) = key_file {
+                let path = std::path::absolute(path).map_err(|e| StoreError::io(path, e))?;
+                txn.manifest.key_file = Some(path);
+            }
+        } else if let Some(path) = key_file {
+            if txn.manifest.key_file.as_deref() != Some(path) {
+                return Err(StoreError::Key(format!(
+                    "{} already has its data key (key {}); `leakwatch rekey` rotates it",
+                    self.root().display(),
+                    txn.manifest.key_id.as_deref().unwrap_or("-")
+                )));
+            }
+        }
+        let keys = writer_keys(&mut txn)?;
+        let source = match keyring::find(&txn.manifest.dir_id, txn.manifest.key_file.as_deref())? {
+            Some((_, source)) => source.to_string(),
+            None => "-".into(),
+        };
+        Ok((keys.id().unwrap_or("-").to_owned(), source, created))
+    }
+}
+
+/// The keys a writer writes with. A directory that has none yet gets a data
+/// key (in the key ring found, or a new key file, named on stderr); one
+/// written before key rings has its `index.key` moved into the ring and its
+/// keyed segments rewritten sealed. The manifest is published keyed.
+pub(crate) fn writer_keys(txn: &mut Txn) -> Result<Keys> {
+    let dir = txn.dir().clone();
+    let root = dir.root();
+    if txn.manifest.key_id.is_some() {
+        return Ok(dir.keys(&txn.manifest)?.expect("a keyed manifest has keys"));
+    }
+    if txn.manifest.dir_id.is_empty() {
+        txn.manifest.dir_id = keyring::new_dir_id()?;
+    }
+    let legacy_path = root.join(LEGACY_KEY_FILE);
+    let legacy = dir.legacy_keys()?;
+    let blinded = BLINDED.map(Kind::name);
+    let has_keyed = txn.manifest.segments.iter().any(|s| blinded.contains(&s.kind.as_str()));
+    if has_keyed && legacy.is_none() {
+        return Err(StoreError::Key(format!(
+            "{}: the index key is missing; without it the index cannot be read",
+            legacy_path.display()
+        )));
+    }
+    let legacy_index = match &legacy {
+        Some(_) => Some(read_legacy_key(&legacy_path)?),
+        None => None,
+    };
+    let ring = match keyring::find(&txn.manifest.dir_id, txn.manifest.key_file.as_deref())? {
+        Some((ring, source)) => {
+            if legacy_index.is_some() && ring.index_key() != legacy_index {
+                return Err(StoreError::Key(format!(
+                    "{source}: this key ring was not made for {}, whose index key is {}",
+                    root.display(),
+                    legacy_path.display()
+                )));
+            }
+            ring
+        }
+        None => {
+            let ring = keyring::KeyRing::generate(legacy_index)?;
+            let path = keyring::key_file(&txn.manifest.dir_id, txn.manifest.key_file.as_deref())?;
+            ring.save(&path)?;
+            eprintln!(
+                "leakwatch: created the data key of {} in {} (keep it safe and out of backups of the \
+                 data directory: without it the index cannot be read)",
+                root.display(),
+                path.display()
+            );
+            ring
+        }
+    };
+    let keys = ring.keys(ring.newest_id()).expect("the ring's own key");
+    match legacy {
+        Some(old) if has_keyed => {
+            reseal(txn, &old, &keys)?;
+        }
+        _ => {
+            txn.manifest.format = crate::manifest::MANIFEST_FORMAT;
+            txn.manifest.key_id = keys.id().map(str::to_owned);
+            txn.publish()?;
+        }
+    }
+    if legacy_index.is_some() {
+        std::fs::remove_file(&legacy_path).map_err(|e| StoreError::io(&legacy_path, e))?;
+        crate::storage::sync_dir(root)?;
+        eprintln!("leakwatch: moved the index key of {} out of it, into its key ring", root.display());
+    }
+    Ok(keys)
 }
 
 /// Feeds records to a sorter in batches, spilling within [`MEMORY`].

@@ -17,9 +17,9 @@
 //! the 401's audit row), and a search goes through the API's lookups, role
 //! checks and audit log, answered only once its rows are committed.
 
-pub(crate) mod domain;
-pub(crate) mod dashboard;
 pub(crate) mod charts;
+pub(crate) mod dashboard;
+pub(crate) mod domain;
 pub(crate) mod html;
 pub(crate) mod ingests;
 pub(crate) mod pages;

@@ -1,0 +1,278 @@
+//! Power-loss tests: every writer's sequence of storage steps cut at every
+//! step, in every way a step can go wrong (a write that stops halfway, an
+//! operation that never happens, one that happens but is never synced), then
+//! a power loss ([`MemoryStorage::crash`]). The store must reopen whole and
+//! answer exactly as before the write or as after it, never anything else;
+//! the next writer must find nothing of the cut write but orphans it removes,
+//! and running the write again must end where the uncut one did.
+//!
+//! The timed SIGKILL test of the CLI (`crates/leakwatch-cli/tests/crash.rs`) is the second
+//! line: real files, a real process killed at a random moment.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use leakwatch_ingest::Input;
+use leakwatch_store::storage::{Fault, MemoryStorage};
+use leakwatch_store::{
+    ingest, remove_breach, update_breach, BreachEdit, BreachInfo, DataDir, IngestOptions, Progress, Store,
+    StoreError,
+};
+
+use leakwatch_types::{ntlm, sha1, Account};
+
+const FAULTS: [Fault; 3] = [Fault::Torn, Fault::Lost, Fault::Unsynced];
+const DOMAINS: [&str; 3] = ["example-corp.com", "gmail.com", "web.de"];
+
+/// A combo list of `n` lines over `people` addresses and 40 passwords.
+fn combo(seed: u64, n: usize, people: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|_| {
+            let person = next() as usize % people;
+            format!("user{person}@{}:pass{}\n", DOMAINS[person % DOMAINS.len()], next() % 40)
+        })
+        .collect()
+}
+
+/// A store in memory with its key file and inputs on disk, from which each
+/// run forks its own copy.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    base: Arc<MemoryStorage>,
+    key_file: PathBuf,
+    runs: AtomicU64,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("base");
+        let base = Arc::new(MemoryStorage::new(root.join("segments")).unwrap());
+        let key_file = tmp.path().join("data.key");
+        DataDir::with_storage(&root, base.clone()).init(Some(&key_file)).unwrap();
+        Fixture { base, key_file, runs: AtomicU64::new(0), tmp }
+    }
+
+    fn input(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes to the fixture's own store, fault-free.
+    fn setup(&mut self, write: impl FnOnce(&DataDir, &Fixture)) {
+        let (data, mem) = self.fork();
+        write(&data, self);
+        self.base = mem;
+    }
+
+    /// A fresh copy of the store: its data directory and its storage.
+    fn fork(&self) -> (DataDir, Arc<MemoryStorage>) {
+        let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = self.tmp.path().join(format!("run-{n}"));
+        let mem = Arc::new(self.base.fork(root.join("segments")).unwrap());
+        (DataDir::with_storage(&root, mem.clone()), mem)
+    }
+}
+
+fn ingest_text(data: &DataDir, fixture: &Fixture, breach: &str, text: &str) -> Result<(), StoreError> {
+    let path = fixture.input(&format!("{breach}.txt"), text);
+    let options = IngestOptions {
+        breach: BreachInfo { name: breach.into(), ..BreachInfo::default() },
+        format: None,
+        memory_budget: 1 << 30,
+    };
+    let input = Input::open(path.to_str().unwrap()).map_err(StoreError::from)?;
+    ingest(data, &options, vec![input], &Progress::default(), &mut |_| {}).map(drop)
+}
+
+/// Everything a reader can ask, as text; no dates or key ids (which a write
+/// run again sets anew).
+fn answers(data: &DataDir) -> String {
+    let store = Store::open(data).unwrap();
+    let mut out = String::new();
+    for b in store.breaches() {
+        writeln!(out, "breach {} {} {:?} {}", b.name, b.pwn_count, b.data_classes, b.title).unwrap();
+    }
+    for person in 0..120 {
+        let email = format!("user{person}@{}", DOMAINS[person % DOMAINS.len()]);
+        let breaches = store.account_breaches(&Account::email(&email).unwrap()).unwrap();
+        let names: Vec<&str> = breaches.iter().map(|b| b.name.as_str()).collect();
+        writeln!(out, "{email} {names:?}").unwrap();
+    }
+    for p in 0..40 {
+        let password = format!("pass{p}");
+        let sha1 = store.sha1_count(&sha1(password.as_bytes())).unwrap();
+        let ntlm = store.ntlm_count(&ntlm(password.as_bytes())).unwrap();
+        writeln!(out, "{password} {sha1} {ntlm}").unwrap();
+    }
+    for domain in DOMAINS {
+        writeln!(out, "{domain} {:?}", store.domain(domain).unwrap()).unwrap();
+    }
+    for (corpus, import) in store.pwned_passwords() {
+        writeln!(out, "pwned {corpus} {} {} {}", import.source, import.hashes, import.lines).unwrap();
+    }
+    let (_, damage) = store.verify();
+    assert!(damage.is_empty(), "{damage:?}");
+    out
+}
+
+/// After a crash, the next writer removes what the cut write left, and then
+/// the manifest names exactly the objects there are.
+fn check_clean(data: &DataDir, mem: &MemoryStorage) {
+    let lock = data.lock().unwrap();
+    let manifest = data.manifest().unwrap().expect("a store");
+    data.remove_orphans(&manifest, &lock).unwrap();
+    let named: BTreeSet<String> = manifest.segments.iter().map(|s| s.file.clone()).collect();
+    let there: BTreeSet<String> = mem.names().into_iter().collect();
+    assert_eq!(named, there, "the manifest names exactly the objects there are");
+}
+
+/// Cuts `write` at every step in every way, as the module says. `restore`
+/// puts back what lives outside the store (the key file) before each run.
+fn cut_everywhere(fixture: &Fixture, what: &str, write: impl Fn(&DataDir) -> Result<(), StoreError>) {
+    let key = std::fs::read(&fixture.key_file).unwrap();
+    let restore = || std::fs::write(&fixture.key_file, &key).unwrap();
+    let (data, _) = fixture.fork();
+    let before = answers(&data);
+    let (data, mem) = fixture.fork();
+    write(&data).unwrap();
+    let after = answers(&data);
+    let steps = mem.steps();
+    assert!(steps > 0, "{what} takes no step");
+    let mut as_before = 0;
+    for step in 0..steps {
+        for fault in FAULTS {
+            restore();
+            let (data, mem) = fixture.fork();
+            mem.fail_at(step, fault);
+            let result = write(&data);
+            assert!(mem.failed(), "{what}: step {step} of {steps} was not taken ({result:?})");
+            mem.crash();
+            let got = answers(&data);
+            let is_before = got == before;
+            assert!(
+                is_before || got == after,
+                "{what}, cut at step {step} ({fault:?}): answers neither as before nor as after\n\
+                 before:\n{before}\nafter:\n{after}\ngot:\n{got}"
+            );
+            as_before += usize::from(is_before);
+            check_clean(&data, &mem);
+            if is_before {
+                write(&data).unwrap_or_else(|e| panic!("{what} again after a cut at step {step}: {e}"));
+                assert_eq!(answers(&data), after, "{what} again after a cut at step {step} ({fault:?})");
+                check_clean(&data, &mem);
+            }
+        }
+    }
+    if before != after {
+        // The publish is one of the steps, and a cut there answers as before.
+        assert!(as_before > 0, "{what}: no cut answers as before");
+    }
+    restore();
+}
+
+#[test]
+fn an_ingest_cut_anywhere_is_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    let first = combo(1, 300, 60);
+    fixture.setup(|data, fixture| ingest_text(data, fixture, "Alpha", &first).unwrap());
+    let text = combo(2, 300, 120);
+    cut_everywhere(&fixture, "a new breach's ingest", |data| ingest_text(data, &fixture, "Beta", &text));
+    let more = combo(3, 200, 120);
+    cut_everywhere(&fixture, "an ingest into a breach", |data| ingest_text(data, &fixture, "Alpha", &more));
+}
+
+/// Nine breaches: the ninth ingest finds nine account and domain segments
+/// and merges them, so its cuts fall in the compaction too.
+#[test]
+fn an_ingest_and_its_compaction_cut_anywhere_are_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    for b in 0..8u64 {
+        let text = combo(10 + b, 60, 120);
+        fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
+    }
+    let text = combo(30, 60, 120);
+    cut_everywhere(&fixture, "an ingest that compacts", |data| ingest_text(data, &fixture, "Ninth", &text));
+}
+
+/// Removal from compacted segments: the shared ones are rewritten, the
+/// breach's own dropped.
+#[test]
+fn a_breach_removal_cut_anywhere_is_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    for b in 0..9u64 {
+        let text = combo(40 + b, 60, 120);
+        fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
+    }
+    cut_everywhere(&fixture, "breach remove", |data| remove_breach(data, "B3").map(drop));
+    let edit = BreachEdit { title: Some("Renamed".into()), ..BreachEdit::default() };
+    cut_everywhere(&fixture, "breach set", |data| update_breach(data, "B4", &edit).map(drop));
+}
+
+#[test]
+fn a_pwned_passwords_import_cut_anywhere_is_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    let first = combo(50, 200, 60);
+    fixture.setup(|data, fixture| ingest_text(data, fixture, "Alpha", &first).unwrap());
+    let download = |counts: u64| {
+        let mut lines: Vec<String> = (0..40)
+            .map(|p| {
+                let hex: String =
+                    sha1(format!("pass{p}").as_bytes()).iter().map(|b| format!("{b:02X}")).collect();
+                format!("{hex}:{}\n", p * counts + 1)
+            })
+            .collect();
+        lines.sort();
+        lines.concat()
+    };
+    let path = fixture.input("pwned.txt", &download(3));
+    let import = |data: &DataDir| {
+        leakwatch_store::import_pwned_passwords(
+            data,
+            path.to_str().unwrap(),
+            false,
+            1 << 30,
+            &AtomicU64::new(0),
+        )
+        .map(drop)
+    };
+    cut_everywhere(&fixture, "a first import", import);
+    fixture.setup(|data, _| import(data).unwrap());
+    // A second import replaces the first; the same download again is put
+    // under the name of the segment it replaces.
+    cut_everywhere(&fixture, "the same import again", import);
+    let newer = fixture.input("pwned-2.txt", &download(5));
+    cut_everywhere(&fixture, "a newer import", |data| {
+        leakwatch_store::import_pwned_passwords(
+            data,
+            newer.to_str().unwrap(),
+            false,
+            1 << 30,
+            &AtomicU64::new(0),
+        )
+        .map(drop)
+    });
+}
+
+/// Rekey rewrites every keyed segment under a new key: the answers stay, and
+/// after a cut the store still opens with the key ring as the cut left it.
+#[test]
+fn a_rekey_cut_anywhere_leaves_a_readable_store() {
+    let mut fixture = Fixture::new();
+    for b in 0..2u64 {
+        let text = combo(60 + b, 150, 120);
+        fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
+    }
+    cut_everywhere(&fixture, "rekey", |data| leakwatch_store::rekey(data).map(drop));
+}
