@@ -11,7 +11,10 @@
 //! **Architecture Invariant:** a segment never changes after `finish` returns; the
 //! store publishes it by naming it in a manifest, never by editing it.
 
+mod bits;
 mod error;
+mod file;
+mod fixed;
 mod format;
 mod packed;
 mod reader;
@@ -19,6 +22,7 @@ mod sink;
 mod writer;
 
 pub use error::SegmentError;
-pub use format::{Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
+pub use fixed::Layout;
+pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
 pub use reader::{RangeEntries, Segment};
 pub use writer::{SegmentWriter, Written};

@@ -6,8 +6,10 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN, PACKED_VERSION};
-use crate::packed::{key_bits, low_chunks, BitWriter, Params};
+use crate::bits::{key_bits, low_chunks, BitWriter};
+use crate::fixed::{FixedHeader, Layout};
+use crate::format::{Header, Kind, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN};
+use crate::packed::{PackedHeader, Params};
 use crate::sink::Sink;
 use crate::SegmentError;
 
@@ -754,14 +756,9 @@ impl SegmentWriter {
         let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
         let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
 
-        let header = Header {
-            version: 1,
-            kind: self.layout.kind,
-            prefix_bits: self.layout.prefix_bits,
-            upper_bits: 0,
-            count_bits: 0,
+        let header = Header::Fixed(FixedHeader {
+            layout: self.layout,
             entry_count: self.entries,
-            entries_offset: HEADER_LEN as u64,
             table_offset,
             overflow_offset,
             overflow_count: self.overflow.len() as u64,
@@ -769,7 +766,7 @@ impl SegmentWriter {
             heap_len,
             checksums_offset,
             file_len,
-        };
+        });
         write_header(self.path, self.entries, header, file, body_hash)
     }
 
@@ -832,22 +829,15 @@ impl SegmentWriter {
         let checksums_offset = self.out.position;
         let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
         let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
-        let header = Header {
-            version: PACKED_VERSION,
+        let header = Header::Packed(PackedHeader {
             kind: self.layout.kind,
-            prefix_bits: params.prefix_bits,
-            upper_bits: params.upper_bits,
-            count_bits: params.count_bits,
+            params,
             entry_count: self.entries,
-            entries_offset: HEADER_LEN as u64,
-            table_offset,
-            overflow_offset: offsets_offset,
-            overflow_count: 0,
-            heap_offset: checksums_offset,
-            heap_len: 0,
+            starts_offset: table_offset,
+            offsets_offset,
             checksums_offset,
             file_len,
-        };
+        });
         write_header(self.path, self.entries, header, file, body_hash)
     }
 }
@@ -878,7 +868,7 @@ fn write_header(
     mut file: File,
     body_hash: blake3::Hasher,
 ) -> Result<Written, SegmentError> {
-    let file_len = header.file_len;
+    let file_len = header.file_len();
     let header = header.encode();
     file.seek(SeekFrom::Start(0)).map_err(|e| SegmentError::io(&path, e))?;
     file.write_all(&header).map_err(|e| SegmentError::io(&path, e))?;

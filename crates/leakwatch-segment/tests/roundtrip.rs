@@ -212,7 +212,7 @@ fn large_segment_uses_wide_prefix_and_reads_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let seg = write_counts(dir.path(), Kind::NtlmCounts, &keys);
-    assert!(seg.layout().prefix_bits >= 12, "{:?}", seg.layout());
+    assert!(seg.prefix_bits() >= 12, "{seg:?}");
     check_counts(&seg, &keys);
 }
 
