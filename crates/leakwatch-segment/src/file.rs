@@ -91,7 +91,24 @@ impl SegmentFile {
     /// Checks the chunks holding bytes `start..end` against their checksums,
     /// each once per open segment; bytes outside the checksummed body (the
     /// header, checked on open) are skipped.
+    #[inline]
     pub fn check_span(&self, start: u64, end: u64) -> Result<(), SegmentError> {
+        // Every lookup checks a few spans, nearly always inside one chunk
+        // checked already: that case is one bit test, inlined.
+        let c = start.wrapping_sub(HEADER_LEN as u64) / CHECKSUM_CHUNK as u64;
+        let same_chunk = start >= HEADER_LEN as u64
+            && end > start
+            && (end - 1 - HEADER_LEN as u64) / CHECKSUM_CHUNK as u64 == c
+            && end <= self.checksums_offset;
+        if same_chunk && self.checked[(c / 64) as usize].load(Ordering::Relaxed) & (1 << (c % 64)) != 0 {
+            return Ok(());
+        }
+        self.check_chunks(start, end)
+    }
+
+    /// [`check_span`](Self::check_span) beyond its one-checked-chunk case.
+    #[inline(never)]
+    fn check_chunks(&self, start: u64, end: u64) -> Result<(), SegmentError> {
         let body_end = self.checksums_offset;
         let (start, end) = (start.max(HEADER_LEN as u64), end.min(body_end));
         if start >= end {
