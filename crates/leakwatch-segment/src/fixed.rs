@@ -306,6 +306,7 @@ impl LayoutReader for FixedSegment {
         self.h.file_len
     }
 
+    #[inline]
     fn find(&self, key: &[u8]) -> Result<Range<usize>, SegmentError> {
         let bucket = self.bucket(self.h.layout.bucket_of(key))?;
         let lo = bucket.start + partition(bucket.clone(), |i| self.cmp_stored(i, key).is_lt());
@@ -313,6 +314,7 @@ impl LayoutReader for FixedSegment {
         Ok(lo..hi.max(lo))
     }
 
+    #[inline]
     fn count_of(&self, key: &[u8]) -> Result<u64, SegmentError> {
         let mut total = 0u64;
         for i in self.find(key)? {
@@ -345,6 +347,7 @@ impl LayoutReader for FixedSegment {
     /// The run [`range20`](LayoutReader::range20) finds, walked without a
     /// search per entry: the bucket is known, and the run's overflow rows are
     /// consecutive.
+    #[inline]
     fn range20_entries(&self, prefix: u32) -> Result<FixedEntries<'_>, SegmentError> {
         let run = self.range20(prefix)?;
         self.check_overflow()?;

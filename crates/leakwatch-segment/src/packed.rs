@@ -232,6 +232,7 @@ impl PackedSegment {
         BitReader::new(&self.file.bytes()[HEADER_LEN..self.h.starts_offset as usize])
     }
 
+    #[inline]
     fn decoder(&self, block: Block) -> Decoder<'_> {
         let params = self.h.params;
         let mut base = [0u8; MAX_KEY_LEN];
@@ -404,6 +405,7 @@ impl LayoutReader for PackedSegment {
         self.h.file_len
     }
 
+    #[inline]
     fn find(&self, key: &[u8]) -> Result<Range<usize>, SegmentError> {
         Ok(match self.find_entry(key)? {
             Some((index, _)) => index..index + 1,
@@ -412,6 +414,7 @@ impl LayoutReader for PackedSegment {
     }
 
     /// One bucket decoded up to the key.
+    #[inline]
     fn count_of(&self, key: &[u8]) -> Result<u64, SegmentError> {
         Ok(self.find_entry(key)?.map_or(0, |(_, count)| count))
     }
@@ -422,6 +425,7 @@ impl LayoutReader for PackedSegment {
         Ok(start..start + len)
     }
 
+    #[inline]
     fn range20_entries(&self, prefix: u32) -> Result<PackedEntries<'_>, SegmentError> {
         let (block, skip, len) = self.range(prefix)?;
         let mut decoder = self.decoder(block);

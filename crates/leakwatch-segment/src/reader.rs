@@ -189,6 +189,7 @@ impl Segment {
     /// The entries of the range `prefix` (the top 20 bits of a key) in key
     /// order, as (full key, count): the run [`Segment::range20`] finds, walked
     /// without the per-entry searches of [`Segment::key`] and [`Segment::count`].
+    #[inline]
     pub fn range20_entries(&self, prefix: u32) -> Result<RangeEntries<'_>, SegmentError> {
         let prefix = prefix & 0xF_FFFF;
         Ok(RangeEntries {

@@ -618,7 +618,9 @@ impl SegmentWriter {
     ) -> std::io::Result<()> {
         let layout = self.layout;
         debug_assert_eq!((layout.skip, layout.kind.has_count()), (S, C));
-        let len = layout.entry_len;
+        // A constant unless a count byte may follow the key.
+        let len = if C { layout.entry_len } else { K - S + V };
+        debug_assert_eq!(len, layout.entry_len);
         let counted = C;
         let max = layout.inline_count_max();
         let small = layout.small_bits;
@@ -636,8 +638,10 @@ impl SegmentWriter {
             entry[value_at..].copy_from_slice(value);
         };
         while entries.len() > 0 {
-            let room = (CHECKSUM_CHUNK - self.out.buf.len()) / len;
-            if room == 0 {
+            let (left, space) = (entries.len(), CHECKSUM_CHUNK - self.out.buf.len());
+            // Every entry left, when they fit the chunk, as nearly always.
+            let now = if left * len < space { left } else { space / len };
+            if now == 0 {
                 // Across the chunk's end, through the `Write` loop.
                 let (key, count, value) = entries.next().expect("an entry left");
                 let mut entry = [0u8; 2 * MAX_KEY_LEN];
@@ -650,7 +654,6 @@ impl SegmentWriter {
                 self.out.write_all(&entry[..len])?;
                 continue;
             }
-            let now = room.min(entries.len());
             let buf = &mut self.out.buf;
             let at = buf.len();
             if at + SMALL_RUN <= CHECKSUM_CHUNK && now * len <= SMALL_RUN {
@@ -663,7 +666,7 @@ impl SegmentWriter {
             }
             let first = self.entries;
             for ((entry, (key, count, value)), index) in
-                buf[at..].chunks_exact_mut(len).zip(entries.by_ref().take(now)).zip(first..)
+                buf[at..].chunks_exact_mut(len).zip(entries.by_ref()).zip(first..)
             {
                 place(entry, key, count, &value);
                 if counted && count >= max {
