@@ -17,7 +17,8 @@ use crate::format::{
 use crate::reader::{EntryRun, KeyAt, LayoutReader};
 use crate::SegmentError;
 
-/// The widths that follow from a kind and a prefix width.
+/// The widths of a fixed segment's entries, which follow from its kind and
+/// prefix width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     pub kind: Kind,
