@@ -1,17 +1,22 @@
 //! Immutable, sorted segment files: the on-disk unit of the leakwatch index.
 //!
-//! A segment holds fixed-width entries sorted by key, a prefix table that maps the
-//! top `p` bits of a key to its run of entries, an overflow table for values too
-//! large for an entry, a heap for variable-length payloads, and checksums. It is
-//! written once by [`SegmentWriter`] and read straight off an mmap by [`Segment`].
-//! The Pwned Passwords kinds use a packed layout instead (format version 2): an
-//! Elias-Fano code of the keys per bucket with bit-packed counts (`packed.rs`).
-//! The byte layout is specified in `docs/format.md`.
+//! A segment is written once by [`SegmentWriter`] and read straight off an mmap
+//! by [`Segment`], in one of two layouts, each a module and a type of its own
+//! behind one reading interface (`reader.rs`): the fixed layout (`fixed.rs`,
+//! format version 1) holds fixed-width entries sorted by key, a prefix table
+//! that maps the top `p` bits of a key to its run of entries, an overflow table
+//! for values too large for an entry, a heap for variable-length payloads; the
+//! packed layout (`packed.rs`, version 2) of the Pwned Passwords kinds holds an
+//! Elias-Fano code of the keys per bucket with bit-packed counts. Both end in
+//! chunk checksums (`file.rs`). The byte layout is specified in `docs/format.md`.
 //!
 //! **Architecture Invariant:** a segment never changes after `finish` returns; the
 //! store publishes it by naming it in a manifest, never by editing it.
 
+mod bits;
 mod error;
+mod file;
+mod fixed;
 mod format;
 mod packed;
 mod reader;
@@ -19,6 +24,7 @@ mod sink;
 mod writer;
 
 pub use error::SegmentError;
-pub use format::{Kind, Layout, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
+pub use fixed::Layout;
+pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
 pub use reader::{RangeEntries, Segment};
 pub use writer::{SegmentWriter, Written};

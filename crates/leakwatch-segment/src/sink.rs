@@ -7,10 +7,10 @@
 //! page cache every byte is copied into a freshly allocated page and written
 //! out from there at the sync; straight to the device it is written from the
 //! writer's own buffer. On a virtual machine whose freed memory goes back to
-//! the host, fresh page-cache pages are the dearest memory there is: writing a
-//! 3-million-line ingest's 340 MB of segments that way took a fifth of its CPU
-//! time (perf, `bench/ingest.sh`'s input); written directly, the copy into the
-//! stage included, they take about an eighth of that.
+//! the host, fresh page-cache pages are the dearest memory there is: the 340 MB
+//! of segments of `bench/ingest.sh`'s 3-million-line ingest cost about a fifth
+//! of its CPU time written that way (perf), and about an eighth of that written
+//! directly, the copy into the stage included.
 //!
 //! Direct writes must start at aligned file offsets, from aligned memory, in
 //! whole blocks: the bytes are staged in an aligned buffer and only whole
@@ -227,10 +227,11 @@ impl Direct {
 }
 
 /// Copies `src` into `dst` (of the same length) past the cache where the CPU
-/// can: staged bytes are read next by the device, not by the CPU. Copied the
-/// ordinary way, into a stage the device had just read, the copy cost from
-/// 0.5% to 6% of an ingest's CPU from one run to the next (perf, 3-million-line
-/// combo); streamed, 0.6% every run.
+/// can: staged bytes are read next by the device, not by the CPU. An ordinary
+/// copy first reads each line of a stage the device has just read into the
+/// cache, at a cost that swings with the device's timing (up to ten times
+/// the streamed copy's in `bench/ingest.sh`, under perf); streaming stores
+/// read nothing and cost the same every run.
 fn copy_streaming(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
     #[cfg(target_arch = "x86_64")]

@@ -1,13 +1,21 @@
 //! Writes a segment in one sequential pass: entries as they come (already sorted),
-//! then the prefix table, overflow table, heap and checksums, then the header.
+//! then the tables, heap and checksums, then the header.
+//!
+//! In the fixed layout every push call, one entry or a slice of them, ends in
+//! one entry encoder (`SegmentWriter::encode`), which lays out the entries,
+//! counts them in their buckets and the overflow table, and fills the chunk
+//! buffer. The packed layout's entries go to its encoder thread instead, which
+//! writes each bucket once it is complete.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use crate::format::{Header, Kind, Layout, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN, PACKED_VERSION};
-use crate::packed::{key_bits, low_chunks, BitWriter, Params};
+use crate::bits::{key_bits, low_chunks, BitWriter};
+use crate::fixed::{FixedHeader, Layout};
+use crate::format::{Header, Kind, CHECKSUM_CHUNK, HEADER_LEN, MAX_KEY_LEN};
+use crate::packed::{PackedHeader, Params};
 use crate::sink::Sink;
 use crate::SegmentError;
 
@@ -28,7 +36,6 @@ pub struct SegmentWriter {
     entries: u64,
     overflow: Vec<(u32, u64)>,
     heap: Option<Heap>,
-    entry_buf: Vec<u8>,
     /// The packed layout's encoder thread, for the kinds written that way.
     packed: Option<PackedHandle>,
     /// Where the tables and the heap start, once the tables are written
@@ -204,6 +211,10 @@ fn encode_bucket(params: &Params, bits: &mut BitWriter, entries: &[([u8; 20], u6
     }
 }
 
+/// Bytes of room an entry encoder makes at once by a fixed-size move: one
+/// entry of any kind (at most 49 bytes), rounded up.
+const SMALL_RUN: usize = 64;
+
 /// Copies a key into `to` with a fixed-size move for each kind's width (a
 /// run-time length would be a memcpy call per entry).
 fn copy_key(to: &mut [u8; 2 * MAX_KEY_LEN], key: &[u8]) {
@@ -331,7 +342,6 @@ impl SegmentWriter {
             entries: 0,
             overflow: Vec::new(),
             heap,
-            entry_buf: Vec::with_capacity(64),
             packed,
             tables: None,
             payloads_written: 0,
@@ -391,43 +401,38 @@ impl SegmentWriter {
     }
 
     /// [`SegmentWriter::push_payload_len`] for entries of one key in a row
-    /// (a domain's aliases): `lens` are their payloads' lengths. The entries
-    /// differ only in their heap offsets and lengths, so each is a copy of
-    /// the first with those two written in.
+    /// (a domain's aliases): `lens` are their payloads' lengths.
     pub fn push_payload_lens(&mut self, key: &[u8], breach: u32, lens: &[u8]) -> Result<(), SegmentError> {
         let Some((&first, rest)) = lens.split_first() else { return Ok(()) };
-        // The first entry through the checks: width, order, heap, room.
+        // The first entry through the checks: width, order, heap.
         self.push_payload_len(key, breach, usize::from(first))?;
-        let layout = self.layout;
-        let len = layout.entry_len;
-        let value_at = len - 9;
-        let mut template = [0u8; 2 * MAX_KEY_LEN];
-        template[..value_at].copy_from_slice(&key[layout.skip..]);
-        template[value_at..value_at + 4].copy_from_slice(&breach.to_le_bytes());
-        let last_offset =
-            self.heap.as_ref().map_or(0, |h| h.len) + rest.iter().map(|&l| u64::from(l)).sum::<u64>();
-        if last_offset > u64::from(u32::MAX) + 1 || self.entries + rest.len() as u64 > 1 << 32 {
-            return Err(self.usage("heap larger than 4 GiB or more than 2^32 entries"));
+        let key: &[u8; 16] = key.try_into().expect("payload kinds have 16-byte keys");
+        let heap = self.heap.as_mut().expect("checked by push_payload_len");
+        let start = heap.len;
+        let end = start + rest.iter().map(|&l| u64::from(l)).sum::<u64>();
+        // Each entry's heap offset is a u32: the last must be one.
+        if end - rest.last().map_or(0, |&l| u64::from(l)) > u64::from(u32::MAX) {
+            return Err(self.usage("heap larger than 4 GiB"));
         }
-        for &payload_len in rest {
-            if self.out.buf.len() + template.len() >= CHECKSUM_CHUNK {
-                // Across the chunk's end: the general way.
-                self.push_payload_len(key, breach, usize::from(payload_len))?;
-                continue;
-            }
-            let heap = self.heap.as_mut().expect("checked by push_payload_len");
-            let buf = &mut self.out.buf;
-            let at = buf.len();
-            buf.extend_from_slice(&template);
-            buf.truncate(at + len);
-            buf[at + value_at + 4..at + value_at + 8].copy_from_slice(&(heap.len as u32).to_le_bytes());
-            buf[at + value_at + 8] = payload_len;
-            heap.len += u64::from(payload_len);
-            self.out.position += len as u64;
-            self.bucket_counts[layout.bucket_of(key)] += 1;
-            self.entries += 1;
+        if self.entries + rest.len() as u64 > 1 << 32 {
+            return Err(self.usage("more than 2^32 entries"));
         }
-        Ok(())
+        heap.len = end;
+        let mut offset = start as u32;
+        let entries = rest.iter().map(|&len| {
+            let mut value = [0u8; 9];
+            value[..4].copy_from_slice(&breach.to_le_bytes());
+            value[4..8].copy_from_slice(&offset.to_le_bytes());
+            value[8] = len;
+            offset = offset.wrapping_add(u32::from(len));
+            (key, 0, value)
+        });
+        let written = match self.layout.skip {
+            0 => self.encode::<16, 9, 0, false>(entries),
+            1 => self.encode::<16, 9, 1, false>(entries),
+            _ => self.encode::<16, 9, 2, false>(entries),
+        };
+        written.map_err(|e| SegmentError::io(&self.path, e))
     }
 
     /// Writes the next payload of the entries added by
@@ -465,8 +470,7 @@ impl SegmentWriter {
 
     /// Adds entries of `K`-byte keys in order, each with the same `value`
     /// (`Accounts`, `Credentials`): [`SegmentWriter::push_value`] for a
-    /// slice of keys at once. Widths known at compile time make every copy a
-    /// fixed-size move straight into the chunk buffer.
+    /// slice of keys at once, checked as a whole.
     pub fn push_keys<const K: usize, const V: usize>(
         &mut self,
         keys: &[[u8; K]],
@@ -476,24 +480,17 @@ impl SegmentWriter {
         if self.packed.is_some() || kind.has_count() || K != kind.key_len() || V != kind.value_len() {
             return Err(self.usage("push_keys takes uncounted keys of the segment's widths"));
         }
-        let Some(last) = keys.last() else { return Ok(()) };
-        if self.tables.is_some() {
-            return Err(self.usage("an entry after the payloads"));
-        }
-        let after_last = self.last_len == 0 || key_order(&self.last_key[..K], &keys[0]).is_le();
-        if !after_last || keys.windows(2).any(|w| key_order(&w[0], &w[1]).is_gt()) {
+        let Some(first) = keys.first() else { return Ok(()) };
+        self.admit_run(first, keys.len())?;
+        if keys.windows(2).any(|w| key_order(&w[0], &w[1]).is_gt()) {
             return Err(self.usage("keys pushed out of order"));
         }
-        if self.entries + keys.len() as u64 > 1 << 32 {
-            return Err(self.usage("more than 2^32 entries"));
-        }
+        let last = keys.last().expect("not empty");
+        let entries = keys.iter().map(|key| (key, 0, *value));
         let written = match self.layout.skip {
-            0 => self.put_keys::<K, V, 0>(keys, value),
-            1 => self.put_keys::<K, V, 1>(keys, value),
-            2 => self.put_keys::<K, V, 2>(keys, value),
-            _ => keys.iter().try_for_each(|key| {
-                self.push(key, 0, value).map_err(|e| std::io::Error::other(e.to_string()))
-            }),
+            0 => self.encode::<K, V, 0, false>(entries),
+            1 => self.encode::<K, V, 1, false>(entries),
+            _ => self.encode::<K, V, 2, false>(entries),
         };
         written.map_err(|e| SegmentError::io(&self.path, e))?;
         self.last_key[..K].copy_from_slice(last);
@@ -501,134 +498,29 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// [`SegmentWriter::push_keys`] for `S` implied key bytes: whole entries
-    /// into the room left in the chunk, an entry across its end on its own.
-    fn put_keys<const K: usize, const V: usize, const S: usize>(
-        &mut self,
-        keys: &[[u8; K]],
-        value: &[u8; V],
-    ) -> std::io::Result<()> {
-        let len = K - S + V;
-        let layout = self.layout;
-        let mut rest = keys;
-        while !rest.is_empty() {
-            let room = (CHECKSUM_CHUNK - self.out.buf.len()) / len;
-            if room == 0 {
-                let mut entry = [0u8; 2 * MAX_KEY_LEN + 16];
-                entry[..K - S].copy_from_slice(&rest[0][S..]);
-                entry[K - S..len].copy_from_slice(value);
-                self.out.write_all(&entry[..len])?;
-                self.bucket_counts[layout.bucket_of(&rest[0])] += 1;
-                self.entries += 1;
-                rest = &rest[1..];
-                continue;
-            }
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            let buf = &mut self.out.buf;
-            let at = buf.len();
-            buf.resize(at + now.len() * len, 0);
-            for (entry, key) in buf[at..].chunks_exact_mut(len).zip(now) {
-                entry[..K - S].copy_from_slice(&key[S..]);
-                entry[K - S..].copy_from_slice(value);
-                self.bucket_counts[layout.bucket_of(key)] += 1;
-            }
-            self.out.position += (now.len() * len) as u64;
-            self.entries += now.len() as u64;
-            if self.out.buf.len() == CHECKSUM_CHUNK {
-                self.out.flush_chunk()?;
-            }
-            rest = later;
-        }
-        Ok(())
-    }
-
     /// Adds counted keys of `K` bytes, strictly in order (`Sha1Counts`,
-    /// `NtlmCounts`): [`SegmentWriter::push_count`] for a slice at once, by
-    /// fixed-size moves straight into the chunk buffer.
+    /// `NtlmCounts`): [`SegmentWriter::push_count`] for a slice at once,
+    /// checked as a whole.
     pub fn push_counts<const K: usize>(&mut self, entries: &[([u8; K], u64)]) -> Result<(), SegmentError> {
         let kind = self.layout.kind;
         if self.packed.is_some() || !kind.has_count() || K != kind.key_len() {
             return Err(self.usage("push_counts takes counted keys of the segment's width"));
         }
-        let Some((last, _)) = entries.last() else { return Ok(()) };
-        if self.tables.is_some() {
-            return Err(self.usage("an entry after the payloads"));
-        }
-        let after_last = self.last_len == 0 || key_order(&self.last_key[..K], &entries[0].0).is_lt();
-        if !after_last || entries.windows(2).any(|w| key_order(&w[0].0, &w[1].0).is_ge()) {
+        let Some((first, _)) = entries.first() else { return Ok(()) };
+        self.admit_run(first, entries.len())?;
+        if entries.windows(2).any(|w| key_order(&w[0].0, &w[1].0).is_ge()) {
             return Err(self.usage("counted keys pushed out of order or twice"));
         }
-        if self.entries + entries.len() as u64 > 1 << 32 {
-            return Err(self.usage("more than 2^32 entries"));
-        }
+        let (last, _) = entries.last().expect("not empty");
+        let run = entries.iter().map(|(key, count)| (key, *count, []));
         let written = match self.layout.skip {
-            0 => self.put_counts::<K, 0>(entries),
-            1 => self.put_counts::<K, 1>(entries),
-            2 => self.put_counts::<K, 2>(entries),
-            _ => entries.iter().try_for_each(|(key, count)| {
-                self.push(key, *count, &[]).map_err(|e| std::io::Error::other(e.to_string()))
-            }),
+            0 => self.encode::<K, 0, 0, true>(run),
+            1 => self.encode::<K, 0, 1, true>(run),
+            _ => self.encode::<K, 0, 2, true>(run),
         };
         written.map_err(|e| SegmentError::io(&self.path, e))?;
         self.last_key[..K].copy_from_slice(last);
         self.last_len = K;
-        Ok(())
-    }
-
-    /// [`SegmentWriter::push_counts`] for `S` implied key bytes.
-    fn put_counts<const K: usize, const S: usize>(
-        &mut self,
-        entries: &[([u8; K], u64)],
-    ) -> std::io::Result<()> {
-        let layout = self.layout;
-        let len = layout.entry_len;
-        let max = layout.inline_count_max();
-        let shift = 8 - layout.small_bits;
-        // The count in the first stored byte's implied top bits, or in a byte
-        // of its own after the key.
-        let place = |entry: &mut [u8], inline: u64| {
-            if layout.small_bits > 0 {
-                entry[0] = (entry[0] & ((1u8 << shift) - 1)) | ((inline as u8) << shift);
-            } else {
-                entry[K - S] = inline as u8;
-            }
-        };
-        let mut rest = entries;
-        while let Some(((key, count), tail)) = rest.split_first() {
-            let room = (CHECKSUM_CHUNK - self.out.buf.len()) / len;
-            if room == 0 {
-                let mut entry = [0u8; 2 * MAX_KEY_LEN];
-                entry[..K - S].copy_from_slice(&key[S..]);
-                place(&mut entry, (*count).min(max));
-                if *count >= max {
-                    self.overflow.push((self.entries as u32, *count));
-                }
-                self.out.write_all(&entry[..len])?;
-                self.bucket_counts[layout.bucket_of(key)] += 1;
-                self.entries += 1;
-                rest = tail;
-                continue;
-            }
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            let buf = &mut self.out.buf;
-            let at = buf.len();
-            buf.resize(at + now.len() * len, 0);
-            for ((entry, (key, count)), index) in buf[at..].chunks_exact_mut(len).zip(now).zip(self.entries..)
-            {
-                entry[..K - S].copy_from_slice(&key[S..]);
-                place(entry, (*count).min(max));
-                if *count >= max {
-                    self.overflow.push((index as u32, *count));
-                }
-                self.bucket_counts[layout.bucket_of(key)] += 1;
-            }
-            self.out.position += (now.len() * len) as u64;
-            self.entries += now.len() as u64;
-            if self.out.buf.len() == CHECKSUM_CHUNK {
-                self.out.flush_chunk()?;
-            }
-            rest = later;
-        }
         Ok(())
     }
 
@@ -636,25 +528,35 @@ impl SegmentWriter {
         SegmentError::Usage { path: self.path.clone(), detail: detail.into() }
     }
 
-    fn push(&mut self, key: &[u8], count: u64, value: &[u8]) -> Result<(), SegmentError> {
-        let layout = self.layout;
-        let kind = layout.kind;
-        if key.len() != kind.key_len() || value.len() != kind.value_len() {
-            return Err(self.usage("key or value of the wrong width for this segment kind"));
-        }
+    /// Checks that a run of `n` entries starting with `first` may follow the
+    /// entries so far: the entries are not over, `first` is not below the
+    /// last key pushed (nor equal to it, in counted kinds), and the count
+    /// stays indexable with 32 bits.
+    fn admit_run(&self, first: &[u8], n: usize) -> Result<(), SegmentError> {
         if self.tables.is_some() {
             return Err(self.usage("an entry after the payloads"));
         }
         if self.last_len > 0 {
-            match key_order(&self.last_key[..self.last_len], key) {
+            match key_order(&self.last_key[..self.last_len], first) {
                 std::cmp::Ordering::Greater => return Err(self.usage("keys pushed out of order")),
-                std::cmp::Ordering::Equal if kind.has_count() => {
+                std::cmp::Ordering::Equal if self.layout.kind.has_count() => {
                     return Err(self.usage("a counted key pushed twice"))
                 }
                 _ => {}
             }
         }
-        let index = u32::try_from(self.entries).map_err(|_| self.usage("more than 2^32 entries"))?;
+        if self.entries + n as u64 > 1 << 32 {
+            return Err(self.usage("more than 2^32 entries"));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, key: &[u8], count: u64, value: &[u8]) -> Result<(), SegmentError> {
+        let kind = self.layout.kind;
+        if key.len() != kind.key_len() || value.len() != kind.value_len() {
+            return Err(self.usage("key or value of the wrong width for this segment kind"));
+        }
+        self.admit_run(key, 1)?;
         copy_key(&mut self.last_key, key);
         self.last_len = key.len();
         if let Some(packed) = &mut self.packed {
@@ -669,52 +571,115 @@ impl SegmentWriter {
             self.entries += 1;
             return Ok(());
         }
+        self.encode_one(key, count, value).map_err(|e| SegmentError::io(&self.path, e))
+    }
 
-        let buf = &mut self.out.buf;
-        if !kind.has_count() && buf.len() + 2 * MAX_KEY_LEN < CHECKSUM_CHUNK {
-            // The entry straight into the chunk buffer, by fixed-size copies
-            // cut back to length: copies of a run-time length are a memcpy call
-            // each, four per entry on the general path below.
+    /// One entry through [`encode`](Self::encode), with the widths of this
+    /// writer's kind and prefix as constants.
+    fn encode_one(&mut self, key: &[u8], count: u64, value: &[u8]) -> std::io::Result<()> {
+        macro_rules! by_widths {
+            ($(($k:literal, $v:literal)),* $(,)?) => {
+                match (key.len(), value.len()) {
+                    $(($k, $v) => {
+                        let key: &[u8; $k] = key.try_into().expect("matched width");
+                        let entry = std::iter::once((key, count, <[u8; $v]>::try_from(value).expect("matched width")));
+                        match (self.layout.kind.has_count(), self.layout.skip) {
+                            (true, 0) => self.encode::<$k, $v, 0, true>(entry),
+                            (true, 1) => self.encode::<$k, $v, 1, true>(entry),
+                            (true, _) => self.encode::<$k, $v, 2, true>(entry),
+                            (false, 0) => self.encode::<$k, $v, 0, false>(entry),
+                            (false, 1) => self.encode::<$k, $v, 1, false>(entry),
+                            (false, _) => self.encode::<$k, $v, 2, false>(entry),
+                        }
+                    })*
+                    (k, v) => unreachable!("no kind has {k}-byte keys and {v}-byte values"),
+                }
+            };
+        }
+        // The (key, value) widths of the fixed kinds (a test checks the list).
+        by_widths!((20, 0), (16, 0), (24, 0), (28, 0), (16, 4), (16, 9), (16, 20))
+    }
+
+    /// The one entry encoder of the fixed layout, which every push ends in:
+    /// lays each entry out (the key without its `S` implied bytes, the count in
+    /// the implied bits of its first stored byte or a byte of its own, the
+    /// value), appends it to the chunk buffer in place, and counts it in its
+    /// bucket and, past the inline maximum, in the overflow table.
+    ///
+    /// The widths are constants, `K` and `V` the kind's, `S` the layout's
+    /// (at most 2, with 20 prefix bits at most), and so is `C`, whether the
+    /// kind counts: every copy is then a move of fixed size, not a `memcpy`
+    /// call of a run-time length (several an entry), and no entry tests what
+    /// its kind holds.
+    #[inline(always)]
+    fn encode<'k, const K: usize, const V: usize, const S: usize, const C: bool>(
+        &mut self,
+        mut entries: impl ExactSizeIterator<Item = (&'k [u8; K], u64, [u8; V])>,
+    ) -> std::io::Result<()> {
+        let layout = self.layout;
+        debug_assert_eq!((layout.skip, layout.kind.has_count()), (S, C));
+        // A constant unless a count byte may follow the key.
+        let len = if C { layout.entry_len } else { K - S + V };
+        debug_assert_eq!(len, layout.entry_len);
+        let counted = C;
+        let max = layout.inline_count_max();
+        let small = layout.small_bits;
+        let value_at = len - V;
+        let place = |entry: &mut [u8], key: &[u8; K], count: u64, value: &[u8; V]| {
+            entry[..K - S].copy_from_slice(&key[S..]);
+            if counted {
+                let inline = count.min(max) as u8;
+                if small > 0 {
+                    entry[0] = (entry[0] & (0xFF >> small)) | (inline << (8 - small));
+                } else {
+                    entry[K - S] = inline;
+                }
+            }
+            entry[value_at..].copy_from_slice(value);
+        };
+        while entries.len() > 0 {
+            let (left, space) = (entries.len(), CHECKSUM_CHUNK - self.out.buf.len());
+            // Every entry left, when they fit the chunk, as nearly always.
+            let now = if left * len < space { left } else { space / len };
+            if now == 0 {
+                // Across the chunk's end, through the `Write` loop.
+                let (key, count, value) = entries.next().expect("an entry left");
+                let mut entry = [0u8; 2 * MAX_KEY_LEN];
+                place(&mut entry[..len], key, count, &value);
+                if counted && count >= max {
+                    self.overflow.push((self.entries as u32, count));
+                }
+                self.bucket_counts[layout.bucket_of(key)] += 1;
+                self.entries += 1;
+                self.out.write_all(&entry[..len])?;
+                continue;
+            }
+            let buf = &mut self.out.buf;
             let at = buf.len();
-            let skip = layout.skip;
-            buf.extend_from_slice(&self.last_key[skip..skip + MAX_KEY_LEN]);
-            buf.truncate(at + key.len() - skip);
-            // As wide as the widest value (a stealer-log pair's, 20 bytes).
-            let mut padded = [0u8; 24];
-            match value.len() {
-                0 => {}
-                4 => padded[..4].copy_from_slice(&value[..4]),
-                9 => padded[..9].copy_from_slice(&value[..9]),
-                n => padded[..n].copy_from_slice(value),
-            }
-            buf.extend_from_slice(&padded);
-            buf.truncate(at + layout.entry_len);
-            self.out.position += layout.entry_len as u64;
-            self.bucket_counts[layout.bucket_of(key)] += 1;
-            self.entries += 1;
-            return Ok(());
-        }
-        self.entry_buf.clear();
-        self.entry_buf.extend_from_slice(&key[layout.skip..]);
-        if kind.has_count() {
-            let max = layout.inline_count_max();
-            let inline = count.min(max);
-            if count >= max {
-                self.overflow.push((index, count));
-            }
-            if layout.small_bits > 0 {
-                let shift = 8 - layout.small_bits;
-                let low_mask = (1u8 << shift) - 1;
-                self.entry_buf[0] = (self.entry_buf[0] & low_mask) | ((inline as u8) << shift);
+            if at + SMALL_RUN <= CHECKSUM_CHUNK && now * len <= SMALL_RUN {
+                // A run as short as most single pushes: room made by a move
+                // of fixed size, cut back, rather than a fill of run-time length.
+                buf.extend_from_slice(&[0; SMALL_RUN]);
+                buf.truncate(at + now * len);
             } else {
-                self.entry_buf.push(inline as u8);
+                buf.resize(at + now * len, 0);
+            }
+            let first = self.entries;
+            for ((entry, (key, count, value)), index) in
+                buf[at..].chunks_exact_mut(len).zip(entries.by_ref()).zip(first..)
+            {
+                place(entry, key, count, &value);
+                if counted && count >= max {
+                    self.overflow.push((index as u32, count));
+                }
+                self.bucket_counts[layout.bucket_of(key)] += 1;
+            }
+            self.entries = first + now as u64;
+            self.out.position += (now * len) as u64;
+            if self.out.buf.len() == CHECKSUM_CHUNK {
+                self.out.flush_chunk()?;
             }
         }
-        self.entry_buf.extend_from_slice(value);
-        debug_assert_eq!(self.entry_buf.len(), layout.entry_len);
-        self.out.put(&self.entry_buf).map_err(|e| SegmentError::io(&self.path, e))?;
-        self.bucket_counts[layout.bucket_of(key)] += 1;
-        self.entries += 1;
         Ok(())
     }
 
@@ -754,14 +719,9 @@ impl SegmentWriter {
         let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
         let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
 
-        let header = Header {
-            version: 1,
-            kind: self.layout.kind,
-            prefix_bits: self.layout.prefix_bits,
-            upper_bits: 0,
-            count_bits: 0,
+        let header = Header::Fixed(FixedHeader {
+            layout: self.layout,
             entry_count: self.entries,
-            entries_offset: HEADER_LEN as u64,
             table_offset,
             overflow_offset,
             overflow_count: self.overflow.len() as u64,
@@ -769,7 +729,7 @@ impl SegmentWriter {
             heap_len,
             checksums_offset,
             file_len,
-        };
+        });
         write_header(self.path, self.entries, header, file, body_hash)
     }
 
@@ -832,22 +792,15 @@ impl SegmentWriter {
         let checksums_offset = self.out.position;
         let (mut file, crcs, mut body_hash) = self.out.finish().map_err(io)?;
         let file_len = write_checksums(&mut file, &crcs, &mut body_hash, checksums_offset).map_err(io)?;
-        let header = Header {
-            version: PACKED_VERSION,
+        let header = Header::Packed(PackedHeader {
             kind: self.layout.kind,
-            prefix_bits: params.prefix_bits,
-            upper_bits: params.upper_bits,
-            count_bits: params.count_bits,
+            params,
             entry_count: self.entries,
-            entries_offset: HEADER_LEN as u64,
-            table_offset,
-            overflow_offset: offsets_offset,
-            overflow_count: 0,
-            heap_offset: checksums_offset,
-            heap_len: 0,
+            starts_offset: table_offset,
+            offsets_offset,
             checksums_offset,
             file_len,
-        };
+        });
         write_header(self.path, self.entries, header, file, body_hash)
     }
 }
@@ -878,7 +831,7 @@ fn write_header(
     mut file: File,
     body_hash: blake3::Hasher,
 ) -> Result<Written, SegmentError> {
-    let file_len = header.file_len;
+    let file_len = header.file_len();
     let header = header.encode();
     file.seek(SeekFrom::Start(0)).map_err(|e| SegmentError::io(&path, e))?;
     file.write_all(&header).map_err(|e| SegmentError::io(&path, e))?;
@@ -929,7 +882,7 @@ impl ChecksummedWriter {
         Ok(())
     }
 
-    /// `write_all` for an entry: appended in place when it fits the chunk, as
+    /// `write_all` for a payload: appended in place when it fits the chunk, as
     /// nearly every one does, without the `Write` loop around each.
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -964,5 +917,42 @@ impl Write for ChecksummedWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fixed kind's widths, at every number of implied key bytes, have
+    /// an instance of the entry encoder.
+    #[test]
+    fn every_fixed_kind_and_prefix_width_encodes() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in Kind::ALL.into_iter().filter(|k| !k.packed()) {
+            let mut skips = Vec::new();
+            for expected in [1u64, 1 << 12, 1 << 20, 1 << 30] {
+                let path = dir.path().join(format!("{}-{expected}.seg", kind.name()));
+                let mut w = SegmentWriter::create(&path, kind, expected).unwrap();
+                skips.push(w.layout().skip);
+                let key = vec![0xA5; kind.key_len()];
+                if kind.has_count() {
+                    w.push_count(&key, 300).unwrap();
+                } else {
+                    w.push_value(&key, &vec![7; kind.value_len()]).unwrap();
+                }
+                w.finish_unsynced().unwrap();
+                let seg = crate::Segment::open(&path).unwrap();
+                let found = seg.find(&key).unwrap();
+                assert_eq!(found.len(), 1, "{kind:?} {expected}");
+                if kind.has_count() {
+                    assert_eq!(seg.count(found.start).unwrap(), 300);
+                } else {
+                    assert_eq!(seg.value(found.start), &vec![7; kind.value_len()][..]);
+                }
+            }
+            skips.dedup();
+            assert_eq!(skips, [0, 1, 2], "{kind:?}");
+        }
     }
 }

@@ -212,7 +212,7 @@ fn large_segment_uses_wide_prefix_and_reads_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let seg = write_counts(dir.path(), Kind::NtlmCounts, &keys);
-    assert!(seg.layout().prefix_bits >= 12, "{:?}", seg.layout());
+    assert!(seg.prefix_bits() >= 12, "{seg:?}");
     check_counts(&seg, &keys);
 }
 
@@ -638,4 +638,219 @@ proptest! {
             }
         }
     }
+}
+
+/// Segments are named by their content, so the writer must keep producing the
+/// same bytes for the same input: a store written by one build and extended by
+/// the next keeps its names, and a change of layout code cannot slip in a
+/// change of format. Each case writes a deterministic input through one push
+/// path and compares BLAKE3 of the whole file, and the content name, with the
+/// values pinned here (computed from the format as documented; a deliberate
+/// format change updates them together with `docs/format.md`).
+#[test]
+fn segments_are_byte_identical_for_the_same_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = golden_segments(dir.path());
+    let got: Vec<String> = cases
+        .iter()
+        .map(|(name, file, content)| format!("{name} {} {}", hex(file), hex(&content[..16])))
+        .collect();
+    let want: Vec<String> = GOLDEN.iter().map(|s| s.to_string()).collect();
+    assert_eq!(got, want, "\nnow:\n{}", got.join("\n"));
+}
+
+const GOLDEN: &[&str] = &[
+    "sha1-40-40 093391e3adc8ea5f13923835295cbd838d5c7f9cf037c35247a40211e3ecdf5e e8aeed352d3cf86a7171eab02688607c",
+    "ntlm-40-40 0a3cbef28912e014d19b1ed81a004250357a615c829cbeed4706addfbb64c81f 59a330be58460a1e96a394776b34028a",
+    "sha1-6000-6000 101452bf707256a45bca2ae7671677e74dda00df0fd7d3e697fb0e19baddbae8 72a43a1968f3754d9b66e6f47c5b3fe2",
+    "ntlm-6000-6000 ac38cf3568a7dc52b221012194ecb02709bba9bb8ae16aaa038b07929b373b6a e8f7456ef68e46bb26bd3b4dc89da362",
+    "sha1-6000-65536 fd0e633b10ba4ede5f93b99b4530dc25910e82a99351c2efc0983e4756b8d7c6 8a2dad840097a5715e49978ed25642d7",
+    "ntlm-6000-65536 a6e4a173d25cf129d134c194a8ba92faa1b7a4ebd8f82c8d6c92c60cf61e30bc 4435ca17cb3708e2498061e035b1903b",
+    "sha1-90000-90000 7a218d7c275af589061b0e42d0d725f43810335973a49f7c0088480067a39696 da4932da188e3a5406586aac7a4cd3b5",
+    "ntlm-90000-90000 59250a11b8f9955ba51c9079f672e1a75016a44ea0b9d5e6b195e97399d563ae 1579c8681eb4206786ae1d2725c6bd7e",
+    "sha1-5000-268435456 d305679e661961991d88de2a9c2020fc3b6c72966ed8aba2f47dae66f3a41548 5997b538df7f695b7b9e4bc636c78e44",
+    "ntlm-5000-268435456 b2c98cc2b0ddfc18362c7f37456d65c0224ceb57b122aa9dbd7548b8a4e3d23a ee7e3bc43c80e1740e342cc47a6414b3",
+    "accounts-50 bc8a23f474ac321a5aded0b60d2dc7765547a1cce4b22700bbca932566005477 de08cc775fce981e58c02d0345023642",
+    "credential-keys-50 7e647d4557411c7c17697804bd360cc6d76d09d42914409e0dace5441fba5eae b1b928f111455b2b744c97c44c330a72",
+    "accounts-slices-50 038e5f9fe002ca11af17c63e71caca9b2dbfc353d5a61c874d415d899077033a d8656b9d59e09cffdfaffd1b684814fa",
+    "stealer-emails-50 1721dfc35a10e129f48adb21675cc61befcca87890aa228598c895f5421b4dc6 663de6cbd67df0233c93a1ec328e4f94",
+    "credentials-50 31b7486b5a633b53f44ccfd64a9cdffa27eed409428c8f415226a9b46da8e549 21e0bf7bf1c2169afa13a7fd213d6712",
+    "ntlm-credentials-50 19f423490ff8eb7b196269c62ba99783593dda0a40f804f81ec1b498b93e5120 0a72431b5c3f37adec948f42d1417185",
+    "accounts-70000 10ea21d3e50ee925485200172fd493664039f0cba19b277b7db8165a8616465e b55fc7937b0acac06c243b9b6df3af46",
+    "credential-keys-70000 95627600516262fdf29bdb8895376f0a2e957e7eb6622526aa59d3dd67e58dfd 3655ca7cd8c4b43038cf55cd60ac10f4",
+    "accounts-slices-70000 18a011b8dc67f6947fab990b162e6db7388f471624c2c6019bf32d415317bb81 7bd1e2003be54b1d7280611d00b049b7",
+    "stealer-emails-70000 e92b614af387909fd2546e10e81090daed9bccb69604d442d59391a66ec07805 1fb609eda3264a6db49c9d5001c47d21",
+    "credentials-70000 c410c72144bfe6e9d3bd52a07dfb829bfc42df804cf56d47a52dc812ad72342a 7c26cfefa3cfec7a8d0f71dc0a6fead2",
+    "ntlm-credentials-70000 cdc0fedd1fd984142baa7e6bd65633df5cf125adf5ed71f488b427b989ba52f4 b8733455672f2fd55abc878ae6b066fd",
+    "domains-bytes bb8b45f473bc17005410175221f55548f496fc135034c98a5b1aa9db9640e343 3281b5c937dd0ab2c2652964b04f7c60",
+    "stealer-lens f03a083773f45124953be38a06361951c08ca912d803b0694a987fc21c666b1d 57bfe5262030258620c18cab8c6681bc",
+    "domains-by-key 564040649fb19a866a028fcc84f0e23e9cb1da43ae1a79f245bc1dc462f86f4a 0d1732bc497471f384850e7d2eee3cc8",
+    "hibp-sha1-3000 cc7532cebfa7f3c8ee4532a6998bc8c04e8999e9bc91055da1b472fd741770e8 30b1704dd7b1e391e8da6b4d1c85d050",
+    "hibp-ntlm-3000 24014e91f79e4abe2214e40a6e40fee266b7d35f6d36fdcb6dfdb29d9f28b93f b821a1fe9b0b82be383e9aae5a77cc09",
+    "hibp-sha1-100000 ccc19008e5b712b808300964ff658fe3011adbc01641d67b906a95fb045670e7 d0b95be611b5f19740ed99c41a57bb65",
+    "hibp-ntlm-100000 384c388f4cbc12aabb931085dcaea181f1b753664762242cd1d6a7177e61cbcb 68cc967e21a6d662a755eb8253748c16",
+];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sorted distinct keys of `K` bytes from a seed, with the top `top` bits of
+/// every key cleared, so that small sets still fill few buckets of wide tables.
+fn golden_keys<const K: usize>(seed: u64, n: usize, top: u32) -> Vec<[u8; K]> {
+    let mut next = xorshift(seed);
+    let mut keys: Vec<[u8; K]> = (0..n)
+        .map(|_| {
+            let mut key = [0u8; K];
+            for c in key.chunks_mut(8) {
+                let len = c.len();
+                c.copy_from_slice(&next().to_be_bytes()[..len]);
+            }
+            let head = u32::from_be_bytes(key[..4].try_into().unwrap()) & (u32::MAX >> top);
+            key[..4].copy_from_slice(&head.to_be_bytes());
+            key
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Counts shaped like Pwned Passwords': mostly small, some past every inline
+/// maximum and escape.
+fn golden_count(i: usize) -> u64 {
+    match i % 17 {
+        0 => 1 + (i as u64).wrapping_mul(0x9E37_79B9) % 10_000_000,
+        1 | 2 => 200 + i as u64 % 300,
+        _ => 1 + i as u64 % 5,
+    }
+}
+
+/// (case, BLAKE3 of the file, content hash) for one segment per push path and
+/// layout, at sizes that pick different prefix widths and cross checksum chunks.
+fn golden_segments(dir: &std::path::Path) -> Vec<(String, [u8; 32], [u8; 32])> {
+    let mut out = Vec::new();
+    let mut done = |name: String, written: leakwatch_segment::Written| {
+        let file = blake3::hash(&std::fs::read(&written.path).unwrap());
+        out.push((name, *file.as_bytes(), written.content_hash));
+    };
+    let create = |name: &str, kind: Kind, expected: u64| {
+        SegmentWriter::create(&dir.join(format!("{name}.seg")), kind, expected).unwrap()
+    };
+    // Counts one by one and in slices: prefix widths implying 0, 1 and 2 key
+    // bytes, the count in implied bits or a byte of its own.
+    for (n, expected) in
+        [(40usize, 40u64), (6_000, 6_000), (6_000, 1 << 16), (90_000, 90_000), (5_000, 1 << 28)]
+    {
+        let keys = golden_keys::<20>(n as u64, n, 0);
+        let name = format!("sha1-{n}-{expected}");
+        let mut w = create(&name, Kind::Sha1Counts, expected);
+        for (i, k) in keys.iter().enumerate() {
+            w.push_count(k, golden_count(i)).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let keys = golden_keys::<16>(n as u64 + 1, n, 0);
+        let entries: Vec<([u8; 16], u64)> =
+            keys.iter().enumerate().map(|(i, k)| (*k, golden_count(i))).collect();
+        let name = format!("ntlm-{n}-{expected}");
+        let mut w = create(&name, Kind::NtlmCounts, expected);
+        for part in entries.chunks(333) {
+            w.push_counts(part).unwrap();
+        }
+        done(name, w.finish().unwrap());
+    }
+    // Fixed values one by one and in slices, with repeated keys.
+    for n in [50usize, 70_000] {
+        let mut keys = golden_keys::<16>(n as u64 + 2, n, 0);
+        let dup = keys[n / 3];
+        keys.insert(n / 3, dup);
+        let name = format!("accounts-{n}");
+        let mut w = create(&name, Kind::Accounts, n as u64);
+        for (i, k) in keys.iter().enumerate() {
+            w.push_value(k, &(i as u32 % 3).to_le_bytes()).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let name = format!("credential-keys-{n}");
+        let mut w = create(&name, Kind::CredentialKeys, n as u64);
+        for part in keys.chunks(1000) {
+            w.push_keys(part, &[]).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let name = format!("accounts-slices-{n}");
+        let mut w = create(&name, Kind::Accounts, n as u64);
+        for part in keys.chunks(777) {
+            w.push_keys(part, &5u32.to_le_bytes()).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let name = format!("stealer-emails-{n}");
+        let mut w = create(&name, Kind::StealerEmails, n as u64);
+        for (i, k) in keys.iter().enumerate() {
+            let mut value = [0u8; 20];
+            value[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+            w.push_value(k, &value).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let creds = golden_keys::<28>(n as u64 + 3, n, 8);
+        let name = format!("credentials-{n}");
+        let mut w = create(&name, Kind::Credentials, n as u64);
+        for k in &creds {
+            w.push_value(k, &[]).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let creds = golden_keys::<24>(n as u64 + 4, n, 0);
+        let name = format!("ntlm-credentials-{n}");
+        let mut w = create(&name, Kind::NtlmCredentials, n as u64);
+        for k in &creds {
+            w.push_value(k, &[]).unwrap();
+        }
+        done(name, w.finish().unwrap());
+    }
+    // Payloads three ways: with their bytes, by length then put, by key in a row.
+    let keys = golden_keys::<16>(7, 20_000, 0);
+    let payload = |i: usize| vec![(i % 251) as u8; 1 + i % 70];
+    let name = "domains-bytes".to_string();
+    let mut w = create(&name, Kind::Domains, keys.len() as u64);
+    for (i, k) in keys.iter().enumerate() {
+        w.push_payload(k, i as u32 % 4, &payload(i)).unwrap();
+    }
+    done(name, w.finish().unwrap());
+    let name = "stealer-lens".to_string();
+    let mut w = create(&name, Kind::Stealer, keys.len() as u64);
+    for (i, k) in keys.iter().enumerate() {
+        w.push_payload_len(k, 2, payload(i).len()).unwrap();
+    }
+    for i in 0..keys.len() {
+        w.put_payload(&payload(i)).unwrap();
+    }
+    done(name, w.finish().unwrap());
+    let name = "domains-by-key".to_string();
+    let mut w = create(&name, Kind::Domains, 30_000);
+    let mut lens = Vec::new();
+    for (g, k) in keys.iter().take(300).enumerate() {
+        let group: Vec<u8> = (0..g % 200).map(|j| payload(g + j).len() as u8).collect();
+        w.push_payload_lens(k, g as u32, &group).unwrap();
+        lens.extend(group);
+    }
+    for len in lens {
+        w.put_payload(&vec![len; usize::from(len)]).unwrap();
+    }
+    done(name, w.finish().unwrap());
+    // The packed layout: under and over the sample that picks its widths.
+    for n in [3_000usize, 100_000] {
+        let keys = golden_keys::<20>(n as u64 + 5, n, 0);
+        let name = format!("hibp-sha1-{n}");
+        let mut w = create(&name, Kind::HibpSha1Counts, n as u64);
+        for (i, k) in keys.iter().enumerate() {
+            w.push_count(k, golden_count(i)).unwrap();
+        }
+        done(name, w.finish().unwrap());
+        let keys = golden_keys::<16>(n as u64 + 6, n, 0);
+        let name = format!("hibp-ntlm-{n}");
+        let mut w = create(&name, Kind::HibpNtlmCounts, 2 * n as u64);
+        for (i, k) in keys.iter().enumerate() {
+            w.push_count(k, golden_count(i)).unwrap();
+        }
+        done(name, w.finish().unwrap());
+    }
+    out
 }
