@@ -373,7 +373,6 @@ async fn assets_are_embedded_and_the_password_never_leaves_the_page() {
 /// per target directory. Without Chromium, Node.js or npm the test fails,
 /// saying what to install: it is not skipped (`.ci/run` installs them).
 mod browser {
-    use std::process::{Command, Stdio};
 
     use super::*;
 
@@ -381,31 +380,8 @@ mod browser {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chromium_signs_in_searches_checks_a_password_and_opens_a_breach() {
-        let browser = chromium();
-        let dir = playwright();
-        std::fs::write(dir.join("e2e.mjs"), SCRIPT).unwrap();
         let s = start(limits()).await;
-        let (base, key) = (s.base.clone(), s.analyst.clone());
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg("e2e.mjs")
-                .args([&base, &key])
-                .env("CHROMIUM", browser)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the browser script failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seen: serde_json::Value =
-            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let seen = run_browser_script("e2e.mjs", SCRIPT, &[&s.base, &s.analyst]).await;
         eprintln!(
             "browser: sign-in page {} bytes, interactive {} ms (load {:.0} ms); search answered in {:.0} ms",
             seen["signinLoad"]["transfer"],

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,9 +214,10 @@ async fn the_ingest_page_shows_progress_and_rejections_by_reason_to_analysts_onl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_charts_and_the_ingest_log() {
     const SCRIPT: &str = include_str!("browser/catalog.mjs");
-    let browser = chromium();
+    // Installed before the running ingest starts, which waits a bounded time
+    // for the browser.
+    chromium();
     let dir = playwright();
-    std::fs::write(dir.join("catalog.mjs"), SCRIPT).unwrap();
     let s = start(limits()).await;
     let tmp = tempfile::tempdir().unwrap();
     // Into a breach there is, so that the charts stay as they were.
@@ -237,27 +237,7 @@ async fn chromium_shows_the_charts_and_the_ingest_log() {
         }
         running.fail("ended by the test").unwrap();
     });
-    let (base, key) = (s.base.clone(), s.analyst.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("catalog.mjs")
-            .args([&base, &key])
-            .env("CHROMIUM", browser)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser script failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let seen = run_browser_script("catalog.mjs", SCRIPT, &[&s.base, &s.analyst]).await;
     assert_eq!(seen["errors"], serde_json::json!([]), "no script errors and no CSP violations");
     assert_eq!(
         seen["charts"],

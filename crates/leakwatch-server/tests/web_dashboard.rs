@@ -8,12 +8,12 @@
 //! audit rows, and the audit rows of every view. The browser test drives the
 //! same fixture in headless Chromium.
 //!
-//! The socket helpers (client, cookies, sign-in) are a copy of the few that
-//! `tests/web.rs` has: each test binary stands alone.
+//! The socket and browser helpers are the web tests' own (`tests/support/web.rs`).
+
+mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use leakwatch_catalog::{
@@ -23,6 +23,9 @@ use leakwatch_catalog::{
 use leakwatch_server::{serve, AppState, AuditWriter, Limits, ServeOptions};
 use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Manifest, Progress, Store};
 use reqwest::header::HeaderMap;
+use support::web::{
+    client, csrf_of, field_of, get, post, run_browser_script, set_cookie, urlencode, Session,
+};
 
 fn ingest_lines(data: &DataDir, name: &str, format: Option<leakwatch_ingest::Format>, lines: &[&str]) {
     let tmp = tempfile::NamedTempFile::new().unwrap();
@@ -235,74 +238,6 @@ impl Server {
     async fn post(&self, session: &Session, path: &str, body: &str) -> (u16, HeaderMap, String) {
         post(&format!("{}{path}", self.base), session, body).await
     }
-}
-
-struct Session {
-    /// `lw_session=...`
-    cookie: String,
-    csrf: String,
-}
-
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .user_agent("leakwatch-dashboard-tests")
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    })
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
-fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-/// The value of the first field `name` of a page.
-fn field_of(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = body.find(&marker).unwrap_or_else(|| panic!("no {name} field: {body}"));
-    let rest = &body[at + marker.len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-fn csrf_of(body: &str) -> String {
-    field_of(body, "csrf")
-}
-
-async fn get(url: &str, session: Option<&Session>) -> (u16, HeaderMap, String) {
-    let mut request = client().get(url);
-    if let Some(s) = session {
-        request = request.header("cookie", &s.cookie);
-    }
-    let r = request.send().await.unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    (status, headers, r.text().await.unwrap())
-}
-
-async fn post(url: &str, session: &Session, body: &str) -> (u16, HeaderMap, String) {
-    let r = client()
-        .post(url)
-        .header("cookie", &session.cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    (status, headers, r.text().await.unwrap())
 }
 
 /// The cells of each body row of the table with id `id`, as text.
@@ -640,85 +575,14 @@ async fn a_test_alert_goes_to_the_destination_from_an_admin_only() {
 /// `tests/web.rs` drives the other pages. Without Chromium, Node.js or npm
 /// the test fails, saying what to install (`.ci/run` installs them).
 mod browser {
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
-
     use super::*;
 
-    const PLAYWRIGHT: &str = "playwright-core@1.57.0";
     const SCRIPT: &str = include_str!("browser/dashboard.mjs");
-
-    fn chromium() -> PathBuf {
-        let path =
-            std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-        let runs = Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        assert!(
-            runs.is_ok_and(|s| s.success()),
-            "{} does not run: the browser tests need Chromium (Debian: apt-get install -y chromium; .ci/run does)",
-            path.display()
-        );
-        path
-    }
-
-    fn playwright() -> PathBuf {
-        for tool in ["node", "npm"] {
-            let runs =
-                Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-            assert!(
-                runs.is_ok_and(|s| s.success()),
-                "`{tool}` is needed (Debian: apt-get install -y nodejs npm)"
-            );
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-playwright");
-        let version = PLAYWRIGHT.rsplit('@').next().unwrap();
-        let installed = std::fs::read_to_string(dir.join("node_modules/playwright-core/package.json"))
-            .is_ok_and(|p| p.contains(&format!("\"version\": \"{version}\"")));
-        if !installed {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("package.json"), "{\"private\": true}\n").unwrap();
-            let out = Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", PLAYWRIGHT])
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "npm install {PLAYWRIGHT} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        dir
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chromium_opens_the_dashboard_and_applies_a_previewed_reset() {
-        let browser = chromium();
-        let dir = playwright();
-        std::fs::write(dir.join("dashboard.mjs"), SCRIPT).unwrap();
         let s = start(None).await;
-        let (base, key) = (s.base.clone(), s.admin.clone());
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg("dashboard.mjs")
-                .args([&base, &key])
-                .env("CHROMIUM", browser)
-                .envs(std::env::var_os("SCREENSHOT_DIR").map(|d| ("SCREENSHOT_DIR", d)))
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the browser script failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seen: serde_json::Value =
-            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let seen = run_browser_script("dashboard.mjs", SCRIPT, &[&s.base, &s.admin]).await;
         eprintln!("browser: dashboard opened in {:.0} ms", seen["dashboardMs"].as_f64().unwrap());
 
         assert_eq!(seen["errors"], serde_json::json!([]), "no script errors and no CSP violations");

@@ -224,11 +224,17 @@ pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|v| v.starts_with(&format!("{name}=")))
 }
 
+/// The value of the first field `name` of a page.
+pub fn field_of(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = body.find(&marker).unwrap_or_else(|| panic!("no {name} field: {body}"));
+    let rest = &body[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
 /// The value of the first `csrf` field of a page.
 pub fn csrf_of(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no csrf field: {body}"));
-    let rest = &body[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
+    field_of(body, "csrf")
 }
 
 pub async fn get(url: &str, session: Option<&Session>) -> (u16, HeaderMap, String) {
@@ -295,4 +301,36 @@ pub fn playwright() -> PathBuf {
         );
     }
     dir
+}
+
+/// Runs the browser script `name` (whose text is `script`) with node in the
+/// playwright directory, against headless Chromium, with `args`; the one
+/// JSON object it printed. `SCREENSHOT_DIR` is passed on when set. Fails,
+/// saying what to install, without Chromium, Node.js or npm.
+pub async fn run_browser_script(name: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let browser = chromium();
+    let dir = playwright();
+    std::fs::write(dir.join(name), script).unwrap();
+    let name = name.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&name)
+            .args(&args)
+            .env("CHROMIUM", browser)
+            .envs(std::env::var_os("SCREENSHOT_DIR").map(|d| ("SCREENSHOT_DIR", d)))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
