@@ -14,7 +14,7 @@
 //! **Architecture Invariant:** nothing from inside a dump reaches these
 //! tables: input names, counts, reasons and line numbers only.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{CatalogError, Result};
@@ -73,33 +73,7 @@ CREATE TABLE ingest_rejections (
 const VERSION_ROW: &str = "ingests_version";
 
 pub(crate) fn migrate(catalog: &mut Catalog) -> Result<()> {
-    let latest = MIGRATIONS.len() as i64;
-    let path = catalog.path.clone();
-    let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-    loop {
-        let tx = catalog.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        let version: i64 = tx
-            .query_row("SELECT value FROM meta WHERE name = ?1", [VERSION_ROW], |r| r.get(0))
-            .optional()
-            .map_err(sql)?
-            .unwrap_or(0);
-        if version > latest {
-            return Err(CatalogError::UnsupportedVersion { path, found: version, supported: latest });
-        }
-        if version == latest {
-            return Ok(());
-        }
-        tx.execute_batch(MIGRATIONS[version as usize])
-            .and_then(|()| {
-                tx.execute(
-                    "INSERT INTO meta (name, value) VALUES (?1, ?2) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    params![VERSION_ROW, version + 1],
-                )
-            })
-            .and_then(|_| tx.commit())
-            .map_err(sql)?;
-    }
+    crate::migrate_set(catalog, VERSION_ROW, MIGRATIONS)
 }
 
 /// An ingest as it starts.

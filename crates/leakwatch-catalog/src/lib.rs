@@ -147,6 +147,41 @@ fn format_time(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC).format(FORMAT).expect("a UTC time always formats")
 }
 
+/// Brings one set of tables to its latest version: `migrations[v]` takes it
+/// from version `v` to `v + 1`, each step in its own immediate transaction
+/// with the version kept in `meta` under `version_row`, so that concurrent
+/// openers apply each step once. A catalog newer than this build is refused.
+pub(crate) fn migrate_set(catalog: &mut Catalog, version_row: &str, migrations: &[&str]) -> Result<()> {
+    use rusqlite::{params, OptionalExtension, TransactionBehavior};
+    let latest = migrations.len() as i64;
+    let path = catalog.path.clone();
+    let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+    loop {
+        let tx = catalog.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let version: i64 = tx
+            .query_row("SELECT value FROM meta WHERE name = ?1", [version_row], |r| r.get(0))
+            .optional()
+            .map_err(sql)?
+            .unwrap_or(0);
+        if version > latest {
+            return Err(CatalogError::UnsupportedVersion { path, found: version, supported: latest });
+        }
+        if version == latest {
+            return Ok(());
+        }
+        tx.execute_batch(migrations[version as usize])
+            .and_then(|()| {
+                tx.execute(
+                    "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![version_row, version + 1],
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(sql)?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
