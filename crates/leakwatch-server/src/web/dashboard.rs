@@ -37,8 +37,8 @@ use leakwatch_org::{most_urgent_first, newer_breaches, reports, summary, Report,
 use leakwatch_store::Store;
 
 use super::html::{count, esc, path_segment};
-use super::pages::{csrf_ok, error_page, page, BAD_TOKEN};
-use super::{form_fields, see_other, Visitor};
+use super::pages::{error_page, page};
+use super::{see_other, Visitor};
 use crate::api::audit_entry;
 use crate::auth::charge;
 use crate::error::AppError;
@@ -782,13 +782,10 @@ pub async fn alert_test(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some((_, key)) = visitor.signed_in.clone() else { return see_other("/ui/signin") };
-    if !csrf_ok(&visitor, &form_fields(&body)) {
-        return error_page(&visitor, BAD_TOKEN);
-    }
-    if let Err(e) = charge(&state, visitor.client, || "ui org alert --test".into(), Some(&key)).await {
-        return error_page(&visitor, e);
-    }
+    let (key, _) = match super::signed_post(&state, &visitor, &body, "ui org alert --test").await {
+        Ok(allowed) => allowed,
+        Err(answer) => return answer,
+    };
     let (reader, sender) = (state.clone(), key.clone());
     let sent = crate::api::domain_wide(move || {
         let catalog = open_catalog(&reader)?;

@@ -18,12 +18,11 @@ use leakwatch_catalog::{Role, SubjectKind};
 use leakwatch_types::normalize_domain;
 
 use super::html::{esc, path_segment};
-use super::pages::{csrf_ok, error_page, page, BAD_TOKEN};
-use super::{form_fields, see_other, Visitor};
+use super::pages::{error_page, page};
+use super::{see_other, Visitor};
 use crate::api::search::domain_aliases;
 use crate::api::stealer::email_domain_websites;
 use crate::api::{audit_entry, domain_wide};
-use crate::auth::charge;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -64,14 +63,10 @@ pub async fn form(visitor: Visitor) -> Response {
 
 /// `POST /ui/domain`.
 pub async fn search(State(state): State<AppState>, visitor: Visitor, body: Bytes) -> Response {
-    let Some((_, key)) = visitor.signed_in.clone() else { return see_other("/ui/signin") };
-    let fields = form_fields(&body);
-    if !csrf_ok(&visitor, &fields) {
-        return error_page(&visitor, BAD_TOKEN);
-    }
-    if let Err(e) = charge(&state, visitor.client, || "ui breacheddomain".into(), Some(&key)).await {
-        return error_page(&visitor, e);
-    }
+    let (key, fields) = match super::signed_post(&state, &visitor, &body, "ui breacheddomain").await {
+        Ok(allowed) => allowed,
+        Err(answer) => return answer,
+    };
     let raw = fields.get("domain").map_or("", |d| d.trim());
     let Some(domain) = normalize_domain(raw) else {
         let notice = "<p class=\"notice bad\" role=\"alert\">That is not a domain name.</p>";

@@ -150,6 +150,27 @@ pub fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static(to))]).into_response()
 }
 
+/// A signed-in visitor's POST, let through: its key and form fields, once the
+/// session's CSRF token is checked and the request is charged to the key's
+/// rate limit as `endpoint`. Otherwise the answer to give: the sign-in, a
+/// refusal (403) before anything is looked up, or a 429.
+pub(crate) async fn signed_post(
+    state: &AppState,
+    visitor: &Visitor,
+    body: &[u8],
+    endpoint: &str,
+) -> Result<(Arc<ApiKey>, std::collections::HashMap<String, String>), Response> {
+    let Some((_, key)) = visitor.signed_in.clone() else { return Err(see_other("/ui/signin")) };
+    let fields = form_fields(body);
+    if !pages::csrf_ok(visitor, &fields) {
+        return Err(pages::error_page(visitor, pages::BAD_TOKEN));
+    }
+    if let Err(e) = crate::auth::charge(state, visitor.client, || endpoint.into(), Some(&key)).await {
+        return Err(pages::error_page(visitor, e));
+    }
+    Ok((key, fields))
+}
+
 /// The fields of a form body; a field given twice keeps its first value.
 pub fn form_fields(body: &[u8]) -> std::collections::HashMap<String, String> {
     let mut fields = std::collections::HashMap::new();

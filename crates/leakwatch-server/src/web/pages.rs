@@ -241,14 +241,10 @@ pub async fn search_form(visitor: Visitor) -> Response {
 /// address the key may search. Both lookups are audited in one commit
 /// (`ui breachedaccount`, `ui stealerlogsbyemail`) before anything is shown.
 pub async fn search(State(state): State<AppState>, visitor: Visitor, body: Bytes) -> Response {
-    let Some((_, key)) = visitor.signed_in.clone() else { return see_other("/ui/signin") };
-    let fields = form_fields(&body);
-    if !csrf_ok(&visitor, &fields) {
-        return error_page(&visitor, BAD_TOKEN);
-    }
-    if let Err(e) = charge(&state, visitor.client, || "ui breachedaccount".into(), Some(&key)).await {
-        return error_page(&visitor, e);
-    }
+    let (key, fields) = match super::signed_post(&state, &visitor, &body, "ui breachedaccount").await {
+        Ok(allowed) => allowed,
+        Err(answer) => return answer,
+    };
     let raw = fields.get("account").map_or("", |a| a.trim());
     let Some(account) = parse_account(raw) else {
         let notice = "<p class=\"notice bad\" role=\"alert\">That is not an email address, user name or phone number.</p>";

@@ -120,15 +120,11 @@ pub async fn reset_preview(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some((_, key)) = visitor.signed_in.clone() else { return see_other("/ui/signin") };
+    let (key, fields) = match crate::web::signed_post(&state, &visitor, &body, "ui reset").await {
+        Ok(allowed) => allowed,
+        Err(answer) => return answer,
+    };
     let Some(session) = visitor.session_id.clone() else { return see_other("/ui/signin") };
-    let fields = form_fields(&body);
-    if !csrf_ok(&visitor, &fields) {
-        return error_page(&visitor, BAD_TOKEN);
-    }
-    if let Err(e) = charge(&state, visitor.client, || "ui reset".into(), Some(&key)).await {
-        return error_page(&visitor, e);
-    }
     let include_common = fields.get("include_common").is_some_and(|v| v == "1");
     let (reader, asker) = (state.clone(), key.clone());
     let planned = crate::api::domain_wide(move || {
