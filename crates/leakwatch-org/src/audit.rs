@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::account::SealedAccount;
 use crate::error::Result;
+use crate::text::thousands;
 
 /// How urgent an account's exposure is; declared most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -246,18 +247,6 @@ pub fn csv_cell(value: &str) -> String {
     } else {
         value
     }
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

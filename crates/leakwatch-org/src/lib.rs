@@ -18,6 +18,7 @@
 pub mod account;
 pub mod audit;
 mod error;
+pub mod text;
 
 pub use account::{import, load_directory, open_accounts, Imported, SealedAccount};
 pub use audit::{
@@ -25,3 +26,4 @@ pub use audit::{
     Severity, Summary,
 };
 pub use error::{OrgError, Result};
+pub use text::{html_escape, thousands};

@@ -14,7 +14,9 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use leakwatch_catalog::DirectoryImport;
-use leakwatch_org::{most_urgent_first, newer_breaches, reports, summary, Report, Severity};
+use leakwatch_org::{
+    html_escape as esc, most_urgent_first, newer_breaches, reports, summary, Report, Severity,
+};
 use leakwatch_store::{DataDir, Store};
 
 use super::org::{audit_rows, open_catalog, organization, require_directory};
@@ -166,21 +168,6 @@ fn write_csv(out: &mut impl Write, reports: &[&Report]) -> Result<()> {
         line(out, &cells.join(","))?;
     }
     Ok(())
-}
-
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The HTML report: inline style and an inline SVG chart, nothing fetched.

@@ -5,21 +5,7 @@
 
 use std::fmt::Write;
 
-/// Escapes `&`, `<`, `>`, `"` and `'` for text and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use leakwatch_org::{html_escape as esc, thousands as count};
 
 /// Percent-encodes a path segment (a breach name in a link).
 pub fn path_segment(s: &str) -> String {
@@ -30,19 +16,6 @@ pub fn path_segment(s: &str) -> String {
         } else {
             let _ = write!(out, "%{b:02X}");
         }
-    }
-    out
-}
-
-/// `1234567` as `1,234,567`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }
