@@ -10,7 +10,7 @@
 //! takes a loopback host or an explicit `insecure`. `smtps://` is TLS from the
 //! first byte; `smtp://` must offer STARTTLS.
 
-use leakwatch_catalog::AlertRoute;
+use leakwatch_catalog::{AlertRoute, Catalog, NewAlert, Scan};
 use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
@@ -193,6 +193,22 @@ impl Destination {
             Destination::Webhook(w) => Some(&w.secret),
             Destination::Mail(m) => m.password.as_ref().map(|p| p.as_bytes()),
         }
+    }
+
+    /// Records this destination for organization `org`, its secret sealed
+    /// with `keys` and only its settings in clear; `baseline` is what the
+    /// organization's first destination starts from (see
+    /// [`Catalog::add_alert`]). The destination's id.
+    pub fn add_to(&self, catalog: &mut Catalog, org: &str, keys: &AlertKeys, baseline: &Scan) -> Result<i64> {
+        let sealed = self.secret().map(|s| keys.seal(s));
+        let settings = self.settings();
+        let alert = NewAlert {
+            kind: self.kind(),
+            target: self.target(),
+            settings: &settings,
+            sealed_secret: sealed.as_deref(),
+        };
+        Ok(catalog.add_alert(org, &alert, baseline)?)
     }
 
     /// A destination as the catalog keeps it, its secret opened.

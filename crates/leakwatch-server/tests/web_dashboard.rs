@@ -17,8 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use leakwatch_catalog::{
-    parse_directory, AuditEntry, AuditFilter, Catalog, DirectoryFormat, NewAlert, NewDelivery, NewKey, Role,
-    Scan,
+    parse_directory, AuditEntry, AuditFilter, Catalog, DirectoryFormat, NewDelivery, NewKey, Role, Scan,
 };
 use leakwatch_server::{serve, AppState, AuditWriter, Limits, ServeOptions};
 use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Manifest, Progress, Store};
@@ -132,16 +131,8 @@ async fn start(receiver: Option<u16>) -> Server {
         false,
     )
     .unwrap();
-    let sealed = destination.secret().map(|s| alert_keys.seal(s));
-    let settings = destination.settings();
-    let alert = NewAlert {
-        kind: destination.kind(),
-        target: destination.target(),
-        settings: &settings,
-        sealed_secret: sealed.as_deref(),
-    };
     let baseline = Scan { generation: 1, macs: Vec::new() };
-    let alert_id = catalog.add_alert("acme", &alert, &baseline).unwrap();
+    let alert_id = destination.add_to(&mut catalog, "acme", &alert_keys, &baseline).unwrap();
     let org_id = catalog.alert_routes().unwrap()[0].org_id;
     for (generation, id) in [(2, "d-delivered"), (3, "d-failing"), (4, "d-pending")] {
         let batch = NewDelivery {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use leakwatch_alert::{AlertKeys, Destination};
-use leakwatch_catalog::{Catalog, NewAlert, Organization, Scan};
+use leakwatch_catalog::{Catalog, Organization, Scan};
 use leakwatch_store::{DataDir, Store};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -88,15 +88,7 @@ fn add(
     } else {
         Scan::default()
     };
-    let sealed = destination.secret().map(|s| alert_keys.seal(s));
-    let settings = destination.settings();
-    let alert = NewAlert {
-        kind: destination.kind(),
-        target: destination.target(),
-        settings: &settings,
-        sealed_secret: sealed.as_deref(),
-    };
-    let id = catalog.add_alert(&org.name, &alert, &baseline)?;
+    let id = destination.add_to(catalog, &org.name, &alert_keys, &baseline)?;
     let mut out = stdout();
     if json {
         let value = json!({
