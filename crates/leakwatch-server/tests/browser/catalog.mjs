@@ -21,6 +21,9 @@ try {
   const overflows = () => page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
 
   await page.goto(base + '/ui/signin');
+  // Chromium applies autofocus at a rendering update that may come after
+  // the load event: wait for it rather than type into the page body.
+  await page.waitForFunction(() => document.activeElement?.id === 'key');
   await page.keyboard.type(key);
   await page.keyboard.press('Enter');
   await page.waitForURL('**/ui/search');

@@ -28,6 +28,9 @@ try {
   });
   out.signinMs = performance.now() - nav;
   // The key field has the focus; typing and Enter submit the form.
+  // Chromium applies autofocus at a rendering update that may come after
+  // the load event: wait for it rather than type into the page body.
+  await page.waitForFunction(() => document.activeElement?.id === 'key');
   await page.keyboard.type(key);
   await page.keyboard.press('Enter');
   await page.waitForURL('**/ui/search');

@@ -18,6 +18,9 @@ try {
 
   await page.goto(base + '/ui/signin');
   await shot('signin');
+  // Chromium applies autofocus at a rendering update that may come after
+  // the load event: wait for it rather than type into the page body.
+  await page.waitForFunction(() => document.activeElement?.id === 'key');
   await page.keyboard.type(key);
   await page.keyboard.press('Enter');
   await page.waitForURL('**/ui/search');
