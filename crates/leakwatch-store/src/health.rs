@@ -4,13 +4,17 @@
 //! keeps the list ([`SetAside`]) so `verify` and `breaches` can say which
 //! breaches need their dumps ingested again.
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write as _;
+use std::path::Path;
 
 use crate::clock::now_rfc3339;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::SetAside;
 use crate::reader::Store;
+use crate::storage::local::create_private_dir;
 use crate::storage::sync_dir;
 use crate::txn::Txn;
 
@@ -47,18 +51,20 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
         });
     }
     let damaged_dir = dir.damaged();
-    fs::create_dir_all(&damaged_dir).map_err(|e| StoreError::io(&damaged_dir, e))?;
+    create_private_dir(&damaged_dir)?;
+    let there: BTreeSet<String> = dir.storage().list()?.into_iter().collect();
     let at = now_rfc3339();
     let mut set_aside = Vec::new();
     for d in damage {
         let file = &d.segment.file;
         let held = manifest.describe_held(&d.segment.kind, &d.segment.breaches);
-        // Moved before the manifest stops naming it: a crash in between
-        // leaves a manifest naming a missing file, which is damage the next
-        // repair sets aside, and never a file a writer would delete as orphan.
-        let moved_to = if d.path.exists() {
+        // Copied out before the manifest stops naming it, and deleted from the
+        // store only after: a crash in between leaves the object named (the
+        // next repair copies it again) or an orphan (the next writer deletes
+        // it), and its bytes are in `damaged/` either way.
+        let moved_to = if there.contains(file) {
             let target = damaged_dir.join(file);
-            fs::rename(&d.path, &target).map_err(|e| StoreError::io(&target, e))?;
+            copy_out(dir, file, &target)?;
             let note = damaged_dir.join(format!("{file}.txt"));
             let text = format!(
                 "set aside by leakwatch repair at {at}, from generation {}\nkind: {}\nheld: {held}\n\
@@ -77,13 +83,32 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
         set_aside.push(SetAside { segment: d.segment, moved_to, problem: d.problem, at: at.clone() });
     }
     sync_dir(&damaged_dir)?;
-    sync_dir(&dir.segments())?;
     manifest.set_aside.extend(set_aside.iter().cloned());
-    txn.commit()?;
+    let copied: Vec<String> =
+        set_aside.iter().filter(|s| s.moved_to.is_some()).map(|s| s.segment.file.clone()).collect();
+    txn.commit_replacing(copied)?;
     Ok(RepairSummary {
         checked,
         set_aside,
         reingest: txn.manifest.needing_reingest(),
         generation: txn.manifest.generation,
     })
+}
+
+/// Copies the object `name` to the local file `target`, a bounded piece at a
+/// time (a damaged segment may be gigabytes), and syncs it.
+fn copy_out(dir: &DataDir, name: &str, target: &Path) -> Result<()> {
+    const PIECE: u64 = 16 << 20;
+    let io = |e| StoreError::io(target, e);
+    let mut out = fs::File::create(target).map_err(io)?;
+    let mut at = 0;
+    loop {
+        let bytes = dir.storage().read(name, Some(at..at + PIECE))?;
+        out.write_all(&bytes).map_err(io)?;
+        if (bytes.len() as u64) < PIECE {
+            break;
+        }
+        at += PIECE;
+    }
+    out.sync_all().map_err(io)
 }

@@ -141,6 +141,16 @@ fn check_clean(data: &DataDir, mem: &MemoryStorage) {
 /// Cuts `write` at every step in every way, as the module says. `restore`
 /// puts back what lives outside the store (the key file) before each run.
 fn cut_everywhere(fixture: &Fixture, what: &str, write: impl Fn(&DataDir) -> Result<(), StoreError>) {
+    cut_everywhere_seen_by(fixture, what, answers, write)
+}
+
+/// [`cut_everywhere`], comparing what `answers` sees.
+fn cut_everywhere_seen_by(
+    fixture: &Fixture,
+    what: &str,
+    answers: impl Fn(&DataDir) -> String,
+    write: impl Fn(&DataDir) -> Result<(), StoreError>,
+) {
     let key = std::fs::read(&fixture.key_file).unwrap();
     let restore = || std::fs::write(&fixture.key_file, &key).unwrap();
     let (data, _) = fixture.fork();
@@ -275,4 +285,63 @@ fn a_rekey_cut_anywhere_leaves_a_readable_store() {
         fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
     }
     cut_everywhere(&fixture, "rekey", |data| leakwatch_store::rekey(data).map(drop));
+}
+
+/// What a store with damage answers: which segments `verify` finds damaged,
+/// what it set aside, and each address's breaches or that its answer needs
+/// damaged data (no paths: each run has its own).
+fn answers_beside_damage(data: &DataDir) -> String {
+    let store = Store::open(data).unwrap();
+    let mut out = String::new();
+    let (checked, damage) = store.verify();
+    let damaged: Vec<&str> = damage.iter().map(|d| d.segment.file.as_str()).collect();
+    writeln!(out, "checked {checked}, damaged {damaged:?}").unwrap();
+    let set_aside: Vec<&str> = store.manifest().set_aside.iter().map(|s| s.segment.file.as_str()).collect();
+    writeln!(out, "set aside {set_aside:?}").unwrap();
+    for person in 0..120 {
+        let email = format!("user{person}@{}", DOMAINS[person % DOMAINS.len()]);
+        match store.account_breaches(&Account::email(&email).unwrap()) {
+            Ok(breaches) => {
+                let names: Vec<&str> = breaches.iter().map(|b| b.name.as_str()).collect();
+                writeln!(out, "{email} {names:?}").unwrap();
+            }
+            Err(e) => {
+                writeln!(out, "{email} needs damaged data: {}", e.to_string().contains("damaged")).unwrap()
+            }
+        }
+    }
+    out
+}
+
+/// Repair copies a damaged segment out, publishes a generation without it and
+/// deletes it: cut anywhere, the store answers as before (the damage there,
+/// found again) or as after (set aside), and the copy is never the only trace
+/// lost.
+#[test]
+fn a_repair_cut_anywhere_is_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    for b in 0..2u64 {
+        let text = combo(70 + b, 150, 120);
+        fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
+    }
+    let (data, _) = fixture.fork();
+    let manifest = data.manifest().unwrap().unwrap();
+    let b1 = manifest.breaches.iter().find(|b| b.name == "B1").unwrap().id;
+    let accounts = manifest
+        .segments
+        .iter()
+        .find(|s| s.kind == "accounts" && s.breaches == [b1])
+        .expect("B1's account segment")
+        .clone();
+    fixture.base.damage(&accounts.file, accounts.bytes as usize / 2);
+    let (data, _) = fixture.fork();
+    let before = answers_beside_damage(&data);
+    assert!(before.contains(&format!("damaged [\"{}\"]", accounts.file)), "{before}");
+    cut_everywhere_seen_by(&fixture, "repair", answers_beside_damage, |data| {
+        let summary = leakwatch_store::repair(data)?;
+        assert_eq!(summary.reingest, ["B1"]);
+        let copy = data.damaged().join(&accounts.file);
+        assert_eq!(std::fs::metadata(&copy).map(|m| m.len()).ok(), Some(accounts.bytes), "the copy is whole");
+        Ok(())
+    });
 }

@@ -120,6 +120,17 @@ impl MemoryStorage {
         state.dead = false;
     }
 
+    /// Flips the byte at `offset` of object `name`, durably, as a failing
+    /// disk might: for tests of what reads and repairs damaged objects.
+    pub fn damage(&self, name: &str, offset: usize) {
+        let mut state = self.state();
+        let mut bytes = state.objects[name].to_vec();
+        bytes[offset] ^= 0x55;
+        let bytes: Arc<[u8]> = bytes.into();
+        state.objects.insert(name.to_owned(), bytes.clone());
+        state.durable.insert(name.to_owned(), bytes);
+    }
+
     /// The names of the objects readers see now.
     pub fn names(&self) -> Vec<String> {
         self.state().objects.keys().cloned().collect()
