@@ -1,16 +1,33 @@
 //! The store's promises, end to end through real files: answers are exact,
 //! ingest is idempotent and order-independent, spilling changes nothing,
 //! compaction changes nothing, and leftovers of a killed ingest are ignored
-//! and then removed.
+//! and then removed. The promises that hold whatever the storage are checked
+//! on each storage the store runs on ([`each_storage`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use leakwatch_ingest::Input;
+use leakwatch_store::storage::MemoryStorage;
 use leakwatch_store::{
     ingest, BreachInfo, DataDir, IngestOptions, Progress, RangeIndex, RangeKind, Store, StoreError,
 };
 use leakwatch_types::{sha1, Account};
+
+/// A new store named `name` under `root` on each storage: the local
+/// directory and memory. Each key file sits beside its store in `root`.
+fn each_storage(root: &Path, name: &str) -> Vec<DataDir> {
+    let local = DataDir::new(root.join(format!("{name}-local")));
+    let memory_root = root.join(format!("{name}-memory"));
+    let memory = Arc::new(MemoryStorage::new(memory_root.join("segments")).unwrap());
+    let memory = DataDir::with_storage(&memory_root, memory);
+    for data in [&local, &memory] {
+        let key = data.root().with_extension("key");
+        data.init(Some(&key)).unwrap();
+    }
+    vec![local, memory]
+}
 
 /// A deterministic combo list: `n` lines over `people` addresses and a small
 /// password vocabulary, so that accounts and passwords repeat.
@@ -113,9 +130,6 @@ impl Model {
 #[test]
 fn answers_are_exact_and_reingest_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = DataDir::new(tmp.path().join("data"));
-    // Its key beside it, in the temporary directory, not in ~/.config.
-    data.init(Some(&tmp.path().join("data.key"))).unwrap();
     let a = combo(1, 3000, 700);
     let b = combo(2, 2000, 900);
     let fa = write(tmp.path(), "a.txt", &a);
@@ -124,17 +138,19 @@ fn answers_are_exact_and_reingest_changes_nothing() {
     model.add("Alpha", &a);
     model.add("Beta", &b);
 
-    run(&data, "Alpha", std::slice::from_ref(&fa), 1 << 30);
-    run(&data, "Beta", std::slice::from_ref(&fb), 1 << 30);
-    model.check(&data);
+    for data in each_storage(tmp.path(), "data") {
+        run(&data, "Alpha", std::slice::from_ref(&fa), 1 << 30);
+        run(&data, "Beta", std::slice::from_ref(&fb), 1 << 30);
+        model.check(&data);
 
-    let before = Store::open(&data).unwrap().stats().unwrap();
-    run(&data, "Alpha", &[fa], 1 << 30);
-    run(&data, "Beta", &[fb], 1 << 30);
-    model.check(&data);
-    let after = Store::open(&data).unwrap().stats().unwrap();
-    assert_eq!(before.credentials, after.credentials);
-    assert_eq!(before.records, after.records);
+        let before = Store::open(&data).unwrap().stats().unwrap();
+        run(&data, "Alpha", std::slice::from_ref(&fa), 1 << 30);
+        run(&data, "Beta", std::slice::from_ref(&fb), 1 << 30);
+        model.check(&data);
+        let after = Store::open(&data).unwrap().stats().unwrap();
+        assert_eq!(before.credentials, after.credentials);
+        assert_eq!(before.records, after.records);
+    }
 }
 
 #[test]
@@ -149,45 +165,45 @@ fn spilling_split_ingests_and_order_give_the_same_answers() {
     model.add("Gamma", &lines);
 
     // One ingest, in memory.
-    let d1 = DataDir::new(tmp.path().join("d1"));
-    d1.init(Some(&tmp.path().join("d1.key"))).unwrap();
-    run(&d1, "Gamma", std::slice::from_ref(&whole), 1 << 30);
-    model.check(&d1);
+    for d1 in each_storage(tmp.path(), "d1") {
+        run(&d1, "Gamma", std::slice::from_ref(&whole), 1 << 30);
+        model.check(&d1);
+    }
     // One ingest with the smallest budget: many spilled runs, merged.
-    let d2 = DataDir::new(tmp.path().join("d2"));
-    d2.init(Some(&tmp.path().join("d2.key"))).unwrap();
-    run(&d2, "Gamma", &[whole], 1);
-    model.check(&d2);
+    for d2 in each_storage(tmp.path(), "d2") {
+        run(&d2, "Gamma", std::slice::from_ref(&whole), 1);
+        model.check(&d2);
+    }
     // Two ingests into the same breach, in the other order.
-    let d3 = DataDir::new(tmp.path().join("d3"));
-    d3.init(Some(&tmp.path().join("d3.key"))).unwrap();
-    run(&d3, "Gamma", &[f2], 1 << 30);
-    run(&d3, "Gamma", &[f1], 1 << 30);
-    model.check(&d3);
+    for d3 in each_storage(tmp.path(), "d3") {
+        run(&d3, "Gamma", std::slice::from_ref(&f2), 1 << 30);
+        run(&d3, "Gamma", std::slice::from_ref(&f1), 1 << 30);
+        model.check(&d3);
+    }
 }
 
 #[test]
 fn many_small_ingests_are_compacted_without_changing_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = DataDir::new(tmp.path().join("data"));
-    data.init(Some(&tmp.path().join("data.key"))).unwrap();
-    let mut model = Model::default();
-    for i in 0..12u64 {
-        let lines = combo(100 + i, 300, 400);
-        let breach = format!("Small{}", i % 4);
-        model.add(&breach, &lines);
-        let f = write(tmp.path(), &format!("s{i}.txt"), &lines);
-        run(&data, &breach, &[f], 1 << 30);
+    for data in each_storage(tmp.path(), "data") {
+        let mut model = Model::default();
+        for i in 0..12u64 {
+            let lines = combo(100 + i, 300, 400);
+            let breach = format!("Small{}", i % 4);
+            model.add(&breach, &lines);
+            let f = write(tmp.path(), &format!("s{i}.txt"), &lines);
+            run(&data, &breach, &[f], 1 << 30);
+        }
+        model.check(&data);
+        let stats = Store::open(&data).unwrap().stats().unwrap();
+        for (kind, k) in &stats.kinds {
+            assert!(k.segments <= 8, "{kind} has {} segments", k.segments);
+        }
+        // Compaction deleted what it merged: the storage holds only live objects.
+        let live = data.storage().list().unwrap().len();
+        let named: usize = stats.kinds.values().map(|k| k.segments).sum();
+        assert_eq!(live, named, "{}", data.root().display());
     }
-    model.check(&data);
-    let stats = Store::open(&data).unwrap().stats().unwrap();
-    for (kind, k) in &stats.kinds {
-        assert!(k.segments <= 8, "{kind} has {} segments", k.segments);
-    }
-    // Compaction deleted what it merged: the directory holds only live files.
-    let live = std::fs::read_dir(data.segments()).unwrap().count();
-    let named: usize = stats.kinds.values().map(|k| k.segments).sum();
-    assert_eq!(live, named);
 }
 
 #[test]
