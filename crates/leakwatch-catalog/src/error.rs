@@ -1,4 +1,5 @@
-//! Catalog errors: each names the catalog file, or says which input was refused.
+//! Catalog errors: each names the catalog (its file, or its URL without the
+//! password), or says which input was refused.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,8 @@ pub enum CatalogError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
+    #[error("{location}: {source}")]
+    Postgres { location: PathBuf, source: postgres::Error },
     #[error("{path}: data corruption: {detail}")]
     DataCorruption { path: PathBuf, detail: String },
     #[error("{path}: catalog schema version {found} is newer than this build reads ({supported})")]
