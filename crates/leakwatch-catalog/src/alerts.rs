@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 
-
 use crate::db::{args, Db, Lock, Row, Value};
 use crate::error::{CatalogError, Result};
 use crate::Catalog;
@@ -97,8 +96,9 @@ impl Catalog {
         let Some(org_id) = org_id else {
             return Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")));
         };
-        let existing: i64 =
-            tx.query_one("SELECT count(*) FROM organization_alerts WHERE org_id = ?1", args![org_id])?.get(0)?;
+        let existing: i64 = tx
+            .query_one("SELECT count(*) FROM organization_alerts WHERE org_id = ?1", args![org_id])?
+            .get(0)?;
         let duplicate: Option<i64> = tx
             .query_opt(
                 "SELECT id FROM organization_alerts WHERE org_id = ?1 AND kind = ?2 AND target = ?3",
@@ -307,7 +307,8 @@ impl Catalog {
 fn insert_seen(db: &Db, org_id: i64, macs: &[SeenMac]) -> Result<()> {
     for chunk in macs.chunks(500) {
         let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(?1, ?{})", i + 2)).collect();
-        let sql = format!("INSERT INTO alert_seen (org_id, mac) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "));
+        let sql =
+            format!("INSERT INTO alert_seen (org_id, mac) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "));
         let mut params = vec![Value::from(org_id)];
         params.extend(chunk.iter().map(|mac| Value::from(mac.as_slice())));
         db.execute(&sql, &params)?;
@@ -325,48 +326,50 @@ mod tests {
 
     #[test]
     fn the_first_destination_records_the_baseline_and_scans_are_recorded_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut c = Catalog::open_in(tmp.path()).unwrap();
-        c.add_organization("acme", &["corp.example".to_owned()]).unwrap();
-        assert!(c.add_alert("nobody", &alert("http://x"), &Scan::default()).is_err());
-        let baseline = Scan { generation: 3, macs: vec![[1; 16], [2; 16]] };
-        let id = c.add_alert("acme", &alert("http://127.0.0.1/hook"), &baseline).unwrap();
-        // A second destination does not move the baseline.
-        let later = Scan { generation: 9, macs: vec![[9; 16]] };
-        let second = c.add_alert("acme", &alert("http://127.0.0.1/other"), &later).unwrap();
-        assert_ne!(id, second);
-        let routes = c.alert_routes().unwrap();
-        assert_eq!(routes.len(), 2);
-        assert_eq!(routes[0].sealed_secret.as_deref(), Some(&b"sealed"[..]));
-        let org_id = routes[0].org_id;
-        let (generation, seen) = c.alert_seen(org_id).unwrap();
-        assert_eq!(generation, Some(3));
-        assert_eq!(seen, HashSet::from([[1; 16], [2; 16]]));
+        crate::testing::each_backend(|location| {
+            let mut c = Catalog::open_at(location).unwrap();
+            c.add_organization("acme", &["corp.example".to_owned()]).unwrap();
+            assert!(c.add_alert("nobody", &alert("http://x"), &Scan::default()).is_err());
+            let baseline = Scan { generation: 3, macs: vec![[1; 16], [2; 16]] };
+            let id = c.add_alert("acme", &alert("http://127.0.0.1/hook"), &baseline).unwrap();
+            // A second destination does not move the baseline.
+            let later = Scan { generation: 9, macs: vec![[9; 16]] };
+            let second = c.add_alert("acme", &alert("http://127.0.0.1/other"), &later).unwrap();
+            assert_ne!(id, second);
+            let routes = c.alert_routes().unwrap();
+            assert_eq!(routes.len(), 2);
+            assert_eq!(routes[0].sealed_secret.as_deref(), Some(&b"sealed"[..]));
+            let org_id = routes[0].org_id;
+            let (generation, seen) = c.alert_seen(org_id).unwrap();
+            assert_eq!(generation, Some(3));
+            assert_eq!(seen, HashSet::from([[1; 16], [2; 16]]));
 
-        let scan = Scan { generation: 4, macs: vec![[3; 16]] };
-        let batch = NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
-        assert!(c.record_scan(org_id, &scan, std::slice::from_ref(&batch)).unwrap());
-        // The same generation again (another process, or a repeat): nothing.
-        assert!(!c.record_scan(org_id, &scan, &[batch]).unwrap());
-        assert_eq!(c.alert_seen(org_id).unwrap().1.len(), 3);
+            let scan = Scan { generation: 4, macs: vec![[3; 16]] };
+            let batch =
+                NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
+            assert!(c.record_scan(org_id, &scan, std::slice::from_ref(&batch)).unwrap());
+            // The same generation again (another process, or a repeat): nothing.
+            assert!(!c.record_scan(org_id, &scan, &[batch]).unwrap());
+            assert_eq!(c.alert_seen(org_id).unwrap().1.len(), 3);
 
-        let due = c.due_deliveries(now_ms() + 1, 10).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].delivery_id.as_str(), due[0].generation, due[0].attempts), ("d1", 4, 0));
-        let later = now_ms() + 60_000;
-        assert_eq!(c.begin_attempt(due[0].id, later).unwrap(), 1);
-        assert!(c.due_deliveries(now_ms() + 1, 10).unwrap().is_empty());
-        assert_eq!(c.next_due_ms().unwrap(), Some(later));
-        c.attempt_failed(due[0].id, "connection refused", false).unwrap();
-        let again = c.due_deliveries(later, 10).unwrap();
-        assert_eq!((again[0].attempts, again[0].last_error.as_deref()), (1, Some("connection refused")));
-        c.delivered(due[0].id).unwrap();
-        assert!(c.due_deliveries(i64::MAX, 10).unwrap().is_empty());
-        let org = c.organization("acme").unwrap().unwrap();
-        assert_eq!((org.alerts[0].pending, org.alerts[0].delivered), (0, 1));
+            let due = c.due_deliveries(now_ms() + 1, 10).unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!((due[0].delivery_id.as_str(), due[0].generation, due[0].attempts), ("d1", 4, 0));
+            let later = now_ms() + 60_000;
+            assert_eq!(c.begin_attempt(due[0].id, later).unwrap(), 1);
+            assert!(c.due_deliveries(now_ms() + 1, 10).unwrap().is_empty());
+            assert_eq!(c.next_due_ms().unwrap(), Some(later));
+            c.attempt_failed(due[0].id, "connection refused", false).unwrap();
+            let again = c.due_deliveries(later, 10).unwrap();
+            assert_eq!((again[0].attempts, again[0].last_error.as_deref()), (1, Some("connection refused")));
+            c.delivered(due[0].id).unwrap();
+            assert!(c.due_deliveries(i64::MAX, 10).unwrap().is_empty());
+            let org = c.organization("acme").unwrap().unwrap();
+            assert_eq!((org.alerts[0].pending, org.alerts[0].delivered), (0, 1));
 
-        assert!(c.remove_alert("acme", id).unwrap());
-        assert!(!c.remove_alert("acme", id).unwrap());
-        assert!(c.alert_deliveries(id, 10).unwrap().is_empty());
+            assert!(c.remove_alert("acme", id).unwrap());
+            assert!(!c.remove_alert("acme", id).unwrap());
+            assert!(c.alert_deliveries(id, 10).unwrap().is_empty());
+        });
     }
 }

@@ -434,7 +434,10 @@ pub(crate) const PG_TRIGGERS: [(&str, &str); 4] = [
 
 pub(crate) const PG_FUNCTIONS: [(&str, &str); 2] = [
     ("audit_log_refuse", "BEGIN\n    RAISE EXCEPTION 'the audit log is append-only';\nEND"),
-    ("audit_log_refuse_unchained", "BEGIN\n    RAISE EXCEPTION 'audit rows have a positive id and a chain value';\nEND"),
+    (
+        "audit_log_refuse_unchained",
+        "BEGIN\n    RAISE EXCEPTION 'audit rows have a positive id and a chain value';\nEND",
+    ),
 ];
 
 /// Which rows `audit-log` shows.
@@ -550,7 +553,9 @@ impl Catalog {
         // The highest id ever given: SQLite's AUTOINCREMENT keeps it; on
         // PostgreSQL this function keeps it in `meta`.
         let seq: i64 = match dialect {
-            Dialect::Sqlite => tx.query_opt("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'", &[])?,
+            Dialect::Sqlite => {
+                tx.query_opt("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'", &[])?
+            }
             Dialect::Postgres => {
                 tx.query_opt("SELECT CAST(value AS BIGINT) FROM meta WHERE name = 'audit_seq'", &[])?
             }
@@ -1083,7 +1088,13 @@ mod tests {
                         for batch in 0..10 {
                             let entries: Vec<_> = (0..3)
                                 .map(|i| {
-                                    entry(hasher, "a", SubjectKind::Account, &format!("w{writer}b{batch}i{i}@x.org"), 1)
+                                    entry(
+                                        hasher,
+                                        "a",
+                                        SubjectKind::Account,
+                                        &format!("w{writer}b{batch}i{i}@x.org"),
+                                        1,
+                                    )
                                 })
                                 .collect();
                             catalog.append_audit(&entries, key).unwrap();
@@ -1134,7 +1145,9 @@ mod tests {
         let app = CatalogLocation::Postgres(server.url(&role, &database));
         let mut catalog = Catalog::open_at(&app).unwrap();
         let hasher = keys(5).current().hasher();
-        catalog.append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5)).unwrap();
+        catalog
+            .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
+            .unwrap();
         catalog.add_organization("acme", &["acme.example".to_owned()]).unwrap();
         catalog
             .create_key(&crate::NewKey {

@@ -317,10 +317,8 @@ impl Db {
 
     pub(crate) fn postgres(url: &str, name: &str) -> Result<Db> {
         let location: std::sync::Arc<Path> = Path::new(name).into();
-        let worker = PgWorker::connect(url).map_err(|source| CatalogError::Postgres {
-            location: location.to_path_buf(),
-            source,
-        })?;
+        let worker = PgWorker::connect(url)
+            .map_err(|source| CatalogError::Postgres { location: location.to_path_buf(), source })?;
         Ok(Db { backend: Backend::Postgres(worker), location })
     }
 
@@ -551,7 +549,10 @@ fn pg_row(r: &postgres::Row, location: &Path) -> Result<Vec<Value>> {
         } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
             r.try_get::<_, Option<String>>(i).map(|v| v.map_or(Value::Null(Ty::Text), Value::Text))
         } else {
-            return Err(corrupt(format!("column {:?} has type {ty}, which the catalog does not read", column.name())));
+            return Err(corrupt(format!(
+                "column {:?} has type {ty}, which the catalog does not read",
+                column.name()
+            )));
         };
         values.push(value.map_err(|e| corrupt(format!("column {:?}: {e}", column.name())))?);
     }
@@ -610,7 +611,11 @@ impl PgWorker {
         let job: PgJob = Box::new(move |c| {
             let _ = answer.send(f(c));
         });
-        self.jobs.as_ref().expect("open until dropped").send(job).expect("the client thread runs until dropped");
+        self.jobs
+            .as_ref()
+            .expect("open until dropped")
+            .send(job)
+            .expect("the client thread runs until dropped");
         answered.recv().expect("the client thread answers every job")
     }
 }
@@ -644,8 +649,13 @@ mod tests {
             CatalogLocation::parse("/var/lib/lw/catalog.sqlite"),
             CatalogLocation::File("/var/lib/lw/catalog.sqlite".into())
         );
-        let url = CatalogLocation::parse("postgres://lw:s3cret@db.example:5432/leakwatch?password=x&sslmode=disable");
-        assert_eq!(url.to_string(), "postgres://lw:***@db.example:5432/leakwatch?password=***&sslmode=disable");
+        let url = CatalogLocation::parse(
+            "postgres://lw:s3cret@db.example:5432/leakwatch?password=x&sslmode=disable",
+        );
+        assert_eq!(
+            url.to_string(),
+            "postgres://lw:***@db.example:5432/leakwatch?password=***&sslmode=disable"
+        );
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(redact("postgres://lw@h/db"), "postgres://lw@h/db");
     }

@@ -422,66 +422,75 @@ mod tests {
 
     #[test]
     fn an_ingest_is_logged_from_start_through_progress_to_its_outcome() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
-        let names = ["a.txt".to_owned(), "b.txt".to_owned()];
-        let new = NewIngest { breach: "Adobe", started_by: "alice", inputs: &names, bytes_total: Some(100) };
-        let id = catalog.start_ingest(&new).unwrap();
-        let failed = catalog.start_ingest(&NewIngest { breach: "Other", bytes_total: None, ..new }).unwrap();
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let names = ["a.txt".to_owned(), "b.txt".to_owned()];
+            let new =
+                NewIngest { breach: "Adobe", started_by: "alice", inputs: &names, bytes_total: Some(100) };
+            let id = catalog.start_ingest(&new).unwrap();
+            let failed =
+                catalog.start_ingest(&NewIngest { breach: "Other", bytes_total: None, ..new }).unwrap();
 
-        let running = &catalog.ingests(None, 10).unwrap()[1];
-        assert_eq!(
-            (running.id, running.status, running.phase.as_str()),
-            (id, IngestStatus::Running, "starting")
-        );
-        assert_eq!(running.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["a.txt", "b.txt"]);
-        assert_eq!(running.inputs[0].accepted, None);
+            let running = &catalog.ingests(None, 10).unwrap()[1];
+            assert_eq!(
+                (running.id, running.status, running.phase.as_str()),
+                (id, IngestStatus::Running, "starting")
+            );
+            assert_eq!(
+                running.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+                ["a.txt", "b.txt"]
+            );
+            assert_eq!(running.inputs[0].accepted, None);
 
-        let progress = IngestProgress { phase: "reading b.txt".into(), bytes_read: 60, records: 9 };
-        catalog.ingest_progress(id, &progress).unwrap();
-        let running = &catalog.ingests(Some("adobe"), 10).unwrap()[0];
-        assert_eq!((running.bytes_read, running.records, running.phase.as_str()), (60, 9, "reading b.txt"));
+            let progress = IngestProgress { phase: "reading b.txt".into(), bytes_read: 60, records: 9 };
+            catalog.ingest_progress(id, &progress).unwrap();
+            let running = &catalog.ingests(Some("adobe"), 10).unwrap()[0];
+            assert_eq!(
+                (running.bytes_read, running.records, running.phase.as_str()),
+                (60, 9, "reading b.txt")
+            );
 
-        catalog.fail_ingest(failed, "the store is locked by another writer").unwrap();
-        let outcome = IngestOutcome {
-            inputs: vec![
-                input("a.txt", 5, &[("invalid email: no @", 3), ("no separator", 2)]),
-                input("b.txt", 4, &[("no separator", 4)]),
-            ],
-            new_breach: true,
-            new_accounts: 8,
-            new_credentials: 7,
-            records: 9,
-            warning: None,
-        };
-        catalog.finish_ingest(id, &outcome).unwrap();
-        // Progress after the end changes nothing.
-        catalog
-            .ingest_progress(id, &IngestProgress { phase: "x".into(), bytes_read: 1, records: 1 })
-            .unwrap();
+            catalog.fail_ingest(failed, "the store is locked by another writer").unwrap();
+            let outcome = IngestOutcome {
+                inputs: vec![
+                    input("a.txt", 5, &[("invalid email: no @", 3), ("no separator", 2)]),
+                    input("b.txt", 4, &[("no separator", 4)]),
+                ],
+                new_breach: true,
+                new_accounts: 8,
+                new_credentials: 7,
+                records: 9,
+                warning: None,
+            };
+            catalog.finish_ingest(id, &outcome).unwrap();
+            // Progress after the end changes nothing.
+            catalog
+                .ingest_progress(id, &IngestProgress { phase: "x".into(), bytes_read: 1, records: 1 })
+                .unwrap();
 
-        let all = catalog.ingests(None, 10).unwrap();
-        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [failed, id], "newest first");
-        assert_eq!(all[0].status, IngestStatus::Failed);
-        assert_eq!(all[0].message.as_deref(), Some("the store is locked by another writer"));
-        let done = &all[1];
-        assert_eq!(
-            (done.status, done.phase.as_str(), done.bytes_read),
-            (IngestStatus::Done, "published", 100)
-        );
-        assert!(done.finished_at.is_some());
-        assert_eq!(
-            (done.new_breach, done.new_accounts, done.new_credentials),
-            (Some(true), Some(8), Some(7))
-        );
-        assert_eq!(done.inputs, outcome.inputs);
-        assert_eq!(done.accepted(), 9);
-        assert_eq!(
-            done.rejected_by_reason(),
-            [("no separator".to_owned(), 6), ("invalid email: no @".to_owned(), 3)]
-        );
-        assert_eq!(catalog.ingests(Some("Nothing"), 10).unwrap(), []);
-        assert_eq!(catalog.ingests(None, 1).unwrap().len(), 1);
-        assert!(catalog.finish_ingest(999, &outcome).is_err());
+            let all = catalog.ingests(None, 10).unwrap();
+            assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [failed, id], "newest first");
+            assert_eq!(all[0].status, IngestStatus::Failed);
+            assert_eq!(all[0].message.as_deref(), Some("the store is locked by another writer"));
+            let done = &all[1];
+            assert_eq!(
+                (done.status, done.phase.as_str(), done.bytes_read),
+                (IngestStatus::Done, "published", 100)
+            );
+            assert!(done.finished_at.is_some());
+            assert_eq!(
+                (done.new_breach, done.new_accounts, done.new_credentials),
+                (Some(true), Some(8), Some(7))
+            );
+            assert_eq!(done.inputs, outcome.inputs);
+            assert_eq!(done.accepted(), 9);
+            assert_eq!(
+                done.rejected_by_reason(),
+                [("no separator".to_owned(), 6), ("invalid email: no @".to_owned(), 3)]
+            );
+            assert_eq!(catalog.ingests(Some("Nothing"), 10).unwrap(), []);
+            assert_eq!(catalog.ingests(None, 1).unwrap().len(), 1);
+            assert!(catalog.finish_ingest(999, &outcome).is_err());
+        });
     }
 }

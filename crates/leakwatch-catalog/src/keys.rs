@@ -135,9 +135,10 @@ impl Catalog {
         }
 
         let mut bytes = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| CatalogError::Io { path: self.path().to_owned(), source: std::io::Error::other(e) })?;
+        rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|e| CatalogError::Io {
+            path: self.path().to_owned(),
+            source: std::io::Error::other(e),
+        })?;
         let mut secret = String::with_capacity(SECRET_PREFIX.len() + 64);
         secret.push_str(SECRET_PREFIX);
         for b in bytes {
@@ -147,8 +148,9 @@ impl Catalog {
         let created_at = now();
 
         let tx = self.db.write(Lock::Catalog)?;
-        let exists: bool =
-            tx.query_one("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)", args![&new.name])?.get(0)?;
+        let exists: bool = tx
+            .query_one("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)", args![&new.name])?
+            .get(0)?;
         if exists {
             return Err(CatalogError::Invalid(format!("a key named {:?} already exists", new.name)));
         }
@@ -207,7 +209,8 @@ impl Catalog {
             let name: String = row.get(1)?;
             let role: String = row.get(3)?;
             let hash: Vec<u8> = row.get(7)?;
-            let corrupt = |detail: String| CatalogError::DataCorruption { path: self.path().to_owned(), detail };
+            let corrupt =
+                |detail: String| CatalogError::DataCorruption { path: self.path().to_owned(), detail };
             let role = Role::parse(&role)
                 .ok_or_else(|| corrupt(format!("key {name:?} has unknown role {role:?}")))?;
             let hash: KeyHash = hash
@@ -321,37 +324,42 @@ mod tests {
 
     #[test]
     fn domain_keys_need_valid_domains_and_names_are_unique() {
-        let (_tmp, mut catalog) = catalog();
-        let err = catalog.create_key(&new("d", Role::Domain, &[])).unwrap_err();
-        assert!(err.to_string().contains("at least one --domain"), "{err}");
-        let err = catalog.create_key(&new("d", Role::Domain, &["not a domain"])).unwrap_err();
-        assert!(err.to_string().contains("not a domain name"), "{err}");
-        let key =
-            catalog.create_key(&new("d", Role::Domain, &["Example.COM", "b.org", "example.com"])).unwrap();
-        assert_eq!(key.key.domains, ["b.org", "example.com"]);
-        assert!(key.key.allows_domain("example.com"));
-        assert!(!key.key.allows_domain("other.com"));
-        let err = catalog.create_key(&new("d", Role::Admin, &[])).unwrap_err();
-        assert!(err.to_string().contains("already exists"), "{err}");
-        assert!(catalog.create_key(&new("bad name", Role::Admin, &[])).is_err());
-        assert_eq!(catalog.list_keys().unwrap()[0].domains, ["b.org", "example.com"]);
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let err = catalog.create_key(&new("d", Role::Domain, &[])).unwrap_err();
+            assert!(err.to_string().contains("at least one --domain"), "{err}");
+            let err = catalog.create_key(&new("d", Role::Domain, &["not a domain"])).unwrap_err();
+            assert!(err.to_string().contains("not a domain name"), "{err}");
+            let key = catalog
+                .create_key(&new("d", Role::Domain, &["Example.COM", "b.org", "example.com"]))
+                .unwrap();
+            assert_eq!(key.key.domains, ["b.org", "example.com"]);
+            assert!(key.key.allows_domain("example.com"));
+            assert!(!key.key.allows_domain("other.com"));
+            let err = catalog.create_key(&new("d", Role::Admin, &[])).unwrap_err();
+            assert!(err.to_string().contains("already exists"), "{err}");
+            assert!(catalog.create_key(&new("bad name", Role::Admin, &[])).is_err());
+            assert_eq!(catalog.list_keys().unwrap()[0].domains, ["b.org", "example.com"]);
+        });
     }
 
     #[test]
     fn revoking_removes_a_key_from_the_active_set_and_bumps_the_version() {
-        let (_tmp, mut catalog) = catalog();
-        let v0 = catalog.keys_version().unwrap();
-        catalog.create_key(&new("a", Role::Admin, &[])).unwrap();
-        catalog.create_key(&new("b", Role::Analyst, &[])).unwrap();
-        let v1 = catalog.keys_version().unwrap();
-        assert!(v1 > v0);
-        let revoked = catalog.revoke_key("a").unwrap();
-        assert!(revoked.revoked_at.is_some());
-        assert!(catalog.keys_version().unwrap() > v1);
-        let active: Vec<String> = catalog.active_keys().unwrap().into_iter().map(|k| k.name).collect();
-        assert_eq!(active, ["b"]);
-        assert_eq!(catalog.list_keys().unwrap().len(), 2);
-        assert!(catalog.revoke_key("a").unwrap_err().to_string().contains("already revoked"));
-        assert!(catalog.revoke_key("zzz").unwrap_err().to_string().contains("no key named"));
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let v0 = catalog.keys_version().unwrap();
+            catalog.create_key(&new("a", Role::Admin, &[])).unwrap();
+            catalog.create_key(&new("b", Role::Analyst, &[])).unwrap();
+            let v1 = catalog.keys_version().unwrap();
+            assert!(v1 > v0);
+            let revoked = catalog.revoke_key("a").unwrap();
+            assert!(revoked.revoked_at.is_some());
+            assert!(catalog.keys_version().unwrap() > v1);
+            let active: Vec<String> = catalog.active_keys().unwrap().into_iter().map(|k| k.name).collect();
+            assert_eq!(active, ["b"]);
+            assert_eq!(catalog.list_keys().unwrap().len(), 2);
+            assert!(catalog.revoke_key("a").unwrap_err().to_string().contains("already revoked"));
+            assert!(catalog.revoke_key("zzz").unwrap_err().to_string().contains("no key named"));
+        });
     }
 }

@@ -1,5 +1,7 @@
 //! The catalog: leakwatch's small mutable state, in one embedded SQLite file
-//! beside the immutable index (`DATA/catalog.sqlite`).
+//! beside the immutable index (`DATA/catalog.sqlite`, the default), or in a
+//! PostgreSQL database shared by any number of servers (`--catalog
+//! postgres://...`; the dialect layer is `db.rs`, the setup docs/postgresql.md).
 //!
 //! It holds API keys (as hashes, never the keys themselves), their roles, domains
 //! and rate limits, the audit log of authenticated searches, organizations
@@ -48,8 +50,8 @@ pub use ingests::{
     IngestInput, IngestOutcome, IngestProgress, IngestRecord, IngestStatus, NewIngest, Rejection,
 };
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
-pub use schema::POSTGRES_GRANTS;
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
+pub use schema::POSTGRES_GRANTS;
 
 use db::{args, Db, Dialect, Lock};
 
@@ -242,6 +244,19 @@ mod tests {
         let meta = std::fs::metadata(root.join(CATALOG_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         Catalog::open_in(&root).unwrap();
+    }
+
+    #[test]
+    fn a_postgres_catalog_answers_on_a_thread_inside_an_async_runtime() {
+        // The alert service calls the catalog from its async loop: the
+        // synchronous client would panic there if it ran on the caller's thread.
+        let location = testing::TestPostgres::shared().fresh_catalog();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let catalog = Catalog::open_at(&location).unwrap();
+            assert_eq!(catalog.keys_version().unwrap(), 0);
+            assert_eq!(catalog.checkpoint().unwrap(), (0, 0));
+        });
     }
 
     #[test]

@@ -415,37 +415,38 @@ mod tests {
 
     #[test]
     fn organizations_round_trip_and_directories_are_replaced() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut c = Catalog::open_in(tmp.path()).unwrap();
-        let domains = vec!["corp.example".to_owned(), "corp.example.net".to_owned()];
-        let org = c.add_organization("acme", &domains).unwrap();
-        assert_eq!(org.domains, domains);
-        assert!(org.directory.is_none());
-        assert!(c.add_organization("acme", &domains).is_err());
-        assert!(c.add_organization("bad name", &domains).is_err());
-        assert!(c.add_organization("nodomain", &[]).is_err());
+        crate::testing::each_backend(|location| {
+            let mut c = Catalog::open_at(location).unwrap();
+            let domains = vec!["corp.example".to_owned(), "corp.example.net".to_owned()];
+            let org = c.add_organization("acme", &domains).unwrap();
+            assert_eq!(org.domains, domains);
+            assert!(org.directory.is_none());
+            assert!(c.add_organization("acme", &domains).is_err());
+            assert!(c.add_organization("bad name", &domains).is_err());
+            assert!(c.add_organization("nodomain", &[]).is_err());
 
-        assert_eq!(c.directory("acme").unwrap(), None);
-        let first = SealedDirectory { accounts: 2, disabled: 1, sealed: vec![1, 2, 3] };
-        c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
-        assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&first));
-        let second = SealedDirectory { accounts: 3, disabled: 0, sealed: vec![4; 100] };
-        c.replace_directory("acme", &second, "pwdump", 8, 4).unwrap();
-        assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&second));
-        let org = c.organization("acme").unwrap().unwrap();
-        assert_eq!((org.accounts, org.disabled_accounts), (3, 0));
-        let import = org.directory.unwrap();
-        assert_eq!(
-            (import.source.as_str(), import.checked_generation, import.checked_breach_id),
-            ("pwdump", 8, 4)
-        );
-        assert!(c.replace_directory("nobody", &second, "csv", 1, 1).is_err());
+            assert_eq!(c.directory("acme").unwrap(), None);
+            let first = SealedDirectory { accounts: 2, disabled: 1, sealed: vec![1, 2, 3] };
+            c.replace_directory("acme", &first, "csv", 7, 3).unwrap();
+            assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&first));
+            let second = SealedDirectory { accounts: 3, disabled: 0, sealed: vec![4; 100] };
+            c.replace_directory("acme", &second, "pwdump", 8, 4).unwrap();
+            assert_eq!(c.directory("acme").unwrap().as_ref(), Some(&second));
+            let org = c.organization("acme").unwrap().unwrap();
+            assert_eq!((org.accounts, org.disabled_accounts), (3, 0));
+            let import = org.directory.unwrap();
+            assert_eq!(
+                (import.source.as_str(), import.checked_generation, import.checked_breach_id),
+                ("pwdump", 8, 4)
+            );
+            assert!(c.replace_directory("nobody", &second, "csv", 1, 1).is_err());
 
-        drop(c);
-        let mut c = Catalog::open_in(tmp.path()).unwrap();
-        assert_eq!(c.organizations().unwrap().len(), 1);
-        assert!(c.remove_organization("acme").unwrap());
-        assert!(!c.remove_organization("acme").unwrap());
-        assert_eq!(c.directory("acme").unwrap(), None);
+            drop(c);
+            let mut c = Catalog::open_at(location).unwrap();
+            assert_eq!(c.organizations().unwrap().len(), 1);
+            assert!(c.remove_organization("acme").unwrap());
+            assert!(!c.remove_organization("acme").unwrap());
+            assert_eq!(c.directory("acme").unwrap(), None);
+        });
     }
 }

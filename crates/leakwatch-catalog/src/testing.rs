@@ -67,10 +67,7 @@ fn bin_dir() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// `program args...`, as the `postgres` user when this process is root.
@@ -105,7 +102,11 @@ impl TestPostgres {
         std::fs::create_dir_all(&base).expect("creating the server's directory");
         if is_root() {
             let status = Command::new("chown").arg("postgres:").arg(&base).status().expect("running chown");
-            assert!(status.success(), "chown postgres {}: is Debian's postgresql package installed?", base.display());
+            assert!(
+                status.success(),
+                "chown postgres {}: is Debian's postgresql package installed?",
+                base.display()
+            );
         }
         let data = base.join("data");
         let out = as_server_user(&bin.join("initdb"))
