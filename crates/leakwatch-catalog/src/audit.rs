@@ -746,7 +746,8 @@ impl Catalog {
     /// Whether the append-only triggers are there exactly as the schema made
     /// them (and, on PostgreSQL, enabled, with their functions unchanged).
     fn schema_problem(&self) -> Result<Option<String>> {
-        let (expected, found): (&[(&str, &str)], Vec<(String, String)>) = match self.dialect() {
+        type Triggers = Vec<(String, String)>;
+        let (expected, found): (&[(&str, &str)], Triggers) = match self.dialect() {
             Dialect::Sqlite => (
                 &TRIGGERS,
                 self.db

@@ -290,11 +290,12 @@ pub(crate) enum Lock {
 }
 
 impl Lock {
-    /// The advisory lock's key: fixed numbers, chosen once ("lwcat", "lwaud").
+    /// The advisory lock's key: fixed numbers, chosen once (the ASCII of
+    /// "lwcat" and "lwaud").
     fn key(self) -> i64 {
         match self {
-            Lock::Catalog => 0x6c77_6361_74,
-            Lock::Audit => 0x6c77_6175_64,
+            Lock::Catalog => 0x006c_7763_6174,
+            Lock::Audit => 0x006c_7761_7564,
         }
     }
 }
