@@ -27,6 +27,7 @@ mod ingests;
 mod keys;
 mod orgs;
 mod schema;
+mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -52,6 +53,7 @@ pub use ingests::{
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
 pub use schema::POSTGRES_GRANTS;
+pub use sessions::StoredSession;
 
 use db::{args, Db, Dialect, Lock};
 
@@ -102,6 +104,7 @@ impl Catalog {
         schema::migrate(&mut catalog)?;
         orgs::migrate(&mut catalog)?;
         ingests::migrate(&mut catalog)?;
+        sessions::migrate(&mut catalog)?;
         Ok(catalog)
     }
 
@@ -266,6 +269,20 @@ mod tests {
             assert_eq!(catalog.keys_version().unwrap(), 0);
             assert_eq!(catalog.checkpoint().unwrap(), (0, 0));
         });
+    }
+
+    #[test]
+    fn a_postgres_url_may_name_a_unix_socket_and_one_asking_for_tls_is_refused() {
+        let server = testing::TestPostgres::shared();
+        let database = server.fresh_database();
+        let socket = server.socket_dir().display().to_string().replace('/', "%2F");
+        let url = format!("postgres://postgres@{socket}:{}/{database}", server.port());
+        Catalog::open_at(&CatalogLocation::Postgres(url)).unwrap();
+        // No TLS in this build: a URL that requires it fails rather than
+        // connecting in clear.
+        let tls = format!("{}?sslmode=require", server.url("postgres", &database));
+        let err = Catalog::open_at(&CatalogLocation::Postgres(tls)).unwrap_err();
+        assert!(err.to_string().contains("TLS") || err.to_string().contains("tls"), "{err}");
     }
 
     #[test]

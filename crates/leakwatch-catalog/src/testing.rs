@@ -91,10 +91,24 @@ impl TestPostgres {
         SHARED.get_or_init(TestPostgres::start)
     }
 
-    /// Starts a new server; it stops when this process ends.
+    /// Starts a new server for tests (no fsync: a test's data need not
+    /// survive a power cut); it stops when this process ends.
     pub fn start() -> TestPostgres {
+        TestPostgres::start_with(false)
+    }
+
+    /// Starts a new server that syncs its commits as a production one does
+    /// (for benchmarks); it stops when this process ends.
+    pub fn start_durable() -> TestPostgres {
+        TestPostgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> TestPostgres {
         let bin = bin_dir();
-        let base = std::env::temp_dir().join(format!(
+        // As root the server runs as `postgres`, which must reach the
+        // directory: /tmp, whatever TMPDIR says (it may be root's own).
+        let tmp = if is_root() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let base = tmp.join(format!(
             "leakwatch-pg-{}-{}",
             std::process::id(),
             DATABASES.fetch_add(1, Ordering::Relaxed)
@@ -119,10 +133,11 @@ impl TestPostgres {
         let port = free_port();
         // The shell stops the server (fast shutdown) and removes its files
         // once its stdin closes: at the end of this process.
+        let settings =
+            if durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
         let script = format!(
-            "'{postgres}' -D '{data}' -k '{base}' -h 127.0.0.1 -p {port} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200 >'{base}/log' 2>&1 & pid=$!; \
-             cat >/dev/null; kill -INT $pid; wait $pid; rm -rf '{base}'",
+            "'{postgres}' -D '{data}' -k '{base}' -h 127.0.0.1 -p {port} {settings} -c max_connections=200 \
+             >'{base}/log' 2>&1 & pid=$!; cat >/dev/null; kill -INT $pid; wait $pid; rm -rf '{base}'",
             postgres = bin.join("postgres").display(),
             data = data.display(),
             base = base.display(),
@@ -156,6 +171,11 @@ impl TestPostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The directory of the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.base
     }
 
     /// Runs SQL as the superuser in `database`, through psql; its output.

@@ -1,8 +1,8 @@
 //! A catalog in PostgreSQL through the binary (`--catalog postgres://...` and
 //! `LEAKWATCH_CATALOG`): keys made by the CLI authenticate at two servers
 //! sharing the catalog, a revocation reaches both, their searches land in one
-//! audit log whose chain verifies, and the data directory holds no catalog
-//! file. The test starts its own PostgreSQL (leakwatch_catalog::testing) and
+//! audit log whose chain verifies, a browser signed in at one is signed in at
+//! the other, and the data directory holds no catalog file. The test starts its own PostgreSQL (leakwatch_catalog::testing) and
 //! fails without it.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,6 +61,55 @@ fn get(addr: SocketAddr, path: &str, key: &str) -> u16 {
     response[9..12].parse().unwrap()
 }
 
+/// One request over a fresh connection: the status, the `Set-Cookie` values
+/// (name=value) and the body.
+fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    (head[9..12].parse().unwrap(), cookies, body.to_owned())
+}
+
+/// Signs in at `addr` through the web form; the session cookie (name=value).
+fn sign_in(addr: SocketAddr, secret: &str) -> String {
+    let (status, cookies, _) = http(
+        addr,
+        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
+    let token = signin.split_once('=').unwrap().1;
+    let body = format!("csrf={token}&key={secret}");
+    let (status, cookies, _) = http(
+        addr,
+        &format!(
+            "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 303, "sign-in refused");
+    cookies.into_iter().find(|c| c.starts_with("lw_session=") && c.len() > "lw_session=".len()).unwrap()
+}
+
+/// The status of the web search page for a browser holding `cookie`: 200
+/// signed in, 303 (to the sign-in) otherwise.
+fn search_page(addr: SocketAddr, cookie: &str) -> u16 {
+    http(
+        addr,
+        &format!("GET /ui/search HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    )
+    .0
+}
+
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
@@ -106,18 +155,28 @@ fn keys_in_postgres_authenticate_at_two_servers_and_their_searches_chain_in_one_
         assert_eq!(get(addr, "/api/v3/breachedaccount/alice@example.com", &secret), 200);
         assert_eq!(get(addr, "/api/v3/breachedaccount/carol@example.com", &secret), 404);
     }
+    // A browser signed in at one server is signed in at the other.
+    let session = sign_in(addr_a, &secret);
+    assert_eq!(search_page(addr_a, &session), 200);
+    assert_eq!(search_page(addr_b, &session), 200, "the other server does not know the session");
+    assert_eq!(search_page(addr_b, "lw_session=00"), 303);
+    let stored = pg.psql(&database, "SELECT count(*) FROM web_sessions");
+    assert_eq!(stored.trim(), "1");
+
     run(with_catalog(&data, &url), &["apikey", "revoke", "ci"]);
     for addr in [addr_a, addr_b] {
         eventually("the revoked key being refused", || {
             get(addr, "/api/v3/breachedaccount/bob@example.com", &secret) == 401
         });
     }
+    assert_eq!(search_page(addr_b, &session), 303, "a revoked key's sessions end with it");
     stop(a);
     stop(b);
 
     let log = run(with_catalog(&data, &url), &["audit-log", "--json"]);
     let rows: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let searches: Vec<_> = rows.iter().filter(|r| r["key_name"] == "ci").collect();
+    let searches: Vec<_> =
+        rows.iter().filter(|r| r["key_name"] == "ci" && r["endpoint"] == "breachedaccount").collect();
     // Two searches at each server, and those made before the revocation
     // reached it.
     assert!(searches.len() >= 4, "{log}");

@@ -235,6 +235,14 @@ impl AppState {
             reload,
         )
         .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        // Servers sharing a catalog share the web sessions in it; a server
+        // with a catalog of its own keeps them in memory, off the disk.
+        let sessions = if catalog_location.is_shared() {
+            use crate::web::session::{Sessions, IDLE, LIFETIME};
+            Sessions::shared(Catalog::open_at(&catalog_location)?, IDLE, LIFETIME)
+        } else {
+            crate::web::session::Sessions::default()
+        };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
             data,
@@ -247,7 +255,7 @@ impl AppState {
             limiter: Limiter::default(),
             audit,
             limits,
-            sessions: crate::web::session::Sessions::default(),
+            sessions,
             previews: crate::web::dashboard::Previews::default(),
         };
         let state = AppState { inner: Arc::new(shared) };
