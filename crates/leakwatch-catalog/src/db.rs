@@ -270,8 +270,8 @@ pub(crate) struct Row {
 impl Row {
     /// Column `i` as a `T`; a value of another type is data corruption.
     pub(crate) fn get<T: FromValue>(&self, i: usize) -> Result<T> {
-        let value = self.values.get(i).cloned().unwrap_or(Value::Null(Ty::Int));
-        T::from_value(value).map_err(|detail| CatalogError::DataCorruption {
+        let value = self.values.get(i).cloned().ok_or_else(|| format!("no column {i}"));
+        value.and_then(T::from_value).map_err(|detail| CatalogError::DataCorruption {
             path: self.location.to_path_buf(),
             detail: format!("column {i}: {detail}"),
         })
@@ -319,7 +319,7 @@ impl Db {
     pub(crate) fn postgres(url: &str, name: &str) -> Result<Db> {
         let location: std::sync::Arc<Path> = Path::new(name).into();
         let worker = PgWorker::connect(url)
-            .map_err(|source| CatalogError::Postgres { location: location.to_path_buf(), source })?;
+            .map_err(|error| CatalogError::Postgres { location: location.to_path_buf(), error })?;
         Ok(Db { backend: Backend::Postgres(worker), location })
     }
 
@@ -347,8 +347,8 @@ impl Db {
         CatalogError::Sql { path: self.location.to_path_buf(), source }
     }
 
-    fn pg_err(&self, source: postgres::Error) -> CatalogError {
-        CatalogError::Postgres { location: self.location.to_path_buf(), source }
+    fn pg_err(&self, error: postgres::Error) -> CatalogError {
+        CatalogError::Postgres { location: self.location.to_path_buf(), error }
     }
 
     /// Runs statements without parameters (schema changes).
@@ -417,13 +417,16 @@ impl Db {
     /// Begins a write transaction: other writers holding `lock` wait until it
     /// ends. It rolls back unless committed.
     pub(crate) fn write(&self, lock: Lock) -> Result<Tx<'_>> {
-        match self.dialect() {
-            Dialect::Sqlite => self.batch("BEGIN IMMEDIATE")?,
-            Dialect::Postgres => {
-                self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock.key()))?
-            }
-        }
-        Ok(Tx { db: self, open: true })
+        let begun = match self.dialect() {
+            Dialect::Sqlite => self.batch("BEGIN IMMEDIATE"),
+            Dialect::Postgres => self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock.key())),
+        };
+        // A lock not granted in time leaves PostgreSQL's transaction open
+        // (and failed): end it, or every later statement on this connection
+        // fails too.
+        let tx = Tx { db: self, open: true };
+        begun?;
+        Ok(tx)
     }
 }
 

@@ -286,6 +286,20 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_that_waits_too_long_for_the_lock_fails_and_its_connection_goes_on() {
+        let location = testing::TestPostgres::shared().fresh_catalog();
+        let holder = Catalog::open_at(&location).unwrap();
+        let waiter = Catalog::open_at(&location).unwrap();
+        waiter.db.batch("SET lock_timeout = '100ms'").unwrap();
+        let held = holder.db.write(Lock::Catalog).unwrap();
+        let err = waiter.db.write(Lock::Catalog).err().expect("the lock is held");
+        assert!(err.to_string().contains("lock timeout"), "{err}");
+        drop(held);
+        assert_eq!(waiter.keys_version().unwrap(), 0, "the failed transaction was ended");
+        waiter.db.write(Lock::Catalog).unwrap().commit().unwrap();
+    }
+
+    #[test]
     fn manual_checkpoints_copy_the_whole_log_when_asked() {
         let tmp = tempfile::tempdir().unwrap();
         let mut writer = Catalog::open_in(tmp.path()).unwrap();

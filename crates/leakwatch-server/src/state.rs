@@ -267,8 +267,7 @@ impl AppState {
         &self.inner
     }
 
-    /// The data directory served: for what opens its own catalog connection
-    /// or reads the key ring.
+    /// The data directory served: for what reads the key ring.
     pub(crate) fn data(&self) -> &DataDir {
         &self.inner.data
     }

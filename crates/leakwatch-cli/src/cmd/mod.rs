@@ -36,7 +36,7 @@ use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     // Set once, before any command runs; read by `catalog_location`.
-    CATALOG.get_or_init(|| cli.catalog.as_deref().map(CatalogLocation::parse));
+    CATALOG.get_or_init(|| cli.catalog.as_deref().filter(|c| !c.is_empty()).map(CatalogLocation::parse));
     let explicit = cli.data.clone();
     let searching = matches!(cli.command, Command::Search(_));
     // A store to read, or a directory a store may be made in.
