@@ -588,6 +588,7 @@ impl Catalog {
                 (key, chain_start(&key.chain, &last_v2, last_id, unchained, &digest))
             }
         };
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(entries.len());
         for e in entries {
             let next = match (e.subject.kind, &e.subject.clear) {
                 (SubjectKind::AuditKey, Some(kid)) => Some(keys.get(kid).ok_or_else(|| unknown(kid))?),
@@ -598,8 +599,7 @@ impl Catalog {
             };
             id += 1;
             prev = link(&key.chain, V3_TAG, &prev, id, &Row::of(e));
-            tx.execute(
-                &format!("INSERT INTO audit_log ({ROW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            rows.push(
                 args![
                     id,
                     &e.at,
@@ -612,11 +612,29 @@ impl Catalog {
                     e.results.min(i64::MAX as u64) as i64,
                     e.status,
                     prev.as_slice(),
-                ],
-            )?;
+                ]
+                .to_vec(),
+            );
             if let Some(next) = next {
                 key = next;
             }
+        }
+        // SQLite runs one cached statement per row (no round trip to save);
+        // PostgreSQL gets many rows to a statement, one round trip each.
+        let per_statement = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 64,
+        };
+        for chunk in rows.chunks(per_statement) {
+            let width = chunk[0].len();
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO audit_log ({ROW_COLUMNS}) VALUES {}", tuples.join(", "));
+            tx.execute(&sql, &chunk.concat())?;
         }
         if under.as_deref() != Some(key.id()) && !entries.is_empty() {
             tx.execute(
@@ -1103,9 +1121,15 @@ mod tests {
                     });
                 }
             });
-            let check = Catalog::open_at(location).unwrap().verify_audit(&key).unwrap();
+            // And one batch larger than a statement's worth of rows.
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let big: Vec<_> = (0..150)
+                .map(|i| entry(&hasher, "a", SubjectKind::Account, &format!("big{i}@x.org"), 1))
+                .collect();
+            catalog.append_audit(&big, &key).unwrap();
+            let check = catalog.verify_audit(&key).unwrap();
             assert!(check.intact(), "{location}: {check:?}");
-            assert_eq!((check.rows, check.chained), (120, 120), "{location}");
+            assert_eq!((check.rows, check.chained), (270, 270), "{location}");
         });
     }
 
