@@ -1134,6 +1134,31 @@ mod tests {
     }
 
     #[test]
+    fn postgres_a_dump_restored_into_another_database_verifies() {
+        let server = crate::testing::TestPostgres::shared();
+        let (source, target) = (server.fresh_database(), server.fresh_database());
+        let mut catalog =
+            Catalog::open_at(&CatalogLocation::Postgres(server.url("postgres", &source))).unwrap();
+        let hasher = keys(5).current().hasher();
+        let entries: Vec<_> = (0..5)
+            .map(|i| entry(&hasher, "a", SubjectKind::Account, &format!("u{i}@example.com"), i))
+            .collect();
+        catalog.append_audit(&entries, &keys(5)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dump = tmp.path().join("catalog.dump");
+        let ok = |c: &mut std::process::Command| c.status().unwrap().success();
+        assert!(ok(server.client("pg_dump").arg("--format=custom").arg("--file").arg(&dump).arg(&source)));
+        assert!(ok(server.client("pg_restore").args(["--dbname", &target]).arg(&dump)));
+        let mut restored =
+            Catalog::open_at(&CatalogLocation::Postgres(server.url("postgres", &target))).unwrap();
+        let check = restored.verify_audit(&keys(5)).unwrap();
+        assert!(check.intact() && check.rows == 5, "{check:?}");
+        // And it goes on from where the dump ended.
+        restored.append_audit(&entries[..1], &keys(5)).unwrap();
+        assert!(restored.verify_audit(&keys(5)).unwrap().intact());
+    }
+
+    #[test]
     fn postgres_attack_a_disabled_trigger_or_a_changed_function_fails_verify() {
         let server = crate::testing::TestPostgres::shared();
         for attack in [

@@ -173,6 +173,15 @@ impl TestPostgres {
         self.port
     }
 
+    /// A program of the PostgreSQL installation the server runs from
+    /// (`pg_dump`, `pg_restore`, ...), with the arguments that reach this
+    /// server as its superuser.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        c.args(["-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string()]);
+        c
+    }
+
     /// The directory of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         &self.base
