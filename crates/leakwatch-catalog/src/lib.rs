@@ -286,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn processes_opening_a_new_catalog_at_once_create_its_tables_once() {
+        testing::each_backend(|location| {
+            std::thread::scope(|scope| {
+                let opened: Vec<_> =
+                    (0..4).map(|_| scope.spawn(|| Catalog::open_at(location).map(drop))).collect();
+                for o in opened {
+                    o.join().unwrap().unwrap();
+                }
+            });
+            let catalog = Catalog::open_at(location).unwrap();
+            assert_eq!(catalog.keys_version().unwrap(), 0);
+            assert_eq!(catalog.audit_len().unwrap(), 0);
+        });
+    }
+
+    #[test]
     fn a_writer_that_waits_too_long_for_the_lock_fails_and_its_connection_goes_on() {
         let location = testing::TestPostgres::shared().fresh_catalog();
         let holder = Catalog::open_at(&location).unwrap();
