@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use leakwatch_catalog::{now_ms, AlertRoute, Catalog, Delivery};
+use leakwatch_catalog::{now_ms, AlertRoute, Catalog, CatalogLocation, Delivery};
 use leakwatch_store::{DataDir, Keys, Store};
 use tokio::sync::{mpsc, watch};
 
@@ -48,15 +48,26 @@ pub struct AlertService {
 }
 
 impl AlertService {
-    /// Starts the service on `dir`; `generations` is the server's current
-    /// generation, which it watches.
+    /// Starts the service on `dir` and its own catalog; `generations` is the
+    /// server's current generation, which it watches.
     pub fn start(
         dir: DataDir,
         generations: watch::Receiver<u64>,
         options: ServiceOptions,
     ) -> Result<AlertService> {
+        let catalog = CatalogLocation::in_data_dir(dir.root());
+        AlertService::start_with_catalog(dir, catalog, generations, options)
+    }
+
+    /// As [`AlertService::start`], with the catalog at `catalog_location`.
+    pub fn start_with_catalog(
+        dir: DataDir,
+        catalog_location: CatalogLocation,
+        generations: watch::Receiver<u64>,
+        options: ServiceOptions,
+    ) -> Result<AlertService> {
         let keys = dir.ensure_keys()?;
-        let catalog = Catalog::open_in(dir.root())?;
+        let catalog = Catalog::open_at(&catalog_location)?;
         let webhooks = WebhookClient::new().map_err(AlertError::Invalid)?;
         let (stop, stopped) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -68,6 +79,7 @@ impl AlertService {
             .spawn(move || {
                 let service = Service {
                     dir,
+                    catalog_location,
                     keys: Arc::new(keys),
                     catalog,
                     webhooks: Arc::new(webhooks),
@@ -90,6 +102,7 @@ impl AlertService {
 
 struct Service {
     dir: DataDir,
+    catalog_location: CatalogLocation,
     keys: Arc<Keys>,
     catalog: Catalog,
     webhooks: Arc<WebhookClient>,
@@ -132,9 +145,9 @@ impl Service {
 
     /// Runs the monitor on the newest generation, off this thread.
     async fn monitor(&mut self) {
-        let (dir, keys) = (self.dir.clone(), self.keys.clone());
+        let (dir, keys, location) = (self.dir.clone(), self.keys.clone(), self.catalog_location.clone());
         let scanned = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut catalog = Catalog::open_in(dir.root())?;
+            let mut catalog = Catalog::open_at(&location)?;
             if catalog.alert_routes()?.is_empty() {
                 // Nobody to alert: the store need not be opened.
                 return Ok((0, crate::monitor::ScanReport::default()));

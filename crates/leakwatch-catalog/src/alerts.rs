@@ -12,8 +12,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
-
+use crate::db::{args, Db, Lock, Row, Value};
 use crate::error::{CatalogError, Result};
 use crate::Catalog;
 
@@ -89,78 +88,71 @@ impl Catalog {
     /// is for that). Returns the destination's id.
     pub fn add_alert(&mut self, org: &str, alert: &NewAlert, baseline: &Scan) -> Result<i64> {
         let now = crate::now();
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let tx = self.db.write(Lock::Catalog)?;
         let org_id: Option<i64> = tx
-            .query_row("SELECT id FROM organizations WHERE name = ?1", [org], |r| r.get(0))
-            .optional()
-            .map_err(sql)?;
+            .query_opt("SELECT id FROM organizations WHERE name = ?1", args![org])?
+            .map(|r| r.get(0))
+            .transpose()?;
         let Some(org_id) = org_id else {
             return Err(CatalogError::Invalid(format!("no organization {org:?} (see `leakwatch org list`)")));
         };
-        let result = (|| -> rusqlite::Result<i64> {
-            let existing: i64 =
-                tx.query_row("SELECT count(*) FROM organization_alerts WHERE org_id = ?1", [org_id], |r| {
-                    r.get(0)
-                })?;
-            let duplicate: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM organization_alerts WHERE org_id = ?1 AND kind = ?2 AND target = ?3",
-                    params![org_id, alert.kind, alert.target],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(id) = duplicate {
-                // The same destination again: its settings and secret replaced.
-                tx.execute(
-                    "UPDATE organization_alerts SET settings = ?2, sealed_secret = ?3 WHERE id = ?1",
-                    params![id, alert.settings, alert.sealed_secret],
-                )?;
-                tx.commit()?;
-                return Ok(id);
-            }
+        let existing: i64 = tx
+            .query_one("SELECT count(*) FROM organization_alerts WHERE org_id = ?1", args![org_id])?
+            .get(0)?;
+        let duplicate: Option<i64> = tx
+            .query_opt(
+                "SELECT id FROM organization_alerts WHERE org_id = ?1 AND kind = ?2 AND target = ?3",
+                args![org_id, alert.kind, alert.target],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
+        if let Some(id) = duplicate {
+            // The same destination again: its settings and secret replaced.
             tx.execute(
-                "INSERT INTO organization_alerts (org_id, kind, target, created_at, settings, sealed_secret) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![org_id, alert.kind, alert.target, now, alert.settings, alert.sealed_secret],
+                "UPDATE organization_alerts SET settings = ?2, sealed_secret = ?3 WHERE id = ?1",
+                args![id, alert.settings, alert.sealed_secret],
             )?;
-            let id = tx.last_insert_rowid();
-            if existing == 0 {
-                insert_seen(&tx, org_id, &baseline.macs)?;
-                tx.execute(
-                    "UPDATE organizations SET alert_generation = ?2 WHERE id = ?1",
-                    params![org_id, baseline.generation as i64],
-                )?;
-            }
             tx.commit()?;
-            Ok(id)
-        })();
-        result.map_err(sql)
+            return Ok(id);
+        }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO organization_alerts (org_id, kind, target, created_at, settings, sealed_secret) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                args![org_id, alert.kind, alert.target, now, alert.settings, alert.sealed_secret],
+            )?
+            .get(0)?;
+        if existing == 0 {
+            insert_seen(&tx, org_id, &baseline.macs)?;
+            tx.execute(
+                "UPDATE organizations SET alert_generation = ?2 WHERE id = ?1",
+                args![org_id, baseline.generation as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Removes one of `org`'s destinations with its outbox rows; false when it
     /// has none with that id.
     pub fn remove_alert(&mut self, org: &str, id: i64) -> Result<bool> {
-        let n = self
-            .conn
-            .execute(
-                "DELETE FROM organization_alerts WHERE id = ?1 AND org_id = \
-                 (SELECT id FROM organizations WHERE name = ?2)",
-                params![id, org],
-            )
-            .map_err(|e| self.sql(e))?;
+        let n = self.db.execute(
+            "DELETE FROM organization_alerts WHERE id = ?1 AND org_id = \
+             (SELECT id FROM organizations WHERE name = ?2)",
+            args![id, org],
+        )?;
         Ok(n > 0)
     }
 
     /// Every destination of every organization, by organization then id.
     pub fn alert_routes(&self) -> Result<Vec<AlertRoute>> {
-        let read = || -> rusqlite::Result<Vec<AlertRoute>> {
-            let mut stmt = self.conn.prepare(
-                "SELECT a.id, o.id, o.name, a.kind, a.target, a.settings, a.sealed_secret \
-                 FROM organization_alerts a JOIN organizations o ON o.id = a.org_id ORDER BY o.name, a.id",
-            )?;
-            let rows = stmt.query_map([], |r| {
+        let rows = self.db.query(
+            "SELECT a.id, o.id, o.name, a.kind, a.target, a.settings, a.sealed_secret \
+             FROM organization_alerts a JOIN organizations o ON o.id = a.org_id ORDER BY o.name, a.id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
                 Ok(AlertRoute {
                     id: r.get(0)?,
                     org_id: r.get(1)?,
@@ -170,71 +162,57 @@ impl Catalog {
                     settings: r.get(5)?,
                     sealed_secret: r.get(6)?,
                 })
-            })?;
-            rows.collect()
-        };
-        read().map_err(|e| self.sql(e))
+            })
+            .collect()
     }
 
     /// The generation the monitor last compared `org_id` with, and what was
     /// recorded as seen for it.
     pub fn alert_seen(&self, org_id: i64) -> Result<(Option<u64>, HashSet<SeenMac>)> {
-        let read = || -> rusqlite::Result<(Option<u64>, HashSet<SeenMac>)> {
-            let generation: Option<i64> = self
-                .conn
-                .query_row("SELECT alert_generation FROM organizations WHERE id = ?1", [org_id], |r| r.get(0))
-                .optional()?
-                .flatten();
-            let mut stmt = self.conn.prepare("SELECT mac FROM alert_seen WHERE org_id = ?1")?;
-            let macs = stmt
-                .query_map([org_id], |r| r.get::<_, Vec<u8>>(0))?
-                .filter_map(|m| m.map(|m| <SeenMac>::try_from(m.as_slice()).ok()).transpose())
-                .collect::<rusqlite::Result<HashSet<SeenMac>>>()?;
-            Ok((generation.map(|g| g as u64), macs))
-        };
-        read().map_err(|e| self.sql(e))
+        let generation: Option<i64> = self
+            .db
+            .query_opt("SELECT alert_generation FROM organizations WHERE id = ?1", args![org_id])?
+            .map(|r| r.get(0))
+            .transpose()?
+            .flatten();
+        let mut macs = HashSet::new();
+        for r in self.db.query("SELECT mac FROM alert_seen WHERE org_id = ?1", args![org_id])? {
+            if let Ok(mac) = <SeenMac>::try_from(r.get::<Vec<u8>>(0)?.as_slice()) {
+                macs.insert(mac);
+            }
+        }
+        Ok((generation.map(|g| g as u64), macs))
     }
 
     /// Records a scan of `org_id` at `scan.generation`: its new hashes and
     /// its batches, at once. Returns false, recording nothing, when another
     /// process recorded that generation (or a later one) first.
     pub fn record_scan(&mut self, org_id: i64, scan: &Scan, batches: &[NewDelivery]) -> Result<bool> {
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        let result = (|| -> rusqlite::Result<bool> {
-            let done: Option<Option<i64>> = tx
-                .query_row("SELECT alert_generation FROM organizations WHERE id = ?1", [org_id], |r| r.get(0))
-                .optional()?;
-            match done {
-                None => return Ok(false),
-                Some(Some(g)) if g as u64 >= scan.generation => return Ok(false),
-                Some(_) => {}
-            }
-            insert_seen(&tx, org_id, &scan.macs)?;
-            let now = now_ms();
-            for b in batches {
-                tx.execute(
-                    "INSERT INTO alert_outbox (alert_id, delivery_id, generation, exposures, sealed, \
-                     created_at_ms, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![
-                        b.alert_id,
-                        b.delivery_id,
-                        scan.generation as i64,
-                        b.exposures as i64,
-                        b.sealed,
-                        now
-                    ],
-                )?;
-            }
+        let tx = self.db.write(Lock::Catalog)?;
+        let done: Option<Option<i64>> = tx
+            .query_opt("SELECT alert_generation FROM organizations WHERE id = ?1", args![org_id])?
+            .map(|r| r.get(0))
+            .transpose()?;
+        match done {
+            None => return Ok(false),
+            Some(Some(g)) if g as u64 >= scan.generation => return Ok(false),
+            Some(_) => {}
+        }
+        insert_seen(&tx, org_id, &scan.macs)?;
+        let now = now_ms();
+        for b in batches {
             tx.execute(
-                "UPDATE organizations SET alert_generation = ?2 WHERE id = ?1",
-                params![org_id, scan.generation as i64],
+                "INSERT INTO alert_outbox (alert_id, delivery_id, generation, exposures, sealed, \
+                 created_at_ms, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                args![b.alert_id, &b.delivery_id, scan.generation as i64, b.exposures as i64, &b.sealed, now],
             )?;
-            tx.commit()?;
-            Ok(true)
-        })();
-        result.map_err(sql)
+        }
+        tx.execute(
+            "UPDATE organizations SET alert_generation = ?2 WHERE id = ?1",
+            args![org_id, scan.generation as i64],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Batches due at `now_ms` (their next attempt is not later), oldest
@@ -243,51 +221,46 @@ impl Catalog {
         self.deliveries(
             "WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_ms <= ?1 \
              ORDER BY next_attempt_ms, id LIMIT ?2",
-            params![now_ms, limit as i64],
+            args![now_ms, limit as i64],
         )
     }
 
     /// Every batch of one destination, newest first (for `org alert --list`).
     pub fn alert_deliveries(&self, alert_id: i64, limit: usize) -> Result<Vec<Delivery>> {
-        self.deliveries("WHERE alert_id = ?1 ORDER BY id DESC LIMIT ?2", params![alert_id, limit as i64])
+        self.deliveries("WHERE alert_id = ?1 ORDER BY id DESC LIMIT ?2", args![alert_id, limit as i64])
     }
 
-    fn deliveries(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Delivery>> {
+    fn deliveries(&self, filter: &str, params: &[Value]) -> Result<Vec<Delivery>> {
         let sql = format!(
             "SELECT id, alert_id, delivery_id, generation, exposures, sealed, created_at_ms, attempts, \
              last_error, delivered_at IS NOT NULL, given_up_at IS NOT NULL FROM alert_outbox {filter}"
         );
-        let read = || -> rusqlite::Result<Vec<Delivery>> {
-            let mut stmt = self.conn.prepare(&sql)?;
-            let rows = stmt.query_map(params, |r| {
-                Ok(Delivery {
-                    id: r.get(0)?,
-                    alert_id: r.get(1)?,
-                    delivery_id: r.get(2)?,
-                    generation: r.get::<_, i64>(3)? as u64,
-                    exposures: r.get::<_, i64>(4)? as u64,
-                    sealed: r.get(5)?,
-                    created_at_ms: r.get(6)?,
-                    attempts: r.get::<_, i64>(7)? as u32,
-                    last_error: r.get(8)?,
-                    delivered: r.get(9)?,
-                    given_up: r.get(10)?,
-                })
-            })?;
-            rows.collect()
+        let delivery = |r: &Row| -> Result<Delivery> {
+            Ok(Delivery {
+                id: r.get(0)?,
+                alert_id: r.get(1)?,
+                delivery_id: r.get(2)?,
+                generation: r.get::<i64>(3)? as u64,
+                exposures: r.get::<i64>(4)? as u64,
+                sealed: r.get(5)?,
+                created_at_ms: r.get(6)?,
+                attempts: r.get::<i64>(7)? as u32,
+                last_error: r.get(8)?,
+                delivered: r.get(9)?,
+                given_up: r.get(10)?,
+            })
         };
-        read().map_err(|e| self.sql(e))
+        self.db.query(&sql, params)?.iter().map(delivery).collect()
     }
 
     /// When the next pending batch is due, if any is pending.
     pub fn next_due_ms(&self) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
+        self.db
+            .query_one(
                 "SELECT min(next_attempt_ms) FROM alert_outbox WHERE delivered_at IS NULL AND given_up_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.sql(e))
+                &[],
+            )?
+            .get(0)
     }
 
     /// Counts an attempt of batch `id` before it is made, and sets when the
@@ -295,46 +268,50 @@ impl Catalog {
     /// the attempt leaves a batch that is retried then. Returns the attempts
     /// made so far, this one included.
     pub fn begin_attempt(&mut self, id: i64, next_attempt_ms: i64) -> Result<u32> {
-        self.conn
-            .query_row(
+        let attempts: i64 = self
+            .db
+            .query_one(
                 "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_ms = ?2 WHERE id = ?1 \
                  RETURNING attempts",
-                params![id, next_attempt_ms],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u32)
-            .map_err(|e| self.sql(e))
+                args![id, next_attempt_ms],
+            )?
+            .get(0)?;
+        Ok(attempts as u32)
     }
 
     /// Marks batch `id` delivered.
     pub fn delivered(&mut self, id: i64) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE alert_outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1",
-                params![id, crate::now()],
+                args![id, crate::now()],
             )
             .map(drop)
-            .map_err(|e| self.sql(e))
     }
 
     /// Records why an attempt of batch `id` failed; with `give_up`, no more
     /// attempts are made.
     pub fn attempt_failed(&mut self, id: i64, error: &str, give_up: bool) -> Result<()> {
         let given_up_at = give_up.then(crate::now);
-        self.conn
+        self.db
             .execute(
                 "UPDATE alert_outbox SET last_error = ?2, given_up_at = ?3 WHERE id = ?1",
-                params![id, error, given_up_at],
+                args![id, error, given_up_at],
             )
             .map(drop)
-            .map_err(|e| self.sql(e))
     }
 }
 
-fn insert_seen(tx: &rusqlite::Transaction, org_id: i64, macs: &[SeenMac]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO alert_seen (org_id, mac) VALUES (?1, ?2)")?;
-    for mac in macs {
-        stmt.execute(params![org_id, mac.as_slice()])?;
+/// Records `macs` as seen, many to a statement: on PostgreSQL each statement
+/// is a round trip, and a baseline holds one hash per exposed account.
+fn insert_seen(db: &Db, org_id: i64, macs: &[SeenMac]) -> Result<()> {
+    for chunk in macs.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(?1, ?{})", i + 2)).collect();
+        let sql =
+            format!("INSERT INTO alert_seen (org_id, mac) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "));
+        let mut params = vec![Value::from(org_id)];
+        params.extend(chunk.iter().map(|mac| Value::from(mac.as_slice())));
+        db.execute(&sql, &params)?;
     }
     Ok(())
 }
@@ -349,48 +326,50 @@ mod tests {
 
     #[test]
     fn the_first_destination_records_the_baseline_and_scans_are_recorded_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut c = Catalog::open_in(tmp.path()).unwrap();
-        c.add_organization("acme", &["corp.example".to_owned()]).unwrap();
-        assert!(c.add_alert("nobody", &alert("http://x"), &Scan::default()).is_err());
-        let baseline = Scan { generation: 3, macs: vec![[1; 16], [2; 16]] };
-        let id = c.add_alert("acme", &alert("http://127.0.0.1/hook"), &baseline).unwrap();
-        // A second destination does not move the baseline.
-        let later = Scan { generation: 9, macs: vec![[9; 16]] };
-        let second = c.add_alert("acme", &alert("http://127.0.0.1/other"), &later).unwrap();
-        assert_ne!(id, second);
-        let routes = c.alert_routes().unwrap();
-        assert_eq!(routes.len(), 2);
-        assert_eq!(routes[0].sealed_secret.as_deref(), Some(&b"sealed"[..]));
-        let org_id = routes[0].org_id;
-        let (generation, seen) = c.alert_seen(org_id).unwrap();
-        assert_eq!(generation, Some(3));
-        assert_eq!(seen, HashSet::from([[1; 16], [2; 16]]));
+        crate::testing::each_backend(|location| {
+            let mut c = Catalog::open_at(location).unwrap();
+            c.add_organization("acme", &["corp.example".to_owned()]).unwrap();
+            assert!(c.add_alert("nobody", &alert("http://x"), &Scan::default()).is_err());
+            let baseline = Scan { generation: 3, macs: vec![[1; 16], [2; 16]] };
+            let id = c.add_alert("acme", &alert("http://127.0.0.1/hook"), &baseline).unwrap();
+            // A second destination does not move the baseline.
+            let later = Scan { generation: 9, macs: vec![[9; 16]] };
+            let second = c.add_alert("acme", &alert("http://127.0.0.1/other"), &later).unwrap();
+            assert_ne!(id, second);
+            let routes = c.alert_routes().unwrap();
+            assert_eq!(routes.len(), 2);
+            assert_eq!(routes[0].sealed_secret.as_deref(), Some(&b"sealed"[..]));
+            let org_id = routes[0].org_id;
+            let (generation, seen) = c.alert_seen(org_id).unwrap();
+            assert_eq!(generation, Some(3));
+            assert_eq!(seen, HashSet::from([[1; 16], [2; 16]]));
 
-        let scan = Scan { generation: 4, macs: vec![[3; 16]] };
-        let batch = NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
-        assert!(c.record_scan(org_id, &scan, std::slice::from_ref(&batch)).unwrap());
-        // The same generation again (another process, or a repeat): nothing.
-        assert!(!c.record_scan(org_id, &scan, &[batch]).unwrap());
-        assert_eq!(c.alert_seen(org_id).unwrap().1.len(), 3);
+            let scan = Scan { generation: 4, macs: vec![[3; 16]] };
+            let batch =
+                NewDelivery { alert_id: id, delivery_id: "d1".into(), exposures: 1, sealed: vec![7; 10] };
+            assert!(c.record_scan(org_id, &scan, std::slice::from_ref(&batch)).unwrap());
+            // The same generation again (another process, or a repeat): nothing.
+            assert!(!c.record_scan(org_id, &scan, &[batch]).unwrap());
+            assert_eq!(c.alert_seen(org_id).unwrap().1.len(), 3);
 
-        let due = c.due_deliveries(now_ms() + 1, 10).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].delivery_id.as_str(), due[0].generation, due[0].attempts), ("d1", 4, 0));
-        let later = now_ms() + 60_000;
-        assert_eq!(c.begin_attempt(due[0].id, later).unwrap(), 1);
-        assert!(c.due_deliveries(now_ms() + 1, 10).unwrap().is_empty());
-        assert_eq!(c.next_due_ms().unwrap(), Some(later));
-        c.attempt_failed(due[0].id, "connection refused", false).unwrap();
-        let again = c.due_deliveries(later, 10).unwrap();
-        assert_eq!((again[0].attempts, again[0].last_error.as_deref()), (1, Some("connection refused")));
-        c.delivered(due[0].id).unwrap();
-        assert!(c.due_deliveries(i64::MAX, 10).unwrap().is_empty());
-        let org = c.organization("acme").unwrap().unwrap();
-        assert_eq!((org.alerts[0].pending, org.alerts[0].delivered), (0, 1));
+            let due = c.due_deliveries(now_ms() + 1, 10).unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!((due[0].delivery_id.as_str(), due[0].generation, due[0].attempts), ("d1", 4, 0));
+            let later = now_ms() + 60_000;
+            assert_eq!(c.begin_attempt(due[0].id, later).unwrap(), 1);
+            assert!(c.due_deliveries(now_ms() + 1, 10).unwrap().is_empty());
+            assert_eq!(c.next_due_ms().unwrap(), Some(later));
+            c.attempt_failed(due[0].id, "connection refused", false).unwrap();
+            let again = c.due_deliveries(later, 10).unwrap();
+            assert_eq!((again[0].attempts, again[0].last_error.as_deref()), (1, Some("connection refused")));
+            c.delivered(due[0].id).unwrap();
+            assert!(c.due_deliveries(i64::MAX, 10).unwrap().is_empty());
+            let org = c.organization("acme").unwrap().unwrap();
+            assert_eq!((org.alerts[0].pending, org.alerts[0].delivered), (0, 1));
 
-        assert!(c.remove_alert("acme", id).unwrap());
-        assert!(!c.remove_alert("acme", id).unwrap());
-        assert!(c.alert_deliveries(id, 10).unwrap().is_empty());
+            assert!(c.remove_alert("acme", id).unwrap());
+            assert!(!c.remove_alert("acme", id).unwrap());
+            assert!(c.alert_deliveries(id, 10).unwrap().is_empty());
+        });
     }
 }

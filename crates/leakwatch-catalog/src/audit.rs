@@ -23,9 +23,9 @@
 //! the chain, linked under the old key and naming the new one
 //! ([`SubjectKind::AuditKey`]).
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use crate::db::{args, Db, Dialect, Lock, Row as DbRow, Value};
 use crate::error::{CatalogError, Result};
 use crate::Catalog;
 
@@ -410,6 +410,36 @@ pub(crate) const TRIGGERS: [(&str, &str); 3] = [
     ),
 ];
 
+/// The append-only triggers as PostgreSQL shows them (`pg_get_triggerdef`,
+/// the table's schema left out, then whether it is enabled: `O`), and the
+/// bodies of the functions they run; `verify` insists on exactly these.
+pub(crate) const PG_TRIGGERS: [(&str, &str); 4] = [
+    (
+        "audit_log_chained_insert",
+        "CREATE TRIGGER audit_log_chained_insert BEFORE INSERT ON audit_log FOR EACH ROW WHEN (((new.id IS NULL) OR (new.id <= 0) OR (new.chain IS NULL))) EXECUTE FUNCTION audit_log_refuse_unchained() O",
+    ),
+    (
+        "audit_log_no_delete",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_refuse() O",
+    ),
+    (
+        "audit_log_no_truncate",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse() O",
+    ),
+    (
+        "audit_log_no_update",
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_refuse() O",
+    ),
+];
+
+pub(crate) const PG_FUNCTIONS: [(&str, &str); 2] = [
+    ("audit_log_refuse", "BEGIN\n    RAISE EXCEPTION 'the audit log is append-only';\nEND"),
+    (
+        "audit_log_refuse_unchained",
+        "BEGIN\n    RAISE EXCEPTION 'audit rows have a positive id and a chain value';\nEND",
+    ),
+];
+
 /// Which rows `audit-log` shows.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -425,6 +455,83 @@ pub struct AuditFilter {
     pub last: Option<u64>,
 }
 
+/// The columns a stored row is checked by, in order.
+const ROW_COLUMNS: &str =
+    "id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status, chain";
+
+/// Rows read at a time when walking the whole log.
+const PAGE: i64 = 10_000;
+
+/// A stored row's fields as [`link`] hashes them.
+struct Stored {
+    id: i64,
+    at: String,
+    key_id: i64,
+    key_name: String,
+    endpoint: String,
+    kind: String,
+    clear: Option<String>,
+    hash: String,
+    results: i64,
+    status: i64,
+    chain: Option<Vec<u8>>,
+}
+
+impl Stored {
+    fn read(r: &DbRow) -> Result<Stored> {
+        Ok(Stored {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            key_id: r.get(2)?,
+            key_name: r.get(3)?,
+            endpoint: r.get(4)?,
+            kind: r.get(5)?,
+            clear: r.get(6)?,
+            hash: r.get(7)?,
+            results: r.get(8)?,
+            status: r.get(9)?,
+            chain: r.get(10)?,
+        })
+    }
+
+    fn row(&self) -> Row<'_> {
+        Row {
+            at: &self.at,
+            key_id: self.key_id,
+            key_name: &self.key_name,
+            endpoint: &self.endpoint,
+            kind: &self.kind,
+            clear: self.clear.as_deref(),
+            hash: &self.hash,
+            results: self.results,
+            status: self.status,
+        }
+    }
+}
+
+/// Calls `each` on every row of the log in id order, a page at a time (the
+/// log may hold more rows than fit in memory); stops where `each` says.
+fn walk(db: &Db, mut each: impl FnMut(Stored) -> Result<bool>) -> Result<()> {
+    let mut after = i64::MIN;
+    loop {
+        let rows = db.query(
+            &format!("SELECT {ROW_COLUMNS} FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            args![after, PAGE],
+        )?;
+        let full = rows.len() as i64 == PAGE;
+        for r in &rows {
+            let row = Stored::read(r)?;
+            after = row.id;
+            if !each(row)? {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 impl Catalog {
     /// Appends entries in one transaction: the server batches them, so that an
     /// audited search costs a fraction of a commit. Each row is chained to the
@@ -433,111 +540,123 @@ impl Catalog {
     /// Fails with [`CatalogError::UnknownAuditKey`], writing nothing, when the
     /// chain is under a key `keys` does not hold (rotated since they were read).
     pub fn append_audit(&mut self, entries: &[AuditEntry], keys: &AuditKeys) -> Result<()> {
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+        let path = self.path().to_owned();
         let unknown = |id: &str| CatalogError::UnknownAuditKey { path: path.clone(), id: id.to_owned() };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        {
-            // Under the immediate transaction nobody else appends: the next id
-            // and the last chain value are ours to extend.
-            let last: Option<(i64, Option<Vec<u8>>)> = tx
-                .query_row("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(sql)?;
-            let seq: i64 = tx
-                .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'", [], |r| r.get(0))
-                .optional()
-                .map_err(sql)?
-                .unwrap_or(0);
-            let under: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE name = 'audit_chain_key'", [], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
-            let last_id = last.as_ref().map_or(0, |l| l.0);
-            // After a removal at the end, ids go on from where they were: the
-            // gap shows in `verify` once anything follows.
-            let mut id = seq.max(last_id);
-            let (mut key, mut prev) = match &under {
-                Some(kid) => {
-                    let key = keys.get(kid).ok_or_else(|| unknown(kid))?;
-                    let prev = last.and_then(|l| l.1).and_then(|c| <[u8; 32]>::try_from(c).ok());
-                    let prev = prev.ok_or_else(|| CatalogError::DataCorruption {
-                        path: path.clone(),
-                        detail: "the last audit row has no valid chain value".into(),
-                    })?;
-                    (key, prev)
-                }
-                None => {
-                    // The first format-3 row: commit to what came before.
-                    let key = keys.first();
-                    let (unchained, digest, last_v2) = prefix_summary(&tx).map_err(sql)?;
-                    (key, chain_start(&key.chain, &last_v2, last_id, unchained, &digest))
-                }
-            };
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO audit_log
-                     (id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results,
-                      status, chain)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(sql)?;
-            for e in entries {
-                let next = match (e.subject.kind, &e.subject.clear) {
-                    (SubjectKind::AuditKey, Some(kid)) => Some(keys.get(kid).ok_or_else(|| unknown(kid))?),
-                    (SubjectKind::AuditKey, None) => {
-                        return Err(CatalogError::Invalid("an audit key switch names its key".into()))
-                    }
-                    _ => None,
-                };
-                id += 1;
-                prev = link(&key.chain, V3_TAG, &prev, id, &Row::of(e));
-                insert
-                    .execute(params![
-                        id,
-                        e.at,
-                        e.key_id,
-                        e.key_name,
-                        e.endpoint,
-                        e.subject.kind.as_str(),
-                        e.subject.clear,
-                        e.subject.hash,
-                        e.results.min(i64::MAX as u64) as i64,
-                        e.status,
-                        prev.as_slice(),
-                    ])
-                    .map_err(sql)?;
-                if let Some(next) = next {
-                    key = next;
-                }
+        let dialect = self.dialect();
+        // Under the write lock nobody else appends: the next id and the last
+        // chain value are ours to extend, from any number of processes.
+        let tx = self.db.write(Lock::Audit)?;
+        let last: Option<(i64, Option<Vec<u8>>)> = tx
+            .query_opt("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1", &[])?
+            .map(|r| Ok::<_, CatalogError>((r.get(0)?, r.get(1)?)))
+            .transpose()?;
+        // The highest id ever given: SQLite's AUTOINCREMENT keeps it; on
+        // PostgreSQL this function keeps it in `meta`.
+        let seq: i64 = match dialect {
+            Dialect::Sqlite => {
+                tx.query_opt("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'", &[])?
             }
-            if under.as_deref() != Some(key.id()) && !entries.is_empty() {
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('audit_chain_key', ?1)",
-                    [key.id()],
-                )
-                .map_err(sql)?;
+            Dialect::Postgres => {
+                tx.query_opt("SELECT CAST(value AS BIGINT) FROM meta WHERE name = 'audit_seq'", &[])?
             }
         }
-        tx.commit().map_err(sql)
+        .map(|r| r.get(0))
+        .transpose()?
+        .unwrap_or(0);
+        let under: Option<String> = tx
+            .query_opt("SELECT value FROM meta WHERE name = 'audit_chain_key'", &[])?
+            .map(|r| r.get(0))
+            .transpose()?;
+        let last_id = last.as_ref().map_or(0, |l| l.0);
+        // After a removal at the end, ids go on from where they were: the
+        // gap shows in `verify` once anything follows.
+        let mut id = seq.max(last_id);
+        let (mut key, mut prev) = match &under {
+            Some(kid) => {
+                let key = keys.get(kid).ok_or_else(|| unknown(kid))?;
+                let prev = last.and_then(|l| l.1).and_then(|c| <[u8; 32]>::try_from(c).ok());
+                let prev = prev.ok_or_else(|| CatalogError::DataCorruption {
+                    path: path.clone(),
+                    detail: "the last audit row has no valid chain value".into(),
+                })?;
+                (key, prev)
+            }
+            None => {
+                // The first format-3 row: commit to what came before.
+                let key = keys.first();
+                let (unchained, digest, last_v2) = prefix_summary(&tx)?;
+                (key, chain_start(&key.chain, &last_v2, last_id, unchained, &digest))
+            }
+        };
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let next = match (e.subject.kind, &e.subject.clear) {
+                (SubjectKind::AuditKey, Some(kid)) => Some(keys.get(kid).ok_or_else(|| unknown(kid))?),
+                (SubjectKind::AuditKey, None) => {
+                    return Err(CatalogError::Invalid("an audit key switch names its key".into()))
+                }
+                _ => None,
+            };
+            id += 1;
+            prev = link(&key.chain, V3_TAG, &prev, id, &Row::of(e));
+            rows.push(
+                args![
+                    id,
+                    &e.at,
+                    e.key_id,
+                    &e.key_name,
+                    &e.endpoint,
+                    e.subject.kind.as_str(),
+                    e.subject.clear.as_deref(),
+                    &e.subject.hash,
+                    e.results.min(i64::MAX as u64) as i64,
+                    e.status,
+                    prev.as_slice(),
+                ]
+                .to_vec(),
+            );
+            if let Some(next) = next {
+                key = next;
+            }
+        }
+        // SQLite runs one cached statement per row (no round trip to save);
+        // PostgreSQL gets many rows to a statement, one round trip each.
+        let per_statement = match dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 64,
+        };
+        for chunk in rows.chunks(per_statement) {
+            let width = chunk[0].len();
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO audit_log ({ROW_COLUMNS}) VALUES {}", tuples.join(", "));
+            tx.execute(&sql, &chunk.concat())?;
+        }
+        if under.as_deref() != Some(key.id()) && !entries.is_empty() {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('audit_chain_key', ?1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                args![key.id()],
+            )?;
+        }
+        if dialect == Dialect::Postgres && !entries.is_empty() {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('audit_seq', ?1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                args![id],
+            )?;
+        }
+        tx.commit()
     }
 
     /// Walks the chain from the first row: where it breaks, the log was changed
     /// (or is checked with other keys). Checks the append-only triggers too.
     pub fn verify_audit(&self, keys: &AuditKeys) -> Result<AuditVerification> {
-        let sql = |e| self.sql(e);
         let mut out = AuditVerification::default();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results,
-                        status, chain
-                 FROM audit_log ORDER BY id",
-            )
-            .map_err(sql)?;
-        let mut rows = stmt.query([]).map_err(sql)?;
         let first = keys.first();
         let mut key = first;
         // Before the first format-3 row: what it must commit to.
@@ -545,50 +664,32 @@ impl Catalog {
         let (mut unchained_digest, mut last_v2, mut v2_rows) = ([0u8; 32], [0u8; 32], 0u64);
         let mut prev = [0u8; 32];
         let mut last_id = 0i64;
-        while let Some(r) = rows.next().map_err(sql)? {
-            let id: i64 = r.get(0).map_err(sql)?;
-            let (at, key_name, endpoint, kind, hash): (String, String, String, String, String) = (
-                r.get(1).map_err(sql)?,
-                r.get(3).map_err(sql)?,
-                r.get(4).map_err(sql)?,
-                r.get(5).map_err(sql)?,
-                r.get(7).map_err(sql)?,
-            );
-            let clear: Option<String> = r.get(6).map_err(sql)?;
-            let row = Row {
-                at: &at,
-                key_id: r.get(2).map_err(sql)?,
-                key_name: &key_name,
-                endpoint: &endpoint,
-                kind: &kind,
-                clear: clear.as_deref(),
-                hash: &hash,
-                results: r.get(8).map_err(sql)?,
-                status: r.get(9).map_err(sql)?,
-            };
-            let chain: Option<Vec<u8>> = r.get(10).map_err(sql)?;
+        walk(&self.db, |stored| {
+            let id = stored.id;
+            let row = stored.row();
+            let (kind, clear) = (stored.kind.as_str(), stored.clear.as_deref());
             out.rows += 1;
             if id <= 0 {
                 fail(&mut out, id, format!("row {id}: ids are positive; no writer makes this one"));
-                break;
+                return Ok(false);
             }
-            let Some(chain) = chain else {
+            let Some(chain) = &stored.chain else {
                 if !in_prefix || keys.prefix == ChainPrefix::None {
                     fail(
                         &mut out,
                         id,
                         format!("row {id} has no chain value, in a log chained from its start"),
                     );
-                    break;
+                    return Ok(false);
                 }
                 if v2_rows > 0 {
                     fail(&mut out, id, format!("row {id} has no chain value, after chained rows"));
-                    break;
+                    return Ok(false);
                 }
                 out.unchained += 1;
                 unchained_digest = link(&[0; 32], UNCHAINED_TAG, &unchained_digest, id, &row);
                 last_id = id;
-                continue;
+                return Ok(true);
             };
             if in_prefix {
                 let start = chain_start(&first.chain, &last_v2, last_id, out.unchained, &unchained_digest);
@@ -597,18 +698,18 @@ impl Catalog {
                     in_prefix = false;
                     prev = v3;
                 } else if keys.prefix != ChainPrefix::None
-                    && SubjectKind::parse(&kind).is_some()
+                    && SubjectKind::parse(kind).is_some()
                     && chain.as_slice() == link(&first.chain, &[], &last_v2, id, &row).as_slice()
                 {
                     // A format-2 row.
                     v2_rows += 1;
-                    last_v2.copy_from_slice(&chain);
+                    last_v2.copy_from_slice(chain);
                     out.chained += 1;
                     last_id = id;
-                    continue;
+                    return Ok(true);
                 } else {
                     fail(&mut out, id, format!("row {id} does not match the chain (changed, inserted, or a row before it removed)"));
-                    break;
+                    return Ok(false);
                 }
             } else {
                 if id != last_id + 1 {
@@ -617,19 +718,19 @@ impl Catalog {
                         id,
                         format!("row {id} follows row {last_id}: the rows between were removed"),
                     );
-                    break;
+                    return Ok(false);
                 }
                 let expected = link(&key.chain, V3_TAG, &prev, id, &row);
                 if chain.as_slice() != expected.as_slice() {
                     fail(&mut out, id, format!("row {id} does not match the chain (changed, inserted, or a row before it removed)"));
-                    break;
+                    return Ok(false);
                 }
                 prev = expected;
             }
             out.chained += 1;
             last_id = id;
             if kind == SubjectKind::AuditKey.as_str() {
-                let named = clear.as_deref().unwrap_or_default();
+                let named = clear.unwrap_or_default();
                 match keys.get(named) {
                     Some(next) => {
                         key = next;
@@ -639,11 +740,12 @@ impl Catalog {
                         fail(&mut out, id, format!(
                             "row {id} switches the chain to audit key {named}, which the key ring does not hold"
                         ));
-                        break;
+                        return Ok(false);
                     }
                 }
             }
-        }
+            Ok(true)
+        })?;
         if out.intact() && in_prefix && out.rows > 0 && keys.prefix == ChainPrefix::Committed {
             out.problem = Some(format!(
                 "no row of the current chain commits to the {} rows of the log: they were put in place of it",
@@ -659,26 +761,62 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Whether the append-only triggers are there exactly as the schema made them.
+    /// Whether the append-only triggers are there exactly as the schema made
+    /// them (and, on PostgreSQL, enabled, with their functions unchanged).
     fn schema_problem(&self) -> Result<Option<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")
-            .map_err(|e| self.sql(e))?;
-        let found: Vec<(String, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.sql(e))?;
-        for (name, sql) in TRIGGERS {
+        type Triggers = Vec<(String, String)>;
+        let (expected, found): (&[(&str, &str)], Triggers) = match self.dialect() {
+            Dialect::Sqlite => (
+                &TRIGGERS,
+                self.db
+                    .query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'", &[])?
+                    .iter()
+                    .map(|r| Ok((r.get(0)?, r.get::<Option<String>>(1)?.unwrap_or_default())))
+                    .collect::<Result<_>>()?,
+            ),
+            Dialect::Postgres => {
+                // A disabled trigger is as good as none; a changed function
+                // is as good as a changed trigger.
+                let mut found: Vec<(String, String)> = self
+                    .db
+                    .query(
+                        "SELECT tgname::text, pg_get_triggerdef(oid) || ' ' || tgenabled::text FROM pg_trigger \
+                         WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal",
+                        &[],
+                    )?
+                    .iter()
+                    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                    .collect::<Result<_>>()?;
+                for r in self.db.query(
+                    "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+                     WHERE p.oid IN (SELECT tgfoid FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass) \
+                     OR p.proname IN ('audit_log_refuse', 'audit_log_refuse_unchained')",
+                    &[],
+                )? {
+                    let name: String = r.get(0)?;
+                    let body: String = r.get(1)?;
+                    let expected = PG_FUNCTIONS.iter().find(|(n, _)| *n == name);
+                    if expected.is_none_or(|(_, b)| body.trim() != b.trim()) {
+                        return Ok(Some(format!("the append-only trigger function {name} was changed")));
+                    }
+                }
+                let schema: String = self.db.query_one("SELECT current_schema()::text", &[])?.get(0)?;
+                for (_, def) in &mut found {
+                    *def = def.replace(&format!(" ON {schema}.audit_log "), " ON audit_log ");
+                }
+                (&PG_TRIGGERS, found)
+            }
+        };
+        for (name, sql) in expected {
             match found.iter().find(|(n, _)| n == name) {
                 None => return Ok(Some(format!("the append-only trigger {name} was removed"))),
-                Some((_, text)) if text.as_deref() != Some(sql) => {
+                Some((_, text)) if text != sql => {
                     return Ok(Some(format!("the append-only trigger {name} was changed")))
                 }
                 Some(_) => {}
             }
         }
-        if let Some((name, _)) = found.iter().find(|(n, _)| !TRIGGERS.iter().any(|(t, _)| t == n)) {
+        if let Some((name, _)) = found.iter().find(|(n, _)| !expected.iter().any(|(t, _)| t == n)) {
             return Ok(Some(format!("a trigger {name} was added to the audit log")));
         }
         Ok(None)
@@ -686,59 +824,49 @@ impl Catalog {
 
     /// Stored rows, oldest first.
     pub fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let sql = |e| self.sql(e);
         let hashes = filter.subject_hashes.as_deref();
         let in_hashes = match hashes {
-            None => "1".to_owned(),
+            None => "TRUE".to_owned(),
+            Some([]) => "FALSE".to_owned(),
             Some(h) => format!(
                 "subject_hash IN ({})",
                 (0..h.len()).map(|i| format!("?{}", 5 + i)).collect::<Vec<_>>().join(", ")
             ),
         };
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT * FROM (
-                     SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status
-                     FROM audit_log
-                     WHERE (?1 IS NULL OR key_name = ?1) AND ({in_hashes}) AND (?2 IS NULL OR subject = ?2)
-                       AND (?4 IS NULL OR substr(endpoint, 1, length(?4)) = ?4)
-                     ORDER BY id DESC LIMIT ?3)
-                 ORDER BY id"
-            ))
-            .map_err(sql)?;
-        let limit = filter.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
-        let mut values: Vec<rusqlite::types::Value> = vec![
-            filter.key_name.clone().into(),
-            filter.subject.clone().into(),
+        let sql = format!(
+            "SELECT * FROM (
+                 SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status
+                 FROM audit_log
+                 WHERE (?1 IS NULL OR key_name = ?1) AND ({in_hashes}) AND (?2 IS NULL OR subject = ?2)
+                   AND (?4 IS NULL OR substr(endpoint, 1, length(?4)) = ?4)
+                 ORDER BY id DESC LIMIT ?3) AS last_rows
+             ORDER BY id"
+        );
+        let limit = filter.last.map_or(i64::MAX, |n| n.min(i64::MAX as u64) as i64);
+        let mut values: Vec<Value> = vec![
+            filter.key_name.as_deref().into(),
+            filter.subject.as_deref().into(),
             limit.into(),
-            filter.endpoint_prefix.clone().into(),
+            filter.endpoint_prefix.as_deref().into(),
         ];
-        values.extend(hashes.unwrap_or_default().iter().map(|h| h.clone().into()));
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    AuditEntry {
-                        at: r.get(1)?,
-                        key_id: r.get(2)?,
-                        key_name: r.get(3)?,
-                        endpoint: r.get(4)?,
-                        subject: Subject { kind: SubjectKind::Account, clear: r.get(6)?, hash: r.get(7)? },
-                        results: r.get::<_, i64>(8)?.max(0) as u64,
-                        status: r.get(9)?,
-                    },
-                    r.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(sql)?;
+        values.extend(hashes.unwrap_or_default().iter().map(|h| Value::from(h.as_str())));
         let mut out = Vec::new();
-        for row in rows {
-            let (id, mut entry, kind) = row.map_err(sql)?;
-            entry.subject.kind = SubjectKind::parse(&kind).ok_or_else(|| CatalogError::DataCorruption {
-                path: self.path.clone(),
+        for r in self.db.query(&sql, &values)? {
+            let id: i64 = r.get(0)?;
+            let kind: String = r.get(5)?;
+            let kind = SubjectKind::parse(&kind).ok_or_else(|| CatalogError::DataCorruption {
+                path: self.path().to_owned(),
                 detail: format!("audit row {id} has unknown subject kind {kind:?}"),
             })?;
+            let entry = AuditEntry {
+                at: r.get(1)?,
+                key_id: r.get(2)?,
+                key_name: r.get(3)?,
+                endpoint: r.get(4)?,
+                subject: Subject { kind, clear: r.get(6)?, hash: r.get(7)? },
+                results: r.get::<i64>(8)?.max(0) as u64,
+                status: r.get(9)?,
+            };
             out.push(AuditRecord { id, entry });
         }
         Ok(out)
@@ -746,11 +874,8 @@ impl Catalog {
 
     /// How many rows the audit log holds.
     pub fn audit_len(&self) -> Result<u64> {
-        self.conn
-            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|n| n.unwrap_or(0).max(0) as u64)
-            .map_err(|e| self.sql(e))
+        let n: i64 = self.db.query_one("SELECT count(*) FROM audit_log", &[])?.get(0)?;
+        Ok(n.max(0) as u64)
     }
 }
 
@@ -761,47 +886,29 @@ fn fail(out: &mut AuditVerification, id: i64, problem: String) {
 
 /// Before the first format-3 row: how many rows have no chain value, their
 /// digest, and the last format-2 link.
-fn prefix_summary(tx: &rusqlite::Transaction) -> rusqlite::Result<(u64, [u8; 32], [u8; 32])> {
-    let mut stmt = tx.prepare(
-        "SELECT id, at, key_id, key_name, endpoint, subject_kind, subject, subject_hash, results, status, chain
-         FROM audit_log ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
+fn prefix_summary(db: &Db) -> Result<(u64, [u8; 32], [u8; 32])> {
     let (mut unchained, mut digest, mut last_v2) = (0u64, [0u8; 32], [0u8; 32]);
-    while let Some(r) = rows.next()? {
-        let chain: Option<Vec<u8>> = r.get(10)?;
-        match chain {
+    walk(db, |stored| {
+        match &stored.chain {
             Some(c) => {
-                if let Ok(c) = <[u8; 32]>::try_from(c) {
+                if let Ok(c) = <[u8; 32]>::try_from(c.as_slice()) {
                     last_v2 = c;
                 }
             }
             None => {
-                let (at, key_name, endpoint, kind, hash): (String, String, String, String, String) =
-                    (r.get(1)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(7)?);
-                let clear: Option<String> = r.get(6)?;
-                let row = Row {
-                    at: &at,
-                    key_id: r.get(2)?,
-                    key_name: &key_name,
-                    endpoint: &endpoint,
-                    kind: &kind,
-                    clear: clear.as_deref(),
-                    hash: &hash,
-                    results: r.get(8)?,
-                    status: r.get(9)?,
-                };
                 unchained += 1;
-                digest = link(&[0; 32], UNCHAINED_TAG, &digest, r.get(0)?, &row);
+                digest = link(&[0; 32], UNCHAINED_TAG, &digest, stored.id, &stored.row());
             }
         }
-    }
+        Ok(true)
+    })?;
     Ok((unchained, digest, last_v2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CatalogLocation;
 
     fn keys(root: u8) -> AuditKeys {
         AuditKeys::new(vec![AuditKey::from_root(&[root; 32])], ChainPrefix::None)
@@ -821,8 +928,11 @@ mod tests {
 
     #[test]
     fn entries_are_appended_read_back_and_filtered() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        crate::testing::each_backend(entries_are_appended_read_back_and_filtered_in);
+    }
+
+    fn entries_are_appended_read_back_and_filtered_in(location: &CatalogLocation) {
+        let mut catalog = Catalog::open_at(location).unwrap();
         let hasher = keys(5).current().hasher();
         let entries = [
             entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 2),
@@ -860,6 +970,9 @@ mod tests {
         let bob = hasher.subject(SubjectKind::Account, "bob@example.com").hash;
         let both = AuditFilter { subject_hashes: Some(vec![bob]), ..prefix("breached") };
         assert_eq!(catalog.audit_entries(&both).unwrap().len(), 2);
+        let none = AuditFilter { subject_hashes: Some(vec![]), ..AuditFilter::default() };
+        assert!(catalog.audit_entries(&none).unwrap().is_empty());
+        assert!(catalog.verify_audit(&keys(5)).unwrap().intact());
     }
 
     #[test]
@@ -889,8 +1002,13 @@ mod tests {
 
     #[test]
     fn command_line_changes_are_logged_with_their_user_and_chained() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            command_line_changes_are_logged_in(&mut catalog);
+        });
+    }
+
+    fn command_line_changes_are_logged_in(catalog: &mut Catalog) {
         let hasher = AuditHasher::new([3; 32]);
         let subject = hasher.subject(SubjectKind::Breach, "Acme");
         assert_eq!(subject.clear.as_deref(), Some("Acme"), "breach names are kept readable");
@@ -909,23 +1027,47 @@ mod tests {
 
     #[test]
     fn the_log_refuses_updates_and_deletes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
-        let hasher = keys(5).current().hasher();
-        catalog
-            .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
-            .unwrap();
-        for statement in ["UPDATE audit_log SET results = 0", "DELETE FROM audit_log"] {
-            let err = catalog.conn.execute(statement, []).unwrap_err();
-            assert!(err.to_string().contains("append-only"), "{statement}: {err}");
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let hasher = keys(5).current().hasher();
+            catalog
+                .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
+                .unwrap();
+            let mut statements = vec!["UPDATE audit_log SET results = 0", "DELETE FROM audit_log"];
+            if catalog.dialect() == Dialect::Postgres {
+                statements.push("TRUNCATE audit_log");
+            }
+            for statement in statements {
+                let err = catalog.db.execute(statement, &[]).unwrap_err();
+                assert!(format!("{err:?}").contains("append-only"), "{statement}: {err:?}");
+            }
+            // Rows without a chain value (or with an id a writer never gives).
+            let row = "INSERT INTO audit_log (id, at, key_id, key_name, endpoint, subject_kind, subject, \
+                       subject_hash, results, status, chain) VALUES (?1, 'x', 1, 'a', 'e', 'account', NULL, 'h', \
+                       0, 404, ?2)";
+            for (id, chain) in [(2i64, None), (-1, Some(vec![0u8; 32]))] {
+                let err = catalog.db.execute(row, args![id, chain]).unwrap_err();
+                assert!(format!("{err:?}").contains("positive id"), "{id}: {err:?}");
+            }
+            assert_eq!(catalog.audit_len().unwrap(), 1);
+        });
+    }
+
+    /// Drops an append-only trigger as whoever owns the tables could.
+    fn drop_trigger(catalog: &Catalog, name: &str) {
+        match catalog.dialect() {
+            Dialect::Sqlite => catalog.db.batch(&format!("DROP TRIGGER {name}")).unwrap(),
+            Dialect::Postgres => catalog.db.batch(&format!("DROP TRIGGER {name} ON audit_log")).unwrap(),
         }
-        assert_eq!(catalog.audit_len().unwrap(), 1);
     }
 
     #[test]
     fn the_chain_checks_and_pins_the_first_changed_row() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open_in(tmp.path()).unwrap();
+        crate::testing::each_backend(the_chain_checks_in);
+    }
+
+    fn the_chain_checks_in(location: &CatalogLocation) {
+        let mut catalog = Catalog::open_at(location).unwrap();
         let hasher = AuditHasher::new([3; 32]);
         let key = keys(5);
         for batch in 0..3 {
@@ -937,17 +1079,146 @@ mod tests {
         let ok = catalog.verify_audit(&key).unwrap();
         assert_eq!((ok.rows, ok.chained, ok.broken), (12, 12, None));
         assert_eq!(catalog.verify_audit(&keys(6)).unwrap().broken, Some(1), "another key");
-        // Someone with the file (not the key) drops the trigger and edits row 7.
-        catalog.conn.execute_batch("DROP TRIGGER audit_log_no_update").unwrap();
-        catalog.conn.execute("UPDATE audit_log SET results = 99 WHERE id = 7", []).unwrap();
+        // Someone with the tables (not the key) drops the trigger and edits row 7.
+        drop_trigger(&catalog, "audit_log_no_update");
+        catalog.db.execute("UPDATE audit_log SET results = 99 WHERE id = 7", &[]).unwrap();
         assert_eq!(catalog.verify_audit(&key).unwrap().broken, Some(7));
-        catalog.conn.execute("UPDATE audit_log SET results = 2 WHERE id = 7", []).unwrap();
+        catalog.db.execute("UPDATE audit_log SET results = 2 WHERE id = 7", &[]).unwrap();
         let restored = catalog.verify_audit(&key).unwrap();
         assert_eq!(restored.broken, None, "restored");
         assert!(restored.problem.unwrap().contains("audit_log_no_update"), "but the trigger is gone");
-        catalog.conn.execute_batch("DROP TRIGGER audit_log_no_delete").unwrap();
-        catalog.conn.execute("DELETE FROM audit_log WHERE id = 5", []).unwrap();
+        drop_trigger(&catalog, "audit_log_no_delete");
+        catalog.db.execute("DELETE FROM audit_log WHERE id = 5", &[]).unwrap();
         assert_eq!(catalog.verify_audit(&key).unwrap().broken, Some(6), "a row removed");
+    }
+
+    #[test]
+    fn writers_on_many_connections_extend_one_chain() {
+        crate::testing::each_backend(|location| {
+            drop(Catalog::open_at(location).unwrap());
+            let key = keys(5);
+            let hasher = key.current().hasher();
+            // Each thread has its own connection, as each replica has.
+            std::thread::scope(|scope| {
+                for writer in 0..4 {
+                    let (key, hasher) = (&key, &hasher);
+                    scope.spawn(move || {
+                        let mut catalog = Catalog::open_at(location).unwrap();
+                        for batch in 0..10 {
+                            let entries: Vec<_> = (0..3)
+                                .map(|i| {
+                                    entry(
+                                        hasher,
+                                        "a",
+                                        SubjectKind::Account,
+                                        &format!("w{writer}b{batch}i{i}@x.org"),
+                                        1,
+                                    )
+                                })
+                                .collect();
+                            catalog.append_audit(&entries, key).unwrap();
+                        }
+                    });
+                }
+            });
+            // And one batch larger than a statement's worth of rows.
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let big: Vec<_> = (0..150)
+                .map(|i| entry(&hasher, "a", SubjectKind::Account, &format!("big{i}@x.org"), 1))
+                .collect();
+            catalog.append_audit(&big, &key).unwrap();
+            let check = catalog.verify_audit(&key).unwrap();
+            assert!(check.intact(), "{location}: {check:?}");
+            assert_eq!((check.rows, check.chained), (270, 270), "{location}");
+        });
+    }
+
+    #[test]
+    fn postgres_a_dump_restored_into_another_database_verifies() {
+        let server = crate::testing::TestPostgres::shared();
+        let (source, target) = (server.fresh_database(), server.fresh_database());
+        let mut catalog =
+            Catalog::open_at(&CatalogLocation::Postgres(server.url("postgres", &source))).unwrap();
+        let hasher = keys(5).current().hasher();
+        let entries: Vec<_> = (0..5)
+            .map(|i| entry(&hasher, "a", SubjectKind::Account, &format!("u{i}@example.com"), i))
+            .collect();
+        catalog.append_audit(&entries, &keys(5)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dump = tmp.path().join("catalog.dump");
+        let ok = |c: &mut std::process::Command| c.status().unwrap().success();
+        assert!(ok(server.client("pg_dump").arg("--format=custom").arg("--file").arg(&dump).arg(&source)));
+        assert!(ok(server.client("pg_restore").args(["--dbname", &target]).arg(&dump)));
+        let mut restored =
+            Catalog::open_at(&CatalogLocation::Postgres(server.url("postgres", &target))).unwrap();
+        let check = restored.verify_audit(&keys(5)).unwrap();
+        assert!(check.intact() && check.rows == 5, "{check:?}");
+        // And it goes on from where the dump ended.
+        restored.append_audit(&entries[..1], &keys(5)).unwrap();
+        assert!(restored.verify_audit(&keys(5)).unwrap().intact());
+    }
+
+    #[test]
+    fn postgres_attack_a_disabled_trigger_or_a_changed_function_fails_verify() {
+        let server = crate::testing::TestPostgres::shared();
+        for attack in [
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_truncate ON audit_log",
+            "CREATE OR REPLACE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$BEGIN RETURN NEW; END$$",
+            "CREATE TRIGGER audit_log_spy AFTER INSERT ON audit_log FOR EACH ROW \
+             EXECUTE FUNCTION audit_log_refuse()",
+        ] {
+            let location = server.fresh_catalog();
+            let mut catalog = Catalog::open_at(&location).unwrap();
+            let hasher = keys(5).current().hasher();
+            catalog
+                .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
+                .unwrap();
+            assert!(catalog.verify_audit(&keys(5)).unwrap().intact(), "before: {attack}");
+            catalog.db.batch(attack).unwrap();
+            let check = catalog.verify_audit(&keys(5)).unwrap();
+            assert!(check.problem.as_deref().is_some_and(|p| p.contains("trigger")), "{attack}: {check:?}");
+        }
+    }
+
+    #[test]
+    fn postgres_an_application_role_with_the_documented_grants_cannot_rewrite_the_log() {
+        let server = crate::testing::TestPostgres::shared();
+        let database = server.fresh_database();
+        // The owner creates the tables (the first open), then grants as
+        // docs/postgresql.md says.
+        drop(Catalog::open_at(&CatalogLocation::Postgres(server.url("postgres", &database))).unwrap());
+        let role = format!("app_{database}");
+        server.psql(&database, &format!("CREATE ROLE {role} LOGIN"));
+        server.psql(&database, &crate::POSTGRES_GRANTS.replace("leakwatch_app", &role));
+        let app = CatalogLocation::Postgres(server.url(&role, &database));
+        let mut catalog = Catalog::open_at(&app).unwrap();
+        let hasher = keys(5).current().hasher();
+        catalog
+            .append_audit(&[entry(&hasher, "a", SubjectKind::Account, "bob@example.com", 1)], &keys(5))
+            .unwrap();
+        catalog.add_organization("acme", &["acme.example".to_owned()]).unwrap();
+        catalog
+            .create_key(&crate::NewKey {
+                name: "k".into(),
+                role: crate::Role::Analyst,
+                domains: vec![],
+                rate_limit_per_minute: None,
+            })
+            .unwrap();
+        for attack in [
+            "DROP TRIGGER audit_log_no_update ON audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+            "UPDATE audit_log SET results = 5",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+            "CREATE TABLE x (a int)",
+        ] {
+            let err = server.psql_err(&database, &role, attack);
+            assert!(err.is_some(), "the application role could run {attack:?}");
+        }
+        assert!(catalog.verify_audit(&keys(5)).unwrap().intact());
     }
 
     /// Ten searches in a fresh catalog, chained under `keys`; and the same file

@@ -1,4 +1,5 @@
-//! Catalog errors: each names the catalog file, or says which input was refused.
+//! Catalog errors: each names the catalog (its file, or its URL without the
+//! password), or says which input was refused.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,11 @@ pub enum CatalogError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
+    /// The client's own text says little ("db error"): the message shows
+    /// the server's (or the connection's) below it, so the error is whole on
+    /// one line and ends its chain here.
+    #[error("{location}: {}", postgres_detail(error))]
+    Postgres { location: PathBuf, error: postgres::Error },
     #[error("{path}: data corruption: {detail}")]
     DataCorruption { path: PathBuf, detail: String },
     #[error("{path}: catalog schema version {found} is newer than this build reads ({supported})")]
@@ -20,6 +26,22 @@ pub enum CatalogError {
     /// A request the catalog refuses: a bad name, an unknown key, a duplicate.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A PostgreSQL client error with its causes: `db error: ERROR: relation "x"
+/// does not exist`.
+fn postgres_detail(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

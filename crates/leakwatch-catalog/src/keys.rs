@@ -7,10 +7,10 @@
 //! entropy, so there is nothing to guess.
 
 use rand::TryRngCore;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+use crate::db::{args, Db, Lock};
 use crate::error::{CatalogError, Result};
 use crate::{now, Catalog};
 
@@ -135,9 +135,10 @@ impl Catalog {
         }
 
         let mut bytes = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| CatalogError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
+        rand::rngs::OsRng.try_fill_bytes(&mut bytes).map_err(|e| CatalogError::Io {
+            path: self.path().to_owned(),
+            source: std::io::Error::other(e),
+        })?;
         let mut secret = String::with_capacity(SECRET_PREFIX.len() + 64);
         secret.push_str(SECRET_PREFIX);
         for b in bytes {
@@ -146,35 +147,32 @@ impl Catalog {
         let hash = hash_secret(&secret);
         let created_at = now();
 
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let tx = self.db.write(Lock::Catalog)?;
         let exists: bool = tx
-            .query_row("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)", [&new.name], |r| r.get(0))
-            .map_err(sql)?;
+            .query_one("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)", args![&new.name])?
+            .get(0)?;
         if exists {
             return Err(CatalogError::Invalid(format!("a key named {:?} already exists", new.name)));
         }
-        tx.execute(
-            "INSERT INTO api_keys (name, key_hash, key_prefix, role, rate_limit_per_minute, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                new.name,
-                hash.as_slice(),
-                &secret[..DISPLAY_PREFIX_LEN],
-                new.role.as_str(),
-                new.rate_limit_per_minute,
-                created_at
-            ],
-        )
-        .map_err(sql)?;
-        let id = tx.last_insert_rowid();
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO api_keys (name, key_hash, key_prefix, role, rate_limit_per_minute, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                args![
+                    &new.name,
+                    hash.as_slice(),
+                    &secret[..DISPLAY_PREFIX_LEN],
+                    new.role.as_str(),
+                    new.rate_limit_per_minute,
+                    &created_at
+                ],
+            )?
+            .get(0)?;
         for domain in &domains {
-            tx.execute("INSERT INTO api_key_domains (key_id, domain) VALUES (?1, ?2)", params![id, domain])
-                .map_err(sql)?;
+            tx.execute("INSERT INTO api_key_domains (key_id, domain) VALUES (?1, ?2)", args![id, domain])?;
         }
-        bump_keys_version(&tx).map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        bump_keys_version(&tx)?;
+        tx.commit()?;
 
         let key = ApiKey {
             id,
@@ -201,59 +199,39 @@ impl Catalog {
     }
 
     fn keys(&self, active_only: bool) -> Result<Vec<ApiKey>> {
-        let sql = |e| self.sql(e);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, name, key_prefix, role, rate_limit_per_minute, created_at, revoked_at, key_hash
-                 FROM api_keys WHERE ?1 = 0 OR revoked_at IS NULL ORDER BY id",
-            )
-            .map_err(sql)?;
-        let rows = stmt
-            .query_map([active_only], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<u32>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Vec<u8>>(7)?,
-                ))
-            })
-            .map_err(sql)?;
-        let mut keys = Vec::new();
+        let rows = self.db.query(
+            "SELECT id, name, key_prefix, role, rate_limit_per_minute, created_at, revoked_at, key_hash
+             FROM api_keys WHERE NOT ?1 OR revoked_at IS NULL ORDER BY id",
+            args![active_only],
+        )?;
+        let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
-            let (id, name, prefix, role, rate_limit_per_minute, created_at, revoked_at, hash) =
-                row.map_err(sql)?;
-            let corrupt = |detail: String| CatalogError::DataCorruption { path: self.path.clone(), detail };
+            let name: String = row.get(1)?;
+            let role: String = row.get(3)?;
+            let hash: Vec<u8> = row.get(7)?;
+            let corrupt =
+                |detail: String| CatalogError::DataCorruption { path: self.path().to_owned(), detail };
             let role = Role::parse(&role)
                 .ok_or_else(|| corrupt(format!("key {name:?} has unknown role {role:?}")))?;
             let hash: KeyHash = hash
                 .try_into()
                 .map_err(|_| corrupt(format!("key {name:?} has a hash of the wrong length")))?;
             keys.push(ApiKey {
-                id,
+                id: row.get(0)?,
                 name,
-                prefix,
+                prefix: row.get(2)?,
                 role,
                 domains: Vec::new(),
-                rate_limit_per_minute,
-                created_at,
-                revoked_at,
+                rate_limit_per_minute: row.get(4)?,
+                created_at: row.get(5)?,
+                revoked_at: row.get(6)?,
                 hash,
             });
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT key_id, domain FROM api_key_domains ORDER BY key_id, domain")
-            .map_err(sql)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(sql)?;
-        for row in rows {
-            let (id, domain) = row.map_err(sql)?;
+        for row in self.db.query("SELECT key_id, domain FROM api_key_domains ORDER BY key_id, domain", &[])? {
+            let id: i64 = row.get(0)?;
             if let Some(key) = keys.iter_mut().find(|k| k.id == id) {
-                key.domains.push(domain);
+                key.domains.push(row.get(1)?);
             }
         }
         Ok(keys)
@@ -262,13 +240,11 @@ impl Catalog {
     /// Revokes the key `name`; it stops working at once for new processes and
     /// within a poll interval for a running server.
     pub fn revoke_key(&mut self, name: &str) -> Result<ApiKey> {
-        let path = self.path.clone();
-        let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let tx = self.db.write(Lock::Catalog)?;
         let revoked: Option<Option<String>> = tx
-            .query_row("SELECT revoked_at FROM api_keys WHERE name = ?1", [name], |r| r.get(0))
-            .optional()
-            .map_err(sql)?;
+            .query_opt("SELECT revoked_at FROM api_keys WHERE name = ?1", args![name])?
+            .map(|r| r.get(0))
+            .transpose()?;
         match revoked {
             None => return Err(CatalogError::Invalid(format!("no key named {name:?}"))),
             Some(Some(at)) => {
@@ -276,10 +252,9 @@ impl Catalog {
             }
             Some(None) => {}
         }
-        tx.execute("UPDATE api_keys SET revoked_at = ?1 WHERE name = ?2", params![now(), name])
-            .map_err(sql)?;
-        bump_keys_version(&tx).map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        tx.execute("UPDATE api_keys SET revoked_at = ?1 WHERE name = ?2", args![now(), name])?;
+        bump_keys_version(&tx)?;
+        tx.commit()?;
         self.list_keys()?
             .into_iter()
             .find(|k| k.name == name)
@@ -289,17 +264,13 @@ impl Catalog {
     /// A number that changes whenever a key is created or revoked: a server polls
     /// it and reloads its key table when it moves.
     pub fn keys_version(&self) -> Result<i64> {
-        self.conn
-            .prepare_cached("SELECT value FROM meta WHERE name = 'keys_version'")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| self.sql(e))
+        self.db.query_one("SELECT CAST(value AS BIGINT) FROM meta WHERE name = 'keys_version'", &[])?.get(0)
     }
 }
 
-fn bump_keys_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", []).map(drop)
+fn bump_keys_version(db: &Db) -> Result<()> {
+    db.execute("UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE name = 'keys_version'", &[]).map(drop)
 }
-
 /// Key names appear in listings and the audit log: keep them short and plain.
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -353,37 +324,42 @@ mod tests {
 
     #[test]
     fn domain_keys_need_valid_domains_and_names_are_unique() {
-        let (_tmp, mut catalog) = catalog();
-        let err = catalog.create_key(&new("d", Role::Domain, &[])).unwrap_err();
-        assert!(err.to_string().contains("at least one --domain"), "{err}");
-        let err = catalog.create_key(&new("d", Role::Domain, &["not a domain"])).unwrap_err();
-        assert!(err.to_string().contains("not a domain name"), "{err}");
-        let key =
-            catalog.create_key(&new("d", Role::Domain, &["Example.COM", "b.org", "example.com"])).unwrap();
-        assert_eq!(key.key.domains, ["b.org", "example.com"]);
-        assert!(key.key.allows_domain("example.com"));
-        assert!(!key.key.allows_domain("other.com"));
-        let err = catalog.create_key(&new("d", Role::Admin, &[])).unwrap_err();
-        assert!(err.to_string().contains("already exists"), "{err}");
-        assert!(catalog.create_key(&new("bad name", Role::Admin, &[])).is_err());
-        assert_eq!(catalog.list_keys().unwrap()[0].domains, ["b.org", "example.com"]);
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let err = catalog.create_key(&new("d", Role::Domain, &[])).unwrap_err();
+            assert!(err.to_string().contains("at least one --domain"), "{err}");
+            let err = catalog.create_key(&new("d", Role::Domain, &["not a domain"])).unwrap_err();
+            assert!(err.to_string().contains("not a domain name"), "{err}");
+            let key = catalog
+                .create_key(&new("d", Role::Domain, &["Example.COM", "b.org", "example.com"]))
+                .unwrap();
+            assert_eq!(key.key.domains, ["b.org", "example.com"]);
+            assert!(key.key.allows_domain("example.com"));
+            assert!(!key.key.allows_domain("other.com"));
+            let err = catalog.create_key(&new("d", Role::Admin, &[])).unwrap_err();
+            assert!(err.to_string().contains("already exists"), "{err}");
+            assert!(catalog.create_key(&new("bad name", Role::Admin, &[])).is_err());
+            assert_eq!(catalog.list_keys().unwrap()[0].domains, ["b.org", "example.com"]);
+        });
     }
 
     #[test]
     fn revoking_removes_a_key_from_the_active_set_and_bumps_the_version() {
-        let (_tmp, mut catalog) = catalog();
-        let v0 = catalog.keys_version().unwrap();
-        catalog.create_key(&new("a", Role::Admin, &[])).unwrap();
-        catalog.create_key(&new("b", Role::Analyst, &[])).unwrap();
-        let v1 = catalog.keys_version().unwrap();
-        assert!(v1 > v0);
-        let revoked = catalog.revoke_key("a").unwrap();
-        assert!(revoked.revoked_at.is_some());
-        assert!(catalog.keys_version().unwrap() > v1);
-        let active: Vec<String> = catalog.active_keys().unwrap().into_iter().map(|k| k.name).collect();
-        assert_eq!(active, ["b"]);
-        assert_eq!(catalog.list_keys().unwrap().len(), 2);
-        assert!(catalog.revoke_key("a").unwrap_err().to_string().contains("already revoked"));
-        assert!(catalog.revoke_key("zzz").unwrap_err().to_string().contains("no key named"));
+        crate::testing::each_backend(|location| {
+            let mut catalog = Catalog::open_at(location).unwrap();
+            let v0 = catalog.keys_version().unwrap();
+            catalog.create_key(&new("a", Role::Admin, &[])).unwrap();
+            catalog.create_key(&new("b", Role::Analyst, &[])).unwrap();
+            let v1 = catalog.keys_version().unwrap();
+            assert!(v1 > v0);
+            let revoked = catalog.revoke_key("a").unwrap();
+            assert!(revoked.revoked_at.is_some());
+            assert!(catalog.keys_version().unwrap() > v1);
+            let active: Vec<String> = catalog.active_keys().unwrap().into_iter().map(|k| k.name).collect();
+            assert_eq!(active, ["b"]);
+            assert_eq!(catalog.list_keys().unwrap().len(), 2);
+            assert!(catalog.revoke_key("a").unwrap_err().to_string().contains("already revoked"));
+            assert!(catalog.revoke_key("zzz").unwrap_err().to_string().contains("no key named"));
+        });
     }
 }

@@ -1,5 +1,7 @@
 //! The catalog: leakwatch's small mutable state, in one embedded SQLite file
-//! beside the immutable index (`DATA/catalog.sqlite`).
+//! beside the immutable index (`DATA/catalog.sqlite`, the default), or in a
+//! PostgreSQL database shared by any number of servers (`--catalog
+//! postgres://...`; the dialect layer is `db.rs`, the setup docs/postgresql.md).
 //!
 //! It holds API keys (as hashes, never the keys themselves), their roles, domains
 //! and rate limits, the audit log of authenticated searches, organizations
@@ -18,14 +20,18 @@
 
 mod alerts;
 mod audit;
+mod db;
 mod directory;
 mod error;
 mod ingests;
 mod keys;
 mod orgs;
 mod schema;
+mod sessions;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -35,6 +41,7 @@ pub use audit::{
     AuditEntry, AuditFilter, AuditHasher, AuditKey, AuditKeys, AuditRecord, AuditVerification, ChainPrefix,
     Subject, SubjectKind,
 };
+pub use db::CatalogLocation;
 pub use directory::{
     parse_directory, DirectoryEntry, DirectoryFormat, DirectoryRecord, LeftOut, ParsedDirectory,
     RecordReader, EMPTY_NT_HASH,
@@ -45,20 +52,25 @@ pub use ingests::{
 };
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
+pub use schema::POSTGRES_GRANTS;
+pub use sessions::StoredSession;
+
+use db::{args, Db, Dialect, Lock};
 
 /// The catalog's file name inside a data directory.
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 
-/// An open catalog: one SQLite connection. Open one per thread that needs it;
-/// SQLite's WAL mode lets readers and the one writer proceed together.
+/// An open catalog: one connection, to a SQLite file or a PostgreSQL
+/// database. Open one per thread that needs it; SQLite's WAL mode (and
+/// PostgreSQL itself) lets readers and writers proceed together.
 pub struct Catalog {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
+    location: CatalogLocation,
 }
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("path", &self.path).finish()
+        f.debug_struct("Catalog").field("location", &self.location).finish()
     }
 }
 
@@ -66,61 +78,93 @@ impl Catalog {
     /// Opens the catalog of the data directory `root`, creating it (and the
     /// directory) on first use.
     pub fn open_in(root: &Path) -> Result<Catalog> {
-        // Created readable by its owner only, like the data directory it is in.
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .map_err(|e| CatalogError::Io { path: root.to_owned(), source: e })?;
-        Catalog::open(&root.join(CATALOG_FILE))
+        Catalog::open_at(&CatalogLocation::in_data_dir(root))
     }
 
     /// Opens (or creates) the catalog file at `path` and brings its schema up to
     /// date.
     pub fn open(path: &Path) -> Result<Catalog> {
-        create_private(path)?;
-        let conn =
-            Connection::open(path).map_err(|e| CatalogError::Sql { path: path.to_owned(), source: e })?;
-        let mut catalog = Catalog { conn, path: path.to_owned() };
-        // Another process (the CLI beside a running server) may hold the write
-        // lock for a moment; waiting briefly beats failing a key creation.
-        catalog.conn.busy_timeout(Duration::from_secs(10)).map_err(|e| catalog.sql(e))?;
-        catalog
-            .conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(|e| catalog.sql(e))?;
+        Catalog::open_at(&CatalogLocation::File(path.to_owned()))
+    }
+
+    /// Opens the catalog at `location`, a file (created with its directory on
+    /// first use) or a PostgreSQL database (whose tables are created on first
+    /// use, by a role allowed to: docs/postgresql.md), and brings its schema up
+    /// to date.
+    pub fn open_at(location: &CatalogLocation) -> Result<Catalog> {
+        let db = match location {
+            CatalogLocation::File(path) => open_sqlite(path)?,
+            CatalogLocation::Postgres(url) => {
+                let db = Db::postgres(url, &location.display_name())?;
+                schema::bootstrap_postgres(&db)?;
+                db
+            }
+        };
+        let mut catalog = Catalog { db, location: location.clone() };
         schema::migrate(&mut catalog)?;
         orgs::migrate(&mut catalog)?;
         ingests::migrate(&mut catalog)?;
+        sessions::migrate(&mut catalog)?;
         Ok(catalog)
     }
 
+    /// The catalog file, or the database's URL without its password.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.location()
+    }
+
+    pub fn location(&self) -> &CatalogLocation {
+        &self.location
     }
 
     /// Turns off SQLite's automatic checkpoints on this connection: the
     /// checkpoint (and its fsyncs) then runs only when [`Catalog::checkpoint`]
-    /// is called, from wherever it delays nobody.
+    /// is called, from wherever it delays nobody. PostgreSQL checkpoints on its
+    /// own: nothing to do there.
     pub fn manual_checkpoints(&self) -> Result<()> {
-        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(|e| self.sql(e))
+        match self.db.sqlite_conn() {
+            Some(_) => self.db.batch("PRAGMA wal_autocheckpoint = 0"),
+            None => Ok(()),
+        }
     }
 
     /// Copies the write-ahead log into the database as far as it can without
     /// waiting for anyone (`PASSIVE`); returns the frames left in the log and
-    /// how many of them are now copied.
+    /// how many of them are now copied (none and none on PostgreSQL).
     pub fn checkpoint(&self) -> Result<(i64, i64)> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
-            .map_err(|e| self.sql(e))
+        match self.db.sqlite_conn() {
+            Some(_) => {
+                let row = self.db.query_one("PRAGMA wal_checkpoint(PASSIVE)", &[])?;
+                Ok((row.get(1)?, row.get(2)?))
+            }
+            None => Ok((0, 0)),
+        }
     }
 
-    pub(crate) fn sql(&self, source: rusqlite::Error) -> CatalogError {
-        CatalogError::Sql { path: self.path.clone(), source }
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.db.dialect()
     }
+}
+
+fn open_sqlite(path: &Path) -> Result<Db> {
+    // Created readable by its owner only, like the data directory it is in.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CatalogError::Io { path: dir.to_owned(), source: e })?;
+    }
+    create_private(path)?;
+    let sql = |e| CatalogError::Sql { path: path.to_owned(), source: e };
+    let conn = Connection::open(path).map_err(sql)?;
+    // Another process (the CLI beside a running server) may hold the write
+    // lock for a moment; waiting briefly beats failing a key creation.
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(sql)?;
+    Ok(Db::sqlite(conn, path))
 }
 
 /// Creates the catalog file readable by its owner only, before SQLite opens it:
@@ -148,37 +192,47 @@ fn format_time(t: time::OffsetDateTime) -> String {
 }
 
 /// Brings one set of tables to its latest version: `migrations[v]` takes it
-/// from version `v` to `v + 1`, each step in its own immediate transaction
-/// with the version kept in `meta` under `version_row`, so that concurrent
-/// openers apply each step once. A catalog newer than this build is refused.
+/// from version `v` to `v + 1`, each step in its own write transaction with
+/// the version kept in `meta` under `version_row`, so that concurrent openers
+/// apply each step once. A catalog newer than this build is refused.
+///
+/// `migrations` are the dialect's own: a PostgreSQL catalog starts from the
+/// tables' present form, so its list is shorter and its versions count apart.
 pub(crate) fn migrate_set(catalog: &mut Catalog, version_row: &str, migrations: &[&str]) -> Result<()> {
-    use rusqlite::{params, OptionalExtension, TransactionBehavior};
     let latest = migrations.len() as i64;
-    let path = catalog.path.clone();
-    let sql = |e| CatalogError::Sql { path: path.clone(), source: e };
+    // Most opens find the tables current: they need not queue for the lock.
+    let current = catalog
+        .db
+        .query_opt("SELECT CAST(value AS BIGINT) FROM meta WHERE name = ?1", args![version_row])?
+        .map(|r| r.get::<i64>(0))
+        .transpose()?;
+    if current == Some(latest) {
+        return Ok(());
+    }
     loop {
-        let tx = catalog.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let tx = catalog.db.write(Lock::Catalog)?;
         let version: i64 = tx
-            .query_row("SELECT value FROM meta WHERE name = ?1", [version_row], |r| r.get(0))
-            .optional()
-            .map_err(sql)?
+            .query_opt("SELECT CAST(value AS BIGINT) FROM meta WHERE name = ?1", args![version_row])?
+            .map(|r| r.get(0))
+            .transpose()?
             .unwrap_or(0);
         if version > latest {
-            return Err(CatalogError::UnsupportedVersion { path, found: version, supported: latest });
+            return Err(CatalogError::UnsupportedVersion {
+                path: catalog.path().to_owned(),
+                found: version,
+                supported: latest,
+            });
         }
         if version == latest {
             return Ok(());
         }
-        tx.execute_batch(migrations[version as usize])
-            .and_then(|()| {
-                tx.execute(
-                    "INSERT INTO meta (name, value) VALUES (?1, ?2) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    params![version_row, version + 1],
-                )
-            })
-            .and_then(|_| tx.commit())
-            .map_err(sql)?;
+        tx.batch(migrations[version as usize])?;
+        tx.execute(
+            "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            args![version_row, version + 1],
+        )?;
+        tx.commit()?;
     }
 }
 
@@ -202,6 +256,63 @@ mod tests {
         let meta = std::fs::metadata(root.join(CATALOG_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         Catalog::open_in(&root).unwrap();
+    }
+
+    #[test]
+    fn a_postgres_catalog_answers_on_a_thread_inside_an_async_runtime() {
+        // The alert service calls the catalog from its async loop: the
+        // synchronous client would panic there if it ran on the caller's thread.
+        let location = testing::TestPostgres::shared().fresh_catalog();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let catalog = Catalog::open_at(&location).unwrap();
+            assert_eq!(catalog.keys_version().unwrap(), 0);
+            assert_eq!(catalog.checkpoint().unwrap(), (0, 0));
+        });
+    }
+
+    #[test]
+    fn a_postgres_url_may_name_a_unix_socket_and_one_asking_for_tls_is_refused() {
+        let server = testing::TestPostgres::shared();
+        let database = server.fresh_database();
+        let socket = server.socket_dir().display().to_string().replace('/', "%2F");
+        let url = format!("postgres://postgres@{socket}:{}/{database}", server.port());
+        Catalog::open_at(&CatalogLocation::Postgres(url)).unwrap();
+        // No TLS in this build: a URL that requires it fails rather than
+        // connecting in clear.
+        let tls = format!("{}?sslmode=require", server.url("postgres", &database));
+        let err = Catalog::open_at(&CatalogLocation::Postgres(tls)).unwrap_err();
+        assert!(err.to_string().contains("TLS") || err.to_string().contains("tls"), "{err}");
+    }
+
+    #[test]
+    fn processes_opening_a_new_catalog_at_once_create_its_tables_once() {
+        testing::each_backend(|location| {
+            std::thread::scope(|scope| {
+                let opened: Vec<_> =
+                    (0..4).map(|_| scope.spawn(|| Catalog::open_at(location).map(drop))).collect();
+                for o in opened {
+                    o.join().unwrap().unwrap();
+                }
+            });
+            let catalog = Catalog::open_at(location).unwrap();
+            assert_eq!(catalog.keys_version().unwrap(), 0);
+            assert_eq!(catalog.audit_len().unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn a_writer_that_waits_too_long_for_the_lock_fails_and_its_connection_goes_on() {
+        let location = testing::TestPostgres::shared().fresh_catalog();
+        let holder = Catalog::open_at(&location).unwrap();
+        let waiter = Catalog::open_at(&location).unwrap();
+        waiter.db.batch("SET lock_timeout = '100ms'").unwrap();
+        let held = holder.db.write(Lock::Catalog).unwrap();
+        let err = waiter.db.write(Lock::Catalog).err().expect("the lock is held");
+        assert!(err.to_string().contains("lock timeout"), "{err}");
+        drop(held);
+        assert_eq!(waiter.keys_version().unwrap(), 0, "the failed transaction was ended");
+        waiter.db.write(Lock::Catalog).unwrap().commit().unwrap();
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Catalog (keys, audit log, organizations, outbox, ingest log): a SQLite file, or
+    /// `postgres://USER:PASSWORD@HOST/DB` shared by several servers (docs/postgresql.md).
+    /// Default: catalog.sqlite in the data directory.
+    #[arg(long, global = true, env = "LEAKWATCH_CATALOG", value_name = "PATH|URL")]
+    pub catalog: Option<String>,
+
     /// Whether `--data` was given on the command line (not from the
     /// environment): set by `main`, for the commands it does not apply to.
     #[arg(skip)]

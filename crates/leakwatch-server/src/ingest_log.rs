@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use leakwatch_catalog::{
-    Catalog, CatalogError, IngestInput, IngestOutcome, IngestProgress, NewIngest, Rejection,
+    Catalog, CatalogError, CatalogLocation, IngestInput, IngestOutcome, IngestProgress, NewIngest, Rejection,
 };
 use leakwatch_store::{DataDir, IngestSummary, Phase, Progress};
 
@@ -42,11 +42,24 @@ impl IngestLog {
         inputs: &[(String, Option<u64>)],
         progress: Arc<Progress>,
     ) -> Result<IngestLog, CatalogError> {
-        let mut catalog = Catalog::open_in(dir.root())?;
+        let catalog = CatalogLocation::in_data_dir(dir.root());
+        IngestLog::start_with_catalog(&catalog, breach, started_by, inputs, progress)
+    }
+
+    /// As [`IngestLog::start`], in the catalog at `catalog`.
+    pub fn start_with_catalog(
+        catalog: &CatalogLocation,
+        breach: &str,
+        started_by: &str,
+        inputs: &[(String, Option<u64>)],
+        progress: Arc<Progress>,
+    ) -> Result<IngestLog, CatalogError> {
+        let location = catalog;
+        let mut catalog = Catalog::open_at(location)?;
         let names: Vec<String> = inputs.iter().map(|(name, _)| name.clone()).collect();
         let bytes_total = inputs.iter().map(|(_, len)| *len).sum::<Option<u64>>();
         let id = catalog.start_ingest(&NewIngest { breach, started_by, inputs: &names, bytes_total })?;
-        let reporting = Catalog::open_in(dir.root())?;
+        let reporting = Catalog::open_at(location)?;
         let phase = Arc::new(Mutex::new("starting".to_owned()));
         let (stop, stopped) = mpsc::channel::<()>();
         let shown = phase.clone();
@@ -65,7 +78,7 @@ impl IngestLog {
                     }
                 }
             })
-            .map_err(|e| CatalogError::Io { path: dir.root().to_owned(), source: e })?;
+            .map_err(|e| CatalogError::Io { path: location.display_name().into(), source: e })?;
         Ok(IngestLog { id, catalog, phase, stop: Some(stop), reporter: Some(reporter) })
     }
 

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use leakwatch_catalog::{ApiKey, Catalog, CatalogError, KeyHash};
+use leakwatch_catalog::{ApiKey, Catalog, CatalogError, CatalogLocation, KeyHash};
 use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
@@ -149,6 +149,7 @@ pub struct AppState {
 
 pub(crate) struct Shared {
     data: DataDir,
+    catalog_location: CatalogLocation,
     snapshot: ArcSwap<Snapshot>,
     /// The generation served, for whoever follows it (the alert service).
     generation: tokio::sync::watch::Sender<u64>,
@@ -180,6 +181,17 @@ impl AppState {
     /// Opens the index and the catalog of `data` and starts the audit writer.
     /// `data` must hold a store (`leakwatch init` makes an empty one).
     pub fn open(data: DataDir, limits: Limits) -> Result<(AppState, AuditWriter), StartError> {
+        let catalog = CatalogLocation::in_data_dir(data.root());
+        AppState::open_with_catalog(data, catalog, limits)
+    }
+
+    /// As [`AppState::open`], with the catalog at `catalog` (a file, or a
+    /// PostgreSQL database shared with other servers).
+    pub fn open_with_catalog(
+        data: DataDir,
+        catalog_location: CatalogLocation,
+        limits: Limits,
+    ) -> Result<(AppState, AuditWriter), StartError> {
         // The audit log's keys come from the key ring, outside the directory:
         // its catalog file alone neither reveals searched addresses nor lets
         // anyone rewrite the chain. (A directory without keys gets them now,
@@ -207,7 +219,7 @@ impl AppState {
         }
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
-        let catalog = Catalog::open_in(data.root())?;
+        let catalog = Catalog::open_at(&catalog_location)?;
         let ring = data.clone();
         let reload: crate::audit::Reload = Box::new(move || match crate::audit::audit_keys(&ring) {
             Ok(keys) => Some(keys),
@@ -217,15 +229,24 @@ impl AppState {
             }
         });
         let (audit, writer) = AuditSink::start(
-            Catalog::open_in(data.root())?,
-            Catalog::open_in(data.root())?,
+            Catalog::open_at(&catalog_location)?,
+            Catalog::open_at(&catalog_location)?,
             audit_keys,
             reload,
         )
         .map_err(|source| StartError::Io { what: "starting the audit writer".into(), source })?;
+        // Servers sharing a catalog share the web sessions in it; a server
+        // with a catalog of its own keeps them in memory, off the disk.
+        let sessions = if catalog_location.is_shared() {
+            use crate::web::session::{Sessions, IDLE, LIFETIME};
+            Sessions::shared(Catalog::open_at(&catalog_location)?, IDLE, LIFETIME)
+        } else {
+            crate::web::session::Sessions::default()
+        };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
             data,
+            catalog_location,
             generation,
             snapshot: ArcSwap::from_pointee(snapshot),
             stamp: Mutex::new(stamp),
@@ -234,7 +255,7 @@ impl AppState {
             limiter: Limiter::default(),
             audit,
             limits,
-            sessions: crate::web::session::Sessions::default(),
+            sessions,
             previews: crate::web::dashboard::Previews::default(),
         };
         let state = AppState { inner: Arc::new(shared) };
@@ -246,10 +267,14 @@ impl AppState {
         &self.inner
     }
 
-    /// The data directory served: for what opens its own catalog connection
-    /// or reads the key ring.
+    /// The data directory served: for what reads the key ring.
     pub(crate) fn data(&self) -> &DataDir {
         &self.inner.data
+    }
+
+    /// Where the catalog is: for what opens a connection of its own.
+    pub fn catalog_location(&self) -> &CatalogLocation {
+        &self.inner.catalog_location
     }
 
     /// The snapshot a request answers from, to the end.

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
-use leakwatch_catalog::{ApiKey, Catalog, NewKey, Role};
+use anyhow::Result;
+use leakwatch_catalog::{ApiKey, NewKey, Role};
 use leakwatch_store::DataDir;
 
 use crate::cli::{ApikeyCommand, RoleArg};
@@ -13,8 +13,7 @@ use crate::output::{stdout, table};
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, command: ApikeyCommand) -> Result<Outcome> {
-    let mut catalog = Catalog::open_in(dir.root())
-        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let mut catalog = super::open_catalog(dir)?;
     let mut out = stdout();
     match command {
         ApikeyCommand::Create { name, role, domains, rate_limit } => {

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditFilter, Catalog, SubjectKind};
+use anyhow::{bail, Result};
+use leakwatch_catalog::{AuditFilter, SubjectKind};
 use leakwatch_store::DataDir;
 
 use crate::cli::{AuditLogArgs, AuditLogCommand};
@@ -16,8 +16,7 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
     if let Some(AuditLogCommand::Verify { json }) = args.command {
         return verify(dir, json);
     }
-    let catalog = Catalog::open_in(dir.root())
-        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let catalog = super::open_catalog(dir)?;
     let mut filter = AuditFilter { key_name: args.key, last: args.last, ..AuditFilter::default() };
     if let Some(raw) = &args.account {
         let Some(account) = leakwatch_server::parse_account(raw) else {
@@ -79,8 +78,7 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
 /// not, or when the append-only triggers were removed or changed.
 fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
     let keys = leakwatch_server::audit_keys(dir)?;
-    let catalog = Catalog::open_in(dir.root())
-        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let catalog = super::open_catalog(dir)?;
     let check = catalog.verify_audit(&keys)?;
     if keys.prefix() == leakwatch_catalog::ChainPrefix::Open && check.unchained > 0 {
         eprintln!(

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditEntry, Catalog, SubjectKind};
+use leakwatch_catalog::{AuditEntry, SubjectKind};
 use leakwatch_store::{BreachEdit, DataDir};
 
 use crate::cli::BreachSetArgs;
@@ -62,8 +62,7 @@ pub fn set(dir: &DataDir, args: BreachSetArgs) -> Result<Outcome> {
 /// Appends the audit row of a catalog change made from the command line.
 fn audit(dir: &DataDir, command: &str, breach: &str, results: u64) -> Result<()> {
     let keys = leakwatch_server::audit_keys(dir)?;
-    let mut catalog = Catalog::open_in(dir.root())
-        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let mut catalog = super::open_catalog(dir)?;
     let subject = keys.current().hasher().subject(SubjectKind::Breach, breach);
     let entry = AuditEntry::cli(&os_user(), command, subject, results);
     catalog

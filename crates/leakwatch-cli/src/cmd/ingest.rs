@@ -57,8 +57,15 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
     let listed: Vec<(String, Option<u64>)> =
         inputs.iter().map(|i| (i.name().to_owned(), i.raw_len())).collect();
-    let log = IngestLog::start(dir, &args.breach, &super::breach::os_user(), &listed, progress.clone())
-        .with_context(|| format!("logging the ingest in the catalog of {}", dir.root().display()))?;
+    let catalog = super::catalog_location(dir);
+    let log = IngestLog::start_with_catalog(
+        &catalog,
+        &args.breach,
+        &super::breach::os_user(),
+        &listed,
+        progress.clone(),
+    )
+    .with_context(|| format!("logging the ingest in the catalog {catalog}"))?;
     let result = {
         let bar = Bar::start(progress.clone());
         leakwatch_store::ingest(dir, &options, inputs, &progress, &mut |phase| {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use leakwatch_catalog::{AuditEntry, Catalog, SubjectKind};
+use leakwatch_catalog::{AuditEntry, SubjectKind};
 use leakwatch_store::DataDir;
 
 use crate::output::{plural, stdout};
@@ -61,8 +61,7 @@ fn rekey_audit(dir: &DataDir, json: bool) -> Result<Outcome> {
     // The chain's current key first, while the ring is as it was: a ring from
     // before audit keys of its own is checked as such.
     let before = leakwatch_server::audit_keys(dir)?;
-    let mut catalog = Catalog::open_in(dir.root())
-        .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
+    let mut catalog = super::open_catalog(dir)?;
     let check = catalog.verify_audit(&before)?;
     if !check.intact() {
         bail!(

@@ -25,14 +25,18 @@ mod serve;
 mod sync;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use leakwatch_catalog::{Catalog, CatalogLocation};
 use leakwatch_store::{DataDir, Manifest, StoreError};
 
 use crate::cli::{BreachCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
+    // Set once, before any command runs; read by `catalog_location`.
+    CATALOG.get_or_init(|| cli.catalog.as_deref().filter(|c| !c.is_empty()).map(CatalogLocation::parse));
     let explicit = cli.data.clone();
     let searching = matches!(cli.command, Command::Search(_));
     // A store to read, or a directory a store may be made in.
@@ -91,6 +95,25 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
         Command::Rekey { json, audit } => keys::rekey(&store()?, json, audit),
     }
+}
+
+/// `--catalog` / `LEAKWATCH_CATALOG`, as given.
+static CATALOG: OnceLock<Option<CatalogLocation>> = OnceLock::new();
+
+/// Where the catalog of `dir` is: `--catalog` (or `LEAKWATCH_CATALOG`) when
+/// given, else `catalog.sqlite` in the data directory. Every command that
+/// opens the catalog asks here, and only here is it decided.
+pub(crate) fn catalog_location(dir: &DataDir) -> CatalogLocation {
+    match CATALOG.get().and_then(Option::as_ref) {
+        Some(location) => location.clone(),
+        None => CatalogLocation::in_data_dir(dir.root()),
+    }
+}
+
+/// Opens the catalog of `dir` ([`catalog_location`]).
+pub(crate) fn open_catalog(dir: &DataDir) -> Result<Catalog> {
+    let location = catalog_location(dir);
+    Catalog::open_at(&location).with_context(|| format!("opening the catalog {location}"))
 }
 
 /// The data directory of a command that reads a store: an error naming the

@@ -29,8 +29,12 @@ pub fn after<T>(dir: &DataDir, published: Result<T>) -> Result<T> {
 }
 
 fn scan(dir: &DataDir) -> Result<()> {
-    if !dir.root().join(leakwatch_catalog::CATALOG_FILE).exists() {
-        return Ok(());
+    // No catalog file yet: no destination to alert (a shared catalog is
+    // always there to ask).
+    if let leakwatch_catalog::CatalogLocation::File(path) = super::catalog_location(dir) {
+        if !path.exists() {
+            return Ok(());
+        }
     }
     let mut catalog = open_catalog(dir)?;
     if catalog.alert_routes()?.is_empty() {

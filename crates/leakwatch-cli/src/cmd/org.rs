@@ -33,7 +33,7 @@ pub fn run(dir: &DataDir, command: OrgCommand) -> Result<Outcome> {
 }
 
 pub(crate) fn open_catalog(dir: &DataDir) -> Result<Catalog> {
-    Catalog::open_in(dir.root()).with_context(|| format!("opening the catalog of {}", dir.root().display()))
+    super::open_catalog(dir)
 }
 
 /// The organization named `name`, or an error saying how to see the others.

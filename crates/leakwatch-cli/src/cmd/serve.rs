@@ -46,8 +46,9 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
     };
     let addr = resolve(&args.listen)?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (state, audit_writer) =
-        AppState::open(dir.clone(), limits).with_context(|| format!("opening {}", dir.root().display()))?;
+    let catalog = super::catalog_location(dir);
+    let (state, audit_writer) = AppState::open_with_catalog(dir.clone(), catalog.clone(), limits)
+        .with_context(|| format!("opening {} with the catalog {catalog}", dir.root().display()))?;
     let generation = state.snapshot().generation();
     let alert_options = ServiceOptions {
         retry: RetryPolicy {
@@ -57,8 +58,9 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         },
         ..ServiceOptions::default()
     };
-    let alerts = AlertService::start(dir.clone(), state.generations(), alert_options)
-        .context("starting the alert delivery")?;
+    let alerts =
+        AlertService::start_with_catalog(dir.clone(), catalog.clone(), state.generations(), alert_options)
+            .context("starting the alert delivery")?;
     serve_threads(
         addr,
         threads,
@@ -68,7 +70,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             if !addr.ip().is_loopback() {
                 tracing::warn!(%addr, "listening beyond this machine: put a TLS proxy in front");
             }
-            tracing::info!(generation, threads, data = %dir.root().display(), "listening on http://{addr}");
+            tracing::info!(generation, threads, data = %dir.root().display(), %catalog, "listening on http://{addr}");
         },
         shutdown_signal(),
     )

@@ -115,8 +115,11 @@ impl FromRequestParts<AppState> for Visitor {
         let session_id = session::cookie(&cookies, session::COOKIE).map(str::to_owned);
         // The key is found again by its hash every time: a revoked key's
         // sessions end with it.
-        let signed_in = session_id.as_deref().and_then(|id| {
-            let s = state.shared().sessions.get(id)?;
+        let session = match session_id.clone() {
+            Some(id) => session::with_sessions(state, move |sessions| sessions.get(&id)).await.flatten(),
+            None => None,
+        };
+        let signed_in = session.and_then(|s| {
             let key = state.keys().find(&s.key_hash).cloned()?;
             Some((s, key))
         });

@@ -143,9 +143,11 @@ pub async fn signin(State(state): State<AppState>, visitor: Visitor, body: Bytes
     let secret = fields.get("key").map(|k| k.trim()).filter(|k| !k.is_empty());
     match check_secret(&state, visitor.client, "ui signin", secret, true).await {
         Ok(key) => {
-            let id = match state.shared().sessions.create(key.hash) {
-                Ok(id) => id,
-                Err(e) => return error_page(&visitor, AppError::internal(e)),
+            let hash = key.hash;
+            let id = match super::session::with_sessions(&state, move |s| s.create(hash)).await {
+                Some(Ok(id)) => id,
+                Some(Err(e)) => return error_page(&visitor, AppError::internal(e)),
+                None => return error_page(&visitor, AppError::internal("the session task failed")),
             };
             let mut response = see_other("/ui/search");
             let cookies = [
@@ -192,8 +194,8 @@ pub async fn signout(State(state): State<AppState>, visitor: Visitor, body: Byte
     if !csrf_ok(&visitor, &form_fields(&body)) {
         return error_page(&visitor, BAD_TOKEN);
     }
-    if let Some(id) = &visitor.session_id {
-        state.shared().sessions.remove(id);
+    if let Some(id) = visitor.session_id.clone() {
+        super::session::with_sessions(&state, move |s| s.remove(&id)).await;
     }
     let mut response = see_other("/ui/signin");
     if let Ok(value) = HeaderValue::try_from(set_cookie(COOKIE, "", "/", visitor.secure, Some(0))) {

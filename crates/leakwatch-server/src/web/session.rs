@@ -5,14 +5,19 @@
 //! again by its hash on every request, so a revoked key's sessions stop
 //! working at the next key-table reload).
 //!
-//! The map lives in memory only: a restart signs everyone out, and no session
-//! id ever reaches disk.
+//! With a catalog of its own (SQLite) a server keeps the map in memory only: a
+//! restart signs everyone out, and no session id ever reaches disk. Servers
+//! sharing a PostgreSQL catalog keep sessions there ([`Sessions::shared`]), so
+//! that a browser signed in at one is signed in at all; the catalog holds a
+//! hash of each id (never the id) and the CSRF token is derived from the id,
+//! so a copy of the table signs nobody in. Such sessions are read and written
+//! off the async threads ([`with_sessions`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use leakwatch_catalog::KeyHash;
+use leakwatch_catalog::{now_ms, Catalog, KeyHash};
 use rand::TryRngCore;
 
 /// A session unused this long is gone.
@@ -42,9 +47,33 @@ pub struct Session {
 /// Every live session, by id.
 #[derive(Debug)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    store: Store,
     idle: Duration,
     lifetime: Duration,
+}
+
+#[derive(Debug)]
+enum Store {
+    Memory(Mutex<HashMap<String, Session>>),
+    /// A catalog connection of its own, shared with the other servers.
+    Catalog(Mutex<Catalog>),
+}
+
+/// A shared session's last use is written at most this often: each request
+/// need not be a write.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// What the catalog stores in place of a session id.
+fn id_hash(id: &str) -> [u8; 32] {
+    blake3::derive_key("leakwatch 2026 web session id", id.as_bytes())
+}
+
+/// A shared session's CSRF token: derived from its id, stored nowhere.
+fn derived_csrf(id: &str) -> String {
+    blake3::derive_key("leakwatch 2026 web session csrf", id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Default for Sessions {
@@ -55,7 +84,17 @@ impl Default for Sessions {
 
 impl Sessions {
     pub fn with_limits(idle: Duration, lifetime: Duration) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), idle, lifetime }
+        Sessions { store: Store::Memory(Mutex::new(HashMap::new())), idle, lifetime }
+    }
+
+    /// Sessions kept in `catalog`, where every server using it finds them.
+    pub fn shared(catalog: Catalog, idle: Duration, lifetime: Duration) -> Sessions {
+        Sessions { store: Store::Catalog(Mutex::new(catalog)), idle, lifetime }
+    }
+
+    /// Whether they are kept in the catalog (and calls may wait on it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Catalog(_))
     }
 
     fn expired(&self, session: &Session, now: Instant) -> bool {
@@ -66,9 +105,25 @@ impl Sessions {
     /// Opens a session for the key whose hash is `key_hash`; returns its id.
     pub fn create(&self, key_hash: KeyHash) -> std::io::Result<String> {
         let id = random_token()?;
+        let map = match &self.store {
+            Store::Memory(map) => map,
+            Store::Catalog(catalog) => {
+                let now = now_ms();
+                let limits = (
+                    now - self.idle.as_millis() as i64,
+                    now - self.lifetime.as_millis() as i64,
+                    MAX_SESSIONS,
+                );
+                let mut catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
+                catalog
+                    .create_session(&id_hash(&id), &key_hash, now, limits)
+                    .map_err(std::io::Error::other)?;
+                return Ok(id);
+            }
+        };
         let csrf = random_token()?;
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| !self.expired(s, now));
         if map.len() >= MAX_SESSIONS {
             if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(id, _)| id.clone()) {
@@ -81,8 +136,12 @@ impl Sessions {
 
     /// The live session `id`, its idle time restarted; an expired one is removed.
     pub fn get(&self, id: &str) -> Option<Session> {
+        let map = match &self.store {
+            Store::Memory(map) => map,
+            Store::Catalog(catalog) => return self.get_shared(catalog, id),
+        };
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         let session = map.get_mut(id)?;
         if self.expired(session, now) {
             map.remove(id);
@@ -92,9 +151,68 @@ impl Sessions {
         Some(session.clone())
     }
 
-    pub fn remove(&self, id: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    fn get_shared(&self, catalog: &Mutex<Catalog>, id: &str) -> Option<Session> {
+        let catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
+        let hash = id_hash(id);
+        let stored = match catalog.session(&hash) {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a web session from the catalog failed");
+                return None;
+            }
+        };
+        let now = now_ms();
+        let expired = now - stored.last_seen_ms >= self.idle.as_millis() as i64
+            || now - stored.created_at_ms >= self.lifetime.as_millis() as i64;
+        let written = if expired {
+            catalog.remove_session(&hash)
+        } else if now - stored.last_seen_ms >= TOUCH_EVERY_MS {
+            catalog.touch_session(&hash, now)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "recording a web session's use failed");
+        }
+        if expired {
+            return None;
+        }
+        let ago = |ms: i64| Duration::from_millis((now - ms).max(0) as u64);
+        let at = Instant::now();
+        Some(Session {
+            key_hash: stored.key_hash,
+            csrf: derived_csrf(id),
+            created: at.checked_sub(ago(stored.created_at_ms)).unwrap_or(at),
+            last_seen: at.checked_sub(ago(stored.last_seen_ms)).unwrap_or(at),
+        })
     }
+
+    pub fn remove(&self, id: &str) {
+        match &self.store {
+            Store::Memory(map) => {
+                map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            }
+            Store::Catalog(catalog) => {
+                let catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = catalog.remove_session(&id_hash(id)) {
+                    tracing::error!(error = %e, "removing a web session from the catalog failed");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on the server's sessions: on this thread when they are in memory,
+/// off the async threads when a call may wait on the catalog.
+pub async fn with_sessions<T: Send + 'static>(
+    state: &crate::AppState,
+    f: impl FnOnce(&Sessions) -> T + Send + 'static,
+) -> Option<T> {
+    if !state.shared().sessions.is_shared() {
+        return Some(f(&state.shared().sessions));
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state.shared().sessions)).await.ok()
 }
 
 /// 32 bytes from the operating system's generator, in hex.
@@ -163,6 +281,39 @@ mod tests {
         assert!(sessions.get("0".repeat(64).as_str()).is_none());
         sessions.remove(&id);
         assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn servers_sharing_a_catalog_share_their_sessions_and_store_no_id() {
+        let server = leakwatch_catalog::testing::TestPostgres::shared();
+        let location = server.fresh_catalog();
+        let open = || Catalog::open_at(&location).unwrap();
+        let (a, b) = (Sessions::shared(open(), IDLE, LIFETIME), Sessions::shared(open(), IDLE, LIFETIME));
+        assert!(a.is_shared() && !Sessions::default().is_shared());
+        let id = a.create([4; 32]).unwrap();
+        let at_a = a.get(&id).unwrap();
+        let at_b = b.get(&id).expect("signed in at one server, signed in at the other");
+        assert_eq!((at_b.key_hash, &at_b.csrf), (at_a.key_hash, &at_a.csrf));
+        assert_eq!(at_b.csrf.len(), 64);
+        assert_ne!(at_b.csrf, id);
+        assert!(b.get(&random_token().unwrap()).is_none());
+        // The catalog holds neither the id nor the token.
+        let url = match &location {
+            leakwatch_catalog::CatalogLocation::Postgres(url) => url.rsplit('/').next().unwrap().to_owned(),
+            other => panic!("{other}"),
+        };
+        let table =
+            server.psql(&url, "SELECT encode(id_hash, 'hex') || encode(key_hash, 'hex') FROM web_sessions");
+        assert!(!table.contains(&id) && !table.contains(&at_a.csrf), "{table}");
+        b.remove(&id);
+        assert!(a.get(&id).is_none(), "signed out at one server, signed out at all");
+
+        // Expiry is the server's, as in memory.
+        let short = Sessions::shared(open(), Duration::from_millis(50), LIFETIME);
+        let id = short.create([5; 32]).unwrap();
+        assert!(short.get(&id).is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(short.get(&id).is_none(), "an idle session expires");
     }
 
     #[test]
