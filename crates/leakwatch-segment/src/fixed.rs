@@ -17,6 +17,10 @@ use crate::format::{
 use crate::reader::{EntryRun, KeyAt, LayoutReader};
 use crate::SegmentError;
 
+mod writer;
+
+pub(crate) use writer::FixedWriter;
+
 /// The widths of a fixed segment's entries, which follow from its kind and
 /// prefix width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,7 @@ impl Layout {
     }
 
     /// The largest count stored inline; this value and above live in the overflow table.
+    #[inline]
     pub fn inline_count_max(&self) -> u64 {
         if self.small_bits > 0 {
             (1u64 << self.small_bits) - 1
@@ -80,6 +85,7 @@ impl Layout {
     }
 
     /// The bucket (prefix table slot) of a key: its top `prefix_bits` bits.
+    #[inline]
     pub fn bucket_of(&self, key: &[u8]) -> usize {
         if self.prefix_bits == 0 {
             return 0;

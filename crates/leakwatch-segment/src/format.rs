@@ -263,13 +263,6 @@ impl Header {
             Header::Packed(h) => h.entry_count,
         }
     }
-
-    pub fn file_len(&self) -> u64 {
-        match self {
-            Header::Fixed(h) => h.file_len,
-            Header::Packed(h) => h.file_len,
-        }
-    }
 }
 
 /// The u64 field `i` of the header's common run of them (bytes 16..88): each

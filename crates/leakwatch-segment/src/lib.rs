@@ -8,7 +8,9 @@
 //! for values too large for an entry, a heap for variable-length payloads; the
 //! packed layout (`packed.rs`, version 2) of the Pwned Passwords kinds holds an
 //! Elias-Fano code of the keys per bucket with bit-packed counts. Both end in
-//! chunk checksums (`file.rs`). The byte layout is specified in `docs/format.md`.
+//! chunk checksums (`file.rs`). Each layout writes itself too (`fixed/writer.rs`,
+//! `packed/writer.rs`), behind `SegmentWriter` (`writer.rs`). The byte layout
+//! is specified in `docs/format.md`.
 //!
 //! **Architecture Invariant:** a segment never changes after `finish` returns; the
 //! store publishes it by naming it in a manifest, never by editing it.

@@ -29,6 +29,10 @@ use crate::format::{
 use crate::reader::{EntryRun, KeyAt, LayoutReader};
 use crate::SegmentError;
 
+mod writer;
+
+pub(crate) use writer::PackedWriter;
+
 /// The widest count field.
 pub(crate) const MAX_COUNT_BITS: u8 = 16;
 /// The widest high part.

@@ -87,24 +87,10 @@ impl Sink {
         Ok(Sink { file, direct, unflushed: 0 })
     }
 
-    /// A buffered sink on a handle already positioned where its bytes go.
-    pub(crate) fn buffered(file: File) -> Sink {
-        Sink { file, direct: None, unflushed: 0 }
-    }
-
     /// Whether bytes go to the device directly.
     #[cfg(test)]
     pub(crate) fn is_direct(&self) -> bool {
         self.direct.is_some()
-    }
-
-    /// A second handle on the file sharing its position, for a writer on
-    /// another thread; only a buffered sink has one to give.
-    pub(crate) fn try_clone(&self) -> io::Result<File> {
-        if self.direct.is_some() {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "a direct sink is written by one writer"));
-        }
-        self.file.try_clone()
     }
 
     /// Appends `bytes` to the file.
@@ -361,15 +347,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn a_buffered_sink_lends_its_handle_and_a_direct_one_does_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let buffered = Sink::create(&dir.path().join("a"), false).unwrap();
-        assert!(buffered.try_clone().is_ok());
-        let direct = Sink::create(&dir.path().join("b"), true).unwrap();
-        assert_eq!(direct.try_clone().is_ok(), !direct.is_direct());
     }
 
     #[test]

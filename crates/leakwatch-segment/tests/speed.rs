@@ -253,12 +253,22 @@ fn writer_push_paths() {
         for round in 0..rounds {
             let path = dir.path().join(format!("w{round}.seg"));
             let start = CpuClock::now();
-            let mut w = SegmentWriter::create(&path, *kind, n as u64).unwrap();
-            push(&mut w);
-            w.finish_unsynced().unwrap();
+            write_case(&path, *kind, n as u64, push);
             best = best.min(start.elapsed().as_secs_f64());
             std::fs::remove_file(&path).unwrap();
         }
         report(&format!("write {name} (best of {rounds})"), best * 1e9 / n as f64);
     }
+}
+
+/// One timed write: a segment created, filled by `push` and finished. A
+/// function of its own, never inlined, so that a profiler can cut a run at its
+/// calls: `valgrind --tool=callgrind --dump-before=write_case
+/// --dump-after=write_case` writes each case's instructions to a file of
+/// their own.
+#[inline(never)]
+fn write_case(path: &std::path::Path, kind: Kind, n: u64, push: &dyn Fn(&mut SegmentWriter)) {
+    let mut w = SegmentWriter::create(path, kind, n).unwrap();
+    push(&mut w);
+    w.finish_unsynced().unwrap();
 }
