@@ -23,9 +23,9 @@ fn read_path(path: &str) -> Result<(Report, Vec<Record>, u64), IngestError> {
         input,
         None,
         &progress,
-        |batch| batch,
+        |batch| batch.to_vec(),
         |batch| {
-            records.extend(batch.to_vec());
+            records.extend(batch);
             Ok(())
         },
     )?;
@@ -112,7 +112,7 @@ fn a_sink_error_stops_reading() {
         input,
         Some(Format::Combo),
         &AtomicU64::new(0),
-        |b| b,
+        |b| b.len(),
         |_| {
             calls += 1;
             Err("disk full".into())
