@@ -26,9 +26,9 @@ pub fn read_bytes(
         format,
         &progress,
         chunk_size,
-        |batch| batch,
+        |batch| batch.to_vec(),
         |batch| {
-            records.extend(batch.to_vec());
+            records.extend(batch);
             Ok(())
         },
     )?;

@@ -186,6 +186,7 @@ impl Input {
 /// (compressed) bytes consumed, for a progress bar. Records are parsed in
 /// batches on all cores; each batch goes through `map` (in parallel, so put
 /// per-record work such as hashing there) and then, in input order, to `sink`.
+/// `map` borrows the batch: its memory is reused for a later one.
 ///
 /// When the rayon pool has a single thread, or `read` is itself called from a
 /// pool thread, batches are parsed on the calling thread instead.
@@ -198,7 +199,7 @@ pub fn read<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Records) -> T + Sync,
+    M: Fn(&Records) -> T + Sync,
     S: FnMut(T) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 {
     let overrides = input.columns.as_deref();

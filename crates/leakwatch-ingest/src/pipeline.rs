@@ -4,8 +4,13 @@
 //! and applies the caller's `map`; finished chunks come back over a channel and
 //! are passed to the `sink` strictly in sequence. At most a few chunks per
 //! thread are in flight (parsed but not yet delivered included), so memory stays
-//! bounded however fast the reader is and however slow the sink. Chunk buffers
-//! come back with their results and are reused for later reads.
+//! bounded however fast the reader is and however slow the sink.
+//!
+//! The large buffers are recycled, not freed: chunk buffers come back with
+//! their results and are reused for later reads, and the records arenas that
+//! chunks are parsed into are lent to `map` and kept for later chunks, one per
+//! chunk being parsed at a time. Freed, each would be megabytes that malloc
+//! hands back to the kernel and the next chunk faults in again, page by page.
 //!
 //! A panic in a task (in `map`, say) is carried back and resumed on the calling
 //! thread once every other task has finished, instead of leaving the reader
@@ -15,7 +20,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use leakwatch_types::Records;
 
@@ -67,7 +72,8 @@ const IN_FLIGHT_PER_THREAD: usize = 4;
 
 /// Runs every chunk `next` yields through `parse` and `map` and delivers the
 /// results to `sink` in order, adding each chunk's tallies (whose line numbers
-/// count from 1) to `tallies`.
+/// count from 1) to `tallies`. `map` borrows the chunk's records: their arena
+/// is reused for a later chunk.
 pub(crate) fn run<T, C, N, P, M, S>(
     mut next: N,
     parse: P,
@@ -80,15 +86,16 @@ where
     C: Piece,
     N: FnMut(Vec<u8>) -> io::Result<Option<C>>,
     P: Fn(&C, &mut Records, &mut Tallies) + Sync,
-    M: Fn(Records) -> T + Sync,
+    M: Fn(&Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
-    let work = |chunk: C| -> Parsed<T> {
+    let work = |chunk: C, records: &mut Records| -> Parsed<T> {
+        records.clear();
         // A record takes at least a few dozen bytes of input, about half of
         // them its account.
-        let mut records = Records::with_capacity(chunk.byte_len() / 32 + 1, chunk.byte_len() / 2);
+        records.reserve(chunk.byte_len() / 32 + 1, chunk.byte_len() / 2);
         let mut chunk_tallies = Tallies::default();
-        parse(&chunk, &mut records, &mut chunk_tallies);
+        parse(&chunk, records, &mut chunk_tallies);
         Parsed { value: map(records), tallies: chunk_tallies, buffer: chunk.into_buffer() }
     };
 
@@ -96,8 +103,9 @@ where
     // very thread a task needs: parse on this thread instead.
     if rayon::current_thread_index().is_some() || rayon::current_num_threads() <= 1 {
         let mut spare = Vec::new();
+        let mut records = Records::default();
         while let Some(chunk) = next(std::mem::take(&mut spare)).map_err(Stop::Read)? {
-            let parsed = work(chunk);
+            let parsed = work(chunk, &mut records);
             tallies.extend(&parsed.tallies, tallies.lines);
             spare = parsed.buffer;
             sink(parsed.value).map_err(Stop::Sink)?;
@@ -109,9 +117,13 @@ where
     let (tx, rx) = mpsc::channel::<(u64, TaskResult<T>)>();
     let mut outcome = Ok(());
     let mut panicked: Option<Box<dyn Any + Send>> = None;
+    // Arenas not in use: a task takes one (or starts a new one) and puts it
+    // back when `map` is done with it, so there are never more than the
+    // chunks parsed at once, whatever the number in flight.
+    let arenas: Mutex<Vec<Records>> = Mutex::new(Vec::new());
 
     rayon::in_place_scope(|scope| {
-        let work = &work;
+        let (work, arenas) = (&work, &arenas);
         let mut spares: Vec<Vec<u8>> = Vec::new();
         let mut pending: BTreeMap<u64, TaskResult<T>> = BTreeMap::new();
         let (mut started, mut delivered) = (0u64, 0u64);
@@ -123,7 +135,10 @@ where
                         let tx = tx.clone();
                         let seq = started;
                         scope.spawn(move |_| {
-                            let result = panic::catch_unwind(AssertUnwindSafe(|| work(chunk)));
+                            let kept = arenas.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                            let mut records = kept.unwrap_or_default();
+                            let result = panic::catch_unwind(AssertUnwindSafe(|| work(chunk, &mut records)));
+                            arenas.lock().unwrap_or_else(PoisonError::into_inner).push(records);
                             // The receiver outlives the scope, so this cannot fail.
                             let _ = tx.send((seq, result));
                         });

@@ -58,7 +58,7 @@ pub(crate) fn read_chunked<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Records) -> T + Sync,
+    M: Fn(&Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
     read_with_columns(raw, format, None, progress, chunk_size, map, sink)
@@ -89,7 +89,7 @@ pub(crate) fn read_with_columns<T, M, S>(
 ) -> Result<Report, IngestError>
 where
     T: Send,
-    M: Fn(Records) -> T + Sync,
+    M: Fn(&Records) -> T + Sync,
     S: FnMut(T) -> Result<(), BoxError>,
 {
     let name = raw.name.clone();

@@ -23,9 +23,9 @@ fn read_path(path: &str) -> Result<(Report, Vec<Record>, u64), IngestError> {
         input,
         None,
         &progress,
-        |batch| batch,
+        |batch| batch.to_vec(),
         |batch| {
-            records.extend(batch.to_vec());
+            records.extend(batch);
             Ok(())
         },
     )?;
@@ -112,7 +112,7 @@ fn a_sink_error_stops_reading() {
         input,
         Some(Format::Combo),
         &AtomicU64::new(0),
-        |b| b,
+        |b| b.len(),
         |_| {
             calls += 1;
             Err("disk full".into())
@@ -127,7 +127,7 @@ fn a_sink_error_stops_reading() {
 #[should_panic(expected = "map exploded")]
 fn a_panic_in_map_reaches_the_caller() {
     let input = Input::from_reader("mem", std::io::Cursor::new(combo(100_000))).expect("open");
-    let _ = read(input, None, &AtomicU64::new(0), |_: Records| -> () { panic!("map exploded") }, |_| Ok(()));
+    let _ = read(input, None, &AtomicU64::new(0), |_: &Records| -> () { panic!("map exploded") }, |_| Ok(()));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use leakwatch_types::Key16;
 
 use crate::crypt::SEAL_OVERHEAD;
 use crate::error::Result;
-use crate::runs::{cmp_key, sort_records, zeroed, Runs, Scratch};
+use crate::runs::{cmp_key, sort_records, Runs, Scratch};
 
 /// An entry: a sealed alias of up to 16 bytes of alias (most of them),
 /// zero-padded, then its length...
@@ -55,12 +55,22 @@ pub(crate) struct DomainBatch {
     payload: u64,
 }
 
+/// The entry vectors of a [`DomainBatch`], kept for a later batch.
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(crate) struct DomainBuffers {
+    short: Vec<[u8; SHORT]>,
+    long: Vec<[u8; LONG]>,
+}
+
 impl DomainBatch {
     /// Groups `entries` (the index of their domain in `keys`, the sealed
-    /// alias) by domain, in two passes: count, then place.
+    /// alias) by domain, in two passes: count, then place; in `buffers`, an
+    /// earlier batch's or new ones.
     pub(crate) fn new<'a>(
         keys: Vec<Key16>,
         entries: impl Iterator<Item = (usize, &'a [u8])> + Clone,
+        buffers: DomainBuffers,
     ) -> Self {
         let mut short_starts = vec![0u32; keys.len() + 1];
         let mut long_starts = vec![0u32; keys.len() + 1];
@@ -74,8 +84,9 @@ impl DomainBatch {
             short_starts[d] += short_starts[d - 1];
             long_starts[d] += long_starts[d - 1];
         }
-        let mut short = zeroed(short_starts[keys.len()] as usize);
-        let mut long = zeroed(long_starts[keys.len()] as usize);
+        let DomainBuffers { mut short, mut long } = buffers;
+        zero(&mut short, short_starts[keys.len()] as usize);
+        zero(&mut long, long_starts[keys.len()] as usize);
         let (mut next_short, mut next_long) = (short_starts.clone(), long_starts.clone());
         for (domain, sealed) in entries {
             if is_short(sealed) {
@@ -88,6 +99,17 @@ impl DomainBatch {
         }
         DomainBatch { keys, short, short_starts, long, long_starts, payload }
     }
+
+    /// The entry vectors, for a later batch.
+    pub(crate) fn into_buffers(self) -> DomainBuffers {
+        DomainBuffers { short: self.short, long: self.long }
+    }
+}
+
+/// Makes `buf` `n` zeroed entries, in the memory it has.
+fn zero<const N: usize>(buf: &mut Vec<[u8; N]>, n: usize) {
+    buf.clear();
+    buf.resize(n, [0u8; N]);
 }
 
 fn is_short(sealed: &[u8]) -> bool {
@@ -426,7 +448,7 @@ mod tests {
             let mut runs = DomainRuns::new(dir.path().to_owned());
             for (n, batch) in input.chunks(600).enumerate() {
                 let entries = batch.iter().map(|(d, s)| (*d, &s[..]));
-                runs.push(&DomainBatch::new(domains.clone(), entries));
+                runs.push(&DomainBatch::new(domains.clone(), entries, DomainBuffers::default()));
                 if spill_every.is_some_and(|k| n % k == 0) {
                     runs.spill().unwrap();
                 }
@@ -456,7 +478,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut runs = DomainRuns::new(dir.path().to_owned());
         for batch in entries.chunks(10_000) {
-            runs.push(&DomainBatch::new(domains.clone(), batch.iter().map(|(d, s)| (*d, &s[..]))));
+            runs.push(&DomainBatch::new(
+                domains.clone(),
+                batch.iter().map(|(d, s)| (*d, &s[..])),
+                DomainBuffers::default(),
+            ));
         }
         assert_eq!(entries_in_order(runs), want);
     }

@@ -24,7 +24,7 @@ mod counted;
 mod write;
 
 pub(crate) use batch::{credential_record, NTLM_REC};
-use batch::{to_batch, Batch, SHA1_REC};
+use batch::{to_batch, Batch, BatchBuffers, BatchScratch, Pool, SHA1_REC};
 use counted::{write_counted, Stored, StoredCreds};
 use write::{write_accounts, write_domains, write_stealer, IndexRuns};
 
@@ -120,6 +120,11 @@ pub fn ingest(
     let budget = options.memory_budget.max(1 << 20) as usize;
     let mut files = Vec::new();
     let mut classes = BTreeSet::new();
+    // The batches' vectors come back from the sink and are made into later
+    // batches, and so is the scratch space they are made in: kept, not freed
+    // and allocated again, for every input.
+    let batch_buffers: Pool<BatchBuffers> = Pool::new();
+    let scratch_space: Pool<BatchScratch> = Pool::new();
     for input in inputs {
         let name = input.name().to_owned();
         on_phase(Phase::Reading { name: &name, raw_len: input.raw_len() });
@@ -128,13 +133,22 @@ pub fn ingest(
             input,
             options.format,
             &progress.bytes,
-            |records| to_batch(records, &keys, breach_id, stored_accounts),
+            |records| {
+                let mut scratch = scratch_space.take();
+                let batch =
+                    to_batch(records, &keys, breach_id, stored_accounts, batch_buffers.take(), &mut scratch);
+                scratch_space.give(scratch);
+                batch
+            },
             |batch: Result<Batch>| {
                 let batch = batch?;
                 progress.records.fetch_add(batch.records, Ordering::Relaxed);
                 runs.push(&batch);
+                batch_buffers.give(batch.into_buffers());
                 // Half the budget for run buffers; the rest covers the parser's
-                // chunks in flight and the merge's read buffers.
+                // chunks in flight (with the arenas and batch buffers kept
+                // for them, as many as are in flight) and the merge's read
+                // buffers.
                 let held = runs.mem_bytes();
                 if let Some((len, start)) = reserve {
                     let read = progress.bytes.load(Ordering::Relaxed) - start;
@@ -161,6 +175,8 @@ pub fn ingest(
         classes.extend(report.data_classes.iter().copied());
         files.push((name, report));
     }
+    // The writing below has the budget to itself.
+    drop((batch_buffers, scratch_space));
 
     on_phase(Phase::Writing);
     // The five chains share nothing but the directory. The domains' has the

@@ -49,6 +49,11 @@ impl<const N: usize> Bucketed<N> {
         self.records.len()
     }
 
+    /// The records' vector, for a later batch to be made in.
+    pub(crate) fn into_records(self) -> Vec<[u8; N]> {
+        self.records
+    }
+
     pub(crate) fn bucket(&self, b: usize) -> &[[u8; N]] {
         &self.records[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
@@ -84,15 +89,6 @@ pub(crate) fn group_by_first_byte<const N: usize>(
     let starts = scatter_by_first_byte(records, spare);
     records.copy_from_slice(spare);
     starts
-}
-
-/// `n` zeroed records, in memory that malloc recycles. `vec![[0; N]; n]`
-/// asks for calloc, which serves a large size with fresh pages: faulted in
-/// anew for every batch, then unmapped.
-pub(crate) fn zeroed<const N: usize>(n: usize) -> Vec<[u8; N]> {
-    let mut records = Vec::with_capacity(n);
-    records.resize(n, [0u8; N]);
-    records
 }
 
 pub struct Runs<const N: usize> {

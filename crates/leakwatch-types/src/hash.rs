@@ -410,19 +410,35 @@ impl Blinder {
     /// all) sixteen at a time ([`crate::blake3_lanes`]), the same keys faster.
     /// Accounts come as (kind, normalized value), as [`crate::Records`] holds them.
     pub fn account_keys<'a>(&self, accounts: impl Iterator<Item = (AccountKind, &'a str)>) -> Vec<Key16> {
-        self.keyed_many(accounts.map(|(kind, value)| (kind.tag(), value.as_bytes())))
+        let mut out = Vec::new();
+        self.account_keys_into(accounts, &mut out);
+        out
+    }
+
+    /// [`Blinder::account_keys`] into `out`, cleared first: a caller that keys
+    /// batch after batch keeps one vector's memory instead of a new one each
+    /// time.
+    pub fn account_keys_into<'a>(
+        &self,
+        accounts: impl Iterator<Item = (AccountKind, &'a str)>,
+        out: &mut Vec<Key16>,
+    ) {
+        self.keyed_many(accounts.map(|(kind, value)| (kind.tag(), value.as_bytes())), out)
     }
 
     /// [`Blinder::website_key`] of each website, in order, as
     /// [`Blinder::account_keys`] computes its keys.
     pub fn website_keys<'a>(&self, domains: impl Iterator<Item = &'a str>) -> Vec<Key16> {
-        self.keyed_many(domains.map(|d| (b'w', d.as_bytes())))
+        let mut out = Vec::new();
+        self.keyed_many(domains.map(|d| (b'w', d.as_bytes())), &mut out);
+        out
     }
 
-    /// The keyed hash of each (tag, value), in order: short ones sixteen at a
-    /// time in SIMD lanes.
-    fn keyed_many<'a>(&self, items: impl Iterator<Item = (u8, &'a [u8])>) -> Vec<Key16> {
-        let mut out = Vec::with_capacity(items.size_hint().0);
+    /// The keyed hash of each (tag, value), in order, into `out` (cleared
+    /// first): short ones sixteen at a time in SIMD lanes.
+    fn keyed_many<'a>(&self, items: impl Iterator<Item = (u8, &'a [u8])>, out: &mut Vec<Key16>) {
+        out.clear();
+        out.reserve(items.size_hint().0);
         let mut group =
             Group { blocks: [[0u8; MAX_LEN]; LANES], lens: [0; LANES], slots: [0; LANES], filled: 0 };
         for (tag, value) in items {
@@ -438,11 +454,10 @@ impl Blinder {
             out.push([0; 16]);
             group.filled += 1;
             if group.filled == LANES {
-                group.hash_into(&self.key, &mut out);
+                group.hash_into(&self.key, out);
             }
         }
-        group.hash_into(&self.key, &mut out);
-        out
+        group.hash_into(&self.key, out);
     }
 
     /// The index key of a normalized (A-label, lower-case) domain.
@@ -731,7 +746,11 @@ mod tests {
         for n in (0..=2 * LANES + 1).chain([accounts.len()]) {
             let want: Vec<Key16> = accounts[..n].iter().map(|a| b.account_key(a)).collect();
             let each = accounts[..n].iter().map(|a| (a.kind, a.value.as_str()));
-            assert_eq!(b.account_keys(each), want, "{n} accounts");
+            assert_eq!(b.account_keys(each.clone()), want, "{n} accounts");
+            // Into a vector that held other keys: only the new ones are left.
+            let mut out = vec![[7; 16]; 3];
+            b.account_keys_into(each, &mut out);
+            assert_eq!(out, want, "{n} accounts, into a used vector");
         }
     }
 

@@ -114,6 +114,20 @@ impl Records {
         Records { text: String::with_capacity(text), entries: Vec::with_capacity(records) }
     }
 
+    /// Removes every record, keeping the buffers: an arena is refilled chunk
+    /// after chunk, and memory it keeps is memory the next chunk does not
+    /// have to fault in again.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.entries.clear();
+    }
+
+    /// Makes room for `records` more records of `text` more bytes in all.
+    pub fn reserve(&mut self, records: usize, text: usize) {
+        self.text.reserve(text);
+        self.entries.reserve(records);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -272,5 +286,12 @@ mod tests {
         // Earlier spans are untouched by later text.
         assert_eq!(records.get(0).account, "alice@example.com");
         assert_eq!(records.get(2).account, "+15551234567");
+
+        // Cleared, the arena holds the next chunk alone.
+        records.clear();
+        assert!(records.is_empty());
+        assert_eq!(records.text_len(), 0);
+        records.push(owned[1].clone());
+        assert_eq!(records.to_vec(), [owned[1].clone()]);
     }
 }

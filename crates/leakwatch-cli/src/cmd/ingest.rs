@@ -17,7 +17,6 @@ use crate::progress::Bar;
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
-    keep_freed_memory();
     let format = match args.format {
         FormatArg::Auto => None,
         FormatArg::Combo => Some(Format::Combo),
@@ -205,25 +204,4 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
         writeln!(out, "  {:>10}  {note} (kept; a note, not a rejection)", thousands(*count))?;
     }
     Ok(())
-}
-
-/// Has malloc keep memory it is given back for reuse, for the rest of this
-/// (short-lived) process. By default glibc returns freed memory to the kernel
-/// as it goes (unmapping large blocks, trimming thread arenas), and ingest
-/// frees and allocates megabyte-sized chunk and batch buffers all the time:
-/// each time the kernel zeroes and maps the pages anew. Without these two
-/// settings, a 3-million-line combo takes 1.6 to 2 times the page faults and
-/// 10 to 20% more CPU (`perf stat`). (mimalloc instead keeps fewer faults but costs more CPU and
-/// nearly doubles the peak RSS of a 64 MiB-budget ingest.)
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before the
-    // ingest's threads start.
-    unsafe {
-        // Blocks up to 32 MiB (glibc's largest threshold) come from the heap,
-        // and the heap is never trimmed: both would otherwise unmap memory
-        // that the next batch faults back in.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
 }

@@ -64,9 +64,9 @@ fn expand(path: &str, limits: ArchiveLimits) -> Result<Vec<(String, Format, Vec<
             input,
             None,
             &progress,
-            |b| b,
+            |b| b.to_vec(),
             |b| {
-                records.extend(b.to_vec());
+                records.extend(b);
                 Ok(())
             },
         )

@@ -27,9 +27,9 @@ fn read_once(
         overrides.as_ref(),
         &AtomicU64::new(0),
         chunk_size,
-        |batch| batch,
+        |batch| batch.to_vec(),
         |batch| {
-            records.extend(batch.to_vec());
+            records.extend(batch);
             Ok(())
         },
     )?;

@@ -167,9 +167,9 @@ fn password_lists_are_recognized_by_name() {
             None,
             &progress,
             CHUNK_SIZE,
-            |b| b,
+            |b| b.to_vec(),
             |b| {
-                records.extend(b.to_vec());
+                records.extend(b);
                 Ok(())
             },
         )

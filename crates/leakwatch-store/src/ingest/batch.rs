@@ -3,12 +3,13 @@
 //! sorted runs and no serial time goes to hashing.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use leakwatch_segment::Segment;
 use leakwatch_types::{Key16, Records};
 
 use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
-use crate::domains::DomainBatch;
+use crate::domains::{DomainBatch, DomainBuffers};
 use crate::error::Result;
 use crate::runs::Bucketed;
 
@@ -58,30 +59,112 @@ pub(super) struct Batch {
     pub(super) stealer: StealerBatch,
 }
 
+impl Batch {
+    /// The vectors the batch's records are in, once the runs have copied
+    /// them, for a later batch to be made in.
+    pub(super) fn into_buffers(self) -> BatchBuffers {
+        BatchBuffers {
+            accounts: self.accounts.into_records(),
+            domains: self.domains.into_buffers(),
+            sha1_creds: self.sha1_creds.into_records(),
+            ntlm_creds: self.ntlm_creds.into_records(),
+        }
+    }
+}
+
+/// The vectors a [`Batch`] holds its records in, from one batch to a later
+/// one: each is a megabyte or so, and one freed is memory that malloc may
+/// hand back to the kernel and the next batch fault in again, page by page.
+/// (A stealer log's entries, a minority of its records, are not kept.)
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(super) struct BatchBuffers {
+    accounts: Vec<[u8; 16]>,
+    domains: DomainBuffers,
+    sha1_creds: Vec<[u8; SHA1_REC]>,
+    ntlm_creds: Vec<[u8; NTLM_REC]>,
+}
+
+/// What [`to_batch`] works in and leaves nothing in that a batch keeps: kept
+/// for the next call, for the reason [`BatchBuffers`] are. Vectors of
+/// borrowed items are kept empty, as `'static`, and lent out for the
+/// lifetime of one call by [`reuse`].
+#[derive(Default)]
+pub(super) struct BatchScratch {
+    inners: Vec<Key16>,
+    aliases: Vec<(usize, &'static [u8])>,
+    to_seal: Vec<(&'static SealPlace, &'static [u8])>,
+    sealed: Vec<u8>,
+    ends: Vec<usize>,
+    /// The other half of each grouping into buckets ([`Bucketed::with_spare`]).
+    spare_accounts: Vec<[u8; 16]>,
+    spare_sha1: Vec<[u8; SHA1_REC]>,
+    spare_ntlm: Vec<[u8; NTLM_REC]>,
+}
+
+/// Buffers kept for reuse, shared by the parallel side (which takes them) and
+/// the sink (which gives a batch's back). Only what was taken comes back, so
+/// a pool never holds more than were in use at once: a few per core, as the
+/// pipeline bounds the batches in flight.
+pub(super) struct Pool<T>(Mutex<Vec<T>>);
+
+impl<T: Default> Pool<T> {
+    pub(super) fn new() -> Self {
+        Pool(Mutex::new(Vec::new()))
+    }
+
+    /// One kept earlier, or a new (empty) one.
+    pub(super) fn take(&self) -> T {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default()
+    }
+
+    pub(super) fn give(&self, item: T) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(item);
+    }
+}
+
+/// `v`'s memory as an empty vector of `U`, where `T` and `U` differ in
+/// lifetimes alone: a vector of borrowed items outlives what they borrowed.
+/// The collect works in place and keeps the allocation (std's in-place
+/// iteration, for items of one size; `reused_vectors_keep_their_memory`
+/// checks that it does).
+fn reuse<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
 /// Turns parsed records into index records. Runs on the parallel side of the
 /// pipeline, so the keyed hashing, the sealing and the bucketing cost no serial
-/// time, and nothing in clear reaches the sorted runs on disk.
+/// time, and nothing in clear reaches the sorted runs on disk. The batch is
+/// made in `buffers` (an earlier batch's, or new ones), with `scratch` to work in.
 /// `stored_accounts`, for an ingest into a breach that exists, are its
 /// accounts so far: those already in the breach get no domain entry (the
 /// entries do not carry the account to check it later).
 pub(super) fn to_batch(
-    records: Records,
+    records: &Records,
     keys: &Keys,
     breach: u32,
     stored_accounts: Option<&[Segment]>,
+    buffers: BatchBuffers,
+    scratch: &mut BatchScratch,
 ) -> Result<Batch> {
     let blinder = keys.blinder();
     let n = records.len();
-    let mut accounts = Vec::with_capacity(n);
-    let mut sha1_creds = Vec::with_capacity(n);
-    let mut ntlm_creds = Vec::with_capacity(n);
+    let BatchBuffers { mut accounts, domains: domain_buffers, mut sha1_creds, mut ntlm_creds } = buffers;
+    accounts.clear();
+    accounts.reserve(n);
+    sha1_creds.clear();
+    sha1_creds.reserve(n);
+    ntlm_creds.clear();
+    ntlm_creds.reserve(n);
     // Dumps repeat a few domains endlessly (gmail.com, the breached site's own):
     // one keyed hash and one seal place per distinct domain in a batch is enough.
     // (foldhash: SipHash showed at 2% of ingest for these short strings.)
     let mut domain_places: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut places: Vec<(Key16, SealPlace)> = Vec::new();
     // Each alias with its domain's place, sealed together after the loop.
-    let mut aliases: Vec<(usize, &[u8])> = Vec::with_capacity(n);
+    let mut aliases: Vec<(usize, &[u8])> = reuse(std::mem::take(&mut scratch.aliases));
+    aliases.reserve(n);
     // Stealer-log pairs, made into entries after the loop (`stealer_batch`).
     // A website repeats within a batch as domains do: each is listed once
     // (`sites`), and gets one inner key and one place.
@@ -94,11 +177,11 @@ pub(super) fn to_batch(
     // a stealer log's batching in reallocations.
     let mut pair_accounts: Vec<(Key16, Key16)> = Vec::with_capacity(n);
     let mut pair_sites: Vec<(u32, &str)> = Vec::with_capacity(n);
-    let mut sealed = Vec::with_capacity(256);
-    let inners: Vec<Key16> = blinder.account_keys(records.iter().map(|r| (r.kind, r.account)));
-    accounts.extend_from_slice(&inners);
+    let inners = &mut scratch.inners;
+    blinder.account_keys_into(records.iter().map(|r| (r.kind, r.account)), inners);
+    accounts.extend_from_slice(inners);
     keys.outer_many(&mut accounts);
-    for ((record, &inner), &account) in records.iter().zip(&inners).zip(&accounts) {
+    for ((record, &inner), &account) in records.iter().zip(inners.iter()).zip(&accounts) {
         if let Some((alias, domain)) = record.email_parts() {
             let place = *domain_places.entry(domain).or_insert_with(|| {
                 let key = keys.domain(domain);
@@ -136,12 +219,15 @@ pub(super) fn to_batch(
             ntlm_creds.push(credential_record::<NTLM_REC>(&ntlm, &pair));
         }
     }
-    let items: Vec<(&SealPlace, &[u8])> = aliases.iter().map(|&(p, alias)| (&places[p].1, alias)).collect();
-    let mut ends = Vec::with_capacity(items.len() + 1);
-    keys.seal_many(&items, &mut sealed, &mut ends);
+    let mut items: Vec<(&SealPlace, &[u8])> = reuse(std::mem::take(&mut scratch.to_seal));
+    items.extend(aliases.iter().map(|&(p, alias)| (&places[p].1, alias)));
+    let (sealed, ends) = (&mut scratch.sealed, &mut scratch.ends);
+    keys.seal_many(&items, sealed, ends);
+    scratch.to_seal = reuse(items);
     ends.insert(0, 0);
     let entries = aliases.iter().zip(ends.windows(2)).map(|(&(place, _), w)| (place, &sealed[w[0]..w[1]]));
-    let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries);
+    let domains = DomainBatch::new(places.iter().map(|p| p.0).collect(), entries, domain_buffers);
+    scratch.aliases = reuse(aliases);
     let stealer = stealer_batch(keys, breach, &sites, &pair_accounts, &pair_sites);
     // No pair key reaches the runs in clear; the triples' keys are computed
     // after the sort, from the masked pairs (a narrower record to sort).
@@ -149,10 +235,10 @@ pub(super) fn to_batch(
     keys.mask_pairs(&mut ntlm_creds);
     Ok(Batch {
         records: n as u64,
-        accounts: Bucketed::new(accounts),
+        accounts: Bucketed::with_spare(accounts, &mut scratch.spare_accounts),
         domains,
-        sha1_creds: Bucketed::new(sha1_creds),
-        ntlm_creds: Bucketed::new(ntlm_creds),
+        sha1_creds: Bucketed::with_spare(sha1_creds, &mut scratch.spare_sha1),
+        ntlm_creds: Bucketed::with_spare(ntlm_creds, &mut scratch.spare_ntlm),
         stealer,
     })
 }
@@ -320,4 +406,59 @@ pub(super) fn in_breach(segments: &[Segment], key: &[u8], breach: u32) -> Result
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leakwatch_types::{Account, AccountKind, PasswordHashes, PasswordMaterial, Record};
+
+    /// `n` email records over a few domains, different for each `seed`.
+    fn records(seed: usize, n: usize) -> Records {
+        (0..n)
+            .map(|i| Record {
+                account: Account {
+                    kind: AccountKind::Email,
+                    value: format!("user{}.{i}@d{}.example", seed, i % 5),
+                },
+                password: Some(PasswordMaterial::Plain(PasswordHashes::of(
+                    format!("pw{seed}.{i}").as_bytes(),
+                ))),
+                website: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_made_in_recycled_buffers_equal_fresh_ones() {
+        let keys = Keys::new(&[1; 32], &[2; 32]);
+        let mut scratch = BatchScratch::default();
+        let mut buffers = BatchBuffers::default();
+        // A large batch, then smaller ones and an empty one: nothing an
+        // earlier batch left in the buffers may show in a later one.
+        for (seed, n) in [(1, 3000), (2, 10), (3, 1000), (4, 0), (5, 20)] {
+            let records = records(seed, n);
+            let fresh =
+                to_batch(&records, &keys, 9, None, BatchBuffers::default(), &mut BatchScratch::default())
+                    .unwrap();
+            let reused = to_batch(&records, &keys, 9, None, buffers, &mut scratch).unwrap();
+            assert_eq!(reused.records, fresh.records);
+            buffers = reused.into_buffers();
+            assert_eq!(buffers, fresh.into_buffers(), "batch {seed}");
+        }
+        assert!(buffers.sha1_creds.capacity() >= 3000, "the largest batch's memory is kept");
+    }
+
+    #[test]
+    fn reused_vectors_keep_their_memory() {
+        let kept: Vec<(usize, &'static [u8])> = Vec::with_capacity(1000);
+        let at = kept.as_ptr() as usize;
+        let alias = String::from("alice");
+        let mut lent: Vec<(usize, &[u8])> = reuse(kept);
+        assert_eq!((lent.as_ptr() as usize, lent.capacity()), (at, 1000));
+        lent.push((1, alias.as_bytes()));
+        let back: Vec<(usize, &'static [u8])> = reuse(lent);
+        assert!(back.is_empty());
+        assert_eq!((back.as_ptr() as usize, back.capacity()), (at, 1000));
+    }
 }
