@@ -38,4 +38,4 @@ pub use keys::AlertKeys;
 pub use monitor::{baseline, scan, ScanReport};
 pub use probe::{send_tests, test_payload, TestDelivery};
 pub use retry::RetryPolicy;
-pub use service::{send_now, AlertService, ServiceOptions};
+pub use service::{send_now, AlertService, ServiceOptions, DELIVERY_LEASE};

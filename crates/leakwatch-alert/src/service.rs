@@ -7,13 +7,23 @@
 //! start sends again, with the same delivery id. A batch is marked delivered
 //! only once the receiver said so. The outbox is also polled, so that batches
 //! the CLI's monitor wrote reach the receiver within a poll interval.
+//!
+//! Several servers may share one catalog (PostgreSQL): each runs this
+//! service, but only the one holding the catalog's `alert-delivery` lease
+//! delivers. It renews the lease every [`ServiceOptions::lease_renew`] and
+//! stops delivering as soon as a renewal fails or is refused, and at the
+//! latest when the lease time, counted on its own monotonic clock from before
+//! its last successful renewal, runs out: by then the database (whose clock
+//! decides expiry) may hand it to another server, which takes it over within
+//! one renewal interval of its expiry. Every server runs the monitor; it
+//! records each generation once, whoever runs it first.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use leakwatch_catalog::{now_ms, AlertRoute, Catalog, CatalogLocation, Delivery};
+use leakwatch_catalog::{lease_holder_name, now_ms, AlertRoute, Catalog, CatalogLocation, Delivery};
 use leakwatch_store::{DataDir, Keys, Store};
 use tokio::sync::{mpsc, watch};
 
@@ -30,13 +40,27 @@ pub struct ServiceOptions {
     pub retry: RetryPolicy,
     /// How often the outbox is read for batches written by other processes.
     pub poll: Duration,
+    /// How long the `alert-delivery` lease lasts when not renewed: how long
+    /// deliveries stop when the server holding it dies.
+    pub lease: Duration,
+    /// How often the holder renews the lease (and others try to take it);
+    /// well under `lease`, so that a slow renewal does not lose it.
+    pub lease_renew: Duration,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
-        ServiceOptions { retry: RetryPolicy::default(), poll: Duration::from_millis(100) }
+        ServiceOptions {
+            retry: RetryPolicy::default(),
+            poll: Duration::from_millis(100),
+            lease: Duration::from_secs(30),
+            lease_renew: Duration::from_secs(10),
+        }
     }
 }
+
+/// The lease that makes one server at a time deliver the outbox.
+pub const DELIVERY_LEASE: &str = "alert-delivery";
 
 /// Batches started at once.
 const BATCH: usize = 32;
@@ -66,6 +90,12 @@ impl AlertService {
         generations: watch::Receiver<u64>,
         options: ServiceOptions,
     ) -> Result<AlertService> {
+        if options.lease_renew >= options.lease {
+            return Err(AlertError::Invalid(format!(
+                "the alert lease ({:?}) must be longer than its renewal interval ({:?})",
+                options.lease, options.lease_renew
+            )));
+        }
         let keys = dir.ensure_keys()?;
         let catalog = Catalog::open_at(&catalog_location)?;
         let webhooks = WebhookClient::new().map_err(AlertError::Invalid)?;
@@ -85,6 +115,7 @@ impl AlertService {
                     webhooks: Arc::new(webhooks),
                     options,
                     in_flight: HashSet::new(),
+                    lease: LeaseState::new(),
                 };
                 runtime.block_on(service.run(generations, stopped));
             })
@@ -108,6 +139,27 @@ struct Service {
     webhooks: Arc<WebhookClient>,
     options: ServiceOptions,
     in_flight: HashSet<i64>,
+    lease: LeaseState,
+}
+
+/// This server's view of the delivery lease.
+struct LeaseState {
+    holder: String,
+    /// Until when this server may deliver, on its monotonic clock; `None`
+    /// when it does not hold the lease.
+    held_until: Option<Instant>,
+    /// When to renew (or try to take) it next.
+    next_try: Instant,
+}
+
+impl LeaseState {
+    fn new() -> LeaseState {
+        LeaseState { holder: lease_holder_name(), held_until: None, next_try: Instant::now() }
+    }
+
+    fn held(&self) -> bool {
+        self.held_until.is_some_and(|until| Instant::now() < until)
+    }
 }
 
 /// What a delivery task reports back.
@@ -125,8 +177,11 @@ impl Service {
         let (done, mut results) = mpsc::unbounded_channel::<Attempted>();
         self.monitor().await;
         loop {
-            if let Err(e) = self.start_due(&done) {
-                tracing::error!(error = %e, "reading the alert outbox failed");
+            self.keep_lease();
+            if self.lease.held() {
+                if let Err(e) = self.start_due(&done) {
+                    tracing::error!(error = %e, "reading the alert outbox failed");
+                }
             }
             let wait = self.wait();
             tokio::select! {
@@ -139,6 +194,46 @@ impl Service {
                 }
                 Some(attempted) = results.recv() => self.finish(attempted),
                 () = tokio::time::sleep(wait) => {}
+            }
+        }
+        if self.lease.held_until.is_some() {
+            // Another server may take over now rather than at expiry.
+            if let Err(e) = self.catalog.release_lease(DELIVERY_LEASE, &self.lease.holder) {
+                tracing::warn!(error = %e, "releasing the alert delivery lease failed; it expires");
+            }
+        }
+    }
+
+    /// Renews the delivery lease, or tries to take it, when that is due.
+    fn keep_lease(&mut self) {
+        let asked = Instant::now();
+        if asked < self.lease.next_try {
+            return;
+        }
+        self.lease.next_try = asked + self.options.lease_renew;
+        let was_held = self.lease.held();
+        match self.catalog.take_lease(DELIVERY_LEASE, &self.lease.holder, self.options.lease) {
+            Ok(lease) if lease.held => {
+                // Counted from before the request: the database counted from
+                // later, so this server stops first.
+                self.lease.held_until = Some(asked + self.options.lease);
+                if !was_held {
+                    tracing::info!(holder = %self.lease.holder, "this server now delivers alerts");
+                }
+            }
+            Ok(lease) => {
+                if self.lease.held_until.is_some() {
+                    tracing::warn!(holder = %lease.holder, "the alert delivery lease went to another server");
+                }
+                self.lease.held_until = None;
+            }
+            Err(e) => {
+                if self.lease.held_until.is_some() {
+                    tracing::error!(error = %e, "renewing the alert delivery lease failed; delivery stops until it is renewed");
+                } else {
+                    tracing::warn!(error = %e, "taking the alert delivery lease failed");
+                }
+                self.lease.held_until = None;
             }
         }
     }
@@ -178,9 +273,12 @@ impl Service {
     }
 
     /// How long to sleep: until the next batch is due, at most a poll
-    /// interval.
+    /// interval, and not past the next lease renewal.
     fn wait(&self) -> Duration {
-        let poll = self.options.poll;
+        let poll = self.options.poll.min(self.lease.next_try.saturating_duration_since(Instant::now()));
+        if !self.lease.held() {
+            return poll;
+        }
         match self.catalog.next_due_ms() {
             Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(0, poll.as_millis() as i64) as u64),
             _ => poll,

@@ -287,15 +287,19 @@ pub(crate) enum Lock {
     Catalog,
     /// The audit log's chain.
     Audit,
+    /// Leases: renewals must not queue behind a long catalog write, or a
+    /// holder would lose its lease while waiting.
+    Lease,
 }
 
 impl Lock {
     /// The advisory lock's key: fixed numbers, chosen once (the ASCII of
-    /// "lwcat" and "lwaud").
+    /// "lwcat", "lwaud" and "lwlea").
     fn key(self) -> i64 {
         match self {
             Lock::Catalog => 0x006c_7763_6174,
             Lock::Audit => 0x006c_7761_7564,
+            Lock::Lease => 0x006c_776c_6561,
         }
     }
 }

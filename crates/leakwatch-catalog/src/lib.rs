@@ -25,6 +25,7 @@ mod directory;
 mod error;
 mod ingests;
 mod keys;
+mod leases;
 mod orgs;
 mod schema;
 mod sessions;
@@ -51,6 +52,7 @@ pub use ingests::{
     IngestInput, IngestOutcome, IngestProgress, IngestRecord, IngestStatus, NewIngest, Rejection,
 };
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
+pub use leases::{lease_holder_name, Lease};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
 pub use schema::POSTGRES_GRANTS;
 pub use sessions::StoredSession;
@@ -105,6 +107,7 @@ impl Catalog {
         orgs::migrate(&mut catalog)?;
         ingests::migrate(&mut catalog)?;
         sessions::migrate(&mut catalog)?;
+        leases::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

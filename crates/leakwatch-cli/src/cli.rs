@@ -326,6 +326,15 @@ pub struct ServeArgs {
     /// counted in `org show`).
     #[arg(long, default_value = "3d", value_name = "DURATION", value_parser = parse_duration)]
     pub alert_retry_for: std::time::Duration,
+    /// How long the lease that lets one server at a time deliver alerts
+    /// lasts unrenewed: with several servers on one catalog, how long alerts
+    /// wait when the server delivering them dies.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub alert_lease: std::time::Duration,
+    /// How often the delivering server renews that lease (and the others try
+    /// to take it); shorter than --alert-lease.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub alert_lease_renew: std::time::Duration,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

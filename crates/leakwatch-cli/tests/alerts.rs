@@ -3,7 +3,9 @@
 //! records it, and a real SMTP server (Python's aiosmtpd). The new exposures
 //! of an ingest arrive once, signed, with a delivery id that stays the same
 //! across retries, a receiver that was down, a `serve` killed mid-delivery, and
-//! an ingest whose own monitor step never ran.
+//! an ingest whose own monitor step never ran; two servers on one PostgreSQL
+//! catalog deliver each batch once, and the survivor takes over from a killed
+//! one.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use leakwatch_catalog::testing::TestPostgres;
 use serde_json::Value;
 
 mod support;
@@ -57,10 +60,16 @@ impl Env {
 
     /// `serve` with fast retries; its log is kept.
     fn serve(&self) -> Serve {
+        self.serve_with(&[])
+    }
+
+    /// [`Env::serve`] with more arguments.
+    fn serve_with(&self, args: &[&str]) -> Serve {
         let mut child = self
             .command()
             .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
             .args(["--alert-retry-base", "100ms", "--alert-retry-cap", "400ms"])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -409,6 +418,60 @@ fn an_ingest_whose_monitor_never_ran_is_caught_up_by_the_next_serve() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(receiver.received().len(), 1);
     serve.stop();
+}
+
+#[test]
+fn servers_sharing_a_postgres_catalog_deliver_each_batch_once_and_one_takes_over_from_a_killed_one() {
+    let pg = TestPostgres::shared();
+    let env = Env::with_catalog(&pg.url("postgres", &pg.fresh_database()));
+    env.with_org();
+    let (listener, port) = listener();
+    let receiver = Receiver::start(listener, |_| Answer::Status(200));
+    env.webhook(port);
+    let lease = Duration::from_secs(2);
+    let lease_args = ["--alert-lease", "2s", "--alert-lease-renew", "300ms"];
+    let servers = [env.serve_with(&lease_args), env.serve_with(&lease_args)];
+
+    // Both watch the outbox; one delivers, once.
+    env.ingest_new(&[]);
+    let got = receiver.wait_for(1, Duration::from_secs(20));
+    assert!(got[0].signature_ok);
+    assert_eq!(pairs(&got[0].body), expected_new());
+    // Long enough for several renewals and polls by both.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+    let holds = |s: &Serve| s.log().contains("this server now delivers alerts");
+    assert_eq!(servers.iter().filter(|s| holds(s)).count(), 1, "exactly one server took the lease");
+    let [a, b] = servers;
+    let (holder, survivor) = if holds(&a) { (a, b) } else { (b, a) };
+
+    // The holder dies without releasing the lease: the other server takes it
+    // once it expires, not before, and delivers what was queued meanwhile.
+    holder.kill();
+    let killed = Instant::now();
+    let third = env.file("third.txt", "erin@corp.example:erinpw\n");
+    let took_over = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            env.run(&["ingest", "--breach", "Third", "--breach-date", "2025-12-01", &third])
+                .ok("ingest Third")
+        });
+        while !holds(&survivor) {
+            assert!(killed.elapsed() < Duration::from_secs(20), "no takeover\n{}", survivor.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        killed.elapsed()
+    });
+    // The dead holder renewed about one renewal interval (300 ms, later on a
+    // busy machine) before it was killed; the survivor tries every renewal
+    // interval, so it takes over soon after expiry, and not at once.
+    assert!(took_over >= lease / 2, "taken before expiry: {took_over:?}");
+    assert!(took_over < lease + Duration::from_millis(1500), "taken over after {took_over:?}");
+    let got = receiver.wait_for(2, Duration::from_secs(20));
+    assert_eq!(pairs(&got[1].body), vec![("erin@corp.example".to_owned(), "Third".to_owned())]);
+    assert_ne!(got[1].delivery, got[0].delivery);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(receiver.received().len(), 2, "{:?}", receiver.received());
+    survivor.stop();
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             cap: args.alert_retry_cap,
             give_up_after: args.alert_retry_for,
         },
+        lease: args.alert_lease,
+        lease_renew: args.alert_lease_renew,
         ..ServiceOptions::default()
     };
     let alerts =

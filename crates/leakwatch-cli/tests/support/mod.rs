@@ -92,13 +92,21 @@ pub fn serve(data: &Path) -> (Child, SocketAddr) {
 pub struct Env {
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
+    /// The catalog every command gets (`LEAKWATCH_CATALOG`), when not the
+    /// data directory's.
+    catalog: Option<String>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
-        Env { _tmp: tmp, root }
+        Env { _tmp: tmp, root, catalog: None }
+    }
+
+    /// As [`Env::new`], every command on the catalog at `url`.
+    pub fn with_catalog(url: &str) -> Env {
+        Env { catalog: Some(url.to_owned()), ..Env::new() }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -114,7 +122,11 @@ impl Env {
 
     /// The binary on the test's data directory ([`leakwatch`]).
     pub fn command(&self) -> Command {
-        leakwatch(&self.data())
+        let mut cmd = leakwatch(&self.data());
+        if let Some(url) = &self.catalog {
+            cmd.env("LEAKWATCH_CATALOG", url);
+        }
+        cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
