@@ -5,10 +5,10 @@
 //! the other, and the data directory holds no catalog file. The test starts its own PostgreSQL (leakwatch_catalog::testing) and
 //! fails without it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use leakwatch_catalog::testing::TestPostgres;
@@ -31,21 +31,7 @@ fn run(mut cmd: Command, args: &[&str]) -> String {
 }
 
 fn serve(data: &Path, url: &str) -> (Child, SocketAddr) {
-    let mut child = with_catalog(data, url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").unwrap();
-        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    support::serve_command(with_catalog(data, url))
 }
 
 fn get(addr: SocketAddr, path: &str, key: &str) -> u16 {

@@ -69,7 +69,13 @@ pub fn leakwatch(data: &Path) -> Command {
 
 /// Starts `serve` on an ephemeral loopback port and reads the port from its log.
 pub fn serve(data: &Path) -> (Child, SocketAddr) {
-    let mut child = leakwatch(data)
+    serve_command(leakwatch(data))
+}
+
+/// [`serve`] from a command set up by the caller (its environment, the
+/// catalog it names).
+pub fn serve_command(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
