@@ -42,11 +42,11 @@ impl IngestLog {
         inputs: &[(String, Option<u64>)],
         progress: Arc<Progress>,
     ) -> Result<IngestLog, CatalogError> {
-        let mut catalog = Catalog::open_in(dir.root())?;
+        let mut catalog = Catalog::open(&dir.catalog_file())?;
         let names: Vec<String> = inputs.iter().map(|(name, _)| name.clone()).collect();
         let bytes_total = inputs.iter().map(|(_, len)| *len).sum::<Option<u64>>();
         let id = catalog.start_ingest(&NewIngest { breach, started_by, inputs: &names, bytes_total })?;
-        let reporting = Catalog::open_in(dir.root())?;
+        let reporting = Catalog::open(&dir.catalog_file())?;
         let phase = Arc::new(Mutex::new("starting".to_owned()));
         let (stop, stopped) = mpsc::channel::<()>();
         let shown = phase.clone();

@@ -13,7 +13,7 @@ use crate::output::{stdout, table};
 use crate::Outcome;
 
 pub fn run(dir: &DataDir, command: ApikeyCommand) -> Result<Outcome> {
-    let mut catalog = Catalog::open_in(dir.root())
+    let mut catalog = Catalog::open(&dir.catalog_file())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let mut out = stdout();
     match command {

@@ -16,7 +16,7 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
     if let Some(AuditLogCommand::Verify { json }) = args.command {
         return verify(dir, json);
     }
-    let catalog = Catalog::open_in(dir.root())
+    let catalog = Catalog::open(&dir.catalog_file())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let mut filter = AuditFilter { key_name: args.key, last: args.last, ..AuditFilter::default() };
     if let Some(raw) = &args.account {
@@ -79,7 +79,7 @@ pub fn run(dir: &DataDir, args: AuditLogArgs) -> Result<Outcome> {
 /// not, or when the append-only triggers were removed or changed.
 fn verify(dir: &DataDir, json: bool) -> Result<Outcome> {
     let keys = leakwatch_server::audit_keys(dir)?;
-    let catalog = Catalog::open_in(dir.root())
+    let catalog = Catalog::open(&dir.catalog_file())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let check = catalog.verify_audit(&keys)?;
     if keys.prefix() == leakwatch_catalog::ChainPrefix::Open && check.unchained > 0 {

@@ -62,7 +62,7 @@ pub fn set(dir: &DataDir, args: BreachSetArgs) -> Result<Outcome> {
 /// Appends the audit row of a catalog change made from the command line.
 fn audit(dir: &DataDir, command: &str, breach: &str, results: u64) -> Result<()> {
     let keys = leakwatch_server::audit_keys(dir)?;
-    let mut catalog = Catalog::open_in(dir.root())
+    let mut catalog = Catalog::open(&dir.catalog_file())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let subject = keys.current().hasher().subject(SubjectKind::Breach, breach);
     let entry = AuditEntry::cli(&os_user(), command, subject, results);

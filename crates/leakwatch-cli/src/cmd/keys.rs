@@ -61,7 +61,7 @@ fn rekey_audit(dir: &DataDir, json: bool) -> Result<Outcome> {
     // The chain's current key first, while the ring is as it was: a ring from
     // before audit keys of its own is checked as such.
     let before = leakwatch_server::audit_keys(dir)?;
-    let mut catalog = Catalog::open_in(dir.root())
+    let mut catalog = Catalog::open(&dir.catalog_file())
         .with_context(|| format!("opening the catalog of {}", dir.root().display()))?;
     let check = catalog.verify_audit(&before)?;
     if !check.intact() {

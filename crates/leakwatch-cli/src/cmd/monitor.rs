@@ -29,7 +29,7 @@ pub fn after<T>(dir: &DataDir, published: Result<T>) -> Result<T> {
 }
 
 fn scan(dir: &DataDir) -> Result<()> {
-    if !dir.root().join(leakwatch_catalog::CATALOG_FILE).exists() {
+    if !dir.catalog_file().exists() {
         return Ok(());
     }
     let mut catalog = open_catalog(dir)?;

@@ -33,7 +33,8 @@ pub fn run(dir: &DataDir, command: OrgCommand) -> Result<Outcome> {
 }
 
 pub(crate) fn open_catalog(dir: &DataDir) -> Result<Catalog> {
-    Catalog::open_in(dir.root()).with_context(|| format!("opening the catalog of {}", dir.root().display()))
+    Catalog::open(&dir.catalog_file())
+        .with_context(|| format!("opening the catalog of {}", dir.root().display()))
 }
 
 /// The organization named `name`, or an error saying how to see the others.

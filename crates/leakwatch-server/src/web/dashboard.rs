@@ -69,7 +69,7 @@ pub(super) fn may_see(key: &ApiKey, org: &Organization) -> bool {
 /// A catalog connection of its own: the dashboard reads the organizations,
 /// the directory, the outbox and the audit log, off the request threads.
 fn open_catalog(state: &AppState) -> Result<Catalog, AppError> {
-    Catalog::open_in(state.data().root()).map_err(AppError::internal)
+    Catalog::open(&state.data().catalog_file()).map_err(AppError::internal)
 }
 
 /// The organization `name` if `key` may see it; not found otherwise.
