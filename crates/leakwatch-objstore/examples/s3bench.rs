@@ -9,7 +9,7 @@
 //! - the GETs of a cold `/range` body on a reader whose cache is empty, per
 //!   password segment (target: 1), and of opening the generation.
 //!
-//! Usage: s3bench [LINES] (default 1,000,000 combo lines).
+//! Usage: s3bench [LINES] (default 1,000,000 combo lines, each a distinct password).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,11 +34,13 @@ fn main() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let root = tmp.path();
     let cluster = Cluster::start(&root.join("garage")).unwrap_or_else(|e| panic!("{e}"));
+    // A distinct password a line: a SHA-1 segment of LINES hashes, as large
+    // as the corpus, so that a range's bytes are not among those opening it
+    // fetches.
     let combo = root.join("combo.txt");
-    let mut bytes = Vec::new();
-    leakwatch_gen::bench::write_combo(&mut bytes, lines, 7).expect("in memory");
-    std::fs::write(&combo, &bytes).expect("combo written");
-    drop(bytes);
+    let text: String =
+        (0..lines).map(|i| format!("user{}@example-corp.com:bench-{i}\n", i % 100_000)).collect();
+    std::fs::write(&combo, text).expect("combo written");
 
     let open = |cache: &str| {
         let url = S3Url { bucket: BUCKET.into(), prefix: "bench".into() };
@@ -95,7 +97,7 @@ fn main() {
     let warm_ranges = RangeIndex::open_with_cache(&warm, 0).expect("range index");
     let warm_store = Store::open(&warm).expect("store");
     let hashes: Vec<[u8; 20]> =
-        (0..20_000u32).map(|i| leakwatch_types::sha1(format!("bench-password-{i}").as_bytes())).collect();
+        (0..20_000u64).map(|i| leakwatch_types::sha1(format!("bench-{}", i * 7).as_bytes())).collect();
     let time_ranges = |r: &RangeIndex, seed: u32| {
         let t = Instant::now();
         for prefix in prefixes(5_000, seed) {

@@ -125,11 +125,17 @@ impl Cache {
                 cache: Arc::downgrade(self),
                 fetched: Mutex::default(),
             });
+            {
+                // Registered before it is filled: the fetches of its opening
+                // may evict, and must not evict it.
+                let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+                open.retain(|_, f| f.strong_count() > 0);
+                open.insert(name.to_owned(), Arc::downgrade(&cached));
+            }
             match Segment::open_fetching(&path, cached.clone()) {
                 Ok(seg) => {
-                    let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-                    open.retain(|_, f| f.strong_count() > 0);
-                    open.insert(name.to_owned(), Arc::downgrade(&cached));
+                    // Now that it is held open, the cache may shrink to its bound.
+                    self.added(0);
                     return Ok(seg);
                 }
                 Err(e @ SegmentError::Io { .. }) => return Err(e),
@@ -148,7 +154,9 @@ impl Cache {
         file.set_len(size)?;
         file.write_all_at(&head, 0)?;
         fs::rename(&tmp, path)?;
-        self.added(head.len() as u64);
+        // Counted by the next eviction's scan, not here: an eviction now
+        // could take the file before its segment holds it open.
+        self.used.fetch_add(head.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -175,7 +183,7 @@ impl Cache {
     /// Drops the cache file of a deleted object, unless a segment has it open.
     pub fn forget(&self, name: &str) {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if !open.get(name).is_some_and(|f| f.strong_count() > 0) {
+        if open.get(name).is_none_or(|f| f.strong_count() == 0) {
             // Missing already is as good as removed; anything else is only
             // space, which eviction reclaims.
             let _ = fs::remove_file(self.path(name));

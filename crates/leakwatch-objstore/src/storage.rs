@@ -254,8 +254,11 @@ pub struct ObjectStorage {
     /// bytes). A bucket's listing may lag a moment behind its writes (Garage's
     /// does behind deletes), and a writer must never build on an older
     /// generation than its own.
-    published: Arc<Mutex<Option<(u64, String, Vec<u8>)>>>,
+    published: Arc<Mutex<Option<Published>>>,
 }
+
+/// A manifest this storage published: generation, object name, bytes.
+type Published = (u64, String, Vec<u8>);
 
 impl ObjectStorage {
     /// The store at `url`, reached as `config` says, cached as `options` say.
