@@ -15,14 +15,31 @@ pub struct Cli {
     /// Data directory (the index). Default: $XDG_DATA_HOME/leakwatch or ~/.local/share/leakwatch
     /// (named on stderr when used). Reading commands need a directory that holds a store
     /// (`ingest` or `init` makes one); a missing, empty or foreign directory is an error.
+    ///
+    /// `s3://BUCKET/PREFIX` keeps the store in S3-compatible object storage (Garage,
+    /// MinIO, AWS S3), reached with AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_ALLOW_HTTP; the data key then comes from
+    /// LEAKWATCH_KEY_FILE (or LEAKWATCH_KEY, LEAKWATCH_KEY_COMMAND) and the catalog from
+    /// --catalog. See docs/object-storage.md.
     #[arg(long, global = true, env = "LEAKWATCH_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
     /// Catalog (keys, audit log, organizations, outbox, ingest log): a SQLite file, or
     /// `postgres://USER:PASSWORD@HOST/DB` shared by several servers (docs/postgresql.md).
-    /// Default: catalog.sqlite in the data directory.
+    /// Default: catalog.sqlite in the data directory; required with --data s3://... for the
+    /// commands that use the catalog.
     #[arg(long, global = true, env = "LEAKWATCH_CATALOG", value_name = "PATH|URL")]
     pub catalog: Option<String>,
+
+    /// With --data s3://...: where segment bytes are cached, and the local scratch space
+    /// of ingest. Default: $XDG_CACHE_HOME/leakwatch or ~/.cache/leakwatch.
+    #[arg(long, global = true, env = "LEAKWATCH_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// With --data s3://...: the most segment bytes the cache keeps (least recently
+    /// opened segments go first).
+    #[arg(long, global = true, env = "LEAKWATCH_CACHE_SIZE", default_value = "8GiB", value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: u64,
 
     /// Whether `--data` was given on the command line (not from the
     /// environment): set by `main`, for the commands it does not apply to.

@@ -5,10 +5,19 @@
 //! one CRC-32 per [`CHECKSUM_CHUNK`] bytes, and ends with that list and its own
 //! CRC; so checking reads against the list is the same code for every layout,
 //! and lives here rather than in each of them.
+//!
+//! A segment kept elsewhere (an object store) is read through a local file of
+//! its full length that starts out sparse: a [`Fetch`] fills the chunks a
+//! lookup needs the first time their checksum does not match, and the check
+//! then runs on the fetched bytes as on any others. A chunk that is missing
+//! and a chunk that is damaged look alike (the checksum fails) and are
+//! treated alike: fetched, then checked, then an error if still wrong.
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -26,6 +35,20 @@ pub(crate) struct SegmentFile {
     /// each is checked the first time a lookup reads it, and only then (a
     /// chunk's CRC costs microseconds; a bit test costs nothing).
     checked: Box<[AtomicU64]>,
+    /// Where bytes come from that are not in the file yet; `None` for a
+    /// segment whose file is whole.
+    fetch: Option<Arc<dyn Fetch>>,
+}
+
+/// Fills byte ranges of a segment's local file from where the segment really
+/// is (an object store), for a segment opened by
+/// [`Segment::open_fetching`](crate::Segment::open_fetching).
+pub trait Fetch: Send + Sync {
+    /// Writes bytes `range` of the segment into its local file (the one the
+    /// segment maps), so that reads of the mapping see them. Called with
+    /// ranges that start and end on checksum-chunk boundaries (or the end of
+    /// the file); a range of several chunks is wanted in one request.
+    fn fetch(&self, range: Range<u64>) -> std::io::Result<()>;
 }
 
 /// Maps the file at `path` for reading.
@@ -51,6 +74,7 @@ impl SegmentFile {
         map: Mmap,
         checksums_offset: u64,
         file_len: u64,
+        fetch: Option<Arc<dyn Fetch>>,
     ) -> Result<SegmentFile, SegmentError> {
         let chunks = chunks(checksums_offset);
         let end = checksums_offset.saturating_add(chunks * 4 + 4);
@@ -62,16 +86,33 @@ impl SegmentFile {
             }
         }
         let checked = (0..chunks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let file = SegmentFile { path: path.to_owned(), map, checksums_offset, checked };
-        let (crcs, tail_crc) = file.map[checksums_offset as usize..].split_at(chunks as usize * 4);
-        if crc32fast::hash(crcs).to_le_bytes() != tail_crc {
+        let file = SegmentFile { path: path.to_owned(), map, checksums_offset, checked, fetch };
+        if !file.tail_ok() {
+            if let Some(fetch) = &file.fetch {
+                fetch.fetch(checksums_offset..file_len).map_err(|e| SegmentError::io(path, e))?;
+            }
+        }
+        if !file.tail_ok() {
             return Err(file.corrupt(checksums_offset, "checksum table damaged"));
         }
         Ok(file)
     }
 
+    /// Whether the checksum list matches its own CRC.
+    fn tail_ok(&self) -> bool {
+        let (crcs, tail_crc) =
+            self.map[self.checksums_offset as usize..].split_at(chunks(self.checksums_offset) as usize * 4);
+        crc32fast::hash(crcs).to_le_bytes() == tail_crc
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes bytes `range` local and checked (see the module), in one fetch
+    /// for the chunks that are not.
+    pub fn prefetch(&self, range: Range<u64>) -> Result<(), SegmentError> {
+        self.check_chunks(range.start, range.end)
     }
 
     /// The whole file.
@@ -115,7 +156,11 @@ impl SegmentFile {
             return Ok(());
         }
         let chunk = CHECKSUM_CHUNK as u64;
-        for c in (start - HEADER_LEN as u64) / chunk..=(end - 1 - HEADER_LEN as u64) / chunk {
+        let span = (start - HEADER_LEN as u64) / chunk..=(end - 1 - HEADER_LEN as u64) / chunk;
+        if let Some(fetch) = &self.fetch {
+            self.fetch_missing(&**fetch, span.clone())?;
+        }
+        for c in span {
             let (word, bit) = (&self.checked[(c / 64) as usize], 1u64 << (c % 64));
             if word.load(Ordering::Relaxed) & bit != 0 {
                 continue;
@@ -131,8 +176,44 @@ impl SegmentFile {
         Ok(())
     }
 
+    /// Fetches the chunks of `span` that are neither checked nor match their
+    /// checksum, from the first such to the last, in one request; the chunks
+    /// that match on the way are marked checked.
+    #[cold]
+    fn fetch_missing(
+        &self,
+        fetch: &dyn Fetch,
+        span: std::ops::RangeInclusive<u64>,
+    ) -> Result<(), SegmentError> {
+        let body_end = self.checksums_offset;
+        let chunk = CHECKSUM_CHUNK as u64;
+        let mut missing: Option<(u64, u64)> = None;
+        for c in span {
+            let (word, bit) = (&self.checked[(c / 64) as usize], 1u64 << (c % 64));
+            if word.load(Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            let lo = HEADER_LEN as u64 + c * chunk;
+            let hi = (lo + chunk).min(body_end);
+            let at = (body_end + 4 * c) as usize;
+            if crc32fast::hash(&self.map[lo as usize..hi as usize]).to_le_bytes() == self.map[at..at + 4] {
+                word.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                missing = Some((missing.map_or(lo, |(first, _)| first), hi));
+            }
+        }
+        match missing {
+            Some((lo, hi)) => fetch.fetch(lo..hi).map_err(|e| SegmentError::io(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Checks every chunk checksum; the error names the offset of the first bad chunk.
     pub fn verify(&self) -> Result<(), SegmentError> {
+        if self.fetch.is_some() {
+            // Fetched whole first, in one request, rather than chunk by chunk.
+            self.check_chunks(HEADER_LEN as u64, self.checksums_offset)?;
+        }
         let body = &self.map[HEADER_LEN..self.checksums_offset as usize];
         let tail = &self.map[self.checksums_offset as usize..];
         let (crcs, tail_crc) = tail.split_at(tail.len() - 4);

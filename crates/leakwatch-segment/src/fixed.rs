@@ -313,6 +313,10 @@ impl LayoutReader for FixedSegment {
         self.h.file_len
     }
 
+    fn index_span(&self) -> Range<u64> {
+        self.h.table_offset..self.h.heap_offset
+    }
+
     #[inline]
     fn find(&self, key: &[u8]) -> Result<Range<usize>, SegmentError> {
         let bucket = self.bucket(self.h.layout.bucket_of(key))?;

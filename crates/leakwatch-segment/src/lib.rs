@@ -26,6 +26,7 @@ mod sink;
 mod writer;
 
 pub use error::SegmentError;
+pub use file::Fetch;
 pub use fixed::Layout;
 pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
 pub use reader::{RangeEntries, Segment};

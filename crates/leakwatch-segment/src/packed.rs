@@ -409,6 +409,10 @@ impl LayoutReader for PackedSegment {
         self.h.file_len
     }
 
+    fn index_span(&self) -> Range<u64> {
+        self.h.starts_offset..self.h.checksums_offset
+    }
+
     #[inline]
     fn find(&self, key: &[u8]) -> Result<Range<usize>, SegmentError> {
         Ok(match self.find_entry(key)? {

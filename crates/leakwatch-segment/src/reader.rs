@@ -11,10 +11,11 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use crate::file::{self, SegmentFile};
+use crate::file::{self, Fetch, SegmentFile};
 use crate::fixed::{FixedEntries, FixedSegment};
 use crate::format::{Header, HeaderError, Kind, FORMAT_VERSION, MAX_KEY_LEN};
 use crate::packed::{PackedEntries, PackedSegment};
@@ -37,6 +38,9 @@ pub(crate) trait LayoutReader {
     fn prefix_bits(&self) -> u8;
     fn len(&self) -> u64;
     fn file_len(&self) -> u64;
+    /// The tables every lookup reads before the entries it wants (bucket and
+    /// overflow tables): fetched whole when a fetched segment opens.
+    fn index_span(&self) -> Range<u64>;
     /// The entries whose key equals `key` (several for accounts and domains).
     fn find(&self, key: &[u8]) -> Result<Range<usize>, SegmentError>;
     /// The summed count of `key`, 0 when absent.
@@ -109,7 +113,21 @@ impl std::fmt::Debug for Segment {
 impl Segment {
     pub fn open(path: &Path) -> Result<Segment, SegmentError> {
         let map = file::map(path)?;
-        Segment::from_map(path, map)
+        Segment::from_map(path, map, None)
+    }
+
+    /// Opens a segment kept elsewhere through its local file at `path`: a
+    /// file of the segment's full length holding at least its header, the
+    /// rest filled by `fetch` as lookups need it (see [`Fetch`]). The
+    /// checksum list and the tables every lookup reads are fetched now, so a
+    /// lookup afterwards costs at most one fetch per segment; every byte is
+    /// checked against its chunk's checksum as in a local segment.
+    pub fn open_fetching(path: &Path, fetch: Arc<dyn Fetch>) -> Result<Segment, SegmentError> {
+        let map = file::map(path)?;
+        let seg = Segment::from_map(path, map, Some(fetch))?;
+        let span = dispatch!(seg, s => s.index_span());
+        dispatch!(seg, s => s.file().prefetch(span))?;
+        Ok(seg)
     }
 
     /// A segment whose bytes are already in memory (a store kept in memory, or
@@ -123,10 +141,10 @@ impl Segment {
         // An anonymous mapping cannot be empty: an empty object becomes one
         // zero byte, whose header does not decode, as an empty file's does not.
         let map = map.make_read_only().map_err(|e| SegmentError::io(path, e))?;
-        Segment::from_map(path, map)
+        Segment::from_map(path, map, None)
     }
 
-    fn from_map(path: &Path, map: Mmap) -> Result<Segment, SegmentError> {
+    fn from_map(path: &Path, map: Mmap, fetch: Option<Arc<dyn Fetch>>) -> Result<Segment, SegmentError> {
         let header = Header::decode(&map).map_err(|e| match e {
             HeaderError::Corrupt(detail) => SegmentError::corrupt(path, 0, detail),
             HeaderError::Version(found) => {
@@ -135,11 +153,11 @@ impl Segment {
         })?;
         let body = match header {
             Header::Fixed(h) => Body::Fixed(FixedSegment::new(
-                SegmentFile::new(path, map, h.checksums_offset, h.file_len)?,
+                SegmentFile::new(path, map, h.checksums_offset, h.file_len, fetch)?,
                 h,
             )),
             Header::Packed(h) => Body::Packed(PackedSegment::new(
-                SegmentFile::new(path, map, h.checksums_offset, h.file_len)?,
+                SegmentFile::new(path, map, h.checksums_offset, h.file_len, fetch)?,
                 h,
             )),
         };

@@ -854,3 +854,89 @@ fn golden_segments(dir: &std::path::Path) -> Vec<(String, [u8; 32], [u8; 32])> {
     }
     out
 }
+
+/// Bytes of a segment file served by range, counted, as an object store would.
+struct Ranges {
+    whole: Vec<u8>,
+    file: std::fs::File,
+    fetches: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
+    /// Flip a byte of everything served (a corrupt object).
+    corrupt: bool,
+}
+
+impl leakwatch_segment::Fetch for Ranges {
+    fn fetch(&self, range: std::ops::Range<u64>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.fetches.lock().unwrap().push(range.clone());
+        let mut bytes = self.whole[range.start as usize..range.end as usize].to_vec();
+        if self.corrupt {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 1;
+        }
+        self.file.write_all_at(&bytes, range.start)
+    }
+}
+
+/// A sparse local file holding `whole`'s length and its first `head` bytes,
+/// with a counting source of the rest.
+fn sparse(
+    dir: &std::path::Path,
+    whole: &[u8],
+    head: usize,
+    corrupt: bool,
+) -> (std::path::PathBuf, std::sync::Arc<Ranges>) {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join(format!("sparse-{corrupt}.seg"));
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+    file.set_len(whole.len() as u64).unwrap();
+    file.write_all_at(&whole[..head], 0).unwrap();
+    let source = Ranges { whole: whole.to_vec(), file, fetches: Default::default(), corrupt };
+    (path, std::sync::Arc::new(source))
+}
+
+#[test]
+fn a_fetched_segment_reads_what_it_needs_in_one_fetch_per_lookup_and_checks_it() {
+    let mut next = xorshift(0x5EED);
+    let mut keys = BTreeMap::new();
+    for _ in 0..200_000u64 {
+        let mut k = vec![0u8; 20];
+        for part in k.chunks_mut(8) {
+            part.copy_from_slice(&next().to_be_bytes()[..part.len()]);
+        }
+        keys.insert(k, next() % 7 + 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = write_counts(dir.path(), Kind::Sha1Counts, &keys);
+    let whole = std::fs::read(local.path()).unwrap();
+    assert!(whole.len() > 1 << 20, "several chunks: {}", whole.len());
+
+    let (path, source) = sparse(dir.path(), &whole, 128, false);
+    let seg = Segment::open_fetching(&path, source.clone()).unwrap();
+    let at_open = source.fetches.lock().unwrap().len();
+    assert!(at_open <= 2, "the checksum list and the tables: {:?}", source.fetches.lock().unwrap());
+    for prefix in [0u32, 0x1_2345, 0xA_BCDE, 0xF_FFFF] {
+        let before = source.fetches.lock().unwrap().len();
+        let got: Vec<_> = seg.range20_entries(prefix).unwrap().collect::<Result<_, _>>().unwrap();
+        let want: Vec<_> = local.range20_entries(prefix).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, want, "prefix {prefix:05X}");
+        let fetched = source.fetches.lock().unwrap().len() - before;
+        assert!(fetched <= 1, "at most one fetch for range {prefix:05X}: {fetched}");
+        seg.range20_entries(prefix).unwrap().for_each(drop);
+        assert_eq!(source.fetches.lock().unwrap().len() - before, fetched, "none for it again");
+    }
+    check_counts(&seg, &keys);
+    seg.verify().unwrap();
+
+    // A source that serves wrong bytes: errors, never answers.
+    let (path, source) = sparse(dir.path(), &whole, 128, true);
+    match Segment::open_fetching(&path, source) {
+        Err(SegmentError::DataCorruption { .. }) => {}
+        Ok(seg) => {
+            let all: Vec<_> = (0..64u32).map(|p| seg.range20(p << 14).map(drop)).collect();
+            assert!(all.iter().any(Result::is_err), "some read of corrupt bytes fails");
+            assert!(matches!(seg.verify(), Err(SegmentError::DataCorruption { .. })));
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -93,7 +93,12 @@ impl Snapshot {
     /// `range_cache_bytes` bounds the cache of formatted ranges.
     pub fn open(dir: &DataDir, range_cache_bytes: usize) -> Result<Snapshot, StoreError> {
         for _ in 0..10 {
-            let published = manifest_stamp(dir).map_or(UNIX_EPOCH, |s| s.modified);
+            // An object store's generation is dated when this server first
+            // opens it.
+            let published = manifest_stamp(dir)
+                .map(|s| s.modified)
+                .filter(|m| *m != UNIX_EPOCH)
+                .unwrap_or_else(std::time::SystemTime::now);
             let ranges = RangeIndex::open_with_cache(dir, range_cache_bytes)?;
             let store = Store::open(dir)?;
             if store.generation() == ranges.generation() {
@@ -123,6 +128,15 @@ struct FileStamp {
 }
 
 fn manifest_stamp(dir: &DataDir) -> Option<FileStamp> {
+    if dir.storage().location().is_some() {
+        // A manifest in an object store has no inode or time of its own here:
+        // the hash of its bytes stands for both (each publish is new bytes).
+        use std::hash::{Hash, Hasher};
+        let (bytes, _) = dir.storage().load_manifest().ok().flatten()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        return Some(FileStamp { inode: hasher.finish(), len: bytes.len() as u64, modified: UNIX_EPOCH });
+    }
     let meta = std::fs::metadata(dir.root().join("MANIFEST")).ok()?;
     Some(FileStamp { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok()? })
 }

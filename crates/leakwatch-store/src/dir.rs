@@ -35,7 +35,9 @@ pub const DAMAGED: &str = "damaged";
 /// writer's scratch and lock, the catalog (with SQLite's `-wal`, `-journal`
 /// files), a sync's staging area.
 const STORE_ENTRIES: [&str; 9] =
-    ["MANIFEST", "MANIFEST.tmp", SEGMENTS, TMP, DAMAGED, "LOCK", "catalog.sqlite", "sync", LEGACY_KEY_FILE];
+    ["MANIFEST", "MANIFEST.tmp", SEGMENTS, TMP, DAMAGED, "LOCK", CATALOG_FILE, "sync", LEGACY_KEY_FILE];
+/// The SQLite catalog's name in a data directory (`leakwatch_catalog::CATALOG_FILE`).
+const CATALOG_FILE: &str = "catalog.sqlite";
 /// Where directories written before key rings kept their index key.
 pub(crate) const LEGACY_KEY_FILE: &str = "index.key";
 
@@ -71,6 +73,11 @@ impl DataDir {
     /// of a directory written before key rings).
     pub fn with_storage(root: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> DataDir {
         DataDir { root: root.into(), storage }
+    }
+
+    /// Where the store is, for messages: its `s3://` URL, or the directory.
+    pub fn location(&self) -> String {
+        self.storage.location().unwrap_or_else(|| self.root.display().to_string())
     }
 
     /// Where the store's objects are.
@@ -118,7 +125,9 @@ impl DataDir {
     /// (a killed first ingest, a sync's staging). A mistyped `--data` pointing
     /// at a home or project directory gets an error, not a store among its files.
     pub fn check_creatable(&self) -> Result<()> {
-        if self.exists() {
+        // A bucket's prefix holds only what the store puts there; its local
+        // root is scratch space of the cache.
+        if self.exists() || self.storage.location().is_some() {
             return Ok(());
         }
         let entries = match fs::read_dir(&self.root) {
@@ -157,6 +166,9 @@ impl DataDir {
 
     /// The error of reading a directory that holds no store.
     pub(crate) fn no_store(&self) -> StoreError {
+        if let Some(location) = self.storage.location() {
+            return StoreError::NoStore { path: location.into(), reason: "no manifest" };
+        }
         let reason = match fs::metadata(&self.root) {
             Err(_) => "no such directory",
             Ok(m) if !m.is_dir() => "not a directory",
@@ -210,8 +222,13 @@ impl DataDir {
         let mut removed = 0;
         for name in self.storage.list()? {
             if !live.contains(name.as_str()) {
-                self.storage.delete(&name)?;
-                removed += 1;
+                match self.storage.delete(&name) {
+                    Ok(()) => removed += 1,
+                    // Gone already: an object store's listing may lag a
+                    // moment behind its deletes.
+                    Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let tmp = self.tmp();

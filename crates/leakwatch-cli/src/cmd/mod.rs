@@ -27,9 +27,12 @@ mod sync;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use leakwatch_catalog::{Catalog, CatalogLocation};
-use leakwatch_store::{DataDir, Manifest, StoreError};
+use leakwatch_objstore::{LeaseSettings, ObjectStorage, Options, S3Config, S3Url};
+use leakwatch_store::{DataDir, StoreError};
 
 use crate::cli::{BreachCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
@@ -37,11 +40,26 @@ use crate::Outcome;
 pub fn run(cli: Cli) -> Result<Outcome> {
     // Set once, before any command runs; read by `catalog_location`.
     CATALOG.get_or_init(|| cli.catalog.as_deref().filter(|c| !c.is_empty()).map(CatalogLocation::parse));
-    let explicit = cli.data.clone();
+    let location = Location {
+        data: cli.data.clone(),
+        cache_dir: cli.cache_dir.clone(),
+        cache_size: cli.cache_size,
+        catalog: cli.catalog.clone(),
+        needs_catalog: !matches!(
+            cli.command,
+            Command::Search(_)
+                | Command::Breaches { .. }
+                | Command::Stats { .. }
+                | Command::Verify
+                | Command::Repair { .. }
+                | Command::Init { .. }
+        ),
+        key_file_given: matches!(cli.command, Command::Init { key_file: Some(_) }),
+    };
     let searching = matches!(cli.command, Command::Search(_));
     // A store to read, or a directory a store may be made in.
-    let store = || open_store(explicit.clone(), searching);
-    let writable = || writable(explicit.clone());
+    let store = || open_store(&location, searching);
+    let writable = || writable(&location);
     match cli.command {
         Command::Ingest(args) => {
             let dir = writable()?;
@@ -119,12 +137,12 @@ pub(crate) fn open_catalog(dir: &DataDir) -> Result<Catalog> {
 /// The data directory of a command that reads a store: an error naming the
 /// directory, and how to make or choose one, when it holds none. A search is
 /// told on stderr when `repair` set data aside: its answers lack that data.
-fn open_store(explicit: Option<PathBuf>, searching: bool) -> Result<DataDir> {
-    let dir = data_dir(explicit)?;
+fn open_store(location: &Location, searching: bool) -> Result<DataDir> {
+    let dir = data_dir(location)?;
     match dir.check_store() {
         Ok(()) => {
             if searching {
-                let reingest = Manifest::load(dir.root())?.map(|m| m.needing_reingest()).unwrap_or_default();
+                let reingest = dir.manifest()?.map(|m| m.needing_reingest()).unwrap_or_default();
                 if !reingest.is_empty() {
                     eprintln!(
                         "leakwatch: note: `leakwatch repair` set damaged data of {} aside; answers lack it \
@@ -136,7 +154,7 @@ fn open_store(explicit: Option<PathBuf>, searching: bool) -> Result<DataDir> {
             Ok(dir)
         }
         Err(e @ StoreError::NoStore { .. }) => {
-            let shown = dir.root().display();
+            let shown = dir.location();
             anyhow::bail!(
                 "{e}: ingest a dump into it with `leakwatch --data {shown} ingest --breach NAME FILE` (or \
                  create an empty store with `leakwatch --data {shown} init`), or choose the store with \
@@ -148,14 +166,31 @@ fn open_store(explicit: Option<PathBuf>, searching: bool) -> Result<DataDir> {
 }
 
 /// The data directory of a command that may create the store.
-fn writable(explicit: Option<PathBuf>) -> Result<DataDir> {
-    let dir = data_dir(explicit)?;
+fn writable(location: &Location) -> Result<DataDir> {
+    let dir = data_dir(location)?;
     dir.check_creatable()?;
     Ok(dir)
 }
 
-fn data_dir(explicit: Option<PathBuf>) -> Result<DataDir> {
-    if let Some(dir) = explicit {
+/// Where a command's store and catalog are, as the global options say.
+struct Location {
+    data: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    cache_size: u64,
+    /// `--catalog` as given (where the catalog is is decided by
+    /// [`catalog_location`]; here only whether one was named).
+    catalog: Option<String>,
+    /// Whether the command reads or writes the catalog.
+    needs_catalog: bool,
+    /// Whether the command names the key file itself (`init --key-file`).
+    key_file_given: bool,
+}
+
+fn data_dir(location: &Location) -> Result<DataDir> {
+    if let Some(dir) = &location.data {
+        if let Some(url) = dir.to_str().and_then(S3Url::parse) {
+            return object_store_dir(url.map_err(|e| anyhow::anyhow!(e))?, location);
+        }
         return Ok(DataDir::new(dir));
     }
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -171,4 +206,41 @@ fn data_dir(explicit: Option<PathBuf>) -> Result<DataDir> {
         dir.display()
     );
     Ok(DataDir::new(dir))
+}
+
+/// A store in an object store (`--data s3://BUCKET/PREFIX`). Its data key and
+/// its catalog are kept apart from the bucket, so both must be named: a key
+/// made on first use in this machine's default place would differ from every
+/// other machine's, and the key must never be written to the bucket.
+fn object_store_dir(url: S3Url, location: &Location) -> Result<DataDir> {
+    use leakwatch_store::keyring::{ENV_KEY, ENV_KEY_COMMAND, ENV_KEY_FILE};
+    let key_set = [ENV_KEY, ENV_KEY_COMMAND, ENV_KEY_FILE]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if !key_set && !location.key_file_given {
+        anyhow::bail!(
+            "{url}: a store in object storage needs its data key named: set {ENV_KEY_FILE} (or {ENV_KEY}, \
+             {ENV_KEY_COMMAND}) to the key ring every machine of this store uses; the key is never written \
+             to the bucket"
+        );
+    }
+    if location.catalog.as_deref().is_none_or(str::is_empty) && location.needs_catalog {
+        anyhow::bail!(
+            "{url}: a store in object storage keeps its catalog (API keys, organizations, audit log) \
+             apart: pass --catalog PATH|postgres://... (or set LEAKWATCH_CATALOG)"
+        );
+    }
+    let cache_dir = match &location.cache_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|base| base.join("leakwatch"))
+            .ok_or_else(|| anyhow::anyhow!("{url}: no cache directory: pass --cache-dir DIR"))?,
+    };
+    let options = Options { cache_dir, cache_size: location.cache_size, lease: LeaseSettings::default() };
+    let storage = ObjectStorage::open(&url, &S3Config::from_env(), options)
+        .with_context(|| format!("opening {url}"))?;
+    Ok(DataDir::with_storage(storage.local_root().to_owned(), Arc::new(storage)))
 }

@@ -32,6 +32,7 @@ use leakwatch_segment::{Segment, SegmentError};
 
 use crate::error::Result;
 
+pub mod contract;
 pub(crate) mod local;
 mod memory;
 
@@ -118,6 +119,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Where the manifest is, for messages and errors.
     fn manifest_path(&self) -> PathBuf;
+
+    /// Where the store is, for messages, when that is not its data
+    /// directory's root (an object store's `s3://` URL).
+    fn location(&self) -> Option<String> {
+        None
+    }
 
     /// Whether there is a manifest, that is, a store.
     fn has_manifest(&self) -> bool;
