@@ -381,13 +381,16 @@ fn a_serve_killed_mid_delivery_sends_it_again_with_the_same_id() {
     // The first request is never answered; the next ones are.
     let receiver = Receiver::start(listener, |n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
     env.webhook(port);
-    let serve = env.serve();
+    // The killed server keeps the delivery lease until it runs out: a short
+    // one, so that its successor takes over within the wait below.
+    let lease = ["--alert-lease", "2s", "--alert-lease-renew", "300ms"];
+    let serve = env.serve_with(&lease);
     env.ingest_new(&[]);
     let first = receiver.wait_for(1, Duration::from_secs(20));
     serve.kill();
     assert_eq!(env.outbox()[0]["state"], "pending");
 
-    let serve = env.serve();
+    let serve = env.serve_with(&lease);
     let got = receiver.wait_for(2, Duration::from_secs(20));
     assert_eq!(got[1].delivery, first[0].delivery);
     assert_eq!(pairs(&got[1].body), expected_new());
