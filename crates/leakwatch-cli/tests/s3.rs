@@ -64,22 +64,7 @@ impl Target {
     }
 
     fn serve(&self) -> (Child, SocketAddr) {
-        use std::io::BufRead;
-        let mut child = self
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("serve logs its address").unwrap();
-            if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        (child, addr)
+        support::serve_command(self.command(&[]))
     }
 }
 
