@@ -14,7 +14,8 @@
 #
 # Usage: bench/http-range.sh [PREFIXES] [LINES_PER_RANGE] [SECONDS]
 #        (defaults: 4,096 prefixes of 800 lines, 10 s per wrk run; OWN_LINES=20000,
-#        CONNECTIONS=64; CONNECTIONS=1 WRK_THREADS=1 for a single client)
+#        CONNECTIONS=64; CONNECTIONS=1 WRK_THREADS=1 for a single client;
+#        SERVE_ARGS: more options of `leakwatch serve`, e.g. "--range-cache 0")
 # Targets: leakwatch requests/s >= nginx requests/s (ratio >= 1.0) on both shapes,
 # p99 under 5 ms on the own-dumps store; each server's CPU time per request is
 # printed too (its own cost: steadier than requests/s when other work shares the
@@ -93,7 +94,8 @@ shape() {
     local name="$1" dir="$2"
     local lw_port lw_pid ngx_port ngx_pid
     lw_port=$(free_port)
-    "$LW" --data "$dir/data" serve --listen "127.0.0.1:$lw_port" 2>"$dir/serve.log" &
+    # shellcheck disable=SC2086
+    "$LW" --data "$dir/data" serve --listen "127.0.0.1:$lw_port" ${SERVE_ARGS:-} 2>"$dir/serve.log" &
     lw_pid=$!
     PIDS+=("$lw_pid")
     wait_ready "http://127.0.0.1:$lw_port/range/00000"
