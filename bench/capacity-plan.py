@@ -77,11 +77,9 @@ def load(path):
 I = load(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
 
 
-def num(name, default=None):
+def num(name):
     if name not in I:
-        if default is None:
-            sys.exit(f"input {name} missing: run bench/capacity.sh")
-        return default
+        sys.exit(f"input {name} missing: run bench/capacity.sh")
     return float(I[name])
 
 
@@ -96,13 +94,10 @@ def seg_kinds(prefix):
     return sorted(r[0] for r in rest if len(r) == 2 and r[1] == "bytes")
 
 
-def per_record(kind, n, field="bytes", only=None):
-    records = num(f"input.{kind}.{n}.records")
-    total = 0.0
-    for sk in seg_kinds(f"size.{kind}.{n}"):
-        if only is None or sk in only:
-            total += num(f"size.{kind}.{n}.{sk}.{field}")
-    return total / records
+def per_record(kind, n, field="bytes"):
+    """Bytes (or index or heap bytes) of every segment per input record."""
+    total = sum(num(f"size.{kind}.{n}.{sk}.{field}") for sk in seg_kinds(f"size.{kind}.{n}"))
+    return total / num(f"input.{kind}.{n}.records")
 
 
 def fmt_bytes(b):
@@ -228,7 +223,6 @@ per_seg = num("multi.manifest_segment_bytes")
 per_breach = num("multi.manifest_breach_bytes")
 rows = []
 objects = 0
-mean_breach = {k: MIX[k] / CREDENTIAL_BREACHES for k in ("combo", "stealer")}
 for sk in sorted(plan_bytes):
     entries, size, heap = plan_entries[sk], plan_bytes[sk], plan_heap[sk]
     if sk in PER_BREACH:
@@ -355,6 +349,8 @@ for name, (lines, segments) in scenarios.items():
     plan_rows.append(["  --range-cache holding every body", fmt_bytes(body * 2**20), "2^20 bodies: in RAM (page cache) or on NVMe"])
     plan_rows.append(["  range body; egress at peak", f"{fmt_bytes(body)}; {body * range_rps * 8 / 1e9:,.1f} Gbit/s",
                       f"{SHA1_RANGE_LINE_BYTES} B a line, uncompressed, x /range rate"])
+    plan_rows.append(["  TLS for that egress", f"{body * range_rps / num('tls_aes_gcm_bytes_s') / UTILIZATION:,.0f} cores",
+                      f"AES-256-GCM at {num('tls_aes_gcm_bytes_s') / 1e9:.1f} GB/s a core (measured), {UTILIZATION:.0%} busy: the proxy's, not the replicas'"])
 table(["at 50 G records and 100,000 requests/s", "figure", "reasoning"], plan_rows)
 # The deployment priced below: the public /range serves Pwned Passwords only,
 # from a body cache holding every range; own dumps' counts for keyed callers.
@@ -445,7 +441,8 @@ storage = TOTAL / 1e9 * p["s3_gb_month"]
 gets = gets_month / 1000 * p["s3_get_per_1000"]
 puts = TOTAL / 64e6 / 1000 * p["s3_put_per_1000"]
 replicas_cost = replicas * p["replica_hour"] * HOURS_MONTH
-ingest_cost = workers * p["worker_hour"] * INGEST_DAYS * 24
+worker_machines = max(1, math.ceil(workers * cores_per_process / CORES_PER_REPLICA))
+ingest_cost = worker_machines * p["worker_hour"] * INGEST_DAYS * 24
 egress = egress_month * p["egress_gb"]
 cloud = storage + gets + puts + replicas_cost + p["postgres_month"] + egress
 table(["public cloud", "USD/month", "reasoning"], [
@@ -456,7 +453,8 @@ table(["public cloud", "USD/month", "reasoning"], [
     ["PostgreSQL", f"{p['postgres_month']:,.0f}", "db.m7g.xlarge Multi-AZ with storage"],
     [f"egress of /range bodies", f"{egress:,.0f}", f"{egress_month / 1e6:,.1f} PB at {p['egress_gb']}/GB: use a CDN or serve inside the network"],
     ["**total, without egress**", f"**{cloud - egress:,.0f}**", ""],
-    [f"ingest of 50 G, once ({workers} workers x {INGEST_DAYS} days)", f"{ingest_cost:,.0f}", f"c7i.4xlarge at {p['worker_hour']}/h"],
+    [f"ingest of 50 G, once ({workers} worker(s) on {worker_machines} machine(s) x {INGEST_DAYS} days)", f"{ingest_cost:,.0f}",
+     f"c7i.4xlarge at {p['worker_hour']}/h; a worker keeps {cores_per_process:.2f} cores busy"],
 ])
 
 servers = max(2, math.ceil(replicas * CORES_PER_REPLICA / 32))

@@ -13,7 +13,8 @@
 # - /range and breachedaccount throughput and server CPU per request, one
 #   client and many (bench/http-range.sh against nginx, bench/http-account.sh);
 # - ingest into Garage against local disk, and the GETs of a cold /range
-#   (bench/s3.sh).
+#   (bench/s3.sh);
+# - AES-256-GCM bytes/s of one core (`openssl speed`): the TLS a proxy adds.
 # Then prints the plan (bench/capacity-plan.py over the inputs). The inputs stay
 # in bench/out/capacity-inputs.txt, so the plan can be printed again with other
 # assumptions: `python3 bench/capacity-plan.py bench/out/capacity-inputs.txt`.
@@ -36,7 +37,7 @@ BREACHES="${BREACHES:-12}"
 PREFIXES="${PREFIXES:-1024}"
 INPUTS="$ROOT/bench/out/capacity-inputs.txt"
 
-need wrk nginx curl python3
+need wrk nginx curl python3 openssl
 if [ ! -x /usr/bin/time ]; then
     echo "installing GNU time..." >&2
     apt-get install -y -qq time >/dev/null
@@ -297,6 +298,11 @@ print("s3.cold_range_ms", grab(r"GETs per range: .*median ([0-9.]+) ms", out, "c
 print("s3.warm_range_ratio", grab(r"warm /range body.*ratio ([0-9.]+)x", out, "warm ratio"))
 print("s3.warm_sha1_ratio", grab(r"warm SHA-1 lookup.*ratio ([0-9.]+)x", out, "warm lookup ratio"))
 EOF
+
+# What encrypting the bodies costs a core (AES-256-GCM in 16 KiB TLS records):
+# the proxy terminating HTTPS in front of the replicas spends it.
+put tls_aes_gcm_bytes_s "$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 16384 2>/dev/null |
+    awk '/^AES-256-GCM/ { sub(/k$/, "", $2); printf "%.0f", $2 * 1000 }')"
 
 put load_after "$(cut -d' ' -f1 /proc/loadavg)"
 if [ -n "${PER_WORKER_RECORDS_S:-}" ]; then
