@@ -32,6 +32,7 @@ UTILIZATION = 0.5  # cores busy at peak: headroom for bursts, a lost replica, in
 CORES_PER_REPLICA = 16
 AVERAGE_OF_PEAK = 0.25  # the month's average request rate, as a share of the peak
 DAILY_RECORDS = 100e6  # new records ingested a day once the corpus is loaded
+MISS_RATIO = 0.01  # lookups that miss a replica's cache (one smaller than the hot sets, a new generation)
 INGEST_DAYS = 7  # time to ingest the whole 50 billion from scratch
 SEGMENT_ENTRY_LIMIT = 2**32  # entries of one segment (docs/format.md: u32 indices)
 SEGMENT_HEAP_LIMIT = 2**32  # heap bytes of one segment (u32 heap offsets)
@@ -371,6 +372,12 @@ table(["cold path", "figure", "from"], [
     ["GETs of a cold breachedaccount at 50 G", f"{account_segments}", "one per accounts segment"],
     ["GETs to warm a new replica", f"{warm_gets / 1e6:,.1f} M at most", f"hot sets / 64 KiB chunks; warm it before it takes traffic"],
     ["GETs a day once warm", f"{gets_day / 1e6:,.1f} M", f"{fmt_n(DAILY_RECORDS)} new records a day ({fmt_bytes(daily_bytes)}) x {replicas} replicas / 64 KiB"],
+    *[[f"GETs/s at {MISS_RATIO:.0%} misses, /range {name}", f"{gets_s:,.0f}",
+       f"({fmt_n(range_rps)} /range x {segs:,} + {fmt_n(acct_rps)} accounts x {account_segments}) x {MISS_RATIO:.0%}; "
+       f"{gets_s * AVERAGE_OF_PEAK * 86400 * 30 / 1000 * PRICE['s3_get_per_1000']:,.0f} USD/month on S3"]
+      for name, segs, gets_s in (
+          ("Pwned Passwords only", 1, (range_rps + acct_rps * account_segments) * MISS_RATIO),
+          ("with own dumps", range_segments, (range_rps * range_segments + acct_rps * account_segments) * MISS_RATIO))],
     ["warm lookups over object storage / local disk", f"{num('s3.warm_range_ratio'):.2f}x range, {num('s3.warm_sha1_ratio'):.2f}x SHA-1", "bench/s3.sh"],
 ])
 
@@ -402,7 +409,7 @@ mix_wall = sum(MIX[k] * num(f"ingest.{k}.{LARGE}.wall_s") / num(f"input.{k}.{LAR
 cores_per_process = mix_cpu / mix_wall
 if "per_worker_records_s" in I:
     per_worker = num("per_worker_records_s")
-    source = "PER_WORKER_RECORDS_S (bench/distributed.sh)"
+    source = f"one `leakwatch worker` into Garage, from {I['per_worker_source'].replace('_', ' ')}"
 else:
     per_worker = mix_records / mix_wall / s3_slow
     source = f"one ingest process's wall-clock rate over the mix / {s3_slow:.2f} (object storage); no distributed figure yet"

@@ -22,8 +22,9 @@
 # Usage: bench/capacity.sh [SMALL] [LARGE]   (default 250,000 and 1,000,000 lines)
 # Environment: SECONDS_PER_RUN (wrk run length, default 5), ROUNDS (default 3),
 # BREACHES (default 12), PREFIXES (/range bench, default 1024), and
-# PER_WORKER_RECORDS_S: a distributed ingest worker's records/s, measured by
-# bench/distributed.sh, to use instead of the single-process ingest per core.
+# PER_WORKER_RECORDS_S: a distributed ingest worker's records/s to plan with
+# (by default bench/distributed.sh's, when present; else a single ingest
+# process stands in for a worker).
 # Needs garage (as bench/s3.sh), wrk and nginx (installed when missing).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -305,8 +306,24 @@ put tls_aes_gcm_bytes_s "$(openssl speed -evp aes-256-gcm -seconds 2 -bytes 1638
     awk '/^AES-256-GCM/ { sub(/k$/, "", $2); printf "%.0f", $2 * 1000 }')"
 
 put load_after "$(cut -d' ' -f1 /proc/loadavg)"
+# The records/s of one distributed ingest worker, on which the plan's ingest
+# section is built: PER_WORKER_RECORDS_S when given; else what
+# bench/distributed.sh measures (one `leakwatch worker` into Garage), when the
+# repository has it; else none, and the plan stands a single ingest process in.
 if [ -n "${PER_WORKER_RECORDS_S:-}" ]; then
     put per_worker_records_s "$PER_WORKER_RECORDS_S"
+    put per_worker_source "PER_WORKER_RECORDS_S"
+elif [ -x "$ROOT/bench/distributed.sh" ]; then
+    echo "bench/distributed.sh $LARGE..." >&2
+    "$ROOT/bench/distributed.sh" "$LARGE" >"$WORK/dist.out" 2>"$WORK/dist.err"
+    rate=$(sed -n 's/.*records a second per worker: \([0-9]*\) with 1 worker.*/\1/p' "$WORK/dist.out")
+    if [ -z "$rate" ]; then
+        echo "bench/distributed.sh printed no records a second per worker:" >&2
+        cat "$WORK/dist.out" "$WORK/dist.err" >&2
+        exit 1
+    fi
+    put per_worker_records_s "$rate"
+    put per_worker_source "bench/distributed.sh_$LARGE"
 fi
 cp "$WORK/inputs" "$INPUTS"
 
