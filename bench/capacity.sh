@@ -25,7 +25,8 @@
 # PER_WORKER_RECORDS_S: a distributed ingest worker's records/s to plan with
 # (by default bench/distributed.sh's, when present; else a single ingest
 # process stands in for a worker).
-# Needs garage (as bench/s3.sh), wrk and nginx (installed when missing).
+# Needs garage (as bench/s3.sh; bench/distributed.sh also PostgreSQL), wrk,
+# nginx and openssl (installed when missing). About 5 minutes on 2 cores.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/http-lib.sh"
