@@ -348,6 +348,8 @@ for name, (lines, segments) in scenarios.items():
                           "base + lines x per line (+ extra segments x per segment, uncached); "
                           f"{RANGE_SHARE:.0%} /range, the rest accounts, {UTILIZATION:.0%} busy; + 1 spare"])
     plan_rows.append(["  --range-cache holding every body", fmt_bytes(body * 2**20), "2^20 bodies: in RAM (page cache) or on NVMe"])
+    plan_rows.append(["  refilling it after a new generation", f"{2**20 * uncached / 1e6:,.0f} core-seconds a replica",
+                      "the cache is emptied by each ingest: 2^20 x uncached CPU"])
     plan_rows.append(["  range body; egress at peak", f"{fmt_bytes(body)}; {body * range_rps * 8 / 1e9:,.1f} Gbit/s",
                       f"{SHA1_RANGE_LINE_BYTES} B a line, uncompressed, x /range rate"])
     plan_rows.append(["  TLS for that egress", f"{body * range_rps / num('tls_aes_gcm_bytes_s') / UTILIZATION:,.0f} cores",
@@ -479,7 +481,7 @@ racks = max(1, math.ceil((servers * 2 + storage_nodes * 2) / 40))
 own = hardware + power + racks * p["rack_month"]
 table(["own hardware", "USD/month", "reasoning"], [
     [f"{servers} servers for the replicas", f"{servers * p['server'] / (YEARS * 12):,.0f}",
-     f"{replicas * CORES_PER_REPLICA} cores / 32 a server, {p['server']:,.0f} each over {YEARS} years"],
+     f"{replicas * CORES_PER_REPLICA} cores / 32 a server, at least 2; {p['server']:,.0f} each over {YEARS} years"],
     [f"{storage_nodes} Garage nodes", f"{storage_nodes * p['storage_server'] / (YEARS * 12):,.0f}",
      f"{fmt_bytes(TOTAL)} x 3 replicas on 4 x 8 TB at 70% full, at least 3"],
     ["power", f"{power:,.0f}", f"{watts:,} W x PUE {p['pue']} x {p['kwh']}/kWh"],

@@ -26,7 +26,8 @@
 # (by default bench/distributed.sh's, when present; else a single ingest
 # process stands in for a worker).
 # Needs garage (as bench/s3.sh; bench/distributed.sh also PostgreSQL), wrk,
-# nginx and openssl (installed when missing). About 5 minutes on 2 cores.
+# nginx and openssl (installed when missing). About 5 minutes on 2 cores, 8
+# with bench/distributed.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/http-lib.sh"
