@@ -37,6 +37,7 @@ INGEST_DAYS = 7  # time to ingest the whole 50 billion from scratch
 SEGMENT_ENTRY_LIMIT = 2**32  # entries of one segment (docs/format.md: u32 indices)
 SEGMENT_HEAP_LIMIT = 2**32  # heap bytes of one segment (u32 heap offsets)
 SHA1_RANGE_LINE_BYTES = 40  # "SUFFIX:COUNT\r\n", HIBP's text form
+PART_BYTES = 16 << 20  # a multipart upload's part (crates/leakwatch-objstore/src/storage.rs)
 
 # Prices: list prices (USD) as of 2026, assumptions to check before use.
 PRICE = {
@@ -248,7 +249,7 @@ table(["what", "figure", "from"], [
     ["objects in the bucket", f"{objects:,}", "segments above + 8 manifests + LOCK"],
     ["manifest", fmt_bytes(manifest_plan),
      f"{per_seg:.0f} B a segment + {per_breach:.0f} B a breach, as measured (the {B:.0f}-breach store's: {fmt_bytes(num('multi.manifest_bytes'))})"],
-    ["multipart parts to upload", f"{TOTAL / 64e6:,.0f}", "64 MB parts (an upload's PUT count)"],
+    ["PUTs to upload it all", f"{TOTAL / PART_BYTES:,.0f}", "one per 16 MiB multipart part"],
 ])
 
 # ---- 3. Cache and memory -----------------------------------------------------------
@@ -454,7 +455,7 @@ egress_month = requests_month * RANGE_SHARE * body / 1e9
 p = PRICE
 storage = TOTAL / 1e9 * p["s3_gb_month"]
 gets = gets_month / 1000 * p["s3_get_per_1000"]
-puts = TOTAL / 64e6 / 1000 * p["s3_put_per_1000"]
+puts = TOTAL / PART_BYTES / 1000 * p["s3_put_per_1000"]
 replicas_cost = replicas * p["replica_hour"] * HOURS_MONTH
 worker_machines = max(1, math.ceil(workers * cores_per_process / CORES_PER_REPLICA))
 ingest_cost = worker_machines * p["worker_hour"] * INGEST_DAYS * 24
@@ -463,7 +464,7 @@ cloud = storage + gets + puts + replicas_cost + p["postgres_month"] + egress
 table(["public cloud", "USD/month", "reasoning"], [
     ["object storage", f"{storage:,.0f}", f"{fmt_bytes(TOTAL)} x {p['s3_gb_month']}/GB-month"],
     ["GETs", f"{gets:,.0f}", f"{gets_month / 1e6:,.0f} M: a month of new data, and warming every replica once, x {p['s3_get_per_1000']}/1000"],
-    ["PUTs (a full load, once)", f"{puts:,.2f}", f"64 MB parts x {p['s3_put_per_1000']}/1000"],
+    ["PUTs (a full load, once)", f"{puts:,.2f}", f"16 MiB parts x {p['s3_put_per_1000']}/1000"],
     [f"{replicas} replicas", f"{replicas_cost:,.0f}", f"i4i.4xlarge at {p['replica_hour']}/h"],
     ["PostgreSQL", f"{p['postgres_month']:,.0f}", "db.m7g.xlarge Multi-AZ with storage"],
     [f"egress of /range bodies", f"{egress:,.0f}", f"{egress_month / 1e6:,.1f} PB at {p['egress_gb']}/GB: use a CDN or serve inside the network"],
