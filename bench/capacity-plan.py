@@ -279,7 +279,7 @@ table(["memory of one replica", "figure", "from"], [
      f"{fmt_n(plan_entries.get('hibp-sha1', 0))} hashes x {SHA1_RANGE_LINE_BYTES} B a line; held in page cache"],
     ["prefix tables of the hot segments", fmt_bytes(tables),
      f"{fmt_n(hot_entries)} entries / 32 a bucket x 4 B (docs/format.md)"],
-    ["hot entries", "on NVMe", f"{fmt_bytes(range_set + account_set)}: a lookup past the caches is one NVMe read (~57 us)"],
+    ["hot entries", "on NVMe", f"{fmt_bytes(range_set + account_set)}: a lookup past the page cache is one random NVMe read"],
     [f"**RAM per replica**", f"**{ram_gib} GiB**", "the sum, rounded up to a power of two"],
 ])
 
