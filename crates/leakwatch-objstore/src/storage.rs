@@ -116,6 +116,8 @@ pub struct Options {
 pub struct Counters {
     pub gets: AtomicU64,
     pub get_bytes: AtomicU64,
+    /// Wall time spent in ranged GETs, from the request to the last byte.
+    pub get_nanos: AtomicU64,
     pub puts: AtomicU64,
     pub lists: AtomicU64,
     pub deletes: AtomicU64,
@@ -175,6 +177,7 @@ impl Remote {
     pub fn get_range(&self, rel: &str, range: Range<u64>) -> std::io::Result<(Bytes, u64)> {
         let (store, key) = (Arc::clone(&self.store), self.key(rel));
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let start = std::time::Instant::now();
         let (bytes, size) = self
             .block(async move {
                 let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
@@ -183,6 +186,7 @@ impl Remote {
                 Ok::<_, object_store::Error>((result.bytes().await?, size))
             })
             .map_err(to_io)?;
+        self.counters.get_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok((bytes, size))
     }
