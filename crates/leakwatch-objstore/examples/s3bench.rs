@@ -54,6 +54,33 @@ fn curl_get(cluster: &Cluster, key: &str, offset: u64, len: u64) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("curl prints its time")
 }
 
+/// Seconds it takes `curl` to upload `files` to Garage, all at once, each
+/// on a connection of its own: the object store's own cost of taking a
+/// generation's segments.
+fn curl_put_all(cluster: &Cluster, files: &[std::path::PathBuf]) -> f64 {
+    let start = Instant::now();
+    let uploads: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let name = file.file_name().expect("a file name").to_string_lossy();
+            Command::new("curl")
+                .args(["-s", "-f", "-o", "/dev/null"])
+                .args(["--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+                .args(["--user", &format!("{}:{}", cluster.key_id, cluster.secret)])
+                .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+                .arg("-T")
+                .arg(file)
+                .arg(format!("{}/{BUCKET}/raw-upload/{name}", cluster.endpoint(0)))
+                .spawn()
+                .expect("curl runs")
+        })
+        .collect();
+    for mut upload in uploads {
+        assert!(upload.wait().expect("curl ends").success(), "curl: an upload failed");
+    }
+    start.elapsed().as_secs_f64()
+}
+
 fn main() {
     let lines: u64 = std::env::args().nth(1).map_or(1_000_000, |a| a.parse().expect("LINES is a number"));
     let tmp = tempfile::tempdir().expect("a temporary directory");
@@ -87,7 +114,8 @@ fn main() {
     };
     // Ingests into a new store each, local and bucket in turn; the first
     // pair is the store the lookups below read.
-    let (mut local_secs, mut remote_secs) = (Vec::new(), Vec::new());
+    let (mut local_secs, mut remote_secs, mut raw_secs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut uploaded = 0;
     for round in 0..INGEST_ROUNDS {
         let local = DataDir::new(root.join(format!("local-{round}")));
         local.init(Some(&key)).expect("local store");
@@ -100,6 +128,13 @@ fn main() {
             ingest(dir, &options, vec![input], &Progress::default(), &mut |_| {}).expect("ingest");
             secs.push(start.elapsed().as_secs_f64());
         }
+        // The writer's cache holds the segments it uploaded, whole.
+        let files: Vec<_> = std::fs::read_dir(root.join(format!("cache-writer-{round}/segments")))
+            .expect("the writer's cache")
+            .map(|e| e.expect("a cache entry").path())
+            .collect();
+        uploaded = files.iter().map(|f| f.metadata().expect("a cached segment").len()).sum::<u64>();
+        raw_secs.push(curl_put_all(&cluster, &files));
     }
     let local = DataDir::new(root.join("local-0"));
     let (remote, _) = open("cache-writer-0");
@@ -196,10 +231,13 @@ fn main() {
         (median(cold_times) - median(raw_times)) * 1e3,
     );
     println!(
-        "ingest of {lines} lines (s, median of {INGEST_ROUNDS} interleaved): local disk {:.2}, garage {:.2}, ratio {:.2}x",
+        "ingest of {lines} lines (s, median of {INGEST_ROUNDS} interleaved): local disk {:.2}, garage {:.2}, ratio {:.2}x; \
+         uploading its {:.1} MB of segments with curl, all at once: {:.2} s",
         median(local_secs.clone()),
         median(remote_secs.clone()),
-        median(remote_secs) / median(local_secs)
+        median(remote_secs) / median(local_secs),
+        uploaded as f64 / 1e6,
+        median(raw_secs),
     );
     println!("warm /range body (us, median of 7 interleaved rounds): local {:.2}, garage {:.2}, ratio {:.2}x (target <= 1.5x)", median(lr.clone()), median(sr.clone()), median(sr) / median(lr));
     println!(
