@@ -243,7 +243,7 @@ impl Remote {
 /// transaction layer names them) is being built by another process that
 /// still runs.
 fn built_elsewhere(name: &str) -> bool {
-    let pid = name.rsplitn(3, '-').nth(1).and_then(|pid| pid.parse::<u32>().ok());
+    let pid = name.rsplit('-').nth(1).and_then(|pid| pid.parse::<u32>().ok());
     pid.is_some_and(|pid| pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists())
 }
 
