@@ -9,7 +9,7 @@
 //! (SHA-1) or eight (NTLM, ASCII only) at a time before it returns.
 
 use leakwatch_types::{
-    normalize_email, normalize_phone, normalize_plain_email, normalize_username, ntlm, sha1, Account,
+    normalize_email, normalize_phone, normalize_plain_email_into, normalize_username, ntlm, sha1, Account,
     AccountKind, NtlmLanes, PasswordHashes, PasswordMaterial, Record, Records, Sha1Lanes,
 };
 
@@ -92,14 +92,19 @@ pub(crate) fn parse_chunk(
 ) {
     let mut line_no = first_line;
     let mut scratch = Vec::new();
+    // An accepted account's text is copied into `out`; its buffer comes back
+    // here for the next line, so plain addresses cost no allocation each.
+    let mut account = String::new();
     let mut lanes = Lanes::default();
     for line in lines(bytes) {
-        match parse_line(line, mode, legacy, &mut scratch, &mut lanes, out.len()) {
+        match parse_line(line, mode, legacy, &mut scratch, &mut account, &mut lanes, out.len()) {
             Outcome::Blank => tallies.blank += 1,
             Outcome::Rejected(reason) => tallies.reject(reason, line_no),
             Outcome::Accepted(record) => {
                 tallies.accept(&record);
-                out.push(record);
+                let Record { account: accepted, password, website } = record;
+                out.push_parts(accepted.kind, &accepted.value, password, website.as_deref());
+                account = accepted.value;
                 lanes.drain_full(out);
             }
         }
@@ -149,7 +154,8 @@ impl Lanes {
 
 /// Applies the combo rules to one line, without its LF or CRLF ending.
 /// `scratch` holds decoded `$HEX[...]`; `legacy` decodes identities that are
-/// not UTF-8. A short password's SHA-1, and a short ASCII one's NTLM, are
+/// not UTF-8; `account` is a buffer a plain address is normalized into (and
+/// moved out of). A short password's SHA-1, and a short ASCII one's NTLM, are
 /// left zero and its copies queued in `lanes` for `slot`, where the caller
 /// puts an accepted record.
 pub(crate) fn parse_line(
@@ -157,6 +163,7 @@ pub(crate) fn parse_line(
     mode: Mode,
     legacy: &'static Encoding,
     scratch: &mut Vec<u8>,
+    account: &mut String,
     lanes: &mut Lanes,
     slot: usize,
 ) -> Outcome {
@@ -175,7 +182,7 @@ pub(crate) fn parse_line(
         return Outcome::Rejected(Reason::NoSeparator);
     };
     let password = &line[sep + 1..];
-    let account = match account(line[..sep].trim_ascii(), mode, legacy) {
+    let account = match identity(line[..sep].trim_ascii(), mode, legacy, account) {
         Ok(account) => account,
         Err(reason) => return Outcome::Rejected(reason),
     };
@@ -191,10 +198,15 @@ pub(crate) fn parse_line(
     Outcome::Accepted(Record { account, password, website: None })
 }
 
-fn account(identity: &[u8], mode: Mode, legacy: &'static Encoding) -> Result<Account, Reason> {
+fn identity(
+    identity: &[u8],
+    mode: Mode,
+    legacy: &'static Encoding,
+    buffer: &mut String,
+) -> Result<Account, Reason> {
     // Most identities are plain addresses: ASCII, so UTF-8 as they stand.
-    if let Some(value) = normalize_plain_email(identity) {
-        return Ok(Account { kind: AccountKind::Email, value });
+    if normalize_plain_email_into(identity, buffer) {
+        return Ok(Account { kind: AccountKind::Email, value: std::mem::take(buffer) });
     }
     let identity = &*identity_text(identity, legacy);
     if identity.contains('@') {

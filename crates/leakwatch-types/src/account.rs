@@ -98,9 +98,20 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
 /// ingest's CPU). `None` for anything else, valid or not: [`normalize_email`]
 /// decides those, and gives the reason a bad one is rejected.
 pub fn normalize_plain_email(raw: &[u8]) -> Option<String> {
-    let (&first, &last) = (raw.first()?, raw.last()?);
+    let mut out = String::new();
+    normalize_plain_email_into(raw, &mut out).then_some(out)
+}
+
+/// [`normalize_plain_email`] into `out` (cleared first), so that a parser can
+/// reuse one buffer line after line: false, and `out` left empty, for what is
+/// not a plain address.
+pub fn normalize_plain_email_into(raw: &[u8], out: &mut String) -> bool {
+    out.clear();
+    let (Some(&first), Some(&last)) = (raw.first(), raw.last()) else {
+        return false;
+    };
     if raw.len() > 320 || !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
-        return None;
+        return false;
     }
     let (mut plain, mut ats, mut at) = (true, 0u32, 0);
     for (i, &b) in raw.iter().enumerate() {
@@ -110,7 +121,7 @@ pub fn normalize_plain_email(raw: &[u8]) -> Option<String> {
         at = if is_at { i } else { at };
     }
     if !plain || ats != 1 {
-        return None;
+        return false;
     }
     let (local, domain) = (&raw[..at], &raw[at + 1..]);
     // The local part's bytes are all allowed and its first is alphanumeric.
@@ -118,9 +129,15 @@ pub fn normalize_plain_email(raw: &[u8]) -> Option<String> {
         && local.last().is_some_and(u8::is_ascii_alphanumeric)
         && !local.windows(2).any(|w| w == b"..");
     if !local_ok || !valid_ascii_domain(domain) {
-        return None;
+        return false;
     }
-    String::from_utf8(raw.to_ascii_lowercase()).ok()
+    // Every byte is one of PLAIN_BYTES: ASCII.
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    out.push_str(text);
+    out.make_ascii_lowercase();
+    true
 }
 
 /// Checks an ASCII host name: at least two labels of `[A-Za-z0-9-]` (callers

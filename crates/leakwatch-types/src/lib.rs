@@ -19,7 +19,7 @@ mod sha1_lanes;
 
 pub use account::{
     normalize_domain, normalize_domain_bytes, normalize_email, normalize_phone, normalize_plain_email,
-    normalize_username, Account, AccountKind, EmailError,
+    normalize_plain_email_into, normalize_username, Account, AccountKind, EmailError,
 };
 pub use breach::{validate_breach_name, DataClass};
 pub use columns::{column_role, ColumnRole, NameMatch};
