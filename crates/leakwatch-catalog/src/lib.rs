@@ -27,6 +27,7 @@ mod ingests;
 mod keys;
 mod leases;
 mod orgs;
+mod rate_usage;
 mod schema;
 mod sessions;
 #[cfg(any(test, feature = "testing"))]
@@ -54,6 +55,7 @@ pub use ingests::{
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use leases::{lease_holder_name, Lease};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
+pub use rate_usage::{RateUsage, HEARTBEAT_KEY};
 pub use schema::POSTGRES_GRANTS;
 pub use sessions::StoredSession;
 
@@ -108,6 +110,7 @@ impl Catalog {
         ingests::migrate(&mut catalog)?;
         sessions::migrate(&mut catalog)?;
         leases::migrate(&mut catalog)?;
+        rate_usage::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

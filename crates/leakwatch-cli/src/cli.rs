@@ -352,6 +352,11 @@ pub struct ServeArgs {
     /// to take it); shorter than --alert-lease.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub alert_lease_renew: std::time::Duration,
+    /// With a PostgreSQL catalog: how often this server exchanges its keys'
+    /// rate-limit usage with the other servers, so that a key's limit holds
+    /// across all of them (docs/postgresql.md gives the bound).
+    #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub rate_limit_sync: std::time::Duration,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

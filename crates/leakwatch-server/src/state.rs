@@ -20,7 +20,7 @@ use leakwatch_catalog::{ApiKey, Catalog, CatalogError, CatalogLocation, KeyHash}
 use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
-use crate::limiter::Limiter;
+use crate::limiter::{ClusterSync, Limiter};
 
 /// Who sees the organization's own dumps on `/range` (`serve
 /// --range-own-dumps`). The imported Pwned Passwords are everyone's.
@@ -171,12 +171,23 @@ pub(crate) struct Shared {
     keys: ArcSwap<KeyTable>,
     catalog: Mutex<Catalog>,
     pub(crate) limiter: Limiter,
+    /// With a shared catalog: the connection and the state that share the
+    /// keys' rate limits with the other replicas.
+    rate_sync: Option<Mutex<RateSync>>,
     pub(crate) audit: AuditSink,
     pub(crate) limits: Limits,
     /// Signed-in browsers of the web interface.
     pub(crate) sessions: crate::web::session::Sessions,
     /// The dashboard's reset previews, waiting to be applied.
     pub(crate) previews: crate::web::dashboard::Previews,
+}
+
+/// The rate-limit exchange's own connection and state.
+struct RateSync {
+    catalog: Catalog,
+    sync: ClusterSync,
+    /// When stopped replicas' counters were last pruned.
+    pruned: std::time::Instant,
 }
 
 /// Why the server could not start.
@@ -257,6 +268,16 @@ impl AppState {
         } else {
             crate::web::session::Sessions::default()
         };
+        let rate_sync = if catalog_location.is_shared() {
+            Some(Mutex::new(RateSync {
+                catalog: Catalog::open_at(&catalog_location)?,
+                sync: ClusterSync::new(leakwatch_catalog::lease_holder_name()),
+                pruned: std::time::Instant::now(),
+            }))
+        } else {
+            None
+        };
+        let limiter = if rate_sync.is_some() { Limiter::clustered() } else { Limiter::default() };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
             data,
@@ -266,7 +287,8 @@ impl AppState {
             stamp: Mutex::new(stamp),
             keys: ArcSwap::from_pointee(KeyTable { version: -1, by_hash: HashMap::new() }),
             catalog: Mutex::new(catalog),
-            limiter: Limiter::default(),
+            limiter,
+            rate_sync,
             audit,
             limits,
             sessions,
@@ -344,6 +366,41 @@ impl AppState {
         let by_hash = catalog.active_keys()?.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
         self.inner.keys.store(Arc::new(KeyTable { version, by_hash }));
         Ok(true)
+    }
+
+    /// Whether the keys' rate limits are shared with other replicas (a
+    /// shared catalog): then [`AppState::share_rate_limits`] must run every
+    /// sync interval.
+    pub fn shares_rate_limits(&self) -> bool {
+        self.inner.rate_sync.is_some()
+    }
+
+    /// Reports what the keys spent here since the last call and takes what
+    /// they spent at the other replicas from the buckets (one catalog
+    /// statement). `interval` is how often it runs: other replicas' rows are
+    /// read back over a few of them. Blocking. Usage that could not be
+    /// reported goes with the next call.
+    pub fn share_rate_limits(&self, interval: std::time::Duration) -> Result<(), CatalogError> {
+        let Some(rate_sync) = &self.inner.rate_sync else { return Ok(()) };
+        let mut rate_sync = rate_sync.lock().unwrap_or_else(|e| e.into_inner());
+        let RateSync { catalog, sync, pruned } = &mut *rate_sync;
+        let limiter = &self.inner.limiter;
+        let usage = limiter.take_usage();
+        // A replica counts as alive while its heartbeat is this recent.
+        let recent = (interval * 4).max(std::time::Duration::from_secs(2));
+        let rows = match catalog.exchange_rate_usage(&sync.replica, &usage, recent) {
+            Ok(rows) => rows,
+            Err(e) => {
+                limiter.return_usage(&usage);
+                return Err(e);
+            }
+        };
+        sync.apply(limiter, &rows, std::time::Instant::now());
+        if pruned.elapsed() >= std::time::Duration::from_secs(60) {
+            *pruned = std::time::Instant::now();
+            catalog.prune_rate_usage()?;
+        }
+        Ok(())
     }
 
     /// Waits until every audit entry recorded so far is written.

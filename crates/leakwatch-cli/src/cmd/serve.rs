@@ -42,6 +42,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         max_connections: args.max_connections,
         max_connections_per_client: args.max_connections_per_client,
         trusted_proxy: args.trusted_proxy,
+        rate_sync_interval: args.rate_limit_sync,
         ..ServeOptions::default()
     };
     let addr = resolve(&args.listen)?;
