@@ -322,6 +322,34 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_catalog_connects_again_after_a_restart_and_never_half_applies_a_transaction() {
+        let server = testing::TestPostgres::start();
+        let database = server.fresh_database();
+        let location = CatalogLocation::Postgres(server.url("postgres", &database));
+        let catalog = Catalog::open_at(&location).unwrap();
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+        server.restart(Duration::from_millis(500));
+        // The connection the restart closed is opened again by the next call.
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+
+        // A transaction that the restart cuts fails whole: its later
+        // statements do not go to a new connection, and it is not committed.
+        let tx = catalog.db.write(Lock::Catalog).unwrap();
+        tx.execute("INSERT INTO meta (name, value) VALUES ('before', '1')", &[]).unwrap();
+        server.restart(Duration::from_millis(100));
+        let err = tx.execute("INSERT INTO meta (name, value) VALUES ('after', '1')", &[]).unwrap_err();
+        assert!(matches!(err, CatalogError::PostgresLost { .. }), "{err}");
+        assert!(err.to_string().contains("rolled back"), "{err}");
+        let err = tx.commit().unwrap_err();
+        assert!(err.to_string().contains("not committed"), "{err}");
+        let rows = server.psql(&database, "SELECT count(*) FROM meta WHERE name IN ('before', 'after')");
+        assert_eq!(rows.trim(), "0");
+        // And the catalog goes on.
+        catalog.db.write(Lock::Catalog).unwrap().commit().unwrap();
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+    }
+
+    #[test]
     fn manual_checkpoints_copy_the_whole_log_when_asked() {
         let tmp = tempfile::tempdir().unwrap();
         let mut writer = Catalog::open_in(tmp.path()).unwrap();

@@ -26,6 +26,8 @@ pub struct TestPostgres {
     bin: PathBuf,
     port: u16,
     base: PathBuf,
+    /// The server's options, to start it again the same way.
+    options: String,
     /// The shell holding the server; its stdin is the pipe that stops it.
     guard: Mutex<Child>,
 }
@@ -135,10 +137,15 @@ impl TestPostgres {
         // once its stdin closes: at the end of this process.
         let settings =
             if durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let options =
+            format!("-k '{}' -h 127.0.0.1 -p {port} {settings} -c max_connections=200", base.display());
+        // `pg_ctl stop` stops the server even when a test restarted it
+        // (another process then); `kill` is for one that never started.
         let script = format!(
-            "'{postgres}' -D '{data}' -k '{base}' -h 127.0.0.1 -p {port} {settings} -c max_connections=200 \
-             >'{base}/log' 2>&1 & pid=$!; cat >/dev/null; kill -INT $pid; wait $pid; rm -rf '{base}'",
+            "'{postgres}' -D '{data}' {options} >'{base}/log' 2>&1 & pid=$!; cat >/dev/null; \
+             '{pg_ctl}' -D '{data}' -m fast -w stop >/dev/null 2>&1 || kill -INT $pid; wait $pid; rm -rf '{base}'",
             postgres = bin.join("postgres").display(),
+            pg_ctl = bin.join("pg_ctl").display(),
             data = data.display(),
             base = base.display(),
         );
@@ -148,7 +155,7 @@ impl TestPostgres {
             .stdout(Stdio::null())
             .spawn()
             .expect("starting postgres");
-        let server = TestPostgres { bin, port, base, guard: Mutex::new(guard) };
+        let server = TestPostgres { bin, port, base, options, guard: Mutex::new(guard) };
         server.wait_ready();
         server
     }
@@ -224,6 +231,32 @@ impl TestPostgres {
     /// A fresh database's location, as its superuser.
     pub fn fresh_catalog(&self) -> CatalogLocation {
         CatalogLocation::Postgres(self.url("postgres", &self.fresh_database()))
+    }
+
+    /// Stops the server (a fast shutdown: clients are disconnected), waits
+    /// `down`, and starts it again on the same port with the same data, as
+    /// an operator's restart does.
+    pub fn restart(&self, down: Duration) {
+        let data = self.base.join("data");
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .expect("running pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(down);
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.base.join("log"))
+            .args(["-o", &self.options, "-w", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("running pg_ctl start");
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        self.wait_ready();
     }
 
     /// Stops the server now (it stops at the end of the process otherwise).

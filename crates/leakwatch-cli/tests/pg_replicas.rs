@@ -1,5 +1,6 @@
 //! Running several `leakwatch serve` replicas on one PostgreSQL catalog, as an
-//! operator does: a key's rate limit holds across the replicas. The tests
+//! operator does: a key's rate limit holds across the replicas, and a restart
+//! of the database interrupts the servers only while it is down. The tests
 //! start their own PostgreSQL (leakwatch_catalog::testing) and fail without
 //! it.
 
@@ -62,6 +63,51 @@ fn search(addr: SocketAddr, key: &str) -> (u16, Option<u64>) {
         name.eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().unwrap())
     });
     (response[9..12].parse().unwrap(), retry_after)
+}
+
+/// One request over a fresh connection: the status, the `Set-Cookie` values
+/// (name=value) and the body.
+fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    (head[9..12].parse().unwrap(), cookies, body.to_owned())
+}
+
+/// Signs in at `addr` through the web form: the status of the form's answer
+/// (303 when signed in).
+fn sign_in(addr: SocketAddr, secret: &str) -> u16 {
+    let (status, cookies, _) = http(
+        addr,
+        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
+    let token = signin.split_once('=').unwrap().1;
+    let body = format!("csrf={token}&key={secret}");
+    let request = format!(
+        "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(addr, &request).0
+}
+
+/// The searches for `name`'s key in the audit log.
+fn audited_searches(data: &Path, url: &str, name: &str) -> usize {
+    let log = run(with_catalog(data, url), &["audit-log", "--json"]);
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["key_name"] == name && r["endpoint"] == "breachedaccount")
+        .count()
 }
 
 fn stop(mut server: Child) {
@@ -148,4 +194,53 @@ fn a_keys_rate_limit_holds_across_three_replicas() {
     for (child, _) in replicas {
         stop(child);
     }
+}
+
+#[test]
+fn servers_answer_again_after_the_database_restarts() {
+    // A cluster of its own: the restart would cut the other tests' databases.
+    let pg = TestPostgres::start();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingested(tmp.path(), &url);
+    let secret = create_key(&data, &url, "ops", 0);
+    let (a, addr_a) = support::serve_command(with_catalog(&data, &url));
+    let (b, addr_b) = support::serve_command(with_catalog(&data, &url));
+    for addr in [addr_a, addr_b] {
+        assert_eq!(search(addr, &secret).0, 200);
+        assert_eq!(sign_in(addr, &secret), 303);
+    }
+
+    pg.restart(Duration::from_secs(1));
+    // Each connection finds out at its next statement; a statement that was
+    // in flight fails, and the next connects again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for addr in [addr_a, addr_b] {
+        while search(addr, &secret).0 != 200 {
+            assert!(Instant::now() < deadline, "{addr} does not answer after the restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let before = audited_searches(&data, &url, "ops");
+    for addr in [addr_a, addr_b] {
+        assert_eq!(search(addr, &secret).0, 200);
+        assert_eq!(sign_in(addr, &secret), 303, "sign-in after the restart");
+    }
+    // A key made after the restart reaches both servers (the key poll
+    // connected again).
+    let late = create_key(&data, &url, "late", 0);
+    for addr in [addr_a, addr_b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while search(addr, &late).0 != 200 {
+            assert!(Instant::now() < deadline, "{addr} does not see a key made after the restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    stop(a);
+    stop(b);
+    // Searches after the restart are audited, and the chain holds.
+    assert_eq!(audited_searches(&data, &url, "ops"), before + 2);
+    let verified: serde_json::Value =
+        serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
+    assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
 }
