@@ -357,6 +357,10 @@ pub struct ServeArgs {
     /// across all of them (docs/postgresql.md gives the bound).
     #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
     pub rate_limit_sync: std::time::Duration,
+    /// Catalog connections the web dashboard's views share (default: two per
+    /// core, 2 to 8); a view waits for one when all are in use.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub catalog_pool: Option<u64>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

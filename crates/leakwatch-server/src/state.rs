@@ -21,6 +21,7 @@ use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAU
 
 use crate::audit::{AuditSink, AuditWriter};
 use crate::limiter::{ClusterSync, Limiter};
+use crate::pool::{CatalogPool, Pooled};
 
 /// Who sees the organization's own dumps on `/range` (`serve
 /// --range-own-dumps`). The imported Pwned Passwords are everyone's.
@@ -49,7 +50,8 @@ impl RangeOwnDumps {
 }
 
 /// Rate limits, in requests per minute (0 means no limit), the memory the
-/// range cache may hold, and who sees the own dumps on `/range`.
+/// range cache may hold, who sees the own dumps on `/range`, and the
+/// catalog connections the dashboard may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// For keys created without a limit of their own.
@@ -65,6 +67,8 @@ pub struct Limits {
     /// Wrong API keys a client address group may present a minute before its
     /// requests with a key are refused (429) without the key being looked at.
     pub failed_keys_per_minute: u32,
+    /// Catalog connections the dashboard's views share ([`CatalogPool`]).
+    pub catalog_pool: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             range_cache_bytes: DEFAULT_RANGE_CACHE,
             range_own_dumps: RangeOwnDumps::Anonymous,
             failed_keys_per_minute: 10,
+            catalog_pool: crate::pool::default_size(),
         }
     }
 }
@@ -170,6 +175,8 @@ pub(crate) struct Shared {
     stamp: Mutex<Option<FileStamp>>,
     keys: ArcSwap<KeyTable>,
     catalog: Mutex<Catalog>,
+    /// Connections for the views that read the catalog at length.
+    pool: CatalogPool,
     pub(crate) limiter: Limiter,
     /// With a shared catalog: the connection and the state that share the
     /// keys' rate limits with the other replicas.
@@ -280,6 +287,7 @@ impl AppState {
         let limiter = if rate_sync.is_some() { Limiter::clustered() } else { Limiter::default() };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
+            pool: CatalogPool::new(catalog_location.clone(), limits.catalog_pool),
             data,
             catalog_location,
             generation,
@@ -328,6 +336,12 @@ impl AppState {
     /// it off the async threads.
     pub(crate) fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
         self.inner.catalog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection of the server's pool, for a view that reads the catalog
+    /// at length. Blocking: use it off the async threads.
+    pub(crate) fn pooled_catalog(&self) -> Result<Pooled<'_>, CatalogError> {
+        self.inner.pool.get()
     }
 
     pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeyTable>> {

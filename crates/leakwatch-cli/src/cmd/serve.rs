@@ -34,6 +34,9 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             RangeOwnDumpsArg::Key => RangeOwnDumps::Key,
             RangeOwnDumpsArg::Off => RangeOwnDumps::Off,
         },
+        catalog_pool: args
+            .catalog_pool
+            .map_or_else(leakwatch_server::pool::default_size, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         ..Limits::default()
     };
     let options = ServeOptions {
