@@ -322,8 +322,7 @@ impl Db {
 
     pub(crate) fn postgres(url: &str, name: &str) -> Result<Db> {
         let location: std::sync::Arc<Path> = Path::new(name).into();
-        let worker = PgWorker::connect(url)
-            .map_err(|error| CatalogError::Postgres { location: location.to_path_buf(), error })?;
+        let worker = PgWorker::connect(url).map_err(|failure| pg_error(&location, failure))?;
         Ok(Db { backend: Backend::Postgres(worker), location })
     }
 
@@ -352,11 +351,7 @@ impl Db {
     }
 
     fn pg_err(&self, failure: PgFailure) -> CatalogError {
-        let location = self.location.to_path_buf();
-        match failure {
-            PgFailure::Db(error) => CatalogError::Postgres { location, error },
-            PgFailure::Lost(detail) => CatalogError::PostgresLost { location, detail },
-        }
+        pg_error(&self.location, failure)
     }
 
     /// Runs statements without parameters (schema changes).
@@ -444,6 +439,15 @@ impl Db {
         let tx = Tx { db: self, open: true };
         begun?;
         Ok(tx)
+    }
+}
+
+fn pg_error(location: &Path, failure: PgFailure) -> CatalogError {
+    let location = location.to_path_buf();
+    match failure {
+        PgFailure::Db(error) => CatalogError::Postgres { location, error },
+        PgFailure::Lost(detail) => CatalogError::PostgresLost { location, detail },
+        PgFailure::Config(detail) => CatalogError::Invalid(format!("{}: {detail}", location.display())),
     }
 }
 
@@ -597,6 +601,9 @@ enum Step {
 enum PgFailure {
     /// The database answered with an error, or could not be reached.
     Db(postgres::Error),
+    /// The URL's TLS settings cannot be used (a bad `sslmode`, an
+    /// unreadable `sslrootcert`).
+    Config(String),
     /// The connection broke; what became of the work, in words.
     Lost(String),
 }
@@ -620,6 +627,7 @@ const RECONNECT_PAUSES: [std::time::Duration; 5] = [
 /// never saw its `BEGIN`.
 struct PgConn {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
     /// A transaction is open (on the connection, or on one that broke).
     in_tx: bool,
@@ -631,8 +639,11 @@ struct PgConn {
 const IDLE_PROBE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Opens a connection as the catalog uses it.
-fn pg_connect(config: &postgres::Config) -> std::result::Result<postgres::Client, postgres::Error> {
-    let mut client = config.connect(postgres::NoTls)?;
+fn pg_connect(
+    config: &postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+) -> std::result::Result<postgres::Client, postgres::Error> {
+    let mut client = config.connect(tls.clone())?;
     // As SQLite's busy timeout: another writer may hold the lock for a
     // moment; waiting briefly beats failing.
     client.batch_execute("SET lock_timeout = '10s'; SET TIME ZONE 'UTC'")?;
@@ -720,7 +731,7 @@ impl PgConn {
             let mut last = None;
             for pause in RECONNECT_PAUSES {
                 std::thread::sleep(pause);
-                match pg_connect(&self.config) {
+                match pg_connect(&self.config, &self.tls) {
                     Ok(client) => {
                         self.client = Some(client);
                         break;
@@ -769,8 +780,10 @@ struct PgWorker {
 }
 
 impl PgWorker {
-    fn connect(url: &str) -> std::result::Result<PgWorker, postgres::Error> {
-        let config: postgres::Config = url.parse()?;
+    fn connect(url: &str) -> std::result::Result<PgWorker, PgFailure> {
+        let settings = crate::tls::TlsSettings::parse(url).map_err(PgFailure::Config)?;
+        let tls = settings.connector().map_err(PgFailure::Config)?;
+        let config: postgres::Config = settings.url.parse().map_err(PgFailure::Db)?;
         let (jobs, queue) = mpsc::channel::<PgJob>();
         let (ready, connected) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -778,7 +791,7 @@ impl PgWorker {
             .spawn(move || {
                 // The first connection is not retried: a wrong URL or a
                 // database that is down is reported at once.
-                let client = match pg_connect(&config) {
+                let client = match pg_connect(&config, &tls) {
                     Ok(c) => {
                         let _ = ready.send(Ok(()));
                         c
@@ -790,6 +803,7 @@ impl PgWorker {
                 };
                 let mut conn = PgConn {
                     config,
+                    tls,
                     client: Some(client),
                     in_tx: false,
                     last_used: std::time::Instant::now(),
@@ -802,7 +816,7 @@ impl PgWorker {
         let worker = PgWorker { jobs: Some(jobs), thread: Some(thread) };
         match connected.recv() {
             Ok(Ok(())) => Ok(worker),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(PgFailure::Db(e)),
             Err(_) => unreachable!("the connecting thread always answers"),
         }
     }

@@ -32,6 +32,7 @@ mod schema;
 mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tls;
 
 use std::path::Path;
 use std::time::Duration;
@@ -277,6 +278,74 @@ mod tests {
         });
     }
 
+    /// A CA and a certificate for `localhost` signed by it, with its key:
+    /// (CA PEM, certificate PEM, key PEM).
+    fn certificate_for_localhost() -> (String, String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "leakwatch test database CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        (ca.pem(), leaf.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn tls_to_postgres_checks_the_server_as_the_sslmode_says() {
+        let (ca, cert, key) = certificate_for_localhost();
+        let (other_ca, _, _) = certificate_for_localhost();
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca_file, other_file) = (tmp.path().join("ca.pem"), tmp.path().join("other.pem"));
+        std::fs::write(&ca_file, ca).unwrap();
+        std::fs::write(&other_file, other_ca).unwrap();
+        let server = testing::TestPostgres::start_tls(&cert, &key);
+        let database = server.fresh_database();
+        let port = server.port();
+        // The certificate names localhost; the server listens on 127.0.0.1.
+        let url = |host: &str, query: &str| {
+            CatalogLocation::Postgres(format!(
+                "postgres://postgres@{host}:{port}/{database}?hostaddr=127.0.0.1&{query}"
+            ))
+        };
+        let root = |file: &Path| format!("sslrootcert={}", file.display());
+        let opens =
+            |location: &CatalogLocation| Catalog::open_at(location).map(drop).map_err(|e| e.to_string());
+
+        opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&ca_file)))).unwrap();
+        let wrong =
+            opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&other_file)))).unwrap_err();
+        assert!(wrong.contains("certificate"), "{wrong}");
+        // verify-full compares the name; verify-ca (and require with a root)
+        // check the chain alone.
+        let name = opens(&url("127.0.0.1", &format!("sslmode=verify-full&{}", root(&ca_file)))).unwrap_err();
+        assert!(name.contains("certificate"), "{name}");
+        opens(&url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&ca_file)))).unwrap();
+        let chain =
+            opens(&url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&other_file)))).unwrap_err();
+        assert!(chain.contains("certificate"), "{chain}");
+        let chain = opens(&url("127.0.0.1", &format!("sslmode=require&{}", root(&other_file)))).unwrap_err();
+        assert!(chain.contains("certificate"), "{chain}");
+        // Without roots, require and prefer encrypt without checking, as libpq.
+        opens(&url("127.0.0.1", "sslmode=require")).unwrap();
+        let held = Catalog::open_at(&url("127.0.0.1", "sslmode=prefer")).unwrap();
+        let encrypted = server.psql(
+            &database,
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name <> 'psql' AND backend_type = 'client backend'",
+        );
+        assert_eq!(encrypted.trim(), "1", "the catalog's connection is encrypted");
+        drop(held);
+        // A server that takes TLS only refuses a plaintext connection.
+        let plain = opens(&url("127.0.0.1", "sslmode=disable")).unwrap_err();
+        assert!(plain.contains("no encryption") || plain.contains("pg_hba.conf"), "{plain}");
+        // A root file that cannot be read is an error that names it.
+        let missing = tmp.path().join("missing.pem");
+        let err = opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&missing)))).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+    }
+
     #[test]
     fn a_postgres_url_may_name_a_unix_socket_and_one_asking_for_tls_is_refused() {
         let server = testing::TestPostgres::shared();
@@ -284,7 +353,7 @@ mod tests {
         let socket = server.socket_dir().display().to_string().replace('/', "%2F");
         let url = format!("postgres://postgres@{socket}:{}/{database}", server.port());
         Catalog::open_at(&CatalogLocation::Postgres(url)).unwrap();
-        // No TLS in this build: a URL that requires it fails rather than
+        // A server without TLS: a URL that requires it fails rather than
         // connecting in clear.
         let tls = format!("{}?sslmode=require", server.url("postgres", &database));
         let err = Catalog::open_at(&CatalogLocation::Postgres(tls)).unwrap_err();
