@@ -295,7 +295,7 @@ pub(crate) enum Lock {
 impl Lock {
     /// The advisory lock's key: fixed numbers, chosen once (the ASCII of
     /// "lwcat", "lwaud" and "lwlea").
-    fn key(self) -> i64 {
+    pub(crate) fn key(self) -> i64 {
         match self {
             Lock::Catalog => 0x006c_7763_6174,
             Lock::Audit => 0x006c_7761_7564,

@@ -20,6 +20,7 @@
 
 mod alerts;
 mod audit;
+mod copy;
 mod db;
 mod directory;
 mod error;

@@ -115,6 +115,12 @@ pub enum Command {
     /// go in the hibp-api-key header; /range and the breach catalog need none.
     /// A new ingest is served without a restart; SIGTERM stops gracefully.
     Serve(ServeArgs),
+    /// Move the catalog: `catalog migrate --from catalog.sqlite --to
+    /// postgres://...` copies keys, organizations, directories, alert
+    /// destinations, the outbox, the ingest log and the audit log into an
+    /// empty PostgreSQL catalog, then verifies the audit chain there.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Create, list and revoke API keys for `serve`.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
@@ -365,6 +371,19 @@ pub struct ServeArgs {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     leakwatch_alert::retry::parse_duration(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy a SQLite catalog into a new PostgreSQL one (docs/postgresql.md).
+    Migrate {
+        /// The SQLite catalog (DATA/catalog.sqlite).
+        #[arg(long, value_name = "PATH")]
+        from: std::path::PathBuf,
+        /// The PostgreSQL catalog: an empty database (its tables are made).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

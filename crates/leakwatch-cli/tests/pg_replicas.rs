@@ -1,6 +1,7 @@
 //! Running several `leakwatch serve` replicas on one PostgreSQL catalog, as an
-//! operator does: a key's rate limit holds across the replicas, and a restart
-//! of the database interrupts the servers only while it is down. The tests
+//! operator does: a key's rate limit holds across the replicas, a restart of
+//! the database interrupts the servers only while it is down, and a SQLite
+//! catalog moves into PostgreSQL with its audit chain intact. The tests
 //! start their own PostgreSQL (leakwatch_catalog::testing) and fail without
 //! it.
 
@@ -243,4 +244,69 @@ fn servers_answer_again_after_the_database_restarts() {
     let verified: serde_json::Value =
         serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
     assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
+}
+
+#[test]
+fn a_sqlite_catalog_moves_into_postgres_with_its_audit_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dump = tmp.path().join("first.txt");
+    std::fs::write(&dump, "alice@example.com:password\nbob@example.com:hunter2\n").unwrap();
+    run(leakwatch(&data), &["ingest", "--breach", "First", dump.to_str().unwrap()]);
+    let created = run(
+        leakwatch(&data),
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "soc",
+            "--role",
+            "domain",
+            "--domain",
+            "example.com",
+            "--rate-limit",
+            "100",
+        ],
+    );
+    let secret = created.lines().last().unwrap().to_owned();
+    run(leakwatch(&data), &["org", "add", "acme", "--domain", "example.com"]);
+    // Audited searches, at a server on the SQLite catalog.
+    let (server, addr) = support::serve_command(leakwatch(&data));
+    for _ in 0..3 {
+        assert_eq!(search(addr, &secret).0, 200);
+    }
+    stop(server);
+    let keys = run(leakwatch(&data), &["apikey", "list", "--json"]);
+    let orgs = run(leakwatch(&data), &["org", "list", "--json"]);
+    let log = run(leakwatch(&data), &["audit-log", "--json"]);
+    assert!(log.lines().count() >= 3, "{log}");
+
+    let pg = TestPostgres::shared();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let sqlite = data.join("catalog.sqlite");
+    let migrate = ["catalog", "migrate", "--from", sqlite.to_str().unwrap(), "--to", &url];
+    let out = run(leakwatch(&data), &migrate);
+    assert!(out.contains("chain verified") && out.contains("api_keys: 1"), "{out}");
+
+    // The same keys, organizations, ingest log and audit log in PostgreSQL.
+    assert_eq!(run(with_catalog(&data, &url), &["apikey", "list", "--json"]), keys);
+    assert_eq!(run(with_catalog(&data, &url), &["org", "list", "--json"]), orgs);
+    assert_eq!(run(with_catalog(&data, &url), &["audit-log", "--json"]), log);
+    assert_eq!(pg.psql(url.rsplit('/').next().unwrap(), "SELECT breach FROM ingests").trim(), "First");
+    // The key works at a server on the new catalog, whose audit log goes on
+    // from the copied chain.
+    let (server, addr) = support::serve_command(with_catalog(&data, &url));
+    assert_eq!(search(addr, &secret).0, 200);
+    stop(server);
+    assert_eq!(audited_searches(&data, &url, "soc"), 4);
+    let verified: serde_json::Value =
+        serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
+    assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
+    // New rows take ids after the copied ones.
+    run(with_catalog(&data, &url), &["apikey", "create", "--name", "later", "--role", "analyst"]);
+    run(with_catalog(&data, &url), &["org", "add", "later", "--domain", "later.example"]);
+    // A database that holds a catalog already is not overwritten.
+    let again = leakwatch(&data).args(migrate).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
