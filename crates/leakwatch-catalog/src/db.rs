@@ -295,7 +295,7 @@ pub(crate) enum Lock {
 impl Lock {
     /// The advisory lock's key: fixed numbers, chosen once (the ASCII of
     /// "lwcat", "lwaud" and "lwlea").
-    fn key(self) -> i64 {
+    pub(crate) fn key(self) -> i64 {
         match self {
             Lock::Catalog => 0x006c_7763_6174,
             Lock::Audit => 0x006c_7761_7564,
@@ -322,8 +322,7 @@ impl Db {
 
     pub(crate) fn postgres(url: &str, name: &str) -> Result<Db> {
         let location: std::sync::Arc<Path> = Path::new(name).into();
-        let worker = PgWorker::connect(url)
-            .map_err(|error| CatalogError::Postgres { location: location.to_path_buf(), error })?;
+        let worker = PgWorker::connect(url).map_err(|failure| pg_error(&location, failure))?;
         Ok(Db { backend: Backend::Postgres(worker), location })
     }
 
@@ -351,17 +350,22 @@ impl Db {
         CatalogError::Sql { path: self.location.to_path_buf(), source }
     }
 
-    fn pg_err(&self, error: postgres::Error) -> CatalogError {
-        CatalogError::Postgres { location: self.location.to_path_buf(), error }
+    fn pg_err(&self, failure: PgFailure) -> CatalogError {
+        pg_error(&self.location, failure)
     }
 
     /// Runs statements without parameters (schema changes).
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
+        self.batch_step(Step::Statement, sql)
+    }
+
+    fn batch_step(&self, step: Step, sql: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(c) => c.execute_batch(sql).map_err(|e| self.sqlite_err(e)),
             Backend::Postgres(w) => {
                 let sql = sql.to_owned();
-                w.run(move |c| c.batch_execute(&sql)).map_err(|e| self.pg_err(e))
+                // A BEGIN changes nothing: it may be sent again.
+                w.run(step, step == Step::Begin, move |c| c.batch_execute(&sql)).map_err(|e| self.pg_err(e))
             }
         }
     }
@@ -376,7 +380,7 @@ impl Db {
                 .map_err(|e| self.sqlite_err(e)),
             Backend::Postgres(w) => {
                 let (sql, params) = (pg_placeholders(sql), params.to_vec());
-                w.run(move |c| {
+                w.run(Step::Statement, false, move |c| {
                     use postgres::fallible_iterator::FallibleIterator;
                     let mut rows = c.query_typed_raw(&sql, pg_params(&params))?;
                     while rows.next()?.is_some() {}
@@ -392,9 +396,11 @@ impl Db {
         let values = match &self.backend {
             Backend::Sqlite(c) => sqlite_query(c, sql, params).map_err(|e| self.sqlite_err(e))?,
             Backend::Postgres(w) => {
+                // A plain SELECT changes nothing: it may be sent again.
+                let read = sql.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("SELECT "));
                 let (sql, params) = (pg_placeholders(sql), params.to_vec());
                 let rows = w
-                    .run(move |c| {
+                    .run(Step::Statement, read, move |c| {
                         use postgres::fallible_iterator::FallibleIterator;
                         c.query_typed_raw(&sql, pg_params(&params))?.collect::<Vec<_>>()
                     })
@@ -423,7 +429,9 @@ impl Db {
     pub(crate) fn write(&self, lock: Lock) -> Result<Tx<'_>> {
         let begun = match self.dialect() {
             Dialect::Sqlite => self.batch("BEGIN IMMEDIATE"),
-            Dialect::Postgres => self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock.key())),
+            Dialect::Postgres => {
+                self.batch_step(Step::Begin, &format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock.key()))
+            }
         };
         // A lock not granted in time leaves PostgreSQL's transaction open
         // (and failed): end it, or every later statement on this connection
@@ -431,6 +439,15 @@ impl Db {
         let tx = Tx { db: self, open: true };
         begun?;
         Ok(tx)
+    }
+}
+
+fn pg_error(location: &Path, failure: PgFailure) -> CatalogError {
+    let location = location.to_path_buf();
+    match failure {
+        PgFailure::Db(error) => CatalogError::Postgres { location, error },
+        PgFailure::Lost(detail) => CatalogError::PostgresLost { location, detail },
+        PgFailure::Config(detail) => CatalogError::Invalid(format!("{}: {detail}", location.display())),
     }
 }
 
@@ -443,7 +460,7 @@ pub(crate) struct Tx<'a> {
 impl Tx<'_> {
     pub(crate) fn commit(mut self) -> Result<()> {
         self.open = false;
-        self.db.batch("COMMIT")
+        self.db.batch_step(Step::Commit, "COMMIT")
     }
 }
 
@@ -458,7 +475,7 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.open {
             // The error that ended the transaction is what the caller reports.
-            let _ = self.db.batch("ROLLBACK");
+            let _ = self.db.batch_step(Step::Rollback, "ROLLBACK");
         }
     }
 }
@@ -567,7 +584,193 @@ fn pg_row(r: &postgres::Row, location: &Path) -> Result<Vec<Value>> {
     Ok(values)
 }
 
-type PgJob = Box<dyn FnOnce(&mut postgres::Client) + Send>;
+/// What a job on the client thread is to the connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A statement on its own, or inside the open transaction.
+    Statement,
+    /// Begins a transaction.
+    Begin,
+    /// `COMMIT`.
+    Commit,
+    /// `ROLLBACK`.
+    Rollback,
+}
+
+/// Why a call on the client thread failed.
+enum PgFailure {
+    /// The database answered with an error, or could not be reached.
+    Db(postgres::Error),
+    /// The URL's TLS settings cannot be used (a bad `sslmode`, an
+    /// unreadable `sslrootcert`).
+    Config(String),
+    /// The connection broke; what became of the work, in words.
+    Lost(String),
+}
+
+type PgJob = Box<dyn FnOnce(&mut PgConn) + Send>;
+
+/// Attempts to connect again after the connection broke, and the pauses
+/// before them: about 3.5 s in all, long enough for a database restart's
+/// shutdown and start, short enough that a caller is not held for long
+/// when the database is down. The next call tries again.
+const RECONNECT_PAUSES: [std::time::Duration; 5] = [
+    std::time::Duration::ZERO,
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(300),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+];
+
+/// The client thread's connection: connected again when it broke, except
+/// inside a transaction, whose statements must not go on a connection that
+/// never saw its `BEGIN`.
+struct PgConn {
+    config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    client: Option<postgres::Client>,
+    /// A transaction is open (on the connection, or on one that broke).
+    in_tx: bool,
+    last_used: std::time::Instant,
+}
+
+/// A connection unused for this long is checked for a close by the server
+/// before its next statement.
+const IDLE_PROBE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Opens a connection as the catalog uses it.
+fn pg_connect(
+    config: &postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+) -> std::result::Result<postgres::Client, postgres::Error> {
+    let mut client = config.connect(tls.clone())?;
+    // As SQLite's busy timeout: another writer may hold the lock for a
+    // moment; waiting briefly beats failing.
+    client.batch_execute("SET lock_timeout = '10s'; SET TIME ZONE 'UTC'")?;
+    Ok(client)
+}
+
+impl PgConn {
+    /// Runs one step, connecting again first if the connection broke (and
+    /// no transaction was open on it). A step that fails because the
+    /// connection broke under it fails, saying what became of it, unless it
+    /// is `repeatable` (it changes nothing: a read, or a `BEGIN`) and no
+    /// transaction was open: then it runs once more on a new connection.
+    /// The client notices a closed connection only when it next uses it, so
+    /// the first statement after a database restart is the one that finds
+    /// out; a write is never sent twice.
+    fn step<R>(
+        &mut self,
+        step: Step,
+        repeatable: bool,
+        f: impl Fn(&mut postgres::Client) -> std::result::Result<R, postgres::Error>,
+    ) -> std::result::Result<R, PgFailure> {
+        match self.step_once(step, &f) {
+            Err(PgFailure::Lost(_)) if repeatable && !self.in_tx => self.step_once(step, &f),
+            done => done,
+        }
+    }
+
+    fn step_once<R>(
+        &mut self,
+        step: Step,
+        f: &impl Fn(&mut postgres::Client) -> std::result::Result<R, postgres::Error>,
+    ) -> std::result::Result<R, PgFailure> {
+        if let Some(client) = &mut self.client {
+            // The client reads its socket only while it is called, and a
+            // quick look (`iter`) does not let its runtime see the socket
+            // become readable: after a pause, wait for that (under a
+            // millisecond; no round trip), so that a server that closed the
+            // connection meanwhile (a restart) is noticed before a statement
+            // is sent on it. Busy connections do not pay for it.
+            if self.last_used.elapsed() >= IDLE_PROBE {
+                use postgres::fallible_iterator::FallibleIterator;
+                let closed = {
+                    let mut pending = client.notifications();
+                    let mut pending = pending.timeout_iter(std::time::Duration::from_micros(1));
+                    loop {
+                        match pending.next() {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break false,
+                            Err(_) => break true,
+                        }
+                    }
+                };
+                if closed {
+                    self.client = None;
+                }
+            }
+        }
+        self.last_used = std::time::Instant::now();
+        if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
+            self.client = None;
+        }
+        if self.in_tx && self.client.is_none() {
+            return match step {
+                Step::Rollback => {
+                    self.in_tx = false;
+                    Err(PgFailure::Lost("the transaction was rolled back with it".into()))
+                }
+                Step::Commit => {
+                    self.in_tx = false;
+                    Err(PgFailure::Lost(
+                        "the transaction was not committed (it was rolled back with it)".into(),
+                    ))
+                }
+                Step::Statement | Step::Begin => {
+                    Err(PgFailure::Lost("inside a transaction, which was rolled back with it".into()))
+                }
+            };
+        }
+        if self.client.is_none() && step == Step::Rollback {
+            // Nothing began on a connection that is gone (the caller drops
+            // a transaction whose BEGIN failed with it).
+            return Err(PgFailure::Lost("no transaction was open".into()));
+        }
+        if self.client.is_none() {
+            let mut last = None;
+            for pause in RECONNECT_PAUSES {
+                std::thread::sleep(pause);
+                match pg_connect(&self.config, &self.tls) {
+                    Ok(client) => {
+                        self.client = Some(client);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            if let (None, Some(e)) = (&self.client, last) {
+                return Err(PgFailure::Db(e));
+            }
+        }
+        let client = self.client.as_mut().expect("connected above");
+        let result = f(client);
+        let lost = client.is_closed();
+        if lost {
+            self.client = None;
+        }
+        match step {
+            // A failed BEGIN (a lock not granted in time) leaves a failed
+            // transaction open: the caller's ROLLBACK ends it.
+            Step::Begin => self.in_tx = !lost,
+            Step::Commit | Step::Rollback => self.in_tx = false,
+            Step::Statement => {}
+        }
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) if lost => Err(PgFailure::Lost(match step {
+                Step::Statement if self.in_tx => {
+                    format!("inside a transaction, which was rolled back with it ({e})")
+                }
+                Step::Statement => format!("the statement may or may not have been applied ({e})"),
+                Step::Begin => format!("the transaction did not begin ({e})"),
+                Step::Commit => format!("the transaction may or may not have been committed ({e})"),
+                Step::Rollback => format!("the transaction was rolled back with it ({e})"),
+            })),
+            Err(e) => Err(PgFailure::Db(e)),
+        }
+    }
+}
 
 /// A PostgreSQL client on a thread of its own; calls are handed to it and
 /// their caller waits for the answer.
@@ -577,18 +780,18 @@ struct PgWorker {
 }
 
 impl PgWorker {
-    fn connect(url: &str) -> std::result::Result<PgWorker, postgres::Error> {
-        let config: postgres::Config = url.parse()?;
+    fn connect(url: &str) -> std::result::Result<PgWorker, PgFailure> {
+        let settings = crate::tls::TlsSettings::parse(url).map_err(PgFailure::Config)?;
+        let tls = settings.connector().map_err(PgFailure::Config)?;
+        let config: postgres::Config = settings.url.parse().map_err(PgFailure::Db)?;
         let (jobs, queue) = mpsc::channel::<PgJob>();
         let (ready, connected) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("leakwatch-catalog-pg".into())
             .spawn(move || {
-                let mut client = match config.connect(postgres::NoTls).and_then(|mut c| {
-                    // As SQLite's busy timeout: another writer may hold the
-                    // lock for a moment; waiting briefly beats failing.
-                    c.batch_execute("SET lock_timeout = '10s'; SET TIME ZONE 'UTC'").map(|()| c)
-                }) {
+                // The first connection is not retried: a wrong URL or a
+                // database that is down is reported at once.
+                let client = match pg_connect(&config, &tls) {
                     Ok(c) => {
                         let _ = ready.send(Ok(()));
                         c
@@ -598,26 +801,36 @@ impl PgWorker {
                         return;
                     }
                 };
+                let mut conn = PgConn {
+                    config,
+                    tls,
+                    client: Some(client),
+                    in_tx: false,
+                    last_used: std::time::Instant::now(),
+                };
                 for job in queue {
-                    job(&mut client);
+                    job(&mut conn);
                 }
             })
             .expect("spawning a thread");
         let worker = PgWorker { jobs: Some(jobs), thread: Some(thread) };
         match connected.recv() {
             Ok(Ok(())) => Ok(worker),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(PgFailure::Db(e)),
             Err(_) => unreachable!("the connecting thread always answers"),
         }
     }
 
+    /// Runs `f` on the client thread ([`PgConn::step`]).
     fn run<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<R, postgres::Error> + Send + 'static,
-    ) -> std::result::Result<R, postgres::Error> {
+        step: Step,
+        repeatable: bool,
+        f: impl Fn(&mut postgres::Client) -> std::result::Result<R, postgres::Error> + Send + 'static,
+    ) -> std::result::Result<R, PgFailure> {
         let (answer, answered) = mpsc::sync_channel(1);
-        let job: PgJob = Box::new(move |c| {
-            let _ = answer.send(f(c));
+        let job: PgJob = Box::new(move |conn| {
+            let _ = answer.send(conn.step(step, repeatable, f));
         });
         self.jobs
             .as_ref()

@@ -15,6 +15,11 @@ pub enum CatalogError {
     /// one line and ends its chain here.
     #[error("{location}: {}", postgres_detail(error))]
     Postgres { location: PathBuf, error: postgres::Error },
+    /// The connection to PostgreSQL broke: the message says what became of
+    /// the statement or transaction that was running. The next call
+    /// connects again.
+    #[error("{location}: the connection to the database was lost: {detail}")]
+    PostgresLost { location: PathBuf, detail: String },
     #[error("{path}: data corruption: {detail}")]
     DataCorruption { path: PathBuf, detail: String },
     #[error("{path}: catalog schema version {found} is newer than this build reads ({supported})")]

@@ -20,6 +20,7 @@
 
 mod alerts;
 mod audit;
+mod copy;
 mod db;
 mod directory;
 mod error;
@@ -27,10 +28,12 @@ mod ingests;
 mod keys;
 mod leases;
 mod orgs;
+mod rate_usage;
 mod schema;
 mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tls;
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +57,7 @@ pub use ingests::{
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use leases::{lease_holder_name, Lease};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
+pub use rate_usage::{RateUsage, HEARTBEAT_KEY};
 pub use schema::POSTGRES_GRANTS;
 pub use sessions::StoredSession;
 
@@ -108,6 +112,7 @@ impl Catalog {
         ingests::migrate(&mut catalog)?;
         sessions::migrate(&mut catalog)?;
         leases::migrate(&mut catalog)?;
+        rate_usage::migrate(&mut catalog)?;
         Ok(catalog)
     }
 
@@ -274,6 +279,74 @@ mod tests {
         });
     }
 
+    /// A CA and a certificate for `localhost` signed by it, with its key:
+    /// (CA PEM, certificate PEM, key PEM).
+    fn certificate_for_localhost() -> (String, String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "leakwatch test database CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        (ca.pem(), leaf.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn tls_to_postgres_checks_the_server_as_the_sslmode_says() {
+        let (ca, cert, key) = certificate_for_localhost();
+        let (other_ca, _, _) = certificate_for_localhost();
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca_file, other_file) = (tmp.path().join("ca.pem"), tmp.path().join("other.pem"));
+        std::fs::write(&ca_file, ca).unwrap();
+        std::fs::write(&other_file, other_ca).unwrap();
+        let server = testing::TestPostgres::start_tls(&cert, &key);
+        let database = server.fresh_database();
+        let port = server.port();
+        // The certificate names localhost; the server listens on 127.0.0.1.
+        let url = |host: &str, query: &str| {
+            CatalogLocation::Postgres(format!(
+                "postgres://postgres@{host}:{port}/{database}?hostaddr=127.0.0.1&{query}"
+            ))
+        };
+        let root = |file: &Path| format!("sslrootcert={}", file.display());
+        let opens =
+            |location: &CatalogLocation| Catalog::open_at(location).map(drop).map_err(|e| e.to_string());
+
+        opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&ca_file)))).unwrap();
+        let wrong =
+            opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&other_file)))).unwrap_err();
+        assert!(wrong.contains("certificate"), "{wrong}");
+        // verify-full compares the name; verify-ca (and require with a root)
+        // check the chain alone.
+        let name = opens(&url("127.0.0.1", &format!("sslmode=verify-full&{}", root(&ca_file)))).unwrap_err();
+        assert!(name.contains("certificate"), "{name}");
+        opens(&url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&ca_file)))).unwrap();
+        let chain =
+            opens(&url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&other_file)))).unwrap_err();
+        assert!(chain.contains("certificate"), "{chain}");
+        let chain = opens(&url("127.0.0.1", &format!("sslmode=require&{}", root(&other_file)))).unwrap_err();
+        assert!(chain.contains("certificate"), "{chain}");
+        // Without roots, require and prefer encrypt without checking, as libpq.
+        opens(&url("127.0.0.1", "sslmode=require")).unwrap();
+        let held = Catalog::open_at(&url("127.0.0.1", "sslmode=prefer")).unwrap();
+        let encrypted = server.psql(
+            &database,
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name <> 'psql' AND backend_type = 'client backend'",
+        );
+        assert_eq!(encrypted.trim(), "1", "the catalog's connection is encrypted");
+        drop(held);
+        // A server that takes TLS only refuses a plaintext connection.
+        let plain = opens(&url("127.0.0.1", "sslmode=disable")).unwrap_err();
+        assert!(plain.contains("no encryption") || plain.contains("pg_hba.conf"), "{plain}");
+        // A root file that cannot be read is an error that names it.
+        let missing = tmp.path().join("missing.pem");
+        let err = opens(&url("localhost", &format!("sslmode=verify-full&{}", root(&missing)))).unwrap_err();
+        assert!(err.contains("missing.pem"), "{err}");
+    }
+
     #[test]
     fn a_postgres_url_may_name_a_unix_socket_and_one_asking_for_tls_is_refused() {
         let server = testing::TestPostgres::shared();
@@ -281,7 +354,7 @@ mod tests {
         let socket = server.socket_dir().display().to_string().replace('/', "%2F");
         let url = format!("postgres://postgres@{socket}:{}/{database}", server.port());
         Catalog::open_at(&CatalogLocation::Postgres(url)).unwrap();
-        // No TLS in this build: a URL that requires it fails rather than
+        // A server without TLS: a URL that requires it fails rather than
         // connecting in clear.
         let tls = format!("{}?sslmode=require", server.url("postgres", &database));
         let err = Catalog::open_at(&CatalogLocation::Postgres(tls)).unwrap_err();
@@ -316,6 +389,34 @@ mod tests {
         drop(held);
         assert_eq!(waiter.keys_version().unwrap(), 0, "the failed transaction was ended");
         waiter.db.write(Lock::Catalog).unwrap().commit().unwrap();
+    }
+
+    #[test]
+    fn a_postgres_catalog_connects_again_after_a_restart_and_never_half_applies_a_transaction() {
+        let server = testing::TestPostgres::start();
+        let database = server.fresh_database();
+        let location = CatalogLocation::Postgres(server.url("postgres", &database));
+        let catalog = Catalog::open_at(&location).unwrap();
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+        server.restart(Duration::from_millis(500));
+        // The connection the restart closed is opened again by the next call.
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+
+        // A transaction that the restart cuts fails whole: its later
+        // statements do not go to a new connection, and it is not committed.
+        let tx = catalog.db.write(Lock::Catalog).unwrap();
+        tx.execute("INSERT INTO meta (name, value) VALUES ('before', '1')", &[]).unwrap();
+        server.restart(Duration::from_millis(100));
+        let err = tx.execute("INSERT INTO meta (name, value) VALUES ('after', '1')", &[]).unwrap_err();
+        assert!(matches!(err, CatalogError::PostgresLost { .. }), "{err}");
+        assert!(err.to_string().contains("rolled back"), "{err}");
+        let err = tx.commit().unwrap_err();
+        assert!(err.to_string().contains("not committed"), "{err}");
+        let rows = server.psql(&database, "SELECT count(*) FROM meta WHERE name IN ('before', 'after')");
+        assert_eq!(rows.trim(), "0");
+        // And the catalog goes on.
+        catalog.db.write(Lock::Catalog).unwrap().commit().unwrap();
+        assert_eq!(catalog.keys_version().unwrap(), 0);
     }
 
     #[test]

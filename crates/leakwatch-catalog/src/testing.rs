@@ -26,6 +26,8 @@ pub struct TestPostgres {
     bin: PathBuf,
     port: u16,
     base: PathBuf,
+    /// The server's options, to start it again the same way.
+    options: String,
     /// The shell holding the server; its stdin is the pipe that stops it.
     guard: Mutex<Child>,
 }
@@ -94,16 +96,23 @@ impl TestPostgres {
     /// Starts a new server for tests (no fsync: a test's data need not
     /// survive a power cut); it stops when this process ends.
     pub fn start() -> TestPostgres {
-        TestPostgres::start_with(false)
+        TestPostgres::start_with(false, None)
+    }
+
+    /// Starts a new server that takes TCP connections over TLS only
+    /// (`hostssl` in pg_hba.conf), with the certificate `cert_pem` and its
+    /// key `key_pem`; the Unix socket stays open, as on a real server.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> TestPostgres {
+        TestPostgres::start_with(false, Some((cert_pem, key_pem)))
     }
 
     /// Starts a new server that syncs its commits as a production one does
     /// (for benchmarks); it stops when this process ends.
     pub fn start_durable() -> TestPostgres {
-        TestPostgres::start_with(true)
+        TestPostgres::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> TestPostgres {
+    fn start_with(durable: bool, tls: Option<(&str, &str)>) -> TestPostgres {
         let bin = bin_dir();
         // As root the server runs as `postgres`, which must reach the
         // directory: /tmp, whatever TMPDIR says (it may be root's own).
@@ -133,12 +142,46 @@ impl TestPostgres {
         let port = free_port();
         // The shell stops the server (fast shutdown) and removes its files
         // once its stdin closes: at the end of this process.
-        let settings =
-            if durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let mut settings = if durable {
+            String::new()
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off".into()
+        };
+        if let Some((cert, key)) = tls {
+            let (cert_file, key_file) = (base.join("server.crt"), base.join("server.key"));
+            std::fs::write(&cert_file, cert).expect("writing the server's certificate");
+            std::fs::write(&key_file, key).expect("writing the server's key");
+            // TCP only with TLS; the socket as before.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            )
+            .expect("writing pg_hba.conf");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            if is_root() {
+                let status = Command::new("chown")
+                    .arg("postgres:")
+                    .args([&cert_file, &key_file])
+                    .status()
+                    .expect("chown");
+                assert!(status.success(), "chown postgres {}", key_file.display());
+            }
+            settings.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file='{}' -c ssl_key_file='{}'",
+                cert_file.display(),
+                key_file.display()
+            ));
+        }
+        let options =
+            format!("-k '{}' -h 127.0.0.1 -p {port} {settings} -c max_connections=200", base.display());
+        // `pg_ctl stop` stops the server even when a test restarted it
+        // (another process then); `kill` is for one that never started.
         let script = format!(
-            "'{postgres}' -D '{data}' -k '{base}' -h 127.0.0.1 -p {port} {settings} -c max_connections=200 \
-             >'{base}/log' 2>&1 & pid=$!; cat >/dev/null; kill -INT $pid; wait $pid; rm -rf '{base}'",
+            "'{postgres}' -D '{data}' {options} >'{base}/log' 2>&1 & pid=$!; cat >/dev/null; \
+             '{pg_ctl}' -D '{data}' -m fast -w stop >/dev/null 2>&1 || kill -INT $pid; wait $pid; rm -rf '{base}'",
             postgres = bin.join("postgres").display(),
+            pg_ctl = bin.join("pg_ctl").display(),
             data = data.display(),
             base = base.display(),
         );
@@ -148,7 +191,7 @@ impl TestPostgres {
             .stdout(Stdio::null())
             .spawn()
             .expect("starting postgres");
-        let server = TestPostgres { bin, port, base, guard: Mutex::new(guard) };
+        let server = TestPostgres { bin, port, base, options, guard: Mutex::new(guard) };
         server.wait_ready();
         server
     }
@@ -224,6 +267,32 @@ impl TestPostgres {
     /// A fresh database's location, as its superuser.
     pub fn fresh_catalog(&self) -> CatalogLocation {
         CatalogLocation::Postgres(self.url("postgres", &self.fresh_database()))
+    }
+
+    /// Stops the server (a fast shutdown: clients are disconnected), waits
+    /// `down`, and starts it again on the same port with the same data, as
+    /// an operator's restart does.
+    pub fn restart(&self, down: Duration) {
+        let data = self.base.join("data");
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .expect("running pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(down);
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.base.join("log"))
+            .args(["-o", &self.options, "-w", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("running pg_ctl start");
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        self.wait_ready();
     }
 
     /// Stops the server now (it stops at the end of the process otherwise).

@@ -115,6 +115,12 @@ pub enum Command {
     /// go in the hibp-api-key header; /range and the breach catalog need none.
     /// A new ingest is served without a restart; SIGTERM stops gracefully.
     Serve(ServeArgs),
+    /// Move the catalog: `catalog migrate --from catalog.sqlite --to
+    /// postgres://...` copies keys, organizations, directories, alert
+    /// destinations, the outbox, the ingest log and the audit log into an
+    /// empty PostgreSQL catalog, then verifies the audit chain there.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Create, list and revoke API keys for `serve`.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
@@ -352,10 +358,32 @@ pub struct ServeArgs {
     /// to take it); shorter than --alert-lease.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub alert_lease_renew: std::time::Duration,
+    /// With a PostgreSQL catalog: how often this server exchanges its keys'
+    /// rate-limit usage with the other servers, so that a key's limit holds
+    /// across all of them (docs/postgresql.md gives the bound).
+    #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub rate_limit_sync: std::time::Duration,
+    /// Catalog connections the web dashboard's views share (default: two per
+    /// core, 2 to 8); a view waits for one when all are in use.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub catalog_pool: Option<u64>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     leakwatch_alert::retry::parse_duration(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy a SQLite catalog into a new PostgreSQL one (docs/postgresql.md).
+    Migrate {
+        /// The SQLite catalog (DATA/catalog.sqlite).
+        #[arg(long, value_name = "PATH")]
+        from: std::path::PathBuf,
+        /// The PostgreSQL catalog: an empty database (its tables are made).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -28,6 +28,7 @@ mod error;
 mod fast_range;
 pub mod ingest_log;
 mod limiter;
+pub mod pool;
 mod query;
 mod range;
 mod serve;

@@ -5,11 +5,26 @@
 //! second: a caller may spend a minute's allowance at once, then one request per
 //! refill. An empty bucket answers how many whole seconds until the next token,
 //! which becomes HIBP's `retry-after`.
+//!
+//! **Across replicas** (servers sharing a PostgreSQL catalog) a key's limit is
+//! the key's, not each server's. Every server still answers from its own
+//! buckets, with no database call on the request path; every sync interval it
+//! reports what each key spent here and learns what the key spent at the other
+//! replicas ([`ClusterSync`], one statement), and takes that from its own
+//! bucket. Between two syncs a replica may spend only its *share* of the
+//! tokens it saw: the tokens divided by the live replicas, so that replicas
+//! that see the same bucket at the same time cannot together spend more than
+//! it holds. What a replica cannot see is what the others spent since their
+//! last report; what that lets it overspend is paid back (its bucket goes
+//! below zero) before it admits again. docs/postgresql.md states the bound.
+//! Addresses' buckets stay per server.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use leakwatch_catalog::{RateUsage, HEARTBEAT_KEY};
 
 /// Whose bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,16 +46,42 @@ pub struct Refusal {
 
 #[derive(Debug)]
 struct Bucket {
+    /// May be below zero across replicas: what the others overspent is paid
+    /// back before this replica admits again.
     tokens: f64,
     last: Instant,
+    /// 0 for a bucket made by a sync before this replica served the key: its
+    /// limit is learnt with its first request.
     per_minute: u32,
     refused: bool,
+    /// Requests admitted here since the last report to the other replicas.
+    unreported: u64,
+    /// Tokens this replica may still spend before the next sync (infinite
+    /// when the bucket is not shared).
+    share: f64,
+    /// Replicas the share was divided between.
+    sharers: f64,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    map: HashMap<LimitKey, Bucket>,
+    /// Whether keys' buckets are shared with other replicas.
+    clustered: bool,
+    /// Replicas alive at the last sync, this one included.
+    live: usize,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets { map: HashMap::new(), clustered: false, live: 1 }
+    }
 }
 
 /// Buckets for every caller seen recently.
 #[derive(Debug, Default)]
 pub struct Limiter {
-    buckets: Mutex<HashMap<LimitKey, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
 /// More buckets than this and idle (full) ones are dropped; anonymous addresses
@@ -48,6 +89,12 @@ pub struct Limiter {
 const MAX_BUCKETS: usize = 100_000;
 
 impl Limiter {
+    /// A limiter whose keys' buckets are shared with other replicas through
+    /// [`ClusterSync`].
+    pub fn clustered() -> Limiter {
+        Limiter { buckets: Mutex::new(Buckets { clustered: true, ..Buckets::default() }) }
+    }
+
     /// Takes a token for `key` under a limit of `per_minute` (0: no limit).
     /// `Err(seconds)` when the bucket is empty: when to try again.
     #[cfg(test)]
@@ -65,18 +112,25 @@ impl Limiter {
         self.take(key, per_minute, now, false)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn take(&self, key: LimitKey, per_minute: u32, now: Instant, spend: bool) -> Result<(), Refusal> {
         if per_minute == 0 {
             return Ok(());
         }
         let capacity = f64::from(per_minute);
         let rate = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock();
+        let Buckets { map: buckets, clustered, live } = &mut *guard;
+        let shared = *clustered && matches!(key, LimitKey::Key(_));
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             buckets.retain(|_, b| {
                 let rate = f64::from(b.per_minute) / 60.0;
-                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate
-                    < f64::from(b.per_minute)
+                b.unreported > 0
+                    || b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate
+                        < f64::from(b.per_minute)
             });
             if buckets.len() >= MAX_BUCKETS / 2 {
                 // Still crowded: so many addresses are active at once that keeping
@@ -89,9 +143,22 @@ impl Limiter {
         if !spend && !buckets.contains_key(&key) {
             return Ok(());
         }
-        let bucket =
-            buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now, per_minute, refused: false });
+        let live = *live as f64;
+        let bucket = buckets.entry(key).or_insert_with(|| Bucket {
+            tokens: capacity,
+            last: now,
+            per_minute,
+            refused: false,
+            unreported: 0,
+            share: if shared { capacity / live } else { f64::INFINITY },
+            sharers: live,
+        });
         if bucket.per_minute != per_minute {
+            if bucket.per_minute == 0 {
+                // Made by a sync, holding what the other replicas spent.
+                bucket.tokens += capacity;
+                bucket.share = (bucket.tokens / bucket.sharers).max(0.0);
+            }
             // The key's limit changed (a new key table): keep what was spent.
             bucket.per_minute = per_minute;
             bucket.tokens = bucket.tokens.min(capacity);
@@ -99,24 +166,157 @@ impl Limiter {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
+        if bucket.tokens >= 1.0 && bucket.share >= 1.0 {
             if spend {
                 bucket.tokens -= 1.0;
+                bucket.share -= 1.0;
+                if shared {
+                    bucket.unreported += 1;
+                }
                 bucket.refused = false;
             }
             Ok(())
         } else {
             let first = !bucket.refused;
             bucket.refused = true;
-            Err(Refusal { retry_after: ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64, first })
+            // Out of its share, a replica waits for a share of at least one
+            // token: the bucket holding one per replica serving the key.
+            let missing =
+                if bucket.tokens >= 1.0 { bucket.sharers - bucket.tokens } else { 1.0 - bucket.tokens };
+            Err(Refusal { retry_after: (missing / rate).ceil().max(1.0) as u64, first })
         }
+    }
+
+    /// What keys spent here since the last call: (key id, requests).
+    pub fn take_usage(&self) -> Vec<(i64, u64)> {
+        let mut guard = self.lock();
+        guard
+            .map
+            .iter_mut()
+            .filter_map(|(key, b)| match key {
+                LimitKey::Key(id) if b.unreported > 0 => Some((*id, std::mem::take(&mut b.unreported))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Gives back usage that [`Limiter::take_usage`] returned but that could
+    /// not be reported: it goes with the next report.
+    pub fn return_usage(&self, usage: &[(i64, u64)]) {
+        let mut guard = self.lock();
+        for (id, n) in usage {
+            if let Some(b) = guard.map.get_mut(&LimitKey::Key(*id)) {
+                b.unreported += n;
+            }
+        }
+    }
+
+    /// Takes what the other replicas spent from the keys' buckets and deals
+    /// out the shares until the next sync.
+    fn merge(&self, view: &ClusterView, now: Instant) {
+        let mut guard = self.lock();
+        guard.live = view.live.max(1);
+        let live = guard.live as f64;
+        for (&id, &spent) in &view.spent_elsewhere {
+            guard.map.entry(LimitKey::Key(id)).or_insert_with(|| Bucket {
+                tokens: 0.0,
+                last: now,
+                per_minute: 0,
+                refused: false,
+                unreported: 0,
+                share: 0.0,
+                sharers: live,
+            });
+            let bucket = guard.map.get_mut(&LimitKey::Key(id)).expect("just inserted");
+            bucket.tokens -= spent as f64;
+        }
+        for (key, bucket) in guard.map.iter_mut() {
+            if !matches!(key, LimitKey::Key(_)) {
+                continue;
+            }
+            bucket.sharers = live;
+            if bucket.per_minute == 0 {
+                continue;
+            }
+            let capacity = f64::from(bucket.per_minute);
+            let rate = capacity / 60.0;
+            let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+            bucket.tokens = (bucket.tokens + elapsed * rate).clamp(-capacity, capacity);
+            bucket.last = now;
+            bucket.share = (bucket.tokens / bucket.sharers).max(0.0);
+        }
+    }
+}
+
+/// What one exchange told about the other replicas.
+#[derive(Debug, Default)]
+struct ClusterView {
+    /// Replicas alive, this one included.
+    live: usize,
+    /// Requests the other replicas admitted per key since the last exchange.
+    spent_elsewhere: HashMap<i64, u64>,
+}
+
+/// A replica's side of the exchange: the counters it saw last, to turn the
+/// others' totals into what they spent since.
+#[derive(Debug)]
+pub struct ClusterSync {
+    /// This replica's name in the catalog.
+    pub replica: String,
+    /// (replica, key) -> (born_ms, spent) as last read, and when it last grew.
+    seen: HashMap<(String, i64), (i64, i64, Option<Instant>)>,
+    started: bool,
+}
+
+/// How long a counter that stopped growing is remembered: as long as the
+/// catalog keeps its row.
+const REMEMBER: Duration = Duration::from_secs(600);
+
+impl ClusterSync {
+    pub fn new(replica: String) -> ClusterSync {
+        ClusterSync { replica, seen: HashMap::new(), started: false }
+    }
+
+    /// Applies the rows one exchange returned (the other replicas' counters
+    /// updated recently) to `limiter`.
+    pub fn apply(&mut self, limiter: &Limiter, rows: &[RateUsage], now: Instant) {
+        let mut view = ClusterView { live: 1, ..ClusterView::default() };
+        for row in rows {
+            if row.key_id == HEARTBEAT_KEY {
+                view.live += 1;
+                continue;
+            }
+            let entry = self.seen.entry((row.replica.clone(), row.key_id));
+            let spent = match entry {
+                std::collections::hash_map::Entry::Occupied(mut seen) => {
+                    let (born, before, _) = *seen.get();
+                    let spent =
+                        if born == row.born_ms { row.spent.saturating_sub(before) } else { row.spent };
+                    let grew = if spent > 0 { Some(now) } else { seen.get().2 };
+                    seen.insert((row.born_ms, row.spent, grew));
+                    spent
+                }
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    // Counted before this replica started: its buckets start
+                    // full, as a single server's do.
+                    let spent = if self.started { row.spent } else { 0 };
+                    vacant.insert((row.born_ms, row.spent, (row.spent > 0).then_some(now)));
+                    spent
+                }
+            };
+            if spent > 0 {
+                *view.spent_elsewhere.entry(row.key_id).or_default() += spent as u64;
+            }
+        }
+        self.started = true;
+        // A row pruned and born again is counted whole.
+        self.seen.retain(|_, (_, _, grew)| grew.is_some_and(|g| now.saturating_duration_since(g) < REMEMBER));
+        limiter.merge(&view, now);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -147,6 +347,92 @@ mod tests {
             limiter.check(LimitKey::Key(i), 60, t0).unwrap();
         }
         limiter.check(LimitKey::Key(-1), 60, t0 + Duration::from_secs(2)).unwrap();
-        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
+        assert_eq!(limiter.buckets.lock().unwrap().map.len(), 1);
+    }
+
+    /// Two replicas exchanging through rows as the catalog returns them.
+    struct Replica {
+        limiter: Limiter,
+        sync: ClusterSync,
+        spent: HashMap<i64, i64>,
+    }
+
+    impl Replica {
+        fn new(name: &str) -> Replica {
+            Replica {
+                limiter: Limiter::clustered(),
+                sync: ClusterSync::new(name.into()),
+                spent: HashMap::new(),
+            }
+        }
+
+        /// Reports its usage: its rows, as the other replica reads them.
+        fn report(&mut self, key: i64) -> Vec<RateUsage> {
+            for (id, n) in self.limiter.take_usage() {
+                *self.spent.entry(id).or_default() += n as i64;
+            }
+            let row =
+                |key_id, spent| RateUsage { replica: self.sync.replica.clone(), key_id, born_ms: 1, spent };
+            vec![row(HEARTBEAT_KEY, 0), row(key, self.spent.get(&key).copied().unwrap_or(0))]
+        }
+
+        fn admitted(&self, key: i64, per_minute: u32, now: Instant, tries: usize) -> usize {
+            (0..tries).filter(|_| self.limiter.check(LimitKey::Key(key), per_minute, now).is_ok()).count()
+        }
+    }
+
+    fn exchange(a: &mut Replica, b: &mut Replica, key: i64, now: Instant) {
+        let (from_a, from_b) = (a.report(key), b.report(key));
+        a.sync.apply(&a.limiter, &from_b, now);
+        b.sync.apply(&b.limiter, &from_a, now);
+    }
+
+    #[test]
+    fn replicas_share_a_keys_bucket_through_their_exchanges() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (Replica::new("a"), Replica::new("b"));
+        // First exchange: each learns the other is alive.
+        exchange(&mut a, &mut b, 1, t0);
+        // Between two exchanges each may spend half of a full bucket of 10.
+        assert_eq!(a.admitted(1, 10, t0, 20), 5);
+        assert_eq!(b.admitted(1, 10, t0, 20), 5);
+        let refused = a.limiter.check(LimitKey::Key(1), 10, t0).unwrap_err();
+        assert!(refused >= 1);
+        // After the exchange both know the bucket is empty: nothing more until
+        // it refills (6 s a token), and then one replica at a time.
+        exchange(&mut a, &mut b, 1, t0);
+        assert_eq!(a.admitted(1, 10, t0, 20) + b.admitted(1, 10, t0, 20), 0);
+        let later = t0 + Duration::from_secs(12);
+        exchange(&mut a, &mut b, 1, later);
+        assert_eq!(a.admitted(1, 10, later, 20) + b.admitted(1, 10, later, 20), 2);
+        // A key served by one replica only: half of what is left each
+        // interval.
+        let t1 = later + Duration::from_secs(60);
+        assert_eq!(a.admitted(2, 10, t1, 20), 5);
+        exchange(&mut a, &mut b, 2, t1);
+        assert_eq!(a.admitted(2, 10, t1, 20), 2);
+        exchange(&mut a, &mut b, 2, t1);
+        assert_eq!(a.admitted(2, 10, t1, 20), 1);
+    }
+
+    #[test]
+    fn what_the_other_replica_spent_is_paid_back_before_admitting_again() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (Replica::new("a"), Replica::new("b"));
+        exchange(&mut a, &mut b, 1, t0);
+        assert_eq!(b.admitted(1, 60, t0, 100), 30);
+        // a has not served key 1: its bucket is made by the exchange and
+        // learns its limit with the first request.
+        exchange(&mut a, &mut b, 1, t0);
+        assert_eq!(a.admitted(1, 60, t0, 100), 15);
+        // Usage that could not be reported goes with the next report.
+        let usage = a.limiter.take_usage();
+        assert_eq!(usage, vec![(1, 15)]);
+        a.limiter.return_usage(&usage);
+        // 45 of 60 spent: each may spend half of the rest, and no more.
+        exchange(&mut a, &mut b, 1, t0);
+        assert_eq!((a.admitted(1, 60, t0, 100), b.admitted(1, 60, t0, 100)), (7, 7));
+        exchange(&mut a, &mut b, 1, t0);
+        assert_eq!(a.admitted(1, 60, t0, 100) + b.admitted(1, 60, t0, 100), 0);
     }
 }

@@ -45,6 +45,9 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// How often the keys' rate-limit usage is exchanged with the other
+    /// replicas of a shared catalog.
+    pub rate_sync_interval: Duration,
     /// Open connections at once from one client (an IPv4 address, an IPv6
     /// /64); more are closed on arrival. The trusted proxy is not capped.
     pub max_connections_per_client: usize,
@@ -62,6 +65,7 @@ impl Default for ServeOptions {
             max_connections: 4096,
             reload_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
+            rate_sync_interval: Duration::from_millis(250),
             max_connections_per_client: 256,
             trusted_proxy: None,
         }
@@ -84,6 +88,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let poller = tokio::spawn(follow_changes(state.clone(), options.reload_interval));
+    let sharer = tokio::spawn(share_rate_limits(state.clone(), options.rate_sync_interval));
     let shutdown = async {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
@@ -91,6 +96,7 @@ pub async fn serve(
     let clients = Arc::new(Connections::default());
     let served = accept_loop(listener, state, &options, &clients, shutdown).await;
     poller.abort();
+    sharer.abort();
     served
 }
 
@@ -157,9 +163,11 @@ pub fn serve_threads(
         }
     }
     control.block_on(async {
+        let sharer = tokio::spawn(share_rate_limits(state.clone(), options.rate_sync_interval));
         let poller = tokio::spawn(follow_changes(state, options.reload_interval));
         shutdown.await;
         poller.abort();
+        sharer.abort();
     });
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop.send(true);
@@ -286,6 +294,33 @@ async fn follow_changes(state: AppState, interval: Duration) {
         let error = checked.unwrap_or_else(|e| format!("the reload check failed: {e}"));
         if !error.is_empty() && error != last_error {
             tracing::error!(error = %error, "still serving what was loaded before");
+        }
+        last_error = error;
+    }
+}
+
+/// Exchanges the keys' rate-limit usage with the other replicas every
+/// `interval`, off the async workers, when the catalog is shared (and does
+/// nothing otherwise). A failed exchange is logged once until it changes; the
+/// replica goes on from its own buckets meanwhile.
+async fn share_rate_limits(state: AppState, interval: Duration) {
+    if !state.shares_rate_limits() {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error = String::new();
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let shared = tokio::task::spawn_blocking(move || s.share_rate_limits(interval)).await;
+        let error = match shared {
+            Ok(Ok(())) => String::new(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the rate-limit exchange failed: {e}"),
+        };
+        if !error.is_empty() && error != last_error {
+            tracing::error!(error = %error, "rate limits are counted on this server alone until the catalog answers");
         }
         last_error = error;
     }

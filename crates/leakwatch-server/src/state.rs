@@ -20,7 +20,8 @@ use leakwatch_catalog::{ApiKey, Catalog, CatalogError, CatalogLocation, KeyHash}
 use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
-use crate::limiter::Limiter;
+use crate::limiter::{ClusterSync, Limiter};
+use crate::pool::{CatalogPool, Pooled};
 
 /// Who sees the organization's own dumps on `/range` (`serve
 /// --range-own-dumps`). The imported Pwned Passwords are everyone's.
@@ -49,7 +50,8 @@ impl RangeOwnDumps {
 }
 
 /// Rate limits, in requests per minute (0 means no limit), the memory the
-/// range cache may hold, and who sees the own dumps on `/range`.
+/// range cache may hold, who sees the own dumps on `/range`, and the
+/// catalog connections the dashboard may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// For keys created without a limit of their own.
@@ -65,6 +67,8 @@ pub struct Limits {
     /// Wrong API keys a client address group may present a minute before its
     /// requests with a key are refused (429) without the key being looked at.
     pub failed_keys_per_minute: u32,
+    /// Catalog connections the dashboard's views share ([`CatalogPool`]).
+    pub catalog_pool: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             range_cache_bytes: DEFAULT_RANGE_CACHE,
             range_own_dumps: RangeOwnDumps::Anonymous,
             failed_keys_per_minute: 10,
+            catalog_pool: crate::pool::default_size(),
         }
     }
 }
@@ -170,13 +175,26 @@ pub(crate) struct Shared {
     stamp: Mutex<Option<FileStamp>>,
     keys: ArcSwap<KeyTable>,
     catalog: Mutex<Catalog>,
+    /// Connections for the views that read the catalog at length.
+    pool: CatalogPool,
     pub(crate) limiter: Limiter,
+    /// With a shared catalog: the connection and the state that share the
+    /// keys' rate limits with the other replicas.
+    rate_sync: Option<Mutex<RateSync>>,
     pub(crate) audit: AuditSink,
     pub(crate) limits: Limits,
     /// Signed-in browsers of the web interface.
     pub(crate) sessions: crate::web::session::Sessions,
     /// The dashboard's reset previews, waiting to be applied.
     pub(crate) previews: crate::web::dashboard::Previews,
+}
+
+/// The rate-limit exchange's own connection and state.
+struct RateSync {
+    catalog: Catalog,
+    sync: ClusterSync,
+    /// When stopped replicas' counters were last pruned.
+    pruned: std::time::Instant,
 }
 
 /// Why the server could not start.
@@ -257,8 +275,19 @@ impl AppState {
         } else {
             crate::web::session::Sessions::default()
         };
+        let rate_sync = if catalog_location.is_shared() {
+            Some(Mutex::new(RateSync {
+                catalog: Catalog::open_at(&catalog_location)?,
+                sync: ClusterSync::new(leakwatch_catalog::lease_holder_name()),
+                pruned: std::time::Instant::now(),
+            }))
+        } else {
+            None
+        };
+        let limiter = if rate_sync.is_some() { Limiter::clustered() } else { Limiter::default() };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
+            pool: CatalogPool::new(catalog_location.clone(), limits.catalog_pool),
             data,
             catalog_location,
             generation,
@@ -266,7 +295,8 @@ impl AppState {
             stamp: Mutex::new(stamp),
             keys: ArcSwap::from_pointee(KeyTable { version: -1, by_hash: HashMap::new() }),
             catalog: Mutex::new(catalog),
-            limiter: Limiter::default(),
+            limiter,
+            rate_sync,
             audit,
             limits,
             sessions,
@@ -308,6 +338,12 @@ impl AppState {
         self.inner.catalog.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A connection of the server's pool, for a view that reads the catalog
+    /// at length. Blocking: use it off the async threads.
+    pub(crate) fn pooled_catalog(&self) -> Result<Pooled<'_>, CatalogError> {
+        self.inner.pool.get()
+    }
+
     pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeyTable>> {
         self.inner.keys.load()
     }
@@ -344,6 +380,41 @@ impl AppState {
         let by_hash = catalog.active_keys()?.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
         self.inner.keys.store(Arc::new(KeyTable { version, by_hash }));
         Ok(true)
+    }
+
+    /// Whether the keys' rate limits are shared with other replicas (a
+    /// shared catalog): then [`AppState::share_rate_limits`] must run every
+    /// sync interval.
+    pub fn shares_rate_limits(&self) -> bool {
+        self.inner.rate_sync.is_some()
+    }
+
+    /// Reports what the keys spent here since the last call and takes what
+    /// they spent at the other replicas from the buckets (one catalog
+    /// statement). `interval` is how often it runs: other replicas' rows are
+    /// read back over a few of them. Blocking. Usage that could not be
+    /// reported goes with the next call.
+    pub fn share_rate_limits(&self, interval: std::time::Duration) -> Result<(), CatalogError> {
+        let Some(rate_sync) = &self.inner.rate_sync else { return Ok(()) };
+        let mut rate_sync = rate_sync.lock().unwrap_or_else(|e| e.into_inner());
+        let RateSync { catalog, sync, pruned } = &mut *rate_sync;
+        let limiter = &self.inner.limiter;
+        let usage = limiter.take_usage();
+        // A replica counts as alive while its heartbeat is this recent.
+        let recent = (interval * 4).max(std::time::Duration::from_secs(2));
+        let rows = match catalog.exchange_rate_usage(&sync.replica, &usage, recent) {
+            Ok(rows) => rows,
+            Err(e) => {
+                limiter.return_usage(&usage);
+                return Err(e);
+            }
+        };
+        sync.apply(limiter, &rows, std::time::Instant::now());
+        if pruned.elapsed() >= std::time::Duration::from_secs(60) {
+            *pruned = std::time::Instant::now();
+            catalog.prune_rate_usage()?;
+        }
+        Ok(())
     }
 
     /// Waits until every audit entry recorded so far is written.

@@ -34,7 +34,7 @@ use leakwatch_catalog::{Catalog, CatalogLocation};
 use leakwatch_objstore::{LeaseSettings, ObjectStorage, Options, S3Config, S3Url};
 use leakwatch_store::{DataDir, StoreError};
 
-use crate::cli::{BreachCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
+use crate::cli::{BreachCommand, CatalogCommand, Cli, Command, ImportCommand, SearchCommand, SyncCommand};
 use crate::Outcome;
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -103,6 +103,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             monitor::after(&dir, sync::pwned_passwords(&dir, args))
         }
         Command::Serve(args) => serve::run(&store()?, args),
+        Command::Catalog(CatalogCommand::Migrate { from, to }) => migrate_catalog(&store()?, &from, &to),
         // Keys and the audit log belong to a store's server: a catalog made in
         // a mistyped directory would hold keys no server ever reads.
         Command::Apikey(command) => apikey::run(&store()?, command),
@@ -243,4 +244,31 @@ fn object_store_dir(url: S3Url, location: &Location) -> Result<DataDir> {
     let storage = ObjectStorage::open(&url, &S3Config::from_env(), options)
         .with_context(|| format!("opening {url}"))?;
     Ok(DataDir::with_storage(storage.local_root().to_owned(), Arc::new(storage)))
+}
+
+/// `catalog migrate`: copies the SQLite catalog `from` into the empty
+/// PostgreSQL catalog `to`, then verifies the audit chain in its new home
+/// with this directory's key ring.
+fn migrate_catalog(dir: &DataDir, from: &std::path::Path, to: &str) -> Result<Outcome> {
+    use std::io::Write;
+    let target = CatalogLocation::parse(to);
+    anyhow::ensure!(target.is_shared(), "--to must be a postgres:// URL, not {to}");
+    anyhow::ensure!(from.is_file(), "{}: no such catalog file", from.display());
+    let source = Catalog::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let copy = Catalog::open_at(&target).with_context(|| format!("opening {target}"))?;
+    let copied = source.copy_into(&copy).with_context(|| format!("copying into {target}"))?;
+    let keys = leakwatch_server::audit_keys(dir)?;
+    let check = copy.verify_audit(&keys)?;
+    if let Some(row) = check.broken {
+        anyhow::bail!(
+            "{target}: the audit log copied does not verify at row {row}: {}",
+            check.problem.unwrap_or_default()
+        );
+    }
+    let mut out = crate::output::stdout();
+    for (table, rows) in copied {
+        writeln!(out, "{table}: {rows}")?;
+    }
+    writeln!(out, "audit log: {} rows, chain verified", check.rows)?;
+    Ok(Outcome::Found)
 }

@@ -34,6 +34,9 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             RangeOwnDumpsArg::Key => RangeOwnDumps::Key,
             RangeOwnDumpsArg::Off => RangeOwnDumps::Off,
         },
+        catalog_pool: args
+            .catalog_pool
+            .map_or_else(leakwatch_server::pool::default_size, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         ..Limits::default()
     };
     let options = ServeOptions {
@@ -42,6 +45,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
         max_connections: args.max_connections,
         max_connections_per_client: args.max_connections_per_client,
         trusted_proxy: args.trusted_proxy,
+        rate_sync_interval: args.rate_limit_sync,
         ..ServeOptions::default()
     };
     let addr = resolve(&args.listen)?;

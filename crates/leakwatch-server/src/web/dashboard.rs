@@ -66,10 +66,11 @@ pub(super) fn may_see(key: &ApiKey, org: &Organization) -> bool {
     }
 }
 
-/// A catalog connection of its own: the dashboard reads the organizations,
-/// the directory, the outbox and the audit log, off the request threads.
-fn open_catalog(state: &AppState) -> Result<Catalog, AppError> {
-    Catalog::open_at(state.catalog_location()).map_err(AppError::internal)
+/// A catalog connection from the server's pool: the dashboard reads the
+/// organizations, the directory, the outbox and the audit log, off the
+/// request threads.
+fn open_catalog(state: &AppState) -> Result<crate::pool::Pooled<'_>, AppError> {
+    state.pooled_catalog().map_err(AppError::internal)
 }
 
 /// The organization `name` if `key` may see it; not found otherwise.

@@ -1,0 +1,312 @@
+//! Running several `leakwatch serve` replicas on one PostgreSQL catalog, as an
+//! operator does: a key's rate limit holds across the replicas, a restart of
+//! the database interrupts the servers only while it is down, and a SQLite
+//! catalog moves into PostgreSQL with its audit chain intact. The tests
+//! start their own PostgreSQL (leakwatch_catalog::testing) and fail without
+//! it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use leakwatch_catalog::testing::TestPostgres;
+
+mod support;
+use support::leakwatch;
+
+fn with_catalog(data: &Path, url: &str) -> Command {
+    let mut cmd = leakwatch(data);
+    cmd.env("LEAKWATCH_CATALOG", url);
+    cmd
+}
+
+fn run(mut cmd: Command, args: &[&str]) -> String {
+    let out = cmd.args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A data directory with one small breach, its catalog at `url`.
+fn ingested(tmp: &Path, url: &str) -> std::path::PathBuf {
+    let data = tmp.join("data");
+    let dump = tmp.join("first.txt");
+    std::fs::write(&dump, "alice@example.com:password\nbob@example.com:hunter2\n").unwrap();
+    run(with_catalog(&data, url), &["ingest", "--breach", "First", dump.to_str().unwrap()]);
+    data
+}
+
+fn create_key(data: &Path, url: &str, name: &str, per_minute: u32) -> String {
+    let created = run(
+        with_catalog(data, url),
+        &["apikey", "create", "--name", name, "--role", "analyst", "--rate-limit", &per_minute.to_string()],
+    );
+    created.lines().last().unwrap().to_owned()
+}
+
+/// One keyed search over a fresh connection: the status and the
+/// `retry-after` header, if any.
+fn search(addr: SocketAddr, key: &str) -> (u16, Option<u64>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        stream,
+        "GET /api/v3/breachedaccount/alice@example.com HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\n\
+         hibp-api-key: {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let head = response.split_once("\r\n\r\n").map_or(response.as_str(), |(h, _)| h);
+    let retry_after = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().unwrap())
+    });
+    (response[9..12].parse().unwrap(), retry_after)
+}
+
+/// One request over a fresh connection: the status, the `Set-Cookie` values
+/// (name=value) and the body.
+fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    (head[9..12].parse().unwrap(), cookies, body.to_owned())
+}
+
+/// Signs in at `addr` through the web form: the status of the form's answer
+/// (303 when signed in).
+fn sign_in(addr: SocketAddr, secret: &str) -> u16 {
+    let (status, cookies, _) = http(
+        addr,
+        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
+    let token = signin.split_once('=').unwrap().1;
+    let body = format!("csrf={token}&key={secret}");
+    let request = format!(
+        "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(addr, &request).0
+}
+
+/// The searches for `name`'s key in the audit log.
+fn audited_searches(data: &Path, url: &str, name: &str) -> usize {
+    let log = run(with_catalog(data, url), &["audit-log", "--json"]);
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["key_name"] == name && r["endpoint"] == "breachedaccount")
+        .count()
+}
+
+fn stop(mut server: Child) {
+    let pid = server.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Counts the searches admitted (200) and checks that every refusal is a
+/// 429 with a `retry-after` of at least a second.
+fn admitted(answers: &[(u16, Option<u64>)]) -> usize {
+    for answer in answers {
+        match answer {
+            (200, None) => {}
+            (429, Some(seconds)) => assert!(*seconds >= 1, "{answer:?}"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    answers.iter().filter(|(status, _)| *status == 200).count()
+}
+
+#[test]
+fn a_keys_rate_limit_holds_across_three_replicas() {
+    let pg = TestPostgres::shared();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingested(tmp.path(), &url);
+    // Per-minute limits small enough that the refill during the test (a few
+    // seconds) adds at most a request or two.
+    let sequential = create_key(&data, &url, "sequential", 12);
+    let parallel = create_key(&data, &url, "parallel", 30);
+
+    let replicas: Vec<(Child, SocketAddr)> =
+        (0..3).map(|_| support::serve_command(with_catalog(&data, &url))).collect();
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|(_, a)| *a).collect();
+    // Let every replica beat its heartbeat and see the others' (every 250 ms).
+    std::thread::sleep(Duration::from_secs(1));
+    let n = addrs.len();
+
+    // One client going round the replicas, as a load balancer spreads it.
+    let started = Instant::now();
+    let answers: Vec<_> = (0..60).map(|i| search(addrs[i % n], &sequential)).collect();
+    let taken = started.elapsed().as_secs_f64();
+    let allowed = admitted(&answers);
+    // One request at a time: every replica sees the others' spending within
+    // an interval, so the total is one bucket's allowance (and its refill),
+    // give or take a request per replica.
+    let refill = (taken * 12.0 / 60.0).ceil() as usize;
+    eprintln!("sequential: {allowed} of 60 admitted in {taken:.2} s (limit 12 a minute, {n} replicas)");
+    assert!(allowed + n >= 12 && allowed <= 12 + refill + n, "{allowed} admitted: {answers:?}");
+
+    // Clients at every replica at once.
+    let started = Instant::now();
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = addrs
+            .iter()
+            .map(|&addr| {
+                let key = &parallel;
+                scope.spawn(move || (0..25).map(|_| search(addr, key)).collect::<Vec<_>>())
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let taken = started.elapsed().as_secs_f64();
+    let allowed = admitted(&answers);
+    // The bound docs/postgresql.md states for a burst at every replica at
+    // once: below (2 - 1/n) bucket allowances, where replicas counting alone
+    // would admit n.
+    let refill = (taken * 30.0 / 60.0).ceil() as usize;
+    let bound = 30 * (2 * n - 1) / n + refill;
+    eprintln!(
+        "parallel: {allowed} of 75 admitted in {taken:.2} s (limit 30 a minute, {n} replicas, bound {bound})"
+    );
+    assert!(allowed + n >= 30 && allowed <= bound, "{allowed} admitted");
+
+    for (child, _) in replicas {
+        stop(child);
+    }
+}
+
+#[test]
+fn servers_answer_again_after_the_database_restarts() {
+    // A cluster of its own: the restart would cut the other tests' databases.
+    let pg = TestPostgres::start();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingested(tmp.path(), &url);
+    let secret = create_key(&data, &url, "ops", 0);
+    let (a, addr_a) = support::serve_command(with_catalog(&data, &url));
+    let (b, addr_b) = support::serve_command(with_catalog(&data, &url));
+    for addr in [addr_a, addr_b] {
+        assert_eq!(search(addr, &secret).0, 200);
+        assert_eq!(sign_in(addr, &secret), 303);
+    }
+
+    pg.restart(Duration::from_secs(1));
+    // Each connection finds out at its next statement; a statement that was
+    // in flight fails, and the next connects again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for addr in [addr_a, addr_b] {
+        while search(addr, &secret).0 != 200 {
+            assert!(Instant::now() < deadline, "{addr} does not answer after the restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let before = audited_searches(&data, &url, "ops");
+    for addr in [addr_a, addr_b] {
+        assert_eq!(search(addr, &secret).0, 200);
+        assert_eq!(sign_in(addr, &secret), 303, "sign-in after the restart");
+    }
+    // A key made after the restart reaches both servers (the key poll
+    // connected again).
+    let late = create_key(&data, &url, "late", 0);
+    for addr in [addr_a, addr_b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while search(addr, &late).0 != 200 {
+            assert!(Instant::now() < deadline, "{addr} does not see a key made after the restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    stop(a);
+    stop(b);
+    // Searches after the restart are audited, and the chain holds.
+    assert_eq!(audited_searches(&data, &url, "ops"), before + 2);
+    let verified: serde_json::Value =
+        serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
+    assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
+}
+
+#[test]
+fn a_sqlite_catalog_moves_into_postgres_with_its_audit_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dump = tmp.path().join("first.txt");
+    std::fs::write(&dump, "alice@example.com:password\nbob@example.com:hunter2\n").unwrap();
+    run(leakwatch(&data), &["ingest", "--breach", "First", dump.to_str().unwrap()]);
+    let created = run(
+        leakwatch(&data),
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "soc",
+            "--role",
+            "domain",
+            "--domain",
+            "example.com",
+            "--rate-limit",
+            "100",
+        ],
+    );
+    let secret = created.lines().last().unwrap().to_owned();
+    run(leakwatch(&data), &["org", "add", "acme", "--domain", "example.com"]);
+    // Audited searches, at a server on the SQLite catalog.
+    let (server, addr) = support::serve_command(leakwatch(&data));
+    for _ in 0..3 {
+        assert_eq!(search(addr, &secret).0, 200);
+    }
+    stop(server);
+    let keys = run(leakwatch(&data), &["apikey", "list", "--json"]);
+    let orgs = run(leakwatch(&data), &["org", "list", "--json"]);
+    let log = run(leakwatch(&data), &["audit-log", "--json"]);
+    assert!(log.lines().count() >= 3, "{log}");
+
+    let pg = TestPostgres::shared();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let sqlite = data.join("catalog.sqlite");
+    let migrate = ["catalog", "migrate", "--from", sqlite.to_str().unwrap(), "--to", &url];
+    let out = run(leakwatch(&data), &migrate);
+    assert!(out.contains("chain verified") && out.contains("api_keys: 1"), "{out}");
+
+    // The same keys, organizations, ingest log and audit log in PostgreSQL.
+    assert_eq!(run(with_catalog(&data, &url), &["apikey", "list", "--json"]), keys);
+    assert_eq!(run(with_catalog(&data, &url), &["org", "list", "--json"]), orgs);
+    assert_eq!(run(with_catalog(&data, &url), &["audit-log", "--json"]), log);
+    assert_eq!(pg.psql(url.rsplit('/').next().unwrap(), "SELECT breach FROM ingests").trim(), "First");
+    // The key works at a server on the new catalog, whose audit log goes on
+    // from the copied chain.
+    let (server, addr) = support::serve_command(with_catalog(&data, &url));
+    assert_eq!(search(addr, &secret).0, 200);
+    stop(server);
+    assert_eq!(audited_searches(&data, &url, "soc"), 4);
+    let verified: serde_json::Value =
+        serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
+    assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
+    // New rows take ids after the copied ones.
+    run(with_catalog(&data, &url), &["apikey", "create", "--name", "later", "--role", "analyst"]);
+    run(with_catalog(&data, &url), &["org", "add", "later", "--domain", "later.example"]);
+    // A database that holds a catalog already is not overwritten.
+    let again = leakwatch(&data).args(migrate).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
