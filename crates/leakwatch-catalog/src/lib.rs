@@ -24,6 +24,7 @@ mod db;
 mod directory;
 mod error;
 mod ingests;
+mod jobs;
 mod keys;
 mod leases;
 mod orgs;
@@ -51,6 +52,7 @@ pub use error::{CatalogError, Result};
 pub use ingests::{
     IngestInput, IngestOutcome, IngestProgress, IngestRecord, IngestStatus, NewIngest, Rejection,
 };
+pub use jobs::{ingest_lease_name, ClaimedJob, JobRow, MAX_ATTEMPTS};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use leases::{lease_holder_name, Lease};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
@@ -108,6 +110,7 @@ impl Catalog {
         ingests::migrate(&mut catalog)?;
         sessions::migrate(&mut catalog)?;
         leases::migrate(&mut catalog)?;
+        jobs::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

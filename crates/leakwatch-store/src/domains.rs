@@ -32,8 +32,8 @@ pub(crate) const SHORT: usize = 16 + SEAL_OVERHEAD + 1;
 /// ...or of up to 64 (HIBP's limit; longer aliases are cut there).
 pub(crate) const LONG: usize = 64 + SEAL_OVERHEAD + 1;
 /// The spilled runs' records: the domain key, then the entry.
-const WIDE_SHORT: usize = 16 + SHORT;
-const WIDE_LONG: usize = 16 + LONG;
+pub(crate) const WIDE_SHORT: usize = 16 + SHORT;
+pub(crate) const WIDE_LONG: usize = 16 + LONG;
 
 /// Groups of at least this many entries are sorted one at a time (see
 /// [`DomainRuns::take_sorted`]).
@@ -271,6 +271,19 @@ impl DomainRuns {
             return None;
         }
         Some(self.take_sorted())
+    }
+
+    /// The runs of short and of long entries, for handing over spilled runs
+    /// ([`Runs::take_files`]) and adopting them.
+    pub(crate) fn runs_mut(&mut self) -> (&mut Runs<WIDE_SHORT>, &mut Runs<WIDE_LONG>) {
+        (&mut self.short, &mut self.long)
+    }
+
+    /// Counts `entries` adopted into [`DomainRuns::runs_mut`], with
+    /// `payload` bytes of sealed aliases.
+    pub(crate) fn count_adopted(&mut self, entries: u64, payload: u64) {
+        self.pushed += entries;
+        self.payload += payload;
     }
 
     /// Sorts what is held and writes it out as runs, freeing its memory.

@@ -241,6 +241,20 @@ impl<const N: usize> Runs<N> {
         Ok(())
     }
 
+    /// Takes the runs written to disk so far, for another process to merge
+    /// ([`RunFiles::adopt`]); what is still held in memory stays.
+    pub(crate) fn take_files(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.files)
+    }
+
+    /// Adds a run of `records` written elsewhere, sorted (and deduplicated)
+    /// as this one's are, to those [`Runs::finish`] merges.
+    pub(crate) fn adopt(&mut self, path: PathBuf, records: u64) {
+        self.files.push(path);
+        self.spilled += records;
+        self.pushed += records;
+    }
+
     /// Whether any run was written to disk.
     pub(crate) fn has_runs(&self) -> bool {
         !self.files.is_empty()

@@ -1,0 +1,371 @@
+//! Distributed ingest: the reading side of an ingest split into jobs that
+//! other processes (`leakwatch worker`, on any machine) run, and one commit
+//! that writes and publishes the result as a local ingest would.
+//!
+//! A job reads one input, or one byte range of a large plain file cut at line
+//! ends, exactly as a local ingest reads it ([`super::read_inputs`]: the same
+//! keys, breach id and stored accounts), and hands over its sorted runs (not
+//! segments) through the store's shared area ([`Blobs`]). The commit adopts
+//! every job's runs as if it had spilled them itself and writes them with the
+//! local ingest's own chains ([`super::write_and_publish`]): the runs' merge
+//! drops a triple, an account or an alias met in two jobs, and the stored
+//! ones are checked at the commit as in a local ingest. So every answer after
+//! a distributed ingest is the one a local ingest of the same inputs gives:
+//! counts of distinct triples, the breach's accounts, aliases, stealer data.
+//!
+//! The commit holds the store's writer lock from [`DistributedIngest::begin`]
+//! to its end, as a local ingest does: no other writer changes the store (or
+//! removes orphans) meanwhile, so the jobs read the generation the commit
+//! builds on, and a job checks that it does. A killed distributed ingest
+//! publishes nothing; its lock runs out, and the next writer's orphan removal
+//! empties the shared area it left.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use leakwatch_ingest::{Format, Input, Report};
+use leakwatch_segment::Kind;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    read_inputs, stored_of, tempdir_in, write_and_publish, IndexRuns, IngestOptions, IngestSummary, Phase,
+    Progress, ReadContext, Written,
+};
+use crate::crypt::Keys;
+use crate::dir::DataDir;
+use crate::error::{Result, StoreError};
+use crate::manifest::{Breach, Manifest};
+use crate::storage::blobs::Blobs;
+use crate::txn::Txn;
+
+/// What one job reads, and what it needs to make records as the commit's
+/// local ingest would.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The distributed ingest: its folder in the shared area.
+    pub ingest: String,
+    /// The job's number, in input order.
+    pub job: u32,
+    /// The staged input, in the shared area.
+    pub input: String,
+    /// The input's name as the reports show it (the path given to `ingest`).
+    pub name: String,
+    /// The bytes of the input this job reads (a part of a large plain file,
+    /// from a line's start to a line's start); all of it when `None`.
+    pub range: Option<(u64, u64)>,
+    /// For a part after the first: the end of the input's head, the bytes
+    /// read before the part so that the reader decides what it decides at
+    /// the start of the whole input (format, sampled mode, encodings); the
+    /// head's own records come again from the first part and merge away, its
+    /// lines are taken out of the report.
+    pub head: Option<u64>,
+    /// The format: forced by the user, or, for a part, detected on the whole.
+    pub format: Option<String>,
+    pub breach_id: u32,
+    /// Whether the breach is stored already (its accounts get no new aliases).
+    pub existing: bool,
+    /// The generation the commit builds on: the job refuses any other.
+    pub generation: u64,
+    pub dir_id: String,
+    pub key_id: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub memory_budget: u64,
+}
+
+/// A sorted run a job wrote to the shared area.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunRef {
+    /// The kind of run (`accounts`, `credentials`, ...).
+    pub kind: String,
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// What a job reports back: its inputs' reports and its runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobOutput {
+    /// Each input read ([`Report::to_json`]); an archive gives one per member.
+    pub files: Vec<(String, serde_json::Value)>,
+    pub runs: Vec<RunRef>,
+    /// Bytes of sealed aliases in the domain runs.
+    pub domain_payload: u64,
+    /// Records accepted.
+    pub records: u64,
+}
+
+/// The shared area of `dir`'s storage.
+fn blobs_of(dir: &DataDir) -> Result<Box<dyn Blobs>> {
+    dir.storage().blobs().ok_or_else(|| {
+        StoreError::Invalid(format!("{} has no area shared with other machines", dir.location()))
+    })
+}
+
+/// Runs one job: reads its input from the shared area, writes its runs there.
+/// `attempt` tells this run of the job from an earlier one taken over, so that
+/// the two never write the same names. `scratch` is local space for the input
+/// and the runs while they are made.
+pub fn run_job(
+    dir: &DataDir,
+    spec: &JobSpec,
+    attempt: u32,
+    scratch: &Path,
+    progress: &Progress,
+) -> Result<JobOutput> {
+    let blobs = blobs_of(dir)?;
+    let manifest = dir.manifest()?;
+    let generation = manifest.as_ref().map_or(0, |m| m.generation);
+    if generation != spec.generation {
+        return Err(StoreError::Invalid(format!(
+            "{} is at generation {generation}, but the ingest builds on {}: the store changed under it",
+            dir.location(),
+            spec.generation
+        )));
+    }
+    let mut header = Manifest::new();
+    header.dir_id = spec.dir_id.clone();
+    header.key_id = spec.key_id.clone();
+    header.key_file = spec.key_file.clone();
+    let keys = dir.keys(&header)?.ok_or_else(|| StoreError::Key("the store's data key is missing".into()))?;
+    let stored_accounts = match (&manifest, spec.existing) {
+        (Some(m), true) => m
+            .segments
+            .iter()
+            .filter(|s| s.kind == Kind::Accounts.name())
+            .map(|s| Ok(dir.storage().open_segment(&s.file)?))
+            .collect::<Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    let format = match &spec.format {
+        Some(name) => Some(
+            Format::from_name(name).ok_or_else(|| StoreError::Invalid(format!("unknown format {name:?}")))?,
+        ),
+        None => None,
+    };
+
+    let work = scratch.join(format!("job-{}-{}-{attempt}", spec.ingest, spec.job));
+    let _ = std::fs::remove_dir_all(&work);
+    let input_dir = work.join("input");
+    std::fs::create_dir_all(&input_dir).map_err(|e| StoreError::io(&input_dir, e))?;
+    // The local copy keeps the input's file name: an archive's members are
+    // named after it, and recognised by it.
+    let file_name = Path::new(&spec.name).file_name().map_or("input".into(), |n| n.to_owned());
+    let local = input_dir.join(file_name);
+    let range = spec.range.map(|(start, end)| start..end);
+    blobs.get_file(&spec.input, range.clone(), &local)?;
+    let local_name = local.to_string_lossy().into_owned();
+    let open = |path: &Path| std::fs::File::open(path).map_err(|e| StoreError::io(path, e));
+    let mut head_report = None;
+    let inputs = match (range, spec.head) {
+        (Some(_), Some(head_end)) => {
+            let head = input_dir.join("head");
+            blobs.get_file(&spec.input, Some(0..head_end), &head)?;
+            let head_only = Input::from_reader(spec.name.clone(), open(&head)?)?;
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            head_report = Some(leakwatch_ingest::read(head_only, format, &counter, |_| (), |()| Ok(()))?);
+            let reader = std::io::Read::chain(open(&head)?, open(&local)?);
+            vec![Input::from_reader(spec.name.clone(), reader)?]
+        }
+        (Some(_), None) => vec![Input::from_reader(spec.name.clone(), open(&local)?)?],
+        (None, _) => Input::expand(&local_name)?,
+    };
+
+    let runs_dir = work.join("runs");
+    std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
+    let mut runs = IndexRuns::new(&runs_dir);
+    let context = ReadContext {
+        keys: &keys,
+        breach_id: spec.breach_id,
+        stored_accounts: spec.existing.then_some(stored_accounts.as_slice()),
+        format,
+        budget: spec.memory_budget.max(1 << 20) as usize,
+    };
+    let files = read_inputs(&context, inputs, &mut runs, progress, &mut |_| {})?;
+    let files = files
+        .into_iter()
+        .map(|(name, mut report)| {
+            if let Some(head) = &head_report {
+                report.take_out_head(head);
+            }
+            (name.replacen(&local_name, &spec.name, 1), report.to_json())
+        })
+        .collect();
+    let (parts, domain_payload) = runs.into_parts()?;
+    let mut out = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let name = format!("{}/runs/{}-{attempt}/{}-{i}.run", spec.ingest, spec.job, part.kind);
+        blobs.put_file(&part.path, &name)?;
+        out.push(RunRef { kind: part.kind.to_owned(), name, bytes: part.bytes });
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(JobOutput { files, runs: out, domain_payload, records })
+}
+
+/// A distributed ingest under way: it holds the store's writer lock, stages
+/// inputs, describes jobs, and commits their outputs.
+pub struct DistributedIngest {
+    dir: DataDir,
+    txn: Txn,
+    keys: Keys,
+    existing: Option<Breach>,
+    breach: String,
+    breach_id: u32,
+    id: String,
+    blobs: Box<dyn Blobs>,
+}
+
+impl DistributedIngest {
+    /// Takes the writer lock (removing what dead writers left, a dead
+    /// distributed ingest's shared files included) for an ingest into `breach`.
+    pub fn begin(dir: &DataDir, breach: &str) -> Result<DistributedIngest> {
+        leakwatch_types::validate_breach_name(breach).map_err(StoreError::Invalid)?;
+        let blobs = blobs_of(dir)?;
+        dir.create()?;
+        let mut txn = Txn::begin(dir)?;
+        let keys = crate::rekey::writer_keys(&mut txn)?;
+        let existing = txn.manifest.breach(breach).cloned();
+        let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
+        let id = format!("{:016x}", rand::random::<u64>());
+        Ok(DistributedIngest {
+            dir: dir.clone(),
+            txn,
+            keys,
+            existing,
+            breach: breach.to_owned(),
+            breach_id,
+            id,
+            blobs,
+        })
+    }
+
+    /// The ingest's id: its folder in the shared area.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The shared area.
+    pub fn blobs(&self) -> &dyn Blobs {
+        &*self.blobs
+    }
+
+    /// Copies the local file `path` to the shared area as input `n`; returns
+    /// its name there.
+    pub fn stage_input(&self, n: usize, path: &Path) -> Result<String> {
+        let name = format!("{}/inputs/{n}", self.id);
+        self.blobs.put_file(path, &name)?;
+        Ok(name)
+    }
+
+    /// The job that reads `range` of the staged `input` (all of it when
+    /// `None`), shown as `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn job(
+        &self,
+        job: u32,
+        input: String,
+        name: String,
+        range: Option<Range<u64>>,
+        head: Option<u64>,
+        format: Option<Format>,
+        memory_budget: u64,
+    ) -> JobSpec {
+        let m = &self.txn.manifest;
+        JobSpec {
+            ingest: self.id.clone(),
+            job,
+            input,
+            name,
+            range: range.map(|r| (r.start, r.end)),
+            head,
+            format: format.map(|f| f.name().to_owned()),
+            breach_id: self.breach_id,
+            existing: self.existing.is_some(),
+            generation: m.generation,
+            dir_id: m.dir_id.clone(),
+            key_id: m.key_id.clone(),
+            key_file: m.key_file.clone(),
+            memory_budget,
+        }
+    }
+
+    /// Writes and publishes the jobs' outputs, given in job order, as one
+    /// generation; then empties the ingest's shared folder. The reports of
+    /// consecutive parts of one input are summed into one, numbered as the
+    /// whole input's lines.
+    pub fn commit(
+        mut self,
+        options: &IngestOptions,
+        outputs: &[(JobSpec, JobOutput)],
+        on_phase: &mut dyn FnMut(Phase<'_>),
+    ) -> Result<IngestSummary> {
+        let committed = self.write(options, outputs, on_phase);
+        // Published or not, the staged inputs and the runs have served; what
+        // cannot be removed now the next writer's orphan removal takes.
+        let _ = self.remove_shared();
+        committed
+    }
+
+    fn write(
+        &mut self,
+        options: &IngestOptions,
+        outputs: &[(JobSpec, JobOutput)],
+        on_phase: &mut dyn FnMut(Phase<'_>),
+    ) -> Result<IngestSummary> {
+        if options.breach.name != self.breach {
+            return Err(StoreError::Invalid(format!(
+                "the ingest began for breach {:?}, not {:?}",
+                self.breach, options.breach.name
+            )));
+        }
+        let scratch = tempdir_in(&self.dir.tmp())?;
+        let mut runs = IndexRuns::new(&scratch);
+        let mut files: Vec<(String, Report)> = Vec::new();
+        let mut previous: Option<&JobSpec> = None;
+        for (n, (spec, output)) in outputs.iter().enumerate() {
+            for (i, run) in output.runs.iter().enumerate() {
+                let local = scratch.join(format!("job-{n}-{i}.run"));
+                self.blobs.get_file(&run.name, None, &local)?;
+                runs.adopt(&run.kind, local, run.bytes)?;
+            }
+            runs.adopt_domain_payload(output.domain_payload);
+            // A part that follows the part before it in the same input adds to
+            // that input's report; anything else is an input of its own.
+            let continues = previous.is_some_and(|p| {
+                p.input == spec.input
+                    && matches!((p.range, spec.range), (Some((_, end)), Some((start, _))) if end == start)
+            });
+            for (j, (name, report)) in output.files.iter().enumerate() {
+                let report = Report::from_json(report).map_err(|e| {
+                    StoreError::Invalid(format!("job {} of ingest {}: {e}", spec.job, self.id))
+                })?;
+                match files.last_mut() {
+                    Some(last) if continues && j == 0 => last.1.append(&report),
+                    _ => files.push((name.clone(), report)),
+                }
+            }
+            previous = Some(spec);
+        }
+        let stored = stored_of(&self.txn, self.existing.is_some())?;
+        let written = Written {
+            keys: &self.keys,
+            existing: self.existing.take(),
+            breach_id: self.breach_id,
+            stored: stored.as_ref(),
+            runs,
+            files,
+            scratch: &scratch,
+            budget: options.memory_budget.max(1 << 20) as usize,
+        };
+        let summary = write_and_publish(&mut self.txn, options, written, on_phase);
+        let _ = std::fs::remove_dir_all(&scratch);
+        summary
+    }
+
+    /// Removes the ingest's shared folder: its staged inputs and runs.
+    pub fn remove_shared(&self) -> Result<()> {
+        for name in self.blobs.list(&self.id)? {
+            self.blobs.delete(&name)?;
+        }
+        Ok(())
+    }
+}
