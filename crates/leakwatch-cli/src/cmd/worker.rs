@@ -30,6 +30,7 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
             continue;
         };
         let started = Instant::now();
+        eprintln!("leakwatch: job {} of ingest {} taken (attempt {})", job.job, job.ingest, job.attempt);
         let renewer = {
             let (id, holder, ttl) = (job.id, holder.clone(), args.lease);
             Renewer::start(location.clone(), ttl / 3, move |c| Ok(c.renew_job(id, &holder, ttl)?))

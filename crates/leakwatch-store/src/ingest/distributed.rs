@@ -89,6 +89,9 @@ pub struct JobOutput {
     pub runs: Vec<RunRef>,
     /// Bytes of sealed aliases in the domain runs.
     pub domain_payload: u64,
+    /// Records pushed, duplicates included, by kind of run (the head's left
+    /// out): what the commit sizes segments by, as a local ingest does.
+    pub pushed: std::collections::BTreeMap<String, u64>,
     /// Records accepted.
     pub records: u64,
 }
@@ -154,14 +157,27 @@ pub fn run_job(
     blobs.get_file(&spec.input, range.clone(), &local)?;
     let local_name = local.to_string_lossy().into_owned();
     let open = |path: &Path| std::fs::File::open(path).map_err(|e| StoreError::io(path, e));
-    let mut head_report = None;
+    let context = ReadContext {
+        keys: &keys,
+        breach_id: spec.breach_id,
+        stored_accounts: spec.existing.then_some(stored_accounts.as_slice()),
+        format,
+        budget: spec.memory_budget.max(1 << 20) as usize,
+    };
+    // The head read alone: its report and its records, to be taken out of
+    // the part's.
+    let mut head_read = None;
     let inputs = match (range, spec.head) {
         (Some(_), Some(head_end)) => {
             let head = input_dir.join("head");
             blobs.get_file(&spec.input, Some(0..head_end), &head)?;
-            let head_only = Input::from_reader(spec.name.clone(), open(&head)?)?;
-            let counter = std::sync::atomic::AtomicU64::new(0);
-            head_report = Some(leakwatch_ingest::read(head_only, format, &counter, |_| (), |()| Ok(()))?);
+            let head_runs_dir = work.join("head-runs");
+            std::fs::create_dir_all(&head_runs_dir).map_err(|e| StoreError::io(&head_runs_dir, e))?;
+            let mut head_runs = IndexRuns::new(&head_runs_dir);
+            let head_only = vec![Input::from_reader(spec.name.clone(), open(&head)?)?];
+            let mut report =
+                read_inputs(&context, head_only, &mut head_runs, &Progress::default(), &mut |_| {})?;
+            head_read = Some((report.remove(0).1, head_runs.pushed()));
             let reader = std::io::Read::chain(open(&head)?, open(&local)?);
             vec![Input::from_reader(spec.name.clone(), reader)?]
         }
@@ -172,23 +188,24 @@ pub fn run_job(
     let runs_dir = work.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
     let mut runs = IndexRuns::new(&runs_dir);
-    let context = ReadContext {
-        keys: &keys,
-        breach_id: spec.breach_id,
-        stored_accounts: spec.existing.then_some(stored_accounts.as_slice()),
-        format,
-        budget: spec.memory_budget.max(1 << 20) as usize,
-    };
     let files = read_inputs(&context, inputs, &mut runs, progress, &mut |_| {})?;
+    let mut pushed = runs.pushed();
     let files = files
         .into_iter()
         .map(|(name, mut report)| {
-            if let Some(head) = &head_report {
+            if let Some((head, _)) = &head_read {
                 report.take_out_head(head);
             }
             (name.replacen(&local_name, &spec.name, 1), report.to_json())
         })
         .collect();
+    if let Some((_, head_pushed)) = &head_read {
+        for (kind, n) in head_pushed {
+            if let Some(mine) = pushed.get_mut(kind) {
+                *mine -= (*n).min(*mine);
+            }
+        }
+    }
     let (parts, domain_payload) = runs.into_parts()?;
     let mut out = Vec::new();
     for (i, part) in parts.into_iter().enumerate() {
@@ -198,7 +215,7 @@ pub fn run_job(
     }
     let _ = std::fs::remove_dir_all(&work);
     let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(JobOutput { files, runs: out, domain_payload, records })
+    Ok(JobOutput { files, runs: out, domain_payload, pushed, records })
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
@@ -318,14 +335,30 @@ impl DistributedIngest {
             )));
         }
         let scratch = tempdir_in(&self.dir.tmp())?;
+        let budget = options.memory_budget.max(1 << 20) as usize;
         let mut runs = IndexRuns::new(&scratch);
+        // Runs that fit in half the budget, as a local ingest's would, are
+        // held in memory and written as a local ingest that did not spill
+        // writes them (the same segment layouts); larger ones are merged from
+        // their files, as a local ingest that spilled merges its own.
+        let total: u64 = outputs.iter().flat_map(|(_, o)| &o.runs).map(|r| r.bytes).sum();
+        let in_memory = total <= (budget / 2) as u64;
+        let mut pushed = std::collections::BTreeMap::<String, u64>::new();
         let mut files: Vec<(String, Report)> = Vec::new();
         let mut previous: Option<&JobSpec> = None;
         for (n, (spec, output)) in outputs.iter().enumerate() {
             for (i, run) in output.runs.iter().enumerate() {
                 let local = scratch.join(format!("job-{n}-{i}.run"));
                 self.blobs.get_file(&run.name, None, &local)?;
-                runs.adopt(&run.kind, local, run.bytes)?;
+                if in_memory {
+                    runs.load(&run.kind, &local)?;
+                    std::fs::remove_file(&local).map_err(|e| StoreError::io(&local, e))?;
+                } else {
+                    runs.adopt(&run.kind, local, run.bytes)?;
+                }
+            }
+            for (kind, n) in &output.pushed {
+                *pushed.entry(kind.clone()).or_default() += n;
             }
             runs.adopt_domain_payload(output.domain_payload);
             // A part that follows the part before it in the same input adds to
@@ -345,6 +378,7 @@ impl DistributedIngest {
             }
             previous = Some(spec);
         }
+        runs.set_pushed(&pushed);
         let stored = stored_of(&self.txn, self.existing.is_some())?;
         let written = Written {
             keys: &self.keys,
@@ -354,7 +388,7 @@ impl DistributedIngest {
             runs,
             files,
             scratch: &scratch,
-            budget: options.memory_budget.max(1 << 20) as usize,
+            budget,
         };
         let summary = write_and_publish(&mut self.txn, options, written, on_phase);
         let _ = std::fs::remove_dir_all(&scratch);

@@ -175,6 +175,48 @@ impl IndexRuns {
         Ok(())
     }
 
+    /// Records pushed so far, duplicates included, by kind of run (the
+    /// domains' entries as `domain-entries`): what a commit that adopts runs
+    /// sizes its segments by, as the process that pushed them would have.
+    pub(crate) fn pushed(&mut self) -> std::collections::BTreeMap<String, u64> {
+        let mut pushed = std::collections::BTreeMap::new();
+        pushed.insert("domain-entries".to_owned(), self.domains.pushed());
+        each_run!(&mut *self, |kind, run| {
+            if !kind.starts_with("domains") {
+                pushed.insert(kind.to_owned(), run.pushed());
+            }
+        });
+        pushed
+    }
+
+    /// Sets the records pushed, by kind ([`IndexRuns::pushed`]).
+    pub(crate) fn set_pushed(&mut self, pushed: &std::collections::BTreeMap<String, u64>) {
+        let of = |kind: &str| pushed.get(kind).copied().unwrap_or(0);
+        self.domains.set_pushed(of("domain-entries"));
+        each_run!(&mut *self, |kind, run| {
+            if !kind.starts_with("domains") {
+                run.set_pushed(of(kind));
+            }
+        });
+    }
+
+    /// Reads a run another process wrote ([`IndexRuns::into_parts`]) into
+    /// memory, as if its records had been pushed here.
+    pub(crate) fn load(&mut self, kind: &str, path: &std::path::Path) -> Result<()> {
+        match kind {
+            "domains-short" => return self.domains.load(path, true),
+            "domains" => return self.domains.load(path, false),
+            _ => {}
+        }
+        let mut loaded = None;
+        each_run!(&mut *self, |name, run| {
+            if loaded.is_none() && name == kind {
+                loaded = Some(run.load(path));
+            }
+        });
+        loaded.unwrap_or_else(|| Err(StoreError::Invalid(format!("no run of kind {kind:?}"))))
+    }
+
     /// Adds `bytes` of sealed aliases to what the adopted domain runs hold.
     pub(crate) fn adopt_domain_payload(&mut self, bytes: u64) {
         self.domains.count_adopted(0, bytes);
