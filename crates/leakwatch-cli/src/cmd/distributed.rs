@@ -111,6 +111,11 @@ fn run(
     let queued: Vec<(i64, String)> =
         specs.iter().map(|s| (i64::from(s.job), serde_json::to_string(s).expect("serializes"))).collect();
     catalog.enqueue_jobs(ingest.id(), &queued)?;
+    eprintln!(
+        "leakwatch: ingest {}: {} queued in the catalog; waiting for `leakwatch worker` processes to run them",
+        ingest.id(),
+        if specs.len() == 1 { "1 job".to_owned() } else { format!("{} jobs", specs.len()) }
+    );
     log.phase(&leakwatch_store::Phase::Reading {
         name: "distributed jobs",
         raw_len: Some(sizes.iter().sum()),

@@ -22,7 +22,19 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
     let mut idle_since = Instant::now();
     eprintln!("leakwatch: worker {holder} takes jobs from {location} for {}", dir.location());
     loop {
-        let Some(job) = catalog.claim_job(&holder, args.lease).context("taking a job")? else {
+        let claimed = match catalog.claim_job(&holder, args.lease) {
+            Ok(claimed) => claimed,
+            // The database is out of reach for a while: a worker outlives that.
+            Err(e) => {
+                eprintln!("leakwatch: taking a job from {location}: {e:#}; trying again");
+                std::thread::sleep(args.poll.max(Duration::from_secs(1)));
+                if let Ok(reopened) = Catalog::open_at(&location) {
+                    catalog = reopened;
+                }
+                continue;
+            }
+        };
+        let Some(job) = claimed else {
             if args.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
                 return Ok(Outcome::Found);
             }
