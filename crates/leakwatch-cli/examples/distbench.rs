@@ -67,7 +67,8 @@ impl Bench<'_> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let binary = std::path::PathBuf::from(args.next().expect("usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]]"));
+    let binary =
+        std::path::PathBuf::from(args.next().expect("usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]]"));
     let lines: u64 = args.next().map_or(4_000_000, |a| a.parse().expect("LINES is a number"));
     let rounds: usize = args.next().map_or(3, |a| a.parse().expect("ROUNDS is a number"));
     let tmp = tempfile::tempdir().expect("a temporary directory");
@@ -96,7 +97,8 @@ fn main() {
                 0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", combo]),
                 workers => {
                     let running: Vec<Child> = (0..workers).map(|n| bench.worker(&prefix, n)).collect();
-                    let args = ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
+                    let args =
+                        ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
                     let secs = bench.time(&prefix, "ingest", &args);
                     for mut w in running {
                         let _ = w.kill();
@@ -110,11 +112,21 @@ fn main() {
         }
     }
     let medians: Vec<f64> = times.into_iter().map(median).collect();
-    println!("ingest of {lines} combo lines ({:.1} MB) into Garage, median of {rounds} interleaved rounds:", size as f64 / 1e6);
+    println!(
+        "ingest of {lines} combo lines ({:.1} MB) into Garage, median of {rounds} interleaved rounds:",
+        size as f64 / 1e6
+    );
     for (way, secs) in ways.iter().zip(&medians) {
         println!("  {way:<22} {secs:>7.2} s  ({:.2}x local)", secs / medians[0]);
     }
-    println!("  2 workers against 1 local ingest: {:.2}x the time (target: <= 1.00)", medians[2] / medians[0]);
-    println!("  records a second per worker: {:.0} with 1 worker, {:.0} each with 2", lines as f64 / medians[1], lines as f64 / medians[2] / 2.0);
+    println!(
+        "  2 workers against 1 local ingest: {:.2}x the time (target: <= 1.00)",
+        medians[2] / medians[0]
+    );
+    println!(
+        "  records a second per worker: {:.0} with 1 worker, {:.0} each with 2",
+        lines as f64 / medians[1],
+        lines as f64 / medians[2] / 2.0
+    );
     drop(cluster);
 }

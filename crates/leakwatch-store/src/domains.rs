@@ -291,7 +291,7 @@ impl DomainRuns {
     pub(crate) fn load(&mut self, path: &std::path::Path, short: bool) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| crate::error::StoreError::io(path, e))?;
         let width = if short { WIDE_SHORT } else { WIDE_LONG };
-        if bytes.len() % width != 0 {
+        if !bytes.len().is_multiple_of(width) {
             return Err(crate::error::StoreError::DataCorruption {
                 path: path.to_owned(),
                 detail: format!("a domain run of {} bytes, not whole {width}-byte records", bytes.len()),

@@ -158,7 +158,7 @@ impl IndexRuns {
         each_run!(&mut *self, |name, run| {
             if adopted.is_none() && name == kind {
                 let len = record_len(&*run) as u64;
-                if bytes % len != 0 {
+                if !bytes.is_multiple_of(len) {
                     return Err(StoreError::DataCorruption {
                         path: path.clone(),
                         detail: format!("a {kind} run of {bytes} bytes, not whole {len}-byte records"),
