@@ -58,10 +58,22 @@ impl Bench<'_> {
         secs
     }
 
-    fn worker(&self, prefix: &str, n: usize) -> Child {
+    /// A worker, and a thread that notes when each of its jobs is done
+    /// (seconds since `start`).
+    fn worker(&self, prefix: &str, n: usize, start: Instant) -> (Child, std::thread::JoinHandle<Vec<f64>>) {
         let mut cmd = self.command(prefix, &format!("worker-{n}"), &["worker", "--poll", "50ms"]);
-        cmd.stderr(Stdio::null());
-        cmd.spawn().expect("a worker starts")
+        let mut child = cmd.spawn().expect("a worker starts");
+        let stderr = child.stderr.take().expect("piped");
+        let done = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.contains(" done in "))
+                .map(|_| start.elapsed().as_secs_f64())
+                .collect()
+        });
+        (child, done)
     }
 }
 
@@ -89,6 +101,9 @@ fn main() {
 
     let ways = ["local", "1 worker", "2 workers"];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    // For the distributed ways: when the last job was done, and so how long
+    // the commit (download, merge, write, publish) took after it.
+    let mut reading: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
     for round in 0..rounds {
         for i in 0..ways.len() {
             let way = (i + round) % ways.len();
@@ -96,14 +111,18 @@ fn main() {
             let secs = match way {
                 0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", combo]),
                 workers => {
-                    let running: Vec<Child> = (0..workers).map(|n| bench.worker(&prefix, n)).collect();
+                    let start = Instant::now();
+                    let running: Vec<_> = (0..workers).map(|n| bench.worker(&prefix, n, start)).collect();
                     let args =
                         ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
                     let secs = bench.time(&prefix, "ingest", &args);
-                    for mut w in running {
+                    let mut last_done: f64 = 0.0;
+                    for (mut w, done) in running {
                         let _ = w.kill();
                         let _ = w.wait();
+                        last_done = done.join().expect("reader").into_iter().fold(last_done, f64::max);
                     }
+                    reading[way].push(last_done);
                     secs
                 }
             };
@@ -118,6 +137,14 @@ fn main() {
     );
     for (way, secs) in ways.iter().zip(&medians) {
         println!("  {way:<22} {secs:>7.2} s  ({:.2}x local)", secs / medians[0]);
+    }
+    for way in 1..ways.len() {
+        let staged_and_read = median(reading[way].clone());
+        println!(
+            "  {:<22} jobs done after {staged_and_read:.2} s (staging and reading), commit {:.2} s",
+            ways[way],
+            medians[way] - staged_and_read
+        );
     }
     println!(
         "  2 workers against 1 local ingest: {:.2}x the time (target: <= 1.00)",
