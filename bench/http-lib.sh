@@ -48,13 +48,14 @@ wait_ready() {
     exit 1
 }
 
-# wrk_run SECONDS CONNECTIONS SCRIPT URL [SCRIPT ARGS...]: one `wrk -t2` run,
-# bounded in time; prints "REQUESTS_PER_SECOND P99_MS". Any non-2xx answer fails
-# the benchmark: speed only counts for right answers.
+# wrk_run SECONDS CONNECTIONS SCRIPT URL [SCRIPT ARGS...]: one `wrk -t2` run
+# (`-t$WRK_THREADS` when set: 1 with one connection, for a single client),
+# bounded in time; prints "REQUESTS_PER_SECOND P99_MS TOTAL". Any non-2xx answer
+# fails the benchmark: speed only counts for right answers.
 wrk_run() {
     local seconds="$1" connections="$2" script="$3" url="$4"
     shift 4
-    timeout $((seconds + 30)) wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$script" "$url" -- "$@" \
+    timeout $((seconds + 30)) wrk -t"${WRK_THREADS:-2}" -c"$connections" -d"${seconds}s" --latency -s "$script" "$url" -- "$@" \
         >"$WORK/wrk.txt"
     if grep -q "Non-2xx" "$WORK/wrk.txt"; then
         echo "failed requests during the run:" >&2

@@ -13,7 +13,9 @@
 #   (answered with padding lines) and the rest hold a line or two.
 #
 # Usage: bench/http-range.sh [PREFIXES] [LINES_PER_RANGE] [SECONDS]
-#        (defaults: 4,096 prefixes of 800 lines, 10 s per wrk run; OWN_LINES=20000)
+#        (defaults: 4,096 prefixes of 800 lines, 10 s per wrk run; OWN_LINES=20000,
+#        CONNECTIONS=64; CONNECTIONS=1 WRK_THREADS=1 for a single client;
+#        SERVE_ARGS: more options of `leakwatch serve`, e.g. "--range-cache 0")
 # Targets: leakwatch requests/s >= nginx requests/s (ratio >= 1.0) on both shapes,
 # p99 under 5 ms on the own-dumps store; each server's CPU time per request is
 # printed too (its own cost: steadier than requests/s when other work shares the
@@ -31,7 +33,7 @@ source "$(dirname "$0")/http-lib.sh"
 PREFIXES="${1:-4096}"
 PER_RANGE="${2:-800}"
 DURATION="${3:-10}"
-CONNECTIONS=64
+CONNECTIONS="${CONNECTIONS:-64}"
 # Alternating runs of each side; the better one is kept (ROUNDS=3 on a noisy machine).
 ROUNDS="${ROUNDS:-2}"
 OWN_LINES="${OWN_LINES:-20000}"
@@ -92,7 +94,8 @@ shape() {
     local name="$1" dir="$2"
     local lw_port lw_pid ngx_port ngx_pid
     lw_port=$(free_port)
-    "$LW" --data "$dir/data" serve --listen "127.0.0.1:$lw_port" 2>"$dir/serve.log" &
+    # shellcheck disable=SC2086
+    "$LW" --data "$dir/data" serve --listen "127.0.0.1:$lw_port" ${SERVE_ARGS:-} 2>"$dir/serve.log" &
     lw_pid=$!
     PIDS+=("$lw_pid")
     wait_ready "http://127.0.0.1:$lw_port/range/00000"
@@ -183,7 +186,7 @@ PWNED=$(shape pwned "$WORK/pwned")
 OWN=$(shape own "$WORK/own")
 
 echo
-echo "/range benchmark: wrk -t2 -c$CONNECTIONS -d${DURATION}s over $PREFIXES random prefixes, loopback,"
+echo "/range benchmark: wrk -t${WRK_THREADS:-2} -c$CONNECTIONS -d${DURATION}s over $PREFIXES random prefixes, loopback,"
 echo "better of $ROUNDS alternating runs per server. Stores: \"pwned\", a Pwned Passwords-shaped corpus"
 echo "($PWNED_HASHES SHA-1, $PER_RANGE lines a range); \"own dumps\", $OWN_LINES combo lines ingested"
 echo "(most requested ranges empty, answered with padding lines)."

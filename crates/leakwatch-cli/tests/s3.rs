@@ -187,6 +187,18 @@ fn a_store_in_garage_answers_as_a_local_one_and_survives_a_node_down() {
     hashes.push_str("0000000000000000000000000000000000000000\n");
     let domains: Vec<String> = exp.domains.keys().cloned().collect();
 
+    // Errors name the bucket, never the local cache where its scratch is.
+    let cache_a = root.join("cache-a").display().to_string();
+    for (args, says) in [
+        (&["breach", "remove", "NoSuchBreach"][..], "no breach named \"NoSuchBreach\" in s3://leakwatch/e2e"),
+        (&["breach", "set", "NoSuchBreach", "--title", "T"][..], "in s3://leakwatch/e2e"),
+    ] {
+        let failed = remote("cache-a", 0).run(args, None);
+        assert_eq!(failed.code, 2, "{args:?}: {}", failed.stderr);
+        assert!(failed.stderr.contains(says), "{args:?} names the bucket: {}", failed.stderr);
+        assert!(!failed.stderr.contains(&cache_a), "{args:?} names no cache path: {}", failed.stderr);
+    }
+
     let want = searches(&local, &emails, &hashes, &domains);
     // Another machine, its cache empty: every answer read from the bucket.
     assert_eq!(searches(&remote("cache-b", 0), &emails, &hashes, &domains), want, "searches, cold cache");
@@ -206,6 +218,14 @@ fn a_store_in_garage_answers_as_a_local_one_and_survives_a_node_down() {
     assert!(ranges(s3_addr) == want_ranges, "/range bodies with a node down");
     let _ = s3_server.kill();
     let _ = s3_server.wait();
+    // Ingest again into a breach from a machine whose cache is empty: the
+    // stored segments it checks for what is new come from the two nodes up.
+    let again = &breaches[0];
+    let mut args = vec!["ingest", "--breach", again.name.as_str()];
+    let files: Vec<String> = again.files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(files.iter().map(String::as_str));
+    remote("cache-g", 1).run(&args, None).ok("ingest again with a node down");
+    assert_eq!(searches(&remote("cache-g", 1), &emails, &hashes, &domains), want, "nothing new, a node down");
     let extra = root.join("extra.txt");
     std::fs::write(&extra, "late.comer@example-corp.com:correct horse\n").unwrap();
     remote("cache-a", 0)

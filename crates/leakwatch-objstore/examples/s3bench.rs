@@ -7,18 +7,27 @@
 //!   over the bucket against local disk, as a ratio of medians over
 //!   interleaved rounds (target: within 1.5x);
 //! - the GETs of a cold `/range` body on a reader whose cache is empty, per
-//!   password segment (target: 1), and of opening the generation.
+//!   password segment (target: 1), and of opening the generation;
+//! - the time of a cold `/range` against a raw ranged GET of as many bytes
+//!   of the same object, made by `curl` straight to Garage, interleaved: what
+//!   leakwatch adds to the object store's own latency;
+//! - the time of an ingest into the bucket against one into local disk.
 //!
 //! Usage: s3bench [LINES] (default 1,000,000 combo lines, each a distinct password).
+//! Needs `curl` (7.75 or later, for `--aws-sigv4`).
 
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leakwatch_ingest::Input;
-use leakwatch_objstore::garage::{Cluster, BUCKET};
+use leakwatch_objstore::garage::{Cluster, BUCKET, REGION};
 use leakwatch_objstore::{LeaseSettings, ObjectStorage, Options, S3Url, DEFAULT_CACHE_SIZE};
 use leakwatch_store::{ingest, BreachInfo, DataDir, IngestOptions, Progress, RangeIndex, RangeKind, Store};
+
+/// Ingests timed into each of local disk and the bucket.
+const INGEST_ROUNDS: usize = 3;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -27,6 +36,49 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn prefixes(n: u32, seed: u32) -> Vec<u32> {
     (0..n).map(|i| (i.wrapping_add(seed)).wrapping_mul(0x9E37_79B9) >> 12).collect()
+}
+
+/// Seconds a ranged GET of `len` bytes at `offset` of object `key` takes,
+/// made by `curl` on a connection of its own, as `curl` times it.
+fn curl_get(cluster: &Cluster, key: &str, offset: u64, len: u64) -> f64 {
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-o", "/dev/null", "-w", "%{time_total}"])
+        .args(["--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+        .args(["--user", &format!("{}:{}", cluster.key_id, cluster.secret)])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .args(["-H", &format!("Range: bytes={offset}-{}", offset + len - 1)])
+        .arg(format!("{}/{BUCKET}/{key}", cluster.endpoint(0)))
+        .output()
+        .expect("curl runs (the raw GETs are made with curl)");
+    assert!(out.status.success(), "curl: a ranged GET of {key} failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("curl prints its time")
+}
+
+/// Seconds it takes `curl` to upload `files` to Garage, all at once, each
+/// on a connection of its own: the object store's own cost of taking a
+/// generation's segments.
+fn curl_put_all(cluster: &Cluster, files: &[std::path::PathBuf]) -> f64 {
+    let start = Instant::now();
+    let uploads: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let name = file.file_name().expect("a file name").to_string_lossy();
+            Command::new("curl")
+                .args(["-s", "-f", "-o", "/dev/null"])
+                .args(["--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+                .args(["--user", &format!("{}:{}", cluster.key_id, cluster.secret)])
+                .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+                .arg("-T")
+                .arg(file)
+                .arg(format!("{}/{BUCKET}/raw-upload/{name}", cluster.endpoint(0)))
+                .spawn()
+                .expect("curl runs")
+        })
+        .collect();
+    for mut upload in uploads {
+        assert!(upload.wait().expect("curl ends").success(), "curl: an upload failed");
+    }
+    start.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -42,8 +94,8 @@ fn main() {
         (0..lines).map(|i| format!("user{}@example-corp.com:bench-{i}\n", i % 100_000)).collect();
     std::fs::write(&combo, text).expect("combo written");
 
-    let open = |cache: &str| {
-        let url = S3Url { bucket: BUCKET.into(), prefix: "bench".into() };
+    let open_at = |prefix: &str, cache: &str| {
+        let url = S3Url { bucket: BUCKET.into(), prefix: prefix.into() };
         let options = Options {
             cache_dir: root.join(cache),
             cache_size: DEFAULT_CACHE_SIZE,
@@ -53,24 +105,43 @@ fn main() {
         let counters = storage.counters();
         (DataDir::with_storage(storage.local_root().to_owned(), Arc::new(storage)), counters)
     };
+    let open = |cache: &str| open_at("bench", cache);
     let key = root.join("bench.key");
-    let local = DataDir::new(root.join("local"));
-    local.init(Some(&key)).expect("local store");
-    let (remote, _) = open("cache-writer");
-    remote.init(Some(&key)).expect("bucket store");
     let options = IngestOptions {
         breach: BreachInfo { name: "Bench".into(), ..BreachInfo::default() },
         format: None,
         memory_budget: 1 << 30,
     };
-    for (what, dir) in [("local disk", &local), ("garage", &remote)] {
-        let start = Instant::now();
-        let input = Input::open(combo.to_str().expect("UTF-8 path")).expect("combo opens");
-        ingest(dir, &options, vec![input], &Progress::default(), &mut |_| {}).expect("ingest");
-        eprintln!("ingest of {lines} lines into {what}: {:.2} s", start.elapsed().as_secs_f64());
+    // Ingests into a new store each, local and bucket in turn; the first
+    // pair is the store the lookups below read.
+    let (mut local_secs, mut remote_secs, mut raw_secs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut uploaded = 0;
+    for round in 0..INGEST_ROUNDS {
+        let local = DataDir::new(root.join(format!("local-{round}")));
+        local.init(Some(&key)).expect("local store");
+        let prefix = if round == 0 { "bench".to_owned() } else { format!("bench-{round}") };
+        let (remote, _) = open_at(&prefix, &format!("cache-writer-{round}"));
+        remote.init(Some(&key)).expect("bucket store");
+        for (dir, secs) in [(&local, &mut local_secs), (&remote, &mut remote_secs)] {
+            let start = Instant::now();
+            let input = Input::open(combo.to_str().expect("UTF-8 path")).expect("combo opens");
+            ingest(dir, &options, vec![input], &Progress::default(), &mut |_| {}).expect("ingest");
+            secs.push(start.elapsed().as_secs_f64());
+        }
+        // The writer's cache holds the segments it uploaded, whole.
+        let files: Vec<_> = std::fs::read_dir(root.join(format!("cache-writer-{round}/segments")))
+            .expect("the writer's cache")
+            .map(|e| e.expect("a cache entry").path())
+            .collect();
+        uploaded = files.iter().map(|f| f.metadata().expect("a cached segment").len()).sum::<u64>();
+        raw_secs.push(curl_put_all(&cluster, &files));
     }
+    let local = DataDir::new(root.join("local-0"));
+    let (remote, _) = open("cache-writer-0");
     let manifest = remote.manifest().expect("manifest").expect("a store");
     let sha1_segments = manifest.segments.iter().filter(|s| s.kind == "sha1").count();
+    let sha1_object = manifest.segments.iter().find(|s| s.kind == "sha1").expect("a SHA-1 segment");
+    let sha1_key = format!("bench/segments/{}", sha1_object.file);
 
     // Cold: another machine, its cache empty.
     let (cold, counters) = open("cache-cold");
@@ -79,13 +150,27 @@ fn main() {
     let open_gets = counters.gets.load(Ordering::Relaxed);
     let open_time = start.elapsed();
     let mut per_range = Vec::new();
-    let mut cold_times = Vec::new();
-    for prefix in prefixes(200, 1) {
-        let before = counters.gets.load(Ordering::Relaxed);
+    let (mut cold_times, mut get_times, mut raw_times) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, prefix) in prefixes(200, 1).into_iter().enumerate() {
+        let gets = counters.gets.load(Ordering::Relaxed);
+        let (bytes, nanos) =
+            (counters.get_bytes.load(Ordering::Relaxed), counters.get_nanos.load(Ordering::Relaxed));
         let t = Instant::now();
         ranges.body(RangeKind::Sha1, prefix).expect("range");
-        cold_times.push(t.elapsed().as_secs_f64());
-        per_range.push((counters.gets.load(Ordering::Relaxed) - before) as f64);
+        let took = t.elapsed().as_secs_f64();
+        let gets = counters.gets.load(Ordering::Relaxed) - gets;
+        per_range.push(gets as f64);
+        if gets == 0 {
+            // A range with no hash in its bucket: padding, nothing fetched.
+            continue;
+        }
+        cold_times.push(took);
+        get_times.push((counters.get_nanos.load(Ordering::Relaxed) - nanos) as f64 / 1e9);
+        // As many bytes, from a chunk of the same object elsewhere.
+        let len = (counters.get_bytes.load(Ordering::Relaxed) - bytes).max(1);
+        let offset =
+            (prefixes(1, n as u32 + 7)[0] as u64 * 65_536) % sha1_object.bytes.saturating_sub(len).max(1);
+        raw_times.push(curl_get(&cluster, &sha1_key, offset / 65_536 * 65_536, len));
     }
     drop(ranges);
 
@@ -132,10 +217,27 @@ fn main() {
         open_time.as_secs_f64() * 1e3
     );
     println!(
-        "cold /range: GETs per range: median {} max {} (target 1 per segment holding the range), median {:.2} ms",
+        "cold /range: GETs per range: median {} max {} (target 1 per segment holding the range)",
         median(per_range.clone()),
         per_range.iter().cloned().fold(0.0, f64::max),
-        median(cold_times) * 1e3
+    );
+    println!(
+        "cold /range time (ms, median of the {} that fetched): leakwatch {:.2} (its GET {:.2}), raw ranged GET of as many bytes \
+         with curl {:.2}: leakwatch adds {:.2} ms to Garage's own latency",
+        get_times.len(),
+        median(cold_times.clone()) * 1e3,
+        median(get_times.clone()) * 1e3,
+        median(raw_times.clone()) * 1e3,
+        (median(cold_times) - median(raw_times)) * 1e3,
+    );
+    println!(
+        "ingest of {lines} lines (s, median of {INGEST_ROUNDS} interleaved): local disk {:.2}, garage {:.2}, ratio {:.2}x; \
+         uploading its {:.1} MB of segments with curl, all at once: {:.2} s",
+        median(local_secs.clone()),
+        median(remote_secs.clone()),
+        median(remote_secs) / median(local_secs),
+        uploaded as f64 / 1e6,
+        median(raw_secs),
     );
     println!("warm /range body (us, median of 7 interleaved rounds): local {:.2}, garage {:.2}, ratio {:.2}x (target <= 1.5x)", median(lr.clone()), median(sr.clone()), median(sr) / median(lr));
     println!(

@@ -58,7 +58,6 @@ impl std::fmt::Debug for Cache {
 /// One segment's cache file, and how to fill it.
 pub(crate) struct CacheFile {
     name: String,
-    path: PathBuf,
     file: File,
     remote: Arc<Remote>,
     cache: Weak<Cache>,
@@ -101,10 +100,11 @@ impl Cache {
     pub fn open(self: &Arc<Self>, remote: &Arc<Remote>, name: &str) -> Result<Segment, SegmentError> {
         let path = self.path(name);
         let live = self.open.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade);
+        let url = remote.url_of(&segment_key(name));
         if let Some(file) = live {
-            return Segment::open_fetching(&path, file);
+            return Segment::open_fetching(&path, &url, file);
         }
-        let io = |e| SegmentError::Io { path: remote.url_of(&segment_key(name)), source: e };
+        let io = |e| SegmentError::Io { path: url.clone(), source: e };
         // A file left by an earlier process is used as it is: its chunks are
         // checked like fetched ones. One whose header or length is wrong (a
         // crash while it was made) is made again.
@@ -118,7 +118,6 @@ impl Cache {
             let len = file.metadata().map_err(io)?.len();
             let cached = Arc::new(CacheFile {
                 name: name.to_owned(),
-                path: path.clone(),
                 file,
                 len,
                 remote: Arc::clone(remote),
@@ -132,7 +131,7 @@ impl Cache {
                 open.retain(|_, f| f.strong_count() > 0);
                 open.insert(name.to_owned(), Arc::downgrade(&cached));
             }
-            match Segment::open_fetching(&path, cached.clone()) {
+            match Segment::open_fetching(&path, &url, cached.clone()) {
                 Ok(seg) => {
                     // Now that it is held open, the cache may shrink to its bound.
                     self.added(0);
@@ -274,8 +273,7 @@ impl Fetch for CacheFile {
             // A short read of an object shorter than its cache file: what
             // was read is kept out, and the checksum check fails.
             return Err(std::io::Error::other(format!(
-                "{}: read {} bytes at {}, expected {want} (the object is {size} bytes)",
-                self.path.display(),
+                "read {} bytes at {}, expected {want} (the object is {size} bytes)",
                 bytes.len(),
                 range.start
             )));

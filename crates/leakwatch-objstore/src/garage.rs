@@ -82,6 +82,7 @@ impl Cluster {
                 r#"metadata_dir = "{root}/meta"
 data_dir = "{root}/data"
 db_engine = "lmdb"
+compression_level = "none"
 replication_factor = 3
 consistency_mode = "consistent"
 rpc_bind_addr = "127.0.0.1:{rpc_port}"

@@ -9,6 +9,16 @@
 //! and reads see the latest write once it is acknowledged by a quorum), so the
 //! earlier one reads a stranger's token after its wait and backs off, provided
 //! the wait is longer than it takes the other's write to land after its read.
+//!
+//! The wait and the read back are deferred to the writer's first delete or
+//! publish ([`Claim::confirmed`], called before each): an ingest parses,
+//! sorts, writes and uploads its segments meanwhile, so the settle time costs
+//! it nothing. Uploading needs no confirmed lease, since a segment is put
+//! under its content hash: it adds an object, never changes one. A writer
+//! that finds a live lease still fails at once; of two that race for a free
+//! one, the loser fails at its first delete or publish, having changed
+//! nothing any manifest names.
+//!
 //! While held, the lease is renewed every third of its time to live; a holder
 //! that dies leaves it to expire, after which the next writer takes it over
 //! (and removes the dead writer's unpublished segments, which no manifest names).
@@ -16,7 +26,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use leakwatch_store::storage::WriterLock;
 use leakwatch_store::{Result, StoreError};
@@ -97,13 +107,58 @@ fn locked(remote: &Remote, by: Option<&Lease>) -> StoreError {
     StoreError::Locked { path: PathBuf::from(path) }
 }
 
-/// Takes the lease, or fails at once when another writer holds it.
+/// The lease a storage holds, if any, and whether it is confirmed yet.
+#[derive(Debug, Default)]
+pub(crate) struct Claim(Mutex<Option<Claimed>>);
+
+#[derive(Debug)]
+struct Claimed {
+    token: String,
+    /// Until confirmed: when the lease may be read back.
+    confirm_at: Option<Instant>,
+    /// Set when the read back found another writer's lease.
+    lost: bool,
+}
+
+impl Claim {
+    /// The token of the lease held, confirmed or not.
+    pub(crate) fn token(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.token.clone())
+    }
+
+    /// Returns once the lease written by [`acquire`] is confirmed ours (at
+    /// once after the first time), or fails when another writer's write
+    /// landed after it. Without a lease, there is nothing to confirm.
+    pub(crate) fn confirmed(&self, remote: &Remote) -> Result<()> {
+        // Held across the wait and the read: racing callers confirm once.
+        let mut claim = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(claimed) = claim.as_mut() else { return Ok(()) };
+        if claimed.lost {
+            return Err(locked(remote, None));
+        }
+        let Some(at) = claimed.confirm_at else { return Ok(()) };
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        match read(remote)? {
+            Some(lease) if lease.token == claimed.token => {
+                claimed.confirm_at = None;
+                Ok(())
+            }
+            other => {
+                claimed.lost = true;
+                Err(locked(remote, other.as_ref()))
+            }
+        }
+    }
+}
+
+/// Takes the lease, or fails at once when another writer holds it. The
+/// lease is confirmed by the first [`Claim::confirmed`].
 pub(crate) fn acquire(
     remote: &Arc<Remote>,
     settings: &LeaseSettings,
-    held: &Arc<Mutex<Option<String>>>,
+    held: &Arc<Claim>,
 ) -> Result<WriterLock> {
-    if held.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+    if held.token().is_some() {
         return Err(locked(remote, None));
     }
     let skew = settings.skew.as_millis() as u64;
@@ -115,12 +170,11 @@ pub(crate) fn acquire(
     let mine =
         Lease { token: token(), holder: holder(), expires_ms: now_ms() + settings.ttl.as_millis() as u64 };
     write(remote, &mine)?;
-    std::thread::sleep(settings.settle);
-    match read(remote)? {
-        Some(lease) if lease.token == mine.token => {}
-        other => return Err(locked(remote, other.as_ref())),
-    }
-    *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(mine.token.clone());
+    *held.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Claimed {
+        token: mine.token.clone(),
+        confirm_at: Some(Instant::now() + settings.settle),
+        lost: false,
+    });
     let (stop, stopped) = mpsc::channel::<()>();
     let renewer = {
         let (remote, settings) = (Arc::clone(remote), *settings);
@@ -158,7 +212,7 @@ pub(crate) fn acquire(
 /// A held lease: renewed until dropped, then released.
 struct Held {
     remote: Arc<Remote>,
-    held: Arc<Mutex<Option<String>>>,
+    held: Arc<Claim>,
     stop: Option<mpsc::Sender<()>>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
@@ -169,7 +223,7 @@ impl Drop for Held {
         if let Some(renewer) = self.renewer.take() {
             let _ = renewer.join();
         }
-        let token = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let token = self.held.0.lock().unwrap_or_else(|e| e.into_inner()).take().map(|c| c.token);
         // Released only if still ours; a release that fails leaves the lease
         // to expire.
         if let (Some(token), Ok(Some(lease))) = (token, read(&self.remote)) {

@@ -32,6 +32,9 @@ const KEEP_MANIFESTS: u64 = 8;
 /// Segments at least this large are uploaded in parts of this size.
 const PART: usize = 16 << 20;
 
+/// Parts of one segment uploaded at a time.
+const PARTS_IN_FLIGHT: usize = 4;
+
 /// `s3://BUCKET/PREFIX`, as `--data` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Url {
@@ -116,6 +119,8 @@ pub struct Options {
 pub struct Counters {
     pub gets: AtomicU64,
     pub get_bytes: AtomicU64,
+    /// Wall time spent in ranged GETs, from the request to the last byte.
+    pub get_nanos: AtomicU64,
     pub puts: AtomicU64,
     pub lists: AtomicU64,
     pub deletes: AtomicU64,
@@ -175,6 +180,7 @@ impl Remote {
     pub fn get_range(&self, rel: &str, range: Range<u64>) -> std::io::Result<(Bytes, u64)> {
         let (store, key) = (Arc::clone(&self.store), self.key(rel));
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let start = std::time::Instant::now();
         let (bytes, size) = self
             .block(async move {
                 let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
@@ -183,6 +189,7 @@ impl Remote {
                 Ok::<_, object_store::Error>((result.bytes().await?, size))
             })
             .map_err(to_io)?;
+        self.counters.get_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok((bytes, size))
     }
@@ -232,6 +239,14 @@ impl Remote {
     }
 }
 
+/// Whether staged file `name` (`KIND-PID-SERIAL.building`, as the
+/// transaction layer names them) is being built by another process that
+/// still runs.
+fn built_elsewhere(name: &str) -> bool {
+    let pid = name.rsplit('-').nth(1).and_then(|pid| pid.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists())
+}
+
 /// Makes ring the process's TLS provider, which reqwest's rustls takes (as
 /// everywhere in leakwatch; its classic key exchanges suit an S3 endpoint).
 /// Installed already is as good.
@@ -248,14 +263,19 @@ pub struct ObjectStorage {
     /// The store's local scratch: staging of new segments, sorted runs.
     local: PathBuf,
     lease: LeaseSettings,
-    /// The token of the lease this storage holds, while it holds one.
-    held: Arc<Mutex<Option<String>>>,
+    /// The lease this storage holds, while it holds one.
+    held: Arc<lease::Claim>,
     /// The manifest this storage published last: (generation, object name,
     /// bytes). A bucket's listing may lag a moment behind its writes (Garage's
     /// does behind deletes), and a writer must never build on an older
     /// generation than its own.
     published: Arc<Mutex<Option<Published>>>,
+    /// Segments being uploaded, by name.
+    uploads: Arc<Mutex<Vec<(String, Upload)>>>,
 }
+
+/// A segment's upload, running on a thread of its own.
+type Upload = std::thread::JoinHandle<Result<()>>;
 
 /// A manifest this storage published: generation, object name, bytes.
 type Published = (u64, String, Vec<u8>);
@@ -313,6 +333,7 @@ impl ObjectStorage {
             lease: options.lease,
             held: Arc::default(),
             published: Arc::default(),
+            uploads: Arc::default(),
         })
     }
 
@@ -328,6 +349,75 @@ impl ObjectStorage {
 
     pub fn url(&self) -> &S3Url {
         &self.remote.url
+    }
+
+    /// Uploads the finished file `staged` as segment `name`, then makes it
+    /// the segment's cache file: a writer reads its new segments from local
+    /// bytes, never downloading what it has just uploaded.
+    fn upload(&self, staged: &Path, name: &str) -> Result<()> {
+        let rel = segment_key(name);
+        let url = self.remote.url_of(&rel);
+        let len = std::fs::metadata(staged).map_err(|e| local(staged, e))?.len();
+        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
+        let path = staged.to_owned();
+        self.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
+        self.remote
+            .block(async move {
+                use std::io::Read;
+                let io =
+                    |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
+                let mut file = std::fs::File::open(&path).map_err(io)?;
+                if len < PART as u64 {
+                    let mut bytes = Vec::with_capacity(len as usize);
+                    file.read_to_end(&mut bytes).map_err(io)?;
+                    return store.put(&key, PutPayload::from(bytes)).await.map(drop);
+                }
+                let upload = store.put_multipart(&key).await?;
+                let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+                let mut buf = vec![0u8; PART];
+                loop {
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    let n = file.read(&mut buf).map_err(io)?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer.write(&buf[..n]);
+                }
+                writer.finish().await.map(drop)
+            })
+            .map_err(|e| store_error(url, e))?;
+        self.cache.adopt(staged, name)
+    }
+
+    /// Waits for the uploads under way whose names `which` picks, and
+    /// returns the first error of any of them.
+    fn wait_for_uploads(&self, which: impl Fn(&str) -> bool) -> Result<()> {
+        let picked: Vec<(String, Upload)> = {
+            let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            let (picked, rest) = std::mem::take(&mut *uploads).into_iter().partition(|(n, _)| which(n));
+            *uploads = rest;
+            picked
+        };
+        let mut first = Ok(());
+        for (name, upload) in picked {
+            let done = upload.join().unwrap_or_else(|_| {
+                Err(StoreError::Invalid(format!(
+                    "{}: the upload's thread panicked",
+                    self.object_path(&name).display()
+                )))
+            });
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+
+    /// Waits until the lease this storage took, if any, is confirmed ours,
+    /// or fails when another writer's is in force: done before every delete
+    /// and publish (see [`lease`]).
+    pub fn confirm_lease(&self) -> Result<()> {
+        self.held.confirmed(&self.remote)
     }
 
     /// The manifests in the bucket: (generation, object name), in order.
@@ -367,7 +457,9 @@ impl ObjectStorage {
         for _ in 0..5 {
             let listed = self.current()?;
             if let Some((seq, name, bytes)) = &own {
-                if listed.as_ref().is_none_or(|(s, n)| (s, n) < (seq, name)) {
+                // The listing may lag behind this storage's publish; when it
+                // has caught up, the bytes are these, without a GET.
+                if listed.as_ref().is_none_or(|(s, n)| (s, n) <= (seq, name)) {
                     return Ok(Some((*seq, bytes.clone())));
                 }
             }
@@ -397,51 +489,37 @@ impl Storage for ObjectStorage {
     }
 
     fn put(&self, staged: &Path, name: &str) -> Result<Pending> {
-        let rel = segment_key(name);
-        let url = self.remote.url_of(&rel);
-        let len = std::fs::metadata(staged).map_err(|e| local(staged, e))?.len();
-        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
-        let path = staged.to_owned();
-        self.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
-        self.remote
-            .block(async move {
-                use std::io::Read;
-                let io =
-                    |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
-                let mut file = std::fs::File::open(&path).map_err(io)?;
-                if len < PART as u64 {
-                    let mut bytes = Vec::with_capacity(len as usize);
-                    file.read_to_end(&mut bytes).map_err(io)?;
-                    return store.put(&key, PutPayload::from(bytes)).await.map(drop);
-                }
-                let upload = store.put_multipart(&key).await?;
-                let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
-                let mut buf = vec![0u8; PART];
-                loop {
-                    writer.wait_for_capacity(2).await?;
-                    let n = file.read(&mut buf).map_err(io)?;
-                    if n == 0 {
-                        break;
-                    }
-                    writer.write(&buf[..n]);
-                }
-                writer.finish().await.map(drop)
-            })
-            .map_err(|e| store_error(url, e))?;
-        self.cache.adopt(staged, name)?;
-        // A PUT that returned is durable: there is nothing to wait for.
+        // Uploaded on a thread of its own while the writer goes on with its
+        // next segment; `persist` waits for it, as for a local disk's sync.
+        // No confirmed lease is needed: an object is put under its content
+        // hash, so a writer that turns out to have lost the lease adds an
+        // object no manifest names (an orphan the next writer removes), and
+        // never changes one.
+        let this = self.clone();
+        let (staged, owned) = (staged.to_owned(), name.to_owned());
+        let upload = std::thread::Builder::new()
+            .name("leakwatch-upload".into())
+            .spawn(move || this.upload(&staged, &owned))
+            .map_err(|e| local("leakwatch-upload thread", e))?;
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner()).push((name.to_owned(), upload));
+        // The storage keeps its uploads: `persist` waits for every one.
         Ok(Pending::durable())
     }
 
     fn persist(&self, _pending: Vec<Pending>) -> Result<()> {
-        Ok(())
+        self.wait_for_uploads(|_| true)
     }
 
     fn open_segment(&self, name: &str) -> Result<Segment, SegmentError> {
+        self.wait_for_uploads(|n| n == name).map_err(|e| SegmentError::Io {
+            path: self.object_path(name),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         self.cache.open(&self.remote, name)
     }
 
     fn read(&self, name: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        self.wait_for_uploads(|n| n == name)?;
         let rel = segment_key(name);
         let url = self.remote.url_of(&rel);
         match range {
@@ -462,6 +540,7 @@ impl Storage for ObjectStorage {
     }
 
     fn delete(&self, name: &str) -> Result<()> {
+        self.confirm_lease()?;
         let rel = segment_key(name);
         let url = self.remote.url_of(&rel);
         // S3 deletes a missing object without complaint; the contract wants
@@ -501,8 +580,8 @@ impl Storage for ObjectStorage {
     }
 
     fn publish_manifest(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        lease::check_for_publish(&self.remote, &self.lease, held.as_deref())?;
+        self.confirm_lease()?;
+        lease::check_for_publish(&self.remote, &self.lease, self.held.token().as_deref())?;
         let current = self.load()?;
         if let Some(expected) = expected {
             if Version::of(current.as_ref().map(|(_, b)| b.as_slice())) != *expected {
@@ -534,12 +613,18 @@ impl Storage for ObjectStorage {
     }
 
     fn lock(&self) -> Result<WriterLock> {
+        // Uploads an earlier write of this storage that failed left under
+        // way end first; their errors were that write's.
+        let _ = self.wait_for_uploads(|_| true);
         let lock = lease::acquire(&self.remote, &self.lease, &self.held)?;
-        // What a killed writer of this store left half built here: no other
-        // writer of it runs now.
+        // What a killed or failed writer of this store left half built here.
+        // The lease is not confirmed yet, so a writer racing for it may be
+        // building here too: its files stay.
         if let Ok(entries) = std::fs::read_dir(self.staging()) {
             for entry in entries.flatten() {
-                let _ = std::fs::remove_file(entry.path());
+                if !built_elsewhere(&entry.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
         }
         Ok(lock)

@@ -17,7 +17,8 @@ use leakwatch_ingest::Input;
 use leakwatch_objstore::garage::{Cluster, BUCKET, REGION};
 use leakwatch_objstore::{LeaseSettings, ObjectStorage, Options, S3Url};
 use leakwatch_segment::{Segment, SegmentError};
-use leakwatch_store::storage::{Pending, Storage, Version, WriterLock};
+use leakwatch_store::storage::{Fault, Pending, Storage, Version, WriterLock};
+use leakwatch_store::testing::{Cut, Cuts};
 use leakwatch_store::{
     ingest, BreachInfo, DataDir, IngestOptions, Progress, RangeIndex, RangeKind, Store, StoreError,
 };
@@ -144,6 +145,9 @@ fn answers(data: &DataDir) -> String {
     for domain in DOMAINS {
         writeln!(out, "{domain} {:?}", store.domain(domain).unwrap()).unwrap();
     }
+    for (corpus, import) in store.pwned_passwords() {
+        writeln!(out, "pwned {corpus} {} {} {}", import.source, import.hashes, import.lines).unwrap();
+    }
     let (_, damage) = store.verify();
     assert!(damage.is_empty(), "{damage:?}");
     out
@@ -160,7 +164,7 @@ fn object_storage_on_a_garage_cluster() {
     a_cold_range_costs_one_get_and_a_warm_one_none(&world);
     damaged_or_truncated_objects_give_errors_never_answers(&world);
     the_cache_keeps_to_its_bound_but_never_drops_an_open_segment(&world);
-    cuts_at_every_step_leave_the_store_whole(&world);
+    cuts_leave_the_store_whole(&world);
 }
 
 fn a_second_machine_cannot_take_the_lease(world: &World) {
@@ -183,7 +187,12 @@ fn a_second_machine_cannot_take_the_lease(world: &World) {
         let storages: Vec<ObjectStorage> =
             (0..3).map(|n| world.storage_with("lease", &format!("cache-race-{n}"), racing)).collect();
         let won: Vec<Option<WriterLock>> = std::thread::scope(|s| {
-            let racers: Vec<_> = storages.iter().map(|st| s.spawn(move || st.lock().ok())).collect();
+            // A lease is taken for good when it is confirmed, which every
+            // change to the bucket waits for.
+            let racers: Vec<_> = storages
+                .iter()
+                .map(|st| s.spawn(move || st.lock().ok().filter(|_| st.confirm_lease().is_ok())))
+                .collect();
             racers.into_iter().map(|r| r.join().unwrap()).collect()
         });
         assert_eq!(won.iter().filter(|w| w.is_some()).count(), 1, "round {round}: one winner");
@@ -279,9 +288,15 @@ fn damaged_or_truncated_objects_give_errors_never_answers(world: &World) {
         let store = Store::open(&reader).unwrap();
         let (_, damage) = store.verify();
         assert_eq!(damage.len(), 1, "{what}: {damage:?}");
+        // Named where the user's data is, never by the cache file read through.
+        let url = format!("s3://{BUCKET}/damage/segments/{seg}");
+        assert_eq!(damage[0].path, PathBuf::from(&url), "{what}");
         let lookups: Vec<_> =
             (0..40).map(|p| store.sha1_count(&sha1(format!("pass{p}").as_bytes()))).collect();
         assert!(lookups.iter().all(|r| r.is_err()), "{what}: every SHA-1 lookup fails, none answers");
+        let message = lookups[0].as_ref().unwrap_err().to_string();
+        assert!(message.contains(&url), "{what}: {message}");
+        assert!(!message.contains(&*world.tmp.path().to_string_lossy()), "{what}: {message}");
     }
     world.block(client.put(&key, PutPayload::from(whole))).unwrap();
 }
@@ -314,22 +329,12 @@ fn the_cache_keeps_to_its_bound_but_never_drops_an_open_segment(world: &World) {
 
 // ---- power-loss tests through a fault-injecting wrapper ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// A put leaves half the object under its name (stricter than S3, whose
-    /// PUT is whole or absent); a publish leaves nothing.
-    Torn,
-    /// The operation never happens.
-    Lost,
-    /// The operation happens, and the writer dies before hearing so.
-    Unsynced,
-}
-
-const FAULTS: [Fault; 3] = [Fault::Torn, Fault::Lost, Fault::Unsynced];
-
 /// An [`ObjectStorage`] whose every put, persist, delete and publish is a
-/// counted step; [`Faulty::fail_at`] makes one go wrong and every later one
-/// fail, as in a writer that died there.
+/// counted step; [`Cut::fail_at`] makes one go wrong and every later one
+/// fail, as in a writer that died there. The faults as a bucket sees them:
+/// [`Fault::Torn`] leaves half the object under its name (stricter than S3,
+/// whose PUT is whole or absent) and no publish; [`Fault::Lost`] never
+/// happens; [`Fault::Unsynced`] happens, and the writer dies before hearing so.
 #[derive(Debug)]
 struct Faulty {
     inner: ObjectStorage,
@@ -339,6 +344,7 @@ struct Faulty {
 #[derive(Debug, Default)]
 struct FaultState {
     steps: u64,
+    kinds: Vec<&'static str>,
     fault: Option<(u64, Fault)>,
     dead: bool,
 }
@@ -355,33 +361,14 @@ impl Faulty {
         Faulty { inner, state: Mutex::default() }
     }
 
-    fn fail_at(&self, step: u64, fault: Fault) {
-        let mut s = self.state.lock().unwrap();
-        s.fault = Some((s.steps + step, fault));
-    }
-
-    fn failed(&self) -> bool {
-        self.state.lock().unwrap().dead
-    }
-
-    fn steps(&self) -> u64 {
-        self.state.lock().unwrap().steps
-    }
-
-    /// The writer's process is gone: the fault is disarmed for the next one.
-    fn restart(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.fault = None;
-        s.dead = false;
-    }
-
-    fn step(&self) -> Result<Option<Fault>, StoreError> {
+    fn step(&self, kind: &'static str) -> Result<Option<Fault>, StoreError> {
         let mut s = self.state.lock().unwrap();
         if s.dead {
             return Err(injected("after the fault"));
         }
         let at = s.steps;
         s.steps += 1;
+        s.kinds.push(kind);
         match s.fault {
             Some((step, fault)) if step == at => {
                 s.dead = true;
@@ -392,30 +379,56 @@ impl Faulty {
     }
 }
 
+impl Cut for Faulty {
+    fn fail_at(&self, step: u64, fault: Fault) {
+        let mut s = self.state.lock().unwrap();
+        s.fault = Some((s.steps + step, fault));
+    }
+
+    fn failed(&self) -> bool {
+        self.state.lock().unwrap().dead
+    }
+
+    fn step_kinds(&self) -> Vec<&'static str> {
+        self.state.lock().unwrap().kinds.clone()
+    }
+
+    /// The writer's process is gone: the fault is disarmed for the next one.
+    fn crash(&self) {
+        // Uploads the dead writer had under way land, or fail, first: a
+        // dead process's would have stopped with it.
+        let _ = self.inner.persist(Vec::new());
+        let mut s = self.state.lock().unwrap();
+        s.fault = None;
+        s.dead = false;
+    }
+}
+
 impl Storage for Faulty {
     fn staging(&self) -> PathBuf {
         self.inner.staging()
     }
 
     fn put(&self, staged: &Path, name: &str) -> Result<Pending, StoreError> {
-        match self.step()? {
+        match self.step("put")? {
             None => self.inner.put(staged, name),
             Some(Fault::Lost) => Err(injected("put lost")),
+            // The upload lands before the writer is told it failed.
             Some(Fault::Torn) => {
                 let bytes = std::fs::read(staged).unwrap();
                 std::fs::write(staged, &bytes[..bytes.len() / 2]).unwrap();
-                drop(self.inner.put(staged, name)?);
+                self.inner.persist(vec![self.inner.put(staged, name)?])?;
                 Err(injected("put torn"))
             }
             Some(Fault::Unsynced) => {
-                drop(self.inner.put(staged, name)?);
+                self.inner.persist(vec![self.inner.put(staged, name)?])?;
                 Err(injected("put unheard"))
             }
         }
     }
 
     fn persist(&self, pending: Vec<Pending>) -> Result<(), StoreError> {
-        match self.step()? {
+        match self.step("persist")? {
             None => self.inner.persist(pending),
             Some(_) => Err(injected("persist")),
         }
@@ -437,7 +450,7 @@ impl Storage for Faulty {
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        match self.step()? {
+        match self.step("delete")? {
             None => self.inner.delete(name),
             Some(Fault::Lost | Fault::Torn) => Err(injected("delete lost")),
             Some(Fault::Unsynced) => {
@@ -468,7 +481,7 @@ impl Storage for Faulty {
     }
 
     fn publish_manifest(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version, StoreError> {
-        match self.step()? {
+        match self.step("publish")? {
             None => self.inner.publish_manifest(bytes, expected),
             Some(Fault::Lost | Fault::Torn) => Err(injected("publish lost")),
             Some(Fault::Unsynced) => {
@@ -510,74 +523,43 @@ impl Fixture<'_> {
     }
 }
 
-fn check_clean(data: &DataDir, when: &str) {
-    let lock = data.lock().unwrap();
-    let manifest = data.manifest().unwrap().expect("a store");
-    let listed = data.storage().list().unwrap();
-    data.remove_orphans(&manifest, &lock).unwrap();
-    let named: BTreeSet<String> = manifest.segments.iter().map(|s| s.file.clone()).collect();
-    // Garage's listing catches up with deletes within moments.
-    let mut there = BTreeSet::new();
-    for _ in 0..50 {
-        there = data.storage().list().unwrap().into_iter().collect();
-        if named == there {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{when}: the manifest names {} objects, the bucket holds {}: extra {:?}, missing {:?}; listed before \
-         removal: {listed:?}",
-        named.len(),
-        there.len(),
-        there.difference(&named).collect::<Vec<_>>(),
-        named.difference(&there).collect::<Vec<_>>(),
-    );
-}
-
-fn cut_everywhere(fixture: &Fixture, what: &str, write: impl Fn(&DataDir) -> Result<(), StoreError>) {
+/// Cuts `write` at every `every`-th step and the first and last of each kind
+/// (`leakwatch_store::testing`, the loop the memory storage's power-loss
+/// tests run at every step; what is particular to a bucket is how puts,
+/// publishes and deletes fail, and that the listing lags behind deletes).
+fn cut(fixture: &Fixture, every: u64, what: &str, write: impl Fn(&DataDir) -> Result<(), StoreError>) {
+    let fork = || {
+        let (data, faulty) = fixture.fork();
+        (data, faulty as Arc<dyn Cut>)
+    };
     let key_file = fixture.world.key_file();
-    let key = std::fs::read(&key_file).unwrap();
-    let restore = || std::fs::write(&key_file, &key).unwrap();
-    let (data, _) = fixture.fork();
-    let before = answers(&data);
-    let (data, faulty) = fixture.fork();
-    write(&data).unwrap();
-    let after = answers(&data);
-    let steps = faulty.steps();
-    assert!(steps > 0, "{what} takes no step");
-    let mut as_before = 0;
-    for step in 0..steps {
-        for fault in FAULTS {
-            restore();
-            let (data, faulty) = fixture.fork();
-            faulty.fail_at(step, fault);
-            let result = write(&data);
-            assert!(faulty.failed(), "{what}: step {step} of {steps} was not taken ({result:?})");
-            faulty.restart();
-            let got = answers(&data);
-            let is_before = got == before;
-            assert!(
-                is_before || got == after,
-                "{what}, cut at step {step} ({fault:?}): answers neither as before nor as after\n\
-                 before:\n{before}\nafter:\n{after}\ngot:\n{got}"
-            );
-            as_before += usize::from(is_before);
-            check_clean(&data, &format!("{what}, cut at step {step} ({fault:?})"));
-            if is_before {
-                write(&data).unwrap_or_else(|e| panic!("{what} again after a cut at step {step}: {e}"));
-                assert_eq!(answers(&data), after, "{what} again after a cut at step {step} ({fault:?})");
-                check_clean(&data, &format!("{what} again after a cut at step {step} ({fault:?})"));
-            }
-        }
-    }
-    if before != after {
-        assert!(as_before > 0, "{what}: no cut answers as before");
-    }
-    restore();
+    // One fault a step, the three taking turns: the cuts of every step in
+    // every way are the memory storage's.
+    let cuts = Cuts {
+        fork: &fork,
+        key_file: &key_file,
+        every,
+        every_fault: false,
+        listing_lag: Duration::from_secs(5),
+    };
+    cuts.cut(what, answers, write);
 }
 
-fn cuts_at_every_step_leave_the_store_whole(world: &World) {
+/// A Pwned Passwords download of the 40 passwords of [`combo`], as HIBP's
+/// downloader writes it.
+fn download(counts: u64) -> String {
+    let mut lines: Vec<String> = (0..40)
+        .map(|p| {
+            let hex: String =
+                sha1(format!("pass{p}").as_bytes()).iter().map(|b| format!("{b:02X}")).collect();
+            format!("{hex}:{}\n", p * counts + 1)
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
+fn cuts_leave_the_store_whole(world: &World) {
     let scratch = world.tmp.path().join("crash-inputs");
     std::fs::create_dir_all(&scratch).unwrap();
     let base = world.dir(world.storage("crash-base"));
@@ -588,12 +570,25 @@ fn cuts_at_every_step_leave_the_store_whole(world: &World) {
         let scratch = fixture.scratch.clone();
         fixture.setup(|data| ingest_text(data, &scratch, &format!("B{b}"), &text).unwrap());
     }
+    // Every writer is cut at every step on memory (`leakwatch-store/tests/crash.rs`);
+    // here a sample of each one's steps, all of its kinds among them.
+
     // The ninth breach's ingest merges nine account and domain segments: its
-    // cuts fall in puts, publishes and deletes alike. (Every other writer is
-    // cut at every step on memory, `leakwatch-store/tests/crash.rs`; what
-    // is particular to a bucket is how those three steps fail.)
+    // cuts fall in puts, publishes and deletes alike.
     let text = combo(30, 60, 120);
-    cut_everywhere(&fixture, "an ingest that compacts", |data| {
-        ingest_text(data, &fixture.scratch, "Ninth", &text)
+    cut(&fixture, 5, "an ingest that compacts", |data| ingest_text(data, &fixture.scratch, "Ninth", &text));
+    cut(&fixture, 1, "breach remove", |data| leakwatch_store::remove_breach(data, "B3").map(drop));
+    let pwned = fixture.scratch.join("pwned.txt");
+    std::fs::write(&pwned, download(3)).unwrap();
+    cut(&fixture, 1, "a Pwned Passwords import", |data| {
+        leakwatch_store::import_pwned_passwords(
+            data,
+            pwned.to_str().unwrap(),
+            false,
+            1 << 30,
+            &AtomicU64::new(0),
+        )
+        .map(drop)
     });
+    cut(&fixture, 10, "rekey", |data| leakwatch_store::rekey(data).map(drop));
 }

@@ -121,10 +121,15 @@ impl Segment {
     /// rest filled by `fetch` as lookups need it (see [`Fetch`]). The
     /// checksum list and the tables every lookup reads are fetched now, so a
     /// lookup afterwards costs at most one fetch per segment; every byte is
-    /// checked against its chunk's checksum as in a local segment.
-    pub fn open_fetching(path: &Path, fetch: Arc<dyn Fetch>) -> Result<Segment, SegmentError> {
-        let map = file::map(path)?;
-        let seg = Segment::from_map(path, map, Some(fetch))?;
+    /// checked against its chunk's checksum as in a local segment. `name`
+    /// is where the segment really is (an `s3://` URL): what errors name,
+    /// and [`Segment::path`]; the local file is a cache the user never made.
+    pub fn open_fetching(path: &Path, name: &Path, fetch: Arc<dyn Fetch>) -> Result<Segment, SegmentError> {
+        let map = file::map(path).map_err(|e| match e {
+            SegmentError::Io { source, .. } => SegmentError::Io { path: name.to_owned(), source },
+            other => other,
+        })?;
+        let seg = Segment::from_map(name, map, Some(fetch))?;
         let span = dispatch!(seg, s => s.index_span());
         dispatch!(seg, s => s.file().prefetch(span))?;
         Ok(seg)

@@ -912,7 +912,8 @@ fn a_fetched_segment_reads_what_it_needs_in_one_fetch_per_lookup_and_checks_it()
     assert!(whole.len() > 1 << 20, "several chunks: {}", whole.len());
 
     let (path, source) = sparse(dir.path(), &whole, 128, false);
-    let seg = Segment::open_fetching(&path, source.clone()).unwrap();
+    let seg = Segment::open_fetching(&path, std::path::Path::new("s3://bucket/seg"), source.clone()).unwrap();
+    assert_eq!(seg.path(), std::path::Path::new("s3://bucket/seg"), "named as where it is");
     let at_open = source.fetches.lock().unwrap().len();
     assert!(at_open <= 2, "the checksum list and the tables: {:?}", source.fetches.lock().unwrap());
     for prefix in [0u32, 0x1_2345, 0xA_BCDE, 0xF_FFFF] {
@@ -930,7 +931,7 @@ fn a_fetched_segment_reads_what_it_needs_in_one_fetch_per_lookup_and_checks_it()
 
     // A source that serves wrong bytes: errors, never answers.
     let (path, source) = sparse(dir.path(), &whole, 128, true);
-    match Segment::open_fetching(&path, source) {
+    match Segment::open_fetching(&path, std::path::Path::new("s3://bucket/seg"), source) {
         Err(SegmentError::DataCorruption { .. }) => {}
         Ok(seg) => {
             let all: Vec<_> = (0..64u32).map(|p| seg.range20(p << 14).map(drop)).collect();

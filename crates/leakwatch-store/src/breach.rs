@@ -108,7 +108,7 @@ fn check_store(dir: &DataDir) -> Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    Err(StoreError::Invalid(format!("{} holds no leakwatch store (no MANIFEST)", dir.root().display())))
+    Err(StoreError::Invalid(format!("{} holds no leakwatch store (no MANIFEST)", dir.location())))
 }
 
 /// The breach named `name` (matched as ingest matches names, ignoring ASCII
@@ -117,7 +117,7 @@ fn find(dir: &DataDir, manifest: &Manifest, name: &str) -> Result<Breach> {
     let breach = manifest.breach(name).cloned().ok_or_else(|| {
         StoreError::Invalid(format!(
             "no breach named {name:?} in {} (`leakwatch breaches` lists them)",
-            dir.root().display()
+            dir.location()
         ))
     })?;
     Ok(breach)

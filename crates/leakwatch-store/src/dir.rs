@@ -196,13 +196,13 @@ impl DataDir {
             Some((ring, source)) => ring.keys(id).map(Some).ok_or_else(|| {
                 StoreError::Key(format!(
                     "wrong data key: {} was written with key {id}, but {source} holds {}",
-                    self.root.display(),
+                    self.location(),
                     ring.ids().join(", ")
                 ))
             }),
             None => Err(StoreError::Key(format!(
                 "the data key of {} (key {id}) is missing: looked for {}; set {} or {} to where it is",
-                self.root.display(),
+                self.location(),
                 keyring::key_file(&manifest.dir_id, manifest.key_file.as_deref())?.display(),
                 keyring::ENV_KEY_FILE,
                 keyring::ENV_KEY,

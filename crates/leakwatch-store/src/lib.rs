@@ -34,6 +34,8 @@ mod rekey;
 mod runs;
 mod stealer;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod txn;
 
 pub use breach::{remove_breach, update_breach, BreachEdit, Removal};

@@ -87,7 +87,7 @@ pub fn rotate_audit_key(dir: &DataDir) -> Result<AuditRekey> {
     let txn = Txn::begin_keeping(dir)?;
     let manifest = &txn.manifest;
     let (mut ring, source) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
-        .ok_or_else(|| StoreError::Key(format!("{} has no key ring yet", dir.root().display())))?;
+        .ok_or_else(|| StoreError::Key(format!("{} has no key ring yet", dir.location())))?;
     let RingSource::File(path) = source else {
         return Err(StoreError::Key(format!(
             "rekey --audit writes the new audit key into the key file, but the key comes from {source}; \
@@ -163,7 +163,7 @@ impl DataDir {
         self.ensure_keys()?;
         let manifest = self.manifest()?.ok_or_else(|| self.no_store())?;
         let (ring, _) = keyring::find(&manifest.dir_id, manifest.key_file.as_deref())?
-            .ok_or_else(|| StoreError::Key(format!("the key ring of {} vanished", self.root().display())))?;
+            .ok_or_else(|| StoreError::Key(format!("the key ring of {} vanished", self.location())))?;
         Ok(ring.audit_roots())
     }
 
@@ -184,7 +184,7 @@ impl DataDir {
             if txn.manifest.key_file.as_deref() != Some(path) {
                 return Err(StoreError::Key(format!(
                     "{} already has its data key (key {}); `leakwatch rekey` rotates it",
-                    self.root().display(),
+                    self.location(),
                     txn.manifest.key_id.as_deref().unwrap_or("-")
                 )));
             }
@@ -230,7 +230,7 @@ pub(crate) fn writer_keys(txn: &mut Txn) -> Result<Keys> {
             if legacy_index.is_some() && ring.index_key() != legacy_index {
                 return Err(StoreError::Key(format!(
                     "{source}: this key ring was not made for {}, whose index key is {}",
-                    root.display(),
+                    dir.location(),
                     legacy_path.display()
                 )));
             }
@@ -243,7 +243,7 @@ pub(crate) fn writer_keys(txn: &mut Txn) -> Result<Keys> {
             eprintln!(
                 "leakwatch: created the data key of {} in {} (keep it safe and out of backups of the \
                  data directory: without it the index cannot be read)",
-                root.display(),
+                dir.location(),
                 path.display()
             );
             ring

@@ -4,19 +4,21 @@
 //! a power loss ([`MemoryStorage::crash`]). The store must reopen whole and
 //! answer exactly as before the write or as after it, never anything else;
 //! the next writer must find nothing of the cut write but orphans it removes,
-//! and running the write again must end where the uncut one did.
+//! and running the write again must end where the uncut one did. The loop is
+//! `leakwatch_store::testing`'s, which the object store's tests run too.
 //!
 //! The timed SIGKILL test of the CLI (`crates/leakwatch-cli/tests/crash.rs`) is the second
 //! line: real files, a real process killed at a random moment.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use leakwatch_ingest::Input;
-use leakwatch_store::storage::{Fault, MemoryStorage};
+use leakwatch_store::storage::MemoryStorage;
+use leakwatch_store::testing::{Cut, Cuts};
 use leakwatch_store::{
     ingest, remove_breach, update_breach, BreachEdit, BreachInfo, DataDir, IngestOptions, Progress, Store,
     StoreError,
@@ -24,7 +26,6 @@ use leakwatch_store::{
 
 use leakwatch_types::{ntlm, sha1, Account};
 
-const FAULTS: [Fault; 3] = [Fault::Torn, Fault::Lost, Fault::Unsynced];
 const DOMAINS: [&str; 3] = ["example-corp.com", "gmail.com", "web.de"];
 
 /// A combo list of `n` lines over `people` addresses and 40 passwords.
@@ -127,19 +128,7 @@ fn answers(data: &DataDir) -> String {
     out
 }
 
-/// After a crash, the next writer removes what the cut write left, and then
-/// the manifest names exactly the objects there are.
-fn check_clean(data: &DataDir, mem: &MemoryStorage) {
-    let lock = data.lock().unwrap();
-    let manifest = data.manifest().unwrap().expect("a store");
-    data.remove_orphans(&manifest, &lock).unwrap();
-    let named: BTreeSet<String> = manifest.segments.iter().map(|s| s.file.clone()).collect();
-    let there: BTreeSet<String> = mem.names().into_iter().collect();
-    assert_eq!(named, there, "the manifest names exactly the objects there are");
-}
-
-/// Cuts `write` at every step in every way, as the module says. `restore`
-/// puts back what lives outside the store (the key file) before each run.
+/// Cuts `write` at every step in every way (`leakwatch_store::testing`).
 fn cut_everywhere(fixture: &Fixture, what: &str, write: impl Fn(&DataDir) -> Result<(), StoreError>) {
     cut_everywhere_seen_by(fixture, what, answers, write)
 }
@@ -151,45 +140,18 @@ fn cut_everywhere_seen_by(
     answers: impl Fn(&DataDir) -> String,
     write: impl Fn(&DataDir) -> Result<(), StoreError>,
 ) {
-    let key = std::fs::read(&fixture.key_file).unwrap();
-    let restore = || std::fs::write(&fixture.key_file, &key).unwrap();
-    let (data, _) = fixture.fork();
-    let before = answers(&data);
-    let (data, mem) = fixture.fork();
-    write(&data).unwrap();
-    let after = answers(&data);
-    let steps = mem.steps();
-    assert!(steps > 0, "{what} takes no step");
-    let mut as_before = 0;
-    for step in 0..steps {
-        for fault in FAULTS {
-            restore();
-            let (data, mem) = fixture.fork();
-            mem.fail_at(step, fault);
-            let result = write(&data);
-            assert!(mem.failed(), "{what}: step {step} of {steps} was not taken ({result:?})");
-            mem.crash();
-            let got = answers(&data);
-            let is_before = got == before;
-            assert!(
-                is_before || got == after,
-                "{what}, cut at step {step} ({fault:?}): answers neither as before nor as after\n\
-                 before:\n{before}\nafter:\n{after}\ngot:\n{got}"
-            );
-            as_before += usize::from(is_before);
-            check_clean(&data, &mem);
-            if is_before {
-                write(&data).unwrap_or_else(|e| panic!("{what} again after a cut at step {step}: {e}"));
-                assert_eq!(answers(&data), after, "{what} again after a cut at step {step} ({fault:?})");
-                check_clean(&data, &mem);
-            }
-        }
-    }
-    if before != after {
-        // The publish is one of the steps, and a cut there answers as before.
-        assert!(as_before > 0, "{what}: no cut answers as before");
-    }
-    restore();
+    let fork = || {
+        let (data, mem) = fixture.fork();
+        (data, mem as Arc<dyn Cut>)
+    };
+    let cuts = Cuts {
+        fork: &fork,
+        key_file: &fixture.key_file,
+        every: 1,
+        every_fault: true,
+        listing_lag: Duration::ZERO,
+    };
+    cuts.cut(what, answers, write);
 }
 
 #[test]

@@ -88,6 +88,7 @@ pub struct RecordRef<'a> {
 
 impl<'a> RecordRef<'a> {
     /// For an email account: `(alias, domain)`, split at the last `@`.
+    #[inline]
     pub fn email_parts(&self) -> Option<(&'a str, &'a str)> {
         match self.kind {
             AccountKind::Email => {
@@ -141,17 +142,20 @@ impl Records {
         self.text.len()
     }
 
+    #[inline]
     fn span(&mut self, s: &str) -> Span {
         let start = self.text.len();
         self.text.push_str(s);
         Span { start: to_u32(start), len: to_u32(s.len()) }
     }
 
+    #[inline]
     fn str(&self, span: Span) -> &str {
         &self.text[span.start as usize..(span.start + span.len) as usize]
     }
 
     /// Appends a record; its strings are copied in (and the caller's freed).
+    #[inline]
     pub fn push(&mut self, record: Record) {
         self.push_parts(
             record.account.kind,
@@ -162,6 +166,7 @@ impl Records {
     }
 
     /// Appends a record from its parts.
+    #[inline]
     pub fn push_parts(
         &mut self,
         kind: AccountKind,
@@ -178,6 +183,7 @@ impl Records {
         self.entries.push(Entry { kind, account, password, website });
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> RecordRef<'_> {
         let e = &self.entries[i];
         RecordRef {
@@ -200,6 +206,7 @@ impl Records {
     ///
     /// # Panics
     /// When record `i` has no plaintext password.
+    #[inline]
     pub fn plain_mut(&mut self, i: usize) -> &mut PasswordHashes {
         match &mut self.entries[i].password {
             Some(Material::Plain(hashes)) => hashes,

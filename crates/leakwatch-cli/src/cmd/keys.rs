@@ -15,9 +15,9 @@ pub fn init(dir: &DataDir, key_file: Option<&Path>) -> Result<Outcome> {
     let (id, source, created) = dir.init(key_file)?;
     let mut out = stdout();
     if created {
-        writeln!(out, "initialized {} with data key {id} from {source}", dir.root().display())?;
+        writeln!(out, "initialized {} with data key {id} from {source}", dir.location())?;
     } else {
-        writeln!(out, "{} already has its data key {id}, from {source}", dir.root().display())?;
+        writeln!(out, "{} already has its data key {id}, from {source}", dir.location())?;
     }
     out.flush()?;
     Ok(Outcome::Found)
@@ -42,7 +42,7 @@ pub fn rekey(dir: &DataDir, json: bool, audit: bool) -> Result<Outcome> {
         writeln!(
             out,
             "rekeyed {}: key {} -> {} ({} rewritten, generation {}); the key ring {} holds the new key only",
-            dir.root().display(),
+            dir.location(),
             summary.old_key,
             summary.new_key,
             plural(summary.segments as u64, "segment", "segments"),
@@ -95,7 +95,7 @@ fn rekey_audit(dir: &DataDir, json: bool) -> Result<Outcome> {
         writeln!(
             out,
             "rotated the audit key of {}: {} -> {}; the key ring {} keeps the old one to check older rows",
-            dir.root().display(),
+            dir.location(),
             rotated.old_key,
             rotated.new_key,
             rotated.key_file.display()

@@ -13,7 +13,7 @@ use crate::Outcome;
 
 pub fn run(dir: &DataDir, json: bool) -> Result<Outcome> {
     let summary = leakwatch_store::repair(dir)?;
-    let manifest = leakwatch_store::Manifest::load(dir.root())?.unwrap_or_default();
+    let manifest = dir.manifest()?.unwrap_or_default();
     let mut out = stdout();
     if json {
         let set_aside: Vec<_> = summary

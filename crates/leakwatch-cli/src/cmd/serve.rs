@@ -48,7 +48,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let catalog = super::catalog_location(dir);
     let (state, audit_writer) = AppState::open_with_catalog(dir.clone(), catalog.clone(), limits)
-        .with_context(|| format!("opening {} with the catalog {catalog}", dir.root().display()))?;
+        .with_context(|| format!("opening {} with the catalog {catalog}", dir.location()))?;
     let generation = state.snapshot().generation();
     let alert_options = ServiceOptions {
         retry: RetryPolicy {
@@ -72,7 +72,7 @@ pub fn run(dir: &DataDir, args: ServeArgs) -> Result<Outcome> {
             if !addr.ip().is_loopback() {
                 tracing::warn!(%addr, "listening beyond this machine: put a TLS proxy in front");
             }
-            tracing::info!(generation, threads, data = %dir.root().display(), %catalog, "listening on http://{addr}");
+            tracing::info!(generation, threads, data = %dir.location(), %catalog, "listening on http://{addr}");
         },
         shutdown_signal(),
     )

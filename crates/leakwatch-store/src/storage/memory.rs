@@ -56,6 +56,8 @@ struct State {
     locked: bool,
     /// Steps taken so far.
     steps: u64,
+    /// The kind of each step taken.
+    kinds: Vec<&'static str>,
     fault: Option<(u64, Fault)>,
     /// Set by the armed fault: the writer is dead, everything fails.
     dead: bool,
@@ -103,6 +105,12 @@ impl MemoryStorage {
         self.state().steps
     }
 
+    /// The kinds of the steps taken so far (`"put"`, `"persist"`,
+    /// `"delete"`, `"publish"`), in order.
+    pub fn step_kinds(&self) -> Vec<&'static str> {
+        self.state().kinds.clone()
+    }
+
     /// A power loss: readers see what was durable, objects put and never
     /// persisted survive torn, the lock is free, the fault is disarmed.
     pub fn crash(&self) {
@@ -143,12 +151,13 @@ impl MemoryStorage {
     /// Counts a step: `Ok(None)` to take it as usual, `Ok(Some(fault))` to
     /// take it as the fault says and then fail, `Err` when the writer died
     /// before it.
-    fn step(state: &mut State) -> Result<Option<Fault>> {
+    fn step(state: &mut State, kind: &'static str) -> Result<Option<Fault>> {
         if state.dead {
             return Err(injected("after the fault"));
         }
         let at = state.steps;
         state.steps += 1;
+        state.kinds.push(kind);
         match state.fault {
             Some((step, fault)) if step == at => {
                 state.dead = true;
@@ -183,7 +192,7 @@ impl Storage for MemoryStorage {
 
     fn put(&self, staged: &Path, name: &str) -> Result<Pending> {
         let mut state = self.state();
-        let fault = Self::step(&mut state)?;
+        let fault = Self::step(&mut state, "put")?;
         if fault == Some(Fault::Lost) {
             return Err(injected("put lost"));
         }
@@ -209,7 +218,7 @@ impl Storage for MemoryStorage {
 
     fn persist(&self, pending: Vec<Pending>) -> Result<()> {
         let mut state = self.state();
-        if Self::step(&mut state)?.is_some() {
+        if Self::step(&mut state, "persist")?.is_some() {
             return Err(injected("persist"));
         }
         for name in pending.into_iter().filter_map(|p| p.name) {
@@ -251,7 +260,7 @@ impl Storage for MemoryStorage {
 
     fn delete(&self, name: &str) -> Result<()> {
         let mut state = self.state();
-        let fault = Self::step(&mut state)?;
+        let fault = Self::step(&mut state, "delete")?;
         if matches!(fault, Some(Fault::Lost | Fault::Torn)) {
             return Err(injected("delete lost"));
         }
@@ -281,7 +290,7 @@ impl Storage for MemoryStorage {
 
     fn publish_manifest(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
         let mut state = self.state();
-        let fault = Self::step(&mut state)?;
+        let fault = Self::step(&mut state, "publish")?;
         if expected.is_some_and(|v| *v != Version::of(state.manifest.as_deref())) {
             return Err(StoreError::Conflict { path: self.manifest_path() });
         }
