@@ -42,7 +42,10 @@ impl Catalog {
         }
         let tx = target.db.write(Lock::Catalog)?;
         // The audit chain's writers wait too.
-        tx.batch(&format!("SELECT pg_advisory_xact_lock({})", Lock::Audit.key()))?;
+        tx.batch(&format!(
+            "SELECT pg_advisory_xact_lock({})",
+            Lock::Audit.key().expect("the audit chain has its lock")
+        ))?;
         for table in ["api_keys", "organizations", "audit_log", "ingests"] {
             let rows: i64 = tx.query_one(&format!("SELECT count(*) FROM {table}"), &[])?.get(0)?;
             if rows > 0 {

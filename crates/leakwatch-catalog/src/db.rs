@@ -290,16 +290,20 @@ pub(crate) enum Lock {
     /// Leases: renewals must not queue behind a long catalog write, or a
     /// holder would lose its lease while waiting.
     Lease,
+    /// None: the transaction's statements lock the rows they read
+    /// (`FOR UPDATE SKIP LOCKED`), as the job queue's do.
+    Rows,
 }
 
 impl Lock {
     /// The advisory lock's key: fixed numbers, chosen once (the ASCII of
     /// "lwcat", "lwaud" and "lwlea").
-    pub(crate) fn key(self) -> i64 {
+    pub(crate) fn key(self) -> Option<i64> {
         match self {
-            Lock::Catalog => 0x006c_7763_6174,
-            Lock::Audit => 0x006c_7761_7564,
-            Lock::Lease => 0x006c_776c_6561,
+            Lock::Catalog => Some(0x006c_7763_6174),
+            Lock::Audit => Some(0x006c_7761_7564),
+            Lock::Lease => Some(0x006c_776c_6561),
+            Lock::Rows => None,
         }
     }
 }
@@ -429,9 +433,12 @@ impl Db {
     pub(crate) fn write(&self, lock: Lock) -> Result<Tx<'_>> {
         let begun = match self.dialect() {
             Dialect::Sqlite => self.batch("BEGIN IMMEDIATE"),
-            Dialect::Postgres => {
-                self.batch_step(Step::Begin, &format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock.key()))
-            }
+            Dialect::Postgres => match lock.key() {
+                Some(key) => {
+                    self.batch_step(Step::Begin, &format!("BEGIN; SELECT pg_advisory_xact_lock({key})"))
+                }
+                None => self.batch_step(Step::Begin, "BEGIN"),
+            },
         };
         // A lock not granted in time leaves PostgreSQL's transaction open
         // (and failed): end it, or every later statement on this connection

@@ -48,7 +48,7 @@ pub(crate) fn migrate(catalog: &mut Catalog) -> Result<()> {
 /// The database's clock in milliseconds since the Unix epoch.
 /// `clock_timestamp()`, not `now()`: `now()` is when the transaction began,
 /// which is before the wait for the lock.
-fn db_now_ms(dialect: Dialect) -> &'static str {
+pub(crate) fn db_now_ms(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => "SELECT CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)",
         Dialect::Sqlite => "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",

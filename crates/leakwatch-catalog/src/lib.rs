@@ -25,6 +25,7 @@ mod db;
 mod directory;
 mod error;
 mod ingests;
+mod jobs;
 mod keys;
 mod leases;
 mod orgs;
@@ -54,6 +55,7 @@ pub use error::{CatalogError, Result};
 pub use ingests::{
     IngestInput, IngestOutcome, IngestProgress, IngestRecord, IngestStatus, NewIngest, Rejection,
 };
+pub use jobs::{ingest_lease_name, ClaimedJob, JobRow, MAX_ATTEMPTS};
 pub use keys::{hash_secret, ApiKey, CreatedKey, KeyHash, NewKey, Role};
 pub use leases::{lease_holder_name, Lease};
 pub use orgs::{AlertDestination, DirectoryChange, DirectoryImport, Organization, SealedDirectory};
@@ -113,6 +115,7 @@ impl Catalog {
         sessions::migrate(&mut catalog)?;
         leases::migrate(&mut catalog)?;
         rate_usage::migrate(&mut catalog)?;
+        jobs::migrate(&mut catalog)?;
         Ok(catalog)
     }
 

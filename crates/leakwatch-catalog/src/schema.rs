@@ -205,7 +205,7 @@ pub const POSTGRES_GRANTS: &str = "\
 GRANT USAGE ON SCHEMA public TO leakwatch_app;
 GRANT SELECT, INSERT ON audit_log, api_key_domains, organization_domains, alert_seen TO leakwatch_app;
 GRANT SELECT, INSERT, UPDATE ON meta, api_keys, directories, alert_outbox, ingests, leases TO leakwatch_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON organizations, organization_alerts, web_sessions, rate_usage TO leakwatch_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON organizations, organization_alerts, web_sessions, rate_usage, ingest_jobs TO leakwatch_app;
 GRANT SELECT, INSERT, DELETE ON ingest_inputs, ingest_rejections TO leakwatch_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO leakwatch_app;
 ";

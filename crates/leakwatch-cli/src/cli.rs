@@ -189,6 +189,15 @@ pub enum Command {
     /// Mirror a Pwned Passwords range API (HIBP, or another `leakwatch serve`).
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Run the jobs of distributed ingests (`ingest --distributed`) queued in the
+    /// catalog: read each input part from the store's shared area, and write its
+    /// sorted runs there for the ingest's commit.
+    ///
+    /// Every worker uses the same --data, --catalog (PostgreSQL, shared by all
+    /// machines) and data key as the ingest. A job runs under a lease renewed while
+    /// it runs; a worker that dies leaves its job to another once the lease runs
+    /// out. See docs/distributed-ingest.md.
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -765,10 +774,43 @@ pub struct IngestArgs {
     /// A column that is not there is an error.
     #[arg(long, value_name = "ROLE=COL,...", value_parser = parse_columns)]
     pub columns: Option<leakwatch_ingest::ColumnOverrides>,
+    /// Hand the reading to `leakwatch worker` processes on any machine: each file
+    /// (or part of a large combo list) becomes a job queued in the catalog; the
+    /// ingest waits for them and publishes the result as one generation, with the
+    /// same answers as a local ingest. Needs a store every worker reaches (--data
+    /// s3://...) and a shared catalog (--catalog postgres://...).
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: plain combo lists larger than this are cut, at line
+    /// ends, into parts of about this size, one job each.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub job_size: u64,
+    /// With --distributed: how long the ingest's own lease lasts unrenewed (the
+    /// workers start no job of an ingest whose lease ran out).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub ingest_lease: std::time::Duration,
     /// Dumps to read: files, folders, archives (zip, tar, tar.gz, 7z), or `-`
     /// for stdin; plain, gzip or zstd.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// How long a job's lease lasts unrenewed: how long a dead worker's job
+    /// waits before another worker takes it over.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lease: std::time::Duration,
+    /// How often a worker with nothing to do asks for a job.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub poll: std::time::Duration,
+    /// Exit after finding no job for this long (default: run until stopped).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub exit_when_idle: Option<std::time::Duration>,
+    /// Local scratch space for a job's input and runs (default: `worker` in the
+    /// data directory, or in --cache-dir for a store in object storage).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,7 @@ mod ndjson;
 mod pipeline;
 mod reader;
 mod report;
+mod report_json;
 mod schema;
 mod sql;
 mod sql_lex;
@@ -43,6 +44,7 @@ pub use archive::Limits as ArchiveLimits;
 pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
 pub use hash_shape::{detect_hash, normalize_hash_value};
 pub use report::WEBSITE_NOT_DOMAIN;
+pub use report_json::ReportJsonError;
 
 /// A dump format this crate can parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +99,24 @@ pub struct Rejections {
 }
 
 pub const SAMPLE_LINES: usize = 5;
+
+/// How far into an input the reader looks before it settles how to read the
+/// rest (format, a combo list's sampled mode, the legacy encoding): a part of
+/// a line-oriented input read after this many bytes of its start (then to a
+/// line's end) is read as it is within the whole.
+pub const DECISION_WINDOW: usize = {
+    let a = reader::SAMPLE_WINDOW;
+    let b = if reader::LEGACY_WINDOW > detect::DETECT_WINDOW {
+        reader::LEGACY_WINDOW
+    } else {
+        detect::DETECT_WINDOW
+    };
+    if a > b {
+        a
+    } else {
+        b
+    }
+};
 
 /// What reading one input produced, besides its records.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,7 @@
 //! stalled longer than the lease's remaining margin between its check and its
 //! publish.
 
+mod blobs;
 mod cache;
 mod error;
 pub mod garage;

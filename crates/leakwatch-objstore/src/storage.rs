@@ -478,6 +478,10 @@ impl ObjectStorage {
 }
 
 impl Storage for ObjectStorage {
+    fn blobs(&self) -> Option<Box<dyn leakwatch_store::storage::blobs::Blobs>> {
+        Some(Box::new(crate::blobs::BucketBlobs { remote: Arc::clone(&self.remote) }))
+    }
+
     fn staging(&self) -> PathBuf {
         // In the cache directory, so that a finished segment becomes its own
         // cache file by a rename.

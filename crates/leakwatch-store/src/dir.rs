@@ -33,9 +33,19 @@ pub const TMP: &str = "tmp";
 pub const DAMAGED: &str = "damaged";
 /// What a data directory may hold before its first manifest: the layout, the
 /// writer's scratch and lock, the catalog (with SQLite's `-wal`, `-journal`
-/// files), a sync's staging area.
-const STORE_ENTRIES: [&str; 9] =
-    ["MANIFEST", "MANIFEST.tmp", SEGMENTS, TMP, DAMAGED, "LOCK", CATALOG_FILE, "sync", LEGACY_KEY_FILE];
+/// files), a sync's staging area, a distributed ingest's shared area.
+const STORE_ENTRIES: [&str; 10] = [
+    "MANIFEST",
+    "MANIFEST.tmp",
+    SEGMENTS,
+    TMP,
+    DAMAGED,
+    "LOCK",
+    CATALOG_FILE,
+    "sync",
+    LEGACY_KEY_FILE,
+    "ingest",
+];
 /// The SQLite catalog's name in a data directory (`leakwatch_catalog::CATALOG_FILE`).
 const CATALOG_FILE: &str = "catalog.sqlite";
 /// Where directories written before key rings kept their index key.
@@ -229,6 +239,14 @@ impl DataDir {
                     Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
+            }
+        }
+        // A distributed ingest holds the lock while it runs: what is left in
+        // the shared area now is a dead one's.
+        if let Some(blobs) = self.storage.blobs() {
+            for name in blobs.list("")? {
+                blobs.delete(&name)?;
+                removed += 1;
             }
         }
         let tmp = self.tmp();

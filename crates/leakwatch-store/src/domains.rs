@@ -32,8 +32,8 @@ pub(crate) const SHORT: usize = 16 + SEAL_OVERHEAD + 1;
 /// ...or of up to 64 (HIBP's limit; longer aliases are cut there).
 pub(crate) const LONG: usize = 64 + SEAL_OVERHEAD + 1;
 /// The spilled runs' records: the domain key, then the entry.
-const WIDE_SHORT: usize = 16 + SHORT;
-const WIDE_LONG: usize = 16 + LONG;
+pub(crate) const WIDE_SHORT: usize = 16 + SHORT;
+pub(crate) const WIDE_LONG: usize = 16 + LONG;
 
 /// Groups of at least this many entries are sorted one at a time (see
 /// [`DomainRuns::take_sorted`]).
@@ -271,6 +271,52 @@ impl DomainRuns {
             return None;
         }
         Some(self.take_sorted())
+    }
+
+    /// The runs of short and of long entries, for handing over spilled runs
+    /// ([`Runs::take_files`]) and adopting them.
+    pub(crate) fn runs_mut(&mut self) -> (&mut Runs<WIDE_SHORT>, &mut Runs<WIDE_LONG>) {
+        (&mut self.short, &mut self.long)
+    }
+
+    /// Counts `entries` adopted into [`DomainRuns::runs_mut`], with
+    /// `payload` bytes of sealed aliases.
+    pub(crate) fn count_adopted(&mut self, entries: u64, payload: u64) {
+        self.pushed += entries;
+        self.payload += payload;
+    }
+
+    /// Reads spilled runs written elsewhere into memory, as if their entries
+    /// had been pushed here: `short` ones, or long ones.
+    pub(crate) fn load(&mut self, path: &std::path::Path, short: bool) -> Result<()> {
+        let bytes = std::fs::read(path).map_err(|e| crate::error::StoreError::io(path, e))?;
+        let width = if short { WIDE_SHORT } else { WIDE_LONG };
+        if !bytes.len().is_multiple_of(width) {
+            return Err(crate::error::StoreError::DataCorruption {
+                path: path.to_owned(),
+                detail: format!("a domain run of {} bytes, not whole {width}-byte records", bytes.len()),
+            });
+        }
+        for rec in bytes.chunks_exact(width) {
+            let key = u128::from_be_bytes(rec[..16].try_into().expect("16 bytes"));
+            let group = self.groups.entry(key).or_insert_with(|| {
+                self.held += GROUP_OVERHEAD;
+                Group::default()
+            });
+            if short {
+                group.short.push(rec[16..].try_into().expect("an entry"));
+                self.held += SHORT;
+            } else {
+                group.long.push(rec[16..].try_into().expect("an entry"));
+                self.held += LONG;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets what [`DomainRuns::pushed`] says (see [`Runs::set_pushed`]).
+    pub(crate) fn set_pushed(&mut self, pushed: u64) {
+        self.pushed = pushed;
     }
 
     /// Sorts what is held and writes it out as runs, freeing its memory.

@@ -26,6 +26,9 @@ mod write;
 pub(crate) use batch::{credential_record, NTLM_REC};
 use batch::{to_batch, Batch, BatchBuffers, BatchScratch, Pool, SHA1_REC};
 use counted::{write_counted, Stored, StoredCreds};
+
+mod distributed;
+pub use distributed::{run_job, DistributedIngest, JobOutput, JobSpec, RunRef};
 use write::{write_accounts, write_domains, write_stealer, IndexRuns};
 
 /// Input read before the run buffers are sized for the rest of the file...
@@ -99,27 +102,42 @@ pub fn ingest(
     let existing = txn.manifest.breach(&options.breach.name).cloned();
     let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
     let scratch = tempdir_in(&dir.tmp())?;
-    let stored = match existing {
-        Some(_) => Some(Stored {
-            accounts: txn.open_kind(Kind::Accounts)?,
-            sha1_creds: StoredCreds {
-                keys: txn.open_kind(Kind::CredentialKeys)?,
-                wide: txn.open_kind(Kind::Credentials)?,
-            },
-            ntlm_creds: StoredCreds {
-                keys: txn.open_kind(Kind::NtlmCredentialKeys)?,
-                wide: txn.open_kind(Kind::NtlmCredentials)?,
-            },
-        }),
-        None => None,
-    };
+    let stored = stored_of(&txn, existing.is_some())?;
     let stored = stored.as_ref();
     let stored_accounts = stored.map(|s| s.accounts.as_slice());
 
     let mut runs = IndexRuns::new(&scratch);
     let budget = options.memory_budget.max(1 << 20) as usize;
+    let context = ReadContext { keys: &keys, breach_id, stored_accounts, format: options.format, budget };
+    let files = read_inputs(&context, inputs, &mut runs, progress, on_phase)?;
+    let written =
+        Written { keys: &keys, existing, breach_id, stored, runs, files, scratch: &scratch, budget };
+    write_and_publish(&mut txn, options, written, on_phase)
+}
+
+/// What records are made with: the same in a local ingest and in each job of
+/// a distributed one.
+struct ReadContext<'a> {
+    keys: &'a crate::crypt::Keys,
+    breach_id: u32,
+    /// The breach's stored accounts, when it has some: an account already in
+    /// the breach gets no new domain entry.
+    stored_accounts: Option<&'a [leakwatch_segment::Segment]>,
+    format: Option<Format>,
+    budget: usize,
+}
+
+/// Reads `inputs` into `runs`, spilling them past half the budget; returns
+/// each input's report.
+fn read_inputs(
+    context: &ReadContext<'_>,
+    inputs: Vec<Input>,
+    runs: &mut IndexRuns,
+    progress: &Progress,
+    on_phase: &mut dyn FnMut(Phase<'_>),
+) -> Result<Vec<(String, Report)>> {
+    let ReadContext { keys, breach_id, stored_accounts, format, budget } = *context;
     let mut files = Vec::new();
-    let mut classes = BTreeSet::new();
     // The batches' vectors come back from the sink and are made into later
     // batches, and so is the scratch space they are made in: kept, not freed
     // and allocated again, for every input.
@@ -131,12 +149,12 @@ pub fn ingest(
         let mut reserve = input.raw_len().map(|len| (len, progress.bytes.load(Ordering::Relaxed)));
         let report = leakwatch_ingest::read(
             input,
-            options.format,
+            format,
             &progress.bytes,
             |records| {
                 let mut scratch = scratch_space.take();
                 let batch =
-                    to_batch(records, &keys, breach_id, stored_accounts, batch_buffers.take(), &mut scratch);
+                    to_batch(records, keys, breach_id, stored_accounts, batch_buffers.take(), &mut scratch);
                 scratch_space.give(scratch);
                 batch
             },
@@ -172,11 +190,39 @@ pub fn ingest(
                 Ok(())
             },
         )?;
-        classes.extend(report.data_classes.iter().copied());
         files.push((name, report));
     }
-    // The writing below has the budget to itself.
-    drop((batch_buffers, scratch_space));
+    Ok(files)
+}
+
+/// The read side of an ingest, handed to its write side.
+struct Written<'a> {
+    keys: &'a crate::crypt::Keys,
+    /// The breach as stored, when it is.
+    existing: Option<Breach>,
+    breach_id: u32,
+    stored: Option<&'a Stored>,
+    runs: IndexRuns,
+    files: Vec<(String, Report)>,
+    scratch: &'a Path,
+    budget: usize,
+}
+
+/// Writes the new segments of `written`'s runs, checked against what the
+/// breach holds, and publishes them with the breach's new record.
+fn write_and_publish(
+    txn: &mut Txn,
+    options: &IngestOptions,
+    written: Written<'_>,
+    on_phase: &mut dyn FnMut(Phase<'_>),
+) -> Result<IngestSummary> {
+    let Written { keys, existing, breach_id, stored, runs, files, scratch, budget } = written;
+    let stored_accounts = stored.map(|s| s.accounts.as_slice());
+    let mut classes = BTreeSet::new();
+    for (_, report) in &files {
+        classes.extend(report.data_classes.iter().copied());
+    }
+    let scratch = scratch.to_path_buf();
 
     on_phase(Phase::Writing);
     // The five chains share nothing but the directory. The domains' has the
@@ -184,17 +230,17 @@ pub fn ingest(
     // passes): it starts at once on one thread, the credential chains on the
     // other, and their parallel parts (sorting buckets, keying, gathering)
     // fill whatever time the first thread has left.
-    let writing = &txn;
+    let writing = &*txn;
     let IndexRuns { accounts, domains, sha1_creds, ntlm_creds, stealer } = runs;
     let sha1_chain = || {
         let stored = stored.map(|s| &s.sha1_creds);
         let kinds = (Kind::CredentialKeys, Kind::Sha1Counts);
-        write_counted::<SHA1_REC, 20>(writing, &keys, sha1_creds, stored, kinds, &scratch, budget)
+        write_counted::<SHA1_REC, 20>(writing, keys, sha1_creds, stored, kinds, &scratch, budget)
     };
     let ntlm_chain = || {
         let stored = stored.map(|s| &s.ntlm_creds);
         let kinds = (Kind::NtlmCredentialKeys, Kind::NtlmCounts);
-        write_counted::<NTLM_REC, 16>(writing, &keys, ntlm_creds, stored, kinds, &scratch, budget)
+        write_counted::<NTLM_REC, 16>(writing, keys, ntlm_creds, stored, kinds, &scratch, budget)
     };
     let accounts_chain = || write_accounts(writing, accounts, stored_accounts, breach_id);
     let domains_chain = || write_domains(writing, domains, breach_id, budget);
@@ -274,7 +320,7 @@ pub fn ingest(
         let _ = std::fs::remove_dir_all(&scratch);
         // The generation is published: from here on a failure takes nothing
         // back, so it is a warning in the summary, not the ingest's error.
-        crate::compact::compact(&mut txn, crate::compact::MAX_SEGMENTS_PER_KIND)
+        crate::compact::compact(txn, crate::compact::MAX_SEGMENTS_PER_KIND)
             .err()
             .map(|e| format!("the ingest is published, but merging segments afterwards failed: {e}"))
     } else {
@@ -289,6 +335,25 @@ pub fn ingest(
         segments_written,
         compaction_warning,
     })
+}
+
+/// The segments an ingest into a breach already stored checks its records
+/// against: every stored account, triple and wide triple.
+fn stored_of(txn: &Txn, existing: bool) -> Result<Option<Stored>> {
+    if !existing {
+        return Ok(None);
+    }
+    Ok(Some(Stored {
+        accounts: txn.open_kind(Kind::Accounts)?,
+        sha1_creds: StoredCreds {
+            keys: txn.open_kind(Kind::CredentialKeys)?,
+            wide: txn.open_kind(Kind::Credentials)?,
+        },
+        ntlm_creds: StoredCreds {
+            keys: txn.open_kind(Kind::NtlmCredentialKeys)?,
+            wide: txn.open_kind(Kind::NtlmCredentials)?,
+        },
+    }))
 }
 
 fn apply_info(b: &mut Breach, info: &BreachInfo) {

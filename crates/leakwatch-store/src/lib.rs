@@ -46,7 +46,10 @@ pub use exposure::DirectoryKeys;
 pub use health::{repair, RepairSummary};
 pub use hibp::HibpBreach;
 pub use import::{import_pwned_passwords, ImportSummary, LineRejections};
-pub use ingest::{ingest, BreachInfo, IngestOptions, IngestSummary, Phase, Progress};
+pub use ingest::{
+    ingest, run_job, BreachInfo, DistributedIngest, IngestOptions, IngestSummary, JobOutput, JobSpec, Phase,
+    Progress, RunRef,
+};
 pub use manifest::{Breach, Manifest, PwnedImport, SegmentRef, SetAside};
 pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, RangeSource, DEFAULT_RANGE_CACHE};
 pub use reader::{Damage, KindStats, PasswordCounts, Stats, Store};

@@ -28,27 +28,38 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         anyhow::bail!("stdin (`-`) can be read only once");
     }
+    let options = IngestOptions {
+        breach: BreachInfo {
+            name: args.breach.clone(),
+            title: args.title.clone(),
+            domain: args.domain.clone(),
+            breach_date: args.breach_date.clone(),
+            description: args.description.clone(),
+        },
+        format,
+        memory_budget: args.memory_budget,
+    };
+    if args.distributed {
+        if args.files.iter().any(|f| f == "-") {
+            anyhow::bail!("--distributed reads files the workers can be given: not stdin (`-`)");
+        }
+        if args.columns.is_some() {
+            anyhow::bail!("--columns is not available with --distributed");
+        }
+        dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
+        let summary = super::distributed::ingest(dir, &args, &options)?;
+        return print_report(&args, &summary);
+    }
     // A directory or an archive stands for the dumps inside it, each reported
     // on its own (`logs.zip!US[1A2B]/Passwords.txt`); a plain file is itself.
     let mut inputs = Vec::new();
     for file in &args.files {
         inputs.extend(Input::expand(file)?);
     }
-    if let Some(columns) = args.columns {
+    if let Some(columns) = args.columns.clone() {
         let columns = Arc::new(columns);
         inputs = inputs.into_iter().map(|input| input.with_columns(columns.clone())).collect();
     }
-    let options = IngestOptions {
-        breach: BreachInfo {
-            name: args.breach.clone(),
-            title: args.title,
-            domain: args.domain,
-            breach_date: args.breach_date,
-            description: args.description,
-        },
-        format,
-        memory_budget: args.memory_budget,
-    };
     let progress = Arc::new(Progress::default());
     // Logged in the catalog while it runs and once it ends, for the web
     // interface's ingest status page; the store is made first, so that a
@@ -56,16 +67,7 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
     let listed: Vec<(String, Option<u64>)> =
         inputs.iter().map(|i| (i.name().to_owned(), i.raw_len())).collect();
-    let catalog = super::catalog_location(dir);
-    let log = IngestLog::start_with_catalog(
-        &catalog,
-        &args.breach,
-        &super::breach::os_user(),
-        &listed,
-        progress.clone(),
-    )
-    .with_context(|| format!("logging the ingest in the catalog {catalog}"))?;
-    let result = {
+    let summary = logged(dir, &args.breach, &listed, progress.clone(), |log| {
         let bar = Bar::start(progress.clone());
         leakwatch_store::ingest(dir, &options, inputs, &progress, &mut |phase| {
             log.phase(&phase);
@@ -75,28 +77,46 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
             }
         })
         .with_context(|| format!("ingest into breach {:?}", args.breach))
-    };
-    let summary = match result {
+    })?;
+    print_report(&args, &summary)
+}
+
+/// Runs `ingest` logged in the catalog's ingest log as an ingest of `listed`
+/// into `breach`: its progress while it runs, its outcome or its failure.
+pub(super) fn logged(
+    dir: &DataDir,
+    breach: &str,
+    listed: &[(String, Option<u64>)],
+    progress: Arc<Progress>,
+    ingest: impl FnOnce(&IngestLog) -> Result<IngestSummary>,
+) -> Result<IngestSummary> {
+    let catalog = super::catalog_location(dir);
+    let log = IngestLog::start_with_catalog(&catalog, breach, &super::breach::os_user(), listed, progress)
+        .with_context(|| format!("logging the ingest in the catalog {catalog}"))?;
+    match ingest(&log) {
         Ok(summary) => {
             if let Err(e) = log.finish(&summary) {
                 // Published all the same: the log only misses its outcome.
                 eprintln!("leakwatch: warning: the ingest was published, but not logged in the catalog: {e}");
             }
-            summary
+            Ok(summary)
         }
         Err(e) => {
             if let Err(log_error) = log.fail(&format!("{e:#}")) {
                 tracing::debug!("the failed ingest was not logged: {log_error}");
             }
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
 
+/// Says what an ingest did: on stdout as text or JSON, and to --report-json.
+fn print_report(args: &IngestArgs, summary: &IngestSummary) -> Result<Outcome> {
     if let Some(warning) = &summary.compaction_warning {
         // Published all the same: a warning, and exit 0.
         eprintln!("leakwatch: warning: {warning}");
     }
-    let report = report_json(&summary);
+    let report = report_json(summary);
     if let Some(path) = &args.report_json {
         let text = serde_json::to_string_pretty(&report).expect("serializes");
         std::fs::write(path, text).with_context(|| format!("{}: cannot write the report", path.display()))?;
@@ -105,7 +125,7 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     if args.json {
         writeln!(out, "{report}")?;
     } else {
-        print_summary(&mut out, &summary)?;
+        print_summary(&mut out, summary)?;
     }
     out.flush()?;
     Ok(Outcome::Found)

@@ -10,6 +10,7 @@ mod audit;
 mod breach;
 mod catalog;
 mod demo;
+mod distributed;
 mod import;
 mod ingest;
 mod keys;
@@ -23,6 +24,7 @@ mod reset;
 mod search;
 mod serve;
 mod sync;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -112,6 +114,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Audit(args) => org_audit::run(&store()?, args),
         Command::Reset(args) => reset::run(&store()?, args),
         Command::Init { key_file } => keys::init(&writable()?, key_file.as_deref()),
+        // A worker may start before the first ingest makes the store.
+        Command::Worker(args) => worker::run(&data_dir(&location)?, args),
         Command::Rekey { json, audit } => keys::rekey(&store()?, json, audit),
     }
 }

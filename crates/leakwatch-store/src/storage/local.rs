@@ -35,6 +35,10 @@ impl LocalDisk {
 }
 
 impl Storage for LocalDisk {
+    fn blobs(&self) -> Option<Box<dyn super::blobs::Blobs>> {
+        Some(Box::new(super::blobs::LocalBlobs::new(self.root.join("ingest"))))
+    }
+
     fn staging(&self) -> PathBuf {
         // Built where it will live: the rename that names it moves nothing.
         self.segments.clone()

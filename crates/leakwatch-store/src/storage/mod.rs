@@ -32,6 +32,7 @@ use leakwatch_segment::{Segment, SegmentError};
 
 use crate::error::Result;
 
+pub mod blobs;
 pub mod contract;
 pub(crate) mod local;
 mod memory;
@@ -139,6 +140,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Takes the writer lock without waiting: a second writer fails fast.
     fn lock(&self) -> Result<WriterLock>;
+
+    /// The area beside the store where a distributed ingest shares its
+    /// inputs and runs between machines ([`blobs`]); `None` for a storage
+    /// no other machine reaches.
+    fn blobs(&self) -> Option<Box<dyn blobs::Blobs>> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,159 @@
+//! `bench/distributed.sh`: one generated combo list ingested into a store in
+//! Garage by a plain `leakwatch ingest` and by `ingest --distributed` with one
+//! and with two `leakwatch worker` processes, side by side on this machine.
+//!
+//! Starts a three-node Garage cluster and a PostgreSQL catalog, then runs the
+//! three ways in interleaved rounds (the order turning each round), each into
+//! a fresh prefix of the bucket, and prints the median wall times, the ratios
+//! against the local ingest (target: two workers no slower than one local
+//! ingest) and the records a second each worker ingests.
+//!
+//! Usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]] (default 4,000,000 lines, 3 rounds).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use leakwatch_catalog::testing::TestPostgres;
+use leakwatch_objstore::garage::{Cluster, BUCKET};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Bench<'a> {
+    binary: &'a Path,
+    root: &'a Path,
+    catalog: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Bench<'_> {
+    fn command(&self, prefix: &str, cache: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.binary);
+        cmd.arg("--data")
+            .arg(format!("s3://{BUCKET}/{prefix}"))
+            .arg("--catalog")
+            .arg(&self.catalog)
+            .arg("--cache-dir")
+            .arg(self.root.join(cache))
+            .args(args)
+            .env("LEAKWATCH_KEY_FILE", self.root.join("bench.key"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
+        cmd
+    }
+
+    /// Runs `args` on `prefix`; its wall time in seconds.
+    fn time(&self, prefix: &str, cache: &str, args: &[&str]) -> f64 {
+        let start = Instant::now();
+        let out = self.command(prefix, cache, args).output().expect("leakwatch runs");
+        let secs = start.elapsed().as_secs_f64();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        secs
+    }
+
+    /// A worker, and a thread that notes when each of its jobs is done
+    /// (seconds since `start`).
+    fn worker(&self, prefix: &str, n: usize, start: Instant) -> (Child, std::thread::JoinHandle<Vec<f64>>) {
+        let mut cmd = self.command(prefix, &format!("worker-{n}"), &["worker", "--poll", "50ms"]);
+        let mut child = cmd.spawn().expect("a worker starts");
+        let stderr = child.stderr.take().expect("piped");
+        let done = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.contains(" done in "))
+                .map(|_| start.elapsed().as_secs_f64())
+                .collect()
+        });
+        (child, done)
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let binary =
+        std::path::PathBuf::from(args.next().expect("usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]]"));
+    let lines: u64 = args.next().map_or(4_000_000, |a| a.parse().expect("LINES is a number"));
+    let rounds: usize = args.next().map_or(3, |a| a.parse().expect("ROUNDS is a number"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let root = tmp.path();
+    let cluster = Cluster::start(&root.join("garage")).unwrap_or_else(|e| panic!("{e}"));
+    let pg = TestPostgres::start();
+    let database = pg.fresh_database();
+    let combo = root.join("combo.txt");
+    let file = std::io::BufWriter::new(std::fs::File::create(&combo).expect("combo created"));
+    leakwatch_gen::bench::write_combo(file, lines, 1).expect("combo written");
+    let size = std::fs::metadata(&combo).expect("combo").len();
+    let bench = Bench { binary: &binary, root, catalog: pg.url("postgres", &database), env: cluster.env(0) };
+    // Two parts: each worker of two reads one (the second after the input's
+    // head, as every part but the first is).
+    let job_size = (size / 2 + 1).to_string();
+    let combo = combo.to_str().expect("a UTF-8 path");
+    eprintln!("{lines} lines, {:.1} MB; {rounds} rounds", size as f64 / 1e6);
+
+    let ways = ["local", "1 worker", "2 workers"];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    // For the distributed ways: when the last job was done, and so how long
+    // the commit (download, merge, write, publish) took after it.
+    let mut reading: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    for round in 0..rounds {
+        for i in 0..ways.len() {
+            let way = (i + round) % ways.len();
+            let prefix = format!("r{round}-w{way}");
+            let secs = match way {
+                0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", combo]),
+                workers => {
+                    let start = Instant::now();
+                    let running: Vec<_> = (0..workers).map(|n| bench.worker(&prefix, n, start)).collect();
+                    let args =
+                        ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
+                    let secs = bench.time(&prefix, "ingest", &args);
+                    let mut last_done: f64 = 0.0;
+                    for (mut w, done) in running {
+                        let _ = w.kill();
+                        let _ = w.wait();
+                        last_done = done.join().expect("reader").into_iter().fold(last_done, f64::max);
+                    }
+                    reading[way].push(last_done);
+                    secs
+                }
+            };
+            eprintln!("round {round}: {}: {secs:.2} s", ways[way]);
+            times[way].push(secs);
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    println!(
+        "ingest of {lines} combo lines ({:.1} MB) into Garage, median of {rounds} interleaved rounds:",
+        size as f64 / 1e6
+    );
+    for (way, secs) in ways.iter().zip(&medians) {
+        println!("  {way:<22} {secs:>7.2} s  ({:.2}x local)", secs / medians[0]);
+    }
+    for way in 1..ways.len() {
+        let staged_and_read = median(reading[way].clone());
+        println!(
+            "  {:<22} jobs done after {staged_and_read:.2} s (staging and reading), commit {:.2} s",
+            ways[way],
+            medians[way] - staged_and_read
+        );
+    }
+    println!(
+        "  2 workers against 1 local ingest: {:.2}x the time (target: <= 1.00)",
+        medians[2] / medians[0]
+    );
+    println!(
+        "  records a second per worker: {:.0} with 1 worker, {:.0} each with 2",
+        lines as f64 / medians[1],
+        lines as f64 / medians[2] / 2.0
+    );
+    drop(cluster);
+}

@@ -1,0 +1,145 @@
+//! The store's shared area in the bucket (`PREFIX/ingest/`): what a
+//! distributed ingest's jobs read and write ([`leakwatch_store::storage::blobs`]).
+//! Files stream through in parts, never whole in memory: a staged input can
+//! be many gigabytes.
+
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use leakwatch_store::storage::blobs::Blobs;
+use leakwatch_store::Result;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::error::{local, store_error};
+use crate::storage::Remote;
+
+/// The part size of uploads.
+const PART: usize = 16 << 20;
+
+/// The shared area under `PREFIX/ingest/`.
+#[derive(Debug, Clone)]
+pub(crate) struct BucketBlobs {
+    pub(crate) remote: Arc<Remote>,
+}
+
+fn rel(name: &str) -> String {
+    format!("ingest/{name}")
+}
+
+impl Blobs for BucketBlobs {
+    fn put_file(&self, from: &Path, name: &str) -> Result<()> {
+        let rel = rel(name);
+        let url = self.remote.url_of(&rel);
+        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
+        let path = from.to_owned();
+        self.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
+        self.remote
+            .block(async move {
+                let io =
+                    |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
+                let mut file = std::fs::File::open(&path).map_err(io)?;
+                let len = file.metadata().map_err(io)?.len();
+                if len < PART as u64 {
+                    let mut bytes = Vec::with_capacity(len as usize);
+                    file.read_to_end(&mut bytes).map_err(io)?;
+                    return store.put(&key, PutPayload::from(bytes)).await.map(drop);
+                }
+                let mut writer = WriteMultipart::new_with_chunk_size(store.put_multipart(&key).await?, PART);
+                let mut buf = vec![0u8; PART];
+                loop {
+                    writer.wait_for_capacity(2).await?;
+                    let n = file.read(&mut buf).map_err(io)?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer.write(&buf[..n]);
+                }
+                writer.finish().await.map(drop)
+            })
+            .map_err(|e| store_error(url, e))
+    }
+
+    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
+        let rel = rel(name);
+        let url = self.remote.url_of(&rel);
+        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
+        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
+        self.remote.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<object_store::Result<bytes::Bytes>>(4);
+        let fetch = {
+            let remote = Arc::clone(&self.remote);
+            std::thread::spawn(move || {
+                remote.block(async move {
+                    let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
+                    let mut stream = match store.get_opts(&key, options).await {
+                        Ok(result) => result.into_stream(),
+                        Err(e) => return drop(tx.send(Err(e))),
+                    };
+                    while let Some(chunk) = stream.next().await {
+                        if tx.send(chunk).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+        };
+        // The bytes are written here as they come, on this thread: the
+        // storage's runtime only fetches.
+        let mut result = Ok(());
+        for chunk in rx {
+            match chunk {
+                Ok(bytes) => {
+                    self.remote.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if let Err(e) = file.write_all(&bytes) {
+                        result = Err(local(to, e));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(store_error(&url, e));
+                    break;
+                }
+            }
+        }
+        let _ = fetch.join();
+        result?;
+        file.flush().map_err(|e| local(to, e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let rel = rel(prefix);
+        let url = self.remote.url_of(&rel);
+        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
+        let base = self.remote.key("ingest");
+        self.remote.counters.lists.fetch_add(1, Ordering::Relaxed);
+        let metas = self
+            .remote
+            .block(async move {
+                use futures_util::TryStreamExt;
+                store.list(Some(&key)).try_collect::<Vec<_>>().await
+            })
+            .map_err(|e| store_error(url, e))?;
+        let skip = base.parts().count();
+        let mut names: Vec<String> = metas
+            .into_iter()
+            .map(|m| {
+                m.location.parts().skip(skip).map(|p| p.as_ref().to_owned()).collect::<Vec<_>>().join("/")
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let rel = rel(name);
+        self.remote.delete(&rel).map_err(|e| store_error(self.remote.url_of(&rel), e))
+    }
+
+    fn location(&self, name: &str) -> String {
+        self.remote.url_of(&rel(name)).display().to_string()
+    }
+}

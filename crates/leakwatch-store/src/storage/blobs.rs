@@ -1,0 +1,118 @@
+//! Files a distributed ingest shares between machines beside a store: the
+//! inputs staged for its jobs and the sorted runs the jobs write, under the
+//! store's `ingest/` area (a bucket's `PREFIX/ingest/`, a directory's
+//! `ingest/`), never among its segments.
+//!
+//! These are not a store's objects: no manifest names them, a reader never
+//! opens them, and the writer that holds the store's lock removes them all
+//! when it begins ([`crate::DataDir::remove_orphans`]), since they can only
+//! be what a dead distributed ingest left (a live one holds the lock).
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, StoreError};
+
+/// The shared area of a store, by names relative to it (`ID/inputs/0`).
+pub trait Blobs: Send + Sync + std::fmt::Debug {
+    /// Copies the local file `from` to `name`.
+    fn put_file(&self, from: &Path, name: &str) -> Result<()>;
+
+    /// Copies `name`, or its byte `range`, to the local file `to`.
+    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()>;
+
+    /// Every name under `prefix` (`""`: every one), at any depth.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes `name`; one already gone is no error.
+    fn delete(&self, name: &str) -> Result<()>;
+
+    /// Where `name` is, for messages.
+    fn location(&self, name: &str) -> String;
+}
+
+/// The shared area in a local directory (a store on a file system every
+/// machine mounts).
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+impl LocalBlobs {
+    pub fn new(root: impl Into<PathBuf>) -> LocalBlobs {
+        LocalBlobs { root: root.into() }
+    }
+}
+
+impl Blobs for LocalBlobs {
+    fn put_file(&self, from: &Path, name: &str) -> Result<()> {
+        let to = self.root.join(name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        let tmp = to.with_extension("part");
+        fs::copy(from, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
+    }
+
+    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
+        let from = self.root.join(name);
+        let mut src = fs::File::open(&from).map_err(|e| StoreError::io(&from, e))?;
+        let mut dst = fs::File::create(to).map_err(|e| StoreError::io(to, e))?;
+        let copied = match &range {
+            Some(r) => {
+                src.seek(SeekFrom::Start(r.start)).map_err(|e| StoreError::io(&from, e))?;
+                std::io::copy(&mut src.take(r.end - r.start), &mut dst)
+            }
+            None => std::io::copy(&mut src, &mut dst),
+        };
+        copied.map_err(|e| StoreError::io(&from, e))?;
+        dst.flush().map_err(|e| StoreError::io(to, e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut dirs = vec![self.root.join(prefix)];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(&dir, e)),
+            };
+            for entry in entries {
+                let path = entry.map_err(|e| StoreError::io(&dir, e))?.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.root) {
+                    names.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.root.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        // Directories left empty go too; one still holding files stays.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    fn location(&self, name: &str) -> String {
+        self.root.join(name).display().to_string()
+    }
+}
