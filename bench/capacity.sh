@@ -326,6 +326,12 @@ elif [ -x "$ROOT/bench/distributed.sh" ]; then
     fi
     put per_worker_records_s "$rate"
     put per_worker_source "bench/distributed.sh_$LARGE"
+    # The phases apart: the jobs scale with workers, the one commit does not.
+    read -r jobs commit < <(sed -n 's/.*jobs (staging and reading) \([0-9]*\), commit \([0-9]*\).*/\1 \2/p' "$WORK/dist.out")
+    if [ -n "${commit:-}" ]; then
+        put per_worker_jobs_records_s "$jobs"
+        put commit_records_s "$commit"
+    fi
 fi
 cp "$WORK/inputs" "$INPUTS"
 
