@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use leakwatch_catalog::testing::TestPostgres;
 
 mod support;
-use support::leakwatch;
+use support::{leakwatch, sign_in};
 
 fn with_catalog(data: &Path, url: &str) -> Command {
     let mut cmd = leakwatch(data);
@@ -64,42 +64,6 @@ fn search(addr: SocketAddr, key: &str) -> (u16, Option<u64>) {
         name.eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().unwrap())
     });
     (response[9..12].parse().unwrap(), retry_after)
-}
-
-/// One request over a fresh connection: the status, the `Set-Cookie` values
-/// (name=value) and the body.
-fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let cookies = head
-        .lines()
-        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .collect();
-    (head[9..12].parse().unwrap(), cookies, body.to_owned())
-}
-
-/// Signs in at `addr` through the web form: the status of the form's answer
-/// (303 when signed in).
-fn sign_in(addr: SocketAddr, secret: &str) -> u16 {
-    let (status, cookies, _) = http(
-        addr,
-        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status, 200);
-    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
-    let token = signin.split_once('=').unwrap().1;
-    let body = format!("csrf={token}&key={secret}");
-    let request = format!(
-        "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    http(addr, &request).0
 }
 
 /// The searches for `name`'s key in the audit log.
@@ -209,7 +173,7 @@ fn servers_answer_again_after_the_database_restarts() {
     let (b, addr_b) = support::serve_command(with_catalog(&data, &url));
     for addr in [addr_a, addr_b] {
         assert_eq!(search(addr, &secret).0, 200);
-        assert_eq!(sign_in(addr, &secret), 303);
+        assert_eq!(sign_in(addr, &secret).0, 303);
     }
 
     pg.restart(Duration::from_secs(1));
@@ -225,7 +189,7 @@ fn servers_answer_again_after_the_database_restarts() {
     let before = audited_searches(&data, &url, "ops");
     for addr in [addr_a, addr_b] {
         assert_eq!(search(addr, &secret).0, 200);
-        assert_eq!(sign_in(addr, &secret), 303, "sign-in after the restart");
+        assert_eq!(sign_in(addr, &secret).0, 303, "sign-in after the restart");
     }
     // A key made after the restart reaches both servers (the key poll
     // connected again).

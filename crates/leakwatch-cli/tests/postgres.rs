@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use leakwatch_catalog::testing::TestPostgres;
 
 mod support;
-use support::leakwatch;
+use support::{http, leakwatch, sign_in};
 
 /// The binary with the catalog named by the environment, as a service unit
 /// would set it.
@@ -45,45 +45,6 @@ fn get(addr: SocketAddr, path: &str, key: &str) -> u16 {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response[9..12].parse().unwrap()
-}
-
-/// One request over a fresh connection: the status, the `Set-Cookie` values
-/// (name=value) and the body.
-fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let cookies = head
-        .lines()
-        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .collect();
-    (head[9..12].parse().unwrap(), cookies, body.to_owned())
-}
-
-/// Signs in at `addr` through the web form; the session cookie (name=value).
-fn sign_in(addr: SocketAddr, secret: &str) -> String {
-    let (status, cookies, _) = http(
-        addr,
-        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status, 200);
-    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
-    let token = signin.split_once('=').unwrap().1;
-    let body = format!("csrf={token}&key={secret}");
-    let (status, cookies, _) = http(
-        addr,
-        &format!(
-            "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    assert_eq!(status, 303, "sign-in refused");
-    cookies.into_iter().find(|c| c.starts_with("lw_session=") && c.len() > "lw_session=".len()).unwrap()
 }
 
 /// The status of the web search page for a browser holding `cookie`: 200
@@ -142,7 +103,9 @@ fn keys_in_postgres_authenticate_at_two_servers_and_their_searches_chain_in_one_
         assert_eq!(get(addr, "/api/v3/breachedaccount/carol@example.com", &secret), 404);
     }
     // A browser signed in at one server is signed in at the other.
-    let session = sign_in(addr_a, &secret);
+    let (status, session) = sign_in(addr_a, &secret);
+    assert_eq!(status, 303, "sign-in refused");
+    let session = session.expect("a session cookie");
     assert_eq!(search_page(addr_a, &session), 200);
     assert_eq!(search_page(addr_b, &session), 200, "the other server does not know the session");
     assert_eq!(search_page(addr_b, "lw_session=00"), 303);

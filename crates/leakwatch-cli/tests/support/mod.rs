@@ -141,3 +141,45 @@ impl Env {
         run(cmd, None)
     }
 }
+
+/// One request over a fresh connection: the status, the `Set-Cookie` values
+/// (name=value) and the body.
+pub fn http(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    (head[9..12].parse().unwrap(), cookies, body.to_owned())
+}
+
+/// Signs in at `addr` through the web form, as a browser would: the status of
+/// the form's answer (303 when signed in) and the session cookie it set
+/// (name=value), if any.
+pub fn sign_in(addr: SocketAddr, secret: &str) -> (u16, Option<String>) {
+    let (status, cookies, _) = http(
+        addr,
+        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let signin = cookies.iter().find(|c| c.starts_with("lw_signin=")).unwrap();
+    let token = signin.split_once('=').unwrap().1;
+    let body = format!("csrf={token}&key={secret}");
+    let (status, cookies, _) = http(
+        addr,
+        &format!(
+            "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let session = cookies.into_iter().find(|c| c.starts_with("lw_session=") && c.len() > "lw_session=".len());
+    (status, session)
+}
