@@ -9,8 +9,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Stdio};
 use std::time::{Duration, Instant};
 
 use leakwatch_catalog::testing::TestPostgres;
@@ -20,43 +20,17 @@ use leakwatch_objstore::{ObjectStorage, Options, S3Url};
 
 mod support;
 
-use support::{run, Run};
+use support::{run, Target};
 
 const SEED: u64 = 20261208;
 
-/// How one `leakwatch` process reaches its store: a local directory with a
-/// SQLite catalog, or the bucket through a node of the cluster, with the
-/// PostgreSQL catalog and a cache of its own.
-struct Target {
-    data: String,
-    key: PathBuf,
-    catalog: String,
-    cache: Option<PathBuf>,
-    env: Vec<(&'static str, String)>,
+/// Parts of these small combo lists are read after a small head: their lines
+/// are plain ASCII of one kind, which the reader settles on within it.
+fn small_head() -> (&'static str, String) {
+    ("LEAKWATCH_DISTRIBUTED_HEAD", "4096".to_owned())
 }
 
 impl Target {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-        cmd.arg("--data").arg(&self.data).arg("--catalog").arg(&self.catalog).args(args).stdin(Stdio::null());
-        cmd.env("LEAKWATCH_KEY_FILE", &self.key).env_remove("LEAKWATCH_DATA");
-        // Parts of these small combo lists are read after a small head: their
-        // lines are plain ASCII of one kind, which the reader settles on
-        // within it.
-        cmd.env("LEAKWATCH_DISTRIBUTED_HEAD", "4096");
-        if let Some(cache) = &self.cache {
-            cmd.arg("--cache-dir").arg(cache);
-        }
-        for (name, value) in &self.env {
-            cmd.env(name, value);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        run(self.command(args), stdin)
-    }
-
     /// `ingest` of `breach` with `extra` arguments; the report as JSON.
     fn ingest(&self, breach: &BreachFiles, extra: &[&str]) -> serde_json::Value {
         let run = self
@@ -233,14 +207,14 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
         key: root.join("local.key"),
         catalog: root.join("local-catalog.sqlite").display().to_string(),
         cache: None,
-        env: Vec::new(),
+        env: vec![small_head()],
     };
     let remote = |prefix: &str, cache: &str, node: usize| Target {
         data: format!("s3://{BUCKET}/{prefix}"),
         key: root.join("s3.key"),
         catalog: pg.url("postgres", &database),
         cache: Some(root.join(cache)),
-        env: cluster.env(node),
+        env: cluster.env(node).into_iter().chain([small_head()]).collect(),
     };
 
     // Three workers on three "machines" (caches, nodes), one ingest.
@@ -310,7 +284,7 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
         key: root.join("local.key"),
         catalog: root.join("local-one-catalog.sqlite").display().to_string(),
         cache: None,
-        env: Vec::new(),
+        env: vec![small_head()],
     };
     one.ingest(first, &[]);
     assert_same(

@@ -6,47 +6,18 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use leakwatch_gen::{BreachFiles, Scenario};
 use leakwatch_objstore::garage::{Cluster, BUCKET};
 
 mod support;
 
-use support::{run, Run};
+use support::{run, Target};
 
 const SEED: u64 = 20261207;
 
-/// How one `leakwatch` process reaches its store: a local directory, or the
-/// bucket through node `node` of the cluster with a cache of its own.
-struct Target {
-    data: String,
-    key: PathBuf,
-    catalog: PathBuf,
-    cache: Option<PathBuf>,
-    /// The `AWS_*` variables of the node it talks to.
-    env: Vec<(&'static str, String)>,
-}
-
 impl Target {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
-        cmd.arg("--data").arg(&self.data).arg("--catalog").arg(&self.catalog).args(args).stdin(Stdio::null());
-        cmd.env("LEAKWATCH_KEY_FILE", &self.key).env_remove("LEAKWATCH_DATA");
-        if let Some(cache) = &self.cache {
-            cmd.arg("--cache-dir").arg(cache);
-        }
-        for (name, value) in &self.env {
-            cmd.env(name, value);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        run(self.command(args), stdin)
-    }
-
     fn ingest(&self, breach: &BreachFiles) {
         let mut args: Vec<String> = vec!["ingest".into(), "--breach".into(), breach.name.clone()];
         args.extend([
@@ -61,10 +32,6 @@ impl Target {
         args.extend(breach.files.iter().map(|f| f.display().to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run(&args, None).ok(&format!("ingest {} into {}", breach.name, self.data));
-    }
-
-    fn serve(&self) -> (Child, SocketAddr) {
-        support::serve_command(self.command(&[]))
     }
 }
 
@@ -134,7 +101,7 @@ fn a_store_in_garage_answers_as_a_local_one_and_survives_a_node_down() {
     let local = Target {
         data: root.join("local").display().to_string(),
         key: root.join("local.key"),
-        catalog: root.join("local-catalog.sqlite"),
+        catalog: root.join("local-catalog.sqlite").display().to_string(),
         cache: None,
         env: Vec::new(),
     };
@@ -142,7 +109,7 @@ fn a_store_in_garage_answers_as_a_local_one_and_survives_a_node_down() {
     let remote = |cache: &str, node: usize| Target {
         data: format!("s3://{BUCKET}/e2e"),
         key: root.join("s3.key"),
-        catalog: root.join("s3-catalog.sqlite"),
+        catalog: root.join("s3-catalog.sqlite").display().to_string(),
         cache: Some(root.join(cache)),
         env: nodes[node].clone(),
     };

@@ -183,3 +183,38 @@ pub fn sign_in(addr: SocketAddr, secret: &str) -> (u16, Option<String>) {
     let session = cookies.into_iter().find(|c| c.starts_with("lw_session=") && c.len() > "lw_session=".len());
     (status, session)
 }
+
+/// How one `leakwatch` process reaches its store: a local directory, or a
+/// bucket (`s3://...`) through the node whose `AWS_*` variables are in `env`,
+/// with a cache of its own; and its catalog (a SQLite path or a PostgreSQL URL).
+pub struct Target {
+    pub data: String,
+    pub key: PathBuf,
+    pub catalog: String,
+    pub cache: Option<PathBuf>,
+    /// Variables the process gets besides the key file's.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Target {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakwatch"));
+        cmd.arg("--data").arg(&self.data).arg("--catalog").arg(&self.catalog).args(args).stdin(Stdio::null());
+        cmd.env("LEAKWATCH_KEY_FILE", &self.key).env_remove("LEAKWATCH_DATA");
+        if let Some(cache) = &self.cache {
+            cmd.arg("--cache-dir").arg(cache);
+        }
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        run(self.command(args), stdin)
+    }
+
+    pub fn serve(&self) -> (Child, SocketAddr) {
+        serve_command(self.command(&[]))
+    }
+}
