@@ -56,26 +56,42 @@ pub fn binary() -> Result<PathBuf, String> {
         })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+/// `n` distinct free ports on 127.0.0.1: every listener is held until all are
+/// chosen, so two nodes (or two APIs of one) never get the same port.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("a bound listener's address").port()).collect()
 }
 
 impl Cluster {
     /// Starts three nodes with their files under `dir` (created; removed on
     /// drop), and waits until the bucket answers.
     pub fn start(dir: &Path) -> Result<Cluster, String> {
+        // A port chosen free can be taken by another process before a node
+        // binds it, and the cluster then never forms: start again on new
+        // ports rather than fail the test that needs it.
+        let mut errors = Vec::new();
+        for _ in 0..3 {
+            match Cluster::start_once(dir) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(errors.join("\n--- and on a new start:\n"))
+    }
+
+    fn start_once(dir: &Path) -> Result<Cluster, String> {
         let binary = binary()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let secret: [u8; 32] = rand::random();
         let rpc_secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         let mut nodes = Vec::new();
+        let ports = free_ports(9);
         for n in 0..3 {
             let root = dir.join(format!("node{n}"));
             std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-            let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+            let (s3_port, rpc_port, admin_port) = (ports[3 * n], ports[3 * n + 1], ports[3 * n + 2]);
             let mut config = String::new();
             let _ = write!(
                 config,
@@ -111,7 +127,21 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         for n in 0..3 {
             cluster.start_node(n)?;
         }
-        cluster.configure()?;
+        if let Err(e) = cluster.configure() {
+            // The nodes' own words, before dropping the cluster removes them.
+            let logs: String = (0..3)
+                .map(|n| {
+                    let log = cluster.nodes[n].config.with_file_name("garage.log");
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    format!(
+                        "\nnode {n} log, last lines:\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            return Err(format!("{e}{logs}"));
+        }
         Ok(cluster)
     }
 
