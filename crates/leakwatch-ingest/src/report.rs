@@ -105,7 +105,7 @@ pub const WEBSITE_NOT_DOMAIN: &str = "website not a domain";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Classes(u16);
 
-const CLASS_BITS: [DataClass; 10] = [
+pub(crate) const CLASS_BITS: [DataClass; 10] = [
     DataClass::EmailAddresses,
     DataClass::Usernames,
     DataClass::PhoneNumbers,

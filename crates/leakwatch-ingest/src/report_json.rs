@@ -8,26 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use leakwatch_types::DataClass;
 use serde_json::{json, Value};
 
-use crate::report::{Reason, WEBSITE_NOT_DOMAIN};
+use crate::report::{Reason, CLASS_BITS as CLASSES, WEBSITE_NOT_DOMAIN};
 use crate::{ChosenBy, ColumnReport, ColumnUse, Format, Rejections, Report, SAMPLE_LINES};
 
 const FORMATS: [Format; 5] = [Format::Combo, Format::Csv, Format::Ndjson, Format::Sql, Format::Stealer];
-
-const CLASSES: [DataClass; 10] = [
-    DataClass::EmailAddresses,
-    DataClass::Usernames,
-    DataClass::PhoneNumbers,
-    DataClass::Passwords,
-    DataClass::Names,
-    DataClass::IpAddresses,
-    DataClass::DatesOfBirth,
-    DataClass::PhysicalAddresses,
-    DataClass::Urls,
-    DataClass::PasswordHints,
-];
 
 const ROLES: [&str; 6] = ["email", "username", "account", "password", "hash", "phone"];
 
@@ -47,6 +33,27 @@ fn bad(what: impl Into<String>) -> ReportJsonError {
     ReportJsonError(what.into())
 }
 
+impl ColumnReport {
+    /// Which column became what: `{"table": null, "used": [{"column":
+    /// "pass_hash", "role": "hash", "detail": "md5", "by": "name"}],
+    /// "left_out": ["id"]}`.
+    pub fn to_json(&self) -> Value {
+        let used: Vec<Value> = self
+            .used
+            .iter()
+            .map(|u| {
+                let by = match u.by {
+                    ChosenBy::Name => "name",
+                    ChosenBy::Content => "content",
+                    ChosenBy::Override => "override",
+                };
+                json!({"column": u.column, "role": u.role, "detail": u.detail, "by": by})
+            })
+            .collect();
+        json!({"table": self.table, "used": used, "left_out": self.left_out})
+    }
+}
+
 impl Report {
     /// The report as JSON, for [`Report::from_json`].
     pub fn to_json(&self) -> Value {
@@ -57,25 +64,7 @@ impl Report {
                 ((*reason).to_owned(), json!({"count": r.count, "sample_lines": r.sample_lines}))
             })
             .collect();
-        let columns: Vec<Value> = self
-            .columns
-            .iter()
-            .map(|c| {
-                let used: Vec<Value> = c
-                    .used
-                    .iter()
-                    .map(|u| {
-                        let by = match u.by {
-                            ChosenBy::Name => "name",
-                            ChosenBy::Content => "content",
-                            ChosenBy::Override => "override",
-                        };
-                        json!({"column": u.column, "role": u.role, "detail": u.detail, "by": by})
-                    })
-                    .collect();
-                json!({"table": c.table, "used": used, "left_out": c.left_out})
-            })
-            .collect();
+        let columns: Vec<Value> = self.columns.iter().map(ColumnReport::to_json).collect();
         json!({
             "format": self.format.name(),
             "lines": self.lines,

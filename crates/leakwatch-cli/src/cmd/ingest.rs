@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use leakwatch_ingest::{ChosenBy, ColumnReport, Format, Input, Report};
+use leakwatch_ingest::{ColumnReport, Format, Input, Report};
 use leakwatch_server::IngestLog;
 use leakwatch_store::{BreachInfo, DataDir, HibpBreach, IngestOptions, IngestSummary, Phase, Progress};
 use serde_json::json;
@@ -168,19 +168,9 @@ fn report_json(summary: &IngestSummary) -> serde_json::Value {
 /// Which column became what: `{"table": null, "used": [{"column": "pass_hash",
 /// "role": "hash", "detail": "md5", "by": "name"}], "left_out": ["id"], "text": "..."}`.
 fn columns_json(c: &ColumnReport) -> serde_json::Value {
-    let used: Vec<_> = c
-        .used
-        .iter()
-        .map(|u| {
-            let by = match u.by {
-                ChosenBy::Name => "name",
-                ChosenBy::Content => "content",
-                ChosenBy::Override => "override",
-            };
-            json!({"column": u.column, "role": u.role, "detail": u.detail, "by": by})
-        })
-        .collect();
-    json!({"table": c.table, "used": used, "left_out": c.left_out, "text": c.to_string()})
+    let mut json = c.to_json();
+    json["text"] = c.to_string().into();
+    json
 }
 
 fn print_summary(out: &mut impl Write, s: &IngestSummary) -> std::io::Result<()> {
