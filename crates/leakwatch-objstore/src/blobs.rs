@@ -3,7 +3,7 @@
 //! Files stream through in parts, never whole in memory: a staged input can
 //! be many gigabytes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -12,13 +12,10 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use leakwatch_store::storage::blobs::Blobs;
 use leakwatch_store::Result;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore};
 
 use crate::error::{local, store_error};
 use crate::storage::Remote;
-
-/// The part size of uploads.
-const PART: usize = 16 << 20;
 
 /// The shared area under `PREFIX/ingest/`.
 #[derive(Debug, Clone)]
@@ -32,35 +29,7 @@ fn rel(name: &str) -> String {
 
 impl Blobs for BucketBlobs {
     fn put_file(&self, from: &Path, name: &str) -> Result<()> {
-        let rel = rel(name);
-        let url = self.remote.url_of(&rel);
-        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
-        let path = from.to_owned();
-        self.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
-        self.remote
-            .block(async move {
-                let io =
-                    |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
-                let mut file = std::fs::File::open(&path).map_err(io)?;
-                let len = file.metadata().map_err(io)?.len();
-                if len < PART as u64 {
-                    let mut bytes = Vec::with_capacity(len as usize);
-                    file.read_to_end(&mut bytes).map_err(io)?;
-                    return store.put(&key, PutPayload::from(bytes)).await.map(drop);
-                }
-                let mut writer = WriteMultipart::new_with_chunk_size(store.put_multipart(&key).await?, PART);
-                let mut buf = vec![0u8; PART];
-                loop {
-                    writer.wait_for_capacity(2).await?;
-                    let n = file.read(&mut buf).map_err(io)?;
-                    if n == 0 {
-                        break;
-                    }
-                    writer.write(&buf[..n]);
-                }
-                writer.finish().await.map(drop)
-            })
-            .map_err(|e| store_error(url, e))
+        self.remote.put_file(from, &rel(name))
     }
 
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {

@@ -171,6 +171,39 @@ impl Remote {
         }
     }
 
+    /// Uploads the local file `from` as object `rel`: in one PUT when small,
+    /// else in parts of `PART` bytes, `PARTS_IN_FLIGHT` at a time.
+    pub fn put_file(&self, from: &Path, rel: &str) -> Result<()> {
+        let url = self.url_of(rel);
+        let len = std::fs::metadata(from).map_err(|e| local(from, e))?.len();
+        let (store, key) = (Arc::clone(&self.store), self.key(rel));
+        let path = from.to_owned();
+        self.counters.puts.fetch_add(1, Ordering::Relaxed);
+        self.block(async move {
+            use std::io::Read;
+            let io = |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
+            let mut file = std::fs::File::open(&path).map_err(io)?;
+            if len < PART as u64 {
+                let mut bytes = Vec::with_capacity(len as usize);
+                file.read_to_end(&mut bytes).map_err(io)?;
+                return store.put(&key, PutPayload::from(bytes)).await.map(drop);
+            }
+            let upload = store.put_multipart(&key).await?;
+            let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+            let mut buf = vec![0u8; PART];
+            loop {
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                let n = file.read(&mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                writer.write(&buf[..n]);
+            }
+            writer.finish().await.map(drop)
+        })
+        .map_err(|e| store_error(url, e))
+    }
+
     /// `rel` as a URL, for messages.
     pub fn url_of(&self, rel: &str) -> PathBuf {
         PathBuf::from(format!("{}/{rel}", self.url))
@@ -355,37 +388,7 @@ impl ObjectStorage {
     /// the segment's cache file: a writer reads its new segments from local
     /// bytes, never downloading what it has just uploaded.
     fn upload(&self, staged: &Path, name: &str) -> Result<()> {
-        let rel = segment_key(name);
-        let url = self.remote.url_of(&rel);
-        let len = std::fs::metadata(staged).map_err(|e| local(staged, e))?.len();
-        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
-        let path = staged.to_owned();
-        self.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
-        self.remote
-            .block(async move {
-                use std::io::Read;
-                let io =
-                    |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
-                let mut file = std::fs::File::open(&path).map_err(io)?;
-                if len < PART as u64 {
-                    let mut bytes = Vec::with_capacity(len as usize);
-                    file.read_to_end(&mut bytes).map_err(io)?;
-                    return store.put(&key, PutPayload::from(bytes)).await.map(drop);
-                }
-                let upload = store.put_multipart(&key).await?;
-                let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
-                let mut buf = vec![0u8; PART];
-                loop {
-                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                    let n = file.read(&mut buf).map_err(io)?;
-                    if n == 0 {
-                        break;
-                    }
-                    writer.write(&buf[..n]);
-                }
-                writer.finish().await.map(drop)
-            })
-            .map_err(|e| store_error(url, e))?;
+        self.remote.put_file(staged, &segment_key(name))?;
         self.cache.adopt(staged, name)
     }
 
