@@ -17,6 +17,33 @@ use std::time::Instant;
 use leakwatch_catalog::testing::TestPostgres;
 use leakwatch_objstore::garage::{Cluster, BUCKET};
 
+/// CPU seconds spent so far by the processes named `name` (the Garage nodes).
+fn cpu_of(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((comm, rest)) = stat.split_once(") ") else { continue };
+        if comm.rsplit('(').next() != Some(name) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+        total += ticks / tick;
+    }
+    total
+}
+
+/// CPU seconds spent so far by this process's waited-for children (the
+/// leakwatch processes).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -52,9 +79,19 @@ impl Bench<'_> {
     /// Runs `args` on `prefix`; its wall time in seconds.
     fn time(&self, prefix: &str, cache: &str, args: &[&str]) -> f64 {
         let start = Instant::now();
-        let out = self.command(prefix, cache, args).output().expect("leakwatch runs");
+        let mut child = self.command(prefix, cache, args).spawn().expect("leakwatch runs");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = Vec::new();
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(" staged in ") {
+                eprintln!("  {:6.2}s {line}", start.elapsed().as_secs_f64());
+            }
+            lines.push(line);
+        }
+        let status = child.wait().expect("leakwatch runs");
         let secs = start.elapsed().as_secs_f64();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(status.success(), "{args:?}: {}", lines.join("\n"));
         secs
     }
 
@@ -69,7 +106,12 @@ impl Bench<'_> {
             std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
-                .filter(|l| l.contains(" done in "))
+                .filter(|l| {
+                    if l.contains(" taken ") || l.contains(" done in ") {
+                        eprintln!("  {:6.2}s {l}", start.elapsed().as_secs_f64());
+                    }
+                    l.contains(" done in ")
+                })
                 .map(|_| start.elapsed().as_secs_f64())
                 .collect()
         });
@@ -93,9 +135,6 @@ fn main() {
     leakwatch_gen::bench::write_combo(file, lines, 1).expect("combo written");
     let size = std::fs::metadata(&combo).expect("combo").len();
     let bench = Bench { binary: &binary, root, catalog: pg.url("postgres", &database), env: cluster.env(0) };
-    // Two parts: each worker of two reads one (the second after the input's
-    // head, as every part but the first is).
-    let job_size = (size / 2 + 1).to_string();
     let combo = combo.to_str().expect("a UTF-8 path");
     eprintln!("{lines} lines, {:.1} MB; {rounds} rounds", size as f64 / 1e6);
 
@@ -104,17 +143,19 @@ fn main() {
     // For the distributed ways: when the last job was done, and so how long
     // the commit (download, merge, write, publish) took after it.
     let mut reading: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    // CPU seconds of the leakwatch processes and of the Garage nodes, by way.
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ways.len()];
     for round in 0..rounds {
         for i in 0..ways.len() {
             let way = (i + round) % ways.len();
             let prefix = format!("r{round}-w{way}");
+            let (garage_before, ours_before) = (cpu_of("garage"), children_cpu());
             let secs = match way {
                 0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", combo]),
                 workers => {
                     let start = Instant::now();
                     let running: Vec<_> = (0..workers).map(|n| bench.worker(&prefix, n, start)).collect();
-                    let args =
-                        ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
+                    let args = ["ingest", "--distributed", "--partitions", "2", "--breach", "Bench", combo];
                     let secs = bench.time(&prefix, "ingest", &args);
                     let mut last_done: f64 = 0.0;
                     for (mut w, done) in running {
@@ -126,7 +167,12 @@ fn main() {
                     secs
                 }
             };
-            eprintln!("round {round}: {}: {secs:.2} s", ways[way]);
+            let (garage, ours) = (cpu_of("garage") - garage_before, children_cpu() - ours_before);
+            cpu[way].push((ours, garage));
+            eprintln!(
+                "round {round}: {}: {secs:.2} s (CPU: leakwatch {ours:.2} s, Garage {garage:.2} s)",
+                ways[way]
+            );
             times[way].push(secs);
         }
     }
@@ -137,6 +183,11 @@ fn main() {
     );
     for (way, secs) in ways.iter().zip(&medians) {
         println!("  {way:<22} {secs:>7.2} s  ({:.2}x local)", secs / medians[0]);
+    }
+    for (way, name) in ways.iter().enumerate() {
+        let ours = median(cpu[way].iter().map(|c| c.0).collect());
+        let garage = median(cpu[way].iter().map(|c| c.1).collect());
+        println!("  {name:<22} CPU: leakwatch {ours:.2} s, Garage nodes {garage:.2} s");
     }
     for way in 1..ways.len() {
         let staged_and_read = median(reading[way].clone());
