@@ -238,17 +238,29 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
     let workers: Vec<Child> = (0..3).map(|n| remote("d", &format!("worker-{n}"), n).worker(&[])).collect();
     let mut local_reports = Vec::new();
     let mut distributed_reports = Vec::new();
-    for breach in &breaches {
+    // The last input is read from the bucket (an `s3://` URL), unstaged.
+    let split = breaches.last().unwrap().files[0].clone();
+    let split_url = format!("s3://{BUCKET}/dumps/split.txt");
+    leakwatch_objstore::put_object(&split, &split_url, &cluster.config(1)).unwrap();
+    for (n, breach) in breaches.iter().enumerate() {
         local_reports.push(report_files(&local.ingest(breach, &[])));
-        let report = remote("d", "ingest", 0).ingest(breach, &["--distributed", "--partitions", "3"]);
-        distributed_reports.push(report_files(&report));
+        let mut given = breach.clone();
+        if n == breaches.len() - 1 {
+            given.files = vec![split_url.clone().into()];
+        }
+        let report = remote("d", "ingest", 0).ingest(&given, &["--distributed", "--partitions", "3"]);
+        let shown = report.to_string().replace(&split_url, split.to_str().unwrap());
+        distributed_reports.push(report_files(&serde_json::from_str(&shown).unwrap()));
     }
     for w in workers {
         kill(w);
     }
     assert_eq!(distributed_reports, local_reports, "ingest reports");
-    let split = distributed_reports.last().unwrap();
-    assert!(split["files"][0]["rejected"].as_object().is_some_and(|r| !r.is_empty()), "{split}");
+    let split_report = distributed_reports.last().unwrap();
+    assert!(
+        split_report["files"][0]["rejected"].as_object().is_some_and(|r| !r.is_empty()),
+        "{split_report}"
+    );
 
     let mut emails = String::new();
     for email in exp.emails.keys().chain(&exp.absent_emails) {
@@ -296,6 +308,28 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
     assert!(rescued.iter().any(|l| l.contains("(attempt 2)")), "taken over: {rescued:?}");
     let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
     assert_eq!(report_files(&report), local_reports[0], "nothing lost");
+    // A local ingest of an input in the bucket: as of the file, reported by
+    // its URL.
+    let from_url = Target {
+        data: root.join("local-url").display().to_string(),
+        key: root.join("local.key"),
+        catalog: root.join("local-url-catalog.sqlite").display().to_string(),
+        cache: None,
+        env: cluster.env(2),
+    };
+    let mut given = breaches.last().unwrap().clone();
+    given.files = vec![split_url.clone().into()];
+    let report = from_url.ingest(&given, &[]);
+    assert_eq!(report["files"][0]["path"], split_url.as_str(), "{report}");
+    let shown = report.to_string().replace(&split_url, split.to_str().unwrap());
+    assert_eq!(report_files(&serde_json::from_str(&shown).unwrap()), *local_reports.last().unwrap());
+    assert!(
+        std::fs::read_dir(root.join("local-url"))
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("tmp-fetched")),
+        "the fetched copy is removed"
+    );
     let one = Target {
         data: root.join("local-one").display().to_string(),
         key: root.join("local.key"),

@@ -187,6 +187,17 @@ impl Input {
         &self.raw.name
     }
 
+    /// This input named as read from `shown` rather than from the local copy
+    /// `local` it was opened from (a file fetched from object storage): the
+    /// prefix `local` of its name, an archive member's included, becomes
+    /// `shown`.
+    pub fn shown_as(mut self, local: &str, shown: &str) -> Input {
+        if let Some(rest) = self.raw.name.strip_prefix(local) {
+            self.raw.name = format!("{shown}{rest}");
+        }
+        self
+    }
+
     /// The size of the raw (possibly compressed) input, when known: the total
     /// against which progress is reported.
     pub fn raw_len(&self) -> Option<u64> {

@@ -15,7 +15,8 @@ use leakwatch_store::Result;
 use object_store::{GetOptions, GetRange, ObjectStore};
 
 use crate::error::{local, store_error};
-use crate::storage::Remote;
+use crate::storage::{Remote, S3Config, S3Url};
+use leakwatch_store::StoreError;
 
 /// The shared area under `PREFIX/ingest/`.
 #[derive(Debug, Clone)]
@@ -33,50 +34,11 @@ impl Blobs for BucketBlobs {
     }
 
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
-        let rel = rel(name);
-        let url = self.remote.url_of(&rel);
-        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
-        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
-        self.remote.counters.gets.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<object_store::Result<bytes::Bytes>>(4);
-        let fetch = {
-            let remote = Arc::clone(&self.remote);
-            std::thread::spawn(move || {
-                remote.block(async move {
-                    let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
-                    let mut stream = match store.get_opts(&key, options).await {
-                        Ok(result) => result.into_stream(),
-                        Err(e) => return drop(tx.send(Err(e))),
-                    };
-                    while let Some(chunk) = stream.next().await {
-                        if tx.send(chunk).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-        };
-        // The bytes are written here as they come, on this thread: the
-        // storage's runtime only fetches.
-        let mut result = Ok(());
-        for chunk in rx {
-            match chunk {
-                Ok(bytes) => {
-                    self.remote.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = file.write_all(&bytes) {
-                        result = Err(local(to, e));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    result = Err(store_error(&url, e));
-                    break;
-                }
-            }
-        }
-        let _ = fetch.join();
-        result?;
-        file.flush().map_err(|e| local(to, e))
+        self.remote.get_to_file(&rel(name), range, to)
+    }
+
+    fn get_url(&self, url: &str, to: &Path) -> Result<()> {
+        fetch_object(url, &self.remote.config, to)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -110,5 +72,85 @@ impl Blobs for BucketBlobs {
 
     fn location(&self, name: &str) -> String {
         self.remote.url_of(&rel(name)).display().to_string()
+    }
+}
+
+/// The object an `s3://BUCKET/KEY` URL names, reached as `config` says
+/// (the store's endpoint and credentials), streamed to the local file `to`.
+pub fn fetch_object(url: &str, config: &S3Config, to: &Path) -> Result<()> {
+    let (remote, key) = object_at(url, config)?;
+    remote.get_to_file(&key, None, to)
+}
+
+/// Uploads the local file `from` as the object an `s3://BUCKET/KEY` URL names.
+pub fn put_object(from: &Path, url: &str, config: &S3Config) -> Result<()> {
+    let (remote, key) = object_at(url, config)?;
+    remote.put_file(from, &key)
+}
+
+/// A client of the bucket of `url`, and the object's key in it.
+fn object_at(url: &str, config: &S3Config) -> Result<(Arc<Remote>, String)> {
+    let parsed = match S3Url::parse(url) {
+        Some(Ok(parsed)) if !parsed.prefix.is_empty() => parsed,
+        Some(Err(e)) => return Err(StoreError::Invalid(format!("{url}: {e}"))),
+        _ => return Err(StoreError::Invalid(format!("{url}: not an s3://BUCKET/KEY URL"))),
+    };
+    let bucket = S3Url { bucket: parsed.bucket.clone(), prefix: String::new() };
+    Ok((Arc::new(Remote::connect(&bucket, config)?), parsed.prefix))
+}
+
+impl Remote {
+    /// Object `rel` (bytes `range` of it, or all), streamed to the local file
+    /// `to` in parts, never whole in memory.
+    pub(crate) fn get_to_file(
+        self: &Arc<Self>,
+        rel: &str,
+        range: Option<Range<u64>>,
+        to: &Path,
+    ) -> Result<()> {
+        let rel = rel.to_owned();
+        let url = self.url_of(&rel);
+        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
+        let (store, key) = (Arc::clone(&self.store), self.key(&rel));
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<object_store::Result<bytes::Bytes>>(4);
+        let fetch = {
+            let remote = Arc::clone(self);
+            std::thread::spawn(move || {
+                remote.block(async move {
+                    let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
+                    let mut stream = match store.get_opts(&key, options).await {
+                        Ok(result) => result.into_stream(),
+                        Err(e) => return drop(tx.send(Err(e))),
+                    };
+                    while let Some(chunk) = stream.next().await {
+                        if tx.send(chunk).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+        };
+        // The bytes are written here as they come, on this thread: the
+        // storage's runtime only fetches.
+        let mut result = Ok(());
+        for chunk in rx {
+            match chunk {
+                Ok(bytes) => {
+                    self.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if let Err(e) = file.write_all(&bytes) {
+                        result = Err(local(to, e));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(store_error(&url, e));
+                    break;
+                }
+            }
+        }
+        let _ = fetch.join();
+        result?;
+        file.flush().map_err(|e| local(to, e))
     }
 }

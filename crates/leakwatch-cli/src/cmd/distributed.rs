@@ -30,6 +30,10 @@ const POLL: Duration = Duration::from_millis(100);
 pub(super) fn ingest(dir: &DataDir, args: &IngestArgs, options: &IngestOptions) -> Result<IngestSummary> {
     let mut listed = Vec::new();
     for file in &args.files {
+        if super::ingest::is_object_url(file) {
+            listed.push((file.clone(), None));
+            continue;
+        }
         let meta = std::fs::metadata(file).with_context(|| format!("{file}: cannot read it"))?;
         if !meta.is_file() {
             anyhow::bail!("{file}: --distributed takes files (archives included), not a folder");
@@ -92,6 +96,11 @@ fn run(
     let scratch = dir.tmp().join(format!("staging-{}", ingest.id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("{}", scratch.display()))?;
     let staged = args.files.iter().enumerate().try_for_each(|(n, file)| {
+        if super::ingest::is_object_url(file) {
+            // Read where it is by each job: nothing to stage.
+            inputs.push(ingest.input_at(file));
+            return anyhow::Ok(());
+        }
         total += std::fs::metadata(file).with_context(|| format!("{file}: cannot read it"))?.len();
         inputs.push(stage(ingest, n, file, &scratch)?);
         anyhow::Ok(())

@@ -41,13 +41,17 @@ use crate::manifest::{Breach, SegmentRef};
 use crate::storage::blobs::Blobs;
 use crate::txn::Txn;
 
-/// An input staged in the shared area for the jobs.
+/// An input of the jobs: staged in the shared area, or an object of the
+/// store's object storage named by its `s3://` URL.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StagedInput {
-    /// Its name in the shared area.
+    /// Its name in the shared area, or its URL.
     pub staged: String,
-    /// Its name as the reports show it (the path given to `ingest`).
+    /// Its name as the reports show it (the path or URL given to `ingest`).
     pub name: String,
+    /// Whether `staged` is an `s3://` URL, read where it is.
+    #[serde(default)]
+    pub url: bool,
 }
 
 /// What one job reads and keeps, and what it needs to make records as a
@@ -168,7 +172,11 @@ fn read_and_write(
         std::fs::create_dir_all(&folder).map_err(|e| StoreError::io(&folder, e))?;
         let file_name = Path::new(&input.name).file_name().map_or("input".into(), |n| n.to_owned());
         let local = folder.join(file_name);
-        blobs.get_file(&input.staged, None, &local)?;
+        if input.url {
+            blobs.get_url(&input.staged, &local)?;
+        } else {
+            blobs.get_file(&input.staged, None, &local)?;
+        }
         let local_name = local.to_string_lossy().into_owned();
         inputs.extend(Input::expand(&local_name)?);
         local_names.push((local_name, input.name.clone()));
@@ -258,7 +266,13 @@ impl DistributedIngest {
     pub fn stage_input(&self, n: usize, path: &Path, name: &str) -> Result<StagedInput> {
         let staged = format!("{}/inputs/{n}", self.id);
         self.blobs.put_file(path, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned() })
+        Ok(StagedInput { staged, name: name.to_owned(), url: false })
+    }
+
+    /// An input already in object storage, at the `s3://` URL `url`: the
+    /// jobs read it where it is, reached as the store is.
+    pub fn input_at(&self, url: &str) -> StagedInput {
+        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true }
     }
 
     /// The job of `partition`, reading every one of `inputs`.

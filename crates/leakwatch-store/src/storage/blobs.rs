@@ -23,6 +23,12 @@ pub trait Blobs: Send + Sync + std::fmt::Debug {
     /// Copies `name`, or its byte `range`, to the local file `to`.
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()>;
 
+    /// Copies the object an `s3://BUCKET/KEY` URL names (an input already in
+    /// object storage, reached as the store is) to the local file `to`.
+    fn get_url(&self, url: &str, _to: &Path) -> Result<()> {
+        Err(StoreError::Invalid(format!("{url}: this store reaches no object storage")))
+    }
+
     /// Every name under `prefix` (`""`: every one), at any depth.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
