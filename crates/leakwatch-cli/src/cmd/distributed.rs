@@ -221,7 +221,7 @@ fn stage(
             at += got;
         }
     };
-    let staged = if is_plain(&magic[..read]) {
+    let staged = if leakwatch_ingest::is_plain(&magic[..read]) {
         let packed = scratch.join(format!("{n}.zst"));
         let mut from = std::fs::File::open(path).with_context(|| format!("{file}: cannot read it"))?;
         let to = std::fs::File::create(&packed).with_context(|| format!("{}", packed.display()))?;
@@ -230,22 +230,13 @@ fn stage(
             .with_context(|| format!("{file}: compressing it for the workers"))?;
         use std::io::Write;
         encoder.finish()?.flush()?;
-        let staged = ingest.stage_input(n, &packed, file);
+        let staged = ingest.stage_input(n, &packed, file, true);
         let _ = std::fs::remove_file(&packed);
         staged
     } else {
-        ingest.stage_input(n, path, file)
+        ingest.stage_input(n, path, file, false)
     };
     staged.with_context(|| format!("{file}: staging it in the store's shared area"))
-}
-
-/// Whether `bytes` (an input's start) are neither compressed nor an archive:
-/// worth compressing before they are staged.
-fn is_plain(bytes: &[u8]) -> bool {
-    const MAGIC: [&[u8]; 6] =
-        [b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PK\x03\x04", b"7z\xbc\xaf", b"BZh", b"\xfd7zXZ"];
-    let tar = bytes.get(257..262) == Some(b"ustar");
-    !tar && !MAGIC.iter().any(|m| bytes.starts_with(m))
 }
 
 #[cfg(test)]
@@ -259,17 +250,5 @@ mod tests {
         assert_eq!(default_partitions(100 * mib, 256 * mib), 1);
         assert_eq!(default_partitions(600 * mib, 256 * mib), 3);
         assert_eq!(default_partitions(100 << 30, 256 * mib), 8);
-    }
-
-    #[test]
-    fn only_plain_inputs_are_compressed_for_staging() {
-        assert!(is_plain(b"user@example.com:hunter2\n"));
-        assert!(is_plain(b""));
-        assert!(!is_plain(b"\x1f\x8b\x08\x00"));
-        assert!(!is_plain(b"\x28\xb5\x2f\xfd\x00"));
-        assert!(!is_plain(b"PK\x03\x04rest"));
-        let mut tar = vec![0u8; 512];
-        tar[257..262].copy_from_slice(b"ustar");
-        assert!(!is_plain(&tar));
     }
 }

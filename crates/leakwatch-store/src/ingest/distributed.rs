@@ -52,6 +52,10 @@ pub struct StagedInput {
     /// Whether `staged` is an `s3://` URL, read where it is.
     #[serde(default)]
     pub url: bool,
+    /// Whether the input is known plain (neither an archive nor compressed
+    /// before it was staged): a job reads it as it is fetched.
+    #[serde(default)]
+    pub plain: bool,
 }
 
 /// What one job reads and keeps, and what it needs to make records as a
@@ -168,6 +172,12 @@ fn read_and_write(
     // an archive's members are named after it, and recognised by it.
     let mut local_names = Vec::new();
     for (n, input) in spec.inputs.iter().enumerate() {
+        // A plain input is parsed as it is fetched; an archive (or what may
+        // hold one) is fetched whole first, as its reader needs a file.
+        if let Some(stream) = stream_of(input, blobs)? {
+            inputs.push(Input::from_reader(input.name.clone(), stream)?);
+            continue;
+        }
         let folder = work.join(format!("input-{n}"));
         std::fs::create_dir_all(&folder).map_err(|e| StoreError::io(&folder, e))?;
         let file_name = Path::new(&input.name).file_name().map_or("input".into(), |n| n.to_owned());
@@ -212,6 +222,26 @@ fn read_and_write(
     let wrote = started.elapsed().as_secs_f64() - fetched - read;
     let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
     Ok(JobOutput { files, segments, new_accounts, new_credentials, records, seconds: [fetched, read, wrote] })
+}
+
+/// `input` as a stream of its bytes when it is plain (its first bytes show
+/// no archive and no compression, or it was staged from a plain file); `None`
+/// when it must be fetched whole.
+fn stream_of(input: &StagedInput, blobs: &dyn Blobs) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+    if !input.url {
+        return Ok(if input.plain { Some(blobs.open(&input.staged)?) } else { None });
+    }
+    use std::io::Read;
+    let mut stream = blobs.open_url(&input.staged)?;
+    let mut head = Vec::with_capacity(512);
+    (&mut stream)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| StoreError::io(Path::new(&input.staged), e))?;
+    if !leakwatch_ingest::is_plain(&head) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(std::io::Cursor::new(head).chain(stream))))
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
@@ -263,16 +293,18 @@ impl DistributedIngest {
 
     /// Copies the local file `path` to the shared area as input `n`, shown in
     /// reports as `name`.
-    pub fn stage_input(&self, n: usize, path: &Path, name: &str) -> Result<StagedInput> {
+    /// `plain` says the input was neither an archive nor compressed before
+    /// it was staged (the file at `path` may be its compressed copy).
+    pub fn stage_input(&self, n: usize, path: &Path, name: &str, plain: bool) -> Result<StagedInput> {
         let staged = format!("{}/inputs/{n}", self.id);
         self.blobs.put_file(path, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned(), url: false })
+        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain })
     }
 
     /// An input already in object storage, at the `s3://` URL `url`: the
     /// jobs read it where it is, reached as the store is.
     pub fn input_at(&self, url: &str) -> StagedInput {
-        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true }
+        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true, plain: false }
     }
 
     /// The job of `partition`, reading every one of `inputs`.
@@ -481,7 +513,7 @@ mod tests {
         ingest_local(&dist, &first);
         let before = dist.manifest().unwrap().unwrap().segments.len();
         let ingest = DistributedIngest::begin(&dist, "Alpha").unwrap();
-        let inputs = vec![ingest.stage_input(0, &whole, "combo.txt").unwrap()];
+        let inputs = vec![ingest.stage_input(0, &whole, "combo.txt", true).unwrap()];
         let scratch = tmp.path().join("worker");
         let outputs: Vec<(JobSpec, JobOutput)> = (0..3)
             .map(|index| {
