@@ -37,6 +37,10 @@ impl Blobs for BucketBlobs {
         self.remote.get_to_file(&rel(name), range, to)
     }
 
+    fn put_stream(&self, from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()> {
+        self.remote.put_reader(from, &rel(name))
+    }
+
     fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
         Ok(Box::new(self.remote.get_stream(&rel(name), None)))
     }

@@ -220,30 +220,37 @@ impl Remote {
     /// Uploads the local file `from` as object `rel`: in one PUT when small,
     /// else in parts of `PART` bytes, `PARTS_IN_FLIGHT` at a time.
     pub fn put_file(&self, from: &Path, rel: &str) -> Result<()> {
+        let file = std::fs::File::open(from).map_err(|e| local(from, e))?;
+        self.put_reader(Box::new(file), rel)
+    }
+
+    /// Uploads what `from` reads as object `rel`: in one PUT when it is
+    /// smaller than a part, else in parts of `PART` bytes, `PARTS_IN_FLIGHT`
+    /// at a time, the next part read (and made, by a reader that compresses)
+    /// while the others are sent.
+    pub fn put_reader(&self, mut from: Box<dyn std::io::Read + Send>, rel: &str) -> Result<()> {
         let url = self.url_of(rel);
-        let len = std::fs::metadata(from).map_err(|e| local(from, e))?.len();
         let (store, key) = (Arc::clone(&self.store), self.key(rel));
-        let path = from.to_owned();
         self.counters.puts.fetch_add(1, Ordering::Relaxed);
         self.block(async move {
-            use std::io::Read;
             let io = |e: std::io::Error| object_store::Error::Generic { store: "local", source: Box::new(e) };
-            let mut file = std::fs::File::open(&path).map_err(io)?;
-            if len < PART as u64 {
-                let mut bytes = Vec::with_capacity(len as usize);
-                file.read_to_end(&mut bytes).map_err(io)?;
-                return store.put(&key, PutPayload::from(bytes)).await.map(drop);
+            // A part's worth, or all there is.
+            let fill = |from: &mut Box<dyn std::io::Read + Send>, buf: &mut Vec<u8>| -> std::io::Result<()> {
+                buf.clear();
+                use std::io::Read;
+                from.by_ref().take(PART as u64).read_to_end(buf).map(drop)
+            };
+            let mut buf = Vec::with_capacity(PART);
+            fill(&mut from, &mut buf).map_err(io)?;
+            if buf.len() < PART {
+                return store.put(&key, PutPayload::from(buf)).await.map(drop);
             }
             let upload = store.put_multipart(&key).await?;
             let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
-            let mut buf = vec![0u8; PART];
-            loop {
+            while !buf.is_empty() {
                 writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                let n = file.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                writer.write(&buf[..n]);
+                writer.write(&buf);
+                fill(&mut from, &mut buf).map_err(io)?;
             }
             writer.finish().await.map(drop)
         })

@@ -56,7 +56,7 @@ pub(super) fn ingest(dir: &DataDir, args: &IngestArgs, options: &IngestOptions) 
             let (lease, holder, ttl) = (lease.clone(), holder.clone(), args.ingest_lease);
             Renewer::start(location.clone(), ttl / 3, move |c| Ok(c.take_lease(&lease, &holder, ttl)?.held))
         };
-        let result = run(dir, &ingest, &mut catalog, &renewer, args, options, &progress, log);
+        let result = run(&ingest, &mut catalog, &renewer, args, options, &progress, log);
         let summary = match result {
             Ok(outputs) => ingest
                 .commit(options, &outputs, &mut |phase| log.phase(&phase))
@@ -79,9 +79,7 @@ pub(super) fn ingest(dir: &DataDir, args: &IngestArgs, options: &IngestOptions) 
 
 /// Stages the inputs, queues the jobs and waits for them; returns each job
 /// with its output, in job order.
-#[allow(clippy::too_many_arguments)]
 fn run(
-    dir: &DataDir,
     ingest: &DistributedIngest,
     catalog: &mut Catalog,
     renewer: &Renewer,
@@ -93,20 +91,15 @@ fn run(
     let started = std::time::Instant::now();
     let mut inputs = Vec::new();
     let mut total = 0u64;
-    let scratch = dir.tmp().join(format!("staging-{}", ingest.id()));
-    std::fs::create_dir_all(&scratch).with_context(|| format!("{}", scratch.display()))?;
-    let staged = args.files.iter().enumerate().try_for_each(|(n, file)| {
+    for (n, file) in args.files.iter().enumerate() {
         if super::ingest::is_object_url(file) {
             // Read where it is by each job: nothing to stage.
             inputs.push(ingest.input_at(file));
-            return anyhow::Ok(());
+            continue;
         }
         total += std::fs::metadata(file).with_context(|| format!("{file}: cannot read it"))?.len();
-        inputs.push(stage(ingest, n, file, &scratch)?);
-        anyhow::Ok(())
-    });
-    let _ = std::fs::remove_dir_all(&scratch);
-    staged?;
+        inputs.push(stage(ingest, n, file)?);
+    }
     let staged_in = started.elapsed().as_secs_f64();
     let count = args.partitions.unwrap_or_else(|| default_partitions(total, args.job_size));
     let specs: Vec<JobSpec> = (0..count)
@@ -198,43 +191,21 @@ fn default_partitions(total: u64, job_size: u64) -> u32 {
 }
 
 /// Stages input `n` for the workers: a plain file compressed (zstd at its
-/// fastest level: the combo lists and dumps that are most of what is staged
-/// shrink to a third or less, and the bytes each worker fetches with them);
-/// a compressed file or an archive as it is.
-fn stage(
-    ingest: &DistributedIngest,
-    n: usize,
-    file: &str,
-    scratch: &Path,
-) -> Result<leakwatch_store::StagedInput> {
+/// fastest level: a combo list shrinks to under half, and so do the bytes
+/// each worker fetches); a compressed file or an archive as it is.
+fn stage(ingest: &DistributedIngest, n: usize, file: &str) -> Result<leakwatch_store::StagedInput> {
+    use std::io::Read;
     let path = Path::new(file);
-    let mut magic = [0u8; 512];
-    let read = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).with_context(|| format!("{file}: cannot read it"))?;
-        let mut at = 0;
-        loop {
-            let got = f.read(&mut magic[at..]).with_context(|| format!("{file}: cannot read it"))?;
-            if got == 0 || at + got == magic.len() {
-                break at + got;
-            }
-            at += got;
-        }
-    };
-    let staged = if leakwatch_ingest::is_plain(&magic[..read]) {
-        let packed = scratch.join(format!("{n}.zst"));
-        let mut from = std::fs::File::open(path).with_context(|| format!("{file}: cannot read it"))?;
-        let to = std::fs::File::create(&packed).with_context(|| format!("{}", packed.display()))?;
-        let mut encoder = zstd::Encoder::new(std::io::BufWriter::new(to), 1)?;
-        std::io::copy(&mut from, &mut encoder)
-            .with_context(|| format!("{file}: compressing it for the workers"))?;
-        use std::io::Write;
-        encoder.finish()?.flush()?;
-        let staged = ingest.stage_input(n, &packed, file, true);
-        let _ = std::fs::remove_file(&packed);
-        staged
+    let open = || std::fs::File::open(path).with_context(|| format!("{file}: cannot read it"));
+    let mut head = Vec::with_capacity(512);
+    open()?.take(512).read_to_end(&mut head).with_context(|| format!("{file}: cannot read it"))?;
+    let staged = if leakwatch_ingest::is_plain(&head) {
+        // Compressed as it is read, a part at a time, while the parts before
+        // it are sent.
+        let packed = zstd::stream::read::Encoder::new(open()?, 1)?;
+        ingest.stage_stream(n, Box::new(packed), file)
     } else {
-        ingest.stage_input(n, path, file, false)
+        ingest.stage_input(n, path, file)
     };
     staged.with_context(|| format!("{file}: staging it in the store's shared area"))
 }

@@ -68,8 +68,8 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
                 catalog.finish_job(job.id, &holder, &text).context("reporting a job done")?;
                 let [fetched, read, wrote] = output.seconds;
                 eprintln!(
-                    "leakwatch: job {} of ingest {} done in {:.1}s (inputs fetched {fetched:.1}s, read \
-                     {read:.1}s, segments written and put {wrote:.1}s): {} records",
+                    "leakwatch: job {} of ingest {} done in {:.1}s (inputs fetched {fetched:.2}s, read \
+                     {read:.2}s, segments written and put {wrote:.2}s): {} records",
                     job.job,
                     job.ingest,
                     started.elapsed().as_secs_f64(),

@@ -293,12 +293,23 @@ impl DistributedIngest {
 
     /// Copies the local file `path` to the shared area as input `n`, shown in
     /// reports as `name`.
-    /// `plain` says the input was neither an archive nor compressed before
-    /// it was staged (the file at `path` may be its compressed copy).
-    pub fn stage_input(&self, n: usize, path: &Path, name: &str, plain: bool) -> Result<StagedInput> {
+    pub fn stage_input(&self, n: usize, path: &Path, name: &str) -> Result<StagedInput> {
         let staged = format!("{}/inputs/{n}", self.id);
         self.blobs.put_file(path, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain })
+        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain: false })
+    }
+
+    /// Stages what `from` reads (a plain file, compressed as it is read) as
+    /// input `n`, shown in reports as `name`.
+    pub fn stage_stream(
+        &self,
+        n: usize,
+        from: Box<dyn std::io::Read + Send>,
+        name: &str,
+    ) -> Result<StagedInput> {
+        let staged = format!("{}/inputs/{n}", self.id);
+        self.blobs.put_stream(from, &staged)?;
+        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain: true })
     }
 
     /// An input already in object storage, at the `s3://` URL `url`: the
@@ -513,7 +524,8 @@ mod tests {
         ingest_local(&dist, &first);
         let before = dist.manifest().unwrap().unwrap().segments.len();
         let ingest = DistributedIngest::begin(&dist, "Alpha").unwrap();
-        let inputs = vec![ingest.stage_input(0, &whole, "combo.txt", true).unwrap()];
+        let file = std::fs::File::open(&whole).unwrap();
+        let inputs = vec![ingest.stage_stream(0, Box::new(file), "combo.txt").unwrap()];
         let scratch = tmp.path().join("worker");
         let outputs: Vec<(JobSpec, JobOutput)> = (0..3)
             .map(|index| {

@@ -20,6 +20,9 @@ pub trait Blobs: Send + Sync + std::fmt::Debug {
     /// Copies the local file `from` to `name`.
     fn put_file(&self, from: &Path, name: &str) -> Result<()>;
 
+    /// Stores what `from` reads as `name` (a file compressed as it is read).
+    fn put_stream(&self, from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()>;
+
     /// Copies `name`, or its byte `range`, to the local file `to`.
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()>;
 
@@ -69,6 +72,17 @@ impl Blobs for LocalBlobs {
         }
         let tmp = to.with_extension("part");
         fs::copy(from, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
+    }
+
+    fn put_stream(&self, mut from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()> {
+        let to = self.root.join(name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        let tmp = to.with_extension("part");
+        let mut file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        std::io::copy(&mut from, &mut file).map_err(|e| StoreError::io(&tmp, e))?;
         fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
     }
 
