@@ -16,7 +16,7 @@ use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
 
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentRef;
-use crate::txn::{group_breaches, merge_groups, names_breach, SegmentSet, Txn};
+use crate::txn::{group_breaches, merge_groups, names_breach, RollingWriter, SegmentSet, Txn};
 
 /// Above this many segments of one kind, they are merged.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
@@ -118,7 +118,7 @@ fn flush(
     kind: Kind,
     key: &[u8],
     group: &mut Vec<(usize, usize)>,
-    writer: &mut leakwatch_segment::SegmentWriter,
+    writer: &mut RollingWriter,
     breaches: &mut BTreeSet<u32>,
 ) -> Result<()> {
     match kind {

@@ -26,6 +26,7 @@ use crate::manifest::Manifest;
 pub(crate) use crate::storage::local::create_private_dir;
 pub use crate::storage::WriterLock;
 use crate::storage::{LocalDisk, Storage};
+use crate::txn::Limits;
 
 pub use crate::storage::local::SEGMENTS;
 pub const TMP: &str = "tmp";
@@ -69,20 +70,37 @@ pub(crate) const BLINDED: [Kind; 8] = [
 pub struct DataDir {
     root: PathBuf,
     storage: Arc<dyn Storage>,
+    /// Where writers roll over to a new segment: the format's limits, but
+    /// for tests.
+    segment_limits: Limits,
 }
 
 impl DataDir {
     /// The data directory `root`, its store in the directory itself.
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
         let root = root.into();
-        DataDir { storage: Arc::new(LocalDisk::new(&root)), root }
+        DataDir { storage: Arc::new(LocalDisk::new(&root)), root, segment_limits: Limits::FORMAT }
     }
 
     /// A data directory whose store (manifest, segments, lock) is kept in
     /// `storage`; `root` holds what is always local (scratch space, the key
     /// of a directory written before key rings).
     pub fn with_storage(root: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> DataDir {
-        DataDir { root: root.into(), storage }
+        DataDir { root: root.into(), storage, segment_limits: Limits::FORMAT }
+    }
+
+    /// For tests only: this directory with writers that roll over to a new
+    /// segment at `entries` entries or `heap_bytes` of payloads instead of
+    /// the format's limits (2^32 - 1 entries, 4 GiB), which no test reaches.
+    /// Answers must not change; only the number of segments does.
+    #[doc(hidden)]
+    pub fn with_segment_limits(mut self, entries: u64, heap_bytes: u64) -> DataDir {
+        self.segment_limits = Limits { entries: entries.max(1), heap_bytes: heap_bytes.max(255) };
+        self
+    }
+
+    pub(crate) fn segment_limits(&self) -> Limits {
+        self.segment_limits
     }
 
     /// Where the store is, for messages: its `s3://` URL, or the directory.

@@ -518,3 +518,94 @@ fn compaction_records_the_breaches_it_merged() {
         assert_eq!(s.breaches, all[..s.breaches.len()], "{s:?}");
     }
 }
+
+impl Model {
+    /// The answers once `breach` is removed.
+    fn remove(&mut self, breach: &str) {
+        for breaches in self.accounts.values_mut() {
+            breaches.remove(breach);
+        }
+        self.accounts.retain(|_, b| !b.is_empty());
+        self.triples.retain(|(b, _, _)| b != breach);
+    }
+}
+
+/// Every Pwned Passwords range the model's passwords fall in, both corpora.
+fn ranges(data: &DataDir) -> Vec<Vec<([u8; 32], u64)>> {
+    let store = Store::open(data).unwrap();
+    let mut out = Vec::new();
+    for p in 0..50 {
+        let password = format!("pass{p}");
+        for (ntlm, h) in [
+            (false, sha1(password.as_bytes()).to_vec()),
+            (true, leakwatch_types::ntlm(password.as_bytes()).to_vec()),
+        ] {
+            let prefix = u32::from_be_bytes([0, h[0], h[1], h[2]]) >> 4;
+            out.push(store.range(ntlm, prefix).unwrap());
+        }
+    }
+    out
+}
+
+/// Segments rolled over at 1,000 entries and 8 KiB of payloads (the format's
+/// limits are 2^32 - 1 and 4 GiB): every answer is the same as with one
+/// segment a kind, through ingest in memory and spilled, re-ingest,
+/// compaction and breach removal; no segment passes a limit.
+#[test]
+fn segments_rolled_over_at_their_limits_answer_as_one() {
+    const ENTRIES: u64 = 1000;
+    const HEAP: u64 = 8 << 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = each_storage(tmp.path(), "plain");
+    let rolled: Vec<DataDir> = each_storage(tmp.path(), "rolled")
+        .into_iter()
+        .map(|d| d.with_segment_limits(ENTRIES, HEAP))
+        .collect();
+    let mut model = Model::default();
+    let mut files = Vec::new();
+    for i in 0..12u64 {
+        let lines = combo(300 + i, if i < 2 { 6000 } else { 700 }, 4000);
+        let breach = format!("Roll{}", i % 5);
+        model.add(&breach, &lines);
+        files.push((breach, write(tmp.path(), &format!("r{i}.txt"), &lines)));
+    }
+    for data in plain.iter().chain(&rolled) {
+        for (i, (breach, f)) in files.iter().enumerate() {
+            // Both ways the domain index is written: from memory and spilled.
+            let budget = if i % 2 == 0 { 1 << 30 } else { 1 };
+            run(data, breach, std::slice::from_ref(f), budget);
+        }
+        run(data, &files[0].0, std::slice::from_ref(&files[0].1), 1 << 30);
+        model.check(data);
+    }
+    let within_limits = |data: &DataDir| {
+        for s in &data.manifest().unwrap().expect("a manifest").segments {
+            assert!(s.entries <= ENTRIES, "{s:?}");
+        }
+        let stats = Store::open(data).unwrap().stats().unwrap();
+        for kind in ["accounts", "domains", "credential-keys"] {
+            assert!(stats.kinds[kind].segments > 1, "{kind} rolled over: {:?}", stats.kinds[kind]);
+        }
+    };
+    let totals = |data: &DataDir| {
+        let s = Store::open(data).unwrap().stats().unwrap();
+        (s.records, s.credentials, s.unique_accounts, s.unique_sha1, s.unique_ntlm)
+    };
+    for data in &rolled {
+        within_limits(data);
+        assert_eq!(ranges(data), ranges(&plain[0]));
+        assert_eq!(totals(data), totals(&plain[0]));
+    }
+    let mut after = model;
+    after.remove("Roll0");
+    for data in plain.iter().chain(&rolled) {
+        leakwatch_store::remove_breach(data, "Roll0").unwrap();
+        after.check(data);
+    }
+    for data in &rolled {
+        assert_eq!(ranges(data), ranges(&plain[0]));
+        for s in &data.manifest().unwrap().expect("a manifest").segments {
+            assert!(s.entries <= ENTRIES, "{s:?}");
+        }
+    }
+}

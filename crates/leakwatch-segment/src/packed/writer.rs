@@ -102,9 +102,7 @@ impl PackedWriter {
         }
         let params = packed.params.expect("widths chosen");
         packed.advance_to(1 << params.prefix_bits, &mut out).map_err(io)?;
-        packed
-            .starts
-            .push(u32::try_from(packed.written_entries).map_err(|_| self.usage(TOO_MANY_ENTRIES))?);
+        packed.starts.push(u32::try_from(packed.written_entries).map_err(|_| self.usage(TOO_MANY_ENTRIES))?);
         packed.offsets.push(packed.bits.bits);
         packed.bits.align();
         // Slack, so that a field anywhere in the data is one 8-byte load.
