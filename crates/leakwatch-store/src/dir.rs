@@ -91,11 +91,17 @@ impl DataDir {
 
     /// For tests only: this directory with writers that roll over to a new
     /// segment at `entries` entries or `heap_bytes` of payloads instead of
-    /// the format's limits (2^32 - 1 entries, 4 GiB), which no test reaches.
-    /// Answers must not change; only the number of segments does.
+    /// the format's limits (2^32 - 1 entries, 4 GiB), and with compaction's
+    /// lowest size tier ending at `tier_base_bytes` times the tier factor
+    /// instead of 8 MiB times it, sizes no test reaches. Answers must not
+    /// change; only the number of segments does.
     #[doc(hidden)]
-    pub fn with_segment_limits(mut self, entries: u64, heap_bytes: u64) -> DataDir {
-        self.segment_limits = Limits { entries: entries.max(1), heap_bytes: heap_bytes.max(255) };
+    pub fn with_segment_limits(mut self, entries: u64, heap_bytes: u64, tier_base_bytes: u64) -> DataDir {
+        self.segment_limits = Limits {
+            entries: entries.max(1),
+            heap_bytes: heap_bytes.max(255),
+            tier_base_bytes: tier_base_bytes.max(1),
+        };
         self
     }
 

@@ -195,9 +195,20 @@ fn many_small_ingests_are_compacted_without_changing_answers() {
             run(&data, &breach, &[f], 1 << 30);
         }
         model.check(&data);
+        // All in the lowest size tier: at most 8 segments of a kind, or 4
+        // of each breach's counts and triples (merged only within a breach).
         let stats = Store::open(&data).unwrap().stats().unwrap();
+        let segments = data.manifest().unwrap().expect("a manifest").segments;
         for (kind, k) in &stats.kinds {
-            assert!(k.segments <= 8, "{kind} has {} segments", k.segments);
+            let mut per_breaches: BTreeMap<&[u32], usize> = BTreeMap::new();
+            for s in segments.iter().filter(|s| s.kind == *kind) {
+                *per_breaches.entry(&s.breaches).or_default() += 1;
+            }
+            assert!(
+                k.segments <= 8 || per_breaches.values().all(|&n| n <= 4),
+                "{kind} has {} segments: {per_breaches:?}",
+                k.segments
+            );
         }
         // Compaction deleted what it merged: the storage holds only live objects.
         let live = data.storage().list().unwrap().len();
@@ -559,7 +570,7 @@ fn segments_rolled_over_at_their_limits_answer_as_one() {
     let plain = each_storage(tmp.path(), "plain");
     let rolled: Vec<DataDir> = each_storage(tmp.path(), "rolled")
         .into_iter()
-        .map(|d| d.with_segment_limits(ENTRIES, HEAP))
+        .map(|d| d.with_segment_limits(ENTRIES, HEAP, 8 << 20))
         .collect();
     let mut model = Model::default();
     let mut files = Vec::new();
@@ -607,5 +618,48 @@ fn segments_rolled_over_at_their_limits_answer_as_one() {
         for s in &data.manifest().unwrap().expect("a manifest").segments {
             assert!(s.entries <= ENTRIES, "{s:?}");
         }
+    }
+}
+
+/// Size-tiered compaction, its lowest tier ending at 32 kB: a large breach's
+/// segments are never rewritten by the many small ingests after it, each
+/// kind keeps a few segments a tier, and every answer stays exact.
+#[test]
+fn small_ingests_never_rewrite_a_large_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    for data in each_storage(tmp.path(), "tiers") {
+        let data = data.with_segment_limits(u64::MAX, u64::MAX, 8 << 10);
+        let mut model = Model::default();
+        let large = combo(500, 20_000, 15_000);
+        model.add("Large", &large);
+        run(&data, "Large", &[write(tmp.path(), "large.txt", &large)], 1 << 30);
+        let kept: Vec<String> = data
+            .manifest()
+            .unwrap()
+            .expect("a manifest")
+            .segments
+            .iter()
+            .filter(|s| ["accounts", "domains"].contains(&s.kind.as_str()))
+            .map(|s| s.file.clone())
+            .collect();
+        assert_eq!(kept.len(), 2);
+        let mut most = 0;
+        for i in 0..40u64 {
+            let lines = combo(600 + i, 20, 400);
+            let breach = format!("Small{i}");
+            model.add(&breach, &lines);
+            run(&data, &breach, &[write(tmp.path(), &format!("t{i}.txt"), &lines)], 1 << 30);
+            let segments = data.manifest().unwrap().expect("a manifest").segments;
+            for file in &kept {
+                assert!(segments.iter().any(|s| &s.file == file), "ingest {i} rewrote {file}");
+            }
+            let accounts = segments.iter().filter(|s| s.kind == "accounts").count();
+            most = most.max(accounts);
+        }
+        // The large segment, and at most 4 in each of the tiers the small
+        // ones fill (the largest 40 small ones make is under 32 kB x 4^2).
+        assert!(most <= 1 + 4 * 3, "{most} account segments");
+        assert!(most > 1, "the small ingests were merged");
+        model.check(&data);
     }
 }

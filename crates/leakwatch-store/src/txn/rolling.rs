@@ -21,18 +21,23 @@ use std::path::{Path, PathBuf};
 
 use leakwatch_segment::{Kind, SegmentError, SegmentWriter, Written, MAX_ENTRIES, MAX_HEAP_BYTES};
 
-/// Where a segment is full.
+/// Where a segment is full, and where compaction's lowest size tier ends
+/// (`crate::compact`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub entries: u64,
     /// Payload bytes in one segment's heap.
     pub heap_bytes: u64,
+    /// Segments smaller than this times the tier factor share compaction's
+    /// lowest tier.
+    pub tier_base_bytes: u64,
 }
 
 impl Limits {
     /// The format's own limits: what every store writes with, unless a test
     /// asks for smaller ones (`DataDir::with_segment_limits`).
-    pub(crate) const FORMAT: Limits = Limits { entries: MAX_ENTRIES, heap_bytes: MAX_HEAP_BYTES };
+    pub(crate) const FORMAT: Limits =
+        Limits { entries: MAX_ENTRIES, heap_bytes: MAX_HEAP_BYTES, tier_base_bytes: 8 << 20 };
 }
 
 /// Writes the entries of one kind into as many segments as its limits need.
@@ -337,9 +342,9 @@ mod tests {
         let entries = entries();
         let want: Vec<_> = entries.iter().map(|(k, p)| (*k, 7, p.clone())).collect();
         for (n, limits) in [
-            Limits { entries: 50, heap_bytes: 1 << 20 },
-            Limits { entries: 1 << 20, heap_bytes: 600 },
-            Limits { entries: 23, heap_bytes: 300 },
+            Limits { entries: 50, ..Limits::FORMAT },
+            Limits { heap_bytes: 600, ..Limits::FORMAT },
+            Limits { entries: 23, heap_bytes: 300, ..Limits::FORMAT },
             Limits::FORMAT,
         ]
         .into_iter()
@@ -378,7 +383,7 @@ mod tests {
     #[test]
     fn batches_are_cut_at_the_entry_limit() {
         let tmp = tempfile::tempdir().unwrap();
-        let limits = Limits { entries: 7, heap_bytes: 0 };
+        let limits = Limits { entries: 7, ..Limits::FORMAT };
         let keys: Vec<[u8; 16]> = (0..60u32).map(|i| [(i / 3) as u8; 16]).collect();
         let mut w = RollingWriter::create(tmp.path().join("keys"), Kind::CredentialKeys, 60, limits).unwrap();
         for batch in keys.chunks(11) {
