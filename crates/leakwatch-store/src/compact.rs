@@ -35,9 +35,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
 
+use crate::dir::SegmentLimits;
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentRef;
-use crate::txn::{group_breaches, merge_groups, names_breach, Limits, RollingWriter, SegmentSet, Txn};
+use crate::txn::{group_breaches, merge_groups, names_breach, RollingWriter, SegmentSet, Txn};
 
 /// A kind with at most this many segments is left as it is.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
@@ -66,7 +67,7 @@ pub(crate) fn compact(txn: &mut Txn, threshold: usize) -> Result<usize> {
 }
 
 /// One round: merges what [`plan`] picks and commits.
-fn compact_once(txn: &mut Txn, threshold: usize, limits: Limits) -> Result<usize> {
+fn compact_once(txn: &mut Txn, threshold: usize, limits: SegmentLimits) -> Result<usize> {
     // Indices into the manifest's segments: two segments of equal content
     // share a file name, so a file name does not identify a segment.
     let mut merged_away = BTreeSet::new();
@@ -121,7 +122,7 @@ fn tier(bytes: u64, base: u64) -> u32 {
 
 /// Whether a segment is at least half as large as a segment may be: merged,
 /// it would only roll over into full segments.
-fn half_full(kind: Kind, s: &SegmentRef, limits: Limits) -> bool {
+fn half_full(kind: Kind, s: &SegmentRef, limits: SegmentLimits) -> bool {
     s.entries.saturating_mul(2) > limits.entries
         || (kind.has_payload() && s.bytes.saturating_mul(2) > limits.heap_bytes)
 }
@@ -129,7 +130,7 @@ fn half_full(kind: Kind, s: &SegmentRef, limits: Limits) -> bool {
 /// The merges of one kind's segments `refs`, as indices into it: in each
 /// merge group, the segments of each tier with more than
 /// [`MAX_SEGMENTS_PER_TIER`] of them, half-full segments left out.
-pub(crate) fn plan(kind: Kind, refs: &[&SegmentRef], limits: Limits) -> Vec<Vec<usize>> {
+pub(crate) fn plan(kind: Kind, refs: &[&SegmentRef], limits: SegmentLimits) -> Vec<Vec<usize>> {
     let mut merges = Vec::new();
     for group in merge_groups(kind, refs) {
         let mut tiers: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -261,7 +262,7 @@ mod tests {
     /// Which segments a compaction policy merges (indices into `refs`),
     /// whether it merges again until nothing is left to merge, and where its
     /// segments are full.
-    type Policy = (fn(Kind, &[&SegmentRef], Limits) -> Vec<Vec<usize>>, bool, Limits);
+    type Policy = (fn(Kind, &[&SegmentRef], SegmentLimits) -> Vec<Vec<usize>>, bool, SegmentLimits);
 
     /// The policy compaction had before size tiers: a kind over
     /// [`MAX_SEGMENTS_PER_KIND`] segments merged whole, each merge group into
@@ -271,9 +272,9 @@ mod tests {
     const WHOLE_KIND: Policy = (
         |kind, refs, _| merge_groups(kind, refs).into_iter().filter(|g| g.len() > 1).collect(),
         false,
-        Limits { entries: u64::MAX / 20, ..Limits::FORMAT },
+        SegmentLimits { entries: u64::MAX / 20, ..SegmentLimits::FORMAT },
     );
-    const TIERED: Policy = (plan, true, Limits::FORMAT);
+    const TIERED: Policy = (plan, true, SegmentLimits::FORMAT);
 
     /// What compaction costs over `sizes.len()` ingests of an account
     /// segment of each size: (bytes rewritten, the most segments the kind
@@ -305,7 +306,7 @@ mod tests {
                     for _ in 0..total / full {
                         new.push(account_segment(full, breaches.clone()));
                     }
-                    if total % full > 0 {
+                    if !total.is_multiple_of(full) {
                         new.push(account_segment(total % full, breaches));
                     }
                     gone.extend(merge);

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leakwatch_segment::Kind;
+use leakwatch_segment::{Kind, MAX_ENTRIES, MAX_HEAP_BYTES};
 
 use crate::crypt::Keys;
 use crate::error::{Result, StoreError};
@@ -26,7 +26,6 @@ use crate::manifest::Manifest;
 pub(crate) use crate::storage::local::create_private_dir;
 pub use crate::storage::WriterLock;
 use crate::storage::{LocalDisk, Storage};
-use crate::txn::Limits;
 
 pub use crate::storage::local::SEGMENTS;
 pub const TMP: &str = "tmp";
@@ -65,6 +64,25 @@ pub(crate) const BLINDED: [Kind; 8] = [
     Kind::NtlmCredentialKeys,
 ];
 
+/// Where a segment is full, and where compaction's lowest size tier ends
+/// (`crate::compact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentLimits {
+    pub entries: u64,
+    /// Payload bytes in one segment's heap.
+    pub heap_bytes: u64,
+    /// Segments smaller than this times the tier factor share compaction's
+    /// lowest tier.
+    pub tier_base_bytes: u64,
+}
+
+impl SegmentLimits {
+    /// The format's own limits: what every store writes with, unless a test
+    /// asks for smaller ones ([`DataDir::with_segment_limits`]).
+    pub(crate) const FORMAT: SegmentLimits =
+        SegmentLimits { entries: MAX_ENTRIES, heap_bytes: MAX_HEAP_BYTES, tier_base_bytes: 8 << 20 };
+}
+
 /// Paths of one data directory, and the storage its store is kept in.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -72,21 +90,21 @@ pub struct DataDir {
     storage: Arc<dyn Storage>,
     /// Where writers roll over to a new segment: the format's limits, but
     /// for tests.
-    segment_limits: Limits,
+    segment_limits: SegmentLimits,
 }
 
 impl DataDir {
     /// The data directory `root`, its store in the directory itself.
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
         let root = root.into();
-        DataDir { storage: Arc::new(LocalDisk::new(&root)), root, segment_limits: Limits::FORMAT }
+        DataDir { storage: Arc::new(LocalDisk::new(&root)), root, segment_limits: SegmentLimits::FORMAT }
     }
 
     /// A data directory whose store (manifest, segments, lock) is kept in
     /// `storage`; `root` holds what is always local (scratch space, the key
     /// of a directory written before key rings).
     pub fn with_storage(root: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> DataDir {
-        DataDir { root: root.into(), storage, segment_limits: Limits::FORMAT }
+        DataDir { root: root.into(), storage, segment_limits: SegmentLimits::FORMAT }
     }
 
     /// For tests only: this directory with writers that roll over to a new
@@ -97,7 +115,7 @@ impl DataDir {
     /// change; only the number of segments does.
     #[doc(hidden)]
     pub fn with_segment_limits(mut self, entries: u64, heap_bytes: u64, tier_base_bytes: u64) -> DataDir {
-        self.segment_limits = Limits {
+        self.segment_limits = SegmentLimits {
             entries: entries.max(1),
             heap_bytes: heap_bytes.max(255),
             tier_base_bytes: tier_base_bytes.max(1),
@@ -105,7 +123,7 @@ impl DataDir {
         self
     }
 
-    pub(crate) fn segment_limits(&self) -> Limits {
+    pub(crate) fn segment_limits(&self) -> SegmentLimits {
         self.segment_limits
     }
 

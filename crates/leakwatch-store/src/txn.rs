@@ -32,14 +32,14 @@ use std::sync::Arc;
 
 use leakwatch_segment::{Kind, Segment};
 
-use crate::dir::DataDir;
+use crate::dir::{DataDir, SegmentLimits};
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, SegmentRef};
 use crate::storage::{Pending, Storage, Version, WriterLock};
 
 mod rolling;
 
-pub(crate) use rolling::{Limits, RollingWriter};
+pub(crate) use rolling::RollingWriter;
 
 /// One writer's change to a store, under its lock.
 pub(crate) struct Txn {
@@ -129,7 +129,7 @@ pub(crate) struct SegmentSet {
     storage: Arc<dyn Storage>,
     staging: PathBuf,
     /// Where its writers roll over to a new segment.
-    limits: Limits,
+    limits: SegmentLimits,
     written: Vec<SegmentRef>,
     /// Puts not yet known to be durable (a local directory syncs each on a
     /// thread of its own while the CPU goes on with the next segment).

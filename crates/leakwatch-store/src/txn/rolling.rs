@@ -1,7 +1,7 @@
 //! A segment writer that rolls over: when the segment being written would
-//! pass a limit of the format ([`MAX_ENTRIES`] entries, [`MAX_HEAP_BYTES`] of
-//! payloads), it is finished and the entries go on into a new segment of the
-//! same kind. Every writer of the store gets one from
+//! pass a limit of the format (`leakwatch_segment::MAX_ENTRIES` entries,
+//! `MAX_HEAP_BYTES` of payloads), it is finished and the entries go on into a
+//! new segment of the same kind. Every writer of the store gets one from
 //! [`SegmentSet::writer`](super::SegmentSet::writer), so no chain has a limit
 //! of its own to check.
 //!
@@ -19,32 +19,15 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use leakwatch_segment::{Kind, SegmentError, SegmentWriter, Written, MAX_ENTRIES, MAX_HEAP_BYTES};
+use leakwatch_segment::{Kind, SegmentError, SegmentWriter, Written};
 
-/// Where a segment is full, and where compaction's lowest size tier ends
-/// (`crate::compact`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub entries: u64,
-    /// Payload bytes in one segment's heap.
-    pub heap_bytes: u64,
-    /// Segments smaller than this times the tier factor share compaction's
-    /// lowest tier.
-    pub tier_base_bytes: u64,
-}
-
-impl Limits {
-    /// The format's own limits: what every store writes with, unless a test
-    /// asks for smaller ones (`DataDir::with_segment_limits`).
-    pub(crate) const FORMAT: Limits =
-        Limits { entries: MAX_ENTRIES, heap_bytes: MAX_HEAP_BYTES, tier_base_bytes: 8 << 20 };
-}
+use crate::dir::SegmentLimits;
 
 /// Writes the entries of one kind into as many segments as its limits need.
 /// Its methods are [`SegmentWriter`]'s, with the same errors.
 pub(crate) struct RollingWriter {
     kind: Kind,
-    limits: Limits,
+    limits: SegmentLimits,
     /// The segments' paths are this with the segment's number added.
     stem: PathBuf,
     /// The caller's bound on the entries to come, less those of the segments
@@ -92,7 +75,7 @@ impl RollingWriter {
         stem: PathBuf,
         kind: Kind,
         expected: u64,
-        limits: Limits,
+        limits: SegmentLimits,
     ) -> Result<Self, SegmentError> {
         let current = Part::create(&part_path(&stem, 0), kind, expected.min(limits.entries))?;
         Ok(RollingWriter {
@@ -316,7 +299,7 @@ mod tests {
     }
 
     /// What the segments written hold, in order: (key, breach, payload).
-    fn read_back(parts: &[Written], limits: Limits) -> Vec<([u8; 16], u32, Vec<u8>)> {
+    fn read_back(parts: &[Written], limits: SegmentLimits) -> Vec<([u8; 16], u32, Vec<u8>)> {
         let mut out = Vec::new();
         for w in parts {
             let seg = Segment::open(&w.path).unwrap();
@@ -342,10 +325,10 @@ mod tests {
         let entries = entries();
         let want: Vec<_> = entries.iter().map(|(k, p)| (*k, 7, p.clone())).collect();
         for (n, limits) in [
-            Limits { entries: 50, ..Limits::FORMAT },
-            Limits { heap_bytes: 600, ..Limits::FORMAT },
-            Limits { entries: 23, heap_bytes: 300, ..Limits::FORMAT },
-            Limits::FORMAT,
+            SegmentLimits { entries: 50, ..SegmentLimits::FORMAT },
+            SegmentLimits { heap_bytes: 600, ..SegmentLimits::FORMAT },
+            SegmentLimits { entries: 23, heap_bytes: 300, ..SegmentLimits::FORMAT },
+            SegmentLimits::FORMAT,
         ]
         .into_iter()
         .enumerate()
@@ -371,7 +354,7 @@ mod tests {
             let later = later.finish().unwrap();
             assert_eq!(read_back(&later, limits), want, "{limits:?}");
             assert_eq!(now.len(), later.len(), "both ways roll over at the same entries");
-            if limits != Limits::FORMAT {
+            if limits != SegmentLimits::FORMAT {
                 assert!(now.len() > 2, "{limits:?} rolled over");
             } else {
                 assert_eq!(now.len(), 1);
@@ -383,7 +366,7 @@ mod tests {
     #[test]
     fn batches_are_cut_at_the_entry_limit() {
         let tmp = tempfile::tempdir().unwrap();
-        let limits = Limits { entries: 7, ..Limits::FORMAT };
+        let limits = SegmentLimits { entries: 7, ..SegmentLimits::FORMAT };
         let keys: Vec<[u8; 16]> = (0..60u32).map(|i| [(i / 3) as u8; 16]).collect();
         let mut w = RollingWriter::create(tmp.path().join("keys"), Kind::CredentialKeys, 60, limits).unwrap();
         for batch in keys.chunks(11) {
