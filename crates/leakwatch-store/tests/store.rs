@@ -541,9 +541,12 @@ impl Model {
     }
 }
 
-/// Every Pwned Passwords range the model's passwords fall in, both corpora.
-fn ranges(data: &DataDir) -> Vec<Vec<([u8; 32], u64)>> {
+/// Every Pwned Passwords range the model's passwords fall in, both corpora,
+/// as the store and as `/range`'s index answer it.
+fn ranges(data: &DataDir) -> (Vec<Vec<([u8; 32], u64)>>, Vec<Vec<u8>>) {
     let store = Store::open(data).unwrap();
+    let index = RangeIndex::open(data).unwrap();
+    let mut bodies = Vec::new();
     let mut out = Vec::new();
     for p in 0..50 {
         let password = format!("pass{p}");
@@ -553,9 +556,13 @@ fn ranges(data: &DataDir) -> Vec<Vec<([u8; 32], u64)>> {
         ] {
             let prefix = u32::from_be_bytes([0, h[0], h[1], h[2]]) >> 4;
             out.push(store.range(ntlm, prefix).unwrap());
+            let kind = if ntlm { RangeKind::Ntlm } else { RangeKind::Sha1 };
+            let mut body = Vec::new();
+            index.write_range(kind, prefix, &mut [], &mut body).unwrap();
+            bodies.push(body);
         }
     }
-    out
+    (out, bodies)
 }
 
 /// Segments rolled over at 1,000 entries and 8 KiB of payloads (the format's
