@@ -541,9 +541,12 @@ impl Model {
     }
 }
 
+/// A hash and its count in a Pwned Passwords range.
+type RangeEntry = ([u8; 32], u64);
+
 /// Every Pwned Passwords range the model's passwords fall in, both corpora,
 /// as the store and as `/range`'s index answer it.
-fn ranges(data: &DataDir) -> (Vec<Vec<([u8; 32], u64)>>, Vec<Vec<u8>>) {
+fn ranges(data: &DataDir) -> (Vec<Vec<RangeEntry>>, Vec<Vec<u8>>) {
     let store = Store::open(data).unwrap();
     let index = RangeIndex::open(data).unwrap();
     let mut bodies = Vec::new();
