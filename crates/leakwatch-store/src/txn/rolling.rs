@@ -62,9 +62,12 @@ impl Part {
     }
 }
 
+/// The `n`th segment's path: `KIND-PID-SERIAL.n.building`, with no dash
+/// added, since storages read the writer's pid as the second field from the
+/// right to tell whose staged files they are.
 fn part_path(stem: &Path, n: usize) -> PathBuf {
     let mut path = stem.as_os_str().to_owned();
-    path.push(format!("-{n}.building"));
+    path.push(format!(".{n}.building"));
     path.into()
 }
 
@@ -363,6 +366,15 @@ mod tests {
     }
 
     /// Batches of keys and of counts are cut where a segment is full.
+    /// The pid stays the second field from the right of a staged name.
+    #[test]
+    fn staged_names_end_in_pid_and_serial() {
+        let path = part_path(Path::new("/s/credential-keys-4242-7"), 3);
+        assert_eq!(path, Path::new("/s/credential-keys-4242-7.3.building"));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.rsplit('-').nth(1), Some("4242"));
+    }
+
     #[test]
     fn batches_are_cut_at_the_entry_limit() {
         let tmp = tempfile::tempdir().unwrap();
