@@ -421,7 +421,18 @@ else:
 # commit's does not (one process publishes each ingest, holding the writer
 # lock); without them, the end-to-end rate is taken as linear in workers.
 phases = "commit_records_s" in I
-if phases:
+if "job_write_records_s" in I:
+    # Jobs are key ranges: each reads every input (at job_read, whatever the
+    # number of workers), writes its range's share (job_write per worker),
+    # and the commit only names the segments.
+    read_rate, write_rate = num("job_read_records_s"), num("job_write_records_s")
+    commit_rate = num("commit_records_s")
+    def load_days(w):
+        return (mix_records / read_rate + mix_records / (write_rate * w) + mix_records / commit_rate) / 86400
+    days_note = (f"every job reads every input at {read_rate:,.0f} records/s, writes its key range's share "
+                 f"at {write_rate:,.0f} records/s per worker, then the commit names the segments "
+                 f"({commit_rate:,.0f}/s): the reading bounds the load however many workers")
+elif phases:
     jobs_rate, commit_rate = num("per_worker_jobs_records_s"), num("commit_records_s")
     def load_days(w):
         return (mix_records / (jobs_rate * w) + mix_records / commit_rate) / 86400

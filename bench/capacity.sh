@@ -326,11 +326,18 @@ elif [ -x "$ROOT/bench/distributed.sh" ]; then
     fi
     put per_worker_records_s "$rate"
     put per_worker_source "bench/distributed.sh_$LARGE"
-    # The phases apart: the jobs scale with workers, the one commit does not.
+    # The phases apart: every job reads every input (a rate that does not
+    # grow with workers), the writing is shared out (a rate per worker), the
+    # one commit names the segments.
     read -r jobs commit < <(sed -n 's/.*jobs (staging and reading) \([0-9]*\), commit \([0-9]*\).*/\1 \2/p' "$WORK/dist.out")
     if [ -n "${commit:-}" ]; then
         put per_worker_jobs_records_s "$jobs"
         put commit_records_s "$commit"
+    fi
+    read -r job_read job_write < <(sed -n 's/.*reading every input \([0-9]*\) (each job), writing \([0-9]*\) per worker.*/\1 \2/p' "$WORK/dist.out")
+    if [ -n "${job_write:-}" ]; then
+        put job_read_records_s "$job_read"
+        put job_write_records_s "$job_write"
     fi
 fi
 cp "$WORK/inputs" "$INPUTS"

@@ -1,12 +1,16 @@
 //! `bench/distributed.sh`: one generated combo list ingested into a store in
 //! Garage by a plain `leakwatch ingest` and by `ingest --distributed` with one
-//! and with two `leakwatch worker` processes, side by side on this machine.
+//! and with two `leakwatch worker` processes, side by side on this machine;
+//! and the same input read from the bucket (`s3://`) by a plain ingest and
+//! by two workers.
 //!
 //! Starts a three-node Garage cluster and a PostgreSQL catalog, then runs the
-//! three ways in interleaved rounds (the order turning each round), each into
+//! five ways in interleaved rounds (the order turning each round), each into
 //! a fresh prefix of the bucket, and prints the median wall times, the ratios
-//! against the local ingest (target: two workers no slower than one local
-//! ingest) and the records a second each worker ingests.
+//! against the local ingest of the same input (target: two workers no slower
+//! than one local ingest), the CPU time of the leakwatch processes and of the
+//! Garage nodes, when the jobs were done, and the records a second each
+//! worker ingests.
 //!
 //! Usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]] (default 4,000,000 lines, 3 rounds).
 
@@ -16,6 +20,41 @@ use std::time::Instant;
 
 use leakwatch_catalog::testing::TestPostgres;
 use leakwatch_objstore::garage::{Cluster, BUCKET};
+
+/// CPU seconds spent so far by the processes named `name` (the Garage nodes).
+fn cpu_of(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((comm, rest)) = stat.split_once(") ") else { continue };
+        if comm.rsplit('(').next() != Some(name) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+        total += ticks / tick;
+    }
+    total
+}
+
+/// CPU seconds spent so far by this process's waited-for children (the
+/// leakwatch processes).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// A job a worker reported done: when (seconds since the way began), and
+/// the seconds it spent reading its inputs and writing its segments.
+struct JobDone {
+    at: f64,
+    read: f64,
+    wrote: f64,
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -52,15 +91,29 @@ impl Bench<'_> {
     /// Runs `args` on `prefix`; its wall time in seconds.
     fn time(&self, prefix: &str, cache: &str, args: &[&str]) -> f64 {
         let start = Instant::now();
-        let out = self.command(prefix, cache, args).output().expect("leakwatch runs");
+        let mut child = self.command(prefix, cache, args).spawn().expect("leakwatch runs");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = Vec::new();
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(" staged in ") {
+                eprintln!("  {:6.2}s {line}", start.elapsed().as_secs_f64());
+            }
+            lines.push(line);
+        }
+        let status = child.wait().expect("leakwatch runs");
         let secs = start.elapsed().as_secs_f64();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(status.success(), "{args:?}: {}", lines.join("\n"));
         secs
     }
 
-    /// A worker, and a thread that notes when each of its jobs is done
-    /// (seconds since `start`).
-    fn worker(&self, prefix: &str, n: usize, start: Instant) -> (Child, std::thread::JoinHandle<Vec<f64>>) {
+    /// A worker, and a thread that notes each of its jobs as it is done.
+    fn worker(
+        &self,
+        prefix: &str,
+        n: usize,
+        start: Instant,
+    ) -> (Child, std::thread::JoinHandle<Vec<JobDone>>) {
         let mut cmd = self.command(prefix, &format!("worker-{n}"), &["worker", "--poll", "50ms"]);
         let mut child = cmd.spawn().expect("a worker starts");
         let stderr = child.stderr.take().expect("piped");
@@ -69,8 +122,20 @@ impl Bench<'_> {
             std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
-                .filter(|l| l.contains(" done in "))
-                .map(|_| start.elapsed().as_secs_f64())
+                .filter_map(|l| {
+                    if l.contains(" taken ") || l.contains(" done in ") {
+                        eprintln!("  {:6.2}s {l}", start.elapsed().as_secs_f64());
+                    }
+                    let secs_after = |what: &str| -> Option<f64> {
+                        let rest = &l[l.find(what)? + what.len()..];
+                        rest[..rest.find('s')?].parse().ok()
+                    };
+                    l.contains(" done in ").then(|| JobDone {
+                        at: start.elapsed().as_secs_f64(),
+                        read: secs_after(", read ").unwrap_or(f64::NAN),
+                        wrote: secs_after("segments written and put ").unwrap_or(f64::NAN),
+                    })
+                })
                 .collect()
         });
         (child, done)
@@ -93,40 +158,63 @@ fn main() {
     leakwatch_gen::bench::write_combo(file, lines, 1).expect("combo written");
     let size = std::fs::metadata(&combo).expect("combo").len();
     let bench = Bench { binary: &binary, root, catalog: pg.url("postgres", &database), env: cluster.env(0) };
-    // Two parts: each worker of two reads one (the second after the input's
-    // head, as every part but the first is).
-    let job_size = (size / 2 + 1).to_string();
+    // The same input already in the bucket, for the ways that read it there.
+    let in_bucket = format!("s3://{BUCKET}/inputs/combo.txt");
+    leakwatch_objstore::put_object(&combo, &in_bucket, &cluster.config(0)).expect("the input uploaded");
     let combo = combo.to_str().expect("a UTF-8 path");
+    // Each way ingests into a store that exists (as most ingests do), so
+    // that what a store's first write waits for (its writer lease read back,
+    // once) is timed in none.
+    let first = root.join("first.txt");
+    std::fs::write(&first, "first.user@example.org:correct horse battery staple\n").expect("written");
+    let first = first.to_str().expect("a UTF-8 path");
     eprintln!("{lines} lines, {:.1} MB; {rounds} rounds", size as f64 / 1e6);
 
-    let ways = ["local", "1 worker", "2 workers"];
+    // Ways 0-2 read the local file (the distributed ones stage it in the
+    // bucket, compressed); ways 3-4 read the copy in the bucket.
+    let ways = ["local", "1 worker", "2 workers", "local, s3:// input", "2 workers, s3:// input"];
+    let workers_of = [0, 1, 2, 0, 2];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
     // For the distributed ways: when the last job was done, and so how long
-    // the commit (download, merge, write, publish) took after it.
+    // the commit (the manifest, the catalog) took after it.
     let mut reading: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    // Each job's seconds reading and writing, by way.
+    let mut job_phases: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ways.len()];
+    // CPU seconds of the leakwatch processes and of the Garage nodes, by way.
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ways.len()];
     for round in 0..rounds {
         for i in 0..ways.len() {
             let way = (i + round) % ways.len();
             let prefix = format!("r{round}-w{way}");
-            let secs = match way {
-                0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", combo]),
+            bench.time(&prefix, "ingest", &["ingest", "--breach", "First", first]);
+            let (garage_before, ours_before) = (cpu_of("garage"), children_cpu());
+            let input = if way < 3 { combo } else { in_bucket.as_str() };
+            let secs = match workers_of[way] {
+                0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", input]),
                 workers => {
                     let start = Instant::now();
                     let running: Vec<_> = (0..workers).map(|n| bench.worker(&prefix, n, start)).collect();
-                    let args =
-                        ["ingest", "--distributed", "--job-size", &job_size, "--breach", "Bench", combo];
+                    let args = ["ingest", "--distributed", "--partitions", "2", "--breach", "Bench", input];
                     let secs = bench.time(&prefix, "ingest", &args);
                     let mut last_done: f64 = 0.0;
                     for (mut w, done) in running {
                         let _ = w.kill();
                         let _ = w.wait();
-                        last_done = done.join().expect("reader").into_iter().fold(last_done, f64::max);
+                        for job in done.join().expect("reader") {
+                            last_done = last_done.max(job.at);
+                            job_phases[way].push((job.read, job.wrote));
+                        }
                     }
                     reading[way].push(last_done);
                     secs
                 }
             };
-            eprintln!("round {round}: {}: {secs:.2} s", ways[way]);
+            let (garage, ours) = (cpu_of("garage") - garage_before, children_cpu() - ours_before);
+            cpu[way].push((ours, garage));
+            eprintln!(
+                "round {round}: {}: {secs:.2} s (CPU: leakwatch {ours:.2} s, Garage {garage:.2} s)",
+                ways[way]
+            );
             times[way].push(secs);
         }
     }
@@ -136,32 +224,49 @@ fn main() {
         size as f64 / 1e6
     );
     for (way, secs) in ways.iter().zip(&medians) {
-        println!("  {way:<22} {secs:>7.2} s  ({:.2}x local)", secs / medians[0]);
+        let base = if way.contains("s3://") { medians[3] } else { medians[0] };
+        println!("  {way:<24} {secs:>7.2} s  ({:.2}x local)", secs / base);
     }
-    for way in 1..ways.len() {
+    for (way, name) in ways.iter().enumerate() {
+        let ours = median(cpu[way].iter().map(|c| c.0).collect());
+        let garage = median(cpu[way].iter().map(|c| c.1).collect());
+        println!("  {name:<24} CPU: leakwatch {ours:.2} s, Garage nodes {garage:.2} s");
+    }
+    for way in (1..ways.len()).filter(|&w| workers_of[w] > 0) {
         let staged_and_read = median(reading[way].clone());
         println!(
-            "  {:<22} jobs done after {staged_and_read:.2} s (staging and reading), commit {:.2} s",
+            "  {:<24} jobs done after {staged_and_read:.2} s (staging and reading), commit {:.2} s",
             ways[way],
             medians[way] - staged_and_read
         );
     }
     println!(
-        "  2 workers against 1 local ingest: {:.2}x the time (target: <= 1.00)",
-        medians[2] / medians[0]
+        "  2 workers against 1 local ingest: {:.2}x the time with a local file (staged), {:.2}x with \
+         the input in the bucket (target: <= 1.00)",
+        medians[2] / medians[0],
+        medians[4] / medians[3]
     );
     println!(
         "  records a second per worker: {:.0} with 1 worker, {:.0} each with 2",
         lines as f64 / medians[1],
         lines as f64 / medians[2] / 2.0
     );
-    // The two phases apart: the jobs' share grows with workers, the commit's
-    // is one process's whatever their number.
+    // The phases apart, from the jobs one worker ran one after the other:
+    // every job reads every input (a rate that does not grow with workers);
+    // the writing is shared out (a rate per worker); the commit is one
+    // process's.
     let read_one = median(reading[1].clone());
+    let job_read = median(job_phases[1].iter().map(|p| p.0).collect());
+    let job_write: f64 = median(job_phases[1].iter().map(|p| p.1).collect()) * 2.0;
     println!(
         "  phases with 1 worker, records a second: jobs (staging and reading) {:.0}, commit {:.0}",
         lines as f64 / read_one,
         lines as f64 / (medians[1] - read_one)
+    );
+    println!(
+        "  a job's phases, records a second: reading every input {:.0} (each job), writing {:.0} per worker",
+        lines as f64 / job_read,
+        lines as f64 / job_write
     );
     drop(cluster);
 }

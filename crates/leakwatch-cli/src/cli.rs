@@ -774,15 +774,22 @@ pub struct IngestArgs {
     /// A column that is not there is an error.
     #[arg(long, value_name = "ROLE=COL,...", value_parser = parse_columns)]
     pub columns: Option<leakwatch_ingest::ColumnOverrides>,
-    /// Hand the reading to `leakwatch worker` processes on any machine: each file
-    /// (or part of a large combo list) becomes a job queued in the catalog; the
-    /// ingest waits for them and publishes the result as one generation, with the
-    /// same answers as a local ingest. Needs a store every worker reaches (--data
-    /// s3://...) and a shared catalog (--catalog postgres://...).
+    /// Hand the work to `leakwatch worker` processes on any machine: the records
+    /// are split into --partitions disjoint key ranges, one job each, queued in
+    /// the catalog; each job reads every input, keeps its share and writes its
+    /// share's segments; the ingest waits for them and publishes the result as
+    /// one generation, with the same answers as a local ingest. Needs a store
+    /// every worker reaches (--data s3://...) and a shared catalog (--catalog
+    /// postgres://...).
     #[arg(long)]
     pub distributed: bool,
-    /// With --distributed: plain combo lists larger than this are cut, at line
-    /// ends, into parts of about this size, one job each.
+    /// With --distributed: how many jobs (key ranges) to split the records into;
+    /// as many as there are workers to run them. Every job reads every input, so
+    /// more jobs than workers repeat the reading. Default: one per --job-size of
+    /// input, at most 8.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub partitions: Option<u32>,
+    /// With --distributed and no --partitions: one job for about this much input.
     #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_size)]
     pub job_size: u64,
     /// With --distributed: how long the ingest's own lease lasts unrenewed (the

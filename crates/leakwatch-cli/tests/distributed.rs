@@ -1,8 +1,9 @@
 //! `leakwatch ingest --distributed` and `leakwatch worker` end to end, against
 //! a three-node Garage cluster and a PostgreSQL catalog the test starts:
-//! generated dumps (every kind of noise, and a combo list cut into parts that
-//! split its duplicates) ingested by several workers answer every search,
-//! `stats` and `/range` byte for byte as a local ingest of the same inputs;
+//! generated dumps (every kind of noise, and a combo list that repeats half
+//! its lines) split into three partitions for three workers answer every
+//! search, `stats` and `/range` byte for byte as a local ingest of the same
+//! inputs (`stats` but for how many segments and bytes hold the entries);
 //! the reports match; a worker killed mid-job has its job taken over and
 //! nothing is lost; an ingest killed while its jobs wait leaves the store
 //! answering as before, and the next writer removes what it left.
@@ -23,12 +24,6 @@ mod support;
 use support::{run, Target};
 
 const SEED: u64 = 20261208;
-
-/// Parts of these small combo lists are read after a small head: their lines
-/// are plain ASCII of one kind, which the reader settles on within it.
-fn small_head() -> (&'static str, String) {
-    ("LEAKWATCH_DISTRIBUTED_HEAD", "4096".to_owned())
-}
 
 impl Target {
     /// `ingest` of `breach` with `extra` arguments; the report as JSON.
@@ -100,12 +95,35 @@ fn answers(target: &Target, emails: &str, hashes: &str, domains: &[String]) -> V
         target.run(&["search", "email", "--json", "-"], Some(emails.as_bytes())).stdout,
         target.run(&["search", "password", "--hash", "sha1", "--json", "-"], Some(hashes.as_bytes())).stdout,
         target.run(&["breaches"], None).ok("breaches").stdout,
-        target.run(&["stats"], None).ok("stats").stdout,
+        stats(target),
     ];
     for domain in domains {
         out.push(target.run(&["search", "domain", "--json", domain], None).stdout);
     }
     out
+}
+
+/// `stats --json` without what depends on how the entries are cut into
+/// segments: their number and bytes, the stealer-log website entries, which
+/// pack the addresses each batch of records holds (readers take each address
+/// once, however packed), and the generation (merging more segments
+/// publishes more generations).
+fn stats(target: &Target) -> String {
+    let out = target.run(&["stats", "--json"], None).ok("stats").stdout;
+    let mut stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top = stats.as_object_mut().unwrap();
+    top.remove("corpus_bytes");
+    top.remove("generation");
+    top.remove("bytes_per_sha1");
+    for (kind, counts) in top["kinds"].as_object_mut().unwrap() {
+        let counts = counts.as_object_mut().unwrap();
+        counts.remove("segments");
+        counts.remove("bytes");
+        if kind == "stealer" {
+            counts.remove("entries");
+        }
+    }
+    serde_json::to_string_pretty(&stats).unwrap()
 }
 
 /// Asserts that two sets of answers are the same, naming the first line
@@ -159,7 +177,7 @@ fn shared_area(cluster: &Cluster, prefix: &str, cache: &Path) -> Vec<String> {
 }
 
 /// A combo list of the scenario's plain combo lines (ASCII, emails), its
-/// first half again at its end: parts cut from it split its duplicates.
+/// first half again at its end: duplicates far apart in the input.
 fn split_combo(breaches: &[BreachFiles], dir: &Path) -> BreachFiles {
     let mut lines = Vec::new();
     for file in breaches.iter().flat_map(|b| &b.files) {
@@ -198,8 +216,6 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
     let scenario = Scenario::small(SEED);
     let mut breaches = scenario.write_all(&root.join("dumps")).expect("dumps written");
     breaches.push(split_combo(&breaches, &root.join("dumps")));
-    let split_size = std::fs::metadata(&breaches.last().unwrap().files[0]).unwrap().len();
-    let job_size = (split_size / 4).to_string();
     let exp = scenario.expected();
 
     let local = Target {
@@ -207,31 +223,44 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
         key: root.join("local.key"),
         catalog: root.join("local-catalog.sqlite").display().to_string(),
         cache: None,
-        env: vec![small_head()],
+        env: Vec::new(),
     };
     let remote = |prefix: &str, cache: &str, node: usize| Target {
         data: format!("s3://{BUCKET}/{prefix}"),
         key: root.join("s3.key"),
         catalog: pg.url("postgres", &database),
         cache: Some(root.join(cache)),
-        env: cluster.env(node).into_iter().chain([small_head()]).collect(),
+        env: cluster.env(node),
     };
 
-    // Three workers on three "machines" (caches, nodes), one ingest.
+    // Three workers on three "machines" (caches, nodes), one ingest, three
+    // partitions.
     let workers: Vec<Child> = (0..3).map(|n| remote("d", &format!("worker-{n}"), n).worker(&[])).collect();
     let mut local_reports = Vec::new();
     let mut distributed_reports = Vec::new();
-    for breach in &breaches {
+    // The last input is read from the bucket (an `s3://` URL), unstaged.
+    let split = breaches.last().unwrap().files[0].clone();
+    let split_url = format!("s3://{BUCKET}/dumps/split.txt");
+    leakwatch_objstore::put_object(&split, &split_url, &cluster.config(1)).unwrap();
+    for (n, breach) in breaches.iter().enumerate() {
         local_reports.push(report_files(&local.ingest(breach, &[])));
-        let report = remote("d", "ingest", 0).ingest(breach, &["--distributed", "--job-size", &job_size]);
-        distributed_reports.push(report_files(&report));
+        let mut given = breach.clone();
+        if n == breaches.len() - 1 {
+            given.files = vec![split_url.clone().into()];
+        }
+        let report = remote("d", "ingest", 0).ingest(&given, &["--distributed", "--partitions", "3"]);
+        let shown = report.to_string().replace(&split_url, split.to_str().unwrap());
+        distributed_reports.push(report_files(&serde_json::from_str(&shown).unwrap()));
     }
     for w in workers {
         kill(w);
     }
     assert_eq!(distributed_reports, local_reports, "ingest reports");
-    let split = distributed_reports.last().unwrap();
-    assert!(split["files"][0]["rejected"].as_object().is_some_and(|r| !r.is_empty()), "{split}");
+    let split_report = distributed_reports.last().unwrap();
+    assert!(
+        split_report["files"][0]["rejected"].as_object().is_some_and(|r| !r.is_empty()),
+        "{split_report}"
+    );
 
     let mut emails = String::new();
     for email in exp.emails.keys().chain(&exp.absent_emails) {
@@ -279,12 +308,34 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
     assert!(rescued.iter().any(|l| l.contains("(attempt 2)")), "taken over: {rescued:?}");
     let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
     assert_eq!(report_files(&report), local_reports[0], "nothing lost");
+    // A local ingest of an input in the bucket: as of the file, reported by
+    // its URL.
+    let from_url = Target {
+        data: root.join("local-url").display().to_string(),
+        key: root.join("local.key"),
+        catalog: root.join("local-url-catalog.sqlite").display().to_string(),
+        cache: None,
+        env: cluster.env(2),
+    };
+    let mut given = breaches.last().unwrap().clone();
+    given.files = vec![split_url.clone().into()];
+    let report = from_url.ingest(&given, &[]);
+    assert_eq!(report["files"][0]["path"], split_url.as_str(), "{report}");
+    let shown = report.to_string().replace(&split_url, split.to_str().unwrap());
+    assert_eq!(report_files(&serde_json::from_str(&shown).unwrap()), *local_reports.last().unwrap());
+    assert!(
+        std::fs::read_dir(root.join("local-url"))
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("tmp-fetched")),
+        "the fetched copy is removed"
+    );
     let one = Target {
         data: root.join("local-one").display().to_string(),
         key: root.join("local.key"),
         catalog: root.join("local-one-catalog.sqlite").display().to_string(),
         cache: None,
-        env: vec![small_head()],
+        env: Vec::new(),
     };
     one.ingest(first, &[]);
     assert_same(

@@ -177,6 +177,12 @@ fn sniff(head: &[u8], gz_head: impl FnOnce() -> Vec<u8>) -> Kind {
     }
 }
 
+/// Whether `head` (a file's first bytes, 512 or all it has) begins an
+/// archive: zip, 7z or tar (a gzipped tar is a gzip stream to this test).
+pub(crate) fn is_archive(head: &[u8]) -> bool {
+    sniff(head, Vec::new) != Kind::Other
+}
+
 fn is_tar(head: &[u8]) -> bool {
     head.get(257..262) == Some(b"ustar")
 }

@@ -35,6 +35,13 @@ impl Compression {
     }
 }
 
+/// Whether an input's first bytes (512 of them, or all it has) show it plain:
+/// neither compressed nor an archive. A plain input can be read as a stream,
+/// and made smaller by compressing it.
+pub fn is_plain(head: &[u8]) -> bool {
+    !head.starts_with(GZIP_MAGIC) && !head.starts_with(ZSTD_MAGIC) && !crate::archive::is_archive(head)
+}
+
 /// The raw byte stream of an input with its magic prefix already read and put back.
 pub(crate) struct RawInput {
     pub(crate) name: String,
@@ -166,6 +173,19 @@ mod tests {
             both.extend(gz.finish().expect("gzip"));
         }
         assert_eq!(decode_all(both).1, b"a@b.co:1\nc@d.co:2\n");
+    }
+
+    #[test]
+    fn only_inputs_neither_compressed_nor_archives_are_plain() {
+        assert!(is_plain(b"user@example.com:hunter2\n"));
+        assert!(is_plain(b""));
+        assert!(!is_plain(b"\x1f\x8b\x08\x00"));
+        assert!(!is_plain(b"\x28\xb5\x2f\xfd\x00"));
+        assert!(!is_plain(b"PK\x03\x04rest"));
+        assert!(!is_plain(b"7z\xbc\xaf\x27\x1crest"));
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert!(!is_plain(&tar));
     }
 
     #[test]

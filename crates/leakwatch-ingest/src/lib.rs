@@ -43,6 +43,7 @@ use leakwatch_types::{DataClass, Records};
 pub use archive::Limits as ArchiveLimits;
 pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
 pub use hash_shape::{detect_hash, normalize_hash_value};
+pub use input::is_plain;
 pub use report::WEBSITE_NOT_DOMAIN;
 pub use report_json::ReportJsonError;
 
@@ -185,6 +186,17 @@ impl Input {
     /// The name used in messages: the path, or `<stdin>`.
     pub fn name(&self) -> &str {
         &self.raw.name
+    }
+
+    /// This input named as read from `shown` rather than from the local copy
+    /// `local` it was opened from (a file fetched from object storage): the
+    /// prefix `local` of its name, an archive member's included, becomes
+    /// `shown`.
+    pub fn shown_as(mut self, local: &str, shown: &str) -> Input {
+        if let Some(rest) = self.raw.name.strip_prefix(local) {
+            self.raw.name = format!("{shown}{rest}");
+        }
+        self
     }
 
     /// The size of the raw (possibly compressed) input, when known: the total

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use crate::report::{Reason, CLASS_BITS as CLASSES, WEBSITE_NOT_DOMAIN};
-use crate::{ChosenBy, ColumnReport, ColumnUse, Format, Rejections, Report, SAMPLE_LINES};
+use crate::{ChosenBy, ColumnReport, ColumnUse, Format, Rejections, Report};
 
 const FORMATS: [Format; 5] = [Format::Combo, Format::Csv, Format::Ndjson, Format::Sql, Format::Stealer];
 
@@ -142,56 +142,6 @@ impl Report {
             columns,
         })
     }
-
-    /// Takes out of the report of an input read after `head` (a prefix of
-    /// it read first) what the head alone reports: what is left is the
-    /// input's own, numbered from its first line. Data classes stay: the
-    /// head's are in the report of the part that begins the input.
-    pub fn take_out_head(&mut self, head: &Report) {
-        let offset = head.lines;
-        self.lines -= head.lines.min(self.lines);
-        self.accepted -= head.accepted.min(self.accepted);
-        for (reason, theirs) in &head.rejected {
-            if let Some(mine) = self.rejected.get_mut(reason) {
-                mine.count -= theirs.count.min(mine.count);
-            }
-        }
-        for mine in self.rejected.values_mut() {
-            mine.sample_lines.retain(|&l| l > offset);
-            for line in &mut mine.sample_lines {
-                *line -= offset;
-            }
-        }
-        self.rejected.retain(|_, r| r.count > 0);
-        for (note, n) in &head.notes {
-            if let Some(mine) = self.notes.get_mut(note) {
-                *mine -= (*n).min(*mine);
-            }
-        }
-        self.notes.retain(|_, n| *n > 0);
-    }
-
-    /// Adds the report of the part of the same input that follows this one,
-    /// whose line numbers start after this part's lines: the report of the
-    /// whole is that of reading both parts as one.
-    pub fn append(&mut self, later: &Report) {
-        let offset = self.lines;
-        self.lines += later.lines;
-        self.accepted += later.accepted;
-        for (reason, theirs) in &later.rejected {
-            let mine = self.rejected.entry(reason).or_default();
-            mine.count += theirs.count;
-            let room = SAMPLE_LINES.saturating_sub(mine.sample_lines.len());
-            mine.sample_lines.extend(theirs.sample_lines.iter().take(room).map(|l| l + offset));
-        }
-        for (note, n) in &later.notes {
-            *self.notes.entry(note).or_default() += n;
-        }
-        self.data_classes.extend(later.data_classes.iter().copied());
-        if self.columns.is_empty() {
-            self.columns = later.columns.clone();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -214,42 +164,5 @@ mod tests {
             assert_eq!(back, report);
         }
         assert!(Report::from_json(&json!({"format": "combo"})).is_err());
-    }
-
-    /// Two consecutive parts of a combo list, reported apart and appended,
-    /// report as the whole does: counts summed, sample lines numbered from
-    /// the start of the whole, the smallest kept.
-    #[test]
-    fn appended_parts_report_as_the_whole() {
-        let lines: Vec<String> = (0..40)
-            .map(|i| if i % 3 == 0 { format!("broken{i}") } else { format!("u{i}@example.com:pw{i}") })
-            .collect();
-        let whole = report_of(&(lines.join("\n") + "\n"), Some(Format::Combo));
-        for cut in [1, 2, 7, 39] {
-            let mut first = report_of(&(lines[..cut].join("\n") + "\n"), Some(Format::Combo));
-            first.append(&report_of(&(lines[cut..].join("\n") + "\n"), Some(Format::Combo)));
-            assert_eq!(first, whole, "cut at {cut}");
-        }
-    }
-
-    /// A part read after the input's head (a prefix of the part before it),
-    /// the head's report taken out, adds to the part before it as the part
-    /// read in place: the whole's report.
-    #[test]
-    fn a_part_read_after_the_head_adds_up_to_the_whole() {
-        let lines: Vec<String> = (0..40)
-            .map(|i| if i % 4 == 0 { format!("broken{i}") } else { format!("u{i}@example.com:pw{i}") })
-            .collect();
-        let text = |l: &[String]| l.join("\n") + "\n";
-        let whole = report_of(&text(&lines), Some(Format::Combo));
-        for (head, cut) in [(3, 10), (9, 9), (12, 30), (1, 39)] {
-            let mut first = report_of(&text(&lines[..cut]), Some(Format::Combo));
-            let mut with_head = lines[..head].to_vec();
-            with_head.extend_from_slice(&lines[cut..]);
-            let mut second = report_of(&text(&with_head), Some(Format::Combo));
-            second.take_out_head(&report_of(&text(&lines[..head]), Some(Format::Combo)));
-            first.append(&second);
-            assert_eq!(first, whole, "head {head}, cut at {cut}");
-        }
     }
 }

@@ -15,7 +15,8 @@ use leakwatch_store::Result;
 use object_store::{GetOptions, GetRange, ObjectStore};
 
 use crate::error::{local, store_error};
-use crate::storage::Remote;
+use crate::storage::{Remote, S3Config, S3Url};
+use leakwatch_store::StoreError;
 
 /// The shared area under `PREFIX/ingest/`.
 #[derive(Debug, Clone)]
@@ -33,50 +34,20 @@ impl Blobs for BucketBlobs {
     }
 
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
-        let rel = rel(name);
-        let url = self.remote.url_of(&rel);
-        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
-        let (store, key) = (Arc::clone(&self.remote.store), self.remote.key(&rel));
-        self.remote.counters.gets.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<object_store::Result<bytes::Bytes>>(4);
-        let fetch = {
-            let remote = Arc::clone(&self.remote);
-            std::thread::spawn(move || {
-                remote.block(async move {
-                    let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
-                    let mut stream = match store.get_opts(&key, options).await {
-                        Ok(result) => result.into_stream(),
-                        Err(e) => return drop(tx.send(Err(e))),
-                    };
-                    while let Some(chunk) = stream.next().await {
-                        if tx.send(chunk).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-        };
-        // The bytes are written here as they come, on this thread: the
-        // storage's runtime only fetches.
-        let mut result = Ok(());
-        for chunk in rx {
-            match chunk {
-                Ok(bytes) => {
-                    self.remote.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = file.write_all(&bytes) {
-                        result = Err(local(to, e));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    result = Err(store_error(&url, e));
-                    break;
-                }
-            }
-        }
-        let _ = fetch.join();
-        result?;
-        file.flush().map_err(|e| local(to, e))
+        self.remote.get_to_file(&rel(name), range, to)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(self.remote.get_stream(&rel(name), None)))
+    }
+
+    fn get_url(&self, url: &str, to: &Path) -> Result<()> {
+        fetch_object(url, &self.remote.config, to)
+    }
+
+    fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        let (remote, key) = object_at(url, &self.remote.config)?;
+        Ok(Box::new(remote.get_stream(&key, None)))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -110,5 +81,125 @@ impl Blobs for BucketBlobs {
 
     fn location(&self, name: &str) -> String {
         self.remote.url_of(&rel(name)).display().to_string()
+    }
+}
+
+/// The object an `s3://BUCKET/KEY` URL names, reached as `config` says
+/// (the store's endpoint and credentials), streamed to the local file `to`.
+pub fn fetch_object(url: &str, config: &S3Config, to: &Path) -> Result<()> {
+    let (remote, key) = object_at(url, config)?;
+    remote.get_to_file(&key, None, to)
+}
+
+/// Uploads the local file `from` as the object an `s3://BUCKET/KEY` URL names.
+pub fn put_object(from: &Path, url: &str, config: &S3Config) -> Result<()> {
+    let (remote, key) = object_at(url, config)?;
+    remote.put_file(from, &key)
+}
+
+/// A client of the bucket of `url`, and the object's key in it.
+fn object_at(url: &str, config: &S3Config) -> Result<(Arc<Remote>, String)> {
+    let parsed = match S3Url::parse(url) {
+        Some(Ok(parsed)) if !parsed.prefix.is_empty() => parsed,
+        Some(Err(e)) => return Err(StoreError::Invalid(format!("{url}: {e}"))),
+        _ => return Err(StoreError::Invalid(format!("{url}: not an s3://BUCKET/KEY URL"))),
+    };
+    let bucket = S3Url { bucket: parsed.bucket.clone(), prefix: String::new() };
+    Ok((Arc::new(Remote::connect(&bucket, config)?), parsed.prefix))
+}
+
+impl Remote {
+    /// Object `rel` (bytes `range` of it, or all), streamed to the local file
+    /// `to` in parts, never whole in memory.
+    pub(crate) fn get_to_file(
+        self: &Arc<Self>,
+        rel: &str,
+        range: Option<Range<u64>>,
+        to: &Path,
+    ) -> Result<()> {
+        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
+        let mut object = self.get_stream(rel, range);
+        std::io::copy(&mut object, &mut file).map_err(|e| object.error(e, to))?;
+        file.flush().map_err(|e| local(to, e))
+    }
+
+    /// Object `rel` (bytes `range` of it, or all) as a reader of its bytes as
+    /// they come: fetched on the storage's runtime, read on the caller's
+    /// thread, a few parts buffered between them.
+    pub(crate) fn get_stream(self: &Arc<Self>, rel: &str, range: Option<Range<u64>>) -> ObjectReader {
+        let url = self.url_of(rel);
+        let (store, key) = (Arc::clone(&self.store), self.key(rel));
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<object_store::Result<bytes::Bytes>>(4);
+        let remote = Arc::clone(self);
+        let fetch = std::thread::spawn(move || {
+            let inner = Arc::clone(&remote);
+            inner.block(async move {
+                let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
+                let mut stream = match store.get_opts(&key, options).await {
+                    Ok(result) => result.into_stream(),
+                    Err(e) => return drop(tx.send(Err(e))),
+                };
+                while let Some(chunk) = stream.next().await {
+                    if let Ok(bytes) = &chunk {
+                        remote.counters.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                    if tx.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            })
+        });
+        ObjectReader { url, rx, chunk: bytes::Bytes::new(), failed: None, fetch: Some(fetch) }
+    }
+}
+
+/// The bytes of an object as they are fetched ([`Remote::get_stream`]).
+pub(crate) struct ObjectReader {
+    url: std::path::PathBuf,
+    rx: std::sync::mpsc::Receiver<object_store::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+    /// The fetch's error, once met: what [`ObjectReader::error`] reports.
+    failed: Option<StoreError>,
+    fetch: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ObjectReader {
+    /// The store error behind `e`, an error of reading this object into `to`:
+    /// the fetch's own when it failed, else the local one.
+    pub(crate) fn error(&mut self, e: std::io::Error, to: &Path) -> StoreError {
+        self.failed.take().unwrap_or_else(|| local(to, e))
+    }
+}
+
+impl std::io::Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(bytes)) => self.chunk = bytes,
+                Ok(Err(e)) => {
+                    let message = format!("{}: {e}", self.url.display());
+                    self.failed = Some(store_error(&self.url, e));
+                    return Err(std::io::Error::other(message));
+                }
+                // The fetch is over: the whole object was read.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
+}
+
+impl Drop for ObjectReader {
+    fn drop(&mut self) {
+        // Unblocks a fetch still sending, then waits for it.
+        let (_, dead) = std::sync::mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.rx, dead));
+        if let Some(fetch) = self.fetch.take() {
+            let _ = fetch.join();
+        }
     }
 }

@@ -131,6 +131,9 @@ pub struct Counters {
 pub(crate) struct Remote {
     pub store: Arc<dyn ObjectStore>,
     pub url: S3Url,
+    /// How the bucket was reached: how other buckets of the same endpoint
+    /// are (inputs of an ingest given as `s3://` URLs).
+    pub config: S3Config,
     pub counters: Arc<Counters>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -152,6 +155,49 @@ impl Drop for Remote {
 }
 
 impl Remote {
+    /// A client of the bucket of `url`, its keys under the url's prefix.
+    pub fn connect(url: &S3Url, config: &S3Config) -> Result<Remote> {
+        install_tls_provider();
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&url.bucket)
+            .with_allow_http(config.allow_http)
+            .with_region(config.region.as_deref().unwrap_or("us-east-1"))
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(config.allow_http)
+                    .with_timeout(Duration::from_secs(60))
+                    .with_connect_timeout(Duration::from_secs(5)),
+            )
+            .with_retry(RetryConfig {
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(30),
+                ..RetryConfig::default()
+            });
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+            builder = builder.with_config(AmazonS3ConfigKey::Token, token);
+        }
+        let store = builder.build().map_err(|e| store_error(url.to_string(), e))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("leakwatch-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| local(url.to_string(), e))?;
+        Ok(Remote {
+            store: Arc::new(store),
+            url: url.clone(),
+            config: config.clone(),
+            counters: Arc::default(),
+            runtime: Some(runtime),
+        })
+    }
+
     /// Runs `f` on the storage's own runtime and waits for it: callable from
     /// any thread, a runtime's worker included.
     pub fn block<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
@@ -316,44 +362,7 @@ type Published = (u64, String, Vec<u8>);
 impl ObjectStorage {
     /// The store at `url`, reached as `config` says, cached as `options` say.
     pub fn open(url: &S3Url, config: &S3Config, options: Options) -> Result<ObjectStorage> {
-        install_tls_provider();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&url.bucket)
-            .with_allow_http(config.allow_http)
-            .with_region(config.region.as_deref().unwrap_or("us-east-1"))
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(config.allow_http)
-                    .with_timeout(Duration::from_secs(60))
-                    .with_connect_timeout(Duration::from_secs(5)),
-            )
-            .with_retry(RetryConfig {
-                max_retries: 4,
-                retry_timeout: Duration::from_secs(30),
-                ..RetryConfig::default()
-            });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-            builder = builder.with_access_key_id(id).with_secret_access_key(secret);
-        }
-        if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
-            builder = builder.with_config(AmazonS3ConfigKey::Token, token);
-        }
-        let store = builder.build().map_err(|e| store_error(url.to_string(), e))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("leakwatch-s3")
-            .enable_all()
-            .build()
-            .map_err(|e| local(&options.cache_dir, e))?;
-        let remote = Arc::new(Remote {
-            store: Arc::new(store),
-            url: url.clone(),
-            counters: Arc::default(),
-            runtime: Some(runtime),
-        });
+        let remote = Arc::new(Remote::connect(url, config)?);
         let cache = Arc::new(Cache::new(&options.cache_dir.join("segments"), options.cache_size)?);
         let id = blake3::hash(url.to_string().as_bytes()).to_hex();
         let local_root = options.cache_dir.join("stores").join(&id[..16]);

@@ -273,52 +273,6 @@ impl DomainRuns {
         Some(self.take_sorted())
     }
 
-    /// The runs of short and of long entries, for handing over spilled runs
-    /// ([`Runs::take_files`]) and adopting them.
-    pub(crate) fn runs_mut(&mut self) -> (&mut Runs<WIDE_SHORT>, &mut Runs<WIDE_LONG>) {
-        (&mut self.short, &mut self.long)
-    }
-
-    /// Counts `entries` adopted into [`DomainRuns::runs_mut`], with
-    /// `payload` bytes of sealed aliases.
-    pub(crate) fn count_adopted(&mut self, entries: u64, payload: u64) {
-        self.pushed += entries;
-        self.payload += payload;
-    }
-
-    /// Reads spilled runs written elsewhere into memory, as if their entries
-    /// had been pushed here: `short` ones, or long ones.
-    pub(crate) fn load(&mut self, path: &std::path::Path, short: bool) -> Result<()> {
-        let bytes = std::fs::read(path).map_err(|e| crate::error::StoreError::io(path, e))?;
-        let width = if short { WIDE_SHORT } else { WIDE_LONG };
-        if !bytes.len().is_multiple_of(width) {
-            return Err(crate::error::StoreError::DataCorruption {
-                path: path.to_owned(),
-                detail: format!("a domain run of {} bytes, not whole {width}-byte records", bytes.len()),
-            });
-        }
-        for rec in bytes.chunks_exact(width) {
-            let key = u128::from_be_bytes(rec[..16].try_into().expect("16 bytes"));
-            let group = self.groups.entry(key).or_insert_with(|| {
-                self.held += GROUP_OVERHEAD;
-                Group::default()
-            });
-            if short {
-                group.short.push(rec[16..].try_into().expect("an entry"));
-                self.held += SHORT;
-            } else {
-                group.long.push(rec[16..].try_into().expect("an entry"));
-                self.held += LONG;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sets what [`DomainRuns::pushed`] says (see [`Runs::set_pushed`]).
-    pub(crate) fn set_pushed(&mut self, pushed: u64) {
-        self.pushed = pushed;
-    }
-
     /// Sorts what is held and writes it out as runs, freeing its memory.
     pub(crate) fn spill(&mut self) -> Result<()> {
         if self.groups.is_empty() {

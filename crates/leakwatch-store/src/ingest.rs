@@ -16,7 +16,7 @@ use leakwatch_types::DataClass;
 
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::manifest::Breach;
+use crate::manifest::{Breach, SegmentRef};
 use crate::txn::Txn;
 
 mod batch;
@@ -24,11 +24,13 @@ mod counted;
 mod write;
 
 pub(crate) use batch::{credential_record, NTLM_REC};
-use batch::{to_batch, Batch, BatchBuffers, BatchScratch, Pool, SHA1_REC};
+use batch::{to_batch, Batch, BatchBuffers, BatchOf, BatchScratch, Pool, SHA1_REC};
 use counted::{write_counted, Stored, StoredCreds};
 
 mod distributed;
-pub use distributed::{run_job, DistributedIngest, JobOutput, JobSpec, RunRef};
+mod partition;
+pub use distributed::{run_job, DistributedIngest, JobOutput, JobSpec, StagedInput};
+pub use partition::Partition;
 use write::{write_accounts, write_domains, write_stealer, IndexRuns};
 
 /// Input read before the run buffers are sized for the rest of the file...
@@ -102,17 +104,25 @@ pub fn ingest(
     let existing = txn.manifest.breach(&options.breach.name).cloned();
     let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
     let scratch = tempdir_in(&dir.tmp())?;
-    let stored = stored_of(&txn, existing.is_some())?;
+    let stored = stored_of(dir, &txn.manifest, existing.is_some())?;
     let stored = stored.as_ref();
     let stored_accounts = stored.map(|s| s.accounts.as_slice());
 
     let mut runs = IndexRuns::new(&scratch);
     let budget = options.memory_budget.max(1 << 20) as usize;
-    let context = ReadContext { keys: &keys, breach_id, stored_accounts, format: options.format, budget };
+    let context = ReadContext {
+        keys: &keys,
+        breach_id,
+        stored_accounts,
+        format: options.format,
+        budget,
+        partition: None,
+    };
     let files = read_inputs(&context, inputs, &mut runs, progress, on_phase)?;
-    let written =
-        Written { keys: &keys, existing, breach_id, stored, runs, files, scratch: &scratch, budget };
-    write_and_publish(&mut txn, options, written, on_phase)
+    on_phase(Phase::Writing);
+    let written = Written { keys: &keys, breach_id, stored, runs, scratch: &scratch, budget };
+    let segments = write_segments(txn.dir(), written)?;
+    publish(&mut txn, options, existing, files, segments, &scratch)
 }
 
 /// What records are made with: the same in a local ingest and in each job of
@@ -125,6 +135,9 @@ struct ReadContext<'a> {
     stored_accounts: Option<&'a [leakwatch_segment::Segment]>,
     format: Option<Format>,
     budget: usize,
+    /// The share of the records this reading keeps (a distributed ingest's
+    /// job); all of them when `None`.
+    partition: Option<Partition>,
 }
 
 /// Reads `inputs` into `runs`, spilling them past half the budget; returns
@@ -136,7 +149,7 @@ fn read_inputs(
     progress: &Progress,
     on_phase: &mut dyn FnMut(Phase<'_>),
 ) -> Result<Vec<(String, Report)>> {
-    let ReadContext { keys, breach_id, stored_accounts, format, budget } = *context;
+    let ReadContext { keys, breach_id, stored_accounts, format, budget, partition } = *context;
     let mut files = Vec::new();
     // The batches' vectors come back from the sink and are made into later
     // batches, and so is the scratch space they are made in: kept, not freed
@@ -153,8 +166,8 @@ fn read_inputs(
             &progress.bytes,
             |records| {
                 let mut scratch = scratch_space.take();
-                let batch =
-                    to_batch(records, keys, breach_id, stored_accounts, batch_buffers.take(), &mut scratch);
+                let made = BatchOf { keys, breach: breach_id, stored_accounts, partition };
+                let batch = to_batch(records, &made, batch_buffers.take(), &mut scratch);
                 scratch_space.give(scratch);
                 batch
             },
@@ -198,55 +211,49 @@ fn read_inputs(
 /// The read side of an ingest, handed to its write side.
 struct Written<'a> {
     keys: &'a crate::crypt::Keys,
-    /// The breach as stored, when it is.
-    existing: Option<Breach>,
     breach_id: u32,
     stored: Option<&'a Stored>,
     runs: IndexRuns,
-    files: Vec<(String, Report)>,
     scratch: &'a Path,
     budget: usize,
 }
 
-/// Writes the new segments of `written`'s runs, checked against what the
-/// breach holds, and publishes them with the breach's new record.
-fn write_and_publish(
-    txn: &mut Txn,
-    options: &IngestOptions,
-    written: Written<'_>,
-    on_phase: &mut dyn FnMut(Phase<'_>),
-) -> Result<IngestSummary> {
-    let Written { keys, existing, breach_id, stored, runs, files, scratch, budget } = written;
-    let stored_accounts = stored.map(|s| s.accounts.as_slice());
-    let mut classes = BTreeSet::new();
-    for (_, report) in &files {
-        classes.extend(report.data_classes.iter().copied());
-    }
-    let scratch = scratch.to_path_buf();
+/// The segments an ingest (or one partition of a distributed one) wrote,
+/// persisted and not yet named by any manifest, with what they add.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub(crate) struct NewSegments {
+    pub(crate) segments: Vec<SegmentRef>,
+    pub(crate) new_accounts: u64,
+    pub(crate) new_credentials: u64,
+}
 
-    on_phase(Phase::Writing);
+/// Writes the new segments of `written`'s runs, checked against what the
+/// breach holds, and persists them; a manifest names them later ([`publish`]).
+fn write_segments(dir: &DataDir, written: Written<'_>) -> Result<NewSegments> {
+    let Written { keys, breach_id, stored, runs, scratch, budget } = written;
+    let stored_accounts = stored.map(|s| s.accounts.as_slice());
+    let scratch = scratch.to_path_buf();
     // The five chains share nothing but the directory. The domains' has the
     // longest serial stretches (a big domain's sort, the segment's two
     // passes): it starts at once on one thread, the credential chains on the
     // other, and their parallel parts (sorting buckets, keying, gathering)
     // fill whatever time the first thread has left.
-    let writing = &*txn;
     let IndexRuns { accounts, domains, sha1_creds, ntlm_creds, stealer } = runs;
     let sha1_chain = || {
         let stored = stored.map(|s| &s.sha1_creds);
         let kinds = (Kind::CredentialKeys, Kind::Sha1Counts);
-        write_counted::<SHA1_REC, 20>(writing, keys, sha1_creds, stored, kinds, &scratch, budget)
+        write_counted::<SHA1_REC, 20>(dir, keys, sha1_creds, stored, kinds, &scratch, budget)
     };
     let ntlm_chain = || {
         let stored = stored.map(|s| &s.ntlm_creds);
         let kinds = (Kind::NtlmCredentialKeys, Kind::NtlmCounts);
-        write_counted::<NTLM_REC, 16>(writing, keys, ntlm_creds, stored, kinds, &scratch, budget)
+        write_counted::<NTLM_REC, 16>(dir, keys, ntlm_creds, stored, kinds, &scratch, budget)
     };
-    let accounts_chain = || write_accounts(writing, accounts, stored_accounts, breach_id);
-    let domains_chain = || write_domains(writing, domains, breach_id, budget);
+    let accounts_chain = || write_accounts(dir, accounts, stored_accounts, breach_id);
+    let domains_chain = || write_domains(dir, domains, breach_id, budget);
     // A stealer log's pairs are as many entries again as its accounts: a
     // chain of their own, taken by whichever thread is free first.
-    let stealer_chain = || write_stealer(writing, stealer, breach_id);
+    let stealer_chain = || write_stealer(dir, stealer, breach_id);
     let ((domains, accounts), ((sha1, ntlm), stealer)) = rayon::join(
         || rayon::join(domains_chain, accounts_chain),
         || rayon::join(|| rayon::join(sha1_chain, ntlm_chain), stealer_chain),
@@ -258,10 +265,29 @@ fn write_and_publish(
     out.absorb(domains?);
     out.absorb(stealer?);
 
-    let mut new_segments = out.done()?;
-    for s in &mut new_segments {
+    let mut segments = out.done()?;
+    for s in &mut segments {
         s.breaches = vec![breach_id];
     }
+    Ok(NewSegments { segments, new_accounts, new_credentials })
+}
+
+/// Publishes `new` segments, read from `files`, with the breach's new record
+/// as the next generation; then merges segments if a kind has too many.
+fn publish(
+    txn: &mut Txn,
+    options: &IngestOptions,
+    existing: Option<Breach>,
+    files: Vec<(String, Report)>,
+    new: NewSegments,
+    scratch: &Path,
+) -> Result<IngestSummary> {
+    let NewSegments { segments: new_segments, new_accounts, new_credentials } = new;
+    let mut classes = BTreeSet::new();
+    for (_, report) in &files {
+        classes.extend(report.data_classes.iter().copied());
+    }
+    let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
     let segments_written = new_segments.len();
     let has_accounts = files.iter().any(|(_, r)| r.accepted > 0);
     let stealer_log = files.iter().any(|(_, r)| r.format == Format::Stealer);
@@ -317,7 +343,7 @@ fn write_and_publish(
         }
         manifest.set_aside.retain(|s| !s.segment.breaches.is_empty() || s.segment.kind.starts_with("hibp-"));
         txn.commit()?;
-        let _ = std::fs::remove_dir_all(&scratch);
+        let _ = std::fs::remove_dir_all(scratch);
         // The generation is published: from here on a failure takes nothing
         // back, so it is a warning in the summary, not the ingest's error.
         crate::compact::compact(txn, crate::compact::MAX_SEGMENTS_PER_KIND)
@@ -338,20 +364,28 @@ fn write_and_publish(
 }
 
 /// The segments an ingest into a breach already stored checks its records
-/// against: every stored account, triple and wide triple.
-fn stored_of(txn: &Txn, existing: bool) -> Result<Option<Stored>> {
+/// against: every stored account, triple and wide triple of `manifest`.
+fn stored_of(dir: &DataDir, manifest: &crate::manifest::Manifest, existing: bool) -> Result<Option<Stored>> {
     if !existing {
         return Ok(None);
     }
+    let open_kind = |kind: Kind| -> Result<Vec<leakwatch_segment::Segment>> {
+        manifest
+            .segments
+            .iter()
+            .filter(|s| s.kind == kind.name())
+            .map(|s| Ok(dir.storage().open_segment(&s.file)?))
+            .collect()
+    };
     Ok(Some(Stored {
-        accounts: txn.open_kind(Kind::Accounts)?,
+        accounts: open_kind(Kind::Accounts)?,
         sha1_creds: StoredCreds {
-            keys: txn.open_kind(Kind::CredentialKeys)?,
-            wide: txn.open_kind(Kind::Credentials)?,
+            keys: open_kind(Kind::CredentialKeys)?,
+            wide: open_kind(Kind::Credentials)?,
         },
         ntlm_creds: StoredCreds {
-            keys: txn.open_kind(Kind::NtlmCredentialKeys)?,
-            wide: txn.open_kind(Kind::NtlmCredentials)?,
+            keys: open_kind(Kind::NtlmCredentialKeys)?,
+            wide: open_kind(Kind::NtlmCredentials)?,
         },
     }))
 }

@@ -47,8 +47,8 @@ pub use health::{repair, RepairSummary};
 pub use hibp::HibpBreach;
 pub use import::{import_pwned_passwords, ImportSummary, LineRejections};
 pub use ingest::{
-    ingest, run_job, BreachInfo, DistributedIngest, IngestOptions, IngestSummary, JobOutput, JobSpec, Phase,
-    Progress, RunRef,
+    ingest, run_job, BreachInfo, DistributedIngest, IngestOptions, IngestSummary, JobOutput, JobSpec,
+    Partition, Phase, Progress, StagedInput,
 };
 pub use manifest::{Breach, Manifest, PwnedImport, SegmentRef, SetAside};
 pub use range::{FileSpan, RangeBody, RangeIndex, RangeKind, RangeSource, DEFAULT_RANGE_CACHE};

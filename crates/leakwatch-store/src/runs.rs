@@ -241,43 +241,6 @@ impl<const N: usize> Runs<N> {
         Ok(())
     }
 
-    /// Takes the runs written to disk so far, for another process to merge
-    /// ([`RunFiles::adopt`]); what is still held in memory stays.
-    pub(crate) fn take_files(&mut self) -> Vec<PathBuf> {
-        std::mem::take(&mut self.files)
-    }
-
-    /// Adds a run of `records` written elsewhere, sorted (and deduplicated)
-    /// as this one's are, to those [`Runs::finish`] merges.
-    pub(crate) fn adopt(&mut self, path: PathBuf, records: u64) {
-        self.files.push(path);
-        self.spilled += records;
-        self.pushed += records;
-    }
-
-    /// Reads a run written elsewhere ([`Runs::take_files`]) into memory, as
-    /// if its records had been pushed here.
-    pub(crate) fn load(&mut self, path: &std::path::Path) -> Result<()> {
-        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-        let (records, rest) = bytes.as_chunks::<N>();
-        if !rest.is_empty() {
-            return Err(StoreError::DataCorruption {
-                path: path.to_owned(),
-                detail: format!("a run of {} bytes, not whole {N}-byte records", bytes.len()),
-            });
-        }
-        for rec in records {
-            self.push_record(*rec);
-        }
-        Ok(())
-    }
-
-    /// Sets what [`Runs::pushed`] says: the records pushed in the processes
-    /// whose runs were adopted or loaded here, duplicates included.
-    pub(crate) fn set_pushed(&mut self, pushed: u64) {
-        self.pushed = pushed;
-    }
-
     /// Whether any run was written to disk.
     pub(crate) fn has_runs(&self) -> bool {
         !self.files.is_empty()

@@ -76,17 +76,12 @@ impl Txn {
 
     /// A set for new segments, to be persisted before a commit names them.
     pub(crate) fn segments(&self) -> SegmentSet {
-        SegmentSet::new(&self.dir)
+        self.dir.new_segments()
     }
 
     /// Opens a segment the manifest names.
     pub(crate) fn open(&self, s: &SegmentRef) -> Result<Segment> {
         Ok(self.dir.storage().open_segment(&s.file)?)
-    }
-
-    /// The live segments of one kind.
-    pub(crate) fn open_kind(&self, kind: Kind) -> Result<Vec<Segment>> {
-        self.manifest.segments.iter().filter(|s| s.kind == kind.name()).map(|s| self.open(s)).collect()
     }
 
     /// Publishes the manifest as it is (the caller has set its generation).
@@ -119,6 +114,15 @@ impl Txn {
             self.dir.storage().delete(&file)?;
         }
         Ok(())
+    }
+}
+
+impl DataDir {
+    /// A set for new segments, to be persisted before a manifest names them:
+    /// a writer's under its lock, or a distributed ingest's job's, for the
+    /// ingest that holds the lock to publish.
+    pub(crate) fn new_segments(&self) -> SegmentSet {
+        SegmentSet::new(self)
     }
 }
 

@@ -51,10 +51,21 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         return print_report(&args, &summary);
     }
     // A directory or an archive stands for the dumps inside it, each reported
-    // on its own (`logs.zip!US[1A2B]/Passwords.txt`); a plain file is itself.
+    // on its own (`logs.zip!US[1A2B]/Passwords.txt`); a plain file is itself;
+    // an `s3://` object is fetched first (beside the store, made for it),
+    // and reported by its URL.
+    if args.files.iter().any(|f| is_object_url(f)) {
+        dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
+    }
+    let fetched = Fetched::new(dir);
     let mut inputs = Vec::new();
-    for file in &args.files {
-        inputs.extend(Input::expand(file)?);
+    for (n, file) in args.files.iter().enumerate() {
+        if is_object_url(file) {
+            let local = fetched.fetch(n, file)?;
+            inputs.extend(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)));
+        } else {
+            inputs.extend(Input::expand(file)?);
+        }
     }
     if let Some(columns) = args.columns.clone() {
         let columns = Arc::new(columns);
@@ -79,6 +90,44 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         .with_context(|| format!("ingest into breach {:?}", args.breach))
     })?;
     print_report(&args, &summary)
+}
+
+/// Whether an input is an object storage URL (`s3://BUCKET/KEY`) rather than
+/// a local path.
+pub(super) fn is_object_url(file: &str) -> bool {
+    file.starts_with("s3://")
+}
+
+/// Local copies of inputs fetched from object storage (with the `AWS_*`
+/// variables of `--data s3://`), removed when the ingest is done.
+struct Fetched {
+    folder: std::path::PathBuf,
+}
+
+impl Fetched {
+    fn new(dir: &DataDir) -> Fetched {
+        // Beside the store's `tmp`, which a writer empties when it begins.
+        Fetched { folder: dir.root().join(format!("tmp-fetched-{}", std::process::id())) }
+    }
+
+    /// Fetches input `n`, `url`; its local path, which keeps the object's
+    /// file name (an archive's members are named after it).
+    fn fetch(&self, n: usize, url: &str) -> Result<String> {
+        let folder = self.folder.join(n.to_string());
+        std::fs::create_dir_all(&folder).with_context(|| format!("{}", folder.display()))?;
+        let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("input");
+        let local = folder.join(name);
+        eprintln!("leakwatch: fetching {url}");
+        leakwatch_objstore::fetch_object(url, &leakwatch_objstore::S3Config::from_env(), &local)
+            .with_context(|| format!("{url}: fetching it"))?;
+        Ok(local.to_string_lossy().into_owned())
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
 }
 
 /// Runs `ingest` logged in the catalog's ingest log as an ingest of `listed`

@@ -50,8 +50,9 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
         let result =
             serde_json::from_str::<JobSpec>(&job.spec).context("the job's description").and_then(|spec| {
                 let attempt = u32::try_from(job.attempt).unwrap_or(u32::MAX);
-                leakwatch_store::run_job(dir, &spec, attempt, &scratch, &Progress::default())
-                    .with_context(|| format!("{} (job {} of ingest {})", spec.name, spec.job, spec.ingest))
+                leakwatch_store::run_job(dir, &spec, attempt, &scratch, &Progress::default()).with_context(
+                    || format!("job {} of {} of ingest {}", spec.job, spec.partition.count, spec.ingest),
+                )
             });
         if renewer.stop() {
             // Another worker has the job now; what this one made is not reported.
@@ -65,8 +66,10 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
             Ok(output) => {
                 let text = serde_json::to_string(&output).expect("serializes");
                 catalog.finish_job(job.id, &holder, &text).context("reporting a job done")?;
+                let [fetched, read, wrote] = output.seconds;
                 eprintln!(
-                    "leakwatch: job {} of ingest {} done in {:.1}s: {} records",
+                    "leakwatch: job {} of ingest {} done in {:.1}s (inputs fetched {fetched:.1}s, read \
+                     {read:.1}s, segments written and put {wrote:.1}s): {} records",
                     job.job,
                     job.ingest,
                     started.elapsed().as_secs_f64(),

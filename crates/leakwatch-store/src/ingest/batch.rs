@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use leakwatch_segment::Segment;
 use leakwatch_types::{Key16, Records};
 
+use super::partition::Partition;
 use crate::crypt::{Keys, SealPlace, MAX_SEALED_PLAINTEXT};
 use crate::domains::{DomainBatch, DomainBuffers};
 use crate::error::Result;
@@ -133,21 +134,31 @@ fn reuse<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
+/// What a batch's index records are made with.
+#[derive(Clone, Copy)]
+pub(super) struct BatchOf<'a> {
+    pub(super) keys: &'a Keys,
+    pub(super) breach: u32,
+    /// For an ingest into a breach that exists, its accounts so far: those
+    /// already in the breach get no domain entry (the entries do not carry
+    /// the account to check it later).
+    pub(super) stored_accounts: Option<&'a [Segment]>,
+    /// The share a distributed ingest's job keeps ([`Partition`]); all when
+    /// `None`.
+    pub(super) partition: Option<Partition>,
+}
+
 /// Turns parsed records into index records. Runs on the parallel side of the
 /// pipeline, so the keyed hashing, the sealing and the bucketing cost no serial
 /// time, and nothing in clear reaches the sorted runs on disk. The batch is
 /// made in `buffers` (an earlier batch's, or new ones), with `scratch` to work in.
-/// `stored_accounts`, for an ingest into a breach that exists, are its
-/// accounts so far: those already in the breach get no domain entry (the
-/// entries do not carry the account to check it later).
 pub(super) fn to_batch(
     records: &Records,
-    keys: &Keys,
-    breach: u32,
-    stored_accounts: Option<&[Segment]>,
+    made: &BatchOf<'_>,
     buffers: BatchBuffers,
     scratch: &mut BatchScratch,
 ) -> Result<Batch> {
+    let BatchOf { keys, breach, stored_accounts, partition } = *made;
     let blinder = keys.blinder();
     let n = records.len();
     let BatchBuffers { mut accounts, domains: domain_buffers, mut sha1_creds, mut ntlm_creds } = buffers;
@@ -181,8 +192,12 @@ pub(super) fn to_batch(
     blinder.account_keys_into(records.iter().map(|r| (r.kind, r.account)), inners);
     accounts.extend_from_slice(inners);
     keys.outer_many(&mut accounts);
+    let owns = |key: &[u8]| partition.is_none_or(|p| p.owns(key));
+    let mut owned = 0u64;
     for ((record, &inner), &account) in records.iter().zip(inners.iter()).zip(&accounts) {
-        if let Some((alias, domain)) = record.email_parts() {
+        let account_owned = owns(&account);
+        owned += u64::from(account_owned);
+        if let Some((alias, domain)) = record.email_parts().filter(|_| account_owned) {
             let place = *domain_places.entry(domain).or_insert_with(|| {
                 let key = keys.domain(domain);
                 places.push((key, keys.seal_place(&key, breach)));
@@ -211,13 +226,20 @@ pub(super) fn to_batch(
             }
         }
         let Some(material) = record.password else { continue };
+        let (sha1, ntlm) = (material.sha1().filter(|d| owns(d)), material.ntlm().filter(|d| owns(d)));
+        if sha1.is_none() && ntlm.is_none() {
+            continue;
+        }
         let pair = blinder.pair_key(&inner, breach).to_le_bytes();
-        if let Some(sha1) = material.sha1() {
+        if let Some(sha1) = sha1 {
             sha1_creds.push(credential_record::<SHA1_REC>(&sha1, &pair));
         }
-        if let Some(ntlm) = material.ntlm() {
+        if let Some(ntlm) = ntlm {
             ntlm_creds.push(credential_record::<NTLM_REC>(&ntlm, &pair));
         }
+    }
+    if partition.is_some() {
+        accounts.retain(|a| owns(a));
     }
     let mut items: Vec<(&SealPlace, &[u8])> = reuse(std::mem::take(&mut scratch.to_seal));
     items.extend(aliases.iter().map(|&(p, alias)| (&places[p].1, alias)));
@@ -234,7 +256,7 @@ pub(super) fn to_batch(
     keys.mask_pairs(&mut sha1_creds);
     keys.mask_pairs(&mut ntlm_creds);
     Ok(Batch {
-        records: n as u64,
+        records: owned,
         accounts: Bucketed::with_spare(accounts, &mut scratch.spare_accounts),
         domains,
         sha1_creds: Bucketed::with_spare(sha1_creds, &mut scratch.spare_sha1),
@@ -432,6 +454,7 @@ mod tests {
     #[test]
     fn batches_made_in_recycled_buffers_equal_fresh_ones() {
         let keys = Keys::new(&[1; 32], &[2; 32]);
+        let made = BatchOf { keys: &keys, breach: 9, stored_accounts: None, partition: None };
         let mut scratch = BatchScratch::default();
         let mut buffers = BatchBuffers::default();
         // A large batch, then smaller ones and an empty one: nothing an
@@ -439,14 +462,49 @@ mod tests {
         for (seed, n) in [(1, 3000), (2, 10), (3, 1000), (4, 0), (5, 20)] {
             let records = records(seed, n);
             let fresh =
-                to_batch(&records, &keys, 9, None, BatchBuffers::default(), &mut BatchScratch::default())
-                    .unwrap();
-            let reused = to_batch(&records, &keys, 9, None, buffers, &mut scratch).unwrap();
+                to_batch(&records, &made, BatchBuffers::default(), &mut BatchScratch::default()).unwrap();
+            let reused = to_batch(&records, &made, buffers, &mut scratch).unwrap();
             assert_eq!(reused.records, fresh.records);
             buffers = reused.into_buffers();
             assert_eq!(buffers, fresh.into_buffers(), "batch {seed}");
         }
         assert!(buffers.sha1_creds.capacity() >= 3000, "the largest batch's memory is kept");
+    }
+
+    /// The partitions of a batch split its accounts and triples between them,
+    /// each record in exactly one, by the key it is sorted under.
+    #[test]
+    fn partitions_split_a_batch_exactly() {
+        let keys = Keys::new(&[1; 32], &[2; 32]);
+        let records = records(7, 4000);
+        let whole = BatchOf { keys: &keys, breach: 9, stored_accounts: None, partition: None };
+        let batch = |made: &BatchOf<'_>| {
+            to_batch(&records, made, BatchBuffers::default(), &mut BatchScratch::default()).unwrap()
+        };
+        let all = batch(&whole);
+        let n = all.records;
+        let all = all.into_buffers();
+        let (mut accounts, mut sha1, mut ntlm) = (Vec::new(), Vec::new(), Vec::new());
+        let mut owned = 0;
+        for index in 0..3 {
+            let partition = Partition::new(index, 3);
+            let part = batch(&BatchOf { partition, ..whole });
+            owned += part.records;
+            let part = part.into_buffers();
+            assert!(part.accounts.iter().all(|a| partition.unwrap().owns(a)));
+            assert!(!part.sha1_creds.is_empty(), "partition {index} has its share");
+            accounts.extend(part.accounts);
+            sha1.extend(part.sha1_creds);
+            ntlm.extend(part.ntlm_creds);
+        }
+        fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+            v.sort_unstable();
+            v
+        }
+        assert_eq!(owned, n);
+        assert_eq!(sorted(accounts), sorted(all.accounts));
+        assert_eq!(sorted(sha1), sorted(all.sha1_creds));
+        assert_eq!(sorted(ntlm), sorted(all.ntlm_creds));
     }
 
     #[test]

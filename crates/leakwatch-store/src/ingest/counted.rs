@@ -7,9 +7,10 @@ use leakwatch_segment::{Kind, Segment};
 
 use super::batch::SHA1_REC;
 use crate::crypt::Keys;
+use crate::dir::DataDir;
 use crate::error::Result;
 use crate::runs::{group_by_first_byte, same_key, sort_records, Runs, Scratch};
-use crate::txn::{SegmentSet, Txn};
+use crate::txn::SegmentSet;
 
 use rayon::prelude::*;
 
@@ -33,7 +34,7 @@ pub(super) struct StoredCreds {
 /// of the triples are computed here, in batches of pipelined AES blocks; they
 /// are keyed hashes in no digest order, so the new ones are sorted on their own.
 pub(super) fn write_counted<const N: usize, const D: usize>(
-    txn: &Txn,
+    dir: &DataDir,
     keys: &Keys,
     mut creds: Runs<N>,
     stored: Option<&StoredCreds>,
@@ -44,7 +45,7 @@ pub(super) fn write_counted<const N: usize, const D: usize>(
     const CHECK_EVERY: u64 = 1 << 16;
     const { assert!(D + 8 == N, "a credential record is its digest and a pair key") };
     let digest_len = D;
-    let mut out = txn.segments();
+    let mut out = dir.new_segments();
     let digests = creds.distinct_prefixes(digest_len);
     let mut counts_w = out.writer(counts_kind, digests)?;
     if let Some(buckets) = creds.take_memory() {
@@ -57,7 +58,7 @@ pub(super) fn write_counted<const N: usize, const D: usize>(
         let new_triples = counted.iter().map(|c| c.keys as u64).sum();
         // The counts and the triples' keys go to files of their own: written
         // side by side.
-        let mut creds_out = txn.segments();
+        let mut creds_out = dir.new_segments();
         let (counted_ok, keyed_ok) = rayon::join(
             || {
                 for c in &counted {

@@ -1,68 +1,80 @@
-//! Distributed ingest: the reading side of an ingest split into jobs that
-//! other processes (`leakwatch worker`, on any machine) run, and one commit
-//! that writes and publishes the result as a local ingest would.
+//! Distributed ingest: an ingest split into jobs that other processes
+//! (`leakwatch worker`, on any machine) run, each writing final segments of
+//! its own, and one commit that publishes them all as one generation.
 //!
-//! A job reads one input, or one byte range of a large plain file cut at line
-//! ends, exactly as a local ingest reads it ([`super::read_inputs`]: the same
-//! keys, breach id and stored accounts), and hands over its sorted runs (not
-//! segments) through the store's shared area ([`Blobs`]). The commit adopts
-//! every job's runs as if it had spilled them itself and writes them with the
-//! local ingest's own chains ([`super::write_and_publish`]): the runs' merge
-//! drops a triple, an account or an alias met in two jobs, and the stored
-//! ones are checked at the commit as in a local ingest. So every answer after
-//! a distributed ingest is the one a local ingest of the same inputs gives:
-//! counts of distinct triples, the breach's accounts, aliases, stealer data.
+//! A job is a [`Partition`] of the records: it reads every input, exactly as
+//! a local ingest reads it ([`super::read_inputs`]: the same keys, breach id
+//! and stored accounts), keeps the records whose sorted key falls in its
+//! range, and writes them as a local ingest writes its own
+//! ([`super::write_segments`]), checked against what the breach holds. What
+//! a local ingest merges or counts together shares the key that decides the
+//! partition, so the jobs' segments hold exactly the local ingest's entries,
+//! cut into disjoint key ranges: every answer after a distributed ingest is
+//! the one a local ingest of the same inputs gives (counts of distinct
+//! triples, the breach's accounts, aliases, stealer data, the report).
+//!
+//! Nothing moves twice: the inputs are staged once in the store's shared
+//! area ([`Blobs`]) and the segments are put once, by the jobs, under their
+//! content names; the commit writes only the manifest. The price is that
+//! every job parses every input (a fifth of a local ingest's work on a combo
+//! list; the keying, sealing, sorting and writing are shared out).
 //!
 //! The commit holds the store's writer lock from [`DistributedIngest::begin`]
 //! to its end, as a local ingest does: no other writer changes the store (or
 //! removes orphans) meanwhile, so the jobs read the generation the commit
 //! builds on, and a job checks that it does. A killed distributed ingest
 //! publishes nothing; its lock runs out, and the next writer's orphan removal
-//! empties the shared area it left.
+//! takes the segments its jobs put and the inputs it staged.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use leakwatch_ingest::{Format, Input, Report};
-use leakwatch_segment::Kind;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    read_inputs, stored_of, tempdir_in, write_and_publish, IndexRuns, IngestOptions, IngestSummary, Phase,
-    Progress, ReadContext, Written,
+    publish, read_inputs, stored_of, tempdir_in, write_segments, IndexRuns, IngestOptions, IngestSummary,
+    NewSegments, Partition, Phase, Progress, ReadContext, Written,
 };
-use crate::crypt::Keys;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
-use crate::manifest::{Breach, Manifest};
+use crate::manifest::{Breach, SegmentRef};
 use crate::storage::blobs::Blobs;
 use crate::txn::Txn;
 
-/// What one job reads, and what it needs to make records as the commit's
+/// An input of the jobs: staged in the shared area, or an object of the
+/// store's object storage named by its `s3://` URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StagedInput {
+    /// Its name in the shared area, or its URL.
+    pub staged: String,
+    /// Its name as the reports show it (the path or URL given to `ingest`).
+    pub name: String,
+    /// Whether `staged` is an `s3://` URL, read where it is.
+    #[serde(default)]
+    pub url: bool,
+    /// Whether the input is known plain (neither an archive nor compressed
+    /// before it was staged): a job reads it as it is fetched.
+    #[serde(default)]
+    pub plain: bool,
+}
+
+/// What one job reads and keeps, and what it needs to make records as a
 /// local ingest would.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobSpec {
     /// The distributed ingest: its folder in the shared area.
     pub ingest: String,
-    /// The job's number, in input order.
+    /// The job's number: its partition's index.
     pub job: u32,
-    /// The staged input, in the shared area.
-    pub input: String,
-    /// The input's name as the reports show it (the path given to `ingest`).
-    pub name: String,
-    /// The bytes of the input this job reads (a part of a large plain file,
-    /// from a line's start to a line's start); all of it when `None`.
-    pub range: Option<(u64, u64)>,
-    /// For a part after the first: the end of the input's head, the bytes
-    /// read before the part so that the reader decides what it decides at
-    /// the start of the whole input (format, sampled mode, encodings); the
-    /// head's own records come again from the first part and merge away, its
-    /// lines are taken out of the report.
-    pub head: Option<u64>,
-    /// The format: forced by the user, or, for a part, detected on the whole.
+    /// Every input of the ingest, in order.
+    pub inputs: Vec<StagedInput>,
+    /// The records this job keeps.
+    pub partition: Partition,
+    /// The format, when the user forced one.
     pub format: Option<String>,
     pub breach_id: u32,
-    /// Whether the breach is stored already (its accounts get no new aliases).
+    /// Whether the breach is stored already (its accounts get no new aliases,
+    /// its triples are not counted again).
     pub existing: bool,
     /// The generation the commit builds on: the job refuses any other.
     pub generation: u64,
@@ -72,28 +84,25 @@ pub struct JobSpec {
     pub memory_budget: u64,
 }
 
-/// A sorted run a job wrote to the shared area.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunRef {
-    /// The kind of run (`accounts`, `credentials`, ...).
-    pub kind: String,
-    pub name: String,
-    pub bytes: u64,
-}
-
-/// What a job reports back: its inputs' reports and its runs.
+/// What a job reports back: its inputs' reports and its segments.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobOutput {
-    /// Each input read ([`Report::to_json`]); an archive gives one per member.
+    /// Each input read ([`Report::to_json`]); an archive gives one per
+    /// member. Every job reads every input: the reports are the same in all.
     pub files: Vec<(String, serde_json::Value)>,
-    pub runs: Vec<RunRef>,
-    /// Bytes of sealed aliases in the domain runs.
-    pub domain_payload: u64,
-    /// Records pushed, duplicates included, by kind of run (the head's left
-    /// out): what the commit sizes segments by, as a local ingest does.
-    pub pushed: std::collections::BTreeMap<String, u64>,
-    /// Records accepted.
+    /// The segments the job put in the store, persisted, named by no manifest
+    /// yet.
+    pub segments: Vec<SegmentRef>,
+    /// Accounts new to the breach, of the job's partition.
+    pub new_accounts: u64,
+    /// Triples new to the breach, of the job's partition.
+    pub new_credentials: u64,
+    /// Records of the job's partition accepted.
     pub records: u64,
+    /// Seconds spent fetching the inputs, reading them, and writing and
+    /// putting the segments: for the worker's log.
+    #[serde(default)]
+    pub seconds: [f64; 3],
 }
 
 /// The shared area of `dir`'s storage.
@@ -103,10 +112,11 @@ fn blobs_of(dir: &DataDir) -> Result<Box<dyn Blobs>> {
     })
 }
 
-/// Runs one job: reads its input from the shared area, writes its runs there.
-/// `attempt` tells this run of the job from an earlier one taken over, so that
-/// the two never write the same names. `scratch` is local space for the input
-/// and the runs while they are made.
+/// Runs one job: reads every input from the shared area, keeps its
+/// partition's records, and puts their segments in the store. `attempt`
+/// tells this run of the job from an earlier one taken over (their local
+/// files apart; the segments are named by their content). `scratch` is local
+/// space for the inputs and runs while they are made.
 pub fn run_job(
     dir: &DataDir,
     spec: &JobSpec,
@@ -115,29 +125,21 @@ pub fn run_job(
     progress: &Progress,
 ) -> Result<JobOutput> {
     let blobs = blobs_of(dir)?;
-    let manifest = dir.manifest()?;
-    let generation = manifest.as_ref().map_or(0, |m| m.generation);
-    if generation != spec.generation {
+    let manifest = dir.manifest()?.unwrap_or_default();
+    if manifest.generation != spec.generation {
         return Err(StoreError::Invalid(format!(
-            "{} is at generation {generation}, but the ingest builds on {}: the store changed under it",
+            "{} is at generation {}, but the ingest builds on {}: the store changed under it",
             dir.location(),
+            manifest.generation,
             spec.generation
         )));
     }
-    let mut header = Manifest::new();
+    let mut header = crate::manifest::Manifest::new();
     header.dir_id = spec.dir_id.clone();
     header.key_id = spec.key_id.clone();
     header.key_file = spec.key_file.clone();
     let keys = dir.keys(&header)?.ok_or_else(|| StoreError::Key("the store's data key is missing".into()))?;
-    let stored_accounts = match (&manifest, spec.existing) {
-        (Some(m), true) => m
-            .segments
-            .iter()
-            .filter(|s| s.kind == Kind::Accounts.name())
-            .map(|s| Ok(dir.storage().open_segment(&s.file)?))
-            .collect::<Result<Vec<_>>>()?,
-        _ => Vec::new(),
-    };
+    let stored = stored_of(dir, &manifest, spec.existing)?;
     let format = match &spec.format {
         Some(name) => Some(
             Format::from_name(name).ok_or_else(|| StoreError::Invalid(format!("unknown format {name:?}")))?,
@@ -147,75 +149,99 @@ pub fn run_job(
 
     let work = scratch.join(format!("job-{}-{}-{attempt}", spec.ingest, spec.job));
     let _ = std::fs::remove_dir_all(&work);
-    let input_dir = work.join("input");
-    std::fs::create_dir_all(&input_dir).map_err(|e| StoreError::io(&input_dir, e))?;
-    // The local copy keeps the input's file name: an archive's members are
-    // named after it, and recognised by it.
-    let file_name = Path::new(&spec.name).file_name().map_or("input".into(), |n| n.to_owned());
-    let local = input_dir.join(file_name);
-    let range = spec.range.map(|(start, end)| start..end);
-    blobs.get_file(&spec.input, range.clone(), &local)?;
-    let local_name = local.to_string_lossy().into_owned();
-    let open = |path: &Path| std::fs::File::open(path).map_err(|e| StoreError::io(path, e));
-    let context = ReadContext {
-        keys: &keys,
-        breach_id: spec.breach_id,
-        stored_accounts: spec.existing.then_some(stored_accounts.as_slice()),
-        format,
-        budget: spec.memory_budget.max(1 << 20) as usize,
-    };
-    // The head read alone: its report and its records, to be taken out of
-    // the part's.
-    let mut head_read = None;
-    let inputs = match (range, spec.head) {
-        (Some(_), Some(head_end)) => {
-            let head = input_dir.join("head");
-            blobs.get_file(&spec.input, Some(0..head_end), &head)?;
-            let head_runs_dir = work.join("head-runs");
-            std::fs::create_dir_all(&head_runs_dir).map_err(|e| StoreError::io(&head_runs_dir, e))?;
-            let mut head_runs = IndexRuns::new(&head_runs_dir);
-            let head_only = vec![Input::from_reader(spec.name.clone(), open(&head)?)?];
-            let mut report =
-                read_inputs(&context, head_only, &mut head_runs, &Progress::default(), &mut |_| {})?;
-            head_read = Some((report.remove(0).1, head_runs.pushed()));
-            let reader = std::io::Read::chain(open(&head)?, open(&local)?);
-            vec![Input::from_reader(spec.name.clone(), reader)?]
-        }
-        (Some(_), None) => vec![Input::from_reader(spec.name.clone(), open(&local)?)?],
-        (None, _) => Input::expand(&local_name)?,
-    };
+    let written = read_and_write(dir, spec, &work, &keys, stored.as_ref(), format, progress, &*blobs);
+    let _ = std::fs::remove_dir_all(&work);
+    written
+}
 
+/// The body of [`run_job`], in its work folder `work`: the job's output.
+#[allow(clippy::too_many_arguments)]
+fn read_and_write(
+    dir: &DataDir,
+    spec: &JobSpec,
+    work: &Path,
+    keys: &crate::crypt::Keys,
+    stored: Option<&super::Stored>,
+    format: Option<Format>,
+    progress: &Progress,
+    blobs: &dyn Blobs,
+) -> Result<JobOutput> {
+    let started = std::time::Instant::now();
+    let mut inputs = Vec::new();
+    // Each local copy keeps its input's file name (in a folder of its own):
+    // an archive's members are named after it, and recognised by it.
+    let mut local_names = Vec::new();
+    for (n, input) in spec.inputs.iter().enumerate() {
+        // A plain input is parsed as it is fetched; an archive (or what may
+        // hold one) is fetched whole first, as its reader needs a file.
+        if let Some(stream) = stream_of(input, blobs)? {
+            inputs.push(Input::from_reader(input.name.clone(), stream)?);
+            continue;
+        }
+        let folder = work.join(format!("input-{n}"));
+        std::fs::create_dir_all(&folder).map_err(|e| StoreError::io(&folder, e))?;
+        let file_name = Path::new(&input.name).file_name().map_or("input".into(), |n| n.to_owned());
+        let local = folder.join(file_name);
+        if input.url {
+            blobs.get_url(&input.staged, &local)?;
+        } else {
+            blobs.get_file(&input.staged, None, &local)?;
+        }
+        let local_name = local.to_string_lossy().into_owned();
+        inputs.extend(Input::expand(&local_name)?);
+        local_names.push((local_name, input.name.clone()));
+    }
+    let budget = spec.memory_budget.max(1 << 20) as usize;
+    let context = ReadContext {
+        keys,
+        breach_id: spec.breach_id,
+        stored_accounts: stored.map(|s| s.accounts.as_slice()),
+        format,
+        budget,
+        partition: Some(spec.partition),
+    };
+    let fetched = started.elapsed().as_secs_f64();
     let runs_dir = work.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
     let mut runs = IndexRuns::new(&runs_dir);
     let files = read_inputs(&context, inputs, &mut runs, progress, &mut |_| {})?;
-    let mut pushed = runs.pushed();
     let files = files
         .into_iter()
-        .map(|(name, mut report)| {
-            if let Some((head, _)) = &head_read {
-                report.take_out_head(head);
-            }
-            (name.replacen(&local_name, &spec.name, 1), report.to_json())
+        .map(|(name, report)| {
+            // The reports name the inputs as the user gave them.
+            let shown = local_names
+                .iter()
+                .find(|(local, _)| name.starts_with(local.as_str()))
+                .map_or(name.clone(), |(local, given)| name.replacen(local.as_str(), given, 1));
+            (shown, report.to_json())
         })
         .collect();
-    if let Some((_, head_pushed)) = &head_read {
-        for (kind, n) in head_pushed {
-            if let Some(mine) = pushed.get_mut(kind) {
-                *mine -= (*n).min(*mine);
-            }
-        }
-    }
-    let (parts, domain_payload) = runs.into_parts()?;
-    let mut out = Vec::new();
-    for (i, part) in parts.into_iter().enumerate() {
-        let name = format!("{}/runs/{}-{attempt}/{}-{i}.run", spec.ingest, spec.job, part.kind);
-        blobs.put_file(&part.path, &name)?;
-        out.push(RunRef { kind: part.kind.to_owned(), name, bytes: part.bytes });
-    }
-    let _ = std::fs::remove_dir_all(&work);
+    let read = started.elapsed().as_secs_f64() - fetched;
+    let written = Written { keys, breach_id: spec.breach_id, stored, runs, scratch: &runs_dir, budget };
+    let NewSegments { segments, new_accounts, new_credentials } = write_segments(dir, written)?;
+    let wrote = started.elapsed().as_secs_f64() - fetched - read;
     let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(JobOutput { files, runs: out, domain_payload, pushed, records })
+    Ok(JobOutput { files, segments, new_accounts, new_credentials, records, seconds: [fetched, read, wrote] })
+}
+
+/// `input` as a stream of its bytes when it is plain (its first bytes show
+/// no archive and no compression, or it was staged from a plain file); `None`
+/// when it must be fetched whole.
+fn stream_of(input: &StagedInput, blobs: &dyn Blobs) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+    if !input.url {
+        return Ok(if input.plain { Some(blobs.open(&input.staged)?) } else { None });
+    }
+    use std::io::Read;
+    let mut stream = blobs.open_url(&input.staged)?;
+    let mut head = Vec::with_capacity(512);
+    (&mut stream)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| StoreError::io(Path::new(&input.staged), e))?;
+    if !leakwatch_ingest::is_plain(&head) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(std::io::Cursor::new(head).chain(stream))))
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
@@ -223,7 +249,6 @@ pub fn run_job(
 pub struct DistributedIngest {
     dir: DataDir,
     txn: Txn,
-    keys: Keys,
     existing: Option<Breach>,
     breach: String,
     breach_id: u32,
@@ -233,20 +258,21 @@ pub struct DistributedIngest {
 
 impl DistributedIngest {
     /// Takes the writer lock (removing what dead writers left, a dead
-    /// distributed ingest's shared files included) for an ingest into `breach`.
+    /// distributed ingest's shared files and segments included) for an
+    /// ingest into `breach`.
     pub fn begin(dir: &DataDir, breach: &str) -> Result<DistributedIngest> {
         leakwatch_types::validate_breach_name(breach).map_err(StoreError::Invalid)?;
         let blobs = blobs_of(dir)?;
         dir.create()?;
         let mut txn = Txn::begin(dir)?;
-        let keys = crate::rekey::writer_keys(&mut txn)?;
+        // Made (or migrated) now, under the lock, for the jobs to read.
+        crate::rekey::writer_keys(&mut txn)?;
         let existing = txn.manifest.breach(breach).cloned();
         let breach_id = existing.as_ref().map_or(txn.manifest.next_breach_id, |b| b.id);
         let id = format!("{:016x}", rand::random::<u64>());
         Ok(DistributedIngest {
             dir: dir.clone(),
             txn,
-            keys,
             existing,
             breach: breach.to_owned(),
             breach_id,
@@ -265,35 +291,36 @@ impl DistributedIngest {
         &*self.blobs
     }
 
-    /// Copies the local file `path` to the shared area as input `n`; returns
-    /// its name there.
-    pub fn stage_input(&self, n: usize, path: &Path) -> Result<String> {
-        let name = format!("{}/inputs/{n}", self.id);
-        self.blobs.put_file(path, &name)?;
-        Ok(name)
+    /// Copies the local file `path` to the shared area as input `n`, shown in
+    /// reports as `name`.
+    /// `plain` says the input was neither an archive nor compressed before
+    /// it was staged (the file at `path` may be its compressed copy).
+    pub fn stage_input(&self, n: usize, path: &Path, name: &str, plain: bool) -> Result<StagedInput> {
+        let staged = format!("{}/inputs/{n}", self.id);
+        self.blobs.put_file(path, &staged)?;
+        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain })
     }
 
-    /// The job that reads `range` of the staged `input` (all of it when
-    /// `None`), shown as `name`.
-    #[allow(clippy::too_many_arguments)]
+    /// An input already in object storage, at the `s3://` URL `url`: the
+    /// jobs read it where it is, reached as the store is.
+    pub fn input_at(&self, url: &str) -> StagedInput {
+        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true, plain: false }
+    }
+
+    /// The job of `partition`, reading every one of `inputs`.
     pub fn job(
         &self,
-        job: u32,
-        input: String,
-        name: String,
-        range: Option<Range<u64>>,
-        head: Option<u64>,
+        partition: Partition,
+        inputs: &[StagedInput],
         format: Option<Format>,
         memory_budget: u64,
     ) -> JobSpec {
         let m = &self.txn.manifest;
         JobSpec {
             ingest: self.id.clone(),
-            job,
-            input,
-            name,
-            range: range.map(|r| (r.start, r.end)),
-            head,
+            job: partition.index,
+            inputs: inputs.to_vec(),
+            partition,
             format: format.map(|f| f.name().to_owned()),
             breach_id: self.breach_id,
             existing: self.existing.is_some(),
@@ -305,28 +332,31 @@ impl DistributedIngest {
         }
     }
 
-    /// Writes and publishes the jobs' outputs, given in job order, as one
-    /// generation; then empties the ingest's shared folder. The reports of
-    /// consecutive parts of one input are summed into one, numbered as the
-    /// whole input's lines.
+    /// Publishes the jobs' segments, one job per partition, as one
+    /// generation; then empties the ingest's shared folder. Published or
+    /// not, nothing of the jobs is left: segments the manifest does not name
+    /// are deleted.
     pub fn commit(
         mut self,
         options: &IngestOptions,
         outputs: &[(JobSpec, JobOutput)],
         on_phase: &mut dyn FnMut(Phase<'_>),
     ) -> Result<IngestSummary> {
-        let committed = self.write(options, outputs, on_phase);
-        // Published or not, the staged inputs and the runs have served; what
-        // cannot be removed now the next writer's orphan removal takes.
+        on_phase(Phase::Writing);
+        let committed = self.publish(options, outputs);
+        if committed.is_err() {
+            let _ = self.discard(outputs);
+        }
+        // The staged inputs have served; what cannot be removed now the next
+        // writer's orphan removal takes.
         let _ = self.remove_shared();
         committed
     }
 
-    fn write(
+    fn publish(
         &mut self,
         options: &IngestOptions,
         outputs: &[(JobSpec, JobOutput)],
-        on_phase: &mut dyn FnMut(Phase<'_>),
     ) -> Result<IngestSummary> {
         if options.breach.name != self.breach {
             return Err(StoreError::Invalid(format!(
@@ -334,68 +364,62 @@ impl DistributedIngest {
                 self.breach, options.breach.name
             )));
         }
-        let scratch = tempdir_in(&self.dir.tmp())?;
-        let budget = options.memory_budget.max(1 << 20) as usize;
-        let mut runs = IndexRuns::new(&scratch);
-        // Runs that fit in half the budget, as a local ingest's would, are
-        // held in memory and written as a local ingest that did not spill
-        // writes them (the same segment layouts); larger ones are merged from
-        // their files, as a local ingest that spilled merges its own.
-        let total: u64 = outputs.iter().flat_map(|(_, o)| &o.runs).map(|r| r.bytes).sum();
-        let in_memory = total <= (budget / 2) as u64;
-        let mut pushed = std::collections::BTreeMap::<String, u64>::new();
-        let mut files: Vec<(String, Report)> = Vec::new();
-        let mut previous: Option<&JobSpec> = None;
-        for (n, (spec, output)) in outputs.iter().enumerate() {
-            for (i, run) in output.runs.iter().enumerate() {
-                let local = scratch.join(format!("job-{n}-{i}.run"));
-                self.blobs.get_file(&run.name, None, &local)?;
-                if in_memory {
-                    runs.load(&run.kind, &local)?;
-                    std::fs::remove_file(&local).map_err(|e| StoreError::io(&local, e))?;
-                } else {
-                    runs.adopt(&run.kind, local, run.bytes)?;
-                }
-            }
-            for (kind, n) in &output.pushed {
-                *pushed.entry(kind.clone()).or_default() += n;
-            }
-            runs.adopt_domain_payload(output.domain_payload);
-            // A part that follows the part before it in the same input adds to
-            // that input's report; anything else is an input of its own.
-            let continues = previous.is_some_and(|p| {
-                p.input == spec.input
-                    && matches!((p.range, spec.range), (Some((_, end)), Some((start, _))) if end == start)
-            });
-            for (j, (name, report)) in output.files.iter().enumerate() {
-                let report = Report::from_json(report).map_err(|e| {
-                    StoreError::Invalid(format!("job {} of ingest {}: {e}", spec.job, self.id))
-                })?;
-                match files.last_mut() {
-                    Some(last) if continues && j == 0 => last.1.append(&report),
-                    _ => files.push((name.clone(), report)),
-                }
-            }
-            previous = Some(spec);
+        let count = outputs.first().map_or(0, |(spec, _)| spec.partition.count);
+        let mut seen: Vec<u32> = outputs.iter().map(|(spec, _)| spec.partition.index).collect();
+        seen.sort_unstable();
+        let whole = outputs.iter().all(|(spec, _)| spec.partition.count == count && spec.ingest == self.id);
+        if !whole || seen != (0..count).collect::<Vec<_>>() {
+            return Err(StoreError::Invalid(format!(
+                "ingest {}: the jobs' partitions {seen:?} are not each of {count} once",
+                self.id
+            )));
         }
-        runs.set_pushed(&pushed);
-        let stored = stored_of(&self.txn, self.existing.is_some())?;
-        let written = Written {
-            keys: &self.keys,
-            existing: self.existing.take(),
-            breach_id: self.breach_id,
-            stored: stored.as_ref(),
-            runs,
-            files,
-            scratch: &scratch,
-            budget,
+        let (_, first) = &outputs[0];
+        if let Some((spec, _)) = outputs.iter().find(|(_, o)| o.files != first.files) {
+            return Err(StoreError::Invalid(format!(
+                "ingest {}: job {} read the inputs otherwise than job 0 (workers of different versions?)",
+                self.id, spec.job
+            )));
+        }
+        let files = first
+            .files
+            .iter()
+            .map(|(name, report)| {
+                let report = Report::from_json(report)
+                    .map_err(|e| StoreError::Invalid(format!("ingest {}: {name}: {e}", self.id)))?;
+                Ok((name.clone(), report))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let new = NewSegments {
+            segments: outputs.iter().flat_map(|(_, o)| o.segments.iter().cloned()).collect(),
+            new_accounts: outputs.iter().map(|(_, o)| o.new_accounts).sum(),
+            new_credentials: outputs.iter().map(|(_, o)| o.new_credentials).sum(),
         };
-        let summary = write_and_publish(&mut self.txn, options, written, on_phase);
-        let _ = std::fs::remove_dir_all(&scratch);
-        summary
+        // Every segment a job reported must be in the store before a manifest
+        // names it (the job put it, durably, before it reported it done):
+        // one listing, not a request per segment; one the listing does not
+        // show yet is opened.
+        let listed: std::collections::BTreeSet<String> = self.dir.storage().list()?.into_iter().collect();
+        for s in new.segments.iter().filter(|s| !listed.contains(&s.file)) {
+            self.dir.storage().open_segment(&s.file)?;
+        }
+        let scratch = tempdir_in(&self.dir.tmp())?;
+        publish(&mut self.txn, options, self.existing.take(), files, new, &scratch)
     }
 
-    /// Removes the ingest's shared folder: its staged inputs and runs.
+    /// Deletes the segments the jobs put that the manifest does not name.
+    fn discard(&self, outputs: &[(JobSpec, JobOutput)]) -> Result<()> {
+        let live: std::collections::BTreeSet<&str> =
+            self.txn.manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        for s in outputs.iter().flat_map(|(_, o)| &o.segments) {
+            if !live.contains(s.file.as_str()) {
+                self.dir.storage().delete(&s.file)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the ingest's shared folder: its staged inputs.
     pub fn remove_shared(&self) -> Result<()> {
         for name in self.blobs.list(&self.id)? {
             self.blobs.delete(&name)?;
@@ -430,10 +454,14 @@ mod tests {
     }
 
     /// Every answer of `data`'s store for the test's passwords, accounts and
-    /// domains, and its statistics.
+    /// domains, and its statistics but for how many segments hold them.
     fn answers(data: &DataDir) -> Vec<String> {
         let store = Store::open(data).unwrap();
-        let mut out = vec![format!("{:?}", store.stats().unwrap())];
+        let mut stats = store.stats().unwrap();
+        for kind in stats.kinds.values_mut() {
+            (kind.segments, kind.bytes) = (0, 0);
+        }
+        let mut out = vec![format!("{stats:?}")];
         for pw in 0..500 {
             let password = format!("pw{pw}");
             out.push(format!(
@@ -458,12 +486,12 @@ mod tests {
         out
     }
 
-    /// A combo list cut into parts at line ends, the parts after the first read
-    /// after the head, by jobs run here, committed into a breach already
-    /// holding part of it: the same answers and report as a local ingest,
-    /// duplicates across parts and against the stored triples counted once.
+    /// A combo list read by three jobs, one per partition, run here and
+    /// committed into a breach already holding part of it: the same answers
+    /// and report as a local ingest, duplicates across the input and against
+    /// the stored triples counted once, each partition's segments its own.
     #[test]
-    fn parts_committed_answer_as_a_local_ingest() {
+    fn partitions_committed_answer_as_a_local_ingest() {
         let tmp = tempfile::tempdir().unwrap();
         let lines: Vec<String> = (0..6000u32)
             .map(|i| match i % 97 {
@@ -475,8 +503,7 @@ mod tests {
         let first = tmp.path().join("first.txt");
         std::fs::write(&first, lines[..2000].join("\n") + "\n").unwrap();
         let whole = tmp.path().join("combo.txt");
-        let text = lines.join("\n") + "\n";
-        std::fs::write(&whole, &text).unwrap();
+        std::fs::write(&whole, lines.join("\n") + "\n").unwrap();
 
         let local = store(&tmp.path().join("local"));
         ingest_local(&local, &first);
@@ -484,38 +511,29 @@ mod tests {
 
         let dist = store(&tmp.path().join("dist"));
         ingest_local(&dist, &first);
+        let before = dist.manifest().unwrap().unwrap().segments.len();
         let ingest = DistributedIngest::begin(&dist, "Alpha").unwrap();
-        let input = ingest.stage_input(0, &whole).unwrap();
-        let cut_after = |at: usize| at + text[at..].find('\n').unwrap() + 1;
-        let head = cut_after(1000) as u64;
-        let cuts = [0, cut_after(30_000), cut_after(70_000), text.len()];
+        let inputs = vec![ingest.stage_input(0, &whole, "combo.txt", true).unwrap()];
         let scratch = tmp.path().join("worker");
-        let outputs: Vec<(JobSpec, JobOutput)> = cuts
-            .windows(2)
-            .enumerate()
-            .map(|(job, w)| {
-                let range = Some(w[0] as u64..w[1] as u64);
-                let head = (w[0] > 0).then_some(head);
-                let spec = ingest.job(
-                    job as u32,
-                    input.clone(),
-                    "combo.txt".into(),
-                    range,
-                    head,
-                    Some(Format::Combo),
-                    1 << 30,
-                );
+        let outputs: Vec<(JobSpec, JobOutput)> = (0..3)
+            .map(|index| {
+                let partition = Partition::new(index, 3).unwrap();
+                let spec = ingest.job(partition, &inputs, None, 1 << 30);
                 let output = run_job(&dist, &spec, 1, &scratch, &Progress::default()).unwrap();
+                assert!(output.new_accounts > 0, "partition {index} has accounts of its own");
                 (spec, output)
             })
             .collect();
-        assert!(!ingest.blobs().list(ingest.id()).unwrap().is_empty(), "inputs and runs are shared");
+        assert!(!ingest.blobs().list(ingest.id()).unwrap().is_empty(), "the inputs are shared");
         let id = ingest.id().to_owned();
         let blobs = dist.storage().blobs().unwrap();
         let got = ingest.commit(&options(), &outputs, &mut |_| {}).unwrap();
         assert!(blobs.list(&id).unwrap().is_empty(), "the shared files are removed");
+        let after = dist.manifest().unwrap().unwrap().segments.len();
+        assert_eq!(after - before, outputs.iter().map(|(_, o)| o.segments.len()).sum::<usize>());
 
         assert_eq!(got.files.len(), 1);
+        assert_eq!(got.files[0].0, "combo.txt");
         let (want_report, got_report) = (&want.files[0].1, &got.files[0].1);
         assert!(got_report.rejected.values().any(|r| r.count > 1), "{got_report:?}");
         assert_eq!(got_report, want_report);

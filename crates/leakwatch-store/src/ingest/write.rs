@@ -10,10 +10,11 @@ use super::batch::{
     in_breach, stealer_parts, Batch, StealerBatch, NTLM_REC, SHA1_REC, STEALER_EMAIL, STEALER_LONG,
     STEALER_MID, STEALER_SHORT,
 };
+use crate::dir::DataDir;
 use crate::domains::{each_entry, each_group_lens, DomainRuns};
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::runs::{Runs, Sorted};
-use crate::txn::{RollingWriter, SegmentSet, Txn};
+use crate::txn::{RollingWriter, SegmentSet};
 
 /// Every kind of index record an ingest sorts. Records of all kinds go
 /// through here, and so does the accounting of the memory they hold against
@@ -81,160 +82,14 @@ impl IndexRuns {
     }
 }
 
-/// The kinds of run an ingest hands from one process to another (a
-/// distributed ingest's jobs to its commit), by the names their files go by.
-macro_rules! each_run {
-    ($runs:expr, |$name:ident, $run:ident| $body:expr) => {{
-        let runs = $runs;
-        let (domains_short, domains_long) = runs.domains.runs_mut();
-        {
-            let ($name, $run) = ("accounts", &mut runs.accounts);
-            $body
-        }
-        {
-            let ($name, $run) = ("domains-short", domains_short);
-            $body
-        }
-        {
-            let ($name, $run) = ("domains", domains_long);
-            $body
-        }
-        {
-            let ($name, $run) = ("credentials", &mut runs.sha1_creds);
-            $body
-        }
-        {
-            let ($name, $run) = ("ntlm-credentials", &mut runs.ntlm_creds);
-            $body
-        }
-        {
-            let ($name, $run) = ("stealer-short", &mut runs.stealer.short);
-            $body
-        }
-        {
-            let ($name, $run) = ("stealer-mid", &mut runs.stealer.mid);
-            $body
-        }
-        {
-            let ($name, $run) = ("stealer", &mut runs.stealer.long);
-            $body
-        }
-        {
-            let ($name, $run) = ("stealer-emails", &mut runs.stealer.emails);
-            $body
-        }
-    }};
-}
-
-/// A sorted run of one kind of record, written by one process for another.
-#[derive(Debug, Clone)]
-pub(crate) struct RunPart {
-    /// The kind of run (`accounts`, `credentials`, ...).
-    pub(crate) kind: &'static str,
-    pub(crate) path: std::path::PathBuf,
-    pub(crate) bytes: u64,
-}
-
-impl IndexRuns {
-    /// Spills what is held and gives up every run written, each with its
-    /// kind, and the bytes of sealed aliases of the domain entries pushed.
-    pub(crate) fn into_parts(mut self) -> Result<(Vec<RunPart>, u64)> {
-        self.spill()?;
-        let payload = self.domains.payload_bytes();
-        let mut parts = Vec::new();
-        each_run!(&mut self, |kind, run| {
-            for path in run.take_files() {
-                let bytes = std::fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?.len();
-                parts.push(RunPart { kind, path, bytes });
-            }
-        });
-        Ok((parts, payload))
-    }
-
-    /// Adopts a run another process wrote ([`IndexRuns::into_parts`]), to be
-    /// merged with the others of its kind as if spilled here.
-    pub(crate) fn adopt(&mut self, kind: &str, path: std::path::PathBuf, bytes: u64) -> Result<()> {
-        let mut adopted = None;
-        each_run!(&mut *self, |name, run| {
-            if adopted.is_none() && name == kind {
-                let len = record_len(&*run) as u64;
-                if !bytes.is_multiple_of(len) {
-                    return Err(StoreError::DataCorruption {
-                        path: path.clone(),
-                        detail: format!("a {kind} run of {bytes} bytes, not whole {len}-byte records"),
-                    });
-                }
-                run.adopt(path.clone(), bytes / len);
-                adopted = Some(bytes / len);
-            }
-        });
-        let records = adopted.ok_or_else(|| StoreError::Invalid(format!("no run of kind {kind:?}")))?;
-        if kind.starts_with("domains") {
-            self.domains.count_adopted(records, 0);
-        }
-        Ok(())
-    }
-
-    /// Records pushed so far, duplicates included, by kind of run (the
-    /// domains' entries as `domain-entries`): what a commit that adopts runs
-    /// sizes its segments by, as the process that pushed them would have.
-    pub(crate) fn pushed(&mut self) -> std::collections::BTreeMap<String, u64> {
-        let mut pushed = std::collections::BTreeMap::new();
-        pushed.insert("domain-entries".to_owned(), self.domains.pushed());
-        each_run!(&mut *self, |kind, run| {
-            if !kind.starts_with("domains") {
-                pushed.insert(kind.to_owned(), run.pushed());
-            }
-        });
-        pushed
-    }
-
-    /// Sets the records pushed, by kind ([`IndexRuns::pushed`]).
-    pub(crate) fn set_pushed(&mut self, pushed: &std::collections::BTreeMap<String, u64>) {
-        let of = |kind: &str| pushed.get(kind).copied().unwrap_or(0);
-        self.domains.set_pushed(of("domain-entries"));
-        each_run!(&mut *self, |kind, run| {
-            if !kind.starts_with("domains") {
-                run.set_pushed(of(kind));
-            }
-        });
-    }
-
-    /// Reads a run another process wrote ([`IndexRuns::into_parts`]) into
-    /// memory, as if its records had been pushed here.
-    pub(crate) fn load(&mut self, kind: &str, path: &std::path::Path) -> Result<()> {
-        match kind {
-            "domains-short" => return self.domains.load(path, true),
-            "domains" => return self.domains.load(path, false),
-            _ => {}
-        }
-        let mut loaded = None;
-        each_run!(&mut *self, |name, run| {
-            if loaded.is_none() && name == kind {
-                loaded = Some(run.load(path));
-            }
-        });
-        loaded.unwrap_or_else(|| Err(StoreError::Invalid(format!("no run of kind {kind:?}"))))
-    }
-
-    /// Adds `bytes` of sealed aliases to what the adopted domain runs hold.
-    pub(crate) fn adopt_domain_payload(&mut self, bytes: u64) {
-        self.domains.count_adopted(0, bytes);
-    }
-}
-
-fn record_len<const N: usize>(_: &Runs<N>) -> usize {
-    N
-}
-
 /// The accounts new to this breach.
 pub(super) fn write_accounts(
-    txn: &Txn,
+    dir: &DataDir,
     mut accounts: Runs<16>,
     stored: Option<&[Segment]>,
     breach_id: u32,
 ) -> Result<(SegmentSet, u64)> {
-    let mut out = txn.segments();
+    let mut out = dir.new_segments();
     let breach_bytes = breach_id.to_le_bytes();
     let mut acc_w = out.writer(Kind::Accounts, accounts.pushed())?;
     let mut new_accounts = 0u64;
@@ -266,12 +121,12 @@ pub(super) fn write_accounts(
 /// The aliases, under each domain, of the email accounts new to this breach
 /// (`to_batch` made entries for those alone).
 pub(super) fn write_domains(
-    txn: &Txn,
+    dir: &DataDir,
     mut domains: DomainRuns,
     breach_id: u32,
     budget: usize,
 ) -> Result<SegmentSet> {
-    let mut out = txn.segments();
+    let mut out = dir.new_segments();
     let mut dom_w = out.writer(Kind::Domains, domains.pushed())?;
     if let Some(groups) = domains.take_memory() {
         // The sealed aliases are in memory already: the entries go first, and
@@ -349,8 +204,8 @@ impl<const N: usize> StealerHead<N> {
 /// Stealer-log entries: the pairs by email, and the sealed ones, the three
 /// widths merged in (key, sealed payload) order. Repeats within an ingest
 /// collapse here; across ingests, lookups and compaction deduplicate them.
-pub(super) fn write_stealer(txn: &Txn, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
-    let mut out = txn.segments();
+pub(super) fn write_stealer(dir: &DataDir, stealer: StealerRuns, breach_id: u32) -> Result<SegmentSet> {
+    let mut out = dir.new_segments();
     if stealer.emails.pushed() > 0 {
         let mut w = out.writer(Kind::StealerEmails, stealer.emails.pushed())?;
         let mut value = [0u8; 20];

@@ -23,6 +23,21 @@ pub trait Blobs: Send + Sync + std::fmt::Debug {
     /// Copies `name`, or its byte `range`, to the local file `to`.
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()>;
 
+    /// `name`'s bytes as they are fetched.
+    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>>;
+
+    /// Copies the object an `s3://BUCKET/KEY` URL names (an input already in
+    /// object storage, reached as the store is) to the local file `to`.
+    fn get_url(&self, url: &str, _to: &Path) -> Result<()> {
+        Err(StoreError::Invalid(format!("{url}: this store reaches no object storage")))
+    }
+
+    /// The bytes of the object an `s3://BUCKET/KEY` URL names, as they are
+    /// fetched.
+    fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        Err(StoreError::Invalid(format!("{url}: this store reaches no object storage")))
+    }
+
     /// Every name under `prefix` (`""`: every one), at any depth.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
@@ -55,6 +70,11 @@ impl Blobs for LocalBlobs {
         let tmp = to.with_extension("part");
         fs::copy(from, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
         fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        let from = self.root.join(name);
+        Ok(Box::new(fs::File::open(&from).map_err(|e| StoreError::io(&from, e))?))
     }
 
     fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
