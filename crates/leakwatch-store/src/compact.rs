@@ -130,7 +130,7 @@ fn half_full(kind: Kind, s: &SegmentRef, limits: SegmentLimits) -> bool {
 /// The merges of one kind's segments `refs`, as indices into it: in each
 /// merge group, the segments of each tier with more than
 /// [`MAX_SEGMENTS_PER_TIER`] of them, half-full segments left out.
-pub(crate) fn plan(kind: Kind, refs: &[&SegmentRef], limits: SegmentLimits) -> Vec<Vec<usize>> {
+fn plan(kind: Kind, refs: &[&SegmentRef], limits: SegmentLimits) -> Vec<Vec<usize>> {
     let mut merges = Vec::new();
     for group in merge_groups(kind, refs) {
         let mut tiers: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
