@@ -325,7 +325,7 @@ impl Remote {
     }
 }
 
-/// Whether staged file `name` (`KIND-PID-SERIAL.building`, as the
+/// Whether staged file `name` (`KIND-PID-SERIAL.N.building`, as the
 /// transaction layer names them) is being built by another process that
 /// still runs.
 fn built_elsewhere(name: &str) -> bool {

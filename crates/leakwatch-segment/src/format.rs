@@ -20,6 +20,13 @@ pub const HEADER_LEN: usize = 128;
 pub const CHECKSUM_CHUNK: usize = 64 * 1024;
 /// The longest key any kind uses.
 pub const MAX_KEY_LEN: usize = 32;
+/// The most entries a segment holds: entry indices, the prefix tables' starts
+/// and the header's entry count are u32s. A writer with more to write rolls
+/// over to a new segment (the store's `RollingWriter`).
+pub const MAX_ENTRIES: u64 = u32::MAX as u64;
+/// The most payload bytes a segment's heap holds such that every payload
+/// starts at a u32 heap offset, whatever its length.
+pub const MAX_HEAP_BYTES: u64 = u32::MAX as u64;
 /// The widest prefix table: 20 bits, one Pwned Passwords range (5 hex digits) a slot.
 pub const MAX_PREFIX_BITS: u8 = 20;
 
@@ -251,8 +258,8 @@ impl Header {
         } else {
             Header::Fixed(FixedHeader::decode(kind, b)?)
         };
-        if header.entry_count() > u64::from(u32::MAX) {
-            return Err(corrupt("entry count beyond 2^32"));
+        if header.entry_count() > MAX_ENTRIES {
+            return Err(corrupt("entry count beyond 2^32 - 1"));
         }
         Ok(header)
     }

@@ -28,6 +28,6 @@ mod writer;
 pub use error::SegmentError;
 pub use file::Fetch;
 pub use fixed::Layout;
-pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_KEY_LEN};
+pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_ENTRIES, MAX_HEAP_BYTES, MAX_KEY_LEN};
 pub use reader::{RangeEntries, Segment};
 pub use writer::{SegmentWriter, Written};

@@ -15,7 +15,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fixed::{FixedWriter, Layout};
-use crate::format::{Header, Kind, CHECKSUM_CHUNK, MAX_KEY_LEN};
+use crate::format::{Header, Kind, CHECKSUM_CHUNK, MAX_ENTRIES, MAX_KEY_LEN};
 use crate::packed::PackedWriter;
 use crate::sink::Sink;
 use crate::SegmentError;
@@ -189,6 +189,8 @@ const NO_PAYLOADS: &str = "payloads belong to domain and stealer segments";
 const PUT_PAYLOAD: &str = "put_payload follows push_payload_len";
 pub(crate) const PUSH_KEYS: &str = "push_keys takes uncounted keys of the segment's widths";
 pub(crate) const PUSH_COUNTS: &str = "push_counts takes counted keys of the segment's width";
+/// More entries than a segment's u32 indices reach, in any layout.
+pub(crate) const TOO_MANY_ENTRIES: &str = "more than 2^32 - 1 entries";
 /// A single entry's key or value not of its kind's width, in any layout.
 pub(crate) const WRONG_WIDTH: &str = "key or value of the wrong width for this segment kind";
 
@@ -206,8 +208,8 @@ impl Order {
 
     /// Checks that a run of `n` entries of `K`-byte keys starting with
     /// `first` may follow the entries so far: `first` is not below the last
-    /// key (nor equal to it when `strict`), and the count stays indexable
-    /// with 32 bits.
+    /// key (nor equal to it when `strict`), and the count stays within
+    /// [`MAX_ENTRIES`].
     #[inline(always)]
     pub fn admit<const K: usize>(&self, first: &[u8; K], n: usize, strict: bool) -> Result<(), &'static str> {
         if self.entries > 0 {
@@ -218,8 +220,8 @@ impl Order {
                 _ => {}
             }
         }
-        if self.entries + n as u64 > 1 << 32 {
-            return Err("more than 2^32 entries");
+        if self.entries + n as u64 > MAX_ENTRIES {
+            return Err(TOO_MANY_ENTRIES);
         }
         Ok(())
     }
@@ -397,5 +399,17 @@ mod tests {
         check::<24>();
         check::<28>();
         check::<32>();
+    }
+
+    /// The last entry a segment takes is its 2^32 - 1st: one more would not
+    /// fit the u32 entry count of the prefix table's last slot.
+    #[test]
+    fn order_admits_up_to_max_entries() {
+        let mut order = Order::new();
+        order.entries = MAX_ENTRIES - 2;
+        assert_eq!(order.admit(&[1u8; 16], 2, false), Ok(()));
+        assert_eq!(order.admit(&[1u8; 16], 3, false), Err(TOO_MANY_ENTRIES));
+        order.entries = MAX_ENTRIES;
+        assert_eq!(order.admit(&[1u8; 16], 1, false), Err(TOO_MANY_ENTRIES));
     }
 }

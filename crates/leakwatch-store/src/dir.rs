@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leakwatch_segment::Kind;
+use leakwatch_segment::{Kind, MAX_ENTRIES, MAX_HEAP_BYTES};
 
 use crate::crypt::Keys;
 use crate::error::{Result, StoreError};
@@ -64,25 +64,67 @@ pub(crate) const BLINDED: [Kind; 8] = [
     Kind::NtlmCredentialKeys,
 ];
 
+/// Where a segment is full, and where compaction's lowest size tier ends
+/// (`crate::compact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentLimits {
+    pub entries: u64,
+    /// Payload bytes in one segment's heap.
+    pub heap_bytes: u64,
+    /// Segments smaller than this times the tier factor share compaction's
+    /// lowest tier.
+    pub tier_base_bytes: u64,
+}
+
+impl SegmentLimits {
+    /// The format's own limits: what every store writes with, unless a test
+    /// asks for smaller ones ([`DataDir::with_segment_limits`]).
+    pub(crate) const FORMAT: SegmentLimits =
+        SegmentLimits { entries: MAX_ENTRIES, heap_bytes: MAX_HEAP_BYTES, tier_base_bytes: 8 << 20 };
+}
+
 /// Paths of one data directory, and the storage its store is kept in.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
     storage: Arc<dyn Storage>,
+    /// Where writers roll over to a new segment: the format's limits, but
+    /// for tests.
+    segment_limits: SegmentLimits,
 }
 
 impl DataDir {
     /// The data directory `root`, its store in the directory itself.
     pub fn new(root: impl Into<PathBuf>) -> DataDir {
         let root = root.into();
-        DataDir { storage: Arc::new(LocalDisk::new(&root)), root }
+        DataDir { storage: Arc::new(LocalDisk::new(&root)), root, segment_limits: SegmentLimits::FORMAT }
     }
 
     /// A data directory whose store (manifest, segments, lock) is kept in
     /// `storage`; `root` holds what is always local (scratch space, the key
     /// of a directory written before key rings).
     pub fn with_storage(root: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> DataDir {
-        DataDir { root: root.into(), storage }
+        DataDir { root: root.into(), storage, segment_limits: SegmentLimits::FORMAT }
+    }
+
+    /// For tests only: this directory with writers that roll over to a new
+    /// segment at `entries` entries or `heap_bytes` of payloads instead of
+    /// the format's limits (2^32 - 1 entries, 4 GiB), and with compaction's
+    /// lowest size tier ending at `tier_base_bytes` times the tier factor
+    /// instead of 8 MiB times it, sizes no test reaches. Answers must not
+    /// change; only the number of segments does.
+    #[doc(hidden)]
+    pub fn with_segment_limits(mut self, entries: u64, heap_bytes: u64, tier_base_bytes: u64) -> DataDir {
+        self.segment_limits = SegmentLimits {
+            entries: entries.max(1),
+            heap_bytes: heap_bytes.max(255),
+            tier_base_bytes: tier_base_bytes.max(1),
+        };
+        self
+    }
+
+    pub(crate) fn segment_limits(&self) -> SegmentLimits {
+        self.segment_limits
     }
 
     /// Where the store is, for messages: its `s3://` URL, or the directory.

@@ -17,14 +17,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Mutex};
 
 use leakwatch_ingest::Input;
-use leakwatch_segment::{Kind, SegmentWriter};
+use leakwatch_segment::Kind;
 
 use crate::clock::now_rfc3339;
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
 use crate::manifest::PwnedImport;
 use crate::runs::{Bucketed, Runs};
-use crate::txn::Txn;
+use crate::txn::{RollingWriter, Txn};
 
 /// A line longer than this is not a Pwned Passwords line.
 const MAX_LINE: usize = 256;
@@ -142,8 +142,7 @@ pub fn import_pwned_passwords(
                 true
             }
             Order::Unsorted => {
-                let abandoned = writer.finish_unsynced()?;
-                let _ = std::fs::remove_file(&abandoned.path);
+                writer.abandon()?;
                 tally = Tally::default();
                 false
             }
@@ -669,7 +668,7 @@ fn parse_count(text: &[u8]) -> Option<u64> {
 /// Keys are compared as integers (the first 16 bytes, then the last 4 of a
 /// SHA-1): this runs once per line on the thread that also feeds the writer.
 struct SortedSink<'a> {
-    writer: &'a mut SegmentWriter,
+    writer: &'a mut RollingWriter,
     pending: Option<((u128, u32), u64)>,
     key_len: usize,
 }

@@ -30,12 +30,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use leakwatch_segment::{Kind, Segment, SegmentWriter};
+use leakwatch_segment::{Kind, Segment};
 
-use crate::dir::DataDir;
+use crate::dir::{DataDir, SegmentLimits};
 use crate::error::{Result, StoreError};
 use crate::manifest::{Manifest, SegmentRef};
 use crate::storage::{Pending, Storage, Version, WriterLock};
+
+mod rolling;
+
+pub(crate) use rolling::RollingWriter;
 
 /// One writer's change to a store, under its lock.
 pub(crate) struct Txn {
@@ -128,6 +132,8 @@ impl DataDir {
 pub(crate) struct SegmentSet {
     storage: Arc<dyn Storage>,
     staging: PathBuf,
+    /// Where its writers roll over to a new segment.
+    limits: SegmentLimits,
     written: Vec<SegmentRef>,
     /// Puts not yet known to be durable (a local directory syncs each on a
     /// thread of its own while the CPU goes on with the next segment).
@@ -143,6 +149,7 @@ impl SegmentSet {
         SegmentSet {
             staging: storage.staging(),
             storage,
+            limits: dir.segment_limits(),
             written: Vec::new(),
             pending: Vec::new(),
             serial: 0,
@@ -150,15 +157,16 @@ impl SegmentSet {
         }
     }
 
-    pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<SegmentWriter> {
+    /// A writer of `kind` for at most about `upper_bound` entries, which
+    /// rolls over to new segments where the format's limits say.
+    pub(crate) fn writer(&mut self, kind: Kind, upper_bound: u64) -> Result<RollingWriter> {
         self.serial += 1;
         // Kind and serial make the name unique within one writer process.
-        let path =
-            self.staging.join(format!("{}-{}-{}.building", kind.name(), std::process::id(), self.serial));
-        Ok(SegmentWriter::create(&path, kind, upper_bound)?)
+        let stem = self.staging.join(format!("{}-{}-{}", kind.name(), std::process::id(), self.serial));
+        Ok(RollingWriter::create(stem, kind, upper_bound, self.limits)?)
     }
 
-    pub(crate) fn finish(&mut self, writer: SegmentWriter) -> Result<()> {
+    pub(crate) fn finish(&mut self, writer: RollingWriter) -> Result<()> {
         self.finish_attributed(writer, self.attribution.clone())
     }
 
@@ -167,26 +175,27 @@ impl SegmentSet {
         self.attribution = breaches;
     }
 
-    /// [`SegmentSet::finish`] for a segment holding the entries of `breaches`.
-    pub(crate) fn finish_attributed(&mut self, writer: SegmentWriter, breaches: Vec<u32>) -> Result<()> {
-        let kind = writer.layout().kind;
+    /// [`SegmentSet::finish`] for segments holding the entries of `breaches`.
+    pub(crate) fn finish_attributed(&mut self, writer: RollingWriter, breaches: Vec<u32>) -> Result<()> {
+        let kind = writer.kind();
         // Made durable by `done`: a crash before then leaves objects that no
         // manifest names, which the next writer removes.
-        let written = writer.finish_unsynced()?;
-        if written.entries == 0 {
-            std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
-            return Ok(());
+        for written in writer.finish()? {
+            if written.entries == 0 {
+                std::fs::remove_file(&written.path).map_err(|e| StoreError::io(&written.path, e))?;
+                continue;
+            }
+            let hash = blake3::Hash::from(written.content_hash).to_hex();
+            let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
+            self.pending.push(self.storage.put(&written.path, &file)?);
+            self.written.push(SegmentRef {
+                kind: kind.name().to_owned(),
+                file,
+                entries: written.entries,
+                bytes: written.bytes,
+                breaches: breaches.clone(),
+            });
         }
-        let hash = blake3::Hash::from(written.content_hash).to_hex();
-        let file = format!("{}-{}.seg", kind.name(), &hash[..32]);
-        self.pending.push(self.storage.put(&written.path, &file)?);
-        self.written.push(SegmentRef {
-            kind: kind.name().to_owned(),
-            file,
-            entries: written.entries,
-            bytes: written.bytes,
-            breaches,
-        });
         Ok(())
     }
 

@@ -52,6 +52,8 @@ struct Fixture {
     base: Arc<MemoryStorage>,
     key_file: PathBuf,
     runs: AtomicU64,
+    /// Segment limits for [`DataDir::with_segment_limits`], when small.
+    limits: Option<(u64, u64, u64)>,
 }
 
 impl Fixture {
@@ -61,7 +63,7 @@ impl Fixture {
         let base = Arc::new(MemoryStorage::new(root.join("segments")).unwrap());
         let key_file = tmp.path().join("data.key");
         DataDir::with_storage(&root, base.clone()).init(Some(&key_file)).unwrap();
-        Fixture { base, key_file, runs: AtomicU64::new(0), tmp }
+        Fixture { base, key_file, runs: AtomicU64::new(0), tmp, limits: None }
     }
 
     fn input(&self, name: &str, text: &str) -> PathBuf {
@@ -82,7 +84,11 @@ impl Fixture {
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let root = self.tmp.path().join(format!("run-{n}"));
         let mem = Arc::new(self.base.fork(root.join("segments")).unwrap());
-        (DataDir::with_storage(&root, mem.clone()), mem)
+        let data = DataDir::with_storage(&root, mem.clone());
+        match self.limits {
+            Some((entries, heap, tier_base)) => (data.with_segment_limits(entries, heap, tier_base), mem),
+            None => (data, mem),
+        }
     }
 }
 
@@ -176,6 +182,33 @@ fn an_ingest_and_its_compaction_cut_anywhere_are_whole_or_absent() {
     }
     let text = combo(30, 60, 120);
     cut_everywhere(&fixture, "an ingest that compacts", |data| ingest_text(data, &fixture, "Ninth", &text));
+}
+
+/// The same with segments rolled over at 40 entries and 4 kB of payloads and
+/// the lowest size tier under 4 kB: the ingest writes several segments of a
+/// kind, and its compaction merges the small ones into segments that roll
+/// over.
+#[test]
+fn an_ingest_that_rolls_over_and_compacts_cut_anywhere_is_whole_or_absent() {
+    let mut fixture = Fixture::new();
+    fixture.limits = Some((40, 4 << 10, 1 << 10));
+    for b in 0..8u64 {
+        let text = combo(10 + b, 12, 120);
+        fixture.setup(|data, fixture| ingest_text(data, fixture, &format!("B{b}"), &text).unwrap());
+    }
+    let text = combo(30, 90, 120);
+    cut_everywhere(&fixture, "an ingest that rolls over and compacts", |data| {
+        ingest_text(data, &fixture, "Ninth", &text)
+    });
+    let (data, _) = fixture.fork();
+    ingest_text(&data, &fixture, "Ninth", &text).unwrap();
+    let m = data.manifest().unwrap().expect("a manifest");
+    assert!(m.segments.iter().all(|s| s.entries <= 40), "{:?}", m.segments);
+    let accounts: Vec<_> = m.segments.iter().filter(|s| s.kind == "accounts").collect();
+    // The ninth's accounts filled a segment (the rest merged with the small
+    // ones), and the merge rolled over.
+    assert!(accounts.iter().any(|s| s.breaches == [9] && s.entries == 40), "{accounts:?}");
+    assert!(accounts.iter().filter(|s| s.breaches.len() > 1).count() > 1, "{accounts:?}");
 }
 
 /// Removal from compacted segments: the shared ones are rewritten, the

@@ -60,9 +60,12 @@ fn stealer_pairs_answer_all_three_lookups() {
 }
 
 fn ingest_text(tmp: &std::path::Path, name: &str, text: &str, memory_budget: u64) -> Store {
+    ingest_into(DataDir::new(tmp.join(name)), tmp, name, text, memory_budget)
+}
+
+fn ingest_into(data: DataDir, tmp: &std::path::Path, name: &str, text: &str, memory_budget: u64) -> Store {
     let file = tmp.join(format!("{name}.txt"));
     std::fs::write(&file, text).unwrap();
-    let data = DataDir::new(tmp.join(name));
     data.init(Some(&tmp.join(format!("{name}.key")))).unwrap();
     let options = IngestOptions {
         breach: BreachInfo { name: "Stealer1".into(), ..BreachInfo::default() },
@@ -120,21 +123,31 @@ fn stealer_entries_spilled_under_a_small_budget_answer_the_same() {
         };
         text.push_str(&format!("https://{site}/login:user{i}@mail{}.example.org:pw{i}\n", i % 50));
     }
-    let small = ingest_text(tmp.path(), "small", &text, 1 << 20);
     let large = ingest_text(tmp.path(), "large", &text, 1 << 30);
-    for i in (0..12_000).step_by(997) {
-        let email = Account::email(&format!("user{i}@mail{}.example.org", i % 50)).unwrap();
-        let got = small.stealer_websites_by_email(&email).unwrap();
-        assert_eq!(got, large.stealer_websites_by_email(&email).unwrap());
-        assert_eq!(got.len(), 1);
+    // Spilled, and spilled into segments that roll over at 1,000 entries
+    // and 16 kB of payloads.
+    let small = ingest_text(tmp.path(), "small", &text, 1 << 20);
+    let rolled_dir = DataDir::new(tmp.path().join("rolled")).with_segment_limits(1000, 16 << 10, 8 << 20);
+    let rolled = ingest_into(rolled_dir, tmp.path(), "rolled", &text, 1 << 20);
+    let stats = rolled.stats().unwrap();
+    for kind in ["stealer", "stealer-emails"] {
+        assert!(stats.kinds[kind].segments > 2, "{kind}: {:?}", stats.kinds[kind]);
     }
-    let emails = small.stealer_emails_by_website(&long_site).unwrap();
-    assert_eq!(emails.len(), 12_000_usize.div_ceil(7));
-    assert_eq!(emails, large.stealer_emails_by_website(&long_site).unwrap());
-    assert_eq!(
-        small.stealer_websites_by_email_domain("mail7.example.org").unwrap(),
-        large.stealer_websites_by_email_domain("mail7.example.org").unwrap()
-    );
+    for store in [&small, &rolled] {
+        for i in (0..12_000).step_by(997) {
+            let email = Account::email(&format!("user{i}@mail{}.example.org", i % 50)).unwrap();
+            let got = store.stealer_websites_by_email(&email).unwrap();
+            assert_eq!(got, large.stealer_websites_by_email(&email).unwrap());
+            assert_eq!(got.len(), 1);
+        }
+        let emails = store.stealer_emails_by_website(&long_site).unwrap();
+        assert_eq!(emails.len(), 12_000_usize.div_ceil(7));
+        assert_eq!(emails, large.stealer_emails_by_website(&long_site).unwrap());
+        assert_eq!(
+            store.stealer_websites_by_email_domain("mail7.example.org").unwrap(),
+            large.stealer_websites_by_email_domain("mail7.example.org").unwrap()
+        );
+    }
 }
 
 /// The email domain's view is read from the domain index: an alias that only

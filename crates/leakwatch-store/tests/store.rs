@@ -195,9 +195,20 @@ fn many_small_ingests_are_compacted_without_changing_answers() {
             run(&data, &breach, &[f], 1 << 30);
         }
         model.check(&data);
+        // All in the lowest size tier: at most 8 segments of a kind, or 4
+        // of each breach's counts and triples (merged only within a breach).
         let stats = Store::open(&data).unwrap().stats().unwrap();
+        let segments = data.manifest().unwrap().expect("a manifest").segments;
         for (kind, k) in &stats.kinds {
-            assert!(k.segments <= 8, "{kind} has {} segments", k.segments);
+            let mut per_breaches: BTreeMap<&[u32], usize> = BTreeMap::new();
+            for s in segments.iter().filter(|s| s.kind == *kind) {
+                *per_breaches.entry(&s.breaches).or_default() += 1;
+            }
+            assert!(
+                k.segments <= 8 || per_breaches.values().all(|&n| n <= 4),
+                "{kind} has {} segments: {per_breaches:?}",
+                k.segments
+            );
         }
         // Compaction deleted what it merged: the storage holds only live objects.
         let live = data.storage().list().unwrap().len();
@@ -516,5 +527,149 @@ fn compaction_records_the_breaches_it_merged() {
     assert!(!merged.is_empty(), "compaction ran");
     for s in merged {
         assert_eq!(s.breaches, all[..s.breaches.len()], "{s:?}");
+    }
+}
+
+impl Model {
+    /// The answers once `breach` is removed.
+    fn remove(&mut self, breach: &str) {
+        for breaches in self.accounts.values_mut() {
+            breaches.remove(breach);
+        }
+        self.accounts.retain(|_, b| !b.is_empty());
+        self.triples.retain(|(b, _, _)| b != breach);
+    }
+}
+
+/// A hash and its count in a Pwned Passwords range.
+type RangeEntry = ([u8; 32], u64);
+
+/// Every Pwned Passwords range the model's passwords fall in, both corpora,
+/// as the store and as `/range`'s index answer it.
+fn ranges(data: &DataDir) -> (Vec<Vec<RangeEntry>>, Vec<Vec<u8>>) {
+    let store = Store::open(data).unwrap();
+    let index = RangeIndex::open(data).unwrap();
+    let mut bodies = Vec::new();
+    let mut out = Vec::new();
+    for p in 0..50 {
+        let password = format!("pass{p}");
+        for (ntlm, h) in [
+            (false, sha1(password.as_bytes()).to_vec()),
+            (true, leakwatch_types::ntlm(password.as_bytes()).to_vec()),
+        ] {
+            let prefix = u32::from_be_bytes([0, h[0], h[1], h[2]]) >> 4;
+            out.push(store.range(ntlm, prefix).unwrap());
+            let kind = if ntlm { RangeKind::Ntlm } else { RangeKind::Sha1 };
+            let mut body = Vec::new();
+            index.write_range(kind, prefix, &mut [], &mut body).unwrap();
+            bodies.push(body);
+        }
+    }
+    (out, bodies)
+}
+
+/// Segments rolled over at 1,000 entries and 8 KiB of payloads (the format's
+/// limits are 2^32 - 1 and 4 GiB): every answer is the same as with one
+/// segment a kind, through ingest in memory and spilled, re-ingest,
+/// compaction and breach removal; no segment passes a limit.
+#[test]
+fn segments_rolled_over_at_their_limits_answer_as_one() {
+    const ENTRIES: u64 = 1000;
+    const HEAP: u64 = 8 << 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = each_storage(tmp.path(), "plain");
+    let rolled: Vec<DataDir> = each_storage(tmp.path(), "rolled")
+        .into_iter()
+        .map(|d| d.with_segment_limits(ENTRIES, HEAP, 8 << 20))
+        .collect();
+    let mut model = Model::default();
+    let mut files = Vec::new();
+    for i in 0..12u64 {
+        let lines = combo(300 + i, if i < 2 { 6000 } else { 700 }, 4000);
+        let breach = format!("Roll{}", i % 5);
+        model.add(&breach, &lines);
+        files.push((breach, write(tmp.path(), &format!("r{i}.txt"), &lines)));
+    }
+    for data in plain.iter().chain(&rolled) {
+        for (i, (breach, f)) in files.iter().enumerate() {
+            // Both ways the domain index is written: from memory and spilled.
+            let budget = if i % 2 == 0 { 1 << 30 } else { 1 };
+            run(data, breach, std::slice::from_ref(f), budget);
+        }
+        run(data, &files[0].0, std::slice::from_ref(&files[0].1), 1 << 30);
+        model.check(data);
+    }
+    let within_limits = |data: &DataDir| {
+        for s in &data.manifest().unwrap().expect("a manifest").segments {
+            assert!(s.entries <= ENTRIES, "{s:?}");
+        }
+        let stats = Store::open(data).unwrap().stats().unwrap();
+        for kind in ["accounts", "domains", "credential-keys"] {
+            assert!(stats.kinds[kind].segments > 1, "{kind} rolled over: {:?}", stats.kinds[kind]);
+        }
+    };
+    let totals = |data: &DataDir| {
+        let s = Store::open(data).unwrap().stats().unwrap();
+        (s.records, s.credentials, s.unique_accounts, s.unique_sha1, s.unique_ntlm)
+    };
+    for data in &rolled {
+        within_limits(data);
+        assert_eq!(ranges(data), ranges(&plain[0]));
+        assert_eq!(totals(data), totals(&plain[0]));
+    }
+    let mut after = model;
+    after.remove("Roll0");
+    for data in plain.iter().chain(&rolled) {
+        leakwatch_store::remove_breach(data, "Roll0").unwrap();
+        after.check(data);
+    }
+    for data in &rolled {
+        assert_eq!(ranges(data), ranges(&plain[0]));
+        for s in &data.manifest().unwrap().expect("a manifest").segments {
+            assert!(s.entries <= ENTRIES, "{s:?}");
+        }
+    }
+}
+
+/// Size-tiered compaction, its lowest tier ending at 32 kB: a large breach's
+/// segments are never rewritten by the many small ingests after it, each
+/// kind keeps a few segments a tier, and every answer stays exact.
+#[test]
+fn small_ingests_never_rewrite_a_large_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    for data in each_storage(tmp.path(), "tiers") {
+        let data = data.with_segment_limits(u64::MAX, u64::MAX, 8 << 10);
+        let mut model = Model::default();
+        let large = combo(500, 20_000, 15_000);
+        model.add("Large", &large);
+        run(&data, "Large", &[write(tmp.path(), "large.txt", &large)], 1 << 30);
+        let kept: Vec<String> = data
+            .manifest()
+            .unwrap()
+            .expect("a manifest")
+            .segments
+            .iter()
+            .filter(|s| ["accounts", "domains"].contains(&s.kind.as_str()))
+            .map(|s| s.file.clone())
+            .collect();
+        assert_eq!(kept.len(), 2);
+        let mut most = 0;
+        for i in 0..40u64 {
+            let lines = combo(600 + i, 20, 400);
+            let breach = format!("Small{i}");
+            model.add(&breach, &lines);
+            run(&data, &breach, &[write(tmp.path(), &format!("t{i}.txt"), &lines)], 1 << 30);
+            let segments = data.manifest().unwrap().expect("a manifest").segments;
+            for file in &kept {
+                assert!(segments.iter().any(|s| &s.file == file), "ingest {i} rewrote {file}");
+            }
+            let accounts = segments.iter().filter(|s| s.kind == "accounts").count();
+            most = most.max(accounts);
+        }
+        // The large segment, and at most 4 in each of the tiers the small
+        // ones fill (the largest 40 small ones make is under 32 kB x 4^2).
+        assert!(most <= 1 + 4 * 3, "{most} account segments");
+        assert!(most > 1, "the small ingests were merged");
+        model.check(&data);
     }
 }

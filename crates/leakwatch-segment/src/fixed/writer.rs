@@ -16,9 +16,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fixed::{FixedHeader, Layout};
-use crate::format::{Header, CHECKSUM_CHUNK, HEADER_LEN};
+use crate::format::{Header, CHECKSUM_CHUNK, HEADER_LEN, MAX_ENTRIES, MAX_HEAP_BYTES};
 use crate::sink::Sink;
-use crate::writer::{seal, ChecksummedWriter, Order, Written, PUSH_COUNTS, PUSH_KEYS, WRONG_WIDTH};
+use crate::writer::{
+    seal, ChecksummedWriter, Order, Written, PUSH_COUNTS, PUSH_KEYS, TOO_MANY_ENTRIES, WRONG_WIDTH,
+};
 use crate::SegmentError;
 
 /// Bytes a single entry is laid out in and appended by, a move of fixed
@@ -222,11 +224,11 @@ impl FixedWriter {
         let start = heap.len;
         let end = start + rest.iter().map(|&l| u64::from(l)).sum::<u64>();
         // Each entry's heap offset is a u32: the last must be one.
-        if end - rest.last().map_or(0, |&l| u64::from(l)) > u64::from(u32::MAX) {
+        if end - rest.last().map_or(0, |&l| u64::from(l)) > MAX_HEAP_BYTES {
             return Err(self.usage("heap larger than 4 GiB"));
         }
-        if self.order.entries + rest.len() as u64 > 1 << 32 {
-            return Err(self.usage("more than 2^32 entries"));
+        if self.order.entries + rest.len() as u64 > MAX_ENTRIES {
+            return Err(self.usage(TOO_MANY_ENTRIES));
         }
         heap.len = end;
         let mut offset = start as u32;

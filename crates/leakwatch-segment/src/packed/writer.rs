@@ -12,7 +12,7 @@ use crate::bits::{key_bits, low_chunks, BitWriter};
 use crate::format::{Header, Kind, CHECKSUM_CHUNK, HEADER_LEN};
 use crate::packed::{PackedHeader, Params};
 use crate::sink::Sink;
-use crate::writer::{seal, ChecksummedWriter, Order, Written, WRONG_WIDTH};
+use crate::writer::{seal, ChecksummedWriter, Order, Written, TOO_MANY_ENTRIES, WRONG_WIDTH};
 use crate::SegmentError;
 
 /// Entries a packed segment buffers before it picks its count width from them.
@@ -102,9 +102,7 @@ impl PackedWriter {
         }
         let params = packed.params.expect("widths chosen");
         packed.advance_to(1 << params.prefix_bits, &mut out).map_err(io)?;
-        packed
-            .starts
-            .push(u32::try_from(packed.written_entries).map_err(|_| self.usage("more than 2^32 entries"))?);
+        packed.starts.push(u32::try_from(packed.written_entries).map_err(|_| self.usage(TOO_MANY_ENTRIES))?);
         packed.offsets.push(packed.bits.bits);
         packed.bits.align();
         // Slack, so that a field anywhere in the data is one 8-byte load.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use leakwatch_segment::{Kind, Segment, SegmentWriter};
+use leakwatch_segment::{Kind, Segment};
 
 use super::batch::{
     in_breach, stealer_parts, Batch, StealerBatch, NTLM_REC, SHA1_REC, STEALER_EMAIL, STEALER_LONG,
@@ -14,7 +14,7 @@ use crate::dir::DataDir;
 use crate::domains::{each_entry, each_group_lens, DomainRuns};
 use crate::error::Result;
 use crate::runs::{Runs, Sorted};
-use crate::txn::SegmentSet;
+use crate::txn::{RollingWriter, SegmentSet};
 
 /// Every kind of index record an ingest sorts. Records of all kinds go
 /// through here, and so does the accounting of the memory they hold against
@@ -194,7 +194,7 @@ impl<const N: usize> StealerHead<N> {
     }
 
     /// Takes the head into the writer.
-    fn write(&mut self, w: &mut SegmentWriter, breach_id: u32) -> Result<()> {
+    fn write(&mut self, w: &mut RollingWriter, breach_id: u32) -> Result<()> {
         let rec = self.sorted.next().expect("peeked")?;
         let (key, payload) = stealer_parts(&rec);
         Ok(w.push_payload(key, breach_id, payload)?)
