@@ -210,6 +210,108 @@ fn servers_answer_again_after_the_database_restarts() {
     assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
 }
 
+/// One request over a fresh connection: the status, the head (lower-cased)
+/// and the body. Waits long enough for a server that tries to reach its
+/// database for seconds before it answers.
+fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// The form sign-in's POST, with the token of a form fetched before.
+fn sign_in_request(signin_cookie: &str, secret: &str) -> String {
+    let token = signin_cookie.split_once('=').unwrap().1;
+    let body = format!("csrf={token}&key={secret}");
+    format!(
+        "POST /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {signin_cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_database_outage_is_a_503_with_retry_after_and_nothing_unaudited() {
+    // A cluster of its own: the outage would cut the other tests' databases.
+    let pg = TestPostgres::start();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingested(tmp.path(), &url);
+    let secret = create_key(&data, &url, "ops", 0);
+    let (server, addr) = support::serve_command(with_catalog(&data, &url));
+    let search_request = format!(
+        "GET /api/v3/breachedaccount/alice@example.com HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\n\
+         hibp-api-key: {secret}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(exchange(addr, &search_request).0, 200);
+    let (status, session) = sign_in(addr, &secret);
+    assert_eq!(status, 303);
+    let session = session.unwrap();
+    let page = format!(
+        "GET /ui/search HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {session}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(exchange(addr, &page).0, 200);
+    // The sign-in form itself needs no database: fetched before the outage,
+    // it is posted during it.
+    let (_, cookies, _) = support::http(
+        addr,
+        "GET /ui/signin HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    let signin_cookie = cookies.into_iter().find(|c| c.starts_with("lw_signin=")).unwrap();
+    let audited_before = audited_searches(&data, &url, "ops");
+
+    pg.shut_down();
+    // A keyed search cannot be audited, so it is not answered: a 503 in the
+    // API's JSON shape, with a time to come back.
+    let (status, head, body) = exchange(addr, &search_request);
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(head.contains("\r\nretry-after: 5"), "{head}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["statusCode"], 503, "{body}");
+    assert!(error["message"].as_str().unwrap().contains("try again"), "{body}");
+    assert!(!body.contains("First"), "{body}");
+    // Signing in needs a session in the database: the form answers an error
+    // page, and sets no session.
+    let (status, head, body) = exchange(addr, &sign_in_request(&signin_cookie, &secret));
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(head.contains("\r\nretry-after: 5") && head.contains("content-type: text/html"), "{head}");
+    assert!(!head.contains("lw_session=") && body.contains("try again"), "{head}\n{body}");
+    // A signed-in page cannot read its session: neither signed out nor
+    // signed in, an error page.
+    let (status, head, body) = exchange(addr, &page);
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(head.contains("\r\nretry-after: 5") && head.contains("content-type: text/html"), "{head}");
+    assert!(!head.contains("location:"), "{head}");
+    // The public catalog needs no database and stays up.
+    let (status, _, _) = exchange(
+        addr,
+        "GET /api/v3/breaches HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exchange(addr, &search_request).0 != 200 {
+        assert!(Instant::now() < deadline, "no answer after the database came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, head, _) = exchange(addr, &sign_in_request(&signin_cookie, &secret));
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("lw_session="), "{head}");
+    assert_eq!(exchange(addr, &page).0, 200, "the session from before the outage");
+    stop(server);
+    // Every search answered 200 is in the log, and none of the refused ones;
+    // the chain holds.
+    assert_eq!(audited_searches(&data, &url, "ops"), audited_before + 1);
+    let verified: serde_json::Value =
+        serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
+    assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
+}
+
 #[test]
 fn a_sqlite_catalog_moves_into_postgres_with_its_audit_chain() {
     let tmp = tempfile::tempdir().unwrap();
