@@ -312,65 +312,252 @@ fn a_database_outage_is_a_503_with_retry_after_and_nothing_unaudited() {
     assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
 }
 
+/// Every row of every table of a SQLite catalog, by table: each row its
+/// columns (sorted by name) as text, blobs in hex, sorted.
+fn sqlite_tables(file: &Path) -> std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> {
+    use rusqlite::types::ValueRef;
+    let db = rusqlite::Connection::open(file).unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut all = std::collections::BTreeMap::new();
+    for table in tables {
+        let mut columns: Vec<String> = db
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        columns.sort();
+        let mut statement = db.prepare(&format!("SELECT {} FROM {table}", columns.join(", "))).unwrap();
+        let mut rows: Vec<String> = statement
+            .query_map([], |r| {
+                Ok((0..columns.len())
+                    .map(|i| match r.get_ref(i).unwrap() {
+                        ValueRef::Null => "NULL".to_owned(),
+                        ValueRef::Integer(n) => n.to_string(),
+                        ValueRef::Real(x) => x.to_string(),
+                        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\u{1f}"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.sort();
+        all.insert(table, (columns, rows));
+    }
+    all
+}
+
+/// The same of a PostgreSQL database (booleans as 0 and 1, as SQLite keeps
+/// them).
+fn postgres_tables(
+    pg: &TestPostgres,
+    database: &str,
+) -> std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let listing = pg.psql(
+        database,
+        "SELECT table_name || ':' || string_agg(column_name || ' ' || data_type, ',' ORDER BY column_name) \
+         FROM information_schema.columns WHERE table_schema = 'public' GROUP BY table_name",
+    );
+    let mut all = std::collections::BTreeMap::new();
+    for line in listing.lines().filter(|l| !l.is_empty()) {
+        let (table, columns) = line.split_once(':').unwrap();
+        let columns: Vec<(&str, &str)> = columns.split(',').map(|c| c.split_once(' ').unwrap()).collect();
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|(name, ty)| match *ty {
+                "bytea" => format!("coalesce(encode({name}, 'hex'), 'NULL')"),
+                "boolean" => format!("coalesce(({name})::int::text, 'NULL')"),
+                _ => format!("coalesce({name}::text, 'NULL')"),
+            })
+            .collect();
+        let out =
+            pg.psql(database, &format!("SELECT concat_ws(chr(31), {}) FROM {table}", fields.join(", ")));
+        let mut rows: Vec<String> = out.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        rows.sort();
+        all.insert(table.to_owned(), (columns.iter().map(|(n, _)| (*n).to_owned()).collect(), rows));
+    }
+    all
+}
+
 #[test]
-fn a_sqlite_catalog_moves_into_postgres_with_its_audit_chain() {
+fn a_sqlite_catalog_moves_into_postgres_with_every_table_and_its_audit_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let dump = tmp.path().join("first.txt");
-    std::fs::write(&dump, "alice@example.com:password\nbob@example.com:hunter2\n").unwrap();
-    run(leakwatch(&data), &["ingest", "--breach", "First", dump.to_str().unwrap()]);
-    let created = run(
+    let file = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // A line that is no record leaves a rejection in the ingest log.
+    let first = file("first.txt", "alice@example.com:password\nbob@example.com:hunter2\nnot a record\n");
+    run(leakwatch(&data), &["ingest", "--breach", "First", &first]);
+    let key = |args: &[&str]| run(leakwatch(&data), args).lines().last().unwrap().to_owned();
+    let secret = key(&[
+        "apikey",
+        "create",
+        "--name",
+        "soc",
+        "--role",
+        "domain",
+        "--domain",
+        "example.com",
+        "--rate-limit",
+        "100",
+    ]);
+    let analyst = key(&["apikey", "create", "--name", "analyst", "--role", "analyst"]);
+    key(&["apikey", "create", "--name", "root", "--role", "admin", "--rate-limit", "0"]);
+    key(&["apikey", "create", "--name", "gone", "--role", "analyst"]);
+    run(leakwatch(&data), &["apikey", "revoke", "gone"]);
+    // An organization with a directory, a webhook and a mail destination,
+    // and alerts for them still in the outbox: nothing delivers them here.
+    run(leakwatch(&data), &["org", "add", "acme", "--domain", "example.com"]);
+    let directory = file("dir.csv", "email,username\nalice@example.com,alice\ndan@partner.example,dan\n");
+    run(leakwatch(&data), &["org", "import", "acme", &directory]);
+    run(
         leakwatch(&data),
         &[
-            "apikey",
-            "create",
-            "--name",
-            "soc",
-            "--role",
-            "domain",
-            "--domain",
-            "example.com",
-            "--rate-limit",
-            "100",
+            "org",
+            "alert",
+            "acme",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--secret",
+            "whsec-0123456789abcdef",
         ],
     );
-    let secret = created.lines().last().unwrap().to_owned();
-    run(leakwatch(&data), &["org", "add", "acme", "--domain", "example.com"]);
-    // Audited searches, at a server on the SQLite catalog.
+    run(
+        leakwatch(&data),
+        &[
+            "org",
+            "alert",
+            "acme",
+            "--email",
+            "soc@example.com",
+            "--smtp",
+            "smtp://alerts:relaypass123@127.0.0.1:9",
+        ],
+    );
+    let second = file("second.txt", "alice@example.com:Autumn2025\ncarol@example.com:carolpw\n");
+    run(leakwatch(&data), &["ingest", "--breach", "Second", &second]);
+    // Audited searches (and a refused key), and a web session, at a server
+    // on the SQLite catalog.
     let (server, addr) = support::serve_command(leakwatch(&data));
     for _ in 0..3 {
         assert_eq!(search(addr, &secret).0, 200);
     }
+    assert_eq!(search(addr, &analyst).0, 200);
+    assert_eq!(search(addr, "0123456789abcdef0123456789abcdef").0, 401);
+    let (status, old_session) = sign_in(addr, &analyst);
+    assert_eq!(status, 303);
     stop(server);
     let keys = run(leakwatch(&data), &["apikey", "list", "--json"]);
     let orgs = run(leakwatch(&data), &["org", "list", "--json"]);
+    let alerts = run(leakwatch(&data), &["org", "alert", "acme", "--list", "--json"]);
     let log = run(leakwatch(&data), &["audit-log", "--json"]);
-    assert!(log.lines().count() >= 3, "{log}");
+    assert!(log.lines().count() >= 5, "{log}");
+    let sqlite = data.join("catalog.sqlite");
+    let before = sqlite_tables(&sqlite);
 
     let pg = TestPostgres::shared();
-    let url = pg.url("postgres", &pg.fresh_database());
-    let sqlite = data.join("catalog.sqlite");
+    let database = pg.fresh_database();
+    let url = pg.url("postgres", &database);
     let migrate = ["catalog", "migrate", "--from", sqlite.to_str().unwrap(), "--to", &url];
     let out = run(leakwatch(&data), &migrate);
-    assert!(out.contains("chain verified") && out.contains("api_keys: 1"), "{out}");
+    assert!(out.contains("chain verified") && out.contains("api_keys: 4"), "{out}");
 
-    // The same keys, organizations, ingest log and audit log in PostgreSQL.
+    // Every table, row for row, but a running server's state: web sessions
+    // and rate counters (with a SQLite catalog they stay in the server's
+    // memory, so the file has none to lose), the servers' leases (the
+    // alert service's, here, which a server on the new catalog takes anew)
+    // and the distributed ingest's jobs. The schema versions in `meta` are
+    // each backend's own.
+    let after = postgres_tables(pg, &database);
+    let not_copied = ["web_sessions", "rate_usage", "leases", "ingest_jobs"];
+    for table in not_copied {
+        assert_eq!(after[table].1.len(), 0, "{table} in PostgreSQL");
+    }
+    for table in ["web_sessions", "rate_usage"] {
+        assert_eq!(before.get(table).map_or(0, |(_, rows)| rows.len()), 0, "{table} in SQLite");
+    }
+    let mut compared = Vec::new();
+    for (table, (columns, rows)) in &before {
+        if not_copied.contains(&table.as_str()) {
+            continue;
+        }
+        let (pg_columns, pg_rows) =
+            after.get(table).unwrap_or_else(|| panic!("no table {table} in PostgreSQL"));
+        assert_eq!(columns, pg_columns, "the columns of {table}");
+        let (rows, pg_rows): (Vec<&String>, Vec<&String>) = if table == "meta" {
+            let data = |r: &&String| !r.contains("_version\u{1f}") || r.starts_with("keys_version\u{1f}");
+            (rows.iter().filter(data).collect(), pg_rows.iter().filter(data).collect())
+        } else {
+            (rows.iter().collect(), pg_rows.iter().collect())
+        };
+        assert!(!rows.is_empty(), "the test leaves {table} empty: it checks nothing there");
+        assert_eq!(rows, pg_rows, "the rows of {table}");
+        compared.push(table.as_str());
+    }
+    for table in after.keys() {
+        assert!(
+            before.contains_key(table) || not_copied.contains(&table.as_str()),
+            "{table} is in PostgreSQL only"
+        );
+    }
+    eprintln!("compared {compared:?}");
+    // And as the commands show them.
     assert_eq!(run(with_catalog(&data, &url), &["apikey", "list", "--json"]), keys);
     assert_eq!(run(with_catalog(&data, &url), &["org", "list", "--json"]), orgs);
+    assert_eq!(run(with_catalog(&data, &url), &["org", "alert", "acme", "--list", "--json"]), alerts);
     assert_eq!(run(with_catalog(&data, &url), &["audit-log", "--json"]), log);
-    assert_eq!(pg.psql(url.rsplit('/').next().unwrap(), "SELECT breach FROM ingests").trim(), "First");
-    // The key works at a server on the new catalog, whose audit log goes on
-    // from the copied chain.
+    // The keys work at a server on the new catalog, whose audit log goes on
+    // from the copied chain; the old server's session does not (sign in
+    // again).
     let (server, addr) = support::serve_command(with_catalog(&data, &url));
     assert_eq!(search(addr, &secret).0, 200);
+    let (status, _, _) = support::http(
+        addr,
+        &format!(
+            "GET /ui/search HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+            old_session.unwrap()
+        ),
+    );
+    assert_eq!(status, 303, "a session of the SQLite server");
+    assert_eq!(sign_in(addr, &analyst).0, 303);
     stop(server);
     assert_eq!(audited_searches(&data, &url, "soc"), 4);
     let verified: serde_json::Value =
         serde_json::from_str(&run(with_catalog(&data, &url), &["audit-log", "verify", "--json"])).unwrap();
     assert_eq!(verified["broken"], serde_json::Value::Null, "{verified}");
-    // New rows take ids after the copied ones.
+    // New rows take ids after the copied ones: keys, organizations,
+    // destinations, the ingest log and the outbox.
+    let third = file("third.txt", "dave@example.com:davepw\n");
+    run(with_catalog(&data, &url), &["ingest", "--breach", "Third", &third]);
+    let outbox = pg.psql(&database, "SELECT count(*) FROM alert_outbox");
+    assert_eq!(outbox.trim().parse::<usize>().unwrap(), after["alert_outbox"].1.len() + 2, "{outbox}");
     run(with_catalog(&data, &url), &["apikey", "create", "--name", "later", "--role", "analyst"]);
     run(with_catalog(&data, &url), &["org", "add", "later", "--domain", "later.example"]);
+    run(
+        with_catalog(&data, &url),
+        &[
+            "org",
+            "alert",
+            "later",
+            "--webhook",
+            "http://127.0.0.1:9/later",
+            "--secret",
+            "whsec-0123456789abcdef",
+        ],
+    );
     // A database that holds a catalog already is not overwritten.
     let again = leakwatch(&data).args(migrate).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
