@@ -161,6 +161,86 @@ fn a_keys_rate_limit_holds_across_three_replicas() {
     }
 }
 
+/// One anonymous request for the public breach list over a fresh
+/// connection: the status and the `retry-after` header, if any.
+fn anonymous(addr: SocketAddr) -> (u16, Option<u64>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        stream,
+        "GET /api/v3/breaches HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let head = response.split_once("\r\n\r\n").map_or(response.as_str(), |(h, _)| h);
+    let retry_after = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().unwrap())
+    });
+    (response[9..12].parse().unwrap(), retry_after)
+}
+
+/// `serve` with an anonymous limit of `per_minute` per client address.
+fn serve_anonymous_limit(mut cmd: Command, per_minute: u32) -> (Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous-rate-limit-per-minute",
+            &per_minute.to_string(),
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs its address").unwrap();
+        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+#[test]
+fn an_anonymous_address_rate_limit_holds_across_three_replicas() {
+    let pg = TestPostgres::shared();
+    let url = pg.url("postgres", &pg.fresh_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingested(tmp.path(), &url);
+    let per_minute = 12;
+    let replicas: Vec<(Child, SocketAddr)> =
+        (0..3).map(|_| serve_anonymous_limit(with_catalog(&data, &url), per_minute)).collect();
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|(_, a)| *a).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let n = addrs.len();
+
+    // One anonymous client going round the replicas: one bucket's allowance,
+    // where replicas counting alone would admit n of them.
+    let started = Instant::now();
+    let answers: Vec<_> = (0..60).map(|i| anonymous(addrs[i % n])).collect();
+    let taken = started.elapsed().as_secs_f64();
+    let allowed = admitted(&answers);
+    let limit = per_minute as usize;
+    let refill = (taken * f64::from(per_minute) / 60.0).ceil() as usize;
+    eprintln!("anonymous: {allowed} of 60 admitted in {taken:.2} s (limit {limit} a minute, {n} replicas)");
+    assert!(allowed + n >= limit && allowed <= limit + refill + n, "{allowed} admitted: {answers:?}");
+    // The catalog holds counters under ids that are no key's and no address.
+    // (Each reports at its next exchange, within 250 ms.)
+    let database = url.rsplit('/').next().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let ids = pg.psql(database, "SELECT DISTINCT key_id FROM rate_usage WHERE key_id <> 0");
+    for (child, _) in replicas {
+        stop(child);
+    }
+    assert!(!ids.trim().is_empty() && ids.lines().all(|id| id.parse::<i64>().unwrap() < 0), "{ids}");
+}
+
 #[test]
 fn servers_answer_again_after_the_database_restarts() {
     // A cluster of its own: the restart would cut the other tests' databases.
