@@ -33,6 +33,37 @@ pub enum CatalogError {
     Invalid(String),
 }
 
+impl CatalogError {
+    /// Whether the database could not be reached: the connection was lost,
+    /// a new one was refused (the server is down, restarting or unreachable),
+    /// or the server is shutting down or starting up. Such a failure passes
+    /// when the database is back, and the call may be made again then; any
+    /// other failure (a constraint, a timeout on a lock, corruption) would
+    /// fail again the same way.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            CatalogError::PostgresLost { .. } => true,
+            CatalogError::Postgres { error, .. } => match error.as_db_error() {
+                // Class 08 is a connection exception; 57P01 to 57P03 are
+                // the administrator's or a crash's shutdown, and "the
+                // database system is starting up".
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                }
+                // Not the server's answer: the client could not connect or
+                // its socket failed.
+                None => {
+                    error.is_closed()
+                        || std::iter::successors(std::error::Error::source(error), |e| e.source())
+                            .any(|e| e.is::<std::io::Error>())
+                }
+            },
+            _ => false,
+        }
+    }
+}
+
 /// A PostgreSQL client error with its causes: `db error: ERROR: relation "x"
 /// does not exist`.
 fn postgres_detail(error: &postgres::Error) -> String {

@@ -395,6 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn a_database_that_is_down_is_told_apart_from_a_refused_call() {
+        let server = testing::TestPostgres::start();
+        let database = server.fresh_database();
+        let location = CatalogLocation::Postgres(server.url("postgres", &database));
+        let catalog = Catalog::open_at(&location).unwrap();
+        let refused = catalog.db.execute("INSERT INTO nowhere VALUES (1)", &[]).unwrap_err();
+        assert!(!refused.is_unavailable(), "{refused}");
+
+        server.shut_down();
+        // The connection the shutdown closed, then the new ones it refuses.
+        for _ in 0..2 {
+            let err = catalog.keys_version().unwrap_err();
+            assert!(err.is_unavailable(), "{err}");
+        }
+        let err = Catalog::open_at(&location).unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        server.start_again();
+        assert_eq!(catalog.keys_version().unwrap(), 0);
+    }
+
+    #[test]
     fn a_postgres_catalog_connects_again_after_a_restart_and_never_half_applies_a_transaction() {
         let server = testing::TestPostgres::start();
         let database = server.fresh_database();

@@ -10,7 +10,8 @@
 //! a reader takes the difference from what it saw last, and a row that was
 //! pruned and born again is told apart by its birth time. Key 0 (no key has
 //! it) is every replica's heartbeat: the replicas alive are those whose
-//! heartbeat is recent.
+//! heartbeat is recent. Negative ids are anonymous callers' address groups,
+//! as the servers name them (a keyed hash: never an address).
 //!
 //! On PostgreSQL the exchange is one statement; rows not updated for ten
 //! minutes (replicas gone) are pruned by [`Catalog::prune_rate_usage`].

@@ -273,18 +273,29 @@ impl TestPostgres {
     /// `down`, and starts it again on the same port with the same data, as
     /// an operator's restart does.
     pub fn restart(&self, down: Duration) {
-        let data = self.base.join("data");
+        self.shut_down();
+        std::thread::sleep(down);
+        self.start_again();
+    }
+
+    /// Stops the server (a fast shutdown: clients are disconnected) until
+    /// [`TestPostgres::start_again`]: an outage of the database.
+    pub fn shut_down(&self) {
         let out = as_server_user(&self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.base.join("data"))
             .args(["-m", "fast", "-w", "stop"])
             .output()
             .expect("running pg_ctl stop");
         assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
-        std::thread::sleep(down);
+    }
+
+    /// Starts the server [`TestPostgres::shut_down`] stopped, on the same
+    /// port with the same data, and waits until it takes connections.
+    pub fn start_again(&self) {
         let out = as_server_user(&self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.base.join("data"))
             .arg("-l")
             .arg(self.base.join("log"))
             .args(["-o", &self.options, "-w", "start"])

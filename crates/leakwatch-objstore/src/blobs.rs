@@ -80,7 +80,13 @@ impl Blobs for BucketBlobs {
 
     fn delete(&self, name: &str) -> Result<()> {
         let rel = rel(name);
-        self.remote.delete(&rel).map_err(|e| store_error(self.remote.url_of(&rel), e))
+        // S3 answers a delete of a missing object with success, but a store
+        // that answers 404 must not fail a cleanup whose listing named an
+        // object deleted a moment before (listings may lag behind deletes).
+        match self.remote.delete(&rel) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(self.remote.url_of(&rel), e)),
+        }
     }
 
     fn location(&self, name: &str) -> String {

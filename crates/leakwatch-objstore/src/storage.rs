@@ -554,6 +554,11 @@ impl Storage for ObjectStorage {
         }
     }
 
+    /// The segment objects. A listing may still name an object deleted a
+    /// moment before (Garage lists from a read quorum of replicas, and one
+    /// the delete has not reached yet still names it); it never misses one
+    /// whose put returned. Callers that delete what they list treat a
+    /// missing object as deleted already (`DataDir::remove_orphans`).
     fn list(&self) -> Result<Vec<String>> {
         self.remote.list("segments").map_err(|e| store_error(self.remote.url_of("segments"), e))
     }

@@ -65,8 +65,17 @@ pub type Reload = Box<dyn Fn() -> Option<AuditKeys> + Send>;
 
 struct Message {
     entries: Vec<AuditEntry>,
-    /// Answered once the entries are committed (true) or could not be (false).
-    done: oneshot::Sender<bool>,
+    /// Answered once the entries are committed, or could not be.
+    done: oneshot::Sender<Written>,
+}
+
+/// What became of a batch of entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Committed,
+    /// The catalog's database could not be reached: it may take them later.
+    DatabaseDown,
+    Failed,
 }
 
 /// Where handlers send audit entries. Cheap to clone.
@@ -139,7 +148,8 @@ impl AuditSink {
             return Err(AppError::Unavailable("The audit log cannot be written."));
         }
         match committed.await {
-            Ok(true) => Ok(()),
+            Ok(Written::Committed) => Ok(()),
+            Ok(Written::DatabaseDown) => Err(AppError::CatalogDown),
             _ => Err(AppError::Unavailable("The audit log cannot be written.")),
         }
     }
@@ -188,8 +198,12 @@ fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        let ok = batch.is_empty() || append_with_retries(&mut catalog, &mut keys, &reload, hasher, &batch);
-        if !ok {
+        let written = if batch.is_empty() {
+            Written::Committed
+        } else {
+            append_with_retries(&mut catalog, &mut keys, &reload, hasher, &batch)
+        };
+        if written != Written::Committed {
             tracing::error!(
                 lost = batch.len(),
                 "audit entries could not be written; their requests answer 503"
@@ -197,7 +211,7 @@ fn write_loop(
         }
         batch.clear();
         for done in waiting.drain(..) {
-            let _ = done.send(ok);
+            let _ = done.send(written);
         }
         if frames.load(Ordering::Relaxed) > WAL_CAP {
             // Alone, with every waiting search answered: the log restarts at
@@ -212,16 +226,20 @@ fn write_loop(
 
 /// A busy or briefly failing catalog gets a few chances before entries are
 /// refused; a chain moved on to a new audit key gets the key ring read again.
+/// A database that is down gets one: the catalog has tried to connect again
+/// for seconds before it says so, and the searches waiting on the batch are
+/// better answered 503 now than after several such rounds.
 fn append_with_retries(
     catalog: &mut Catalog,
     keys: &mut AuditKeys,
     reload: &Reload,
     hasher: &ArcSwap<AuditHasher>,
     batch: &[AuditEntry],
-) -> bool {
+) -> Written {
+    let mut down = false;
     for attempt in 0..5 {
         match catalog.append_audit(batch, keys) {
-            Ok(()) => return true,
+            Ok(()) => return Written::Committed,
             Err(CatalogError::UnknownAuditKey { id, .. }) => match reload() {
                 Some(fresh) if fresh.get(&id).is_some() => {
                     tracing::info!(key = %id, "the audit key was rotated: going on under the new one");
@@ -230,16 +248,28 @@ fn append_with_retries(
                 }
                 _ => {
                     tracing::error!(key = %id, "the audit log is chained under an audit key the key ring lacks");
-                    return false;
+                    return Written::Failed;
                 }
             },
+            // A connection lost under the statement is opened again by the
+            // next attempt; a connection that could not be opened is the
+            // database being down.
+            Err(e @ CatalogError::Postgres { .. }) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "the catalog's database is unreachable");
+                return Written::DatabaseDown;
+            }
             Err(e) => {
+                down = e.is_unavailable();
                 tracing::warn!(error = %e, attempt, "writing the audit log failed");
                 std::thread::sleep(Duration::from_millis(50 << attempt));
             }
         }
     }
-    false
+    if down {
+        Written::DatabaseDown
+    } else {
+        Written::Failed
+    }
 }
 
 #[cfg(test)]

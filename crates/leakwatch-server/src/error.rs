@@ -39,6 +39,11 @@ pub enum AppError {
     /// The service cannot answer safely now (the audit log cannot be written).
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// The catalog's database cannot be reached (down, restarting, cut off):
+    /// the request is not answered (nor, if it is audited, recorded) until it
+    /// is back.
+    #[error("the catalog's database is unreachable")]
+    CatalogDown,
     /// Anything unexpected: logged in full, answered without detail.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,9 +57,30 @@ impl AppError {
             AppError::MissingKey | AppError::InvalidKey => StatusCode::UNAUTHORIZED,
             AppError::NoUserAgent | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Timeout | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Timeout | AppError::Unavailable(_) | AppError::CatalogDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The seconds a client is told to wait (`retry-after`) before it asks again.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited { retry_after } => Some(*retry_after),
+            AppError::CatalogDown => Some(CATALOG_RETRY_AFTER),
+            _ => None,
+        }
+    }
+
+    /// A catalog failure: a database that cannot be reached is a 503 the
+    /// client may retry; anything else is an internal error. Both are logged.
+    pub fn catalog(err: leakwatch_catalog::CatalogError) -> AppError {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "the catalog's database is unreachable");
+            return AppError::CatalogDown;
+        }
+        AppError::internal(err)
     }
 
     /// An internal error, logged here with its detail so that callers can `?` it.
@@ -80,7 +106,8 @@ impl From<leakwatch_store::StoreError> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match self {
+        let retry_after = self.retry_after();
+        let mut response = match self {
             AppError::NotFound => status.into_response(),
             AppError::MissingKey => plain(status, "Access denied due to missing hibp-api-key."),
             AppError::InvalidKey => plain(status, "Access denied due to invalid hibp-api-key."),
@@ -91,17 +118,27 @@ impl IntoResponse for AppError {
             AppError::Forbidden(message) => json(status, message),
             AppError::BadRequest(message) => json(status, message),
             AppError::RateLimited { retry_after } => {
-                let message = format!("Rate limit is exceeded. Try again in {retry_after} seconds.");
-                let mut response = json(status, &message);
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
+                json(status, &format!("Rate limit is exceeded. Try again in {retry_after} seconds."))
             }
             AppError::Timeout => json(status, "The request took too long."),
             AppError::Unavailable(message) => json(status, message),
+            AppError::CatalogDown => json(status, CATALOG_DOWN),
             AppError::Internal(_) => json(status, "Internal server error."),
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
     }
 }
+
+/// What a client is told while the catalog's database is unreachable.
+pub(crate) const CATALOG_DOWN: &str = "The service's database is unreachable; try again shortly.";
+
+/// The `retry-after` of a [`AppError::CatalogDown`]: a restart or failover
+/// takes seconds, and each catalog call has tried to connect again for
+/// about 3.5 s before it fails.
+const CATALOG_RETRY_AFTER: u64 = 5;
 
 fn plain(status: StatusCode, message: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], message)
@@ -138,6 +175,14 @@ mod tests {
         assert_eq!(
             body(r).await,
             r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 7 seconds."}"#
+        );
+
+        let r = AppError::CatalogDown.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert_eq!(
+            body(r).await,
+            r#"{"statusCode":503,"message":"The service's database is unreachable; try again shortly."}"#
         );
 
         let r = AppError::InvalidKey.into_response();

@@ -17,7 +17,10 @@
 //! it holds. What a replica cannot see is what the others spent since their
 //! last report; what that lets it overspend is paid back (its bucket goes
 //! below zero) before it admits again. docs/postgresql.md states the bound.
-//! Addresses' buckets stay per server.
+//! Anonymous callers' buckets (per client address group) are shared the same
+//! way, under an id of their own: a keyed hash of the group, negative so that
+//! it is never a key's id, so that the catalog holds no address. Wrong keys'
+//! buckets stay per server.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +34,9 @@ use leakwatch_catalog::{RateUsage, HEARTBEAT_KEY};
 pub enum LimitKey {
     Key(i64),
     Ip(IpAddr),
+    /// An anonymous address group's bucket shared with other replicas, by
+    /// its id ([`Limiter::clustered`] turns `Ip` into it).
+    Group(i64),
     /// Wrong API keys presented from this client address group.
     FailedKeys(IpAddr),
 }
@@ -82,6 +88,22 @@ impl Default for Buckets {
 #[derive(Debug, Default)]
 pub struct Limiter {
     buckets: Mutex<Buckets>,
+    /// When clustered: the key of the ids of address groups' shared buckets.
+    group_key: Option<[u8; 32]>,
+}
+
+/// The id of a bucket shared through the catalog: keys' ids are positive,
+/// address groups' negative.
+fn shared_key(id: i64) -> LimitKey {
+    if id > 0 {
+        LimitKey::Key(id)
+    } else {
+        LimitKey::Group(id)
+    }
+}
+
+fn is_shared(key: &LimitKey) -> bool {
+    matches!(key, LimitKey::Key(_) | LimitKey::Group(_))
 }
 
 /// More buckets than this and idle (full) ones are dropped; anonymous addresses
@@ -89,10 +111,26 @@ pub struct Limiter {
 const MAX_BUCKETS: usize = 100_000;
 
 impl Limiter {
-    /// A limiter whose keys' buckets are shared with other replicas through
-    /// [`ClusterSync`].
-    pub fn clustered() -> Limiter {
-        Limiter { buckets: Mutex::new(Buckets { clustered: true, ..Buckets::default() }) }
+    /// A limiter whose keys' and anonymous address groups' buckets are
+    /// shared with other replicas through [`ClusterSync`]. Replicas name a
+    /// group alike when they have the same `group_key`.
+    pub fn clustered(group_key: [u8; 32]) -> Limiter {
+        Limiter {
+            buckets: Mutex::new(Buckets { clustered: true, ..Buckets::default() }),
+            group_key: Some(group_key),
+        }
+    }
+
+    /// The shared bucket of an anonymous address group: a keyed hash of the
+    /// address, in the negative ids.
+    fn group(key: &[u8; 32], ip: IpAddr) -> LimitKey {
+        let bytes = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let hash = blake3::keyed_hash(key, &bytes);
+        let n = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes")) >> 1;
+        LimitKey::Group(-(n as i64) - 1)
     }
 
     /// Takes a token for `key` under a limit of `per_minute` (0: no limit).
@@ -120,11 +158,15 @@ impl Limiter {
         if per_minute == 0 {
             return Ok(());
         }
+        let key = match (key, &self.group_key) {
+            (LimitKey::Ip(ip), Some(group_key)) => Limiter::group(group_key, ip),
+            (key, _) => key,
+        };
         let capacity = f64::from(per_minute);
         let rate = capacity / 60.0;
         let mut guard = self.lock();
         let Buckets { map: buckets, clustered, live } = &mut *guard;
-        let shared = *clustered && matches!(key, LimitKey::Key(_));
+        let shared = *clustered && is_shared(&key);
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             buckets.retain(|_, b| {
                 let rate = f64::from(b.per_minute) / 60.0;
@@ -187,14 +229,17 @@ impl Limiter {
         }
     }
 
-    /// What keys spent here since the last call: (key id, requests).
+    /// What keys and address groups spent here since the last call: (id,
+    /// requests).
     pub fn take_usage(&self) -> Vec<(i64, u64)> {
         let mut guard = self.lock();
         guard
             .map
             .iter_mut()
             .filter_map(|(key, b)| match key {
-                LimitKey::Key(id) if b.unreported > 0 => Some((*id, std::mem::take(&mut b.unreported))),
+                LimitKey::Key(id) | LimitKey::Group(id) if b.unreported > 0 => {
+                    Some((*id, std::mem::take(&mut b.unreported)))
+                }
                 _ => None,
             })
             .collect()
@@ -205,20 +250,20 @@ impl Limiter {
     pub fn return_usage(&self, usage: &[(i64, u64)]) {
         let mut guard = self.lock();
         for (id, n) in usage {
-            if let Some(b) = guard.map.get_mut(&LimitKey::Key(*id)) {
+            if let Some(b) = guard.map.get_mut(&shared_key(*id)) {
                 b.unreported += n;
             }
         }
     }
 
-    /// Takes what the other replicas spent from the keys' buckets and deals
+    /// Takes what the other replicas spent from the shared buckets and deals
     /// out the shares until the next sync.
     fn merge(&self, view: &ClusterView, now: Instant) {
         let mut guard = self.lock();
         guard.live = view.live.max(1);
         let live = guard.live as f64;
         for (&id, &spent) in &view.spent_elsewhere {
-            guard.map.entry(LimitKey::Key(id)).or_insert_with(|| Bucket {
+            guard.map.entry(shared_key(id)).or_insert_with(|| Bucket {
                 tokens: 0.0,
                 last: now,
                 per_minute: 0,
@@ -227,11 +272,11 @@ impl Limiter {
                 share: 0.0,
                 sharers: live,
             });
-            let bucket = guard.map.get_mut(&LimitKey::Key(id)).expect("just inserted");
+            let bucket = guard.map.get_mut(&shared_key(id)).expect("just inserted");
             bucket.tokens -= spent as f64;
         }
         for (key, bucket) in guard.map.iter_mut() {
-            if !matches!(key, LimitKey::Key(_)) {
+            if !is_shared(key) {
                 continue;
             }
             bucket.sharers = live;
@@ -360,7 +405,7 @@ mod tests {
     impl Replica {
         fn new(name: &str) -> Replica {
             Replica {
-                limiter: Limiter::clustered(),
+                limiter: Limiter::clustered([7; 32]),
                 sync: ClusterSync::new(name.into()),
                 spent: HashMap::new(),
             }
@@ -413,6 +458,26 @@ mod tests {
         assert_eq!(a.admitted(2, 10, t1, 20), 2);
         exchange(&mut a, &mut b, 2, t1);
         assert_eq!(a.admitted(2, 10, t1, 20), 1);
+    }
+
+    #[test]
+    fn replicas_share_an_address_groups_bucket_under_an_id_that_is_no_address() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (Replica::new("a"), Replica::new("b"));
+        let ip: IpAddr = [192, 0, 2, 7].into();
+        let LimitKey::Group(id) = Limiter::group(&[7; 32], ip) else { panic!("a group") };
+        assert!(id < 0, "never a key's id");
+        assert_ne!(Limiter::group(&[8; 32], ip), LimitKey::Group(id), "keyed");
+        let admitted =
+            |r: &Replica| (0..20).filter(|_| r.limiter.check(LimitKey::Ip(ip), 10, t0).is_ok()).count();
+        exchange(&mut a, &mut b, id, t0);
+        assert_eq!((admitted(&a), admitted(&b)), (5, 5));
+        assert_eq!(a.limiter.take_usage(), vec![(id, 5)]);
+        a.limiter.return_usage(&[(id, 5)]);
+        exchange(&mut a, &mut b, id, t0);
+        assert_eq!(admitted(&a) + admitted(&b), 0, "the bucket of 10 is spent across both");
+        // Wrong keys' buckets stay per server.
+        assert!(Limiter::clustered([7; 32]).take(LimitKey::FailedKeys(ip), 10, t0, true).is_ok());
     }
 
     #[test]

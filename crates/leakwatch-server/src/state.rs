@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use leakwatch_catalog::{ApiKey, Catalog, CatalogError, CatalogLocation, KeyHash};
+use leakwatch_catalog::{ApiKey, Catalog, CatalogError, CatalogLocation, KeyHash, SubjectKind};
 use leakwatch_store::{DataDir, RangeIndex, RangeSource, Store, StoreError, DEFAULT_RANGE_CACHE};
 
 use crate::audit::{AuditSink, AuditWriter};
@@ -249,6 +249,13 @@ impl AppState {
                  `leakwatch rekey --audit` once to give it a key of its own"
             );
         }
+        // Every replica holds the audit key: the ids of anonymous address
+        // groups' rate-limit buckets in the catalog are alike across them,
+        // and no one without the key ring can tell which addresses they are.
+        let group_key = blake3::derive_key(
+            "leakwatch rate-limit address groups",
+            audit_keys.current().hasher().subject(SubjectKind::Nothing, "rate-limit groups").hash.as_bytes(),
+        );
         let stamp = manifest_stamp(&data);
         let snapshot = Snapshot::open(&data, limits.range_cache_bytes)?;
         let catalog = Catalog::open_at(&catalog_location)?;
@@ -284,7 +291,7 @@ impl AppState {
         } else {
             None
         };
-        let limiter = if rate_sync.is_some() { Limiter::clustered() } else { Limiter::default() };
+        let limiter = if rate_sync.is_some() { Limiter::clustered(group_key) } else { Limiter::default() };
         let (generation, _) = tokio::sync::watch::channel(snapshot.generation());
         let shared = Shared {
             pool: CatalogPool::new(catalog_location.clone(), limits.catalog_pool),

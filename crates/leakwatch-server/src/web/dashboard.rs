@@ -70,12 +70,12 @@ pub(super) fn may_see(key: &ApiKey, org: &Organization) -> bool {
 /// organizations, the directory, the outbox and the audit log, off the
 /// request threads.
 fn open_catalog(state: &AppState) -> Result<crate::pool::Pooled<'_>, AppError> {
-    state.pooled_catalog().map_err(AppError::internal)
+    state.pooled_catalog().map_err(AppError::catalog)
 }
 
 /// The organization `name` if `key` may see it; not found otherwise.
 fn visible_org(catalog: &Catalog, key: &ApiKey, name: &str) -> Result<Organization, AppError> {
-    match catalog.organization(name).map_err(AppError::internal)? {
+    match catalog.organization(name).map_err(AppError::catalog)? {
         Some(org) if may_see(key, &org) => Ok(org),
         _ => Err(AppError::NotFound),
     }
@@ -111,7 +111,7 @@ pub async fn orgs(State(state): State<AppState>, visitor: Visitor) -> Response {
     let (reader, viewer) = (state.clone(), key.clone());
     let listed = crate::api::domain_wide(move || {
         let catalog = open_catalog(&reader)?;
-        let all = catalog.organizations().map_err(AppError::internal)?;
+        let all = catalog.organizations().map_err(AppError::catalog)?;
         Ok(all.into_iter().filter(|o| may_see(&viewer, o)).collect::<Vec<_>>())
     })
     .await;
@@ -215,8 +215,11 @@ fn directory(
     org: &Organization,
 ) -> Result<Vec<SealedAccount>, AppError> {
     let keys = state.data().ensure_keys()?;
-    let found = leakwatch_org::load_directory(catalog, &keys.directory_keys(), &org.name)
-        .map_err(AppError::internal)?;
+    let found =
+        leakwatch_org::load_directory(catalog, &keys.directory_keys(), &org.name).map_err(|e| match e {
+            leakwatch_org::OrgError::Catalog(e) => AppError::catalog(e),
+            e => AppError::internal(e),
+        })?;
     Ok(found.unwrap_or_default())
 }
 
@@ -595,7 +598,7 @@ fn outbox_section(h: &mut String, catalog: &Catalog, org: &Organization) -> Resu
         return Ok(());
     }
     for a in &org.alerts {
-        let recent = catalog.alert_deliveries(a.id, RECENT_BATCHES).map_err(AppError::internal)?;
+        let recent = catalog.alert_deliveries(a.id, RECENT_BATCHES).map_err(AppError::catalog)?;
         let failing = recent.iter().filter(|d| batch_state(d) == "failing").count();
         let _ = writeln!(
             h,
@@ -667,9 +670,7 @@ fn reset_runs(
             last: Some(5_000),
             ..AuditFilter::default()
         };
-        rows.extend(
-            catalog.audit_entries(&filter).map_err(AppError::internal)?.into_iter().map(|r| (r, via)),
-        );
+        rows.extend(catalog.audit_entries(&filter).map_err(AppError::catalog)?.into_iter().map(|r| (r, via)));
     }
     rows.sort_by_key(|(r, _)| r.id);
     let keys = crate::audit::audit_keys(state.data())?;
@@ -795,7 +796,10 @@ pub async fn alert_test(
             return Err(AppError::Forbidden("Sending a test alert needs an admin key."));
         }
         let keys = reader.data().ensure_keys()?;
-        let sent = leakwatch_alert::send_tests(&catalog, &keys, &org).map_err(AppError::internal)?;
+        let sent = leakwatch_alert::send_tests(&catalog, &keys, &org).map_err(|e| match e {
+            leakwatch_alert::AlertError::Catalog(e) => AppError::catalog(e),
+            e => AppError::internal(e),
+        })?;
         Ok((org, sent))
     })
     .await;

@@ -115,7 +115,7 @@ pub async fn ingests(State(state): State<AppState>, visitor: Visitor, RawQuery(q
         tokio::task::spawn_blocking(move || reader.catalog().ingests(wanted.as_deref(), SHOWN)).await;
     let records = match records {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error_page(&visitor, AppError::internal(e)),
+        Ok(Err(e)) => return error_page(&visitor, AppError::catalog(e)),
         Err(e) => return error_page(&visitor, AppError::internal(e)),
     };
     let now_ms = epoch_ms(&leakwatch_catalog::now()).unwrap_or(0);

@@ -102,7 +102,9 @@ impl Visitor {
 }
 
 impl FromRequestParts<AppState> for Visitor {
-    type Rejection = AppError;
+    /// An error page: the session could not be read (the catalog's database
+    /// is down), and the visitor is neither signed in nor taken for signed out.
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let cookies = parts
@@ -115,21 +117,28 @@ impl FromRequestParts<AppState> for Visitor {
         let session_id = session::cookie(&cookies, session::COOKIE).map(str::to_owned);
         // The key is found again by its hash every time: a revoked key's
         // sessions end with it.
-        let session = match session_id.clone() {
-            Some(id) => session::with_sessions(state, move |sessions| sessions.get(&id)).await.flatten(),
+        let mut visitor = Visitor {
+            client: crate::auth::client_ip(parts),
+            secure: served_over_tls(&parts.headers),
+            session_id: session_id.clone(),
+            signed_in: None,
+            cookies,
+        };
+        let session = match session_id {
+            Some(id) => match session::with_sessions(state, move |sessions| sessions.get(&id)).await {
+                Some(Ok(session)) => session,
+                Some(Err(e)) => return Err(pages::error_page(&visitor, e)),
+                None => {
+                    return Err(pages::error_page(&visitor, AppError::internal("the session task failed")))
+                }
+            },
             None => None,
         };
-        let signed_in = session.and_then(|s| {
+        visitor.signed_in = session.and_then(|s| {
             let key = state.keys().find(&s.key_hash).cloned()?;
             Some((s, key))
         });
-        Ok(Visitor {
-            client: crate::auth::client_ip(parts),
-            secure: served_over_tls(&parts.headers),
-            session_id,
-            signed_in,
-            cookies,
-        })
+        Ok(visitor)
     }
 }
 

@@ -69,6 +69,7 @@ pub(super) fn error_page(visitor: &Visitor, error: AppError) -> Response {
             format!("Too many requests; try again in {retry_after} seconds.")
         }
         AppError::Timeout => "The request took too long.".to_owned(),
+        AppError::CatalogDown => crate::error::CATALOG_DOWN.to_owned(),
         _ => "Something went wrong; the server's log has the details.".to_owned(),
     };
     let title = status.canonical_reason().unwrap_or("Error");
@@ -78,8 +79,8 @@ pub(super) fn error_page(visitor: &Visitor, error: AppError) -> Response {
         title,
         &format!("<h1>{}</h1>\n<p class=\"notice\">{}</p>", esc(title), esc(&message)),
     );
-    if let AppError::RateLimited { retry_after } = error {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    if let Some(seconds) = error.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -146,7 +147,7 @@ pub async fn signin(State(state): State<AppState>, visitor: Visitor, body: Bytes
             let hash = key.hash;
             let id = match super::session::with_sessions(&state, move |s| s.create(hash)).await {
                 Some(Ok(id)) => id,
-                Some(Err(e)) => return error_page(&visitor, AppError::internal(e)),
+                Some(Err(e)) => return error_page(&visitor, e),
                 None => return error_page(&visitor, AppError::internal("the session task failed")),
             };
             let mut response = see_other("/ui/search");
@@ -195,7 +196,11 @@ pub async fn signout(State(state): State<AppState>, visitor: Visitor, body: Byte
         return error_page(&visitor, BAD_TOKEN);
     }
     if let Some(id) = visitor.session_id.clone() {
-        super::session::with_sessions(&state, move |s| s.remove(&id)).await;
+        match super::session::with_sessions(&state, move |s| s.remove(&id)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return error_page(&visitor, e),
+            None => return error_page(&visitor, AppError::internal("the session task failed")),
+        }
     }
     let mut response = see_other("/ui/signin");
     if let Ok(value) = HeaderValue::try_from(set_cookie(COOKIE, "", "/", visitor.secure, Some(0))) {
@@ -494,7 +499,7 @@ pub async fn breach(State(state): State<AppState>, visitor: Visitor, Path(name):
         let records = tokio::task::spawn_blocking(move || reader.catalog().ingests(Some(&wanted), 20)).await;
         match records {
             Ok(Ok(records)) => format!("<h2>Ingests</h2>\n{}", super::ingests::breach_history(&records)),
-            Ok(Err(e)) => return error_page(&visitor, AppError::internal(e)),
+            Ok(Err(e)) => return error_page(&visitor, AppError::catalog(e)),
             Err(e) => return error_page(&visitor, AppError::internal(e)),
         }
     } else {

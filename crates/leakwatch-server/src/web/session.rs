@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use leakwatch_catalog::{now_ms, Catalog, KeyHash};
 use rand::TryRngCore;
 
+use crate::error::AppError;
+
 /// A session unused this long is gone.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// A session this old is gone however busy it is: a stolen cookie is good for
@@ -103,8 +105,8 @@ impl Sessions {
     }
 
     /// Opens a session for the key whose hash is `key_hash`; returns its id.
-    pub fn create(&self, key_hash: KeyHash) -> std::io::Result<String> {
-        let id = random_token()?;
+    pub fn create(&self, key_hash: KeyHash) -> Result<String, AppError> {
+        let id = random_token().map_err(AppError::internal)?;
         let map = match &self.store {
             Store::Memory(map) => map,
             Store::Catalog(catalog) => {
@@ -115,13 +117,11 @@ impl Sessions {
                     MAX_SESSIONS,
                 );
                 let mut catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
-                catalog
-                    .create_session(&id_hash(&id), &key_hash, now, limits)
-                    .map_err(std::io::Error::other)?;
+                catalog.create_session(&id_hash(&id), &key_hash, now, limits).map_err(AppError::catalog)?;
                 return Ok(id);
             }
         };
-        let csrf = random_token()?;
+        let csrf = random_token().map_err(AppError::internal)?;
         let now = Instant::now();
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| !self.expired(s, now));
@@ -134,33 +134,29 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The live session `id`, its idle time restarted; an expired one is removed.
-    pub fn get(&self, id: &str) -> Option<Session> {
+    /// The live session `id`, its idle time restarted; an expired one is
+    /// removed. Fails when the catalog cannot say (a visitor is not taken
+    /// for signed out because the database is down).
+    pub fn get(&self, id: &str) -> Result<Option<Session>, AppError> {
         let map = match &self.store {
             Store::Memory(map) => map,
             Store::Catalog(catalog) => return self.get_shared(catalog, id),
         };
         let now = Instant::now();
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-        let session = map.get_mut(id)?;
+        let Some(session) = map.get_mut(id) else { return Ok(None) };
         if self.expired(session, now) {
             map.remove(id);
-            return None;
+            return Ok(None);
         }
         session.last_seen = now;
-        Some(session.clone())
+        Ok(Some(session.clone()))
     }
 
-    fn get_shared(&self, catalog: &Mutex<Catalog>, id: &str) -> Option<Session> {
+    fn get_shared(&self, catalog: &Mutex<Catalog>, id: &str) -> Result<Option<Session>, AppError> {
         let catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
         let hash = id_hash(id);
-        let stored = match catalog.session(&hash) {
-            Ok(stored) => stored?,
-            Err(e) => {
-                tracing::error!(error = %e, "reading a web session from the catalog failed");
-                return None;
-            }
-        };
+        let Some(stored) = catalog.session(&hash).map_err(AppError::catalog)? else { return Ok(None) };
         let now = now_ms();
         let expired = now - stored.last_seen_ms >= self.idle.as_millis() as i64
             || now - stored.created_at_ms >= self.lifetime.as_millis() as i64;
@@ -175,28 +171,29 @@ impl Sessions {
             tracing::warn!(error = %e, "recording a web session's use failed");
         }
         if expired {
-            return None;
+            return Ok(None);
         }
         let ago = |ms: i64| Duration::from_millis((now - ms).max(0) as u64);
         let at = Instant::now();
-        Some(Session {
+        Ok(Some(Session {
             key_hash: stored.key_hash,
             csrf: derived_csrf(id),
             created: at.checked_sub(ago(stored.created_at_ms)).unwrap_or(at),
             last_seen: at.checked_sub(ago(stored.last_seen_ms)).unwrap_or(at),
-        })
+        }))
     }
 
-    pub fn remove(&self, id: &str) {
+    /// Ends session `id`; fails when the catalog could not remove it (the
+    /// session would live on at every server).
+    pub fn remove(&self, id: &str) -> Result<(), AppError> {
         match &self.store {
             Store::Memory(map) => {
                 map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                Ok(())
             }
             Store::Catalog(catalog) => {
                 let catalog = catalog.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = catalog.remove_session(&id_hash(id)) {
-                    tracing::error!(error = %e, "removing a web session from the catalog failed");
-                }
+                catalog.remove_session(&id_hash(id)).map_err(AppError::catalog)
             }
         }
     }
@@ -259,28 +256,28 @@ mod tests {
         let sessions = Sessions::with_limits(Duration::from_millis(50), LIFETIME);
         let id = sessions.create([1; 32]).unwrap();
         assert_eq!(id.len(), 64);
-        let s = sessions.get(&id).unwrap();
+        let s = sessions.get(&id).unwrap().unwrap();
         assert_eq!(s.key_hash, [1; 32]);
         assert_eq!(s.csrf.len(), 64);
         assert_ne!(s.csrf, id);
         std::thread::sleep(Duration::from_millis(80));
-        assert!(sessions.get(&id).is_none(), "an idle session expires");
+        assert!(sessions.get(&id).unwrap().is_none(), "an idle session expires");
 
         // Used all the time, a session still ends at its lifetime.
         let sessions = Sessions::with_limits(IDLE, Duration::from_millis(120));
         let id = sessions.create([3; 32]).unwrap();
         for _ in 0..4 {
             std::thread::sleep(Duration::from_millis(20));
-            assert!(sessions.get(&id).is_some());
+            assert!(sessions.get(&id).unwrap().is_some());
         }
         std::thread::sleep(Duration::from_millis(80));
-        assert!(sessions.get(&id).is_none(), "a session ends at its lifetime");
+        assert!(sessions.get(&id).unwrap().is_none(), "a session ends at its lifetime");
 
         let sessions = Sessions::default();
         let id = sessions.create([2; 32]).unwrap();
-        assert!(sessions.get("0".repeat(64).as_str()).is_none());
-        sessions.remove(&id);
-        assert!(sessions.get(&id).is_none());
+        assert!(sessions.get("0".repeat(64).as_str()).unwrap().is_none());
+        sessions.remove(&id).unwrap();
+        assert!(sessions.get(&id).unwrap().is_none());
     }
 
     #[test]
@@ -291,12 +288,12 @@ mod tests {
         let (a, b) = (Sessions::shared(open(), IDLE, LIFETIME), Sessions::shared(open(), IDLE, LIFETIME));
         assert!(a.is_shared() && !Sessions::default().is_shared());
         let id = a.create([4; 32]).unwrap();
-        let at_a = a.get(&id).unwrap();
-        let at_b = b.get(&id).expect("signed in at one server, signed in at the other");
+        let at_a = a.get(&id).unwrap().unwrap();
+        let at_b = b.get(&id).unwrap().expect("signed in at one server, signed in at the other");
         assert_eq!((at_b.key_hash, &at_b.csrf), (at_a.key_hash, &at_a.csrf));
         assert_eq!(at_b.csrf.len(), 64);
         assert_ne!(at_b.csrf, id);
-        assert!(b.get(&random_token().unwrap()).is_none());
+        assert!(b.get(&random_token().unwrap()).unwrap().is_none());
         // The catalog holds neither the id nor the token.
         let url = match &location {
             leakwatch_catalog::CatalogLocation::Postgres(url) => url.rsplit('/').next().unwrap().to_owned(),
@@ -305,15 +302,15 @@ mod tests {
         let table =
             server.psql(&url, "SELECT encode(id_hash, 'hex') || encode(key_hash, 'hex') FROM web_sessions");
         assert!(!table.contains(&id) && !table.contains(&at_a.csrf), "{table}");
-        b.remove(&id);
-        assert!(a.get(&id).is_none(), "signed out at one server, signed out at all");
+        b.remove(&id).unwrap();
+        assert!(a.get(&id).unwrap().is_none(), "signed out at one server, signed out at all");
 
         // Expiry is the server's, as in memory.
         let short = Sessions::shared(open(), Duration::from_millis(50), LIFETIME);
         let id = short.create([5; 32]).unwrap();
-        assert!(short.get(&id).is_some());
+        assert!(short.get(&id).unwrap().is_some());
         std::thread::sleep(Duration::from_millis(80));
-        assert!(short.get(&id).is_none(), "an idle session expires");
+        assert!(short.get(&id).unwrap().is_none(), "an idle session expires");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What every [`Storage`] promises, checked on each implementation alike.
 
-use super::contract::{contract, stage};
+use super::contract::{contract, contract_with, stage};
 use super::*;
 
 #[test]
@@ -14,6 +14,81 @@ fn a_local_directory_keeps_the_contract() {
 fn memory_keeps_the_contract() {
     let tmp = tempfile::tempdir().unwrap();
     contract(&MemoryStorage::new(tmp.path().join("staging")).unwrap());
+}
+
+/// Memory storage whose listing names a deleted object for `lag` more, as
+/// an S3 bucket on Garage may.
+#[derive(Debug)]
+struct LaggingList {
+    inner: MemoryStorage,
+    lag: std::time::Duration,
+    deleted: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+}
+
+impl Storage for LaggingList {
+    fn staging(&self) -> PathBuf {
+        self.inner.staging()
+    }
+    fn put(&self, staged: &Path, name: &str) -> Result<Pending> {
+        self.deleted.lock().unwrap().retain(|(n, _)| n != name);
+        self.inner.put(staged, name)
+    }
+    fn persist(&self, pending: Vec<Pending>) -> Result<()> {
+        self.inner.persist(pending)
+    }
+    fn open_segment(&self, name: &str) -> Result<Segment, SegmentError> {
+        self.inner.open_segment(name)
+    }
+    fn read(&self, name: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        self.inner.read(name, range)
+    }
+    fn list(&self) -> Result<Vec<String>> {
+        let mut names = self.inner.list()?;
+        let deleted = self.deleted.lock().unwrap();
+        names.extend(deleted.iter().filter(|(_, at)| at.elapsed() < self.lag).map(|(n, _)| n.clone()));
+        Ok(names)
+    }
+    fn delete(&self, name: &str) -> Result<()> {
+        self.inner.delete(name)?;
+        self.deleted.lock().unwrap().push((name.to_owned(), std::time::Instant::now()));
+        Ok(())
+    }
+    fn object_path(&self, name: &str) -> PathBuf {
+        self.inner.object_path(name)
+    }
+    fn manifest_path(&self) -> PathBuf {
+        self.inner.manifest_path()
+    }
+    fn has_manifest(&self) -> bool {
+        self.inner.has_manifest()
+    }
+    fn load_manifest(&self) -> Result<Option<(Vec<u8>, Version)>> {
+        self.inner.load_manifest()
+    }
+    fn publish_manifest(&self, bytes: &[u8], expected: Option<&Version>) -> Result<Version> {
+        self.inner.publish_manifest(bytes, expected)
+    }
+    fn lock(&self) -> Result<WriterLock> {
+        self.inner.lock()
+    }
+}
+
+#[test]
+fn a_listing_that_lags_behind_deletes_keeps_the_contract_within_its_bound() {
+    let lagging = |lag_ms: u64| {
+        let tmp = tempfile::tempdir().unwrap();
+        let inner = MemoryStorage::new(tmp.path().join("staging")).unwrap();
+        let lag = std::time::Duration::from_millis(lag_ms);
+        (tmp, LaggingList { inner, lag, deleted: Default::default() })
+    };
+    let (_tmp, storage) = lagging(300);
+    contract_with(&storage, std::time::Duration::from_secs(5));
+    // A lag past the bound breaks it.
+    let (_tmp, storage) = lagging(60_000);
+    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        contract_with(&storage, std::time::Duration::from_millis(200))
+    }));
+    assert!(broken.is_err(), "a listing that lags past the bound must fail the contract");
 }
 
 #[test]
