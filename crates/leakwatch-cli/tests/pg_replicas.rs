@@ -48,12 +48,21 @@ fn create_key(data: &Path, url: &str, name: &str, per_minute: u32) -> String {
 /// One keyed search over a fresh connection: the status and the
 /// `retry-after` header, if any.
 fn search(addr: SocketAddr, key: &str) -> (u16, Option<u64>) {
+    status_and_retry_after(
+        addr,
+        "/api/v3/breachedaccount/alice@example.com",
+        &format!("hibp-api-key: {key}\r\n"),
+    )
+}
+
+/// A GET of `path` with `headers` (each ending in CRLF) over a fresh
+/// connection: the status and the `retry-after` header, if any.
+fn status_and_retry_after(addr: SocketAddr, path: &str, headers: &str) -> (u16, Option<u64>) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         stream,
-        "GET /api/v3/breachedaccount/alice@example.com HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\n\
-         hibp-api-key: {key}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -164,47 +173,7 @@ fn a_keys_rate_limit_holds_across_three_replicas() {
 /// One anonymous request for the public breach list over a fresh
 /// connection: the status and the `retry-after` header, if any.
 fn anonymous(addr: SocketAddr) -> (u16, Option<u64>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        stream,
-        "GET /api/v3/breaches HTTP/1.1\r\nHost: test\r\nUser-Agent: cli-tests\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let head = response.split_once("\r\n\r\n").map_or(response.as_str(), |(h, _)| h);
-    let retry_after = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("retry-after").then(|| value.trim().parse().unwrap())
-    });
-    (response[9..12].parse().unwrap(), retry_after)
-}
-
-/// `serve` with an anonymous limit of `per_minute` per client address.
-fn serve_anonymous_limit(mut cmd: Command, per_minute: u32) -> (Child, SocketAddr) {
-    use std::io::BufRead;
-    let mut child = cmd
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--anonymous-rate-limit-per-minute",
-            &per_minute.to_string(),
-        ])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").unwrap();
-        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    status_and_retry_after(addr, "/api/v3/breaches", "")
 }
 
 #[test]
@@ -214,8 +183,12 @@ fn an_anonymous_address_rate_limit_holds_across_three_replicas() {
     let tmp = tempfile::tempdir().unwrap();
     let data = ingested(tmp.path(), &url);
     let per_minute = 12;
-    let replicas: Vec<(Child, SocketAddr)> =
-        (0..3).map(|_| serve_anonymous_limit(with_catalog(&data, &url), per_minute)).collect();
+    let replicas: Vec<(Child, SocketAddr)> = (0..3)
+        .map(|_| {
+            let limit = per_minute.to_string();
+            support::serve_with(with_catalog(&data, &url), &["--anonymous-rate-limit-per-minute", &limit])
+        })
+        .collect();
     let addrs: Vec<SocketAddr> = replicas.iter().map(|(_, a)| *a).collect();
     std::thread::sleep(Duration::from_secs(1));
     let n = addrs.len();

@@ -74,9 +74,15 @@ pub fn serve(data: &Path) -> (Child, SocketAddr) {
 
 /// [`serve`] from a command set up by the caller (its environment, the
 /// catalog it names).
-pub fn serve_command(mut cmd: Command) -> (Child, SocketAddr) {
+pub fn serve_command(cmd: Command) -> (Child, SocketAddr) {
+    serve_with(cmd, &[])
+}
+
+/// [`serve_command`] with `extra` options of `serve`.
+pub fn serve_with(mut cmd: Command, extra: &[&str]) -> (Child, SocketAddr) {
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
