@@ -350,6 +350,78 @@ mod tests {
         assert!(err.contains("missing.pem"), "{err}");
     }
 
+    /// A certificate for the database user `user`, signed by a new CA, with
+    /// its key: (CA PEM, certificate PEM, key PEM).
+    fn client_certificate(user: &str) -> (String, String, String) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+            KeyPair,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "leakwatch test clients CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, user);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (ca.pem(), cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn a_server_that_asks_for_a_client_certificate_takes_sslcert_and_sslkey() {
+        let (server_ca, server_cert, server_key) = certificate_for_localhost();
+        let (client_ca, cert, key) = client_certificate("postgres");
+        // The right name, signed by a CA the server does not trust.
+        let (_, stranger_cert, stranger_key) = client_certificate("postgres");
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let root = write("server-ca.pem", &server_ca);
+        let (cert, key) = (write("client.pem", &cert), write("client.key", &key));
+        let (stranger_cert, stranger_key) =
+            (write("stranger.pem", &stranger_cert), write("stranger.key", &stranger_key));
+        let server =
+            testing::TestPostgres::start_tls_with_client_certs(&server_cert, &server_key, &client_ca);
+        let database = server.fresh_database();
+        let url = |client: &str| {
+            CatalogLocation::Postgres(format!(
+                "postgres://postgres@localhost:{}/{database}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}{client}",
+                server.port(),
+                root.display()
+            ))
+        };
+        let opens =
+            |location: &CatalogLocation| Catalog::open_at(location).map(drop).map_err(|e| e.to_string());
+        let with = |c: &Path, k: &Path| format!("&sslcert={}&sslkey={}", c.display(), k.display());
+
+        opens(&url(&with(&cert, &key))).unwrap();
+        let held = Catalog::open_at(&url(&with(&cert, &key))).unwrap();
+        let shown = server.psql(
+            &database,
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE client_dn = '/CN=postgres' AND backend_type = 'client backend'",
+        );
+        assert_eq!(shown.trim(), "1", "the catalog's connection shows its certificate");
+        drop(held);
+        // No certificate, or one the server's CA did not sign: refused.
+        let none = opens(&url("")).unwrap_err();
+        assert!(none.contains("certificate") || none.contains("pg_hba.conf"), "{none}");
+        let stranger = opens(&url(&with(&stranger_cert, &stranger_key))).unwrap_err();
+        assert!(!stranger.is_empty());
+        // A key that is not the certificate's, or files that are not there:
+        // errors that name them.
+        let mismatched = opens(&url(&with(&cert, &stranger_key))).unwrap_err();
+        assert!(mismatched.contains("sslcert") || mismatched.contains("certificate"), "{mismatched}");
+        let missing = tmp.path().join("missing.key");
+        let err = opens(&url(&with(&cert, &missing))).unwrap_err();
+        assert!(err.contains("missing.key"), "{err}");
+    }
+
     #[test]
     fn a_postgres_url_may_name_a_unix_socket_and_one_asking_for_tls_is_refused() {
         let server = testing::TestPostgres::shared();

@@ -28,6 +28,10 @@ pub struct TestPostgres {
     base: PathBuf,
     /// The server's options, to start it again the same way.
     options: String,
+    /// Where the harness's own clients (psql, pg_dump, ...) connect:
+    /// `127.0.0.1`, or the socket's directory for a server that asks TCP
+    /// clients for certificates.
+    host: String,
     /// The shell holding the server; its stdin is the pipe that stops it.
     guard: Mutex<Child>,
 }
@@ -103,7 +107,14 @@ impl TestPostgres {
     /// (`hostssl` in pg_hba.conf), with the certificate `cert_pem` and its
     /// key `key_pem`; the Unix socket stays open, as on a real server.
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> TestPostgres {
-        TestPostgres::start_with(false, Some((cert_pem, key_pem)))
+        TestPostgres::start_with(false, Some((cert_pem, key_pem, None)))
+    }
+
+    /// [`TestPostgres::start_tls`], and every TCP client must also show a
+    /// certificate signed by a root of `client_ca_pem` whose common name is
+    /// the user it connects as (`hostssl ... cert`).
+    pub fn start_tls_with_client_certs(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> TestPostgres {
+        TestPostgres::start_with(false, Some((cert_pem, key_pem, Some(client_ca_pem))))
     }
 
     /// Starts a new server that syncs its commits as a production one does
@@ -112,7 +123,7 @@ impl TestPostgres {
         TestPostgres::start_with(true, None)
     }
 
-    fn start_with(durable: bool, tls: Option<(&str, &str)>) -> TestPostgres {
+    fn start_with(durable: bool, tls: Option<(&str, &str, Option<&str>)>) -> TestPostgres {
         let bin = bin_dir();
         // As root the server runs as `postgres`, which must reach the
         // directory: /tmp, whatever TMPDIR says (it may be root's own).
@@ -147,16 +158,30 @@ impl TestPostgres {
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off".into()
         };
-        if let Some((cert, key)) = tls {
+        if let Some((cert, key, client_ca)) = tls {
             let (cert_file, key_file) = (base.join("server.crt"), base.join("server.key"));
             std::fs::write(&cert_file, cert).expect("writing the server's certificate");
             std::fs::write(&key_file, key).expect("writing the server's key");
-            // TCP only with TLS; the socket as before.
+            // TCP only with TLS (and a client certificate, when asked); the
+            // socket as before.
+            let method = if client_ca.is_some() { "cert" } else { "trust" };
             std::fs::write(
                 data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+                format!(
+                    "local all all trust\nhostssl all all 127.0.0.1/32 {method}\nhostssl all all ::1/128 {method}\n"
+                ),
             )
             .expect("writing pg_hba.conf");
+            if let Some(ca) = client_ca {
+                let ca_file = base.join("client-ca.crt");
+                std::fs::write(&ca_file, ca).expect("writing the clients' CA");
+                settings.push_str(&format!(" -c ssl_ca_file='{}'", ca_file.display()));
+                if is_root() {
+                    let status =
+                        Command::new("chown").arg("postgres:").arg(&ca_file).status().expect("chown");
+                    assert!(status.success(), "chown postgres {}", ca_file.display());
+                }
+            }
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
             if is_root() {
@@ -191,7 +216,11 @@ impl TestPostgres {
             .stdout(Stdio::null())
             .spawn()
             .expect("starting postgres");
-        let server = TestPostgres { bin, port, base, options, guard: Mutex::new(guard) };
+        let host = match tls {
+            Some((_, _, Some(_))) => base.display().to_string(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let server = TestPostgres { bin, port, base, options, host, guard: Mutex::new(guard) };
         server.wait_ready();
         server
     }
@@ -200,7 +229,7 @@ impl TestPostgres {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-q", "-h", &self.host, "-p", &self.port.to_string()])
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
@@ -221,7 +250,7 @@ impl TestPostgres {
     /// server as its superuser.
     pub fn client(&self, program: &str) -> Command {
         let mut c = Command::new(self.bin.join(program));
-        c.args(["-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string()]);
+        c.args(["-h", &self.host, "-U", "postgres", "-p", &self.port.to_string()]);
         c
     }
 
@@ -233,7 +262,7 @@ impl TestPostgres {
     /// Runs SQL as the superuser in `database`, through psql; its output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &self.host, "-U", "postgres"])
             .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
             .output()
             .expect("running psql");
@@ -244,7 +273,7 @@ impl TestPostgres {
     /// Like [`TestPostgres::psql`], but the error text when the statement fails.
     pub fn psql_err(&self, database: &str, user: &str, sql: &str) -> Option<String> {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", user])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &self.host, "-U", user])
             .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
             .output()
             .expect("running psql");

@@ -1,5 +1,6 @@
-//! TLS to PostgreSQL, as libpq reads it from the URL: `sslmode` and
-//! `sslrootcert`, on rustls (the workspace's ring provider).
+//! TLS to PostgreSQL, as libpq reads it from the URL: `sslmode`,
+//! `sslrootcert`, and the client certificate `sslcert` with its key
+//! `sslkey`, on rustls (the workspace's ring provider).
 //!
 //! | `sslmode` | TLS | the server's certificate |
 //! |---|---|---|
@@ -11,10 +12,18 @@
 //!
 //! `sslrootcert` is a PEM file of CA certificates, or `system` for the
 //! system's roots (the default for `verify-ca` and `verify-full` when it is
-//! not given; libpq's `~/.postgresql/root.crt` is not read). The client
-//! library knows only `disable`, `prefer` and `require`: [`TlsSettings::parse`]
-//! takes the two parameters out of the URL and gives it the mode that asks
-//! for TLS as wanted, while the checks of the certificate are this module's.
+//! not given; libpq's `~/.postgresql/root.crt` is not read).
+//!
+//! `sslcert` (a PEM file: the client's certificate, then any intermediates)
+//! and `sslkey` (a PEM file of its private key) go together: with them the
+//! client proves who it is to a server that asks (`hostssl ... cert`, or
+//! `clientcert=verify-full`, in pg_hba.conf). libpq's defaults in
+//! `~/.postgresql/` are not read.
+//!
+//! The client library knows only `disable`, `prefer` and `require`:
+//! [`TlsSettings::parse`] takes the other parameters out of the URL and
+//! gives it the mode that asks for TLS as wanted, while the certificates are
+//! this module's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +32,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// How the server's certificate is checked.
@@ -50,8 +59,10 @@ pub(crate) enum Roots {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TlsSettings {
     pub(crate) verify: Verify,
-    /// The URL without `sslrootcert`, with an `sslmode` the client library
-    /// knows.
+    /// The client's certificate chain and key files (`sslcert`, `sslkey`).
+    pub(crate) client: Option<(PathBuf, PathBuf)>,
+    /// The URL without `sslrootcert`, `sslcert` and `sslkey`, with an
+    /// `sslmode` the client library knows.
     pub(crate) url: String,
 }
 
@@ -64,12 +75,15 @@ impl TlsSettings {
         };
         let mut mode = None;
         let mut root = None;
+        let (mut client_cert, mut client_key) = (None, None);
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "sslmode" => mode = Some(value.to_owned()),
                 "sslrootcert" => root = Some(percent_decode(value)?),
+                "sslcert" => client_cert = Some(PathBuf::from(percent_decode(value)?)),
+                "sslkey" => client_key = Some(PathBuf::from(percent_decode(value)?)),
                 _ => kept.push(pair.to_owned()),
             }
         }
@@ -90,8 +104,14 @@ impl TlsSettings {
                 ))
             }
         };
+        let client = match (client_cert, client_key) {
+            (Some(cert), Some(key)) if verify != Verify::Off => Some((cert, key)),
+            (Some(_), Some(_)) => return Err("sslcert and sslkey need TLS: not sslmode=disable".into()),
+            (None, None) => None,
+            _ => return Err("sslcert and sslkey go together: the certificate and its key".into()),
+        };
         kept.push(format!("sslmode={client_mode}"));
-        Ok(TlsSettings { verify, url: format!("{base}?{}", kept.join("&")) })
+        Ok(TlsSettings { verify, client, url: format!("{base}?{}", kept.join("&")) })
     }
 
     /// The connector for these settings.
@@ -104,25 +124,45 @@ impl TlsSettings {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
-        let config = match &self.verify {
-            Verify::Off | Verify::Nothing => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-                .with_no_client_auth(),
+        let wants_client = match &self.verify {
+            Verify::Off | Verify::Nothing => {
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+            }
             Verify::Chain(roots) => {
                 let full =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(load_roots(roots)?), provider)
                         .build()
                         .map_err(|e| format!("TLS: {e}"))?;
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(full)))
-                    .with_no_client_auth()
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(full)))
             }
-            Verify::Full(roots) => builder.with_root_certificates(load_roots(roots)?).with_no_client_auth(),
+            Verify::Full(roots) => builder.with_root_certificates(load_roots(roots)?),
+        };
+        let config = match &self.client {
+            Some((cert, key)) => wants_client
+                .with_client_auth_cert(load_chain(cert)?, load_key(key)?)
+                .map_err(|e| format!("sslcert {} with sslkey {}: {e}", cert.display(), key.display()))?,
+            None => wants_client.with_no_client_auth(),
         };
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
+}
+
+/// The certificates of the PEM file `path` (`sslcert`): the client's, then
+/// any intermediates.
+fn load_chain(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("sslcert {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslcert {}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("sslcert {} holds no certificate", path.display()));
+    }
+    Ok(chain)
+}
+
+/// The private key of the PEM file `path` (`sslkey`).
+fn load_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("sslkey {}: {e}", path.display()))
 }
 
 /// `%2F` -> `/` (a path in a URL's query).
@@ -277,5 +317,14 @@ mod tests {
         assert_eq!(s.verify, Verify::Chain(Roots::System));
         assert_eq!(TlsSettings::parse("postgres://u@h/db?sslmode=disable").unwrap().verify, Verify::Off);
         assert!(TlsSettings::parse("postgres://u@h/db?sslmode=always").unwrap_err().contains("always"));
+        // The client certificate and its key: out of the URL, together or not at all.
+        let s =
+            TlsSettings::parse("postgres://u@h/db?sslcert=%2Fc.pem&sslmode=verify-ca&sslkey=/k.pem").unwrap();
+        assert_eq!(s.client, Some(("/c.pem".into(), "/k.pem".into())));
+        assert_eq!(s.url, "postgres://u@h/db?sslmode=require");
+        assert!(TlsSettings::parse("postgres://u@h/db?sslcert=/c.pem").unwrap_err().contains("together"));
+        assert!(TlsSettings::parse("postgres://u@h/db?sslkey=/k.pem").unwrap_err().contains("together"));
+        let off = TlsSettings::parse("postgres://u@h/db?sslmode=disable&sslcert=/c.pem&sslkey=/k.pem");
+        assert!(off.unwrap_err().contains("disable"));
     }
 }
