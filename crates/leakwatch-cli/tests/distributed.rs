@@ -323,13 +323,33 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
     assert_eq!(report["files"][0]["path"], split_url.as_str(), "{report}");
     let shown = report.to_string().replace(&split_url, split.to_str().unwrap());
     assert_eq!(report_files(&serde_json::from_str(&shown).unwrap()), *local_reports.last().unwrap());
-    assert!(
-        std::fs::read_dir(root.join("local-url"))
-            .unwrap()
-            .flatten()
-            .all(|e| !e.file_name().to_string_lossy().starts_with("tmp-fetched")),
-        "the fetched copy is removed"
-    );
+    // A compressed object is fetched whole first (its reader needs a file),
+    // then removed; a plain one is read as it comes.
+    let packed = root.join("split.txt.zst");
+    std::fs::write(&packed, zstd::encode_all(&std::fs::read(&split).unwrap()[..], 3).unwrap()).unwrap();
+    let packed_url = format!("s3://{BUCKET}/dumps/split.txt.zst");
+    leakwatch_objstore::put_object(&packed, &packed_url, &cluster.config(1)).unwrap();
+    let from_packed = Target {
+        data: root.join("local-url-zst").display().to_string(),
+        key: root.join("local.key"),
+        catalog: root.join("local-url-zst-catalog.sqlite").display().to_string(),
+        cache: None,
+        env: cluster.env(2),
+    };
+    given.files = vec![packed_url.clone().into()];
+    let report = from_packed.ingest(&given, &[]);
+    assert_eq!(report["files"][0]["path"], packed_url.as_str(), "{report}");
+    let shown = report.to_string().replace(&packed_url, split.to_str().unwrap());
+    assert_eq!(report_files(&serde_json::from_str(&shown).unwrap()), *local_reports.last().unwrap());
+    for data in ["local-url", "local-url-zst"] {
+        assert!(
+            std::fs::read_dir(root.join(data))
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().starts_with("tmp-fetched")),
+            "the fetched copy is removed"
+        );
+    }
     let one = Target {
         data: root.join("local-one").display().to_string(),
         key: root.join("local.key"),

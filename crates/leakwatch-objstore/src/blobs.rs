@@ -50,8 +50,7 @@ impl Blobs for BucketBlobs {
     }
 
     fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
-        let (remote, key) = object_at(url, &self.remote.config)?;
-        Ok(Box::new(remote.get_stream(&key, None)))
+        open_object(url, &self.remote.config)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -99,6 +98,13 @@ impl Blobs for BucketBlobs {
 pub fn fetch_object(url: &str, config: &S3Config, to: &Path) -> Result<()> {
     let (remote, key) = object_at(url, config)?;
     remote.get_to_file(&key, None, to)
+}
+
+/// The bytes of the object an `s3://BUCKET/KEY` URL names, reached as
+/// `config` says, as they are fetched.
+pub fn open_object(url: &str, config: &S3Config) -> Result<Box<dyn std::io::Read + Send>> {
+    let (remote, key) = object_at(url, config)?;
+    Ok(Box::new(remote.get_stream(&key, None)))
 }
 
 /// Uploads the local file `from` as the object an `s3://BUCKET/KEY` URL names.

@@ -61,8 +61,20 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     let mut inputs = Vec::new();
     for (n, file) in args.files.iter().enumerate() {
         if is_object_url(file) {
-            let local = fetched.fetch(n, file)?;
-            inputs.extend(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)));
+            // A plain object is read as it is fetched; a compressed one or
+            // an archive is fetched whole first, as its reader needs a file.
+            let config = leakwatch_objstore::S3Config::from_env();
+            let object = leakwatch_objstore::open_object(file, &config)
+                .with_context(|| format!("{file}: fetching it"))?;
+            let stream =
+                leakwatch_ingest::if_plain(object).with_context(|| format!("{file}: fetching it"))?;
+            match stream {
+                Some(stream) => inputs.push(Input::from_reader(file.clone(), stream)?),
+                None => {
+                    let local = fetched.fetch(n, file)?;
+                    inputs.extend(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)));
+                }
+            }
         } else {
             inputs.extend(Input::expand(file)?);
         }

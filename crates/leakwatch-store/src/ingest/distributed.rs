@@ -231,17 +231,8 @@ fn stream_of(input: &StagedInput, blobs: &dyn Blobs) -> Result<Option<Box<dyn st
     if !input.url {
         return Ok(if input.plain { Some(blobs.open(&input.staged)?) } else { None });
     }
-    use std::io::Read;
-    let mut stream = blobs.open_url(&input.staged)?;
-    let mut head = Vec::with_capacity(512);
-    (&mut stream)
-        .take(512)
-        .read_to_end(&mut head)
-        .map_err(|e| StoreError::io(Path::new(&input.staged), e))?;
-    if !leakwatch_ingest::is_plain(&head) {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(std::io::Cursor::new(head).chain(stream))))
+    leakwatch_ingest::if_plain(blobs.open_url(&input.staged)?)
+        .map_err(|e| StoreError::io(Path::new(&input.staged), e))
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
