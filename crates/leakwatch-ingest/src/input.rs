@@ -42,13 +42,14 @@ pub fn is_plain(head: &[u8]) -> bool {
     !head.starts_with(GZIP_MAGIC) && !head.starts_with(ZSTD_MAGIC) && !crate::archive::is_archive(head)
 }
 
-/// `stream` when its first bytes show it plain ([`is_plain`]), from its
-/// start: a dump that can be read as it comes; `None` for a compressed one or
-/// an archive, which is to be fetched whole.
-pub fn if_plain(mut stream: Box<dyn Read + Send>) -> std::io::Result<Option<Box<dyn Read + Send>>> {
+/// Whether `stream`'s first bytes show it plain ([`is_plain`]), and the
+/// same stream from its start: a plain dump can be read as it comes, a
+/// compressed one or an archive is saved to a file first (its reader needs
+/// one), without reading its start twice.
+pub fn sniff_plain(mut stream: Box<dyn Read + Send>) -> std::io::Result<(bool, Box<dyn Read + Send>)> {
     let mut head = Vec::with_capacity(512);
     (&mut stream).take(512).read_to_end(&mut head)?;
-    Ok(is_plain(&head).then(|| Box::new(std::io::Cursor::new(head).chain(stream)) as Box<dyn Read + Send>))
+    Ok((is_plain(&head), Box::new(std::io::Cursor::new(head).chain(stream))))
 }
 
 /// The raw byte stream of an input with its magic prefix already read and put back.

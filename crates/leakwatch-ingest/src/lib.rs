@@ -43,7 +43,7 @@ use leakwatch_types::{DataClass, Records};
 pub use archive::Limits as ArchiveLimits;
 pub use columns::{ChosenBy, ColumnOverrides, ColumnRef, ColumnReport, ColumnUse, OverrideRole};
 pub use hash_shape::{detect_hash, normalize_hash_value};
-pub use input::{if_plain, is_plain};
+pub use input::{is_plain, sniff_plain};
 pub use report::WEBSITE_NOT_DOMAIN;
 pub use report_json::ReportJsonError;
 

@@ -1,10 +1,8 @@
 //! The store's shared area in the bucket (`PREFIX/ingest/`): what a
 //! distributed ingest's jobs read and write ([`leakwatch_store::storage::blobs`]).
 //! Files stream through in parts, never whole in memory: a staged input can
-//! be many gigabytes.
+//! be many gigabytes. Inputs given as `s3://` URLs are read the same way.
 
-use std::io::Write;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,9 +10,9 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use leakwatch_store::storage::blobs::Blobs;
 use leakwatch_store::Result;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, ObjectStore};
 
-use crate::error::{local, store_error};
+use crate::error::store_error;
 use crate::storage::{Remote, S3Config, S3Url};
 use leakwatch_store::StoreError;
 
@@ -29,24 +27,12 @@ fn rel(name: &str) -> String {
 }
 
 impl Blobs for BucketBlobs {
-    fn put_file(&self, from: &Path, name: &str) -> Result<()> {
-        self.remote.put_file(from, &rel(name))
-    }
-
-    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
-        self.remote.get_to_file(&rel(name), range, to)
-    }
-
     fn put_stream(&self, from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()> {
         self.remote.put_reader(from, &rel(name))
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
-        Ok(Box::new(self.remote.get_stream(&rel(name), None)))
-    }
-
-    fn get_url(&self, url: &str, to: &Path) -> Result<()> {
-        fetch_object(url, &self.remote.config, to)
+        Ok(Box::new(self.remote.get_stream(&rel(name))))
     }
 
     fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
@@ -93,18 +79,11 @@ impl Blobs for BucketBlobs {
     }
 }
 
-/// The object an `s3://BUCKET/KEY` URL names, reached as `config` says
-/// (the store's endpoint and credentials), streamed to the local file `to`.
-pub fn fetch_object(url: &str, config: &S3Config, to: &Path) -> Result<()> {
-    let (remote, key) = object_at(url, config)?;
-    remote.get_to_file(&key, None, to)
-}
-
 /// The bytes of the object an `s3://BUCKET/KEY` URL names, reached as
 /// `config` says, as they are fetched.
 pub fn open_object(url: &str, config: &S3Config) -> Result<Box<dyn std::io::Read + Send>> {
     let (remote, key) = object_at(url, config)?;
-    Ok(Box::new(remote.get_stream(&key, None)))
+    Ok(Box::new(remote.get_stream(&key)))
 }
 
 /// Uploads the local file `from` as the object an `s3://BUCKET/KEY` URL names.
@@ -125,24 +104,10 @@ fn object_at(url: &str, config: &S3Config) -> Result<(Arc<Remote>, String)> {
 }
 
 impl Remote {
-    /// Object `rel` (bytes `range` of it, or all), streamed to the local file
-    /// `to` in parts, never whole in memory.
-    pub(crate) fn get_to_file(
-        self: &Arc<Self>,
-        rel: &str,
-        range: Option<Range<u64>>,
-        to: &Path,
-    ) -> Result<()> {
-        let mut file = std::fs::File::create(to).map_err(|e| local(to, e))?;
-        let mut object = self.get_stream(rel, range);
-        std::io::copy(&mut object, &mut file).map_err(|e| object.error(e, to))?;
-        file.flush().map_err(|e| local(to, e))
-    }
-
-    /// Object `rel` (bytes `range` of it, or all) as a reader of its bytes as
-    /// they come: fetched on the storage's runtime, read on the caller's
-    /// thread, a few parts buffered between them.
-    pub(crate) fn get_stream(self: &Arc<Self>, rel: &str, range: Option<Range<u64>>) -> ObjectReader {
+    /// Object `rel` as a reader of its bytes as they come: fetched on the
+    /// storage's runtime, read on the caller's thread, a few parts buffered
+    /// between them. Never whole in memory: an input can be many gigabytes.
+    pub(crate) fn get_stream(self: &Arc<Self>, rel: &str) -> ObjectReader {
         let url = self.url_of(rel);
         let (store, key) = (Arc::clone(&self.store), self.key(rel));
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
@@ -151,8 +116,7 @@ impl Remote {
         let fetch = std::thread::spawn(move || {
             let inner = Arc::clone(&remote);
             inner.block(async move {
-                let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
-                let mut stream = match store.get_opts(&key, options).await {
+                let mut stream = match store.get_opts(&key, GetOptions::default()).await {
                     Ok(result) => result.into_stream(),
                     Err(e) => return drop(tx.send(Err(e))),
                 };
@@ -166,7 +130,7 @@ impl Remote {
                 }
             })
         });
-        ObjectReader { url, rx, chunk: bytes::Bytes::new(), failed: None, fetch: Some(fetch) }
+        ObjectReader { url, rx, chunk: bytes::Bytes::new(), fetch: Some(fetch) }
     }
 }
 
@@ -175,17 +139,7 @@ pub(crate) struct ObjectReader {
     url: std::path::PathBuf,
     rx: std::sync::mpsc::Receiver<object_store::Result<bytes::Bytes>>,
     chunk: bytes::Bytes,
-    /// The fetch's error, once met: what [`ObjectReader::error`] reports.
-    failed: Option<StoreError>,
     fetch: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ObjectReader {
-    /// The store error behind `e`, an error of reading this object into `to`:
-    /// the fetch's own when it failed, else the local one.
-    pub(crate) fn error(&mut self, e: std::io::Error, to: &Path) -> StoreError {
-        self.failed.take().unwrap_or_else(|| local(to, e))
-    }
 }
 
 impl std::io::Read for ObjectReader {
@@ -193,11 +147,7 @@ impl std::io::Read for ObjectReader {
         while self.chunk.is_empty() {
             match self.rx.recv() {
                 Ok(Ok(bytes)) => self.chunk = bytes,
-                Ok(Err(e)) => {
-                    let message = format!("{}: {e}", self.url.display());
-                    self.failed = Some(store_error(&self.url, e));
-                    return Err(std::io::Error::other(message));
-                }
+                Ok(Err(e)) => return Err(std::io::Error::other(format!("{}: {e}", self.url.display()))),
                 // The fetch is over: the whole object was read.
                 Err(_) => return Ok(0),
             }

@@ -47,7 +47,7 @@ pub mod garage;
 pub mod lease;
 pub mod storage;
 
-pub use blobs::{fetch_object, open_object, put_object};
+pub use blobs::{open_object, put_object};
 pub use cache::DEFAULT_CACHE_SIZE;
 pub use lease::LeaseSettings;
 pub use storage::{Counters, ObjectStorage, Options, S3Config, S3Url};

@@ -110,14 +110,8 @@ pub fn ingest(
 
     let mut runs = IndexRuns::new(&scratch);
     let budget = options.memory_budget.max(1 << 20) as usize;
-    let context = ReadContext {
-        keys: &keys,
-        breach_id,
-        stored_accounts,
-        format: options.format,
-        budget,
-        partition: None,
-    };
+    let batch = BatchOf { keys: &keys, breach: breach_id, stored_accounts, partition: None };
+    let context = ReadContext { batch, format: options.format, budget };
     let files = read_inputs(&context, inputs, &mut runs, progress, on_phase)?;
     on_phase(Phase::Writing);
     let written = Written { keys: &keys, breach_id, stored, runs, scratch: &scratch, budget };
@@ -128,16 +122,11 @@ pub fn ingest(
 /// What records are made with: the same in a local ingest and in each job of
 /// a distributed one.
 struct ReadContext<'a> {
-    keys: &'a crate::crypt::Keys,
-    breach_id: u32,
-    /// The breach's stored accounts, when it has some: an account already in
-    /// the breach gets no new domain entry.
-    stored_accounts: Option<&'a [leakwatch_segment::Segment]>,
+    /// How each batch's index records are made (keys, breach, its stored
+    /// accounts, the partition kept).
+    batch: BatchOf<'a>,
     format: Option<Format>,
     budget: usize,
-    /// The share of the records this reading keeps (a distributed ingest's
-    /// job); all of them when `None`.
-    partition: Option<Partition>,
 }
 
 /// Reads `inputs` into `runs`, spilling them past half the budget; returns
@@ -149,7 +138,7 @@ fn read_inputs(
     progress: &Progress,
     on_phase: &mut dyn FnMut(Phase<'_>),
 ) -> Result<Vec<(String, Report)>> {
-    let ReadContext { keys, breach_id, stored_accounts, format, budget, partition } = *context;
+    let ReadContext { batch: made, format, budget } = *context;
     let mut files = Vec::new();
     // The batches' vectors come back from the sink and are made into later
     // batches, and so is the scratch space they are made in: kept, not freed
@@ -166,7 +155,6 @@ fn read_inputs(
             &progress.bytes,
             |records| {
                 let mut scratch = scratch_space.take();
-                let made = BatchOf { keys, breach: breach_id, stored_accounts, partition };
                 let batch = to_batch(records, &made, batch_buffers.take(), &mut scratch);
                 scratch_space.give(scratch);
                 batch
@@ -220,7 +208,6 @@ struct Written<'a> {
 
 /// The segments an ingest (or one partition of a distributed one) wrote,
 /// persisted and not yet named by any manifest, with what they add.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub(crate) struct NewSegments {
     pub(crate) segments: Vec<SegmentRef>,
     pub(crate) new_accounts: u64,

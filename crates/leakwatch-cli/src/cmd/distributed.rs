@@ -9,7 +9,6 @@
 //! before they start one of its jobs. Whatever stops it (an error, a failed
 //! job, a kill) publishes nothing: the store answers as before.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,20 +193,19 @@ fn default_partitions(total: u64, job_size: u64) -> u32 {
 /// fastest level: a combo list shrinks to under half, and so do the bytes
 /// each worker fetches); a compressed file or an archive as it is.
 fn stage(ingest: &DistributedIngest, n: usize, file: &str) -> Result<leakwatch_store::StagedInput> {
-    use std::io::Read;
-    let path = Path::new(file);
-    let open = || std::fs::File::open(path).with_context(|| format!("{file}: cannot read it"));
-    let mut head = Vec::with_capacity(512);
-    open()?.take(512).read_to_end(&mut head).with_context(|| format!("{file}: cannot read it"))?;
-    let staged = if leakwatch_ingest::is_plain(&head) {
+    let opened = std::fs::File::open(file).with_context(|| format!("{file}: cannot read it"))?;
+    let (plain, stream) =
+        leakwatch_ingest::sniff_plain(Box::new(opened)).with_context(|| format!("{file}: cannot read it"))?;
+    let stream: Box<dyn std::io::Read + Send> = if plain {
         // Compressed as it is read, a part at a time, while the parts before
         // it are sent.
-        let packed = zstd::stream::read::Encoder::new(open()?, 1)?;
-        ingest.stage_stream(n, Box::new(packed), file)
+        Box::new(zstd::stream::read::Encoder::new(stream, 1)?)
     } else {
-        ingest.stage_input(n, path, file)
+        stream
     };
-    staged.with_context(|| format!("{file}: staging it in the store's shared area"))
+    ingest
+        .stage_stream(n, stream, file, plain)
+        .with_context(|| format!("{file}: staging it in the store's shared area"))
 }
 
 #[cfg(test)]

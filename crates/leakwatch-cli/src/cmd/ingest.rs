@@ -52,8 +52,8 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     }
     // A directory or an archive stands for the dumps inside it, each reported
     // on its own (`logs.zip!US[1A2B]/Passwords.txt`); a plain file is itself;
-    // an `s3://` object is fetched first (beside the store, made for it),
-    // and reported by its URL.
+    // an `s3://` object is read as it is fetched when plain, else saved first
+    // (beside the store, made for it), and reported by its URL.
     if args.files.iter().any(|f| is_object_url(f)) {
         dir.create().with_context(|| format!("ingest into breach {:?}", args.breach))?;
     }
@@ -62,18 +62,17 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     for (n, file) in args.files.iter().enumerate() {
         if is_object_url(file) {
             // A plain object is read as it is fetched; a compressed one or
-            // an archive is fetched whole first, as its reader needs a file.
+            // an archive is saved whole first, as its reader needs a file.
             let config = leakwatch_objstore::S3Config::from_env();
             let object = leakwatch_objstore::open_object(file, &config)
                 .with_context(|| format!("{file}: fetching it"))?;
-            let stream =
-                leakwatch_ingest::if_plain(object).with_context(|| format!("{file}: fetching it"))?;
-            match stream {
-                Some(stream) => inputs.push(Input::from_reader(file.clone(), stream)?),
-                None => {
-                    let local = fetched.fetch(n, file)?;
-                    inputs.extend(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)));
-                }
+            let (plain, stream) =
+                leakwatch_ingest::sniff_plain(object).with_context(|| format!("{file}: fetching it"))?;
+            if plain {
+                inputs.push(Input::from_reader(file.clone(), stream)?);
+            } else {
+                let local = fetched.save(n, file, stream)?;
+                inputs.extend(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)));
             }
         } else {
             inputs.extend(Input::expand(file)?);
@@ -122,16 +121,16 @@ impl Fetched {
         Fetched { folder: dir.root().join(format!("tmp-fetched-{}", std::process::id())) }
     }
 
-    /// Fetches input `n`, `url`; its local path, which keeps the object's
-    /// file name (an archive's members are named after it).
-    fn fetch(&self, n: usize, url: &str) -> Result<String> {
+    /// Saves input `n`, the object at `url` that `object` reads; its local
+    /// path, which keeps the object's file name (an archive's members are
+    /// named after it).
+    fn save(&self, n: usize, url: &str, mut object: Box<dyn std::io::Read + Send>) -> Result<String> {
         let folder = self.folder.join(n.to_string());
         std::fs::create_dir_all(&folder).with_context(|| format!("{}", folder.display()))?;
         let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("input");
         let local = folder.join(name);
-        eprintln!("leakwatch: fetching {url}");
-        leakwatch_objstore::fetch_object(url, &leakwatch_objstore::S3Config::from_env(), &local)
-            .with_context(|| format!("{url}: fetching it"))?;
+        let mut file = std::fs::File::create(&local).with_context(|| format!("{}", local.display()))?;
+        std::io::copy(&mut object, &mut file).with_context(|| format!("{url}: fetching it"))?;
         Ok(local.to_string_lossy().into_owned())
     }
 }

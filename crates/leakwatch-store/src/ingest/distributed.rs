@@ -32,8 +32,8 @@ use leakwatch_ingest::{Format, Input, Report};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    publish, read_inputs, stored_of, tempdir_in, write_segments, IndexRuns, IngestOptions, IngestSummary,
-    NewSegments, Partition, Phase, Progress, ReadContext, Written,
+    publish, read_inputs, stored_of, tempdir_in, write_segments, BatchOf, IndexRuns, IngestOptions,
+    IngestSummary, NewSegments, Partition, Phase, Progress, ReadContext, Written,
 };
 use crate::dir::DataDir;
 use crate::error::{Result, StoreError};
@@ -99,7 +99,8 @@ pub struct JobOutput {
     pub new_credentials: u64,
     /// Records of the job's partition accepted.
     pub records: u64,
-    /// Seconds spent fetching the inputs, reading them, and writing and
+    /// Seconds spent fetching the inputs saved whole (archives), reading
+    /// the inputs (plain ones fetched as they are read), and writing and
     /// putting the segments: for the worker's log.
     #[serde(default)]
     pub seconds: [f64; 3],
@@ -172,9 +173,15 @@ fn read_and_write(
     // an archive's members are named after it, and recognised by it.
     let mut local_names = Vec::new();
     for (n, input) in spec.inputs.iter().enumerate() {
+        let at = Path::new(&input.staged);
+        let stream = if input.url { blobs.open_url(&input.staged)? } else { blobs.open(&input.staged)? };
+        let (plain, mut stream) = match input.plain {
+            true => (true, stream),
+            false => leakwatch_ingest::sniff_plain(stream).map_err(|e| StoreError::io(at, e))?,
+        };
         // A plain input is parsed as it is fetched; an archive (or what may
-        // hold one) is fetched whole first, as its reader needs a file.
-        if let Some(stream) = stream_of(input, blobs)? {
+        // hold one) is saved whole first, as its reader needs a file.
+        if plain {
             inputs.push(Input::from_reader(input.name.clone(), stream)?);
             continue;
         }
@@ -182,24 +189,20 @@ fn read_and_write(
         std::fs::create_dir_all(&folder).map_err(|e| StoreError::io(&folder, e))?;
         let file_name = Path::new(&input.name).file_name().map_or("input".into(), |n| n.to_owned());
         let local = folder.join(file_name);
-        if input.url {
-            blobs.get_url(&input.staged, &local)?;
-        } else {
-            blobs.get_file(&input.staged, None, &local)?;
-        }
+        let mut file = std::fs::File::create(&local).map_err(|e| StoreError::io(&local, e))?;
+        std::io::copy(&mut stream, &mut file).map_err(|e| StoreError::io(&local, e))?;
         let local_name = local.to_string_lossy().into_owned();
         inputs.extend(Input::expand(&local_name)?);
         local_names.push((local_name, input.name.clone()));
     }
     let budget = spec.memory_budget.max(1 << 20) as usize;
-    let context = ReadContext {
+    let batch = BatchOf {
         keys,
-        breach_id: spec.breach_id,
+        breach: spec.breach_id,
         stored_accounts: stored.map(|s| s.accounts.as_slice()),
-        format,
-        budget,
         partition: Some(spec.partition),
     };
+    let context = ReadContext { batch, format, budget };
     let fetched = started.elapsed().as_secs_f64();
     let runs_dir = work.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
@@ -222,17 +225,6 @@ fn read_and_write(
     let wrote = started.elapsed().as_secs_f64() - fetched - read;
     let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
     Ok(JobOutput { files, segments, new_accounts, new_credentials, records, seconds: [fetched, read, wrote] })
-}
-
-/// `input` as a stream of its bytes when it is plain (its first bytes show
-/// no archive and no compression, or it was staged from a plain file); `None`
-/// when it must be fetched whole.
-fn stream_of(input: &StagedInput, blobs: &dyn Blobs) -> Result<Option<Box<dyn std::io::Read + Send>>> {
-    if !input.url {
-        return Ok(if input.plain { Some(blobs.open(&input.staged)?) } else { None });
-    }
-    leakwatch_ingest::if_plain(blobs.open_url(&input.staged)?)
-        .map_err(|e| StoreError::io(Path::new(&input.staged), e))
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
@@ -282,25 +274,20 @@ impl DistributedIngest {
         &*self.blobs
     }
 
-    /// Copies the local file `path` to the shared area as input `n`, shown in
-    /// reports as `name`.
-    pub fn stage_input(&self, n: usize, path: &Path, name: &str) -> Result<StagedInput> {
-        let staged = format!("{}/inputs/{n}", self.id);
-        self.blobs.put_file(path, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain: false })
-    }
-
-    /// Stages what `from` reads (a plain file, compressed as it is read) as
-    /// input `n`, shown in reports as `name`.
+    /// Stages what `from` reads as input `n`, shown in reports as `name`;
+    /// `plain` says it was neither an archive nor compressed before it was
+    /// staged (it may be compressed as it is read): a job reads it as it
+    /// comes.
     pub fn stage_stream(
         &self,
         n: usize,
         from: Box<dyn std::io::Read + Send>,
         name: &str,
+        plain: bool,
     ) -> Result<StagedInput> {
         let staged = format!("{}/inputs/{n}", self.id);
         self.blobs.put_stream(from, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain: true })
+        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain })
     }
 
     /// An input already in object storage, at the `s3://` URL `url`: the
@@ -516,7 +503,7 @@ mod tests {
         let before = dist.manifest().unwrap().unwrap().segments.len();
         let ingest = DistributedIngest::begin(&dist, "Alpha").unwrap();
         let file = std::fs::File::open(&whole).unwrap();
-        let inputs = vec![ingest.stage_stream(0, Box::new(file), "combo.txt").unwrap()];
+        let inputs = vec![ingest.stage_stream(0, Box::new(file), "combo.txt", true).unwrap()];
         let scratch = tmp.path().join("worker");
         let outputs: Vec<(JobSpec, JobOutput)> = (0..3)
             .map(|index| {

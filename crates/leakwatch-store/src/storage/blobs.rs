@@ -1,5 +1,5 @@
 //! Files a distributed ingest shares between machines beside a store: the
-//! inputs staged for its jobs and the sorted runs the jobs write, under the
+//! inputs staged for its jobs, under the
 //! store's `ingest/` area (a bucket's `PREFIX/ingest/`, a directory's
 //! `ingest/`), never among its segments.
 //!
@@ -9,35 +9,24 @@
 //! be what a dead distributed ingest left (a live one holds the lock).
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 
 use crate::error::{Result, StoreError};
 
 /// The shared area of a store, by names relative to it (`ID/inputs/0`).
 pub trait Blobs: Send + Sync + std::fmt::Debug {
-    /// Copies the local file `from` to `name`.
-    fn put_file(&self, from: &Path, name: &str) -> Result<()>;
-
-    /// Stores what `from` reads as `name` (a file compressed as it is read).
-    fn put_stream(&self, from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()>;
-
-    /// Copies `name`, or its byte `range`, to the local file `to`.
-    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()>;
+    /// Stores what `from` reads as `name` (a file, or a file compressed as
+    /// it is read).
+    fn put_stream(&self, from: Box<dyn Read + Send>, name: &str) -> Result<()>;
 
     /// `name`'s bytes as they are fetched.
-    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>>;
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
 
-    /// Copies the object an `s3://BUCKET/KEY` URL names (an input already in
-    /// object storage, reached as the store is) to the local file `to`.
-    fn get_url(&self, url: &str, _to: &Path) -> Result<()> {
-        Err(StoreError::Invalid(format!("{url}: this store reaches no object storage")))
-    }
-
-    /// The bytes of the object an `s3://BUCKET/KEY` URL names, as they are
+    /// The bytes of the object an `s3://BUCKET/KEY` URL names (an input
+    /// already in object storage, reached as the store is), as they are
     /// fetched.
-    fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
+    fn open_url(&self, url: &str) -> Result<Box<dyn Read + Send>> {
         Err(StoreError::Invalid(format!("{url}: this store reaches no object storage")))
     }
 
@@ -65,17 +54,7 @@ impl LocalBlobs {
 }
 
 impl Blobs for LocalBlobs {
-    fn put_file(&self, from: &Path, name: &str) -> Result<()> {
-        let to = self.root.join(name);
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-        }
-        let tmp = to.with_extension("part");
-        fs::copy(from, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
-    }
-
-    fn put_stream(&self, mut from: Box<dyn std::io::Read + Send>, name: &str) -> Result<()> {
+    fn put_stream(&self, mut from: Box<dyn Read + Send>, name: &str) -> Result<()> {
         let to = self.root.join(name);
         if let Some(parent) = to.parent() {
             fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
@@ -86,24 +65,9 @@ impl Blobs for LocalBlobs {
         fs::rename(&tmp, &to).map_err(|e| StoreError::io(&to, e))
     }
 
-    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
         let from = self.root.join(name);
         Ok(Box::new(fs::File::open(&from).map_err(|e| StoreError::io(&from, e))?))
-    }
-
-    fn get_file(&self, name: &str, range: Option<Range<u64>>, to: &Path) -> Result<()> {
-        let from = self.root.join(name);
-        let mut src = fs::File::open(&from).map_err(|e| StoreError::io(&from, e))?;
-        let mut dst = fs::File::create(to).map_err(|e| StoreError::io(to, e))?;
-        let copied = match &range {
-            Some(r) => {
-                src.seek(SeekFrom::Start(r.start)).map_err(|e| StoreError::io(&from, e))?;
-                std::io::copy(&mut src.take(r.end - r.start), &mut dst)
-            }
-            None => std::io::copy(&mut src, &mut dst),
-        };
-        copied.map_err(|e| StoreError::io(&from, e))?;
-        dst.flush().map_err(|e| StoreError::io(to, e))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
