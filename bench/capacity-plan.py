@@ -63,7 +63,12 @@ YEARS = 5
 # Kinds of segment that count passwords or hold credential triples: one segment
 # (at least) per breach, since compaction never merges two breaches' (docs/format.md).
 PER_BREACH = {"sha1", "ntlm", "credential-keys", "ntlm-credential-keys", "credentials", "ntlm-credentials"}
-RANGE_KINDS = {"sha1", "hibp-sha1"}
+# What a range reads: the SHA-1 totals (own dumps and Pwned Passwords summed,
+# crate::totals) for keyed callers, the Pwned Passwords import for the public.
+RANGE_KINDS = {"sha1-totals", "hibp-sha1"}
+# crate::totals: count segments that may wait beside the totals, and the share
+# of the totals' entries that makes them be folded in at once.
+TOTALS_MAX_UNCOVERED, TOTALS_FOLD_RATIO = 4, 8
 ACCOUNT_KINDS = {"accounts"}
 
 
@@ -198,6 +203,35 @@ for kind, records in MIX.items():
 # Distinct passwords over the whole corpus (the lines of a /range that adds the
 # own dumps' counts): the same power law over all credential records.
 own_distinct = num(f"size.combo.{LARGE}.sha1.entries") * (CREDENTIAL_RECORDS / num(f"input.combo.{LARGE}.records")) ** alpha("combo", "sha1")
+# The totals of each corpus: every distinct password of the own dumps and
+# every Pwned Passwords hash, in the packed layout (bytes per hash as the
+# import's; an NTLM key is 4 bytes shorter than a SHA-1).
+HIBP_ENTRY_BYTES = plan_bytes["hibp-sha1"] / plan_entries["hibp-sha1"]
+for corpus, shorter in (("sha1", 0), ("ntlm", 4)):
+    sk = f"{corpus}-totals"
+    plan_entries[sk] = own_distinct + plan_entries.get(f"hibp-{corpus}", 0)
+    plan_bytes[sk] = plan_entries[sk] * (HIBP_ENTRY_BYTES - shorter)
+    plan_heap[sk] = 0
+
+
+def totals_folds():
+    """Folds of the SHA-1 totals and the entries they write while the
+    credential breaches are ingested one after the other, equal in size,
+    after the Pwned Passwords import: crate::totals' rule, step by step."""
+    n = int(CREDENTIAL_BREACHES)
+    hibp = plan_entries.get("hibp-sha1", 0)
+    per_breach = scaled_entries("combo", "sha1", MEAN_BREACH)
+    totals, waiting, folds, written = 0.0, [], 0, 0.0
+    for k in range(1, n + 1):
+        waiting.append(per_breach)
+        if totals == 0 and not hibp and len(waiting) < 2:
+            continue
+        if totals == 0 or len(waiting) > TOTALS_MAX_UNCOVERED or sum(waiting) * TOTALS_FOLD_RATIO >= totals:
+            totals = hibp + own_distinct * (k / n) ** alpha("combo", "sha1")
+            waiting, folds, written = [], folds + 1, written + totals
+    return folds, written
+
+
 TOTAL = sum(plan_bytes.values())
 rows = []
 for kind, records in MIX.items():
@@ -230,6 +264,9 @@ for sk in sorted(plan_bytes):
     if sk in PER_BREACH:
         n = CREDENTIAL_BREACHES
         why = "one per breach with passwords (never merged across breaches)"
+    elif sk.endswith("-totals"):
+        n = max(1, math.ceil(entries / SEGMENT_ENTRY_LIMIT))
+        why = "the corpus's counts summed, own dumps and Pwned Passwords (below 2^32 hashes: one)"
     elif sk.startswith("hibp-"):
         n = max(1, math.ceil(entries / SEGMENT_ENTRY_LIMIT))
         why = "one per import (below 2^32 hashes)"
@@ -261,7 +298,7 @@ index_other = TOTAL - range_set - account_set - payload
 cache = (range_set + account_set) * 1.1
 rss_anon = num("serve.multi.rss_anon_kib") * 1024
 table(["working set", "bytes", "what it is"], [
-    ["/range (SHA-1)", fmt_bytes(range_set), "sha1 + hibp-sha1 segments, all of them (prefixes are asked uniformly)"],
+    ["/range (SHA-1)", fmt_bytes(range_set), "sha1-totals + hibp-sha1 segments, all of them (prefixes are asked uniformly)"],
     ["breachedaccount", fmt_bytes(account_set), "accounts segments: key and breach id, no payload"],
     ["payloads (domains, stealer)", fmt_bytes(payload), "sealed heaps: read by domain and stealer searches only"],
     ["other index", fmt_bytes(index_other), "NTLM counts, credential keys, domain and stealer keys: ingest and audit"],
@@ -292,8 +329,10 @@ def cpu(tag, shape):
 lines_own, lines_pwn = num("http.range.many.own.leakwatch.lines"), num("http.range.many.pwned.leakwatch.lines")
 base = cpu("uncached", "own")
 per_line = max(0.0, (cpu("uncached", "pwned") - base) / (lines_pwn - lines_own))
-one_cpu, multi_cpu = num("range.one.cpu_us"), num("range.multi.cpu_us")
-per_segment = max(0.0, (multi_cpu - one_cpu) / (num("multi.sha1.segments") - num(f"size.combo.{LARGE}.sha1.segments")))
+one_cpu, multi_cpu, apart_cpu = num("range.one.cpu_us"), num("range.multi.cpu_us"), num("range.apart.cpu_us")
+# What each further segment a range sums costs: the multi-breach store read
+# breach by breach (its totals taken out of its manifest) against one breach.
+per_segment = max(0.0, (apart_cpu - one_cpu) / (num("multi.sha1.segments") - num(f"size.combo.{LARGE}.sha1.segments")))
 acct = num("http.account.many.cpu_us")
 rows = []
 labels = {"one": "1 client", "many": "64 clients", "uncached": "64 clients, --range-cache 0"}
@@ -310,15 +349,18 @@ for tag in ("one", "many"):
                  f"{num(p + '.p99_ms'):.2f}", f"{num(p + '.cpu_us'):.1f}", f"{1e6 / num(p + '.cpu_us'):,.0f}", ""])
 rows.append([f"/range over 1 breach ({fmt_n(LARGE)} combo lines), 16 clients, no cache", "", f"{num('range.one.rps'):,.0f}", "",
              f"{one_cpu:.1f}", f"{1e6 / one_cpu:,.0f}", ""])
-rows.append([f"/range over the same as {B:.0f} breaches, 16 clients, no cache", "", f"{num('range.multi.rps'):,.0f}", "",
-             f"{multi_cpu:.1f}", f"{1e6 / multi_cpu:,.0f}", ""])
+rows.append([f"/range over the same as {B:.0f} breaches (read from their totals), 16 clients, no cache", "",
+             f"{num('range.multi.rps'):,.0f}", "", f"{multi_cpu:.1f}", f"{1e6 / multi_cpu:,.0f}", ""])
+rows.append([f"/range over the {B:.0f} breaches read breach by breach (no totals), 16 clients, no cache", "",
+             f"{num('range.apart.rps'):,.0f}", "", f"{apart_cpu:.1f}", f"{1e6 / apart_cpu:,.0f}", ""])
 table(["measured (loopback, wrk on the same 2 cores)", "lines/range", "requests/s", "p99 ms", "server CPU us/request",
        "requests/s per core", "nginx requests/s / CPU us"], rows)
 
 range_rps, acct_rps = PEAK_RPS * RANGE_SHARE, PEAK_RPS * (1 - RANGE_SHARE)
 hibp_lines = plan_entries.get("hibp-sha1", 0) / 2**20
 own_lines = (own_distinct + plan_entries.get("hibp-sha1", 0)) / 2**20
-range_segments = CREDENTIAL_BREACHES + 1
+# The totals, and at most TOTALS_MAX_UNCOVERED breaches waiting to be folded in.
+range_segments = 1 + TOTALS_MAX_UNCOVERED
 scenarios = {
     "Pwned Passwords only": (hibp_lines, 1),
     "with own dumps": (own_lines, range_segments),
@@ -326,7 +368,7 @@ scenarios = {
 plan_rows = [
     ["CPU of an uncached, empty range", f"{base:.1f} us", "measured: own dumps, --range-cache 0"],
     ["CPU per line of a range", f"{per_line:.4f} us", "(Pwned Passwords shape - own dumps) / 800 lines, both uncached"],
-    ["CPU per extra SHA-1 segment in a range", f"{per_segment:.3f} us", f"({B:.0f}-breach - 1-breach store) / extra segments, uncached"],
+    ["CPU per extra SHA-1 segment in a range", f"{per_segment:.3f} us", f"({B:.0f}-breach store without totals - 1-breach store) / extra segments, uncached"],
     ["breachedaccount CPU", f"{acct:.0f} us", "measured, 32 clients"],
 ]
 cached_base = cpu("many", "own")
@@ -360,7 +402,6 @@ table(["at 50 G records and 100,000 requests/s", "figure", "reasoning"], plan_ro
 # from a body cache holding every range; own dumps' counts for keyed callers.
 replicas = sized[("Pwned Passwords only", "cached")]
 body = hibp_lines * SHA1_RANGE_LINE_BYTES
-range_segments = CREDENTIAL_BREACHES + 1
 account_segments = max(1, math.ceil(plan_entries.get("accounts", 0) / SEGMENT_ENTRY_LIMIT))
 chunk = 64 * 1024
 hot = range_set + account_set
@@ -371,7 +412,8 @@ table(["cold path", "figure", "from"], [
     ["GETs of a cold /range, measured", f"{num('s3.cold_range_gets'):.0f} per segment, {num('s3.cold_range_ms'):.0f} ms",
      f"bench/s3.sh {num('s3.lines'):,.0f} (loopback Garage)"],
     ["GETs to open a generation on an empty cache", f"{num('s3.open_gets'):.0f} for one segment", "header, checksums and tables of each segment"],
-    ["GETs of a cold /range at 50 G", f"1 (Pwned Passwords only); {range_segments:,} (with own dumps)", "one per SHA-1 segment holding the range"],
+    ["GETs of a cold /range at 50 G", f"1 (Pwned Passwords only); 1 to {range_segments:,} (with own dumps)",
+     f"one per segment read: the totals, and up to {TOTALS_MAX_UNCOVERED} breaches not folded in yet (without totals: {CREDENTIAL_BREACHES + 1:,.0f})"],
     ["GETs of a cold breachedaccount at 50 G", f"{account_segments}", "one per accounts segment"],
     ["GETs to warm a new replica", f"{warm_gets / 1e6:,.1f} M at most", f"hot sets / 64 KiB chunks; warm it before it takes traffic"],
     ["GETs a day once warm", f"{gets_day / 1e6:,.1f} M", f"{fmt_n(DAILY_RECORDS)} new records a day ({fmt_bytes(daily_bytes)}) x {replicas} replicas / 64 KiB"],
@@ -447,7 +489,7 @@ pwned_s = MIX["pwned"] / rate["pwned"] / s3_slow
 # Compaction: what merging cost in the multi-breach store (its extra CPU over
 # one ingest of the same records, per byte merged: an upper bound, since it also
 # holds each ingest's start-up), and what the load rewrites.
-cross = [k for k in plan_bytes if k not in PER_BREACH and not k.startswith("hibp-")]
+cross = [k for k in plan_bytes if k not in PER_BREACH and not k.startswith("hibp-") and not k.endswith("-totals")]
 merged = sum(num(f"multi.{k}.bytes") for k in seg_kinds("multi") if k in cross) * 9 / B
 merge_rate = merged / max(1e-9, num("multi.ingest_cpu_s") - num(f"ingest.combo.{LARGE}.cpu_s"))
 cross_bytes = sum(plan_bytes[k] for k in cross)
@@ -457,6 +499,7 @@ rewrite_today = BREACHES / 8 * cross_bytes / 2
 # breaches spread log-uniformly from 100 kB to 50 GB).
 TIERED_REWRITES_PER_BYTE = 1.23
 rewrite_tiered = cross_bytes * TIERED_REWRITES_PER_BYTE
+folds, folds_written = totals_folds()
 table(["ingest of the 48 G account records", "figure", "from"], [
     ["cores one ingest process keeps busy", f"{cores_per_process:.2f}", "CPU / wall over the mix (local disk)"],
     ["one ingest process into object storage", f"{stand_in:,.0f} records/s",
@@ -474,6 +517,10 @@ table(["ingest of the 48 G account records", "figure", "from"], [
      f"all of a kind merged every 8 ingests: {BREACHES} / 8 x half of {fmt_bytes(cross_bytes)}"],
     ["  CPU for them", f"{rewrite_today / merge_rate / 3600 / 24:,.0f} core-days", ""],
     ["Pwned Passwords import (2 G hashes)", f"{pwned_s / 60:.0f} min", "import rate per core / object storage slowdown"],
+    ["totals folded in during the load; bytes they write",
+     f"{folds:,}; {fmt_bytes(folds_written * HIBP_ENTRY_BYTES)}",
+     f"crate::totals' rule over {CREDENTIAL_BREACHES:,.0f} equal breaches after the import (SHA-1; NTLM about as much again)"],
+    ["  CPU for them", f"{2 * folds_written * HIBP_ENTRY_BYTES / merge_rate / 3600 / 24:,.1f} core-days", "both corpora / merge rate"],
 ])
 
 # ---- 6. Cost ----------------------------------------------------------------------------

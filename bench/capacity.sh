@@ -189,6 +189,16 @@ put multi.records "$(wc -l <"$WORK/in-$LARGE/combo.txt")"
 put multi.ingest_cpu_s "$cpu_total"
 segments "$MULTI" multi
 ONE="$WORK/store-combo-$LARGE"
+# The same store with its totals taken out of the manifest: a range then sums
+# every breach's segment, as between folds or in a store without totals.
+APART="$WORK/store-multi-apart"
+cp -a "$MULTI" "$APART"
+python3 - "$APART/MANIFEST" <<'EOF'
+import json, sys
+manifest = json.load(open(sys.argv[1]))
+manifest["segments"] = [s for s in manifest["segments"] if not s["kind"].endswith("-totals")]
+json.dump(manifest, open(sys.argv[1], "w"), indent=2)
+EOF
 
 cat >"$WORK/range.lua" <<'EOF'
 -- A random 5-hex prefix each time.
@@ -226,6 +236,7 @@ serve_range() {
 }
 serve_range one "$ONE"
 serve_range multi "$MULTI"
+serve_range apart "$APART"
 
 # --- The HTTP benches: one client and many, against nginx ----------------------
 # table_value LABEL: the value after LABEL in its row of the bench's table.

@@ -11,7 +11,10 @@
 //! - the time of a cold `/range` against a raw ranged GET of as many bytes
 //!   of the same object, made by `curl` straight to Garage, interleaved: what
 //!   leakwatch adds to the object store's own latency;
-//! - the time of an ingest into the bucket against one into local disk.
+//! - the time of an ingest into the bucket against one into local disk;
+//! - the GETs of a cold `/range` over own dumps: the same number of lines
+//!   cut into breaches that share passwords (counts apart by breach, read
+//!   from their totals; target: 1).
 //!
 //! Usage: s3bench [LINES] (default 1,000,000 combo lines, each a distinct password).
 //! Needs `curl` (7.75 or later, for `--aws-sigv4`).
@@ -173,6 +176,7 @@ fn main() {
         raw_times.push(curl_get(&cluster, &sha1_key, offset / 65_536 * 65_536, len));
     }
     drop(ranges);
+    let own_dumps = cold_over_breaches(lines, &key, &open_at);
 
     // Warm: every chunk of the password segments fetched once, then timed
     // against local disk in interleaved rounds.
@@ -246,5 +250,67 @@ fn main() {
         median(sp.clone()),
         median(sp) / median(lp)
     );
+    println!("{own_dumps}");
     drop(cluster);
+}
+
+/// Opens the store at a prefix of the bucket with a cache of its own: the
+/// store and its request counters.
+type OpenAt<'a> = dyn Fn(&str, &str) -> (DataDir, Arc<leakwatch_objstore::Counters>) + 'a;
+
+/// Breaches [`cold_over_breaches`] cuts the lines into.
+const BREACHES: u64 = 8;
+
+/// Own dumps: `lines` combo lines cut into [`BREACHES`] breaches that share
+/// passwords, in a store of their own; the GETs and time of a cold `/range`
+/// over them, whose counts stay apart by breach and are read from their
+/// totals (`crate::totals` of leakwatch-store). Returns the line to print.
+fn cold_over_breaches(lines: u64, key: &std::path::Path, open_at: &OpenAt<'_>) -> String {
+    let (writer, _) = open_at("bench-multi", "cache-writer-multi");
+    writer.init(Some(key)).expect("bucket store");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let per = lines / BREACHES;
+    for b in 0..BREACHES {
+        let part = dir.path().join(format!("part-{b}.txt"));
+        let text: String = (0..per)
+            .map(|i| {
+                format!(
+                    "user{i}.{b}@example-corp.com:bench-{}\n",
+                    (i * 2_654_435_761 + b * 40_503) % (lines / 2)
+                )
+            })
+            .collect();
+        std::fs::write(&part, text).expect("part written");
+        let options = IngestOptions {
+            breach: BreachInfo { name: format!("Part{b}"), ..BreachInfo::default() },
+            format: None,
+            memory_budget: 1 << 30,
+        };
+        let input = Input::open(part.to_str().expect("UTF-8 path")).expect("part opens");
+        ingest(&writer, &options, vec![input], &Progress::default(), &mut |_| {}).expect("ingest");
+    }
+    let manifest = writer.manifest().expect("manifest").expect("a store");
+    let count = |kind: &str| manifest.segments.iter().filter(|s| s.kind == kind).count();
+    let (per_breach, totals) = (count("sha1"), count("sha1-totals"));
+    let (cold, counters) = open_at("bench-multi", "cache-cold-multi");
+    let ranges = RangeIndex::open_with_cache(&cold, 0).expect("range index");
+    let (mut gets, mut times) = (Vec::new(), Vec::new());
+    for prefix in prefixes(200, 3) {
+        let before = counters.gets.load(Ordering::Relaxed);
+        let t = Instant::now();
+        ranges.body(RangeKind::Sha1, prefix).expect("range");
+        let took = t.elapsed().as_secs_f64();
+        let n = counters.gets.load(Ordering::Relaxed) - before;
+        gets.push(n as f64);
+        if n > 0 {
+            times.push(took);
+        }
+    }
+    format!(
+        "cold /range over {BREACHES} breaches of {per} lines sharing passwords ({per_breach} SHA-1 segments, \
+         {totals} totals segment): GETs per range: median {} max {} (target 1); time (ms, median) {:.2}",
+        median(gets.clone()),
+        gets.iter().cloned().fold(0.0, f64::max),
+        median(times) * 1e3,
+    )
 }

@@ -232,10 +232,21 @@ fn a_cold_range_costs_one_get_and_a_warm_one_none(world: &World) {
         (0..80_000).map(|i| format!("user{}@example-corp.com:secret{i}\n", i % 5_000)).collect();
     let writer = world.dir(world.storage("range"));
     writer.init(Some(&world.key_file())).unwrap();
-    ingest_text(&writer, &scratch, "Big", &text).unwrap();
     let local = DataDir::new(world.tmp.path().join("range-local"));
     local.init(Some(&world.tmp.path().join("local.key"))).unwrap();
-    ingest_text(&local, &scratch, "Big", &text).unwrap();
+    // Three breaches sharing passwords: their counts stay apart by breach,
+    // and a range reads the totals summed from them.
+    for (name, text) in [
+        ("Big", text),
+        ("Second", (0..30_000).map(|i| format!("second{i}@example.org:secret{}\n", i * 3)).collect()),
+        ("Third", (0..30_000).map(|i| format!("third{i}@example.net:secret{}\n", i * 5)).collect()),
+    ] {
+        ingest_text(&writer, &scratch, name, &text).unwrap();
+        ingest_text(&local, &scratch, name, &text).unwrap();
+    }
+    let manifest = writer.manifest().unwrap().unwrap();
+    assert_eq!(manifest.segments.iter().filter(|s| s.kind == "sha1").count(), 3, "one per breach");
+    assert_eq!(manifest.segments.iter().filter(|s| s.kind == "sha1-totals").count(), 1);
     let local_ranges = RangeIndex::open_with_cache(&local, 0).unwrap();
 
     // Another machine, its cache empty.
@@ -327,7 +338,8 @@ fn the_cache_keeps_to_its_bound_but_never_drops_an_open_segment(world: &World) {
     let first_files: BTreeSet<String> =
         first.manifest().unwrap().unwrap().segments.into_iter().map(|s| s.file).collect();
     assert!(first_files.is_subset(&files()), "open segments stay, whatever the bound");
-    assert_eq!(store.sha1_count(&sha1(b"secret12")).unwrap(), 1);
+    // In Big and in Second (secret{3i}).
+    assert_eq!(store.sha1_count(&sha1(b"secret12")).unwrap(), 2);
     drop(store);
     let second = open("damage");
     let store = Store::open(&second).unwrap();

@@ -65,11 +65,18 @@ pub enum Kind {
     /// keyed hash (its name is a [`Kind::Stealer`] entry, one per website).
     /// The older `Stealer` entry per pair, a sealed name each, is still read.
     StealerEmails,
+    /// SHA-1 -> the sum of every [`Kind::Sha1Counts`] and
+    /// [`Kind::HibpSha1Counts`] segment it was built from: derived, so that a
+    /// range of the whole corpus reads one segment instead of one per breach
+    /// (the per-breach segments stay, for `breach remove`).
+    Sha1Totals,
+    /// NTLM -> the same sum over the NTLM counts.
+    NtlmTotals,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Sha1Counts,
         Kind::NtlmCounts,
         Kind::Accounts,
@@ -82,6 +89,8 @@ impl Kind {
         Kind::CredentialKeys,
         Kind::NtlmCredentialKeys,
         Kind::StealerEmails,
+        Kind::Sha1Totals,
+        Kind::NtlmTotals,
     ];
 
     pub fn code(self) -> u16 {
@@ -98,6 +107,8 @@ impl Kind {
             Kind::CredentialKeys => 10,
             Kind::NtlmCredentialKeys => 11,
             Kind::StealerEmails => 12,
+            Kind::Sha1Totals => 13,
+            Kind::NtlmTotals => 14,
         }
     }
 
@@ -115,6 +126,8 @@ impl Kind {
             10 => Kind::CredentialKeys,
             11 => Kind::NtlmCredentialKeys,
             12 => Kind::StealerEmails,
+            13 => Kind::Sha1Totals,
+            14 => Kind::NtlmTotals,
             _ => return None,
         })
     }
@@ -134,13 +147,15 @@ impl Kind {
             Kind::CredentialKeys => "credential-keys",
             Kind::NtlmCredentialKeys => "ntlm-credential-keys",
             Kind::StealerEmails => "stealer-emails",
+            Kind::Sha1Totals => "sha1-totals",
+            Kind::NtlmTotals => "ntlm-totals",
         }
     }
 
     pub fn key_len(self) -> usize {
         match self {
-            Kind::Sha1Counts | Kind::HibpSha1Counts => 20,
-            Kind::NtlmCounts | Kind::HibpNtlmCounts => 16,
+            Kind::Sha1Counts | Kind::HibpSha1Counts | Kind::Sha1Totals => 20,
+            Kind::NtlmCounts | Kind::HibpNtlmCounts | Kind::NtlmTotals => 16,
             Kind::Accounts | Kind::Domains | Kind::Stealer | Kind::StealerEmails => 16,
             Kind::CredentialKeys | Kind::NtlmCredentialKeys => 16,
             Kind::Credentials => 28,
@@ -158,7 +173,9 @@ impl Kind {
             | Kind::CredentialKeys
             | Kind::NtlmCredentialKeys
             | Kind::HibpSha1Counts
-            | Kind::HibpNtlmCounts => 0,
+            | Kind::HibpNtlmCounts
+            | Kind::Sha1Totals
+            | Kind::NtlmTotals => 0,
             // Breach id.
             Kind::Accounts => 4,
             // Breach id, the website reference.
@@ -170,15 +187,24 @@ impl Kind {
 
     /// Whether entries carry a count (inline, with an overflow table).
     pub fn has_count(self) -> bool {
-        matches!(self, Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
+        matches!(
+            self,
+            Kind::Sha1Counts
+                | Kind::NtlmCounts
+                | Kind::HibpSha1Counts
+                | Kind::HibpNtlmCounts
+                | Kind::Sha1Totals
+                | Kind::NtlmTotals
+        )
     }
 
     /// Whether segments of this kind are written in the packed layout (format
-    /// version 2): the Pwned Passwords counts, the largest corpora by far. The
+    /// version 2): the Pwned Passwords counts and the totals that include
+    /// them, the largest corpora by far. The
     /// organization's own counts keep the fixed layout, which the ingest and
     /// compaction paths write and read entry by entry.
     pub fn packed(self) -> bool {
-        matches!(self, Kind::HibpSha1Counts | Kind::HibpNtlmCounts)
+        matches!(self, Kind::HibpSha1Counts | Kind::HibpNtlmCounts | Kind::Sha1Totals | Kind::NtlmTotals)
     }
 
     /// Whether entries point into a heap of payloads.
@@ -193,6 +219,15 @@ impl Kind {
             [Kind::NtlmCounts, Kind::HibpNtlmCounts]
         } else {
             [Kind::Sha1Counts, Kind::HibpSha1Counts]
+        }
+    }
+
+    /// The kind of the derived totals of one corpus (SHA-1 or NTLM).
+    pub fn password_totals(ntlm: bool) -> Kind {
+        if ntlm {
+            Kind::NtlmTotals
+        } else {
+            Kind::Sha1Totals
         }
     }
 }

@@ -1727,7 +1727,8 @@ mod damaged_data {
         let ntlm_range = format!("/range/{}?mode=ntlm", prefix_of(&ntlm(b"password")));
         let ntlm_before = get(&f.router, &ntlm_range, None).await.body;
         let manifest = Manifest::load(f.data.root()).unwrap().unwrap();
-        for s in manifest.segments.iter().filter(|s| s.kind == "sha1") {
+        // The breaches' SHA-1 counts and the totals summed from them.
+        for s in manifest.segments.iter().filter(|s| s.kind == "sha1" || s.kind == "sha1-totals") {
             let path = f.data.segments().join(&s.file);
             let mut bytes = std::fs::read(&path).unwrap();
             bytes[140] ^= 0xFF;

@@ -100,6 +100,8 @@ pub struct Removal {
     pub entries_removed: u64,
     /// The generation published.
     pub generation: u64,
+    /// What failed after the removal was published (it stands).
+    pub warning: Option<String>,
 }
 
 /// Refuses a directory that holds no store, before anything (the lock file)
@@ -151,6 +153,7 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
     // Decide for every segment before writing anything: a segment that cannot
     // be attributed stops the removal while nothing has changed.
     let mut drop = BTreeSet::new();
+    let mut totals = BTreeSet::new();
     let mut rewrite = Vec::new();
     for (at, s) in txn.manifest.segments.iter().enumerate() {
         let kind =
@@ -159,6 +162,14 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
                 detail: format!("unknown segment kind {:?}", s.kind),
             })?;
         if matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts) {
+            continue;
+        }
+        // Totals holding the breach's counts go; `totals::refresh` builds
+        // them again from what is left.
+        if crate::totals::is_totals(kind) {
+            if s.breaches.is_empty() || s.breaches.contains(&id) {
+                totals.insert(at);
+            }
             continue;
         }
         if s.breaches == [id] {
@@ -199,20 +210,26 @@ pub fn remove_breach(dir: &DataDir, name: &str) -> Result<Removal> {
     let segments_dropped = drop.len();
     let segments_rewritten = rewritten.len();
     let old = std::mem::take(&mut txn.manifest.segments);
-    let (gone, kept): (Vec<_>, Vec<_>) =
-        old.into_iter().enumerate().partition(|(i, _)| drop.contains(i) || rewritten.contains(i));
+    let (gone, kept): (Vec<_>, Vec<_>) = old
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| drop.contains(i) || rewritten.contains(i) || totals.contains(i));
     txn.manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
     txn.manifest.segments.extend(written);
     txn.manifest.breaches.retain(|b| b.id != id);
     // A file of equal content may still be another breach's segment: the
     // commit deletes only what the new manifest no longer names.
     txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
+    let warning = crate::totals::refresh(&mut txn)
+        .err()
+        .map(|e| format!("the breach is removed, but summing the password counts again failed: {e}"));
     Ok(Removal {
         breach,
         segments_dropped,
         segments_rewritten,
         entries_removed,
         generation: txn.manifest.generation,
+        warning,
     })
 }
 

@@ -10,6 +10,10 @@
 //! segments of those kinds are merged only with segments of the same breach:
 //! removing a breach then drops its segments whole (`crate::breach`).
 //!
+//! After the merges, [`crate::totals::refresh`] sums each password corpus's
+//! counts across breaches where its rule says; a merge of segments the totals
+//! cover is passed on to them ([`crate::totals::merged`]), so they stay in force.
+//!
 //! Compaction is size-tiered. A kind with more than [`MAX_SEGMENTS_PER_KIND`]
 //! segments has each of its merge groups ([`merge_groups`]) sorted into tiers
 //! by size: the lowest holds segments under [`TIER_FACTOR`] times the tier
@@ -30,15 +34,14 @@
 //! half-full segments, each holding at least 2^31 entries or 2 GiB of
 //! payloads.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
+use leakwatch_segment::Kind;
 
 use crate::dir::SegmentLimits;
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentRef;
-use crate::txn::{group_breaches, merge_groups, names_breach, RollingWriter, SegmentSet, Txn};
+use crate::txn::{group_breaches, merge_groups, Txn};
 
 /// A kind with at most this many segments is left as it is.
 pub const MAX_SEGMENTS_PER_KIND: usize = 8;
@@ -60,6 +63,7 @@ pub(crate) fn compact(txn: &mut Txn, threshold: usize) -> Result<usize> {
     loop {
         let merged = compact_once(txn, threshold, limits)?;
         if merged == 0 {
+            crate::totals::refresh(txn)?;
             return Ok(merged_away);
         }
         merged_away += merged;
@@ -72,7 +76,11 @@ fn compact_once(txn: &mut Txn, threshold: usize, limits: SegmentLimits) -> Resul
     // share a file name, so a file name does not identify a segment.
     let mut merged_away = BTreeSet::new();
     let mut out = txn.segments();
-    for kind in Kind::ALL {
+    // Each merge's kind, input files and how many segments it had written
+    // before it: what the totals are told of.
+    let mut merges: Vec<(Kind, Vec<String>, usize)> = Vec::new();
+    // Totals are rebuilt whole by `totals::refresh`, never merged by tier.
+    for kind in Kind::ALL.into_iter().filter(|&k| !crate::totals::is_totals(k)) {
         let (at, refs): (Vec<usize>, Vec<&SegmentRef>) =
             txn.manifest.segments.iter().enumerate().filter(|(_, s)| s.kind == kind.name()).unzip();
         if refs.len() <= threshold.max(1) {
@@ -91,7 +99,8 @@ fn compact_once(txn: &mut Txn, threshold: usize, limits: SegmentLimits) -> Resul
             else {
                 continue;
             };
-            merge(&segments, kind, group_breaches(&group), &mut out)?;
+            merges.push((kind, group.iter().map(|s| s.file.clone()).collect(), out.written_len()));
+            crate::merge::merge(&segments, kind, group_breaches(&group), &mut out)?;
             merged_away.extend(indices);
         }
     }
@@ -103,6 +112,11 @@ fn compact_once(txn: &mut Txn, threshold: usize, limits: SegmentLimits) -> Resul
     let (gone, kept): (Vec<_>, Vec<_>) =
         old.into_iter().enumerate().partition(|(i, _)| merged_away.contains(i));
     txn.manifest.segments = kept.into_iter().map(|(_, s)| s).collect();
+    for (n, (kind, inputs, from)) in merges.iter().enumerate() {
+        let to = merges.get(n + 1).map_or(written.len(), |m| m.2);
+        let outputs: Vec<String> = written[*from..to].iter().map(|s| s.file.clone()).collect();
+        crate::totals::merged(&mut txn.manifest, *kind, inputs, &outputs);
+    }
     txn.manifest.segments.extend(written);
     txn.commit_replacing(gone.into_iter().map(|(_, s)| s.file))?;
     Ok(merged_away.len())
@@ -144,100 +158,6 @@ fn plan(kind: Kind, refs: &[&SegmentRef], limits: SegmentLimits) -> Vec<Vec<usiz
     merges
 }
 
-/// Merges `segments` into one segment of `kind` (more where it rolls over), holding `group_breaches` (the
-/// breaches of the segments merged, which kinds whose entries name their breach
-/// read from the entries instead).
-fn merge(segments: &[Segment], kind: Kind, group_breaches: Vec<u32>, out: &mut SegmentSet) -> Result<()> {
-    let upper = segments.iter().map(Segment::len).sum();
-    let mut writer = out.writer(kind, upper)?;
-    let key_len = kind.key_len();
-    let mut iters: Vec<_> = segments.iter().map(Segment::iter).collect();
-    let mut heap = BinaryHeap::new();
-    for (s, it) in iters.iter_mut().enumerate() {
-        if let Some(head) = it.next() {
-            let (key, i) = head?;
-            heap.push(Reverse((key, s, i)));
-        }
-    }
-    // Values seen for the current key: (segment, entry) pairs.
-    let mut group: Vec<(usize, usize)> = Vec::new();
-    let mut current: Option<[u8; MAX_KEY_LEN]> = None;
-    let mut breaches = BTreeSet::new();
-    while let Some(Reverse((key, s, i))) = heap.pop() {
-        if current.is_some_and(|c| c != key) {
-            flush(
-                segments,
-                kind,
-                &current.expect("checked")[..key_len],
-                &mut group,
-                &mut writer,
-                &mut breaches,
-            )?;
-        }
-        current = Some(key);
-        group.push((s, i));
-        if let Some(next) = iters[s].next() {
-            let (key, i) = next?;
-            heap.push(Reverse((key, s, i)));
-        }
-    }
-    if let Some(key) = current {
-        flush(segments, kind, &key[..key_len], &mut group, &mut writer, &mut breaches)?;
-    }
-    // Entries that name their breach say which the merged segment holds, also
-    // when a segment merged was written before segments were attributed.
-    let breaches = if names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
-    out.finish_attributed(writer, breaches)
-}
-
-fn flush(
-    segments: &[Segment],
-    kind: Kind,
-    key: &[u8],
-    group: &mut Vec<(usize, usize)>,
-    writer: &mut RollingWriter,
-    breaches: &mut BTreeSet<u32>,
-) -> Result<()> {
-    match kind {
-        Kind::Sha1Counts | Kind::NtlmCounts | Kind::HibpSha1Counts | Kind::HibpNtlmCounts => {
-            let mut total = 0u64;
-            for &(s, i) in group.iter() {
-                total += segments[s].count(i)?;
-            }
-            writer.push_count(key, total)?;
-        }
-        Kind::Credentials | Kind::NtlmCredentials | Kind::CredentialKeys | Kind::NtlmCredentialKeys => {
-            writer.push_value(key, &[])?
-        }
-        // Values that open with the breach id.
-        Kind::Accounts | Kind::StealerEmails => {
-            let mut values: Vec<&[u8]> = group.iter().map(|&(s, i)| segments[s].value(i)).collect();
-            values.sort_unstable();
-            values.dedup();
-            for v in values {
-                let breach = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-                breaches.insert(breach.ok_or_else(|| StoreError::DataCorruption {
-                    path: segments[0].path().to_owned(),
-                    detail: format!("{} entry's value does not open with a breach id", kind.name()),
-                })?);
-                writer.push_value(key, v)?;
-            }
-        }
-        Kind::Domains | Kind::Stealer => {
-            let mut values =
-                group.iter().map(|&(s, i)| segments[s].payload(i)).collect::<Result<Vec<_>, _>>()?;
-            values.sort_unstable();
-            values.dedup();
-            for (breach, payload) in values {
-                breaches.insert(breach);
-                writer.push_payload(key, breach, payload)?;
-            }
-        }
-    }
-    group.clear();
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +176,14 @@ mod tests {
     }
 
     fn account_segment(bytes: u64, breaches: Vec<u32>) -> SegmentRef {
-        SegmentRef { kind: "accounts".into(), file: String::new(), entries: bytes / 20, bytes, breaches }
+        SegmentRef {
+            kind: "accounts".into(),
+            file: String::new(),
+            entries: bytes / 20,
+            bytes,
+            breaches,
+            covers: Vec::new(),
+        }
     }
 
     /// Which segments a compaction policy merges (indices into `refs`),

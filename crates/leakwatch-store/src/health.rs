@@ -83,10 +83,16 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
         set_aside.push(SetAside { segment: d.segment, moved_to, problem: d.problem, at: at.clone() });
     }
     sync_dir(&damaged_dir)?;
-    manifest.set_aside.extend(set_aside.iter().cloned());
+    // Totals are derived: nothing is to be ingested again for them, they are
+    // summed again below.
+    let is_totals = |s: &SetAside| s.segment.kind.ends_with("-totals");
+    manifest.set_aside.extend(set_aside.iter().filter(|s| !is_totals(s)).cloned());
     let copied: Vec<String> =
         set_aside.iter().filter(|s| s.moved_to.is_some()).map(|s| s.segment.file.clone()).collect();
     txn.commit_replacing(copied)?;
+    // Totals that covered what was set aside no longer stand for the
+    // store; they are summed again from what is left.
+    crate::totals::refresh(&mut txn)?;
     Ok(RepairSummary {
         checked,
         set_aside,

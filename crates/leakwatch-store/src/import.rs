@@ -52,6 +52,8 @@ pub struct ImportSummary {
     pub segment_bytes: u64,
     /// Hashes of the import this one replaced.
     pub replaced_hashes: Option<u64>,
+    /// What failed after the import was published (it stands).
+    pub warning: Option<String>,
 }
 
 /// The inputs of one source: a range file; stdin; or a file, which may be
@@ -214,6 +216,9 @@ pub fn import_pwned_passwords(
     // An import of the same download is put under the same name as the
     // segment it replaces: the commit deletes only what is no longer named.
     txn.commit_replacing(old)?;
+    let warning = crate::totals::refresh(&mut txn)
+        .err()
+        .map(|e| format!("the import is published, but summing the password counts again failed: {e}"));
     Ok(ImportSummary {
         ntlm,
         lines: tally.lines,
@@ -223,6 +228,7 @@ pub fn import_pwned_passwords(
         streamed,
         segment_bytes,
         replaced_hashes,
+        warning,
     })
 }
 

@@ -26,6 +26,7 @@ mod import;
 mod ingest;
 pub mod keyring;
 mod manifest;
+mod merge;
 mod polyval_clmul;
 mod range;
 mod range_cache;
@@ -36,6 +37,7 @@ mod stealer;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod totals;
 mod txn;
 
 pub use breach::{remove_breach, update_breach, BreachEdit, Removal};

@@ -66,6 +66,11 @@ pub struct SegmentRef {
     /// triples away exactly (`breach remove`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breaches: Vec<u32>,
+    /// For a corpus's totals (`sha1-totals`, `ntlm-totals`): the files of the
+    /// count segments summed into it, one name per segment. The totals stand
+    /// for them only while the manifest still names every one (`crate::totals`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covers: Vec<String>,
 }
 
 /// A damaged segment `leakwatch repair` set aside.

@@ -45,12 +45,6 @@ impl RangeKind {
     pub fn suffix_len(self) -> usize {
         2 * self.key_len() - 5
     }
-
-    /// The counted kinds a range of this corpus merges: the organization's own
-    /// counts and the imported Pwned Passwords, summed.
-    fn segment_kinds(self) -> [Kind; 2] {
-        Kind::password_counts(self == RangeKind::Ntlm)
-    }
 }
 
 /// Whose counts a range is made of.
@@ -63,10 +57,11 @@ pub enum RangeSource {
 }
 
 impl RangeSource {
-    /// Whether a segment of `kind` holds counts of this source.
-    fn holds(self, kind: Kind) -> bool {
+    /// Whether a segment of `kind` is read for this source; `whole`: it is
+    /// one of the segments the whole corpus is read from (`crate::totals`).
+    fn holds(self, kind: Kind, whole: bool) -> bool {
         match self {
-            RangeSource::All => true,
+            RangeSource::All => whole,
             RangeSource::PwnedPasswords => matches!(kind, Kind::HibpSha1Counts | Kind::HibpNtlmCounts),
         }
     }
@@ -79,10 +74,11 @@ pub const DEFAULT_RANGE_CACHE: usize = 256 << 20;
 /// The password segments of one generation, open for range reads.
 pub struct RangeIndex {
     generation: u64,
-    sha1: Vec<Segment>,
-    ntlm: Vec<Segment>,
-    /// The damaged segments of each corpus, which make its ranges fail.
-    damaged: Vec<(RangeKind, Kind, Broken)>,
+    sha1: Vec<Part>,
+    ntlm: Vec<Part>,
+    /// The damaged segments of each corpus, which make its ranges fail
+    /// (those of the sources that read them).
+    damaged: Vec<(RangeKind, Kind, bool, Broken)>,
     /// What each open segment holds, for the error of damage found reading it.
     held: HashMap<PathBuf, String>,
     cache: BodyCache,
@@ -126,39 +122,67 @@ impl RangeIndex {
             held: HashMap::new(),
             cache: BodyCache::new(cache_bytes, cache_dir(dir)),
         };
-        for s in &manifest.segments {
-            let Some((range_kind, kind)) = [RangeKind::Sha1, RangeKind::Ntlm]
-                .into_iter()
-                .flat_map(|r| r.segment_kinds().map(|k| (r, k)))
-                .find(|(_, k)| k.name() == s.kind)
-            else {
-                continue;
-            };
-            let list = match range_kind {
-                RangeKind::Sha1 => &mut index.sha1,
-                RangeKind::Ntlm => &mut index.ntlm,
-            };
-            match crate::reader::open_segment(dir, s, kind) {
-                Ok(seg) => {
-                    index.held.insert(seg.path().to_owned(), manifest.describe_held(&s.kind, &s.breaches));
-                    list.push(seg);
+        for range_kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+            let ntlm = range_kind == RangeKind::Ntlm;
+            // The whole corpus is read from its totals and what they do not
+            // cover; totals that do not open are only a shortcut lost.
+            let mut whole = crate::totals::range_reads(&manifest, ntlm);
+            let totals: Vec<usize> = whole
+                .iter()
+                .copied()
+                .filter(|&i| manifest.segments[i].kind == Kind::password_totals(ntlm).name())
+                .collect();
+            let mut opened = Vec::new();
+            for &i in &totals {
+                match crate::reader::open_segment(dir, &manifest.segments[i], Kind::password_totals(ntlm)) {
+                    Ok(seg) => opened.push((i, seg)),
+                    Err(_) => {
+                        opened.clear();
+                        whole = crate::totals::range_reads_without_totals(&manifest, ntlm);
+                        break;
+                    }
                 }
-                Err(SegmentError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
-                {
-                    return Err(StoreError::Segment(SegmentError::Io {
-                        path: dir.storage().object_path(&s.file),
-                        source,
-                    }));
+            }
+            let pwned = Kind::password_counts(ntlm)[1];
+            for (i, s) in manifest.segments.iter().enumerate() {
+                let in_whole = whole.contains(&i);
+                if !in_whole && s.kind != pwned.name() {
+                    continue;
                 }
-                Err(e) => {
-                    let damaged = Broken {
-                        kind: s.kind.clone(),
-                        held: manifest.describe_held(&s.kind, &s.breaches),
-                        path: dir.storage().object_path(&s.file),
-                        detail: crate::reader::problem(&e),
-                    };
-                    index.damaged.push((range_kind, kind, damaged));
+                let kind = leakwatch_segment::Kind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == s.kind)
+                    .expect("a range reads only the password kinds");
+                let opened_total =
+                    opened.iter().position(|(at, _)| *at == i).map(|p| opened.swap_remove(p).1);
+                let result = match opened_total {
+                    Some(seg) => Ok(seg),
+                    None => crate::reader::open_segment(dir, s, kind),
+                };
+                match result {
+                    Ok(seg) => {
+                        index
+                            .held
+                            .insert(seg.path().to_owned(), manifest.describe_held(&s.kind, &s.breaches));
+                        index.parts_mut(range_kind).push(Part { seg, whole: in_whole });
+                    }
+                    Err(SegmentError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound && !missing_is_damage =>
+                    {
+                        return Err(StoreError::Segment(SegmentError::Io {
+                            path: dir.storage().object_path(&s.file),
+                            source,
+                        }));
+                    }
+                    Err(e) => {
+                        let damaged = Broken {
+                            kind: s.kind.clone(),
+                            held: manifest.describe_held(&s.kind, &s.breaches),
+                            path: dir.storage().object_path(&s.file),
+                            detail: crate::reader::problem(&e),
+                        };
+                        index.damaged.push((range_kind, kind, in_whole, damaged));
+                    }
                 }
             }
         }
@@ -168,8 +192,12 @@ impl RangeIndex {
     /// The error of reading a range of `kind` from `source` when one of its
     /// segments is damaged.
     fn check(&self, kind: RangeKind, source: RangeSource) -> Result<()> {
-        match self.damaged.iter().find(|(k, seg_kind, _)| *k == kind && source.holds(*seg_kind)) {
-            Some((_, _, b)) => Err(StoreError::Damaged {
+        match self
+            .damaged
+            .iter()
+            .find(|(k, seg_kind, whole, _)| *k == kind && source.holds(*seg_kind, *whole))
+        {
+            Some((_, _, _, b)) => Err(StoreError::Damaged {
                 kind: b.kind.clone(),
                 held: b.held.clone(),
                 path: b.path.clone(),
@@ -183,10 +211,17 @@ impl RangeIndex {
         self.generation
     }
 
-    fn segments(&self, kind: RangeKind) -> &[Segment] {
+    fn parts(&self, kind: RangeKind) -> &[Part] {
         match kind {
             RangeKind::Sha1 => &self.sha1,
             RangeKind::Ntlm => &self.ntlm,
+        }
+    }
+
+    fn parts_mut(&mut self, kind: RangeKind) -> &mut Vec<Part> {
+        match kind {
+            RangeKind::Sha1 => &mut self.sha1,
+            RangeKind::Ntlm => &mut self.ntlm,
         }
     }
 
@@ -264,7 +299,7 @@ impl RangeIndex {
         };
         let mut cursors = Vec::with_capacity(2);
         let mut entries = 0;
-        for seg in self.segments(kind).iter().filter(|s| source.holds(s.kind())) {
+        for seg in self.parts(kind).iter().filter(|p| source.holds(p.seg.kind(), p.whole)).map(|p| &p.seg) {
             let mut run = seg.range20_entries(prefix).map_err(|e| damaged(seg, e))?;
             entries += run.len();
             if let Some(head) = run.next() {
@@ -346,6 +381,15 @@ fn empty_range_padding(kind: RangeKind, prefix: u32) -> Vec<[u8; MAX_KEY_LEN]> {
 fn cache_dir(dir: &DataDir) -> Option<std::path::PathBuf> {
     let tmp = dir.tmp();
     (dir.root().is_dir() && std::fs::create_dir_all(&tmp).is_ok()).then_some(tmp)
+}
+
+/// An open segment of a corpus.
+struct Part {
+    seg: Segment,
+    /// Whether a range of the whole corpus reads it: the totals and the
+    /// count segments they do not cover, or every count segment (Pwned
+    /// Passwords' are opened for their own source besides).
+    whole: bool,
 }
 
 /// A damaged segment of a corpus: what [`StoreError::Damaged`] says of it.
@@ -463,7 +507,7 @@ mod tests {
         let store = crate::Store::open(&data).unwrap();
         let index = RangeIndex::open(&data).unwrap();
         assert_eq!(index.generation(), store.generation());
-        assert!(index.segments(RangeKind::Sha1).len() >= 2, "two ingests give two segments");
+        assert_eq!(index.whole_reads(RangeKind::Sha1), 1, "two breaches' counts are read from their totals");
 
         let mut out = Vec::new();
         for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
@@ -507,6 +551,100 @@ mod tests {
                     .all(|l| l.len() > kind.suffix_len() && l.as_bytes()[kind.suffix_len()] == b':'));
             }
         }
+    }
+
+    impl RangeIndex {
+        /// How many segments a range of the whole corpus reads.
+        fn whole_reads(&self, kind: RangeKind) -> usize {
+            self.parts(kind).iter().filter(|p| p.whole).count()
+        }
+    }
+
+    /// Every range of both corpora, as the index writes them.
+    fn all_ranges(index: &RangeIndex, prefixes: &[u32]) -> Vec<String> {
+        let mut bodies = Vec::new();
+        for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+            for &prefix in prefixes {
+                let mut out = Vec::new();
+                index.write_range(kind, prefix, &mut [], &mut out).unwrap();
+                bodies.push(String::from_utf8(out).unwrap());
+            }
+        }
+        bodies
+    }
+
+    /// Ranges read from the totals equal those summed from every breach's
+    /// segments, through ingests that fold into them or wait, a removal that
+    /// drops them and a refresh that builds them again.
+    #[test]
+    fn totals_answer_as_every_breach_summed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        data.init(Some(&tmp.path().join("data.key"))).unwrap();
+        let combo = |breach: u32, n: u32| -> String {
+            (0..n).map(|i| format!("user{i}.{breach}@example.com:pw{}\n", (i * breach) % 3000)).collect()
+        };
+        let prefixes: Vec<u32> = (0..3000)
+            .step_by(7)
+            .flat_map(|pw| {
+                let pw = format!("pw{pw}");
+                let [s, n] = [
+                    leakwatch_types::sha1(pw.as_bytes()).to_vec(),
+                    leakwatch_types::ntlm(pw.as_bytes()).to_vec(),
+                ];
+                [s, n].map(|h| u32::from_be_bytes([0, h[0], h[1], h[2]]) >> 4)
+            })
+            .collect();
+        // What the ranges are when every breach's segments are summed: the
+        // store's own lookup, which never reads the totals.
+        let summed = |data: &DataDir| -> Vec<String> {
+            let store = crate::Store::open(data).unwrap();
+            let mut bodies = Vec::new();
+            for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+                for &prefix in &prefixes {
+                    let lines: Vec<String> = store
+                        .range(kind == RangeKind::Ntlm, prefix)
+                        .unwrap()
+                        .iter()
+                        .map(|(k, c)| {
+                            let mut line = Vec::new();
+                            write_line(&mut line, &k[..kind.key_len()], *c);
+                            String::from_utf8(line).unwrap()
+                        })
+                        .collect();
+                    bodies.push(lines.join("\r\n"));
+                }
+            }
+            bodies
+        };
+        let check = |data: &DataDir, whole: usize, what: &str| {
+            let index = RangeIndex::open_with_cache(data, 0).unwrap();
+            for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
+                assert_eq!(index.whole_reads(kind), whole, "{what}: {kind:?}");
+            }
+            assert_eq!(all_ranges(&index, &prefixes), summed(data), "{what}");
+        };
+
+        ingest_lines(&data, "Alpha", &combo(3, 2000));
+        check(&data, 1, "one breach: its own segment");
+        ingest_lines(&data, "Beta", &combo(7, 2000));
+        check(&data, 1, "two breaches: their totals");
+        // Small ingests wait beside the totals, up to MAX_UNCOVERED of them.
+        for (n, name) in ["C1", "C2", "C3", "C4"].into_iter().enumerate() {
+            ingest_lines(&data, name, &combo(11 + n as u32, 20));
+            check(&data, 2 + n, "small ingests wait");
+        }
+        ingest_lines(&data, "C5", &combo(19, 20));
+        check(&data, 1, "the fifth is folded in with the others");
+        // Removing a breach drops the totals holding it, and they are built
+        // again from what is left.
+        crate::remove_breach(&data, "Beta").unwrap();
+        check(&data, 1, "after a removal");
+        let manifest = data.manifest().unwrap().unwrap();
+        let totals: Vec<_> = manifest.segments.iter().filter(|s| s.kind == "sha1-totals").collect();
+        assert_eq!(totals.len(), 1);
+        assert_eq!(totals[0].covers.len(), 6, "Alpha and the five small breaches");
+        assert!(!totals[0].breaches.contains(&2), "Beta is out of the totals");
     }
 
     #[test]

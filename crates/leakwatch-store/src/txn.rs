@@ -24,7 +24,8 @@
 //! - **Counts stay with their breach.** Segments of the kinds whose entries do
 //!   not name their breach (counts, credential triples) are merged only with
 //!   segments of the same breaches ([`merge_groups`]), so `breach remove` can
-//!   drop a breach's share whole.
+//!   drop a breach's share whole. Their sums across breaches are derived
+//!   segments of their own (`crate::totals`), dropped and summed again.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -194,9 +195,15 @@ impl SegmentSet {
                 entries: written.entries,
                 bytes: written.bytes,
                 breaches: breaches.clone(),
+                covers: Vec::new(),
             });
         }
         Ok(())
+    }
+
+    /// How many segments the set's writers have finished.
+    pub(crate) fn written_len(&self) -> usize {
+        self.written.len()
     }
 
     pub(crate) fn absorb(&mut self, other: SegmentSet) {
@@ -255,6 +262,7 @@ mod tests {
             entries: 1,
             bytes: 1,
             breaches: breaches.to_vec(),
+            covers: Vec::new(),
         }
     }
 

@@ -429,7 +429,7 @@ fn a_damaged_segment_fails_only_the_lookups_that_need_it_until_repair_sets_it_as
     run(&data, "Beta", &[write(tmp.path(), "b.txt", &b)], 1 << 30);
     let m = manifest(&data);
     let (alpha, beta) = (m.breach("Alpha").unwrap().id, m.breach("Beta").unwrap().id);
-    for s in &m.segments {
+    for s in m.segments.iter().filter(|s| !s.kind.ends_with("-totals")) {
         assert!(s.breaches == [alpha] || s.breaches == [beta], "{s:?}");
     }
 
@@ -480,12 +480,22 @@ fn a_damaged_segment_fails_only_the_lookups_that_need_it_until_repair_sets_it_as
     );
     assert!(damage.iter().all(|d| d.problem.contains("data corruption at offset")), "{damage:?}");
     drop(store);
-    // The server's ranges alike: SHA-1 ranges fail naming Alpha, NTLM ones answer.
+    // The server's ranges read the totals summed from both breaches, which
+    // hold Alpha's counts whole; without them, SHA-1 ranges fail naming Alpha.
     let ranges = RangeIndex::open(&data).expect("damage does not stop the open");
     let prefix = 0x5BAA6;
+    assert!(ranges.body(RangeKind::Sha1, prefix).is_ok());
+    assert!(ranges.body(RangeKind::Ntlm, prefix).is_ok());
+    drop(ranges);
+    let totals = m.segments.iter().find(|s| s.kind == "sha1-totals").expect("two breaches are summed");
+    let totals_path = data.segments().join(&totals.file);
+    let kept = std::fs::read(&totals_path).unwrap();
+    std::fs::write(&totals_path, b"not a segment").unwrap();
+    let ranges = RangeIndex::open(&data).expect("damage does not stop the open");
     damaged(ranges.body(RangeKind::Sha1, prefix).map(|_| ()), "sha1", "Alpha", &sha1_alpha);
     assert!(ranges.body(RangeKind::Ntlm, prefix).is_ok());
     drop(ranges);
+    std::fs::write(&totals_path, kept).unwrap();
 
     let summary = leakwatch_store::repair(&data).unwrap();
     assert_eq!(summary.set_aside.len(), 2);

@@ -30,6 +30,9 @@ pub fn remove(dir: &DataDir, name: &str) -> Result<Outcome> {
         plural(removal.segments_dropped as u64, "segment", "segments"),
         removal.generation
     )?;
+    if let Some(warning) = &removal.warning {
+        writeln!(out, "warning: {warning}")?;
+    }
     out.flush()?;
     Ok(Outcome::Found)
 }

@@ -53,6 +53,7 @@ fn report(s: &ImportSummary) -> serde_json::Value {
         "segment_bytes": s.segment_bytes,
         "bytes_per_hash": s.segment_bytes as f64 / s.hashes.max(1) as f64,
         "replaced_hashes": s.replaced_hashes,
+        "warning": s.warning,
     })
 }
 
@@ -74,7 +75,11 @@ fn print(out: &mut impl Write, path: &str, s: &ImportSummary) -> std::io::Result
         writeln!(out, "  {:>10}  {reason} (e.g. {})", thousands(r.count), r.samples.join(", "))?;
     }
     match s.replaced_hashes {
-        Some(old) => writeln!(out, "replaced the previous import ({})", plural(old, "hash", "hashes")),
-        None => writeln!(out, "first Pwned Passwords import of the {corpus} corpus"),
+        Some(old) => writeln!(out, "replaced the previous import ({})", plural(old, "hash", "hashes"))?,
+        None => writeln!(out, "first Pwned Passwords import of the {corpus} corpus")?,
     }
+    if let Some(warning) = &s.warning {
+        writeln!(out, "warning: {warning}")?;
+    }
+    Ok(())
 }

@@ -1,0 +1,115 @@
+//! Merging segments of one kind into one (more where it rolls over), for
+//! compaction and the totals: counts of equal keys are summed, (key, value)
+//! pairs of accounts and domains and the keys of credentials deduplicated.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
+
+use crate::error::{Result, StoreError};
+use crate::txn::{names_breach, RollingWriter, SegmentSet};
+
+/// Merges `segments` into one segment of `kind` (more where it rolls over), holding `group_breaches` (the
+/// breaches of the segments merged, which kinds whose entries name their breach
+/// read from the entries instead).
+pub(crate) fn merge(
+    segments: &[Segment],
+    kind: Kind,
+    group_breaches: Vec<u32>,
+    out: &mut SegmentSet,
+) -> Result<()> {
+    let upper = segments.iter().map(Segment::len).sum();
+    let mut writer = out.writer(kind, upper)?;
+    let key_len = kind.key_len();
+    let mut iters: Vec<_> = segments.iter().map(Segment::iter).collect();
+    let mut heap = BinaryHeap::new();
+    for (s, it) in iters.iter_mut().enumerate() {
+        if let Some(head) = it.next() {
+            let (key, i) = head?;
+            heap.push(Reverse((key, s, i)));
+        }
+    }
+    // Values seen for the current key: (segment, entry) pairs.
+    let mut group: Vec<(usize, usize)> = Vec::new();
+    let mut current: Option<[u8; MAX_KEY_LEN]> = None;
+    let mut breaches = BTreeSet::new();
+    while let Some(Reverse((key, s, i))) = heap.pop() {
+        if current.is_some_and(|c| c != key) {
+            flush(
+                segments,
+                kind,
+                &current.expect("checked")[..key_len],
+                &mut group,
+                &mut writer,
+                &mut breaches,
+            )?;
+        }
+        current = Some(key);
+        group.push((s, i));
+        if let Some(next) = iters[s].next() {
+            let (key, i) = next?;
+            heap.push(Reverse((key, s, i)));
+        }
+    }
+    if let Some(key) = current {
+        flush(segments, kind, &key[..key_len], &mut group, &mut writer, &mut breaches)?;
+    }
+    // Entries that name their breach say which the merged segment holds, also
+    // when a segment merged was written before segments were attributed.
+    let breaches = if names_breach(kind) { breaches.into_iter().collect() } else { group_breaches };
+    out.finish_attributed(writer, breaches)
+}
+
+fn flush(
+    segments: &[Segment],
+    kind: Kind,
+    key: &[u8],
+    group: &mut Vec<(usize, usize)>,
+    writer: &mut RollingWriter,
+    breaches: &mut BTreeSet<u32>,
+) -> Result<()> {
+    match kind {
+        Kind::Sha1Counts
+        | Kind::NtlmCounts
+        | Kind::HibpSha1Counts
+        | Kind::HibpNtlmCounts
+        | Kind::Sha1Totals
+        | Kind::NtlmTotals => {
+            let mut total = 0u64;
+            for &(s, i) in group.iter() {
+                total += segments[s].count(i)?;
+            }
+            writer.push_count(key, total)?;
+        }
+        Kind::Credentials | Kind::NtlmCredentials | Kind::CredentialKeys | Kind::NtlmCredentialKeys => {
+            writer.push_value(key, &[])?
+        }
+        // Values that open with the breach id.
+        Kind::Accounts | Kind::StealerEmails => {
+            let mut values: Vec<&[u8]> = group.iter().map(|&(s, i)| segments[s].value(i)).collect();
+            values.sort_unstable();
+            values.dedup();
+            for v in values {
+                let breach = v.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+                breaches.insert(breach.ok_or_else(|| StoreError::DataCorruption {
+                    path: segments[0].path().to_owned(),
+                    detail: format!("{} entry's value does not open with a breach id", kind.name()),
+                })?);
+                writer.push_value(key, v)?;
+            }
+        }
+        Kind::Domains | Kind::Stealer => {
+            let mut values =
+                group.iter().map(|&(s, i)| segments[s].payload(i)).collect::<Result<Vec<_>, _>>()?;
+            values.sort_unstable();
+            values.dedup();
+            for (breach, payload) in values {
+                breaches.insert(breach);
+                writer.push_payload(key, breach, payload)?;
+            }
+        }
+    }
+    group.clear();
+    Ok(())
+}
