@@ -8,6 +8,9 @@
 #
 # Usage: bench/ab-ingest.sh A_BINARY B_BINARY [LINES] [RUNS]
 #        (default 3,000,000 lines, about 110 MB; 5 runs a side)
+# Environment: EXISTING=1 times the ingest into a store that already holds
+# another combo of as many lines as a first breach (untimed), the shape of
+# every ingest after the first: what the password totals cost.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -20,6 +23,18 @@ if [ ! -x "$GEN" ]; then
 fi
 FILE="$(combo "$LINES")"
 cat "$FILE" >/dev/null
+FIRST=""
+if [ "${EXISTING:-0}" = 1 ]; then
+    FIRST="$WORK/first-$LINES.txt"
+    "$GEN" combo --lines "$LINES" --seed 2 --out "$FIRST"
+fi
+# fresh BINARY DIR: an empty directory, or one holding the first breach.
+fresh() {
+    rm -rf "$2"
+    if [ -n "$FIRST" ]; then
+        "$1" --data "$2" ingest --breach First "$FIRST" >/dev/null 2>&1
+    fi
+}
 if [ ! -x /usr/bin/time ]; then
     echo "installing GNU time..." >&2
     apt-get install -y -qq time >/dev/null
@@ -27,16 +42,17 @@ fi
 
 a_wall=() a_cpu=() b_wall=() b_cpu=()
 for run in $(seq "$RUNS"); do
-    rm -rf "$WORK/a" "$WORK/b"
+    fresh "$A" "$WORK/a"
     read -r wall cpu < <(cpu_seconds "$A" --data "$WORK/a" ingest --breach Bench "$FILE")
     a_wall+=("$wall") a_cpu+=("$cpu")
+    fresh "$B" "$WORK/b"
     read -r wall cpu < <(cpu_seconds "$B" --data "$WORK/b" ingest --breach Bench "$FILE")
     b_wall+=("$wall") b_cpu+=("$cpu")
     echo "run $run: A ${a_wall[-1]} s (cpu ${a_cpu[-1]} s), B ${b_wall[-1]} s (cpu ${b_cpu[-1]} s)" >&2
 done
 AW=$(median "${a_wall[@]}") AC=$(median "${a_cpu[@]}")
 BW=$(median "${b_wall[@]}") BC=$(median "${b_cpu[@]}")
-echo "$LINES lines, medians of $RUNS interleaved runs"
+echo "$LINES lines${FIRST:+ into a store holding $LINES others}, medians of $RUNS interleaved runs"
 echo "A $A: wall $AW s, cpu $AC s"
 echo "B $B: wall $BW s, cpu $BC s"
 echo "B / A: wall $(ratio "$BW" "$AW"), cpu $(ratio "$BC" "$AC")"

@@ -332,6 +332,22 @@ impl PackedSegment {
         Ok((params.escape() - 1).saturating_add(x))
     }
 
+    /// Every entry in key order, as (full key, count), each bucket decoded
+    /// once: the walk a merge makes, which [`LayoutReader::count`] by index
+    /// would make quadratic in a bucket's length.
+    pub(crate) fn counts(
+        &self,
+    ) -> Box<dyn Iterator<Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>> + '_> {
+        Box::new((0..1usize << self.h.params.prefix_bits).flat_map(move |bucket| {
+            let (block, err) = match self.block(bucket) {
+                Ok(b) => (Some(b), None),
+                Err(e) => (None, Some(e)),
+            };
+            let entries = block.into_iter().flat_map(move |block| self.decoder(block));
+            err.into_iter().map(Err).chain(entries)
+        }))
+    }
+
     /// Entry `index`: its bucket by a search of the entry table, then that
     /// bucket decoded up to it.
     fn entry(&self, index: usize) -> Result<([u8; MAX_KEY_LEN], u64), SegmentError> {

@@ -259,6 +259,17 @@ impl Segment {
         dispatch!(self, s => s.iter())
     }
 
+    /// Every entry of a counted kind in key order, as (full key, count): the
+    /// walk a merge of counts makes, without the per-entry search of
+    /// [`Segment::count`] (in a packed segment, a decode of the entry's
+    /// bucket up to it).
+    pub fn counts(&self) -> Box<dyn Iterator<Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>> + '_> {
+        match &self.body {
+            Body::Fixed(s) => Box::new(s.iter().map(move |r| r.and_then(|(key, i)| Ok((key, s.count(i)?))))),
+            Body::Packed(s) => s.counts(),
+        }
+    }
+
     /// The summed count of `key` (0 when absent): one bucket decoded in a packed
     /// segment, a binary search in a fixed one.
     #[inline]

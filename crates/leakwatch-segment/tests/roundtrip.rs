@@ -41,6 +41,10 @@ fn check_counts(seg: &Segment, entries: &BTreeMap<Vec<u8>, u64>) {
         assert_eq!(&key[..key_len], &k[..]);
         assert_eq!(seg.count(*i).unwrap(), *c);
     }
+    // The walk with counts a merge makes gives the same, in the same order.
+    let counted: Vec<(Vec<u8>, u64)> =
+        seg.counts().map(|r| r.map(|(key, c)| (key[..key_len].to_vec(), c)).unwrap()).collect();
+    assert_eq!(counted, entries.iter().map(|(k, c)| (k.clone(), *c)).collect::<Vec<_>>());
     // Every range holds exactly the keys with that 20-bit prefix, in order.
     let mut by_prefix: BTreeMap<u32, Vec<&Vec<u8>>> = BTreeMap::new();
     for k in entries.keys() {

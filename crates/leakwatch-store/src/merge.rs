@@ -19,6 +19,9 @@ pub(crate) fn merge(
     group_breaches: Vec<u32>,
     out: &mut SegmentSet,
 ) -> Result<()> {
+    if kind.has_count() {
+        return merge_counts(segments, kind, group_breaches, out);
+    }
     let upper = segments.iter().map(Segment::len).sum();
     let mut writer = out.writer(kind, upper)?;
     let key_len = kind.key_len();
@@ -61,6 +64,41 @@ pub(crate) fn merge(
     out.finish_attributed(writer, breaches)
 }
 
+/// [`merge`] of counted kinds: the counts of equal keys summed, each input
+/// walked once with its counts ([`Segment::counts`]).
+fn merge_counts(segments: &[Segment], kind: Kind, breaches: Vec<u32>, out: &mut SegmentSet) -> Result<()> {
+    let upper = segments.iter().map(Segment::len).sum();
+    let mut writer = out.writer(kind, upper)?;
+    let key_len = kind.key_len();
+    let mut iters: Vec<_> = segments.iter().map(Segment::counts).collect();
+    let mut heap = BinaryHeap::new();
+    for (s, it) in iters.iter_mut().enumerate() {
+        if let Some(head) = it.next() {
+            let (key, count) = head?;
+            heap.push(Reverse((key, s, count)));
+        }
+    }
+    let mut current: Option<([u8; MAX_KEY_LEN], u64)> = None;
+    while let Some(Reverse((key, s, count))) = heap.pop() {
+        match &mut current {
+            Some((k, total)) if *k == key => *total += count,
+            _ => {
+                if let Some((k, total)) = current.replace((key, count)) {
+                    writer.push_count(&k[..key_len], total)?;
+                }
+            }
+        }
+        if let Some(next) = iters[s].next() {
+            let (key, count) = next?;
+            heap.push(Reverse((key, s, count)));
+        }
+    }
+    if let Some((k, total)) = current {
+        writer.push_count(&k[..key_len], total)?;
+    }
+    out.finish_attributed(writer, breaches)
+}
+
 fn flush(
     segments: &[Segment],
     kind: Kind,
@@ -70,18 +108,13 @@ fn flush(
     breaches: &mut BTreeSet<u32>,
 ) -> Result<()> {
     match kind {
+        // Counted kinds go through `merge_counts`.
         Kind::Sha1Counts
         | Kind::NtlmCounts
         | Kind::HibpSha1Counts
         | Kind::HibpNtlmCounts
         | Kind::Sha1Totals
-        | Kind::NtlmTotals => {
-            let mut total = 0u64;
-            for &(s, i) in group.iter() {
-                total += segments[s].count(i)?;
-            }
-            writer.push_count(key, total)?;
-        }
+        | Kind::NtlmTotals => unreachable!("counted kinds are merged by merge_counts"),
         Kind::Credentials | Kind::NtlmCredentials | Kind::CredentialKeys | Kind::NtlmCredentialKeys => {
             writer.push_value(key, &[])?
         }

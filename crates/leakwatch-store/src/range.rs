@@ -518,16 +518,7 @@ mod tests {
                     RangeKind::Ntlm => leakwatch_types::ntlm(password.as_bytes()).to_vec(),
                 };
                 let prefix = u32::from_be_bytes([0, hash[0], hash[1], hash[2]]) >> 4;
-                let want: Vec<String> = store
-                    .range(kind == RangeKind::Ntlm, prefix)
-                    .unwrap()
-                    .iter()
-                    .map(|(k, c)| {
-                        let mut line = Vec::new();
-                        write_line(&mut line, &k[..kind.key_len()], *c);
-                        String::from_utf8(line).unwrap()
-                    })
-                    .collect();
+                let want = store_range_lines(&store, kind, prefix);
                 out.clear();
                 let lines = index.write_range(kind, prefix, &mut [], &mut out).unwrap();
                 assert_eq!(lines, want.len());
@@ -551,6 +542,21 @@ mod tests {
                     .all(|l| l.len() > kind.suffix_len() && l.as_bytes()[kind.suffix_len()] == b':'));
             }
         }
+    }
+
+    /// The lines of a range as the store's own lookup sums them, from every
+    /// breach's segments and never from the totals.
+    fn store_range_lines(store: &crate::Store, kind: RangeKind, prefix: u32) -> Vec<String> {
+        store
+            .range(kind == RangeKind::Ntlm, prefix)
+            .unwrap()
+            .iter()
+            .map(|(k, c)| {
+                let mut line = Vec::new();
+                write_line(&mut line, &k[..kind.key_len()], *c);
+                String::from_utf8(line).unwrap()
+            })
+            .collect()
     }
 
     impl RangeIndex {
@@ -602,17 +608,7 @@ mod tests {
             let mut bodies = Vec::new();
             for kind in [RangeKind::Sha1, RangeKind::Ntlm] {
                 for &prefix in &prefixes {
-                    let lines: Vec<String> = store
-                        .range(kind == RangeKind::Ntlm, prefix)
-                        .unwrap()
-                        .iter()
-                        .map(|(k, c)| {
-                            let mut line = Vec::new();
-                            write_line(&mut line, &k[..kind.key_len()], *c);
-                            String::from_utf8(line).unwrap()
-                        })
-                        .collect();
-                    bodies.push(lines.join("\r\n"));
+                    bodies.push(store_range_lines(&store, kind, prefix).join("\r\n"));
                 }
             }
             bodies

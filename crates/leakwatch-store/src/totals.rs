@@ -140,55 +140,87 @@ fn fold_now(total_entries: u64, uncovered: &[&SegmentRef]) -> bool {
     uncovered.len() > MAX_UNCOVERED || entries.saturating_mul(FOLD_RATIO) >= total_entries
 }
 
+/// What [`refresh`] does to one corpus's totals.
+struct Plan {
+    ntlm: bool,
+    /// The totals' segments in force now, which the new ones replace.
+    old: Vec<usize>,
+    /// What the new totals sum (none: the old ones are only dropped).
+    inputs: Vec<usize>,
+    covers: Vec<String>,
+}
+
+/// What the module's rule says of a corpus's totals; `None`: leave them.
+fn plan(manifest: &Manifest, ntlm: bool) -> Option<Plan> {
+    let old = totals(manifest, ntlm);
+    let counted = counted(manifest, ntlm);
+    let files =
+        |at: &[usize]| -> Vec<String> { at.iter().map(|&i| manifest.segments[i].file.clone()).collect() };
+    let (inputs, mut covers) = match in_force(manifest, ntlm) {
+        Some((_, uncovered)) if uncovered.is_empty() => return None,
+        Some((totals, uncovered)) => {
+            let total_entries = totals.iter().map(|&t| manifest.segments[t].entries).sum();
+            let waiting: Vec<&SegmentRef> = uncovered.iter().map(|&i| &manifest.segments[i]).collect();
+            if !fold_now(total_entries, &waiting) {
+                return None;
+            }
+            let mut covers = manifest.segments[totals[0]].covers.clone();
+            covers.extend(files(&uncovered));
+            (totals.into_iter().chain(uncovered).collect(), covers)
+        }
+        // One count segment is its own total: stale totals only go.
+        None if counted.len() <= 1 => {
+            return (!old.is_empty()).then_some(Plan { ntlm, old, inputs: Vec::new(), covers: Vec::new() })
+        }
+        None => (counted.clone(), files(&counted)),
+    };
+    covers.sort();
+    Some(Plan { ntlm, old, inputs, covers })
+}
+
 /// Builds or folds each corpus's totals where the module's rule says, and
-/// drops totals that stand for nothing any more; commits each change.
-/// Returns the number of totals segments written.
+/// drops totals that stand for nothing any more; the two corpora are summed
+/// side by side and published in one commit. Returns the number of totals
+/// segments written.
 pub(crate) fn refresh(txn: &mut Txn) -> Result<usize> {
-    let mut written = 0;
-    for ntlm in [false, true] {
-        let manifest = &txn.manifest;
-        let old = totals(manifest, ntlm);
-        let counted = counted(manifest, ntlm);
-        let files =
-            |at: &[usize]| -> Vec<String> { at.iter().map(|&i| manifest.segments[i].file.clone()).collect() };
-        let (inputs, mut covers) = match in_force(manifest, ntlm) {
-            Some((_, uncovered)) if uncovered.is_empty() => continue,
-            Some((totals, uncovered)) => {
-                let total_entries = totals.iter().map(|&t| manifest.segments[t].entries).sum();
-                let waiting: Vec<&SegmentRef> = uncovered.iter().map(|&i| &manifest.segments[i]).collect();
-                if !fold_now(total_entries, &waiting) {
-                    continue;
-                }
-                let mut covers = manifest.segments[totals[0]].covers.clone();
-                covers.extend(files(&uncovered));
-                (totals.into_iter().chain(uncovered).collect::<Vec<_>>(), covers)
-            }
-            // One count segment is its own total.
-            None if counted.len() <= 1 => {
-                if !old.is_empty() {
-                    replace(txn, &old, Vec::new())?;
-                }
-                continue;
-            }
-            None => (counted.clone(), files(&counted)),
-        };
-        covers.sort();
+    let plans: Vec<Plan> = [false, true].into_iter().filter_map(|ntlm| plan(&txn.manifest, ntlm)).collect();
+    if plans.is_empty() {
+        return Ok(0);
+    }
+    let mut work = Vec::new();
+    for p in plans.iter().filter(|p| !p.inputs.is_empty()) {
+        let segments =
+            p.inputs.iter().map(|&i| txn.open(&txn.manifest.segments[i])).collect::<Result<Vec<_>>>()?;
         let mut breaches: Vec<u32> =
-            inputs.iter().flat_map(|&i| manifest.segments[i].breaches.iter().copied()).collect();
+            p.inputs.iter().flat_map(|&i| txn.manifest.segments[i].breaches.iter().copied()).collect();
         breaches.sort_unstable();
         breaches.dedup();
-        let segments =
-            inputs.iter().map(|&i| txn.open(&txn.manifest.segments[i])).collect::<Result<Vec<_>>>()?;
-        let mut out = txn.segments();
-        crate::merge::merge(&segments, Kind::password_totals(ntlm), breaches, &mut out)?;
-        drop(segments);
-        let mut new = out.done()?;
-        for s in &mut new {
-            s.covers = covers.clone();
-        }
-        written += new.len();
-        replace(txn, &old, new)?;
+        work.push((p, segments, breaches, txn.segments()));
     }
+    let built: Vec<Result<Vec<SegmentRef>>> = std::thread::scope(|scope| {
+        let running: Vec<_> = work
+            .into_iter()
+            .map(|(p, segments, breaches, mut out)| {
+                scope.spawn(move || {
+                    crate::merge::merge(&segments, Kind::password_totals(p.ntlm), breaches, &mut out)?;
+                    drop(segments);
+                    let mut new = out.done()?;
+                    for s in &mut new {
+                        s.covers = p.covers.clone();
+                    }
+                    Ok(new)
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().expect("a totals merge does not panic")).collect()
+    });
+    let mut new = Vec::new();
+    for b in built {
+        new.extend(b?);
+    }
+    let written = new.len();
+    let old: Vec<usize> = plans.iter().flat_map(|p| p.old.iter().copied()).collect();
+    replace(txn, &old, new)?;
     Ok(written)
 }
 
