@@ -29,5 +29,5 @@ pub use error::SegmentError;
 pub use file::Fetch;
 pub use fixed::Layout;
 pub use format::{Kind, CHECKSUM_CHUNK, FORMAT_VERSION, MAX_ENTRIES, MAX_HEAP_BYTES, MAX_KEY_LEN};
-pub use reader::{RangeEntries, Segment};
+pub use reader::{Counts, RangeEntries, Segment};
 pub use writer::{SegmentWriter, Written};

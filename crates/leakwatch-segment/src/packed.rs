@@ -335,9 +335,7 @@ impl PackedSegment {
     /// Every entry in key order, as (full key, count), each bucket decoded
     /// once: the walk a merge makes, which [`LayoutReader::count`] by index
     /// would make quadratic in a bucket's length.
-    pub(crate) fn counts(
-        &self,
-    ) -> Box<dyn Iterator<Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>> + '_> {
+    pub(crate) fn counts(&self) -> crate::reader::Counts<'_> {
         Box::new((0..1usize << self.h.params.prefix_bits).flat_map(move |bucket| {
             let (block, err) = match self.block(bucket) {
                 Ok(b) => (Some(b), None),

@@ -24,6 +24,9 @@ use crate::SegmentError;
 /// A full key and its entry index, as [`Segment::iter`] yields them.
 pub type KeyAt = ([u8; MAX_KEY_LEN], usize);
 
+/// Every entry of a counted segment in key order, as (full key, count).
+pub type Counts<'a> = Box<dyn Iterator<Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>> + 'a>;
+
 /// What a layout answers: the reading interface every layout implements, and
 /// all that [`Segment`] asks of one. Keys passed in have the kind's width.
 pub(crate) trait LayoutReader {
@@ -263,7 +266,7 @@ impl Segment {
     /// walk a merge of counts makes, without the per-entry search of
     /// [`Segment::count`] (in a packed segment, a decode of the entry's
     /// bucket up to it).
-    pub fn counts(&self) -> Box<dyn Iterator<Item = Result<([u8; MAX_KEY_LEN], u64), SegmentError>> + '_> {
+    pub fn counts(&self) -> Counts<'_> {
         match &self.body {
             Body::Fixed(s) => Box::new(s.iter().map(move |r| r.and_then(|(key, i)| Ok((key, s.count(i)?))))),
             Body::Packed(s) => s.counts(),
