@@ -100,6 +100,26 @@ impl Catalog {
     /// use, by a role allowed to: docs/postgresql.md), and brings its schema up
     /// to date.
     pub fn open_at(location: &CatalogLocation) -> Result<Catalog> {
+        // Processes opening a new SQLite catalog at once: one switching it to
+        // WAL, or creating its tables, can make another's step fail busy at
+        // once, without SQLite's busy wait (a lock upgrade it refuses rather
+        // than deadlock). Opening is idempotent (every migration is
+        // versioned and in a transaction), so it is tried again.
+        let mut attempt = 0;
+        loop {
+            match Catalog::open_once(location) {
+                Err(CatalogError::Sql { source: rusqlite::Error::SqliteFailure(e, _), .. })
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 50 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 * attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(location: &CatalogLocation) -> Result<Catalog> {
         let db = match location {
             CatalogLocation::File(path) => open_sqlite(path)?,
             CatalogLocation::Postgres(url) => {
