@@ -85,7 +85,7 @@ pub fn repair(dir: &DataDir) -> Result<RepairSummary> {
     sync_dir(&damaged_dir)?;
     // Totals are derived: nothing is to be ingested again for them, they are
     // summed again below.
-    let is_totals = |s: &SetAside| s.segment.kind.ends_with("-totals");
+    let is_totals = |s: &SetAside| crate::totals::is_totals_name(&s.segment.kind);
     manifest.set_aside.extend(set_aside.iter().filter(|s| !is_totals(s)).cloned());
     let copied: Vec<String> =
         set_aside.iter().filter(|s| s.moved_to.is_some()).map(|s| s.segment.file.clone()).collect();

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use leakwatch_segment::{Kind, Segment, MAX_KEY_LEN};
+use leakwatch_segment::{Kind, Segment, SegmentError, MAX_KEY_LEN};
 
 use crate::error::{Result, StoreError};
 use crate::txn::{names_breach, RollingWriter, SegmentSet};
@@ -25,19 +25,12 @@ pub(crate) fn merge(
     let upper = segments.iter().map(Segment::len).sum();
     let mut writer = out.writer(kind, upper)?;
     let key_len = kind.key_len();
-    let mut iters: Vec<_> = segments.iter().map(Segment::iter).collect();
-    let mut heap = BinaryHeap::new();
-    for (s, it) in iters.iter_mut().enumerate() {
-        if let Some(head) = it.next() {
-            let (key, i) = head?;
-            heap.push(Reverse((key, s, i)));
-        }
-    }
+    let mut entries = KWay::new(segments.iter().map(Segment::iter).collect())?;
     // Values seen for the current key: (segment, entry) pairs.
     let mut group: Vec<(usize, usize)> = Vec::new();
     let mut current: Option<[u8; MAX_KEY_LEN]> = None;
     let mut breaches = BTreeSet::new();
-    while let Some(Reverse((key, s, i))) = heap.pop() {
+    while let Some((key, s, i)) = entries.next()? {
         if current.is_some_and(|c| c != key) {
             flush(
                 segments,
@@ -50,10 +43,6 @@ pub(crate) fn merge(
         }
         current = Some(key);
         group.push((s, i));
-        if let Some(next) = iters[s].next() {
-            let (key, i) = next?;
-            heap.push(Reverse((key, s, i)));
-        }
     }
     if let Some(key) = current {
         flush(segments, kind, &key[..key_len], &mut group, &mut writer, &mut breaches)?;
@@ -70,16 +59,9 @@ fn merge_counts(segments: &[Segment], kind: Kind, breaches: Vec<u32>, out: &mut 
     let upper = segments.iter().map(Segment::len).sum();
     let mut writer = out.writer(kind, upper)?;
     let key_len = kind.key_len();
-    let mut iters: Vec<_> = segments.iter().map(Segment::counts).collect();
-    let mut heap = BinaryHeap::new();
-    for (s, it) in iters.iter_mut().enumerate() {
-        if let Some(head) = it.next() {
-            let (key, count) = head?;
-            heap.push(Reverse((key, s, count)));
-        }
-    }
+    let mut entries = KWay::new(segments.iter().map(Segment::counts).collect())?;
     let mut current: Option<([u8; MAX_KEY_LEN], u64)> = None;
-    while let Some(Reverse((key, s, count))) = heap.pop() {
+    while let Some((key, _, count)) = entries.next()? {
         match &mut current {
             Some((k, total)) if *k == key => *total += count,
             _ => {
@@ -88,15 +70,40 @@ fn merge_counts(segments: &[Segment], kind: Kind, breaches: Vec<u32>, out: &mut 
                 }
             }
         }
-        if let Some(next) = iters[s].next() {
-            let (key, count) = next?;
-            heap.push(Reverse((key, s, count)));
-        }
     }
     if let Some((k, total)) = current {
         writer.push_count(&k[..key_len], total)?;
     }
     out.finish_attributed(writer, breaches)
+}
+
+/// The entries of several sorted inputs in key order, as (key, input, the
+/// input's value): a k-way merge over a heap of each input's next entry.
+struct KWay<V, I> {
+    inputs: Vec<I>,
+    heap: BinaryHeap<Reverse<([u8; MAX_KEY_LEN], usize, V)>>,
+}
+
+impl<V: Ord, I: Iterator<Item = Result<([u8; MAX_KEY_LEN], V), SegmentError>>> KWay<V, I> {
+    fn new(mut inputs: Vec<I>) -> Result<Self> {
+        let mut heap = BinaryHeap::new();
+        for (s, input) in inputs.iter_mut().enumerate() {
+            if let Some(head) = input.next() {
+                let (key, v) = head?;
+                heap.push(Reverse((key, s, v)));
+            }
+        }
+        Ok(KWay { inputs, heap })
+    }
+
+    fn next(&mut self) -> Result<Option<([u8; MAX_KEY_LEN], usize, V)>> {
+        let Some(Reverse((key, s, v))) = self.heap.pop() else { return Ok(None) };
+        if let Some(next) = self.inputs[s].next() {
+            let (key, v) = next?;
+            self.heap.push(Reverse((key, s, v)));
+        }
+        Ok(Some((key, s, v)))
+    }
 }
 
 fn flush(

@@ -149,10 +149,7 @@ impl RangeIndex {
                 if !in_whole && s.kind != pwned.name() {
                     continue;
                 }
-                let kind = leakwatch_segment::Kind::ALL
-                    .into_iter()
-                    .find(|k| k.name() == s.kind)
-                    .expect("a range reads only the password kinds");
+                let kind = crate::reader::segment_kind(dir, s)?;
                 let opened_total =
                     opened.iter().position(|(at, _)| *at == i).map(|p| opened.swap_remove(p).1);
                 let result = match opened_total {

@@ -352,7 +352,7 @@ impl Store {
 }
 
 /// The kind a manifest entry names.
-fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
+pub(crate) fn segment_kind(dir: &DataDir, s: &SegmentRef) -> Result<Kind> {
     Kind::ALL.into_iter().find(|k| k.name() == s.kind).ok_or_else(|| StoreError::DataCorruption {
         path: dir.storage().manifest_path(),
         detail: format!("unknown segment kind {:?}", s.kind),

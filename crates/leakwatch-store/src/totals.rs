@@ -108,6 +108,11 @@ pub(crate) fn is_totals(kind: Kind) -> bool {
     matches!(kind, Kind::Sha1Totals | Kind::NtlmTotals)
 }
 
+/// Whether a manifest's segment kind `name` is a corpus's totals.
+pub(crate) fn is_totals_name(name: &str) -> bool {
+    [Kind::Sha1Totals, Kind::NtlmTotals].iter().any(|k| k.name() == name)
+}
+
 /// After a merge of the count segments `inputs` into `outputs` (file names),
 /// keeps the totals that covered every input standing for the outputs
 /// instead, which hold the same sums.
