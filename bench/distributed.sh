@@ -4,7 +4,8 @@
 # `leakwatch ingest`, and by `ingest --distributed` with one and two
 # `leakwatch worker` processes on this machine; interleaved rounds, medians.
 #
-# Usage: bench/distributed.sh [LINES [ROUNDS]]   (default: 4,000,000 lines, 3 rounds)
+# Usage: bench/distributed.sh [LINES [ROUNDS [SHAPE]]]   (default: 4,000,000 lines, 3 rounds,
+# one plain combo list; SHAPE `files`: the lines in 100 files, `gz`: one gzip file)
 # Target: two workers no slower than one local ingest. Prints the records a
 # second per worker, which the capacity plan uses.
 # Needs the garage binary ($GARAGE_BIN or on PATH) and PostgreSQL's binaries

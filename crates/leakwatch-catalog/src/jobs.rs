@@ -158,15 +158,19 @@ impl Catalog {
     }
 
     /// Extends `holder`'s lease on job `id` to `ttl` from now. False when the
-    /// job is no longer `holder`'s (its lease ran out and another took it):
-    /// the holder must then stop and report nothing.
+    /// job is no longer `holder`'s (its lease ran out and another took it),
+    /// or when its ingest is no longer alive (the ingest's lease ran out: no
+    /// one will commit the job's output): the holder must then stop and
+    /// report nothing.
     pub fn renew_job(&mut self, id: i64, holder: &str, ttl: Duration) -> Result<bool> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let tx = self.db.write(Lock::Rows)?;
         let now: i64 = tx.query_one(db_now_ms(tx.dialect()), &[])?.get(0)?;
         let renewed = tx.execute(
-            "UPDATE ingest_jobs SET expires_at_ms = ?3 WHERE id = ?1 AND holder = ?2 AND state = 'running'",
-            args![id, holder, now.saturating_add(ttl_ms)],
+            "UPDATE ingest_jobs SET expires_at_ms = ?3 WHERE id = ?1 AND holder = ?2 AND state = 'running' \
+             AND EXISTS (SELECT 1 FROM leases WHERE leases.name = 'ingest:' || ingest_jobs.ingest \
+             AND leases.expires_at_ms > ?4)",
+            args![id, holder, now.saturating_add(ttl_ms), now],
         )? > 0;
         tx.commit()?;
         Ok(renewed)
@@ -257,6 +261,14 @@ mod tests {
             assert!(w.renew_job(first.id, "w1", TTL).unwrap());
             assert!(!w.renew_job(first.id, "w2", TTL).unwrap(), "not w2's");
             assert!(w.finish_job(first.id, "w1", "out 0").unwrap());
+            // A job of an ingest that is no longer alive is not renewed: its
+            // holder stops (a job waiting for inputs still staged would
+            // otherwise wait for ever).
+            let ingest = ingest_lease_name("a");
+            assert!(c.take_lease(&ingest, "ingest", Duration::from_millis(1)).unwrap().held);
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!w.renew_job(second.id, "w2", TTL).unwrap(), "its ingest's lease ran out");
+            assert!(c.take_lease(&ingest, "ingest", Duration::from_secs(60)).unwrap().held);
             std::thread::sleep(TTL + Duration::from_millis(200));
             let taken = w.claim_job("w3", TTL).unwrap().unwrap();
             assert_eq!((taken.job, taken.attempt), (1, 2));

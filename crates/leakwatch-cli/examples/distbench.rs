@@ -12,7 +12,10 @@
 //! Garage nodes, when the jobs were done, and the records a second each
 //! worker ingests.
 //!
-//! Usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]] (default 4,000,000 lines, 3 rounds).
+//! Usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS [SHAPE]]] (default 4,000,000
+//! lines, 3 rounds, shape `one`). SHAPE is how the lines come: `one` plain
+//! combo list; `files`, the same lines cut into 100 files; `gz`, one
+//! gzip-compressed list (which a job fetches whole before it reads it).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -49,11 +52,13 @@ fn children_cpu() -> f64 {
 }
 
 /// A job a worker reported done: when (seconds since the way began), and
-/// the seconds it spent reading its inputs and writing its segments.
+/// the seconds it spent reading its inputs and writing its segments; or a
+/// job taken (`read` and `wrote` NaN).
 struct JobDone {
     at: f64,
     read: f64,
     wrote: f64,
+    taken: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -123,17 +128,23 @@ impl Bench<'_> {
                 .lines()
                 .map_while(Result::ok)
                 .filter_map(|l| {
-                    if l.contains(" taken ") || l.contains(" done in ") {
+                    if l.contains(" taken ")
+                        || l.contains(" done in ")
+                        || l.contains("failed")
+                        || l.contains("panicked")
+                    {
                         eprintln!("  {:6.2}s {l}", start.elapsed().as_secs_f64());
                     }
                     let secs_after = |what: &str| -> Option<f64> {
                         let rest = &l[l.find(what)? + what.len()..];
                         rest[..rest.find('s')?].parse().ok()
                     };
-                    l.contains(" done in ").then(|| JobDone {
+                    let taken = l.contains(" taken ");
+                    (taken || l.contains(" done in ")).then(|| JobDone {
                         at: start.elapsed().as_secs_f64(),
                         read: secs_after(", read ").unwrap_or(f64::NAN),
                         wrote: secs_after("segments written and put ").unwrap_or(f64::NAN),
+                        taken,
                     })
                 })
                 .collect()
@@ -148,27 +159,36 @@ fn main() {
         std::path::PathBuf::from(args.next().expect("usage: distbench LEAKWATCH_BINARY [LINES [ROUNDS]]"));
     let lines: u64 = args.next().map_or(4_000_000, |a| a.parse().expect("LINES is a number"));
     let rounds: usize = args.next().map_or(3, |a| a.parse().expect("ROUNDS is a number"));
+    let shape = args.next().unwrap_or_else(|| "one".into());
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let root = tmp.path();
     let cluster = Cluster::start(&root.join("garage")).unwrap_or_else(|e| panic!("{e}"));
     let pg = TestPostgres::start();
     let database = pg.fresh_database();
-    let combo = root.join("combo.txt");
-    let file = std::io::BufWriter::new(std::fs::File::create(&combo).expect("combo created"));
-    leakwatch_gen::bench::write_combo(file, lines, 1).expect("combo written");
-    let size = std::fs::metadata(&combo).expect("combo").len();
+    let files = write_inputs(root, lines, &shape);
+    let size: u64 = files.iter().map(|f| std::fs::metadata(f).expect("an input").len()).sum();
     let bench = Bench { binary: &binary, root, catalog: pg.url("postgres", &database), env: cluster.env(0) };
-    // The same input already in the bucket, for the ways that read it there.
-    let in_bucket = format!("s3://{BUCKET}/inputs/combo.txt");
-    leakwatch_objstore::put_object(&combo, &in_bucket, &cluster.config(0)).expect("the input uploaded");
-    let combo = combo.to_str().expect("a UTF-8 path");
+    // The same inputs already in the bucket, for the ways that read them there.
+    let in_bucket: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let url = format!("s3://{BUCKET}/inputs/{}", f.file_name().expect("named").to_string_lossy());
+            leakwatch_objstore::put_object(f, &url, &cluster.config(0)).expect("the input uploaded");
+            url
+        })
+        .collect();
+    let files: Vec<String> = files.iter().map(|f| f.to_str().expect("a UTF-8 path").to_owned()).collect();
     // Each way ingests into a store that exists (as most ingests do), so
     // that what a store's first write waits for (its writer lease read back,
     // once) is timed in none.
     let first = root.join("first.txt");
     std::fs::write(&first, "first.user@example.org:correct horse battery staple\n").expect("written");
     let first = first.to_str().expect("a UTF-8 path");
-    eprintln!("{lines} lines, {:.1} MB; {rounds} rounds", size as f64 / 1e6);
+    eprintln!(
+        "{lines} lines in {} input(s) ({shape}), {:.1} MB; {rounds} rounds",
+        files.len(),
+        size as f64 / 1e6
+    );
 
     // Ways 0-2 read the local file (the distributed ones stage it in the
     // bucket, compressed); ways 3-4 read the copy in the bucket.
@@ -180,6 +200,8 @@ fn main() {
     let mut reading: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
     // Each job's seconds reading and writing, by way.
     let mut job_phases: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ways.len()];
+    // When the first job was taken, by way: how long the workers waited.
+    let mut first_taken: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
     // CPU seconds of the leakwatch processes and of the Garage nodes, by way.
     let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ways.len()];
     for round in 0..rounds {
@@ -188,24 +210,37 @@ fn main() {
             let prefix = format!("r{round}-w{way}");
             bench.time(&prefix, "ingest", &["ingest", "--breach", "First", first]);
             let (garage_before, ours_before) = (cpu_of("garage"), children_cpu());
-            let input = if way < 3 { combo } else { in_bucket.as_str() };
+            let inputs = if way < 3 { &files } else { &in_bucket };
+            let inputs = inputs.iter().map(String::as_str);
             let secs = match workers_of[way] {
-                0 => bench.time(&prefix, "ingest", &["ingest", "--breach", "Bench", input]),
+                0 => {
+                    let args: Vec<&str> = ["ingest", "--breach", "Bench"].into_iter().chain(inputs).collect();
+                    bench.time(&prefix, "ingest", &args)
+                }
                 workers => {
                     let start = Instant::now();
                     let running: Vec<_> = (0..workers).map(|n| bench.worker(&prefix, n, start)).collect();
-                    let args = ["ingest", "--distributed", "--partitions", "2", "--breach", "Bench", input];
+                    let args: Vec<&str> =
+                        ["ingest", "--distributed", "--partitions", "2", "--breach", "Bench"]
+                            .into_iter()
+                            .chain(inputs)
+                            .collect();
                     let secs = bench.time(&prefix, "ingest", &args);
-                    let mut last_done: f64 = 0.0;
+                    let (mut last_done, mut taken): (f64, f64) = (0.0, f64::INFINITY);
                     for (mut w, done) in running {
                         let _ = w.kill();
                         let _ = w.wait();
                         for job in done.join().expect("reader") {
+                            if job.taken {
+                                taken = taken.min(job.at);
+                                continue;
+                            }
                             last_done = last_done.max(job.at);
                             job_phases[way].push((job.read, job.wrote));
                         }
                     }
                     reading[way].push(last_done);
+                    first_taken[way].push(taken);
                     secs
                 }
             };
@@ -220,7 +255,9 @@ fn main() {
     }
     let medians: Vec<f64> = times.into_iter().map(median).collect();
     println!(
-        "ingest of {lines} combo lines ({:.1} MB) into Garage, median of {rounds} interleaved rounds:",
+        "ingest of {lines} combo lines in {} input(s) ({shape}, {:.1} MB) into Garage, median of {rounds} \
+         interleaved rounds:",
+        files.len(),
         size as f64 / 1e6
     );
     for (way, secs) in ways.iter().zip(&medians) {
@@ -235,8 +272,10 @@ fn main() {
     for way in (1..ways.len()).filter(|&w| workers_of[w] > 0) {
         let staged_and_read = median(reading[way].clone());
         println!(
-            "  {:<24} jobs done after {staged_and_read:.2} s (staging and reading), commit {:.2} s",
+            "  {:<24} first job taken after {:.2} s, jobs done after {staged_and_read:.2} s (staging and \
+             reading), commit {:.2} s",
             ways[way],
+            median(first_taken[way].clone()),
             medians[way] - staged_and_read
         );
     }
@@ -269,4 +308,43 @@ fn main() {
         lines as f64 / job_write
     );
     drop(cluster);
+}
+
+/// The benchmark's inputs in `root`: `lines` generated combo lines in the
+/// shape `shape` (see the usage).
+fn write_inputs(root: &Path, lines: u64, shape: &str) -> Vec<std::path::PathBuf> {
+    use std::io::Write;
+    let combo = |path: &Path, lines: u64, seed: u64| {
+        let file = std::io::BufWriter::new(std::fs::File::create(path).expect("an input created"));
+        leakwatch_gen::bench::write_combo(file, lines, seed).expect("an input written");
+    };
+    match shape {
+        "one" => {
+            let path = root.join("combo.txt");
+            combo(&path, lines, 1);
+            vec![path]
+        }
+        "files" => {
+            const FILES: u64 = 100;
+            (0..FILES)
+                .map(|n| {
+                    let path = root.join(format!("combo-{n:03}.txt"));
+                    combo(&path, lines / FILES + u64::from(n < lines % FILES), 1 + n);
+                    path
+                })
+                .collect()
+        }
+        "gz" => {
+            let plain = root.join("plain.txt");
+            combo(&plain, lines, 1);
+            let path = root.join("combo.txt.gz");
+            let file = std::fs::File::create(&path).expect("an input created");
+            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+            std::io::copy(&mut std::fs::File::open(&plain).expect("written"), &mut gz).expect("compressed");
+            gz.finish().expect("compressed").flush().expect("written");
+            std::fs::remove_file(&plain).expect("removed");
+            vec![path]
+        }
+        other => panic!("unknown shape {other:?}: one, files or gz"),
+    }
 }

@@ -371,16 +371,18 @@ fn distributed_ingest_answers_as_a_local_one_and_survives_killed_workers_and_ing
         .command(&ingest_args(&breaches[1], &["--distributed", "--ingest-lease", "3s"]));
     let mut doomed = doomed.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
+    // Its jobs are queued first, then its inputs staged while workers could
+    // read them: killed once both have begun.
     while pg.psql(&database, "SELECT count(*) FROM ingest_jobs").trim() == "0" {
         assert!(Instant::now() < deadline, "the ingest queues its jobs");
         std::thread::sleep(Duration::from_millis(50));
     }
+    while shared_area(&cluster, "k", &root.join("probe")).is_empty() {
+        assert!(Instant::now() < deadline, "the ingest stages its inputs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     doomed.kill().unwrap();
     doomed.wait().unwrap();
-    assert!(
-        !shared_area(&cluster, "k", &root.join("probe")).is_empty(),
-        "the dead ingest's inputs are staged"
-    );
     assert_same(&answers(&remote("k", "reader-k3", 2), &emails, &hashes, &domains), &before, "as before");
     // Once the dead ingest's lease has run out, a worker starts none of its jobs.
     std::thread::sleep(Duration::from_secs(4));

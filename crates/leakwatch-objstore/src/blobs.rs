@@ -35,6 +35,16 @@ impl Blobs for BucketBlobs {
         Ok(Box::new(self.remote.get_stream(&rel(name))))
     }
 
+    fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let rel = rel(name);
+        self.remote.put(&rel, bytes).map_err(|e| store_error(self.remote.url_of(&rel), e))
+    }
+
+    fn open_if_exists(&self, name: &str) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+        let reader = self.remote.get_stream_if_exists(&rel(name))?;
+        Ok(reader.map(|r| Box::new(r) as Box<dyn std::io::Read + Send>))
+    }
+
     fn open_url(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>> {
         open_object(url, &self.remote.config)
     }
@@ -74,6 +84,25 @@ impl Blobs for BucketBlobs {
         }
     }
 
+    fn delete_all(&self, names: &[String]) -> Result<()> {
+        let keys: Vec<object_store::Result<object_store::path::Path>> =
+            names.iter().map(|name| Ok(self.remote.key(&rel(name)))).collect();
+        let store = Arc::clone(&self.remote.store);
+        self.remote.counters.deletes.fetch_add(names.len().div_ceil(1000) as u64, Ordering::Relaxed);
+        // One DeleteObjects request a thousand names; a name already gone
+        // is deleted as far as the caller is concerned (see `delete`).
+        let results: Vec<object_store::Result<object_store::path::Path>> = self.remote.block(async move {
+            store.delete_stream(futures_util::stream::iter(keys).boxed()).collect().await
+        });
+        match results
+            .into_iter()
+            .find_map(|r| r.err().filter(|e| !matches!(e, object_store::Error::NotFound { .. })))
+        {
+            None => Ok(()),
+            Some(e) => Err(store_error(self.remote.url_of("ingest"), e)),
+        }
+    }
+
     fn location(&self, name: &str) -> String {
         self.remote.url_of(&rel(name)).display().to_string()
     }
@@ -107,7 +136,34 @@ impl Remote {
     /// Object `rel` as a reader of its bytes as they come: fetched on the
     /// storage's runtime, read on the caller's thread, a few parts buffered
     /// between them. Never whole in memory: an input can be many gigabytes.
+    /// An error (a missing object too) comes at the first read.
     pub(crate) fn get_stream(self: &Arc<Self>, rel: &str) -> ObjectReader {
+        self.fetch_stream(rel, None)
+    }
+
+    /// As [`Remote::get_stream`], but `None` when there is no object `rel`:
+    /// waits for the response's head, not for its bytes.
+    pub(crate) fn get_stream_if_exists(self: &Arc<Self>, rel: &str) -> Result<Option<ObjectReader>> {
+        let (head_tx, head_rx) = std::sync::mpsc::sync_channel(1);
+        let reader = self.fetch_stream(rel, Some(head_tx));
+        match head_rx.recv() {
+            Ok(Ok(())) => Ok(Some(reader)),
+            Ok(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Ok(Err(e)) => Err(store_error(self.url_of(rel), e)),
+            Err(_) => Err(StoreError::Io {
+                path: self.url_of(rel),
+                source: std::io::Error::other("the fetch stopped"),
+            }),
+        }
+    }
+
+    /// [`Remote::get_stream`]; the response's head (or its error) is also
+    /// told to `head`, when given.
+    fn fetch_stream(
+        self: &Arc<Self>,
+        rel: &str,
+        head: Option<std::sync::mpsc::SyncSender<object_store::Result<()>>>,
+    ) -> ObjectReader {
         let url = self.url_of(rel);
         let (store, key) = (Arc::clone(&self.store), self.key(rel));
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
@@ -116,9 +172,16 @@ impl Remote {
         let fetch = std::thread::spawn(move || {
             let inner = Arc::clone(&remote);
             inner.block(async move {
-                let mut stream = match store.get_opts(&key, GetOptions::default()).await {
-                    Ok(result) => result.into_stream(),
-                    Err(e) => return drop(tx.send(Err(e))),
+                let got = store.get_opts(&key, GetOptions::default()).await;
+                let mut stream = match (got, head) {
+                    (Ok(result), head) => {
+                        if let Some(head) = head {
+                            let _ = head.send(Ok(()));
+                        }
+                        result.into_stream()
+                    }
+                    (Err(e), Some(head)) => return drop(head.send(Err(e))),
+                    (Err(e), None) => return drop(tx.send(Err(e))),
                 };
                 while let Some(chunk) = stream.next().await {
                     if let Ok(bytes) = &chunk {

@@ -286,10 +286,9 @@ impl DataDir {
         // A distributed ingest holds the lock while it runs: what is left in
         // the shared area now is a dead one's.
         if let Some(blobs) = self.storage.blobs() {
-            for name in blobs.list("")? {
-                blobs.delete(&name)?;
-                removed += 1;
-            }
+            let names = blobs.list("")?;
+            blobs.delete_all(&names)?;
+            removed += names.len();
         }
         let tmp = self.tmp();
         if tmp.exists() {

@@ -29,6 +29,7 @@ use counted::{write_counted, Stored, StoredCreds};
 
 mod distributed;
 mod partition;
+mod staged;
 pub use distributed::{run_job, DistributedIngest, JobOutput, JobSpec, StagedInput};
 pub use partition::Partition;
 use write::{write_accounts, write_domains, write_stealer, IndexRuns};
@@ -112,7 +113,7 @@ pub fn ingest(
     let budget = options.memory_budget.max(1 << 20) as usize;
     let batch = BatchOf { keys: &keys, breach: breach_id, stored_accounts, partition: None };
     let context = ReadContext { batch, format: options.format, budget };
-    let files = read_inputs(&context, inputs, &mut runs, progress, on_phase)?;
+    let files = read_inputs(&context, inputs.into_iter().map(Ok), &mut runs, progress, on_phase)?;
     on_phase(Phase::Writing);
     let written = Written { keys: &keys, breach_id, stored, runs, scratch: &scratch, budget };
     let segments = write_segments(txn.dir(), written)?;
@@ -133,7 +134,7 @@ struct ReadContext<'a> {
 /// each input's report.
 fn read_inputs(
     context: &ReadContext<'_>,
-    inputs: Vec<Input>,
+    inputs: impl IntoIterator<Item = Result<Input>>,
     runs: &mut IndexRuns,
     progress: &Progress,
     on_phase: &mut dyn FnMut(Phase<'_>),
@@ -146,6 +147,7 @@ fn read_inputs(
     let batch_buffers: Pool<BatchBuffers> = Pool::new();
     let scratch_space: Pool<BatchScratch> = Pool::new();
     for input in inputs {
+        let input = input?;
         let name = input.name().to_owned();
         on_phase(Phase::Reading { name: &name, raw_len: input.raw_len() });
         let mut reserve = input.raw_len().map(|len| (len, progress.bytes.load(Ordering::Relaxed)));

@@ -1,6 +1,6 @@
-//! `leakwatch ingest --distributed`: stages the inputs in the store's shared
-//! area (compressed), queues a job per partition of the records in the
-//! catalog, waits for `leakwatch worker` processes to run them, and publishes
+//! `leakwatch ingest --distributed`: queues a job per partition of the
+//! records in the catalog, stages the inputs in the store's shared area
+//! (compressed, in parts the jobs read while the rest is staged), waits for `leakwatch worker` processes to run them, and publishes
 //! the segments they wrote as one generation
 //! (`leakwatch_store::DistributedIngest`).
 //!
@@ -87,19 +87,18 @@ fn run(
     progress: &Progress,
     log: &leakwatch_server::IngestLog,
 ) -> Result<Vec<(JobSpec, JobOutput)>> {
-    let started = std::time::Instant::now();
     let mut inputs = Vec::new();
     let mut total = 0u64;
-    for (n, file) in args.files.iter().enumerate() {
+    for file in &args.files {
         if super::ingest::is_object_url(file) {
             // Read where it is by each job: nothing to stage.
             inputs.push(ingest.input_at(file));
             continue;
         }
         total += std::fs::metadata(file).with_context(|| format!("{file}: cannot read it"))?.len();
-        inputs.push(stage(ingest, n, file)?);
+        let (plain, _) = open_sniffed(file)?;
+        inputs.push(ingest.input_staged(file, plain));
     }
-    let staged_in = started.elapsed().as_secs_f64();
     let count = args.partitions.unwrap_or_else(|| default_partitions(total, args.job_size));
     let specs: Vec<JobSpec> = (0..count)
         .map(|index| {
@@ -112,10 +111,27 @@ fn run(
         specs.iter().map(|s| (i64::from(s.job), serde_json::to_string(s).expect("serializes"))).collect();
     catalog.enqueue_jobs(ingest.id(), &queued)?;
     eprintln!(
-        "leakwatch: ingest {}: inputs staged in {staged_in:.1}s; {} queued in the catalog; waiting for \
-         `leakwatch worker` processes to run them",
+        "leakwatch: ingest {}: {} queued in the catalog for `leakwatch worker` processes, which read the \
+         inputs as they are staged",
         ingest.id(),
         if specs.len() == 1 { "1 job".to_owned() } else { format!("{} jobs", specs.len()) }
+    );
+    // The jobs are queued first: workers start on the parts staged while
+    // the rest is staged.
+    let started = std::time::Instant::now();
+    let staged = ingest
+        .stage(&inputs, |input| {
+            if renewer.lost() {
+                return Err(std::io::Error::other("the ingest lost its lease in the catalog"));
+            }
+            staged_stream(input)
+        })
+        .context("staging the inputs in the store's shared area")?;
+    eprintln!(
+        "leakwatch: ingest {}: inputs staged in {:.1}s ({} bytes); waiting for the jobs",
+        ingest.id(),
+        started.elapsed().as_secs_f64(),
+        crate::output::thousands(staged)
     );
     log.phase(&leakwatch_store::Phase::Reading {
         name: "distributed jobs",
@@ -189,23 +205,24 @@ fn default_partitions(total: u64, job_size: u64) -> u32 {
     total.div_ceil(job_size.max(1)).clamp(1, 8) as u32
 }
 
-/// Stages input `n` for the workers: a plain file compressed (zstd at its
-/// fastest level: a combo list shrinks to under half, and so do the bytes
-/// each worker fetches); a compressed file or an archive as it is.
-fn stage(ingest: &DistributedIngest, n: usize, file: &str) -> Result<leakwatch_store::StagedInput> {
+/// `file`, opened; whether it is plain (neither compressed nor an archive),
+/// and its bytes.
+fn open_sniffed(file: &str) -> Result<(bool, Box<dyn std::io::Read + Send>)> {
     let opened = std::fs::File::open(file).with_context(|| format!("{file}: cannot read it"))?;
-    let (plain, stream) =
-        leakwatch_ingest::sniff_plain(Box::new(opened)).with_context(|| format!("{file}: cannot read it"))?;
-    let stream: Box<dyn std::io::Read + Send> = if plain {
-        // Compressed as it is read, a part at a time, while the parts before
-        // it are sent.
-        Box::new(zstd::stream::read::Encoder::new(stream, 1)?)
-    } else {
-        stream
-    };
-    ingest
-        .stage_stream(n, stream, file, plain)
-        .with_context(|| format!("{file}: staging it in the store's shared area"))
+    leakwatch_ingest::sniff_plain(Box::new(opened)).with_context(|| format!("{file}: cannot read it"))
+}
+
+/// What is staged of `input` for the workers: a plain file compressed (zstd
+/// at its fastest level: a combo list shrinks to under half, and so do the
+/// bytes each worker fetches), as it is read, a part at a time, while the
+/// parts before it are sent; a compressed file or an archive as it is.
+fn staged_stream(input: &leakwatch_store::StagedInput) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+    let opened = std::fs::File::open(&input.name)?;
+    let (plain, stream) = leakwatch_ingest::sniff_plain(Box::new(opened))?;
+    if plain != input.plain {
+        return Err(std::io::Error::other("it changed while it was being ingested"));
+    }
+    Ok(if plain { Box::new(zstd::stream::read::Encoder::new(stream, 1)?) } else { stream })
 }
 
 #[cfg(test)]

@@ -47,12 +47,14 @@ pub fn run(dir: &DataDir, args: WorkerArgs) -> Result<Outcome> {
             let (id, holder, ttl) = (job.id, holder.clone(), args.lease);
             Renewer::start(location.clone(), ttl / 3, move |c| Ok(c.renew_job(id, &holder, ttl)?))
         };
+        let lost = renewer.lost_flag();
         let result =
             serde_json::from_str::<JobSpec>(&job.spec).context("the job's description").and_then(|spec| {
                 let attempt = u32::try_from(job.attempt).unwrap_or(u32::MAX);
-                leakwatch_store::run_job(dir, &spec, attempt, &scratch, &Progress::default()).with_context(
-                    || format!("job {} of {} of ingest {}", spec.job, spec.partition.count, spec.ingest),
-                )
+                leakwatch_store::run_job(dir, &spec, attempt, &scratch, &Progress::default(), &lost)
+                    .with_context(|| {
+                        format!("job {} of {} of ingest {}", spec.job, spec.partition.count, spec.ingest)
+                    })
             });
         if renewer.stop() {
             // Another worker has the job now; what this one made is not reported.
@@ -151,6 +153,11 @@ impl Renewer {
     /// Whether the lease was lost so far.
     pub(super) fn lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// A flag set when the lease is found lost, for work that must stop then.
+    pub(super) fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
     }
 
     /// Stops renewing; returns whether the lease was lost.

@@ -14,8 +14,9 @@
 //! triples, the breach's accounts, aliases, stealer data, the report).
 //!
 //! Nothing moves twice: the inputs are staged once in the store's shared
-//! area ([`Blobs`]) and the segments are put once, by the jobs, under their
-//! content names; the commit writes only the manifest. The price is that
+//! area ([`Blobs`]), as one bundle the jobs read while the rest is staged
+//! ([`super::staged`]), and the segments are put once, by the jobs, under
+//! their content names; the commit writes only the manifest. The price is that
 //! every job parses every input (a fifth of a local ingest's work on a combo
 //! list; the keying, sealing, sorting and writing are shared out).
 //!
@@ -27,10 +28,13 @@
 //! takes the segments its jobs put and the inputs it staged.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use leakwatch_ingest::{Format, Input, Report};
 use serde::{Deserialize, Serialize};
 
+use super::staged::{Bundle, ToStage};
 use super::{
     publish, read_inputs, stored_of, tempdir_in, write_segments, BatchOf, IndexRuns, IngestOptions,
     IngestSummary, NewSegments, Partition, Phase, Progress, ReadContext, Written,
@@ -56,6 +60,11 @@ pub struct StagedInput {
     /// before it was staged): a job reads it as it is fetched.
     #[serde(default)]
     pub plain: bool,
+    /// Whether the input is staged in the ingest's bundle, the folder
+    /// `staged` ([`super::staged`]), which the jobs read while it is staged;
+    /// else `staged` is one object, staged before the jobs were queued.
+    #[serde(default)]
+    pub bundled: bool,
 }
 
 /// What one job reads and keeps, and what it needs to make records as a
@@ -107,23 +116,27 @@ pub struct JobOutput {
 }
 
 /// The shared area of `dir`'s storage.
-fn blobs_of(dir: &DataDir) -> Result<Box<dyn Blobs>> {
-    dir.storage().blobs().ok_or_else(|| {
+fn blobs_of(dir: &DataDir) -> Result<Arc<dyn Blobs>> {
+    let blobs = dir.storage().blobs().ok_or_else(|| {
         StoreError::Invalid(format!("{} has no area shared with other machines", dir.location()))
-    })
+    })?;
+    Ok(Arc::from(blobs))
 }
 
 /// Runs one job: reads every input from the shared area, keeps its
 /// partition's records, and puts their segments in the store. `attempt`
 /// tells this run of the job from an earlier one taken over (their local
 /// files apart; the segments are named by their content). `scratch` is local
-/// space for the inputs and runs while they are made.
+/// space for the inputs and runs while they are made. `stop` is set when the
+/// job is given up (its lease, or its ingest's, ran out): a job waiting for
+/// an input still being staged then fails instead of waiting on.
 pub fn run_job(
     dir: &DataDir,
     spec: &JobSpec,
     attempt: u32,
     scratch: &Path,
     progress: &Progress,
+    stop: &Arc<AtomicBool>,
 ) -> Result<JobOutput> {
     let blobs = blobs_of(dir)?;
     let manifest = dir.manifest()?.unwrap_or_default();
@@ -150,81 +163,131 @@ pub fn run_job(
 
     let work = scratch.join(format!("job-{}-{}-{attempt}", spec.ingest, spec.job));
     let _ = std::fs::remove_dir_all(&work);
-    let written = read_and_write(dir, spec, &work, &keys, stored.as_ref(), format, progress, &*blobs);
+    let bundle = std::sync::OnceLock::new();
+    let job = JobRun { dir, spec, work: &work, keys: &keys, stored: stored.as_ref(), blobs, stop, bundle };
+    let written = job.read_and_write(format, progress);
     let _ = std::fs::remove_dir_all(&work);
     written
 }
 
-/// The body of [`run_job`], in its work folder `work`: the job's output.
-#[allow(clippy::too_many_arguments)]
-fn read_and_write(
-    dir: &DataDir,
-    spec: &JobSpec,
-    work: &Path,
-    keys: &crate::crypt::Keys,
-    stored: Option<&super::Stored>,
-    format: Option<Format>,
-    progress: &Progress,
-    blobs: &dyn Blobs,
-) -> Result<JobOutput> {
-    let started = std::time::Instant::now();
-    let mut inputs = Vec::new();
-    // Each local copy keeps its input's file name (in a folder of its own):
-    // an archive's members are named after it, and recognised by it.
-    let mut local_names = Vec::new();
-    for (n, input) in spec.inputs.iter().enumerate() {
+/// What a run of a job works with: its store, description, work folder
+/// (`work`), keys, the breach's stored accounts and the shared area.
+struct JobRun<'a> {
+    dir: &'a DataDir,
+    spec: &'a JobSpec,
+    work: &'a Path,
+    keys: &'a crate::crypt::Keys,
+    stored: Option<&'a super::Stored>,
+    blobs: Arc<dyn Blobs>,
+    stop: &'a Arc<AtomicBool>,
+    /// The ingest's bundle of staged inputs, once one is read.
+    bundle: std::sync::OnceLock<Bundle>,
+}
+
+impl JobRun<'_> {
+    /// Input `input`, number `n`, as it is fetched.
+    fn open(&self, n: u32, input: &StagedInput) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(match (input.bundled, input.url) {
+            (true, _) => {
+                let bundle = self.bundle.get_or_init(|| {
+                    Bundle::open(self.blobs.clone(), input.staged.clone(), self.stop.clone())
+                });
+                Box::new(bundle.input(n))
+            }
+            (false, true) => self.blobs.open_url(&input.staged)?,
+            (false, false) => self.blobs.open(&input.staged)?,
+        })
+    }
+
+    /// Input `n` ready to read: a plain one as it is fetched; an archive (or
+    /// what may hold one) saved whole first in the work folder, as its
+    /// reader needs a file, and expanded. Each local copy keeps its input's
+    /// file name (in a folder of its own): an archive's members are named
+    /// after it, and recognised by it; `(local, given)` is noted in
+    /// `local_names`.
+    fn open_input(
+        &self,
+        n: usize,
+        input: &StagedInput,
+        local_names: &mut Vec<(String, String)>,
+    ) -> Result<Vec<Input>> {
         let at = Path::new(&input.staged);
-        let stream = if input.url { blobs.open_url(&input.staged)? } else { blobs.open(&input.staged)? };
+        let stream = self.open(n as u32, input)?;
         let (plain, mut stream) = match input.plain {
             true => (true, stream),
             false => leakwatch_ingest::sniff_plain(stream).map_err(|e| StoreError::io(at, e))?,
         };
-        // A plain input is parsed as it is fetched; an archive (or what may
-        // hold one) is saved whole first, as its reader needs a file.
         if plain {
-            inputs.push(Input::from_reader(input.name.clone(), stream)?);
-            continue;
+            return Ok(vec![Input::from_reader(input.name.clone(), stream)?]);
         }
-        let folder = work.join(format!("input-{n}"));
+        let folder = self.work.join(format!("input-{n}"));
         std::fs::create_dir_all(&folder).map_err(|e| StoreError::io(&folder, e))?;
         let file_name = Path::new(&input.name).file_name().map_or("input".into(), |n| n.to_owned());
         let local = folder.join(file_name);
         let mut file = std::fs::File::create(&local).map_err(|e| StoreError::io(&local, e))?;
         std::io::copy(&mut stream, &mut file).map_err(|e| StoreError::io(&local, e))?;
         let local_name = local.to_string_lossy().into_owned();
-        inputs.extend(Input::expand(&local_name)?);
+        let expanded = Input::expand(&local_name)?;
         local_names.push((local_name, input.name.clone()));
+        Ok(expanded)
     }
-    let budget = spec.memory_budget.max(1 << 20) as usize;
-    let batch = BatchOf {
-        keys,
-        breach: spec.breach_id,
-        stored_accounts: stored.map(|s| s.accounts.as_slice()),
-        partition: Some(spec.partition),
-    };
-    let context = ReadContext { batch, format, budget };
-    let fetched = started.elapsed().as_secs_f64();
-    let runs_dir = work.join("runs");
-    std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
-    let mut runs = IndexRuns::new(&runs_dir);
-    let files = read_inputs(&context, inputs, &mut runs, progress, &mut |_| {})?;
-    let files = files
-        .into_iter()
-        .map(|(name, report)| {
-            // The reports name the inputs as the user gave them.
-            let shown = local_names
-                .iter()
-                .find(|(local, _)| name.starts_with(local.as_str()))
-                .map_or(name.clone(), |(local, given)| name.replacen(local.as_str(), given, 1));
-            (shown, report.to_json())
+
+    /// The body of [`run_job`]: the job's output.
+    fn read_and_write(&self, format: Option<Format>, progress: &Progress) -> Result<JobOutput> {
+        let JobRun { dir, spec, work, keys, stored, .. } = *self;
+        let started = std::time::Instant::now();
+        let mut local_names = Vec::new();
+        // Opened one after another as the reading gets to them, not all
+        // first: a job waits for no input staged after the one it reads, and
+        // holds one input's fetch at a time. The time spent opening them (in
+        // full for the inputs saved whole) is the job's fetching.
+        let mut fetched = 0.0;
+        let inputs = spec.inputs.iter().enumerate().flat_map(|(n, input)| {
+            let opening = std::time::Instant::now();
+            let opened = self.open_input(n, input, &mut local_names);
+            fetched += opening.elapsed().as_secs_f64();
+            match opened {
+                Ok(inputs) => inputs.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            }
+        });
+        let budget = spec.memory_budget.max(1 << 20) as usize;
+        let batch = BatchOf {
+            keys,
+            breach: spec.breach_id,
+            stored_accounts: stored.map(|s| s.accounts.as_slice()),
+            partition: Some(spec.partition),
+        };
+        let context = ReadContext { batch, format, budget };
+        let runs_dir = work.join("runs");
+        std::fs::create_dir_all(&runs_dir).map_err(|e| StoreError::io(&runs_dir, e))?;
+        let mut runs = IndexRuns::new(&runs_dir);
+        let files = read_inputs(&context, inputs, &mut runs, progress, &mut |_| {})?;
+        let read = started.elapsed().as_secs_f64() - fetched;
+        let files = files
+            .into_iter()
+            .map(|(name, report)| {
+                // The reports name the inputs as the user gave them.
+                let shown = local_names
+                    .iter()
+                    .find(|(local, _)| name.starts_with(local.as_str()))
+                    .map_or(name.clone(), |(local, given)| name.replacen(local.as_str(), given, 1));
+                (shown, report.to_json())
+            })
+            .collect();
+        let written = Written { keys, breach_id: spec.breach_id, stored, runs, scratch: &runs_dir, budget };
+        let NewSegments { segments, new_accounts, new_credentials } = write_segments(dir, written)?;
+        let wrote = started.elapsed().as_secs_f64() - fetched - read;
+        let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(JobOutput {
+            files,
+            segments,
+            new_accounts,
+            new_credentials,
+            records,
+            seconds: [fetched, read, wrote],
         })
-        .collect();
-    let read = started.elapsed().as_secs_f64() - fetched;
-    let written = Written { keys, breach_id: spec.breach_id, stored, runs, scratch: &runs_dir, budget };
-    let NewSegments { segments, new_accounts, new_credentials } = write_segments(dir, written)?;
-    let wrote = started.elapsed().as_secs_f64() - fetched - read;
-    let records = progress.records.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(JobOutput { files, segments, new_accounts, new_credentials, records, seconds: [fetched, read, wrote] })
+    }
 }
 
 /// A distributed ingest under way: it holds the store's writer lock, stages
@@ -236,7 +299,7 @@ pub struct DistributedIngest {
     breach: String,
     breach_id: u32,
     id: String,
-    blobs: Box<dyn Blobs>,
+    blobs: Arc<dyn Blobs>,
 }
 
 impl DistributedIngest {
@@ -274,26 +337,36 @@ impl DistributedIngest {
         &*self.blobs
     }
 
-    /// Stages what `from` reads as input `n`, shown in reports as `name`;
-    /// `plain` says it was neither an archive nor compressed before it was
-    /// staged (it may be compressed as it is read): a job reads it as it
-    /// comes.
-    pub fn stage_stream(
+    /// Input `n`, shown in reports as `name`, to be staged in parts by
+    /// [`DistributedIngest::stage`], which may run after its jobs are
+    /// queued; `plain` says it was neither an archive nor compressed before
+    /// it was staged (it may be compressed as it is read): a job reads it as
+    /// it comes.
+    pub fn input_staged(&self, name: &str, plain: bool) -> StagedInput {
+        let staged = format!("{}/inputs", self.id);
+        StagedInput { staged, name: name.to_owned(), url: false, plain, bundled: true }
+    }
+
+    /// Stages each of `inputs` made by [`Self::input_staged`] (the others
+    /// are read where they are), in parts the jobs read as they come: what
+    /// `open` reads for it, opened when the input before it is staged. The
+    /// bytes staged.
+    pub fn stage(
         &self,
-        n: usize,
-        from: Box<dyn std::io::Read + Send>,
-        name: &str,
-        plain: bool,
-    ) -> Result<StagedInput> {
-        let staged = format!("{}/inputs/{n}", self.id);
-        self.blobs.put_stream(from, &staged)?;
-        Ok(StagedInput { staged, name: name.to_owned(), url: false, plain })
+        inputs: &[StagedInput],
+        mut open: impl FnMut(&StagedInput) -> std::io::Result<Box<dyn std::io::Read + Send>>,
+    ) -> Result<u64> {
+        let to_stage = inputs.iter().enumerate().filter(|(_, input)| input.bundled).map(|(n, input)| {
+            let from = open(input).map_err(|e| StoreError::io(&input.name, e))?;
+            Ok(ToStage { number: n as u32, name: input.name.clone(), from })
+        });
+        super::staged::put_bundle(&*self.blobs, &format!("{}/inputs", self.id), to_stage)
     }
 
     /// An input already in object storage, at the `s3://` URL `url`: the
     /// jobs read it where it is, reached as the store is.
     pub fn input_at(&self, url: &str) -> StagedInput {
-        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true, plain: false }
+        StagedInput { staged: url.to_owned(), name: url.to_owned(), url: true, plain: false, bundled: false }
     }
 
     /// The job of `partition`, reading every one of `inputs`.
@@ -410,10 +483,7 @@ impl DistributedIngest {
 
     /// Removes the ingest's shared folder: its staged inputs.
     pub fn remove_shared(&self) -> Result<()> {
-        for name in self.blobs.list(&self.id)? {
-            self.blobs.delete(&name)?;
-        }
-        Ok(())
+        self.blobs.delete_all(&self.blobs.list(&self.id)?)
     }
 }
 
@@ -507,13 +577,16 @@ mod tests {
         let before = written(&dist);
         let ingest = DistributedIngest::begin(&dist, "Alpha").unwrap();
         let file = std::fs::File::open(&whole).unwrap();
-        let inputs = vec![ingest.stage_stream(0, Box::new(file), "combo.txt", true).unwrap()];
+        let inputs = vec![ingest.input_staged("combo.txt", true)];
+        let mut file = Some(file);
+        ingest.stage(&inputs, |_| Ok(Box::new(file.take().unwrap()))).unwrap();
         let scratch = tmp.path().join("worker");
         let outputs: Vec<(JobSpec, JobOutput)> = (0..3)
             .map(|index| {
                 let partition = Partition::new(index, 3).unwrap();
                 let spec = ingest.job(partition, &inputs, None, 1 << 30);
-                let output = run_job(&dist, &spec, 1, &scratch, &Progress::default()).unwrap();
+                let stop = Arc::new(AtomicBool::new(false));
+                let output = run_job(&dist, &spec, 1, &scratch, &Progress::default(), &stop).unwrap();
                 assert!(output.new_accounts > 0, "partition {index} has accounts of its own");
                 (spec, output)
             })

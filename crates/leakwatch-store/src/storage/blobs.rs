@@ -20,6 +20,16 @@ pub trait Blobs: Send + Sync + std::fmt::Debug {
     /// it is read).
     fn put_stream(&self, from: Box<dyn Read + Send>, name: &str) -> Result<()>;
 
+    /// Stores `bytes` as `name`, whole: visible to readers only once all of
+    /// it is stored.
+    fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.put_stream(Box::new(std::io::Cursor::new(bytes)), name)
+    }
+
+    /// `name`'s bytes as they are fetched; `None` when there is no `name`
+    /// (yet).
+    fn open_if_exists(&self, name: &str) -> Result<Option<Box<dyn Read + Send>>>;
+
     /// `name`'s bytes as they are fetched.
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>>;
 
@@ -35,6 +45,13 @@ pub trait Blobs: Send + Sync + std::fmt::Debug {
 
     /// Removes `name`; one already gone is no error.
     fn delete(&self, name: &str) -> Result<()>;
+
+    /// Removes every one of `names` (in as few requests as the storage
+    /// allows: a staged input may be many parts, and an ingest many inputs);
+    /// one already gone is no error.
+    fn delete_all(&self, names: &[String]) -> Result<()> {
+        names.iter().try_for_each(|name| self.delete(name))
+    }
 
     /// Where `name` is, for messages.
     fn location(&self, name: &str) -> String;
@@ -68,6 +85,15 @@ impl Blobs for LocalBlobs {
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
         let from = self.root.join(name);
         Ok(Box::new(fs::File::open(&from).map_err(|e| StoreError::io(&from, e))?))
+    }
+
+    fn open_if_exists(&self, name: &str) -> Result<Option<Box<dyn Read + Send>>> {
+        let path = self.root.join(name);
+        match fs::File::open(&path) {
+            Ok(file) => Ok(Some(Box::new(file))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
