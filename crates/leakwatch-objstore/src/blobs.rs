@@ -128,8 +128,30 @@ fn object_at(url: &str, config: &S3Config) -> Result<(Arc<Remote>, String)> {
         Some(Err(e)) => return Err(StoreError::Invalid(format!("{url}: {e}"))),
         _ => return Err(StoreError::Invalid(format!("{url}: not an s3://BUCKET/KEY URL"))),
     };
-    let bucket = S3Url { bucket: parsed.bucket.clone(), prefix: String::new() };
-    Ok((Arc::new(Remote::connect(&bucket, config)?), parsed.prefix))
+    Ok((bucket_client(&parsed.bucket, config)?, parsed.prefix))
+}
+
+/// The clients of buckets that objects are read from or put in, while any
+/// is in use: an ingest of a hundred `s3://` objects shares one client (its
+/// connections and its runtime) instead of making a hundred, each with a
+/// runtime of its own and a new connection (tens of milliseconds each on
+/// Garage).
+type Clients = Vec<(String, S3Config, std::sync::Weak<Remote>)>;
+static CLIENTS: std::sync::Mutex<Clients> = std::sync::Mutex::new(Vec::new());
+
+/// A client of `bucket` reached as `config` says: one already in use, or a
+/// new one.
+fn bucket_client(bucket: &str, config: &S3Config) -> Result<Arc<Remote>> {
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    clients.retain(|(_, _, client)| client.strong_count() > 0);
+    let found = clients.iter().find(|(b, c, _)| b == bucket && c == config).and_then(|(_, _, w)| w.upgrade());
+    if let Some(client) = found {
+        return Ok(client);
+    }
+    let url = S3Url { bucket: bucket.to_owned(), prefix: String::new() };
+    let client = Arc::new(Remote::connect(&url, config)?);
+    clients.push((bucket.to_owned(), config.clone(), Arc::downgrade(&client)));
+    Ok(client)
 }
 
 impl Remote {

@@ -65,7 +65,7 @@ impl fmt::Display for S3Url {
 }
 
 /// How to reach the object store: the usual `AWS_*` variables, or given.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Config {
     /// `AWS_ENDPOINT_URL`: the S3 endpoint (Garage's `s3_api.api_bind_addr`).
     pub endpoint: Option<String>,
