@@ -1,8 +1,8 @@
 //! `leakwatch ingest --distributed`: queues a job per partition of the
 //! records in the catalog, stages the inputs in the store's shared area
-//! (compressed, in parts the jobs read while the rest is staged), waits for `leakwatch worker` processes to run them, and publishes
-//! the segments they wrote as one generation
-//! (`leakwatch_store::DistributedIngest`).
+//! (compressed, as one bundle the jobs read while it is staged), waits for
+//! `leakwatch worker` processes to run them, and publishes the segments they
+//! wrote as one generation (`leakwatch_store::DistributedIngest`).
 //!
 //! It holds the store's writer lock throughout, as a local ingest does, and a
 //! lease of its own in the catalog (`ingest:ID`) that the workers check
@@ -96,7 +96,7 @@ fn run(
             continue;
         }
         total += std::fs::metadata(file).with_context(|| format!("{file}: cannot read it"))?.len();
-        let (plain, _) = open_sniffed(file)?;
+        let (plain, _) = open_sniffed(file).with_context(|| format!("{file}: cannot read it"))?;
         inputs.push(ingest.input_staged(file, plain));
     }
     let count = args.partitions.unwrap_or_else(|| default_partitions(total, args.job_size));
@@ -207,9 +207,8 @@ fn default_partitions(total: u64, job_size: u64) -> u32 {
 
 /// `file`, opened; whether it is plain (neither compressed nor an archive),
 /// and its bytes.
-fn open_sniffed(file: &str) -> Result<(bool, Box<dyn std::io::Read + Send>)> {
-    let opened = std::fs::File::open(file).with_context(|| format!("{file}: cannot read it"))?;
-    leakwatch_ingest::sniff_plain(Box::new(opened)).with_context(|| format!("{file}: cannot read it"))
+fn open_sniffed(file: &str) -> std::io::Result<(bool, Box<dyn std::io::Read + Send>)> {
+    leakwatch_ingest::sniff_plain(Box::new(std::fs::File::open(file)?))
 }
 
 /// What is staged of `input` for the workers: a plain file compressed (zstd
@@ -217,8 +216,7 @@ fn open_sniffed(file: &str) -> Result<(bool, Box<dyn std::io::Read + Send>)> {
 /// bytes each worker fetches), as it is read, a part at a time, while the
 /// parts before it are sent; a compressed file or an archive as it is.
 fn staged_stream(input: &leakwatch_store::StagedInput) -> std::io::Result<Box<dyn std::io::Read + Send>> {
-    let opened = std::fs::File::open(&input.name)?;
-    let (plain, stream) = leakwatch_ingest::sniff_plain(Box::new(opened))?;
+    let (plain, stream) = open_sniffed(&input.name)?;
     if plain != input.plain {
         return Err(std::io::Error::other("it changed while it was being ingested"));
     }

@@ -62,7 +62,11 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
     // Objects are opened a few at a time: each waits a round trip for its
     // first bytes (to tell plain from compressed), a hundred of them one
     // after another took a second and a half on Garage.
-    let opened = in_parallel(&args.files, OPENING, |n, file| -> Result<Vec<Input>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(OPENING)
+        .build()
+        .context("starting the threads that open the inputs")?;
+    let open = |(n, file): (usize, &String)| -> Result<Vec<Input>> {
         if !is_object_url(file) {
             return Ok(Input::expand(file)?);
         }
@@ -77,6 +81,11 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
         }
         let local = fetched.save(n, file, stream)?;
         Ok(Input::expand(&local)?.into_iter().map(|i| i.shown_as(&local, file)).collect())
+    };
+    // In the files' order, as rayon collects.
+    let opened: Vec<Result<Vec<Input>>> = pool.install(|| {
+        use rayon::prelude::*;
+        args.files.par_iter().enumerate().map(open).collect()
     });
     let mut inputs = Vec::new();
     for input in opened {
@@ -109,27 +118,6 @@ pub fn run(dir: &DataDir, args: IngestArgs) -> Result<Outcome> {
 
 /// Inputs opened at once.
 const OPENING: usize = 8;
-
-/// `f(n, item)` of every item, on up to `threads` threads; in the items'
-/// order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<R>>> =
-        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(items.len()) {
-            scope.spawn(|| loop {
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(n) else { return };
-                *results[n].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(n, item));
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item done"))
-        .collect()
-}
 
 /// Whether an input is an object storage URL (`s3://BUCKET/KEY`) rather than
 /// a local path.
@@ -302,24 +290,4 @@ fn print_file(out: &mut impl Write, path: &str, r: &Report) -> std::io::Result<(
         writeln!(out, "  {:>10}  {note} (kept; a note, not a rejection)", thousands(*count))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Results come back in the items' order, whichever thread made them,
-    /// and with fewer items than threads.
-    #[test]
-    fn in_parallel_keeps_the_order() {
-        let items: Vec<u64> = (0..200).collect();
-        let got = in_parallel(&items, OPENING, |n, item| {
-            // Later items finish first.
-            std::thread::sleep(std::time::Duration::from_micros(200 - item));
-            (n, item * 2)
-        });
-        assert_eq!(got, items.iter().map(|&i| (i as usize, i * 2)).collect::<Vec<_>>());
-        assert_eq!(in_parallel(&[7u8], OPENING, |_, i| *i), [7]);
-        assert!(in_parallel(&[] as &[u8], OPENING, |_, i| *i).is_empty());
-    }
 }

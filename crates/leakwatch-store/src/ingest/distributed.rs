@@ -62,7 +62,8 @@ pub struct StagedInput {
     pub plain: bool,
     /// Whether the input is staged in the ingest's bundle, the folder
     /// `staged` ([`super::staged`]), which the jobs read while it is staged;
-    /// else `staged` is one object, staged before the jobs were queued.
+    /// else `staged` is one object, staged before the jobs were queued (by
+    /// an ingest of an earlier version, which a worker still reads).
     #[serde(default)]
     pub bundled: bool,
 }
@@ -343,8 +344,12 @@ impl DistributedIngest {
     /// it was staged (it may be compressed as it is read): a job reads it as
     /// it comes.
     pub fn input_staged(&self, name: &str, plain: bool) -> StagedInput {
-        let staged = format!("{}/inputs", self.id);
-        StagedInput { staged, name: name.to_owned(), url: false, plain, bundled: true }
+        StagedInput { staged: self.bundle_folder(), name: name.to_owned(), url: false, plain, bundled: true }
+    }
+
+    /// Where the bundle of staged inputs is in the shared area.
+    fn bundle_folder(&self) -> String {
+        format!("{}/inputs", self.id)
     }
 
     /// Stages each of `inputs` made by [`Self::input_staged`] (the others
@@ -360,7 +365,7 @@ impl DistributedIngest {
             let from = open(input).map_err(|e| StoreError::io(&input.name, e))?;
             Ok(ToStage { number: n as u32, name: input.name.clone(), from })
         });
-        super::staged::put_bundle(&*self.blobs, &format!("{}/inputs", self.id), to_stage)
+        super::staged::put_bundle(&*self.blobs, &self.bundle_folder(), to_stage)
     }
 
     /// An input already in object storage, at the `s3://` URL `url`: the
